@@ -1,0 +1,80 @@
+//! The command line: clap definitions (raw arguments), turned into validated settings per
+//! command, and the one renderer for errors, warnings and hints.
+//!
+//! Data goes to stdout; errors, warnings and logs go to stderr. Exit codes are Terraform's:
+//! 0 success / no changes, 1 any error (usage errors included), 2 changes present (only with
+//! `plan --detailed-exitcode`), 130 interrupted.
+
+mod args;
+mod report;
+mod sim_cmd;
+
+use clap::Parser;
+
+pub use args::{Cli, Command, GlobalArgs};
+pub use report::{Failure, Reporter};
+
+/// Exit codes shared by every command.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const ERROR: i32 = 1;
+    pub const CHANGES: i32 = 2;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Parses the process arguments, runs the command and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = match err.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = err.print();
+                    return if err.kind()
+                        == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                    {
+                        exit::ERROR
+                    } else {
+                        exit::OK
+                    };
+                }
+                _ => exit::ERROR,
+            };
+            let _ = err.print();
+            return code;
+        }
+    };
+    run(cli)
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> i32 {
+    let reporter = Reporter::new(&cli.global);
+    reporter.init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            reporter.error(&Failure::new(format!("cannot start the async runtime: {err}")));
+            return exit::ERROR;
+        }
+    };
+    let result = runtime.block_on(dispatch(cli.command, &reporter));
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            reporter.error(&failure);
+            exit::ERROR
+        }
+    }
+}
+
+async fn dispatch(command: Command, reporter: &Reporter) -> Result<i32, Failure> {
+    match command {
+        Command::Sim(args) => sim_cmd::run(args, reporter).await,
+    }
+}

@@ -1,0 +1,141 @@
+//! The one renderer for everything that is not data: `error:` / `Caused by:` / `hint:`,
+//! warnings and logs, on stderr, readable without colour and honouring `NO_COLOR`.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+
+use super::GlobalArgs;
+
+/// A command's failure: the error chain plus an optional hint.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Box<dyn std::error::Error + Send + Sync>,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            error: message.into().into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Self {
+            error: Box::new(error),
+            hint: None,
+        }
+    }
+}
+
+/// Writes diagnostics to stderr.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    pub color: bool,
+    pub verbose: u8,
+    pub quiet: bool,
+}
+
+impl Reporter {
+    pub fn new(global: &GlobalArgs) -> Self {
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Self {
+            color: !global.no_color && !no_color_env && std::io::stderr().is_terminal(),
+            verbose: global.verbose,
+            quiet: global.quiet,
+        }
+    }
+
+    /// Installs the tracing subscriber writing to stderr at the level -v/-q ask for.
+    pub fn init_logging(&self) {
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, 2) => "debug",
+            (false, _) => "trace",
+        };
+        let filter = tracing_subscriber::EnvFilter::new(format!(
+            "{level},hyper=warn,hyper_util=warn,reqwest=warn,h2=warn,rustls=warn"
+        ));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(self.color)
+            .with_target(false)
+            .without_time()
+            .try_init();
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// Renders a failure with its cause chain and hint.
+    pub fn render_error(&self, failure: &Failure) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{} {}", self.paint("error:", "1;31"), failure.error);
+        let mut source = failure.error.source();
+        while let Some(cause) = source {
+            let _ = writeln!(out, "  {} {cause}", self.paint("Caused by:", "1"));
+            source = cause.source();
+        }
+        if let Some(hint) = &failure.hint {
+            let _ = writeln!(out, "{} {hint}", self.paint("hint:", "1;36"));
+        }
+        out
+    }
+
+    pub fn error(&self, failure: &Failure) {
+        let _ = std::io::stderr().write_all(self.render_error(failure).as_bytes());
+    }
+
+    pub fn warning(&self, message: &str) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr(), "{} {message}", self.paint("warning:", "1;33"));
+        }
+    }
+
+    /// A plain informational line on stderr (suppressed by -q).
+    pub fn note(&self, message: &str) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr(), "{message}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read `a.yaml`")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn renders_chain_and_hint_without_colour() {
+        let reporter = Reporter {
+            color: false,
+            verbose: 0,
+            quiet: false,
+        };
+        let failure = Failure::from(Outer(std::io::Error::other("disk on fire")))
+            .with_hint("check the path");
+        assert_eq!(
+            reporter.render_error(&failure),
+            "error: cannot read `a.yaml`\n  Caused by: disk on fire\nhint: check the path\n"
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! `sextant sim serve`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::args::{SimCommand, SimServeArgs};
+use super::{Failure, Reporter, exit};
+use crate::sim::{self, SimConfig};
+
+pub async fn run(command: SimCommand, reporter: &Reporter) -> Result<i32, Failure> {
+    match command {
+        SimCommand::Serve(args) => serve(args, reporter).await,
+    }
+}
+
+async fn serve(args: SimServeArgs, reporter: &Reporter) -> Result<i32, Failure> {
+    if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
+        return Err(Failure::new(format!(
+            "`--time-scale` must be a positive number, not {}",
+            args.time_scale
+        )));
+    }
+    let mut config = SimConfig {
+        listen: args.listen,
+        time_scale: args.time_scale,
+        token_ttl: Duration::from_secs(args.token_ttl.max(1)),
+        seed: args.seed,
+        state_file: args.state,
+        seed_data: args.seed_data,
+        credentials_file: args.credentials,
+        ..SimConfig::default()
+    };
+    config.faults.latency_ms = args.latency_ms;
+    let handle = sim::start(config).await?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "listening on {}", handle.base_url);
+        let _ = stdout.flush();
+    }
+    wait_for_shutdown_signal().await;
+    reporter.note("simulator stopped");
+    handle.stop().await;
+    Ok(exit::OK)
+}
+
+async fn wait_for_shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The validated domain model: addresses, resources, connections and their settings.
+//!
+//! Everything here is already checked: the manifest loader (`crate::manifest`) turns raw YAML
+//! into these types, and the planner, providers and executor only ever see them. This module
+//! knows no wire format and does no I/O except resolving secret references on demand.
+//!
+//! A resource's `spec` is kept as a JSON object holding **only the fields the user wrote**, in
+//! the canonical spelling described on each kind (for example an SDDC region is `US_WEST_2`,
+//! a deployment type `SingleAZ`). Providers normalize live objects into the same shape, so the
+//! planner can diff the two field by field without knowing any kind.
+
+pub mod kind;
+pub mod secret;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use kind::{Kind, SystemType};
+pub use secret::{SecretSource, SecretValue};
+
+/// `Kind/name`: how a resource is named everywhere (CLI, plan output, `depends_on`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Address {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Address {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    /// Parses `Kind/name`. The name may itself contain `/`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, name) = text.split_once('/')?;
+        let kind = Kind::parse(kind)?;
+        if name.is_empty() {
+            return None;
+        }
+        Some(Self::new(kind, name))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// Where a document (or a field in it) came from, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SourceLocation {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ensure {
+    #[default]
+    Present,
+    Absent,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Lifecycle {
+    pub prevent_destroy: bool,
+    /// Field paths such as `spec.desc` whose drift is not reported.
+    pub ignore_changes: Vec<String>,
+}
+
+/// How long apply waits for each kind of long-running work before giving up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub create: Duration,
+    pub update: Duration,
+    pub delete: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            create: Duration::from_secs(5 * 3600),
+            update: Duration::from_secs(5 * 3600),
+            delete: Duration::from_secs(3 * 3600),
+        }
+    }
+}
+
+/// A `${Kind/name.attribute}` occurrence inside a string of a spec.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Reference {
+    pub target: Address,
+    pub attribute: String,
+}
+
+/// One declared object (any kind but `Connection`).
+#[derive(Clone, Debug)]
+pub struct Resource {
+    pub address: Address,
+    /// Name of the resolved connection (always set after validation).
+    pub connection: String,
+    /// Explicit `depends_on` plus implicit edges (`target`, `job`, `${...}` references).
+    pub depends_on: Vec<Address>,
+    pub ensure: Ensure,
+    pub lifecycle: Lifecycle,
+    pub timeouts: Timeouts,
+    /// Only the fields the user wrote, canonical spelling; `${...}` kept verbatim in strings.
+    pub spec: serde_json::Value,
+    pub references: Vec<Reference>,
+    /// Directory of the manifest file, for relative paths such as `VcdApiToken.spec.file`.
+    pub base_dir: PathBuf,
+    pub location: SourceLocation,
+}
+
+/// TLS settings of a connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Absolute path (resolved against the manifest's directory).
+    pub ca_file: Option<PathBuf>,
+    pub insecure: bool,
+}
+
+/// The "token settings" of one connection, with defaults applied.
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    pub system: SystemType,
+    /// Base URL of the API (no trailing slash).
+    pub url: String,
+    /// CSP base URL (vmc and cloud raas).
+    pub csp_url: String,
+    pub org_id: Option<String>,
+    pub api_token: Option<SecretSource>,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    /// RaaS on-prem authentication back-end (`internal` by default).
+    pub config_name: String,
+    /// Cloud Director organization (`System` for the provider).
+    pub org: String,
+    /// Cloud Director API version (`36.1` by default).
+    pub api_version: String,
+    pub tls: TlsConfig,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub max_concurrency: usize,
+    pub refresh_before_expiry: Duration,
+}
+
+impl ConnectionConfig {
+    /// Defaults for a system, as documented in the manifest schema.
+    pub fn with_defaults(system: SystemType) -> Self {
+        Self {
+            system,
+            url: system.default_url().unwrap_or_default().to_string(),
+            csp_url: "https://console.cloud.vmware.com".to_string(),
+            org_id: None,
+            api_token: None,
+            username: None,
+            password: None,
+            config_name: "internal".to_string(),
+            org: "System".to_string(),
+            api_version: "36.1".to_string(),
+            tls: TlsConfig::default(),
+            timeout: Duration::from_secs(30),
+            max_retries: 5,
+            max_concurrency: 10,
+            refresh_before_expiry: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A declared `Connection`.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub name: String,
+    pub config: ConnectionConfig,
+    pub location: SourceLocation,
+}
+
+/// The whole validated set of manifests.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    pub connections: BTreeMap<String, Connection>,
+    pub resources: BTreeMap<Address, Resource>,
+}

@@ -1,0 +1,205 @@
+//! Clients of the vendor APIs: the only code that knows a wire format.
+//!
+//! Each system (`vmc`, `raas`, `vcd`, `vsphere`, with `csp` auth shared by vmc and cloud raas)
+//! implements [`Provider`] for the kinds it manages. The planner and executor see only the
+//! types defined here: live objects normalized into the manifest's spec shape, and task
+//! handles to poll. Adding a kind touches its system's module, never the planner or executor.
+
+pub mod http;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::{Address, Connection, Kind, SecretValue};
+
+/// A live object as the planner sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveObject {
+    pub kind: Kind,
+    /// The object's name in the remote system (matched exactly against the manifest name).
+    pub name: String,
+    /// The server's id (SDDC id, RaaS uuid, VCD token id, vSphere VM id).
+    pub id: String,
+    /// Every user-settable field the server reports, normalized into the manifest's spec shape
+    /// and canonical spelling. Fields the server never returns are absent.
+    pub spec: serde_json::Value,
+    /// Exported attributes (`id`, `vc_url`, `uuid`, …) for `${Kind/name.attr}`.
+    pub attributes: BTreeMap<String, String>,
+    pub status: LiveStatus,
+    /// Changes whenever the object changes on the server (an etag, or a hash of its JSON).
+    pub fingerprint: String,
+}
+
+/// Whether a live object can be acted on now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LiveStatus {
+    Ready,
+    /// A task is running on the object (an SDDC DEPLOYING or DELETING, hosts being added).
+    Busy {
+        task: Option<TaskHandle>,
+        /// What the server is doing, e.g. `DEPLOYING`.
+        activity: String,
+    },
+    /// The object exists but is unusable (an SDDC whose deployment FAILED or was CANCELED).
+    Failed { reason: String },
+    /// Gone but still readable (a DELETED SDDC). Never matched to a manifest; counted only to
+    /// choose a fresh client-side id for the next create.
+    Deleted,
+}
+
+/// Long-running work on the server that the executor polls.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaskHandle {
+    pub kind: Kind,
+    /// The server's task id.
+    pub id: String,
+    /// The id of the object the task works on.
+    pub object_id: String,
+}
+
+/// What a poll found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskStatus {
+    Done,
+    Failed(String),
+    Pending {
+        /// 0..=100 when the server says.
+        progress: Option<u8>,
+        /// The server's own estimate of the remaining time.
+        eta: Option<Duration>,
+    },
+}
+
+/// A secret the server hands out once (a VCD API token's refresh token).
+#[derive(Clone, Debug)]
+pub struct IssuedSecret {
+    pub token_type: String,
+    pub value: SecretValue,
+}
+
+/// The result of a create, update or delete call.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// Finished synchronously.
+    Done {
+        /// Attributes of the object after the change (for `${...}` of dependants).
+        attributes: BTreeMap<String, String>,
+        /// Set only by creates that return a one-time secret.
+        secret: Option<IssuedSecret>,
+    },
+    /// Accepted; poll the task until it finishes.
+    Task(TaskHandle),
+}
+
+impl Outcome {
+    pub fn done() -> Self {
+        Outcome::Done {
+            attributes: BTreeMap::new(),
+            secret: None,
+        }
+    }
+}
+
+/// Inputs of a create.
+#[derive(Clone, Debug)]
+pub struct CreateRequest<'a> {
+    pub address: &'a Address,
+    /// Desired spec (manifest shape, canonical spelling, `${...}` already resolved).
+    pub spec: &'a serde_json::Value,
+    /// Deterministic id for APIs that accept a client-chosen one (RaaS `job_uuid`, VMC
+    /// `sddc_id`), so a create retried after a lost response never duplicates.
+    pub idempotency_key: uuid::Uuid,
+    pub base_dir: &'a Path,
+}
+
+/// Inputs of an in-place update.
+#[derive(Clone, Debug)]
+pub struct UpdateRequest<'a> {
+    pub address: &'a Address,
+    pub live: &'a LiveObject,
+    /// Desired spec (manifest shape, `${...}` resolved).
+    pub spec: &'a serde_json::Value,
+    /// Top-level spec fields that differ, sorted.
+    pub changed: &'a [String],
+    /// The user allowed a power cycle (VirtualMachine).
+    pub allow_power_cycle: bool,
+}
+
+/// Inputs of a delete.
+#[derive(Clone, Debug)]
+pub struct DeleteRequest<'a> {
+    pub address: &'a Address,
+    pub live: &'a LiveObject,
+}
+
+/// One failed call to a vendor API. Never holds a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The server answered with an error.
+    #[error("{method} {path} failed with {status}: {message}{}", request_id.as_ref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
+    Api {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// No answer (connection refused, reset, timeout) after the allowed retries.
+    #[error("{method} {path}: {message}")]
+    Transport {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// Login failed or credentials were refused again after re-authenticating.
+    #[error("authentication to connection `{connection}` failed: {message}")]
+    Auth { connection: String, message: String },
+    /// The server answered something the documented API does not allow.
+    #[error("unexpected response from {method} {path}: {message}")]
+    Protocol {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// A secret or setting of the connection could not be used.
+    #[error("connection `{connection}`: {message}")]
+    Config { connection: String, message: String },
+    /// The request itself cannot be carried out (e.g. two live objects share a name).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type ProviderResult<T> = Result<T, ProviderError>;
+
+/// What every system implements. Methods never sleep between polls: long work is returned
+/// as a [`TaskHandle`] and the executor calls [`Provider::poll`] when it sees fit.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// All live objects of `kind`, in bulk (paged as the API requires). `names` are the
+    /// declared names, which a provider may use to narrow the listing; objects outside it may
+    /// still be returned and are ignored by the planner.
+    async fn list(&self, kind: Kind, names: &[String]) -> ProviderResult<Vec<LiveObject>>;
+
+    async fn create(&self, request: &CreateRequest<'_>) -> ProviderResult<Outcome>;
+
+    async fn update(&self, request: &UpdateRequest<'_>) -> ProviderResult<Outcome>;
+
+    async fn delete(&self, request: &DeleteRequest<'_>) -> ProviderResult<Outcome>;
+
+    async fn poll(&self, task: &TaskHandle) -> ProviderResult<TaskStatus>;
+}
+
+/// Builds the provider for a connection. Never contacts the server: login happens lazily on
+/// the first call.
+pub fn connect(connection: &Connection) -> ProviderResult<Arc<dyn Provider>> {
+    let _ = connection;
+    Err(ProviderError::Config {
+        connection: connection.name.clone(),
+        message: format!(
+            "the `{}` provider is not available in this build",
+            connection.config.system
+        ),
+    })
+}
