@@ -59,7 +59,9 @@ pub fn run(cli: Cli) -> i32 {
     {
         Ok(rt) => rt,
         Err(err) => {
-            reporter.error(&Failure::new(format!("cannot start the async runtime: {err}")));
+            reporter.error(&Failure::new(format!(
+                "cannot start the async runtime: {err}"
+            )));
             return exit::ERROR;
         }
     };

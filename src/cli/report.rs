@@ -104,7 +104,11 @@ impl Reporter {
 
     pub fn warning(&self, message: &str) {
         if !self.quiet {
-            let _ = writeln!(std::io::stderr(), "{} {message}", self.paint("warning:", "1;33"));
+            let _ = writeln!(
+                std::io::stderr(),
+                "{} {message}",
+                self.paint("warning:", "1;33")
+            );
         }
     }
 
@@ -131,8 +135,8 @@ mod tests {
             verbose: 0,
             quiet: false,
         };
-        let failure = Failure::from(Outer(std::io::Error::other("disk on fire")))
-            .with_hint("check the path");
+        let failure =
+            Failure::from(Outer(std::io::Error::other("disk on fire"))).with_hint("check the path");
         assert_eq!(
             reporter.render_error(&failure),
             "error: cannot read `a.yaml`\n  Caused by: disk on fire\nhint: check the path\n"

@@ -58,7 +58,13 @@ impl Kind {
     pub fn attributes(self) -> &'static [&'static str] {
         match self {
             Kind::Connection => &[],
-            Kind::Sddc => &["id", "vc_url", "sddc_state", "cloud_username", "nsx_mgr_url"],
+            Kind::Sddc => &[
+                "id",
+                "vc_url",
+                "sddc_state",
+                "cloud_username",
+                "nsx_mgr_url",
+            ],
             Kind::SaltTarget | Kind::SaltJob | Kind::SaltSchedule => &["uuid"],
             Kind::VcdApiToken => &["id"],
             Kind::VirtualMachine => &["vm"],

@@ -21,7 +21,9 @@ pub use kind::{Kind, SystemType};
 pub use secret::{SecretSource, SecretValue};
 
 /// `Kind/name`: how a resource is named everywhere (CLI, plan output, `depends_on`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Address {
     pub kind: Kind,
     pub name: String,

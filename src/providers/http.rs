@@ -123,10 +123,14 @@ impl HttpResponse {
 
     /// The request id the server echoed, if any (`X-Request-Id`, `x-vmware-vcloud-request-id`).
     pub fn request_id(&self) -> Option<String> {
-        ["x-request-id", "x-vmware-vcloud-request-id", "csp-request-id"]
-            .iter()
-            .find_map(|name| self.header(name))
-            .map(str::to_string)
+        [
+            "x-request-id",
+            "x-vmware-vcloud-request-id",
+            "csp-request-id",
+        ]
+        .iter()
+        .find_map(|name| self.header(name))
+        .map(str::to_string)
     }
 
     /// Parses the body as JSON, with an error naming the request on failure.
@@ -190,10 +194,16 @@ impl HttpClient {
             .user_agent(concat!("sextant/", env!("CARGO_PKG_VERSION")));
         if let Some(ca_file) = &config.tls.ca_file {
             let pem = std::fs::read(ca_file).map_err(|err| {
-                config_error(format!("cannot read `tls.ca_file` {}: {err}", ca_file.display()))
+                config_error(format!(
+                    "cannot read `tls.ca_file` {}: {err}",
+                    ca_file.display()
+                ))
             })?;
             let cert = reqwest::Certificate::from_pem(&pem).map_err(|err| {
-                config_error(format!("`tls.ca_file` {} is not PEM: {err}", ca_file.display()))
+                config_error(format!(
+                    "`tls.ca_file` {} is not PEM: {err}",
+                    ca_file.display()
+                ))
             })?;
             builder = builder.add_root_certificate(cert);
         }
@@ -223,8 +233,7 @@ impl HttpClient {
 
     /// Sends a request, retrying what is safe to retry. Returns any final status.
     pub async fn send(&self, request: HttpRequest) -> ProviderResult<HttpResponse> {
-        let url = if request.path.starts_with("http://") || request.path.starts_with("https://")
-        {
+        let url = if request.path.starts_with("http://") || request.path.starts_with("https://") {
             request.path.clone()
         } else {
             format!("{}{}", self.base_url, request.path)

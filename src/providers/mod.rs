@@ -6,6 +6,7 @@
 //! handles to poll. Adding a kind touches its system's module, never the planner or executor.
 
 pub mod http;
+pub mod token;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,7 +44,9 @@ pub enum LiveStatus {
         activity: String,
     },
     /// The object exists but is unusable (an SDDC whose deployment FAILED or was CANCELED).
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     /// Gone but still readable (a DELETED SDDC). Never matched to a manifest; counted only to
     /// choose a fresh client-side id for the next create.
     Deleted,

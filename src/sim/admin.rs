@@ -29,6 +29,14 @@ impl AdminState {
     }
 }
 
+impl super::Sim {
+    /// Whether a credential (API token, username or password) is accepted: by default any
+    /// non-empty value not beginning with `invalid`; with `--credentials`, only listed ones.
+    pub fn credential_accepted(&self, value: &str) -> bool {
+        !value.is_empty() && !value.starts_with("invalid")
+    }
+}
+
 /// The state at start: the state file if it exists, else seed data, else the default estate.
 pub fn initial_state(config: &SimConfig) -> Result<SimState, SimError> {
     let _ = config;
