@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod model;
+pub mod plan;
 pub mod providers;
 pub mod sim;
