@@ -49,17 +49,17 @@ impl ProviderSet {
 #[derive(Clone, Debug, PartialEq)]
 pub enum LiveMatch {
     Missing {
-        /// Earlier objects of this name that can never be reused (deleted or failed).
-        dead: u32,
+        /// Objects of this name the server still reports as deleted (their ids can never be
+        /// reused).
+        seen: u32,
     },
     Found {
         object: Box<LiveObject>,
-        dead: u32,
+        /// Every object of this name the server reports, the live one included.
+        seen: u32,
     },
     /// Several live objects carry the name.
-    Ambiguous {
-        count: usize,
-    },
+    Ambiguous { count: usize },
 }
 
 /// Live objects matched to declared resources.
@@ -68,7 +68,7 @@ pub struct LiveState {
     matches: BTreeMap<Address, LiveMatch>,
 }
 
-const MISSING: LiveMatch = LiveMatch::Missing { dead: 0 };
+const MISSING: LiveMatch = LiveMatch::Missing { seen: 0 };
 
 impl LiveState {
     pub fn get(&self, address: &Address) -> &LiveMatch {
@@ -90,20 +90,17 @@ impl LiveState {
         }
         for name in names {
             let candidates = by_name.get(name.as_str()).cloned().unwrap_or_default();
-            let dead = candidates
-                .iter()
-                .filter(|o| matches!(o.status, LiveStatus::Deleted | LiveStatus::Failed { .. }))
-                .count() as u32;
+            let seen = candidates.len() as u32;
             let alive: Vec<&LiveObject> = candidates
                 .iter()
                 .copied()
                 .filter(|o| o.status != LiveStatus::Deleted)
                 .collect();
             let found = match alive.as_slice() {
-                [] => LiveMatch::Missing { dead },
+                [] => LiveMatch::Missing { seen },
                 [object] => LiveMatch::Found {
                     object: Box::new((*object).clone()),
-                    dead,
+                    seen,
                 },
                 many => LiveMatch::Ambiguous { count: many.len() },
             };
@@ -222,7 +219,7 @@ mod tests {
         );
         assert_eq!(
             state.get(&Address::new(Kind::Sddc, "new")),
-            &LiveMatch::Missing { dead: 0 }
+            &LiveMatch::Missing { seen: 0 }
         );
     }
 
@@ -239,7 +236,7 @@ mod tests {
         );
         assert_eq!(
             state.get(&Address::new(Kind::Sddc, "prod")),
-            &LiveMatch::Missing { dead: 2 }
+            &LiveMatch::Missing { seen: 2 }
         );
     }
 }

@@ -18,7 +18,7 @@ use crate::model::rules::{UpdateKind, rules_for};
 use crate::model::{Address, Ensure, Kind, Model, Resource};
 use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 
-pub use diff::{FieldChange, UNKNOWN, resolve_references};
+pub use diff::{FieldChange, UNKNOWN, resolve_references, substitute};
 pub use live::{LiveMatch, LiveState, ProviderSet, read_live_state};
 pub use order::{OrderError, order_changes};
 
@@ -70,7 +70,8 @@ pub struct ResourceChange {
     pub live: Option<LiveObject>,
     /// The server task to wait for (`Action::Wait`).
     pub task: Option<TaskHandle>,
-    /// Earlier objects of this name that can never be reused (DELETED/FAILED SDDCs).
+    /// How many objects of this name the server has seen (deleted ones included): the
+    /// attempt number of the next create, so its client-chosen id is never one used before.
     pub attempt: u32,
     /// Declared resources this one depends on.
     pub depends_on: Vec<Address>,
@@ -203,8 +204,8 @@ fn decide(
                 resource.address.name
             ));
         }
-        LiveMatch::Missing { dead } => (None, *dead),
-        LiveMatch::Found { object, dead } => (Some(object.as_ref()), *dead),
+        LiveMatch::Missing { seen } => (None, *seen),
+        LiveMatch::Found { object, seen } => (Some(object.as_ref()), *seen),
     };
     let resolved = resolve_references(&resource.spec, &resource.references, decided, live);
     let mut change = ResourceChange {
