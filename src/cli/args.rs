@@ -27,10 +27,27 @@ pub struct GlobalArgs {
     /// Never use colour (also when NO_COLOR is set).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Run against the embedded simulator (state kept in .sextant/sim-state.json).
+    #[arg(long, global = true)]
+    pub sim: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show what apply would change: read live state, diff it against the manifests.
+    ///
+    /// Examples:
+    ///   sextant plan --sim examples/quickstart
+    ///   sextant plan envs/prod --format markdown --out prod.plan --detailed-exitcode
+    #[command(verbatim_doc_comment)]
+    Plan(PlanArgs),
+    /// Carry out the plan: create, update and delete in dependency order, polling tasks.
+    ///
+    /// Examples:
+    ///   sextant apply --sim --auto-approve examples/quickstart
+    ///   sextant apply prod.plan
+    #[command(verbatim_doc_comment)]
+    Apply(ApplyArgs),
     /// Run the simulator of the vendor APIs.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -70,4 +87,51 @@ pub struct SimServeArgs {
     /// Latency added to every request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+}
+
+/// Output format of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Manifest files or directories (default: the current directory).
+    pub paths: Vec<PathBuf>,
+    /// How to print the plan on stdout.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Also save the plan to this file, for `sextant apply FILE`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when there are changes (0 none, 1 error).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Plan only this resource and what it depends on (repeatable).
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Listings in flight at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// Manifest files or directories, or one plan file saved by `plan --out`.
+    pub paths: Vec<PathBuf>,
+    /// Apply without asking for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Actions in flight at once (tasks being polled do not count).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+    /// Apply only this resource and what it depends on (repeatable).
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Print progress as one JSON event per line on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

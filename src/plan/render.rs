@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Action, FieldChange, Plan, ResourceChange, is_sensitive_key};
 
@@ -269,55 +269,134 @@ pub fn mask(value: &Value) -> Value {
     }
 }
 
+/// The JSON plan document (`plan --format json`), shaped like `terraform show -json`.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonPlan {
+    /// Version of this format; a change of the major part breaks readers.
+    pub format_version: String,
+    pub sextant_version: String,
+    /// False when `--target` limited the plan.
+    pub complete: bool,
+    /// True when planning failed for at least one resource (see `errors`).
+    pub errored: bool,
+    /// One entry per declared resource in scope, in execution order.
+    pub resource_changes: Vec<JsonResourceChange>,
+    pub summary: JsonSummary,
+    pub errors: Vec<JsonPlanError>,
+}
+
+/// One resource's planned change.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonResourceChange {
+    /// `Kind/name`.
+    pub address: String,
+    pub kind: String,
+    pub name: String,
+    pub connection: String,
+    pub change: JsonChange,
+    /// Why this action was chosen, when it is not obvious.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_reason: Option<String>,
+}
+
+/// The change itself.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonChange {
+    /// `["create"]`, `["update"]`, `["delete"]`, `["delete","create"]` (replace), `["wait"]`
+    /// or `["no-op"]`.
+    pub actions: Vec<String>,
+    /// The live spec (normalized), or null when the object does not exist.
+    pub before: Option<Value>,
+    /// The desired spec, or null for a delete. Values not known yet are
+    /// `"(known after apply)"`; sensitive values are `"(sensitive value)"`.
+    pub after: Option<Value>,
+    /// Spec fields forcing a replacement, as paths.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replace_paths: Vec<Vec<String>>,
+    /// Steps of an in-place change made of several calls.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+}
+
+/// Counts of the summary line.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonSummary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+    pub wait: usize,
+}
+
+/// A resource that could not be planned.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonPlanError {
+    pub address: String,
+    pub message: String,
+}
+
+/// The JSON Schema of [`JsonPlan`] (committed as `schemas/plan.schema.json`).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(JsonPlan);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// Terraform-`show -json`-like document.
-pub fn json(plan: &Plan) -> Value {
-    let changes: Vec<Value> = plan
+pub fn json(plan: &Plan) -> JsonPlan {
+    let resource_changes = plan
         .changes
         .iter()
-        .map(|change| {
-            let replace_paths: Vec<Value> = change
-                .fields
-                .iter()
-                .filter(|f| f.forces_replacement)
-                .map(|f| json!(["spec", f.field]))
-                .collect();
-            let mut entry = json!({
-                "address": change.address.to_string(),
-                "kind": change.address.kind.as_str(),
-                "name": change.address.name,
-                "connection": change.connection,
-                "change": {
-                    "actions": change.action.json_actions(),
-                    "before": change.before.as_ref().filter(|_| change.action != Action::Create).map(mask),
-                    "after": change.after.as_ref().filter(|_| change.action != Action::Delete).map(mask),
-                },
-            });
-            if !replace_paths.is_empty() {
-                entry["change"]["replace_paths"] = Value::Array(replace_paths);
-            }
-            if !change.steps.is_empty() {
-                entry["change"]["steps"] = json!(change.steps);
-            }
-            if let Some(reason) = &change.reason {
-                entry["action_reason"] = json!(reason);
-            }
-            entry
+        .map(|change| JsonResourceChange {
+            address: change.address.to_string(),
+            kind: change.address.kind.as_str().to_string(),
+            name: change.address.name.clone(),
+            connection: change.connection.clone(),
+            change: JsonChange {
+                actions: change.action.json_actions().iter().map(|a| a.to_string()).collect(),
+                before: change
+                    .before
+                    .as_ref()
+                    .filter(|_| change.action != Action::Create)
+                    .map(mask),
+                after: change
+                    .after
+                    .as_ref()
+                    .filter(|_| change.action != Action::Delete)
+                    .map(mask),
+                replace_paths: change
+                    .fields
+                    .iter()
+                    .filter(|f| f.forces_replacement)
+                    .map(|f| vec!["spec".to_string(), f.field.clone()])
+                    .collect(),
+                steps: change.steps.clone(),
+            },
+            action_reason: change.reason.clone(),
         })
         .collect();
-    let problems: Vec<Value> = plan
-        .problems
-        .iter()
-        .map(|p| json!({"address": p.address.to_string(), "message": p.message}))
-        .collect();
-    json!({
-        "format_version": JSON_FORMAT_VERSION,
-        "sextant_version": env!("CARGO_PKG_VERSION"),
-        "complete": !plan.partial,
-        "errored": !plan.problems.is_empty(),
-        "resource_changes": changes,
-        "summary": plan.summary(),
-        "errors": problems,
-    })
+    let summary = plan.summary();
+    JsonPlan {
+        format_version: JSON_FORMAT_VERSION.to_string(),
+        sextant_version: env!("CARGO_PKG_VERSION").to_string(),
+        complete: !plan.partial,
+        errored: !plan.problems.is_empty(),
+        resource_changes,
+        summary: JsonSummary {
+            add: summary.add,
+            change: summary.change,
+            destroy: summary.destroy,
+            wait: summary.wait,
+        },
+        errors: plan
+            .problems
+            .iter()
+            .map(|p| JsonPlanError {
+                address: p.address.to_string(),
+                message: p.message.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// A pull-request comment: summary line, collapsible details with a ```diff block.
