@@ -6,6 +6,7 @@
 //! the [`sim`]ulator beside them and [`cli`] on top.
 
 pub mod cli;
+pub mod manifest;
 pub mod model;
 pub mod providers;
 pub mod sim;
