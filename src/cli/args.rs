@@ -31,6 +31,14 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check manifests without touching any API (no credentials needed).
+    ///
+    /// Reports every problem at once, each as `file:line:column`. Exits 1 on any error.
+    Validate(ValidateArgs),
+    /// Print the dependency graph of the manifests (Graphviz dot or Mermaid).
+    Graph(GraphArgs),
+    /// Print the JSON Schema of a manifest document.
+    Schema,
     /// Run the simulator of the vendor APIs.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -70,4 +78,29 @@ pub struct SimServeArgs {
     /// Latency added to every request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Manifest files or directories (read recursively).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormatArg {
+    /// Graphviz dot (`dot -Tsvg`).
+    Dot,
+    /// Mermaid flowchart (renders in GitHub Markdown).
+    Mermaid,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GraphArgs {
+    /// Manifest files or directories (read recursively).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
+    pub format: GraphFormatArg,
 }

@@ -6,8 +6,11 @@
 //! `plan --detailed-exitcode`), 130 interrupted.
 
 mod args;
+mod graph_cmd;
 mod report;
+mod schema_cmd;
 mod sim_cmd;
+mod validate_cmd;
 
 use clap::Parser;
 
@@ -77,6 +80,9 @@ pub fn run(cli: Cli) -> i32 {
 
 async fn dispatch(command: Command, reporter: &Reporter) -> Result<i32, Failure> {
     match command {
+        Command::Validate(args) => validate_cmd::run(&args, reporter),
+        Command::Graph(args) => graph_cmd::run(&args, reporter),
+        Command::Schema => schema_cmd::run(),
         Command::Sim(args) => sim_cmd::run(args, reporter).await,
     }
 }

@@ -448,9 +448,9 @@ pub struct VirtualMachineSpec {
     #[schemars(range(min = 1))]
     pub cpu_count: Option<u32>,
     /// Memory in MiB.
-    #[allow(non_snake_case)]
+    #[serde(rename = "memory_size_MiB")]
     #[schemars(range(min = 1))]
-    pub memory_size_MiB: Option<u64>,
+    pub memory_size_mib: Option<u64>,
     /// Allow a stop → change → start cycle when CPU or memory changes on a running VM.
     /// Default `false` (the plan stops with an error instead).
     pub allow_power_cycle: Option<bool>,
