@@ -25,8 +25,16 @@ pub fn run(args: &ValidateArgs, reporter: &Reporter) -> Result<i32, Failure> {
             let connections = model.connections.len();
             reporter.note(&format!(
                 "manifests are valid: {connections} {}, {resources} {}",
-                if connections == 1 { "connection" } else { "connections" },
-                if resources == 1 { "resource" } else { "resources" },
+                if connections == 1 {
+                    "connection"
+                } else {
+                    "connections"
+                },
+                if resources == 1 {
+                    "resource"
+                } else {
+                    "resources"
+                },
             ));
             Ok(exit::OK)
         }

@@ -108,10 +108,8 @@ impl ConnectionReader<'_> {
 
     fn error(&mut self, path: &[&str], message: impl Into<String>, hint: Option<String>) {
         let pos = self.pos(path);
-        self.errors.push(
-            Diagnostic::new(self.file, pos, spec_path(path), message)
-                .with_hint(hint),
-        );
+        self.errors
+            .push(Diagnostic::new(self.file, pos, spec_path(path), message).with_hint(hint));
     }
 
     fn setting<T: FromSetting + Clone>(&mut self, path: &[&str], value: &EnvOr<T>) -> Option<T> {
@@ -186,14 +184,12 @@ impl ConnectionReader<'_> {
             .strip_prefix("https://")
             .or_else(|| trimmed.strip_prefix("http://"));
         match rest {
-            Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
-                Some(trimmed)
-            }
+            Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Some(trimmed),
             _ => {
                 self.error(
                     path,
                     format!("`{text}` is not an http(s) URL"),
-                    Some("write the base URL, e.g. `https://vcd.example.com`".to_string()),
+                    Some("write the base URL, e.g. `https://host.example.com`".to_string()),
                 );
                 None
             }
@@ -313,11 +309,7 @@ impl ConnectionReader<'_> {
             } else {
                 ("password", "username")
             };
-            self.error(
-                &[have],
-                format!("`{have}` needs `{missing}` as well"),
-                None,
-            );
+            self.error(&[have], format!("`{have}` needs `{missing}` as well"), None);
         }
         match system {
             SystemType::Vmc if !token => self.error(
@@ -345,13 +337,16 @@ impl ConnectionReader<'_> {
         }
     }
 
-    fn check_url(&mut self, spec: &ConnectionSpec, system: SystemType, config: &mut ConnectionConfig) {
+    fn check_url(
+        &mut self,
+        spec: &ConnectionSpec,
+        system: SystemType,
+        config: &mut ConnectionConfig,
+    ) {
         match (&spec.url, &spec.region) {
-            (Some(_), Some(_)) => self.error(
-                &["region"],
-                "set either `url` or `region`, not both",
-                None,
-            ),
+            (Some(_), Some(_)) => {
+                self.error(&["region"], "set either `url` or `region`, not both", None)
+            }
             (None, Some(region)) => {
                 if spec.api_token.is_none() && system == SystemType::Raas {
                     self.error(
@@ -365,13 +360,10 @@ impl ConnectionReader<'_> {
                 }
             }
             (None, None) if system.default_url().is_none() => {
-                let hint = (system == SystemType::Raas)
-                    .then(|| "cloud servers may use `region: us` (or de, in, ca, au, uk)".to_string());
-                self.error(
-                    &[],
-                    format!("a `{system}` connection needs `url`"),
-                    hint,
-                );
+                let hint = (system == SystemType::Raas).then(|| {
+                    "cloud servers may use `region: us` (or de, in, ca, au, uk)".to_string()
+                });
+                self.error(&[], format!("a `{system}` connection needs `url`"), hint);
             }
             _ => {}
         }

@@ -84,9 +84,8 @@ impl Diagnostics {
     /// Sorts by file, line and column and drops exact duplicates.
     pub fn sort(&mut self) {
         self.errors.sort_by(|a, b| {
-            (&a.file, a.line, a.column, &a.path, &a.message).cmp(&(
-                &b.file, b.line, b.column, &b.path, &b.message,
-            ))
+            (&a.file, a.line, a.column, &a.path, &a.message)
+                .cmp(&(&b.file, b.line, b.column, &b.path, &b.message))
         });
         self.errors.dedup();
     }

@@ -71,9 +71,8 @@ pub fn discover(paths: &[PathBuf], errors: &mut Vec<Diagnostic>) -> Vec<SourceFi
             walk(path, &mut found, errors);
             if found.len() == before {
                 errors.push(
-                    Diagnostic::new(path, Pos::START, "", "no manifest files found").with_hint(
-                        Some("manifests are `*.yaml` or `*.yml` files".to_string()),
-                    ),
+                    Diagnostic::new(path, Pos::START, "", "no manifest files found")
+                        .with_hint(Some("manifests are `*.yaml` or `*.yml` files".to_string())),
                 );
             }
         } else if path.exists() {
@@ -100,7 +99,10 @@ pub fn position_of(bytes: &[u8], offset: usize) -> Pos {
         .iter()
         .rposition(|b| *b == b'\n')
         .map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     Pos { line, column }
 }
 
@@ -124,7 +126,10 @@ mod tests {
             .iter()
             .map(|f| f.path.strip_prefix(root).unwrap().to_path_buf())
             .collect();
-        assert_eq!(names, vec![PathBuf::from("a.yaml"), PathBuf::from("b/z.yml")]);
+        assert_eq!(
+            names,
+            vec![PathBuf::from("a.yaml"), PathBuf::from("b/z.yml")]
+        );
         assert!(errors.is_empty());
         assert!(found[1].base_dir.ends_with("b"));
     }
@@ -143,6 +148,9 @@ mod tests {
     #[test]
     fn positions_count_characters() {
         assert_eq!(position_of(b"ab\ncd", 4), Pos { line: 2, column: 2 });
-        assert_eq!(position_of("é\nx".as_bytes(), 2), Pos { line: 1, column: 2 });
+        assert_eq!(
+            position_of("é\nx".as_bytes(), 2),
+            Pos { line: 1, column: 2 }
+        );
     }
 }

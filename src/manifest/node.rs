@@ -128,7 +128,9 @@ impl Node {
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
             Value::String(s) => serde_json::Value::String(s.clone()),
-            Value::Seq(items) => serde_json::Value::Array(items.iter().map(Node::to_json).collect()),
+            Value::Seq(items) => {
+                serde_json::Value::Array(items.iter().map(Node::to_json).collect())
+            }
             Value::Map(entries) => serde_json::Value::Object(
                 entries
                     .iter()
@@ -167,9 +169,8 @@ impl fmt::Display for ParseError {
 /// Parses every non-empty document of a multi-document YAML text.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
     let options = serde_saphyr::options! { with_snippet: false };
-    let result = serde_saphyr::from_str_multiple_with_options::<Spanned<Value>, Vec<_>>(
-        text, options,
-    );
+    let result =
+        serde_saphyr::from_str_multiple_with_options::<Spanned<Value>, Vec<_>>(text, options);
     match result {
         Ok(docs) => Ok(docs.into_iter().map(spanned_node).collect()),
         Err(err) => Err(ParseError {
@@ -304,10 +305,28 @@ mod tests {
         assert_eq!(spec.key.pos, Pos { line: 2, column: 1 });
         let hosts = docs[0].get("spec").unwrap().entry("num_hosts").unwrap();
         assert_eq!(hosts.key.pos, Pos { line: 3, column: 3 });
-        assert_eq!(hosts.value.pos, Pos { line: 3, column: 14 });
+        assert_eq!(
+            hosts.value.pos,
+            Pos {
+                line: 3,
+                column: 14
+            }
+        );
         assert_eq!(hosts.value.value, Value::Int(2));
-        let tags = docs[0].get("spec").unwrap().get("tags").unwrap().as_seq().unwrap();
-        assert_eq!(tags[1].pos, Pos { line: 4, column: 13 });
+        let tags = docs[0]
+            .get("spec")
+            .unwrap()
+            .get("tags")
+            .unwrap()
+            .as_seq()
+            .unwrap();
+        assert_eq!(
+            tags[1].pos,
+            Pos {
+                line: 4,
+                column: 13
+            }
+        );
     }
 
     #[test]

@@ -56,7 +56,11 @@ fn parse_reference(inner: &str) -> Interpolation {
     let Some((target, attribute)) = inner.rsplit_once('.') else {
         return invalid("is not of the form `${Kind/name.attribute}`");
     };
-    if attribute.is_empty() || !attribute.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+    if attribute.is_empty()
+        || !attribute
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_')
+    {
         return invalid("is not of the form `${Kind/name.attribute}`");
     }
     let Some((kind, name)) = target.split_once('/') else {
@@ -248,8 +252,14 @@ impl Collector<'_> {
                 let attributes = address.kind.attributes();
                 if !attributes.contains(&attribute.as_str()) {
                     let list: Vec<String> = attributes.iter().map(|a| format!("`{a}`")).collect();
-                    let hint = did_you_mean::hint(&attribute, attributes.iter().copied())
-                        .or_else(|| Some(format!("attributes of `{}`: {}", address.kind, list.join(", "))));
+                    let hint =
+                        did_you_mean::hint(&attribute, attributes.iter().copied()).or_else(|| {
+                            Some(format!(
+                                "attributes of `{}`: {}",
+                                address.kind,
+                                list.join(", ")
+                            ))
+                        });
                     self.error(
                         pos,
                         path,
@@ -321,10 +331,7 @@ pub fn apply_edges(resources: &mut BTreeMap<Address, Resource>, edges: &[Edge]) 
 }
 
 /// Reports each dependency cycle once, as a path starting at its smallest address.
-pub fn check_cycles(
-    edges: &[Edge],
-    errors: &mut Vec<Diagnostic>,
-) {
+pub fn check_cycles(edges: &[Edge], errors: &mut Vec<Diagnostic>) {
     let mut graph: BTreeMap<&Address, BTreeSet<&Address>> = BTreeMap::new();
     for edge in edges {
         graph.entry(&edge.from).or_default().insert(&edge.to);
@@ -339,8 +346,7 @@ pub fn check_cycles(
         }
         // Iterative DFS keeping the current path.
         let mut path: Vec<&Address> = vec![start];
-        let mut iters: Vec<Vec<&Address>> =
-            vec![graph[start].iter().copied().collect::<Vec<_>>()];
+        let mut iters: Vec<Vec<&Address>> = vec![graph[start].iter().copied().collect::<Vec<_>>()];
         while let Some(next_list) = iters.last_mut() {
             if let Some(next) = (!next_list.is_empty()).then(|| next_list.remove(0)) {
                 if let Some(index) = path.iter().position(|a| *a == next) {
@@ -464,7 +470,10 @@ mod tests {
 
     #[test]
     fn acyclic_graph_has_no_errors() {
-        let edges = vec![edge("SaltJob/b", "SaltTarget/t"), edge("SaltSchedule/s", "SaltJob/b")];
+        let edges = vec![
+            edge("SaltJob/b", "SaltTarget/t"),
+            edge("SaltSchedule/s", "SaltJob/b"),
+        ];
         let mut errors = Vec::new();
         check_cycles(&edges, &mut errors);
         assert!(errors.is_empty());

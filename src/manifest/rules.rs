@@ -128,7 +128,11 @@ impl<'a> RuleContext<'a> {
     pub fn check_salt_target(&mut self, spec: &SaltTargetSpec) {
         for (master, entry) in &spec.tgt {
             if entry.tgt.trim().is_empty() {
-                self.error(&["tgt", master, "tgt"], "targeting expression is empty", None);
+                self.error(
+                    &["tgt", master, "tgt"],
+                    "targeting expression is empty",
+                    None,
+                );
             }
         }
         if spec.tgt.contains_key("*") && spec.tgt.len() > 1 {
@@ -142,8 +146,7 @@ impl<'a> RuleContext<'a> {
 
     pub fn check_salt_job(&mut self, spec: &SaltJobSpec) {
         let fun = spec.fun.trim();
-        if !has_reference(fun)
-            && (!fun.contains('.') || fun.starts_with('.') || fun.ends_with('.'))
+        if !has_reference(fun) && (!fun.contains('.') || fun.starts_with('.') || fun.ends_with('.'))
         {
             self.error(
                 &["fun"],
@@ -165,7 +168,11 @@ impl<'a> RuleContext<'a> {
             (timing.once.is_some(), "`once`"),
             (timing.when.is_some(), "`when`"),
         ];
-        let used: Vec<&str> = styles.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
+        let used: Vec<&str> = styles
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect();
         if used.is_empty() {
             self.error(
                 &["schedule"],
@@ -184,7 +191,9 @@ impl<'a> RuleContext<'a> {
             if !(5..=6).contains(&fields) {
                 self.error(
                     &["schedule", "cron"],
-                    format!("`{cron}` is not a cron expression (5 fields expected, found {fields})"),
+                    format!(
+                        "`{cron}` is not a cron expression (5 fields expected, found {fields})"
+                    ),
                     Some("e.g. `0 3 * * *` runs every day at 03:00"),
                 );
             }
@@ -259,9 +268,14 @@ fn parse_date_time(text: &str) -> Option<chrono::NaiveDateTime> {
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(text) {
         return Some(dt.naive_utc());
     }
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
-        .iter()
-        .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+    [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
 }
 
 /// Parses `a.b.c.d/p`; host bits must be zero.
@@ -381,10 +395,12 @@ mod tests {
             errors,
             vec!["2:12 spec.num_hosts: a `MultiAZ` SDDC needs an even number of hosts, found 3"]
         );
-        let errors = sddc(
-            "region: us-west-2\nnum_hosts: 1\nsddc_type: 1NODE\ndeployment_type: MultiAZ\n",
+        let errors =
+            sddc("region: us-west-2\nnum_hosts: 1\nsddc_type: 1NODE\ndeployment_type: MultiAZ\n");
+        assert_eq!(
+            errors,
+            vec!["4:18 spec.deployment_type: a `1NODE` SDDC cannot be `MultiAZ`"]
         );
-        assert_eq!(errors, vec!["4:18 spec.deployment_type: a `1NODE` SDDC cannot be `MultiAZ`"]);
     }
 
     #[test]
@@ -396,7 +412,10 @@ mod tests {
         );
         let errors = sddc("region: us-west-2\nnum_hosts: 2\nvpc_cidr: 10.2.0.1/16\n");
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].contains("the network is `10.2.0.0/16`"), "{errors:?}");
+        assert!(
+            errors[0].contains("the network is `10.2.0.0/16`"),
+            "{errors:?}"
+        );
         let errors = sddc("region: us-west-2\nnum_hosts: 2\nvxlan_subnet: 10.2.0/16\n");
         assert_eq!(errors.len(), 1);
         assert!(sddc("region: us-west-2\nnum_hosts: 2\nvpc_cidr: 10.2.0.0/20\n").is_empty());
@@ -405,17 +424,22 @@ mod tests {
     #[test]
     fn region_spelling() {
         assert_eq!(canonical_region("us-west-2").as_deref(), Some("US_WEST_2"));
-        assert_eq!(canonical_region("AP_SOUTHEAST_1").as_deref(), Some("AP_SOUTHEAST_1"));
+        assert_eq!(
+            canonical_region("AP_SOUTHEAST_1").as_deref(),
+            Some("AP_SOUTHEAST_1")
+        );
         assert_eq!(canonical_region("oregon"), None);
         let errors = sddc("region: oregon\nnum_hosts: 2\n");
-        assert_eq!(errors, vec!["1:9 spec.region: `oregon` is not an AWS region"]);
+        assert_eq!(
+            errors,
+            vec!["1:9 spec.region: `oregon` is not an AWS region"]
+        );
     }
 
     #[test]
     fn account_link_subnets_follow_the_layout() {
-        let errors = sddc(
-            "region: us-west-2\nnum_hosts: 2\naccount_link:\n  customer_subnet_ids: [a, b]\n",
-        );
+        let errors =
+            sddc("region: us-west-2\nnum_hosts: 2\naccount_link:\n  customer_subnet_ids: [a, b]\n");
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("exactly 1 subnet"), "{errors:?}");
     }
@@ -435,7 +459,10 @@ mod tests {
     #[test]
     fn schedule_needs_exactly_one_timing_style() {
         let errors = schedule("job: j\nschedule:\n  timezone: UTC\n");
-        assert_eq!(errors, vec!["3:3 spec.schedule: `schedule` does not say when to run"]);
+        assert_eq!(
+            errors,
+            vec!["3:3 spec.schedule: `schedule` does not say when to run"]
+        );
         let errors = schedule("job: j\nschedule:\n  minutes: 5\n  cron: '0 3 * * *'\n");
         assert_eq!(
             errors,
@@ -449,18 +476,23 @@ mod tests {
         let errors = schedule("job: j\nschedule:\n  cron: every day\n");
         assert_eq!(errors.len(), 1, "{errors:?}");
         let errors = schedule("job: j\nschedule:\n  once: tomorrow\n");
-        assert_eq!(errors, vec!["3:9 spec.schedule.once: `tomorrow` is not an ISO 8601 date-time"]);
+        assert_eq!(
+            errors,
+            vec!["3:9 spec.schedule.once: `tomorrow` is not an ISO 8601 date-time"]
+        );
         let errors = schedule("job: j\nschedule:\n  when:\n    daily: ['25:00']\n");
         assert_eq!(errors.len(), 1, "{errors:?}");
-        let errors =
-            schedule("job: j\nschedule:\n  minutes: 5\n  splay: {start: 10, end: 5}\n");
+        let errors = schedule("job: j\nschedule:\n  minutes: 5\n  splay: {start: 10, end: 5}\n");
         assert_eq!(errors.len(), 1, "{errors:?}");
     }
 
     #[test]
     fn salt_function_names_have_a_module() {
         let errors = run::<SaltJobSpec>("fun: ping\n", |ctx, spec| ctx.check_salt_job(spec));
-        assert_eq!(errors, vec!["1:6 spec.fun: `ping` is not a Salt function name"]);
+        assert_eq!(
+            errors,
+            vec!["1:6 spec.fun: `ping` is not a Salt function name"]
+        );
     }
 
     #[test]

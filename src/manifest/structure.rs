@@ -257,11 +257,7 @@ impl<'a> Checker<'a> {
                 node.value.describe()
             )
         } else {
-            format!(
-                "`{}` is not one of {}",
-                show(&actual),
-                allowed.join(", ")
-            )
+            format!("`{}` is not one of {}", show(&actual), allowed.join(", "))
         };
         let strings: Vec<&str> = values.iter().filter_map(|v| v.as_str()).collect();
         let hint = node
@@ -292,7 +288,11 @@ impl<'a> Checker<'a> {
             let mut expected: Vec<String> = Vec::new();
             for branch in branches {
                 let resolved = self.resolve(branch);
-                let phrase = if resolved.get("properties").is_some() {
+                let phrase = if let Some(values) = self.enum_values(resolved) {
+                    let list: Vec<String> =
+                        values.iter().map(|v| format!("`{}`", show(v))).collect();
+                    format!("one of {}", list.join(", "))
+                } else if resolved.get("properties").is_some() {
                     let keys = self.property_names(resolved);
                     format!("`{{{}: ...}}`", keys.join(", "))
                 } else {
@@ -352,13 +352,23 @@ impl<'a> Checker<'a> {
         if let Some(min) = minimum
             && number < min
         {
-            self.error(out, node, path, format!("must be at least {min}, found {number}"));
+            self.error(
+                out,
+                node,
+                path,
+                format!("must be at least {min}, found {number}"),
+            );
             return;
         }
         if let Some(max) = maximum
             && number > max
         {
-            self.error(out, node, path, format!("must be at most {max}, found {number}"));
+            self.error(
+                out,
+                node,
+                path,
+                format!("must be at most {max}, found {number}"),
+            );
             return;
         }
         if let Some((low, high)) = schema
@@ -488,7 +498,10 @@ mod tests {
                     d.column,
                     d.path,
                     d.message,
-                    d.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+                    d.hint
+                        .as_ref()
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default()
                 )
             })
             .collect()
@@ -511,9 +524,14 @@ mod tests {
         );
         assert_eq!(
             errors,
-            vec!["5:3 spec.num_host unknown field `num_host` in `spec` (did you mean `num_hosts`?)"]
+            vec![
+                "5:3 spec.num_host unknown field `num_host` in `spec` (did you mean `num_hosts`?)"
+            ]
         );
-        let errors = check(Kind::Sddc, "kind: Sddc\nname: a\nspec:\n  region: us-west-2\n");
+        let errors = check(
+            Kind::Sddc,
+            "kind: Sddc\nname: a\nspec:\n  region: us-west-2\n",
+        );
         assert_eq!(
             errors,
             vec!["4:3 spec.num_hosts missing required field `num_hosts` in `spec`"]
@@ -537,7 +555,10 @@ mod tests {
             Kind::SaltSchedule,
             "kind: SaltSchedule\nname: a\nspec:\n  job: j\n  schedule:\n    seconds: 30\n",
         );
-        assert_eq!(errors, vec!["6:14 spec.schedule.seconds must be at least 60, found 30"]);
+        assert_eq!(
+            errors,
+            vec!["6:14 spec.schedule.seconds must be at least 60, found 30"]
+        );
         let errors = check(
             Kind::Sddc,
             "kind: Sddc\nname: a\nspec:\n  region: r\n  num_hosts: 99999999999999999999\n",

@@ -129,8 +129,13 @@ fn classify(
                     let hint = did_you_mean::hint(text, names)
                         .unwrap_or_else(|| format!("kinds: {}", kinds_list()));
                     errors.push(
-                        Diagnostic::new(file, kind_node.pos, "kind", format!("unknown kind `{text}`"))
-                            .with_hint(Some(hint)),
+                        Diagnostic::new(
+                            file,
+                            kind_node.pos,
+                            "kind",
+                            format!("unknown kind `{text}`"),
+                        )
+                        .with_hint(Some(hint)),
                     );
                     return None;
                 }
@@ -201,7 +206,9 @@ impl Loader<'_> {
     fn duplicates(&mut self, docs: &[Document]) {
         let mut first: BTreeMap<Address, &Document> = BTreeMap::new();
         for doc in docs {
-            let Some(address) = doc.address() else { continue };
+            let Some(address) = doc.address() else {
+                continue;
+            };
             match first.get(&address) {
                 Some(original) => {
                     let pos = doc.node.get("name").map_or(doc.node.pos, |n| n.pos);
@@ -212,10 +219,7 @@ impl Loader<'_> {
                             "name",
                             format!("`{address}` is declared twice"),
                         )
-                        .with_hint(Some(format!(
-                            "first declared at {}",
-                            original.location()
-                        ))),
+                        .with_hint(Some(format!("first declared at {}", original.location()))),
                     );
                 }
                 None => {
@@ -241,7 +245,9 @@ impl Loader<'_> {
                 let system = spec_node
                     .and_then(|n| n.get("type"))
                     .and_then(Node::as_str)
-                    .and_then(|t| serde_json::from_value::<SystemType>(Json::String(t.into())).ok());
+                    .and_then(|t| {
+                        serde_json::from_value::<SystemType>(Json::String(t.into())).ok()
+                    });
                 if let Some(system) = system {
                     connections.insert(
                         name.clone(),
@@ -358,8 +364,7 @@ impl Loader<'_> {
                         None
                     }
                     several => {
-                        let names: Vec<String> =
-                            several.iter().map(|n| format!("`{n}`")).collect();
+                        let names: Vec<String> = several.iter().map(|n| format!("`{n}`")).collect();
                         self.errors.push(
                             Diagnostic::new(
                                 &doc.file,
@@ -559,7 +564,10 @@ impl Loader<'_> {
 }
 
 /// Validates the given files into a model, or returns every problem found.
-pub fn validate_files(sources: &[SourceFile], mut errors: Vec<Diagnostic>) -> Result<Model, Diagnostics> {
+pub fn validate_files(
+    sources: &[SourceFile],
+    mut errors: Vec<Diagnostic>,
+) -> Result<Model, Diagnostics> {
     let schema = manifest_schema();
     let checker = Checker::new(&schema, Path::new(""));
     let mut docs: Vec<Document> = Vec::new();
@@ -604,12 +612,18 @@ pub fn validate_files(sources: &[SourceFile], mut errors: Vec<Diagnostic>) -> Re
     let mut edges: Vec<Edge> = Vec::new();
     let mut seen = BTreeSet::new();
     for doc in docs.iter().filter(|d| d.kind != Kind::Connection) {
-        let Some(address) = doc.address() else { continue };
+        let Some(address) = doc.address() else {
+            continue;
+        };
         if !seen.insert(address.clone()) {
             continue;
         }
         let connection = loader.resolve_connection(doc, &connections);
-        edges.extend(references::collect_edges(doc, &declared, &mut loader.errors));
+        edges.extend(references::collect_edges(
+            doc,
+            &declared,
+            &mut loader.errors,
+        ));
         if !doc.valid {
             continue;
         }
