@@ -105,7 +105,10 @@ mod tests {
         let first = ApplyLock::acquire(dir.path()).unwrap();
         let err = ApplyLock::acquire(dir.path()).unwrap_err();
         let message = err.to_string();
-        assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
         drop(first);
         ApplyLock::acquire(dir.path()).unwrap();
     }

@@ -14,7 +14,11 @@ use crate::apply::{self, ApplyOptions, ApplyReport, ResourceOutcome};
 use crate::plan::render::{self, Style};
 use crate::plan::saved::SavedPlan;
 
-pub async fn run(args: ApplyArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
+pub async fn run(
+    args: ApplyArgs,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
     let saved = match args.paths.as_slice() {
         [single] if is_plan_file(single) => SavedPlan::load(single)?,
         _ => None,
@@ -23,7 +27,11 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs, reporter: &Reporter) -> R
         Some(saved) => (saved.paths.clone(), saved.targets.clone()),
         None => (args.paths.clone(), args.targets.clone()),
     };
-    let lock_dir = apply::lock::lock_dir(paths.first().map_or(std::path::Path::new("."), |p| p.as_path()));
+    let lock_dir = apply::lock::lock_dir(
+        paths
+            .first()
+            .map_or(std::path::Path::new("."), |p| p.as_path()),
+    );
     let _lock = apply::lock::ApplyLock::acquire(&lock_dir).map_err(|err| {
         Failure::from(err).with_hint("wait for the other apply to finish; in CI, use a concurrency group so applies never overlap")
     })?;
@@ -53,7 +61,10 @@ async fn run_in(
             reasons.push("the manifests changed".to_string());
         }
         if !stale.changed.is_empty() {
-            reasons.push(format!("live objects changed: {}", stale.changed.join(", ")));
+            reasons.push(format!(
+                "live objects changed: {}",
+                stale.changed.join(", ")
+            ));
         }
         return Err(Failure::new(format!(
             "the saved plan is stale: {}; nothing was changed",
@@ -72,10 +83,16 @@ async fn run_in(
     }
     if saved.is_none() && !args.auto_approve {
         if !std::io::stdin().is_terminal() {
-            return Err(Failure::new("refusing to apply without confirmation: standard input is not a terminal")
-                .with_hint("pass `--auto-approve`, or apply a plan file saved with `sextant plan --out FILE`"));
+            return Err(Failure::new(
+                "refusing to apply without confirmation: standard input is not a terminal",
+            )
+            .with_hint(
+                "pass `--auto-approve`, or apply a plan file saved with `sextant plan --out FILE`",
+            ));
         }
-        print!("\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+        print!(
+            "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+        );
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -163,7 +180,14 @@ fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
     } else if !report.interrupted && failed.is_empty() && skipped.is_empty() {
         println!("\nApply complete! {totals}");
     } else {
-        println!("\n{} {totals}", if report.interrupted { "Apply interrupted." } else { "Apply failed." });
+        println!(
+            "\n{} {totals}",
+            if report.interrupted {
+                "Apply interrupted."
+            } else {
+                "Apply failed."
+            }
+        );
         println!("  done: {done}");
         for (label, items) in [
             ("failed", &failed),
@@ -185,7 +209,8 @@ fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
         }
         exit::INTERRUPTED
     } else if !failed.is_empty() || !skipped.is_empty() {
-        reporter.note("Run `sextant plan` to see what is left to do; completed work is not repeated.");
+        reporter
+            .note("Run `sextant plan` to see what is left to do; completed work is not repeated.");
         exit::ERROR
     } else {
         exit::OK

@@ -48,6 +48,14 @@ pub enum Command {
     ///   sextant apply prod.plan
     #[command(verbatim_doc_comment)]
     Apply(ApplyArgs),
+    /// Check manifests without touching any API (no credentials needed).
+    ///
+    /// Reports every problem at once, each as `file:line:column`. Exits 1 on any error.
+    Validate(ValidateArgs),
+    /// Print the dependency graph of the manifests (Graphviz dot or Mermaid).
+    Graph(GraphArgs),
+    /// Print the JSON Schema of a manifest document.
+    Schema,
     /// Run the simulator of the vendor APIs.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -134,4 +142,29 @@ pub struct ApplyArgs {
     /// Print progress as one JSON event per line on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Manifest files or directories (read recursively).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormatArg {
+    /// Graphviz dot (`dot -Tsvg`).
+    Dot,
+    /// Mermaid flowchart (renders in GitHub Markdown).
+    Mermaid,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GraphArgs {
+    /// Manifest files or directories (read recursively).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
+    pub format: GraphFormatArg,
 }

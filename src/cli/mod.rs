@@ -7,9 +7,12 @@
 
 mod apply_cmd;
 mod args;
+mod graph_cmd;
 mod plan_cmd;
 mod report;
+mod schema_cmd;
 mod sim_cmd;
+mod validate_cmd;
 mod workspace;
 
 use clap::Parser;
@@ -78,10 +81,17 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-async fn dispatch(command: Command, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
+async fn dispatch(
+    command: Command,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
     match command {
         Command::Plan(args) => plan_cmd::run(args, global, reporter).await,
         Command::Apply(args) => apply_cmd::run(args, global, reporter).await,
+        Command::Validate(args) => validate_cmd::run(&args, reporter),
+        Command::Graph(args) => graph_cmd::run(&args, reporter),
+        Command::Schema => schema_cmd::run(),
         Command::Sim(args) => sim_cmd::run(args, reporter).await,
     }
 }

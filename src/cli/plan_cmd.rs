@@ -5,9 +5,9 @@ use std::io::{IsTerminal, Write};
 use super::args::{PlanArgs, PlanFormat};
 use super::workspace::Workspace;
 use super::{Failure, GlobalArgs, Reporter, exit};
+use crate::plan::Plan;
 use crate::plan::render::{self, Style};
 use crate::plan::saved::SavedPlan;
-use crate::plan::Plan;
 
 pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
     let workspace = Workspace::open(&args.paths, &args.targets, global.sim, reporter).await?;
@@ -71,7 +71,10 @@ fn finish(
 /// Renders per-resource planning errors; any makes the command fail.
 pub fn report_problems(reporter: &Reporter, plan: &Plan) -> Result<(), Failure> {
     for problem in &plan.problems {
-        reporter.error(&Failure::new(format!("{}: {}", problem.address, problem.message)));
+        reporter.error(&Failure::new(format!(
+            "{}: {}",
+            problem.address, problem.message
+        )));
     }
     if plan.problems.is_empty() {
         Ok(())

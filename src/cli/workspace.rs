@@ -78,7 +78,9 @@ impl Workspace {
         let live = plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism)
             .await
             .map_err(|err| {
-                Failure::from(err).with_hint("nothing was changed; check the connection settings and run the command again")
+                Failure::from(err).with_hint(
+                    "nothing was changed; check the connection settings and run the command again",
+                )
             })?;
         let plan = plan::make_plan(&self.model, &self.scope, &live);
         Ok((plan, live))
@@ -95,11 +97,14 @@ fn parse_targets(model: &Model, targets: &[String]) -> Result<Vec<Address>, Fail
     let mut out = Vec::new();
     for text in targets {
         let address = Address::parse(text).ok_or_else(|| {
-            Failure::new(format!("`--target {text}` is not an address")).with_hint("addresses look like `Kind/name`, e.g. `SaltJob/Check disk usage`")
+            Failure::new(format!("`--target {text}` is not an address"))
+                .with_hint("addresses look like `Kind/name`, e.g. `SaltJob/Check disk usage`")
         })?;
         if !model.resources.contains_key(&address) {
-            return Err(Failure::new(format!("`--target {text}` names no declared resource"))
-                .with_hint("run `sextant graph` to list the declared addresses"));
+            return Err(
+                Failure::new(format!("`--target {text}` names no declared resource"))
+                    .with_hint("run `sextant graph` to list the declared addresses"),
+            );
         }
         out.push(address);
     }
@@ -109,9 +114,8 @@ fn parse_targets(model: &Model, targets: &[String]) -> Result<Vec<Address>, Fail
 async fn start_sim() -> Result<SimHandle, Failure> {
     let state = PathBuf::from(SIM_STATE_FILE);
     if let Some(dir) = state.parent() {
-        std::fs::create_dir_all(dir).map_err(|err| {
-            Failure::new(format!("cannot create `{}`: {err}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|err| Failure::new(format!("cannot create `{}`: {err}", dir.display())))?;
     }
     let config = SimConfig {
         state_file: Some(state),
@@ -133,7 +137,8 @@ fn point_at_sim(model: &mut Model, base_url: &str) {
             config.org_id = None;
         }
         let dummy = |name: &str| SecretSource::Fixed(SecretValue::new(format!("sim-{name}")));
-        let usable = |source: &Option<SecretSource>| source.as_ref().is_some_and(|s| s.resolve().is_ok());
+        let usable =
+            |source: &Option<SecretSource>| source.as_ref().is_some_and(|s| s.resolve().is_ok());
         if config.api_token.is_some() && !usable(&config.api_token) {
             config.api_token = Some(dummy("api-token"));
         }
@@ -151,7 +156,9 @@ fn warn_plain_http(reporter: &Reporter, connection: &str, url: &str) {
     let host = rest.split(['/', ':']).next().unwrap_or("");
     let loopback = host == "localhost"
         || host == "[::1]"
-        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
     if !loopback {
         reporter.warning(&format!(
             "connection `{connection}` uses plain http:// to `{host}`: credentials travel unencrypted"

@@ -353,7 +353,12 @@ pub fn json(plan: &Plan) -> JsonPlan {
             name: change.address.name.clone(),
             connection: change.connection.clone(),
             change: JsonChange {
-                actions: change.action.json_actions().iter().map(|a| a.to_string()).collect(),
+                actions: change
+                    .action
+                    .json_actions()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect(),
                 before: change
                     .before
                     .as_ref()
