@@ -16,6 +16,9 @@ pub const MARKDOWN_LIMIT: usize = 65_536;
 
 const SENSITIVE: &str = "(sensitive value)";
 
+/// Resources listed by name above the details of a Markdown plan.
+const MARKDOWN_LIST_MAX: usize = 50;
+
 /// Text colours, off unless writing to a terminal.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Style {
@@ -428,7 +431,8 @@ pub fn markdown(plan: &Plan) -> String {
     if plan.partial {
         out.push_str("> **Warning:** this plan is partial (`--target` was used).\n\n");
     }
-    for change in plan.changes.iter().filter(|c| c.is_change()) {
+    let listed: Vec<&ResourceChange> = plan.changes.iter().filter(|c| c.is_change()).collect();
+    for change in listed.iter().take(MARKDOWN_LIST_MAX) {
         let _ = writeln!(
             out,
             "- `{}` {}",
@@ -436,11 +440,15 @@ pub fn markdown(plan: &Plan) -> String {
             change.address
         );
     }
+    if listed.len() > MARKDOWN_LIST_MAX {
+        let _ = writeln!(out, "- … and {} more", listed.len() - MARKDOWN_LIST_MAX);
+    }
     let body = text(plan, Style::default());
     let opening = "\n<details><summary>Show plan</summary>\n\n```diff\n";
     let closing = "```\n\n</details>\n";
     let note = "\n… (output truncated to stay within the comment size limit; run `sextant plan` to see it all)\n";
-    let budget = MARKDOWN_LIMIT - 1 - out.len() - opening.len() - closing.len() - note.len();
+    let budget =
+        MARKDOWN_LIMIT.saturating_sub(1 + out.len() + opening.len() + closing.len() + note.len());
     out.push_str(opening);
     if body.len() <= budget {
         out.push_str(&diff_markers(&body));
@@ -467,11 +475,201 @@ fn diff_markers(text: &str) -> String {
         let trimmed = line.trim_start();
         let marker = match trimmed.chars().next() {
             Some('+') => "+",
-            Some('-') if !trimmed.starts_with("-/+") => "-",
+            Some('-') if trimmed.starts_with("-/+") => "!",
+            Some('-') => "-",
             Some('~') => "!",
             _ => " ",
         };
         let _ = writeln!(out, "{marker} {line}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Address, Kind};
+    use crate::plan::{PlanProblem, ResourceChange, UNKNOWN};
+    use crate::providers::{LiveObject, LiveStatus, TaskHandle};
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn change(kind: Kind, name: &str, action: Action) -> ResourceChange {
+        ResourceChange {
+            address: Address::new(kind, name),
+            connection: "conn".into(),
+            action,
+            reason: None,
+            fields: vec![],
+            unchanged: 0,
+            steps: vec![],
+            before: None,
+            after: None,
+            live: None,
+            task: None,
+            attempt: 0,
+            depends_on: vec![],
+        }
+    }
+
+    fn field(name: &str, before: Option<Value>, after: Option<Value>) -> FieldChange {
+        FieldChange {
+            field: name.into(),
+            before,
+            after,
+            forces_replacement: false,
+        }
+    }
+
+    /// One change of every kind of action the renderer knows.
+    fn every_action() -> Plan {
+        let mut create = change(Kind::SaltJob, "Check disk usage", Action::Create);
+        create.after = Some(
+            json!({"cmd": "local", "fun": "disk.usage", "target": "All Minions", "arg": {"kwarg": {"password": "hunter2"}}}),
+        );
+        create.fields = vec![
+            field("arg", None, Some(json!({"kwarg": {"password": "hunter2"}}))),
+            field("cmd", None, Some(json!("local"))),
+            field("fun", None, Some(json!("disk.usage"))),
+            field("target", None, Some(json!("All Minions"))),
+        ];
+        let mut update = change(Kind::SaltTarget, "web servers", Action::Update);
+        update.before = Some(json!({"desc": "line one\nline two\n"}));
+        update.after = Some(json!({"desc": "line one\nline 2\n"}));
+        update.fields = vec![field(
+            "desc",
+            Some(json!("line one\nline two\n")),
+            Some(json!("line one\nline 2\n")),
+        )];
+        update.unchanged = 1;
+        let mut replace = change(Kind::Sddc, "prod", Action::Replace);
+        replace.before = Some(json!({"region": "US_WEST_2", "num_hosts": 2}));
+        replace.after = Some(json!({"region": "US_EAST_1", "num_hosts": 2}));
+        replace.fields = vec![FieldChange {
+            forces_replacement: true,
+            ..field("region", Some(json!("US_WEST_2")), Some(json!("US_EAST_1")))
+        }];
+        replace.unchanged = 1;
+        let mut failed = change(Kind::Sddc, "broken", Action::Replace);
+        failed.reason = Some("deployment failed".into());
+        failed.after = Some(json!({"region": "US_WEST_2"}));
+        failed.fields = vec![field("region", None, Some(json!("US_WEST_2")))];
+        let mut delete = change(Kind::SaltSchedule, "old schedule", Action::Delete);
+        delete.before = Some(json!({"enabled": true}));
+        delete.fields = vec![field("enabled", Some(json!(true)), None)];
+        let mut wait = change(Kind::Sddc, "deploying", Action::Wait);
+        wait.reason = Some("DEPLOYING".into());
+        wait.task = Some(TaskHandle {
+            kind: Kind::Sddc,
+            id: "task-1".into(),
+            object_id: "sddc-1".into(),
+        });
+        wait.live = Some(LiveObject {
+            kind: Kind::Sddc,
+            name: "deploying".into(),
+            id: "sddc-1".into(),
+            spec: json!({}),
+            attributes: BTreeMap::new(),
+            status: LiveStatus::Busy {
+                task: None,
+                activity: "DEPLOYING".into(),
+            },
+            fingerprint: "x".into(),
+        });
+        let mut cycle = change(Kind::VirtualMachine, "web-01", Action::Update);
+        cycle.steps = vec!["stop".into(), "change CPU/memory".into(), "start".into()];
+        cycle.before = Some(json!({"cpu_count": 2, "power_state": "POWERED_ON"}));
+        cycle.after = Some(json!({"cpu_count": 4, "power_state": "POWERED_ON"}));
+        cycle.fields = vec![field("cpu_count", Some(json!(2)), Some(json!(4)))];
+        cycle.unchanged = 1;
+        let mut unknown = change(Kind::SaltJob, "Configure vCenter", Action::Create);
+        unknown.after = Some(json!({"arg": {"kwarg": {"vcenter": UNKNOWN}}}));
+        unknown.fields = vec![field(
+            "arg",
+            None,
+            Some(json!({"kwarg": {"vcenter": UNKNOWN}})),
+        )];
+        let noop = change(Kind::VirtualMachine, "db-01", Action::NoOp);
+        Plan {
+            changes: vec![
+                create, update, replace, failed, delete, wait, cycle, unknown, noop,
+            ],
+            problems: vec![],
+            partial: false,
+            fingerprints: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn text_of_every_action() {
+        insta::assert_snapshot!(text(&every_action(), Style::default()));
+    }
+
+    #[test]
+    fn json_of_every_action() {
+        insta::assert_json_snapshot!(json(&every_action()));
+    }
+
+    #[test]
+    fn markdown_of_every_action() {
+        insta::assert_snapshot!(markdown(&every_action()));
+    }
+
+    #[test]
+    fn secrets_are_masked_in_every_format() {
+        let plan = every_action();
+        for rendered in [
+            text(&plan, Style::default()),
+            serde_json::to_string(&json(&plan)).unwrap(),
+            markdown(&plan),
+        ] {
+            assert!(!rendered.contains("hunter2"), "{rendered}");
+            assert!(rendered.contains(SENSITIVE));
+        }
+    }
+
+    #[test]
+    fn no_changes_reads_like_terraform() {
+        let plan = Plan::default();
+        assert_eq!(
+            text(&plan, Style::default()),
+            "No changes. Your infrastructure matches the configuration.\n"
+        );
+        assert!(!json(&plan).errored);
+    }
+
+    #[test]
+    fn failed_planning_is_said_in_every_format() {
+        let plan = Plan {
+            problems: vec![PlanProblem {
+                address: Address::new(Kind::Sddc, "x"),
+                message: "two live objects".into(),
+            }],
+            ..Plan::default()
+        };
+        assert_eq!(text(&plan, Style::default()), "Planning failed.\n");
+        assert!(json(&plan).errored);
+        assert!(markdown(&plan).contains("two live objects"));
+    }
+
+    #[test]
+    fn markdown_is_truncated_below_the_comment_limit() {
+        let mut plan = Plan::default();
+        for i in 0..3000 {
+            let mut c = change(Kind::SaltJob, &format!("job {i:04}"), Action::Create);
+            c.fields = vec![field("desc", None, Some(json!("x".repeat(40))))];
+            plan.changes.push(c);
+        }
+        let rendered = markdown(&plan);
+        assert!(rendered.len() < MARKDOWN_LIMIT, "{}", rendered.len());
+        assert!(rendered.contains("output truncated"));
+        assert!(rendered.ends_with("</details>\n"));
+    }
+
+    #[test]
+    fn colour_is_only_added_when_asked() {
+        let plan = every_action();
+        assert!(!text(&plan, Style { color: false }).contains('\x1b'));
+        assert!(text(&plan, Style { color: true }).contains('\x1b'));
+    }
 }
