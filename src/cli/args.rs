@@ -54,8 +54,10 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the dependency graph of the manifests (Graphviz dot or Mermaid).
     Graph(GraphArgs),
-    /// Print the JSON Schema of a manifest document.
-    Schema,
+    /// Print the JSON Schema of a manifest document (or, with --plan, of `plan --format json`).
+    ///
+    /// Example: sextant schema > schemas/manifest.schema.json
+    Schema(SchemaArgs),
     /// Run the simulator of the vendor APIs.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -167,4 +169,11 @@ pub struct GraphArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
     pub format: GraphFormatArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// Print the schema of the JSON plan instead of the manifest schema.
+    #[arg(long)]
+    pub plan: bool,
 }
