@@ -183,7 +183,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
 fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or("invalid YAML").trim();
     // serde-saphyr appends its own location; ours is printed in front of the message.
-    let line = match line.rfind(" at line ") {
+    let line = match line.find(" at line ") {
         Some(index) => &line[..index],
         None => line,
     };
