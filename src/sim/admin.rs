@@ -492,6 +492,9 @@ async fn advance_clock(State(sim): State<SimRef>, body: Bytes) -> Response {
         Err(err) => return admin_error(StatusCode::BAD_REQUEST, &err.to_string()),
     };
     sim.clock.advance(Duration::from_secs(request.seconds));
+    let mut state = sim.state.lock().await;
+    sim.persist(&mut state);
+    drop(state);
     Json(json!({ "now": sim.clock.now() })).into_response()
 }
 
