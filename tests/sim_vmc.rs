@@ -853,6 +853,92 @@ async fn vmc_failure_fault_fails_the_task_and_the_sddc() {
 }
 
 #[tokio::test]
+async fn vmc_cancel_fault_ends_the_task_canceled() {
+    let sim = start().await;
+    let vmc = Vmc::new(&sim).await;
+    let id = vmc.ready_sddc(&sim, sddc_body("flaky", 3)).await;
+    put_faults(&sim, json!({"cancel_sddc_tasks": [id]})).await;
+    let (_, task) = vmc
+        .post(&format!("/sddcs/{id}/esxs"), json!({"num_hosts": 1}))
+        .await;
+    advance(&sim, 3600).await;
+    let (_, task) = vmc
+        .get(&format!("/tasks/{}", task["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(task["status"], "CANCELED");
+    let (_, sddc) = vmc.get(&format!("/sddcs/{id}")).await;
+    assert_eq!(sddc["sddc_state"], "READY");
+    let hosts = &sddc["resource_config"]["clusters"][0]["esx_host_list"];
+    assert_eq!(
+        hosts.as_array().unwrap().len(),
+        3,
+        "a canceled add adds nothing"
+    );
+}
+
+#[tokio::test]
+async fn wrong_methods_get_405_in_the_api_shape() {
+    let sim = start().await;
+    let vmc = Vmc::new(&sim).await;
+    let (status, body) = vmc
+        .call(reqwest::Method::PUT, "/sddcs", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_error_response(&body, 405);
+    let s = vsphere_session(&sim).await;
+    let (status, body) = vsphere(&sim, &s, reqwest::Method::DELETE, "/rest/vcenter/vm", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("com.vmware.vapi.std.errors.")
+    );
+}
+
+#[tokio::test]
+async fn options_can_change_at_runtime_through_the_admin_api() {
+    let sim = start().await;
+    let url = format!("{}/_sim/options", sim.base_url);
+    let current: Value = client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(current["vmc_concurrent_update_status"], 400);
+    assert_eq!(current["vsphere_list_cap"], 1000);
+    let bad = client()
+        .put(&url)
+        .json(&json!({"vmc_concurrent_update_status": 418}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let ok = client()
+        .put(&url)
+        .json(&json!({"vsphere_hardware_error_kind": "not_allowed_in_current_state"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let s = vsphere_session(&sim).await;
+    let web = vm_id(&sim, &s, "web-02").await;
+    let (status, body) = vsphere(
+        &sim,
+        &s,
+        reqwest::Method::PATCH,
+        &format!("/rest/vcenter/vm/{web}/hardware/cpu"),
+        Some(json!({"spec": {"count": 8}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_vapi_error(&body, "not_allowed_in_current_state");
+}
+
+#[tokio::test]
 async fn vmc_strict_query_option_rejects_miscased_names() {
     let sim = start_with(SimConfig {
         options: SimOptions {
@@ -1677,6 +1763,10 @@ async fn sim_serve_prints_its_url_serves_and_stops_on_sigterm() {
             "1000",
             "--token-ttl",
             "60",
+            "--latency-ms",
+            "1",
+            "--options",
+            r#"{"vmc_concurrent_update_status": 409}"#,
         ])
         .arg("--state")
         .arg(&state)
@@ -1710,6 +1800,24 @@ async fn sim_serve_prints_its_url_serves_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(token["expires_in"], 60);
+    let options: Value = client()
+        .get(format!("{url}/_sim/options"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(options["vmc_concurrent_update_status"], 409);
+    let faults: Value = client()
+        .get(format!("{url}/_sim/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(faults["latency_ms"], 1);
     assert!(state.exists());
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -538,7 +538,7 @@ impl Call<'_> {
             .get(sddc)
             .filter(|s| s.org_id == org)
             .filter(|s| {
-                !(s.sddc_state == "DELETED" && self.sim.config.options.vmc_deleted_sddc_not_found)
+                !(s.sddc_state == "DELETED" && self.sim.options().vmc_deleted_sddc_not_found)
             });
         record.ok_or_else(|| not_found(&self.path, &format!("SDDC {sddc}")))
     }
@@ -576,7 +576,7 @@ async fn begin<'a>(
             ));
         }
     };
-    if sim.config.options.vmc_strict_query
+    if sim.options().vmc_strict_query
         && let Some((name, _)) = query
             .iter()
             .find(|(k, _)| !known_query.contains(&k.as_str()))
@@ -601,7 +601,7 @@ async fn begin<'a>(
 }
 
 fn unauthenticated(sim: &SimRef, path: &str, message: &str) -> Response {
-    let mut response = if sim.config.options.vmc_unauthenticated_body {
+    let mut response = if sim.options().vmc_unauthenticated_body {
         vmc_error(
             StatusCode::UNAUTHORIZED,
             path,
@@ -1284,9 +1284,7 @@ async fn create_sddc(
         Err((StatusCode::CONFLICT, id)) => {
             let existing = call.state.vmc.sddcs.get(&id);
             let same_task = existing
-                .filter(|s| {
-                    s.org_id == org && sim.config.options.vmc_duplicate_sddc_id_returns_task
-                })
+                .filter(|s| s.org_id == org && sim.options().vmc_duplicate_sddc_id_returns_task)
                 .and_then(|s| s.create_task.as_ref())
                 .and_then(|t| call.state.vmc.tasks.get(t));
             return match same_task {
@@ -1328,7 +1326,7 @@ fn check_mutable(
 ) -> Result<(), Response> {
     let record = call.sddc(org, sddc)?;
     if record.active_task.is_some() && record.sddc_state == "READY" {
-        let status = StatusCode::from_u16(call.sim.config.options.vmc_concurrent_update_status)
+        let status = StatusCode::from_u16(call.sim.options().vmc_concurrent_update_status)
             .unwrap_or(StatusCode::BAD_REQUEST);
         return Err(vmc_error(
             status,

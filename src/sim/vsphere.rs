@@ -512,8 +512,8 @@ async fn list_vms(
         })
         .collect();
     let cap = match flavor {
-        Flavor::Rest => sim.config.options.vsphere_list_cap,
-        Flavor::Api => sim.config.options.vsphere_api_list_cap,
+        Flavor::Rest => sim.options().vsphere_list_cap,
+        Flavor::Api => sim.options().vsphere_api_list_cap,
     };
     if found.len() > cap {
         return flavor.error(
@@ -685,7 +685,7 @@ async fn power(sim: &SimRef, headers: &HeaderMap, path: &str, vm: &str, op: &str
         }
         if needs_on && current != "POWERED_ON" {
             return Err(flavor.error(
-                &sim.config.options.vsphere_power_error_kind,
+                &sim.options().vsphere_power_error_kind,
                 &format!(
                     "virtual machine `{}` is {current}; {op} needs it powered on",
                     record.vm
@@ -771,12 +771,8 @@ async fn patch_cpu(
         uri.path(),
         &vm,
         move |record, flavor, sim| {
-            apply_cpu(
-                record,
-                &spec,
-                &sim.config.options.vsphere_hardware_error_kind,
-            )
-            .map_err(|(kind, message)| flavor.error(&kind, &message))?;
+            apply_cpu(record, &spec, &sim.options().vsphere_hardware_error_kind)
+                .map_err(|(kind, message)| flavor.error(&kind, &message))?;
             if busy(sim, record) {
                 return Err(flavor.error("resource_busy", "the virtual machine is busy"));
             }
@@ -878,12 +874,8 @@ async fn patch_memory(
         uri.path(),
         &vm,
         move |record, flavor, sim| {
-            apply_memory(
-                record,
-                &spec,
-                &sim.config.options.vsphere_hardware_error_kind,
-            )
-            .map_err(|(kind, message)| flavor.error(&kind, &message))?;
+            apply_memory(record, &spec, &sim.options().vsphere_hardware_error_kind)
+                .map_err(|(kind, message)| flavor.error(&kind, &message))?;
             if busy(sim, record) {
                 return Err(flavor.error("resource_busy", "the virtual machine is busy"));
             }
