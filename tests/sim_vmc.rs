@@ -516,6 +516,21 @@ async fn vmc_repeated_sddc_id_can_return_the_original_task() {
 }
 
 #[tokio::test]
+async fn vmc_provision_spec_lists_regions_and_host_counts() {
+    let sim = start().await;
+    let vmc = Vmc::new(&sim).await;
+    let (status, spec) = vmc.get("/sddcs/provision-spec").await;
+    assert_eq!(status, StatusCode::OK);
+    let aws = &spec["provider"]["AWS"];
+    assert!(
+        aws["region_display_names"]["US_WEST_2"].is_string(),
+        "{spec}"
+    );
+    let hosts = &aws["sddc_type_config_spec"]["DEFAULT"]["availability"]["US_WEST_2"][0]["hosts"];
+    assert_eq!(hosts[0], 2);
+}
+
+#[tokio::test]
 async fn vmc_unknown_sddc_and_task_are_404() {
     let sim = start().await;
     let vmc = Vmc::new(&sim).await;
