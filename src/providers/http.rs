@@ -566,6 +566,67 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
     }
 
+    fn response(status: u16, retry_after: Option<&'static str>) -> HttpResponse {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = retry_after {
+            headers.insert("retry-after", HeaderValue::from_static(value));
+        }
+        HttpResponse {
+            method: Method::POST,
+            path: "/x".to_string(),
+            status,
+            headers,
+            body: br#"{"retryable":true}"#.to_vec(),
+        }
+    }
+
+    #[test]
+    fn only_what_is_safe_to_resend_is_retried() {
+        let create = HttpRequest::post("/x");
+        let read = HttpRequest::get("/x");
+        let decide = |request: &HttpRequest, status, hint| {
+            retry_decision(request, &Ok(response(status, hint)))
+        };
+        // 429: never processed, so retried even for a create, after `Retry-After`.
+        assert_eq!(
+            decide(&create, 429, Some("7")),
+            Some(Some(Duration::from_secs(7)))
+        );
+        // 503/504 may have been processed: only idempotent requests are resent.
+        assert_eq!(decide(&create, 503, None), None);
+        assert_eq!(decide(&create, 504, None), None);
+        assert_eq!(decide(&read, 503, None), Some(None));
+        assert_eq!(
+            decide(&read, 504, Some("2")),
+            Some(Some(Duration::from_secs(2)))
+        );
+        // Validation errors are final.
+        assert_eq!(decide(&read, 400, None), None);
+        assert_eq!(decide(&read, 500, None), None);
+        // The API's own rule adds to the generic ones.
+        let marked = HttpRequest::post("/x").retry_if(RetryRule::new(|r| r.status == 400));
+        assert_eq!(decide(&marked, 400, None), Some(None));
+        assert_eq!(decide(&marked, 503, None), None);
+    }
+
+    #[test]
+    fn retry_after_accepts_http_dates_and_is_capped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert("retry-after", HeaderValue::from_static("86400"));
+        assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(path_segment("vm-42"), "vm-42");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
+
     #[test]
     fn backoff_grows_and_is_capped() {
         assert!(backoff(0) < Duration::from_secs(1));

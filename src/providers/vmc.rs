@@ -245,11 +245,16 @@ impl VmcProvider {
         })
     }
 
-    /// Sends a request with the access token, re-exchanging it once on 401.
+    /// Sends a request with the access token, re-exchanging it once on 401. Responses marked
+    /// `retryable: true` are retried unless the request brings its own rule.
     async fn call(&self, build: impl Fn() -> HttpRequest) -> ProviderResult<HttpResponse> {
         self.auth
             .send(&self.http, |token| {
-                build()
+                let mut request = build();
+                if request.retry_if.is_none() {
+                    request = request.retry_if(RetryRule::new(server_says_retry));
+                }
+                request
                     .header(reqwest::header::ACCEPT, "application/json")
                     .secret_header(CSP_AUTH_TOKEN, token.clone())
             })
