@@ -906,3 +906,257 @@ async fn no_secret_appears_in_trace_logs_errors_or_debug_output() {
         );
     }
 }
+
+/// One request as a scripted server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+type Script = dyn Fn(&Seen, usize) -> (u16, Value) + Send + Sync;
+
+/// A scripted server: answers each request with `script(request, n)` where `n` counts earlier
+/// requests with the same method and path, and records everything it saw.
+struct Scripted {
+    base_url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Scripted {
+    async fn start(script: impl Fn(&Seen, usize) -> (u16, Value) + Send + Sync + 'static) -> Self {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let script: Arc<Script> = Arc::new(script);
+        let log = seen.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let log = log.clone();
+            let script = script.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                let request = Seen {
+                    method: parts.method.to_string(),
+                    path: parts.uri.path().to_string(),
+                    query: parts.uri.query().unwrap_or_default().to_string(),
+                    headers: parts.headers,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                };
+                let n = {
+                    let mut log = log.lock().unwrap();
+                    let n = log
+                        .iter()
+                        .filter(|s| s.method == request.method && s.path == request.path)
+                        .count();
+                    log.push(request.clone());
+                    n
+                };
+                let (status, body) = script(&request, n);
+                let mut response = axum::response::IntoResponse::into_response(axum::Json(body));
+                *response.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
+                response
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { base_url, seen }
+    }
+
+    fn seen(&self, method: &str, path_end: &str) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.method == method && s.path.ends_with(path_end))
+            .cloned()
+            .collect()
+    }
+
+    fn vmc(&self, org: Option<&str>) -> Connection {
+        let mut config = ConnectionConfig::with_defaults(SystemType::Vmc);
+        config.url = self.base_url.clone();
+        config.csp_url = self.base_url.clone();
+        config.org_id = org.map(str::to_string);
+        config.max_retries = 3;
+        config.api_token = Some(SecretSource::Fixed(SecretValue::new(API_TOKEN)));
+        Connection {
+            name: "scripted".to_string(),
+            config,
+            location: SourceLocation::default(),
+        }
+    }
+}
+
+fn csp_reply(n: usize) -> (u16, Value) {
+    (
+        200,
+        json!({"access_token": format!("access-{n}"), "token_type": "bearer", "expires_in": 1800,
+            "scope": "", "id_token": "x", "refresh_token": "y"}),
+    )
+}
+
+#[tokio::test]
+async fn csp_exchange_and_vmc_calls_carry_exactly_the_documented_fields() {
+    let server = Scripted::start(|seen, n| match seen.path.as_str() {
+        "/csp/gateway/am/api/auth/api-tokens/authorize" => csp_reply(n),
+        "/vmc/api/orgs" => (200, json!([{"id": "org-1", "display_name": "Only"}])),
+        _ => (200, json!([])),
+    })
+    .await;
+    let provider = providers::connect(&server.vmc(None)).unwrap();
+    assert!(list_sddcs(&*provider).await.is_empty());
+
+    let exchange = server.seen("POST", "/authorize");
+    assert_eq!(exchange.len(), 1);
+    let exchange = &exchange[0];
+    assert_eq!(
+        exchange.headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    assert_eq!(exchange.body, format!("api_token={API_TOKEN}"));
+    assert_eq!(exchange.query, "");
+    assert!(exchange.headers.get("authorization").is_none());
+    assert!(exchange.headers.get("csp-auth-token").is_none());
+
+    let list = server.seen("GET", "/vmc/api/orgs/org-1/sddcs");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].headers["csp-auth-token"], "access-0");
+    assert!(list[0].headers.get("authorization").is_none());
+    assert_eq!(list[0].query, "includeDeleted=true");
+}
+
+#[tokio::test]
+async fn a_second_401_after_a_fresh_token_is_an_auth_error() {
+    let server = Scripted::start(|seen, n| match seen.path.as_str() {
+        "/csp/gateway/am/api/auth/api-tokens/authorize" => csp_reply(n),
+        _ => (
+            401,
+            json!({"status": 401, "path": seen.path, "retryable": false, "error_code": "unauthenticated",
+                "error_messages": ["The access token has expired."]}),
+        ),
+    })
+    .await;
+    let provider = providers::connect(&server.vmc(Some("org-1"))).unwrap();
+    let err = provider.list(Kind::Sddc, &[]).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Auth { .. }), "{err}");
+    assert_eq!(server.seen("POST", "/authorize").len(), 2);
+    let lists = server.seen("GET", "/sddcs");
+    assert_eq!(lists.len(), 2);
+    assert_eq!(lists[0].headers["csp-auth-token"], "access-0");
+    assert_eq!(lists[1].headers["csp-auth-token"], "access-1");
+}
+
+#[tokio::test]
+async fn server_marked_retryable_errors_are_retried_and_creates_without_retry_marks_are_not() {
+    let server = Scripted::start(|seen, n| match (seen.method.as_str(), seen.path.as_str()) {
+        (_, "/csp/gateway/am/api/auth/api-tokens/authorize") => csp_reply(n),
+        ("GET", path) if path.ends_with("/sddcs") && n == 0 => (
+            500,
+            json!({"status": 500, "path": path, "retryable": true, "error_code": "x",
+                "error_messages": ["try again"]}),
+        ),
+        ("GET", path) if path.ends_with("/primarycluster") => (
+            200,
+            json!({"cluster_id": "c-1", "cluster_name": "Cluster-1"}),
+        ),
+        ("POST", path) if path.ends_with("/esxs") => (
+            503,
+            json!({"status": 503, "path": path, "retryable": false, "error_code": "y",
+                "error_messages": ["unavailable"]}),
+        ),
+        _ => (200, json!([])),
+    })
+    .await;
+    let provider = providers::connect(&server.vmc(Some("org-1"))).unwrap();
+    assert!(list_sddcs(&*provider).await.is_empty());
+    assert_eq!(server.seen("GET", "/sddcs").len(), 2);
+
+    let live = LiveObject {
+        kind: Kind::Sddc,
+        name: "prod".to_string(),
+        id: "sddc-1".to_string(),
+        spec: json!({"num_hosts": 2, "sddc_type": "DEFAULT", "deployment_type": "SingleAZ"}),
+        attributes: BTreeMap::new(),
+        status: LiveStatus::Ready,
+        fingerprint: String::new(),
+    };
+    let desired = json!({"num_hosts": 5});
+    let err = update(&*provider, &live, &desired, &["num_hosts"], false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Api { status: 503, .. }),
+        "{err}"
+    );
+    // The host change has no client id: a 503 after sending is not resent blindly; the
+    // client looked for a task it may have started instead.
+    let posts = server.seen("POST", "/esxs");
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].query, "action=add");
+    assert_eq!(
+        serde_json::from_str::<Value>(&posts[0].body).unwrap(),
+        json!({"num_hosts": 3, "cluster_id": "c-1"})
+    );
+    assert_eq!(server.seen("GET", "/tasks").len(), 1);
+}
+
+#[tokio::test]
+async fn vsphere_reads_a_vm_only_when_the_list_lacks_cpu_or_memory() {
+    let server = Scripted::start(|seen, _| match (seen.method.as_str(), seen.path.as_str()) {
+        ("POST", "/rest/com/vmware/cis/session") => (200, json!({"value": "session-1"})),
+        ("GET", "/rest/vcenter/vm") => (
+            200,
+            json!({"value": [
+                {"vm": "vm-1", "name": "full", "power_state": "POWERED_ON", "cpu_count": 2, "memory_size_MiB": 1024},
+                {"vm": "vm-2", "name": "partial", "power_state": "POWERED_OFF"},
+                {"vm": "vm-3", "name": "fullish", "power_state": "POWERED_OFF", "cpu_count": 1, "memory_size_MiB": 512}
+            ]}),
+        ),
+        ("GET", "/rest/vcenter/vm/vm-2") => (
+            200,
+            json!({"value": {"name": "partial", "cpu": {"count": 8}, "memory": {"size_MiB": 65536}}}),
+        ),
+        _ => (404, json!({"type": "com.vmware.vapi.std.errors.not_found", "value": {"messages": []}})),
+    })
+    .await;
+    let mut config = ConnectionConfig::with_defaults(SystemType::Vsphere);
+    config.url = server.base_url.clone();
+    config.username = Some("admin".to_string());
+    config.password = Some(SecretSource::Fixed(SecretValue::new(VSPHERE_PASSWORD)));
+    let connection = Connection {
+        name: "vc".to_string(),
+        config,
+        location: SourceLocation::default(),
+    };
+    let provider = providers::connect(&connection).unwrap();
+    let names = ["full", "partial"].map(String::from);
+    let live = provider.list(Kind::VirtualMachine, &names).await.unwrap();
+    // `fullish` was not declared: the client keeps exact matches only.
+    assert_eq!(live.len(), 2);
+    let partial = live.iter().find(|o| o.name == "partial").unwrap();
+    assert_eq!(
+        partial.spec,
+        json!({"power_state": "POWERED_OFF", "cpu_count": 8, "memory_size_MiB": 65536})
+    );
+    assert_eq!(server.seen("GET", "/rest/vcenter/vm/vm-2").len(), 1);
+    assert_eq!(server.seen("GET", "/rest/vcenter/vm/vm-1").len(), 0);
+
+    let login = &server.seen("POST", "/session")[0];
+    let expected = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("admin:{VSPHERE_PASSWORD}")
+        )
+    );
+    assert_eq!(login.headers["authorization"], expected.as_str());
+    assert_eq!(login.headers["vmware-use-header-authn"], "true");
+    let list = &server.seen("GET", "/rest/vcenter/vm")[0];
+    assert_eq!(list.headers["vmware-api-session-id"], "session-1");
+    assert_eq!(list.query, "filter.names=full&filter.names=partial");
+}

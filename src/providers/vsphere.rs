@@ -50,6 +50,14 @@ struct VmSummary {
     memory_size_mib: Option<i64>,
 }
 
+/// `GET /rest/vcenter/vm/{vm}` (the parts this client reads).
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(default)]
+struct VmInfo {
+    cpu: Option<CpuInfo>,
+    memory: Option<MemoryInfo>,
+}
+
 #[derive(serde::Deserialize, Default, Debug)]
 #[serde(default)]
 struct CpuInfo {
@@ -296,21 +304,16 @@ impl VsphereProvider {
         unwrap_value(&response)
     }
 
-    /// Fills in CPU and memory when the list left them unset (config unavailable).
+    /// Fills in CPU and memory when the list left them unset (config unavailable): one
+    /// `GET /rest/vcenter/vm/{vm}`, whose `Info` holds both.
     async fn complete(&self, mut vm: VmSummary) -> ProviderResult<VmSummary> {
+        if vm.cpu_count.is_some() && vm.memory_size_mib.is_some() {
+            return Ok(vm);
+        }
         let id = path_segment(vm.vm.as_deref().unwrap_or_default());
-        if vm.cpu_count.is_none() {
-            let cpu: CpuInfo = self
-                .get_value(&format!("/rest/vcenter/vm/{id}/hardware/cpu"))
-                .await?;
-            vm.cpu_count = cpu.count;
-        }
-        if vm.memory_size_mib.is_none() {
-            let memory: MemoryInfo = self
-                .get_value(&format!("/rest/vcenter/vm/{id}/hardware/memory"))
-                .await?;
-            vm.memory_size_mib = memory.size_mib;
-        }
+        let info: VmInfo = self.get_value(&format!("/rest/vcenter/vm/{id}")).await?;
+        vm.cpu_count = vm.cpu_count.or(info.cpu.and_then(|c| c.count));
+        vm.memory_size_mib = vm.memory_size_mib.or(info.memory.and_then(|m| m.size_mib));
         Ok(vm)
     }
 
