@@ -320,8 +320,14 @@ async fn one_node_sddc_converts_to_three_hosts() {
         .await
         .unwrap(),
     );
+    // A running conversion shows as busy with its task, though the SDDC stays READY.
+    match find(&*provider, Kind::Sddc, "lab").await.status {
+        LiveStatus::Busy { task: Some(t), .. } => assert_eq!(t.id, task.id),
+        other => panic!("expected busy with the conversion, got {other:?}"),
+    }
     assert_eq!(finish(&sim, &*provider, &task).await, TaskStatus::Done);
     let live = find(&*provider, Kind::Sddc, "lab").await;
+    assert_eq!(live.status, LiveStatus::Ready);
     assert_eq!(live.spec["sddc_type"], "DEFAULT");
     assert_eq!(live.spec["num_hosts"], 3);
 
@@ -350,6 +356,22 @@ async fn create_whose_response_is_dropped_after_commit_is_not_duplicated() {
         let all = list_sddcs(&*provider).await;
         assert_eq!(all.len(), 1, "{mode}: {all:?}");
         assert_eq!(finish(&sim, &*provider, &task).await, TaskStatus::Done);
+
+        // A delete whose answer is lost is resent, finds the SDDC deleting and waits for it.
+        let live = find(&*provider, Kind::Sddc, "prod").await;
+        set_faults(&sim, json!({"drop_next_mutations": 1, "drop_mode": mode})).await;
+        let address = Address::new(Kind::Sddc, "prod");
+        let outcome = provider
+            .delete(&DeleteRequest {
+                address: &address,
+                live: &live,
+            })
+            .await
+            .unwrap_or_else(|err| panic!("{mode}: {err}"));
+        let task = task_of(outcome);
+        assert_eq!(finish(&sim, &*provider, &task).await, TaskStatus::Done);
+        let all = list_sddcs(&*provider).await;
+        assert_eq!(all[0].status, LiveStatus::Deleted, "{mode}");
     }
 }
 

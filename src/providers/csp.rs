@@ -16,7 +16,18 @@ pub const AUTHORIZE_PATH: &str = "/csp/gateway/am/api/auth/api-tokens/authorize"
 #[derive(serde::Deserialize)]
 struct AccessTokenDto {
     access_token: Option<String>,
-    expires_in: Option<u64>,
+    /// Seconds; tolerated as an integer, a float or a numeric string.
+    expires_in: Option<serde_json::Value>,
+}
+
+/// `expires_in` in whole seconds, if the server sent a usable number.
+fn lifetime(expires_in: Option<&serde_json::Value>) -> Option<Duration> {
+    let seconds = match expires_in? {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    (seconds.is_finite() && seconds > 0.0).then(|| Duration::from_secs(seconds as u64))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -142,7 +153,7 @@ impl CspAuth {
                 request_id,
             });
         }
-        let dto: AccessTokenDto = response.json()?;
+        let dto: AccessTokenDto = response.json_redacted()?;
         let token =
             dto.access_token
                 .filter(|t| !t.is_empty())
@@ -153,7 +164,32 @@ impl CspAuth {
                 })?;
         Ok(Credential {
             value: SecretValue::new(token),
-            lifetime: dto.expires_in.map(Duration::from_secs),
+            lifetime: lifetime(dto.expires_in.as_ref()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_in_is_read_tolerantly() {
+        use serde_json::json;
+        assert_eq!(
+            lifetime(Some(&json!(1799))),
+            Some(Duration::from_secs(1799))
+        );
+        assert_eq!(
+            lifetime(Some(&json!(1800.0))),
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(
+            lifetime(Some(&json!("1800"))),
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(lifetime(Some(&json!(null))), None);
+        assert_eq!(lifetime(Some(&json!(-5))), None);
+        assert_eq!(lifetime(None), None);
     }
 }

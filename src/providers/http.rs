@@ -118,8 +118,9 @@ impl HttpRequest {
     }
 }
 
-/// A response of any status; callers decide what a status means for their API.
-#[derive(Clone, Debug)]
+/// A response of any status; callers decide what a status means for their API. `Debug`
+/// leaves out headers and body: a login reply holds a credential.
+#[derive(Clone)]
 pub struct HttpResponse {
     pub method: Method,
     pub path: String,
@@ -166,6 +167,19 @@ impl HttpResponse {
         })
     }
 
+    /// Parses a body that holds a credential (a login reply): a parse error never quotes it.
+    pub fn json_redacted<T: serde::de::DeserializeOwned>(&self) -> ProviderResult<T> {
+        serde_json::from_slice(&self.body).map_err(|err| ProviderError::Protocol {
+            method: self.method.to_string(),
+            path: self.path.clone(),
+            message: format!(
+                "body is not the documented JSON (line {}, column {}; body not shown: it may hold a credential)",
+                err.line(),
+                err.column()
+            ),
+        })
+    }
+
     /// An [`ProviderError::Api`] for this response, with `message` as the server's message.
     pub fn error(&self, message: impl Into<String>) -> ProviderError {
         ProviderError::Api {
@@ -175,6 +189,17 @@ impl HttpResponse {
             message: message.into(),
             request_id: self.request_id(),
         }
+    }
+}
+
+impl std::fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
     }
 }
 

@@ -31,9 +31,6 @@ const CONVERTED_HOSTS: i64 = 3;
 /// Part of the message VMC sends when a second mutation hits a busy SDDC (`vmc.md` §6).
 const CONCURRENT_UPDATE: &str = "Concurrent update";
 
-/// SDDC states during which the SDDC is being worked on.
-const BUSY_SDDC_STATES: &[&str] = &["DEPLOYING", "DELETING", "READY_FOR_GLCM_BRINGUP"];
-
 /// Cluster states during which hosts are being added or the cluster deployed.
 const BUSY_CLUSTER_STATES: &[&str] = &["DEPLOYING", "ADDING_HOSTS"];
 
@@ -602,7 +599,10 @@ fn normalize(sddc: Sddc, task: Option<&Task>) -> ProviderResult<LiveObject> {
             },
             None if task_handle.is_some() => LiveStatus::Busy {
                 task: task_handle,
-                activity: "RUNNING_TASK".to_string(),
+                activity: task
+                    .and_then(|t| t.task_type.clone())
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "RUNNING_TASK".to_string()),
             },
             None => LiveStatus::Ready,
         },
@@ -636,27 +636,12 @@ fn normalize(sddc: Sddc, task: Option<&Task>) -> ProviderResult<LiveObject> {
     })
 }
 
-/// Whether the SDDC's state suggests a task is running on it.
-fn looks_busy(sddc: &Sddc) -> bool {
-    let state = sddc.sddc_state.as_deref().unwrap_or_default();
-    if BUSY_SDDC_STATES.contains(&state) {
-        return true;
-    }
-    sddc.resource_config
-        .as_ref()
-        .and_then(|rc| rc.clusters.as_ref())
-        .is_some_and(|clusters| {
-            clusters.iter().any(|c| {
-                c.cluster_state
-                    .as_deref()
-                    .is_some_and(|s| BUSY_CLUSTER_STATES.contains(&s))
-                    || c.esx_host_list.iter().flatten().any(|h| {
-                        h.esx_state
-                            .as_deref()
-                            .is_some_and(|s| BUSY_HOST_STATES.contains(&s))
-                    })
-            })
-        })
+/// Whether a task could be running on the SDDC (it is neither deleted nor failed).
+fn is_alive(sddc: &Sddc) -> bool {
+    !matches!(
+        sddc.sddc_state.as_deref(),
+        Some("DELETED" | "FAILED" | "CANCELED")
+    )
 }
 
 /// The `AwsSddcConfig` for a desired spec, in the vendor's spellings (`vmc.md` §3).
@@ -797,7 +782,9 @@ impl Provider for VmcProvider {
         }
         let sddcs: Vec<Sddc> = response.json()?;
         let mut tasks: HashMap<String, Task> = HashMap::new();
-        if sddcs.iter().any(looks_busy) {
+        // One more read when an SDDC is alive: some tasks (a conversion) leave no trace in
+        // the SDDC's own states, and a busy SDDC must never get a second mutation.
+        if sddcs.iter().any(is_alive) {
             for task in self.running_tasks(None).await? {
                 if let Some(resource) = task.resource_id.clone() {
                     tasks.entry(resource).or_insert(task);

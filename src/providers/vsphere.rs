@@ -133,7 +133,13 @@ fn api_error(response: &HttpResponse) -> ProviderError {
 
 /// The body's `value` for `/rest`, or the body itself for `/api`.
 fn unwrap_value<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> ProviderResult<T> {
-    let body: Value = response.json()?;
+    unwrap_value_from(response, response.json()?)
+}
+
+fn unwrap_value_from<T: serde::de::DeserializeOwned>(
+    response: &HttpResponse,
+    body: Value,
+) -> ProviderResult<T> {
     let inner = match body {
         Value::Object(mut map) if map.contains_key("value") => {
             map.remove("value").unwrap_or(Value::Null)
@@ -216,7 +222,14 @@ impl VsphereProvider {
         if !response.is_success() {
             return Err(api_error(&response));
         }
-        let id: String = unwrap_value(&response)?;
+        // The reply is the session id itself: never quote it in an error.
+        let id: String = unwrap_value_from(&response, response.json_redacted()?).map_err(|_| {
+            ProviderError::Protocol {
+                method: "POST".to_string(),
+                path: SESSION_PATH.to_string(),
+                message: "the reply holds no session id string".to_string(),
+            }
+        })?;
         if id.is_empty() {
             return Err(ProviderError::Protocol {
                 method: "POST".to_string(),
