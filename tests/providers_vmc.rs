@@ -615,6 +615,41 @@ async fn a_failed_task_reports_the_server_message_and_the_sddc_shows_failed() {
         "{:?}",
         live.status
     );
+
+    set_faults(&sim, json!({"cancel_sddc_tasks": ["called-off"]})).await;
+    let task = task_of(
+        create_sddc(
+            &*provider,
+            "called-off",
+            &two_host_spec(),
+            uuid::Uuid::new_v4(),
+        )
+        .await
+        .unwrap(),
+    );
+    match finish(&sim, &*provider, &task).await {
+        TaskStatus::Failed(message) => assert!(message.contains("canceled"), "{message}"),
+        other => panic!("expected the canceled task to fail, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_api_token_that_sees_several_orgs_needs_org_id() {
+    let server = Scripted::start(|seen, n| match seen.path.as_str() {
+        "/csp/gateway/am/api/auth/api-tokens/authorize" => csp_reply(n),
+        "/vmc/api/orgs" => (
+            200,
+            json!([{"id": "org-a", "display_name": "A"}, {"id": "org-b", "display_name": "B"}]),
+        ),
+        _ => (200, json!([])),
+    })
+    .await;
+    let provider = providers::connect(&server.vmc(None)).unwrap();
+    let err = provider.list(Kind::Sddc, &[]).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Config { .. }), "{err}");
+    assert!(err.to_string().contains("`org_id`"), "{err}");
+    assert!(err.to_string().contains("`org-b`"), "{err}");
+    assert!(server.seen("GET", "/sddcs").is_empty());
 }
 
 #[tokio::test]
