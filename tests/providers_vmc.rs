@@ -616,6 +616,22 @@ async fn a_failed_task_reports_the_server_message_and_the_sddc_shows_failed() {
         live.status
     );
 
+    // Canceled on request: the task is canceling, then fails as canceled.
+    let vmc = sextant::providers::vmc::VmcProvider::new(&vmc_connection(&sim, |_| {})).unwrap();
+    let task = task_of(
+        create_sddc(&vmc, "stopped", &two_host_spec(), uuid::Uuid::new_v4())
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(
+        vmc.cancel_task(&task).await.unwrap(),
+        TaskStatus::Pending { .. }
+    ));
+    match finish(&sim, &vmc, &task).await {
+        TaskStatus::Failed(message) => assert!(message.contains("canceled"), "{message}"),
+        other => panic!("expected the canceled task to fail, got {other:?}"),
+    }
+
     set_faults(&sim, json!({"cancel_sddc_tasks": ["called-off"]})).await;
     let task = task_of(
         create_sddc(

@@ -423,6 +423,23 @@ impl VmcProvider {
         }
     }
 
+    /// Asks the server to cancel a task (`POST /tasks/{id}?action=cancel`; advisory: some
+    /// tasks cannot be canceled). Returns the task's state after the request.
+    pub async fn cancel_task(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
+        let path = self
+            .org_path(&format!("/tasks/{}", path_segment(&task.id)))
+            .await?;
+        // Canceling twice is harmless.
+        let response = self
+            .call(|| {
+                HttpRequest::post(&path)
+                    .query("action", "cancel")
+                    .idempotent(true)
+            })
+            .await?;
+        task_status(&response, &task.id)
+    }
+
     async fn poll_sddc_state(&self, sddc_id: &str) -> ProviderResult<TaskStatus> {
         let Some(sddc) = self.get_sddc(sddc_id).await? else {
             return Ok(TaskStatus::Done);
@@ -435,6 +452,34 @@ impl VmcProvider {
                 eta: None,
             },
         })
+    }
+}
+
+/// What a `Task` reply says about the work.
+fn task_status(response: &HttpResponse, id: &str) -> ProviderResult<TaskStatus> {
+    if !response.is_success() {
+        return Err(api_error(response));
+    }
+    let body: Task = response.json()?;
+    match body.status.as_deref().unwrap_or_default() {
+        "FINISHED" => Ok(TaskStatus::Done),
+        "FAILED" | "CANCELED" => Ok(TaskStatus::Failed(task_failure(&body, id))),
+        "" => Err(ProviderError::Protocol {
+            method: response.method.to_string(),
+            path: response.path.clone(),
+            message: "the task has no `status`".to_string(),
+        }),
+        // STARTED, CANCELING and states this client does not know.
+        _ => Ok(TaskStatus::Pending {
+            progress: body
+                .progress_percent
+                .filter(|p| p.is_finite())
+                .map(|p| p.clamp(0.0, 100.0) as u8),
+            eta: body
+                .estimated_remaining_minutes
+                .filter(|m| m.is_finite() && *m >= 0.0)
+                .map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
+        }),
     }
 }
 
@@ -966,29 +1011,7 @@ impl Provider for VmcProvider {
             .org_path(&format!("/tasks/{}", path_segment(&task.id)))
             .await?;
         let response = self.call(|| HttpRequest::get(&path)).await?;
-        if !response.is_success() {
-            return Err(api_error(&response));
-        }
-        let body: Task = response.json()?;
-        match body.status.as_deref().unwrap_or_default() {
-            "FINISHED" => Ok(TaskStatus::Done),
-            "FAILED" | "CANCELED" => Ok(TaskStatus::Failed(task_failure(&body, &task.id))),
-            "" => Err(ProviderError::Protocol {
-                method: "GET".to_string(),
-                path: response.path.clone(),
-                message: "the task has no `status`".to_string(),
-            }),
-            _ => Ok(TaskStatus::Pending {
-                progress: body
-                    .progress_percent
-                    .filter(|p| p.is_finite())
-                    .map(|p| p.clamp(0.0, 100.0) as u8),
-                eta: body
-                    .estimated_remaining_minutes
-                    .filter(|m| m.is_finite() && *m >= 0.0)
-                    .map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
-            }),
-        }
+        task_status(&response, &task.id)
     }
 }
 
