@@ -7,6 +7,7 @@
 //! stalls unrelated work. A failure skips its dependants; independent work goes on.
 
 pub mod events;
+pub mod lock;
 mod secret_file;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -72,7 +72,7 @@ impl SavedPlan {
             targets: targets.iter().map(ToString::to_string).collect(),
             manifest_hash: manifest_hash(model),
             fingerprints: plan.fingerprints.clone(),
-            plan: render::json(plan),
+            plan: serde_json::to_value(render::json(plan)).unwrap_or_default(),
         }
     }
 

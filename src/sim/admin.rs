@@ -22,7 +22,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
-use super::{SimConfig, SimError, SimRef, SimState, csp, raas, vcd, vmc, vsphere};
+use super::{SimConfig, SimError, SimOptions, SimRef, SimState, csp, raas, vcd, vmc, vsphere};
 
 /// How a dropped response reaches the client.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -185,7 +185,7 @@ fn is_mutation(api: Api, method: &Method, path: &str) -> bool {
             !(path.starts_with("/rest/com/vmware/cis/session") || path == "/api/session")
         }
         Api::Vcd => {
-            !(path.starts_with("/oauth/")
+            !((path.starts_with("/oauth/") && path.ends_with("/token"))
                 || path == "/api/sessions"
                 || path == "/api/login"
                 || path == "/cloudapi/1.0.0/sessions"
@@ -195,14 +195,30 @@ fn is_mutation(api: Api, method: &Method, path: &str) -> bool {
     }
 }
 
-/// Mutable admin-side state (faults, dice, counters, accepted credentials).
-#[derive(Debug)]
+/// Mutable admin-side state (faults, dice, counters, accepted credentials). Its `Debug`
+/// never shows the accepted credentials.
 pub struct AdminState {
     pub faults: std::sync::Mutex<Faults>,
+    /// Starts as `SimConfig::options`; changeable through `/_sim/options`.
+    pub options: std::sync::Mutex<SimOptions>,
     rng: std::sync::Mutex<StdRng>,
     counters: [AtomicU64; 6],
     /// `Some` when `--credentials` restricts the accepted values.
     credentials: Option<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState")
+            .field("faults", &self.faults)
+            .field("options", &self.options)
+            .field("counters", &self.counters)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|listed| listed.len()),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl AdminState {
@@ -213,6 +229,7 @@ impl AdminState {
         };
         Ok(Self {
             faults: std::sync::Mutex::new(config.faults.clone()),
+            options: std::sync::Mutex::new(config.options.clone()),
             rng: std::sync::Mutex::new(StdRng::seed_from_u64(config.seed)),
             counters: Default::default(),
             credentials,
@@ -285,6 +302,15 @@ impl super::Sim {
             Some(listed) => listed.contains(value),
             None => !value.is_empty() && !value.starts_with("invalid"),
         }
+    }
+
+    /// The current answers to the unverified points.
+    pub fn options(&self) -> SimOptions {
+        self.admin
+            .options
+            .lock()
+            .map(|o| o.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
     /// Lifetime of an access token issued now.
@@ -432,6 +458,7 @@ fn apply_seed(
 pub fn routes() -> Router<SimRef> {
     Router::new()
         .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/options", get(get_options).put(put_options))
         .route("/_sim/counters", get(get_counters))
         .route("/_sim/counters/reset", post(reset_counters))
         .route("/_sim/state", get(get_state))
@@ -456,6 +483,26 @@ async fn put_faults(State(sim): State<SimRef>, body: Bytes) -> Response {
         Err(poisoned) => *poisoned.into_inner() = faults.clone(),
     }
     Json(faults).into_response()
+}
+
+async fn get_options(State(sim): State<SimRef>) -> Json<SimOptions> {
+    Json(sim.options())
+}
+
+/// `PUT /_sim/options`: replaces the options (fields left out take their defaults).
+async fn put_options(State(sim): State<SimRef>, body: Bytes) -> Response {
+    let options: SimOptions = match serde_json::from_slice(&body) {
+        Ok(o) => o,
+        Err(err) => return admin_error(StatusCode::BAD_REQUEST, &err.to_string()),
+    };
+    if let Err(message) = options.validate() {
+        return admin_error(StatusCode::BAD_REQUEST, &message);
+    }
+    match sim.admin.options.lock() {
+        Ok(mut current) => *current = options.clone(),
+        Err(poisoned) => *poisoned.into_inner() = options.clone(),
+    }
+    Json(options).into_response()
 }
 
 async fn get_counters(State(sim): State<SimRef>) -> Json<serde_json::Value> {
@@ -492,6 +539,9 @@ async fn advance_clock(State(sim): State<SimRef>, body: Bytes) -> Response {
         Err(err) => return admin_error(StatusCode::BAD_REQUEST, &err.to_string()),
     };
     sim.clock.advance(Duration::from_secs(request.seconds));
+    let mut state = sim.state.lock().await;
+    sim.persist(&mut state);
+    drop(state);
     Json(json!({ "now": sim.clock.now() })).into_response()
 }
 
@@ -528,6 +578,21 @@ pub async fn unknown_path(request: Request) -> Response {
         StatusCode::NOT_FOUND,
         &path,
         "the requested resource could not be found",
+    )
+}
+
+/// Wrong method on a known path: 405 in the shape of the API the path belongs to.
+pub async fn method_not_allowed(request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let api = classify(&path).unwrap_or(Api::Unknown);
+    api_error(
+        api,
+        StatusCode::METHOD_NOT_ALLOWED,
+        &path,
+        &format!(
+            "method `{}` is not allowed on this resource",
+            request.method()
+        ),
     )
 }
 

@@ -72,6 +72,45 @@ pub struct SimOptions {
     pub vsphere_power_error_kind: String,
 }
 
+impl SimOptions {
+    /// Checks the values a handler relies on.
+    pub fn validate(&self) -> Result<(), String> {
+        if ![400, 409].contains(&self.vmc_concurrent_update_status) {
+            return Err(format!(
+                "`vmc_concurrent_update_status` must be 400 or 409, not {}",
+                self.vmc_concurrent_update_status
+            ));
+        }
+        for (name, kind) in [
+            (
+                "vsphere_hardware_error_kind",
+                &self.vsphere_hardware_error_kind,
+            ),
+            ("vsphere_power_error_kind", &self.vsphere_power_error_kind),
+        ] {
+            if !VSPHERE_400_KINDS.contains(&kind.as_str()) {
+                return Err(format!(
+                    "`{name}` must be one of {}, not `{kind}`",
+                    VSPHERE_400_KINDS.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// vSphere error kinds answered with 400 (`vsphere.md` §6).
+const VSPHERE_400_KINDS: &[&str] = &[
+    "already_in_desired_state",
+    "invalid_argument",
+    "resource_busy",
+    "resource_inaccessible",
+    "unsupported",
+    "unable_to_allocate_resource",
+    "not_allowed_in_current_state",
+    "already_exists",
+];
+
 impl Default for SimOptions {
     fn default() -> Self {
         Self {
@@ -220,6 +259,8 @@ pub enum SimError {
     SeedData { path: PathBuf, message: String },
     #[error("cannot load credentials from `{path}`: {message}")]
     Credentials { path: PathBuf, message: String },
+    #[error("invalid simulator options: {message}")]
+    Options { message: String },
     #[error("cannot save simulator state to `{path}`")]
     SaveState {
         path: PathBuf,
@@ -237,6 +278,7 @@ pub fn router(sim: SimRef) -> Router {
         .merge(vcd::routes())
         .merge(vsphere::routes())
         .merge(admin::routes())
+        .method_not_allowed_fallback(admin::method_not_allowed)
         .fallback(admin::unknown_path)
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
@@ -247,6 +289,10 @@ pub fn router(sim: SimRef) -> Router {
 
 /// Starts a simulator on `config.listen` in the current tokio runtime.
 pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+    config
+        .options
+        .validate()
+        .map_err(|message| SimError::Options { message })?;
     let state = admin::initial_state(&config)?;
     let start_at = match state.saved_at {
         Some(saved) if saved > chrono::Utc::now() => saved,

@@ -105,8 +105,9 @@ pub struct EsxRecord {
     pub availability_zone: String,
 }
 
-/// An SDDC as the simulator keeps it; rendered to the `Sddc` model on read.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// An SDDC as the simulator keeps it; rendered to the `Sddc` model on read. Its `Debug`
+/// leaves out the cloud admin password.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct SddcRecord {
     pub id: String,
     pub org_id: String,
@@ -137,6 +138,22 @@ pub struct SddcRecord {
     pub active_task: Option<String>,
     /// The task that created it (returned again for a repeated `sddc_id` when configured).
     pub create_task: Option<String>,
+}
+
+impl std::fmt::Debug for SddcRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SddcRecord")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("region", &self.region)
+            .field("sddc_state", &self.sddc_state)
+            .field("sddc_type", &self.sddc_type)
+            .field("hosts", &self.hosts.len())
+            .field("active_task", &self.active_task)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a task does when it ends.
@@ -538,7 +555,7 @@ impl Call<'_> {
             .get(sddc)
             .filter(|s| s.org_id == org)
             .filter(|s| {
-                !(s.sddc_state == "DELETED" && self.sim.config.options.vmc_deleted_sddc_not_found)
+                !(s.sddc_state == "DELETED" && self.sim.options().vmc_deleted_sddc_not_found)
             });
         record.ok_or_else(|| not_found(&self.path, &format!("SDDC {sddc}")))
     }
@@ -576,7 +593,7 @@ async fn begin<'a>(
             ));
         }
     };
-    if sim.config.options.vmc_strict_query
+    if sim.options().vmc_strict_query
         && let Some((name, _)) = query
             .iter()
             .find(|(k, _)| !known_query.contains(&k.as_str()))
@@ -601,7 +618,7 @@ async fn begin<'a>(
 }
 
 fn unauthenticated(sim: &SimRef, path: &str, message: &str) -> Response {
-    let mut response = if sim.config.options.vmc_unauthenticated_body {
+    let mut response = if sim.options().vmc_unauthenticated_body {
         vmc_error(
             StatusCode::UNAUTHORIZED,
             path,
@@ -1284,9 +1301,7 @@ async fn create_sddc(
         Err((StatusCode::CONFLICT, id)) => {
             let existing = call.state.vmc.sddcs.get(&id);
             let same_task = existing
-                .filter(|s| {
-                    s.org_id == org && sim.config.options.vmc_duplicate_sddc_id_returns_task
-                })
+                .filter(|s| s.org_id == org && sim.options().vmc_duplicate_sddc_id_returns_task)
                 .and_then(|s| s.create_task.as_ref())
                 .and_then(|t| call.state.vmc.tasks.get(t));
             return match same_task {
@@ -1328,7 +1343,7 @@ fn check_mutable(
 ) -> Result<(), Response> {
     let record = call.sddc(org, sddc)?;
     if record.active_task.is_some() && record.sddc_state == "READY" {
-        let status = StatusCode::from_u16(call.sim.config.options.vmc_concurrent_update_status)
+        let status = StatusCode::from_u16(call.sim.options().vmc_concurrent_update_status)
             .unwrap_or(StatusCode::BAD_REQUEST);
         return Err(vmc_error(
             status,
@@ -1402,8 +1417,9 @@ async fn patch_sddc(
         return Err(bad_request(&call.path, "SDDC cannot be patched"));
     }
     let now = call.now;
+    let path = call.path.clone();
     let Some(record) = call.vmc().sddcs.get_mut(&sddc) else {
-        return Err(not_found(&uri.to_string(), &format!("SDDC {sddc}")));
+        return Err(not_found(&path, &format!("SDDC {sddc}")));
     };
     record.name = name;
     record.updated = now;

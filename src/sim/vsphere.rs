@@ -62,14 +62,23 @@ pub struct SessionRecord {
     pub last_accessed_time: DateTime<Utc>,
 }
 
-/// Everything the simulated vSphere API holds.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// Everything the simulated vSphere API holds. Its `Debug` never shows session ids.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct VsphereState {
     /// VMs by id (`vm-NN`).
     pub vms: BTreeMap<String, VmRecord>,
     /// Sessions by id.
     pub sessions: BTreeMap<String, SessionRecord>,
+}
+
+impl std::fmt::Debug for VsphereState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VsphereState")
+            .field("vms", &self.vms)
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
 }
 
 /// The `vsphere` section of seed data.
@@ -512,8 +521,8 @@ async fn list_vms(
         })
         .collect();
     let cap = match flavor {
-        Flavor::Rest => sim.config.options.vsphere_list_cap,
-        Flavor::Api => sim.config.options.vsphere_api_list_cap,
+        Flavor::Rest => sim.options().vsphere_list_cap,
+        Flavor::Api => sim.options().vsphere_api_list_cap,
     };
     if found.len() > cap {
         return flavor.error(
@@ -685,7 +694,7 @@ async fn power(sim: &SimRef, headers: &HeaderMap, path: &str, vm: &str, op: &str
         }
         if needs_on && current != "POWERED_ON" {
             return Err(flavor.error(
-                &sim.config.options.vsphere_power_error_kind,
+                &sim.options().vsphere_power_error_kind,
                 &format!(
                     "virtual machine `{}` is {current}; {op} needs it powered on",
                     record.vm
@@ -771,12 +780,8 @@ async fn patch_cpu(
         uri.path(),
         &vm,
         move |record, flavor, sim| {
-            apply_cpu(
-                record,
-                &spec,
-                &sim.config.options.vsphere_hardware_error_kind,
-            )
-            .map_err(|(kind, message)| flavor.error(&kind, &message))?;
+            apply_cpu(record, &spec, &sim.options().vsphere_hardware_error_kind)
+                .map_err(|(kind, message)| flavor.error(&kind, &message))?;
             if busy(sim, record) {
                 return Err(flavor.error("resource_busy", "the virtual machine is busy"));
             }
@@ -878,12 +883,8 @@ async fn patch_memory(
         uri.path(),
         &vm,
         move |record, flavor, sim| {
-            apply_memory(
-                record,
-                &spec,
-                &sim.config.options.vsphere_hardware_error_kind,
-            )
-            .map_err(|(kind, message)| flavor.error(&kind, &message))?;
+            apply_memory(record, &spec, &sim.options().vsphere_hardware_error_kind)
+                .map_err(|(kind, message)| flavor.error(&kind, &message))?;
             if busy(sim, record) {
                 return Err(flavor.error("resource_busy", "the virtual machine is busy"));
             }
