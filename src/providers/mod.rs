@@ -7,7 +7,9 @@
 
 pub mod csp;
 pub mod http;
+pub mod raas;
 pub mod token;
+pub mod vcd;
 
 use std::collections::BTreeMap;
 use std::path::Path;
