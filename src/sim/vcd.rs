@@ -1,10 +1,10 @@
-//! The simulated Vcd API.
+//! The simulated Cloud Director API-token endpoints.
 
 use axum::Router;
 
 use super::SimRef;
 
-/// Everything the simulated Vcd API holds.
+/// Everything the simulated Cloud Director holds.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct VcdState {}
