@@ -1,0 +1,463 @@
+//! The RaaS and Cloud Director clients against the embedded simulator over loopback: every
+//! operation and auth path, paging with request counts, XSRF rotation, expiry mid-sequence,
+//! lost replies that must not duplicate, and no secret in TRACE output.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use sextant::model::{
+    Address, Connection, ConnectionConfig, Kind, SecretSource, SecretValue, SourceLocation,
+    SystemType,
+};
+use sextant::providers::raas::RaasProvider;
+use sextant::providers::{
+    CreateRequest, DeleteRequest, LiveObject, Outcome, Provider, ProviderError, UpdateRequest,
+};
+use sextant::sim::raas::RaasState;
+use sextant::sim::{SimConfig, SimHandle};
+
+const PASSWORD: &str = "pw-Sextant-7f3a9c";
+
+async fn start_sim() -> SimHandle {
+    let handle = sextant::sim::start(SimConfig {
+        time_scale: 1.0,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    handle.sim.state.lock().await.raas = RaasState::default_estate();
+    handle
+}
+
+fn connection(system: SystemType, url: &str) -> ConnectionConfig {
+    let mut config = ConnectionConfig::with_defaults(system);
+    config.url = url.to_string();
+    config.csp_url = url.to_string();
+    config.max_retries = 2;
+    config
+}
+
+fn onprem(url: &str) -> Connection {
+    let mut config = connection(SystemType::Raas, url);
+    config.username = Some("root".to_string());
+    config.password = Some(SecretSource::Fixed(SecretValue::new(PASSWORD)));
+    Connection {
+        name: "salt".to_string(),
+        config,
+        location: SourceLocation::default(),
+    }
+}
+
+fn cloud(url: &str, api_token: &str) -> Connection {
+    let mut config = connection(SystemType::Raas, url);
+    config.api_token = Some(SecretSource::Fixed(SecretValue::new(api_token)));
+    Connection {
+        name: "salt-cloud".to_string(),
+        config,
+        location: SourceLocation::default(),
+    }
+}
+
+fn find<'a>(objects: &'a [LiveObject], name: &str) -> &'a LiveObject {
+    let found: Vec<_> = objects.iter().filter(|o| o.name == name).collect();
+    assert_eq!(found.len(), 1, "exactly one `{name}` expected");
+    found[0]
+}
+
+async fn create(
+    provider: &dyn Provider,
+    kind: Kind,
+    name: &str,
+    spec: Value,
+) -> Result<Outcome, ProviderError> {
+    let address = Address::new(kind, name);
+    let request = CreateRequest {
+        address: &address,
+        spec: &spec,
+        idempotency_key: uuid::Uuid::new_v4(),
+        base_dir: Path::new("."),
+    };
+    provider.create(&request).await
+}
+
+fn uuid_of(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Done { attributes, .. } => attributes["uuid"].clone(),
+        Outcome::Task(task) => panic!("unexpected task {task:?}"),
+    }
+}
+
+async fn counters(handle: &SimHandle) -> Value {
+    reqwest::get(format!("{}/_sim/counters", handle.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// How many requests the simulator counted for `key` (e.g. `POST /rpc`), wherever the
+/// counters document nests it.
+fn count_of(counters: &Value, key: &str) -> u64 {
+    fn walk(value: &Value, key: &str) -> u64 {
+        match value {
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| {
+                    if k == key {
+                        v.as_u64().unwrap_or(0)
+                    } else {
+                        walk(v, key)
+                    }
+                })
+                .sum(),
+            _ => 0,
+        }
+    }
+    walk(counters, key)
+}
+
+#[tokio::test]
+async fn onprem_login_lists_the_seeded_estate_in_manifest_shape() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    let all = find(&targets, "All Minions");
+    assert_eq!(all.id, sextant::providers::raas::ALL_MINIONS_UUID);
+    assert_eq!(
+        all.spec,
+        json!({"desc": "", "tgt": {"*": {"tgt_type": "compound", "tgt": "*"}}})
+    );
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    let highstate = find(&jobs, "Highstate Linux");
+    assert_eq!(highstate.spec["target"], "Linux");
+    assert_eq!(highstate.spec["arg"], json!({"arg": [], "kwarg": {}}));
+    let schedules = provider.list(Kind::SaltSchedule, &[]).await.unwrap();
+    let nightly = find(&schedules, "Nightly highstate");
+    assert_eq!(nightly.spec["job"], "Highstate Linux");
+    assert_eq!(nightly.spec["target"], "Linux");
+    assert_eq!(nightly.spec["enabled"], true);
+    assert_eq!(nightly.spec["schedule"]["cron"], "0 2 * * *");
+    assert_eq!(nightly.attributes["uuid"], nightly.id);
+}
+
+#[tokio::test]
+async fn constructing_a_provider_never_contacts_the_server() {
+    // Nothing listens on this port: `new` must still succeed.
+    let provider = RaasProvider::new(&onprem("http://127.0.0.1:9")).unwrap();
+    let err = provider.list(Kind::SaltTarget, &[]).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Transport { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn bad_onprem_password_is_an_auth_error_without_the_password() {
+    let sim = start_sim().await;
+    let mut conn = onprem(&sim.base_url);
+    conn.config.password = Some(SecretSource::Fixed(SecretValue::new("invalid-pw-123")));
+    let provider = RaasProvider::new(&conn).unwrap();
+    let err = provider.list(Kind::SaltJob, &[]).await.unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(matches!(err, ProviderError::Auth { .. }), "{text}");
+    assert!(!text.contains("invalid-pw-123"), "{text}");
+}
+
+#[tokio::test]
+async fn targets_jobs_and_schedules_round_trip_by_name() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    let tgt_spec = json!({"desc": "web servers", "tgt": {"*": {"tgt_type": "glob", "tgt": "web*"}}});
+    let target = create(&provider, Kind::SaltTarget, "web", tgt_spec.clone())
+        .await
+        .unwrap();
+    let job_spec = json!({
+        "desc": "apply web state", "cmd": "local", "fun": "state.apply",
+        "arg": {"arg": ["web"], "kwarg": {"test": true}}, "masters": [], "target": "web"
+    });
+    let key = uuid::Uuid::new_v4();
+    let address = Address::new(Kind::SaltJob, "deploy-web");
+    let job = provider
+        .create(&CreateRequest {
+            address: &address,
+            spec: &job_spec,
+            idempotency_key: key,
+            base_dir: Path::new("."),
+        })
+        .await
+        .unwrap();
+    // The job uuid is the client-chosen idempotency key.
+    assert_eq!(uuid_of(&job), key.to_string());
+    let sched_spec = json!({"job": "deploy-web", "target": "web", "schedule": {"minutes": 30}, "enabled": true});
+    let schedule = create(&provider, Kind::SaltSchedule, "every-30", sched_spec.clone())
+        .await
+        .unwrap();
+
+    let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    let live_target = find(&targets, "web");
+    assert_eq!(live_target.spec, tgt_spec);
+    assert_eq!(live_target.id, uuid_of(&target));
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    assert_eq!(find(&jobs, "deploy-web").spec, job_spec);
+    let schedules = provider.list(Kind::SaltSchedule, &[]).await.unwrap();
+    let live_schedule = find(&schedules, "every-30");
+    assert_eq!(live_schedule.spec, sched_spec);
+    assert_eq!(live_schedule.id, uuid_of(&schedule));
+
+    // Update: only `desc` changes, the rest is sent again from the live object.
+    let address = Address::new(Kind::SaltTarget, "web");
+    let desired = json!({"desc": "all web servers"});
+    provider
+        .update(&UpdateRequest {
+            address: &address,
+            live: live_target,
+            spec: &desired,
+            changed: &["desc".to_string()],
+            allow_power_cycle: false,
+        })
+        .await
+        .unwrap();
+    let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    let updated = find(&targets, "web");
+    assert_eq!(updated.spec["desc"], "all web servers");
+    assert_eq!(updated.spec["tgt"], tgt_spec["tgt"]);
+    assert_ne!(updated.fingerprint, live_target.fingerprint);
+
+    let address = Address::new(Kind::SaltSchedule, "every-30");
+    let desired = json!({"schedule": {"minutes": 45}, "enabled": false});
+    provider
+        .update(&UpdateRequest {
+            address: &address,
+            live: live_schedule,
+            spec: &desired,
+            changed: &["enabled".to_string(), "schedule".to_string()],
+            allow_power_cycle: false,
+        })
+        .await
+        .unwrap();
+    let schedules = provider.list(Kind::SaltSchedule, &[]).await.unwrap();
+    let updated = find(&schedules, "every-30");
+    assert_eq!(updated.spec["schedule"], json!({"minutes": 45}));
+    assert_eq!(updated.spec["enabled"], false);
+    assert_eq!(updated.spec["job"], "deploy-web");
+
+    // Deleting the target while the schedule and job depend on it is refused (no force).
+    let address = Address::new(Kind::SaltTarget, "web");
+    let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    let err = provider
+        .delete(&DeleteRequest {
+            address: &address,
+            live: find(&targets, "web"),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("depend"), "{err}");
+
+    // Reverse order works: schedule, job, target.
+    for (kind, name) in [
+        (Kind::SaltSchedule, "every-30"),
+        (Kind::SaltJob, "deploy-web"),
+        (Kind::SaltTarget, "web"),
+    ] {
+        let live = provider.list(kind, &[]).await.unwrap();
+        let address = Address::new(kind, name);
+        provider
+            .delete(&DeleteRequest {
+                address: &address,
+                live: find(&live, name),
+            })
+            .await
+            .unwrap();
+        let after = provider.list(kind, &[]).await.unwrap();
+        assert!(after.iter().all(|o| o.name != name), "{kind}/{name} still there");
+    }
+}
+
+#[tokio::test]
+async fn a_reference_to_a_missing_target_is_a_clear_error() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    let err = create(
+        &provider,
+        Kind::SaltJob,
+        "orphan",
+        json!({"cmd": "local", "fun": "test.ping", "target": "nope"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("`nope` does not exist"), "{err}");
+}
+
+#[tokio::test]
+async fn exact_names_are_matched_although_the_server_filters_by_substring() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    for name in ["web-prod", "web"] {
+        create(
+            &provider,
+            Kind::SaltTarget,
+            name,
+            json!({"tgt": {"*": {"tgt_type": "glob", "tgt": format!("{name}*")}}}),
+        )
+        .await
+        .unwrap();
+    }
+    // "web" is a substring of "web-prod": the job must still point at "web".
+    create(
+        &provider,
+        Kind::SaltJob,
+        "ping-web",
+        json!({"cmd": "local", "fun": "test.ping", "target": "web"}),
+    )
+    .await
+    .unwrap();
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    assert_eq!(find(&jobs, "ping-web").spec["target"], "web");
+}
+
+#[tokio::test]
+async fn xsrf_rotation_and_session_expiry_mid_sequence_log_in_again() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    provider.list(Kind::SaltTarget, &[]).await.unwrap();
+
+    reqwest::Client::new()
+        .post(format!("{}/_sim/raas/rotate-xsrf", sim.base_url))
+        .send()
+        .await
+        .unwrap();
+    let after_rotation = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    assert!(after_rotation.iter().any(|t| t.name == "All Minions"));
+
+    // Every JWT and session expires at once: the next call gets 401 and logs in again.
+    sim.sim.state.lock().await.raas.sessions.clear();
+    create(
+        &provider,
+        Kind::SaltTarget,
+        "after-expiry",
+        json!({"tgt": {"*": {"tgt_type": "glob", "tgt": "x*"}}}),
+    )
+    .await
+    .unwrap();
+    let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    find(&targets, "after-expiry");
+}
+
+async fn save_jobs(provider: &RaasProvider, count: usize) {
+    let addresses: Vec<Address> = (0..count)
+        .map(|i| Address::new(Kind::SaltJob, format!("job-{i:05}")))
+        .collect();
+    let spec = json!({"cmd": "local", "fun": "test.ping", "desc": "bulk"});
+    let requests: Vec<CreateRequest<'_>> = addresses
+        .iter()
+        .map(|address| CreateRequest {
+            address,
+            spec: &spec,
+            idempotency_key: uuid::Uuid::new_v4(),
+            base_dir: Path::new("."),
+        })
+        .collect();
+    let results = provider.save_many(&requests).await.unwrap();
+    assert_eq!(results.len(), count);
+    for result in results {
+        result.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn batched_saves_and_a_paged_list_of_1500_jobs() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    let before = counters(&sim).await;
+    save_jobs(&provider, 1500).await;
+    let after_saves = counters(&sim).await;
+    // 1500 saves in batches of 100: 15 requests.
+    assert_eq!(
+        count_of(&after_saves, "POST /rpc") - count_of(&before, "POST /rpc"),
+        15,
+        "{after_saves}"
+    );
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    assert_eq!(jobs.len(), 1502);
+    let after_list = counters(&sim).await;
+    // Page 0 (1000) + page 1; every job carries `tgt_name`, so no target listing.
+    assert_eq!(
+        count_of(&after_list, "POST /rpc") - count_of(&after_saves, "POST /rpc"),
+        2,
+        "{after_list}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_caps_the_page_size_is_paged_by_its_own_limit() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    save_jobs(&provider, 1050).await;
+    sim.sim.state.lock().await.raas.options.max_page_limit = 100;
+    let before = counters(&sim).await;
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    let after = counters(&sim).await;
+    assert_eq!(jobs.len(), 1052);
+    let names: std::collections::BTreeSet<_> = jobs.iter().map(|j| j.name.clone()).collect();
+    assert_eq!(names.len(), 1052, "no page fetched twice");
+    // 1052 objects in pages of 100: 11 requests.
+    assert_eq!(
+        count_of(&after, "POST /rpc") - count_of(&before, "POST /rpc"),
+        11,
+        "{after}"
+    );
+}
+
+/// Captures everything logged at TRACE level while a future runs.
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || Capture(writer.clone()))
+        .finish();
+    (buffer, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_secret_appears_in_trace_output_or_errors() {
+    let (buffer, _guard) = capture();
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    let outcome = create(
+        &provider,
+        Kind::SaltTarget,
+        "traced",
+        json!({"tgt": {"*": {"tgt_type": "glob", "tgt": "t*"}}}),
+    )
+    .await
+    .unwrap();
+    sim.sim.state.lock().await.raas.sessions.clear();
+    let objects = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    let mut bad = onprem(&sim.base_url);
+    bad.config.password = Some(SecretSource::Fixed(SecretValue::new("invalid-Zq81")));
+    let err = RaasProvider::new(&bad)
+        .unwrap()
+        .list(Kind::SaltJob, &[])
+        .await
+        .unwrap_err();
+    let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("logged in to raas"), "tracing was captured");
+    let shown = format!("{text} {outcome:?} {objects:?} {err} {err:?}");
+    let xsrf = sim.sim.state.lock().await.raas.xsrf_token.clone();
+    for secret in [PASSWORD, "invalid-Zq81", xsrf.as_str()] {
+        assert!(!shown.contains(secret), "a secret leaked");
+    }
+}
