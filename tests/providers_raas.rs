@@ -97,7 +97,7 @@ async fn counters(handle: &SimHandle) -> Value {
         .unwrap()
 }
 
-/// How many requests the simulator counted for `key` (e.g. `POST /rpc`), wherever the
+/// How many requests the simulator counted for `key` (an API such as `raas`), wherever the
 /// counters document nests it.
 fn count_of(counters: &Value, key: &str) -> u64 {
     fn walk(value: &Value, key: &str) -> u64 {
@@ -166,7 +166,8 @@ async fn bad_onprem_password_is_an_auth_error_without_the_password() {
 async fn targets_jobs_and_schedules_round_trip_by_name() {
     let sim = start_sim().await;
     let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
-    let tgt_spec = json!({"desc": "web servers", "tgt": {"*": {"tgt_type": "glob", "tgt": "web*"}}});
+    let tgt_spec =
+        json!({"desc": "web servers", "tgt": {"*": {"tgt_type": "glob", "tgt": "web*"}}});
     let target = create(&provider, Kind::SaltTarget, "web", tgt_spec.clone())
         .await
         .unwrap();
@@ -187,10 +188,16 @@ async fn targets_jobs_and_schedules_round_trip_by_name() {
         .unwrap();
     // The job uuid is the client-chosen idempotency key.
     assert_eq!(uuid_of(&job), key.to_string());
-    let sched_spec = json!({"job": "deploy-web", "target": "web", "schedule": {"minutes": 30}, "enabled": true});
-    let schedule = create(&provider, Kind::SaltSchedule, "every-30", sched_spec.clone())
-        .await
-        .unwrap();
+    let sched_spec =
+        json!({"job": "deploy-web", "target": "web", "schedule": {"minutes": 30}, "enabled": true});
+    let schedule = create(
+        &provider,
+        Kind::SaltSchedule,
+        "every-30",
+        sched_spec.clone(),
+    )
+    .await
+    .unwrap();
 
     let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
     let live_target = find(&targets, "web");
@@ -268,7 +275,10 @@ async fn targets_jobs_and_schedules_round_trip_by_name() {
             .await
             .unwrap();
         let after = provider.list(kind, &[]).await.unwrap();
-        assert!(after.iter().all(|o| o.name != name), "{kind}/{name} still there");
+        assert!(
+            after.iter().all(|o| o.name != name),
+            "{kind}/{name} still there"
+        );
     }
 }
 
@@ -373,7 +383,7 @@ async fn batched_saves_and_a_paged_list_of_1500_jobs() {
     let after_saves = counters(&sim).await;
     // 1500 saves in batches of 100: 15 requests.
     assert_eq!(
-        count_of(&after_saves, "POST /rpc") - count_of(&before, "POST /rpc"),
+        count_of(&after_saves, "raas") - count_of(&before, "raas"),
         15,
         "{after_saves}"
     );
@@ -382,7 +392,7 @@ async fn batched_saves_and_a_paged_list_of_1500_jobs() {
     let after_list = counters(&sim).await;
     // Page 0 (1000) + page 1; every job carries `tgt_name`, so no target listing.
     assert_eq!(
-        count_of(&after_list, "POST /rpc") - count_of(&after_saves, "POST /rpc"),
+        count_of(&after_list, "raas") - count_of(&after_saves, "raas"),
         2,
         "{after_list}"
     );
@@ -402,7 +412,7 @@ async fn a_server_that_caps_the_page_size_is_paged_by_its_own_limit() {
     assert_eq!(names.len(), 1052, "no page fetched twice");
     // 1052 objects in pages of 100: 11 requests.
     assert_eq!(
-        count_of(&after, "POST /rpc") - count_of(&before, "POST /rpc"),
+        count_of(&after, "raas") - count_of(&before, "raas"),
         11,
         "{after}"
     );
@@ -460,4 +470,201 @@ async fn no_secret_appears_in_trace_output_or_errors() {
     for secret in [PASSWORD, "invalid-Zq81", xsrf.as_str()] {
         assert!(!shown.contains(secret), "a secret leaked");
     }
+}
+
+async fn set_faults(handle: &SimHandle, faults: Value) {
+    let response = reqwest::Client::new()
+        .put(format!("{}/_sim/faults", handle.base_url))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+}
+
+#[tokio::test]
+async fn creates_whose_reply_is_dropped_after_commit_never_duplicate() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    for mode in ["gateway_timeout", "reset"] {
+        let name = format!("dropped-{mode}");
+        set_faults(&sim, json!({"drop_next_mutations": 1, "drop_mode": mode})).await;
+        let outcome = create(
+            &provider,
+            Kind::SaltTarget,
+            &name,
+            json!({"tgt": {"*": {"tgt_type": "glob", "tgt": "d*"}}}),
+        )
+        .await
+        .unwrap();
+        let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+        assert_eq!(
+            find(&targets, &name).id,
+            uuid_of(&outcome),
+            "adopted, not created twice"
+        );
+    }
+    set_faults(&sim, json!({"drop_next_mutations": 1})).await;
+    create(
+        &provider,
+        Kind::SaltSchedule,
+        "dropped-schedule",
+        json!({"job": "Ping all minions", "target": "All Minions", "schedule": {"hours": 1}}),
+    )
+    .await
+    .unwrap();
+    // A job carries its own uuid: it is simply sent again.
+    set_faults(&sim, json!({"drop_next_mutations": 1})).await;
+    create(
+        &provider,
+        Kind::SaltJob,
+        "dropped-job",
+        json!({"cmd": "local", "fun": "test.ping"}),
+    )
+    .await
+    .unwrap();
+    let schedules = provider.list(Kind::SaltSchedule, &[]).await.unwrap();
+    find(&schedules, "dropped-schedule");
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    find(&jobs, "dropped-job");
+}
+
+#[tokio::test]
+async fn cloud_login_uses_the_csp_bearer_and_survives_access_token_expiry() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&cloud(&sim.base_url, "csp-api-token-8d1e")).unwrap();
+    let before = counters(&sim).await;
+    let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    find(&targets, "All Minions");
+    let after = counters(&sim).await;
+    // One exchange; GET + POST /account/login and one RPC.
+    assert_eq!(
+        count_of(&after, "csp") - count_of(&before, "csp"),
+        1,
+        "{after}"
+    );
+    assert_eq!(
+        count_of(&after, "raas") - count_of(&before, "raas"),
+        3,
+        "{after}"
+    );
+
+    // Every access token expires: the next RPC gets 401, the client exchanges again once.
+    sim.sim.state.lock().await.csp.access_tokens.clear();
+    let outcome = create(
+        &provider,
+        Kind::SaltTarget,
+        "cloud-web",
+        json!({"tgt": {"*": {"tgt_type": "glob", "tgt": "w*"}}}),
+    )
+    .await
+    .unwrap();
+    let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    assert_eq!(find(&targets, "cloud-web").id, uuid_of(&outcome));
+    let again = counters(&sim).await;
+    assert_eq!(
+        count_of(&again, "csp") - count_of(&after, "csp"),
+        1,
+        "{again}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_csp_api_token_is_an_auth_error() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&cloud(&sim.base_url, "invalid-token-55")).unwrap();
+    let err = provider.list(Kind::SaltTarget, &[]).await.unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(matches!(err, ProviderError::Auth { .. }), "{text}");
+    assert!(!text.contains("invalid-token-55"), "{text}");
+}
+
+/// A RaaS that refuses the XSRF-carrying cloud login with 403 and accepts the vendor
+/// recipe (Bearer alone), which hands out a fresh XSRF token. The simulator has no such
+/// option, so this one case uses a scripted server.
+mod refusing_raas {
+    use super::*;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+
+    pub type Log = Arc<Mutex<Vec<String>>>;
+
+    fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub async fn start() -> (String, Log) {
+        let log: Log = Arc::default();
+        let record = |log: &Log, line: String| log.lock().unwrap().push(line);
+        let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log.clone());
+        let app = axum::Router::new()
+            .route(
+                "/csp/gateway/am/api/auth/api-tokens/authorize",
+                post(move |body: String| async move {
+                    record(&l1, format!("csp {}", body.starts_with("api_token=")));
+                    axum::Json(json!({"access_token": "at-1", "token_type": "bearer", "expires_in": 1800}))
+                }),
+            )
+            .route(
+                "/account/login",
+                get(move || async move {
+                    record(&l2, "GET /account/login".to_string());
+                    ([("set-cookie", "_xsrf=x1; Path=/"), ("x-xsrftoken", "x1")], "{}")
+                })
+                .post(move |headers: HeaderMap| async move {
+                    let xsrf = header(&headers, "x-xsrftoken").to_string();
+                    record(&l3, format!("POST /account/login xsrf={xsrf} auth={}", header(&headers, "authorization")));
+                    if !xsrf.is_empty() {
+                        return (StatusCode::FORBIDDEN, "'_xsrf' argument missing from POST").into_response();
+                    }
+                    if header(&headers, "authorization") != "Bearer at-1" {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    ([("set-cookie", "_xsrf=x2; Path=/"), ("x-xsrftoken", "x2")], "{}").into_response()
+                }),
+            )
+            .route(
+                "/rpc",
+                post(move |headers: HeaderMap| async move {
+                    record(&l4, format!(
+                        "POST /rpc xsrf={} cookie={} auth={}",
+                        header(&headers, "x-xsrftoken"),
+                        header(&headers, "cookie"),
+                        header(&headers, "authorization")
+                    ));
+                    axum::Json(json!({"riq": 1, "ret": {"count": 0, "limit": 1000, "results": []}, "error": null, "warnings": []}))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, log)
+    }
+}
+
+#[tokio::test]
+async fn a_cloud_login_refused_with_403_falls_back_to_the_bearer_alone() {
+    let (url, log) = refusing_raas::start().await;
+    let provider = RaasProvider::new(&cloud(&url, "api-token-1")).unwrap();
+    let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    assert!(targets.is_empty());
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![
+            "GET /account/login".to_string(),
+            "csp true".to_string(),
+            "POST /account/login xsrf=x1 auth=Bearer at-1".to_string(),
+            "POST /account/login xsrf= auth=Bearer at-1".to_string(),
+            "POST /rpc xsrf=x2 cookie=_xsrf=x2 auth=Bearer at-1".to_string(),
+        ]
+    );
 }

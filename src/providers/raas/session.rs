@@ -123,6 +123,9 @@ pub struct RaasSession {
     riq: AtomicU64,
     /// Set once the plain paths answered 404/405 and `/raas/...` is used instead.
     vcf_paths: AtomicBool,
+    /// Set once the server refused the XSRF-carrying cloud login: later logins post the
+    /// Bearer alone straight away.
+    bearer_only_login: AtomicBool,
 }
 
 impl RaasSession {
@@ -157,6 +160,7 @@ impl RaasSession {
             sessions: TokenCache::new(config.refresh_before_expiry),
             riq: AtomicU64::new(1),
             vcf_paths: AtomicBool::new(false),
+            bearer_only_login: AtomicBool::new(false),
         })
     }
 
@@ -451,28 +455,33 @@ impl RaasSession {
         bearer: &SecretValue,
     ) -> Result<(), LoginRefused> {
         let authorization = SecretValue::new(format!("Bearer {}", bearer.expose()));
-        let request = self.with_session(
+        let bearer_only = || {
             HttpRequest::post(self.path(LOGIN_PATH))
                 .secret_header(AUTHORIZATION, authorization.clone())
-                .idempotent(true),
-            session,
-        );
-        let response = self.http.send(request).await?;
-        let response = if response.status == 403 {
+                .idempotent(true)
+        };
+        let first = if self.bearer_only_login.load(Ordering::Relaxed) {
+            bearer_only()
+        } else {
+            self.with_session(bearer_only(), session)
+        };
+        let response = self.http.send(first).await?;
+        let response = if response.status == 403 && !self.bearer_only_login.load(Ordering::Relaxed)
+        {
             tracing::debug!(connection = %self.connection, "raas refused the XSRF login; posting the Bearer alone");
-            let request = HttpRequest::post(self.path(LOGIN_PATH))
-                .secret_header(AUTHORIZATION, authorization)
-                .idempotent(true);
-            let fallback = self.http.send(request).await?;
+            let fallback = self.http.send(bearer_only()).await?;
             if fallback.is_success() {
-                // The fallback reply carries the XSRF token and cookie to use from now on.
-                session.cookies.clear();
-                session.xsrf = None;
+                self.bearer_only_login.store(true, Ordering::Relaxed);
             }
             fallback
         } else {
             response
         };
+        if response.is_success() && self.bearer_only_login.load(Ordering::Relaxed) {
+            // The Bearer-alone reply carries the XSRF token and cookie to use from now on.
+            session.cookies.clear();
+            session.xsrf = None;
+        }
         match response.status {
             401 => Err(LoginRefused::Unauthorized(auth_message(&response))),
             status if (200..300).contains(&status) => {
