@@ -11,6 +11,7 @@ use sextant::model::{
     SystemType,
 };
 use sextant::providers::raas::RaasProvider;
+use sextant::providers::vcd::VcdProvider;
 use sextant::providers::{
     CreateRequest, DeleteRequest, LiveObject, Outcome, Provider, ProviderError, UpdateRequest,
 };
@@ -667,4 +668,169 @@ async fn a_cloud_login_refused_with_403_falls_back_to_the_bearer_alone() {
             "POST /rpc xsrf=x2 cookie=_xsrf=x2 auth=Bearer at-1".to_string(),
         ]
     );
+}
+
+// ---- Cloud Director ---------------------------------------------------------------------
+
+fn vcd_user(url: &str, org: &str, username: &str) -> Connection {
+    let mut config = connection(SystemType::Vcd, url);
+    config.org = org.to_string();
+    config.username = Some(username.to_string());
+    config.password = Some(SecretSource::Fixed(SecretValue::new(PASSWORD)));
+    Connection {
+        name: "vcd".to_string(),
+        config,
+        location: SourceLocation::default(),
+    }
+}
+
+fn secret_of(outcome: &Outcome) -> (String, String) {
+    match outcome {
+        Outcome::Done {
+            attributes,
+            secret: Some(secret),
+        } => (attributes["id"].clone(), secret.value.expose().to_string()),
+        other => panic!("expected a secret, got {other:?}"),
+    }
+}
+
+/// A scripted Cloud Director whose first registration reply is lost (after the client was
+/// registered) and whose first jwt-bearer grant answers `invalid_grant`.
+mod flaky_vcd {
+    use super::*;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    pub struct Script {
+        pub log: Vec<String>,
+        logins: u32,
+        registered: Option<String>,
+        grants: u32,
+    }
+
+    pub type Shared = Arc<Mutex<Script>>;
+
+    pub async fn start() -> (String, Shared) {
+        let script: Shared = Arc::default();
+        let (s1, s2, s3, s4) = (
+            script.clone(),
+            script.clone(),
+            script.clone(),
+            script.clone(),
+        );
+        let app = axum::Router::new()
+            .route(
+                "/cloudapi/1.0.0/sessions/provider",
+                post(move |headers: HeaderMap| async move {
+                    let mut s = s1.lock().unwrap();
+                    s.logins += 1;
+                    let accept = headers
+                        .get("accept")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    s.log.push(format!("login {accept}"));
+                    let jwt = format!("jwt-{}", s.logins);
+                    ([("x-vmware-vcloud-access-token", jwt)], "{}")
+                }),
+            )
+            .route(
+                "/oauth/provider/register",
+                post(move |body: axum::Json<Value>| async move {
+                    let mut s = s2.lock().unwrap();
+                    s.log.push(format!("register {}", body["client_name"]));
+                    if s.registered.is_none() {
+                        s.registered = Some(body["client_name"].as_str().unwrap().to_string());
+                        return StatusCode::GATEWAY_TIMEOUT.into_response();
+                    }
+                    axum::Json(json!({"client_id": "c-2"})).into_response()
+                }),
+            )
+            .route(
+                "/cloudapi/1.0.0/tokens",
+                get(
+                    move |query: axum::extract::Query<HashMap<String, String>>| async move {
+                        let s = s3.lock().unwrap();
+                        let filter = query.get("filter").cloned().unwrap_or_default();
+                        let mut s = s;
+                        s.log.push(format!("list {filter}"));
+                        let values: Vec<Value> = s
+                            .registered
+                            .iter()
+                            .map(|name| {
+                                json!({"id": "urn:vcloud:token:c-1", "name": name,
+                            "owner": {"name": "administrator"}, "type": "REFRESH"})
+                            })
+                            .collect();
+                        axum::Json(
+                            json!({"resultTotal": values.len(), "pageCount": 1, "page": 1,
+                        "pageSize": 128, "values": values}),
+                        )
+                    },
+                ),
+            )
+            .route(
+                "/oauth/provider/token",
+                post(
+                    move |form: axum::extract::Form<HashMap<String, String>>| async move {
+                        let mut s = s4.lock().unwrap();
+                        s.grants += 1;
+                        s.log.push(format!(
+                            "grant {} client_id={} assertion={}",
+                            form.get("grant_type").cloned().unwrap_or_default(),
+                            form.get("client_id").cloned().unwrap_or_default(),
+                            form.get("assertion").cloned().unwrap_or_default()
+                        ));
+                        if s.grants == 1 {
+                            return (
+                                StatusCode::BAD_REQUEST,
+                                axum::Json(json!({
+                            "minorErrorCode": "invalid_grant", "message": "Invalid assertion",
+                            "stackTrace": "x"})),
+                            )
+                                .into_response();
+                        }
+                        axum::Json(json!({"access_token": "at", "token_type": "Bearer",
+                        "expires_in": 3600, "refresh_token": "vcd-secret-Q9w"}))
+                        .into_response()
+                    },
+                ),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, script)
+    }
+}
+
+#[tokio::test]
+async fn vcd_lost_registration_is_adopted_and_invalid_grant_is_retried_once() {
+    let (url, script) = flaky_vcd::start().await;
+    let provider = VcdProvider::new(&vcd_user(&url, "System", "administrator")).unwrap();
+    let outcome = create(&provider, Kind::VcdApiToken, "ci-token", json!({}))
+        .await
+        .unwrap();
+    let (id, secret) = secret_of(&outcome);
+    assert_eq!(id, "urn:vcloud:token:c-1");
+    assert_eq!(secret, "vcd-secret-Q9w");
+    let log = script.lock().unwrap().log.clone();
+    let accept = "application/json;version=36.1";
+    assert_eq!(
+        log,
+        vec![
+            format!("login {accept}"),
+            "register \"ci-token\"".to_string(),
+            "list (name==ci-token;owner.name==administrator;(type==PROXY,type==REFRESH))"
+                .to_string(),
+            format!("login {accept}"),
+            "grant urn:ietf:params:oauth:grant-type:jwt-bearer client_id=c-1 assertion=jwt-2"
+                .to_string(),
+            format!("login {accept}"),
+            "grant urn:ietf:params:oauth:grant-type:jwt-bearer client_id=c-1 assertion=jwt-3"
+                .to_string(),
+        ]
+    );
+    assert!(!format!("{outcome:?}").contains("vcd-secret-Q9w"));
 }
