@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{Connection, Kind, SecretSource, SecretValue};
 use crate::providers::http::{FormValue, HttpClient, HttpRequest, HttpResponse, truncate_body};
+use crate::providers::raas::session::jwt_lifetime;
 use crate::providers::token::{Credential, Lease, TokenCache};
 use crate::providers::{
     CreateRequest, DeleteRequest, IssuedSecret, LiveObject, LiveStatus, Outcome, Provider,
@@ -238,9 +239,10 @@ impl VcdProvider {
                 message: format!("the session reply has no `{ACCESS_TOKEN_HEADER}` header"),
             })?;
         tracing::debug!(connection = %self.connection, user = %user, "logged in to cloud director");
+        let lifetime = jwt_lifetime(&jwt);
         Ok(Credential {
             value: jwt,
-            lifetime: None,
+            lifetime,
         })
     }
 

@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
 
 use reqwest::header::{AUTHORIZATION, COOKIE, HeaderName};
 use serde_json::{Value, json};
@@ -412,9 +415,10 @@ impl RaasSession {
             }
         }
         tracing::debug!(connection = %self.connection, xsrf = session.xsrf.is_some(), "logged in to raas");
+        let lifetime = session.jwt.as_ref().and_then(jwt_lifetime);
         Ok(Credential {
             value: session,
-            lifetime: None,
+            lifetime,
         })
     }
 
@@ -576,6 +580,22 @@ impl From<ProviderError> for LoginRefused {
     fn from(err: ProviderError) -> Self {
         LoginRefused::Other(err)
     }
+}
+
+/// The lifetime a JWT states (`exp - iat`), read without verifying it. Measured from when it
+/// was received, so a skewed server clock does not matter.
+pub fn jwt_lifetime(jwt: &SecretValue) -> Option<Duration> {
+    let payload = jwt.expose().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?.as_i64()?;
+    let iat = claims.get("iat")?.as_i64()?;
+    u64::try_from(exp - iat)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
 }
 
 /// A string read straight into a secret wrapper.
@@ -799,6 +819,15 @@ mod tests {
         let by_text = response(&[], "'_xsrf' argument missing from POST");
         assert!(is_xsrf_refusal(&by_text));
         assert!(!is_xsrf_refusal(&response(&[], "forbidden")));
+    }
+
+    #[test]
+    fn jwt_lifetimes_come_from_exp_minus_iat() {
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims = engine.encode(br#"{"sub":"root","iat":1000,"exp":2800}"#);
+        let jwt = SecretValue::new(format!("h.{claims}.sig"));
+        assert_eq!(jwt_lifetime(&jwt), Some(Duration::from_secs(1800)));
+        assert_eq!(jwt_lifetime(&SecretValue::new("opaque")), None);
     }
 
     #[test]
