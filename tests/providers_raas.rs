@@ -16,6 +16,7 @@ use sextant::providers::{
     CreateRequest, DeleteRequest, LiveObject, Outcome, Provider, ProviderError, UpdateRequest,
 };
 use sextant::sim::raas::RaasState;
+use sextant::sim::vcd::VcdState;
 use sextant::sim::{SimConfig, SimHandle};
 
 const PASSWORD: &str = "pw-Sextant-7f3a9c";
@@ -833,4 +834,130 @@ async fn vcd_lost_registration_is_adopted_and_invalid_grant_is_retried_once() {
         ]
     );
     assert!(!format!("{outcome:?}").contains("vcd-secret-Q9w"));
+}
+
+async fn start_vcd_sim() -> SimHandle {
+    let handle = start_sim().await;
+    handle.sim.state.lock().await.vcd = VcdState::default_estate();
+    handle
+}
+
+async fn vcd_names(provider: &VcdProvider) -> Vec<String> {
+    let mut names: Vec<String> = provider
+        .list(Kind::VcdApiToken, &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn vcd_tokens_are_created_listed_used_and_revoked() {
+    let sim = start_vcd_sim().await;
+    let admin = VcdProvider::new(&vcd_user(&sim.base_url, "System", "administrator")).unwrap();
+    let outcome = create(&admin, Kind::VcdApiToken, "ci", json!({"file": "ci.json"}))
+        .await
+        .unwrap();
+    let (id, secret) = secret_of(&outcome);
+    assert!(id.starts_with("urn:vcloud:token:"), "{id}");
+    let live = admin
+        .list(Kind::VcdApiToken, &["ci".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].id, id);
+    assert_eq!(live[0].spec, json!({}));
+    assert_eq!(live[0].attributes["id"], id);
+
+    // The issued secret is an API token: a connection using it lists its owner's tokens.
+    let mut with_token = connection(SystemType::Vcd, &sim.base_url);
+    with_token.api_token = Some(SecretSource::Fixed(SecretValue::new(secret.clone())));
+    let token_conn = Connection {
+        name: "vcd-token".to_string(),
+        config: with_token,
+        location: SourceLocation::default(),
+    };
+    let by_token = VcdProvider::new(&token_conn).unwrap();
+    assert_eq!(vcd_names(&by_token).await, vec!["ci".to_string()]);
+    // An API-token session cannot create tokens.
+    let err = create(&by_token, Kind::VcdApiToken, "nope", json!({}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("username"), "{err}");
+
+    let address = Address::new(Kind::VcdApiToken, "ci");
+    let outcome = admin
+        .delete(&DeleteRequest {
+            address: &address,
+            live: &live[0],
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Done { .. }));
+    assert!(vcd_names(&admin).await.is_empty());
+    // The revoked secret no longer works.
+    let err = VcdProvider::new(&token_conn)
+        .unwrap()
+        .list(Kind::VcdApiToken, &[])
+        .await
+        .unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(matches!(err, ProviderError::Auth { .. }), "{text}");
+    assert!(!text.contains(&secret), "{text}");
+}
+
+#[tokio::test]
+async fn vcd_tenant_tokens_page_and_revoke_through_a_task() {
+    let sim = start_vcd_sim().await;
+    {
+        let mut state = sim.sim.state.lock().await;
+        state.vcd.options.max_page_size = 10;
+        state.vcd.options.revoke_status = 202;
+    }
+    let orgadmin = VcdProvider::new(&vcd_user(&sim.base_url, "acme", "orgadmin")).unwrap();
+    for i in 0..25 {
+        create(&orgadmin, Kind::VcdApiToken, &format!("t{i:02}"), json!({}))
+            .await
+            .unwrap();
+    }
+    // The System administrator sees everyone's tokens but lists only its own.
+    let admin = VcdProvider::new(&vcd_user(&sim.base_url, "System", "administrator")).unwrap();
+    create(&admin, Kind::VcdApiToken, "t00", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(vcd_names(&admin).await, vec!["t00".to_string()]);
+
+    let before = counters(&sim).await;
+    let live = orgadmin.list(Kind::VcdApiToken, &[]).await.unwrap();
+    let after = counters(&sim).await;
+    assert_eq!(live.len(), 25);
+    // 25 tokens in pages the server capped at 10: 3 requests.
+    assert_eq!(
+        count_of(&after, "vcd") - count_of(&before, "vcd"),
+        3,
+        "{after}"
+    );
+
+    let token = live.iter().find(|t| t.name == "t07").unwrap();
+    let address = Address::new(Kind::VcdApiToken, "t07");
+    let outcome = orgadmin
+        .delete(&DeleteRequest {
+            address: &address,
+            live: token,
+        })
+        .await
+        .unwrap();
+    let Outcome::Task(task) = outcome else {
+        panic!("a 202 revoke is a task")
+    };
+    assert_eq!(
+        orgadmin.poll(&task).await.unwrap(),
+        sextant::providers::TaskStatus::Done
+    );
+    let names = vcd_names(&orgadmin).await;
+    assert_eq!(names.len(), 24);
+    assert!(!names.contains(&"t07".to_string()));
 }
