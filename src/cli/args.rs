@@ -70,4 +70,8 @@ pub struct SimServeArgs {
     /// Latency added to every request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Answers to the points the API documents leave unverified, as JSON, e.g.
+    /// '{"vmc_concurrent_update_status": 409}' (see `GET /_sim/options` for every name).
+    #[arg(long, value_name = "JSON")]
+    pub options: Option<String>,
 }
