@@ -9,7 +9,7 @@ use super::args::ApplyArgs;
 use super::plan_cmd::report_problems;
 use super::workspace::{Workspace, is_plan_file};
 use super::{Failure, GlobalArgs, Reporter, exit};
-use crate::apply::events::{EventSink, JsonSink, PlainSink};
+use crate::apply::events::{EventSink, JsonSink, PlainSink, TerminalSink};
 use crate::apply::{self, ApplyOptions, ApplyReport, ResourceOutcome};
 use crate::plan::render::{self, Style};
 use crate::plan::saved::SavedPlan;
@@ -122,6 +122,8 @@ async fn run_in(
     };
     let sink: Box<dyn EventSink> = if args.json {
         Box::new(JsonSink::new(std::io::stdout()))
+    } else if std::io::stdout().is_terminal() {
+        Box::new(TerminalSink::new())
     } else {
         Box::new(PlainSink::new(std::io::stdout()))
     };
