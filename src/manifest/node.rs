@@ -188,7 +188,10 @@ fn first_line(text: &str) -> String {
         None => line,
     };
     if let Some(rest) = line.strip_prefix("duplicate mapping key: ") {
-        let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
         return format!("duplicate key `{key}`");
     }
     let mut message = line.to_string();

@@ -896,6 +896,45 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn document_shape_and_kind() {
+        let errors = load(&[(
+            "a.yaml",
+            "- a\n---\nname: x\n---\nkind: SaltJobs\nname: x\n---\nkind: 3\n",
+        )])
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "a.yaml:1:1 : a document must be a mapping with `kind`, `name` and `spec`, found a list",
+                "a.yaml:3:1 kind: missing required field `kind`",
+                "a.yaml:5:7 kind: unknown kind `SaltJobs`",
+                "a.yaml:8:7 kind: expected a string, found an integer",
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_and_encoding_errors_are_located() {
+        let errors =
+            load(&[("a.yaml", "kind: [\n"), ("b.yaml", "kind: x\nname: \u{0}")]).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("a.yaml:"), "{errors:?}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.yaml"), b"kind: Sddc\nname: \xff\n").unwrap();
+        let mut errors = Vec::new();
+        let sources = discover(&[dir.path().to_path_buf()], &mut errors);
+        let diagnostics = validate_files(&sources, errors).unwrap_err();
+        assert_eq!(
+            (diagnostics.errors[0].line, diagnostics.errors[0].column),
+            (2, 7)
+        );
+        assert_eq!(
+            diagnostics.errors[0].message,
+            "file is not valid UTF-8 text"
+        );
+    }
+
+    #[test]
     fn empty_files_and_null_documents_are_fine() {
         let model = load(&[("a.yaml", ""), ("b.yaml", "---\n...\n")]).unwrap();
         assert!(model.resources.is_empty());
