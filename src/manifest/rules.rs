@@ -74,7 +74,7 @@ impl<'a> RuleContext<'a> {
                 "a `1NODE` SDDC cannot be `MultiAZ`",
                 None,
             );
-        } else if multi_az && hosts % 2 != 0 {
+        } else if multi_az && !hosts.is_multiple_of(2) {
             self.error(
                 &["num_hosts"],
                 format!("a `MultiAZ` SDDC needs an even number of hosts, found {hosts}"),

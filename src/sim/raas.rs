@@ -9,6 +9,13 @@ use super::SimRef;
 #[serde(default)]
 pub struct RaasState {}
 
+impl RaasState {
+    /// The state a simulator starts with when it has no state file and no seed data.
+    pub fn default_estate() -> Self {
+        Self::default()
+    }
+}
+
 pub fn routes() -> Router<SimRef> {
     Router::new()
 }
