@@ -96,7 +96,17 @@ fn document_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         if let Value::Array(list) = required {
             list.retain(|v| v != "kind" && v != "spec");
             list.insert(0, json!("kind"));
-            list.push(json!("spec"));
+            if kind == Kind::Connection {
+                list.push(json!("spec"));
+            }
+        }
+        if kind != Kind::Connection {
+            // `spec` may be left out only when the object is to be deleted.
+            object.insert(
+                "if".into(),
+                json!({ "properties": { "ensure": { "const": "absent" } }, "required": ["ensure"] }),
+            );
+            object.insert("else".into(), json!({ "required": ["spec"] }));
         }
     }
     document

@@ -154,6 +154,22 @@ fn classify(
     if let Some(schema) = checker.definition(&document_def(kind)) {
         checker.check(schema, &node, "", errors);
     }
+    if kind != Kind::Connection
+        && node.get("spec").is_none()
+        && node.get("ensure").and_then(Node::as_str) != Some("absent")
+    {
+        errors.push(
+            Diagnostic::new(
+                file,
+                node.pos,
+                "spec",
+                "missing required field `spec` in the document",
+            )
+            .with_hint(Some(
+                "only an `ensure: absent` document may leave out `spec`".to_string(),
+            )),
+        );
+    }
     let spec_valid = !errors[before..]
         .iter()
         .any(|e| e.path == "spec" || e.path.starts_with("spec.") || e.path.starts_with("spec["));
@@ -449,7 +465,11 @@ impl Loader<'_> {
         connections: &BTreeMap<String, (Connection, bool)>,
     ) -> Option<Resource> {
         let name = doc.name.clone()?;
-        let spec_node = doc.spec_node()?;
+        let empty = Node {
+            pos: doc.node.pos,
+            value: Value::Map(Vec::new()),
+        };
+        let spec_node = doc.spec_node().unwrap_or(&empty);
         let ensure = declared_ensure(doc);
         if doc.kind == Kind::VirtualMachine && ensure == Ensure::Absent {
             let pos = doc.node.get("ensure").map_or(doc.node.pos, |n| n.pos);
@@ -835,6 +855,20 @@ pub(crate) mod tests {
         assert_eq!(
             errors,
             vec!["a.yaml:11:14 : dependency cycle: `SaltJob/a -> SaltJob/b -> SaltJob/a`"]
+        );
+    }
+
+    #[test]
+    fn spec_may_be_omitted_only_for_absent_objects() {
+        let docs = format!("{RAAS}kind: SaltJob\nname: old\nensure: absent\n");
+        let model = load(&[("a.yaml", &docs)]).unwrap();
+        let old = &model.resources[&address("SaltJob/old")];
+        assert_eq!(old.ensure, Ensure::Absent);
+        assert_eq!(old.spec, serde_json::json!({}));
+        let errors = load(&[("a.yaml", &docs.replace("ensure: absent\n", ""))]).unwrap_err();
+        assert_eq!(
+            errors,
+            vec!["a.yaml:9:1 spec: missing required field `spec` in the document"]
         );
     }
 
