@@ -646,6 +646,7 @@ pub fn validate_files(
         }
     }
     references::apply_edges(&mut resources, &edges);
+    references::check_same_connection(&resources, &edges, &mut loader.errors);
     references::check_cycles(&edges, &mut loader.errors);
 
     let mut diagnostics = Diagnostics {
@@ -815,6 +816,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn named_job_and_target_live_on_the_same_connection() {
+        let eu = RAAS.replace("name: salt", "name: salt-eu");
+        let docs = format!(
+            "{RAAS}{eu}kind: SaltTarget\nname: web\nconnection: salt-eu\nspec:\n  tgt:\n    '*': {{tgt_type: glob, tgt: 'w*'}}\n---\n\
+             kind: SaltJob\nname: deploy\nconnection: salt\nspec:\n  fun: state.apply\n  target: web\n"
+        );
+        let errors = load(&[("a.yaml", &docs)]).unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "a.yaml:29:11 spec.target: `SaltJob/deploy` uses connection `salt`, but `SaltTarget/web` is on connection `salt-eu`"
+            ]
+        );
+        assert!(
+            load(&[(
+                "a.yaml",
+                &docs.replace("connection: salt\n", "connection: salt-eu\n")
+            )])
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn references_add_edges_and_stay_verbatim() {
         let docs = format!(
             "{VMC}{RAAS}kind: Sddc\nname: prod\nspec:\n  region: us-west-2\n  num_hosts: 2\n---\n\
@@ -854,7 +878,9 @@ pub(crate) mod tests {
         let errors = load(&[("a.yaml", &docs)]).unwrap_err();
         assert_eq!(
             errors,
-            vec!["a.yaml:11:14 : dependency cycle: `SaltJob/a -> SaltJob/b -> SaltJob/a`"]
+            vec![
+                "a.yaml:11:14 depends_on[0]: dependency cycle: `SaltJob/a -> SaltJob/b -> SaltJob/a`"
+            ]
         );
     }
 
