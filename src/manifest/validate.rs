@@ -198,7 +198,10 @@ fn parse_duration(
     let Some(node) = doc.node.get("timeouts").and_then(|t| t.get(field)) else {
         return default;
     };
-    let text = node.as_str().unwrap_or_default();
+    // A non-string was already reported by the structural checks.
+    let Some(text) = node.as_str() else {
+        return default;
+    };
     match humantime::parse_duration(text.trim()) {
         Ok(d) if !d.is_zero() => d,
         _ => {
@@ -257,7 +260,7 @@ impl Loader<'_> {
             }
             let spec_node = doc.spec_node();
             let parsed = spec_node
-                .filter(|_| doc.valid)
+                .filter(|_| doc.spec_valid)
                 .and_then(|n| serde_json::from_value::<ConnectionSpec>(n.to_json()).ok());
             let (Some(spec_node), Some(spec)) = (spec_node, parsed) else {
                 // Still declared: resources naming it must not get a second error.
@@ -406,7 +409,7 @@ impl Loader<'_> {
         }
     }
 
-    fn check_ignore_changes(&mut self, doc: &Document, lifecycle: &Lifecycle) {
+    fn check_ignore_changes(&mut self, doc: &Document) {
         let Some(items) = doc
             .node
             .get("lifecycle")
@@ -422,8 +425,9 @@ impl Loader<'_> {
         let fields: Vec<&str> = spec_schema
             .map(|s| self.checker.property_names(s))
             .unwrap_or_default();
-        for (index, path) in lifecycle.ignore_changes.iter().enumerate() {
-            let pos = items.get(index).map_or(doc.node.pos, |n| n.pos);
+        for (index, item) in items.iter().enumerate() {
+            let Some(path) = item.as_str() else { continue };
+            let pos = item.pos;
             let field = path.strip_prefix("spec.").map(|rest| {
                 rest.split(['.', '['])
                     .next()
@@ -496,7 +500,7 @@ impl Loader<'_> {
                 .filter_map(|n| n.as_str().map(str::to_string))
                 .collect(),
         };
-        self.check_ignore_changes(doc, &lifecycle);
+        self.check_ignore_changes(doc);
         let defaults = Timeouts::default();
         let timeouts = Timeouts {
             create: parse_duration(doc, "create", defaults.create, &mut self.errors),
