@@ -198,6 +198,13 @@ fn first_line(text: &str) -> String {
         Some(index) => &line[..index],
         None => line,
     };
+    if let Some(rest) = line.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key `{key}`");
+    }
     let mut message = line.to_string();
     if let Some(first) = message.get(..1) {
         let lower = first.to_lowercase();
@@ -352,6 +359,13 @@ mod tests {
         let err = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.pos.line >= 1, "{err:?}");
         assert!(!err.message.contains('\n'), "{err:?}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_named() {
+        let err = parse_documents("kind: Sddc\nname: a\nname: b\n").unwrap_err();
+        assert_eq!(err.message, "duplicate key `name`");
+        assert_eq!(err.pos, Pos { line: 3, column: 1 });
     }
 
     #[test]
