@@ -220,40 +220,6 @@ impl<W: Write + Send> EventSink for JsonSink<W> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Kind;
-
-    #[test]
-    fn still_running_line_reads_like_terraform() {
-        let event = Event::still_running(
-            &Address::new(Kind::Sddc, "prod"),
-            Action::Create,
-            Duration::from_secs(300),
-            Some(45),
-            Some(Duration::from_secs(600)),
-            Some("task-1".into()),
-        );
-        assert_eq!(
-            plain_line(&event),
-            "Sddc/prod: Still creating... [task=task-1, 05m00s elapsed, 45%]"
-        );
-    }
-
-    #[test]
-    fn json_events_are_tagged() {
-        let event = Event::Skipped {
-            address: "SaltJob/a".into(),
-            because: "SaltTarget/t".into(),
-        };
-        assert_eq!(
-            serde_json::to_string(&event).unwrap(),
-            r#"{"type":"skipped","address":"SaltJob/a","because":"SaltTarget/t"}"#
-        );
-    }
-}
-
 /// Live bars on a terminal: one per running resource with its status, percent and elapsed
 /// time; finished resources leave their plain line above the bars.
 pub struct TerminalSink {
@@ -335,5 +301,39 @@ impl EventSink for TerminalSink {
                 let _ = self.bars.println(plain_line(event));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+
+    #[test]
+    fn still_running_line_reads_like_terraform() {
+        let event = Event::still_running(
+            &Address::new(Kind::Sddc, "prod"),
+            Action::Create,
+            Duration::from_secs(300),
+            Some(45),
+            Some(Duration::from_secs(600)),
+            Some("task-1".into()),
+        );
+        assert_eq!(
+            plain_line(&event),
+            "Sddc/prod: Still creating... [task=task-1, 05m00s elapsed, 45%]"
+        );
+    }
+
+    #[test]
+    fn json_events_are_tagged() {
+        let event = Event::Skipped {
+            address: "SaltJob/a".into(),
+            because: "SaltTarget/t".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"type":"skipped","address":"SaltJob/a","because":"SaltTarget/t"}"#
+        );
     }
 }
