@@ -1,7 +1,7 @@
 //! vSphere Automation REST, `/rest` flavour (`vsphere.md`): the `VirtualMachine` kind.
 //!
 //! Existing VMs only: lists the declared names with `filter.names` (the list is capped, not
-//! paged, so names go in chunks), normalizes each VM to `{power_state, cpu_count,
+//! paged, so names go in chunks) or, given no names, every VM up to the cap, normalizes each VM to `{power_state, cpu_count,
 //! memory_size_MiB}`, changes power state and CPU/memory (stop → change → start on a running
 //! VM, only when the user allowed a power cycle). Logs in with Basic and sends the session id
 //! in `vmware-api-session-id`, logging in again once on 401. Never creates or deletes a VM.
@@ -30,6 +30,10 @@ const USE_HEADER_AUTHN: HeaderName = HeaderName::from_static("vmware-use-header-
 /// Declared names per `GET /rest/vcenter/vm`: the `/rest` list is capped at 1,000 results
 /// (`vsphere.md` §3), and long query strings are refused by proxies.
 pub const NAMES_PER_LIST: usize = 200;
+
+/// At most this many VMs come back from one unfiltered `GET /rest/vcenter/vm` (`vsphere.md`
+/// §3); a listing of every VM that reaches it may be incomplete.
+pub const LIST_CAP: usize = 1000;
 
 const POWERED_ON: &str = "POWERED_ON";
 const POWERED_OFF: &str = "POWERED_OFF";
@@ -289,6 +293,15 @@ impl VsphereProvider {
         }
     }
 
+    /// Every VM (no filter), up to [`LIST_CAP`].
+    async fn list_all(&self) -> ProviderResult<Vec<VmSummary>> {
+        let response = self.call(|| HttpRequest::get("/rest/vcenter/vm")).await?;
+        if !response.is_success() {
+            return Err(api_error(&response));
+        }
+        unwrap_value(&response)
+    }
+
     /// One chunk of declared names → the VMs whose name matches one of them exactly.
     async fn list_chunk(&self, names: &[&str]) -> ProviderResult<Vec<VmSummary>> {
         let response = self
@@ -448,12 +461,24 @@ impl Provider for VsphereProvider {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let chunks = futures::future::try_join_all(
-            names
-                .chunks(NAMES_PER_LIST)
-                .map(|chunk| self.list_chunk(chunk)),
-        )
-        .await?;
+        let chunks = if names.is_empty() {
+            let all = self.list_all().await?;
+            if all.len() >= LIST_CAP {
+                tracing::warn!(
+                    "connection `{}` listed {} VMs, the cap of one `/rest` listing: some may be missing",
+                    self.connection,
+                    all.len()
+                );
+            }
+            vec![all]
+        } else {
+            futures::future::try_join_all(
+                names
+                    .chunks(NAMES_PER_LIST)
+                    .map(|chunk| self.list_chunk(chunk)),
+            )
+            .await?
+        };
         let completed = futures::future::try_join_all(
             chunks
                 .into_iter()
