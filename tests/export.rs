@@ -350,3 +350,52 @@ async fn export_with_sim_uses_the_embedded_simulator() {
     assert!(stdout.contains("kind: VirtualMachine"), "{stdout}");
     assert!(stdout.contains("connection: vcenter"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vms_past_the_listing_cap_are_listed_by_power_state_with_a_warning() {
+    let estate = Estate::start().await;
+    let client = reqwest::Client::new();
+    let set_cap = |cap: u64| {
+        let client = client.clone();
+        let url = format!("{}/_sim/options", estate.sim.base_url);
+        async move {
+            let response = client
+                .put(url)
+                .json(&serde_json::json!({ "vsphere_list_cap": cap }))
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success());
+        }
+    };
+    // Three VMs, two of them on: a cap of 2 refuses the full listing but not each state.
+    set_cap(2).await;
+    let run = estate
+        .ok(&["export", "--connection", "vcenter", "conn"])
+        .await;
+    for name in ["db-01", "web-01", "web-02"] {
+        assert!(
+            run.stdout.contains(&format!("name: {name}\n")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stderr
+            .contains("more VMs than one `/rest` listing returns"),
+        "{}",
+        run.stderr
+    );
+
+    set_cap(1).await;
+    let run = estate
+        .run(&["export", "--connection", "vcenter", "conn"])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("power state `POWERED_ON`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+}

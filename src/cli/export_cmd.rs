@@ -9,7 +9,7 @@ use super::workspace::Workspace;
 use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::export::{self, KindExport};
 use crate::model::{Connection, Kind};
-use crate::providers::{self, vsphere};
+use crate::providers;
 
 pub async fn run(
     args: ExportArgs,
@@ -64,12 +64,6 @@ async fn export(
                 connection.name
             ))
         })?;
-        if kind == Kind::VirtualMachine && objects.len() >= vsphere::LIST_CAP {
-            reporter.warning(&format!(
-                "vCenter returned {} VMs, the most one listing returns: the export may be incomplete",
-                objects.len()
-            ));
-        }
         let exported = export::export_kind(&connection.name, kind, &objects)?;
         for (name, reason) in &exported.skipped {
             reporter.warning(&format!("`{kind}/{name}` was not exported: {reason}"));
