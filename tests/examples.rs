@@ -462,7 +462,7 @@ fn def_name(reference: &str) -> &str {
     reference.rsplit('/').next().unwrap_or(reference)
 }
 
-fn type_of(schema: &Value, defs: &serde_json::Map<String, Value>) -> String {
+fn type_of(schema: &Value) -> String {
     if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
         let name = def_name(reference);
         return match name {
@@ -476,7 +476,7 @@ fn type_of(schema: &Value, defs: &serde_json::Map<String, Value>) -> String {
             let parts: Vec<String> = options
                 .iter()
                 .filter(|o| o.get("type") != Some(&Value::from("null")))
-                .map(|o| type_of(o, defs))
+                .map(type_of)
                 .collect();
             return parts.join(" or ");
         }
@@ -504,12 +504,12 @@ fn type_of(schema: &Value, defs: &serde_json::Map<String, Value>) -> String {
     match types.as_slice() {
         ["array"] => match schema.get("items") {
             Some(Value::Bool(true)) | None => "list".to_string(),
-            Some(items) => format!("list of {}", type_of(items, defs)),
+            Some(items) => format!("list of {}", type_of(items)),
         },
         ["object"] => match schema.get("additionalProperties") {
             Some(Value::Bool(true)) => "map".to_string(),
             Some(Value::Bool(false)) | None => "object".to_string(),
-            Some(values) => format!("map of {}", type_of(values, defs)),
+            Some(values) => format!("map of {}", type_of(values)),
         },
         [] => "any".to_string(),
         many => many.join(" or "),
@@ -532,14 +532,14 @@ fn description(schema: &Value) -> String {
 }
 
 /// A `### Name` section for one `$defs` entry: its fields or its values.
-fn def_section(name: &str, def: &Value, defs: &serde_json::Map<String, Value>) -> String {
+fn def_section(name: &str, def: &Value) -> String {
     let mut out = format!("### {name}\n\n");
     let text = description(def);
     if !text.is_empty() {
         out.push_str(&format!("{text}\n\n"));
     }
     if let Some(Value::Object(properties)) = def.get("properties") {
-        out.push_str(&properties_table(def, properties, defs));
+        out.push_str(&properties_table(def, properties));
     } else if let Some(Value::Array(options)) = def.get("oneOf")
         && options.iter().all(|o| o.get("const").is_some())
     {
@@ -547,22 +547,18 @@ fn def_section(name: &str, def: &Value, defs: &serde_json::Map<String, Value>) -
         for option in options {
             out.push_str(&format!(
                 "| {} | {} |\n",
-                type_of(option, defs),
+                type_of(option),
                 cell(&description(option))
             ));
         }
     } else {
-        out.push_str(&format!("Type: {}.\n", type_of(def, defs)));
+        out.push_str(&format!("Type: {}.\n", type_of(def)));
     }
     out.push('\n');
     out
 }
 
-fn properties_table(
-    def: &Value,
-    properties: &serde_json::Map<String, Value>,
-    defs: &serde_json::Map<String, Value>,
-) -> String {
+fn properties_table(def: &Value, properties: &serde_json::Map<String, Value>) -> String {
     let required: BTreeSet<&str> = def
         .get("required")
         .and_then(Value::as_array)
@@ -576,7 +572,7 @@ fn properties_table(
         }
         out.push_str(&format!(
             "| `{field}` | {} | {} | {} |\n",
-            cell(&type_of(schema, defs)),
+            cell(&type_of(schema)),
             if required.contains(field.as_str()) {
                 "yes"
             } else {
@@ -604,19 +600,18 @@ fn manifests_md() -> String {
         out.push_str(&properties_table(
             document,
             document["properties"].as_object().unwrap(),
-            &defs,
         ));
         out.push('\n');
         if let Some(reference) = document["properties"]["spec"]["$ref"].as_str() {
             let name = def_name(reference).to_string();
-            out.push_str(&def_section(&name, &defs[&name], &defs));
+            out.push_str(&def_section(&name, &defs[&name]));
             rendered.insert(name);
         }
     }
     out.push_str("\n## Shared types\n\n");
     for (name, def) in &defs {
         if !rendered.contains(name) {
-            out.push_str(&def_section(name, def, &defs));
+            out.push_str(&def_section(name, def));
         }
     }
     while out.ends_with("\n\n") {
