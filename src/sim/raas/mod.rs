@@ -167,8 +167,8 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Everything the simulated RaaS holds.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// Everything the simulated RaaS holds. Its `Debug` shows counts, never the XSRF token.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct RaasState {
     pub target_groups: BTreeMap<String, TargetGroup>,
@@ -182,6 +182,19 @@ pub struct RaasState {
     /// Sent as `RaaS-Instance-ID`; empty until first needed.
     pub instance_id: String,
     pub options: RaasOptions,
+}
+
+impl std::fmt::Debug for RaasState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaasState")
+            .field("target_groups", &self.target_groups.len())
+            .field("jobs", &self.jobs.len())
+            .field("schedules", &self.schedules.len())
+            .field("commands", &self.commands.len())
+            .field("sessions", &self.sessions.len())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The owner recorded for objects the simulator seeds itself.
@@ -496,9 +509,14 @@ fn xsrf_ok(headers: &HeaderMap, raas: &RaasState) -> bool {
     !raas.xsrf_token.is_empty() && sent == jar && sent == raas.xsrf_token
 }
 
-/// Adds the XSRF header and cookie to a response.
-fn hand_out_xsrf(response: &mut Response, token: &str) {
-    if let Ok(value) = HeaderValue::from_str(token) {
+/// Adds the XSRF header and cookie to a response; with XSRF disabled there is neither, which
+/// is how clients learn it is off.
+fn hand_out_xsrf(response: &mut Response, raas: &mut RaasState, now: DateTime<Utc>) {
+    if !raas.options.xsrf_enabled {
+        return;
+    }
+    let token = raas.current_xsrf(now);
+    if let Ok(value) = HeaderValue::from_str(&token) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(XSRF_HEADER), value);
@@ -605,7 +623,6 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let SimState { csp, raas, .. } = &mut *guard;
-    let token = raas.current_xsrf(now);
     let body = match authenticate(&sim, &headers, csp, raas, now) {
         Ok(p) => json!({
             "authenticated": true,
@@ -614,7 +631,7 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
         Err(_) => json!({"authenticated": false, "attributes": null}),
     };
     let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    hand_out_xsrf(&mut response, &token);
+    hand_out_xsrf(&mut response, raas, now);
     with_instance(response, raas)
 }
 
@@ -623,13 +640,12 @@ async fn get_version(State(sim): State<SimRef>) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let raas = &mut guard.raas;
-    let token = raas.current_xsrf(now);
     let mut response = (
         StatusCode::OK,
         axum::Json(json!({"version": rpc::RAAS_VERSION})),
     )
         .into_response();
-    hand_out_xsrf(&mut response, &token);
+    hand_out_xsrf(&mut response, raas, now);
     with_instance(response, raas)
 }
 
@@ -690,8 +706,7 @@ fn login(
             config_name: principal.config_name.clone(),
             expires_at: issued.expires_at,
         };
-        let xsrf = raas.current_xsrf(now);
-        return logged_in(raas, session, wants_jwt, &xsrf, now);
+        return logged_in(raas, session, wants_jwt, now);
     }
     if !xsrf_ok(headers, raas) {
         return xsrf_forbidden();
@@ -721,8 +736,7 @@ fn login(
         || login
             .token_type
             .is_some_and(|t| t.eq_ignore_ascii_case("jwt"));
-    let xsrf = raas.current_xsrf(now);
-    logged_in(raas, session, wants_jwt, &xsrf, now)
+    logged_in(raas, session, wants_jwt, now)
 }
 
 fn session_ttl(sim: &super::Sim) -> chrono::Duration {
@@ -735,7 +749,6 @@ fn logged_in(
     raas: &mut RaasState,
     session: Session,
     wants_jwt: bool,
-    xsrf: &str,
     now: DateTime<Utc>,
 ) -> Response {
     let mut body = json!({
@@ -750,7 +763,7 @@ fn logged_in(
     }
     let cookie_value = raas.open_session(session);
     let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    hand_out_xsrf(&mut response, xsrf);
+    hand_out_xsrf(&mut response, raas, now);
     append_cookie(
         &mut response,
         &format!("{SESSION_COOKIE}={cookie_value}; Path=/; HttpOnly"),
@@ -802,7 +815,7 @@ fn rpc_response(
             );
         }
     };
-    let reply = match request {
+    let outcome = match request {
         Value::Array(calls) => rpc::batch(raas, &principal, now, calls),
         call @ Value::Object(_) => rpc::single(raas, &principal, now, call),
         _ => {
@@ -813,7 +826,7 @@ fn rpc_response(
             );
         }
     };
-    (StatusCode::OK, axum::Json(reply)).into_response()
+    (StatusCode::OK, axum::Json(outcome.reply)).into_response()
 }
 
 /// What an unauthenticated client may be shown instead of a 401 (an option).

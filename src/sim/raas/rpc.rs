@@ -556,14 +556,33 @@ fn check_enum(value: Option<&str>, allowed: &[&str]) -> Result<(), RpcFault> {
     }
 }
 
-/// Runs one envelope and returns its reply `{riq, ret, error, warnings}`.
+/// Methods that change the state (the others only read it).
+const MUTATING: &[(&str, &str)] = &[
+    ("job", "save_job"),
+    ("job", "delete_job"),
+    ("tgt", "save_target_group"),
+    ("tgt", "delete_target_group"),
+    ("schedule", "save"),
+    ("schedule", "update"),
+    ("schedule", "remove"),
+    ("cmd", "route_cmd"),
+];
+
+/// Replies to a request, and whether any call in it changed the state.
+pub(super) struct Outcome {
+    pub reply: Value,
+    pub changed: bool,
+}
+
+/// Runs one envelope; the reply is `{riq, ret, error, warnings}`.
 pub(super) fn single(
     state: &mut RaasState,
     principal: &Principal,
     now: DateTime<Utc>,
     envelope: Value,
-) -> Value {
-    call_reply(state, principal, now, envelope).0
+) -> Outcome {
+    let (reply, _, changed) = call_reply(state, principal, now, envelope);
+    Outcome { reply, changed }
 }
 
 /// Runs a list of envelopes in order: `{batched_retcode, ret: [reply, …]}`.
@@ -572,12 +591,14 @@ pub(super) fn batch(
     principal: &Principal,
     now: DateTime<Utc>,
     envelopes: Vec<Value>,
-) -> Value {
+) -> Outcome {
     let mut failed = false;
+    let mut changed = false;
     let mut replies = Vec::with_capacity(envelopes.len());
     for envelope in envelopes {
-        let (reply, ok) = call_reply(state, principal, now, envelope);
+        let (reply, ok, call_changed) = call_reply(state, principal, now, envelope);
         failed |= !ok;
+        changed |= call_changed;
         replies.push(reply);
     }
     let retcode = if failed {
@@ -585,24 +606,34 @@ pub(super) fn batch(
     } else {
         BATCH_RETCODE_OK
     };
-    json!({"batched_retcode": retcode, "ret": replies})
+    Outcome {
+        reply: json!({"batched_retcode": retcode, "ret": replies}),
+        changed,
+    }
 }
 
+/// One call's reply, whether it succeeded, and whether it changed the state.
 fn call_reply(
     state: &mut RaasState,
     principal: &Principal,
     now: DateTime<Utc>,
     envelope: Value,
-) -> (Value, bool) {
+) -> (Value, bool, bool) {
     let riq = envelope.get("riq").cloned().unwrap_or(Value::Null);
+    let mutating = MUTATING.iter().any(|(resource, method)| {
+        envelope.get("resource").and_then(Value::as_str) == Some(resource)
+            && envelope.get("method").and_then(Value::as_str) == Some(method)
+    });
     let codes = state.options.error_codes.clone();
     match run(state, principal, now, envelope) {
         Ok((ret, warnings)) => (
             json!({"riq": riq, "ret": ret, "error": null, "warnings": warnings}),
             true,
+            mutating,
         ),
         Err(fault) => (
             json!({"riq": riq, "ret": null, "error": fault.to_json(&codes), "warnings": []}),
+            false,
             false,
         ),
     }
@@ -1708,6 +1739,7 @@ mod tests {
             Utc::now(),
             json!({"resource": resource, "method": method, "kwarg": kwarg, "riq": 1}),
         )
+        .reply
     }
 
     #[test]
@@ -1718,7 +1750,8 @@ mod tests {
             &principal(),
             Utc::now(),
             json!({"resource": "tgt", "method": "get_target_group", "args": [super::super::ALL_MINIONS_UUID]}),
-        );
+        )
+        .reply;
         assert_eq!(reply["ret"]["count"], 1);
         assert_eq!(reply["ret"]["results"][0]["name"], "All Minions");
     }
@@ -1731,7 +1764,8 @@ mod tests {
             &principal(),
             Utc::now(),
             json!({"resource": "test", "method": "echo", "arg": ["a"], "kwarg": {"message": "b"}}),
-        );
+        )
+        .reply;
         assert_eq!(reply["error"]["code"], CODE_VALIDATION);
         assert!(
             reply["error"]["message"]
@@ -1739,6 +1773,22 @@ mod tests {
                 .unwrap()
                 .contains("multiple values")
         );
+    }
+
+    #[test]
+    fn only_successful_writes_count_as_changes() {
+        let mut state = RaasState::default_estate();
+        let save = json!({"resource": "tgt", "method": "save_target_group",
+            "kwarg": {"name": "x", "tgt": {"*": {"tgt_type": "glob", "tgt": "*"}}}});
+        assert!(single(&mut state, &principal(), Utc::now(), save).changed);
+        let read = json!({"resource": "tgt", "method": "get_target_group", "kwarg": {}});
+        assert!(!single(&mut state, &principal(), Utc::now(), read.clone()).changed);
+        let failed = json!({"resource": "tgt", "method": "save_target_group", "kwarg": {}});
+        assert!(!single(&mut state, &principal(), Utc::now(), failed.clone()).changed);
+        let mixed = vec![read, failed];
+        let outcome = batch(&mut state, &principal(), Utc::now(), mixed);
+        assert!(!outcome.changed);
+        assert_eq!(outcome.reply["batched_retcode"], BATCH_RETCODE_FAILED);
     }
 
     #[test]
