@@ -1,4 +1,5 @@
-//! `sextant sim serve`.
+//! `sextant sim serve`: runs the embedded simulator (`crate::sim`) on one port until SIGINT or
+//! SIGTERM, printing `listening on http://ADDR` on stdout once it accepts connections.
 
 use std::io::Write;
 use std::time::Duration;
@@ -31,6 +32,12 @@ async fn serve(args: SimServeArgs, reporter: &Reporter) -> Result<i32, Failure> 
         ..SimConfig::default()
     };
     config.faults.latency_ms = args.latency_ms;
+    if let Some(options) = &args.options {
+        config.options = serde_json::from_str(options).map_err(|err| {
+            Failure::new(format!("`--options` is not valid: {err}"))
+                .with_hint("run the simulator and `GET /_sim/options` to see every option")
+        })?;
+    }
     let handle = sim::start(config).await?;
     {
         let mut stdout = std::io::stdout().lock();

@@ -16,6 +16,7 @@ pub mod vsphere;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -40,6 +41,90 @@ pub struct SimConfig {
     pub credentials_file: Option<PathBuf>,
     /// Faults active from the start (changeable later through `/_sim/faults`).
     pub faults: admin::Faults,
+    /// Choices for the behaviours the documents mark unverified.
+    pub options: SimOptions,
+}
+
+/// How the simulator answers where `../shared/api/` marks a fact unverified; every default is
+/// the documented choice (`README.md`, "Unverified facts").
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimOptions {
+    /// VMC status for a second mutation on a busy SDDC: 400 (default) or 409.
+    pub vmc_concurrent_update_status: u16,
+    /// VMC answers GET on a deleted SDDC with 404 instead of 200 `DELETED`.
+    pub vmc_deleted_sddc_not_found: bool,
+    /// VMC rejects query parameters it does not know (catches casing bugs).
+    pub vmc_strict_query: bool,
+    /// VMC answers a repeated create with the same `sddc_id` with the original task (202)
+    /// instead of 400.
+    pub vmc_duplicate_sddc_id_returns_task: bool,
+    /// VMC 401 responses carry an `ErrorResponse` body (default) or no body.
+    pub vmc_unauthenticated_body: bool,
+    /// Most VMs a vSphere `/rest` list may return before answering 400
+    /// `unable_to_allocate_resource`.
+    pub vsphere_list_cap: usize,
+    /// vSphere `/api` list cap.
+    pub vsphere_api_list_cap: usize,
+    /// vSphere error kind for a CPU/memory change the VM's state or hot-add settings forbid.
+    pub vsphere_hardware_error_kind: String,
+    /// vSphere error kind for reset/suspend on a VM that is not powered on.
+    pub vsphere_power_error_kind: String,
+}
+
+impl SimOptions {
+    /// Checks the values a handler relies on.
+    pub fn validate(&self) -> Result<(), String> {
+        if ![400, 409].contains(&self.vmc_concurrent_update_status) {
+            return Err(format!(
+                "`vmc_concurrent_update_status` must be 400 or 409, not {}",
+                self.vmc_concurrent_update_status
+            ));
+        }
+        for (name, kind) in [
+            (
+                "vsphere_hardware_error_kind",
+                &self.vsphere_hardware_error_kind,
+            ),
+            ("vsphere_power_error_kind", &self.vsphere_power_error_kind),
+        ] {
+            if !VSPHERE_400_KINDS.contains(&kind.as_str()) {
+                return Err(format!(
+                    "`{name}` must be one of {}, not `{kind}`",
+                    VSPHERE_400_KINDS.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// vSphere error kinds answered with 400 (`vsphere.md` §6).
+const VSPHERE_400_KINDS: &[&str] = &[
+    "already_in_desired_state",
+    "invalid_argument",
+    "resource_busy",
+    "resource_inaccessible",
+    "unsupported",
+    "unable_to_allocate_resource",
+    "not_allowed_in_current_state",
+    "already_exists",
+];
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            vmc_concurrent_update_status: 400,
+            vmc_deleted_sddc_not_found: false,
+            vmc_strict_query: false,
+            vmc_duplicate_sddc_id_returns_task: false,
+            vmc_unauthenticated_body: true,
+            vsphere_list_cap: 1000,
+            vsphere_api_list_cap: 4000,
+            vsphere_hardware_error_kind: "invalid_argument".to_owned(),
+            vsphere_power_error_kind: "not_allowed_in_current_state".to_owned(),
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -53,6 +138,7 @@ impl Default for SimConfig {
             seed_data: None,
             credentials_file: None,
             faults: admin::Faults::default(),
+            options: SimOptions::default(),
         }
     }
 }
@@ -61,6 +147,9 @@ impl Default for SimConfig {
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct SimState {
+    /// Simulated time when the state was last saved; a restarted simulator resumes from it so
+    /// that tasks never run backwards.
+    pub saved_at: Option<chrono::DateTime<chrono::Utc>>,
     pub csp: csp::CspState,
     pub vmc: vmc::VmcState,
     pub raas: raas::RaasState,
@@ -68,27 +157,47 @@ pub struct SimState {
     pub vsphere: vsphere::VsphereState,
 }
 
-/// Simulated time: starts at the real wall clock and runs `time_scale` times faster.
+/// Simulated time: starts at the real wall clock (or where a saved state left off, if later)
+/// and runs `time_scale` times faster; `/_sim/clock/advance` jumps it forward.
 #[derive(Debug)]
 pub struct SimClock {
     started: Instant,
     started_wall: chrono::DateTime<chrono::Utc>,
     scale: f64,
+    /// Simulated milliseconds added through [`SimClock::advance`].
+    skipped_ms: AtomicI64,
 }
 
 impl SimClock {
     pub fn new(scale: f64) -> Self {
+        Self::starting_at(chrono::Utc::now(), scale)
+    }
+
+    /// A clock whose simulated time begins at `start`.
+    pub fn starting_at(start: chrono::DateTime<chrono::Utc>, scale: f64) -> Self {
         Self {
             started: Instant::now(),
-            started_wall: chrono::Utc::now(),
-            scale: if scale > 0.0 { scale } else { 1.0 },
+            started_wall: start,
+            scale: if scale > 0.0 && scale.is_finite() {
+                scale
+            } else {
+                1.0
+            },
+            skipped_ms: AtomicI64::new(0),
         }
     }
 
     /// The current simulated time.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         let elapsed = self.started.elapsed().mul_f64(self.scale);
-        self.started_wall + chrono::Duration::from_std(elapsed).unwrap_or_default()
+        let skipped = chrono::Duration::milliseconds(self.skipped_ms.load(Ordering::Relaxed));
+        self.started_wall + chrono::Duration::from_std(elapsed).unwrap_or_default() + skipped
+    }
+
+    /// Moves simulated time forward by `by` (tests use it instead of sleeping).
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX / 4);
+        self.skipped_ms.fetch_add(ms, Ordering::Relaxed);
     }
 
     pub fn scale(&self) -> f64 {
@@ -150,6 +259,14 @@ pub enum SimError {
     SeedData { path: PathBuf, message: String },
     #[error("cannot load credentials from `{path}`: {message}")]
     Credentials { path: PathBuf, message: String },
+    #[error("invalid simulator options: {message}")]
+    Options { message: String },
+    #[error("cannot save simulator state to `{path}`")]
+    SaveState {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// All routes of all APIs on one router.
@@ -161,6 +278,8 @@ pub fn router(sim: SimRef) -> Router {
         .merge(vcd::routes())
         .merge(vsphere::routes())
         .merge(admin::routes())
+        .method_not_allowed_fallback(admin::method_not_allowed)
+        .fallback(admin::unknown_path)
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             admin::fault_layer,
@@ -170,13 +289,25 @@ pub fn router(sim: SimRef) -> Router {
 
 /// Starts a simulator on `config.listen` in the current tokio runtime.
 pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+    config
+        .options
+        .validate()
+        .map_err(|message| SimError::Options { message })?;
     let state = admin::initial_state(&config)?;
+    let start_at = match state.saved_at {
+        Some(saved) if saved > chrono::Utc::now() => saved,
+        _ => chrono::Utc::now(),
+    };
     let sim = Arc::new(Sim {
-        clock: SimClock::new(config.time_scale),
+        clock: SimClock::starting_at(start_at, config.time_scale),
         admin: admin::AdminState::new(&config)?,
         state: Mutex::new(state),
         config,
     });
+    if sim.config.state_file.is_some() {
+        let mut state = sim.state.lock().await;
+        sim.persist(&mut state);
+    }
     let listener = tokio::net::TcpListener::bind(sim.config.listen)
         .await
         .map_err(|source| SimError::Listen {

@@ -1,14 +1,1004 @@
-//! The simulated Vsphere API.
+//! The simulated vSphere Automation REST API (`vsphere.md`): sessions, VM list with filters,
+//! VM get, power operations and CPU/memory reads and updates, in both the `/rest` flavour
+//! (values wrapped in `{"value": …}`, specs in `{"spec": …}`, 200 without body) and the `/api`
+//! flavour (bare JSON, 201/204).
+//!
+//! Admin hook: `POST /_sim/vsphere/expire-sessions` ends every session (clients must log in
+//! again). `Faults::busy_vms` makes power and hardware changes answer `resource_busy`.
 
-use axum::Router;
+#![allow(
+    clippy::result_large_err,
+    reason = "handlers short-circuit with the finished HTTP response; it is built once per request"
+)]
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
 
 use super::SimRef;
 
-/// Everything the simulated Vsphere API holds.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// Session header and cookie name.
+pub const SESSION_HEADER: &str = "vmware-api-session-id";
+const POWER_STATES: &[&str] = &["POWERED_OFF", "POWERED_ON", "SUSPENDED"];
+const MAX_CPU_COUNT: i64 = 768;
+const MAX_MEMORY_MIB: i64 = 24 * 1024 * 1024;
+const MEMORY_HOT_ADD_INCREMENT_MIB: i64 = 128;
+
+/// One virtual machine.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct VmRecord {
+    pub vm: String,
+    pub name: String,
+    pub power_state: String,
+    pub cpu_count: i64,
+    pub cores_per_socket: i64,
+    pub cpu_hot_add_enabled: bool,
+    pub cpu_hot_remove_enabled: bool,
+    #[serde(rename = "memory_size_MiB")]
+    pub memory_size_mib: i64,
+    pub memory_hot_add_enabled: bool,
+    pub folder: String,
+    pub datacenter: String,
+    pub host: String,
+    pub cluster: String,
+    pub resource_pool: String,
+    pub guest_os: String,
+}
+
+/// A logged-in session.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SessionRecord {
+    pub user: String,
+    pub created_time: DateTime<Utc>,
+    pub last_accessed_time: DateTime<Utc>,
+}
+
+/// Everything the simulated vSphere API holds. Its `Debug` never shows session ids.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
-pub struct VsphereState {}
+pub struct VsphereState {
+    /// VMs by id (`vm-NN`).
+    pub vms: BTreeMap<String, VmRecord>,
+    /// Sessions by id.
+    pub sessions: BTreeMap<String, SessionRecord>,
+}
+
+impl std::fmt::Debug for VsphereState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VsphereState")
+            .field("vms", &self.vms)
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+/// The `vsphere` section of seed data.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VsphereSeed {
+    pub vms: Vec<VmSeed>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmSeed {
+    pub name: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub power_state: Option<String>,
+    #[serde(default)]
+    pub cpu_count: Option<i64>,
+    #[serde(default)]
+    pub cores_per_socket: Option<i64>,
+    #[serde(default, rename = "memory_size_MiB")]
+    pub memory_size_mib: Option<i64>,
+    #[serde(default)]
+    pub cpu_hot_add_enabled: bool,
+    #[serde(default)]
+    pub cpu_hot_remove_enabled: bool,
+    #[serde(default)]
+    pub memory_hot_add_enabled: bool,
+}
+
+fn vm(id: &str, name: &str, power_state: &str, cpu_count: i64, memory_mib: i64) -> VmRecord {
+    VmRecord {
+        vm: id.to_owned(),
+        name: name.to_owned(),
+        power_state: power_state.to_owned(),
+        cpu_count,
+        cores_per_socket: 1,
+        cpu_hot_add_enabled: false,
+        cpu_hot_remove_enabled: false,
+        memory_size_mib: memory_mib,
+        memory_hot_add_enabled: false,
+        folder: "group-v4".to_owned(),
+        datacenter: "datacenter-3".to_owned(),
+        host: "host-12".to_owned(),
+        cluster: "domain-c8".to_owned(),
+        resource_pool: "resgroup-9".to_owned(),
+        guest_os: "UBUNTU_64".to_owned(),
+    }
+}
+
+impl VsphereState {
+    /// `web-01`, `web-02` (on) and `db-01` (off), hot-add off everywhere.
+    pub fn default_estate() -> Self {
+        let mut state = Self::default();
+        for record in [
+            vm("vm-1001", "web-01", "POWERED_ON", 2, 4096),
+            vm("vm-1002", "web-02", "POWERED_ON", 2, 4096),
+            vm("vm-1003", "db-01", "POWERED_OFF", 4, 8192),
+        ] {
+            state.vms.insert(record.vm.clone(), record);
+        }
+        state
+    }
+
+    pub fn from_seed(seed: VsphereSeed) -> Result<Self, String> {
+        let mut state = Self::default();
+        for (index, s) in seed.vms.into_iter().enumerate() {
+            let id = s.id.unwrap_or_else(|| format!("vm-{}", 1001 + index));
+            let power_state = s.power_state.unwrap_or_else(|| "POWERED_OFF".to_owned());
+            if !POWER_STATES.contains(&power_state.as_str()) {
+                return Err(format!(
+                    "VM `{}`: unknown power_state `{power_state}`",
+                    s.name
+                ));
+            }
+            let mut record = vm(
+                &id,
+                &s.name,
+                &power_state,
+                s.cpu_count.unwrap_or(1),
+                s.memory_size_mib.unwrap_or(2048),
+            );
+            record.cores_per_socket = s.cores_per_socket.unwrap_or(1).max(1);
+            record.cpu_hot_add_enabled = s.cpu_hot_add_enabled;
+            record.cpu_hot_remove_enabled = s.cpu_hot_remove_enabled;
+            record.memory_hot_add_enabled = s.memory_hot_add_enabled;
+            if state.vms.insert(id.clone(), record).is_some() {
+                return Err(format!("VM id `{id}` appears twice"));
+            }
+        }
+        Ok(state)
+    }
+}
+
+/// `/rest` or `/api`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flavor {
+    Rest,
+    Api,
+}
+
+impl Flavor {
+    fn of(path: &str) -> Flavor {
+        if path.starts_with("/api") {
+            Flavor::Api
+        } else {
+            Flavor::Rest
+        }
+    }
+
+    /// A successful response carrying `value`.
+    fn value(self, value: Value) -> Response {
+        match self {
+            Flavor::Rest => Json(json!({ "value": value })).into_response(),
+            Flavor::Api => Json(value).into_response(),
+        }
+    }
+
+    /// A successful response without a body: 200 on `/rest`, 204 on `/api`.
+    fn done(self) -> Response {
+        match self {
+            Flavor::Rest => StatusCode::OK.into_response(),
+            Flavor::Api => StatusCode::NO_CONTENT.into_response(),
+        }
+    }
+
+    /// A vAPI error of `kind` (`vsphere.md` §1, §6).
+    fn error(self, kind: &str, message: &str) -> Response {
+        let status = match kind {
+            "unauthenticated" => StatusCode::UNAUTHORIZED,
+            "unauthorized" => StatusCode::FORBIDDEN,
+            "not_found" => StatusCode::NOT_FOUND,
+            "error" => StatusCode::INTERNAL_SERVER_ERROR,
+            "service_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            "timed_out" => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let messages = json!([{
+            "id": format!("vapi.std.errors.{kind}"),
+            "default_message": message,
+            "args": [],
+        }]);
+        let body = match self {
+            Flavor::Rest => json!({
+                "type": format!("com.vmware.vapi.std.errors.{kind}"),
+                "value": { "messages": messages },
+            }),
+            Flavor::Api => json!({
+                "error_type": kind.to_uppercase(),
+                "messages": messages,
+            }),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// An error for an injected fault or an unknown path, in the flavour of `path`.
+pub fn error_for_path(path: &str, status: StatusCode, message: &str) -> Response {
+    let kind = match status.as_u16() {
+        401 => "unauthenticated",
+        403 => "unauthorized",
+        404 => "not_found",
+        429 | 503 => "service_unavailable",
+        504 => "timed_out",
+        500 => "error",
+        _ => "invalid_argument",
+    };
+    let mut response = Flavor::of(path).error(kind, message);
+    *response.status_mut() = status;
+    response
+}
 
 pub fn routes() -> Router<SimRef> {
     Router::new()
+        .route(
+            "/rest/com/vmware/cis/session",
+            post(rest_session_post)
+                .get(session_get)
+                .delete(session_delete),
+        )
+        .route(
+            "/api/session",
+            post(session_create).get(session_get).delete(session_delete),
+        )
+        .route("/rest/vcenter/vm", get(list_vms))
+        .route("/api/vcenter/vm", get(list_vms))
+        .route("/rest/vcenter/vm/{vm}", get(get_vm))
+        .route("/api/vcenter/vm/{vm}", get(get_vm))
+        .route("/rest/vcenter/vm/{vm}/power", get(get_power))
+        .route("/api/vcenter/vm/{vm}/power", get(get_power).post(api_power))
+        .route("/rest/vcenter/vm/{vm}/power/{op}", post(rest_power))
+        .route(
+            "/rest/vcenter/vm/{vm}/hardware/cpu",
+            get(get_cpu).patch(patch_cpu),
+        )
+        .route(
+            "/api/vcenter/vm/{vm}/hardware/cpu",
+            get(get_cpu).patch(patch_cpu),
+        )
+        .route(
+            "/rest/vcenter/vm/{vm}/hardware/memory",
+            get(get_memory).patch(patch_memory),
+        )
+        .route(
+            "/api/vcenter/vm/{vm}/hardware/memory",
+            get(get_memory).patch(patch_memory),
+        )
+        .route("/_sim/vsphere/expire-sessions", post(expire_sessions))
+}
+
+/// The session id from the header, else from the cookie.
+fn presented_session(headers: &HeaderMap) -> Option<String> {
+    if let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+        return Some(id.to_owned());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_HEADER)
+        .map(|(_, value)| value.to_owned())
+}
+
+const UNAUTHENTICATED: &str = "This method requires authentication.";
+
+/// Checks the session and touches its last-access time.
+fn authenticate(
+    state: &mut VsphereState,
+    headers: &HeaderMap,
+    flavor: Flavor,
+    now: DateTime<Utc>,
+) -> Result<String, Response> {
+    let id = presented_session(headers).filter(|id| state.sessions.contains_key(id));
+    let Some(id) = id else {
+        return Err(flavor.error("unauthenticated", UNAUTHENTICATED));
+    };
+    if let Some(session) = state.sessions.get_mut(&id) {
+        session.last_accessed_time = now;
+    }
+    Ok(id)
+}
+
+/// `POST /rest/com/vmware/cis/session`, also `?~action=get` and `?~action=delete`.
+async fn rest_session_post(
+    State(sim): State<SimRef>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    match query.get("~action").map(String::as_str) {
+        None => create_session(&sim, &headers, Flavor::Rest).await,
+        Some("get") => read_session(&sim, &headers, Flavor::Rest).await,
+        Some("delete") => end_session(&sim, &headers, Flavor::Rest).await,
+        Some(other) => Flavor::Rest.error(
+            "invalid_argument",
+            &format!("unknown action `{other}` on the session"),
+        ),
+    }
+}
+
+async fn session_create(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
+    create_session(&sim, &headers, Flavor::Api).await
+}
+
+async fn session_get(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    read_session(&sim, &headers, Flavor::of(uri.path())).await
+}
+
+async fn session_delete(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    end_session(&sim, &headers, Flavor::of(uri.path())).await
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+async fn create_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Response {
+    let accepted = basic_credentials(headers).filter(|(user, password)| {
+        sim.credential_accepted(user) && sim.credential_accepted(password)
+    });
+    let Some((user, _)) = accepted else {
+        return flavor.error("unauthenticated", "Authentication required.");
+    };
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let now = sim.clock.now();
+    let mut state = sim.state.lock().await;
+    state.vsphere.sessions.insert(
+        id.clone(),
+        SessionRecord {
+            user,
+            created_time: now,
+            last_accessed_time: now,
+        },
+    );
+    sim.persist(&mut state);
+    drop(state);
+    let mut response = match flavor {
+        Flavor::Rest => Json(json!({ "value": id })).into_response(),
+        Flavor::Api => (StatusCode::CREATED, Json(json!(id))).into_response(),
+    };
+    let header_only = headers
+        .get("vmware-use-header-authn")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if !header_only {
+        let cookie_path = match flavor {
+            Flavor::Rest => "/rest",
+            Flavor::Api => "/api",
+        };
+        if let Ok(cookie) = HeaderValue::from_str(&format!(
+            "{SESSION_HEADER}={id}; Path={cookie_path}; HttpOnly"
+        )) {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+    }
+    response
+}
+
+async fn read_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Response {
+    let now = sim.clock.now();
+    let mut state = sim.state.lock().await;
+    let id = match authenticate(&mut state.vsphere, headers, flavor, now) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let Some(session) = state.vsphere.sessions.get(&id) else {
+        return flavor.error("unauthenticated", UNAUTHENTICATED);
+    };
+    flavor.value(json!({
+        "user": session.user,
+        "created_time": session.created_time,
+        "last_accessed_time": session.last_accessed_time,
+    }))
+}
+
+async fn end_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Response {
+    let now = sim.clock.now();
+    let mut state = sim.state.lock().await;
+    let id = match authenticate(&mut state.vsphere, headers, flavor, now) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    state.vsphere.sessions.remove(&id);
+    sim.persist(&mut state);
+    flavor.done()
+}
+
+async fn expire_sessions(State(sim): State<SimRef>) -> Response {
+    let mut state = sim.state.lock().await;
+    state.vsphere.sessions.clear();
+    sim.persist(&mut state);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn summary(vm: &VmRecord) -> Value {
+    json!({
+        "vm": vm.vm,
+        "name": vm.name,
+        "power_state": vm.power_state,
+        "cpu_count": vm.cpu_count,
+        "memory_size_MiB": vm.memory_size_mib,
+    })
+}
+
+/// `filter.names=a`, `filter.names.1=a` (`/rest`) or `names=a` (`/api`) → (`names`, `a`).
+fn filter_key(key: &str, flavor: Flavor) -> Option<&str> {
+    let key = match flavor {
+        Flavor::Rest => key.strip_prefix("filter.")?,
+        Flavor::Api => key,
+    };
+    let base = match key.rsplit_once('.') {
+        Some((base, index)) if index.chars().all(|c| c.is_ascii_digit()) => base,
+        _ => key,
+    };
+    Some(base)
+}
+
+async fn list_vms(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let flavor = Flavor::of(uri.path());
+    let now = sim.clock.now();
+    let mut state = sim.state.lock().await;
+    if let Err(response) = authenticate(&mut state.vsphere, &headers, flavor, now) {
+        return response;
+    }
+    let mut filters: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (key, value) in &query {
+        if let Some(name) = filter_key(key, flavor) {
+            filters.entry(name).or_default().push(value.as_str());
+        }
+    }
+    if let Some(states) = filters.get("power_states")
+        && let Some(bad) = states.iter().find(|s| !POWER_STATES.contains(s))
+    {
+        return flavor.error(
+            "invalid_argument",
+            &format!("invalid power state `{bad}` in the filter"),
+        );
+    }
+    let matches = |set: &str, value: &str| {
+        filters
+            .get(set)
+            .is_none_or(|wanted| wanted.contains(&value))
+    };
+    let found: Vec<&VmRecord> = state
+        .vsphere
+        .vms
+        .values()
+        .filter(|vm| {
+            matches("vms", &vm.vm)
+                && matches("names", &vm.name)
+                && matches("power_states", &vm.power_state)
+                && matches("folders", &vm.folder)
+                && matches("datacenters", &vm.datacenter)
+                && matches("hosts", &vm.host)
+                && matches("clusters", &vm.cluster)
+                && matches("resource_pools", &vm.resource_pool)
+        })
+        .collect();
+    let cap = match flavor {
+        Flavor::Rest => sim.options().vsphere_list_cap,
+        Flavor::Api => sim.options().vsphere_api_list_cap,
+    };
+    if found.len() > cap {
+        return flavor.error(
+            "unable_to_allocate_resource",
+            &format!(
+                "the filter matches {} virtual machines, more than the limit of {cap}",
+                found.len()
+            ),
+        );
+    }
+    flavor.value(Value::Array(found.into_iter().map(summary).collect()))
+}
+
+fn vm_not_found(flavor: Flavor, vm: &str) -> Response {
+    flavor.error(
+        "not_found",
+        &format!("virtual machine with identifier `{vm}` does not exist"),
+    )
+}
+
+fn cpu_info(vm: &VmRecord) -> Value {
+    json!({
+        "count": vm.cpu_count,
+        "cores_per_socket": vm.cores_per_socket,
+        "hot_add_enabled": vm.cpu_hot_add_enabled,
+        "hot_remove_enabled": vm.cpu_hot_remove_enabled,
+    })
+}
+
+fn memory_info(vm: &VmRecord) -> Value {
+    let mut info = json!({
+        "size_MiB": vm.memory_size_mib,
+        "hot_add_enabled": vm.memory_hot_add_enabled,
+    });
+    if vm.memory_hot_add_enabled {
+        info["hot_add_increment_size_MiB"] = json!(MEMORY_HOT_ADD_INCREMENT_MIB);
+        info["hot_add_limit_MiB"] = json!(MAX_MEMORY_MIB);
+    }
+    info
+}
+
+/// Runs `f` on an authenticated request for an existing VM.
+async fn with_vm<F>(sim: &SimRef, headers: &HeaderMap, path: &str, vm: &str, f: F) -> Response
+where
+    F: FnOnce(&mut VmRecord, Flavor, &SimRef) -> Result<(Response, bool), Response>,
+{
+    let flavor = Flavor::of(path);
+    let now = sim.clock.now();
+    let mut state = sim.state.lock().await;
+    if let Err(response) = authenticate(&mut state.vsphere, headers, flavor, now) {
+        return response;
+    }
+    let Some(record) = state.vsphere.vms.get_mut(vm) else {
+        return vm_not_found(flavor, vm);
+    };
+    match f(record, flavor, sim) {
+        Ok((response, changed)) => {
+            if changed {
+                sim.persist(&mut state);
+            }
+            response
+        }
+        Err(response) => response,
+    }
+}
+
+async fn get_vm(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    Path(vm): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    with_vm(&sim, &headers, uri.path(), &vm, |record, flavor, _| {
+        let info = json!({
+            "name": record.name,
+            "power_state": record.power_state,
+            "guest_OS": record.guest_os,
+            "cpu": cpu_info(record),
+            "memory": memory_info(record),
+            "hardware": {"version": "VMX_19", "upgrade_policy": "NEVER", "upgrade_status": "NONE"},
+            "boot": {"type": "BIOS", "delay": 0, "enter_setup_mode": false},
+        });
+        Ok((flavor.value(info), false))
+    })
+    .await
+}
+
+async fn get_power(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    Path(vm): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    with_vm(&sim, &headers, uri.path(), &vm, |record, flavor, _| {
+        let mut info = json!({ "state": record.power_state });
+        if record.power_state == "POWERED_OFF" {
+            info["clean_power_off"] = json!(true);
+        }
+        Ok((flavor.value(info), false))
+    })
+    .await
+}
+
+async fn rest_power(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    Path((vm, op)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    power(&sim, &headers, uri.path(), &vm, &op).await
+}
+
+async fn api_power(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    Path(vm): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(action) = query.get("action") else {
+        return Flavor::Api.error(
+            "invalid_argument",
+            "the `action` query parameter is required",
+        );
+    };
+    power(&sim, &headers, uri.path(), &vm, action).await
+}
+
+fn busy(sim: &SimRef, record: &VmRecord) -> bool {
+    let faults = sim.admin.faults();
+    faults.busy_vms.contains(&record.name) || faults.busy_vms.contains(&record.vm)
+}
+
+async fn power(sim: &SimRef, headers: &HeaderMap, path: &str, vm: &str, op: &str) -> Response {
+    let op = op.to_owned();
+    with_vm(sim, headers, path, vm, move |record, flavor, sim| {
+        let target = match op.as_str() {
+            "start" => "POWERED_ON",
+            "stop" => "POWERED_OFF",
+            "suspend" => "SUSPENDED",
+            "reset" => "POWERED_ON",
+            other => {
+                return Err(match flavor {
+                    Flavor::Rest => {
+                        flavor.error("not_found", &format!("unknown operation `{other}`"))
+                    }
+                    Flavor::Api => {
+                        flavor.error("invalid_argument", &format!("unknown action `{other}`"))
+                    }
+                });
+            }
+        };
+        if busy(sim, record) {
+            return Err(flavor.error(
+                "resource_busy",
+                &format!(
+                    "virtual machine `{}` is busy with another operation",
+                    record.vm
+                ),
+            ));
+        }
+        let current = record.power_state.as_str();
+        let needs_on = matches!(op.as_str(), "suspend" | "reset");
+        if op != "reset" && current == target {
+            return Err(flavor.error(
+                "already_in_desired_state",
+                &format!("virtual machine `{}` is already {current}", record.vm),
+            ));
+        }
+        if needs_on && current != "POWERED_ON" {
+            return Err(flavor.error(
+                &sim.options().vsphere_power_error_kind,
+                &format!(
+                    "virtual machine `{}` is {current}; {op} needs it powered on",
+                    record.vm
+                ),
+            ));
+        }
+        record.power_state = target.to_owned();
+        Ok((flavor.done(), true))
+    })
+    .await
+}
+
+async fn get_cpu(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    Path(vm): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    with_vm(&sim, &headers, uri.path(), &vm, |record, flavor, _| {
+        Ok((flavor.value(cpu_info(record)), false))
+    })
+    .await
+}
+
+async fn get_memory(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    Path(vm): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    with_vm(&sim, &headers, uri.path(), &vm, |record, flavor, _| {
+        Ok((flavor.value(memory_info(record)), false))
+    })
+    .await
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct CpuUpdate {
+    count: Option<i64>,
+    cores_per_socket: Option<i64>,
+    hot_add_enabled: Option<bool>,
+    hot_remove_enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct MemoryUpdate {
+    #[serde(rename = "size_MiB")]
+    size_mib: Option<i64>,
+    hot_add_enabled: Option<bool>,
+}
+
+#[derive(serde::Deserialize)]
+struct Wrapped<T> {
+    spec: T,
+}
+
+/// The update spec: `{"spec": …}` on `/rest`, bare on `/api`.
+fn parse_spec<T: serde::de::DeserializeOwned>(body: &[u8], flavor: Flavor) -> Result<T, Response> {
+    let parsed = match flavor {
+        Flavor::Rest => serde_json::from_slice::<Wrapped<T>>(body).map(|w| w.spec),
+        Flavor::Api => serde_json::from_slice::<T>(body),
+    };
+    parsed.map_err(|err| flavor.error("invalid_argument", &format!("invalid update spec: {err}")))
+}
+
+async fn patch_cpu(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    Path(vm): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let flavor = Flavor::of(uri.path());
+    let spec: CpuUpdate = match parse_spec(&body, flavor) {
+        Ok(spec) => spec,
+        Err(response) => return response,
+    };
+    with_vm(
+        &sim,
+        &headers,
+        uri.path(),
+        &vm,
+        move |record, flavor, sim| {
+            apply_cpu(record, &spec, &sim.options().vsphere_hardware_error_kind)
+                .map_err(|(kind, message)| flavor.error(&kind, &message))?;
+            if busy(sim, record) {
+                return Err(flavor.error("resource_busy", "the virtual machine is busy"));
+            }
+            let changed = commit_cpu(record, &spec);
+            Ok((flavor.done(), changed))
+        },
+    )
+    .await
+}
+
+/// Checks a CPU update against the spec rules (`vsphere.md` §5); `rule_kind` is the error kind
+/// for changes the VM's power state or hot-plug settings forbid.
+fn apply_cpu(record: &VmRecord, spec: &CpuUpdate, rule_kind: &str) -> Result<(), (String, String)> {
+    let invalid = |m: String| Err(("invalid_argument".to_owned(), m));
+    let forbidden = |m: String| Err((rule_kind.to_owned(), m));
+    let count = spec.count.unwrap_or(record.cpu_count);
+    let cores = spec.cores_per_socket.unwrap_or(record.cores_per_socket);
+    if !(1..=MAX_CPU_COUNT).contains(&count) {
+        return invalid(format!(
+            "CPU count {count} is out of range 1..{MAX_CPU_COUNT}"
+        ));
+    }
+    if cores < 1 || count % cores != 0 {
+        return invalid(format!(
+            "CPU count {count} is not a multiple of cores per socket {cores}"
+        ));
+    }
+    if record.power_state == "POWERED_OFF" {
+        return Ok(());
+    }
+    let toggles = spec
+        .hot_add_enabled
+        .is_some_and(|v| v != record.cpu_hot_add_enabled)
+        || spec
+            .hot_remove_enabled
+            .is_some_and(|v| v != record.cpu_hot_remove_enabled);
+    if toggles {
+        return forbidden(
+            "CPU hot-plug settings can change only while the VM is powered off".to_owned(),
+        );
+    }
+    if cores != record.cores_per_socket {
+        return forbidden(
+            "cores per socket can change only while the VM is powered off".to_owned(),
+        );
+    }
+    if count > record.cpu_count && !record.cpu_hot_add_enabled {
+        return forbidden(format!(
+            "CPU hot-add is not enabled: cannot raise the CPU count of {} while it is {}",
+            record.vm, record.power_state
+        ));
+    }
+    if count < record.cpu_count && !record.cpu_hot_remove_enabled {
+        return forbidden(format!(
+            "CPU hot-remove is not enabled: cannot lower the CPU count of {} while it is {}",
+            record.vm, record.power_state
+        ));
+    }
+    Ok(())
+}
+
+fn commit_cpu(record: &mut VmRecord, spec: &CpuUpdate) -> bool {
+    let before = (
+        record.cpu_count,
+        record.cores_per_socket,
+        record.cpu_hot_add_enabled,
+        record.cpu_hot_remove_enabled,
+    );
+    record.cpu_count = spec.count.unwrap_or(record.cpu_count);
+    record.cores_per_socket = spec.cores_per_socket.unwrap_or(record.cores_per_socket);
+    record.cpu_hot_add_enabled = spec.hot_add_enabled.unwrap_or(record.cpu_hot_add_enabled);
+    record.cpu_hot_remove_enabled = spec
+        .hot_remove_enabled
+        .unwrap_or(record.cpu_hot_remove_enabled);
+    before
+        != (
+            record.cpu_count,
+            record.cores_per_socket,
+            record.cpu_hot_add_enabled,
+            record.cpu_hot_remove_enabled,
+        )
+}
+
+async fn patch_memory(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    Path(vm): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let flavor = Flavor::of(uri.path());
+    let spec: MemoryUpdate = match parse_spec(&body, flavor) {
+        Ok(spec) => spec,
+        Err(response) => return response,
+    };
+    with_vm(
+        &sim,
+        &headers,
+        uri.path(),
+        &vm,
+        move |record, flavor, sim| {
+            apply_memory(record, &spec, &sim.options().vsphere_hardware_error_kind)
+                .map_err(|(kind, message)| flavor.error(&kind, &message))?;
+            if busy(sim, record) {
+                return Err(flavor.error("resource_busy", "the virtual machine is busy"));
+            }
+            let before = (record.memory_size_mib, record.memory_hot_add_enabled);
+            record.memory_size_mib = spec.size_mib.unwrap_or(record.memory_size_mib);
+            record.memory_hot_add_enabled = spec
+                .hot_add_enabled
+                .unwrap_or(record.memory_hot_add_enabled);
+            let changed = before != (record.memory_size_mib, record.memory_hot_add_enabled);
+            Ok((flavor.done(), changed))
+        },
+    )
+    .await
+}
+
+fn apply_memory(
+    record: &VmRecord,
+    spec: &MemoryUpdate,
+    rule_kind: &str,
+) -> Result<(), (String, String)> {
+    let size = spec.size_mib.unwrap_or(record.memory_size_mib);
+    if !(4..=MAX_MEMORY_MIB).contains(&size) || size % 4 != 0 {
+        return Err((
+            "invalid_argument".to_owned(),
+            format!(
+                "memory size {size} MiB must be a multiple of 4 between 4 and {MAX_MEMORY_MIB}"
+            ),
+        ));
+    }
+    if record.power_state == "POWERED_OFF" {
+        return Ok(());
+    }
+    let forbidden = |m: String| Err((rule_kind.to_owned(), m));
+    if spec
+        .hot_add_enabled
+        .is_some_and(|v| v != record.memory_hot_add_enabled)
+    {
+        return forbidden("memory hot-add can change only while the VM is powered off".to_owned());
+    }
+    if size == record.memory_size_mib {
+        return Ok(());
+    }
+    if !record.memory_hot_add_enabled {
+        return forbidden(format!(
+            "memory hot-add is not enabled: cannot change the memory of {} while it is {}",
+            record.vm, record.power_state
+        ));
+    }
+    if size < record.memory_size_mib {
+        return forbidden("memory cannot be reduced while the VM is powered on".to_owned());
+    }
+    if (size - record.memory_size_mib) % MEMORY_HOT_ADD_INCREMENT_MIB != 0 {
+        return Err((
+            "invalid_argument".to_owned(),
+            format!("hot-added memory must be a multiple of {MEMORY_HOT_ADD_INCREMENT_MIB} MiB"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_keys_accept_repeated_and_indexed_forms() {
+        assert_eq!(filter_key("filter.names", Flavor::Rest), Some("names"));
+        assert_eq!(filter_key("filter.names.2", Flavor::Rest), Some("names"));
+        assert_eq!(filter_key("names", Flavor::Rest), None);
+        assert_eq!(
+            filter_key("power_states", Flavor::Api),
+            Some("power_states")
+        );
+    }
+
+    #[test]
+    fn cpu_rules_follow_the_spec() {
+        let on = vm("vm-1", "a", "POWERED_ON", 2, 4096);
+        let raise = CpuUpdate {
+            count: Some(4),
+            ..CpuUpdate::default()
+        };
+        let err = apply_cpu(&on, &raise, "invalid_argument").unwrap_err();
+        assert_eq!(err.0, "invalid_argument");
+        let mut hot = on.clone();
+        hot.cpu_hot_add_enabled = true;
+        assert!(apply_cpu(&hot, &raise, "invalid_argument").is_ok());
+        let off = vm("vm-2", "b", "POWERED_OFF", 2, 4096);
+        assert!(apply_cpu(&off, &raise, "x").is_ok());
+        let odd = CpuUpdate {
+            count: Some(3),
+            cores_per_socket: Some(2),
+            ..CpuUpdate::default()
+        };
+        assert_eq!(
+            apply_cpu(&off, &odd, "x").unwrap_err().0,
+            "invalid_argument"
+        );
+    }
+
+    #[test]
+    fn memory_rules_follow_the_spec() {
+        let on = vm("vm-1", "a", "POWERED_ON", 2, 4096);
+        let grow = MemoryUpdate {
+            size_mib: Some(8192),
+            ..MemoryUpdate::default()
+        };
+        assert_eq!(
+            apply_memory(&on, &grow, "not_allowed_in_current_state")
+                .unwrap_err()
+                .0,
+            "not_allowed_in_current_state"
+        );
+        let off = vm("vm-2", "b", "POWERED_OFF", 2, 4096);
+        assert!(apply_memory(&off, &grow, "x").is_ok());
+    }
 }
