@@ -302,6 +302,11 @@ impl RaasState {
         self.xsrf_token.clone()
     }
 
+    /// Whether the XSRF token or instance id is still to be minted (a change to save).
+    fn minting_needed(&self) -> bool {
+        (self.options.xsrf_enabled && self.xsrf_token.is_empty()) || self.instance_id.is_empty()
+    }
+
     fn instance_id(&mut self) -> String {
         if self.instance_id.is_empty() {
             self.instance_id = uuid::Uuid::new_v4().to_string();
@@ -623,6 +628,7 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let SimState { csp, raas, .. } = &mut *guard;
+    let fresh = raas.minting_needed();
     let body = match authenticate(&sim, &headers, csp, raas, now) {
         Ok(p) => json!({
             "authenticated": true,
@@ -632,7 +638,11 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
     };
     let mut response = (StatusCode::OK, axum::Json(body)).into_response();
     hand_out_xsrf(&mut response, raas, now);
-    with_instance(response, raas)
+    let response = with_instance(response, raas);
+    if fresh {
+        sim.persist(&mut guard);
+    }
+    response
 }
 
 /// `GET /version`: the old way to get an `_xsrf` cookie (raas.md §1).
@@ -640,13 +650,18 @@ async fn get_version(State(sim): State<SimRef>) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let raas = &mut guard.raas;
+    let fresh = raas.minting_needed();
     let mut response = (
         StatusCode::OK,
         axum::Json(json!({"version": rpc::RAAS_VERSION})),
     )
         .into_response();
     hand_out_xsrf(&mut response, raas, now);
-    with_instance(response, raas)
+    let response = with_instance(response, raas);
+    if fresh {
+        sim.persist(&mut guard);
+    }
+    response
 }
 
 /// The JSON body of a password login.
@@ -668,7 +683,11 @@ async fn post_login(State(sim): State<SimRef>, headers: HeaderMap, body: Bytes) 
     let SimState { csp, raas, .. } = &mut *guard;
     raas.prune_sessions(now);
     let response = login(&sim, &headers, &body, csp, raas, now);
-    with_instance(response, raas)
+    let response = with_instance(response, raas);
+    if response.status().is_success() {
+        sim.persist(&mut guard);
+    }
+    response
 }
 
 fn login(
@@ -740,7 +759,7 @@ fn login(
 }
 
 fn session_ttl(sim: &super::Sim) -> chrono::Duration {
-    chrono::Duration::from_std(sim.config.token_ttl).unwrap_or(chrono::Duration::seconds(1800))
+    chrono::Duration::from_std(sim.token_ttl()).unwrap_or(chrono::Duration::seconds(1800))
 }
 
 /// The 200 reply of a successful login: attributes, the JWT when asked for, a session
@@ -776,8 +795,12 @@ async fn post_rpc(State(sim): State<SimRef>, headers: HeaderMap, body: Bytes) ->
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let SimState { csp, raas, .. } = &mut *guard;
-    let response = rpc_response(&sim, &headers, &body, csp, raas, now);
-    with_instance(response, raas)
+    let (response, changed) = rpc_response(&sim, &headers, &body, csp, raas, now);
+    let response = with_instance(response, raas);
+    if changed {
+        sim.persist(&mut guard);
+    }
+    response
 }
 
 fn rpc_response(
@@ -787,46 +810,49 @@ fn rpc_response(
     csp: &CspState,
     raas: &mut RaasState,
     now: DateTime<Utc>,
-) -> Response {
+) -> (Response, bool) {
     if !xsrf_ok(headers, raas) {
-        return xsrf_forbidden();
+        return (xsrf_forbidden(), false);
     }
     let principal = match authenticate(sim, headers, csp, raas, now) {
         Ok(p) => p,
         Err(refusal) => {
             if raas.options.html_login_page_when_unauthenticated {
-                return (
+                let page = (
                     StatusCode::OK,
                     [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
                     LOGIN_PAGE,
-                )
-                    .into_response();
+                );
+                return (page.into_response(), false);
             }
-            return refusal.into_response();
+            return (refusal.into_response(), false);
         }
     };
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(_) => {
-            return errors_response(
+            let refusal = errors_response(
                 StatusCode::BAD_REQUEST,
                 "Bad Request",
                 "the request body is not valid json",
             );
+            return (refusal, false);
         }
     };
     let outcome = match request {
         Value::Array(calls) => rpc::batch(raas, &principal, now, calls),
         call @ Value::Object(_) => rpc::single(raas, &principal, now, call),
         _ => {
-            return errors_response(
+            let refusal = errors_response(
                 StatusCode::BAD_REQUEST,
                 "Bad Request",
                 "the request body must be an rpc envelope or a list of them",
             );
+            return (refusal, false);
         }
     };
-    (StatusCode::OK, axum::Json(outcome.reply)).into_response()
+    let response = (StatusCode::OK, axum::Json(outcome.reply)).into_response();
+    (response, outcome.changed)
 }
 
 /// What an unauthenticated client may be shown instead of a 401 (an option).
@@ -835,7 +861,9 @@ const LOGIN_PAGE: &str = "<!DOCTYPE html><html><head><title>Login</title></head>
 /// `POST /_sim/raas/rotate-xsrf`: tokens handed out so far stop working.
 async fn admin_rotate_xsrf(State(sim): State<SimRef>) -> StatusCode {
     let now = sim.clock.now();
-    sim.state.lock().await.raas.rotate_xsrf(now);
+    let mut guard = sim.state.lock().await;
+    guard.raas.rotate_xsrf(now);
+    sim.persist(&mut guard);
     StatusCode::NO_CONTENT
 }
 
@@ -850,5 +878,6 @@ async fn admin_put_options(
 ) -> axum::Json<RaasOptions> {
     let mut guard = sim.state.lock().await;
     guard.raas.options = options;
+    sim.persist(&mut guard);
     axum::Json(guard.raas.options.clone())
 }

@@ -68,7 +68,20 @@ pub(super) async fn login(State(sim): State<SimRef>, headers: HeaderMap) -> Resp
         Err(refusal) => return xml_error(&refusal),
     };
     let user = &opened.user;
-    let body = format!(
+    let body = session_xml(state, user);
+    sim.persist(&mut guard);
+    with_session_headers(
+        xml(
+            StatusCode::OK,
+            "application/vnd.vmware.vcloud.session+xml",
+            body,
+        ),
+        &opened.jwt,
+    )
+}
+
+fn session_xml(state: &super::VcdState, user: &super::User) -> String {
+    format!(
         "<Session xmlns=\"{VCLOUD_NS}\" user=\"{}\" org=\"{}\" userId=\"{}\" orgId=\"{}\" roles=\"{}\" href=\"/api/session/\" type=\"application/vnd.vmware.vcloud.session+xml\"><Link rel=\"down\" type=\"application/vnd.vmware.vcloud.orgList+xml\" href=\"/api/org/\"/></Session>",
         escape(&user.name),
         escape(&user.org),
@@ -79,14 +92,6 @@ pub(super) async fn login(State(sim): State<SimRef>, headers: HeaderMap) -> Resp
         } else {
             "Organization Administrator"
         }
-    );
-    with_session_headers(
-        xml(
-            StatusCode::OK,
-            "application/vnd.vmware.vcloud.session+xml",
-            body,
-        ),
-        &opened.jwt,
     )
 }
 

@@ -273,7 +273,7 @@ fn digest(value: &str) -> String {
 }
 
 fn ttl(sim: &Sim) -> chrono::Duration {
-    chrono::Duration::from_std(sim.config.token_ttl).unwrap_or(chrono::Duration::seconds(1800))
+    chrono::Duration::from_std(sim.token_ttl()).unwrap_or(chrono::Duration::seconds(1800))
 }
 
 /// Routes of the Cloud Director endpoints and their admin hooks.
@@ -506,7 +506,14 @@ async fn tenant_token(State(sim): State<SimRef>, Path(org): Path<String>, body: 
 async fn token_grant(sim: &Sim, org: &str, body: &[u8]) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
-    let state = &mut guard.vcd;
+    let response = grant(sim, &mut guard.vcd, org, body, now);
+    if response.status().is_success() {
+        sim.persist(&mut guard);
+    }
+    response
+}
+
+fn grant(sim: &Sim, state: &mut VcdState, org: &str, body: &[u8], now: DateTime<Utc>) -> Response {
     state.prune(now);
     let fields = form_fields(body);
     let Some(org) = state.org(org).map(|o| o.name.clone()) else {
@@ -663,7 +670,20 @@ async fn tenant_register(
 async fn register(sim: &Sim, org: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
-    let state = &mut guard.vcd;
+    let response = register_client(&mut guard.vcd, org, headers, body, now);
+    if response.status().is_success() {
+        sim.persist(&mut guard);
+    }
+    response
+}
+
+fn register_client(
+    state: &mut VcdState,
+    org: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Response {
     let caller = match caller(headers, state, now) {
         Ok(c) => c,
         Err(refusal) => return refusal.into_response(),
@@ -850,6 +870,7 @@ async fn login(sim: &Sim, headers: &HeaderMap, endpoint: LoginEndpoint) -> Respo
     match open_session(sim, state, headers, endpoint, now) {
         Ok(opened) => {
             let body = session_json(state, &opened.user, &opened.session_id);
+            sim.persist(&mut guard);
             with_session_headers(
                 (StatusCode::OK, axum::Json(body)).into_response(),
                 &opened.jwt,
@@ -906,6 +927,7 @@ async fn logout(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
     match caller(&headers, &guard.vcd, now) {
         Ok(caller) => {
             guard.vcd.access_tokens.remove(&caller.token_digest);
+            sim.persist(&mut guard);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(refusal) => refusal.into_response(),
@@ -923,5 +945,6 @@ async fn admin_put_options(
 ) -> axum::Json<VcdOptions> {
     let mut guard = sim.state.lock().await;
     guard.vcd.options = options;
+    sim.persist(&mut guard);
     axum::Json(guard.vcd.options.clone())
 }
