@@ -488,19 +488,13 @@ impl Call<'_> {
     }
 
     /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`.
-    fn page(
-        &self,
-        mut items: Vec<Value>,
-        sort_fields: &[&str],
-        default_sort: &str,
-    ) -> Result<Value, RpcFault> {
+    /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`;
+    /// only the returned page is rendered, so listing a large estate stays cheap.
+    fn page<T>(&self, mut items: Vec<&T>, listing: &Listing<T>) -> Result<Value, RpcFault> {
         let sort_by = match self.str("sort_by") {
-            // `schedule.get` sorts by `sched_name`/`status`, reported as `name`/`state`.
-            Some("sched_name") if sort_fields.contains(&"sched_name") => "name".to_owned(),
-            Some("status") if sort_fields.contains(&"status") => "state".to_owned(),
-            Some(field) if sort_fields.contains(&field) => field.to_owned(),
-            Some(field) => return Err(not_one_of(field, sort_fields)),
-            None => default_sort.to_owned(),
+            Some(field) if listing.sort_fields.contains(&field) => field.to_owned(),
+            Some(field) => return Err(not_one_of(field, listing.sort_fields)),
+            None => "name".to_owned(),
         };
         let limit = self.int("limit").unwrap_or(50);
         if limit < -1 {
@@ -510,15 +504,12 @@ impl Call<'_> {
         if page < 0 {
             return Err(invalid(format!("{page} is less than the minimum of 0")));
         }
-        let key = |item: &Value| {
-            let text = |v: Option<&Value>| match v {
-                Some(Value::String(s)) => s.to_lowercase(),
-                Some(Value::Null) | None => String::new(),
-                Some(other) => other.to_string(),
-            };
-            (text(item.get(&sort_by)), text(item.get("uuid")))
-        };
-        items.sort_by_key(key);
+        items.sort_by_cached_key(|item| {
+            (
+                (listing.sort_key)(self.state, item, &sort_by).to_lowercase(),
+                (listing.uuid)(item).to_owned(),
+            )
+        });
         if self.bool("reverse").unwrap_or(false) {
             items.reverse();
         }
@@ -535,10 +526,82 @@ impl Call<'_> {
             .try_into()
             .unwrap_or(usize::MAX);
         let take = usize::try_from(effective).unwrap_or(usize::MAX);
-        let results: Vec<Value> = items.into_iter().skip(start).take(take).collect();
+        let results: Vec<Value> = items
+            .into_iter()
+            .skip(start)
+            .take(take)
+            .map(|item| (listing.render)(self.state, item))
+            .collect();
         Ok(json!({"count": count, "limit": effective, "results": results}))
     }
 }
+
+/// How a list method sorts and renders its objects.
+struct Listing<T> {
+    /// Accepted `sort_by` values (`name` is the default order).
+    sort_fields: &'static [&'static str],
+    /// The text an object sorts by for a `sort_by` value.
+    sort_key: fn(&RaasState, &T, &str) -> String,
+    uuid: fn(&T) -> &str,
+    render: fn(&RaasState, &T) -> Value,
+}
+
+const TARGET_LISTING: Listing<TargetGroup> = Listing {
+    sort_fields: &["name", "desc"],
+    sort_key: |_, g, field| match field {
+        "desc" => g.desc.clone(),
+        _ => g.name.clone(),
+    },
+    uuid: |g| &g.uuid,
+    render: |_, g| target_json(g),
+};
+
+const JOB_LISTING: Listing<Job> = Listing {
+    sort_fields: &["name", "desc", "cmd", "fun"],
+    sort_key: |_, j, field| match field {
+        "desc" => j.desc.clone(),
+        "cmd" => j.cmd.clone().unwrap_or_default(),
+        "fun" => j.fun.clone().unwrap_or_default(),
+        _ => j.name.clone(),
+    },
+    uuid: |j| &j.uuid,
+    render: job_json,
+};
+
+const SCHEDULE_LISTING: Listing<Schedule> = Listing {
+    sort_fields: &[
+        "cmd",
+        "fun",
+        "tgt_name",
+        "job_name",
+        "sched_name",
+        "next_fire_time",
+        "last_fire_time",
+        "status",
+    ],
+    sort_key: |state, s, field| match field {
+        "cmd" => s.cmd.clone().unwrap_or_default(),
+        "fun" => s.fun.clone().unwrap_or_default(),
+        "tgt_name" => s
+            .tgt_uuid
+            .as_ref()
+            .and_then(|t| state.target_groups.get(t))
+            .map(|g| g.name.clone())
+            .unwrap_or_default(),
+        "job_name" => s
+            .job_uuid
+            .as_ref()
+            .and_then(|j| state.jobs.get(j))
+            .map(|j| j.name.clone())
+            .unwrap_or_default(),
+        "status" => schedule_state(s).to_owned(),
+        // Fire times are not simulated (always null).
+        "next_fire_time" | "last_fire_time" => String::new(),
+        _ => s.name.clone(),
+    },
+    uuid: |s| &s.uuid,
+    render: schedule_json,
+};
 
 fn not_one_of(value: &str, allowed: &[&str]) -> RpcFault {
     let list = allowed
@@ -820,13 +883,9 @@ fn target_json(group: &TargetGroup) -> Value {
 }
 
 fn get_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
-    let items: Vec<Value> = if let Some(uuid) = call.nonempty("tgt_uuid") {
-        call.state
-            .target_groups
-            .get(uuid)
-            .map(target_json)
-            .into_iter()
-            .collect()
+    let call: &Call<'_> = call;
+    let items: Vec<&TargetGroup> = if let Some(uuid) = call.nonempty("tgt_uuid") {
+        call.state.target_groups.get(uuid).into_iter().collect()
     } else {
         let name = call.str("name").map(str::to_owned);
         let desc = call.str("desc").map(str::to_owned);
@@ -843,10 +902,9 @@ fn get_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
                     .as_deref()
                     .is_none_or(|p| g.pillars.iter().any(|x| x == p))
             })
-            .map(target_json)
             .collect()
     };
-    call.page(items, &["name", "desc"], "name")
+    call.page(items, &TARGET_LISTING)
 }
 
 fn validate_tgt(tgt: &Map<String, Value>) -> Result<(), RpcFault> {
@@ -994,7 +1052,7 @@ pub const JOB_CMDS: &[&str] = &["cloud", "local", "runner", "wheel"];
 /// `cmd` values the list filters and schedules accept.
 pub const FILTER_CMDS: &[&str] = &["local", "runner", "wheel", "ssh"];
 
-fn job_json(job: &Job, state: &RaasState) -> Value {
+fn job_json(state: &RaasState, job: &Job) -> Value {
     let tgt_name = job
         .tgt_uuid
         .as_ref()
@@ -1016,13 +1074,9 @@ fn job_json(job: &Job, state: &RaasState) -> Value {
 
 fn get_jobs(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     check_enum(call.str("cmd"), FILTER_CMDS)?;
-    let items: Vec<Value> = if let Some(uuid) = call.nonempty("job_uuid") {
-        call.state
-            .jobs
-            .get(uuid)
-            .map(|j| job_json(j, call.state))
-            .into_iter()
-            .collect()
+    let call: &Call<'_> = call;
+    let items: Vec<&Job> = if let Some(uuid) = call.nonempty("job_uuid") {
+        call.state.jobs.get(uuid).into_iter().collect()
     } else {
         let name = call.str("name").map(str::to_owned);
         let desc = call.str("desc").map(str::to_owned);
@@ -1047,10 +1101,9 @@ fn get_jobs(call: &mut Call<'_>) -> Result<Value, RpcFault> {
                     .as_ref()
                     .is_none_or(|ms| j.masters.iter().any(|m| ms.contains(m)))
             })
-            .map(|j| job_json(j, call.state))
             .collect()
     };
-    call.page(items, &["name", "desc", "cmd", "fun"], "name")
+    call.page(items, &JOB_LISTING)
 }
 
 fn validate_job_arg(arg: &Value) -> Result<(), RpcFault> {
@@ -1275,7 +1328,7 @@ fn validate_schedule(schedule: &Map<String, Value>) -> Result<(), RpcFault> {
     Ok(())
 }
 
-fn schedule_json(schedule: &Schedule, state: &RaasState) -> Value {
+fn schedule_json(state: &RaasState, schedule: &Schedule) -> Value {
     let tgt_name = schedule
         .tgt_uuid
         .as_ref()
@@ -1328,7 +1381,8 @@ fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let cmd = call.str("cmd").map(str::to_owned);
     let enabled = call.bool("enabled");
     let tgt = call.value("tgt").cloned();
-    let items: Vec<Value> = call
+    let call: &Call<'_> = call;
+    let items: Vec<&Schedule> = call
         .state
         .schedules
         .values()
@@ -1370,22 +1424,8 @@ fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
                     .is_some_and(|t| names.contains(&t.name))
             })
         })
-        .map(|s| schedule_json(s, call.state))
         .collect();
-    call.page(
-        items,
-        &[
-            "cmd",
-            "fun",
-            "tgt_name",
-            "job_name",
-            "sched_name",
-            "next_fire_time",
-            "last_fire_time",
-            "status",
-        ],
-        "name",
-    )
+    call.page(items, &SCHEDULE_LISTING)
 }
 
 /// Checks the references and enums shared by `schedule.save` and `schedule.update`.
@@ -1659,7 +1699,7 @@ fn discover(call: &mut Call<'_>) -> Result<Value, RpcFault> {
                 .params
                 .iter()
                 .map(|p| match p.default {
-                    Some(d) => format!("{}={}", p.name, d.replace("null", "None")),
+                    Some(d) => format!("{}={}", p.name, python_literal(d)),
                     None => p.name.to_owned(),
                 })
                 .collect::<Vec<_>>()
@@ -1706,6 +1746,16 @@ fn discover(call: &mut Call<'_>) -> Result<Value, RpcFault> {
         );
     }
     Ok(Value::Object(out))
+}
+
+/// A JSON default as Python writes it in a signature (`None`, `True`, `False`).
+fn python_literal(json_text: &str) -> &str {
+    match json_text {
+        "null" => "None",
+        "true" => "True",
+        "false" => "False",
+        other => other,
+    }
 }
 
 fn test_echo(call: &mut Call<'_>) -> Result<Value, RpcFault> {
@@ -1822,6 +1872,50 @@ mod tests {
             json!({"sort_by": "uuid"}),
         );
         assert_eq!(bad["error"]["code"], CODE_VALIDATION);
+    }
+
+    #[test]
+    fn schedules_sort_by_job_name_and_status() {
+        let mut state = RaasState::default();
+        let mut job = |name: &str| {
+            call(&mut state, "job", "save_job", json!({"name": name}))["ret"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let (zulu, alpha) = (job("zulu"), job("alpha"));
+        for (name, job, enabled) in [("a", &zulu, true), ("b", &alpha, false)] {
+            call(
+                &mut state,
+                "schedule",
+                "save",
+                json!({"name": name, "schedule": {"hours": 1}, "job_uuid": job, "enabled": enabled}),
+            );
+        }
+        let names = |reply: Value| -> Vec<String> {
+            reply["ret"]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let by_job = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"sort_by": "job_name"}),
+        );
+        assert_eq!(names(by_job), ["b", "a"]);
+        let by_status = call(&mut state, "schedule", "get", json!({"sort_by": "status"}));
+        assert_eq!(names(by_status), ["b", "a"]);
+        let by_name = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"sort_by": "sched_name"}),
+        );
+        assert_eq!(names(by_name), ["a", "b"]);
     }
 
     #[test]
