@@ -490,7 +490,7 @@ impl Call<'_> {
     /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`.
     /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`;
     /// only the returned page is rendered, so listing a large estate stays cheap.
-    fn page<T>(&self, mut items: Vec<&T>, listing: &Listing<T>) -> Result<Value, RpcFault> {
+    fn page<T>(&self, items: Vec<&T>, listing: &Listing<T>) -> Result<Value, RpcFault> {
         let sort_by = match self.str("sort_by") {
             Some(field) if listing.sort_fields.contains(&field) => field.to_owned(),
             Some(field) => return Err(not_one_of(field, listing.sort_fields)),
@@ -504,15 +504,8 @@ impl Call<'_> {
         if page < 0 {
             return Err(invalid(format!("{page} is less than the minimum of 0")));
         }
-        items.sort_by_cached_key(|item| {
-            (
-                (listing.sort_key)(self.state, item, &sort_by).to_lowercase(),
-                (listing.uuid)(item).to_owned(),
-            )
-        });
-        if self.bool("reverse").unwrap_or(false) {
-            items.reverse();
-        }
+        let state: &RaasState = self.state;
+        let reverse = self.bool("reverse").unwrap_or(false);
         let cap = self.state.options.max_page_limit.max(1);
         let effective = if limit <= 0 {
             cap
@@ -524,13 +517,42 @@ impl Call<'_> {
             .unwrap_or(0)
             .saturating_mul(effective)
             .try_into()
-            .unwrap_or(usize::MAX);
-        let take = usize::try_from(effective).unwrap_or(usize::MAX);
-        let results: Vec<Value> = items
+            .unwrap_or(usize::MAX)
+            .min(count);
+        let end = start
+            .saturating_add(usize::try_from(effective).unwrap_or(usize::MAX))
+            .min(count);
+        // Keys are unique (the UUID breaks ties), so selecting the page and sorting only it
+        // gives the same page as sorting everything.
+        let mut keyed: Vec<((&str, &str), &T)> = items
             .into_iter()
-            .skip(start)
-            .take(take)
-            .map(|item| (listing.render)(self.state, item))
+            .map(|item| {
+                let key = (
+                    (listing.sort_key)(state, item, &sort_by),
+                    (listing.uuid)(item),
+                );
+                (key, item)
+            })
+            .collect();
+        let order = |a: &((&str, &str), &T), b: &((&str, &str), &T)| {
+            if reverse {
+                b.0.cmp(&a.0)
+            } else {
+                a.0.cmp(&b.0)
+            }
+        };
+        if start < count {
+            keyed.select_nth_unstable_by(start, order);
+            let rest = &mut keyed[start..];
+            let len = end - start;
+            if len < rest.len() {
+                rest.select_nth_unstable_by(len, order);
+            }
+            rest[..len].sort_unstable_by(order);
+        }
+        let results: Vec<Value> = keyed[start..end]
+            .iter()
+            .map(|(_, item)| (listing.render)(state, item))
             .collect();
         Ok(json!({"count": count, "limit": effective, "results": results}))
     }
@@ -540,8 +562,8 @@ impl Call<'_> {
 struct Listing<T> {
     /// Accepted `sort_by` values (`name` is the default order).
     sort_fields: &'static [&'static str],
-    /// The text an object sorts by for a `sort_by` value.
-    sort_key: fn(&RaasState, &T, &str) -> String,
+    /// The text an object sorts by for a `sort_by` value (compared as is, then by UUID).
+    sort_key: for<'a> fn(&'a RaasState, &'a T, &str) -> &'a str,
     uuid: fn(&T) -> &str,
     render: fn(&RaasState, &T) -> Value,
 }
@@ -549,8 +571,8 @@ struct Listing<T> {
 const TARGET_LISTING: Listing<TargetGroup> = Listing {
     sort_fields: &["name", "desc"],
     sort_key: |_, g, field| match field {
-        "desc" => g.desc.clone(),
-        _ => g.name.clone(),
+        "desc" => &g.desc,
+        _ => &g.name,
     },
     uuid: |g| &g.uuid,
     render: |_, g| target_json(g),
@@ -559,10 +581,10 @@ const TARGET_LISTING: Listing<TargetGroup> = Listing {
 const JOB_LISTING: Listing<Job> = Listing {
     sort_fields: &["name", "desc", "cmd", "fun"],
     sort_key: |_, j, field| match field {
-        "desc" => j.desc.clone(),
-        "cmd" => j.cmd.clone().unwrap_or_default(),
-        "fun" => j.fun.clone().unwrap_or_default(),
-        _ => j.name.clone(),
+        "desc" => &j.desc,
+        "cmd" => j.cmd.as_deref().unwrap_or_default(),
+        "fun" => j.fun.as_deref().unwrap_or_default(),
+        _ => &j.name,
     },
     uuid: |j| &j.uuid,
     render: job_json,
@@ -580,24 +602,22 @@ const SCHEDULE_LISTING: Listing<Schedule> = Listing {
         "status",
     ],
     sort_key: |state, s, field| match field {
-        "cmd" => s.cmd.clone().unwrap_or_default(),
-        "fun" => s.fun.clone().unwrap_or_default(),
+        "cmd" => s.cmd.as_deref().unwrap_or_default(),
+        "fun" => s.fun.as_deref().unwrap_or_default(),
         "tgt_name" => s
             .tgt_uuid
             .as_ref()
             .and_then(|t| state.target_groups.get(t))
-            .map(|g| g.name.clone())
-            .unwrap_or_default(),
+            .map_or("", |g| g.name.as_str()),
         "job_name" => s
             .job_uuid
             .as_ref()
             .and_then(|j| state.jobs.get(j))
-            .map(|j| j.name.clone())
-            .unwrap_or_default(),
-        "status" => schedule_state(s).to_owned(),
+            .map_or("", |j| j.name.as_str()),
+        "status" => schedule_state(s),
         // Fire times are not simulated (always null).
-        "next_fire_time" | "last_fire_time" => String::new(),
-        _ => s.name.clone(),
+        "next_fire_time" | "last_fire_time" => "",
+        _ => &s.name,
     },
     uuid: |s| &s.uuid,
     render: schedule_json,
@@ -1872,6 +1892,48 @@ mod tests {
             json!({"sort_by": "uuid"}),
         );
         assert_eq!(bad["error"]["code"], CODE_VALIDATION);
+    }
+
+    #[test]
+    fn pages_put_together_give_the_fully_sorted_list() {
+        let mut state = RaasState::default();
+        for i in 0..37 {
+            // Names repeat, so the UUID has to break ties.
+            let name = format!("n{}", (i * 7) % 11);
+            call(
+                &mut state,
+                "tgt",
+                "save_target_group",
+                json!({"name": name, "tgt": {"*": {"tgt_type": "glob", "tgt": "*"}}}),
+            );
+        }
+        for reverse in [false, true] {
+            let mut expected: Vec<(String, String)> = state
+                .target_groups
+                .values()
+                .map(|g| (g.name.clone(), g.uuid.clone()))
+                .collect();
+            expected.sort();
+            if reverse {
+                expected.reverse();
+            }
+            let mut paged = Vec::new();
+            for page in 0..9 {
+                let reply = call(
+                    &mut state,
+                    "tgt",
+                    "get_target_group",
+                    json!({"limit": 5, "page": page, "reverse": reverse}),
+                );
+                for item in reply["ret"]["results"].as_array().unwrap() {
+                    paged.push((
+                        item["name"].as_str().unwrap().to_owned(),
+                        item["uuid"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+            assert_eq!(paged, expected, "reverse={reverse}");
+        }
     }
 
     #[test]
