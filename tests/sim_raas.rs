@@ -1613,3 +1613,29 @@ async fn vcd_legacy_login_and_org_list_speak_xml() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.text().await.unwrap().contains("<Error "));
 }
+
+#[tokio::test]
+async fn yaml_seed_data_lists_raas_objects_without_uuids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seed.yaml");
+    std::fs::write(
+        &path,
+        "raas:\n  target_groups:\n    - name: web\n      desc: Web servers\n      tgt:\n        \"*\": {tgt_type: glob, tgt: \"web*\"}\n",
+    )
+    .unwrap();
+    let handle = sim::start(SimConfig {
+        seed_data: Some(path),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let raas = Raas::basic(&handle).await;
+    let ret = raas.ret("tgt", "get_target_group", json!({})).await;
+    assert_eq!(ret["count"], 1);
+    assert_eq!(ret["results"][0]["name"], "web");
+    let uuid = ret["results"][0]["uuid"].as_str().unwrap().to_owned();
+    let again = raas
+        .ret("tgt", "get_target_group", json!({"tgt_uuid": uuid}))
+        .await;
+    assert_eq!(again["count"], 1);
+}

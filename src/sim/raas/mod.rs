@@ -171,8 +171,12 @@ pub struct Session {
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct RaasState {
+    /// Target groups by UUID. Seed data may also give a list (see [`by_uuid`]).
+    #[serde(deserialize_with = "by_uuid")]
     pub target_groups: BTreeMap<String, TargetGroup>,
+    #[serde(deserialize_with = "by_uuid")]
     pub jobs: BTreeMap<String, Job>,
+    #[serde(deserialize_with = "by_uuid")]
     pub schedules: BTreeMap<String, Schedule>,
     pub commands: BTreeMap<String, Command>,
     /// Sessions by SHA-256 (hex) of the JWT or session cookie value.
@@ -195,6 +199,78 @@ impl std::fmt::Debug for RaasState {
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
+}
+
+/// An object stored by UUID.
+trait Keyed {
+    /// Namespace of the UUID derived from the name when seed data gives none.
+    const KIND: &'static str;
+    fn uuid_mut(&mut self) -> &mut String;
+    fn name(&self) -> &str;
+}
+
+impl Keyed for TargetGroup {
+    const KIND: &'static str = "tgt";
+    fn uuid_mut(&mut self) -> &mut String {
+        &mut self.uuid
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Keyed for Job {
+    const KIND: &'static str = "job";
+    fn uuid_mut(&mut self) -> &mut String {
+        &mut self.uuid
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Keyed for Schedule {
+    const KIND: &'static str = "schedule";
+    fn uuid_mut(&mut self) -> &mut String {
+        &mut self.uuid
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum MapOrList<T> {
+    Map(BTreeMap<String, T>),
+    List(Vec<T>),
+}
+
+/// Reads objects as a map by UUID (the saved form) or a list (handy in seed data). An object
+/// without `uuid` takes its map key, or in a list a UUID derived from its kind and name, so
+/// seed files stay stable across runs.
+fn by_uuid<'de, D, T>(deserializer: D) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Keyed + serde::Deserialize<'de>,
+{
+    let objects: Vec<(Option<String>, T)> =
+        match <MapOrList<T> as serde::Deserialize>::deserialize(deserializer)? {
+            MapOrList::Map(map) => map.into_iter().map(|(k, v)| (Some(k), v)).collect(),
+            MapOrList::List(list) => list.into_iter().map(|v| (None, v)).collect(),
+        };
+    let mut out = BTreeMap::new();
+    for (key, mut object) in objects {
+        if object.uuid_mut().is_empty() {
+            let uuid = key.unwrap_or_else(|| {
+                let seed = format!("sextant-sim/raas/{}/{}", T::KIND, object.name());
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes()).to_string()
+            });
+            *object.uuid_mut() = uuid;
+        }
+        out.insert(object.uuid_mut().clone(), object);
+    }
+    Ok(out)
 }
 
 /// The owner recorded for objects the simulator seeds itself.

@@ -1813,6 +1813,33 @@ mod tests {
     }
 
     #[test]
+    fn seed_objects_may_be_a_list_or_a_map_without_uuids() {
+        let seeded: RaasState = serde_json::from_value(json!({
+            "target_groups": [{"name": "web", "tgt": {"*": {"tgt_type": "glob", "tgt": "web*"}}}],
+            "jobs": {"5b0f3c1e-8d2a-4f6b-9c7e-1a2b3c4d5e6f": {"name": "ping", "fun": "test.ping"}},
+        }))
+        .unwrap();
+        let group = seeded.target_groups.values().next().unwrap();
+        assert_eq!(seeded.target_groups.keys().next().unwrap(), &group.uuid);
+        assert!(uuid::Uuid::parse_str(&group.uuid).is_ok());
+        let again: RaasState = serde_json::from_value(json!({
+            "target_groups": [{"name": "web", "tgt": {}}],
+        }))
+        .unwrap();
+        assert!(
+            again.target_groups.contains_key(&group.uuid),
+            "uuids are stable"
+        );
+        assert_eq!(
+            seeded.jobs["5b0f3c1e-8d2a-4f6b-9c7e-1a2b3c4d5e6f"].uuid,
+            "5b0f3c1e-8d2a-4f6b-9c7e-1a2b3c4d5e6f"
+        );
+        let saved = serde_json::to_value(&seeded).unwrap();
+        let reloaded: RaasState = serde_json::from_value(saved).unwrap();
+        assert_eq!(reloaded.target_groups, seeded.target_groups);
+    }
+
+    #[test]
     fn positional_arguments_bind_in_parameter_order() {
         let mut state = RaasState::default_estate();
         let reply = single(
