@@ -145,9 +145,11 @@ pub struct AccessToken {
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct VcdState {
-    /// Orgs by lower-case name.
+    /// Orgs by lower-case name; seed data may give a list of `{name}` instead.
+    #[serde(deserialize_with = "orgs_by_name")]
     pub orgs: BTreeMap<String, Org>,
-    /// Users by URN.
+    /// Users by URN; seed data may give a list of `{name, org}` instead.
+    #[serde(deserialize_with = "users_by_id")]
     pub users: BTreeMap<String, User>,
     /// API tokens by URN.
     pub tokens: BTreeMap<String, ApiToken>,
@@ -171,6 +173,62 @@ impl std::fmt::Debug for VcdState {
     }
 }
 
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum MapOrList<T> {
+    Map(BTreeMap<String, T>),
+    List(Vec<T>),
+}
+
+fn org_urn(name: &str) -> String {
+    urn("org", &format!("org/{}", name.to_lowercase()))
+}
+
+fn user_urn(name: &str, org: &str) -> String {
+    urn("user", &format!("user/{}/{}", org.to_lowercase(), name))
+}
+
+/// Orgs as saved (a map by lower-case name) or listed in seed data; a missing `id` is derived
+/// from the name.
+fn orgs_by_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, Org>, D::Error> {
+    let orgs: Vec<Org> = match <MapOrList<Org> as serde::Deserialize>::deserialize(deserializer)? {
+        MapOrList::Map(map) => map.into_values().collect(),
+        MapOrList::List(list) => list,
+    };
+    Ok(orgs
+        .into_iter()
+        .map(|mut org| {
+            if org.id.is_empty() {
+                org.id = org_urn(&org.name);
+            }
+            (org.name.to_lowercase(), org)
+        })
+        .collect())
+}
+
+/// Users as saved (a map by URN) or listed in seed data; a missing `id` is derived from the
+/// user and org names, as a login would.
+fn users_by_id<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, User>, D::Error> {
+    let users: Vec<User> = match <MapOrList<User> as serde::Deserialize>::deserialize(deserializer)?
+    {
+        MapOrList::Map(map) => map.into_values().collect(),
+        MapOrList::List(list) => list,
+    };
+    Ok(users
+        .into_iter()
+        .map(|mut user| {
+            if user.id.is_empty() {
+                user.id = user_urn(&user.name, &user.org);
+            }
+            (user.id.clone(), user)
+        })
+        .collect())
+}
+
 fn urn(kind: &str, seed: &str) -> String {
     let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes());
     format!("urn:vcloud:{kind}:{id}")
@@ -191,7 +249,7 @@ impl VcdState {
     /// Adds an org (no-op when it exists) and returns its stored name.
     pub fn add_org(&mut self, name: &str) -> String {
         let org = self.orgs.entry(name.to_lowercase()).or_insert_with(|| Org {
-            id: urn("org", &format!("org/{}", name.to_lowercase())),
+            id: org_urn(name),
             name: name.to_owned(),
         });
         org.name.clone()
@@ -200,7 +258,7 @@ impl VcdState {
     /// Finds or adds user `name` in an existing org; `None` when the org is unknown.
     pub fn add_user(&mut self, name: &str, org: &str) -> Option<User> {
         let org = self.orgs.get(&org.to_lowercase())?.name.clone();
-        let id = urn("user", &format!("user/{}/{}", org.to_lowercase(), name));
+        let id = user_urn(name, &org);
         let user = self.users.entry(id.clone()).or_insert_with(|| User {
             id,
             name: name.to_owned(),
