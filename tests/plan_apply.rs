@@ -737,3 +737,93 @@ async fn unused_connections_are_never_contacted() {
     }
     assert!(counters["vsphere"].as_u64().unwrap() >= 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vcd_token_whose_secret_file_is_lost_is_reported_then_recreated_on_request() {
+    let estate = Estate::start(240.0).await;
+    estate.write(
+        "token.yaml",
+        "kind: VcdApiToken\nname: ci\nspec: { file: secrets/ci.json }\n",
+    );
+    let created = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_eq!(created.code, 0, "{}\n{}", created.stdout, created.stderr);
+    let file = estate.path().join("manifests/secrets/ci.json");
+    let first: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let first_secret = first["refresh_token"].as_str().unwrap().to_string();
+    assert!(!created.stdout.contains(&first_secret) && !created.stderr.contains(&first_secret));
+
+    std::fs::remove_file(&file).unwrap();
+    let warned = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_eq!(warned.code, 0, "{}", warned.stdout);
+    assert!(warned.stderr.contains("secret file"), "{}", warned.stderr);
+    assert!(
+        warned.stderr.contains("--recreate-lost-secrets"),
+        "{}",
+        warned.stderr
+    );
+
+    let recreated = estate
+        .run(&[
+            "apply",
+            "--auto-approve",
+            "--recreate-lost-secrets",
+            "manifests",
+        ])
+        .await;
+    assert_eq!(
+        recreated.code, 0,
+        "{}\n{}",
+        recreated.stdout, recreated.stderr
+    );
+    assert!(
+        recreated.stdout.contains("must be replaced"),
+        "{}",
+        recreated.stdout
+    );
+    let second: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    let settled = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_eq!(settled.code, 0, "{}\n{}", settled.stdout, settled.stderr);
+    assert!(
+        !settled.stderr.contains("secret file"),
+        "{}",
+        settled.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn salt_only_estates_survive_a_restart_of_the_embedded_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("salt.yaml"),
+        "kind: Connection\nname: salt\nspec: { type: raas, region: us, api_token: { env: SEXTANT_UNSET_TOKEN } }\n---\n".to_string() + SALT,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        async move { command.output().await.unwrap() }
+    };
+    let apply = run(&["apply", "--sim", "--auto-approve", "salt.yaml"]).await;
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    let plan = run(&["plan", "--sim", "--detailed-exitcode", "salt.yaml"]).await;
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+}

@@ -133,6 +133,9 @@ pub struct PlanArgs {
     /// Listings in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
+    /// Revoke and re-create VCD tokens whose secret file is missing (instead of warning).
+    #[arg(long)]
+    pub recreate_lost_secrets: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -151,6 +154,9 @@ pub struct ApplyArgs {
     /// Print progress as one JSON event per line on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Revoke and re-create VCD tokens whose secret file is missing (instead of warning).
+    #[arg(long)]
+    pub recreate_lost_secrets: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -74,7 +74,12 @@ impl Workspace {
     }
 
     /// Reads live state and plans.
-    pub async fn plan(&self, parallelism: usize) -> Result<(Plan, LiveState), Failure> {
+    pub async fn plan(
+        &self,
+        parallelism: usize,
+        options: plan::PlanOptions,
+        reporter: &Reporter,
+    ) -> Result<(Plan, LiveState), Failure> {
         let live = plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism)
             .await
             .map_err(|err| {
@@ -82,7 +87,10 @@ impl Workspace {
                     "nothing was changed; check the connection settings and run the command again",
                 )
             })?;
-        let plan = plan::make_plan(&self.model, &self.scope, &live);
+        let plan = plan::make_plan(&self.model, &self.scope, &live, options);
+        for warning in &plan.warnings {
+            reporter.warning(&format!("{}: {}", warning.address, warning.message));
+        }
         Ok((plan, live))
     }
 
