@@ -1233,3 +1233,47 @@ async fn vsphere_reads_a_vm_only_when_the_list_lacks_cpu_or_memory() {
     assert_eq!(list.headers["vmware-api-session-id"], "session-1");
     assert_eq!(list.query, "filter.names=full&filter.names=partial");
 }
+
+#[tokio::test]
+async fn validation_errors_carry_the_server_message_and_are_not_retried() {
+    let sim = start_sim(|_| {}).await;
+    let provider = providers::connect(&vmc_connection(&sim, |_| {})).unwrap();
+    list_sddcs(&*provider).await;
+    reset_counters(&sim).await;
+    let mut one_host = two_host_spec();
+    one_host["num_hosts"] = json!(1);
+    let err = create_sddc(&*provider, "tiny", &one_host, uuid::Uuid::new_v4())
+        .await
+        .unwrap_err();
+    match &err {
+        ProviderError::Api {
+            method,
+            status,
+            message,
+            ..
+        } => {
+            assert_eq!((method.as_str(), *status), ("POST", 400));
+            assert!(message.contains("minimum of 2 hosts"), "{message}");
+        }
+        other => panic!("expected the server's validation error, got {other}"),
+    }
+    // The POST once, then one read to make sure it did not create anything.
+    assert_eq!(counters(&sim).await["vmc"], 2);
+    assert!(list_sddcs(&*provider).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_busy_vm_is_retried_then_reported() {
+    let sim = start_sim(|_| {}).await;
+    let provider = providers::connect(&vsphere_connection(&sim, |c| c.max_retries = 1)).unwrap();
+    let db = find(&*provider, Kind::VirtualMachine, "db-01").await;
+    set_faults(&sim, json!({"busy_vms": ["db-01"]})).await;
+    reset_counters(&sim).await;
+    let mut desired = db.spec.clone();
+    desired["power_state"] = json!("POWERED_ON");
+    let err = update(&*provider, &db, &desired, &["power_state"], false)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("resource_busy"), "{err}");
+    assert_eq!(counters(&sim).await["vsphere"], 2);
+}
