@@ -1,7 +1,10 @@
 //! The HTTP layer every provider sends through: one client per connection with its TLS
-//! settings, timeout and concurrency limit; retries on 429/503/504 and transport errors with
-//! backoff honouring `Retry-After`; errors that name method, path, status, the server's
-//! message and request id, never a secret (headers marked sensitive are never logged).
+//! settings (`tls.ca_file`, `tls.insecure` with a warning), timeout and concurrency limit;
+//! retries with capped exponential backoff and jitter, honouring `Retry-After`, on 429,
+//! 503/504 and transport errors for what is safe to resend, plus whatever the provider's
+//! [`RetryRule`] accepts (VMC `retryable: true`); a debug line per request (method, path,
+//! status, duration). Errors name method, path, status, the server's message and request id,
+//! never a secret or a query string (credential headers are marked sensitive and never logged).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! VMware Cloud on AWS (`vmc.md`): the `Sddc` kind.
 //!
-//! Lists the org's SDDCs in one call and normalizes each into the manifest's spec; creates
+//! Lists the org's SDDCs in one call (plus one read of the running tasks when any SDDC is
+//! alive, to report what it is busy with) and normalizes each into the manifest's spec; creates
 //! with a client-chosen `sddc_id` (so a create retried after a lost response never
 //! duplicates); changes the primary cluster's host count and converts 1NODE SDDCs; deletes;
 //! polls `Task`s. Every call carries a CSP access token in `csp-auth-token` ([`CspAuth`]).
@@ -477,8 +478,8 @@ fn task_status(response: &HttpResponse, id: &str) -> ProviderResult<TaskStatus> 
                 .map(|p| p.clamp(0.0, 100.0) as u8),
             eta: body
                 .estimated_remaining_minutes
-                .filter(|m| m.is_finite() && *m >= 0.0)
-                .map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
+                .filter(|m| *m >= 0.0)
+                .and_then(|m| std::time::Duration::try_from_secs_f64(m * 60.0).ok()),
         }),
     }
 }
