@@ -1133,6 +1133,11 @@ async fn server_marked_retryable_errors_are_retried_and_creates_without_retry_ma
             json!({"status": 500, "path": path, "retryable": true, "error_code": "x",
                 "error_messages": ["try again"]}),
         ),
+        ("GET", path) if path.ends_with("/tasks") && seen.query.contains("filter") => (
+            400,
+            json!({"status": 400, "path": path, "retryable": false, "error_code": "bad_filter",
+                "error_messages": ["Invalid $filter"]}),
+        ),
         ("GET", path) if path.ends_with("/primarycluster") => (
             200,
             json!({"cluster_id": "c-1", "cluster_name": "Cluster-1"}),
@@ -1175,7 +1180,11 @@ async fn server_marked_retryable_errors_are_retried_and_creates_without_retry_ma
         serde_json::from_str::<Value>(&posts[0].body).unwrap(),
         json!({"num_hosts": 3, "cluster_id": "c-1"})
     );
-    assert_eq!(server.seen("GET", "/tasks").len(), 1);
+    // The task lookup fell back to the plain list when `$filter` was refused.
+    let lookups = server.seen("GET", "/tasks");
+    assert_eq!(lookups.len(), 2);
+    assert!(lookups[0].query.contains("filter="), "{}", lookups[0].query);
+    assert_eq!(lookups[1].query, "");
 }
 
 #[tokio::test]

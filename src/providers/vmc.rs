@@ -332,9 +332,14 @@ impl VmcProvider {
         if let Some(id) = sddc_id {
             filter = format!("{filter} and (resource_id eq '{}')", id.replace('\'', "''"));
         }
-        let response = self
+        let mut response = self
             .call(|| HttpRequest::get(&path).query("$filter", filter.clone()))
             .await?;
+        if response.status == 400 {
+            // A server that does not take this `$filter` gets the plain list.
+            tracing::debug!(connection = %self.connection, "task `$filter` refused; listing all tasks");
+            response = self.call(|| HttpRequest::get(&path)).await?;
+        }
         if !response.is_success() {
             return Err(api_error(&response));
         }
