@@ -369,7 +369,7 @@ impl HttpClient {
             }
             match retry_decision(&request, &result) {
                 Some(hint) if attempt < self.max_retries => {
-                    let delay = hint.unwrap_or_else(|| backoff(attempt));
+                    let delay = hint.map_or_else(|| backoff(attempt), with_jitter);
                     tracing::debug!(
                         connection = %self.connection,
                         method = %request.method,
@@ -567,6 +567,13 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(delay.min(MAX_RETRY_AFTER))
 }
 
+/// The server's `Retry-After` plus up to a tenth more (at most 1 s), so clients told the same
+/// delay do not all come back at once. Never earlier than asked.
+fn with_jitter(delay: Duration) -> Duration {
+    let spread = (delay.as_millis() / 10).min(1000) as u64;
+    delay + Duration::from_millis(rand::random_range(0..=spread))
+}
+
 /// Capped exponential backoff with jitter: ~0.5 s, 1 s, 2 s, … up to 30 s.
 fn backoff(attempt: u32) -> Duration {
     let base = 500u64.saturating_mul(1 << attempt.min(6)).min(30_000);
@@ -647,6 +654,15 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert("retry-after", HeaderValue::from_static("86400"));
         assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn retry_after_gets_jitter_but_never_less() {
+        for _ in 0..50 {
+            let delay = with_jitter(Duration::from_secs(5));
+            assert!(delay >= Duration::from_secs(5) && delay <= Duration::from_millis(5500));
+        }
+        assert_eq!(with_jitter(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]
