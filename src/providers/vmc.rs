@@ -320,7 +320,8 @@ impl VmcProvider {
         let response = self.call(|| HttpRequest::get(&path)).await?;
         match response.status {
             404 | 410 => Ok(None),
-            _ if response.is_success() => Ok(Some(response.json()?)),
+            // An SDDC carries its admin passwords: a parse error never quotes the body.
+            _ if response.is_success() => Ok(Some(response.json_redacted()?)),
             _ => Err(api_error(&response)),
         }
     }
@@ -831,7 +832,8 @@ impl Provider for VmcProvider {
         if !response.is_success() {
             return Err(api_error(&response));
         }
-        let sddcs: Vec<Sddc> = response.json()?;
+        // SDDCs carry their admin passwords: a parse error never quotes the body.
+        let sddcs: Vec<Sddc> = response.json_redacted()?;
         let mut tasks: HashMap<String, Task> = HashMap::new();
         // One more read when an SDDC is alive: some tasks (a conversion) leave no trace in
         // the SDDC's own states, and a busy SDDC must never get a second mutation.
