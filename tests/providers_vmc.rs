@@ -1286,3 +1286,40 @@ async fn a_busy_vm_is_retried_then_reported() {
     assert!(err.to_string().contains("resource_busy"), "{err}");
     assert_eq!(counters(&sim).await["vsphere"], 2);
 }
+
+#[tokio::test]
+async fn an_adopted_sddc_without_a_visible_task_is_waited_for_by_its_state() {
+    let key = uuid::Uuid::new_v4();
+    let id = key.to_string();
+    let sddc = move |state: &str| json!({"id": id, "name": "prod", "sddc_state": state, "resource_config": {"region": "US_WEST_2"}});
+    let server = Scripted::start(
+        move |seen, n| match (seen.method.as_str(), seen.path.as_str()) {
+            (_, "/csp/gateway/am/api/auth/api-tokens/authorize") => csp_reply(n),
+            ("POST", path) if path.ends_with("/sddcs") => (
+                400,
+                json!({"status": 400, "path": path, "retryable": false, "error_code": "dup",
+                "error_messages": ["An SDDC with this id already exists."]}),
+            ),
+            ("GET", path) if path.contains("/sddcs/") => {
+                (200, sddc(if n < 2 { "DEPLOYING" } else { "READY" }))
+            }
+            _ => (200, json!([])),
+        },
+    )
+    .await;
+    let provider = providers::connect(&server.vmc(Some("org-1"))).unwrap();
+    let task = task_of(
+        create_sddc(&*provider, "prod", &two_host_spec(), key)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(task.id, "");
+    assert_eq!(task.object_id, key.to_string());
+    assert!(matches!(
+        provider.poll(&task).await.unwrap(),
+        TaskStatus::Pending { .. }
+    ));
+    assert_eq!(provider.poll(&task).await.unwrap(), TaskStatus::Done);
+    // The create was sent once: a 400 is not resent.
+    assert_eq!(server.seen("POST", "/sddcs").len(), 1);
+}
