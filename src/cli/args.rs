@@ -30,6 +30,9 @@ pub struct GlobalArgs {
     /// Run against the embedded simulator (state kept in .sextant/sim-state.json).
     #[arg(long, global = true)]
     pub sim: bool,
+    /// With --sim: simulated seconds per real second (240: a 2-hour SDDC create takes 30 s).
+    #[arg(long, global = true, default_value_t = 240.0, value_name = "N")]
+    pub sim_time_scale: f64,
 }
 
 #[derive(Debug, Subcommand)]

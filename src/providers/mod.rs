@@ -7,7 +7,9 @@
 
 pub mod csp;
 pub mod http;
+pub mod raas;
 pub mod token;
+pub mod vcd;
 pub mod vmc;
 pub mod vsphere;
 
@@ -203,12 +205,7 @@ pub fn connect(connection: &Connection) -> ProviderResult<Arc<dyn Provider>> {
     match connection.config.system {
         SystemType::Vmc => Ok(Arc::new(vmc::VmcProvider::new(connection)?)),
         SystemType::Vsphere => Ok(Arc::new(vsphere::VsphereProvider::new(connection)?)),
-        SystemType::Raas | SystemType::Vcd => Err(ProviderError::Config {
-            connection: connection.name.clone(),
-            message: format!(
-                "the `{}` provider is not available in this build",
-                connection.config.system
-            ),
-        }),
+        SystemType::Raas => Ok(Arc::new(raas::RaasProvider::new(connection)?)),
+        SystemType::Vcd => Ok(Arc::new(vcd::VcdProvider::new(connection)?)),
     }
 }
