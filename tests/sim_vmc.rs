@@ -866,6 +866,8 @@ async fn vmc_converts_a_single_host_sddc_to_three_hosts() {
     let mut body = sddc_body("one", 1);
     body["sddc_type"] = json!("1NODE");
     let id = vmc.ready_sddc(&sim, body).await;
+    let (_, sddc) = vmc.get(&format!("/sddcs/{id}")).await;
+    assert!(sddc["expiration_date"].is_string(), "a 1NODE SDDC expires");
     let (status, _) = vmc
         .post(&format!("/sddcs/{id}/esxs"), json!({"num_hosts": 1}))
         .await;
@@ -886,6 +888,7 @@ async fn vmc_converts_a_single_host_sddc_to_three_hosts() {
     advance(&sim, 3 * 3600).await;
     let (_, sddc) = vmc.get(&format!("/sddcs/{id}")).await;
     assert_eq!(sddc["sddc_type"], "DEFAULT");
+    assert!(sddc["expiration_date"].is_null());
     assert_eq!(
         sddc["resource_config"]["clusters"][0]["esx_host_list"]
             .as_array()
