@@ -5,7 +5,10 @@
 //! Data flows one way: [`manifest`] → [`model`] → [`providers`] → [`plan`] → [`apply`], with
 //! the [`sim`]ulator beside them and [`cli`] on top.
 
+pub mod apply;
 pub mod cli;
+pub mod manifest;
 pub mod model;
+pub mod plan;
 pub mod providers;
 pub mod sim;

@@ -27,10 +27,37 @@ pub struct GlobalArgs {
     /// Never use colour (also when NO_COLOR is set).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Run against the embedded simulator (state kept in .sextant/sim-state.json).
+    #[arg(long, global = true)]
+    pub sim: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show what apply would change: read live state, diff it against the manifests.
+    ///
+    /// Examples:
+    ///   sextant plan --sim examples/quickstart
+    ///   sextant plan envs/prod --format markdown --out prod.plan --detailed-exitcode
+    #[command(verbatim_doc_comment)]
+    Plan(PlanArgs),
+    /// Carry out the plan: create, update and delete in dependency order, polling tasks.
+    ///
+    /// Examples:
+    ///   sextant apply --sim --auto-approve examples/quickstart
+    ///   sextant apply prod.plan
+    #[command(verbatim_doc_comment)]
+    Apply(ApplyArgs),
+    /// Check manifests without touching any API (no credentials needed).
+    ///
+    /// Reports every problem at once, each as `file:line:column`. Exits 1 on any error.
+    Validate(ValidateArgs),
+    /// Print the dependency graph of the manifests (Graphviz dot or Mermaid).
+    Graph(GraphArgs),
+    /// Print the JSON Schema of a manifest document (or, with --plan, of `plan --format json`).
+    ///
+    /// Example: sextant schema > schemas/manifest.schema.json
+    Schema(SchemaArgs),
     /// Run the simulator of the vendor APIs.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -77,4 +104,83 @@ pub struct SimServeArgs {
     /// '{"vmc_concurrent_update_status": 409}' (see `GET /_sim/options` for every name).
     #[arg(long, value_name = "JSON")]
     pub options: Option<String>,
+}
+
+/// Output format of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Manifest files or directories (default: the current directory).
+    pub paths: Vec<PathBuf>,
+    /// How to print the plan on stdout.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Also save the plan to this file, for `sextant apply FILE`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when there are changes (0 none, 1 error).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Plan only this resource and what it depends on (repeatable).
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Listings in flight at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// Manifest files or directories, or one plan file saved by `plan --out`.
+    pub paths: Vec<PathBuf>,
+    /// Apply without asking for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Actions in flight at once (tasks being polled do not count).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+    /// Apply only this resource and what it depends on (repeatable).
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Print progress as one JSON event per line on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Manifest files or directories (read recursively).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormatArg {
+    /// Graphviz dot (`dot -Tsvg`).
+    Dot,
+    /// Mermaid flowchart (renders in GitHub Markdown).
+    Mermaid,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GraphArgs {
+    /// Manifest files or directories (read recursively).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
+    pub format: GraphFormatArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// Print the schema of the JSON plan instead of the manifest schema.
+    #[arg(long)]
+    pub plan: bool,
 }

@@ -5,9 +5,15 @@
 //! 0 success / no changes, 1 any error (usage errors included), 2 changes present (only with
 //! `plan --detailed-exitcode`), 130 interrupted.
 
+mod apply_cmd;
 mod args;
+mod graph_cmd;
+mod plan_cmd;
 mod report;
+mod schema_cmd;
 mod sim_cmd;
+mod validate_cmd;
+mod workspace;
 
 use clap::Parser;
 
@@ -65,7 +71,7 @@ pub fn run(cli: Cli) -> i32 {
             return exit::ERROR;
         }
     };
-    let result = runtime.block_on(dispatch(cli.command, &reporter));
+    let result = runtime.block_on(dispatch(cli.command, &cli.global, &reporter));
     match result {
         Ok(code) => code,
         Err(failure) => {
@@ -75,8 +81,17 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-async fn dispatch(command: Command, reporter: &Reporter) -> Result<i32, Failure> {
+async fn dispatch(
+    command: Command,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
     match command {
+        Command::Plan(args) => plan_cmd::run(args, global, reporter).await,
+        Command::Apply(args) => apply_cmd::run(args, global, reporter).await,
+        Command::Validate(args) => validate_cmd::run(&args, reporter),
+        Command::Graph(args) => graph_cmd::run(&args, reporter),
+        Command::Schema(args) => schema_cmd::run(args.plan),
         Command::Sim(args) => sim_cmd::run(args, reporter).await,
     }
 }

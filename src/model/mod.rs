@@ -10,6 +10,7 @@
 //! planner can diff the two field by field without knowing any kind.
 
 pub mod kind;
+pub mod rules;
 pub mod secret;
 
 use std::collections::BTreeMap;

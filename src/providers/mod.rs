@@ -5,6 +5,7 @@
 //! types defined here: live objects normalized into the manifest's spec shape, and task
 //! handles to poll. Adding a kind touches its system's module, never the planner or executor.
 
+pub mod csp;
 pub mod http;
 pub mod token;
 

@@ -1,0 +1,807 @@
+//! The executor: walks the planned changes in dependency order with bounded concurrency,
+//! polls long-running tasks, and reports progress events.
+//!
+//! Steps never sleep: a provider call returns "done" or a task handle, and this loop alone
+//! owns timing — poll delays (backoff guided by the task's own estimate), deadlines and
+//! cancellation. A task being polled holds no parallelism slot, so a two-hour SDDC create never
+//! stalls unrelated work. A failure skips its dependants; independent work goes on.
+
+pub mod events;
+pub mod lock;
+mod secret_file;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{Address, Kind, Model, Resource};
+use crate::plan::substitute;
+use crate::plan::{Action, Plan, ProviderSet, ResourceChange};
+use crate::providers::{
+    CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider, ProviderError,
+    TaskHandle, TaskStatus, UpdateRequest,
+};
+
+pub use events::{Event, EventSink};
+
+/// Namespace of the deterministic ids of creates (UUIDv5 of address and attempt).
+pub const ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6c1f_3a0e_9a57_4c43_8a55_0f1d_5e7a_2b91);
+
+/// The client-chosen id for creating `address` on `connection` for the `attempt`-th time.
+pub fn idempotency_key(connection: &str, address: &Address, attempt: u32) -> uuid::Uuid {
+    uuid::Uuid::new_v5(
+        &ID_NAMESPACE,
+        format!("{connection}/{address}#{attempt}").as_bytes(),
+    )
+}
+
+/// How an apply runs.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// Actions in flight at once (tasks being polled do not count).
+    pub parallelism: usize,
+    /// First poll delay; doubles up to `max_poll_interval`, capped by half the task's ETA.
+    pub first_poll: Duration,
+    pub max_poll_interval: Duration,
+    /// Interval of "still creating…" heartbeats.
+    pub heartbeat: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            parallelism: 10,
+            first_poll: Duration::from_secs(1),
+            max_poll_interval: Duration::from_secs(600),
+            heartbeat: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How one resource ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResourceOutcome {
+    Done,
+    Failed(String),
+    Skipped {
+        because: Address,
+    },
+    /// Interrupted while its server task was still running.
+    StillRunning(TaskHandle),
+    /// Interrupted before it started.
+    NotStarted,
+}
+
+/// The result of an apply.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyReport {
+    pub results: BTreeMap<Address, ResourceOutcome>,
+    pub interrupted: bool,
+    /// Counts of completed actions for the closing line.
+    pub added: usize,
+    pub changed: usize,
+    pub destroyed: usize,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> bool {
+        self.results.values().any(|o| {
+            matches!(
+                o,
+                ResourceOutcome::Failed(_) | ResourceOutcome::Skipped { .. }
+            )
+        })
+    }
+}
+
+/// One step of a node: a call to the provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Create,
+    Update,
+    Delete,
+    /// Wait for a task already running (or for the object to leave a busy state).
+    Wait,
+}
+
+fn steps_for(action: Action) -> Vec<Step> {
+    match action {
+        Action::Create => vec![Step::Create],
+        Action::Update => vec![Step::Update],
+        Action::Delete => vec![Step::Delete],
+        Action::Replace => vec![Step::Delete, Step::Create],
+        Action::Wait => vec![Step::Wait],
+        Action::NoOp => vec![],
+    }
+}
+
+/// Where a node is.
+enum NodeState {
+    Pending,
+    /// A provider call is in flight.
+    Calling,
+    /// Polling a task; the next poll is due at `due`.
+    Polling {
+        task: Option<TaskHandle>,
+        due: Instant,
+        polls: u32,
+        deadline: Instant,
+    },
+    Finished,
+}
+
+struct Node {
+    change: ResourceChange,
+    steps: Vec<Step>,
+    next_step: usize,
+    state: NodeState,
+    started: Option<Instant>,
+    last_heartbeat: Instant,
+    last_progress: Option<u8>,
+    /// The live object as far as this run knows it (updated after a delete or create).
+    live: Option<LiveObject>,
+    timeouts: crate::model::Timeouts,
+}
+
+/// What a finished provider call reported back to the loop.
+struct CallResult {
+    address: Address,
+    result: Result<CallOutcome, String>,
+}
+
+enum CallOutcome {
+    /// The step finished; attributes for dependants.
+    StepDone(BTreeMap<String, String>),
+    /// Poll this task next.
+    Task(TaskHandle),
+    /// A poll answered.
+    Polled(TaskStatus),
+    /// A wait without a task handle re-read the object: still busy or not.
+    Reread {
+        busy: bool,
+        object: Option<Box<LiveObject>>,
+    },
+}
+
+/// Carries out `plan`. Returns when everything finished, failed or was skipped, or after
+/// `cancel` fired and in-flight calls came back.
+pub async fn apply(
+    plan: &Plan,
+    model: &Model,
+    providers: &ProviderSet,
+    options: &ApplyOptions,
+    events: &dyn EventSink,
+    cancel: CancellationToken,
+) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    let mut nodes: BTreeMap<Address, Node> = BTreeMap::new();
+    let order: Vec<Address> = plan
+        .changes
+        .iter()
+        .filter(|c| c.is_change())
+        .map(|c| c.address.clone())
+        .collect();
+    let now = Instant::now();
+    // Attributes known so far, for `${...}` of dependants.
+    let mut attributes: BTreeMap<Address, BTreeMap<String, String>> = BTreeMap::new();
+    for change in &plan.changes {
+        if let Some(live) = &change.live {
+            attributes.insert(change.address.clone(), live.attributes.clone());
+        }
+        if !change.is_change() {
+            continue;
+        }
+        nodes.insert(
+            change.address.clone(),
+            Node {
+                steps: steps_for(change.action),
+                change: change.clone(),
+                next_step: 0,
+                state: NodeState::Pending,
+                started: None,
+                last_heartbeat: now,
+                last_progress: None,
+                live: change.live.clone(),
+                timeouts: model
+                    .resources
+                    .get(&change.address)
+                    .map(|r| r.timeouts)
+                    .unwrap_or_default(),
+            },
+        );
+    }
+    // Dependencies among the planned changes, with deletes reversed.
+    let mut blockers: BTreeMap<Address, BTreeSet<Address>> = BTreeMap::new();
+    for address in &order {
+        let node = &nodes[address];
+        for dep in &node.change.depends_on {
+            let Some(dep_node) = nodes.get(dep) else {
+                continue;
+            };
+            if node.change.action == Action::Delete && dep_node.change.action == Action::Delete {
+                blockers
+                    .entry(dep.clone())
+                    .or_default()
+                    .insert(address.clone());
+            } else {
+                blockers
+                    .entry(address.clone())
+                    .or_default()
+                    .insert(dep.clone());
+            }
+        }
+    }
+
+    let mut calls: JoinSet<CallResult> = JoinSet::new();
+    let mut in_flight_actions = 0usize;
+    let mut cancelled = false;
+    loop {
+        // Start what is ready.
+        if !cancelled {
+            for address in &order {
+                if in_flight_actions >= options.parallelism.max(1) {
+                    break;
+                }
+                let ready = matches!(nodes[address].state, NodeState::Pending)
+                    && blockers.get(address).is_none_or(|deps| {
+                        deps.iter()
+                            .all(|d| matches!(report.results.get(d), Some(ResourceOutcome::Done)))
+                    });
+                if !ready {
+                    continue;
+                }
+                let node = nodes.get_mut(address).expect("node exists");
+                node.started = Some(Instant::now());
+                events.emit(&Event::started(address, node.change.action));
+                if start_step(node, model, providers, &attributes, options, &mut calls) {
+                    in_flight_actions += 1;
+                }
+            }
+            // Skip what can never run.
+            let mut newly_skipped = Vec::new();
+            for address in &order {
+                if !matches!(nodes[address].state, NodeState::Pending) {
+                    continue;
+                }
+                if let Some(deps) = blockers.get(address)
+                    && let Some(bad) = deps.iter().find(|d| {
+                        matches!(
+                            report.results.get(*d),
+                            Some(ResourceOutcome::Failed(_) | ResourceOutcome::Skipped { .. })
+                        )
+                    })
+                {
+                    newly_skipped.push((address.clone(), bad.clone()));
+                }
+            }
+            for (address, because) in newly_skipped {
+                if let Some(node) = nodes.get_mut(&address) {
+                    node.state = NodeState::Finished;
+                }
+                events.emit(&Event::Skipped {
+                    address: address.to_string(),
+                    because: because.to_string(),
+                });
+                report
+                    .results
+                    .insert(address, ResourceOutcome::Skipped { because });
+            }
+        }
+
+        let polling: Vec<(Address, Instant)> = nodes
+            .iter()
+            .filter_map(|(a, n)| match &n.state {
+                NodeState::Polling { due, .. } => Some((a.clone(), *due)),
+                _ => None,
+            })
+            .collect();
+        let pending_left = nodes
+            .values()
+            .any(|n| matches!(n.state, NodeState::Pending));
+        if calls.is_empty() && (polling.is_empty() || cancelled) && (!pending_left || cancelled) {
+            break;
+        }
+        if calls.is_empty() && polling.is_empty() && pending_left {
+            // Nothing runs and nothing can start: the remaining nodes wait on each other.
+            for (address, node) in nodes.iter_mut() {
+                if matches!(node.state, NodeState::Pending) {
+                    node.state = NodeState::Finished;
+                    report.results.insert(
+                        address.clone(),
+                        ResourceOutcome::Failed("its dependencies never completed".into()),
+                    );
+                }
+            }
+            break;
+        }
+        let next_due = polling.iter().map(|(_, due)| *due).min();
+        let heartbeat_due = Instant::now() + options.heartbeat;
+        let wake = next_due.map_or(heartbeat_due, |d| d.min(heartbeat_due));
+
+        tokio::select! {
+            joined = calls.join_next(), if !calls.is_empty() => {
+                let Some(joined) = joined else { continue };
+                let result = match joined {
+                    Ok(result) => result,
+                    Err(err) => {
+                        // A step task panicked: report it instead of losing the node.
+                        tracing::error!("an apply step stopped unexpectedly: {err}");
+                        continue;
+                    }
+                };
+                let address = result.address.clone();
+                let Some(node) = nodes.get_mut(&address) else { continue };
+                let was_action = matches!(node.state, NodeState::Calling);
+                match handle_result(node, result.result, options, events) {
+                    NodeProgress::Continue => {}
+                    NodeProgress::Polling => {
+                        if was_action {
+                            in_flight_actions -= 1;
+                        }
+                    }
+                    NodeProgress::StepFinished(attrs) => {
+                        if !attrs.is_empty() {
+                            attributes.entry(address.clone()).or_default().extend(attrs);
+                        }
+                        if was_action {
+                            in_flight_actions -= 1;
+                        }
+                        if node.steps[node.next_step] == Step::Delete {
+                            node.live = None;
+                        }
+                        node.next_step += 1;
+                        if node.next_step < node.steps.len() {
+                            if cancelled {
+                                node.state = NodeState::Finished;
+                                report.results.insert(address.clone(), ResourceOutcome::NotStarted);
+                            } else if start_step(node, model, providers, &attributes, options, &mut calls) {
+                                in_flight_actions += 1;
+                            }
+                        } else {
+                            node.state = NodeState::Finished;
+                            let elapsed = node.started.map(|s| s.elapsed()).unwrap_or_default();
+                            events.emit(&Event::finished(&address, node.change.action, elapsed));
+                            match node.change.action {
+                                Action::Create => report.added += 1,
+                                Action::Update => report.changed += 1,
+                                Action::Delete => report.destroyed += 1,
+                                Action::Replace => {
+                                    report.added += 1;
+                                    report.destroyed += 1;
+                                }
+                                Action::Wait | Action::NoOp => {}
+                            }
+                            report.results.insert(address.clone(), ResourceOutcome::Done);
+                        }
+                    }
+                    NodeProgress::Failed(message) => {
+                        if was_action {
+                            in_flight_actions -= 1;
+                        }
+                        node.state = NodeState::Finished;
+                        events.emit(&Event::Failed {
+                            address: address.to_string(),
+                            message: message.clone(),
+                        });
+                        report.results.insert(address.clone(), ResourceOutcome::Failed(message));
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                let now = Instant::now();
+                for (address, node) in nodes.iter_mut() {
+                    let NodeState::Polling { task, due, deadline, .. } = &node.state else { continue };
+                    if *deadline <= now {
+                        let message = format!(
+                            "timed out after {} waiting for the server task",
+                            humantime::format_duration(Duration::from_secs(node.started.map(|s| s.elapsed().as_secs()).unwrap_or(0)))
+                        );
+                        node.state = NodeState::Finished;
+                        events.emit(&Event::Failed { address: address.to_string(), message: message.clone() });
+                        report.results.insert(address.clone(), ResourceOutcome::Failed(message));
+                        continue;
+                    }
+                    if *due <= now && !cancelled {
+                        let task = task.clone();
+                        spawn_poll(node, address, task, providers, &mut calls);
+                    } else if now.duration_since(node.last_heartbeat) >= options.heartbeat {
+                        node.last_heartbeat = now;
+                        events.emit(&Event::still_running(
+                            address,
+                            node.change.action,
+                            node.started.map(|s| s.elapsed()).unwrap_or_default(),
+                            node.last_progress,
+                            task.as_ref().map(|t| t.id.clone()),
+                        ));
+                    }
+                }
+            }
+            _ = cancel.cancelled(), if !cancelled => {
+                cancelled = true;
+                report.interrupted = true;
+                events.emit(&Event::Interrupted);
+            }
+        }
+    }
+
+    for (address, node) in nodes {
+        if report.results.contains_key(&address) {
+            continue;
+        }
+        let outcome = match node.state {
+            NodeState::Polling {
+                task: Some(task), ..
+            } => ResourceOutcome::StillRunning(task),
+            NodeState::Polling { task: None, .. } => ResourceOutcome::NotStarted,
+            _ => ResourceOutcome::NotStarted,
+        };
+        report.results.insert(address, outcome);
+    }
+    report
+}
+
+enum NodeProgress {
+    Continue,
+    Polling,
+    StepFinished(BTreeMap<String, String>),
+    Failed(String),
+}
+
+fn handle_result(
+    node: &mut Node,
+    result: Result<CallOutcome, String>,
+    options: &ApplyOptions,
+    events: &dyn EventSink,
+) -> NodeProgress {
+    let step = node.steps[node.next_step];
+    let timeout = match step {
+        Step::Create => node.change_timeouts().create,
+        Step::Update | Step::Wait => node.change_timeouts().update,
+        Step::Delete => node.change_timeouts().delete,
+    };
+    match result {
+        Err(message) => NodeProgress::Failed(message),
+        Ok(CallOutcome::StepDone(attrs)) => NodeProgress::StepFinished(attrs),
+        Ok(CallOutcome::Task(task)) => {
+            node.state = NodeState::Polling {
+                task: Some(task),
+                due: Instant::now() + options.first_poll,
+                polls: 0,
+                deadline: Instant::now() + timeout,
+            };
+            NodeProgress::Polling
+        }
+        Ok(CallOutcome::Polled(status)) => {
+            let NodeState::Polling {
+                task,
+                polls,
+                deadline,
+                ..
+            } = &node.state
+            else {
+                return NodeProgress::Continue;
+            };
+            let (task, polls, deadline) = (task.clone(), *polls + 1, *deadline);
+            match status {
+                TaskStatus::Done => {
+                    // A create or replace needs the new object's attributes.
+                    NodeProgress::StepFinished(BTreeMap::new())
+                }
+                TaskStatus::Failed(message) => {
+                    NodeProgress::Failed(format!("the server task failed: {message}"))
+                }
+                TaskStatus::Pending { progress, eta } => {
+                    node.last_progress = progress.or(node.last_progress);
+                    let delay = poll_delay(options, polls, eta);
+                    let now = Instant::now();
+                    if now.duration_since(node.last_heartbeat) >= options.heartbeat {
+                        node.last_heartbeat = now;
+                        events.emit(&Event::still_running(
+                            &node.change.address,
+                            node.change.action,
+                            node.started.map(|s| s.elapsed()).unwrap_or_default(),
+                            node.last_progress,
+                            task.as_ref().map(|t| t.id.clone()),
+                        ));
+                    }
+                    node.state = NodeState::Polling {
+                        task,
+                        due: now + delay,
+                        polls,
+                        deadline,
+                    };
+                    NodeProgress::Continue
+                }
+            }
+        }
+        Ok(CallOutcome::Reread { busy, object }) => {
+            if busy {
+                let NodeState::Polling {
+                    task,
+                    polls,
+                    deadline,
+                    ..
+                } = &node.state
+                else {
+                    return NodeProgress::Continue;
+                };
+                let polls = *polls + 1;
+                node.state = NodeState::Polling {
+                    task: task.clone(),
+                    due: Instant::now() + poll_delay(options, polls, None),
+                    polls,
+                    deadline: *deadline,
+                };
+                NodeProgress::Continue
+            } else {
+                let attrs = object
+                    .as_ref()
+                    .map(|o| o.attributes.clone())
+                    .unwrap_or_default();
+                node.live = object.map(|o| *o);
+                NodeProgress::StepFinished(attrs)
+            }
+        }
+    }
+}
+
+impl Node {
+    fn change_timeouts(&self) -> crate::model::Timeouts {
+        self.timeouts
+    }
+}
+
+/// Starts the node's next step. Returns whether a provider call (an action slot) was started;
+/// a wait goes straight to polling and holds no slot.
+fn start_step(
+    node: &mut Node,
+    model: &Model,
+    providers: &ProviderSet,
+    attributes: &BTreeMap<Address, BTreeMap<String, String>>,
+    options: &ApplyOptions,
+    calls: &mut JoinSet<CallResult>,
+) -> bool {
+    let step = node.steps[node.next_step];
+    let address = node.change.address.clone();
+    if step == Step::Wait {
+        let now = Instant::now();
+        node.state = NodeState::Polling {
+            task: node.change.task.clone(),
+            due: now,
+            polls: 0,
+            deadline: now + node.timeouts.update.max(options.first_poll),
+        };
+        return false;
+    }
+    node.state = NodeState::Calling;
+    let fail = |calls: &mut JoinSet<CallResult>, message: String| {
+        let address = address.clone();
+        calls.spawn(async move {
+            CallResult {
+                address,
+                result: Err(message),
+            }
+        });
+    };
+    let Some(provider) = providers.get(&node.change.connection).cloned() else {
+        fail(
+            calls,
+            format!("no provider for connection `{}`", node.change.connection),
+        );
+        return true;
+    };
+    let Some(resource) = model.resources.get(&address).cloned() else {
+        fail(calls, "the resource is no longer declared".to_string());
+        return true;
+    };
+    let desired = resolve_now(&resource, attributes);
+    if step != Step::Delete
+        && let Some(reference) = unresolved(&resource, attributes)
+    {
+        fail(
+            calls,
+            format!("`${{{reference}}}` is not known: its resource did not report it"),
+        );
+        return true;
+    }
+    let live = node.live.clone();
+    let changed: Vec<String> = node.change.fields.iter().map(|f| f.field.clone()).collect();
+    let attempt = node.change.attempt;
+    let connection = node.change.connection.clone();
+    calls.spawn(async move {
+        let result = run_step(
+            step,
+            provider.as_ref(),
+            &resource,
+            &desired,
+            live.as_ref(),
+            &changed,
+            &connection,
+            attempt,
+        )
+        .await;
+        CallResult { address, result }
+    });
+    true
+}
+
+fn resolve_now(
+    resource: &Resource,
+    attributes: &BTreeMap<Address, BTreeMap<String, String>>,
+) -> serde_json::Value {
+    substitute(&resource.spec, &|reference| {
+        attributes
+            .get(&reference.target)
+            .and_then(|a| a.get(&reference.attribute))
+            .cloned()
+    })
+}
+
+fn unresolved(
+    resource: &Resource,
+    attributes: &BTreeMap<Address, BTreeMap<String, String>>,
+) -> Option<String> {
+    resource
+        .references
+        .iter()
+        .find(|r| {
+            attributes
+                .get(&r.target)
+                .and_then(|a| a.get(&r.attribute))
+                .is_none()
+        })
+        .map(|r| format!("{}.{}", r.target, r.attribute))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_step(
+    step: Step,
+    provider: &dyn Provider,
+    resource: &Resource,
+    desired: &serde_json::Value,
+    live: Option<&LiveObject>,
+    changed: &[String],
+    connection: &str,
+    attempt: u32,
+) -> Result<CallOutcome, String> {
+    let address = &resource.address;
+    let outcome = match step {
+        Step::Create => {
+            let request = CreateRequest {
+                address,
+                spec: desired,
+                idempotency_key: idempotency_key(connection, address, attempt),
+                base_dir: &resource.base_dir,
+            };
+            provider.create(&request).await
+        }
+        Step::Update => {
+            let Some(live) = live else {
+                return Err("the object to update was not found".to_string());
+            };
+            let request = UpdateRequest {
+                address,
+                live,
+                spec: desired,
+                changed,
+                allow_power_cycle: desired
+                    .get("allow_power_cycle")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
+            };
+            provider.update(&request).await
+        }
+        Step::Delete => {
+            let Some(live) = live else {
+                return Ok(CallOutcome::StepDone(BTreeMap::new()));
+            };
+            let outcome = provider.delete(&DeleteRequest { address, live }).await;
+            if outcome.is_ok()
+                && address.kind == Kind::VcdApiToken
+                && let Some(file) = secret_file::token_file(resource)
+                && file.exists()
+            {
+                tracing::warn!(
+                    "{address}: the token file `{}` was left in place",
+                    file.display()
+                );
+            }
+            outcome
+        }
+        Step::Wait => return Err("internal: a wait is not a call".to_string()),
+    };
+    match outcome.map_err(|e| describe(&e))? {
+        Outcome::Done { attributes, secret } => {
+            if let Some(secret) = secret {
+                secret_file::write(resource, &secret).map_err(|e| e.to_string())?;
+            }
+            Ok(CallOutcome::StepDone(attributes))
+        }
+        Outcome::Task(task) => Ok(CallOutcome::Task(task)),
+    }
+}
+
+fn describe(error: &ProviderError) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// Polls a node's task (or re-reads the object when there is no task handle).
+fn spawn_poll(
+    node: &mut Node,
+    address: &Address,
+    task: Option<TaskHandle>,
+    providers: &ProviderSet,
+    calls: &mut JoinSet<CallResult>,
+) {
+    if let NodeState::Polling { due, .. } = &mut node.state {
+        // Not due again until this poll answers.
+        *due = Instant::now() + Duration::from_secs(24 * 3600);
+    }
+    let provider: Option<Arc<dyn Provider>> = providers.get(&node.change.connection).cloned();
+    let address = address.clone();
+    let reread_after =
+        node.steps[node.next_step] == Step::Create || node.steps[node.next_step] == Step::Wait;
+    calls.spawn(async move {
+        let Some(provider) = provider else {
+            return CallResult {
+                address,
+                result: Err("no provider for the connection".to_string()),
+            };
+        };
+        let result = match task {
+            Some(task) => match provider.poll(&task).await {
+                Ok(TaskStatus::Done) if reread_after => reread(provider.as_ref(), &address).await,
+                Ok(status) => Ok(CallOutcome::Polled(status)),
+                Err(err) => Err(describe(&err)),
+            },
+            None => reread(provider.as_ref(), &address).await,
+        };
+        CallResult { address, result }
+    });
+}
+
+/// Lists the object again (for its attributes, or to see whether it is still busy).
+async fn reread(provider: &dyn Provider, address: &Address) -> Result<CallOutcome, String> {
+    let listed = provider
+        .list(address.kind, std::slice::from_ref(&address.name))
+        .await
+        .map_err(|e| describe(&e))?;
+    let object = listed
+        .into_iter()
+        .find(|o| o.name == address.name && o.status != LiveStatus::Deleted);
+    let busy = object
+        .as_ref()
+        .is_some_and(|o| matches!(o.status, LiveStatus::Busy { .. }));
+    if let Some(LiveStatus::Failed { reason }) = object.as_ref().map(|o| &o.status) {
+        return Err(format!("the server reports the object failed: {reason}"));
+    }
+    Ok(CallOutcome::Reread {
+        busy,
+        object: object.map(Box::new),
+    })
+}
+
+/// Exponential backoff from `first_poll`, capped by half the task's own estimate (never
+/// below the first delay) and by `max_poll_interval`.
+pub fn poll_delay(options: &ApplyOptions, polls: u32, eta: Option<Duration>) -> Duration {
+    let exponential = options
+        .first_poll
+        .saturating_mul(1u32 << polls.min(20))
+        .min(options.max_poll_interval);
+    match eta {
+        Some(eta) => exponential.min((eta / 2).max(options.first_poll)),
+        None => exponential,
+    }
+}

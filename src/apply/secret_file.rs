@@ -1,0 +1,67 @@
+//! Writing the one-time secret of a new VCD API token to `spec.file`, mode 0600, before
+//! anything else can fail.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use crate::model::Resource;
+use crate::providers::IssuedSecret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("{address} has no `spec.file` to write its token to")]
+    NoFile { address: String },
+    #[error(
+        "cannot write the token of {address} to `{path}`; the token exists on the server and its secret is lost: revoke it and apply again"
+    )]
+    Write {
+        address: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The absolute path of a VcdApiToken's `spec.file`.
+pub fn token_file(resource: &Resource) -> Option<PathBuf> {
+    let file = resource.spec.get("file")?.as_str()?;
+    Some(resource.base_dir.join(file))
+}
+
+/// Writes `{token_type, refresh_token, updated_on}` as JSON with mode 0600 (temporary file,
+/// then rename, so a reader never sees half a file).
+pub fn write(resource: &Resource, secret: &IssuedSecret) -> Result<PathBuf, SecretFileError> {
+    let address = resource.address.to_string();
+    let path = token_file(resource).ok_or_else(|| SecretFileError::NoFile {
+        address: address.clone(),
+    })?;
+    let fail = |source| SecretFileError::Write {
+        address: address.clone(),
+        path: path.clone(),
+        source,
+    };
+    let body = serde_json::json!({
+        "token_type": secret.token_type,
+        "refresh_token": secret.value.expose(),
+        "updated_on": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let tmp = path.with_extension("sextant-tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(fail)?;
+    let mut text =
+        serde_json::to_string_pretty(&body).map_err(|e| fail(std::io::Error::other(e)))?;
+    text.push('\n');
+    file.write_all(text.as_bytes()).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&tmp, &path).map_err(fail)?;
+    Ok(path)
+}

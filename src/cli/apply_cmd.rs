@@ -1,0 +1,218 @@
+//! `sextant apply`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+use super::args::ApplyArgs;
+use super::plan_cmd::report_problems;
+use super::workspace::{Workspace, is_plan_file};
+use super::{Failure, GlobalArgs, Reporter, exit};
+use crate::apply::events::{EventSink, JsonSink, PlainSink};
+use crate::apply::{self, ApplyOptions, ApplyReport, ResourceOutcome};
+use crate::plan::render::{self, Style};
+use crate::plan::saved::SavedPlan;
+
+pub async fn run(
+    args: ApplyArgs,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let saved = match args.paths.as_slice() {
+        [single] if is_plan_file(single) => SavedPlan::load(single)?,
+        _ => None,
+    };
+    let (paths, targets): (Vec<PathBuf>, Vec<String>) = match &saved {
+        Some(saved) => (saved.paths.clone(), saved.targets.clone()),
+        None => (args.paths.clone(), args.targets.clone()),
+    };
+    let lock_dir = apply::lock::lock_dir(
+        paths
+            .first()
+            .map_or(std::path::Path::new("."), |p| p.as_path()),
+    );
+    let _lock = apply::lock::ApplyLock::acquire(&lock_dir).map_err(|err| {
+        Failure::from(err).with_hint("wait for the other apply to finish; in CI, use a concurrency group so applies never overlap")
+    })?;
+    let workspace = Workspace::open(&paths, &targets, global.sim, reporter).await?;
+    let code = run_in(&args, global, reporter, &workspace, saved.as_ref()).await;
+    workspace.close().await;
+    code
+}
+
+async fn run_in(
+    args: &ApplyArgs,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+    workspace: &Workspace,
+    saved: Option<&SavedPlan>,
+) -> Result<i32, Failure> {
+    if !workspace.targets.is_empty() {
+        reporter.warning("resource targeting is in effect: applied changes may be incomplete");
+    }
+    let (plan, _live) = workspace.plan(args.parallelism as usize).await?;
+    report_problems(reporter, &plan)?;
+    if let Some(saved) = saved
+        && let Err(stale) = saved.check_fresh(&workspace.model, &plan)
+    {
+        let mut reasons = Vec::new();
+        if stale.manifests_changed {
+            reasons.push("the manifests changed".to_string());
+        }
+        if !stale.changed.is_empty() {
+            reasons.push(format!(
+                "live objects changed: {}",
+                stale.changed.join(", ")
+            ));
+        }
+        return Err(Failure::new(format!(
+            "the saved plan is stale: {}; nothing was changed",
+            reasons.join("; ")
+        ))
+        .with_hint("run `sextant plan --out FILE` again and review the new plan"));
+    }
+    let color = !global.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal();
+    if !args.json {
+        print!("{}", render::text(&plan, Style { color }));
+    }
+    if !plan.has_changes() {
+        return Ok(exit::OK);
+    }
+    if saved.is_none() && !args.auto_approve {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::new(
+                "refusing to apply without confirmation: standard input is not a terminal",
+            )
+            .with_hint(
+                "pass `--auto-approve`, or apply a plan file saved with `sextant plan --out FILE`",
+            ));
+        }
+        print!(
+            "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+        );
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            println!("\nApply cancelled.");
+            return Ok(exit::ERROR);
+        }
+    }
+    if !args.json {
+        println!();
+    }
+
+    let cancel = CancellationToken::new();
+    let watcher = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        })
+    };
+    let sink: Box<dyn EventSink> = if args.json {
+        Box::new(JsonSink::new(std::io::stdout()))
+    } else {
+        Box::new(PlainSink::new(std::io::stdout()))
+    };
+    let options = ApplyOptions {
+        parallelism: args.parallelism as usize,
+        ..ApplyOptions::default()
+    };
+    let report = apply::apply(
+        &plan,
+        &workspace.model,
+        &workspace.providers,
+        &options,
+        sink.as_ref(),
+        cancel,
+    )
+    .await;
+    watcher.abort();
+    Ok(summarize(&report, args.json, reporter))
+}
+
+fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
+    let mut failed = Vec::new();
+    let mut skipped = Vec::new();
+    let mut running = Vec::new();
+    let mut not_started = Vec::new();
+    for (address, outcome) in &report.results {
+        match outcome {
+            ResourceOutcome::Done => {}
+            ResourceOutcome::Failed(message) => failed.push(format!("{address}: {message}")),
+            ResourceOutcome::Skipped { because } => {
+                skipped.push(format!("{address} (because {because} did not complete)"))
+            }
+            ResourceOutcome::StillRunning(task) => {
+                running.push(format!("{address} (task {})", task.id))
+            }
+            ResourceOutcome::NotStarted => not_started.push(address.to_string()),
+        }
+    }
+    let done = report
+        .results
+        .values()
+        .filter(|o| **o == ResourceOutcome::Done)
+        .count();
+    let totals = format!(
+        "Resources: {} added, {} changed, {} destroyed.",
+        report.added, report.changed, report.destroyed
+    );
+    if json {
+        let line = serde_json::json!({
+            "type": "summary",
+            "done": done,
+            "failed": failed,
+            "skipped": skipped,
+            "still_running": running,
+            "not_started": not_started,
+            "interrupted": report.interrupted,
+            "added": report.added,
+            "changed": report.changed,
+            "destroyed": report.destroyed,
+        });
+        println!("{line}");
+    } else if !report.interrupted && failed.is_empty() && skipped.is_empty() {
+        println!("\nApply complete! {totals}");
+    } else {
+        println!(
+            "\n{} {totals}",
+            if report.interrupted {
+                "Apply interrupted."
+            } else {
+                "Apply failed."
+            }
+        );
+        println!("  done: {done}");
+        for (label, items) in [
+            ("failed", &failed),
+            ("skipped", &skipped),
+            ("still running on the server", &running),
+            ("not started", &not_started),
+        ] {
+            if !items.is_empty() {
+                println!("  {label}: {}", items.len());
+                for item in items {
+                    println!("    - {item}");
+                }
+            }
+        }
+    }
+    if report.interrupted {
+        if !running.is_empty() {
+            reporter.note("The server tasks above are still running; the next `sextant apply` or `sextant plan` will wait for them instead of starting them again.");
+        }
+        exit::INTERRUPTED
+    } else if !failed.is_empty() || !skipped.is_empty() {
+        reporter
+            .note("Run `sextant plan` to see what is left to do; completed work is not repeated.");
+        exit::ERROR
+    } else {
+        exit::OK
+    }
+}

@@ -1,0 +1,29 @@
+//! `sextant graph [PATHS] --format dot|mermaid`: the dependency graph on stdout.
+
+use std::io::Write;
+
+use super::args::{GraphArgs, GraphFormatArg};
+use super::validate_cmd::report_diagnostics;
+use super::{Failure, Reporter, exit};
+use crate::manifest::{self, GraphFormat};
+
+pub fn run(args: &GraphArgs, reporter: &Reporter) -> Result<i32, Failure> {
+    let model = match manifest::load(&args.paths) {
+        Ok(model) => model,
+        Err(diagnostics) => {
+            report_diagnostics(&diagnostics, reporter);
+            return Ok(exit::ERROR);
+        }
+    };
+    let format = match args.format {
+        GraphFormatArg::Dot => GraphFormat::Dot,
+        GraphFormatArg::Mermaid => GraphFormat::Mermaid,
+    };
+    let text = manifest::dependency_graph(&model).render(format);
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|err| Failure::new(format!("cannot write the graph to stdout: {err}")))?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,88 @@
+//! `sextant plan`.
+
+use std::io::{IsTerminal, Write};
+
+use super::args::{PlanArgs, PlanFormat};
+use super::workspace::Workspace;
+use super::{Failure, GlobalArgs, Reporter, exit};
+use crate::plan::Plan;
+use crate::plan::render::{self, Style};
+use crate::plan::saved::SavedPlan;
+
+pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
+    let workspace = Workspace::open(&args.paths, &args.targets, global.sim, reporter).await?;
+    if !workspace.targets.is_empty() {
+        reporter.warning(
+            "resource targeting is in effect: this plan covers only the targets and what they depend on, so it may be incomplete",
+        );
+    }
+    let result = workspace.plan(args.parallelism as usize).await;
+    let (plan, _live) = match result {
+        Ok(ok) => ok,
+        Err(failure) => {
+            workspace.close().await;
+            return Err(failure);
+        }
+    };
+    let code = finish(&args, global, reporter, &workspace, &plan);
+    workspace.close().await;
+    code
+}
+
+fn finish(
+    args: &PlanArgs,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+    workspace: &Workspace,
+    plan: &Plan,
+) -> Result<i32, Failure> {
+    let color = !global.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal();
+    let output = match args.format {
+        PlanFormat::Text => render::text(plan, Style { color }),
+        PlanFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&render::json(plan))
+                .map_err(|e| Failure::new(format!("cannot render the plan as JSON: {e}")))?;
+            text.push('\n');
+            text
+        }
+        PlanFormat::Markdown => render::markdown(plan),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(output.as_bytes());
+    let _ = stdout.flush();
+    report_problems(reporter, plan)?;
+    if let Some(out) = &args.out {
+        SavedPlan::new(plan, &workspace.model, &args.paths, &workspace.targets).save(out)?;
+        reporter.note(&format!(
+            "Saved the plan to `{}`; apply it with `sextant apply {}`.",
+            out.display(),
+            out.display()
+        ));
+    }
+    Ok(if args.detailed_exitcode && plan.has_changes() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+/// Renders per-resource planning errors; any makes the command fail.
+pub fn report_problems(reporter: &Reporter, plan: &Plan) -> Result<(), Failure> {
+    for problem in &plan.problems {
+        reporter.error(&Failure::new(format!(
+            "{}: {}",
+            problem.address, problem.message
+        )));
+    }
+    if plan.problems.is_empty() {
+        Ok(())
+    } else {
+        let count = plan.problems.len();
+        Err(Failure::new(format!(
+            "planning failed for {count} resource{}; nothing was changed",
+            if count == 1 { "" } else { "s" }
+        )))
+    }
+}

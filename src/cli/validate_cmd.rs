@@ -1,0 +1,46 @@
+//! `sextant validate [PATHS]`: load and check manifests, report every problem on stderr.
+
+use std::io::Write;
+
+use super::args::ValidateArgs;
+use super::{Failure, Reporter, exit};
+use crate::manifest::{self, Diagnostics};
+
+/// Writes the diagnostics and a count on stderr.
+pub fn report_diagnostics(diagnostics: &Diagnostics, reporter: &Reporter) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(diagnostics.render(reporter.color).as_bytes());
+    let count = diagnostics.len();
+    let _ = writeln!(
+        stderr,
+        "{count} {} found",
+        if count == 1 { "problem" } else { "problems" }
+    );
+}
+
+pub fn run(args: &ValidateArgs, reporter: &Reporter) -> Result<i32, Failure> {
+    match manifest::load(&args.paths) {
+        Ok(model) => {
+            let resources = model.resources.len();
+            let connections = model.connections.len();
+            reporter.note(&format!(
+                "manifests are valid: {connections} {}, {resources} {}",
+                if connections == 1 {
+                    "connection"
+                } else {
+                    "connections"
+                },
+                if resources == 1 {
+                    "resource"
+                } else {
+                    "resources"
+                },
+            ));
+            Ok(exit::OK)
+        }
+        Err(diagnostics) => {
+            report_diagnostics(&diagnostics, reporter);
+            Ok(exit::ERROR)
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! What `plan` and `apply` share: loading the manifests, pointing connections at the
+//! embedded simulator with `--sim`, checking targets, and creating the providers.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::{Failure, Reporter};
+use crate::model::{Address, Model, SecretSource, SecretValue, SystemType};
+use crate::plan::{self, LiveState, Plan, ProviderSet};
+use crate::sim::{SimConfig, SimHandle};
+
+/// Where `--sim` keeps the simulator's state, relative to the working directory.
+pub const SIM_STATE_FILE: &str = ".sextant/sim-state.json";
+
+/// Loaded manifests, the providers they need and (with `--sim`) the running simulator.
+pub struct Workspace {
+    pub model: Model,
+    pub scope: BTreeSet<Address>,
+    pub targets: Vec<Address>,
+    pub providers: ProviderSet,
+    /// Kept alive for the duration of the command.
+    pub sim: Option<SimHandle>,
+}
+
+/// Loads and validates the manifests, rendering every diagnostic on failure.
+pub fn load_model(paths: &[PathBuf], reporter: &Reporter) -> Result<Model, Failure> {
+    let paths = default_paths(paths);
+    crate::manifest::load(&paths).map_err(|diagnostics| {
+        eprint!("{}", diagnostics.render(reporter.color));
+        let count = diagnostics.len();
+        Failure::new(format!(
+            "{count} error{} in the manifests; nothing was changed",
+            if count == 1 { "" } else { "s" }
+        ))
+    })
+}
+
+pub fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths.to_vec()
+    }
+}
+
+impl Workspace {
+    pub async fn open(
+        paths: &[PathBuf],
+        targets: &[String],
+        use_sim: bool,
+        reporter: &Reporter,
+    ) -> Result<Self, Failure> {
+        let mut model = load_model(paths, reporter)?;
+        let targets = parse_targets(&model, targets)?;
+        let scope = plan::scope(&model, &targets);
+        let sim = if use_sim {
+            let handle = start_sim().await?;
+            point_at_sim(&mut model, &handle.base_url);
+            Some(handle)
+        } else {
+            None
+        };
+        for connection in model.connections.values() {
+            warn_plain_http(reporter, &connection.name, &connection.config.url);
+        }
+        let providers = ProviderSet::connect(&model, &scope)?;
+        Ok(Self {
+            model,
+            scope,
+            targets,
+            providers,
+            sim,
+        })
+    }
+
+    /// Reads live state and plans.
+    pub async fn plan(&self, parallelism: usize) -> Result<(Plan, LiveState), Failure> {
+        let live = plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism)
+            .await
+            .map_err(|err| {
+                Failure::from(err).with_hint(
+                    "nothing was changed; check the connection settings and run the command again",
+                )
+            })?;
+        let plan = plan::make_plan(&self.model, &self.scope, &live);
+        Ok((plan, live))
+    }
+
+    pub async fn close(self) {
+        if let Some(sim) = self.sim {
+            sim.stop().await;
+        }
+    }
+}
+
+fn parse_targets(model: &Model, targets: &[String]) -> Result<Vec<Address>, Failure> {
+    let mut out = Vec::new();
+    for text in targets {
+        let address = Address::parse(text).ok_or_else(|| {
+            Failure::new(format!("`--target {text}` is not an address"))
+                .with_hint("addresses look like `Kind/name`, e.g. `SaltJob/Check disk usage`")
+        })?;
+        if !model.resources.contains_key(&address) {
+            return Err(
+                Failure::new(format!("`--target {text}` names no declared resource"))
+                    .with_hint("run `sextant graph` to list the declared addresses"),
+            );
+        }
+        out.push(address);
+    }
+    Ok(out)
+}
+
+async fn start_sim() -> Result<SimHandle, Failure> {
+    let state = PathBuf::from(SIM_STATE_FILE);
+    if let Some(dir) = state.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| Failure::new(format!("cannot create `{}`: {err}", dir.display())))?;
+    }
+    let config = SimConfig {
+        state_file: Some(state),
+        ..SimConfig::default()
+    };
+    Ok(crate::sim::start(config).await?)
+}
+
+/// Points every connection at the simulator; credentials come from the manifests' env vars
+/// when set, dummy ones otherwise.
+fn point_at_sim(model: &mut Model, base_url: &str) {
+    for connection in model.connections.values_mut() {
+        let config = &mut connection.config;
+        config.url = base_url.to_string();
+        config.csp_url = base_url.to_string();
+        config.tls = Default::default();
+        if config.system == SystemType::Vmc {
+            // The simulator's token sees exactly one org.
+            config.org_id = None;
+        }
+        let dummy = |name: &str| SecretSource::Fixed(SecretValue::new(format!("sim-{name}")));
+        let usable =
+            |source: &Option<SecretSource>| source.as_ref().is_some_and(|s| s.resolve().is_ok());
+        if config.api_token.is_some() && !usable(&config.api_token) {
+            config.api_token = Some(dummy("api-token"));
+        }
+        if config.password.is_some() && !usable(&config.password) {
+            config.password = Some(dummy("password"));
+        }
+    }
+}
+
+/// One line on stderr for a plain `http://` URL to anything but loopback.
+fn warn_plain_http(reporter: &Reporter, connection: &str, url: &str) {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return;
+    };
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    let loopback = host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        reporter.warning(&format!(
+            "connection `{connection}` uses plain http:// to `{host}`: credentials travel unencrypted"
+        ));
+    }
+}
+
+/// Whether `path` is a saved plan rather than a manifest.
+pub fn is_plan_file(path: &Path) -> bool {
+    path.is_file() && plan::saved::SavedPlan::load(path).is_ok_and(|p| p.is_some())
+}

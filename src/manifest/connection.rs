@@ -1,0 +1,525 @@
+//! `Connection` documents → [`ConnectionConfig`]: defaults, `{env: NAME}` settings read at
+//! load time, secrets kept as references (read only when connecting), the raas `region`
+//! shorthand, and which settings each system type needs or accepts.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::diagnostics::Diagnostic;
+use super::node::{Node, Pos};
+use super::spec::{ConnectionSpec, ConnectionType, EnvOr, RaasRegion, SecretRef};
+use crate::model::{ConnectionConfig, SecretSource, SystemType};
+
+/// Regional Aria Automation Config (cloud) API endpoints.
+pub fn raas_region_url(region: RaasRegion) -> &'static str {
+    match region {
+        RaasRegion::Us => "https://ssc-gateway.mgmt.cloud.vmware.com",
+        RaasRegion::De => "https://de.ssc-gateway.mgmt.cloud.vmware.com",
+        RaasRegion::In => "https://in.ssc-gateway.mgmt.cloud.vmware.com",
+        RaasRegion::Ca => "https://ca.ssc-gateway.mgmt.cloud.vmware.com",
+        RaasRegion::Au => "https://au.ssc-gateway.mgmt.cloud.vmware.com",
+        RaasRegion::Uk => "https://uk.ssc-gateway.mgmt.cloud.vmware.com",
+    }
+}
+
+fn system_of(kind: ConnectionType) -> SystemType {
+    match kind {
+        ConnectionType::Vmc => SystemType::Vmc,
+        ConnectionType::Raas => SystemType::Raas,
+        ConnectionType::Vcd => SystemType::Vcd,
+        ConnectionType::Vsphere => SystemType::Vsphere,
+    }
+}
+
+/// Settings that only make sense for some system types.
+fn applies_to(field: &str) -> &'static [SystemType] {
+    use SystemType::*;
+    match field {
+        "region" | "config_name" => &[Raas],
+        "csp_url" => &[Vmc, Raas],
+        "org_id" => &[Vmc],
+        "api_token" => &[Vmc, Raas, Vcd],
+        "username" | "password" => &[Raas, Vcd, Vsphere],
+        "org" | "api_version" => &[Vcd],
+        _ => &[Vmc, Raas, Vcd, Vsphere],
+    }
+}
+
+fn spec_path(path: &[&str]) -> String {
+    std::iter::once("spec")
+        .chain(path.iter().copied())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Reads one connection document. `spec` is the structurally valid spec node.
+pub struct ConnectionReader<'a> {
+    pub file: &'a Path,
+    pub base_dir: &'a Path,
+    pub spec_node: &'a Node,
+    pub errors: &'a mut Vec<Diagnostic>,
+}
+
+/// A setting value read from the manifest or the environment.
+trait FromSetting: Sized {
+    const EXPECTED: &'static str;
+    fn parse_setting(text: &str) -> Option<Self>;
+}
+
+impl FromSetting for String {
+    const EXPECTED: &'static str = "a string";
+    fn parse_setting(text: &str) -> Option<Self> {
+        Some(text.to_string())
+    }
+}
+
+impl FromSetting for bool {
+    const EXPECTED: &'static str = "`true` or `false`";
+    fn parse_setting(text: &str) -> Option<Self> {
+        text.trim().parse().ok()
+    }
+}
+
+impl FromSetting for u32 {
+    const EXPECTED: &'static str = "a non-negative integer";
+    fn parse_setting(text: &str) -> Option<Self> {
+        text.trim().parse().ok()
+    }
+}
+
+impl FromSetting for RaasRegion {
+    const EXPECTED: &'static str = "one of `us`, `de`, `in`, `ca`, `au`, `uk`";
+    fn parse_setting(text: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(text.trim().to_lowercase())).ok()
+    }
+}
+
+impl ConnectionReader<'_> {
+    fn pos(&self, path: &[&str]) -> Pos {
+        let mut node = self.spec_node;
+        for key in path {
+            match node.get(key) {
+                Some(next) => node = next,
+                None => break,
+            }
+        }
+        node.pos
+    }
+
+    fn error(&mut self, path: &[&str], message: impl Into<String>, hint: Option<String>) {
+        let pos = self.pos(path);
+        self.errors
+            .push(Diagnostic::new(self.file, pos, spec_path(path), message).with_hint(hint));
+    }
+
+    fn setting<T: FromSetting + Clone>(&mut self, path: &[&str], value: &EnvOr<T>) -> Option<T> {
+        match value {
+            EnvOr::Value(v) => Some(v.clone()),
+            EnvOr::Env(env) => match std::env::var(&env.env) {
+                Ok(text) if !text.is_empty() => match T::parse_setting(&text) {
+                    Some(v) => Some(v),
+                    None => {
+                        self.error(
+                            path,
+                            format!(
+                                "environment variable `{}` does not hold {}",
+                                env.env,
+                                T::EXPECTED
+                            ),
+                            None,
+                        );
+                        None
+                    }
+                },
+                _ => {
+                    self.error(
+                        path,
+                        format!("environment variable `{}` is not set", env.env),
+                        Some(format!("export `{}` before running sextant", env.env)),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    fn secret(&mut self, path: &[&str], secret: &SecretRef) -> Option<SecretSource> {
+        match secret {
+            SecretRef::Env(env) if env.env.trim().is_empty() => {
+                self.error(path, "environment variable name is empty", None);
+                None
+            }
+            SecretRef::Env(env) => Some(SecretSource::Env(env.env.clone())),
+            SecretRef::File(file) if file.file.trim().is_empty() => {
+                self.error(path, "file path is empty", None);
+                None
+            }
+            SecretRef::File(file) => Some(SecretSource::File(self.base_dir.join(&file.file))),
+        }
+    }
+
+    fn duration(&mut self, path: &[&str], value: &EnvOr<String>) -> Option<Duration> {
+        let text = self.setting(path, value)?;
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                self.error(path, "must be longer than zero", None);
+                None
+            }
+            Err(_) => {
+                self.error(
+                    path,
+                    format!("`{text}` is not a duration"),
+                    Some("write a duration like `30s`, `2m` or `1h 30m`".to_string()),
+                );
+                None
+            }
+        }
+    }
+
+    fn url(&mut self, path: &[&str], value: &EnvOr<String>) -> Option<String> {
+        let text = self.setting(path, value)?;
+        let trimmed = text.trim().trim_end_matches('/').to_string();
+        let rest = trimmed
+            .strip_prefix("https://")
+            .or_else(|| trimmed.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Some(trimmed),
+            _ => {
+                self.error(
+                    path,
+                    format!("`{text}` is not an http(s) URL"),
+                    Some("write the base URL, e.g. `https://host.example.com`".to_string()),
+                );
+                None
+            }
+        }
+    }
+
+    /// Builds the connection's settings, reporting every problem.
+    pub fn read(&mut self, spec: &ConnectionSpec) -> Option<ConnectionConfig> {
+        let system = system_of(spec.kind);
+        let before = self.errors.len();
+        let mut config = ConnectionConfig::with_defaults(system);
+
+        let present: Vec<&str> = self
+            .spec_node
+            .as_map()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.key.as_str())
+            .collect();
+        for field in present {
+            let allowed = applies_to(field);
+            if !allowed.contains(&system) {
+                let list: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+                self.error(
+                    &[field],
+                    format!("`{field}` does not apply to a `{system}` connection"),
+                    Some(format!("`{field}` is used by: {}", list.join(", "))),
+                );
+            }
+        }
+
+        if let Some(url) = &spec.url
+            && let Some(url) = self.url(&["url"], url)
+        {
+            config.url = url;
+        }
+        if let Some(csp) = &spec.csp_url
+            && let Some(csp) = self.url(&["csp_url"], csp)
+        {
+            config.csp_url = csp;
+        }
+        if let Some(org_id) = &spec.org_id {
+            config.org_id = self.setting(&["org_id"], org_id);
+        }
+        if let Some(token) = &spec.api_token {
+            config.api_token = self.secret(&["api_token"], token);
+        }
+        if let Some(username) = &spec.username {
+            config.username = self.setting(&["username"], username);
+        }
+        if let Some(password) = &spec.password {
+            config.password = self.secret(&["password"], password);
+        }
+        if let Some(name) = &spec.config_name
+            && let Some(name) = self.setting(&["config_name"], name)
+        {
+            config.config_name = name;
+        }
+        if let Some(org) = &spec.org
+            && let Some(org) = self.setting(&["org"], org)
+        {
+            config.org = org;
+        }
+        if let Some(version) = &spec.api_version
+            && let Some(version) = self.setting(&["api_version"], version)
+        {
+            config.api_version = version;
+        }
+        if let Some(tls) = &spec.tls {
+            if let Some(ca) = &tls.ca_file
+                && let Some(ca) = self.setting(&["tls", "ca_file"], ca)
+            {
+                config.tls.ca_file = Some(self.base_dir.join(ca));
+            }
+            if let Some(insecure) = &tls.insecure
+                && let Some(insecure) = self.setting(&["tls", "insecure"], insecure)
+            {
+                config.tls.insecure = insecure;
+            }
+        }
+        if let Some(timeout) = &spec.timeout
+            && let Some(timeout) = self.duration(&["timeout"], timeout)
+        {
+            config.timeout = timeout;
+        }
+        if let Some(retries) = &spec.max_retries
+            && let Some(retries) = self.setting(&["max_retries"], retries)
+        {
+            config.max_retries = retries;
+        }
+        if let Some(concurrency) = &spec.max_concurrency
+            && let Some(concurrency) = self.setting(&["max_concurrency"], concurrency)
+        {
+            if concurrency == 0 {
+                self.error(&["max_concurrency"], "must be at least 1", None);
+            }
+            config.max_concurrency = usize::try_from(concurrency).unwrap_or(usize::MAX);
+        }
+        if let Some(margin) = &spec.refresh_before_expiry
+            && let Some(margin) = self.duration(&["refresh_before_expiry"], margin)
+        {
+            config.refresh_before_expiry = margin;
+        }
+
+        self.check_auth(spec, system);
+        self.check_url(spec, system, &mut config);
+        (self.errors.len() == before).then_some(config)
+    }
+
+    fn check_auth(&mut self, spec: &ConnectionSpec, system: SystemType) {
+        let token = spec.api_token.is_some();
+        let user = spec.username.is_some();
+        let password = spec.password.is_some();
+        if user != password && system != SystemType::Vmc {
+            let (have, missing) = if user {
+                ("username", "password")
+            } else {
+                ("password", "username")
+            };
+            self.error(&[have], format!("`{have}` needs `{missing}` as well"), None);
+        }
+        match system {
+            SystemType::Vmc if !token => self.error(
+                &[],
+                "a `vmc` connection needs `api_token`",
+                Some("add `api_token: {env: SEXTANT_VMC_TOKEN}`".to_string()),
+            ),
+            SystemType::Raas if token && (user || password) => self.error(
+                &["api_token"],
+                "a `raas` connection uses either `api_token` (cloud) or `username` + `password` \
+                 (on-prem), not both",
+                None,
+            ),
+            SystemType::Raas | SystemType::Vcd if !token && !user && !password => self.error(
+                &[],
+                format!("a `{system}` connection needs `api_token` or `username` + `password`"),
+                None,
+            ),
+            SystemType::Vsphere if !user && !password => self.error(
+                &[],
+                "a `vsphere` connection needs `username` and `password`",
+                None,
+            ),
+            _ => {}
+        }
+    }
+
+    fn check_url(
+        &mut self,
+        spec: &ConnectionSpec,
+        system: SystemType,
+        config: &mut ConnectionConfig,
+    ) {
+        match (&spec.url, &spec.region) {
+            (Some(_), Some(_)) => {
+                self.error(&["region"], "set either `url` or `region`, not both", None)
+            }
+            (None, Some(region)) => {
+                if spec.api_token.is_none() && system == SystemType::Raas {
+                    self.error(
+                        &["region"],
+                        "`region` names a cloud endpoint, which needs `api_token`",
+                        Some("for an on-prem server set `url` instead".to_string()),
+                    );
+                }
+                if let Some(region) = self.setting(&["region"], region) {
+                    config.url = raas_region_url(region).to_string();
+                }
+            }
+            (None, None) if system.default_url().is_none() => {
+                let hint = (system == SystemType::Raas).then(|| {
+                    "cloud servers may use `region: us` (or de, in, ca, au, uk)".to_string()
+                });
+                self.error(&[], format!("a `{system}` connection needs `url`"), hint);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::validate::tests::load;
+    use crate::model::{Model, SecretSource};
+
+    fn connection(spec: &str) -> Result<Model, Vec<String>> {
+        load(&[(
+            "c.yaml",
+            &format!("kind: Connection\nname: c\nspec:\n{spec}"),
+        )])
+    }
+
+    fn errors(spec: &str) -> Vec<String> {
+        connection(spec).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_are_applied() {
+        let model = connection("  type: vmc\n  api_token: {env: T}\n").unwrap();
+        let config = &model.connections["c"].config;
+        assert_eq!(config.url, "https://vmc.vmware.com");
+        assert_eq!(config.csp_url, "https://console.cloud.vmware.com");
+        assert_eq!(config.timeout.as_secs(), 30);
+        assert_eq!(config.max_retries, 5);
+        assert_eq!(config.max_concurrency, 10);
+        assert_eq!(config.refresh_before_expiry.as_secs(), 120);
+        assert_eq!(config.api_token, Some(SecretSource::Env("T".into())));
+    }
+
+    #[test]
+    fn settings_override_defaults_and_urls_lose_trailing_slashes() {
+        let model = connection(
+            "  type: vcd\n  url: https://vcd.example.com/\n  api_token: {file: tok}\n  org: acme\n  api_version: '38.0'\n  timeout: 2m\n  max_retries: 0\n  max_concurrency: 3\n  refresh_before_expiry: 5m\n  tls: {ca_file: ca.pem, insecure: true}\n",
+        )
+        .unwrap();
+        let config = &model.connections["c"].config;
+        assert_eq!(config.url, "https://vcd.example.com");
+        assert_eq!(config.org, "acme");
+        assert_eq!(config.api_version, "38.0");
+        assert_eq!(config.timeout.as_secs(), 120);
+        assert_eq!(config.max_retries, 0);
+        assert_eq!(config.max_concurrency, 3);
+        assert!(config.tls.insecure);
+        let ca = config.tls.ca_file.clone().unwrap();
+        assert!(ca.is_absolute() && ca.ends_with("ca.pem"), "{ca:?}");
+        assert!(matches!(&config.api_token, Some(SecretSource::File(p)) if p.is_absolute()));
+    }
+
+    #[test]
+    fn env_settings_are_read_at_load() {
+        let home = std::env::var("HOME").unwrap_or_default();
+        if home.is_empty() {
+            return;
+        }
+        let model = connection(
+            "  type: vsphere\n  url: https://vc\n  username: {env: HOME}\n  password: {env: P}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            model.connections["c"].config.username.as_deref(),
+            Some(home.as_str())
+        );
+        let errors = errors(
+            "  type: vsphere\n  url: https://vc\n  username: u\n  password: {env: P}\n  max_retries: {env: HOME}\n",
+        );
+        assert_eq!(
+            errors,
+            vec![
+                "c.yaml:8:16 spec.max_retries: environment variable `HOME` does not hold a non-negative integer"
+            ]
+        );
+        let errors = errors_of_unset();
+        assert_eq!(
+            errors,
+            vec![
+                "c.yaml:7:8 spec.url: environment variable `SEXTANT_UNIT_SURELY_UNSET` is not set"
+            ]
+        );
+    }
+
+    fn errors_of_unset() -> Vec<String> {
+        errors(
+            "  type: vsphere\n  username: u\n  password: {env: P}\n  url: {env: SEXTANT_UNIT_SURELY_UNSET}\n",
+        )
+    }
+
+    #[test]
+    fn raas_region_shorthand() {
+        let model = connection("  type: raas\n  region: de\n  api_token: {env: T}\n").unwrap();
+        assert_eq!(
+            model.connections["c"].config.url,
+            "https://de.ssc-gateway.mgmt.cloud.vmware.com"
+        );
+        let both = errors("  type: raas\n  region: de\n  url: https://x\n  api_token: {env: T}\n");
+        assert_eq!(
+            both,
+            vec!["c.yaml:5:11 spec.region: set either `url` or `region`, not both"]
+        );
+        let on_prem = errors("  type: raas\n  region: us\n  username: u\n  password: {env: P}\n");
+        assert_eq!(on_prem.len(), 1);
+        assert!(on_prem[0].contains("needs `api_token`"), "{on_prem:?}");
+    }
+
+    #[test]
+    fn auth_requirements_per_type() {
+        assert_eq!(
+            errors("  type: vmc\n"),
+            vec!["c.yaml:4:3 spec: a `vmc` connection needs `api_token`"]
+        );
+        let both = errors(
+            "  type: raas\n  url: https://s\n  api_token: {env: T}\n  username: u\n  password: {env: P}\n",
+        );
+        assert_eq!(both.len(), 1);
+        assert!(both[0].contains("not both"), "{both:?}");
+        assert_eq!(
+            errors("  type: vcd\n  url: https://v\n"),
+            vec![
+                "c.yaml:4:3 spec: a `vcd` connection needs `api_token` or `username` + `password`"
+            ]
+        );
+        assert_eq!(
+            errors("  type: vsphere\n  url: https://v\n"),
+            vec!["c.yaml:4:3 spec: a `vsphere` connection needs `username` and `password`"]
+        );
+        assert_eq!(
+            errors("  type: vsphere\n  url: https://v\n  password: {env: P}\n"),
+            vec!["c.yaml:6:13 spec.password: `password` needs `username` as well"]
+        );
+        assert_eq!(
+            errors("  type: vsphere\n  username: u\n  password: {env: P}\n"),
+            vec!["c.yaml:4:3 spec: a `vsphere` connection needs `url`"]
+        );
+    }
+
+    #[test]
+    fn settings_of_other_types_are_rejected() {
+        let errors = errors("  type: vmc\n  api_token: {env: T}\n  config_name: ldap\n");
+        assert_eq!(
+            errors,
+            vec![
+                "c.yaml:6:16 spec.config_name: `config_name` does not apply to a `vmc` connection"
+            ]
+        );
+    }
+
+    #[test]
+    fn values_are_checked() {
+        let errors = errors(
+            "  type: vmc\n  api_token: {env: ''}\n  url: ftp://x\n  timeout: 0s\n  max_concurrency: 0\n",
+        );
+        assert_eq!(errors.len(), 4, "{errors:?}");
+    }
+}

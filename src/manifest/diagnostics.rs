@@ -1,0 +1,141 @@
+//! Validation findings: every problem of a run, each with its file, line, column, field path,
+//! message and an optional hint, rendered uv-style (`error: <file>:<line>:<col>: ...`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::node::Pos;
+
+/// One problem found in the manifests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted field path inside the document (`spec.num_hosts`), empty for whole-file errors.
+    pub path: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(file: &Path, pos: Pos, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: pos.line,
+            column: pos.column,
+            path: path.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    /// The position as `file:line:column`.
+    pub fn location(&self) -> String {
+        format!("{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+
+    fn render_into(&self, out: &mut String, color: bool) {
+        let label = paint("error:", "1;31", color);
+        out.push_str(&format!("{label} {}: ", self.location()));
+        if !self.path.is_empty() {
+            out.push_str(&format!("`{}`: ", self.path));
+        }
+        out.push_str(&self.message);
+        out.push('\n');
+        if let Some(hint) = &self.hint {
+            out.push_str(&format!("  {} {hint}\n", paint("hint:", "1;36", color)));
+        }
+    }
+}
+
+fn paint(text: &str, code: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// All problems of a load, sorted by file and position.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    pub errors: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.errors.push(diagnostic);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// Sorts by file, line and column and drops exact duplicates.
+    pub fn sort(&mut self) {
+        self.errors.sort_by(|a, b| {
+            (&a.file, a.line, a.column, &a.path, &a.message)
+                .cmp(&(&b.file, b.line, b.column, &b.path, &b.message))
+        });
+        self.errors.dedup();
+    }
+
+    /// One `error: <file>:<line>:<col>: ...` line per problem, each followed by its hint.
+    pub fn render(&self, color: bool) -> String {
+        let mut out = String::new();
+        for diagnostic in &self.errors {
+            diagnostic.render_into(&mut out, color);
+        }
+        out
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.render(false).trim_end())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_location_path_message_and_hint() {
+        let mut diagnostics = Diagnostics::default();
+        diagnostics.push(
+            Diagnostic::new(
+                Path::new("b.yaml"),
+                Pos { line: 3, column: 5 },
+                "spec.nmae",
+                "unknown field `nmae`",
+            )
+            .with_hint(Some("did you mean `name`?".into())),
+        );
+        diagnostics.push(Diagnostic::new(
+            Path::new("a.yaml"),
+            Pos::START,
+            "",
+            "invalid YAML",
+        ));
+        diagnostics.sort();
+        assert_eq!(
+            diagnostics.render(false),
+            "error: a.yaml:1:1: invalid YAML\n\
+             error: b.yaml:3:5: `spec.nmae`: unknown field `nmae`\n  hint: did you mean `name`?\n"
+        );
+        assert!(diagnostics.render(true).contains("\x1b[1;31merror:\x1b[0m"));
+    }
+}

@@ -1,0 +1,156 @@
+//! Finding manifest files: explicit files as given, directories walked recursively in
+//! sorted order, skipping dot-directories (`.git`, `.github`) and non-YAML files.
+
+use std::path::{Path, PathBuf};
+
+use super::diagnostics::Diagnostic;
+use super::node::Pos;
+
+/// One manifest file: how to name it in messages, and its directory as an absolute path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub base_dir: PathBuf,
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.') && n != "." && n != "..")
+}
+
+fn source_file(path: PathBuf) -> SourceFile {
+    let absolute = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+    let base_dir = absolute
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    SourceFile { path, base_dir }
+}
+
+fn walk(dir: &Path, found: &mut Vec<SourceFile>, errors: &mut Vec<Diagnostic>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            errors.push(Diagnostic::new(
+                dir,
+                Pos::START,
+                "",
+                format!("cannot read directory: {err}"),
+            ));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if is_hidden(&path) {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, found, errors);
+        } else if is_manifest(&path) {
+            found.push(source_file(path));
+        }
+    }
+}
+
+/// Every manifest file under `paths`, in order, without duplicates.
+pub fn discover(paths: &[PathBuf], errors: &mut Vec<Diagnostic>) -> Vec<SourceFile> {
+    let mut found = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let before = found.len();
+            walk(path, &mut found, errors);
+            if found.len() == before {
+                errors.push(
+                    Diagnostic::new(path, Pos::START, "", "no manifest files found")
+                        .with_hint(Some("manifests are `*.yaml` or `*.yml` files".to_string())),
+                );
+            }
+        } else if path.exists() {
+            found.push(source_file(path.clone()));
+        } else {
+            errors.push(Diagnostic::new(
+                path,
+                Pos::START,
+                "",
+                "no such file or directory",
+            ));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    found.retain(|f| seen.insert(f.base_dir.join(f.path.file_name().unwrap_or_default())));
+    found
+}
+
+/// 1-based line and column of a byte offset in `bytes`.
+pub fn position_of(bytes: &[u8], offset: usize) -> Pos {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    Pos { line, column }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_sorted_and_skips_dot_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::create_dir_all(root.join("b")).unwrap();
+        std::fs::write(root.join(".git/x.yaml"), "").unwrap();
+        std::fs::write(root.join("b/z.yml"), "").unwrap();
+        std::fs::write(root.join("a.yaml"), "").unwrap();
+        std::fs::write(root.join("notes.txt"), "").unwrap();
+        let mut errors = Vec::new();
+        let found = discover(&[root.to_path_buf()], &mut errors);
+        let names: Vec<_> = found
+            .iter()
+            .map(|f| f.path.strip_prefix(root).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(
+            names,
+            vec![PathBuf::from("a.yaml"), PathBuf::from("b/z.yml")]
+        );
+        assert!(errors.is_empty());
+        assert!(found[1].base_dir.ends_with("b"));
+    }
+
+    #[test]
+    fn missing_path_and_empty_directory_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut errors = Vec::new();
+        discover(
+            &[dir.path().to_path_buf(), dir.path().join("nope.yaml")],
+            &mut errors,
+        );
+        assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn positions_count_characters() {
+        assert_eq!(position_of(b"ab\ncd", 4), Pos { line: 2, column: 2 });
+        assert_eq!(
+            position_of("é\nx".as_bytes(), 2),
+            Pos { line: 1, column: 2 }
+        );
+    }
+}

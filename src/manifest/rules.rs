@@ -1,0 +1,506 @@
+//! Per-kind rules beyond the schema (host counts, CIDR prefixes, schedule timing, ...) and
+//! the canonical spelling of each kind's spec, as the planner compares it.
+
+use std::path::Path;
+
+use serde_json::Value as Json;
+
+use super::diagnostics::Diagnostic;
+use super::node::{Node, Pos};
+use super::spec::{SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec, SddcType};
+
+/// Collects rule violations for one spec, positioned at the offending node.
+pub struct RuleContext<'a> {
+    pub file: &'a Path,
+    pub spec_node: &'a Node,
+    pub errors: Vec<Diagnostic>,
+}
+
+fn has_reference(text: &str) -> bool {
+    text.contains("${")
+}
+
+impl<'a> RuleContext<'a> {
+    pub fn new(file: &'a Path, spec_node: &'a Node) -> Self {
+        Self {
+            file,
+            spec_node,
+            errors: Vec::new(),
+        }
+    }
+
+    fn pos(&self, path: &[&str]) -> Pos {
+        let mut node = self.spec_node;
+        for key in path {
+            match node.get(key) {
+                Some(next) => node = next,
+                None => break,
+            }
+        }
+        node.pos
+    }
+
+    fn error(&mut self, path: &[&str], message: impl Into<String>, hint: Option<&str>) {
+        let pos = self.pos(path);
+        let full = std::iter::once("spec")
+            .chain(path.iter().copied())
+            .collect::<Vec<_>>()
+            .join(".");
+        self.errors.push(
+            Diagnostic::new(self.file, pos, full, message).with_hint(hint.map(str::to_string)),
+        );
+    }
+
+    pub fn check_sddc(&mut self, spec: &SddcSpec) {
+        let one_node = spec.sddc_type == Some(SddcType::OneNode);
+        let multi_az = spec.deployment_type.is_some_and(|d| d.is_multi_az());
+        let hosts = spec.num_hosts;
+        if one_node && hosts != 1 {
+            self.error(
+                &["num_hosts"],
+                format!("a `1NODE` SDDC has exactly 1 host, found {hosts}"),
+                Some("remove `sddc_type: 1NODE` for a regular SDDC of 2 hosts or more"),
+            );
+        } else if !one_node && hosts < 2 {
+            self.error(
+                &["num_hosts"],
+                format!("an SDDC needs at least 2 hosts, found {hosts}"),
+                Some("set `sddc_type: 1NODE` for a single-host SDDC"),
+            );
+        }
+        if multi_az && one_node {
+            self.error(
+                &["deployment_type"],
+                "a `1NODE` SDDC cannot be `MultiAZ`",
+                None,
+            );
+        } else if multi_az && !hosts.is_multiple_of(2) {
+            self.error(
+                &["num_hosts"],
+                format!("a `MultiAZ` SDDC needs an even number of hosts, found {hosts}"),
+                Some("hosts are added in pairs across the two availability zones"),
+            );
+        }
+        if !has_reference(&spec.region) && canonical_region(&spec.region).is_none() {
+            self.error(
+                &["region"],
+                format!("`{}` is not an AWS region", spec.region),
+                Some("write it like `us-west-2` or `US_WEST_2`"),
+            );
+        }
+        if let Some(cidr) = &spec.vpc_cidr
+            && !has_reference(cidr)
+        {
+            match parse_cidr(cidr) {
+                Err(message) => self.error(&["vpc_cidr"], message, None),
+                Ok((_, prefix)) if ![16, 20, 23].contains(&prefix) => self.error(
+                    &["vpc_cidr"],
+                    format!("`vpc_cidr` must have prefix /16, /20 or /23, found /{prefix}"),
+                    None,
+                ),
+                Ok(_) => {}
+            }
+        }
+        if let Some(subnet) = &spec.vxlan_subnet
+            && !has_reference(subnet)
+            && let Err(message) = parse_cidr(subnet)
+        {
+            self.error(&["vxlan_subnet"], message, None);
+        }
+        if let Some(link) = &spec.account_link
+            && let Some(subnets) = &link.customer_subnet_ids
+        {
+            let expected = if multi_az { 2 } else { 1 };
+            if subnets.len() != expected {
+                let layout = if multi_az { "MultiAZ" } else { "SingleAZ" };
+                self.error(
+                    &["account_link", "customer_subnet_ids"],
+                    format!(
+                        "a `{layout}` SDDC links exactly {expected} subnet(s), found {}",
+                        subnets.len()
+                    ),
+                    None,
+                );
+            }
+        }
+    }
+
+    pub fn check_salt_target(&mut self, spec: &SaltTargetSpec) {
+        for (master, entry) in &spec.tgt {
+            if entry.tgt.trim().is_empty() {
+                self.error(
+                    &["tgt", master, "tgt"],
+                    "targeting expression is empty",
+                    None,
+                );
+            }
+        }
+        if spec.tgt.contains_key("*") && spec.tgt.len() > 1 {
+            self.error(
+                &["tgt"],
+                "`*` (every master) must be the only key of `tgt`",
+                None,
+            );
+        }
+    }
+
+    pub fn check_salt_job(&mut self, spec: &SaltJobSpec) {
+        let fun = spec.fun.trim();
+        if !has_reference(fun) && (!fun.contains('.') || fun.starts_with('.') || fun.ends_with('.'))
+        {
+            self.error(
+                &["fun"],
+                format!("`{fun}` is not a Salt function name"),
+                Some("write `module.function`, e.g. `test.ping` or `state.apply`"),
+            );
+        }
+    }
+
+    pub fn check_salt_schedule(&mut self, spec: &SaltScheduleSpec) {
+        let timing = &spec.schedule;
+        let interval = timing.seconds.is_some()
+            || timing.minutes.is_some()
+            || timing.hours.is_some()
+            || timing.days.is_some();
+        let styles = [
+            (interval, "an interval"),
+            (timing.cron.is_some(), "`cron`"),
+            (timing.once.is_some(), "`once`"),
+            (timing.when.is_some(), "`when`"),
+        ];
+        let used: Vec<&str> = styles
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect();
+        if used.is_empty() {
+            self.error(
+                &["schedule"],
+                "`schedule` does not say when to run",
+                Some("set one of `seconds`, `minutes`, `hours`, `days`, `cron`, `once` or `when`"),
+            );
+        } else if used.len() > 1 {
+            self.error(
+                &["schedule"],
+                format!("`schedule` mixes {}; use one of them", used.join(" and ")),
+                None,
+            );
+        }
+        if let Some(cron) = &timing.cron {
+            let fields = cron.split_whitespace().count();
+            if !(5..=6).contains(&fields) {
+                self.error(
+                    &["schedule", "cron"],
+                    format!(
+                        "`{cron}` is not a cron expression (5 fields expected, found {fields})"
+                    ),
+                    Some("e.g. `0 3 * * *` runs every day at 03:00"),
+                );
+            }
+        }
+        if let Some(once) = &timing.once
+            && parse_date_time(once).is_none()
+        {
+            self.error(
+                &["schedule", "once"],
+                format!("`{once}` is not an ISO 8601 date-time"),
+                Some("e.g. `2026-06-25T23:00`"),
+            );
+        }
+        for (field, value) in [("after", &timing.after), ("until", &timing.until)] {
+            if let Some(value) = value
+                && parse_date_time(value).is_none()
+            {
+                self.error(
+                    &["schedule", field],
+                    format!("`{value}` is not an ISO 8601 date-time"),
+                    Some("e.g. `2026-06-25T23:00`"),
+                );
+            }
+        }
+        if let Some(when) = &timing.when {
+            let mut times: Vec<(Vec<&str>, &String)> = Vec::new();
+            for time in when.daily.iter().flatten() {
+                times.push((vec!["schedule", "when", "daily"], time));
+            }
+            if let Some(weekly) = &when.weekly {
+                let days = [
+                    ("mon", &weekly.mon),
+                    ("tue", &weekly.tue),
+                    ("wed", &weekly.wed),
+                    ("thu", &weekly.thu),
+                    ("fri", &weekly.fri),
+                    ("sat", &weekly.sat),
+                    ("sun", &weekly.sun),
+                ];
+                for (day, list) in days {
+                    for time in list.iter().flatten() {
+                        times.push((vec!["schedule", "when", "weekly", day], time));
+                    }
+                }
+            }
+            if times.is_empty() {
+                self.error(&["schedule", "when"], "`when` lists no times", None);
+            }
+            for (path, time) in times {
+                if chrono::NaiveTime::parse_from_str(time, "%H:%M").is_err() {
+                    self.error(
+                        &path,
+                        format!("`{time}` is not a time of day"),
+                        Some("write `HH:MM`, e.g. `03:30`"),
+                    );
+                }
+            }
+        }
+        if let Some(splay) = &timing.splay
+            && splay.start.unwrap_or(0) > splay.end
+        {
+            self.error(
+                &["schedule", "splay"],
+                "`splay.start` is greater than `splay.end`",
+                None,
+            );
+        }
+    }
+}
+
+fn parse_date_time(text: &str) -> Option<chrono::NaiveDateTime> {
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(dt.naive_utc());
+    }
+    [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+}
+
+/// Parses `a.b.c.d/p`; host bits must be zero.
+pub fn parse_cidr(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let invalid = || format!("`{text}` is not an IPv4 CIDR block like `10.2.0.0/16`");
+    let (address, prefix) = text.trim().split_once('/').ok_or_else(invalid)?;
+    let address: std::net::Ipv4Addr = address.parse().map_err(|_| invalid())?;
+    let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
+    if prefix > 32 {
+        return Err(invalid());
+    }
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    };
+    let bits = u32::from(address);
+    if bits & !mask != 0 {
+        let network = std::net::Ipv4Addr::from(bits & mask);
+        return Err(format!(
+            "`{text}` has host bits set; the network is `{network}/{prefix}`"
+        ));
+    }
+    Ok((address, prefix))
+}
+
+/// `us-west-2` / `US_WEST_2` → `US_WEST_2`; `None` when it does not look like a region.
+pub fn canonical_region(region: &str) -> Option<String> {
+    let canonical = region.trim().to_uppercase().replace('-', "_");
+    let parts: Vec<&str> = canonical.split('_').collect();
+    let valid = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].chars().all(|c| c.is_ascii_uppercase())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_uppercase()))
+        && parts
+            .last()
+            .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    valid.then_some(canonical)
+}
+
+/// Rewrites a spec (user-written fields only) into the canonical spelling of its kind.
+pub fn canonicalize(kind: crate::model::Kind, spec: &mut Json) {
+    let Json::Object(map) = spec else { return };
+    map.retain(|_, value| !value.is_null());
+    if kind != crate::model::Kind::Sddc {
+        return;
+    }
+    if let Some(Json::String(region)) = map.get_mut("region")
+        && let Some(canonical) = canonical_region(region)
+    {
+        *region = canonical;
+    }
+    if let Some(Json::String(deployment)) = map.get_mut("deployment_type") {
+        match deployment.as_str() {
+            "SINGLE_AZ" => *deployment = "SingleAZ".to_string(),
+            "MULTI_AZ" => *deployment = "MultiAZ".to_string(),
+            _ => {}
+        }
+    }
+    if let Some(Json::String(size)) = map.get_mut("size") {
+        *size = size.to_lowercase();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::node::parse_documents;
+
+    fn run<T: serde::de::DeserializeOwned>(
+        yaml: &str,
+        check: impl Fn(&mut RuleContext<'_>, &T),
+    ) -> Vec<String> {
+        let node = parse_documents(yaml).unwrap().remove(0);
+        let spec: T = serde_json::from_value(node.to_json()).unwrap();
+        let mut ctx = RuleContext::new(Path::new("t.yaml"), &node);
+        check(&mut ctx, &spec);
+        ctx.errors
+            .iter()
+            .map(|d| format!("{}:{} {}: {}", d.line, d.column, d.path, d.message))
+            .collect()
+    }
+
+    fn sddc(yaml: &str) -> Vec<String> {
+        run::<SddcSpec>(yaml, |ctx, spec| ctx.check_sddc(spec))
+    }
+
+    fn schedule(yaml: &str) -> Vec<String> {
+        run::<SaltScheduleSpec>(yaml, |ctx, spec| ctx.check_salt_schedule(spec))
+    }
+
+    #[test]
+    fn one_node_sddc_has_exactly_one_host() {
+        let errors = sddc("region: us-west-2\nnum_hosts: 2\nsddc_type: 1NODE\n");
+        assert_eq!(
+            errors,
+            vec!["2:12 spec.num_hosts: a `1NODE` SDDC has exactly 1 host, found 2"]
+        );
+        assert!(sddc("region: us-west-2\nnum_hosts: 1\nsddc_type: 1NODE\n").is_empty());
+    }
+
+    #[test]
+    fn regular_sddc_needs_two_hosts() {
+        let errors = sddc("region: us-west-2\nnum_hosts: 1\n");
+        assert_eq!(
+            errors,
+            vec!["2:12 spec.num_hosts: an SDDC needs at least 2 hosts, found 1"]
+        );
+    }
+
+    #[test]
+    fn multi_az_needs_even_hosts() {
+        let errors = sddc("region: us-west-2\nnum_hosts: 3\ndeployment_type: MULTI_AZ\n");
+        assert_eq!(
+            errors,
+            vec!["2:12 spec.num_hosts: a `MultiAZ` SDDC needs an even number of hosts, found 3"]
+        );
+        let errors =
+            sddc("region: us-west-2\nnum_hosts: 1\nsddc_type: 1NODE\ndeployment_type: MultiAZ\n");
+        assert_eq!(
+            errors,
+            vec!["4:18 spec.deployment_type: a `1NODE` SDDC cannot be `MultiAZ`"]
+        );
+    }
+
+    #[test]
+    fn vpc_cidr_prefix_and_host_bits() {
+        let errors = sddc("region: us-west-2\nnum_hosts: 2\nvpc_cidr: 10.2.0.0/24\n");
+        assert_eq!(
+            errors,
+            vec!["3:11 spec.vpc_cidr: `vpc_cidr` must have prefix /16, /20 or /23, found /24"]
+        );
+        let errors = sddc("region: us-west-2\nnum_hosts: 2\nvpc_cidr: 10.2.0.1/16\n");
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].contains("the network is `10.2.0.0/16`"),
+            "{errors:?}"
+        );
+        let errors = sddc("region: us-west-2\nnum_hosts: 2\nvxlan_subnet: 10.2.0/16\n");
+        assert_eq!(errors.len(), 1);
+        assert!(sddc("region: us-west-2\nnum_hosts: 2\nvpc_cidr: 10.2.0.0/20\n").is_empty());
+    }
+
+    #[test]
+    fn region_spelling() {
+        assert_eq!(canonical_region("us-west-2").as_deref(), Some("US_WEST_2"));
+        assert_eq!(
+            canonical_region("AP_SOUTHEAST_1").as_deref(),
+            Some("AP_SOUTHEAST_1")
+        );
+        assert_eq!(canonical_region("oregon"), None);
+        let errors = sddc("region: oregon\nnum_hosts: 2\n");
+        assert_eq!(
+            errors,
+            vec!["1:9 spec.region: `oregon` is not an AWS region"]
+        );
+    }
+
+    #[test]
+    fn account_link_subnets_follow_the_layout() {
+        let errors =
+            sddc("region: us-west-2\nnum_hosts: 2\naccount_link:\n  customer_subnet_ids: [a, b]\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("exactly 1 subnet"), "{errors:?}");
+    }
+
+    #[test]
+    fn canonical_sddc_spelling() {
+        let mut spec = serde_json::json!({
+            "region": "us-west-2", "deployment_type": "SINGLE_AZ", "size": "medium", "desc": null
+        });
+        canonicalize(crate::model::Kind::Sddc, &mut spec);
+        assert_eq!(
+            spec,
+            serde_json::json!({"region": "US_WEST_2", "deployment_type": "SingleAZ", "size": "medium"})
+        );
+    }
+
+    #[test]
+    fn schedule_needs_exactly_one_timing_style() {
+        let errors = schedule("job: j\nschedule:\n  timezone: UTC\n");
+        assert_eq!(
+            errors,
+            vec!["3:3 spec.schedule: `schedule` does not say when to run"]
+        );
+        let errors = schedule("job: j\nschedule:\n  minutes: 5\n  cron: '0 3 * * *'\n");
+        assert_eq!(
+            errors,
+            vec!["3:3 spec.schedule: `schedule` mixes an interval and `cron`; use one of them"]
+        );
+        assert!(schedule("job: j\nschedule:\n  cron: '0 3 * * *'\n").is_empty());
+    }
+
+    #[test]
+    fn schedule_values_are_checked() {
+        let errors = schedule("job: j\nschedule:\n  cron: every day\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let errors = schedule("job: j\nschedule:\n  once: tomorrow\n");
+        assert_eq!(
+            errors,
+            vec!["3:9 spec.schedule.once: `tomorrow` is not an ISO 8601 date-time"]
+        );
+        let errors = schedule("job: j\nschedule:\n  when:\n    daily: ['25:00']\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let errors = schedule("job: j\nschedule:\n  minutes: 5\n  splay: {start: 10, end: 5}\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
+    #[test]
+    fn salt_function_names_have_a_module() {
+        let errors = run::<SaltJobSpec>("fun: ping\n", |ctx, spec| ctx.check_salt_job(spec));
+        assert_eq!(
+            errors,
+            vec!["1:6 spec.fun: `ping` is not a Salt function name"]
+        );
+    }
+
+    #[test]
+    fn star_master_must_be_alone() {
+        let errors = run::<SaltTargetSpec>(
+            "tgt:\n  '*': {tgt_type: glob, tgt: 'web*'}\n  m1: {tgt_type: glob, tgt: ''}\n",
+            |ctx, spec| ctx.check_salt_target(spec),
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+}

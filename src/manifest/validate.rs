@@ -1,0 +1,924 @@
+//! The validation pipeline: parse every file, check every document against the schema, then
+//! build connections and resources, resolve connections and references, and find cycles.
+//! Every problem is collected; the model is returned only when there is none.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use super::connection::ConnectionReader;
+use super::diagnostics::{Diagnostic, Diagnostics};
+use super::did_you_mean;
+use super::files::{SourceFile, position_of};
+use super::node::{Node, Pos, Value, parse_documents};
+use super::references::{self, Edge};
+use super::rules::{RuleContext, canonicalize};
+use super::schema::{document_def, manifest_schema};
+use super::spec::{ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec};
+use super::structure::Checker;
+use crate::model::{
+    Address, Connection, Ensure, Kind, Lifecycle, Model, Resource, SourceLocation, SystemType,
+    Timeouts,
+};
+
+/// A document whose `kind` is known.
+pub struct Document {
+    pub file: PathBuf,
+    pub base_dir: PathBuf,
+    pub node: Node,
+    pub kind: Kind,
+    pub name: Option<String>,
+    /// No structural error at all: the document becomes part of the model.
+    pub valid: bool,
+    /// No structural error under `spec`: typed deserialization and kind rules may run.
+    pub spec_valid: bool,
+}
+
+impl Document {
+    pub fn location(&self) -> SourceLocation {
+        SourceLocation {
+            file: self.file.clone(),
+            line: self.node.pos.line,
+            column: self.node.pos.column,
+        }
+    }
+
+    pub fn spec_node(&self) -> Option<&Node> {
+        self.node.get("spec")
+    }
+
+    fn address(&self) -> Option<Address> {
+        self.name.clone().map(|n| Address::new(self.kind, n))
+    }
+}
+
+fn kinds_list() -> String {
+    Kind::ALL
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn read_file(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Option<String> {
+    let bytes = match std::fs::read(&source.path) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            errors.push(Diagnostic::new(
+                &source.path,
+                Pos::START,
+                "",
+                format!("cannot read file: {err}"),
+            ));
+            return None;
+        }
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        Err(err) => {
+            let offset = err.utf8_error().valid_up_to();
+            let pos = position_of(err.as_bytes(), offset);
+            errors.push(
+                Diagnostic::new(&source.path, pos, "", "file is not valid UTF-8 text")
+                    .with_hint(Some("manifests are UTF-8 encoded YAML".to_string())),
+            );
+            None
+        }
+    }
+}
+
+/// Turns one parsed document into a [`Document`], checking its structure.
+fn classify(
+    source: &SourceFile,
+    node: Node,
+    checker: &Checker<'_>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Document> {
+    let file = &source.path;
+    if !matches!(node.value, Value::Map(_)) {
+        errors.push(
+            Diagnostic::new(
+                file,
+                node.pos,
+                "",
+                format!(
+                    "a document must be a mapping with `kind`, `name` and `spec`, found {}",
+                    node.value.describe()
+                ),
+            )
+            .with_hint(Some("separate documents with `---`".to_string())),
+        );
+        return None;
+    }
+    let kind = match node.get("kind") {
+        None => {
+            errors.push(
+                Diagnostic::new(file, node.pos, "kind", "missing required field `kind`")
+                    .with_hint(Some(format!("kinds: {}", kinds_list()))),
+            );
+            return None;
+        }
+        Some(kind_node) => match kind_node.as_str() {
+            Some(text) => match Kind::parse(text) {
+                Some(kind) => kind,
+                None => {
+                    let names = Kind::ALL.iter().map(|k| k.as_str());
+                    let hint = did_you_mean::hint(text, names)
+                        .unwrap_or_else(|| format!("kinds: {}", kinds_list()));
+                    errors.push(
+                        Diagnostic::new(
+                            file,
+                            kind_node.pos,
+                            "kind",
+                            format!("unknown kind `{text}`"),
+                        )
+                        .with_hint(Some(hint)),
+                    );
+                    return None;
+                }
+            },
+            None => {
+                errors.push(Diagnostic::new(
+                    file,
+                    kind_node.pos,
+                    "kind",
+                    format!("expected a string, found {}", kind_node.value.describe()),
+                ));
+                return None;
+            }
+        },
+    };
+    let before = errors.len();
+    if let Some(schema) = checker.definition(&document_def(kind)) {
+        checker.check(schema, &node, "", errors);
+    }
+    let spec_valid = !errors[before..]
+        .iter()
+        .any(|e| e.path == "spec" || e.path.starts_with("spec.") || e.path.starts_with("spec["));
+    let name = node
+        .get("name")
+        .and_then(Node::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    Some(Document {
+        file: file.clone(),
+        base_dir: source.base_dir.clone(),
+        node,
+        kind,
+        name,
+        valid: errors.len() == before,
+        spec_valid,
+    })
+}
+
+fn parse_duration(
+    doc: &Document,
+    field: &str,
+    default: Duration,
+    errors: &mut Vec<Diagnostic>,
+) -> Duration {
+    let Some(node) = doc.node.get("timeouts").and_then(|t| t.get(field)) else {
+        return default;
+    };
+    let text = node.as_str().unwrap_or_default();
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if !d.is_zero() => d,
+        _ => {
+            errors.push(
+                Diagnostic::new(
+                    &doc.file,
+                    node.pos,
+                    format!("timeouts.{field}"),
+                    format!("`{text}` is not a duration longer than zero"),
+                )
+                .with_hint(Some("write a duration like `90m` or `5h`".to_string())),
+            );
+            default
+        }
+    }
+}
+
+struct Loader<'a> {
+    checker: &'a Checker<'a>,
+    errors: Vec<Diagnostic>,
+}
+
+impl Loader<'_> {
+    fn duplicates(&mut self, docs: &[Document]) {
+        let mut first: BTreeMap<Address, &Document> = BTreeMap::new();
+        for doc in docs {
+            let Some(address) = doc.address() else {
+                continue;
+            };
+            match first.get(&address) {
+                Some(original) => {
+                    let pos = doc.node.get("name").map_or(doc.node.pos, |n| n.pos);
+                    self.errors.push(
+                        Diagnostic::new(
+                            &doc.file,
+                            pos,
+                            "name",
+                            format!("`{address}` is declared twice"),
+                        )
+                        .with_hint(Some(format!("first declared at {}", original.location()))),
+                    );
+                }
+                None => {
+                    first.insert(address, doc);
+                }
+            }
+        }
+    }
+
+    fn connections(&mut self, docs: &[Document]) -> BTreeMap<String, (Connection, bool)> {
+        let mut connections = BTreeMap::new();
+        for doc in docs.iter().filter(|d| d.kind == Kind::Connection) {
+            let Some(name) = &doc.name else { continue };
+            if connections.contains_key(name) {
+                continue;
+            }
+            let spec_node = doc.spec_node();
+            let parsed = spec_node
+                .filter(|_| doc.valid)
+                .and_then(|n| serde_json::from_value::<ConnectionSpec>(n.to_json()).ok());
+            let (Some(spec_node), Some(spec)) = (spec_node, parsed) else {
+                // Still declared: resources naming it must not get a second error.
+                let system = spec_node
+                    .and_then(|n| n.get("type"))
+                    .and_then(Node::as_str)
+                    .and_then(|t| {
+                        serde_json::from_value::<SystemType>(Json::String(t.into())).ok()
+                    });
+                if let Some(system) = system {
+                    connections.insert(
+                        name.clone(),
+                        (
+                            Connection {
+                                name: name.clone(),
+                                config: crate::model::ConnectionConfig::with_defaults(system),
+                                location: doc.location(),
+                            },
+                            false,
+                        ),
+                    );
+                }
+                continue;
+            };
+            let system = match spec.kind {
+                super::spec::ConnectionType::Vmc => SystemType::Vmc,
+                super::spec::ConnectionType::Raas => SystemType::Raas,
+                super::spec::ConnectionType::Vcd => SystemType::Vcd,
+                super::spec::ConnectionType::Vsphere => SystemType::Vsphere,
+            };
+            let mut reader = ConnectionReader {
+                file: &doc.file,
+                base_dir: &doc.base_dir,
+                spec_node,
+                errors: &mut self.errors,
+            };
+            let (config, ok) = match reader.read(&spec) {
+                Some(config) => (config, true),
+                None => (crate::model::ConnectionConfig::with_defaults(system), false),
+            };
+            connections.insert(
+                name.clone(),
+                (
+                    Connection {
+                        name: name.clone(),
+                        config,
+                        location: doc.location(),
+                    },
+                    ok,
+                ),
+            );
+        }
+        connections
+    }
+
+    fn resolve_connection(
+        &mut self,
+        doc: &Document,
+        connections: &BTreeMap<String, (Connection, bool)>,
+    ) -> Option<String> {
+        let system = doc.kind.system()?;
+        match doc.node.get("connection") {
+            Some(node) => {
+                let name = node.as_str()?;
+                match connections.get(name) {
+                    None => {
+                        let hint = did_you_mean::hint(name, connections.keys().map(String::as_str))
+                            .or_else(|| {
+                                Some(format!(
+                                    "declare a `Connection` named `{name}` of type `{system}`"
+                                ))
+                            });
+                        self.errors.push(
+                            Diagnostic::new(
+                                &doc.file,
+                                node.pos,
+                                "connection",
+                                format!("connection `{name}` is not declared"),
+                            )
+                            .with_hint(hint),
+                        );
+                        None
+                    }
+                    Some((connection, _)) if connection.config.system != system => {
+                        self.errors.push(Diagnostic::new(
+                            &doc.file,
+                            node.pos,
+                            "connection",
+                            format!(
+                                "connection `{name}` is a `{}` connection, but `{}` needs `{system}`",
+                                connection.config.system, doc.kind
+                            ),
+                        ));
+                        None
+                    }
+                    Some(_) => Some(name.to_string()),
+                }
+            }
+            None => {
+                let candidates: Vec<&String> = connections
+                    .iter()
+                    .filter(|(_, (c, _))| c.config.system == system)
+                    .map(|(name, _)| name)
+                    .collect();
+                let pos = doc.node.get("kind").map_or(doc.node.pos, |k| k.pos);
+                match candidates.as_slice() {
+                    [only] => Some((*only).clone()),
+                    [] => {
+                        self.errors.push(
+                            Diagnostic::new(
+                                &doc.file,
+                                pos,
+                                "connection",
+                                format!(
+                                    "`{}` needs a `{system}` connection, and none is declared",
+                                    doc.kind
+                                ),
+                            )
+                            .with_hint(Some(format!(
+                                "declare a `Connection` with `spec.type: {system}`"
+                            ))),
+                        );
+                        None
+                    }
+                    several => {
+                        let names: Vec<String> = several.iter().map(|n| format!("`{n}`")).collect();
+                        self.errors.push(
+                            Diagnostic::new(
+                                &doc.file,
+                                pos,
+                                "connection",
+                                format!(
+                                    "several `{system}` connections are declared; this `{}` must say which",
+                                    doc.kind
+                                ),
+                            )
+                            .with_hint(Some(format!(
+                                "set `connection:` to one of {}",
+                                names.join(", ")
+                            ))),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_ignore_changes(&mut self, doc: &Document, lifecycle: &Lifecycle) {
+        let Some(items) = doc
+            .node
+            .get("lifecycle")
+            .and_then(|l| l.get("ignore_changes"))
+            .and_then(Node::as_seq)
+        else {
+            return;
+        };
+        let spec_schema = self
+            .checker
+            .definition(&document_def(doc.kind))
+            .and_then(|d| self.checker.property(d, "spec"));
+        let fields: Vec<&str> = spec_schema
+            .map(|s| self.checker.property_names(s))
+            .unwrap_or_default();
+        for (index, path) in lifecycle.ignore_changes.iter().enumerate() {
+            let pos = items.get(index).map_or(doc.node.pos, |n| n.pos);
+            let field = path.strip_prefix("spec.").map(|rest| {
+                rest.split(['.', '['])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            });
+            let diag_path = format!("lifecycle.ignore_changes[{index}]");
+            match field {
+                None => self.errors.push(
+                    Diagnostic::new(
+                        &doc.file,
+                        pos,
+                        diag_path,
+                        format!("`{path}` is not a spec field path"),
+                    )
+                    .with_hint(Some("write paths like `spec.desc`".to_string())),
+                ),
+                Some(field) if !fields.contains(&field.as_str()) => self.errors.push(
+                    Diagnostic::new(
+                        &doc.file,
+                        pos,
+                        diag_path,
+                        format!("`{}` has no field `spec.{field}`", doc.kind),
+                    )
+                    .with_hint(
+                        did_you_mean::closest(&field, fields.iter().copied())
+                            .map(|c| format!("did you mean `spec.{c}`?")),
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn resource(
+        &mut self,
+        doc: &Document,
+        connection: Option<String>,
+        connections: &BTreeMap<String, (Connection, bool)>,
+    ) -> Option<Resource> {
+        let name = doc.name.clone()?;
+        let spec_node = doc.spec_node()?;
+        let ensure = declared_ensure(doc);
+        if doc.kind == Kind::VirtualMachine && ensure == Ensure::Absent {
+            let pos = doc.node.get("ensure").map_or(doc.node.pos, |n| n.pos);
+            self.errors.push(
+                Diagnostic::new(
+                    &doc.file,
+                    pos,
+                    "ensure",
+                    "`ensure: absent` is not allowed on a `VirtualMachine`: sextant never deletes VMs",
+                )
+                .with_hint(Some("remove the document to stop managing the VM".to_string())),
+            );
+        }
+        let lifecycle_node = doc.node.get("lifecycle");
+        let lifecycle = Lifecycle {
+            prevent_destroy: lifecycle_node
+                .and_then(|l| l.get("prevent_destroy"))
+                .is_some_and(|n| n.value == Value::Bool(true)),
+            ignore_changes: lifecycle_node
+                .and_then(|l| l.get("ignore_changes"))
+                .and_then(Node::as_seq)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect(),
+        };
+        self.check_ignore_changes(doc, &lifecycle);
+        let defaults = Timeouts::default();
+        let timeouts = Timeouts {
+            create: parse_duration(doc, "create", defaults.create, &mut self.errors),
+            update: parse_duration(doc, "update", defaults.update, &mut self.errors),
+            delete: parse_duration(doc, "delete", defaults.delete, &mut self.errors),
+        };
+
+        let spec_json = spec_node.to_json();
+        let mut rules = RuleContext::new(&doc.file, spec_node);
+        match doc.kind {
+            _ if !doc.spec_valid => {}
+            Kind::Sddc => {
+                if let Ok(spec) = serde_json::from_value::<SddcSpec>(spec_json.clone()) {
+                    rules.check_sddc(&spec);
+                }
+            }
+            Kind::SaltTarget => {
+                if let Ok(spec) = serde_json::from_value::<SaltTargetSpec>(spec_json.clone()) {
+                    rules.check_salt_target(&spec);
+                }
+            }
+            Kind::SaltJob => {
+                if let Ok(spec) = serde_json::from_value::<SaltJobSpec>(spec_json.clone()) {
+                    rules.check_salt_job(&spec);
+                }
+            }
+            Kind::SaltSchedule => {
+                if let Ok(spec) = serde_json::from_value::<SaltScheduleSpec>(spec_json.clone()) {
+                    rules.check_salt_schedule(&spec);
+                }
+            }
+            Kind::VcdApiToken => {
+                if let Some(conn) = connection.as_ref().and_then(|c| connections.get(c))
+                    && conn.1
+                    && (conn.0.config.username.is_none() || conn.0.config.password.is_none())
+                {
+                    let pos = doc
+                        .node
+                        .get("connection")
+                        .or_else(|| doc.node.get("kind"))
+                        .map_or(doc.node.pos, |n| n.pos);
+                    self.errors.push(
+                        Diagnostic::new(
+                            &doc.file,
+                            pos,
+                            "connection",
+                            format!(
+                                "managing API tokens needs a user session, but connection `{}` has no `username` and `password`",
+                                conn.0.name
+                            ),
+                        )
+                        .with_hint(Some(
+                            "add `username` and `password` to the vcd connection (token sessions cannot manage tokens)"
+                                .to_string(),
+                        )),
+                    );
+                }
+            }
+            Kind::VirtualMachine => {}
+            Kind::Connection => return None,
+        }
+        self.errors.extend(rules.errors);
+        let mut spec = spec_json;
+        canonicalize(doc.kind, &mut spec);
+        Some(Resource {
+            address: Address::new(doc.kind, name),
+            connection: connection.unwrap_or_default(),
+            depends_on: Vec::new(),
+            ensure,
+            lifecycle,
+            timeouts,
+            spec,
+            references: Vec::new(),
+            base_dir: doc.base_dir.clone(),
+            location: doc.location(),
+        })
+    }
+}
+
+/// Validates the given files into a model, or returns every problem found.
+pub fn validate_files(
+    sources: &[SourceFile],
+    mut errors: Vec<Diagnostic>,
+) -> Result<Model, Diagnostics> {
+    let schema = manifest_schema();
+    let checker = Checker::new(&schema, Path::new(""));
+    let mut docs: Vec<Document> = Vec::new();
+    tracing::debug!(files = sources.len(), "loading manifests");
+    for source in sources {
+        let Some(text) = read_file(source, &mut errors) else {
+            continue;
+        };
+        let nodes = match parse_documents(&text) {
+            Ok(nodes) => nodes,
+            Err(err) => {
+                errors.push(Diagnostic::new(
+                    &source.path,
+                    err.pos,
+                    "",
+                    format!("invalid YAML: {}", err.message),
+                ));
+                continue;
+            }
+        };
+        tracing::debug!(file = %source.path.display(), documents = nodes.len(), "parsed");
+        let file_checker = Checker::new(&schema, &source.path);
+        for node in nodes {
+            if let Some(doc) = classify(source, node, &file_checker, &mut errors) {
+                docs.push(doc);
+            }
+        }
+    }
+
+    let mut loader = Loader {
+        checker: &checker,
+        errors,
+    };
+    loader.duplicates(&docs);
+    let connections = loader.connections(&docs);
+
+    // Reversed so that the first declaration of a duplicated address is the one kept.
+    let declared: BTreeMap<Address, &Document> = docs
+        .iter()
+        .filter(|d| d.kind != Kind::Connection)
+        .filter_map(|d| d.address().map(|a| (a, d)))
+        .rev()
+        .collect();
+    let mut resources: BTreeMap<Address, Resource> = BTreeMap::new();
+    let mut edges: Vec<Edge> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for doc in docs.iter().filter(|d| d.kind != Kind::Connection) {
+        let Some(address) = doc.address() else {
+            continue;
+        };
+        if !seen.insert(address.clone()) {
+            continue;
+        }
+        let connection = loader.resolve_connection(doc, &connections);
+        edges.extend(references::collect_edges(
+            doc,
+            &declared,
+            &mut loader.errors,
+        ));
+        let resource = loader.resource(doc, connection, &connections);
+        if let Some(resource) = resource.filter(|_| doc.valid) {
+            resources.insert(address, resource);
+        }
+    }
+    references::apply_edges(&mut resources, &edges);
+    references::check_cycles(&edges, &mut loader.errors);
+
+    let mut diagnostics = Diagnostics {
+        errors: loader.errors,
+    };
+    if !diagnostics.is_empty() {
+        diagnostics.sort();
+        return Err(diagnostics);
+    }
+    Ok(Model {
+        connections: connections
+            .into_iter()
+            .map(|(name, (connection, _))| (name, connection))
+            .collect(),
+        resources,
+    })
+}
+
+/// The ensure of a declared document (for reference checks).
+pub fn declared_ensure(doc: &Document) -> Ensure {
+    match doc.node.get("ensure").and_then(Node::as_str) {
+        Some("absent") => Ensure::Absent,
+        _ => Ensure::Present,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::manifest::files::discover;
+
+    /// Loads manifests written to a temporary directory; diagnostics as `file:line:col path: msg`.
+    pub(crate) fn load(files: &[(&str, &str)]) -> Result<Model, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let mut errors = Vec::new();
+        let sources = discover(&[dir.path().to_path_buf()], &mut errors);
+        validate_files(&sources, errors).map_err(|d| {
+            d.errors
+                .iter()
+                .map(|e| {
+                    let file = e.file.strip_prefix(dir.path()).unwrap_or(&e.file);
+                    format!(
+                        "{}:{}:{} {}: {}",
+                        file.display(),
+                        e.line,
+                        e.column,
+                        e.path,
+                        e.message
+                    )
+                })
+                .collect()
+        })
+    }
+
+    const RAAS: &str = "kind: Connection\nname: salt\nspec:\n  type: raas\n  url: https://salt.example.com\n  username: root\n  password: {env: P}\n---\n";
+    const VMC: &str =
+        "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  api_token: {env: T}\n---\n";
+
+    fn address(text: &str) -> Address {
+        Address::parse(text).unwrap()
+    }
+
+    #[test]
+    fn single_connection_of_the_type_is_implied() {
+        let model = load(&[(
+            "a.yaml",
+            &format!("{VMC}kind: Sddc\nname: lab\nspec:\n  region: us-west-2\n  num_hosts: 2\n"),
+        )])
+        .unwrap();
+        let sddc = &model.resources[&address("Sddc/lab")];
+        assert_eq!(sddc.connection, "vmc");
+        assert_eq!(sddc.location.line, 7);
+        assert!(sddc.base_dir.is_absolute());
+    }
+
+    #[test]
+    fn missing_ambiguous_wrong_and_undeclared_connections() {
+        let target =
+            "kind: SaltTarget\nname: web\nspec:\n  tgt:\n    '*': {tgt_type: glob, tgt: 'w*'}\n";
+        let errors = load(&[("a.yaml", target)]).unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "a.yaml:1:7 connection: `SaltTarget` needs a `raas` connection, and none is declared"
+            ]
+        );
+        let second = RAAS.replace("name: salt", "name: salt2");
+        let errors = load(&[("a.yaml", &format!("{RAAS}{second}{target}"))]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].contains("several `raas` connections"),
+            "{errors:?}"
+        );
+        let errors = load(&[(
+            "a.yaml",
+            &format!(
+                "{RAAS}{VMC}{}",
+                target.replace("name: web\n", "name: web\nconnection: vmc\n")
+            ),
+        )])
+        .unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .ends_with("connection `vmc` is a `vmc` connection, but `SaltTarget` needs `raas`"),
+            "{errors:?}"
+        );
+        let errors = load(&[(
+            "a.yaml",
+            &format!(
+                "{RAAS}{}",
+                target.replace("name: web\n", "name: web\nconnection: slat\n")
+            ),
+        )])
+        .unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].ends_with("connection `slat` is not declared"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn duplicate_addresses_across_files() {
+        let target =
+            "kind: SaltTarget\nname: web\nspec:\n  tgt:\n    '*': {tgt_type: glob, tgt: 'w*'}\n";
+        let errors =
+            load(&[("a.yaml", &format!("{RAAS}{target}")), ("b/c.yaml", target)]).unwrap_err();
+        assert_eq!(
+            errors,
+            vec!["b/c.yaml:2:7 name: `SaltTarget/web` is declared twice"]
+        );
+    }
+
+    #[test]
+    fn implicit_edges_and_undeclared_target_groups() {
+        let docs = format!(
+            "{RAAS}kind: SaltTarget\nname: web\nspec:\n  tgt:\n    '*': {{tgt_type: glob, tgt: 'w*'}}\n---\n\
+             kind: SaltJob\nname: deploy\nspec:\n  fun: state.apply\n  target: web\n---\n\
+             kind: SaltJob\nname: disk\nspec:\n  fun: disk.usage\n  target: All Minions\n---\n\
+             kind: SaltSchedule\nname: nightly\nspec:\n  job: deploy\n  target: web\n  schedule: {{cron: '0 3 * * *'}}\n"
+        );
+        let model = load(&[("a.yaml", &docs)]).unwrap();
+        let deploy = &model.resources[&address("SaltJob/deploy")];
+        assert_eq!(deploy.depends_on, vec![address("SaltTarget/web")]);
+        assert!(
+            model.resources[&address("SaltJob/disk")]
+                .depends_on
+                .is_empty()
+        );
+        let nightly = &model.resources[&address("SaltSchedule/nightly")];
+        assert_eq!(
+            nightly.depends_on,
+            vec![address("SaltTarget/web"), address("SaltJob/deploy")]
+        );
+        let errors = load(&[("a.yaml", &docs.replace("job: deploy", "job: deplyo"))]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].ends_with("`SaltJob/deplyo` is not declared"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn references_add_edges_and_stay_verbatim() {
+        let docs = format!(
+            "{VMC}{RAAS}kind: Sddc\nname: prod\nspec:\n  region: us-west-2\n  num_hosts: 2\n---\n\
+             kind: SaltJob\nname: report\nspec:\n  fun: cmd.run\n  desc: 'vCenter at ${{Sddc/prod.vc_url}}'\n"
+        );
+        let model = load(&[("a.yaml", &docs)]).unwrap();
+        let report = &model.resources[&address("SaltJob/report")];
+        assert_eq!(report.depends_on, vec![address("Sddc/prod")]);
+        assert_eq!(report.references.len(), 1);
+        assert_eq!(report.references[0].attribute, "vc_url");
+        assert_eq!(report.spec["desc"], "vCenter at ${Sddc/prod.vc_url}");
+        let errors = load(&[("a.yaml", &docs.replace("vc_url}", "vcurl}"))]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].ends_with("`Sddc` has no attribute `vcurl`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn depending_on_an_absent_resource_is_an_error() {
+        let docs = format!(
+            "{RAAS}kind: SaltJob\nname: old\nensure: absent\nspec:\n  fun: test.ping\n---\n\
+             kind: SaltJob\nname: new\ndepends_on: [SaltJob/old]\nspec:\n  fun: test.ping\n"
+        );
+        let errors = load(&[("a.yaml", &docs)]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].ends_with("depends on `SaltJob/old`, which has `ensure: absent`"));
+    }
+
+    #[test]
+    fn cycles_fail_the_load() {
+        let docs = format!(
+            "{RAAS}kind: SaltJob\nname: a\ndepends_on: [SaltJob/b]\nspec:\n  fun: test.ping\n---\n\
+             kind: SaltJob\nname: b\ndepends_on: [SaltJob/a]\nspec:\n  fun: test.ping\n"
+        );
+        let errors = load(&[("a.yaml", &docs)]).unwrap_err();
+        assert_eq!(
+            errors,
+            vec!["a.yaml:11:14 : dependency cycle: `SaltJob/a -> SaltJob/b -> SaltJob/a`"]
+        );
+    }
+
+    #[test]
+    fn virtual_machines_are_never_absent() {
+        let docs = "kind: Connection\nname: vc\nspec:\n  type: vsphere\n  url: https://vc\n  username: u\n  password: {env: P}\n---\n\
+             kind: VirtualMachine\nname: web-01\nensure: absent\nspec: {}\n";
+        let errors = load(&[("a.yaml", docs)]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("a.yaml:11:9 ensure: `ensure: absent` is not allowed"));
+    }
+
+    #[test]
+    fn vcd_tokens_need_a_password_connection() {
+        let conn = "kind: Connection\nname: vcd\nspec:\n  type: vcd\n  url: https://vcd\n  api_token: {env: T}\n---\n";
+        let token = "kind: VcdApiToken\nname: ci\nspec:\n  file: t.json\n";
+        let errors = load(&[("a.yaml", &format!("{conn}{token}"))]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("managing API tokens needs a user session"));
+        let conn = conn.replace(
+            "  api_token: {env: T}\n",
+            "  username: u\n  password: {file: pw}\n",
+        );
+        let model = load(&[("a.yaml", &format!("{conn}{token}"))]).unwrap();
+        let password = model.connections["vcd"].config.password.clone().unwrap();
+        match password {
+            crate::model::SecretSource::File(path) => {
+                assert!(path.is_absolute() && path.ends_with("pw"), "{path:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lifecycle_timeouts_and_api_version() {
+        let docs = format!(
+            "{VMC}apiVersion: sextant/v1\nkind: Sddc\nname: lab\nlifecycle:\n  prevent_destroy: true\n  ignore_changes: [spec.size]\n\
+             timeouts: {{create: 90m}}\nspec:\n  region: US_WEST_2\n  num_hosts: 2\n  size: large\n"
+        );
+        let model = load(&[("a.yaml", &docs)]).unwrap();
+        let sddc = &model.resources[&address("Sddc/lab")];
+        assert!(sddc.lifecycle.prevent_destroy);
+        assert_eq!(sddc.lifecycle.ignore_changes, vec!["spec.size"]);
+        assert_eq!(sddc.timeouts.create, Duration::from_secs(90 * 60));
+        assert_eq!(sddc.timeouts.delete, Timeouts::default().delete);
+        assert_eq!(
+            sddc.spec,
+            serde_json::json!({"region": "US_WEST_2", "num_hosts": 2, "size": "large"})
+        );
+        let errors = load(&[(
+            "a.yaml",
+            &docs
+                .replace("spec.size]", "spec.sise]")
+                .replace("90m", "soon")
+                .replace("sextant/v1", "v1"),
+        )])
+        .unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+
+    #[test]
+    fn empty_files_and_null_documents_are_fine() {
+        let model = load(&[("a.yaml", ""), ("b.yaml", "---\n...\n")]).unwrap();
+        assert!(model.resources.is_empty());
+    }
+
+    #[test]
+    fn junk_never_panics() {
+        for junk in [
+            "\u{0}\u{1}\u{2}",
+            "[[[[[[[[",
+            "kind: Sddc\nspec: *nope\n",
+            "kind: Sddc\nname: x\nspec:\n  num_hosts: -1\n  region: 12\n",
+            "kind: Connection\nname: c\nspec:\n  type: vmc\n  api_token: {env: 3}\n",
+            "? [a, b]\n: c\n",
+            "kind: SaltJob\nname: ${SaltJob/x.uuid}\nspec: {fun: '${'}\n",
+            "%YAML 1.2\n---\n!custom {kind: Sddc}\n",
+            "kind: Sddc\nname: !!binary aGVsbG8=\nspec: {}\n",
+            "{kind: Sddc, kind: Sddc}\n",
+            "kind: Sddc\n\tname: x\n",
+            "kind: Sddc\nname: x\nspec:\n  num_hosts: 1e400\n  region: .nan\n",
+            "<<: {kind: Sddc}\nname: x\n",
+        ] {
+            let _ = load(&[("a.yaml", junk)]);
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Per-kind planning rules: which fields are local, create-only or force replacement, and
+//! what an in-place change of a kind needs. The planner calls these through [`rules_for`]
+//! and knows no kind itself, so adding a kind means adding its rules here.
+
+use serde_json::Value;
+
+use super::Kind;
+
+/// What a change to existing fields needs, as decided by the kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// Change in place.
+    InPlace {
+        /// Steps shown in the plan when the change is more than one call (e.g. a power cycle).
+        steps: Vec<String>,
+    },
+    /// Destroy and create again; the fields named force it.
+    Replace { forced_by: Vec<String> },
+}
+
+/// Planning rules of one kind.
+pub trait KindRules: Sync {
+    /// Spec fields that exist only on the sextant side and are never compared.
+    fn local_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Spec fields the server never returns: sent on create, never diffed.
+    fn create_only_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Spec fields whose change forces a replacement.
+    fn replace_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Decides how to carry out a change of `changed` top-level fields from `live` to
+    /// `desired` (both canonical spec objects). `Err` is a plan error for this resource.
+    fn classify_update(
+        &self,
+        desired: &Value,
+        live: &Value,
+        changed: &[String],
+    ) -> Result<UpdateKind, String> {
+        let _ = (desired, live);
+        let forced_by: Vec<String> = changed
+            .iter()
+            .filter(|field| self.replace_fields().contains(&field.as_str()))
+            .cloned()
+            .collect();
+        if forced_by.is_empty() {
+            Ok(UpdateKind::InPlace { steps: Vec::new() })
+        } else {
+            Ok(UpdateKind::Replace { forced_by })
+        }
+    }
+
+    /// Whether the kind can be deleted at all (`ensure: absent`).
+    fn deletable(&self) -> bool {
+        true
+    }
+}
+
+/// The rules of `kind`.
+pub fn rules_for(kind: Kind) -> &'static dyn KindRules {
+    match kind {
+        Kind::Sddc => &SddcRules,
+        Kind::VirtualMachine => &VirtualMachineRules,
+        Kind::VcdApiToken => &VcdApiTokenRules,
+        Kind::Connection | Kind::SaltTarget | Kind::SaltJob | Kind::SaltSchedule => &PlainRules,
+    }
+}
+
+/// Every field can change in place.
+struct PlainRules;
+
+impl KindRules for PlainRules {}
+
+struct SddcRules;
+
+impl KindRules for SddcRules {
+    fn create_only_fields(&self) -> &'static [&'static str] {
+        &["account_link"]
+    }
+
+    fn replace_fields(&self) -> &'static [&'static str] {
+        &[
+            "region",
+            "provider",
+            "host_instance_type",
+            "deployment_type",
+            "vpc_cidr",
+            "vxlan_subnet",
+            "skip_creating_vxlan",
+            "sso_domain",
+            "size",
+        ]
+    }
+
+    fn classify_update(
+        &self,
+        desired: &Value,
+        live: &Value,
+        changed: &[String],
+    ) -> Result<UpdateKind, String> {
+        let mut forced_by: Vec<String> = changed
+            .iter()
+            .filter(|field| self.replace_fields().contains(&field.as_str()))
+            .cloned()
+            .collect();
+        let mut steps = Vec::new();
+        if changed.iter().any(|f| f == "sddc_type") {
+            let from = live.get("sddc_type").and_then(Value::as_str).unwrap_or("");
+            let to = desired
+                .get("sddc_type")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let hosts = desired
+                .get("num_hosts")
+                .and_then(Value::as_u64)
+                .or_else(|| live.get("num_hosts").and_then(Value::as_u64));
+            match (from, to, hosts) {
+                ("1NODE", "DEFAULT", Some(3)) => {
+                    steps.push("convert 1NODE to DEFAULT (3 hosts)".to_string())
+                }
+                ("1NODE", "DEFAULT", Some(2)) => forced_by.push("sddc_type".to_string()),
+                ("1NODE", "DEFAULT", _) => {
+                    return Err(
+                        "a 1NODE SDDC converts in place only to 3 hosts (or is replaced to get 2); set `num_hosts` to 3 or 2"
+                            .to_string(),
+                    );
+                }
+                _ => forced_by.push("sddc_type".to_string()),
+            }
+        } else if changed.iter().any(|f| f == "num_hosts") {
+            let from = live.get("num_hosts").and_then(Value::as_u64).unwrap_or(0);
+            let to = desired
+                .get("num_hosts")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            if to > from {
+                steps.push(format!("add {} host(s)", to - from));
+            } else {
+                steps.push(format!("remove {} host(s)", from - to));
+            }
+        }
+        if forced_by.is_empty() {
+            Ok(UpdateKind::InPlace { steps })
+        } else {
+            forced_by.sort();
+            forced_by.dedup();
+            Ok(UpdateKind::Replace { forced_by })
+        }
+    }
+}
+
+struct VirtualMachineRules;
+
+impl KindRules for VirtualMachineRules {
+    fn local_fields(&self) -> &'static [&'static str] {
+        &["allow_power_cycle"]
+    }
+
+    fn classify_update(
+        &self,
+        desired: &Value,
+        live: &Value,
+        changed: &[String],
+    ) -> Result<UpdateKind, String> {
+        let hardware = changed
+            .iter()
+            .any(|f| f == "cpu_count" || f == "memory_size_MiB");
+        let live_power = live
+            .get("power_state")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let wanted_power = desired
+            .get("power_state")
+            .and_then(Value::as_str)
+            .unwrap_or(live_power);
+        let mut steps = Vec::new();
+        if hardware && live_power == "POWERED_ON" {
+            let allowed = desired
+                .get("allow_power_cycle")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if !allowed {
+                return Err(
+                    "changing `cpu_count` or `memory_size_MiB` needs the VM powered off; set `allow_power_cycle: true` to let sextant stop and start it"
+                        .to_string(),
+                );
+            }
+            steps.push("stop".to_string());
+            steps.push("change CPU/memory".to_string());
+            if wanted_power == "POWERED_ON" {
+                steps.push("start".to_string());
+            } else if wanted_power == "SUSPENDED" {
+                steps.push("start".to_string());
+                steps.push("suspend".to_string());
+            }
+        }
+        Ok(UpdateKind::InPlace { steps })
+    }
+
+    fn deletable(&self) -> bool {
+        false
+    }
+}
+
+struct VcdApiTokenRules;
+
+impl KindRules for VcdApiTokenRules {
+    fn local_fields(&self) -> &'static [&'static str] {
+        &["file"]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn classify(
+        kind: Kind,
+        desired: Value,
+        live: Value,
+        changed: &[&str],
+    ) -> Result<UpdateKind, String> {
+        let changed: Vec<String> = changed.iter().map(|s| s.to_string()).collect();
+        rules_for(kind).classify_update(&desired, &live, &changed)
+    }
+
+    #[test]
+    fn sddc_region_forces_replacement() {
+        let got = classify(
+            Kind::Sddc,
+            json!({"region": "US_EAST_1"}),
+            json!({"region": "US_WEST_2"}),
+            &["region"],
+        );
+        assert_eq!(
+            got,
+            Ok(UpdateKind::Replace {
+                forced_by: vec!["region".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn sddc_host_count_changes_in_place() {
+        let got = classify(
+            Kind::Sddc,
+            json!({"num_hosts": 4}),
+            json!({"num_hosts": 2}),
+            &["num_hosts"],
+        );
+        assert_eq!(
+            got,
+            Ok(UpdateKind::InPlace {
+                steps: vec!["add 2 host(s)".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn one_node_to_three_hosts_converts_to_two_replaces_else_errors() {
+        let live = json!({"sddc_type": "1NODE", "num_hosts": 1});
+        let three = classify(
+            Kind::Sddc,
+            json!({"sddc_type": "DEFAULT", "num_hosts": 3}),
+            live.clone(),
+            &["sddc_type", "num_hosts"],
+        );
+        assert!(matches!(three, Ok(UpdateKind::InPlace { .. })));
+        let two = classify(
+            Kind::Sddc,
+            json!({"sddc_type": "DEFAULT", "num_hosts": 2}),
+            live.clone(),
+            &["sddc_type", "num_hosts"],
+        );
+        assert_eq!(
+            two,
+            Ok(UpdateKind::Replace {
+                forced_by: vec!["sddc_type".into()]
+            })
+        );
+        let four = classify(
+            Kind::Sddc,
+            json!({"sddc_type": "DEFAULT", "num_hosts": 4}),
+            live,
+            &["sddc_type", "num_hosts"],
+        );
+        assert!(four.is_err());
+    }
+
+    #[test]
+    fn vm_hardware_change_on_running_vm_needs_permission() {
+        let live = json!({"power_state": "POWERED_ON", "cpu_count": 2});
+        let refused = classify(
+            Kind::VirtualMachine,
+            json!({"cpu_count": 4}),
+            live.clone(),
+            &["cpu_count"],
+        );
+        assert!(refused.unwrap_err().contains("allow_power_cycle"));
+        let allowed = classify(
+            Kind::VirtualMachine,
+            json!({"cpu_count": 4, "allow_power_cycle": true}),
+            live,
+            &["cpu_count"],
+        );
+        assert_eq!(
+            allowed,
+            Ok(UpdateKind::InPlace {
+                steps: vec!["stop".into(), "change CPU/memory".into(), "start".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn vm_hardware_change_on_stopped_vm_needs_no_cycle() {
+        let got = classify(
+            Kind::VirtualMachine,
+            json!({"cpu_count": 4}),
+            json!({"power_state": "POWERED_OFF"}),
+            &["cpu_count"],
+        );
+        assert_eq!(got, Ok(UpdateKind::InPlace { steps: vec![] }));
+    }
+}

@@ -1,0 +1,244 @@
+//! Field-by-field comparison of a desired spec with a live one, comparing only what the user
+//! wrote, and resolution of `${Kind/name.attr}` references.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::{Action, LiveMatch, LiveState, ResourceChange};
+use crate::model::{Address, Reference};
+
+/// The value shown for something only known once apply has run.
+pub const UNKNOWN: &str = "(known after apply)";
+
+/// One changed top-level field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub forces_replacement: bool,
+}
+
+/// The result of [`diff_spec`].
+#[derive(Debug, Default)]
+pub struct SpecDiff {
+    pub changes: Vec<FieldChange>,
+    pub unchanged: usize,
+}
+
+/// Which side [`all_fields`] fills.
+#[derive(Clone, Copy)]
+pub enum Side {
+    Before,
+    After,
+}
+
+/// Every top-level field of `spec` as a change from or to nothing.
+pub fn all_fields(spec: &Value, side: Side) -> Vec<FieldChange> {
+    let Value::Object(map) = spec else {
+        return Vec::new();
+    };
+    map.iter()
+        .map(|(field, value)| FieldChange {
+            field: field.clone(),
+            before: matches!(side, Side::Before).then(|| value.clone()),
+            after: matches!(side, Side::After).then(|| value.clone()),
+            forces_replacement: false,
+        })
+        .collect()
+}
+
+/// Compares the fields of `desired` (only those the user wrote) with `live`, skipping `skip`.
+pub fn diff_spec(desired: &Value, live: &Value, skip: &BTreeSet<&str>) -> SpecDiff {
+    let mut out = SpecDiff::default();
+    let Value::Object(wanted) = desired else {
+        return out;
+    };
+    for (field, want) in wanted {
+        if skip.contains(field.as_str()) {
+            continue;
+        }
+        let have = live.get(field);
+        if covers(want, have) {
+            out.unchanged += 1;
+        } else {
+            out.changes.push(FieldChange {
+                field: field.clone(),
+                before: have.cloned(),
+                after: Some(want.clone()),
+                forces_replacement: false,
+            });
+        }
+    }
+    out
+}
+
+/// Whether the live value satisfies the desired one: objects compare only the desired keys,
+/// everything else compares whole; an unknown desired value never matches.
+fn covers(want: &Value, have: Option<&Value>) -> bool {
+    match (want, have) {
+        (Value::String(s), _) if s.contains(UNKNOWN) => false,
+        (Value::Null, None) => true,
+        (_, None) => false,
+        (Value::Object(w), Some(Value::Object(h))) => {
+            w.iter().all(|(key, value)| covers(value, h.get(key)))
+        }
+        (Value::Array(w), Some(Value::Array(h))) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| covers(a, Some(b)))
+        }
+        (Value::Number(a), Some(Value::Number(b))) => a.as_f64() == b.as_f64(),
+        (a, Some(b)) => a == b,
+    }
+}
+
+/// Replaces `${Kind/name.attr}` in every string of `spec` with the attribute's value, or marks
+/// it [`UNKNOWN`] when the target is still to be created or replaced.
+pub fn resolve_references(
+    spec: &Value,
+    references: &[Reference],
+    decided: &BTreeMap<Address, ResourceChange>,
+    live: &LiveState,
+) -> Value {
+    if references.is_empty() {
+        return spec.clone();
+    }
+    let lookup = |reference: &Reference| -> Option<String> {
+        if let Some(change) = decided.get(&reference.target)
+            && matches!(change.action, Action::Create | Action::Replace)
+        {
+            return None;
+        }
+        match live.get(&reference.target) {
+            LiveMatch::Found { object, .. } => object.attributes.get(&reference.attribute).cloned(),
+            _ => None,
+        }
+    };
+    substitute(spec, &|reference| lookup(reference))
+}
+
+/// Replaces references in strings using `value_of`; unresolved ones become [`UNKNOWN`].
+pub fn substitute(spec: &Value, value_of: &dyn Fn(&Reference) -> Option<String>) -> Value {
+    match spec {
+        Value::String(text) if text.contains("${") => {
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let Some(end) = after.find('}') else {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                    break;
+                };
+                let inner = &after[..end];
+                let resolved = parse_reference(inner).and_then(|r| value_of(&r));
+                match resolved {
+                    Some(value) => out.push_str(&value),
+                    None => return Value::String(UNKNOWN.to_string()),
+                }
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            Value::String(out)
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| substitute(v, value_of)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), substitute(v, value_of)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Parses `Kind/name.attr` (the attribute is after the last `.`).
+pub fn parse_reference(inner: &str) -> Option<Reference> {
+    let (target, attribute) = inner.rsplit_once('.')?;
+    Some(Reference {
+        target: Address::parse(target)?,
+        attribute: attribute.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn skip() -> BTreeSet<&'static str> {
+        BTreeSet::new()
+    }
+
+    #[test]
+    fn diff_of_an_object_with_itself_is_empty() {
+        let spec = json!({"desc": "a", "tgt": {"*": {"tgt_type": "glob", "tgt": "web*"}}, "n": 3});
+        let d = diff_spec(&spec, &spec, &skip());
+        assert!(d.changes.is_empty());
+        assert_eq!(d.unchanged, 3);
+    }
+
+    #[test]
+    fn only_written_fields_are_compared() {
+        let desired = json!({"desc": "a"});
+        let live = json!({"desc": "a", "server_filled": 7});
+        assert!(diff_spec(&desired, &live, &skip()).changes.is_empty());
+    }
+
+    #[test]
+    fn nested_objects_compare_only_written_keys() {
+        let desired = json!({"arg": {"kwarg": {"a": 1}}});
+        let live = json!({"arg": {"arg": [], "kwarg": {"a": 1}}});
+        assert!(diff_spec(&desired, &live, &skip()).changes.is_empty());
+    }
+
+    #[test]
+    fn a_changed_field_is_reported_with_both_sides() {
+        let d = diff_spec(&json!({"num_hosts": 4}), &json!({"num_hosts": 2}), &skip());
+        assert_eq!(
+            d.changes,
+            vec![FieldChange {
+                field: "num_hosts".into(),
+                before: Some(json!(2)),
+                after: Some(json!(4)),
+                forces_replacement: false
+            }]
+        );
+    }
+
+    #[test]
+    fn skipped_fields_are_not_compared() {
+        let mut skip = BTreeSet::new();
+        skip.insert("desc");
+        assert!(
+            diff_spec(&json!({"desc": "x"}), &json!({"desc": "y"}), &skip)
+                .changes
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn integers_and_floats_of_equal_value_match() {
+        assert!(
+            diff_spec(&json!({"n": 2}), &json!({"n": 2.0}), &skip())
+                .changes
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn references_resolve_or_become_unknown() {
+        let known = |r: &Reference| (r.attribute == "vc_url").then(|| "https://vc".to_string());
+        let spec = json!({"a": "url=${Sddc/prod.vc_url}", "b": ["${Sddc/prod.id}"]});
+        let out = substitute(&spec, &known);
+        assert_eq!(out, json!({"a": "url=https://vc", "b": [UNKNOWN]}));
+    }
+
+    #[test]
+    fn unknown_values_never_match() {
+        let d = diff_spec(&json!({"a": UNKNOWN}), &json!({"a": "x"}), &skip());
+        assert_eq!(d.changes.len(), 1);
+    }
+}

@@ -1,0 +1,242 @@
+//! Reading live state in bulk: one listing per declared kind per connection, concurrently,
+//! and matching live objects to declared resources by exact name.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+
+use crate::model::{Address, Kind, Model};
+use crate::providers::{self, LiveObject, LiveStatus, Provider, ProviderError};
+
+/// The providers of the connections a run uses, created on first use (no network until a
+/// provider makes its first call).
+#[derive(Default, Clone)]
+pub struct ProviderSet {
+    providers: BTreeMap<String, Arc<dyn Provider>>,
+}
+
+impl ProviderSet {
+    /// Providers for the connections used by resources in `scope`.
+    pub fn connect(model: &Model, scope: &BTreeSet<Address>) -> Result<Self, ProviderError> {
+        let mut providers = BTreeMap::new();
+        for address in scope {
+            let Some(resource) = model.resources.get(address) else {
+                continue;
+            };
+            if providers.contains_key(&resource.connection) {
+                continue;
+            }
+            let Some(connection) = model.connections.get(&resource.connection) else {
+                continue;
+            };
+            providers.insert(resource.connection.clone(), providers::connect(connection)?);
+        }
+        Ok(Self { providers })
+    }
+
+    /// A set built from ready providers (tests, benchmarks).
+    pub fn from_providers(providers: BTreeMap<String, Arc<dyn Provider>>) -> Self {
+        Self { providers }
+    }
+
+    pub fn get(&self, connection: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(connection)
+    }
+}
+
+/// What the live state holds for one declared resource.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LiveMatch {
+    Missing {
+        /// Objects of this name the server still reports as deleted (their ids can never be
+        /// reused).
+        seen: u32,
+    },
+    Found {
+        object: Box<LiveObject>,
+        /// Every object of this name the server reports, the live one included.
+        seen: u32,
+    },
+    /// Several live objects carry the name.
+    Ambiguous { count: usize },
+}
+
+/// Live objects matched to declared resources.
+#[derive(Clone, Debug, Default)]
+pub struct LiveState {
+    matches: BTreeMap<Address, LiveMatch>,
+}
+
+const MISSING: LiveMatch = LiveMatch::Missing { seen: 0 };
+
+impl LiveState {
+    pub fn get(&self, address: &Address) -> &LiveMatch {
+        self.matches.get(address).unwrap_or(&MISSING)
+    }
+
+    pub fn insert(&mut self, address: Address, found: LiveMatch) {
+        self.matches.insert(address, found);
+    }
+
+    /// Matches listed objects of one kind to the declared names.
+    pub fn match_listing(&mut self, kind: Kind, names: &[String], listed: Vec<LiveObject>) {
+        let mut by_name: BTreeMap<&str, Vec<&LiveObject>> = BTreeMap::new();
+        for object in &listed {
+            by_name
+                .entry(object.name.as_str())
+                .or_default()
+                .push(object);
+        }
+        for name in names {
+            let candidates = by_name.get(name.as_str()).cloned().unwrap_or_default();
+            let seen = candidates.len() as u32;
+            let alive: Vec<&LiveObject> = candidates
+                .iter()
+                .copied()
+                .filter(|o| o.status != LiveStatus::Deleted)
+                .collect();
+            let found = match alive.as_slice() {
+                [] => LiveMatch::Missing { seen },
+                [object] => LiveMatch::Found {
+                    object: Box::new((*object).clone()),
+                    seen,
+                },
+                many => LiveMatch::Ambiguous { count: many.len() },
+            };
+            self.matches.insert(Address::new(kind, name.clone()), found);
+        }
+    }
+}
+
+/// A listing that failed, with the connection and kind it was for.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot list {kind} objects on connection `{connection}`")]
+pub struct ListError {
+    pub connection: String,
+    pub kind: Kind,
+    #[source]
+    pub source: ProviderError,
+}
+
+/// Lists every kind used in `scope` once per connection, `parallelism` listings at a time.
+pub async fn read_live_state(
+    model: &Model,
+    scope: &BTreeSet<Address>,
+    providers: &ProviderSet,
+    parallelism: usize,
+) -> Result<LiveState, ListError> {
+    let mut wanted: BTreeMap<(String, Kind), Vec<String>> = BTreeMap::new();
+    for address in scope {
+        if let Some(resource) = model.resources.get(address) {
+            wanted
+                .entry((resource.connection.clone(), address.kind))
+                .or_default()
+                .push(address.name.clone());
+        }
+    }
+    let listings = stream::iter(wanted)
+        .map(|((connection, kind), names)| async move {
+            let provider = providers.get(&connection).ok_or_else(|| ListError {
+                connection: connection.clone(),
+                kind,
+                source: ProviderError::Invalid(format!(
+                    "no provider for connection `{connection}`"
+                )),
+            })?;
+            let listed = provider
+                .list(kind, &names)
+                .await
+                .map_err(|source| ListError {
+                    connection: connection.clone(),
+                    kind,
+                    source,
+                })?;
+            Ok::<_, ListError>((kind, names, listed))
+        })
+        .buffer_unordered(parallelism.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    let mut state = LiveState::default();
+    let mut first_error = None;
+    for listing in listings {
+        match listing {
+            Ok((kind, names, listed)) => state.match_listing(kind, &names, listed),
+            Err(err) => {
+                // Keep the error of the lowest connection/kind so reports are deterministic.
+                let replace = first_error.as_ref().is_none_or(|e: &ListError| {
+                    (&err.connection, err.kind) < (&e.connection, e.kind)
+                });
+                if replace {
+                    first_error = Some(err);
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(state),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(name: &str, status: LiveStatus) -> LiveObject {
+        LiveObject {
+            kind: Kind::Sddc,
+            name: name.into(),
+            id: format!("id-{name}"),
+            spec: json!({}),
+            attributes: BTreeMap::new(),
+            status,
+            fingerprint: "f".into(),
+        }
+    }
+
+    #[test]
+    fn names_match_exactly_and_duplicates_are_ambiguous() {
+        let mut state = LiveState::default();
+        state.match_listing(
+            Kind::Sddc,
+            &["prod".into(), "dup".into(), "new".into()],
+            vec![
+                object("prod", LiveStatus::Ready),
+                object("prod-2", LiveStatus::Ready),
+                object("dup", LiveStatus::Ready),
+                object("dup", LiveStatus::Ready),
+            ],
+        );
+        assert!(matches!(
+            state.get(&Address::new(Kind::Sddc, "prod")),
+            LiveMatch::Found { .. }
+        ));
+        assert_eq!(
+            state.get(&Address::new(Kind::Sddc, "dup")),
+            &LiveMatch::Ambiguous { count: 2 }
+        );
+        assert_eq!(
+            state.get(&Address::new(Kind::Sddc, "new")),
+            &LiveMatch::Missing { seen: 0 }
+        );
+    }
+
+    #[test]
+    fn deleted_objects_are_counted_not_matched() {
+        let mut state = LiveState::default();
+        state.match_listing(
+            Kind::Sddc,
+            &["prod".into()],
+            vec![
+                object("prod", LiveStatus::Deleted),
+                object("prod", LiveStatus::Deleted),
+            ],
+        );
+        assert_eq!(
+            state.get(&Address::new(Kind::Sddc, "prod")),
+            &LiveMatch::Missing { seen: 2 }
+        );
+    }
+}

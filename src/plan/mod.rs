@@ -1,0 +1,365 @@
+//! Planning: read live state in bulk, normalize and diff it against the manifests, choose an
+//! action per resource, order the actions in a dependency graph, render and save the plan.
+//!
+//! The planner knows no kind and no wire format: kinds speak through
+//! [`crate::model::rules`], systems through [`crate::providers::Provider`].
+
+mod diff;
+mod live;
+mod order;
+pub mod render;
+pub mod saved;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::model::rules::{UpdateKind, rules_for};
+use crate::model::{Address, Ensure, Kind, Model, Resource};
+use crate::providers::{LiveObject, LiveStatus, TaskHandle};
+
+pub use diff::{FieldChange, UNKNOWN, resolve_references, substitute};
+pub use live::{LiveMatch, LiveState, ProviderSet, read_live_state};
+pub use order::{OrderError, order_changes};
+
+/// What apply will do to one resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    Wait,
+    NoOp,
+}
+
+impl Action {
+    /// Terraform's JSON action list.
+    pub fn json_actions(self) -> &'static [&'static str] {
+        match self {
+            Action::Create => &["create"],
+            Action::Update => &["update"],
+            Action::Replace => &["delete", "create"],
+            Action::Delete => &["delete"],
+            Action::Wait => &["wait"],
+            Action::NoOp => &["no-op"],
+        }
+    }
+}
+
+/// The planned change of one resource.
+#[derive(Clone, Debug)]
+pub struct ResourceChange {
+    pub address: Address,
+    pub connection: String,
+    pub action: Action,
+    /// Why, when it is not obvious (`deployment failed`, a task in progress, …).
+    pub reason: Option<String>,
+    /// Per-field changes (all desired fields for a create, live fields for a delete).
+    pub fields: Vec<FieldChange>,
+    /// Fields compared and found equal (counted as hidden).
+    pub unchanged: usize,
+    /// Steps of an in-place change that takes more than one call.
+    pub steps: Vec<String>,
+    /// Live spec (normalized) when the object exists.
+    pub before: Option<Value>,
+    /// Desired spec with references resolved (unknown ones as [`UNKNOWN`]).
+    pub after: Option<Value>,
+    /// The live object, when there is one.
+    pub live: Option<LiveObject>,
+    /// The server task to wait for (`Action::Wait`).
+    pub task: Option<TaskHandle>,
+    /// How many objects of this name the server has seen (deleted ones included): the
+    /// attempt number of the next create, so its client-chosen id is never one used before.
+    pub attempt: u32,
+    /// Declared resources this one depends on.
+    pub depends_on: Vec<Address>,
+}
+
+impl ResourceChange {
+    pub fn is_change(&self) -> bool {
+        self.action != Action::NoOp
+    }
+}
+
+/// A resource the planner could not plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanProblem {
+    pub address: Address,
+    pub message: String,
+}
+
+/// Counts for the summary line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+    pub wait: usize,
+}
+
+/// A whole plan, in execution order.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub changes: Vec<ResourceChange>,
+    pub problems: Vec<PlanProblem>,
+    /// `--target` was used: the plan covers only part of the manifests.
+    pub partial: bool,
+    /// Fingerprint of every live object read, by address (`absent` when none was found).
+    pub fingerprints: BTreeMap<String, String>,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for change in &self.changes {
+            match change.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1;
+                }
+                Action::Delete => s.destroy += 1,
+                Action::Wait => s.wait += 1,
+                Action::NoOp => {}
+            }
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(ResourceChange::is_change)
+    }
+}
+
+/// The addresses a run covers: everything, or the targets and what they depend on.
+pub fn scope(model: &Model, targets: &[Address]) -> BTreeSet<Address> {
+    if targets.is_empty() {
+        return model.resources.keys().cloned().collect();
+    }
+    let mut scope = BTreeSet::new();
+    let mut stack: Vec<Address> = targets.to_vec();
+    while let Some(address) = stack.pop() {
+        if let Some(resource) = model.resources.get(&address)
+            && scope.insert(address)
+        {
+            stack.extend(resource.depends_on.iter().cloned());
+        }
+    }
+    scope
+}
+
+/// Chooses an action for every resource in `scope`, given what the live state holds.
+pub fn make_plan(model: &Model, scope: &BTreeSet<Address>, live: &LiveState) -> Plan {
+    let mut plan = Plan {
+        partial: scope.len() < model.resources.len(),
+        ..Plan::default()
+    };
+    let mut changes: BTreeMap<Address, ResourceChange> = BTreeMap::new();
+    for address in scope {
+        let Some(resource) = model.resources.get(address) else {
+            continue;
+        };
+        let found = live.get(address);
+        plan.fingerprints.insert(
+            address.to_string(),
+            match &found {
+                LiveMatch::Found { object, .. } => object.fingerprint.clone(),
+                _ => "absent".to_string(),
+            },
+        );
+        match decide(resource, found, &changes, live) {
+            Ok(change) => {
+                changes.insert(address.clone(), change);
+            }
+            Err(message) => plan.problems.push(PlanProblem {
+                address: address.clone(),
+                message,
+            }),
+        }
+    }
+    match order_changes(changes.into_values().collect()) {
+        Ok(ordered) => plan.changes = ordered,
+        Err(err) => plan.problems.push(PlanProblem {
+            address: err.first_address(),
+            message: err.to_string(),
+        }),
+    }
+    plan
+}
+
+fn decide(
+    resource: &Resource,
+    found: &LiveMatch,
+    decided: &BTreeMap<Address, ResourceChange>,
+    live: &LiveState,
+) -> Result<ResourceChange, String> {
+    let rules = rules_for(resource.address.kind);
+    let (object, attempt) = match found {
+        LiveMatch::Ambiguous { count } => {
+            return Err(format!(
+                "{count} live objects are named `{}`; sextant will not guess which one is meant — rename or remove the extra ones",
+                resource.address.name
+            ));
+        }
+        LiveMatch::Missing { seen } => (None, *seen),
+        LiveMatch::Found { object, seen } => (Some(object.as_ref()), *seen),
+    };
+    let resolved = resolve_references(&resource.spec, &resource.references, decided, live);
+    let mut change = ResourceChange {
+        address: resource.address.clone(),
+        connection: resource.connection.clone(),
+        action: Action::NoOp,
+        reason: None,
+        fields: Vec::new(),
+        unchanged: 0,
+        steps: Vec::new(),
+        before: object.map(|o| o.spec.clone()),
+        after: Some(resolved.clone()),
+        live: object.cloned(),
+        task: None,
+        attempt,
+        depends_on: resource.depends_on.clone(),
+    };
+    let protect = |change: &ResourceChange| -> Result<(), String> {
+        if resource.lifecycle.prevent_destroy
+            && matches!(change.action, Action::Delete | Action::Replace)
+        {
+            return Err(format!(
+                "`lifecycle.prevent_destroy` is set, but the plan would {} this resource; remove the setting or change the manifest",
+                if change.action == Action::Delete {
+                    "destroy"
+                } else {
+                    "replace"
+                }
+            ));
+        }
+        Ok(())
+    };
+
+    if resource.ensure == Ensure::Absent {
+        change.after = None;
+        if !rules.deletable() {
+            return Err(format!(
+                "`ensure: absent` is not supported for {}",
+                resource.address.kind
+            ));
+        }
+        if let Some(object) = object {
+            if let LiveStatus::Busy { task, activity } = &object.status {
+                change.action = Action::Wait;
+                change.task = task.clone();
+                change.reason = Some(activity.clone());
+                return Ok(change);
+            }
+            change.action = Action::Delete;
+            change.fields = diff::all_fields(&object.spec, diff::Side::Before);
+            protect(&change)?;
+        }
+        return Ok(change);
+    }
+
+    let Some(object) = object else {
+        change.action = Action::Create;
+        change.fields = diff::all_fields(
+            &strip_local(&resolved, rules.local_fields()),
+            diff::Side::After,
+        );
+        return Ok(change);
+    };
+
+    match &object.status {
+        LiveStatus::Busy { task, activity } => {
+            change.action = Action::Wait;
+            change.task = task.clone();
+            change.reason = Some(activity.clone());
+            return Ok(change);
+        }
+        LiveStatus::Failed { reason } => {
+            change.action = Action::Replace;
+            change.reason = Some(reason.clone());
+            change.fields = diff::all_fields(
+                &strip_local(&resolved, rules.local_fields()),
+                diff::Side::After,
+            );
+            protect(&change)?;
+            return Ok(change);
+        }
+        LiveStatus::Ready | LiveStatus::Deleted => {}
+    }
+
+    let skip: BTreeSet<&str> = rules
+        .local_fields()
+        .iter()
+        .chain(rules.create_only_fields())
+        .copied()
+        .chain(
+            resource
+                .lifecycle
+                .ignore_changes
+                .iter()
+                .map(|p| p.strip_prefix("spec.").unwrap_or(p)),
+        )
+        .collect();
+    let compared = diff::diff_spec(&resolved, &object.spec, &skip);
+    change.unchanged = compared.unchanged;
+    if compared.changes.is_empty() {
+        return Ok(change);
+    }
+    let changed: Vec<String> = compared.changes.iter().map(|c| c.field.clone()).collect();
+    match rules.classify_update(&resolved, &object.spec, &changed)? {
+        UpdateKind::InPlace { steps } => {
+            change.action = Action::Update;
+            change.steps = steps;
+            change.fields = compared.changes;
+        }
+        UpdateKind::Replace { forced_by } => {
+            change.action = Action::Replace;
+            change.fields = compared
+                .changes
+                .into_iter()
+                .map(|mut c| {
+                    c.forces_replacement = forced_by.contains(&c.field);
+                    c
+                })
+                .collect();
+            protect(&change)?;
+        }
+    }
+    Ok(change)
+}
+
+fn strip_local(spec: &Value, local: &[&str]) -> Value {
+    match spec {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !local.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Kinds whose live objects carry a value the user must never see in a plan.
+pub fn is_sensitive_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "api_key",
+        "apikey",
+        "private_key",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
+        || (key.contains("token") && key != "token_type")
+}
+
+/// The kinds present in a set of addresses (for listing only what is used).
+pub fn kinds_of(addresses: &BTreeSet<Address>) -> BTreeSet<Kind> {
+    addresses.iter().map(|a| a.kind).collect()
+}

@@ -1,0 +1,210 @@
+//! Ordering planned changes in a dependency graph (petgraph): dependencies first for creates
+//! and updates, dependants first for deletes, ties broken by address so the order never
+//! changes between runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::{Action, ResourceChange};
+use crate::model::Address;
+
+/// A dependency cycle, as a path `A -> B -> A`.
+#[derive(Debug, thiserror::Error)]
+#[error("dependency cycle: {}", .path.iter().map(ToString::to_string).collect::<Vec<_>>().join(" -> "))]
+pub struct OrderError {
+    pub path: Vec<Address>,
+}
+
+impl OrderError {
+    pub fn first_address(&self) -> Address {
+        self.path[0].clone()
+    }
+}
+
+/// Returns the changes in execution order.
+pub fn order_changes(changes: Vec<ResourceChange>) -> Result<Vec<ResourceChange>, OrderError> {
+    let mut graph: DiGraph<usize, ()> = DiGraph::with_capacity(changes.len(), changes.len());
+    let index: BTreeMap<&Address, NodeIndex> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.address, graph.add_node(i)))
+        .collect();
+    for change in &changes {
+        let node = index[&change.address];
+        for dependency in &change.depends_on {
+            let Some(&dep) = index.get(dependency) else {
+                continue;
+            };
+            let dep_is_delete = changes[graph[dep]].action == Action::Delete;
+            if change.action == Action::Delete && dep_is_delete {
+                // Delete the dependant before what it depends on.
+                graph.update_edge(node, dep, ());
+            } else {
+                graph.update_edge(dep, node, ());
+            }
+        }
+    }
+    let order = kahn(&graph, &changes)?;
+    let mut slots: Vec<Option<ResourceChange>> = changes.into_iter().map(Some).collect();
+    Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
+}
+
+/// Topological order where, among the ready nodes, the lowest address goes first.
+fn kahn(graph: &DiGraph<usize, ()>, changes: &[ResourceChange]) -> Result<Vec<usize>, OrderError> {
+    let mut indegree: Vec<usize> = graph
+        .node_indices()
+        .map(|n| {
+            graph
+                .neighbors_directed(n, petgraph::Direction::Incoming)
+                .count()
+        })
+        .collect();
+    let key = |n: NodeIndex| (&changes[graph[n]].address, n);
+    let mut ready: BTreeSet<(&Address, NodeIndex)> = graph
+        .node_indices()
+        .filter(|n| indegree[n.index()] == 0)
+        .map(key)
+        .collect();
+    let mut order = Vec::with_capacity(changes.len());
+    while let Some(first) = ready.pop_first() {
+        let node = first.1;
+        order.push(graph[node]);
+        for next in graph.neighbors_directed(node, petgraph::Direction::Outgoing) {
+            indegree[next.index()] -= 1;
+            if indegree[next.index()] == 0 {
+                ready.insert(key(next));
+            }
+        }
+    }
+    if order.len() == changes.len() {
+        return Ok(order);
+    }
+    Err(OrderError {
+        path: find_cycle(graph, changes, &indegree),
+    })
+}
+
+/// A cycle among the nodes Kahn's algorithm could not place.
+fn find_cycle(
+    graph: &DiGraph<usize, ()>,
+    changes: &[ResourceChange],
+    indegree: &[usize],
+) -> Vec<Address> {
+    let stuck: BTreeSet<NodeIndex> = graph
+        .node_indices()
+        .filter(|n| indegree[n.index()] > 0)
+        .collect();
+    let Some(&start) = stuck.iter().min_by_key(|n| &changes[graph[**n]].address) else {
+        return Vec::new();
+    };
+    // Follow edges inside the stuck set until a node repeats.
+    let mut path = vec![start];
+    let mut seen = BTreeMap::from([(start, 0usize)]);
+    let mut current = start;
+    loop {
+        let next = graph
+            .neighbors_directed(current, petgraph::Direction::Outgoing)
+            .filter(|n| stuck.contains(n))
+            .min_by_key(|n| &changes[graph[*n]].address);
+        let Some(next) = next else {
+            break;
+        };
+        if let Some(&at) = seen.get(&next) {
+            let mut cycle: Vec<Address> = path[at..]
+                .iter()
+                .map(|n| changes[graph[*n]].address.clone())
+                .collect();
+            cycle.push(changes[graph[next]].address.clone());
+            return cycle;
+        }
+        seen.insert(next, path.len());
+        path.push(next);
+        current = next;
+    }
+    path.iter()
+        .map(|n| changes[graph[*n]].address.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+
+    fn change(kind: Kind, name: &str, action: Action, deps: &[(Kind, &str)]) -> ResourceChange {
+        ResourceChange {
+            address: Address::new(kind, name),
+            connection: "c".into(),
+            action,
+            reason: None,
+            fields: vec![],
+            unchanged: 0,
+            steps: vec![],
+            before: None,
+            after: None,
+            live: None,
+            task: None,
+            attempt: 0,
+            depends_on: deps.iter().map(|(k, n)| Address::new(*k, *n)).collect(),
+        }
+    }
+
+    fn names(changes: &[ResourceChange]) -> Vec<String> {
+        changes.iter().map(|c| c.address.to_string()).collect()
+    }
+
+    #[test]
+    fn dependencies_first_then_by_address() {
+        let ordered = order_changes(vec![
+            change(
+                Kind::SaltSchedule,
+                "s",
+                Action::Create,
+                &[(Kind::SaltJob, "j")],
+            ),
+            change(
+                Kind::SaltJob,
+                "j",
+                Action::Create,
+                &[(Kind::SaltTarget, "t")],
+            ),
+            change(Kind::SaltTarget, "t", Action::Create, &[]),
+            change(Kind::Sddc, "a", Action::Create, &[]),
+        ])
+        .unwrap();
+        // Kinds order as declared (Sddc before SaltTarget), then by name.
+        assert_eq!(
+            names(&ordered),
+            ["Sddc/a", "SaltTarget/t", "SaltJob/j", "SaltSchedule/s"]
+        );
+    }
+
+    #[test]
+    fn deletes_run_in_reverse() {
+        let ordered = order_changes(vec![
+            change(Kind::SaltTarget, "t", Action::Delete, &[]),
+            change(
+                Kind::SaltJob,
+                "j",
+                Action::Delete,
+                &[(Kind::SaltTarget, "t")],
+            ),
+        ])
+        .unwrap();
+        assert_eq!(names(&ordered), ["SaltJob/j", "SaltTarget/t"]);
+    }
+
+    #[test]
+    fn a_cycle_is_reported_as_a_path() {
+        let err = order_changes(vec![
+            change(Kind::SaltJob, "a", Action::Create, &[(Kind::SaltJob, "b")]),
+            change(Kind::SaltJob, "b", Action::Create, &[(Kind::SaltJob, "a")]),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dependency cycle: SaltJob/a -> SaltJob/b -> SaltJob/a"
+        );
+    }
+}

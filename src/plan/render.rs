@@ -1,0 +1,686 @@
+//! Rendering a plan as text (Terraform's vocabulary), JSON (shaped like `terraform show
+//! -json`) and Markdown (for pull-request comments). Output is deterministic: no timestamps,
+//! percentages or ETAs, so a committed rendering changes only when the plan does.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::{Action, FieldChange, Plan, ResourceChange, is_sensitive_key};
+
+/// The version of the JSON plan format (`format_version`).
+pub const JSON_FORMAT_VERSION: &str = "1.0";
+
+/// Markdown comments must stay below GitHub's 65,536-character limit.
+pub const MARKDOWN_LIMIT: usize = 65_536;
+
+const SENSITIVE: &str = "(sensitive value)";
+
+/// Resources listed by name above the details of a Markdown plan.
+const MARKDOWN_LIST_MAX: usize = 50;
+
+/// Text colours, off unless writing to a terminal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, text: &str, action: Action) -> String {
+        if !self.color {
+            return text.to_string();
+        }
+        let code = match action {
+            Action::Create => "32",
+            Action::Update | Action::Wait => "33",
+            Action::Delete => "31",
+            Action::Replace => "35",
+            Action::NoOp => "0",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+
+    fn bold(self, text: &str) -> String {
+        if self.color {
+            format!("\x1b[1m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+fn symbol(action: Action) -> &'static str {
+    match action {
+        Action::Create => "  +",
+        Action::Update => "  ~",
+        Action::Delete => "  -",
+        Action::Replace => "-/+",
+        Action::Wait => "  …",
+        Action::NoOp => "   ",
+    }
+}
+
+fn legend(action: Action) -> &'static str {
+    match action {
+        Action::Create => "  + create",
+        Action::Update => "  ~ update in-place",
+        Action::Delete => "  - destroy",
+        Action::Replace => "-/+ destroy and then create replacement",
+        Action::Wait => "  … wait for a task already running on the server",
+        Action::NoOp => "",
+    }
+}
+
+fn header(change: &ResourceChange) -> String {
+    let address = &change.address;
+    match change.action {
+        Action::Create => format!("# {address} will be created"),
+        Action::Update => format!("# {address} will be updated in-place"),
+        Action::Delete => format!("# {address} will be destroyed"),
+        Action::Replace => match &change.reason {
+            Some(reason) => format!("# {address} must be replaced: {reason}"),
+            None => format!("# {address} must be replaced"),
+        },
+        Action::Wait => {
+            format!("# {address} has a task in progress on the server; apply will wait for it")
+        }
+        Action::NoOp => format!("# {address} is up to date"),
+    }
+}
+
+/// The summary line.
+pub fn summary_line(plan: &Plan) -> String {
+    let s = plan.summary();
+    let mut line = format!(
+        "Plan: {} to add, {} to change, {} to destroy",
+        s.add, s.change, s.destroy
+    );
+    if s.wait > 0 {
+        let _ = write!(line, ", {} to wait", s.wait);
+    }
+    line.push('.');
+    line
+}
+
+/// Terraform-like text.
+pub fn text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    if !plan.problems.is_empty() {
+        out.push_str("Planning failed.\n");
+        return out;
+    }
+    if !plan.has_changes() {
+        out.push_str("No changes. Your infrastructure matches the configuration.\n");
+        return out;
+    }
+    out.push_str(
+        "Sextant read the live state and found these actions. Resource actions are indicated with the following symbols:\n",
+    );
+    let mut present: Vec<Action> = plan.changes.iter().map(|c| c.action).collect();
+    present.sort();
+    present.dedup();
+    for action in present.into_iter().filter(|a| *a != Action::NoOp) {
+        let _ = writeln!(out, "{}", style.paint(legend(action), action));
+    }
+    out.push_str("\nSextant will perform the following actions:\n");
+    for change in plan.changes.iter().filter(|c| c.is_change()) {
+        out.push('\n');
+        resource_block(&mut out, change, style);
+    }
+    let _ = writeln!(out, "\n{}", style.bold(&summary_line(plan)));
+    out
+}
+
+fn resource_block(out: &mut String, change: &ResourceChange, style: Style) {
+    let _ = writeln!(out, "  {}", style.bold(&header(change)));
+    if change.action == Action::Wait {
+        if let Some(reason) = &change.reason {
+            let _ = writeln!(out, "    # (server reports: {reason})");
+        }
+        return;
+    }
+    if change.action == Action::Update && !change.steps.is_empty() {
+        let _ = writeln!(out, "    # steps: {}", change.steps.join(" → "));
+    }
+    let _ = writeln!(
+        out,
+        "{} {} \"{}\" {{",
+        style.paint(symbol(change.action), change.action),
+        change.address.kind,
+        change.address.name
+    );
+    for field in &change.fields {
+        field_lines(out, field, style);
+    }
+    if change.unchanged > 0 && matches!(change.action, Action::Update | Action::Replace) {
+        let noun = if change.unchanged == 1 {
+            "attribute"
+        } else {
+            "attributes"
+        };
+        let _ = writeln!(
+            out,
+            "        # ({} unchanged {noun} hidden)",
+            change.unchanged
+        );
+    }
+    out.push_str("    }\n");
+}
+
+fn field_lines(out: &mut String, field: &FieldChange, style: Style) {
+    let sensitive = is_sensitive_key(&field.field);
+    let show = |value: &Value| -> String {
+        if sensitive {
+            SENSITIVE.to_string()
+        } else {
+            inline_value(value)
+        }
+    };
+    let forces = if field.forces_replacement {
+        " # forces replacement"
+    } else {
+        ""
+    };
+    match (&field.before, &field.after) {
+        (None, Some(after)) => {
+            let _ = writeln!(
+                out,
+                "      {} {} = {}{forces}",
+                style.paint("+", Action::Create),
+                field.field,
+                show(after)
+            );
+        }
+        (Some(before), None) => {
+            let _ = writeln!(
+                out,
+                "      {} {} = {}",
+                style.paint("-", Action::Delete),
+                field.field,
+                show(before)
+            );
+        }
+        (Some(Value::String(before)), Some(Value::String(after)))
+            if !sensitive && (before.contains('\n') || after.contains('\n')) =>
+        {
+            let _ = writeln!(
+                out,
+                "      {} {} = <<-EOT{forces}",
+                style.paint("~", Action::Update),
+                field.field
+            );
+            let diff = similar::TextDiff::from_lines(before.as_str(), after.as_str());
+            for line in diff.iter_all_changes() {
+                let sign = match line.tag() {
+                    similar::ChangeTag::Delete => "-",
+                    similar::ChangeTag::Insert => "+",
+                    similar::ChangeTag::Equal => " ",
+                };
+                let _ = writeln!(
+                    out,
+                    "          {sign} {}",
+                    line.value().trim_end_matches('\n')
+                );
+            }
+            out.push_str("        EOT\n");
+        }
+        (Some(before), Some(after)) => {
+            let after_text = if sensitive && before != after {
+                "(sensitive value changed)".to_string()
+            } else {
+                show(after)
+            };
+            let _ = writeln!(
+                out,
+                "      {} {} = {} -> {}{forces}",
+                style.paint("~", Action::Update),
+                field.field,
+                show(before),
+                after_text
+            );
+        }
+        (None, None) => {}
+    }
+}
+
+/// A value on one line: strings quoted, objects and arrays as compact JSON.
+fn inline_value(value: &Value) -> String {
+    match value {
+        Value::String(s) if s == super::UNKNOWN => s.clone(),
+        Value::Null => "null".to_string(),
+        other => mask(other).to_string(),
+    }
+}
+
+/// Replaces the values of sensitive keys, leaf by leaf.
+pub fn mask(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if is_sensitive_key(k) && !v.is_object() {
+                        Value::String(SENSITIVE.to_string())
+                    } else {
+                        mask(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(mask).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The JSON plan document (`plan --format json`), shaped like `terraform show -json`.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonPlan {
+    /// Version of this format; a change of the major part breaks readers.
+    pub format_version: String,
+    pub sextant_version: String,
+    /// False when `--target` limited the plan.
+    pub complete: bool,
+    /// True when planning failed for at least one resource (see `errors`).
+    pub errored: bool,
+    /// One entry per declared resource in scope, in execution order.
+    pub resource_changes: Vec<JsonResourceChange>,
+    pub summary: JsonSummary,
+    pub errors: Vec<JsonPlanError>,
+}
+
+/// One resource's planned change.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonResourceChange {
+    /// `Kind/name`.
+    pub address: String,
+    pub kind: String,
+    pub name: String,
+    pub connection: String,
+    pub change: JsonChange,
+    /// Why this action was chosen, when it is not obvious.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_reason: Option<String>,
+}
+
+/// The change itself.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonChange {
+    /// `["create"]`, `["update"]`, `["delete"]`, `["delete","create"]` (replace), `["wait"]`
+    /// or `["no-op"]`.
+    pub actions: Vec<String>,
+    /// The live spec (normalized), or null when the object does not exist.
+    pub before: Option<Value>,
+    /// The desired spec, or null for a delete. Values not known yet are
+    /// `"(known after apply)"`; sensitive values are `"(sensitive value)"`.
+    pub after: Option<Value>,
+    /// Spec fields forcing a replacement, as paths.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replace_paths: Vec<Vec<String>>,
+    /// Steps of an in-place change made of several calls.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+}
+
+/// Counts of the summary line.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonSummary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+    pub wait: usize,
+}
+
+/// A resource that could not be planned.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonPlanError {
+    pub address: String,
+    pub message: String,
+}
+
+/// The JSON Schema of [`JsonPlan`] (committed as `schemas/plan.schema.json`).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(JsonPlan);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Terraform-`show -json`-like document.
+pub fn json(plan: &Plan) -> JsonPlan {
+    let resource_changes = plan
+        .changes
+        .iter()
+        .map(|change| JsonResourceChange {
+            address: change.address.to_string(),
+            kind: change.address.kind.as_str().to_string(),
+            name: change.address.name.clone(),
+            connection: change.connection.clone(),
+            change: JsonChange {
+                actions: change
+                    .action
+                    .json_actions()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect(),
+                before: change
+                    .before
+                    .as_ref()
+                    .filter(|_| change.action != Action::Create)
+                    .map(mask),
+                after: change
+                    .after
+                    .as_ref()
+                    .filter(|_| change.action != Action::Delete)
+                    .map(mask),
+                replace_paths: change
+                    .fields
+                    .iter()
+                    .filter(|f| f.forces_replacement)
+                    .map(|f| vec!["spec".to_string(), f.field.clone()])
+                    .collect(),
+                steps: change.steps.clone(),
+            },
+            action_reason: change.reason.clone(),
+        })
+        .collect();
+    let summary = plan.summary();
+    JsonPlan {
+        format_version: JSON_FORMAT_VERSION.to_string(),
+        sextant_version: env!("CARGO_PKG_VERSION").to_string(),
+        complete: !plan.partial,
+        errored: !plan.problems.is_empty(),
+        resource_changes,
+        summary: JsonSummary {
+            add: summary.add,
+            change: summary.change,
+            destroy: summary.destroy,
+            wait: summary.wait,
+        },
+        errors: plan
+            .problems
+            .iter()
+            .map(|p| JsonPlanError {
+                address: p.address.to_string(),
+                message: p.message.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A pull-request comment: summary line, collapsible details with a ```diff block.
+pub fn markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    if !plan.problems.is_empty() {
+        out.push_str("### ❌ Sextant plan failed\n\n");
+        for problem in &plan.problems {
+            let _ = writeln!(out, "- `{}`: {}", problem.address, problem.message);
+        }
+        return out;
+    }
+    if !plan.has_changes() {
+        out.push_str(
+            "### ✅ Sextant plan: no changes\n\nYour infrastructure matches the configuration.\n",
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "### Sextant plan: {}\n",
+        summary_line(plan).trim_start_matches("Plan: ")
+    );
+    if plan.partial {
+        out.push_str("> **Warning:** this plan is partial (`--target` was used).\n\n");
+    }
+    let listed: Vec<&ResourceChange> = plan.changes.iter().filter(|c| c.is_change()).collect();
+    for change in listed.iter().take(MARKDOWN_LIST_MAX) {
+        let _ = writeln!(
+            out,
+            "- `{}` {}",
+            symbol(change.action).trim(),
+            change.address
+        );
+    }
+    if listed.len() > MARKDOWN_LIST_MAX {
+        let _ = writeln!(out, "- … and {} more", listed.len() - MARKDOWN_LIST_MAX);
+    }
+    let body = text(plan, Style::default());
+    let opening = "\n<details><summary>Show plan</summary>\n\n```diff\n";
+    let closing = "```\n\n</details>\n";
+    let note = "\n… (output truncated to stay within the comment size limit; run `sextant plan` to see it all)\n";
+    let budget =
+        MARKDOWN_LIMIT.saturating_sub(1 + out.len() + opening.len() + closing.len() + note.len());
+    out.push_str(opening);
+    if body.len() <= budget {
+        out.push_str(&diff_markers(&body));
+    } else {
+        let mut used = 0;
+        for line in diff_markers(&body).lines() {
+            if used + line.len() + 1 > budget {
+                break;
+            }
+            out.push_str(line);
+            out.push('\n');
+            used += line.len() + 1;
+        }
+        out.push_str(note);
+    }
+    out.push_str(closing);
+    out
+}
+
+/// Moves the action symbol to the first column so GitHub's `diff` highlighting colours it.
+fn diff_markers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let marker = match trimmed.chars().next() {
+            Some('+') => "+",
+            Some('-') if trimmed.starts_with("-/+") => "!",
+            Some('-') => "-",
+            Some('~') => "!",
+            _ => " ",
+        };
+        let _ = writeln!(out, "{marker} {line}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Address, Kind};
+    use crate::plan::{PlanProblem, ResourceChange, UNKNOWN};
+    use crate::providers::{LiveObject, LiveStatus, TaskHandle};
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn change(kind: Kind, name: &str, action: Action) -> ResourceChange {
+        ResourceChange {
+            address: Address::new(kind, name),
+            connection: "conn".into(),
+            action,
+            reason: None,
+            fields: vec![],
+            unchanged: 0,
+            steps: vec![],
+            before: None,
+            after: None,
+            live: None,
+            task: None,
+            attempt: 0,
+            depends_on: vec![],
+        }
+    }
+
+    fn field(name: &str, before: Option<Value>, after: Option<Value>) -> FieldChange {
+        FieldChange {
+            field: name.into(),
+            before,
+            after,
+            forces_replacement: false,
+        }
+    }
+
+    /// One change of every kind of action the renderer knows.
+    fn every_action() -> Plan {
+        let mut create = change(Kind::SaltJob, "Check disk usage", Action::Create);
+        create.after = Some(
+            json!({"cmd": "local", "fun": "disk.usage", "target": "All Minions", "arg": {"kwarg": {"password": "hunter2"}}}),
+        );
+        create.fields = vec![
+            field("arg", None, Some(json!({"kwarg": {"password": "hunter2"}}))),
+            field("cmd", None, Some(json!("local"))),
+            field("fun", None, Some(json!("disk.usage"))),
+            field("target", None, Some(json!("All Minions"))),
+        ];
+        let mut update = change(Kind::SaltTarget, "web servers", Action::Update);
+        update.before = Some(json!({"desc": "line one\nline two\n"}));
+        update.after = Some(json!({"desc": "line one\nline 2\n"}));
+        update.fields = vec![field(
+            "desc",
+            Some(json!("line one\nline two\n")),
+            Some(json!("line one\nline 2\n")),
+        )];
+        update.unchanged = 1;
+        let mut replace = change(Kind::Sddc, "prod", Action::Replace);
+        replace.before = Some(json!({"region": "US_WEST_2", "num_hosts": 2}));
+        replace.after = Some(json!({"region": "US_EAST_1", "num_hosts": 2}));
+        replace.fields = vec![FieldChange {
+            forces_replacement: true,
+            ..field("region", Some(json!("US_WEST_2")), Some(json!("US_EAST_1")))
+        }];
+        replace.unchanged = 1;
+        let mut failed = change(Kind::Sddc, "broken", Action::Replace);
+        failed.reason = Some("deployment failed".into());
+        failed.after = Some(json!({"region": "US_WEST_2"}));
+        failed.fields = vec![field("region", None, Some(json!("US_WEST_2")))];
+        let mut delete = change(Kind::SaltSchedule, "old schedule", Action::Delete);
+        delete.before = Some(json!({"enabled": true}));
+        delete.fields = vec![field("enabled", Some(json!(true)), None)];
+        let mut wait = change(Kind::Sddc, "deploying", Action::Wait);
+        wait.reason = Some("DEPLOYING".into());
+        wait.task = Some(TaskHandle {
+            kind: Kind::Sddc,
+            id: "task-1".into(),
+            object_id: "sddc-1".into(),
+        });
+        wait.live = Some(LiveObject {
+            kind: Kind::Sddc,
+            name: "deploying".into(),
+            id: "sddc-1".into(),
+            spec: json!({}),
+            attributes: BTreeMap::new(),
+            status: LiveStatus::Busy {
+                task: None,
+                activity: "DEPLOYING".into(),
+            },
+            fingerprint: "x".into(),
+        });
+        let mut cycle = change(Kind::VirtualMachine, "web-01", Action::Update);
+        cycle.steps = vec!["stop".into(), "change CPU/memory".into(), "start".into()];
+        cycle.before = Some(json!({"cpu_count": 2, "power_state": "POWERED_ON"}));
+        cycle.after = Some(json!({"cpu_count": 4, "power_state": "POWERED_ON"}));
+        cycle.fields = vec![field("cpu_count", Some(json!(2)), Some(json!(4)))];
+        cycle.unchanged = 1;
+        let mut unknown = change(Kind::SaltJob, "Configure vCenter", Action::Create);
+        unknown.after = Some(json!({"arg": {"kwarg": {"vcenter": UNKNOWN}}}));
+        unknown.fields = vec![field(
+            "arg",
+            None,
+            Some(json!({"kwarg": {"vcenter": UNKNOWN}})),
+        )];
+        let noop = change(Kind::VirtualMachine, "db-01", Action::NoOp);
+        Plan {
+            changes: vec![
+                create, update, replace, failed, delete, wait, cycle, unknown, noop,
+            ],
+            problems: vec![],
+            partial: false,
+            fingerprints: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn text_of_every_action() {
+        insta::assert_snapshot!(text(&every_action(), Style::default()));
+    }
+
+    #[test]
+    fn json_of_every_action() {
+        insta::assert_json_snapshot!(json(&every_action()));
+    }
+
+    #[test]
+    fn markdown_of_every_action() {
+        insta::assert_snapshot!(markdown(&every_action()));
+    }
+
+    #[test]
+    fn secrets_are_masked_in_every_format() {
+        let plan = every_action();
+        for rendered in [
+            text(&plan, Style::default()),
+            serde_json::to_string(&json(&plan)).unwrap(),
+            markdown(&plan),
+        ] {
+            assert!(!rendered.contains("hunter2"), "{rendered}");
+            assert!(rendered.contains(SENSITIVE));
+        }
+    }
+
+    #[test]
+    fn no_changes_reads_like_terraform() {
+        let plan = Plan::default();
+        assert_eq!(
+            text(&plan, Style::default()),
+            "No changes. Your infrastructure matches the configuration.\n"
+        );
+        assert!(!json(&plan).errored);
+    }
+
+    #[test]
+    fn failed_planning_is_said_in_every_format() {
+        let plan = Plan {
+            problems: vec![PlanProblem {
+                address: Address::new(Kind::Sddc, "x"),
+                message: "two live objects".into(),
+            }],
+            ..Plan::default()
+        };
+        assert_eq!(text(&plan, Style::default()), "Planning failed.\n");
+        assert!(json(&plan).errored);
+        assert!(markdown(&plan).contains("two live objects"));
+    }
+
+    #[test]
+    fn markdown_is_truncated_below_the_comment_limit() {
+        let mut plan = Plan::default();
+        for i in 0..3000 {
+            let mut c = change(Kind::SaltJob, &format!("job {i:04}"), Action::Create);
+            c.fields = vec![field("desc", None, Some(json!("x".repeat(40))))];
+            plan.changes.push(c);
+        }
+        let rendered = markdown(&plan);
+        assert!(rendered.len() < MARKDOWN_LIMIT, "{}", rendered.len());
+        assert!(rendered.contains("output truncated"));
+        assert!(rendered.ends_with("</details>\n"));
+    }
+
+    #[test]
+    fn committed_plan_schema_is_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.schema.json");
+        let committed = std::fs::read_to_string(&path).expect("schemas/plan.schema.json exists");
+        assert!(
+            committed == json_schema(),
+            "schemas/plan.schema.json is stale; regenerate it with:\n    cargo run -- schema --plan > schemas/plan.schema.json"
+        );
+    }
+
+    #[test]
+    fn colour_is_only_added_when_asked() {
+        let plan = every_action();
+        assert!(!text(&plan, Style { color: false }).contains('\x1b'));
+        assert!(text(&plan, Style { color: true }).contains('\x1b'));
+    }
+}
