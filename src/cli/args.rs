@@ -85,10 +85,13 @@ pub struct SimServeArgs {
     /// Simulated seconds per real second (240: a 2-hour SDDC create takes 30 s).
     #[arg(long, default_value_t = 240.0)]
     pub time_scale: f64,
-    /// Preload objects from this YAML or JSON file.
+    /// Preload objects from this YAML or JSON file (sections `csp`, `vmc`, `vsphere`, `raas`,
+    /// `vcd`; each section present replaces that API's default estate). Ignored when the
+    /// `--state` file already exists.
     #[arg(long)]
     pub seed_data: Option<PathBuf>,
-    /// Accept only the credentials listed in this file.
+    /// Accept only the credentials (API tokens, usernames, passwords) listed in this file, one
+    /// per line; blank lines and lines starting with `#` are ignored.
     #[arg(long)]
     pub credentials: Option<PathBuf>,
     /// Seed for injected faults.

@@ -1,7 +1,10 @@
 //! The HTTP layer every provider sends through: one client per connection with its TLS
-//! settings, timeout and concurrency limit; retries on 429/503/504 and transport errors with
-//! backoff honouring `Retry-After`; errors that name method, path, status, the server's
-//! message and request id, never a secret (headers marked sensitive are never logged).
+//! settings (`tls.ca_file`, `tls.insecure` with a warning), timeout and concurrency limit;
+//! retries with capped exponential backoff and jitter, honouring `Retry-After`, on 429,
+//! 503/504 and transport errors for what is safe to resend, plus whatever the provider's
+//! [`RetryRule`] accepts (VMC `retryable: true`); a debug line per request (method, path,
+//! status, duration). Errors name method, path, status, the server's message and request id,
+//! never a secret or a query string (credential headers are marked sensitive and never logged).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -366,7 +369,7 @@ impl HttpClient {
             }
             match retry_decision(&request, &result) {
                 Some(hint) if attempt < self.max_retries => {
-                    let delay = hint.unwrap_or_else(|| backoff(attempt));
+                    let delay = hint.map_or_else(|| backoff(attempt), with_jitter);
                     tracing::debug!(
                         connection = %self.connection,
                         method = %request.method,
@@ -564,6 +567,13 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(delay.min(MAX_RETRY_AFTER))
 }
 
+/// The server's `Retry-After` plus up to a tenth more (at most 1 s), so clients told the same
+/// delay do not all come back at once. Never earlier than asked.
+fn with_jitter(delay: Duration) -> Duration {
+    let spread = (delay.as_millis() / 10).min(1000) as u64;
+    delay + Duration::from_millis(rand::random_range(0..=spread))
+}
+
 /// Capped exponential backoff with jitter: ~0.5 s, 1 s, 2 s, … up to 30 s.
 fn backoff(attempt: u32) -> Duration {
     let base = 500u64.saturating_mul(1 << attempt.min(6)).min(30_000);
@@ -644,6 +654,15 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert("retry-after", HeaderValue::from_static("86400"));
         assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn retry_after_gets_jitter_but_never_less() {
+        for _ in 0..50 {
+            let delay = with_jitter(Duration::from_secs(5));
+            assert!(delay >= Duration::from_secs(5) && delay <= Duration::from_millis(5500));
+        }
+        assert_eq!(with_jitter(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]
