@@ -488,52 +488,72 @@ async fn set_faults(handle: &SimHandle, faults: Value) {
     );
 }
 
+/// The simulator really dropped a committed reply (the fault was used up).
+async fn assert_drop_consumed(handle: &SimHandle) {
+    let faults: Value = reqwest::get(format!("{}/_sim/faults", handle.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(faults["drop_next_mutations"], 0, "{faults}");
+}
+
 #[tokio::test]
 async fn creates_whose_reply_is_dropped_after_commit_never_duplicate() {
     let sim = start_sim().await;
     let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
     provider.list(Kind::SaltTarget, &[]).await.unwrap();
-    for mode in ["gateway_timeout", "reset"] {
-        let name = format!("dropped-{mode}");
-        set_faults(&sim, json!({"drop_next_mutations": 1, "drop_mode": mode})).await;
-        let outcome = create(
-            &provider,
+    let cases = [
+        (
+            "gateway_timeout",
             Kind::SaltTarget,
-            &name,
+            "dropped-target-504",
             json!({"tgt": {"*": {"tgt_type": "glob", "tgt": "d*"}}}),
-        )
-        .await
-        .unwrap();
-        let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+        ),
+        (
+            "reset",
+            Kind::SaltTarget,
+            "dropped-target-reset",
+            json!({"tgt": {"*": {"tgt_type": "glob", "tgt": "r*"}}}),
+        ),
+        (
+            "gateway_timeout",
+            Kind::SaltSchedule,
+            "dropped-schedule",
+            json!({"job": "Ping all minions", "target": "All Minions", "schedule": {"hours": 1}}),
+        ),
+        (
+            "reset",
+            Kind::SaltSchedule,
+            "dropped-schedule-reset",
+            json!({"job": "Ping all minions", "target": "All Minions", "schedule": {"hours": 2}}),
+        ),
+        // A job carries its own uuid: it is simply sent again.
+        (
+            "gateway_timeout",
+            Kind::SaltJob,
+            "dropped-job",
+            json!({"cmd": "local", "fun": "test.ping"}),
+        ),
+        (
+            "reset",
+            Kind::SaltJob,
+            "dropped-job-reset",
+            json!({"cmd": "local", "fun": "test.ping"}),
+        ),
+    ];
+    for (mode, kind, name, spec) in cases {
+        set_faults(&sim, json!({"drop_next_mutations": 1, "drop_mode": mode})).await;
+        let outcome = create(&provider, kind, name, spec).await.unwrap();
+        assert_drop_consumed(&sim).await;
+        let live = provider.list(kind, &[]).await.unwrap();
         assert_eq!(
-            find(&targets, &name).id,
+            find(&live, name).id,
             uuid_of(&outcome),
-            "adopted, not created twice"
+            "{kind}/{name} created once"
         );
     }
-    set_faults(&sim, json!({"drop_next_mutations": 1})).await;
-    create(
-        &provider,
-        Kind::SaltSchedule,
-        "dropped-schedule",
-        json!({"job": "Ping all minions", "target": "All Minions", "schedule": {"hours": 1}}),
-    )
-    .await
-    .unwrap();
-    // A job carries its own uuid: it is simply sent again.
-    set_faults(&sim, json!({"drop_next_mutations": 1})).await;
-    create(
-        &provider,
-        Kind::SaltJob,
-        "dropped-job",
-        json!({"cmd": "local", "fun": "test.ping"}),
-    )
-    .await
-    .unwrap();
-    let schedules = provider.list(Kind::SaltSchedule, &[]).await.unwrap();
-    find(&schedules, "dropped-schedule");
-    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
-    find(&jobs, "dropped-job");
 }
 
 #[tokio::test]
@@ -960,4 +980,33 @@ async fn vcd_tenant_tokens_page_and_revoke_through_a_task() {
     let names = vcd_names(&orgadmin).await;
     assert_eq!(names.len(), 24);
     assert!(!names.contains(&"t07".to_string()));
+}
+
+#[tokio::test]
+async fn a_batch_whose_reply_is_lost_is_settled_without_duplicates() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    let addresses: Vec<Address> = ["b1", "b2", "b3"]
+        .iter()
+        .map(|name| Address::new(Kind::SaltTarget, *name))
+        .collect();
+    let spec = json!({"tgt": {"*": {"tgt_type": "glob", "tgt": "b*"}}});
+    let requests: Vec<CreateRequest<'_>> = addresses
+        .iter()
+        .map(|address| CreateRequest {
+            address,
+            spec: &spec,
+            idempotency_key: uuid::Uuid::new_v4(),
+            base_dir: Path::new("."),
+        })
+        .collect();
+    set_faults(&sim, json!({"drop_next_mutations": 1})).await;
+    let results = provider.save_many(&requests).await.unwrap();
+    assert_drop_consumed(&sim).await;
+    let live = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    for (address, result) in addresses.iter().zip(results) {
+        let outcome = result.unwrap();
+        assert_eq!(find(&live, &address.name).id, uuid_of(&outcome));
+    }
 }
