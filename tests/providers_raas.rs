@@ -465,12 +465,49 @@ async fn no_secret_appears_in_trace_output_or_errors() {
         .list(Kind::SaltJob, &[])
         .await
         .unwrap_err();
+
+    // Cloud RaaS: the CSP API token and the access tokens it was exchanged for.
+    let cloud_provider = RaasProvider::new(&cloud(&sim.base_url, "csp-Trace-77q")).unwrap();
+    let cloud_objects = cloud_provider.list(Kind::SaltJob, &[]).await.unwrap();
+
+    // Cloud Director: the password session, the issued secret and its refresh grant.
+    sim.sim.state.lock().await.vcd = VcdState::default_estate();
+    let vcd = VcdProvider::new(&vcd_user(&sim.base_url, "System", "administrator")).unwrap();
+    let issued = create(&vcd, Kind::VcdApiToken, "traced", json!({}))
+        .await
+        .unwrap();
+    let (_, vcd_secret) = secret_of(&issued);
+    let mut by_token = connection(SystemType::Vcd, &sim.base_url);
+    by_token.api_token = Some(SecretSource::Fixed(SecretValue::new(vcd_secret.clone())));
+    let tokens = VcdProvider::new(&Connection {
+        name: "vcd-token".to_string(),
+        config: by_token,
+        location: SourceLocation::default(),
+    })
+    .unwrap()
+    .list(Kind::VcdApiToken, &[])
+    .await
+    .unwrap();
+    assert_eq!(tokens.len(), 1);
+
     let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
     assert!(text.contains("logged in to raas"), "tracing was captured");
-    let shown = format!("{text} {outcome:?} {objects:?} {err} {err:?}");
-    let xsrf = sim.sim.state.lock().await.raas.xsrf_token.clone();
-    for secret in [PASSWORD, "invalid-Zq81", xsrf.as_str()] {
-        assert!(!shown.contains(secret), "a secret leaked");
+    assert!(text.contains("TRACE"), "TRACE events were captured");
+    let shown = format!(
+        "{text} {outcome:?} {objects:?} {err} {err:?} {cloud_objects:?} {issued:?} {tokens:?}"
+    );
+    let state = sim.sim.state.lock().await;
+    let mut secrets = vec![
+        PASSWORD.to_string(),
+        "invalid-Zq81".to_string(),
+        "csp-Trace-77q".to_string(),
+        vcd_secret,
+        state.raas.xsrf_token.clone(),
+    ];
+    secrets.extend(state.csp.access_tokens.keys().cloned());
+    assert!(secrets.len() > 5, "access tokens were issued");
+    for secret in &secrets {
+        assert!(!shown.contains(secret.as_str()), "a secret leaked");
     }
 }
 
@@ -1009,4 +1046,91 @@ async fn a_batch_whose_reply_is_lost_is_settled_without_duplicates() {
         let outcome = result.unwrap();
         assert_eq!(find(&live, &address.name).id, uuid_of(&outcome));
     }
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_login() {
+    let sim = start_sim().await;
+    for conn in [onprem(&sim.base_url), cloud(&sim.base_url, "csp-shared-1")] {
+        let provider = Arc::new(RaasProvider::new(&conn).unwrap());
+        let before = counters(&sim).await;
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let provider = provider.clone();
+                tokio::spawn(async move { provider.list(Kind::SaltTarget, &[]).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        let after = counters(&sim).await;
+        // One GET and one POST of `/account/login`, then the 8 RPCs.
+        assert_eq!(
+            count_of(&after, "raas") - count_of(&before, "raas"),
+            10,
+            "{after}"
+        );
+        assert!(
+            count_of(&after, "csp") - count_of(&before, "csp") <= 1,
+            "{after}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cloud_sessions_survive_xsrf_rotation() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&cloud(&sim.base_url, "csp-rotate-2")).unwrap();
+    provider.list(Kind::SaltJob, &[]).await.unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/_sim/raas/rotate-xsrf", sim.base_url))
+        .send()
+        .await
+        .unwrap();
+    let before = counters(&sim).await;
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    find(&jobs, "Ping all minions");
+    let after = counters(&sim).await;
+    // The refused RPC, a fresh XSRF bootstrap and login, the RPC again; no new exchange.
+    assert_eq!(
+        count_of(&after, "raas") - count_of(&before, "raas"),
+        4,
+        "{after}"
+    );
+    assert_eq!(
+        count_of(&after, "csp") - count_of(&before, "csp"),
+        0,
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn tenant_api_tokens_use_the_tenant_grant_url() {
+    let sim = start_vcd_sim().await;
+    let orgadmin = VcdProvider::new(&vcd_user(&sim.base_url, "acme", "orgadmin")).unwrap();
+    let (_, secret) = secret_of(
+        &create(&orgadmin, Kind::VcdApiToken, "tenant-ci", json!({}))
+            .await
+            .unwrap(),
+    );
+    let mut config = connection(SystemType::Vcd, &sim.base_url);
+    config.org = "acme".to_string();
+    config.api_token = Some(SecretSource::Fixed(SecretValue::new(secret)));
+    let by_token = VcdProvider::new(&Connection {
+        name: "acme-token".to_string(),
+        config: config.clone(),
+        location: SourceLocation::default(),
+    })
+    .unwrap();
+    assert_eq!(vcd_names(&by_token).await, vec!["tenant-ci".to_string()]);
+    // The same token at the provider URL belongs to the wrong org and is refused.
+    config.org = "System".to_string();
+    let wrong_org = VcdProvider::new(&Connection {
+        name: "wrong-org".to_string(),
+        config,
+        location: SourceLocation::default(),
+    })
+    .unwrap();
+    let err = wrong_org.list(Kind::VcdApiToken, &[]).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Auth { .. }), "{err}");
 }
