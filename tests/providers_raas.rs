@@ -340,8 +340,8 @@ async fn xsrf_rotation_and_session_expiry_mid_sequence_log_in_again() {
     let after_rotation = provider.list(Kind::SaltTarget, &[]).await.unwrap();
     assert!(after_rotation.iter().any(|t| t.name == "All Minions"));
 
-    // Every JWT and session expires at once: the next call gets 401 and logs in again.
-    sim.sim.state.lock().await.raas.sessions.clear();
+    // Simulated time passes every JWT's expiry: the next call gets 401 and logs in again.
+    advance_clock(&sim, 2 * 3600).await;
     create(
         &provider,
         Kind::SaltTarget,
@@ -511,6 +511,16 @@ async fn no_secret_appears_in_trace_output_or_errors() {
     }
 }
 
+async fn advance_clock(handle: &SimHandle, seconds: u64) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/_sim/clock/advance", handle.base_url))
+        .json(&json!({"seconds": seconds}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+}
+
 async fn set_faults(handle: &SimHandle, faults: Value) {
     let response = reqwest::Client::new()
         .put(format!("{}/_sim/faults", handle.base_url))
@@ -613,8 +623,9 @@ async fn cloud_login_uses_the_csp_bearer_and_survives_access_token_expiry() {
         "{after}"
     );
 
-    // Every access token expires: the next RPC gets 401, the client exchanges again once.
-    sim.sim.state.lock().await.csp.access_tokens.clear();
+    // Simulated time passes the access token's expiry (the client's own clock has not):
+    // the next RPC gets 401 and the client exchanges the API token again, once.
+    advance_clock(&sim, 2 * 3600).await;
     let outcome = create(
         &provider,
         Kind::SaltTarget,
@@ -928,6 +939,17 @@ async fn vcd_tokens_are_created_listed_used_and_revoked() {
     assert_eq!(live[0].id, id);
     assert_eq!(live[0].spec, json!({}));
     assert_eq!(live[0].attributes["id"], id);
+    // The session JWT expires in simulated time: the next call logs in again.
+    advance_clock(&sim, 2 * 3600).await;
+    let before = counters(&sim).await;
+    assert_eq!(vcd_names(&admin).await, vec!["ci".to_string()]);
+    let after = counters(&sim).await;
+    // The refused list, a new session, the list again.
+    assert_eq!(
+        count_of(&after, "vcd") - count_of(&before, "vcd"),
+        3,
+        "{after}"
+    );
 
     // The issued secret is an API token: a connection using it lists its owner's tokens.
     let mut with_token = connection(SystemType::Vcd, &sim.base_url);
