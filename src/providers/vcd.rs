@@ -570,6 +570,11 @@ impl Provider for VcdProvider {
                     .all(|t| t.id != id);
                 if gone {
                     Ok(Outcome::done())
+                } else if login == Login::Default {
+                    Err(response.error(format!(
+                        "{}; revoking API tokens needs `username` and `password` on the connection",
+                        vcd_message(&response)
+                    )))
                 } else {
                     Err(response.error(vcd_message(&response)))
                 }
