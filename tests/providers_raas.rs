@@ -1156,3 +1156,57 @@ async fn tenant_api_tokens_use_the_tenant_grant_url() {
     let err = wrong_org.list(Kind::VcdApiToken, &[]).await.unwrap_err();
     assert!(matches!(err, ProviderError::Auth { .. }), "{err}");
 }
+
+/// A VCF 9 "Salt for VCF Components" server: only the `/raas/...` paths exist.
+#[tokio::test]
+async fn the_vcf_raas_paths_are_used_when_the_plain_ones_are_missing() {
+    use axum::routing::{get, post};
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (l1, l2, l3) = (log.clone(), log.clone(), log.clone());
+    let app = axum::Router::new()
+        .route(
+            "/raas/account/login",
+            get(move || async move {
+                l1.lock()
+                    .unwrap()
+                    .push("GET /raas/account/login".to_string());
+                ([("set-cookie", "_xsrf=v1; Path=/")], "{}")
+            })
+            .post(move |body: axum::Json<Value>| async move {
+                l2.lock().unwrap().push(format!(
+                    "POST /raas/account/login config_name={}",
+                    body["config_name"]
+                ));
+                axum::Json(json!({"jwt": "h.e30.s", "attributes": {"username": "root"}}))
+            }),
+        )
+        .route(
+            "/raas/rpc",
+            post(move |headers: axum::http::HeaderMap| async move {
+                let auth = headers["authorization"].to_str().unwrap().to_string();
+                l3.lock().unwrap().push(format!("POST /raas/rpc {auth}"));
+                axum::Json(
+                    json!({"ret": {"count": 0, "limit": 1000, "results": []}, "error": null}),
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let provider = RaasProvider::new(&onprem(&url)).unwrap();
+    assert!(
+        provider
+            .list(Kind::SaltTarget, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![
+            "GET /raas/account/login".to_string(),
+            "POST /raas/account/login config_name=\"internal\"".to_string(),
+            "POST /raas/rpc JWT h.e30.s".to_string(),
+        ]
+    );
+}
