@@ -1210,3 +1210,28 @@ async fn the_vcf_raas_paths_are_used_when_the_plain_ones_are_missing() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_html_login_page_instead_of_json_means_logging_in_again() {
+    let sim = start_sim().await;
+    sim.sim
+        .state
+        .lock()
+        .await
+        .raas
+        .options
+        .html_login_page_when_unauthenticated = true;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    advance_clock(&sim, 2 * 3600).await;
+    let before = counters(&sim).await;
+    let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    find(&targets, "All Minions");
+    let after = counters(&sim).await;
+    // The login page, a new XSRF bootstrap and login, the RPC again.
+    assert_eq!(
+        count_of(&after, "raas") - count_of(&before, "raas"),
+        4,
+        "{after}"
+    );
+}
