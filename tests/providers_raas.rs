@@ -1235,3 +1235,66 @@ async fn an_html_login_page_instead_of_json_means_logging_in_again() {
         "{after}"
     );
 }
+
+/// A RaaS whose `get_jobs` serves at most 100 results but echoes the requested `limit`, and
+/// whose job count can change between pages.
+mod echoing_raas {
+    use super::*;
+    use axum::routing::{get, post};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    pub struct Server {
+        pub url: String,
+        pub total: Arc<AtomicU64>,
+        pub pages: Arc<Mutex<Vec<(u64, u64)>>>,
+    }
+
+    pub async fn start() -> Server {
+        let total = Arc::new(AtomicU64::new(250));
+        let pages: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+        let (t, p) = (total.clone(), pages.clone());
+        let app = axum::Router::new()
+            .route(
+                "/account/login",
+                get(|| async { ([("set-cookie", "_xsrf=e1; Path=/")], "{}") })
+                    .post(|| async { axum::Json(json!({"jwt": "h.e30.s"})) }),
+            )
+            .route(
+                "/rpc",
+                post(move |body: axum::Json<Value>| async move {
+                    let limit = body["kwarg"]["limit"].as_u64().unwrap();
+                    let page = body["kwarg"]["page"].as_u64().unwrap();
+                    p.lock().unwrap().push((page, limit));
+                    let count = t.load(Ordering::SeqCst);
+                    let size = limit.min(100);
+                    let results: Vec<Value> = (page * size..((page + 1) * size).min(count))
+                        .map(|i| json!({"uuid": format!("u{i}"), "name": format!("j{i}")}))
+                        .collect();
+                    // One more job appears after the first page was served.
+                    if page == 0 && count == 251 {
+                        t.store(252, Ordering::SeqCst);
+                    }
+                    axum::Json(json!({"ret": {"count": count, "limit": limit, "results": results}, "error": null}))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Server { url, total, pages }
+    }
+}
+
+#[tokio::test]
+async fn pages_follow_what_the_server_served_and_a_changing_count_fails_loudly() {
+    let server = echoing_raas::start().await;
+    let provider = RaasProvider::new(&onprem(&server.url)).unwrap();
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    assert_eq!(jobs.len(), 250);
+    let mut pages = server.pages.lock().unwrap().clone();
+    pages.sort();
+    assert_eq!(pages, vec![(0, 1000), (1, 100), (2, 100)]);
+
+    server.total.store(251, std::sync::atomic::Ordering::SeqCst);
+    let err = provider.list(Kind::SaltJob, &[]).await.unwrap_err();
+    assert!(err.to_string().contains("changed while paging"), "{err}");
+}
