@@ -147,7 +147,9 @@ async fn onprem_login_lists_the_seeded_estate_in_manifest_shape() {
 #[tokio::test]
 async fn constructing_a_provider_never_contacts_the_server() {
     // Nothing listens on this port: `new` must still succeed.
-    let provider = RaasProvider::new(&onprem("http://127.0.0.1:9")).unwrap();
+    let mut conn = onprem("http://127.0.0.1:9");
+    conn.config.max_retries = 0;
+    let provider = RaasProvider::new(&conn).unwrap();
     let err = provider.list(Kind::SaltTarget, &[]).await.unwrap_err();
     assert!(matches!(err, ProviderError::Transport { .. }), "{err}");
 }
