@@ -314,6 +314,170 @@ async fn vmc_rejects_missing_unknown_and_expired_tokens_with_401() {
     assert_error_response(&expired.json().await.unwrap(), 401);
 }
 
+/// Every VMC endpoint, with a body where it takes one.
+fn vmc_endpoints(
+    org: &str,
+    sddc: &str,
+    task: &str,
+) -> Vec<(reqwest::Method, String, Option<Value>)> {
+    use reqwest::Method;
+    let o = format!("/vmc/api/orgs/{org}");
+    vec![
+        (Method::GET, "/vmc/api/orgs".to_owned(), None),
+        (Method::GET, o.clone(), None),
+        (Method::GET, format!("{o}/sddcs"), None),
+        (Method::POST, format!("{o}/sddcs"), Some(sddc_body("x", 2))),
+        (Method::GET, format!("{o}/sddcs/provision-spec"), None),
+        (Method::GET, format!("{o}/sddcs/{sddc}"), None),
+        (
+            Method::PATCH,
+            format!("{o}/sddcs/{sddc}"),
+            Some(json!({"name": "y"})),
+        ),
+        (Method::DELETE, format!("{o}/sddcs/{sddc}"), None),
+        (
+            Method::POST,
+            format!("{o}/sddcs/{sddc}/esxs"),
+            Some(json!({"num_hosts": 1})),
+        ),
+        (
+            Method::GET,
+            format!("{o}/sddcs/{sddc}/primarycluster"),
+            None,
+        ),
+        (Method::POST, format!("{o}/sddcs/{sddc}/convert"), None),
+        (Method::GET, format!("{o}/tasks"), None),
+        (Method::GET, format!("{o}/tasks/{task}"), None),
+        (
+            Method::POST,
+            format!("{o}/tasks/{task}?action=cancel"),
+            None,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_vmc_endpoint_answers_401_to_missing_bogus_and_expired_tokens() {
+    let sim = start_with(SimConfig {
+        time_scale: 1.0,
+        token_ttl: Duration::from_secs(60),
+        ..SimConfig::default()
+    })
+    .await;
+    let vmc = Vmc::new(&sim).await;
+    let (sddc, task) = vmc.create(sddc_body("target", 2)).await;
+    advance(&sim, 61).await;
+    for (method, path, body) in vmc_endpoints(&vmc.org, &sddc, &task) {
+        for token in [None, Some("bogus"), Some(vmc.token.as_str())] {
+            let mut request = client().request(method.clone(), format!("{}{path}", sim.base_url));
+            if let Some(token) = token {
+                request = request.header("csp-auth-token", token);
+            }
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {token:?}"
+            );
+            assert!(response.headers().contains_key("www-authenticate"));
+            assert_error_response(&response.json().await.unwrap(), 401);
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_vmc_sddc_and_task_endpoint_answers_404_for_unknown_ids() {
+    let sim = start().await;
+    let vmc = Vmc::new(&sim).await;
+    let unknown = "11111111-2222-4333-8444-555555555555";
+    for (method, path, body) in vmc_endpoints(&vmc.org, unknown, unknown) {
+        if !path.contains(unknown) {
+            continue;
+        }
+        let path = path
+            .trim_start_matches(&format!("/vmc/api/orgs/{}", vmc.org))
+            .to_owned();
+        let (status, error) = vmc.call(method.clone(), &path, body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_error_response(&error, 404);
+    }
+}
+
+#[tokio::test]
+async fn vmc_mutations_reject_invalid_bodies_and_busy_sddcs() {
+    let sim = start().await;
+    let vmc = Vmc::new(&sim).await;
+    let mut body = sddc_body("one", 1);
+    body["sddc_type"] = json!("1NODE");
+    let single = vmc.ready_sddc(&sim, body).await;
+    let multi = vmc.ready_sddc(&sim, sddc_body("three", 3)).await;
+    let invalid = [
+        (
+            reqwest::Method::PATCH,
+            format!("/sddcs/{multi}"),
+            json!({"name": 5}),
+        ),
+        (reqwest::Method::PATCH, format!("/sddcs/{multi}"), json!({})),
+        (
+            reqwest::Method::POST,
+            format!("/sddcs/{multi}/esxs"),
+            json!({"num_hosts": "two"}),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/sddcs/{multi}/esxs"),
+            json!({"num_hosts": 0}),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/sddcs/{single}/convert"),
+            json!({"num_hosts": "x"}),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/sddcs/{single}/convert"),
+            json!({"num_hosts": 2}),
+        ),
+        (reqwest::Method::POST, "/sddcs".to_owned(), json!([1, 2])),
+    ];
+    for (method, path, body) in invalid {
+        let (status, error) = vmc.call(method.clone(), &path, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path} {body}");
+        assert_error_response(&error, 400);
+    }
+    // Busy: a conversion in flight blocks every other mutation.
+    let (status, _) = vmc
+        .post(&format!("/sddcs/{single}/convert"), json!({"num_hosts": 3}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    for (method, path, body) in [
+        (
+            reqwest::Method::POST,
+            format!("/sddcs/{single}/convert"),
+            None,
+        ),
+        (reqwest::Method::DELETE, format!("/sddcs/{single}"), None),
+        (
+            reqwest::Method::POST,
+            format!("/sddcs/{single}/esxs"),
+            Some(json!({"num_hosts": 1})),
+        ),
+    ] {
+        let (status, error) = vmc.call(method.clone(), &path, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}");
+        assert!(
+            error["error_messages"][0]
+                .as_str()
+                .unwrap()
+                .contains("Concurrent update"),
+            "{error}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn vmc_lists_and_gets_the_token_org_and_refuses_others() {
     let sim = start().await;
@@ -513,6 +677,21 @@ async fn vmc_repeated_sddc_id_can_return_the_original_task() {
     let (status, second) = vmc.post("/sddcs", body).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(first["id"], second["id"]);
+}
+
+#[tokio::test]
+async fn vmc_provision_spec_lists_regions_and_host_counts() {
+    let sim = start().await;
+    let vmc = Vmc::new(&sim).await;
+    let (status, spec) = vmc.get("/sddcs/provision-spec").await;
+    assert_eq!(status, StatusCode::OK);
+    let aws = &spec["provider"]["AWS"];
+    assert!(
+        aws["region_display_names"]["US_WEST_2"].is_string(),
+        "{spec}"
+    );
+    let hosts = &aws["sddc_type_config_spec"]["DEFAULT"]["availability"]["US_WEST_2"][0]["hosts"];
+    assert_eq!(hosts[0], 2);
 }
 
 #[tokio::test]
@@ -1077,6 +1256,95 @@ async fn vsphere_session_lifecycle_with_header_and_cookie() {
     }
     let none = client().post(&url).send().await.unwrap();
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn every_vsphere_endpoint_needs_a_session_and_knows_unknown_vms() {
+    use reqwest::Method;
+    let sim = start().await;
+    let s = vsphere_session(&sim).await;
+    let endpoints = |vm: &str| {
+        vec![
+            (Method::GET, "/rest/vcenter/vm".to_owned(), None),
+            (Method::GET, format!("/rest/vcenter/vm/{vm}"), None),
+            (Method::GET, format!("/rest/vcenter/vm/{vm}/power"), None),
+            (
+                Method::POST,
+                format!("/rest/vcenter/vm/{vm}/power/start"),
+                None,
+            ),
+            (
+                Method::POST,
+                format!("/rest/vcenter/vm/{vm}/power/stop"),
+                None,
+            ),
+            (
+                Method::POST,
+                format!("/rest/vcenter/vm/{vm}/power/suspend"),
+                None,
+            ),
+            (
+                Method::POST,
+                format!("/rest/vcenter/vm/{vm}/power/reset"),
+                None,
+            ),
+            (
+                Method::GET,
+                format!("/rest/vcenter/vm/{vm}/hardware/cpu"),
+                None,
+            ),
+            (
+                Method::PATCH,
+                format!("/rest/vcenter/vm/{vm}/hardware/cpu"),
+                Some(json!({"spec": {"count": 2}})),
+            ),
+            (
+                Method::GET,
+                format!("/rest/vcenter/vm/{vm}/hardware/memory"),
+                None,
+            ),
+            (
+                Method::PATCH,
+                format!("/rest/vcenter/vm/{vm}/hardware/memory"),
+                Some(json!({"spec": {"size_MiB": 4096}})),
+            ),
+            (Method::GET, format!("/api/vcenter/vm/{vm}"), None),
+            (
+                Method::POST,
+                format!("/api/vcenter/vm/{vm}/power?action=start"),
+                None,
+            ),
+        ]
+    };
+    for (method, path, body) in endpoints("vm-1001") {
+        for session in [None, Some("not-a-session")] {
+            let mut request = client().request(method.clone(), format!("{}{path}", sim.base_url));
+            if let Some(session) = session {
+                request = request.header("vmware-api-session-id", session);
+            }
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}"
+            );
+        }
+    }
+    for (method, path, body) in endpoints("vm-404") {
+        if !path.contains("vm-404") {
+            continue;
+        }
+        let (status, error) = vsphere(&sim, &s, method.clone(), &path, body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        if path.starts_with("/rest") {
+            assert_vapi_error(&error, "not_found");
+        } else {
+            assert_eq!(error["error_type"], "NOT_FOUND");
+        }
+    }
 }
 
 #[tokio::test]

@@ -30,6 +30,9 @@ pub struct GlobalArgs {
     /// Run against the embedded simulator (state kept in .sextant/sim-state.json).
     #[arg(long, global = true)]
     pub sim: bool,
+    /// With --sim: simulated seconds per real second (240: a 2-hour SDDC create takes 30 s).
+    #[arg(long, global = true, default_value_t = 240.0, value_name = "N")]
+    pub sim_time_scale: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,8 +57,10 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the dependency graph of the manifests (Graphviz dot or Mermaid).
     Graph(GraphArgs),
-    /// Print the JSON Schema of a manifest document.
-    Schema,
+    /// Print the JSON Schema of a manifest document (or, with --plan, of `plan --format json`).
+    ///
+    /// Example: sextant schema > schemas/manifest.schema.json
+    Schema(SchemaArgs),
     /// Run the simulator of the vendor APIs.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -171,4 +176,11 @@ pub struct GraphArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
     pub format: GraphFormatArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// Print the schema of the JSON plan instead of the manifest schema.
+    #[arg(long)]
+    pub plan: bool,
 }

@@ -91,7 +91,7 @@ async fn dispatch(
         Command::Apply(args) => apply_cmd::run(args, global, reporter).await,
         Command::Validate(args) => validate_cmd::run(&args, reporter),
         Command::Graph(args) => graph_cmd::run(&args, reporter),
-        Command::Schema => schema_cmd::run(),
+        Command::Schema(args) => schema_cmd::run(args.plan),
         Command::Sim(args) => sim_cmd::run(args, reporter).await,
     }
 }

@@ -47,14 +47,14 @@ impl Workspace {
     pub async fn open(
         paths: &[PathBuf],
         targets: &[String],
-        use_sim: bool,
+        sim: Option<f64>,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
         let mut model = load_model(paths, reporter)?;
         let targets = parse_targets(&model, targets)?;
         let scope = plan::scope(&model, &targets);
-        let sim = if use_sim {
-            let handle = start_sim().await?;
+        let sim = if let Some(time_scale) = sim {
+            let handle = start_sim(time_scale).await?;
             point_at_sim(&mut model, &handle.base_url);
             Some(handle)
         } else {
@@ -111,7 +111,12 @@ fn parse_targets(model: &Model, targets: &[String]) -> Result<Vec<Address>, Fail
     Ok(out)
 }
 
-async fn start_sim() -> Result<SimHandle, Failure> {
+async fn start_sim(time_scale: f64) -> Result<SimHandle, Failure> {
+    if !(time_scale > 0.0 && time_scale.is_finite()) {
+        return Err(Failure::new(format!(
+            "`--sim-time-scale` must be a positive number, not {time_scale}"
+        )));
+    }
     let state = PathBuf::from(SIM_STATE_FILE);
     if let Some(dir) = state.parent() {
         std::fs::create_dir_all(dir)
@@ -119,6 +124,7 @@ async fn start_sim() -> Result<SimHandle, Failure> {
     }
     let config = SimConfig {
         state_file: Some(state),
+        time_scale,
         ..SimConfig::default()
     };
     Ok(crate::sim::start(config).await?)

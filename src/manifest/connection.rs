@@ -369,3 +369,157 @@ impl ConnectionReader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::validate::tests::load;
+    use crate::model::{Model, SecretSource};
+
+    fn connection(spec: &str) -> Result<Model, Vec<String>> {
+        load(&[(
+            "c.yaml",
+            &format!("kind: Connection\nname: c\nspec:\n{spec}"),
+        )])
+    }
+
+    fn errors(spec: &str) -> Vec<String> {
+        connection(spec).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_are_applied() {
+        let model = connection("  type: vmc\n  api_token: {env: T}\n").unwrap();
+        let config = &model.connections["c"].config;
+        assert_eq!(config.url, "https://vmc.vmware.com");
+        assert_eq!(config.csp_url, "https://console.cloud.vmware.com");
+        assert_eq!(config.timeout.as_secs(), 30);
+        assert_eq!(config.max_retries, 5);
+        assert_eq!(config.max_concurrency, 10);
+        assert_eq!(config.refresh_before_expiry.as_secs(), 120);
+        assert_eq!(config.api_token, Some(SecretSource::Env("T".into())));
+    }
+
+    #[test]
+    fn settings_override_defaults_and_urls_lose_trailing_slashes() {
+        let model = connection(
+            "  type: vcd\n  url: https://vcd.example.com/\n  api_token: {file: tok}\n  org: acme\n  api_version: '38.0'\n  timeout: 2m\n  max_retries: 0\n  max_concurrency: 3\n  refresh_before_expiry: 5m\n  tls: {ca_file: ca.pem, insecure: true}\n",
+        )
+        .unwrap();
+        let config = &model.connections["c"].config;
+        assert_eq!(config.url, "https://vcd.example.com");
+        assert_eq!(config.org, "acme");
+        assert_eq!(config.api_version, "38.0");
+        assert_eq!(config.timeout.as_secs(), 120);
+        assert_eq!(config.max_retries, 0);
+        assert_eq!(config.max_concurrency, 3);
+        assert!(config.tls.insecure);
+        let ca = config.tls.ca_file.clone().unwrap();
+        assert!(ca.is_absolute() && ca.ends_with("ca.pem"), "{ca:?}");
+        assert!(matches!(&config.api_token, Some(SecretSource::File(p)) if p.is_absolute()));
+    }
+
+    #[test]
+    fn env_settings_are_read_at_load() {
+        let home = std::env::var("HOME").unwrap_or_default();
+        if home.is_empty() {
+            return;
+        }
+        let model = connection(
+            "  type: vsphere\n  url: https://vc\n  username: {env: HOME}\n  password: {env: P}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            model.connections["c"].config.username.as_deref(),
+            Some(home.as_str())
+        );
+        let errors = errors(
+            "  type: vsphere\n  url: https://vc\n  username: u\n  password: {env: P}\n  max_retries: {env: HOME}\n",
+        );
+        assert_eq!(
+            errors,
+            vec![
+                "c.yaml:8:16 spec.max_retries: environment variable `HOME` does not hold a non-negative integer"
+            ]
+        );
+        let errors = errors_of_unset();
+        assert_eq!(
+            errors,
+            vec![
+                "c.yaml:7:8 spec.url: environment variable `SEXTANT_UNIT_SURELY_UNSET` is not set"
+            ]
+        );
+    }
+
+    fn errors_of_unset() -> Vec<String> {
+        errors(
+            "  type: vsphere\n  username: u\n  password: {env: P}\n  url: {env: SEXTANT_UNIT_SURELY_UNSET}\n",
+        )
+    }
+
+    #[test]
+    fn raas_region_shorthand() {
+        let model = connection("  type: raas\n  region: de\n  api_token: {env: T}\n").unwrap();
+        assert_eq!(
+            model.connections["c"].config.url,
+            "https://de.ssc-gateway.mgmt.cloud.vmware.com"
+        );
+        let both = errors("  type: raas\n  region: de\n  url: https://x\n  api_token: {env: T}\n");
+        assert_eq!(
+            both,
+            vec!["c.yaml:5:11 spec.region: set either `url` or `region`, not both"]
+        );
+        let on_prem = errors("  type: raas\n  region: us\n  username: u\n  password: {env: P}\n");
+        assert_eq!(on_prem.len(), 1);
+        assert!(on_prem[0].contains("needs `api_token`"), "{on_prem:?}");
+    }
+
+    #[test]
+    fn auth_requirements_per_type() {
+        assert_eq!(
+            errors("  type: vmc\n"),
+            vec!["c.yaml:4:3 spec: a `vmc` connection needs `api_token`"]
+        );
+        let both = errors(
+            "  type: raas\n  url: https://s\n  api_token: {env: T}\n  username: u\n  password: {env: P}\n",
+        );
+        assert_eq!(both.len(), 1);
+        assert!(both[0].contains("not both"), "{both:?}");
+        assert_eq!(
+            errors("  type: vcd\n  url: https://v\n"),
+            vec![
+                "c.yaml:4:3 spec: a `vcd` connection needs `api_token` or `username` + `password`"
+            ]
+        );
+        assert_eq!(
+            errors("  type: vsphere\n  url: https://v\n"),
+            vec!["c.yaml:4:3 spec: a `vsphere` connection needs `username` and `password`"]
+        );
+        assert_eq!(
+            errors("  type: vsphere\n  url: https://v\n  password: {env: P}\n"),
+            vec!["c.yaml:6:13 spec.password: `password` needs `username` as well"]
+        );
+        assert_eq!(
+            errors("  type: vsphere\n  username: u\n  password: {env: P}\n"),
+            vec!["c.yaml:4:3 spec: a `vsphere` connection needs `url`"]
+        );
+    }
+
+    #[test]
+    fn settings_of_other_types_are_rejected() {
+        let errors = errors("  type: vmc\n  api_token: {env: T}\n  config_name: ldap\n");
+        assert_eq!(
+            errors,
+            vec![
+                "c.yaml:6:16 spec.config_name: `config_name` does not apply to a `vmc` connection"
+            ]
+        );
+    }
+
+    #[test]
+    fn values_are_checked() {
+        let errors = errors(
+            "  type: vmc\n  api_token: {env: ''}\n  url: ftp://x\n  timeout: 0s\n  max_concurrency: 0\n",
+        );
+        assert_eq!(errors.len(), 4, "{errors:?}");
+    }
+}

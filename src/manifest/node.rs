@@ -166,9 +166,20 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// Documents accepted in one file.
+pub const MAX_DOCUMENTS: usize = 1_000_000;
+/// YAML nodes accepted in one file.
+pub const MAX_NODES: usize = 50_000_000;
+
 /// Parses every non-empty document of a multi-document YAML text.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
-    let options = serde_saphyr::options! { with_snippet: false };
+    // The default budget allows 1,024 documents per file; large estates keep thousands of
+    // resources in one generated file. The other limits (aliases, depth) stay as they are.
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_documents = MAX_DOCUMENTS;
+    budget.max_nodes = MAX_NODES;
+    budget.max_events = MAX_NODES.saturating_mul(4);
+    let options = serde_saphyr::options! { with_snippet: false, budget: Some(budget) };
     let result =
         serde_saphyr::from_str_multiple_with_options::<Spanned<Value>, Vec<_>>(text, options);
     match result {
@@ -183,7 +194,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
 fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or("invalid YAML").trim();
     // serde-saphyr appends its own location; ours is printed in front of the message.
-    let line = match line.rfind(" at line ") {
+    let line = match line.find(" at line ") {
         Some(index) => &line[..index],
         None => line,
     };

@@ -113,7 +113,6 @@ pub fn manifest_schema() -> Value {
         .collect();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://github.com/sextant/sextant/schemas/manifest.schema.json",
         "title": "sextant manifest",
         "description": "One document of a sextant manifest file (several documents per file \
                         are separated by `---`). Strings in a resource's spec may refer to \

@@ -134,8 +134,7 @@ pub struct ConnectionSpec {
     pub timeout: Option<EnvOr<String>>,
     /// Retries of a failed idempotent request (429, 503, connection errors). Default 5.
     pub max_retries: Option<EnvOr<u32>>,
-    /// API calls in flight at once on this connection. Default 10.
-    #[schemars(range(min = 1))]
+    /// API calls in flight at once on this connection (at least 1). Default 10.
     pub max_concurrency: Option<EnvOr<u32>>,
     /// Refresh an access token this long before it expires (humantime). Default `120s`; the
     /// effective margin is the smaller of this and half the token's lifetime.

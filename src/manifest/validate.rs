@@ -16,10 +16,7 @@ use super::node::{Node, Pos, Value, parse_documents};
 use super::references::{self, Edge};
 use super::rules::{RuleContext, canonicalize};
 use super::schema::{document_def, manifest_schema};
-use super::spec::{
-    ConnectionSpec, EnsureSpec, ResourceEnvelope, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec,
-    SddcSpec, VcdApiTokenSpec, VirtualMachineSpec,
-};
+use super::spec::{ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec};
 use super::structure::Checker;
 use crate::model::{
     Address, Connection, Ensure, Kind, Lifecycle, Model, Resource, SourceLocation, SystemType,
@@ -33,8 +30,10 @@ pub struct Document {
     pub node: Node,
     pub kind: Kind,
     pub name: Option<String>,
-    /// No structural error: typed deserialization and rules may run.
+    /// No structural error at all: the document becomes part of the model.
     pub valid: bool,
+    /// No structural error under `spec`: typed deserialization and kind rules may run.
+    pub spec_valid: bool,
 }
 
 impl Document {
@@ -155,6 +154,9 @@ fn classify(
     if let Some(schema) = checker.definition(&document_def(kind)) {
         checker.check(schema, &node, "", errors);
     }
+    let spec_valid = !errors[before..]
+        .iter()
+        .any(|e| e.path == "spec" || e.path.starts_with("spec.") || e.path.starts_with("spec["));
     let name = node
         .get("name")
         .and_then(Node::as_str)
@@ -167,6 +169,7 @@ fn classify(
         kind,
         name,
         valid: errors.len() == before,
+        spec_valid,
     })
 }
 
@@ -447,16 +450,7 @@ impl Loader<'_> {
     ) -> Option<Resource> {
         let name = doc.name.clone()?;
         let spec_node = doc.spec_node()?;
-        let mut envelope_json = doc.node.to_json();
-        if let Json::Object(map) = &mut envelope_json {
-            map.remove("kind");
-            map.remove("spec");
-        }
-        let envelope: ResourceEnvelope = serde_json::from_value(envelope_json).ok()?;
-        let ensure = match envelope.ensure {
-            Some(EnsureSpec::Absent) => Ensure::Absent,
-            _ => Ensure::Present,
-        };
+        let ensure = declared_ensure(doc);
         if doc.kind == Kind::VirtualMachine && ensure == Ensure::Absent {
             let pos = doc.node.get("ensure").map_or(doc.node.pos, |n| n.pos);
             self.errors.push(
@@ -469,17 +463,18 @@ impl Loader<'_> {
                 .with_hint(Some("remove the document to stop managing the VM".to_string())),
             );
         }
+        let lifecycle_node = doc.node.get("lifecycle");
         let lifecycle = Lifecycle {
-            prevent_destroy: envelope
-                .lifecycle
-                .as_ref()
-                .and_then(|l| l.prevent_destroy)
-                .unwrap_or(false),
-            ignore_changes: envelope
-                .lifecycle
-                .as_ref()
-                .and_then(|l| l.ignore_changes.clone())
-                .unwrap_or_default(),
+            prevent_destroy: lifecycle_node
+                .and_then(|l| l.get("prevent_destroy"))
+                .is_some_and(|n| n.value == Value::Bool(true)),
+            ignore_changes: lifecycle_node
+                .and_then(|l| l.get("ignore_changes"))
+                .and_then(Node::as_seq)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect(),
         };
         self.check_ignore_changes(doc, &lifecycle);
         let defaults = Timeouts::default();
@@ -492,6 +487,7 @@ impl Loader<'_> {
         let spec_json = spec_node.to_json();
         let mut rules = RuleContext::new(&doc.file, spec_node);
         match doc.kind {
+            _ if !doc.spec_valid => {}
             Kind::Sddc => {
                 if let Ok(spec) = serde_json::from_value::<SddcSpec>(spec_json.clone()) {
                     rules.check_sddc(&spec);
@@ -513,8 +509,7 @@ impl Loader<'_> {
                 }
             }
             Kind::VcdApiToken => {
-                if serde_json::from_value::<VcdApiTokenSpec>(spec_json.clone()).is_ok()
-                    && let Some(conn) = connection.as_ref().and_then(|c| connections.get(c))
+                if let Some(conn) = connection.as_ref().and_then(|c| connections.get(c))
                     && conn.1
                     && (conn.0.config.username.is_none() || conn.0.config.password.is_none())
                 {
@@ -540,9 +535,7 @@ impl Loader<'_> {
                     );
                 }
             }
-            Kind::VirtualMachine => {
-                let _ = serde_json::from_value::<VirtualMachineSpec>(spec_json.clone());
-            }
+            Kind::VirtualMachine => {}
             Kind::Connection => return None,
         }
         self.errors.extend(rules.errors);
@@ -571,6 +564,7 @@ pub fn validate_files(
     let schema = manifest_schema();
     let checker = Checker::new(&schema, Path::new(""));
     let mut docs: Vec<Document> = Vec::new();
+    tracing::debug!(files = sources.len(), "loading manifests");
     for source in sources {
         let Some(text) = read_file(source, &mut errors) else {
             continue;
@@ -587,6 +581,7 @@ pub fn validate_files(
                 continue;
             }
         };
+        tracing::debug!(file = %source.path.display(), documents = nodes.len(), "parsed");
         let file_checker = Checker::new(&schema, &source.path);
         for node in nodes {
             if let Some(doc) = classify(source, node, &file_checker, &mut errors) {
@@ -602,6 +597,7 @@ pub fn validate_files(
     loader.duplicates(&docs);
     let connections = loader.connections(&docs);
 
+    // Reversed so that the first declaration of a duplicated address is the one kept.
     let declared: BTreeMap<Address, &Document> = docs
         .iter()
         .filter(|d| d.kind != Kind::Connection)
@@ -624,10 +620,8 @@ pub fn validate_files(
             &declared,
             &mut loader.errors,
         ));
-        if !doc.valid {
-            continue;
-        }
-        if let Some(resource) = loader.resource(doc, connection, &connections) {
+        let resource = loader.resource(doc, connection, &connections);
+        if let Some(resource) = resource.filter(|_| doc.valid) {
             resources.insert(address, resource);
         }
     }
@@ -655,5 +649,276 @@ pub fn declared_ensure(doc: &Document) -> Ensure {
     match doc.node.get("ensure").and_then(Node::as_str) {
         Some("absent") => Ensure::Absent,
         _ => Ensure::Present,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::manifest::files::discover;
+
+    /// Loads manifests written to a temporary directory; diagnostics as `file:line:col path: msg`.
+    pub(crate) fn load(files: &[(&str, &str)]) -> Result<Model, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let mut errors = Vec::new();
+        let sources = discover(&[dir.path().to_path_buf()], &mut errors);
+        validate_files(&sources, errors).map_err(|d| {
+            d.errors
+                .iter()
+                .map(|e| {
+                    let file = e.file.strip_prefix(dir.path()).unwrap_or(&e.file);
+                    format!(
+                        "{}:{}:{} {}: {}",
+                        file.display(),
+                        e.line,
+                        e.column,
+                        e.path,
+                        e.message
+                    )
+                })
+                .collect()
+        })
+    }
+
+    const RAAS: &str = "kind: Connection\nname: salt\nspec:\n  type: raas\n  url: https://salt.example.com\n  username: root\n  password: {env: P}\n---\n";
+    const VMC: &str =
+        "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  api_token: {env: T}\n---\n";
+
+    fn address(text: &str) -> Address {
+        Address::parse(text).unwrap()
+    }
+
+    #[test]
+    fn single_connection_of_the_type_is_implied() {
+        let model = load(&[(
+            "a.yaml",
+            &format!("{VMC}kind: Sddc\nname: lab\nspec:\n  region: us-west-2\n  num_hosts: 2\n"),
+        )])
+        .unwrap();
+        let sddc = &model.resources[&address("Sddc/lab")];
+        assert_eq!(sddc.connection, "vmc");
+        assert_eq!(sddc.location.line, 7);
+        assert!(sddc.base_dir.is_absolute());
+    }
+
+    #[test]
+    fn missing_ambiguous_wrong_and_undeclared_connections() {
+        let target =
+            "kind: SaltTarget\nname: web\nspec:\n  tgt:\n    '*': {tgt_type: glob, tgt: 'w*'}\n";
+        let errors = load(&[("a.yaml", target)]).unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "a.yaml:1:7 connection: `SaltTarget` needs a `raas` connection, and none is declared"
+            ]
+        );
+        let second = RAAS.replace("name: salt", "name: salt2");
+        let errors = load(&[("a.yaml", &format!("{RAAS}{second}{target}"))]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].contains("several `raas` connections"),
+            "{errors:?}"
+        );
+        let errors = load(&[(
+            "a.yaml",
+            &format!(
+                "{RAAS}{VMC}{}",
+                target.replace("name: web\n", "name: web\nconnection: vmc\n")
+            ),
+        )])
+        .unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .ends_with("connection `vmc` is a `vmc` connection, but `SaltTarget` needs `raas`"),
+            "{errors:?}"
+        );
+        let errors = load(&[(
+            "a.yaml",
+            &format!(
+                "{RAAS}{}",
+                target.replace("name: web\n", "name: web\nconnection: slat\n")
+            ),
+        )])
+        .unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].ends_with("connection `slat` is not declared"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn duplicate_addresses_across_files() {
+        let target =
+            "kind: SaltTarget\nname: web\nspec:\n  tgt:\n    '*': {tgt_type: glob, tgt: 'w*'}\n";
+        let errors =
+            load(&[("a.yaml", &format!("{RAAS}{target}")), ("b/c.yaml", target)]).unwrap_err();
+        assert_eq!(
+            errors,
+            vec!["b/c.yaml:2:7 name: `SaltTarget/web` is declared twice"]
+        );
+    }
+
+    #[test]
+    fn implicit_edges_and_undeclared_target_groups() {
+        let docs = format!(
+            "{RAAS}kind: SaltTarget\nname: web\nspec:\n  tgt:\n    '*': {{tgt_type: glob, tgt: 'w*'}}\n---\n\
+             kind: SaltJob\nname: deploy\nspec:\n  fun: state.apply\n  target: web\n---\n\
+             kind: SaltJob\nname: disk\nspec:\n  fun: disk.usage\n  target: All Minions\n---\n\
+             kind: SaltSchedule\nname: nightly\nspec:\n  job: deploy\n  target: web\n  schedule: {{cron: '0 3 * * *'}}\n"
+        );
+        let model = load(&[("a.yaml", &docs)]).unwrap();
+        let deploy = &model.resources[&address("SaltJob/deploy")];
+        assert_eq!(deploy.depends_on, vec![address("SaltTarget/web")]);
+        assert!(
+            model.resources[&address("SaltJob/disk")]
+                .depends_on
+                .is_empty()
+        );
+        let nightly = &model.resources[&address("SaltSchedule/nightly")];
+        assert_eq!(
+            nightly.depends_on,
+            vec![address("SaltTarget/web"), address("SaltJob/deploy")]
+        );
+        let errors = load(&[("a.yaml", &docs.replace("job: deploy", "job: deplyo"))]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].ends_with("`SaltJob/deplyo` is not declared"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn references_add_edges_and_stay_verbatim() {
+        let docs = format!(
+            "{VMC}{RAAS}kind: Sddc\nname: prod\nspec:\n  region: us-west-2\n  num_hosts: 2\n---\n\
+             kind: SaltJob\nname: report\nspec:\n  fun: cmd.run\n  desc: 'vCenter at ${{Sddc/prod.vc_url}}'\n"
+        );
+        let model = load(&[("a.yaml", &docs)]).unwrap();
+        let report = &model.resources[&address("SaltJob/report")];
+        assert_eq!(report.depends_on, vec![address("Sddc/prod")]);
+        assert_eq!(report.references.len(), 1);
+        assert_eq!(report.references[0].attribute, "vc_url");
+        assert_eq!(report.spec["desc"], "vCenter at ${Sddc/prod.vc_url}");
+        let errors = load(&[("a.yaml", &docs.replace("vc_url}", "vcurl}"))]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].ends_with("`Sddc` has no attribute `vcurl`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn depending_on_an_absent_resource_is_an_error() {
+        let docs = format!(
+            "{RAAS}kind: SaltJob\nname: old\nensure: absent\nspec:\n  fun: test.ping\n---\n\
+             kind: SaltJob\nname: new\ndepends_on: [SaltJob/old]\nspec:\n  fun: test.ping\n"
+        );
+        let errors = load(&[("a.yaml", &docs)]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].ends_with("depends on `SaltJob/old`, which has `ensure: absent`"));
+    }
+
+    #[test]
+    fn cycles_fail_the_load() {
+        let docs = format!(
+            "{RAAS}kind: SaltJob\nname: a\ndepends_on: [SaltJob/b]\nspec:\n  fun: test.ping\n---\n\
+             kind: SaltJob\nname: b\ndepends_on: [SaltJob/a]\nspec:\n  fun: test.ping\n"
+        );
+        let errors = load(&[("a.yaml", &docs)]).unwrap_err();
+        assert_eq!(
+            errors,
+            vec!["a.yaml:11:14 : dependency cycle: `SaltJob/a -> SaltJob/b -> SaltJob/a`"]
+        );
+    }
+
+    #[test]
+    fn virtual_machines_are_never_absent() {
+        let docs = "kind: Connection\nname: vc\nspec:\n  type: vsphere\n  url: https://vc\n  username: u\n  password: {env: P}\n---\n\
+             kind: VirtualMachine\nname: web-01\nensure: absent\nspec: {}\n";
+        let errors = load(&[("a.yaml", docs)]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("a.yaml:11:9 ensure: `ensure: absent` is not allowed"));
+    }
+
+    #[test]
+    fn vcd_tokens_need_a_password_connection() {
+        let conn = "kind: Connection\nname: vcd\nspec:\n  type: vcd\n  url: https://vcd\n  api_token: {env: T}\n---\n";
+        let token = "kind: VcdApiToken\nname: ci\nspec:\n  file: t.json\n";
+        let errors = load(&[("a.yaml", &format!("{conn}{token}"))]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("managing API tokens needs a user session"));
+        let conn = conn.replace(
+            "  api_token: {env: T}\n",
+            "  username: u\n  password: {file: pw}\n",
+        );
+        let model = load(&[("a.yaml", &format!("{conn}{token}"))]).unwrap();
+        let password = model.connections["vcd"].config.password.clone().unwrap();
+        match password {
+            crate::model::SecretSource::File(path) => {
+                assert!(path.is_absolute() && path.ends_with("pw"), "{path:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lifecycle_timeouts_and_api_version() {
+        let docs = format!(
+            "{VMC}apiVersion: sextant/v1\nkind: Sddc\nname: lab\nlifecycle:\n  prevent_destroy: true\n  ignore_changes: [spec.size]\n\
+             timeouts: {{create: 90m}}\nspec:\n  region: US_WEST_2\n  num_hosts: 2\n  size: large\n"
+        );
+        let model = load(&[("a.yaml", &docs)]).unwrap();
+        let sddc = &model.resources[&address("Sddc/lab")];
+        assert!(sddc.lifecycle.prevent_destroy);
+        assert_eq!(sddc.lifecycle.ignore_changes, vec!["spec.size"]);
+        assert_eq!(sddc.timeouts.create, Duration::from_secs(90 * 60));
+        assert_eq!(sddc.timeouts.delete, Timeouts::default().delete);
+        assert_eq!(
+            sddc.spec,
+            serde_json::json!({"region": "US_WEST_2", "num_hosts": 2, "size": "large"})
+        );
+        let errors = load(&[(
+            "a.yaml",
+            &docs
+                .replace("spec.size]", "spec.sise]")
+                .replace("90m", "soon")
+                .replace("sextant/v1", "v1"),
+        )])
+        .unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+
+    #[test]
+    fn empty_files_and_null_documents_are_fine() {
+        let model = load(&[("a.yaml", ""), ("b.yaml", "---\n...\n")]).unwrap();
+        assert!(model.resources.is_empty());
+    }
+
+    #[test]
+    fn junk_never_panics() {
+        for junk in [
+            "\u{0}\u{1}\u{2}",
+            "[[[[[[[[",
+            "kind: Sddc\nspec: *nope\n",
+            "kind: Sddc\nname: x\nspec:\n  num_hosts: -1\n  region: 12\n",
+            "kind: Connection\nname: c\nspec:\n  type: vmc\n  api_token: {env: 3}\n",
+            "? [a, b]\n: c\n",
+            "kind: SaltJob\nname: ${SaltJob/x.uuid}\nspec: {fun: '${'}\n",
+            "%YAML 1.2\n---\n!custom {kind: Sddc}\n",
+            "kind: Sddc\nname: !!binary aGVsbG8=\nspec: {}\n",
+            "{kind: Sddc, kind: Sddc}\n",
+            "kind: Sddc\n\tname: x\n",
+            "kind: Sddc\nname: x\nspec:\n  num_hosts: 1e400\n  region: .nan\n",
+            "<<: {kind: Sddc}\nname: x\n",
+        ] {
+            let _ = load(&[("a.yaml", junk)]);
+        }
     }
 }

@@ -667,6 +667,17 @@ mod tests {
     }
 
     #[test]
+    fn committed_plan_schema_is_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.schema.json");
+        let committed = std::fs::read_to_string(&path).expect("schemas/plan.schema.json exists");
+        assert!(
+            committed == json_schema(),
+            "schemas/plan.schema.json is stale; regenerate it with:\n    cargo run -- schema --plan > schemas/plan.schema.json"
+        );
+    }
+
+    #[test]
     fn colour_is_only_added_when_asked() {
         let plan = every_action();
         assert!(!text(&plan, Style { color: false }).contains('\x1b'));

@@ -10,6 +10,8 @@ pub mod http;
 pub mod raas;
 pub mod token;
 pub mod vcd;
+pub mod vmc;
+pub mod vsphere;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -201,14 +203,9 @@ pub trait Provider: Send + Sync {
 /// the first call.
 pub fn connect(connection: &Connection) -> ProviderResult<Arc<dyn Provider>> {
     match connection.config.system {
+        SystemType::Vmc => Ok(Arc::new(vmc::VmcProvider::new(connection)?)),
+        SystemType::Vsphere => Ok(Arc::new(vsphere::VsphereProvider::new(connection)?)),
         SystemType::Raas => Ok(Arc::new(raas::RaasProvider::new(connection)?)),
         SystemType::Vcd => Ok(Arc::new(vcd::VcdProvider::new(connection)?)),
-        SystemType::Vmc | SystemType::Vsphere => Err(ProviderError::Config {
-            connection: connection.name.clone(),
-            message: format!(
-                "the `{}` provider is not available in this build",
-                connection.config.system
-            ),
-        }),
     }
 }

@@ -185,7 +185,7 @@ fn is_mutation(api: Api, method: &Method, path: &str) -> bool {
             !(path.starts_with("/rest/com/vmware/cis/session") || path == "/api/session")
         }
         Api::Vcd => {
-            !(path.starts_with("/oauth/")
+            !((path.starts_with("/oauth/") && path.ends_with("/token"))
                 || path == "/api/sessions"
                 || path == "/api/login"
                 || path == "/cloudapi/1.0.0/sessions"
@@ -195,8 +195,8 @@ fn is_mutation(api: Api, method: &Method, path: &str) -> bool {
     }
 }
 
-/// Mutable admin-side state (faults, dice, counters, accepted credentials).
-#[derive(Debug)]
+/// Mutable admin-side state (faults, dice, counters, accepted credentials). Its `Debug`
+/// never shows the accepted credentials.
 pub struct AdminState {
     pub faults: std::sync::Mutex<Faults>,
     /// Starts as `SimConfig::options`; changeable through `/_sim/options`.
@@ -205,6 +205,20 @@ pub struct AdminState {
     counters: [AtomicU64; 6],
     /// `Some` when `--credentials` restricts the accepted values.
     credentials: Option<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState")
+            .field("faults", &self.faults)
+            .field("options", &self.options)
+            .field("counters", &self.counters)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|listed| listed.len()),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl AdminState {

@@ -46,8 +46,8 @@ pub enum TokenProblem {
     Expired,
 }
 
-/// Everything the simulated CSP holds.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// Everything the simulated CSP holds. Its `Debug` shows counts, never token values.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct CspState {
     /// The org every accepted API token belongs to.
@@ -59,11 +59,30 @@ pub struct CspState {
 }
 
 /// The `csp` section of seed data.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CspSeed {
     pub org_id: Option<String>,
     pub revoked_api_tokens: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for CspState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CspState")
+            .field("org_id", &self.org_id)
+            .field("access_tokens", &self.access_tokens.len())
+            .field("revoked_api_tokens", &self.revoked_api_tokens.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CspSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CspSeed")
+            .field("org_id", &self.org_id)
+            .field("revoked_api_tokens", &self.revoked_api_tokens.len())
+            .finish()
+    }
 }
 
 impl CspState {
@@ -252,6 +271,24 @@ mod tests {
             state.validate_access_token("b", now).err(),
             Some(TokenProblem::Unknown)
         );
+    }
+
+    #[test]
+    fn debug_output_never_shows_tokens() {
+        let mut state = CspState::default_estate();
+        state.access_tokens.insert(
+            "secret-access-token".to_owned(),
+            IssuedAccessToken {
+                expires_at: Utc::now(),
+                org_id: DEFAULT_ORG_ID.to_owned(),
+            },
+        );
+        state
+            .revoked_api_tokens
+            .insert("secret-api-token".to_owned());
+        let shown = format!("{state:?}");
+        assert!(!shown.contains("secret-"), "{shown}");
+        assert!(shown.contains("access_tokens: 1"), "{shown}");
     }
 
     #[test]

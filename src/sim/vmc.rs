@@ -105,8 +105,9 @@ pub struct EsxRecord {
     pub availability_zone: String,
 }
 
-/// An SDDC as the simulator keeps it; rendered to the `Sddc` model on read.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// An SDDC as the simulator keeps it; rendered to the `Sddc` model on read. Its `Debug`
+/// leaves out the cloud admin password.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct SddcRecord {
     pub id: String,
     pub org_id: String,
@@ -137,6 +138,22 @@ pub struct SddcRecord {
     pub active_task: Option<String>,
     /// The task that created it (returned again for a repeated `sddc_id` when configured).
     pub create_task: Option<String>,
+}
+
+impl std::fmt::Debug for SddcRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SddcRecord")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("region", &self.region)
+            .field("sddc_state", &self.sddc_state)
+            .field("sddc_type", &self.sddc_type)
+            .field("hosts", &self.hosts.len())
+            .field("active_task", &self.active_task)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a task does when it ends.
@@ -1400,8 +1417,9 @@ async fn patch_sddc(
         return Err(bad_request(&call.path, "SDDC cannot be patched"));
     }
     let now = call.now;
+    let path = call.path.clone();
     let Some(record) = call.vmc().sddcs.get_mut(&sddc) else {
-        return Err(not_found(&uri.to_string(), &format!("SDDC {sddc}")));
+        return Err(not_found(&path, &format!("SDDC {sddc}")));
     };
     record.name = name;
     record.updated = now;

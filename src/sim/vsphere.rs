@@ -62,14 +62,23 @@ pub struct SessionRecord {
     pub last_accessed_time: DateTime<Utc>,
 }
 
-/// Everything the simulated vSphere API holds.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// Everything the simulated vSphere API holds. Its `Debug` never shows session ids.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct VsphereState {
     /// VMs by id (`vm-NN`).
     pub vms: BTreeMap<String, VmRecord>,
     /// Sessions by id.
     pub sessions: BTreeMap<String, SessionRecord>,
+}
+
+impl std::fmt::Debug for VsphereState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VsphereState")
+            .field("vms", &self.vms)
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
 }
 
 /// The `vsphere` section of seed data.

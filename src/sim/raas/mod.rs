@@ -428,6 +428,26 @@ fn credentials(headers: &HeaderMap) -> Option<Credentials> {
     })
 }
 
+/// A refused login or RPC call: `401 {"errors": [{title, message, detail}]}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct Unauthorized {
+    title: &'static str,
+    message: &'static str,
+}
+
+impl Unauthorized {
+    fn new(title: &'static str, message: &'static str) -> Self {
+        Self { title, message }
+    }
+}
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        unauthorized(self.title, self.message)
+    }
+}
+
 /// `401 {"errors": [{title, message, detail}]}`.
 fn unauthorized(title: &str, message: &str) -> Response {
     errors_response(StatusCode::UNAUTHORIZED, title, message)
@@ -509,15 +529,15 @@ fn authenticate(
     csp: &CspState,
     raas: &RaasState,
     now: DateTime<Utc>,
-) -> Result<Principal, Response> {
+) -> Result<Principal, Unauthorized> {
     match credentials(headers) {
         Some(Credentials::Bearer(token)) => match csp.validate_access_token(&token, now) {
             Ok(issued) => Ok(csp_principal(&issued.org_id)),
-            Err(TokenProblem::Expired) => Err(unauthorized(
+            Err(TokenProblem::Expired) => Err(Unauthorized::new(
                 "Unauthorized",
                 "jwt not authorized: the access token has expired",
             )),
-            Err(TokenProblem::Unknown) => Err(unauthorized(
+            Err(TokenProblem::Unknown) => Err(Unauthorized::new(
                 "Unauthorized",
                 "jwt not authorized: the access token is not valid",
             )),
@@ -527,11 +547,11 @@ fn authenticate(
                 username: session.username.clone(),
                 config_name: session.config_name.clone(),
             }),
-            Err(TokenProblem::Expired) => Err(unauthorized(
+            Err(TokenProblem::Expired) => Err(Unauthorized::new(
                 "Unauthorized",
                 "jwt not authorized: the jwt has expired",
             )),
-            Err(TokenProblem::Unknown) => Err(unauthorized(
+            Err(TokenProblem::Unknown) => Err(Unauthorized::new(
                 "Unauthorized",
                 "jwt not authorized: the jwt is not valid",
             )),
@@ -543,13 +563,13 @@ fn authenticate(
                     config_name: DEFAULT_CONFIG_NAME.to_owned(),
                 })
             } else {
-                Err(unauthorized(
+                Err(Unauthorized::new(
                     "Invalid Credentials",
                     "authentication failed: invalid basic-auth credentials",
                 ))
             }
         }
-        Some(Credentials::Malformed) => Err(unauthorized(
+        Some(Credentials::Malformed) => Err(Unauthorized::new(
             "Unauthorized",
             "authentication failed: unsupported authorization header",
         )),
@@ -559,12 +579,12 @@ fn authenticate(
                     username: session.username.clone(),
                     config_name: session.config_name.clone(),
                 }),
-                Err(_) => Err(unauthorized(
+                Err(_) => Err(Unauthorized::new(
                     "Unauthorized",
                     "authentication required: the session has expired",
                 )),
             },
-            None => Err(unauthorized(
+            None => Err(Unauthorized::new(
                 "Unauthorized",
                 "authentication required: no credentials were sent",
             )),
@@ -760,7 +780,7 @@ fn rpc_response(
     }
     let principal = match authenticate(sim, headers, csp, raas, now) {
         Ok(p) => p,
-        Err(response) => {
+        Err(refusal) => {
             if raas.options.html_login_page_when_unauthenticated {
                 return (
                     StatusCode::OK,
@@ -769,7 +789,7 @@ fn rpc_response(
                 )
                     .into_response();
             }
-            return response;
+            return refusal.into_response();
         }
     };
     let request: Value = match serde_json::from_slice(body) {

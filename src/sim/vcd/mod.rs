@@ -285,25 +285,54 @@ pub fn routes() -> Router<SimRef> {
         )
 }
 
-/// The OpenAPI error body `{minorErrorCode, message, stackTrace}`.
-pub(crate) fn error(status: StatusCode, minor: &str, message: &str) -> Response {
-    let trace =
-        format!("com.vmware.vcloud.api.rest.toolkit.exceptions.{minor}Exception: {message}");
-    let body = json!({"minorErrorCode": minor, "message": message, "stackTrace": trace});
-    (status, axum::Json(body)).into_response()
+/// A refused request; answered with its status and the OpenAPI error body
+/// `{minorErrorCode, message, stackTrace}` (401s also carry `WWW-Authenticate`).
+#[derive(Debug, thiserror::Error)]
+#[error("{minor}: {message}")]
+pub(crate) struct VcdError {
+    status: StatusCode,
+    minor: &'static str,
+    message: String,
+}
+
+impl IntoResponse for VcdError {
+    fn into_response(self) -> Response {
+        let trace = format!(
+            "com.vmware.vcloud.api.rest.toolkit.exceptions.{}Exception: {}",
+            self.minor, self.message
+        );
+        let body =
+            json!({"minorErrorCode": self.minor, "message": self.message, "stackTrace": trace});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"vcloud\""),
+            );
+        }
+        response
+    }
+}
+
+fn refusal(status: StatusCode, minor: &'static str, message: impl Into<String>) -> VcdError {
+    VcdError {
+        status,
+        minor,
+        message: message.into(),
+    }
+}
+
+/// The OpenAPI error response.
+pub(crate) fn error(status: StatusCode, minor: &'static str, message: &str) -> Response {
+    refusal(status, minor, message).into_response()
 }
 
 fn status(code: u16, fallback: StatusCode) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(fallback)
 }
 
-fn unauthorized(message: &str) -> Response {
-    let mut response = error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"vcloud\""),
-    );
-    response
+fn unauthorized(message: &str) -> VcdError {
+    refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
 }
 
 fn forbidden(status_code: u16, message: &str) -> Response {
@@ -316,7 +345,7 @@ fn forbidden(status_code: u16, message: &str) -> Response {
 
 /// The API version named by a versioned `Accept` header, checked against the supported
 /// list and the endpoint's minimum.
-pub(crate) fn api_version(headers: &HeaderMap, minimum: &str) -> Result<String, Response> {
+pub(crate) fn api_version(headers: &HeaderMap, minimum: &str) -> Result<String, VcdError> {
     let version = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -326,10 +355,10 @@ pub(crate) fn api_version(headers: &HeaderMap, minimum: &str) -> Result<String, 
         .map(|v| v.trim().trim_matches('"').to_owned())
         .next();
     let not_acceptable = |message: String| {
-        error(
+        refusal(
             status(NOT_ACCEPTABLE_STATUS, StatusCode::NOT_ACCEPTABLE),
             "NOT_ACCEPTABLE",
-            &message,
+            message,
         )
     };
     let Some(version) = version else {
@@ -368,7 +397,7 @@ pub(crate) fn caller(
     headers: &HeaderMap,
     state: &VcdState,
     now: DateTime<Utc>,
-) -> Result<Caller, Response> {
+) -> Result<Caller, VcdError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -617,7 +646,7 @@ async fn register(sim: &Sim, org: &str, headers: &HeaderMap, body: &[u8]) -> Res
     let state = &mut guard.vcd;
     let caller = match caller(headers, state, now) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     if caller.kind == AccessKind::ApiToken {
         return forbidden(
@@ -721,18 +750,18 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String, String)> {
 /// `POST /cloudapi/1.0.0/sessions[/provider]`: Basic login; the JWT comes back in
 /// `X-VMWARE-VCLOUD-ACCESS-TOKEN`.
 async fn login(sim: &Sim, headers: &HeaderMap, provider: bool) -> Response {
-    if let Err(response) = api_version(headers, SUPPORTED_API_VERSIONS[0]) {
-        return response;
+    if let Err(refusal) = api_version(headers, SUPPORTED_API_VERSIONS[0]) {
+        return refusal.into_response();
     }
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let state = &mut guard.vcd;
     state.prune(now);
     let Some((user, org, password)) = basic_credentials(headers) else {
-        return unauthorized("Send Basic credentials as user@org:password");
+        return unauthorized("Send Basic credentials as user@org:password").into_response();
     };
     if !sim.credential_accepted(&user) || !sim.credential_accepted(&password) {
-        return unauthorized("Invalid credentials");
+        return unauthorized("Invalid credentials").into_response();
     }
     let is_system = org.eq_ignore_ascii_case(SYSTEM_ORG);
     if provider != is_system {
@@ -741,10 +770,10 @@ async fn login(sim: &Sim, headers: &HeaderMap, provider: bool) -> Response {
         } else {
             "Use /cloudapi/1.0.0/sessions/provider to log in to the System organization"
         };
-        return unauthorized(hint);
+        return unauthorized(hint).into_response();
     }
     let Some(user) = state.add_user(&user, &org) else {
-        return unauthorized("Invalid credentials");
+        return unauthorized("Invalid credentials").into_response();
     };
     let access = state.issue_access_token(&user, AccessKind::Password, now, ttl(sim));
     let Some(record) = state.access_tokens.get(&digest(&access)).cloned() else {
@@ -790,8 +819,8 @@ fn session_json(state: &VcdState, user: &User, session_id: &str) -> Value {
 
 /// `GET /cloudapi/1.0.0/sessions/current`.
 async fn current_session(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    if let Err(response) = api_version(&headers, MIN_SESSION_API_VERSION) {
-        return response;
+    if let Err(refusal) = api_version(&headers, MIN_SESSION_API_VERSION) {
+        return refusal.into_response();
     }
     let now = sim.clock.now();
     let guard = sim.state.lock().await;
@@ -801,14 +830,14 @@ async fn current_session(State(sim): State<SimRef>, headers: HeaderMap) -> Respo
             axum::Json(session_json(&guard.vcd, &caller.user, &caller.session_id)),
         )
             .into_response(),
-        Err(response) => response,
+        Err(refusal) => refusal.into_response(),
     }
 }
 
 /// `DELETE /cloudapi/1.0.0/sessions/current`: the access token stops working.
 async fn logout(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    if let Err(response) = api_version(&headers, MIN_SESSION_API_VERSION) {
-        return response;
+    if let Err(refusal) = api_version(&headers, MIN_SESSION_API_VERSION) {
+        return refusal.into_response();
     }
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
@@ -817,7 +846,7 @@ async fn logout(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
             guard.vcd.access_tokens.remove(&caller.token_digest);
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(response) => response,
+        Err(refusal) => refusal.into_response(),
     }
 }
 

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{
-    AccessKind, ApiToken, Caller, MIN_TOKEN_API_VERSION, SYSTEM_ORG, TOKEN_TYPE_REFRESH, VcdState,
-    api_version, caller, error, forbidden, org_id, status,
+    AccessKind, ApiToken, Caller, MIN_TOKEN_API_VERSION, SYSTEM_ORG, TOKEN_TYPE_REFRESH, VcdError,
+    VcdState, api_version, caller, forbidden, org_id, refusal, status,
 };
 use crate::sim::SimRef;
 
@@ -224,11 +224,11 @@ fn visible(caller: &Caller, token: &ApiToken) -> bool {
     }
 }
 
-fn bad_request(message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+fn bad_request(message: &str) -> VcdError {
+    refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
 }
 
-fn parse_positive(value: Option<&str>, name: &str, default: u64) -> Result<u64, Response> {
+fn parse_positive(value: Option<&str>, name: &str, default: u64) -> Result<u64, VcdError> {
     match value {
         None => Ok(default),
         Some(text) => match text.trim().parse::<u64>() {
@@ -246,26 +246,28 @@ pub(super) async fn list(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Err(response) = api_version(&headers, MIN_TOKEN_API_VERSION) {
-        return response;
+    if let Err(refusal) = api_version(&headers, MIN_TOKEN_API_VERSION) {
+        return refusal.into_response();
     }
     let now = sim.clock.now();
     let guard = sim.state.lock().await;
     let state = &guard.vcd;
     let caller = match caller(&headers, state, now) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let filter = match query.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         Some(text) => match parse_filter(text) {
             Ok(f) => Some(f),
-            Err(problem) => return bad_request(&format!("Invalid filter: {problem}")),
+            Err(problem) => {
+                return bad_request(&format!("Invalid filter: {problem}")).into_response();
+            }
         },
         None => None,
     };
     let page = match parse_positive(query.page.as_deref(), "page", 1) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let page_size = match parse_positive(
         query.page_size.as_deref(),
@@ -273,7 +275,7 @@ pub(super) async fn list(
         super::DEFAULT_PAGE_SIZE,
     ) {
         Ok(p) => p.min(state.options.max_page_size.max(1)),
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let mut values: Vec<Value> = state
         .tokens
@@ -316,15 +318,15 @@ pub(super) async fn get_one(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(response) = api_version(&headers, MIN_TOKEN_API_VERSION) {
-        return response;
+    if let Err(refusal) = api_version(&headers, MIN_TOKEN_API_VERSION) {
+        return refusal.into_response();
     }
     let now = sim.clock.now();
     let guard = sim.state.lock().await;
     let state = &guard.vcd;
     let caller = match caller(&headers, state, now) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     match state.tokens.get(&id).filter(|t| visible(&caller, t)) {
         Some(token) => (StatusCode::OK, axum::Json(token_json(state, token))).into_response(),
@@ -339,15 +341,15 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(response) = api_version(&headers, MIN_TOKEN_API_VERSION) {
-        return response;
+    if let Err(refusal) = api_version(&headers, MIN_TOKEN_API_VERSION) {
+        return refusal.into_response();
     }
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let state = &mut guard.vcd;
     let caller = match caller(&headers, state, now) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     if caller.kind == AccessKind::ApiToken {
         return forbidden(
