@@ -1300,3 +1300,26 @@ async fn pages_follow_what_the_server_served_and_a_changing_count_fails_loudly()
     let err = provider.list(Kind::SaltJob, &[]).await.unwrap_err();
     assert!(err.to_string().contains("changed while paging"), "{err}");
 }
+
+#[tokio::test]
+async fn a_vcd_registration_whose_reply_is_dropped_is_not_registered_twice() {
+    let sim = start_vcd_sim().await;
+    let admin = VcdProvider::new(&vcd_user(&sim.base_url, "System", "administrator")).unwrap();
+    admin.list(Kind::VcdApiToken, &[]).await.unwrap();
+    for (mode, name) in [("gateway_timeout", "lost-504"), ("reset", "lost-reset")] {
+        set_faults(&sim, json!({"drop_next_mutations": 1, "drop_mode": mode})).await;
+        let outcome = create(&admin, Kind::VcdApiToken, name, json!({}))
+            .await
+            .unwrap();
+        assert_drop_consumed(&sim).await;
+        let (id, secret) = secret_of(&outcome);
+        assert!(!secret.is_empty());
+        let live = admin
+            .list(Kind::VcdApiToken, &[name.to_string()])
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 1, "{name} registered once");
+        assert_eq!(live[0].id, id);
+    }
+    assert_eq!(sim.sim.state.lock().await.vcd.tokens.len(), 2);
+}

@@ -718,7 +718,8 @@ fn fiql_safe(text: &str) -> bool {
         })
 }
 
-/// Percent-encodes one URL path segment.
+/// Percent-encodes one URL path segment, keeping `:` (allowed in a segment) so token URNs
+/// travel verbatim as Cloud Director's own clients send them.
 fn encode_segment(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
