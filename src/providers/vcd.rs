@@ -570,6 +570,11 @@ impl Provider for VcdProvider {
                     .all(|t| t.id != id);
                 if gone {
                     Ok(Outcome::done())
+                } else if login == Login::Default {
+                    Err(response.error(format!(
+                        "{}; revoking API tokens needs `username` and `password` on the connection",
+                        vcd_message(&response)
+                    )))
                 } else {
                     Err(response.error(vcd_message(&response)))
                 }
@@ -713,7 +718,8 @@ fn fiql_safe(text: &str) -> bool {
         })
 }
 
-/// Percent-encodes one URL path segment.
+/// Percent-encodes one URL path segment, keeping `:` (allowed in a segment) so token URNs
+/// travel verbatim as Cloud Director's own clients send them.
 fn encode_segment(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
