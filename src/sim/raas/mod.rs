@@ -167,12 +167,16 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Everything the simulated RaaS holds.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// Everything the simulated RaaS holds. Its `Debug` shows counts, never the XSRF token.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct RaasState {
+    /// Target groups by UUID. Seed data may also give a list (see [`by_uuid`]).
+    #[serde(deserialize_with = "by_uuid")]
     pub target_groups: BTreeMap<String, TargetGroup>,
+    #[serde(deserialize_with = "by_uuid")]
     pub jobs: BTreeMap<String, Job>,
+    #[serde(deserialize_with = "by_uuid")]
     pub schedules: BTreeMap<String, Schedule>,
     pub commands: BTreeMap<String, Command>,
     /// Sessions by SHA-256 (hex) of the JWT or session cookie value.
@@ -182,6 +186,91 @@ pub struct RaasState {
     /// Sent as `RaaS-Instance-ID`; empty until first needed.
     pub instance_id: String,
     pub options: RaasOptions,
+}
+
+impl std::fmt::Debug for RaasState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaasState")
+            .field("target_groups", &self.target_groups.len())
+            .field("jobs", &self.jobs.len())
+            .field("schedules", &self.schedules.len())
+            .field("commands", &self.commands.len())
+            .field("sessions", &self.sessions.len())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An object stored by UUID.
+trait Keyed {
+    /// Namespace of the UUID derived from the name when seed data gives none.
+    const KIND: &'static str;
+    fn uuid_mut(&mut self) -> &mut String;
+    fn name(&self) -> &str;
+}
+
+impl Keyed for TargetGroup {
+    const KIND: &'static str = "tgt";
+    fn uuid_mut(&mut self) -> &mut String {
+        &mut self.uuid
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Keyed for Job {
+    const KIND: &'static str = "job";
+    fn uuid_mut(&mut self) -> &mut String {
+        &mut self.uuid
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Keyed for Schedule {
+    const KIND: &'static str = "schedule";
+    fn uuid_mut(&mut self) -> &mut String {
+        &mut self.uuid
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum MapOrList<T> {
+    Map(BTreeMap<String, T>),
+    List(Vec<T>),
+}
+
+/// Reads objects as a map by UUID (the saved form) or a list (handy in seed data). An object
+/// without `uuid` takes its map key, or in a list a UUID derived from its kind and name, so
+/// seed files stay stable across runs.
+fn by_uuid<'de, D, T>(deserializer: D) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Keyed + serde::Deserialize<'de>,
+{
+    let objects: Vec<(Option<String>, T)> =
+        match <MapOrList<T> as serde::Deserialize>::deserialize(deserializer)? {
+            MapOrList::Map(map) => map.into_iter().map(|(k, v)| (Some(k), v)).collect(),
+            MapOrList::List(list) => list.into_iter().map(|v| (None, v)).collect(),
+        };
+    let mut out = BTreeMap::new();
+    for (key, mut object) in objects {
+        if object.uuid_mut().is_empty() {
+            let uuid = key.unwrap_or_else(|| {
+                let seed = format!("sextant-sim/raas/{}/{}", T::KIND, object.name());
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes()).to_string()
+            });
+            *object.uuid_mut() = uuid;
+        }
+        out.insert(object.uuid_mut().clone(), object);
+    }
+    Ok(out)
 }
 
 /// The owner recorded for objects the simulator seeds itself.
@@ -287,6 +376,11 @@ impl RaasState {
             self.xsrf_token = new_xsrf_token(now);
         }
         self.xsrf_token.clone()
+    }
+
+    /// Whether the XSRF token or instance id is still to be minted (a change to save).
+    fn minting_needed(&self) -> bool {
+        (self.options.xsrf_enabled && self.xsrf_token.is_empty()) || self.instance_id.is_empty()
     }
 
     fn instance_id(&mut self) -> String {
@@ -496,9 +590,14 @@ fn xsrf_ok(headers: &HeaderMap, raas: &RaasState) -> bool {
     !raas.xsrf_token.is_empty() && sent == jar && sent == raas.xsrf_token
 }
 
-/// Adds the XSRF header and cookie to a response.
-fn hand_out_xsrf(response: &mut Response, token: &str) {
-    if let Ok(value) = HeaderValue::from_str(token) {
+/// Adds the XSRF header and cookie to a response; with XSRF disabled there is neither, which
+/// is how clients learn it is off.
+fn hand_out_xsrf(response: &mut Response, raas: &mut RaasState, now: DateTime<Utc>) {
+    if !raas.options.xsrf_enabled {
+        return;
+    }
+    let token = raas.current_xsrf(now);
+    if let Ok(value) = HeaderValue::from_str(&token) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(XSRF_HEADER), value);
@@ -605,7 +704,7 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let SimState { csp, raas, .. } = &mut *guard;
-    let token = raas.current_xsrf(now);
+    let fresh = raas.minting_needed();
     let body = match authenticate(&sim, &headers, csp, raas, now) {
         Ok(p) => json!({
             "authenticated": true,
@@ -614,8 +713,12 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
         Err(_) => json!({"authenticated": false, "attributes": null}),
     };
     let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    hand_out_xsrf(&mut response, &token);
-    with_instance(response, raas)
+    hand_out_xsrf(&mut response, raas, now);
+    let response = with_instance(response, raas);
+    if fresh {
+        sim.persist(&mut guard);
+    }
+    response
 }
 
 /// `GET /version`: the old way to get an `_xsrf` cookie (raas.md §1).
@@ -623,14 +726,18 @@ async fn get_version(State(sim): State<SimRef>) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let raas = &mut guard.raas;
-    let token = raas.current_xsrf(now);
+    let fresh = raas.minting_needed();
     let mut response = (
         StatusCode::OK,
         axum::Json(json!({"version": rpc::RAAS_VERSION})),
     )
         .into_response();
-    hand_out_xsrf(&mut response, &token);
-    with_instance(response, raas)
+    hand_out_xsrf(&mut response, raas, now);
+    let response = with_instance(response, raas);
+    if fresh {
+        sim.persist(&mut guard);
+    }
+    response
 }
 
 /// The JSON body of a password login.
@@ -652,7 +759,11 @@ async fn post_login(State(sim): State<SimRef>, headers: HeaderMap, body: Bytes) 
     let SimState { csp, raas, .. } = &mut *guard;
     raas.prune_sessions(now);
     let response = login(&sim, &headers, &body, csp, raas, now);
-    with_instance(response, raas)
+    let response = with_instance(response, raas);
+    if response.status().is_success() {
+        sim.persist(&mut guard);
+    }
+    response
 }
 
 fn login(
@@ -690,8 +801,7 @@ fn login(
             config_name: principal.config_name.clone(),
             expires_at: issued.expires_at,
         };
-        let xsrf = raas.current_xsrf(now);
-        return logged_in(raas, session, wants_jwt, &xsrf, now);
+        return logged_in(raas, session, wants_jwt, now);
     }
     if !xsrf_ok(headers, raas) {
         return xsrf_forbidden();
@@ -721,12 +831,11 @@ fn login(
         || login
             .token_type
             .is_some_and(|t| t.eq_ignore_ascii_case("jwt"));
-    let xsrf = raas.current_xsrf(now);
-    logged_in(raas, session, wants_jwt, &xsrf, now)
+    logged_in(raas, session, wants_jwt, now)
 }
 
 fn session_ttl(sim: &super::Sim) -> chrono::Duration {
-    chrono::Duration::from_std(sim.config.token_ttl).unwrap_or(chrono::Duration::seconds(1800))
+    chrono::Duration::from_std(sim.token_ttl()).unwrap_or(chrono::Duration::seconds(1800))
 }
 
 /// The 200 reply of a successful login: attributes, the JWT when asked for, a session
@@ -735,7 +844,6 @@ fn logged_in(
     raas: &mut RaasState,
     session: Session,
     wants_jwt: bool,
-    xsrf: &str,
     now: DateTime<Utc>,
 ) -> Response {
     let mut body = json!({
@@ -750,7 +858,7 @@ fn logged_in(
     }
     let cookie_value = raas.open_session(session);
     let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    hand_out_xsrf(&mut response, xsrf);
+    hand_out_xsrf(&mut response, raas, now);
     append_cookie(
         &mut response,
         &format!("{SESSION_COOKIE}={cookie_value}; Path=/; HttpOnly"),
@@ -763,8 +871,12 @@ async fn post_rpc(State(sim): State<SimRef>, headers: HeaderMap, body: Bytes) ->
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let SimState { csp, raas, .. } = &mut *guard;
-    let response = rpc_response(&sim, &headers, &body, csp, raas, now);
-    with_instance(response, raas)
+    let (response, changed) = rpc_response(&sim, &headers, &body, csp, raas, now);
+    let response = with_instance(response, raas);
+    if changed {
+        sim.persist(&mut guard);
+    }
+    response
 }
 
 fn rpc_response(
@@ -774,46 +886,49 @@ fn rpc_response(
     csp: &CspState,
     raas: &mut RaasState,
     now: DateTime<Utc>,
-) -> Response {
+) -> (Response, bool) {
     if !xsrf_ok(headers, raas) {
-        return xsrf_forbidden();
+        return (xsrf_forbidden(), false);
     }
     let principal = match authenticate(sim, headers, csp, raas, now) {
         Ok(p) => p,
         Err(refusal) => {
             if raas.options.html_login_page_when_unauthenticated {
-                return (
+                let page = (
                     StatusCode::OK,
                     [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
                     LOGIN_PAGE,
-                )
-                    .into_response();
+                );
+                return (page.into_response(), false);
             }
-            return refusal.into_response();
+            return (refusal.into_response(), false);
         }
     };
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(_) => {
-            return errors_response(
+            let refusal = errors_response(
                 StatusCode::BAD_REQUEST,
                 "Bad Request",
                 "the request body is not valid json",
             );
+            return (refusal, false);
         }
     };
-    let reply = match request {
+    let outcome = match request {
         Value::Array(calls) => rpc::batch(raas, &principal, now, calls),
         call @ Value::Object(_) => rpc::single(raas, &principal, now, call),
         _ => {
-            return errors_response(
+            let refusal = errors_response(
                 StatusCode::BAD_REQUEST,
                 "Bad Request",
                 "the request body must be an rpc envelope or a list of them",
             );
+            return (refusal, false);
         }
     };
-    (StatusCode::OK, axum::Json(reply)).into_response()
+    let response = (StatusCode::OK, axum::Json(outcome.reply)).into_response();
+    (response, outcome.changed)
 }
 
 /// What an unauthenticated client may be shown instead of a 401 (an option).
@@ -822,7 +937,9 @@ const LOGIN_PAGE: &str = "<!DOCTYPE html><html><head><title>Login</title></head>
 /// `POST /_sim/raas/rotate-xsrf`: tokens handed out so far stop working.
 async fn admin_rotate_xsrf(State(sim): State<SimRef>) -> StatusCode {
     let now = sim.clock.now();
-    sim.state.lock().await.raas.rotate_xsrf(now);
+    let mut guard = sim.state.lock().await;
+    guard.raas.rotate_xsrf(now);
+    sim.persist(&mut guard);
     StatusCode::NO_CONTENT
 }
 
@@ -837,5 +954,6 @@ async fn admin_put_options(
 ) -> axum::Json<RaasOptions> {
     let mut guard = sim.state.lock().await;
     guard.raas.options = options;
+    sim.persist(&mut guard);
     axum::Json(guard.raas.options.clone())
 }

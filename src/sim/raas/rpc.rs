@@ -488,19 +488,13 @@ impl Call<'_> {
     }
 
     /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`.
-    fn page(
-        &self,
-        mut items: Vec<Value>,
-        sort_fields: &[&str],
-        default_sort: &str,
-    ) -> Result<Value, RpcFault> {
+    /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`;
+    /// only the returned page is rendered, so listing a large estate stays cheap.
+    fn page<T>(&self, items: Vec<&T>, listing: &Listing<T>) -> Result<Value, RpcFault> {
         let sort_by = match self.str("sort_by") {
-            // `schedule.get` sorts by `sched_name`/`status`, reported as `name`/`state`.
-            Some("sched_name") if sort_fields.contains(&"sched_name") => "name".to_owned(),
-            Some("status") if sort_fields.contains(&"status") => "state".to_owned(),
-            Some(field) if sort_fields.contains(&field) => field.to_owned(),
-            Some(field) => return Err(not_one_of(field, sort_fields)),
-            None => default_sort.to_owned(),
+            Some(field) if listing.sort_fields.contains(&field) => field.to_owned(),
+            Some(field) => return Err(not_one_of(field, listing.sort_fields)),
+            None => "name".to_owned(),
         };
         let limit = self.int("limit").unwrap_or(50);
         if limit < -1 {
@@ -510,18 +504,8 @@ impl Call<'_> {
         if page < 0 {
             return Err(invalid(format!("{page} is less than the minimum of 0")));
         }
-        let key = |item: &Value| {
-            let text = |v: Option<&Value>| match v {
-                Some(Value::String(s)) => s.to_lowercase(),
-                Some(Value::Null) | None => String::new(),
-                Some(other) => other.to_string(),
-            };
-            (text(item.get(&sort_by)), text(item.get("uuid")))
-        };
-        items.sort_by_key(key);
-        if self.bool("reverse").unwrap_or(false) {
-            items.reverse();
-        }
+        let state: &RaasState = self.state;
+        let reverse = self.bool("reverse").unwrap_or(false);
         let cap = self.state.options.max_page_limit.max(1);
         let effective = if limit <= 0 {
             cap
@@ -533,12 +517,111 @@ impl Call<'_> {
             .unwrap_or(0)
             .saturating_mul(effective)
             .try_into()
-            .unwrap_or(usize::MAX);
-        let take = usize::try_from(effective).unwrap_or(usize::MAX);
-        let results: Vec<Value> = items.into_iter().skip(start).take(take).collect();
+            .unwrap_or(usize::MAX)
+            .min(count);
+        let end = start
+            .saturating_add(usize::try_from(effective).unwrap_or(usize::MAX))
+            .min(count);
+        // Keys are unique (the UUID breaks ties), so selecting the page and sorting only it
+        // gives the same page as sorting everything.
+        let mut keyed: Vec<((&str, &str), &T)> = items
+            .into_iter()
+            .map(|item| {
+                let key = (
+                    (listing.sort_key)(state, item, &sort_by),
+                    (listing.uuid)(item),
+                );
+                (key, item)
+            })
+            .collect();
+        let order = |a: &((&str, &str), &T), b: &((&str, &str), &T)| {
+            if reverse {
+                b.0.cmp(&a.0)
+            } else {
+                a.0.cmp(&b.0)
+            }
+        };
+        if start < count {
+            keyed.select_nth_unstable_by(start, order);
+            let rest = &mut keyed[start..];
+            let len = end - start;
+            if len < rest.len() {
+                rest.select_nth_unstable_by(len, order);
+            }
+            rest[..len].sort_unstable_by(order);
+        }
+        let results: Vec<Value> = keyed[start..end]
+            .iter()
+            .map(|(_, item)| (listing.render)(state, item))
+            .collect();
         Ok(json!({"count": count, "limit": effective, "results": results}))
     }
 }
+
+/// How a list method sorts and renders its objects.
+struct Listing<T> {
+    /// Accepted `sort_by` values (`name` is the default order).
+    sort_fields: &'static [&'static str],
+    /// The text an object sorts by for a `sort_by` value (compared as is, then by UUID).
+    sort_key: for<'a> fn(&'a RaasState, &'a T, &str) -> &'a str,
+    uuid: fn(&T) -> &str,
+    render: fn(&RaasState, &T) -> Value,
+}
+
+const TARGET_LISTING: Listing<TargetGroup> = Listing {
+    sort_fields: &["name", "desc"],
+    sort_key: |_, g, field| match field {
+        "desc" => &g.desc,
+        _ => &g.name,
+    },
+    uuid: |g| &g.uuid,
+    render: |_, g| target_json(g),
+};
+
+const JOB_LISTING: Listing<Job> = Listing {
+    sort_fields: &["name", "desc", "cmd", "fun"],
+    sort_key: |_, j, field| match field {
+        "desc" => &j.desc,
+        "cmd" => j.cmd.as_deref().unwrap_or_default(),
+        "fun" => j.fun.as_deref().unwrap_or_default(),
+        _ => &j.name,
+    },
+    uuid: |j| &j.uuid,
+    render: job_json,
+};
+
+const SCHEDULE_LISTING: Listing<Schedule> = Listing {
+    sort_fields: &[
+        "cmd",
+        "fun",
+        "tgt_name",
+        "job_name",
+        "sched_name",
+        "next_fire_time",
+        "last_fire_time",
+        "status",
+    ],
+    sort_key: |state, s, field| match field {
+        "cmd" => s.cmd.as_deref().unwrap_or_default(),
+        "fun" => s.fun.as_deref().unwrap_or_default(),
+        "tgt_name" => s
+            .tgt_uuid
+            .as_ref()
+            .and_then(|t| state.target_groups.get(t))
+            .map_or("", |g| g.name.as_str()),
+        "job_name" => s
+            .job_uuid
+            .as_ref()
+            .and_then(|j| state.jobs.get(j))
+            .map_or("", |j| j.name.as_str()),
+        "status" => schedule_state(s),
+        // Fire times are not simulated (always null).
+        "next_fire_time" | "last_fire_time" => "",
+        _ => &s.name,
+    },
+    uuid: |s| &s.uuid,
+    render: schedule_json,
+};
 
 fn not_one_of(value: &str, allowed: &[&str]) -> RpcFault {
     let list = allowed
@@ -556,14 +639,33 @@ fn check_enum(value: Option<&str>, allowed: &[&str]) -> Result<(), RpcFault> {
     }
 }
 
-/// Runs one envelope and returns its reply `{riq, ret, error, warnings}`.
+/// Methods that change the state (the others only read it).
+const MUTATING: &[(&str, &str)] = &[
+    ("job", "save_job"),
+    ("job", "delete_job"),
+    ("tgt", "save_target_group"),
+    ("tgt", "delete_target_group"),
+    ("schedule", "save"),
+    ("schedule", "update"),
+    ("schedule", "remove"),
+    ("cmd", "route_cmd"),
+];
+
+/// Replies to a request, and whether any call in it changed the state.
+pub(super) struct Outcome {
+    pub reply: Value,
+    pub changed: bool,
+}
+
+/// Runs one envelope; the reply is `{riq, ret, error, warnings}`.
 pub(super) fn single(
     state: &mut RaasState,
     principal: &Principal,
     now: DateTime<Utc>,
     envelope: Value,
-) -> Value {
-    call_reply(state, principal, now, envelope).0
+) -> Outcome {
+    let (reply, _, changed) = call_reply(state, principal, now, envelope);
+    Outcome { reply, changed }
 }
 
 /// Runs a list of envelopes in order: `{batched_retcode, ret: [reply, …]}`.
@@ -572,12 +674,14 @@ pub(super) fn batch(
     principal: &Principal,
     now: DateTime<Utc>,
     envelopes: Vec<Value>,
-) -> Value {
+) -> Outcome {
     let mut failed = false;
+    let mut changed = false;
     let mut replies = Vec::with_capacity(envelopes.len());
     for envelope in envelopes {
-        let (reply, ok) = call_reply(state, principal, now, envelope);
+        let (reply, ok, call_changed) = call_reply(state, principal, now, envelope);
         failed |= !ok;
+        changed |= call_changed;
         replies.push(reply);
     }
     let retcode = if failed {
@@ -585,24 +689,34 @@ pub(super) fn batch(
     } else {
         BATCH_RETCODE_OK
     };
-    json!({"batched_retcode": retcode, "ret": replies})
+    Outcome {
+        reply: json!({"batched_retcode": retcode, "ret": replies}),
+        changed,
+    }
 }
 
+/// One call's reply, whether it succeeded, and whether it changed the state.
 fn call_reply(
     state: &mut RaasState,
     principal: &Principal,
     now: DateTime<Utc>,
     envelope: Value,
-) -> (Value, bool) {
+) -> (Value, bool, bool) {
     let riq = envelope.get("riq").cloned().unwrap_or(Value::Null);
+    let mutating = MUTATING.iter().any(|(resource, method)| {
+        envelope.get("resource").and_then(Value::as_str) == Some(resource)
+            && envelope.get("method").and_then(Value::as_str) == Some(method)
+    });
     let codes = state.options.error_codes.clone();
     match run(state, principal, now, envelope) {
         Ok((ret, warnings)) => (
             json!({"riq": riq, "ret": ret, "error": null, "warnings": warnings}),
             true,
+            mutating,
         ),
         Err(fault) => (
             json!({"riq": riq, "ret": null, "error": fault.to_json(&codes), "warnings": []}),
+            false,
             false,
         ),
     }
@@ -789,13 +903,9 @@ fn target_json(group: &TargetGroup) -> Value {
 }
 
 fn get_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
-    let items: Vec<Value> = if let Some(uuid) = call.nonempty("tgt_uuid") {
-        call.state
-            .target_groups
-            .get(uuid)
-            .map(target_json)
-            .into_iter()
-            .collect()
+    let call: &Call<'_> = call;
+    let items: Vec<&TargetGroup> = if let Some(uuid) = call.nonempty("tgt_uuid") {
+        call.state.target_groups.get(uuid).into_iter().collect()
     } else {
         let name = call.str("name").map(str::to_owned);
         let desc = call.str("desc").map(str::to_owned);
@@ -812,10 +922,9 @@ fn get_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
                     .as_deref()
                     .is_none_or(|p| g.pillars.iter().any(|x| x == p))
             })
-            .map(target_json)
             .collect()
     };
-    call.page(items, &["name", "desc"], "name")
+    call.page(items, &TARGET_LISTING)
 }
 
 fn validate_tgt(tgt: &Map<String, Value>) -> Result<(), RpcFault> {
@@ -963,7 +1072,7 @@ pub const JOB_CMDS: &[&str] = &["cloud", "local", "runner", "wheel"];
 /// `cmd` values the list filters and schedules accept.
 pub const FILTER_CMDS: &[&str] = &["local", "runner", "wheel", "ssh"];
 
-fn job_json(job: &Job, state: &RaasState) -> Value {
+fn job_json(state: &RaasState, job: &Job) -> Value {
     let tgt_name = job
         .tgt_uuid
         .as_ref()
@@ -985,13 +1094,9 @@ fn job_json(job: &Job, state: &RaasState) -> Value {
 
 fn get_jobs(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     check_enum(call.str("cmd"), FILTER_CMDS)?;
-    let items: Vec<Value> = if let Some(uuid) = call.nonempty("job_uuid") {
-        call.state
-            .jobs
-            .get(uuid)
-            .map(|j| job_json(j, call.state))
-            .into_iter()
-            .collect()
+    let call: &Call<'_> = call;
+    let items: Vec<&Job> = if let Some(uuid) = call.nonempty("job_uuid") {
+        call.state.jobs.get(uuid).into_iter().collect()
     } else {
         let name = call.str("name").map(str::to_owned);
         let desc = call.str("desc").map(str::to_owned);
@@ -1016,10 +1121,9 @@ fn get_jobs(call: &mut Call<'_>) -> Result<Value, RpcFault> {
                     .as_ref()
                     .is_none_or(|ms| j.masters.iter().any(|m| ms.contains(m)))
             })
-            .map(|j| job_json(j, call.state))
             .collect()
     };
-    call.page(items, &["name", "desc", "cmd", "fun"], "name")
+    call.page(items, &JOB_LISTING)
 }
 
 fn validate_job_arg(arg: &Value) -> Result<(), RpcFault> {
@@ -1244,7 +1348,7 @@ fn validate_schedule(schedule: &Map<String, Value>) -> Result<(), RpcFault> {
     Ok(())
 }
 
-fn schedule_json(schedule: &Schedule, state: &RaasState) -> Value {
+fn schedule_json(state: &RaasState, schedule: &Schedule) -> Value {
     let tgt_name = schedule
         .tgt_uuid
         .as_ref()
@@ -1297,7 +1401,8 @@ fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let cmd = call.str("cmd").map(str::to_owned);
     let enabled = call.bool("enabled");
     let tgt = call.value("tgt").cloned();
-    let items: Vec<Value> = call
+    let call: &Call<'_> = call;
+    let items: Vec<&Schedule> = call
         .state
         .schedules
         .values()
@@ -1339,22 +1444,8 @@ fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
                     .is_some_and(|t| names.contains(&t.name))
             })
         })
-        .map(|s| schedule_json(s, call.state))
         .collect();
-    call.page(
-        items,
-        &[
-            "cmd",
-            "fun",
-            "tgt_name",
-            "job_name",
-            "sched_name",
-            "next_fire_time",
-            "last_fire_time",
-            "status",
-        ],
-        "name",
-    )
+    call.page(items, &SCHEDULE_LISTING)
 }
 
 /// Checks the references and enums shared by `schedule.save` and `schedule.update`.
@@ -1628,7 +1719,7 @@ fn discover(call: &mut Call<'_>) -> Result<Value, RpcFault> {
                 .params
                 .iter()
                 .map(|p| match p.default {
-                    Some(d) => format!("{}={}", p.name, d.replace("null", "None")),
+                    Some(d) => format!("{}={}", p.name, python_literal(d)),
                     None => p.name.to_owned(),
                 })
                 .collect::<Vec<_>>()
@@ -1677,6 +1768,16 @@ fn discover(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     Ok(Value::Object(out))
 }
 
+/// A JSON default as Python writes it in a signature (`None`, `True`, `False`).
+fn python_literal(json_text: &str) -> &str {
+    match json_text {
+        "null" => "None",
+        "true" => "True",
+        "false" => "False",
+        other => other,
+    }
+}
+
 fn test_echo(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     Ok(call.value("message").cloned().unwrap_or(Value::Null))
 }
@@ -1708,6 +1809,34 @@ mod tests {
             Utc::now(),
             json!({"resource": resource, "method": method, "kwarg": kwarg, "riq": 1}),
         )
+        .reply
+    }
+
+    #[test]
+    fn seed_objects_may_be_a_list_or_a_map_without_uuids() {
+        let seeded: RaasState = serde_json::from_value(json!({
+            "target_groups": [{"name": "web", "tgt": {"*": {"tgt_type": "glob", "tgt": "web*"}}}],
+            "jobs": {"5b0f3c1e-8d2a-4f6b-9c7e-1a2b3c4d5e6f": {"name": "ping", "fun": "test.ping"}},
+        }))
+        .unwrap();
+        let group = seeded.target_groups.values().next().unwrap();
+        assert_eq!(seeded.target_groups.keys().next().unwrap(), &group.uuid);
+        assert!(uuid::Uuid::parse_str(&group.uuid).is_ok());
+        let again: RaasState = serde_json::from_value(json!({
+            "target_groups": [{"name": "web", "tgt": {}}],
+        }))
+        .unwrap();
+        assert!(
+            again.target_groups.contains_key(&group.uuid),
+            "uuids are stable"
+        );
+        assert_eq!(
+            seeded.jobs["5b0f3c1e-8d2a-4f6b-9c7e-1a2b3c4d5e6f"].uuid,
+            "5b0f3c1e-8d2a-4f6b-9c7e-1a2b3c4d5e6f"
+        );
+        let saved = serde_json::to_value(&seeded).unwrap();
+        let reloaded: RaasState = serde_json::from_value(saved).unwrap();
+        assert_eq!(reloaded.target_groups, seeded.target_groups);
     }
 
     #[test]
@@ -1718,7 +1847,8 @@ mod tests {
             &principal(),
             Utc::now(),
             json!({"resource": "tgt", "method": "get_target_group", "args": [super::super::ALL_MINIONS_UUID]}),
-        );
+        )
+        .reply;
         assert_eq!(reply["ret"]["count"], 1);
         assert_eq!(reply["ret"]["results"][0]["name"], "All Minions");
     }
@@ -1731,7 +1861,8 @@ mod tests {
             &principal(),
             Utc::now(),
             json!({"resource": "test", "method": "echo", "arg": ["a"], "kwarg": {"message": "b"}}),
-        );
+        )
+        .reply;
         assert_eq!(reply["error"]["code"], CODE_VALIDATION);
         assert!(
             reply["error"]["message"]
@@ -1739,6 +1870,22 @@ mod tests {
                 .unwrap()
                 .contains("multiple values")
         );
+    }
+
+    #[test]
+    fn only_successful_writes_count_as_changes() {
+        let mut state = RaasState::default_estate();
+        let save = json!({"resource": "tgt", "method": "save_target_group",
+            "kwarg": {"name": "x", "tgt": {"*": {"tgt_type": "glob", "tgt": "*"}}}});
+        assert!(single(&mut state, &principal(), Utc::now(), save).changed);
+        let read = json!({"resource": "tgt", "method": "get_target_group", "kwarg": {}});
+        assert!(!single(&mut state, &principal(), Utc::now(), read.clone()).changed);
+        let failed = json!({"resource": "tgt", "method": "save_target_group", "kwarg": {}});
+        assert!(!single(&mut state, &principal(), Utc::now(), failed.clone()).changed);
+        let mixed = vec![read, failed];
+        let outcome = batch(&mut state, &principal(), Utc::now(), mixed);
+        assert!(!outcome.changed);
+        assert_eq!(outcome.reply["batched_retcode"], BATCH_RETCODE_FAILED);
     }
 
     #[test]
@@ -1772,6 +1919,92 @@ mod tests {
             json!({"sort_by": "uuid"}),
         );
         assert_eq!(bad["error"]["code"], CODE_VALIDATION);
+    }
+
+    #[test]
+    fn pages_put_together_give_the_fully_sorted_list() {
+        let mut state = RaasState::default();
+        for i in 0..37 {
+            // Names repeat, so the UUID has to break ties.
+            let name = format!("n{}", (i * 7) % 11);
+            call(
+                &mut state,
+                "tgt",
+                "save_target_group",
+                json!({"name": name, "tgt": {"*": {"tgt_type": "glob", "tgt": "*"}}}),
+            );
+        }
+        for reverse in [false, true] {
+            let mut expected: Vec<(String, String)> = state
+                .target_groups
+                .values()
+                .map(|g| (g.name.clone(), g.uuid.clone()))
+                .collect();
+            expected.sort();
+            if reverse {
+                expected.reverse();
+            }
+            let mut paged = Vec::new();
+            for page in 0..9 {
+                let reply = call(
+                    &mut state,
+                    "tgt",
+                    "get_target_group",
+                    json!({"limit": 5, "page": page, "reverse": reverse}),
+                );
+                for item in reply["ret"]["results"].as_array().unwrap() {
+                    paged.push((
+                        item["name"].as_str().unwrap().to_owned(),
+                        item["uuid"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+            assert_eq!(paged, expected, "reverse={reverse}");
+        }
+    }
+
+    #[test]
+    fn schedules_sort_by_job_name_and_status() {
+        let mut state = RaasState::default();
+        let mut job = |name: &str| {
+            call(&mut state, "job", "save_job", json!({"name": name}))["ret"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let (zulu, alpha) = (job("zulu"), job("alpha"));
+        for (name, job, enabled) in [("a", &zulu, true), ("b", &alpha, false)] {
+            call(
+                &mut state,
+                "schedule",
+                "save",
+                json!({"name": name, "schedule": {"hours": 1}, "job_uuid": job, "enabled": enabled}),
+            );
+        }
+        let names = |reply: Value| -> Vec<String> {
+            reply["ret"]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let by_job = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"sort_by": "job_name"}),
+        );
+        assert_eq!(names(by_job), ["b", "a"]);
+        let by_status = call(&mut state, "schedule", "get", json!({"sort_by": "status"}));
+        assert_eq!(names(by_status), ["b", "a"]);
+        let by_name = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"sort_by": "sched_name"}),
+        );
+        assert_eq!(names(by_name), ["a", "b"]);
     }
 
     #[test]

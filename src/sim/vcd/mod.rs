@@ -1,12 +1,14 @@
 //! The simulated Cloud Director API-token surface, as read from `vcd.md`: OAuth token
 //! grants (`refresh_token` with an API token, the one-time `jwt-bearer` grant that hands out
 //! a new token's secret), client registration, cloudapi session login, and (in [`tokens`])
-//! the `cloudapi/1.0.0/tokens` list/get/revoke endpoints.
+//! the `cloudapi/1.0.0/tokens` list/get/revoke endpoints; [`legacy`] has the XML login and
+//! org list.
 //!
 //! Owns [`VcdState`]: orgs, users, API tokens (secrets kept only as SHA-256 digests) and the
 //! access tokens (JWTs) handed out. Errors use the OpenAPI error body
 //! `{minorErrorCode, message, stackTrace}`.
 
+mod legacy;
 mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -139,8 +141,8 @@ pub struct AccessToken {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Everything the simulated Cloud Director holds.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// Everything the simulated Cloud Director holds. Its `Debug` shows counts, never digests.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct VcdState {
     /// Orgs by lower-case name.
@@ -154,6 +156,19 @@ pub struct VcdState {
     /// Access tokens by SHA-256 (hex) of their value.
     pub access_tokens: BTreeMap<String, AccessToken>,
     pub options: VcdOptions,
+}
+
+impl std::fmt::Debug for VcdState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VcdState")
+            .field("orgs", &self.orgs.keys().collect::<Vec<_>>())
+            .field("users", &self.users.len())
+            .field("tokens", &self.tokens.len())
+            .field("revoked_secrets", &self.revoked_secrets.len())
+            .field("access_tokens", &self.access_tokens.len())
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 fn urn(kind: &str, seed: &str) -> String {
@@ -204,7 +219,7 @@ impl VcdState {
         kind: AccessKind,
         now: DateTime<Utc>,
         ttl: chrono::Duration,
-    ) -> String {
+    ) -> (String, String) {
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let head = engine.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let claims = json!({
@@ -216,16 +231,17 @@ impl VcdState {
         });
         let body = engine.encode(claims.to_string().as_bytes());
         let value = format!("{head}.{body}.{}", random_string(43));
+        let session_id = uuid::Uuid::new_v4().to_string();
         self.access_tokens.insert(
             digest(&value),
             AccessToken {
-                session_id: uuid::Uuid::new_v4().to_string(),
+                session_id: session_id.clone(),
                 user_id: user.id.clone(),
                 kind,
                 expires_at: now + ttl,
             },
         );
-        value
+        (value, session_id)
     }
 
     /// Forgets expired access tokens.
@@ -257,7 +273,7 @@ fn digest(value: &str) -> String {
 }
 
 fn ttl(sim: &Sim) -> chrono::Duration {
-    chrono::Duration::from_std(sim.config.token_ttl).unwrap_or(chrono::Duration::seconds(1800))
+    chrono::Duration::from_std(sim.token_ttl()).unwrap_or(chrono::Duration::seconds(1800))
 }
 
 /// Routes of the Cloud Director endpoints and their admin hooks.
@@ -279,6 +295,10 @@ pub fn routes() -> Router<SimRef> {
             get(tokens::get_one).delete(tokens::revoke),
         )
         .route("/api/task/{id}", get(tokens::task))
+        .route("/api/sessions", post(legacy::login))
+        .route("/api/login", post(legacy::login))
+        .route("/api/org", get(legacy::org_list))
+        .route("/api/org/", get(legacy::org_list))
         .route(
             "/_sim/vcd/options",
             get(admin_get_options).put(admin_put_options),
@@ -290,9 +310,9 @@ pub fn routes() -> Router<SimRef> {
 #[derive(Debug, thiserror::Error)]
 #[error("{minor}: {message}")]
 pub(crate) struct VcdError {
-    status: StatusCode,
-    minor: &'static str,
-    message: String,
+    pub status: StatusCode,
+    pub minor: &'static str,
+    pub message: String,
 }
 
 impl IntoResponse for VcdError {
@@ -486,7 +506,14 @@ async fn tenant_token(State(sim): State<SimRef>, Path(org): Path<String>, body: 
 async fn token_grant(sim: &Sim, org: &str, body: &[u8]) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
-    let state = &mut guard.vcd;
+    let response = grant(sim, &mut guard.vcd, org, body, now);
+    if response.status().is_success() {
+        sim.persist(&mut guard);
+    }
+    response
+}
+
+fn grant(sim: &Sim, state: &mut VcdState, org: &str, body: &[u8], now: DateTime<Utc>) -> Response {
     state.prune(now);
     let fields = form_fields(body);
     let Some(org) = state.org(org).map(|o| o.name.clone()) else {
@@ -566,7 +593,7 @@ fn refresh_grant(
         }
     };
     let ttl = ttl(sim);
-    let access = state.issue_access_token(&user, AccessKind::ApiToken, now, ttl);
+    let (access, _) = state.issue_access_token(&user, AccessKind::ApiToken, now, ttl);
     let refresh = if state.options.user_token_refresh_token_null {
         Value::Null
     } else {
@@ -621,7 +648,7 @@ fn initial_grant(
         stored.secret_digest = Some(digest(&secret));
     }
     let ttl = ttl(sim);
-    let access = state.issue_access_token(&user, AccessKind::ApiToken, now, ttl);
+    let (access, _) = state.issue_access_token(&user, AccessKind::ApiToken, now, ttl);
     grant_reply(access, ttl, json!(secret))
 }
 
@@ -643,7 +670,20 @@ async fn tenant_register(
 async fn register(sim: &Sim, org: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
-    let state = &mut guard.vcd;
+    let response = register_client(&mut guard.vcd, org, headers, body, now);
+    if response.status().is_success() {
+        sim.persist(&mut guard);
+    }
+    response
+}
+
+fn register_client(
+    state: &mut VcdState,
+    org: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Response {
     let caller = match caller(headers, state, now) {
         Ok(c) => c,
         Err(refusal) => return refusal.into_response(),
@@ -724,11 +764,11 @@ async fn register(sim: &Sim, org: &str, headers: &HeaderMap, body: &[u8]) -> Res
 }
 
 async fn provider_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    login(&sim, &headers, true).await
+    login(&sim, &headers, LoginEndpoint::Provider).await
 }
 
 async fn tenant_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    login(&sim, &headers, false).await
+    login(&sim, &headers, LoginEndpoint::Tenant).await
 }
 
 /// Basic `user@org:password` from the `Authorization` header.
@@ -749,52 +789,95 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String, String)> {
 
 /// `POST /cloudapi/1.0.0/sessions[/provider]`: Basic login; the JWT comes back in
 /// `X-VMWARE-VCLOUD-ACCESS-TOKEN`.
-async fn login(sim: &Sim, headers: &HeaderMap, provider: bool) -> Response {
-    if let Err(refusal) = api_version(headers, SUPPORTED_API_VERSIONS[0]) {
-        return refusal.into_response();
-    }
-    let now = sim.clock.now();
-    let mut guard = sim.state.lock().await;
-    let state = &mut guard.vcd;
+/// Which login endpoint was called.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum LoginEndpoint {
+    /// `/cloudapi/1.0.0/sessions/provider`: System org only.
+    Provider,
+    /// `/cloudapi/1.0.0/sessions`: tenant orgs only.
+    Tenant,
+    /// `/api/sessions` (and `/api/login`): any org.
+    Legacy,
+}
+
+/// A password session just opened.
+pub(crate) struct OpenedSession {
+    pub user: User,
+    pub jwt: String,
+    pub session_id: String,
+}
+
+/// Checks Basic `user@org:password` for `endpoint` and opens a password session.
+pub(crate) fn open_session(
+    sim: &Sim,
+    state: &mut VcdState,
+    headers: &HeaderMap,
+    endpoint: LoginEndpoint,
+    now: DateTime<Utc>,
+) -> Result<OpenedSession, VcdError> {
     state.prune(now);
     let Some((user, org, password)) = basic_credentials(headers) else {
-        return unauthorized("Send Basic credentials as user@org:password").into_response();
+        return Err(unauthorized("Send Basic credentials as user@org:password"));
     };
     if !sim.credential_accepted(&user) || !sim.credential_accepted(&password) {
-        return unauthorized("Invalid credentials").into_response();
+        return Err(unauthorized("Invalid credentials"));
     }
     let is_system = org.eq_ignore_ascii_case(SYSTEM_ORG);
-    if provider != is_system {
-        let hint = if provider {
-            "Use /cloudapi/1.0.0/sessions to log in to a tenant organization"
-        } else {
-            "Use /cloudapi/1.0.0/sessions/provider to log in to the System organization"
-        };
-        return unauthorized(hint).into_response();
+    match (endpoint, is_system) {
+        (LoginEndpoint::Provider, false) => {
+            return Err(unauthorized(
+                "Use /cloudapi/1.0.0/sessions to log in to a tenant organization",
+            ));
+        }
+        (LoginEndpoint::Tenant, true) => {
+            return Err(unauthorized(
+                "Use /cloudapi/1.0.0/sessions/provider to log in to the System organization",
+            ));
+        }
+        _ => {}
     }
     let Some(user) = state.add_user(&user, &org) else {
-        return unauthorized("Invalid credentials").into_response();
+        return Err(unauthorized("Invalid credentials"));
     };
-    let access = state.issue_access_token(&user, AccessKind::Password, now, ttl(sim));
-    let Some(record) = state.access_tokens.get(&digest(&access)).cloned() else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_SERVER_ERROR",
-            "session lost",
-        );
-    };
-    let mut response = (
-        StatusCode::OK,
-        axum::Json(session_json(state, &user, &record.session_id)),
-    )
-        .into_response();
-    if let Ok(value) = HeaderValue::from_str(&access) {
+    let (jwt, session_id) = state.issue_access_token(&user, AccessKind::Password, now, ttl(sim));
+    Ok(OpenedSession {
+        user,
+        jwt,
+        session_id,
+    })
+}
+
+/// Adds the session JWT headers to a login response.
+pub(crate) fn with_session_headers(mut response: Response, jwt: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(jwt) {
         response.headers_mut().insert(ACCESS_TOKEN_HEADER, value);
     }
     response
         .headers_mut()
         .insert(TOKEN_TYPE_HEADER, HeaderValue::from_static("Bearer"));
     response
+}
+
+/// `POST /cloudapi/1.0.0/sessions[/provider]`: Basic login; the JWT comes back in
+/// `X-VMWARE-VCLOUD-ACCESS-TOKEN`.
+async fn login(sim: &Sim, headers: &HeaderMap, endpoint: LoginEndpoint) -> Response {
+    if let Err(refusal) = api_version(headers, SUPPORTED_API_VERSIONS[0]) {
+        return refusal.into_response();
+    }
+    let now = sim.clock.now();
+    let mut guard = sim.state.lock().await;
+    let state = &mut guard.vcd;
+    match open_session(sim, state, headers, endpoint, now) {
+        Ok(opened) => {
+            let body = session_json(state, &opened.user, &opened.session_id);
+            sim.persist(&mut guard);
+            with_session_headers(
+                (StatusCode::OK, axum::Json(body)).into_response(),
+                &opened.jwt,
+            )
+        }
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
 fn session_json(state: &VcdState, user: &User, session_id: &str) -> Value {
@@ -844,6 +927,7 @@ async fn logout(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
     match caller(&headers, &guard.vcd, now) {
         Ok(caller) => {
             guard.vcd.access_tokens.remove(&caller.token_digest);
+            sim.persist(&mut guard);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(refusal) => refusal.into_response(),
@@ -861,5 +945,6 @@ async fn admin_put_options(
 ) -> axum::Json<VcdOptions> {
     let mut guard = sim.state.lock().await;
     guard.vcd.options = options;
+    sim.persist(&mut guard);
     axum::Json(guard.vcd.options.clone())
 }

@@ -370,6 +370,7 @@ pub(super) async fn revoke(
         state.revoked_secrets.insert(secret_digest);
     }
     let code = status(state.options.revoke_status, StatusCode::NO_CONTENT);
+    sim.persist(&mut guard);
     let mut response = code.into_response();
     if code == StatusCode::ACCEPTED {
         let location = format!("/api/task/{}", uuid::Uuid::new_v4());
