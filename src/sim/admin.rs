@@ -643,12 +643,6 @@ pub async fn fault_layer(State(sim): State<SimRef>, request: Request, next: Next
     }
     let drop = take_drop(&sim, faults.drop_rate);
     let response = next.run(request).await;
-    if matches!(api, Api::Raas | Api::Vcd) && sim.config.state_file.is_some() {
-        // Their handlers change state without saving it; RPC reads are saved too, which is
-        // harmless (the document is the same).
-        let mut state = sim.state.lock().await;
-        sim.persist(&mut state);
-    }
     if !drop {
         return response;
     }
