@@ -5,6 +5,16 @@
 //! belongs to, the seeded fault dice, the counters, loading and atomically saving
 //! [`SimState`]. Each API module may add its own admin hooks under `/_sim/<api>/…`; requests
 //! under `/_sim/` are never faulted or counted.
+//!
+//! | endpoint | what |
+//! |---|---|
+//! | `GET`/`PUT /_sim/faults` | the active [`Faults`] (PUT replaces them; omitted fields default) |
+//! | `GET`/`PUT /_sim/options` | the answers to unverified points ([`super::SimOptions`]) |
+//! | `GET /_sim/counters`, `POST /_sim/counters/reset` | requests per API: `{"csp","vmc","raas","vcd","vsphere","total"}` |
+//! | `GET /_sim/state` | the whole [`SimState`] as JSON |
+//! | `GET /_sim/clock`, `POST /_sim/clock/advance {"seconds": N}` | simulated time; jump it forward |
+//! | `POST /_sim/csp/revoke-api-token`, `GET /_sim/csp/org` | CSP hooks (`csp.rs`) |
+//! | `POST /_sim/vsphere/expire-sessions` | vSphere hook (`vsphere.rs`) |
 
 use std::collections::BTreeSet;
 use std::path::Path;
