@@ -180,6 +180,32 @@ async fn cloud_login_with_only_the_bearer_token_returns_xsrf_and_session() {
 }
 
 #[tokio::test]
+async fn csp_auth_token_header_is_accepted_only_when_the_option_is_on() {
+    let handle = start().await;
+    csp_token(&handle, "access-3", 600).await;
+    let token = xsrf(&handle).await;
+    let echo = || {
+        client()
+            .post(format!("{}/rpc", handle.base_url))
+            .header("csp-auth-token", "access-3")
+            .header("x-xsrftoken", &token)
+            .header("cookie", format!("_xsrf={token}"))
+            .json(&json!({"resource": "test", "method": "echo", "arg": ["x"]}))
+            .send()
+    };
+    assert_eq!(echo().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    handle
+        .sim
+        .state
+        .lock()
+        .await
+        .raas
+        .options
+        .accept_csp_auth_token_header = true;
+    assert_eq!(echo().await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn cloud_login_get_first_flow_then_rpc_on_raas_rpc() {
     let handle = start().await;
     csp_token(&handle, "access-2", 600).await;

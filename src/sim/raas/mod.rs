@@ -45,6 +45,8 @@ pub const XSRF_MISSING_REASON: &str = "Missing XSRF token";
 pub const SESSION_COOKIE: &str = "raas_session";
 /// Header identifying the server instance on every response.
 pub const INSTANCE_HEADER: &str = "raas-instance-id";
+/// Header some clients use for the CSP access token instead of `Authorization: Bearer`.
+pub const CSP_AUTH_TOKEN_HEADER: &str = "csp-auth-token";
 /// Auth backend used when a login names none.
 pub const DEFAULT_CONFIG_NAME: &str = "internal";
 /// Auth backend name reported for cloud (CSP) logins.
@@ -68,6 +70,9 @@ pub struct RaasOptions {
     /// Answer unauthenticated `/rpc` calls with the HTML login page and status 200 (the
     /// behaviour one third-party client reports) instead of 401.
     pub html_login_page_when_unauthenticated: bool,
+    /// Also accept the CSP access token in a `csp-auth-token` header (one third-party client
+    /// sends it that way; unverified, so off by default).
+    pub accept_csp_auth_token_header: bool,
     /// Error codes of RPC errors.
     pub error_codes: ErrorCodes,
 }
@@ -81,6 +86,7 @@ impl Default for RaasOptions {
             job_blocks_target_delete: true,
             schedule_save_unknown_uuid_creates: true,
             html_login_page_when_unauthenticated: false,
+            accept_csp_auth_token_header: false,
             error_codes: ErrorCodes::default(),
         }
     }
@@ -500,7 +506,14 @@ enum Credentials {
     Malformed,
 }
 
-fn credentials(headers: &HeaderMap) -> Option<Credentials> {
+fn credentials(headers: &HeaderMap, raas: &RaasState) -> Option<Credentials> {
+    if raas.options.accept_csp_auth_token_header
+        && headers.get(header::AUTHORIZATION).is_none()
+        && let Some(token) = header_str(headers, CSP_AUTH_TOKEN_HEADER).map(str::trim)
+        && !token.is_empty()
+    {
+        return Some(Credentials::Bearer(token.to_owned()));
+    }
     let value = header_str(headers, "authorization")?.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim().to_owned();
@@ -629,7 +642,7 @@ fn authenticate(
     raas: &RaasState,
     now: DateTime<Utc>,
 ) -> Result<Principal, Unauthorized> {
-    match credentials(headers) {
+    match credentials(headers, raas) {
         Some(Credentials::Bearer(token)) => match csp.validate_access_token(&token, now) {
             Ok(issued) => Ok(csp_principal(&issued.org_id)),
             Err(TokenProblem::Expired) => Err(Unauthorized::new(
@@ -782,7 +795,7 @@ fn login(
                 .map(str::to_owned)
         })
         .is_some_and(|t| t.eq_ignore_ascii_case("jwt"));
-    if let Some(Credentials::Bearer(token)) = credentials(headers) {
+    if let Some(Credentials::Bearer(token)) = credentials(headers, raas) {
         let issued = match csp.validate_access_token(&token, now) {
             Ok(issued) => issued,
             Err(TokenProblem::Expired) => {
