@@ -434,6 +434,10 @@ fn spec_int(spec: &Value, key: &str) -> Option<i64> {
 
 #[async_trait::async_trait]
 impl Provider for VsphereProvider {
+    async fn close(&self) -> ProviderResult<()> {
+        self.logout().await
+    }
+
     async fn list(&self, kind: Kind, names: &[String]) -> ProviderResult<Vec<LiveObject>> {
         if kind != Kind::VirtualMachine {
             return Err(ProviderError::Invalid(format!(
