@@ -21,6 +21,9 @@ pub enum Event {
         action: String,
         elapsed_seconds: u64,
         progress: Option<u8>,
+        /// The server's estimate of the remaining time, when it gives one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        eta_seconds: Option<u64>,
         task: Option<String>,
     },
     Finished {
@@ -71,6 +74,7 @@ impl Event {
         action: Action,
         elapsed: Duration,
         progress: Option<u8>,
+        eta: Option<Duration>,
         task: Option<String>,
     ) -> Self {
         Event::StillRunning {
@@ -78,6 +82,7 @@ impl Event {
             action: verb(action).to_string(),
             elapsed_seconds: elapsed.as_secs(),
             progress,
+            eta_seconds: eta.map(|d| d.as_secs()),
             task,
         }
     }
@@ -86,6 +91,12 @@ impl Event {
 /// Receives events; implementations must be cheap (called from the executor loop).
 pub trait EventSink: Send + Sync {
     fn emit(&self, event: &Event);
+
+    /// Whether the sink wants a `StillRunning` event after every poll (live bars) rather
+    /// than at the heartbeat interval (log lines).
+    fn wants_every_poll(&self) -> bool {
+        false
+    }
 }
 
 /// Formats `elapsed` as `01m20s` (Terraform's style).
@@ -121,6 +132,7 @@ pub fn plain_line(event: &Event) -> String {
             elapsed_seconds,
             progress,
             task,
+            ..
         } => {
             let doing = match action.as_str() {
                 "create" => "creating",
@@ -208,6 +220,90 @@ impl<W: Write + Send> EventSink for JsonSink<W> {
     }
 }
 
+/// Live bars on a terminal: one per running resource with its status, percent and elapsed
+/// time; finished resources leave their plain line above the bars.
+pub struct TerminalSink {
+    bars: indicatif::MultiProgress,
+    running: Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
+}
+
+impl TerminalSink {
+    pub fn new() -> Self {
+        Self {
+            bars: indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::stdout(),
+            ),
+            running: Mutex::new(std::collections::BTreeMap::new()),
+        }
+    }
+
+    fn bar(&self, address: &str, action: &str) -> indicatif::ProgressBar {
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix} {msg} [{elapsed_precise}] {bar:20} {pos:>3}%",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let bar = self.bars.add(indicatif::ProgressBar::new(100));
+        bar.set_style(style);
+        bar.set_prefix(address.to_string());
+        bar.set_message(format!("{action}…"));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+}
+
+impl Default for TerminalSink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventSink for TerminalSink {
+    fn wants_every_poll(&self) -> bool {
+        true
+    }
+
+    fn emit(&self, event: &Event) {
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
+        match event {
+            Event::Started { address, action } => {
+                let bar = self.bar(address, action);
+                running.insert(address.clone(), bar);
+            }
+            Event::StillRunning {
+                address,
+                action,
+                progress,
+                eta_seconds,
+                ..
+            } => {
+                if let Some(bar) = running.get(address) {
+                    if let Some(progress) = progress {
+                        bar.set_position(u64::from(*progress));
+                    }
+                    let eta = eta_seconds
+                        .map(|s| format!(", about {} left", elapsed_text(s)))
+                        .unwrap_or_default();
+                    bar.set_message(format!("{action}…{eta}"));
+                }
+            }
+            Event::Finished { address, .. }
+            | Event::Failed { address, .. }
+            | Event::Skipped { address, .. } => {
+                if let Some(bar) = running.remove(address) {
+                    bar.finish_and_clear();
+                    self.bars.remove(&bar);
+                }
+                let _ = self.bars.println(plain_line(event));
+            }
+            Event::Interrupted => {
+                let _ = self.bars.println(plain_line(event));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +316,7 @@ mod tests {
             Action::Create,
             Duration::from_secs(300),
             Some(45),
+            Some(Duration::from_secs(600)),
             Some("task-1".into()),
         );
         assert_eq!(

@@ -143,6 +143,7 @@ struct Node {
     started: Option<Instant>,
     last_heartbeat: Instant,
     last_progress: Option<u8>,
+    last_eta: Option<Duration>,
     /// The live object as far as this run knows it (updated after a delete or create).
     live: Option<LiveObject>,
     timeouts: crate::model::Timeouts,
@@ -206,6 +207,7 @@ pub async fn apply(
                 started: None,
                 last_heartbeat: now,
                 last_progress: None,
+                last_eta: None,
                 live: change.live.clone(),
                 timeouts: model
                     .resources
@@ -416,6 +418,7 @@ pub async fn apply(
                             node.change.action,
                             node.started.map(|s| s.elapsed()).unwrap_or_default(),
                             node.last_progress,
+                            node.last_eta,
                             task.as_ref().map(|t| t.id.clone()),
                         ));
                     }
@@ -499,13 +502,17 @@ fn handle_result(
                     node.last_progress = progress.or(node.last_progress);
                     let delay = poll_delay(options, polls, eta);
                     let now = Instant::now();
-                    if now.duration_since(node.last_heartbeat) >= options.heartbeat {
+                    node.last_eta = eta;
+                    if events.wants_every_poll()
+                        || now.duration_since(node.last_heartbeat) >= options.heartbeat
+                    {
                         node.last_heartbeat = now;
                         events.emit(&Event::still_running(
                             &node.change.address,
                             node.change.action,
                             node.started.map(|s| s.elapsed()).unwrap_or_default(),
                             node.last_progress,
+                            eta,
                             task.as_ref().map(|t| t.id.clone()),
                         ));
                     }

@@ -9,7 +9,7 @@ use super::args::ApplyArgs;
 use super::plan_cmd::report_problems;
 use super::workspace::{Workspace, is_plan_file};
 use super::{Failure, GlobalArgs, Reporter, exit};
-use crate::apply::events::{EventSink, JsonSink, PlainSink};
+use crate::apply::events::{EventSink, JsonSink, PlainSink, TerminalSink};
 use crate::apply::{self, ApplyOptions, ApplyReport, ResourceOutcome};
 use crate::plan::render::{self, Style};
 use crate::plan::saved::SavedPlan;
@@ -35,7 +35,13 @@ pub async fn run(
     let _lock = apply::lock::ApplyLock::acquire(&lock_dir).map_err(|err| {
         Failure::from(err).with_hint("wait for the other apply to finish; in CI, use a concurrency group so applies never overlap")
     })?;
-    let workspace = Workspace::open(&paths, &targets, global.sim, reporter).await?;
+    let workspace = Workspace::open(
+        &paths,
+        &targets,
+        global.sim.then_some(global.sim_time_scale),
+        reporter,
+    )
+    .await?;
     let code = run_in(&args, global, reporter, &workspace, saved.as_ref()).await;
     workspace.close().await;
     code
@@ -51,7 +57,15 @@ async fn run_in(
     if !workspace.targets.is_empty() {
         reporter.warning("resource targeting is in effect: applied changes may be incomplete");
     }
-    let (plan, _live) = workspace.plan(args.parallelism as usize).await?;
+    let (plan, _live) = workspace
+        .plan(
+            args.parallelism as usize,
+            crate::plan::PlanOptions {
+                recreate_lost_secrets: args.recreate_lost_secrets,
+            },
+            reporter,
+        )
+        .await?;
     report_problems(reporter, &plan)?;
     if let Some(saved) = saved
         && let Err(stale) = saved.check_fresh(&workspace.model, &plan)
@@ -116,6 +130,8 @@ async fn run_in(
     };
     let sink: Box<dyn EventSink> = if args.json {
         Box::new(JsonSink::new(std::io::stdout()))
+    } else if std::io::stdout().is_terminal() {
+        Box::new(TerminalSink::new())
     } else {
         Box::new(PlainSink::new(std::io::stdout()))
     };

@@ -30,6 +30,9 @@ pub struct GlobalArgs {
     /// Run against the embedded simulator (state kept in .sextant/sim-state.json).
     #[arg(long, global = true)]
     pub sim: bool,
+    /// With --sim: simulated seconds per real second (240: a 2-hour SDDC create takes 30 s).
+    #[arg(long, global = true, default_value_t = 240.0, value_name = "N")]
+    pub sim_time_scale: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +136,9 @@ pub struct PlanArgs {
     /// Listings in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
+    /// Revoke and re-create VCD tokens whose secret file is missing (instead of warning).
+    #[arg(long)]
+    pub recreate_lost_secrets: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -151,6 +157,9 @@ pub struct ApplyArgs {
     /// Print progress as one JSON event per line on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Revoke and re-create VCD tokens whose secret file is missing (instead of warning).
+    #[arg(long)]
+    pub recreate_lost_secrets: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,16 +6,10 @@ use super::args::ValidateArgs;
 use super::{Failure, Reporter, exit};
 use crate::manifest::{self, Diagnostics};
 
-/// Writes the diagnostics and a count on stderr.
+/// Writes the diagnostics on stderr: every line names its `file:line:column`.
 pub fn report_diagnostics(diagnostics: &Diagnostics, reporter: &Reporter) {
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_all(diagnostics.render(reporter.color).as_bytes());
-    let count = diagnostics.len();
-    let _ = writeln!(
-        stderr,
-        "{count} {} found",
-        if count == 1 { "problem" } else { "problems" }
-    );
 }
 
 pub fn run(args: &ValidateArgs, reporter: &Reporter) -> Result<i32, Failure> {

@@ -47,22 +47,19 @@ impl Workspace {
     pub async fn open(
         paths: &[PathBuf],
         targets: &[String],
-        use_sim: bool,
+        sim: Option<f64>,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
         let mut model = load_model(paths, reporter)?;
         let targets = parse_targets(&model, targets)?;
         let scope = plan::scope(&model, &targets);
-        let sim = if use_sim {
-            let handle = start_sim().await?;
+        let sim = if let Some(time_scale) = sim {
+            let handle = start_sim(time_scale).await?;
             point_at_sim(&mut model, &handle.base_url);
             Some(handle)
         } else {
             None
         };
-        for connection in model.connections.values() {
-            warn_plain_http(reporter, &connection.name, &connection.config.url);
-        }
         let providers = ProviderSet::connect(&model, &scope)?;
         Ok(Self {
             model,
@@ -74,7 +71,12 @@ impl Workspace {
     }
 
     /// Reads live state and plans.
-    pub async fn plan(&self, parallelism: usize) -> Result<(Plan, LiveState), Failure> {
+    pub async fn plan(
+        &self,
+        parallelism: usize,
+        options: plan::PlanOptions,
+        reporter: &Reporter,
+    ) -> Result<(Plan, LiveState), Failure> {
         let live = plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism)
             .await
             .map_err(|err| {
@@ -82,7 +84,10 @@ impl Workspace {
                     "nothing was changed; check the connection settings and run the command again",
                 )
             })?;
-        let plan = plan::make_plan(&self.model, &self.scope, &live);
+        let plan = plan::make_plan(&self.model, &self.scope, &live, options);
+        for warning in &plan.warnings {
+            reporter.warning(&format!("{}: {}", warning.address, warning.message));
+        }
         Ok((plan, live))
     }
 
@@ -111,7 +116,12 @@ fn parse_targets(model: &Model, targets: &[String]) -> Result<Vec<Address>, Fail
     Ok(out)
 }
 
-async fn start_sim() -> Result<SimHandle, Failure> {
+async fn start_sim(time_scale: f64) -> Result<SimHandle, Failure> {
+    if !(time_scale > 0.0 && time_scale.is_finite()) {
+        return Err(Failure::new(format!(
+            "`--sim-time-scale` must be a positive number, not {time_scale}"
+        )));
+    }
     let state = PathBuf::from(SIM_STATE_FILE);
     if let Some(dir) = state.parent() {
         std::fs::create_dir_all(dir)
@@ -119,6 +129,7 @@ async fn start_sim() -> Result<SimHandle, Failure> {
     }
     let config = SimConfig {
         state_file: Some(state),
+        time_scale,
         ..SimConfig::default()
     };
     Ok(crate::sim::start(config).await?)
@@ -145,24 +156,6 @@ fn point_at_sim(model: &mut Model, base_url: &str) {
         if config.password.is_some() && !usable(&config.password) {
             config.password = Some(dummy("password"));
         }
-    }
-}
-
-/// One line on stderr for a plain `http://` URL to anything but loopback.
-fn warn_plain_http(reporter: &Reporter, connection: &str, url: &str) {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return;
-    };
-    let host = rest.split(['/', ':']).next().unwrap_or("");
-    let loopback = host == "localhost"
-        || host == "[::1]"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        reporter.warning(&format!(
-            "connection `{connection}` uses plain http:// to `{host}`: credentials travel unencrypted"
-        ));
     }
 }
 

@@ -35,7 +35,17 @@ fn source_file(path: PathBuf) -> SourceFile {
     SourceFile { path, base_dir }
 }
 
-fn walk(dir: &Path, found: &mut Vec<SourceFile>, errors: &mut Vec<Diagnostic>) {
+fn walk(
+    dir: &Path,
+    visited: &mut std::collections::BTreeSet<PathBuf>,
+    found: &mut Vec<SourceFile>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    // Symlinked directories are followed, but each real directory is read once (no loops).
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !visited.insert(real) {
+        return;
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
@@ -55,7 +65,7 @@ fn walk(dir: &Path, found: &mut Vec<SourceFile>, errors: &mut Vec<Diagnostic>) {
             continue;
         }
         if path.is_dir() {
-            walk(&path, found, errors);
+            walk(&path, visited, found, errors);
         } else if is_manifest(&path) {
             found.push(source_file(path));
         }
@@ -65,10 +75,15 @@ fn walk(dir: &Path, found: &mut Vec<SourceFile>, errors: &mut Vec<Diagnostic>) {
 /// Every manifest file under `paths`, in order, without duplicates.
 pub fn discover(paths: &[PathBuf], errors: &mut Vec<Diagnostic>) -> Vec<SourceFile> {
     let mut found = Vec::new();
+    let mut visited = std::collections::BTreeSet::new();
     for path in paths {
         if path.is_dir() {
+            let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            if visited.contains(&real) {
+                continue;
+            }
             let before = found.len();
-            walk(path, &mut found, errors);
+            walk(path, &mut visited, &mut found, errors);
             if found.len() == before {
                 errors.push(
                     Diagnostic::new(path, Pos::START, "", "no manifest files found")
@@ -132,6 +147,18 @@ mod tests {
         );
         assert!(errors.is_empty());
         assert!(found[1].base_dir.ends_with("b"));
+    }
+
+    #[test]
+    fn symlink_loops_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/x.yaml"), "").unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("a/loop")).unwrap();
+        let mut errors = Vec::new();
+        let found = discover(&[dir.path().to_path_buf()], &mut errors);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(errors.is_empty());
     }
 
     #[test]

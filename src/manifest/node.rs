@@ -166,9 +166,20 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// Documents accepted in one file.
+pub const MAX_DOCUMENTS: usize = 1_000_000;
+/// YAML nodes accepted in one file.
+pub const MAX_NODES: usize = 50_000_000;
+
 /// Parses every non-empty document of a multi-document YAML text.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
-    let options = serde_saphyr::options! { with_snippet: false };
+    // The default budget allows 1,024 documents per file; large estates keep thousands of
+    // resources in one generated file. The other limits (aliases, depth) stay as they are.
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_documents = MAX_DOCUMENTS;
+    budget.max_nodes = MAX_NODES;
+    budget.max_events = MAX_NODES.saturating_mul(4);
+    let options = serde_saphyr::options! { with_snippet: false, budget: Some(budget) };
     let result =
         serde_saphyr::from_str_multiple_with_options::<Spanned<Value>, Vec<_>>(text, options);
     match result {
@@ -187,6 +198,13 @@ fn first_line(text: &str) -> String {
         Some(index) => &line[..index],
         None => line,
     };
+    if let Some(rest) = line.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key `{key}`");
+    }
     let mut message = line.to_string();
     if let Some(first) = message.get(..1) {
         let lower = first.to_lowercase();
@@ -341,6 +359,13 @@ mod tests {
         let err = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.pos.line >= 1, "{err:?}");
         assert!(!err.message.contains('\n'), "{err:?}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_named() {
+        let err = parse_documents("kind: Sddc\nname: a\nname: b\n").unwrap_err();
+        assert_eq!(err.message, "duplicate key `name`");
+        assert_eq!(err.pos, Pos { line: 3, column: 1 });
     }
 
     #[test]

@@ -17,7 +17,11 @@ pub struct Edge {
     pub from: Address,
     pub to: Address,
     pub attribute: Option<String>,
+    /// The edge comes from a `target` or `job` name, which must live on the same server.
+    pub by_name: bool,
     pub file: PathBuf,
+    /// Field path of the reference in its document.
+    pub path: String,
     pub pos: Pos,
 }
 
@@ -125,8 +129,10 @@ impl Collector<'_> {
         self.edges.push(Edge {
             from: self.from.clone(),
             to,
+            by_name: attribute.is_none() && path.starts_with("spec."),
             attribute,
             file: self.doc.file.clone(),
+            path: path.to_string(),
             pos,
         });
     }
@@ -330,6 +336,40 @@ pub fn apply_edges(resources: &mut BTreeMap<Address, Resource>, edges: &[Edge]) 
     }
 }
 
+/// A `target` or `job` name must refer to an object on the same connection: saved jobs and
+/// schedules point at target groups and jobs by their server-side id.
+pub fn check_same_connection(
+    resources: &BTreeMap<Address, Resource>,
+    edges: &[Edge],
+    errors: &mut Vec<Diagnostic>,
+) {
+    for edge in edges.iter().filter(|e| e.by_name) {
+        let (Some(from), Some(to)) = (resources.get(&edge.from), resources.get(&edge.to)) else {
+            continue;
+        };
+        if from.connection != to.connection
+            && !from.connection.is_empty()
+            && !to.connection.is_empty()
+        {
+            errors.push(
+                Diagnostic::new(
+                    &edge.file,
+                    edge.pos,
+                    &edge.path,
+                    format!(
+                        "`{}` uses connection `{}`, but `{}` is on connection `{}`",
+                        edge.from, from.connection, edge.to, to.connection
+                    ),
+                )
+                .with_hint(Some(format!(
+                    "a `{}` can only refer to a `{}` on the same server",
+                    edge.from.kind, edge.to.kind
+                ))),
+            );
+        }
+    }
+}
+
 /// Reports each dependency cycle once, as a path starting at its smallest address.
 pub fn check_cycles(edges: &[Edge], errors: &mut Vec<Diagnostic>) {
     let mut graph: BTreeMap<&Address, BTreeSet<&Address>> = BTreeMap::new();
@@ -371,7 +411,7 @@ pub fn check_cycles(edges: &[Edge], errors: &mut Vec<Diagnostic>) {
                                 Diagnostic::new(
                                     &edge.file,
                                     edge.pos,
-                                    "",
+                                    &edge.path,
                                     format!("dependency cycle: `{}`", shown.join(" -> ")),
                                 )
                                 .with_hint(Some(
@@ -442,7 +482,9 @@ mod tests {
             from: Address::parse(from).unwrap(),
             to: Address::parse(to).unwrap(),
             attribute: None,
+            by_name: false,
             file: PathBuf::from("t.yaml"),
+            path: String::new(),
             pos: Pos::START,
         }
     }

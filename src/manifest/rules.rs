@@ -188,7 +188,16 @@ impl<'a> RuleContext<'a> {
         }
         if let Some(cron) = &timing.cron {
             let fields = cron.split_whitespace().count();
-            if !(5..=6).contains(&fields) {
+            let macros = [
+                "@yearly",
+                "@annually",
+                "@monthly",
+                "@weekly",
+                "@daily",
+                "@midnight",
+                "@hourly",
+            ];
+            if !(5..=6).contains(&fields) && !macros.contains(&cron.trim()) {
                 self.error(
                     &["schedule", "cron"],
                     format!(
@@ -469,6 +478,7 @@ mod tests {
             vec!["3:3 spec.schedule: `schedule` mixes an interval and `cron`; use one of them"]
         );
         assert!(schedule("job: j\nschedule:\n  cron: '0 3 * * *'\n").is_empty());
+        assert!(schedule("job: j\nschedule:\n  cron: '@daily'\n").is_empty());
     }
 
     #[test]

@@ -80,6 +80,13 @@ fn document_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
                 json!({ "description": "The kind of object.", "const": kind.as_str() }),
             );
             ordered.extend(std::mem::take(properties));
+            let mut spec = spec;
+            if let Some(spec) = spec.as_object_mut() {
+                spec.insert(
+                    "description".into(),
+                    json!(format!("What the `{kind}` should look like.")),
+                );
+            }
             ordered.insert("spec".into(), spec);
             *properties = ordered;
         }
@@ -89,7 +96,17 @@ fn document_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         if let Value::Array(list) = required {
             list.retain(|v| v != "kind" && v != "spec");
             list.insert(0, json!("kind"));
-            list.push(json!("spec"));
+            if kind == Kind::Connection {
+                list.push(json!("spec"));
+            }
+        }
+        if kind != Kind::Connection {
+            // `spec` may be left out only when the object is to be deleted.
+            object.insert(
+                "if".into(),
+                json!({ "properties": { "ensure": { "const": "absent" } }, "required": ["ensure"] }),
+            );
+            object.insert("else".into(), json!({ "required": ["spec"] }));
         }
     }
     document
@@ -127,4 +144,49 @@ pub fn schema_json() -> String {
     let mut text = serde_json::to_string_pretty(&manifest_schema()).unwrap_or_default();
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_documented_document_schema() {
+        let schema = manifest_schema();
+        for kind in Kind::ALL {
+            let document = &schema["$defs"][document_def(kind)];
+            assert_eq!(document["properties"]["kind"]["const"], kind.as_str());
+            assert_eq!(document["additionalProperties"], false);
+            assert!(
+                document["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty())
+            );
+            for attribute in kind.attributes() {
+                assert!(
+                    document["description"]
+                        .as_str()
+                        .unwrap()
+                        .contains(attribute),
+                    "{kind}: {attribute}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_spec_field_has_a_description() {
+        let schema = manifest_schema();
+        for (name, def) in schema["$defs"].as_object().unwrap() {
+            let Some(properties) = def["properties"].as_object() else {
+                continue;
+            };
+            for (field, property) in properties {
+                assert!(
+                    property.get("description").is_some(),
+                    "`{name}.{field}` has no description"
+                );
+            }
+        }
+    }
 }

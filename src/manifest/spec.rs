@@ -348,12 +348,19 @@ pub struct Splay {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Weekly {
+    /// Times on Mondays (`HH:MM`).
     pub mon: Option<Vec<String>>,
+    /// Times on Tuesdays (`HH:MM`).
     pub tue: Option<Vec<String>>,
+    /// Times on Wednesdays (`HH:MM`).
     pub wed: Option<Vec<String>>,
+    /// Times on Thursdays (`HH:MM`).
     pub thu: Option<Vec<String>>,
+    /// Times on Fridays (`HH:MM`).
     pub fri: Option<Vec<String>>,
+    /// Times on Saturdays (`HH:MM`).
     pub sat: Option<Vec<String>>,
+    /// Times on Sundays (`HH:MM`).
     pub sun: Option<Vec<String>>,
 }
 

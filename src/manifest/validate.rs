@@ -154,6 +154,22 @@ fn classify(
     if let Some(schema) = checker.definition(&document_def(kind)) {
         checker.check(schema, &node, "", errors);
     }
+    if kind != Kind::Connection
+        && node.get("spec").is_none()
+        && node.get("ensure").and_then(Node::as_str) != Some("absent")
+    {
+        errors.push(
+            Diagnostic::new(
+                file,
+                node.pos,
+                "spec",
+                "missing required field `spec` in the document",
+            )
+            .with_hint(Some(
+                "only an `ensure: absent` document may leave out `spec`".to_string(),
+            )),
+        );
+    }
     let spec_valid = !errors[before..]
         .iter()
         .any(|e| e.path == "spec" || e.path.starts_with("spec.") || e.path.starts_with("spec["));
@@ -182,7 +198,10 @@ fn parse_duration(
     let Some(node) = doc.node.get("timeouts").and_then(|t| t.get(field)) else {
         return default;
     };
-    let text = node.as_str().unwrap_or_default();
+    // A non-string was already reported by the structural checks.
+    let Some(text) = node.as_str() else {
+        return default;
+    };
     match humantime::parse_duration(text.trim()) {
         Ok(d) if !d.is_zero() => d,
         _ => {
@@ -241,7 +260,7 @@ impl Loader<'_> {
             }
             let spec_node = doc.spec_node();
             let parsed = spec_node
-                .filter(|_| doc.valid)
+                .filter(|_| doc.spec_valid)
                 .and_then(|n| serde_json::from_value::<ConnectionSpec>(n.to_json()).ok());
             let (Some(spec_node), Some(spec)) = (spec_node, parsed) else {
                 // Still declared: resources naming it must not get a second error.
@@ -390,7 +409,7 @@ impl Loader<'_> {
         }
     }
 
-    fn check_ignore_changes(&mut self, doc: &Document, lifecycle: &Lifecycle) {
+    fn check_ignore_changes(&mut self, doc: &Document) {
         let Some(items) = doc
             .node
             .get("lifecycle")
@@ -406,8 +425,9 @@ impl Loader<'_> {
         let fields: Vec<&str> = spec_schema
             .map(|s| self.checker.property_names(s))
             .unwrap_or_default();
-        for (index, path) in lifecycle.ignore_changes.iter().enumerate() {
-            let pos = items.get(index).map_or(doc.node.pos, |n| n.pos);
+        for (index, item) in items.iter().enumerate() {
+            let Some(path) = item.as_str() else { continue };
+            let pos = item.pos;
             let field = path.strip_prefix("spec.").map(|rest| {
                 rest.split(['.', '['])
                     .next()
@@ -449,7 +469,11 @@ impl Loader<'_> {
         connections: &BTreeMap<String, (Connection, bool)>,
     ) -> Option<Resource> {
         let name = doc.name.clone()?;
-        let spec_node = doc.spec_node()?;
+        let empty = Node {
+            pos: doc.node.pos,
+            value: Value::Map(Vec::new()),
+        };
+        let spec_node = doc.spec_node().unwrap_or(&empty);
         let ensure = declared_ensure(doc);
         if doc.kind == Kind::VirtualMachine && ensure == Ensure::Absent {
             let pos = doc.node.get("ensure").map_or(doc.node.pos, |n| n.pos);
@@ -476,7 +500,7 @@ impl Loader<'_> {
                 .filter_map(|n| n.as_str().map(str::to_string))
                 .collect(),
         };
-        self.check_ignore_changes(doc, &lifecycle);
+        self.check_ignore_changes(doc);
         let defaults = Timeouts::default();
         let timeouts = Timeouts {
             create: parse_duration(doc, "create", defaults.create, &mut self.errors),
@@ -626,6 +650,7 @@ pub fn validate_files(
         }
     }
     references::apply_edges(&mut resources, &edges);
+    references::check_same_connection(&resources, &edges, &mut loader.errors);
     references::check_cycles(&edges, &mut loader.errors);
 
     let mut diagnostics = Diagnostics {
@@ -795,6 +820,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn named_job_and_target_live_on_the_same_connection() {
+        let eu = RAAS.replace("name: salt", "name: salt-eu");
+        let docs = format!(
+            "{RAAS}{eu}kind: SaltTarget\nname: web\nconnection: salt-eu\nspec:\n  tgt:\n    '*': {{tgt_type: glob, tgt: 'w*'}}\n---\n\
+             kind: SaltJob\nname: deploy\nconnection: salt\nspec:\n  fun: state.apply\n  target: web\n"
+        );
+        let errors = load(&[("a.yaml", &docs)]).unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "a.yaml:29:11 spec.target: `SaltJob/deploy` uses connection `salt`, but `SaltTarget/web` is on connection `salt-eu`"
+            ]
+        );
+        assert!(
+            load(&[(
+                "a.yaml",
+                &docs.replace("connection: salt\n", "connection: salt-eu\n")
+            )])
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn references_add_edges_and_stay_verbatim() {
         let docs = format!(
             "{VMC}{RAAS}kind: Sddc\nname: prod\nspec:\n  region: us-west-2\n  num_hosts: 2\n---\n\
@@ -834,7 +882,23 @@ pub(crate) mod tests {
         let errors = load(&[("a.yaml", &docs)]).unwrap_err();
         assert_eq!(
             errors,
-            vec!["a.yaml:11:14 : dependency cycle: `SaltJob/a -> SaltJob/b -> SaltJob/a`"]
+            vec![
+                "a.yaml:11:14 depends_on[0]: dependency cycle: `SaltJob/a -> SaltJob/b -> SaltJob/a`"
+            ]
+        );
+    }
+
+    #[test]
+    fn spec_may_be_omitted_only_for_absent_objects() {
+        let docs = format!("{RAAS}kind: SaltJob\nname: old\nensure: absent\n");
+        let model = load(&[("a.yaml", &docs)]).unwrap();
+        let old = &model.resources[&address("SaltJob/old")];
+        assert_eq!(old.ensure, Ensure::Absent);
+        assert_eq!(old.spec, serde_json::json!({}));
+        let errors = load(&[("a.yaml", &docs.replace("ensure: absent\n", ""))]).unwrap_err();
+        assert_eq!(
+            errors,
+            vec!["a.yaml:9:1 spec: missing required field `spec` in the document"]
         );
     }
 
@@ -893,6 +957,45 @@ pub(crate) mod tests {
         )])
         .unwrap_err();
         assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+
+    #[test]
+    fn document_shape_and_kind() {
+        let errors = load(&[(
+            "a.yaml",
+            "- a\n---\nname: x\n---\nkind: SaltJobs\nname: x\n---\nkind: 3\n",
+        )])
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "a.yaml:1:1 : a document must be a mapping with `kind`, `name` and `spec`, found a list",
+                "a.yaml:3:1 kind: missing required field `kind`",
+                "a.yaml:5:7 kind: unknown kind `SaltJobs`",
+                "a.yaml:8:7 kind: expected a string, found an integer",
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_and_encoding_errors_are_located() {
+        let errors =
+            load(&[("a.yaml", "kind: [\n"), ("b.yaml", "kind: x\nname: \u{0}")]).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("a.yaml:"), "{errors:?}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.yaml"), b"kind: Sddc\nname: \xff\n").unwrap();
+        let mut errors = Vec::new();
+        let sources = discover(&[dir.path().to_path_buf()], &mut errors);
+        let diagnostics = validate_files(&sources, errors).unwrap_err();
+        assert_eq!(
+            (diagnostics.errors[0].line, diagnostics.errors[0].column),
+            (2, 7)
+        );
+        assert_eq!(
+            diagnostics.errors[0].message,
+            "file is not valid UTF-8 text"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::model::{ConnectionConfig, SecretSource, SecretValue};
 
-use super::http::{FormValue, HttpClient, HttpRequest};
+use super::http::{FormValue, HttpClient, HttpRequest, HttpResponse, RetryRule};
 use super::token::{Credential, Lease, TokenCache};
 use super::{ProviderError, ProviderResult};
 
@@ -16,7 +16,18 @@ pub const AUTHORIZE_PATH: &str = "/csp/gateway/am/api/auth/api-tokens/authorize"
 #[derive(serde::Deserialize)]
 struct AccessTokenDto {
     access_token: Option<String>,
-    expires_in: Option<u64>,
+    /// Seconds; tolerated as an integer, a float or a numeric string.
+    expires_in: Option<serde_json::Value>,
+}
+
+/// `expires_in` in whole seconds, if the server sent a usable number.
+fn lifetime(expires_in: Option<&serde_json::Value>) -> Option<Duration> {
+    let seconds = match expires_in? {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    (seconds.is_finite() && seconds > 0.0).then(|| Duration::from_secs(seconds as u64))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -24,6 +35,7 @@ struct AccessTokenDto {
 struct CspErrorResponse {
     message: Option<String>,
     csp_error_code: Option<String>,
+    request_id: Option<String>,
 }
 
 /// Access tokens for one connection.
@@ -57,6 +69,36 @@ impl CspAuth {
         self.cache.invalidate(generation).await;
     }
 
+    /// Sends a request built with the current access token (`build` puts it in the header
+    /// its API expects). On 401 the API token is exchanged again and the call is sent once
+    /// more; a second 401 is an [`ProviderError::Auth`] naming the connection. Any other
+    /// status is returned to the caller.
+    pub async fn send(
+        &self,
+        http: &HttpClient,
+        build: impl Fn(&SecretValue) -> HttpRequest,
+    ) -> ProviderResult<HttpResponse> {
+        let response = self
+            .cache
+            .send_authenticated(
+                http,
+                || self.exchange(),
+                build,
+                HttpResponse::is_unauthorized,
+            )
+            .await?;
+        if response.is_unauthorized() {
+            return Err(ProviderError::Auth {
+                connection: self.connection.clone(),
+                message: format!(
+                    "{} {} was refused with 401 again after a fresh CSP access token; check that the API token has access to this org",
+                    response.method, response.path
+                ),
+            });
+        }
+        Ok(response)
+    }
+
     async fn exchange(&self) -> ProviderResult<Credential<SecretValue>> {
         let source = self
             .api_token
@@ -69,33 +111,49 @@ impl CspAuth {
             connection: self.connection.clone(),
             message: format!("cannot read `api_token` from {}: {err}", source.describe()),
         })?;
+        let api_token_text = api_token.expose().to_string();
         let request = HttpRequest::post(format!("{}{AUTHORIZE_PATH}", self.csp_url))
             .form(vec![(
                 "api_token".to_string(),
                 FormValue::Secret(api_token),
             )])
             // Exchanging twice is harmless: each call only mints a new access token.
-            .idempotent(true);
+            .idempotent(true)
+            .retry_if(RetryRule::new(|response| {
+                matches!(response.status, 500 | 502)
+            }));
         let response = self.http.send(request).await?;
         if !response.is_success() {
             let body: CspErrorResponse = serde_json::from_slice(&response.body).unwrap_or_default();
+            // A server that echoes the token back must not get it into our errors.
             let mut message = body
                 .message
+                .map(|m| m.replace(api_token_text.as_str(), "[REDACTED]"))
                 .unwrap_or_else(|| format!("status {}", response.status));
             if let Some(code) = body.csp_error_code {
                 message = format!("{message} (cspErrorCode {code})");
             }
+            let request_id = body.request_id.or_else(|| response.request_id());
             if response.status == 400 {
+                let request = request_id
+                    .map(|id| format!(" (request id {id})"))
+                    .unwrap_or_default();
                 return Err(ProviderError::Auth {
                     connection: self.connection.clone(),
                     message: format!(
-                        "the CSP API token was refused: {message}; check that the token is valid and not revoked"
+                        "the CSP API token was refused: {message}{request}; check that the token is valid and not revoked"
                     ),
                 });
             }
-            return Err(response.error(message));
+            return Err(ProviderError::Api {
+                method: response.method.to_string(),
+                path: response.path.clone(),
+                status: response.status,
+                message,
+                request_id,
+            });
         }
-        let dto: AccessTokenDto = response.json()?;
+        let dto: AccessTokenDto = response.json_redacted()?;
         let token =
             dto.access_token
                 .filter(|t| !t.is_empty())
@@ -106,7 +164,32 @@ impl CspAuth {
                 })?;
         Ok(Credential {
             value: SecretValue::new(token),
-            lifetime: dto.expires_in.map(Duration::from_secs),
+            lifetime: lifetime(dto.expires_in.as_ref()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_in_is_read_tolerantly() {
+        use serde_json::json;
+        assert_eq!(
+            lifetime(Some(&json!(1799))),
+            Some(Duration::from_secs(1799))
+        );
+        assert_eq!(
+            lifetime(Some(&json!(1800.0))),
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(
+            lifetime(Some(&json!("1800"))),
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(lifetime(Some(&json!(null))), None);
+        assert_eq!(lifetime(Some(&json!(-5))), None);
+        assert_eq!(lifetime(None), None);
     }
 }

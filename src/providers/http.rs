@@ -1,10 +1,13 @@
 //! The HTTP layer every provider sends through: one client per connection with its TLS
-//! settings, timeout and concurrency limit; retries on 429/503/504 and transport errors with
-//! backoff honouring `Retry-After`; errors that name method, path, status, the server's
-//! message and request id, never a secret (headers marked sensitive are never logged).
+//! settings (`tls.ca_file`, `tls.insecure` with a warning), timeout and concurrency limit;
+//! retries with capped exponential backoff and jitter, honouring `Retry-After`, on 429,
+//! 503/504 and transport errors for what is safe to resend, plus whatever the provider's
+//! [`RetryRule`] accepts (VMC `retryable: true`); a debug line per request (method, path,
+//! status, duration). Errors name method, path, status, the server's message and request id,
+//! never a secret or a query string (credential headers are marked sensitive and never logged).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -47,6 +50,8 @@ pub struct HttpRequest {
     /// DELETE, creates with a client-chosen id). Non-idempotent requests are retried only when
     /// the server certainly did not process them (429, or a connect error).
     pub idempotent: bool,
+    /// Extra, API-specific responses that are safe to retry.
+    pub retry_if: Option<RetryRule>,
 }
 
 impl HttpRequest {
@@ -60,6 +65,7 @@ impl HttpRequest {
             secret_headers: Vec::new(),
             body: Body::Empty,
             idempotent,
+            retry_if: None,
         }
     }
 
@@ -100,10 +106,24 @@ impl HttpRequest {
         self.idempotent = idempotent;
         self
     }
+
+    pub fn retry_if(mut self, rule: RetryRule) -> Self {
+        self.retry_if = Some(rule);
+        self
+    }
+
+    pub fn patch(path: impl Into<String>) -> Self {
+        Self::new(Method::PATCH, path)
+    }
+
+    pub fn delete(path: impl Into<String>) -> Self {
+        Self::new(Method::DELETE, path)
+    }
 }
 
-/// A response of any status; callers decide what a status means for their API.
-#[derive(Clone, Debug)]
+/// A response of any status; callers decide what a status means for their API. `Debug`
+/// leaves out headers and body: a login reply holds a credential.
+#[derive(Clone)]
 pub struct HttpResponse {
     pub method: Method,
     pub path: String,
@@ -115,6 +135,11 @@ pub struct HttpResponse {
 impl HttpResponse {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// 401: the credential was refused.
+    pub fn is_unauthorized(&self) -> bool {
+        self.status == 401
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -145,6 +170,19 @@ impl HttpResponse {
         })
     }
 
+    /// Parses a body that holds a credential (a login reply): a parse error never quotes it.
+    pub fn json_redacted<T: serde::de::DeserializeOwned>(&self) -> ProviderResult<T> {
+        serde_json::from_slice(&self.body).map_err(|err| ProviderError::Protocol {
+            method: self.method.to_string(),
+            path: self.path.clone(),
+            message: format!(
+                "body is not the documented JSON (line {}, column {}; body not shown: it may hold a credential)",
+                err.line(),
+                err.column()
+            ),
+        })
+    }
+
     /// An [`ProviderError::Api`] for this response, with `message` as the server's message.
     pub fn error(&self, message: impl Into<String>) -> ProviderError {
         ProviderError::Api {
@@ -154,6 +192,17 @@ impl HttpResponse {
             message: message.into(),
             request_id: self.request_id(),
         }
+    }
+}
+
+impl std::fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,6 +218,28 @@ pub fn truncate_body(body: &[u8]) -> String {
         "(empty body)".to_string()
     } else {
         flat
+    }
+}
+
+/// Decides, from a response the generic rules would not retry, that the server asked for a
+/// retry and did not carry out the request (VMC `retryable: true`, a concurrent-update
+/// rejection). Set per request by the provider that knows the API.
+#[derive(Clone)]
+pub struct RetryRule(Arc<dyn Fn(&HttpResponse) -> bool + Send + Sync>);
+
+impl RetryRule {
+    pub fn new(rule: impl Fn(&HttpResponse) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(rule))
+    }
+
+    fn applies(&self, response: &HttpResponse) -> bool {
+        (self.0)(response)
+    }
+}
+
+impl std::fmt::Debug for RetryRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RetryRule")
     }
 }
 
@@ -190,7 +261,7 @@ impl HttpClient {
         };
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(config.timeout.min(CONNECT_TIMEOUT))
             .user_agent(concat!("sextant/", env!("CARGO_PKG_VERSION")));
         if let Some(ca_file) = &config.tls.ca_file {
             let pem = std::fs::read(ca_file).map_err(|err| {
@@ -199,18 +270,30 @@ impl HttpClient {
                     ca_file.display()
                 ))
             })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|err| {
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
                 config_error(format!(
                     "`tls.ca_file` {} is not PEM: {err}",
                     ca_file.display()
                 ))
             })?;
-            builder = builder.add_root_certificate(cert);
+            if certs.is_empty() {
+                return Err(config_error(format!(
+                    "`tls.ca_file` {} holds no certificate",
+                    ca_file.display()
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         if config.tls.insecure {
-            tracing::warn!(connection, "TLS certificate verification is disabled");
+            tracing::warn!(
+                connection,
+                "TLS certificate verification is disabled (`tls.insecure: true`): anyone on the network path can read the credentials"
+            );
             builder = builder.danger_accept_invalid_certs(true);
         }
+        warn_if_cleartext(connection, &config.url);
         let client = builder
             .build()
             .map_err(|err| config_error(format!("cannot build HTTP client: {err}")))?;
@@ -231,7 +314,16 @@ impl HttpClient {
         &self.base_url
     }
 
-    /// Sends a request, retrying what is safe to retry. Returns any final status.
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+
+    /// Sends a request, retrying what is safe to retry, and returns the final response of any
+    /// status. Retried: 429 always (the server did not process it); 503 and 504 when the
+    /// request is idempotent; whatever the request's [`RetryRule`] accepts; connect errors
+    /// always; timeouts and resets only for idempotent requests. At most `max_retries`
+    /// retries, waiting `Retry-After` when the server sends it, else a capped exponential
+    /// backoff with jitter.
     pub async fn send(&self, request: HttpRequest) -> ProviderResult<HttpResponse> {
         let url = if request.path.starts_with("http://") || request.path.starts_with("https://") {
             request.path.clone()
@@ -241,45 +333,68 @@ impl HttpClient {
         let log_path = url_path(&url);
         let mut attempt = 0u32;
         loop {
-            let permit = self
-                .limit
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
-            let result = self.send_once(&request, &url).await;
-            drop(permit);
-            let retry_after = match &result {
-                Ok(response) if matches!(response.status, 429 | 503 | 504) => {
-                    // 503/504 may have been processed; 429 never was.
-                    if response.status != 429 && !request.idempotent {
-                        None
-                    } else {
-                        Some(retry_after(&response.headers))
-                    }
-                }
-                Err(err) if err.is_connect() || (request.idempotent && err.is_timeout()) => {
-                    Some(None)
-                }
-                _ => None,
+            let started = Instant::now();
+            let result = {
+                let _permit = self
+                    .limit
+                    .acquire()
+                    .await
+                    .map_err(|_| ProviderError::Transport {
+                        method: request.method.to_string(),
+                        path: log_path.clone(),
+                        message: "the connection's request limiter was closed".to_string(),
+                    })?;
+                self.send_once(&request, &url).await
             };
-            match retry_after {
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            match &result {
+                Ok(response) => tracing::debug!(
+                    connection = %self.connection,
+                    method = %request.method,
+                    path = %log_path,
+                    status = response.status,
+                    elapsed_ms,
+                    attempt,
+                    "http request"
+                ),
+                Err(err) => tracing::debug!(
+                    connection = %self.connection,
+                    method = %request.method,
+                    path = %log_path,
+                    error = %transport_message(err),
+                    elapsed_ms,
+                    attempt,
+                    "http request failed"
+                ),
+            }
+            match retry_decision(&request, &result) {
                 Some(hint) if attempt < self.max_retries => {
-                    let delay = hint.unwrap_or_else(|| backoff(attempt));
-                    tracing::debug!(method = %request.method, path = %log_path, attempt, ?delay, "retrying");
+                    let delay = hint.map_or_else(|| backoff(attempt), with_jitter);
+                    tracing::debug!(
+                        connection = %self.connection,
+                        method = %request.method,
+                        path = %log_path,
+                        attempt = attempt + 1,
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying"
+                    );
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
                 _ => {
                     return match result {
                         Ok(response) => Ok(HttpResponse {
-                            method: request.method.clone(),
                             path: log_path,
                             ..response
                         }),
                         Err(err) => Err(ProviderError::Transport {
                             method: request.method.to_string(),
                             path: log_path,
-                            message: transport_message(&err),
+                            message: if attempt > 0 {
+                                format!("{} (after {attempt} retries)", transport_message(&err))
+                            } else {
+                                transport_message(&err)
+                            },
                         }),
                     };
                 }
@@ -336,6 +451,75 @@ impl HttpClient {
     }
 }
 
+/// Longest wait for a TCP/TLS connection, whatever the request timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest `Retry-After` honoured; a server asking for more gets this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// Whether to retry, and the server's requested delay if it gave one.
+fn retry_decision(
+    request: &HttpRequest,
+    result: &Result<HttpResponse, reqwest::Error>,
+) -> Option<Option<Duration>> {
+    match result {
+        Ok(response) => {
+            let retry = match response.status {
+                // Rate limited: the server did not process the request.
+                429 => true,
+                // May have been processed behind a gateway: only resend what is safe twice.
+                503 | 504 => request.idempotent,
+                _ => false,
+            } || request
+                .retry_if
+                .as_ref()
+                .is_some_and(|rule| rule.applies(response));
+            retry.then(|| retry_after(&response.headers))
+        }
+        // Never connected: nothing reached the server.
+        Err(err) if err.is_connect() => Some(None),
+        // Timed out or reset after sending: the server may have acted on it.
+        Err(_) if request.idempotent => Some(None),
+        Err(_) => None,
+    }
+}
+
+/// Warns when credentials would travel in clear text to a host other than loopback.
+pub fn warn_if_cleartext(connection: &str, url: &str) {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return;
+    };
+    let host_port = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        tracing::warn!(
+            connection,
+            host,
+            "the URL uses plain `http://` to a host that is not loopback: credentials travel unencrypted"
+        );
+    }
+}
+
+/// Percent-encodes one path segment (an id placed in a URL path).
+pub fn path_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// The path of a URL without its query string (query strings may carry secrets).
 fn url_path(url: &str) -> String {
     let without_query = url.split(['?', '#']).next().unwrap_or(url);
@@ -368,11 +552,26 @@ fn transport_message(err: &reqwest::Error) -> String {
     }
 }
 
-/// `Retry-After` in seconds (HTTP dates are rare on these APIs and treated as absent).
+/// `Retry-After` as delay-seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("retry-after")?.to_str().ok()?;
-    let seconds: u64 = value.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds.min(120)))
+    let value = headers.get("retry-after")?.to_str().ok()?.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+/// The server's `Retry-After` plus up to a tenth more (at most 1 s), so clients told the same
+/// delay do not all come back at once. Never earlier than asked.
+fn with_jitter(delay: Duration) -> Duration {
+    let spread = (delay.as_millis() / 10).min(1000) as u64;
+    delay + Duration::from_millis(rand::random_range(0..=spread))
 }
 
 /// Capped exponential backoff with jitter: ~0.5 s, 1 s, 2 s, … up to 30 s.
@@ -400,6 +599,76 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("retry-after", HeaderValue::from_static("3"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+    }
+
+    fn response(status: u16, retry_after: Option<&'static str>) -> HttpResponse {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = retry_after {
+            headers.insert("retry-after", HeaderValue::from_static(value));
+        }
+        HttpResponse {
+            method: Method::POST,
+            path: "/x".to_string(),
+            status,
+            headers,
+            body: br#"{"retryable":true}"#.to_vec(),
+        }
+    }
+
+    #[test]
+    fn only_what_is_safe_to_resend_is_retried() {
+        let create = HttpRequest::post("/x");
+        let read = HttpRequest::get("/x");
+        let decide = |request: &HttpRequest, status, hint| {
+            retry_decision(request, &Ok(response(status, hint)))
+        };
+        // 429: never processed, so retried even for a create, after `Retry-After`.
+        assert_eq!(
+            decide(&create, 429, Some("7")),
+            Some(Some(Duration::from_secs(7)))
+        );
+        // 503/504 may have been processed: only idempotent requests are resent.
+        assert_eq!(decide(&create, 503, None), None);
+        assert_eq!(decide(&create, 504, None), None);
+        assert_eq!(decide(&read, 503, None), Some(None));
+        assert_eq!(
+            decide(&read, 504, Some("2")),
+            Some(Some(Duration::from_secs(2)))
+        );
+        // Validation errors are final.
+        assert_eq!(decide(&read, 400, None), None);
+        assert_eq!(decide(&read, 500, None), None);
+        // The API's own rule adds to the generic ones.
+        let marked = HttpRequest::post("/x").retry_if(RetryRule::new(|r| r.status == 400));
+        assert_eq!(decide(&marked, 400, None), Some(None));
+        assert_eq!(decide(&marked, 503, None), None);
+    }
+
+    #[test]
+    fn retry_after_accepts_http_dates_and_is_capped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert("retry-after", HeaderValue::from_static("86400"));
+        assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn retry_after_gets_jitter_but_never_less() {
+        for _ in 0..50 {
+            let delay = with_jitter(Duration::from_secs(5));
+            assert!(delay >= Duration::from_secs(5) && delay <= Duration::from_millis(5500));
+        }
+        assert_eq!(with_jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(path_segment("vm-42"), "vm-42");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
     }
 
     #[test]

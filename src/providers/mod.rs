@@ -7,14 +7,18 @@
 
 pub mod csp;
 pub mod http;
+pub mod raas;
 pub mod token;
+pub mod vcd;
+pub mod vmc;
+pub mod vsphere;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::{Address, Connection, Kind, SecretValue};
+use crate::model::{Address, Connection, Kind, SecretValue, SystemType};
 
 /// A live object as the planner sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -198,12 +202,10 @@ pub trait Provider: Send + Sync {
 /// Builds the provider for a connection. Never contacts the server: login happens lazily on
 /// the first call.
 pub fn connect(connection: &Connection) -> ProviderResult<Arc<dyn Provider>> {
-    let _ = connection;
-    Err(ProviderError::Config {
-        connection: connection.name.clone(),
-        message: format!(
-            "the `{}` provider is not available in this build",
-            connection.config.system
-        ),
-    })
+    match connection.config.system {
+        SystemType::Vmc => Ok(Arc::new(vmc::VmcProvider::new(connection)?)),
+        SystemType::Vsphere => Ok(Arc::new(vsphere::VsphereProvider::new(connection)?)),
+        SystemType::Raas => Ok(Arc::new(raas::RaasProvider::new(connection)?)),
+        SystemType::Vcd => Ok(Arc::new(vcd::VcdProvider::new(connection)?)),
+    }
 }

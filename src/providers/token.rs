@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::ProviderResult;
+use super::http::{HttpClient, HttpRequest, HttpResponse};
 
 /// A login result with its lifetime (when the server says).
 #[derive(Clone, Debug)]
@@ -93,6 +94,45 @@ impl<T: Clone> TokenCache<T> {
         if slot.as_ref().is_some_and(|s| s.generation == generation) {
             *slot = None;
         }
+    }
+
+    /// Removes and returns the cached credential (to end a session).
+    pub async fn take(&self) -> Option<T> {
+        self.slot.lock().await.take().map(|slot| slot.value)
+    }
+
+    /// Sends the request `build` makes from the current credential. When the server refuses
+    /// it (`refused`, typically a 401), drops that credential, logs in again (once, shared
+    /// with concurrent callers) and sends a freshly built request once more. Returns the last
+    /// response whatever its status: the caller turns a second refusal into an error.
+    pub async fn send_authenticated<L, LFut, B, R>(
+        &self,
+        http: &HttpClient,
+        login: L,
+        build: B,
+        refused: R,
+    ) -> ProviderResult<HttpResponse>
+    where
+        L: Fn() -> LFut,
+        LFut: Future<Output = ProviderResult<Credential<T>>>,
+        B: Fn(&T) -> HttpRequest,
+        R: Fn(&HttpResponse) -> bool,
+    {
+        let lease = self.get(&login).await?;
+        let response = http.send(build(&lease.value)).await?;
+        if !refused(&response) {
+            return Ok(response);
+        }
+        tracing::debug!(
+            connection = http.connection(),
+            method = %response.method,
+            path = %response.path,
+            status = response.status,
+            "credential refused; logging in again"
+        );
+        self.invalidate(lease.generation).await;
+        let lease = self.get(&login).await?;
+        http.send(build(&lease.value)).await
     }
 }
 

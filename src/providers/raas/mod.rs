@@ -1,0 +1,932 @@
+//! Aria Automation Config / Salt (RaaS) target groups, saved jobs and schedules
+//! (`raas.md` §4–§9): bulk paged listing, normalization into the manifest's spec shape,
+//! create / update / delete with the documented dependency rules, batched saves, and
+//! creates that never duplicate. Login and the RPC transport live in [`session`].
+
+pub mod session;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::model::{Connection, Kind};
+use crate::providers::http::HttpClient;
+use crate::providers::{
+    CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider, ProviderError,
+    ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
+};
+
+pub use session::{RaasSession, RpcCall, RpcError};
+
+/// The page size asked for; servers may cap it and say so in the reply's `limit`.
+pub const PAGE_SIZE: u64 = 1000;
+/// The most calls sent in one batched RPC request.
+pub const BATCH_SIZE: usize = 100;
+/// Attempts of a create without a client-chosen id (each after checking by name).
+pub const MAX_CREATE_ATTEMPTS: u32 = 3;
+/// The built-in "All Minions" target group (`raas.md` §6).
+pub const ALL_MINIONS_UUID: &str = "7f93b928-388b-11e6-b133-346895ecb8f3";
+const RPC_PATH_FOR_ERRORS: &str = "/rpc";
+
+/// The RaaS provider of one connection.
+pub struct RaasProvider {
+    connection: String,
+    session: RaasSession,
+}
+
+impl RaasProvider {
+    /// Builds the client; never contacts the server (login happens on the first call).
+    pub fn new(connection: &Connection) -> ProviderResult<Self> {
+        let http = HttpClient::new(&connection.name, &connection.config)?;
+        Ok(Self {
+            connection: connection.name.clone(),
+            session: RaasSession::new(connection, http)?,
+        })
+    }
+
+    /// The login and RPC transport, for callers that need a raw call.
+    pub fn session(&self) -> &RaasSession {
+        &self.session
+    }
+
+    /// Creates many objects with batched RPC requests (up to [`BATCH_SIZE`] saves each).
+    /// References (`target`, `job`) must already exist. Results are in request order; a
+    /// batch whose reply was lost is settled one object at a time without duplicates.
+    pub async fn save_many(
+        &self,
+        requests: &[CreateRequest<'_>],
+    ) -> ProviderResult<Vec<ProviderResult<Outcome>>> {
+        let mut refs = References::default();
+        let mut results: Vec<Option<ProviderResult<Outcome>>> = Vec::new();
+        let mut pending: Vec<(usize, RpcCall)> = Vec::new();
+        for (index, request) in requests.iter().enumerate() {
+            results.push(None);
+            match self.create_call(request, &mut refs).await {
+                Ok(call) => pending.push((index, call)),
+                Err(err) => results[index] = Some(Err(err)),
+            }
+        }
+        for chunk in pending.chunks(BATCH_SIZE) {
+            let calls: Vec<RpcCall> = chunk.iter().map(|(_, call)| call.clone()).collect();
+            // Resending is safe only when every save carries its own id (jobs).
+            let idempotent = chunk
+                .iter()
+                .all(|(i, _)| requests[*i].address.kind == Kind::SaltJob);
+            match self.session.call_many(&calls, idempotent).await {
+                Ok(replies) => {
+                    for ((index, call), reply) in chunk.iter().zip(replies) {
+                        results[*index] = Some(
+                            reply
+                                .map_err(|err| rpc_failure(call, &err))
+                                .and_then(|ret| saved_uuid(call, &ret))
+                                .map(uuid_outcome),
+                        );
+                    }
+                }
+                Err(err) if may_have_committed(&err) => {
+                    tracing::debug!(connection = %self.connection, "a batch reply was lost; settling its saves one by one");
+                    for (index, _) in chunk {
+                        let request = &requests[*index];
+                        let kind = request.address.kind;
+                        // A job names its own uuid and is simply saved again; others are
+                        // looked up by name first.
+                        let found = match kind {
+                            Kind::SaltJob => Ok(None),
+                            _ => self.find_uuid(kind, &request.address.name).await,
+                        };
+                        let settled = match found {
+                            Ok(Some(uuid)) => Ok(uuid_outcome(uuid)),
+                            Ok(None) => self.create(request).await,
+                            Err(err) => Err(err),
+                        };
+                        results[*index] = Some(settled);
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ProviderError::Invalid("save was not attempted".to_string()))
+                })
+            })
+            .collect())
+    }
+
+    /// Lists every object a list method returns: page 0 with [`PAGE_SIZE`], then the other
+    /// pages concurrently with the page size the server used; fails unless the number of
+    /// objects collected equals the server's `count`.
+    async fn list_all(
+        &self,
+        resource: &'static str,
+        method: &'static str,
+        filters: Map<String, Value>,
+    ) -> ProviderResult<Vec<Value>> {
+        let page_call = |limit: u64, page: u64| {
+            let mut kwarg = filters.clone();
+            kwarg.insert("limit".to_string(), json!(limit));
+            kwarg.insert("page".to_string(), json!(page));
+            RpcCall::new(resource, method, Value::Object(kwarg))
+        };
+        let first_call = page_call(PAGE_SIZE, 0);
+        let first = self.read(&first_call).await?;
+        let first = Page::parse(&first_call, &first)?;
+        let count = first.count;
+        let mut results = first.results;
+        if (results.len() as u64) < count {
+            let served = results.len() as u64;
+            // Page by what the server actually served: its `limit`, never more than it sent.
+            let limit = first
+                .limit
+                .filter(|l| *l > 0)
+                .map_or(served, |l| l.min(served));
+            if limit == 0 {
+                return Err(self.list_error(
+                    &first_call,
+                    format!("page 0 holds no objects although `count` is {count}"),
+                ));
+            }
+            let pages = count.div_ceil(limit);
+            tracing::debug!(connection = %self.connection, call = %first_call.name(), count, limit, pages, "listing remaining pages");
+            let calls: Vec<RpcCall> = (1..pages).map(|page| page_call(limit, page)).collect();
+            let replies = futures::future::try_join_all(calls.iter().map(|call| async move {
+                let ret = self.read(call).await?;
+                Page::parse(call, &ret)
+            }))
+            .await?;
+            for page in replies {
+                results.extend(page.results);
+            }
+        }
+        if results.len() as u64 != count {
+            return Err(self.list_error(&first_call, format!(
+                "collected {} objects but the server counts {count}; the listing changed while paging, run again",
+                results.len()
+            )));
+        }
+        Ok(results)
+    }
+
+    fn list_error(&self, call: &RpcCall, message: String) -> ProviderError {
+        ProviderError::Protocol {
+            method: "POST".to_string(),
+            path: RPC_PATH_FOR_ERRORS.to_string(),
+            message: format!(
+                "`{}` on connection `{}`: {message}",
+                call.name(),
+                self.connection
+            ),
+        }
+    }
+
+    /// A call that is safe to send twice (a read, or a save naming its uuid): sent again
+    /// when the reply was lost.
+    async fn call_idempotent(&self, call: &RpcCall) -> ProviderResult<Result<Value, RpcError>> {
+        let mut attempt = 1;
+        loop {
+            match self.session.call(call, true).await {
+                Err(err) if may_have_committed(&err) && attempt < MAX_CREATE_ATTEMPTS => {
+                    tracing::debug!(connection = %self.connection, call = %call.name(), attempt, "no reply; sending again");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// A read-only call; RPC errors become provider errors.
+    async fn read(&self, call: &RpcCall) -> ProviderResult<Value> {
+        self.call_idempotent(call)
+            .await?
+            .map_err(|err| rpc_failure(call, &err))
+    }
+
+    /// The uuid of the one object of `kind` named exactly `name`, if any.
+    async fn find_uuid(&self, kind: Kind, name: &str) -> ProviderResult<Option<String>> {
+        let (resource, method, filters) = match kind {
+            Kind::SaltTarget => ("tgt", "get_target_group", json!({"name": name})),
+            Kind::SaltJob => ("job", "get_jobs", json!({"name": name})),
+            Kind::SaltSchedule => ("schedule", "get", json!({"names": [name]})),
+            other => return Err(unsupported(other)),
+        };
+        let Value::Object(filters) = filters else {
+            return Ok(None);
+        };
+        let items = self.list_all(resource, method, filters).await?;
+        let matches: Vec<&Value> = items
+            .iter()
+            .filter(|item| str_field(item, "name") == Some(name))
+            .collect();
+        match matches.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(str_field(one, "uuid").map(str::to_string)),
+            many => Err(ProviderError::Invalid(format!(
+                "{} live {kind} objects are named `{name}` on connection `{}`; rename or delete all but one",
+                many.len(),
+                self.connection
+            ))),
+        }
+    }
+
+    /// The uuid behind a referenced name, or an error saying it does not exist.
+    async fn require_uuid(&self, kind: Kind, name: &str) -> ProviderResult<String> {
+        self.find_uuid(kind, name).await?.ok_or_else(|| {
+            ProviderError::Invalid(format!(
+                "{kind} `{name}` does not exist on connection `{}`",
+                self.connection
+            ))
+        })
+    }
+
+    /// The save call that creates `request`'s object (references resolved to uuids).
+    async fn create_call(
+        &self,
+        request: &CreateRequest<'_>,
+        refs: &mut References,
+    ) -> ProviderResult<RpcCall> {
+        let name = &request.address.name;
+        let spec = request.spec;
+        match request.address.kind {
+            Kind::SaltTarget => Ok(target_call(name, spec, None)),
+            Kind::SaltJob => {
+                let tgt_uuid = match str_field(spec, "target") {
+                    Some(target) => Some(refs.uuid(self, Kind::SaltTarget, target).await?),
+                    None => None,
+                };
+                Ok(job_call(
+                    name,
+                    spec,
+                    &request.idempotency_key.to_string(),
+                    tgt_uuid,
+                ))
+            }
+            Kind::SaltSchedule => {
+                let (job_uuid, tgt_uuid) = self.schedule_refs(spec, refs).await?;
+                Ok(schedule_call("save", name, spec, None, job_uuid, tgt_uuid))
+            }
+            other => Err(unsupported(other)),
+        }
+    }
+
+    async fn schedule_refs(
+        &self,
+        spec: &Value,
+        refs: &mut References,
+    ) -> ProviderResult<(Option<String>, Option<String>)> {
+        let job = match str_field(spec, "job") {
+            Some(job) => Some(refs.uuid(self, Kind::SaltJob, job).await?),
+            None => None,
+        };
+        let target = match str_field(spec, "target") {
+            Some(target) => Some(refs.uuid(self, Kind::SaltTarget, target).await?),
+            None => None,
+        };
+        Ok((job, target))
+    }
+
+    /// Saves an object that has no client-chosen id. A save that may have reached the
+    /// server is never resent blindly: the name is looked up first and a match adopted.
+    async fn save_without_id(
+        &self,
+        kind: Kind,
+        name: &str,
+        call: &RpcCall,
+    ) -> ProviderResult<String> {
+        let mut attempt = 1;
+        loop {
+            match self.session.call(call, false).await {
+                Ok(Ok(ret)) => return saved_uuid(call, &ret),
+                Ok(Err(err)) => return Err(rpc_failure(call, &err)),
+                Err(err) if may_have_committed(&err) => {
+                    tracing::debug!(connection = %self.connection, %kind, name, attempt, "the save may have reached the server; looking it up by name");
+                    if let Some(uuid) = self.find_uuid(kind, name).await? {
+                        return Ok(uuid);
+                    }
+                    if attempt >= MAX_CREATE_ATTEMPTS {
+                        return Err(err);
+                    }
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Runs a delete call; an object already gone counts as deleted.
+    async fn delete_call(
+        &self,
+        kind: Kind,
+        live: &LiveObject,
+        call: RpcCall,
+    ) -> ProviderResult<Outcome> {
+        match self.call_idempotent(&call).await? {
+            Ok(_) => Ok(Outcome::done()),
+            Err(err) if err.is_dependency_failure() => Err(ProviderError::Invalid(format!(
+                "cannot delete {kind} `{}`: other objects depend on it ({}); delete them first",
+                live.name,
+                err.describe()
+            ))),
+            Err(err) => {
+                if self.find_uuid(kind, &live.name).await?.as_deref() != Some(live.id.as_str()) {
+                    return Ok(Outcome::done());
+                }
+                Err(rpc_failure(&call, &err))
+            }
+        }
+    }
+
+    async fn list_targets(&self) -> ProviderResult<Vec<Value>> {
+        self.list_all("tgt", "get_target_group", Map::new()).await
+    }
+
+    async fn list_jobs(&self) -> ProviderResult<Vec<Value>> {
+        self.list_all("job", "get_jobs", Map::new()).await
+    }
+
+    /// `uuid → name` of every target group.
+    async fn target_names(&self) -> ProviderResult<HashMap<String, String>> {
+        Ok(uuid_names(&self.list_targets().await?))
+    }
+}
+
+/// Memoized name → uuid lookups for one operation.
+#[derive(Default)]
+struct References {
+    known: HashMap<(Kind, String), String>,
+}
+
+impl References {
+    async fn uuid(
+        &mut self,
+        provider: &RaasProvider,
+        kind: Kind,
+        name: &str,
+    ) -> ProviderResult<String> {
+        if let Some(uuid) = self.known.get(&(kind, name.to_string())) {
+            return Ok(uuid.clone());
+        }
+        let uuid = provider.require_uuid(kind, name).await?;
+        self.known.insert((kind, name.to_string()), uuid.clone());
+        Ok(uuid)
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for RaasProvider {
+    async fn list(&self, kind: Kind, _names: &[String]) -> ProviderResult<Vec<LiveObject>> {
+        match kind {
+            Kind::SaltTarget => Ok(self
+                .list_targets()
+                .await?
+                .iter()
+                .filter_map(target_object)
+                .collect()),
+            Kind::SaltJob => {
+                let jobs = self.list_jobs().await?;
+                // Map `tgt_uuid` to the group's name; list the groups only when a job
+                // does not carry the name itself.
+                let needs_groups = jobs.iter().any(|job| {
+                    str_field(job, "tgt_uuid").is_some_and(|u| !u.is_empty())
+                        && str_field(job, "tgt_name").is_none_or(str::is_empty)
+                });
+                let groups = if needs_groups {
+                    self.target_names().await?
+                } else {
+                    HashMap::new()
+                };
+                Ok(jobs
+                    .iter()
+                    .filter_map(|job| job_object(job, &groups))
+                    .collect())
+            }
+            Kind::SaltSchedule => {
+                let schedules = self.list_all("schedule", "get", Map::new()).await?;
+                let needs = |uuid_key: &str, name_key: &str| {
+                    schedules.iter().any(|s| {
+                        str_field(s, uuid_key).is_some_and(|u| !u.is_empty())
+                            && str_field(s, name_key).is_none_or(str::is_empty)
+                    })
+                };
+                let jobs = if needs("job_uuid", "job_name") {
+                    uuid_names(&self.list_jobs().await?)
+                } else {
+                    HashMap::new()
+                };
+                let groups = if needs("tgt_uuid", "tgt_name") {
+                    self.target_names().await?
+                } else {
+                    HashMap::new()
+                };
+                Ok(schedules
+                    .iter()
+                    .filter_map(|s| schedule_object(s, &jobs, &groups))
+                    .collect())
+            }
+            other => Err(unsupported(other)),
+        }
+    }
+
+    async fn create(&self, request: &CreateRequest<'_>) -> ProviderResult<Outcome> {
+        let kind = request.address.kind;
+        let name = &request.address.name;
+        let call = self
+            .create_call(request, &mut References::default())
+            .await?;
+        let uuid = match kind {
+            // The job uuid is ours (`save_job` creates with a given uuid): resending is safe.
+            Kind::SaltJob => {
+                let ret = self
+                    .call_idempotent(&call)
+                    .await?
+                    .map_err(|err| rpc_failure(&call, &err))?;
+                saved_uuid(&call, &ret)?
+            }
+            _ => self.save_without_id(kind, name, &call).await?,
+        };
+        Ok(uuid_outcome(uuid))
+    }
+
+    async fn update(&self, request: &UpdateRequest<'_>) -> ProviderResult<Outcome> {
+        let kind = request.address.kind;
+        let name = &request.address.name;
+        // Always send the whole object: the desired fields over the live ones.
+        let spec = merged(&request.live.spec, request.spec);
+        let uuid = request.live.id.clone();
+        let mut refs = References::default();
+        let call = match kind {
+            Kind::SaltTarget => target_call(name, &spec, Some(&uuid)),
+            Kind::SaltJob => {
+                let tgt_uuid = match str_field(&spec, "target") {
+                    Some(target) => Some(refs.uuid(self, Kind::SaltTarget, target).await?),
+                    None => None,
+                };
+                job_call(name, &spec, &uuid, tgt_uuid)
+            }
+            Kind::SaltSchedule => {
+                let (job_uuid, tgt_uuid) = self.schedule_refs(&spec, &mut refs).await?;
+                schedule_call("update", name, &spec, Some(&uuid), job_uuid, tgt_uuid)
+            }
+            other => return Err(unsupported(other)),
+        };
+        self.call_idempotent(&call)
+            .await?
+            .map_err(|err| rpc_failure(&call, &err))?;
+        Ok(uuid_outcome(uuid))
+    }
+
+    async fn delete(&self, request: &DeleteRequest<'_>) -> ProviderResult<Outcome> {
+        let kind = request.address.kind;
+        let uuid = request.live.id.clone();
+        // Never `force`: dependants are deleted by the plan, in reverse order.
+        let call = match kind {
+            Kind::SaltTarget => RpcCall::new(
+                "tgt",
+                "delete_target_group",
+                json!({"tgt_uuid": uuid, "force": false}),
+            ),
+            Kind::SaltJob => RpcCall::new(
+                "job",
+                "delete_job",
+                json!({"job_uuid": uuid, "force": false}),
+            ),
+            Kind::SaltSchedule => RpcCall::new("schedule", "remove", json!({"uuid": uuid})),
+            other => return Err(unsupported(other)),
+        };
+        self.delete_call(kind, request.live, call).await
+    }
+
+    async fn poll(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
+        Err(ProviderError::Invalid(format!(
+            "raas saves finish synchronously; there is no task `{}` to poll",
+            task.id
+        )))
+    }
+}
+
+/// One page of a list reply `{count, limit, results}` (a bare list is one complete page).
+struct Page {
+    count: u64,
+    limit: Option<u64>,
+    results: Vec<Value>,
+}
+
+impl Page {
+    fn parse(call: &RpcCall, ret: &Value) -> ProviderResult<Page> {
+        match ret {
+            Value::Array(items) => Ok(Page {
+                count: items.len() as u64,
+                limit: None,
+                results: items.clone(),
+            }),
+            Value::Object(map) => {
+                let results = match map.get("results") {
+                    Some(Value::Array(items)) => items.clone(),
+                    Some(Value::Null) | None => Vec::new(),
+                    Some(_) => return Err(protocol(call, "`results` is not a list")),
+                };
+                let count = match map.get("count") {
+                    Some(value) => value
+                        .as_u64()
+                        .ok_or_else(|| protocol(call, "`count` is not a number"))?,
+                    None => results.len() as u64,
+                };
+                Ok(Page {
+                    count,
+                    limit: map.get("limit").and_then(Value::as_u64),
+                    results,
+                })
+            }
+            _ => Err(protocol(
+                call,
+                "the reply is not a `{count, limit, results}` page",
+            )),
+        }
+    }
+}
+
+fn protocol(call: &RpcCall, message: &str) -> ProviderError {
+    ProviderError::Protocol {
+        method: "POST".to_string(),
+        path: RPC_PATH_FOR_ERRORS.to_string(),
+        message: format!("`{}`: {message}", call.name()),
+    }
+}
+
+fn rpc_failure(call: &RpcCall, err: &RpcError) -> ProviderError {
+    ProviderError::Api {
+        method: "POST".to_string(),
+        path: RPC_PATH_FOR_ERRORS.to_string(),
+        status: 200,
+        message: format!("`{}`: {}", call.name(), err.describe()),
+        request_id: None,
+    }
+}
+
+fn unsupported(kind: Kind) -> ProviderError {
+    ProviderError::Invalid(format!("the raas provider does not manage {kind} objects"))
+}
+
+/// Whether a failed request may still have been carried out by the server.
+fn may_have_committed(err: &ProviderError) -> bool {
+    match err {
+        ProviderError::Transport { .. } => true,
+        ProviderError::Api { status, .. } => matches!(status, 500 | 502 | 503 | 504),
+        _ => false,
+    }
+}
+
+/// The uuid a save returned (a string, or an object holding `uuid`).
+fn saved_uuid(call: &RpcCall, ret: &Value) -> ProviderResult<String> {
+    match ret {
+        Value::String(uuid) if !uuid.is_empty() => Ok(uuid.clone()),
+        Value::Object(map) => map
+            .get("uuid")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| protocol(call, "the save returned no uuid")),
+        _ => Err(protocol(call, "the save returned no uuid")),
+    }
+}
+
+fn uuid_outcome(uuid: String) -> Outcome {
+    Outcome::Done {
+        attributes: BTreeMap::from([("uuid".to_string(), uuid)]),
+        secret: None,
+    }
+}
+
+fn str_field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+fn uuid_names(items: &[Value]) -> HashMap<String, String> {
+    items
+        .iter()
+        .filter_map(|item| {
+            Some((
+                str_field(item, "uuid")?.to_string(),
+                str_field(item, "name")?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// `live` with every top-level field of `desired` put over it.
+fn merged(live: &Value, desired: &Value) -> Value {
+    let mut out = live.as_object().cloned().unwrap_or_default();
+    if let Some(desired) = desired.as_object() {
+        for (key, value) in desired {
+            out.insert(key.clone(), value.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+fn fingerprint(name: &str, uuid: &str, spec: &Value) -> String {
+    let text = json!({"name": name, "uuid": uuid, "spec": spec}).to_string();
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn live_object(kind: Kind, name: &str, uuid: &str, spec: Value) -> LiveObject {
+    LiveObject {
+        kind,
+        name: name.to_string(),
+        id: uuid.to_string(),
+        fingerprint: fingerprint(name, uuid, &spec),
+        spec,
+        attributes: BTreeMap::from([("uuid".to_string(), uuid.to_string())]),
+        status: LiveStatus::Ready,
+    }
+}
+
+/// `tgt` as the manifest writes it: `{master: {tgt_type, tgt}}`.
+fn normalize_tgt(tgt: &Value) -> Value {
+    let Some(map) = tgt.as_object() else {
+        return json!({});
+    };
+    let entries = map
+        .iter()
+        .map(|(master, entry)| {
+            let mut out = Map::new();
+            for key in ["tgt_type", "tgt"] {
+                if let Some(value) = entry.get(key).filter(|v| !v.is_null()) {
+                    out.insert(key.to_string(), value.clone());
+                }
+            }
+            (master.clone(), Value::Object(out))
+        })
+        .collect();
+    Value::Object(entries)
+}
+
+fn target_object(item: &Value) -> Option<LiveObject> {
+    let name = str_field(item, "name")?;
+    let uuid = str_field(item, "uuid")?;
+    let spec = json!({
+        "desc": str_field(item, "desc").unwrap_or_default(),
+        "tgt": normalize_tgt(item.get("tgt").unwrap_or(&Value::Null)),
+    });
+    Some(live_object(Kind::SaltTarget, name, uuid, spec))
+}
+
+fn job_object(item: &Value, groups: &HashMap<String, String>) -> Option<LiveObject> {
+    let name = str_field(item, "name")?;
+    let uuid = str_field(item, "uuid")?;
+    let arg = item.get("arg").cloned().unwrap_or(Value::Null);
+    let mut spec = Map::new();
+    spec.insert(
+        "desc".into(),
+        json!(str_field(item, "desc").unwrap_or_default()),
+    );
+    if let Some(cmd) = str_field(item, "cmd") {
+        spec.insert("cmd".into(), json!(cmd));
+    }
+    if let Some(fun) = str_field(item, "fun") {
+        spec.insert("fun".into(), json!(fun));
+    }
+    spec.insert(
+        "arg".into(),
+        json!({
+            "arg": arg.get("arg").filter(|v| v.is_array()).cloned().unwrap_or(json!([])),
+            "kwarg": arg.get("kwarg").filter(|v| v.is_object()).cloned().unwrap_or(json!({})),
+        }),
+    );
+    spec.insert(
+        "masters".into(),
+        item.get("masters")
+            .filter(|v| v.is_array())
+            .cloned()
+            .unwrap_or(json!([])),
+    );
+    if let Some(tgt_uuid) = str_field(item, "tgt_uuid").filter(|u| !u.is_empty()) {
+        let target = groups
+            .get(tgt_uuid)
+            .map(String::as_str)
+            .or_else(|| str_field(item, "tgt_name").filter(|n| !n.is_empty()));
+        match target {
+            Some(target) => {
+                spec.insert("target".into(), json!(target));
+            }
+            // A job pointing at a deleted group: show the dangling uuid as drift.
+            None => {
+                spec.insert("target".into(), json!(tgt_uuid));
+            }
+        }
+    }
+    Some(live_object(Kind::SaltJob, name, uuid, Value::Object(spec)))
+}
+
+/// A reference of a schedule item: `<key>_uuid` mapped through `names`, `<key>_name`, or
+/// a nested `{uuid, name}` object under `object_key`.
+fn schedule_reference(
+    item: &Value,
+    prefix: &str,
+    object_key: &str,
+    names: &HashMap<String, String>,
+) -> Option<String> {
+    if let Some(name) = str_field(item, &format!("{prefix}_name")).filter(|n| !n.is_empty()) {
+        return Some(name.to_string());
+    }
+    if let Some(uuid) = str_field(item, &format!("{prefix}_uuid")).filter(|u| !u.is_empty()) {
+        return Some(names.get(uuid).cloned().unwrap_or_else(|| uuid.to_string()));
+    }
+    let nested = item.get(object_key)?;
+    str_field(nested, "name").map(str::to_string)
+}
+
+fn schedule_object(
+    item: &Value,
+    jobs: &HashMap<String, String>,
+    groups: &HashMap<String, String>,
+) -> Option<LiveObject> {
+    let name = str_field(item, "name")?;
+    let uuid = str_field(item, "uuid")?;
+    let mut spec = Map::new();
+    if let Some(job) = schedule_reference(item, "job", "job", jobs) {
+        spec.insert("job".into(), json!(job));
+    }
+    if let Some(target) = schedule_reference(item, "tgt", "target", groups) {
+        spec.insert("target".into(), json!(target));
+    }
+    let schedule: Map<String, Value> = item
+        .get("schedule")
+        .and_then(Value::as_object)
+        .map(|s| {
+            s.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    spec.insert("schedule".into(), Value::Object(schedule));
+    spec.insert(
+        "enabled".into(),
+        json!(item.get("enabled").and_then(Value::as_bool).unwrap_or(true)),
+    );
+    Some(live_object(
+        Kind::SaltSchedule,
+        name,
+        uuid,
+        Value::Object(spec),
+    ))
+}
+
+fn target_call(name: &str, spec: &Value, tgt_uuid: Option<&str>) -> RpcCall {
+    let mut kwarg = Map::new();
+    kwarg.insert("name".into(), json!(name));
+    kwarg.insert("tgt".into(), spec.get("tgt").cloned().unwrap_or(json!({})));
+    if let Some(desc) = spec.get("desc") {
+        kwarg.insert("desc".into(), desc.clone());
+    }
+    if let Some(uuid) = tgt_uuid {
+        kwarg.insert("tgt_uuid".into(), json!(uuid));
+    }
+    RpcCall::new("tgt", "save_target_group", Value::Object(kwarg))
+}
+
+fn job_call(name: &str, spec: &Value, job_uuid: &str, tgt_uuid: Option<String>) -> RpcCall {
+    let mut kwarg = Map::new();
+    kwarg.insert("job_uuid".into(), json!(job_uuid));
+    kwarg.insert("name".into(), json!(name));
+    for key in ["desc", "cmd", "fun", "masters"] {
+        if let Some(value) = spec.get(key) {
+            kwarg.insert(key.into(), value.clone());
+        }
+    }
+    if let Some(arg) = spec.get("arg") {
+        kwarg.insert(
+            "arg".into(),
+            json!({
+                "arg": arg.get("arg").cloned().unwrap_or(json!([])),
+                "kwarg": arg.get("kwarg").cloned().unwrap_or(json!({})),
+            }),
+        );
+    }
+    if let Some(tgt_uuid) = tgt_uuid {
+        kwarg.insert("tgt_uuid".into(), json!(tgt_uuid));
+    }
+    RpcCall::new("job", "save_job", Value::Object(kwarg))
+}
+
+fn schedule_call(
+    method: &'static str,
+    name: &str,
+    spec: &Value,
+    uuid: Option<&str>,
+    job_uuid: Option<String>,
+    tgt_uuid: Option<String>,
+) -> RpcCall {
+    let mut kwarg = Map::new();
+    if let Some(uuid) = uuid {
+        kwarg.insert("uuid".into(), json!(uuid));
+    }
+    kwarg.insert("name".into(), json!(name));
+    kwarg.insert(
+        "schedule".into(),
+        spec.get("schedule").cloned().unwrap_or(json!({})),
+    );
+    if let Some(job_uuid) = job_uuid {
+        kwarg.insert("job_uuid".into(), json!(job_uuid));
+    }
+    if let Some(tgt_uuid) = tgt_uuid {
+        kwarg.insert("tgt_uuid".into(), json!(tgt_uuid));
+    }
+    kwarg.insert(
+        "enabled".into(),
+        json!(spec.get("enabled").and_then(Value::as_bool).unwrap_or(true)),
+    );
+    RpcCall::new("schedule", method, Value::Object(kwarg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_normalize_into_the_manifest_shape() {
+        let item = json!({
+            "uuid": "u1", "name": "ping", "desc": "d", "cmd": "local", "fun": "test.ping",
+            "tgt_uuid": "g1", "arg": {"arg": ["a"], "kwarg": null}, "masters": null,
+            "metadata": {"auth": {}}
+        });
+        let groups = HashMap::from([("g1".to_string(), "web".to_string())]);
+        let live = job_object(&item, &groups).unwrap();
+        assert_eq!(
+            live.spec,
+            json!({"desc": "d", "cmd": "local", "fun": "test.ping",
+                   "arg": {"arg": ["a"], "kwarg": {}}, "masters": [], "target": "web"})
+        );
+        assert_eq!(live.attributes["uuid"], "u1");
+        let moved = job_object(
+            &json!({"uuid": "u1", "name": "ping", "desc": "other"}),
+            &groups,
+        )
+        .unwrap();
+        assert_ne!(live.fingerprint, moved.fingerprint);
+    }
+
+    #[test]
+    fn targets_keep_only_tgt_type_and_tgt() {
+        let item = json!({"uuid": ALL_MINIONS_UUID, "name": "All Minions", "desc": "",
+            "tgt": {"*": {"tgt_type": "compound", "tgt": "*", "extra": 1}}, "pillars": []});
+        let live = target_object(&item).unwrap();
+        assert_eq!(
+            live.spec,
+            json!({"desc": "", "tgt": {"*": {"tgt_type": "compound", "tgt": "*"}}})
+        );
+    }
+
+    #[test]
+    fn schedules_map_uuids_to_names() {
+        let item = json!({"uuid": "s1", "name": "nightly", "job_uuid": "j1", "tgt_uuid": "g1",
+            "schedule": {"cron": "0 1 * * *", "splay": null}, "enabled": false, "next_fire_time": "x"});
+        let jobs = HashMap::from([("j1".to_string(), "ping".to_string())]);
+        let groups = HashMap::from([("g1".to_string(), "web".to_string())]);
+        let live = schedule_object(&item, &jobs, &groups).unwrap();
+        assert_eq!(
+            live.spec,
+            json!({"job": "ping", "target": "web", "schedule": {"cron": "0 1 * * *"}, "enabled": false})
+        );
+    }
+
+    #[test]
+    fn updates_send_the_whole_object() {
+        let live = json!({"desc": "old", "tgt": {"*": {"tgt_type": "glob", "tgt": "a*"}}});
+        let desired = json!({"desc": "new"});
+        let call = target_call("web", &merged(&live, &desired), Some("g1"));
+        assert_eq!(
+            call.kwarg,
+            json!({"name": "web", "tgt": {"*": {"tgt_type": "glob", "tgt": "a*"}}, "desc": "new", "tgt_uuid": "g1"})
+        );
+    }
+
+    #[test]
+    fn pages_parse_and_reject_garbage() {
+        let call = RpcCall::new("job", "get_jobs", json!({}));
+        let page = Page::parse(&call, &json!({"count": 3, "limit": 2, "results": [1, 2]})).unwrap();
+        assert_eq!(
+            (page.count, page.limit, page.results.len()),
+            (3, Some(2), 2)
+        );
+        assert!(Page::parse(&call, &json!("nope")).is_err());
+        assert!(Page::parse(&call, &json!({"count": "x", "results": []})).is_err());
+    }
+
+    #[test]
+    fn only_ambiguous_failures_count_as_maybe_committed() {
+        let api = |status| ProviderError::Api {
+            method: "POST".into(),
+            path: "/rpc".into(),
+            status,
+            message: String::new(),
+            request_id: None,
+        };
+        assert!(may_have_committed(&api(504)));
+        assert!(may_have_committed(&api(502)));
+        assert!(!may_have_committed(&api(400)));
+        assert!(!may_have_committed(&ProviderError::Invalid(String::new())));
+    }
+}
