@@ -338,9 +338,8 @@ impl super::Sim {
 
     /// Saves `state` to the `--state` file, if any and if it changed since the last save:
     /// written to a temporary file beside it, then renamed over it, so a killed simulator
-    /// never leaves a half-written file. Handlers that change `state` call this before
-    /// answering; [`fault_layer`] also calls it after every non-GET API request, so a module
-    /// that forgets still has its changes saved.
+    /// never leaves a half-written file. Every handler that changes `state` calls this before
+    /// answering.
     pub fn persist(&self, state: &mut SimState) {
         self.save(state, false);
     }
@@ -667,20 +666,11 @@ pub async fn fault_layer(State(sim): State<SimRef>, request: Request, next: Next
             "the service is temporarily unavailable",
         );
     }
-    let writes = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
     if !is_mutation(api, request.method(), &path) {
-        let response = next.run(request).await;
-        if writes {
-            save_after(&sim).await;
-        }
-        return response;
+        return next.run(request).await;
     }
     let drop = take_drop(&sim, faults.drop_rate);
     let response = next.run(request).await;
-    save_after(&sim).await;
     if !drop {
         return response;
     }
@@ -697,14 +687,6 @@ pub async fn fault_layer(State(sim): State<SimRef>, request: Request, next: Next
             });
             Response::new(Body::from_stream(broken))
         }
-    }
-}
-
-/// Saves whatever a request changed (a no-op without `--state` or when nothing changed).
-async fn save_after(sim: &SimRef) {
-    if sim.config.state_file.is_some() {
-        let mut state = sim.state.lock().await;
-        sim.persist(&mut state);
     }
 }
 
@@ -773,41 +755,28 @@ mod tests {
         ));
     }
 
-    /// A handler that changes state without saving it still has its change saved.
     #[tokio::test]
-    async fn changes_are_saved_even_when_a_handler_does_not_persist() {
+    async fn unchanged_state_is_not_rewritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let config = SimConfig {
             state_file: Some(path.clone()),
             ..SimConfig::default()
         };
-        let sim: SimRef = std::sync::Arc::new(super::super::Sim {
+        let sim = super::super::Sim {
             clock: super::super::SimClock::new(1.0),
             admin: AdminState::new(&config).unwrap(),
             state: tokio::sync::Mutex::new(default_estate()),
             config,
-        });
-        async fn forgetful(State(sim): State<SimRef>) -> StatusCode {
-            sim.state.lock().await.vsphere.vms.clear();
-            StatusCode::OK
-        }
-        let app = Router::new()
-            .route("/rpc", post(forgetful))
-            .layer(axum::middleware::from_fn_with_state(
-                sim.clone(),
-                fault_layer,
-            ))
-            .with_state(sim);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let response = reqwest::Client::new()
-            .post(format!("http://{addr}/rpc"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        };
+        let mut state = sim.state.lock().await;
+        sim.persist(&mut state);
+        assert!(path.exists());
+        std::fs::remove_file(&path).unwrap();
+        sim.persist(&mut state);
+        assert!(!path.exists(), "nothing changed, nothing written");
+        state.vsphere.vms.clear();
+        sim.persist(&mut state);
         let saved: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(saved["vsphere"]["vms"], json!({}));
