@@ -1,0 +1,454 @@
+//! Reliability and secrets, through the real binary against the simulator over loopback:
+//! applies under injected 503s, 429s and short-lived access tokens; SIGKILL at many moments
+//! of an apply; dropped responses to committed creates; two applies at once; and an audit of
+//! every command's output for secret values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sextant::sim::{self, SimConfig, SimHandle};
+use sha2::Digest;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sextant");
+
+const VMC_TOKEN: &str = "vmc-api-token-secret-1";
+const RAAS_TOKEN: &str = "raas-api-token-secret-2";
+const VCD_PASSWORD: &str = "vcd-password-secret-3";
+const VSPHERE_PASSWORD: &str = "vsphere-password-secret-4";
+
+const NO_CHANGES: &str = "No changes. Your infrastructure matches the configuration.\n";
+
+/// A simulator plus a directory of manifests that point at it.
+struct Estate {
+    sim: SimHandle,
+    dir: tempfile::TempDir,
+    declared: Declared,
+}
+
+/// Names of what the manifests declare, per kind, to check the server against.
+#[derive(Default, Clone)]
+struct Declared {
+    targets: Vec<String>,
+    jobs: Vec<String>,
+    schedules: Vec<String>,
+    /// Token name and its secret file relative to `manifests/`.
+    tokens: Vec<(String, String)>,
+    sddcs: Vec<String>,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Estate {
+    async fn start(config: SimConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, config).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, config: SimConfig) -> Self {
+        let sim = sim::start(SimConfig {
+            state_file: Some(dir.path().join("sim-state.json")),
+            ..config
+        })
+        .await
+        .unwrap();
+        let estate = Self {
+            sim,
+            dir,
+            declared: Declared::default(),
+        };
+        estate.write("connections.yaml", &connections(&estate.sim.base_url));
+        estate
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn manifests(&self) -> PathBuf {
+        self.path().join("manifests")
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let path = self.manifests().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        command_in(self.path(), args)
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().await.unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        admin(&self.sim.base_url, method, path, body).await
+    }
+
+    async fn faults(&self, faults: Value) {
+        self.admin(reqwest::Method::PUT, "/_sim/faults", Some(faults))
+            .await;
+    }
+
+    async fn state(&self) -> Value {
+        self.admin(reqwest::Method::GET, "/_sim/state", None).await
+    }
+
+    /// Writes the quickstart's Salt, VCD and VM manifests plus a ZEROCLOUD SDDC (100
+    /// simulated seconds to create): every kind.
+    fn write_every_kind(&mut self) {
+        let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+        for file in ["salt.yaml", "vcd.yaml", "vms.yaml"] {
+            self.write(
+                file,
+                &std::fs::read_to_string(quickstart.join(file)).unwrap(),
+            );
+        }
+        self.write(
+            "sddc.yaml",
+            "kind: Sddc\nname: chaos-sddc\nspec:\n  region: us-west-2\n  provider: ZEROCLOUD\n  sddc_type: 1NODE\n  num_hosts: 1\n  host_instance_type: i3.metal\n",
+        );
+        self.declared = Declared {
+            targets: vec!["web servers".into(), "databases".into()],
+            jobs: vec!["Apply web state".into(), "Check disk usage".into()],
+            schedules: vec!["Nightly web state".into()],
+            tokens: vec![(
+                "ci-pipeline".into(),
+                ".secrets/ci-pipeline-token.json".into(),
+            )],
+            sddcs: vec!["chaos-sddc".into()],
+        };
+    }
+
+    /// Writes `targets` target groups, `jobs` jobs (each on a target), `schedules` schedules,
+    /// `tokens` VCD tokens and, with `sddc`, one ZEROCLOUD SDDC.
+    fn write_many(&mut self, targets: usize, jobs: usize, schedules: usize, tokens: usize) {
+        let mut text = String::new();
+        let mut declared = Declared::default();
+        for i in 0..targets {
+            let name = format!("target {i:03}");
+            text.push_str(&format!(
+                "---\nkind: SaltTarget\nname: {name}\nspec: {{ desc: group {i}, tgt: {{ \"*\": {{ tgt_type: glob, tgt: \"host-{i}-*\" }} }} }}\n"
+            ));
+            declared.targets.push(name);
+        }
+        for i in 0..jobs {
+            let name = format!("job {i:03}");
+            text.push_str(&format!(
+                "---\nkind: SaltJob\nname: {name}\nspec: {{ desc: job {i}, cmd: local, fun: test.ping, target: target {:03} }}\n",
+                i % targets
+            ));
+            declared.jobs.push(name);
+        }
+        for i in 0..schedules {
+            let name = format!("schedule {i:03}");
+            text.push_str(&format!(
+                "---\nkind: SaltSchedule\nname: {name}\nspec: {{ job: job {i:03}, target: target {:03}, schedule: {{ cron: \"{} 3 * * *\" }} }}\n",
+                i % targets,
+                i % 60
+            ));
+            declared.schedules.push(name);
+        }
+        self.write("salt.yaml", &text);
+        let mut text = String::new();
+        for i in 0..tokens {
+            let name = format!("token-{i:03}");
+            let file = format!("secrets/{name}.json");
+            text.push_str(&format!(
+                "---\nkind: VcdApiToken\nname: {name}\nspec: {{ file: {file} }}\n"
+            ));
+            declared.tokens.push((name, file));
+        }
+        if tokens > 0 {
+            self.write("vcd.yaml", &text);
+        }
+        self.declared = declared;
+    }
+
+    fn write_sddc(&mut self, name: &str) {
+        self.write(
+            "sddc.yaml",
+            &format!(
+                "kind: Sddc\nname: {name}\nspec: {{ region: us-west-2, provider: ZEROCLOUD, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }}\n"
+            ),
+        );
+        self.declared.sddcs.push(name.to_string());
+    }
+
+    /// Every declared object exists exactly once on the server, under its name.
+    async fn assert_no_duplicates(&self) {
+        let state = self.state().await;
+        let raas = &state["raas"];
+        for (section, declared) in [
+            ("target_groups", &self.declared.targets),
+            ("jobs", &self.declared.jobs),
+            ("schedules", &self.declared.schedules),
+        ] {
+            let counts = names(&raas[section], |_| true);
+            for name in declared {
+                assert_eq!(
+                    counts.get(name),
+                    Some(&1),
+                    "raas {section} `{name}`: {counts:?}"
+                );
+            }
+        }
+        let tokens = names(&state["vcd"]["tokens"], |_| true);
+        for (name, _) in &self.declared.tokens {
+            assert_eq!(tokens.get(name), Some(&1), "vcd token `{name}`: {tokens:?}");
+        }
+        let sddcs = names(&state["vmc"]["sddcs"], |s| s["sddc_state"] != "DELETED");
+        for name in &self.declared.sddcs {
+            assert_eq!(sddcs.get(name), Some(&1), "sddc `{name}`: {sddcs:?}");
+        }
+    }
+
+    /// Each declared token's file exists, has mode 0600 and holds the secret whose digest the
+    /// server keeps for that token.
+    async fn assert_token_files_match(&self) {
+        let state = self.state().await;
+        let tokens = state["vcd"]["tokens"].as_object().unwrap();
+        for (name, file) in &self.declared.tokens {
+            let path = self.manifests().join(file);
+            let meta = std::fs::metadata(&path)
+                .unwrap_or_else(|e| panic!("token file `{}`: {e}", path.display()));
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o600,
+                "{}",
+                path.display()
+            );
+            let saved: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let digest = sha256(saved["refresh_token"].as_str().unwrap());
+            let live = tokens
+                .values()
+                .find(|t| t["name"] == name.as_str())
+                .unwrap();
+            assert_eq!(
+                live["secret_digest"].as_str(),
+                Some(digest.as_str()),
+                "the file of `{name}` does not hold the live token's secret"
+            );
+        }
+    }
+
+    /// A second plan has nothing to do, nothing is duplicated and every token file is right.
+    async fn assert_converged(&self) {
+        let plan = self
+            .run(&["plan", "--detailed-exitcode", "manifests"])
+            .await;
+        assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+        assert_eq!(plan.stdout, NO_CHANGES, "{}", plan.stderr);
+        assert!(!plan.stderr.contains("secret file"), "{}", plan.stderr);
+        self.assert_no_duplicates().await;
+        self.assert_token_files_match().await;
+    }
+}
+
+fn command_in(dir: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("SEXTANT_T_VMC_TOKEN", VMC_TOKEN)
+        .env("SEXTANT_T_RAAS_TOKEN", RAAS_TOKEN)
+        .env("SEXTANT_T_VCD_PASSWORD", VCD_PASSWORD)
+        .env("SEXTANT_T_VSPHERE_PASSWORD", VSPHERE_PASSWORD)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+async fn admin(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method, format!("{base}{path}"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap_or(Value::Null)
+}
+
+fn sha256(text: &str) -> String {
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// How many objects of each `name` a map or list of objects holds, among those `keep` accepts.
+fn names(section: &Value, keep: impl Fn(&Value) -> bool) -> BTreeMap<String, usize> {
+    let items: Vec<&Value> = match section {
+        Value::Object(map) => map.values().collect(),
+        Value::Array(items) => items.iter().collect(),
+        _ => Vec::new(),
+    };
+    let mut counts = BTreeMap::new();
+    for item in items.into_iter().filter(|i| keep(i)) {
+        if let Some(name) = item["name"].as_str() {
+            *counts.entry(name.to_string()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn connections(url: &str) -> String {
+    format!(
+        r#"kind: Connection
+name: vmc
+spec:
+  type: vmc
+  url: {url}
+  csp_url: {url}
+  api_token: {{ env: SEXTANT_T_VMC_TOKEN }}
+---
+kind: Connection
+name: salt-cloud
+spec:
+  type: raas
+  url: {url}
+  csp_url: {url}
+  api_token: {{ env: SEXTANT_T_RAAS_TOKEN }}
+---
+kind: Connection
+name: vcd
+spec:
+  type: vcd
+  url: {url}
+  username: administrator
+  password: {{ env: SEXTANT_T_VCD_PASSWORD }}
+---
+kind: Connection
+name: vcenter
+spec:
+  type: vsphere
+  url: {url}
+  username: administrator@vsphere.local
+  password: {{ env: SEXTANT_T_VSPHERE_PASSWORD }}
+"#
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chaos: 5 % 503, 2 % 429 with Retry-After, 20-second access tokens.
+// ---------------------------------------------------------------------------------------------
+
+/// The faults of the chaos suite.
+fn chaos(retry_after_secs: u64) -> Value {
+    json!({
+        "rate_503": 0.05,
+        "rate_429": 0.02,
+        "retry_after_secs": retry_after_secs,
+        "token_ttl_secs": 20,
+    })
+}
+
+/// Applies every kind under chaos. At 6 simulated seconds per real second the access tokens
+/// live 3.3 real seconds (well above `Retry-After`, as in reality) and the SDDC takes about
+/// 17, so tokens expire several times during the run.
+async fn chaos_every_kind(seed: u64) {
+    let mut estate = Estate::start(SimConfig {
+        seed,
+        time_scale: 6.0,
+        ..SimConfig::default()
+    })
+    .await;
+    estate.write_every_kind();
+    estate.faults(chaos(1)).await;
+    let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_eq!(
+        apply.code, 0,
+        "seed {seed}\n{}\n{}",
+        apply.stdout, apply.stderr
+    );
+    assert!(apply.stdout.contains("Apply complete!"), "{}", apply.stdout);
+    let counters = estate
+        .admin(reqwest::Method::GET, "/_sim/counters", None)
+        .await;
+    assert!(
+        counters["csp"].as_u64().unwrap() >= 3,
+        "the access tokens never expired during the run: {counters}"
+    );
+    estate.assert_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chaos_every_kind_seed_1() {
+    chaos_every_kind(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chaos_every_kind_seed_2() {
+    chaos_every_kind(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chaos_every_kind_seed_3() {
+    chaos_every_kind(3).await;
+}
+
+/// Applies 500 resources under chaos (`Retry-After: 0` keeps the run short).
+async fn chaos_500_resources(seed: u64) {
+    let mut estate = Estate::start(SimConfig {
+        seed,
+        time_scale: 6.0,
+        ..SimConfig::default()
+    })
+    .await;
+    // 150 + 200 + 100 + 48 + the quickstart's 2 VMs = 500.
+    estate.write_many(150, 200, 100, 48);
+    estate.write(
+        "vms.yaml",
+        "kind: VirtualMachine\nname: web-01\nspec: { power_state: POWERED_ON, cpu_count: 2 }\n---\nkind: VirtualMachine\nname: db-01\nspec: { power_state: POWERED_ON }\n",
+    );
+    estate.faults(chaos(0)).await;
+    let apply = estate
+        .run(&[
+            "apply",
+            "--auto-approve",
+            "--parallelism",
+            "20",
+            "manifests",
+        ])
+        .await;
+    assert_eq!(
+        apply.code, 0,
+        "seed {seed}\n{}\n{}",
+        apply.stdout, apply.stderr
+    );
+    assert!(
+        apply.stdout.contains("Resources: 498 added, 1 changed"),
+        "{}",
+        apply.stdout
+    );
+    estate.assert_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chaos_500_resources_seed_7() {
+    chaos_500_resources(7).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chaos_500_resources_seed_8() {
+    chaos_500_resources(8).await;
+}
