@@ -452,3 +452,314 @@ async fn chaos_500_resources_seed_7() {
 async fn chaos_500_resources_seed_8() {
     chaos_500_resources(8).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Interruptions: SIGKILL at many moments, then apply again.
+// ---------------------------------------------------------------------------------------------
+
+/// When the running apply is killed.
+#[derive(Clone, Copy, Debug)]
+enum KillAt {
+    /// After this many progress lines (`Creating...`, `Creation complete`, …).
+    Lines(usize),
+    /// This many milliseconds after the first progress line.
+    Millis(u64),
+    /// As soon as the SDDC exists on the server.
+    SddcExists,
+    /// As soon as some VCD token is registered and its secret not yet granted.
+    TokenRegistered,
+    /// As soon as this many Salt jobs are saved.
+    JobsSaved(usize),
+}
+
+/// SDDC, Salt and VCD resources; every request is slowed down by 40 ms so the kill moments
+/// spread over the SDDC create, the Salt saves and the token grants.
+async fn interrupted_estate() -> Estate {
+    let mut estate = Estate::start(SimConfig {
+        time_scale: 60.0,
+        ..SimConfig::default()
+    })
+    .await;
+    estate.write_many(4, 5, 3, 4);
+    estate.write_sddc("kill-sddc");
+    estate.faults(json!({"latency_ms": 40})).await;
+    estate
+}
+
+/// Whether the server state says it is time to kill.
+fn state_reached(state: &Value, at: KillAt) -> bool {
+    match at {
+        KillAt::SddcExists => !names(&state["vmc"]["sddcs"], |_| true).is_empty(),
+        KillAt::TokenRegistered => state["vcd"]["tokens"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|t| {
+                t["name"].as_str().is_some_and(|n| n.starts_with("token-"))
+                    && t["secret_digest"].is_null()
+            }),
+        KillAt::JobsSaved(n) => {
+            names(&state["raas"]["jobs"], |j| {
+                j["name"].as_str().is_some_and(|n| n.starts_with("job "))
+            })
+            .len()
+                >= n
+        }
+        KillAt::Lines(_) | KillAt::Millis(_) => false,
+    }
+}
+
+/// Starts an apply, kills it at `at` and returns whether it was killed before finishing.
+async fn apply_and_kill(estate: &Estate, at: KillAt) -> bool {
+    let mut child = estate
+        .command(&["apply", "--auto-approve", "--parallelism", "2", "manifests"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let killed_in_time = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut progress = 0;
+        match at {
+            KillAt::Lines(_) | KillAt::Millis(_) => {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.contains(": Creat") || line.contains(": Still creating") {
+                        progress += 1;
+                    }
+                    match at {
+                        KillAt::Lines(n) if progress >= n => return true,
+                        KillAt::Millis(ms) if progress >= 1 => {
+                            tokio::spawn(async move {
+                                while let Ok(Some(_)) = lines.next_line().await {}
+                            });
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                            return true;
+                        }
+                        _ => {}
+                    }
+                }
+                false
+            }
+            _ => {
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                loop {
+                    if state_reached(&estate.state().await, at) {
+                        return true;
+                    }
+                    if child.try_wait().unwrap().is_some() {
+                        return false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    child.start_kill().ok();
+    let status = child.wait().await.unwrap();
+    killed_in_time && status.code().is_none()
+}
+
+/// Kills an apply at `at`, then checks that no secret was lost silently and that a second
+/// apply converges without duplicates. Returns whether a lost secret was reported.
+async fn kill_then_converge(at: KillAt) -> bool {
+    let estate = interrupted_estate().await;
+    let killed = apply_and_kill(&estate, at).await;
+    assert!(killed, "{at:?}: the apply finished before the kill");
+
+    // Every token on the server whose file is missing is reported by plan.
+    let plan = estate.run(&["plan", "manifests"]).await;
+    assert_eq!(plan.code, 0, "{at:?}\n{}\n{}", plan.stdout, plan.stderr);
+    let state = estate.state().await;
+    let live = names(&state["vcd"]["tokens"], |_| true);
+    let mut lost = false;
+    for (name, file) in &estate.declared.tokens {
+        if live.contains_key(name) && !estate.manifests().join(file).exists() {
+            lost = true;
+            let line = plan
+                .stderr
+                .lines()
+                .find(|l| l.contains(&format!("VcdApiToken/{name}")))
+                .unwrap_or_else(|| panic!("{at:?}: lost `{name}` not reported:\n{}", plan.stderr));
+            assert!(line.contains("--recreate-lost-secrets"), "{line}");
+        }
+    }
+
+    let resume = estate
+        .run(&[
+            "apply",
+            "--auto-approve",
+            "--recreate-lost-secrets",
+            "manifests",
+        ])
+        .await;
+    assert_eq!(
+        resume.code, 0,
+        "{at:?}\n{}\n{}",
+        resume.stdout, resume.stderr
+    );
+    if lost {
+        assert!(
+            resume.stdout.contains("must be replaced"),
+            "{}",
+            resume.stdout
+        );
+    }
+    estate.assert_converged().await;
+    lost
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_after_n_progress_lines_then_apply_converges() {
+    for n in [1, 2, 4, 7, 11, 16] {
+        kill_then_converge(KillAt::Lines(n)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_n_ms_into_the_apply_then_apply_converges() {
+    for ms in [0, 90, 250, 600, 1100] {
+        kill_then_converge(KillAt::Millis(ms)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_the_sddc_create_salt_saves_and_token_grant_then_apply_converges() {
+    kill_then_converge(KillAt::SddcExists).await;
+    kill_then_converge(KillAt::JobsSaved(2)).await;
+    // Registered but not granted: the secret never existed, plan reports it and
+    // `--recreate-lost-secrets` revokes and re-creates the token.
+    assert!(kill_then_converge(KillAt::TokenRegistered).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creates_whose_responses_are_dropped_after_commit_are_not_repeated() {
+    for mode in ["gateway_timeout", "reset"] {
+        let mut estate = Estate::start(SimConfig {
+            time_scale: 60.0,
+            seed: 5,
+            ..SimConfig::default()
+        })
+        .await;
+        estate.write_many(4, 5, 3, 4);
+        estate.write_sddc("dropped-sddc");
+        estate
+            .faults(json!({"drop_next_mutations": 3, "drop_rate": 0.3, "drop_mode": mode}))
+            .await;
+        let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+        estate.faults(json!({})).await;
+        // A create whose reply was lost may fail (never silently); the next apply finishes it.
+        if apply.code != 0 {
+            let again = estate
+                .run(&[
+                    "apply",
+                    "--auto-approve",
+                    "--recreate-lost-secrets",
+                    "manifests",
+                ])
+                .await;
+            assert_eq!(again.code, 0, "{mode}\n{}\n{}", again.stdout, again.stderr);
+        }
+        estate.assert_converged().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrent applies and the lock.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_lock_refuses_apply_naming_the_holder_and_plan_still_runs() {
+    let mut estate = Estate::start(SimConfig::default()).await;
+    estate.write_many(2, 2, 1, 0);
+    let lock_path = estate.manifests().join(".sextant.lock");
+    let mut held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&lock_path)
+        .unwrap();
+    held.try_lock().unwrap();
+    std::io::Write::write_all(
+        &mut held,
+        b"pid 4242 on ci-runner-7, since 2026-01-01T00:00:00Z",
+    )
+    .unwrap();
+
+    let refused = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains(".sextant.lock"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("pid 4242 on ci-runner-7"),
+        "{}",
+        refused.stderr
+    );
+    let plan = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_eq!(
+        plan.code, 2,
+        "plan takes no lock: {}\n{}",
+        plan.stdout, plan.stderr
+    );
+    let state = estate.state().await;
+    assert!(
+        names(&state["raas"]["jobs"], |_| true)
+            .keys()
+            .all(|n| !n.starts_with("job ")),
+        "the refused apply changed something"
+    );
+
+    drop(held);
+    let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    estate.assert_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_applies_at_once_never_both_mutate() {
+    // A 100-second SDDC create at 20x keeps the first apply busy for 5 s.
+    let mut estate = Estate::start(SimConfig {
+        time_scale: 20.0,
+        ..SimConfig::default()
+    })
+    .await;
+    estate.write_many(2, 2, 1, 1);
+    estate.write_sddc("contended");
+    let spawn = || {
+        estate
+            .command(&["apply", "--auto-approve", "manifests"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    let pids = [first.id().unwrap(), second.id().unwrap()];
+    let (first, second) = tokio::join!(first.wait_with_output(), second.wait_with_output());
+    let outputs = [first.unwrap(), second.unwrap()];
+    let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
+    let winner = codes.iter().position(|c| *c == Some(0));
+    let loser = codes.iter().position(|c| *c == Some(1));
+    let (Some(winner), Some(loser)) = (winner, loser) else {
+        panic!(
+            "expected one success and one refusal, got {codes:?}\n{}\n{}",
+            String::from_utf8_lossy(&outputs[0].stderr),
+            String::from_utf8_lossy(&outputs[1].stderr)
+        );
+    };
+    let refusal = String::from_utf8_lossy(&outputs[loser].stderr);
+    assert!(
+        refusal.contains("holds the lock") && refusal.contains(&format!("pid {}", pids[winner])),
+        "{refusal}"
+    );
+    let loser_out = String::from_utf8_lossy(&outputs[loser].stdout);
+    assert!(!loser_out.contains("Creating..."), "{loser_out}");
+    estate.assert_converged().await;
+}
