@@ -763,3 +763,247 @@ async fn two_applies_at_once_never_both_mutate() {
     assert!(!loser_out.contains("Creating..."), "{loser_out}");
     estate.assert_converged().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Secrets audit.
+// ---------------------------------------------------------------------------------------------
+
+/// A `sextant -vvv sim serve` child and the URL it listens on.
+async fn serve_simulator(dir: &Path) -> (tokio::process::Child, String) {
+    let state = dir.join("served-state.json");
+    let mut child = command_in(
+        dir,
+        &[
+            "-vvv",
+            "sim",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+            state.to_str().unwrap(),
+            "--time-scale",
+            "100",
+            "--token-ttl",
+            "20",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    tokio::time::timeout(Duration::from_secs(20), stdout.read_line(&mut first))
+        .await
+        .expect("the simulator never said where it listens")
+        .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line `{first}`"))
+        .to_string();
+    (child, url)
+}
+
+/// Every secret value the simulator issued or accepted, plus the SHA-256 digests of those
+/// it keeps only hashed (Cloud Director access tokens and token secrets).
+fn issued_secrets(state: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut values: BTreeSet<String> = [VMC_TOKEN, RAAS_TOKEN, VCD_PASSWORD, VSPHERE_PASSWORD]
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let keys = |v: &Value| -> Vec<String> {
+        v.as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    values.extend(keys(&state["csp"]["access_tokens"]));
+    values.extend(keys(&state["raas"]["sessions"]));
+    values.extend(keys(&state["vsphere"]["sessions"]));
+    if let Some(access) = state["vcd"]["access_tokens"].as_object() {
+        values.extend(
+            access
+                .values()
+                .filter_map(|a| a["session_id"].as_str())
+                .map(str::to_string),
+        );
+    }
+    let mut digests: BTreeSet<String> = keys(&state["vcd"]["access_tokens"]).into_iter().collect();
+    if let Some(tokens) = state["vcd"]["tokens"].as_object() {
+        digests.extend(
+            tokens
+                .values()
+                .filter_map(|t| t["secret_digest"].as_str())
+                .map(str::to_string),
+        );
+    }
+    (values, digests)
+}
+
+/// Fails if `text` holds any of `values`, or any word whose SHA-256 is in `digests`.
+fn assert_clean(label: &str, text: &str, values: &BTreeSet<String>, digests: &BTreeSet<String>) {
+    for value in values {
+        assert!(
+            !text.contains(value.as_str()),
+            "{label} leaks `{value}`:\n{text}"
+        );
+    }
+    let secretish = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    for word in text
+        .split(|c: char| !secretish(c))
+        .filter(|w| w.len() >= 16)
+    {
+        for candidate in [word, word.trim_matches(|c| c == '.' || c == '=')] {
+            assert!(
+                !digests.contains(&sha256(candidate)),
+                "{label} leaks a hashed secret `{candidate}`"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_command_prints_a_secret_even_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url) = serve_simulator(dir.path()).await;
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("manifests")).unwrap();
+    // The manifests of the every-kind estate, pointed at the served simulator.
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    for file in ["salt.yaml", "vcd.yaml", "vms.yaml"] {
+        std::fs::copy(quickstart.join(file), work.join("manifests").join(file)).unwrap();
+    }
+    std::fs::write(work.join("manifests/connections.yaml"), connections(&url)).unwrap();
+    std::fs::write(
+        work.join("manifests/sddc.yaml"),
+        "kind: Sddc\nname: audited\nspec: { region: us-west-2, provider: ZEROCLOUD, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }\n",
+    )
+    .unwrap();
+
+    let mut texts: Vec<(String, String)> = Vec::new();
+    let mut run = async |args: &[&str], expect: &[i32]| {
+        let output = command_in(&work, args).output().await.unwrap();
+        let code = output.status.code().unwrap_or(-1);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            expect.contains(&code),
+            "{args:?} exited {code}\n{stdout}\n{stderr}"
+        );
+        texts.push((format!("stdout of {args:?}"), stdout));
+        texts.push((format!("stderr of {args:?}"), stderr));
+    };
+    run(&["-vvv", "validate", "manifests"], &[0]).await;
+    run(&["-vvv", "graph", "manifests"], &[0]).await;
+    for (format, out) in [("text", "p.text"), ("json", "p.json"), ("markdown", "p.md")] {
+        run(
+            &[
+                "-vvv",
+                "plan",
+                "--format",
+                format,
+                "--out",
+                out,
+                "manifests",
+            ],
+            &[0],
+        )
+        .await;
+    }
+    run(&["-vvv", "apply", "p.text"], &[0]).await;
+    run(&["-vvv", "plan", "--detailed-exitcode", "manifests"], &[0]).await;
+    run(
+        &["-vvv", "apply", "--json", "--auto-approve", "manifests"],
+        &[0],
+    )
+    .await;
+    // Lose the token file, then replace the token: the new secret is written, never printed.
+    std::fs::remove_file(work.join("manifests/.secrets/ci-pipeline-token.json")).unwrap();
+    run(&["-vvv", "plan", "manifests"], &[0]).await;
+    run(
+        &[
+            "-vvv",
+            "apply",
+            "--auto-approve",
+            "--recreate-lost-secrets",
+            "manifests",
+        ],
+        &[0],
+    )
+    .await;
+    for file in ["p.text", "p.json", "p.md"] {
+        texts.push((
+            file.to_string(),
+            std::fs::read_to_string(work.join(file)).unwrap(),
+        ));
+    }
+
+    // A query string on a URL never shows up in an error.
+    let broken = tempfile::tempdir().unwrap();
+    for (i, bad) in [
+        "http://127.0.0.1:9/vsphere?session=query-secret-5".to_string(),
+        format!("{url}/x?api_key=query-secret-6"),
+        "http://user:userinfo-secret-7@127.0.0.1:9".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dir = broken.path().join(format!("case-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("vm.yaml"),
+            format!(
+                "kind: Connection\nname: vcenter\nspec: {{ type: vsphere, url: \"{bad}\", username: u, password: {{ env: SEXTANT_T_VSPHERE_PASSWORD }}, max_retries: 0 }}\n---\nkind: VirtualMachine\nname: web-01\nspec: {{ power_state: POWERED_ON }}\n"
+            ),
+        )
+        .unwrap();
+        let output = command_in(&dir, &["-vvv", "plan", "vm.yaml"])
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "{bad}\n{stdout}\n{stderr}");
+        for secret in ["query-secret-5", "query-secret-6", "userinfo-secret-7"] {
+            assert!(!stderr.contains(secret), "{bad}: {stderr}");
+            assert!(!stdout.contains(secret), "{bad}: {stdout}");
+        }
+    }
+
+    let state = admin(&url, reqwest::Method::GET, "/_sim/state", None).await;
+    let (mut values, digests) = issued_secrets(&state);
+    assert!(
+        values.len() > 6,
+        "the simulator issued no session or token: {values:?}"
+    );
+    assert!(!digests.is_empty(), "no hashed secret to look for");
+    let token_file = work.join("manifests/.secrets/ci-pipeline-token.json");
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&token_file).unwrap()).unwrap();
+    values.insert(saved["refresh_token"].as_str().unwrap().to_string());
+
+    let pid = server.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let mut log = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .await
+        .unwrap();
+    let status = server.wait().await.unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    texts.push(("the simulator's log".to_string(), log));
+
+    for (label, text) in &texts {
+        assert_clean(label, text, &values, &digests);
+    }
+}

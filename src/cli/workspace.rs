@@ -167,7 +167,16 @@ fn warn_plain_http(reporter: &Reporter, connection: &str, url: &str) {
     let Some(rest) = url.strip_prefix("http://") else {
         return;
     };
-    let host = rest.split(['/', ':']).next().unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // The host only: never `user:password@`.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6
+            .split(']')
+            .next()
+            .map_or(String::new(), |h| format!("[{h}]")),
+        None => host_port.split(':').next().unwrap_or("").to_string(),
+    };
     let loopback = host == "localhost"
         || host == "[::1]"
         || host
