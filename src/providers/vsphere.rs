@@ -359,7 +359,7 @@ impl VsphereProvider {
         if !response.is_success() {
             return Err(api_error(&response));
         }
-        let mut vms: Vec<VmSummary> = unwrap_value(&response)?;
+        let mut vms = parse_summaries(&response)?;
         // The filter is exact on vCenter; match client-side as well.
         vms.retain(|vm| vm.name.as_deref().is_some_and(|n| names.contains(&n)));
         Ok(vms)
@@ -457,6 +457,20 @@ impl VsphereProvider {
         }
         Ok(())
     }
+}
+
+fn parse_summaries(response: &HttpResponse) -> ProviderResult<Vec<VmSummary>> {
+    unwrap_value(response)
+}
+
+/// Reads a `GET /rest/vcenter/vm` reply into live objects (before CPU and memory are filled
+/// in for VMs whose list entry lacks them).
+pub fn parse_vm_list(response: &HttpResponse) -> ProviderResult<Vec<LiveObject>> {
+    Ok(parse_summaries(response)?
+        .into_iter()
+        .filter(|vm| vm.vm.is_some())
+        .map(normalize)
+        .collect())
 }
 
 fn normalize(vm: VmSummary) -> LiveObject {
