@@ -691,43 +691,21 @@ fn run(
             "an envelope must be a json object".into(),
         ));
     };
-    let resource = match envelope.remove("resource") {
-        Some(Value::String(s)) => s,
-        _ => {
-            return Err(RpcFault::InvalidRequest(
-                "`resource` must be a string".into(),
-            ));
-        }
-    };
-    let method = match envelope.remove("method") {
-        Some(Value::String(s)) => s,
-        _ => {
-            return Err(RpcFault::InvalidRequest("`method` must be a string".into()));
-        }
-    };
-    let positional = match (envelope.remove("arg"), envelope.remove("args")) {
-        (Some(_), Some(_)) => {
-            return Err(RpcFault::InvalidRequest(
-                "send `arg` or `args`, not both".into(),
-            ));
-        }
-        (Some(Value::Array(a)), None) | (None, Some(Value::Array(a))) => a,
-        (Some(Value::Null), None) | (None, Some(Value::Null)) | (None, None) => Vec::new(),
-        _ => {
+    let resource = envelope_string(&mut envelope, "resource")?;
+    let method = envelope_string(&mut envelope, "method")?;
+    let positional = match aliased(&mut envelope, "arg", "args")? {
+        Some(Value::Array(a)) => a,
+        None => Vec::new(),
+        Some(_) => {
             return Err(RpcFault::InvalidRequest(
                 "`arg` must be a list of positional arguments".into(),
             ));
         }
     };
-    let keywords = match (envelope.remove("kwarg"), envelope.remove("kwargs")) {
-        (Some(_), Some(_)) => {
-            return Err(RpcFault::InvalidRequest(
-                "send `kwarg` or `kwargs`, not both".into(),
-            ));
-        }
-        (Some(Value::Object(k)), None) | (None, Some(Value::Object(k))) => k,
-        (Some(Value::Null), None) | (None, Some(Value::Null)) | (None, None) => Map::new(),
-        _ => {
+    let keywords = match aliased(&mut envelope, "kwarg", "kwargs")? {
+        Some(Value::Object(k)) => k,
+        None => Map::new(),
+        Some(_) => {
             return Err(RpcFault::InvalidRequest(
                 "`kwarg` must be an object of keyword arguments".into(),
             ));
@@ -747,6 +725,32 @@ fn run(
     };
     let ret = (spec.handler)(&mut call)?;
     Ok((ret, call.warnings))
+}
+
+/// The string the envelope holds under `name` (`resource`, `method`).
+fn envelope_string(envelope: &mut Map<String, Value>, name: &str) -> Result<String, RpcFault> {
+    match envelope.remove(name) {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err(RpcFault::InvalidRequest(format!(
+            "`{name}` must be a string"
+        ))),
+    }
+}
+
+/// The value the envelope holds under `name` or its plural alias (`arg|args`,
+/// `kwarg|kwargs`); `None` when neither is given or the one given is `null`.
+fn aliased(
+    envelope: &mut Map<String, Value>,
+    name: &str,
+    plural: &str,
+) -> Result<Option<Value>, RpcFault> {
+    match (envelope.remove(name), envelope.remove(plural)) {
+        (Some(_), Some(_)) => Err(RpcFault::InvalidRequest(format!(
+            "send `{name}` or `{plural}`, not both"
+        ))),
+        (Some(value), None) | (None, Some(value)) => Ok(Some(value).filter(|v| !v.is_null())),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Binds positional and keyword arguments to the method's parameters, rejecting unknown
@@ -899,6 +903,48 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .contains("multiple values")
+        );
+    }
+
+    #[test]
+    fn envelope_fields_and_their_plural_aliases_are_checked() {
+        let mut state = RaasState::default_estate();
+        let cases = [
+            (json!({"method": "echo"}), "`resource` must be a string"),
+            (
+                json!({"resource": "test", "method": 1}),
+                "`method` must be a string",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "arg": ["a"], "args": null}),
+                "send `arg` or `args`, not both",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "kwarg": null, "kwargs": {}}),
+                "send `kwarg` or `kwargs`, not both",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "args": {}}),
+                "`arg` must be a list of positional arguments",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "kwargs": []}),
+                "`kwarg` must be an object of keyword arguments",
+            ),
+        ];
+        for (envelope, message) in cases {
+            let reply = single(&mut state, &principal(), Utc::now(), envelope).reply;
+            assert_eq!(reply["error"]["code"], CODE_INVALID_REQUEST, "{message}");
+            assert_eq!(
+                reply["error"]["message"],
+                format!("invalid rpc request: {message}")
+            );
+        }
+        let nulls = json!({"resource": "test", "method": "echo", "args": null, "kwarg": null});
+        let reply = single(&mut state, &principal(), Utc::now(), nulls).reply;
+        assert_eq!(
+            reply["error"]["message"],
+            "'message' is a required property"
         );
     }
 
