@@ -83,11 +83,7 @@ pub(super) fn validate_job_arg(arg: &Value) -> Result<(), RpcFault> {
             "kwarg" if value.is_object() || value.is_null() => {}
             "arg" => return Err(invalid(format!("{value} is not of type 'array'"))),
             "kwarg" => return Err(invalid(format!("{value} is not of type 'object'"))),
-            other => {
-                return Err(invalid(format!(
-                    "Additional properties are not allowed ('{other}' was unexpected)"
-                )));
-            }
+            other => return Err(unexpected_properties(&[other])),
         }
     }
     Ok(())

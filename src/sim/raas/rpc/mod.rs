@@ -581,13 +581,46 @@ struct Listing<T> {
     render: fn(&RaasState, &T) -> Value,
 }
 
-fn not_one_of(value: &str, allowed: &[&str]) -> RpcFault {
-    let list = allowed
+/// Names quoted and joined the way the schema validator lists them: `'a', 'b'`.
+fn quoted_list(names: &[&str]) -> String {
+    names
         .iter()
-        .map(|a| format!("'{a}'"))
+        .map(|n| format!("'{n}'"))
         .collect::<Vec<_>>()
-        .join(", ");
-    invalid(format!("'{value}' is not one of [{list}]"))
+        .join(", ")
+}
+
+fn not_one_of(value: &str, allowed: &[&str]) -> RpcFault {
+    invalid(format!(
+        "'{value}' is not one of [{}]",
+        quoted_list(allowed)
+    ))
+}
+
+/// The error for keys a schema with `additionalProperties: false` does not list.
+fn unexpected_properties(keys: &[&str]) -> RpcFault {
+    let verb = if keys.len() == 1 { "was" } else { "were" };
+    invalid(format!(
+        "Additional properties are not allowed ({} {verb} unexpected)",
+        quoted_list(keys)
+    ))
+}
+
+/// Refuses, in one error, every key of `given` that `known` does not accept.
+fn reject_unknown_keys<'a>(
+    given: impl IntoIterator<Item = &'a String>,
+    known: impl Fn(&str) -> bool,
+) -> Result<(), RpcFault> {
+    let unknown: Vec<&str> = given
+        .into_iter()
+        .map(String::as_str)
+        .filter(|k| !known(k))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(unexpected_properties(&unknown))
+    }
 }
 
 fn check_enum(value: Option<&str>, allowed: &[&str]) -> Result<(), RpcFault> {
@@ -773,18 +806,7 @@ fn bind(
     for (param, value) in spec.params.iter().zip(positional) {
         args.insert(param.name, value);
     }
-    let unknown: Vec<String> = keywords
-        .keys()
-        .filter(|k| !spec.params.iter().any(|p| p.name == k.as_str()))
-        .map(|k| format!("'{k}'"))
-        .collect();
-    if !unknown.is_empty() {
-        let verb = if unknown.len() == 1 { "was" } else { "were" };
-        return Err(invalid(format!(
-            "Additional properties are not allowed ({} {verb} unexpected)",
-            unknown.join(", ")
-        )));
-    }
+    reject_unknown_keys(keywords.keys(), |k| spec.params.iter().any(|p| p.name == k))?;
     for (key, value) in keywords {
         let Some(param) = spec.params.iter().find(|p| p.name == key) else {
             continue;
@@ -945,6 +967,48 @@ mod tests {
         assert_eq!(
             reply["error"]["message"],
             "'message' is a required property"
+        );
+    }
+
+    #[test]
+    fn unexpected_keys_are_named_as_the_schema_validator_names_them() {
+        let mut state = RaasState::default_estate();
+        let glob = json!({"tgt_type": "glob", "tgt": "*"});
+        let cases = [
+            (
+                "get_jobs",
+                json!({"names": [], "limit": 5, "pages": 1}),
+                "Additional properties are not allowed ('names', 'pages' were unexpected)",
+            ),
+            (
+                "save_job",
+                json!({"name": "j", "arg": {"arg": [], "args": [], "kw": {}}}),
+                "Additional properties are not allowed ('args' was unexpected)",
+            ),
+            (
+                "save_target_group",
+                json!({"tgt": {"m1": glob, "m2": {"tgt_type": "glob", "tgt": "*", "x": 1, "y": 2}}}),
+                "Additional properties are not allowed ('x' was unexpected)",
+            ),
+        ];
+        for (method, kwarg, message) in cases {
+            let resource = if method == "save_target_group" {
+                "tgt"
+            } else {
+                "job"
+            };
+            let reply = call(&mut state, resource, method, kwarg);
+            assert_eq!(reply["error"]["message"], message);
+        }
+        let reply = call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "s", "fun": "test.ping", "schedule": {"every": 1, "hours": 1, "often": 2}}),
+        );
+        assert_eq!(
+            reply["error"]["message"],
+            "Additional properties are not allowed ('every', 'often' were unexpected)"
         );
     }
 

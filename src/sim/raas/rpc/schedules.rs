@@ -83,18 +83,7 @@ pub(super) const SCHEDULE_STATES: &[&str] = &[
 ];
 
 pub(super) fn validate_schedule(schedule: &Map<String, Value>) -> Result<(), RpcFault> {
-    let unknown: Vec<String> = schedule
-        .keys()
-        .filter(|k| !SCHEDULE_KEYS.contains(&k.as_str()))
-        .map(|k| format!("'{k}'"))
-        .collect();
-    if !unknown.is_empty() {
-        let verb = if unknown.len() == 1 { "was" } else { "were" };
-        return Err(invalid(format!(
-            "Additional properties are not allowed ({} {verb} unexpected)",
-            unknown.join(", ")
-        )));
-    }
+    reject_unknown_keys(schedule.keys(), |k| SCHEDULE_KEYS.contains(&k))?;
     for (key, minimum) in [
         ("seconds", MIN_SCHEDULE_SECONDS),
         ("minutes", 0),

@@ -89,9 +89,7 @@ pub(super) fn validate_tgt(tgt: &Map<String, Value>) -> Result<(), RpcFault> {
         };
         for key in entry.keys() {
             if key != "tgt_type" && key != "tgt" {
-                return Err(invalid(format!(
-                    "Additional properties are not allowed ('{key}' was unexpected)"
-                )));
+                return Err(unexpected_properties(&[key]));
             }
         }
         match entry.get("tgt_type") {
