@@ -1148,6 +1148,58 @@ mod tests {
     }
 
     #[test]
+    fn schedules_filter_and_sort_by_the_names_of_their_job_and_target() {
+        let mut state = RaasState::default_estate();
+        let ping = "9a1e4c7b-2d3f-4e5a-8b6c-7d8e9f0a1b2c";
+        call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "on-all", "schedule": {"hours": 1}, "job_uuid": ping, "tgt_uuid": super::super::ALL_MINIONS_UUID}),
+        );
+        call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "no-target", "schedule": {"hours": 1}, "fun": "test.ping"}),
+        );
+        let names = |reply: &Value| -> Vec<String> {
+            reply["ret"]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let by_job = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"job_names": ["Ping all minions", "nope"]}),
+        );
+        assert_eq!(names(&by_job), ["on-all"]);
+        assert_eq!(by_job["ret"]["results"][0]["job_name"], "Ping all minions");
+        assert_eq!(by_job["ret"]["results"][0]["tgt_name"], "All Minions");
+        let by_target = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"tgt_names": ["Linux"]}),
+        );
+        assert_eq!(names(&by_target), ["Nightly highstate"]);
+        let sorted = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"sort_by": "tgt_name"}),
+        );
+        assert_eq!(names(&sorted), ["no-target", "on-all", "Nightly highstate"]);
+        let loose = &sorted["ret"]["results"][0];
+        assert_eq!(loose["tgt_name"], Value::Null);
+        assert_eq!(loose["job_name"], Value::Null);
+    }
+
+    #[test]
     fn schedule_update_deletes_fields_and_checks_references() {
         let mut state = RaasState::default_estate();
         let uuid = call(

@@ -38,6 +38,11 @@ pub(super) fn access_metadata(owner: &Owner) -> Value {
     }})
 }
 
+/// The name of the target group `uuid` names, when there is one.
+pub(super) fn target_name<'a>(state: &'a RaasState, uuid: Option<&str>) -> Option<&'a str> {
+    state.target_groups.get(uuid?).map(|g| g.name.as_str())
+}
+
 pub(super) fn target_json(group: &TargetGroup) -> Value {
     json!({
         "name": group.name,
