@@ -215,35 +215,22 @@ trait Keyed {
     fn name(&self) -> &str;
 }
 
-impl Keyed for TargetGroup {
-    const KIND: &'static str = "tgt";
-    fn uuid_mut(&mut self) -> &mut String {
-        &mut self.uuid
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
+/// Implements [`Keyed`] for object types keyed by their `uuid` field and named by `name`.
+macro_rules! keyed_by_uuid {
+    ($($object:ty => $kind:literal),* $(,)?) => {$(
+        impl Keyed for $object {
+            const KIND: &'static str = $kind;
+            fn uuid_mut(&mut self) -> &mut String {
+                &mut self.uuid
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+        }
+    )*};
 }
 
-impl Keyed for Job {
-    const KIND: &'static str = "job";
-    fn uuid_mut(&mut self) -> &mut String {
-        &mut self.uuid
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Keyed for Schedule {
-    const KIND: &'static str = "schedule";
-    fn uuid_mut(&mut self) -> &mut String {
-        &mut self.uuid
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+keyed_by_uuid!(TargetGroup => "tgt", Job => "job", Schedule => "schedule");
 
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
