@@ -173,6 +173,16 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
+impl Session {
+    /// Who the session authenticates.
+    fn principal(&self) -> Principal {
+        Principal {
+            username: self.username.clone(),
+            config_name: self.config_name.clone(),
+        }
+    }
+}
+
 /// Everything the simulated RaaS holds. Its `Debug` shows counts, never the XSRF token.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -642,10 +652,7 @@ fn authenticate(
             )),
         },
         Some(Credentials::Jwt(token)) => match raas.session(&token, now) {
-            Ok(session) => Ok(Principal {
-                username: session.username.clone(),
-                config_name: session.config_name.clone(),
-            }),
+            Ok(session) => Ok(session.principal()),
             Err(TokenProblem::Expired) => Err(Unauthorized::new(
                 "Unauthorized",
                 "jwt not authorized: the jwt has expired",
@@ -674,10 +681,7 @@ fn authenticate(
         )),
         None => match cookie(headers, SESSION_COOKIE) {
             Some(value) => match raas.session(value, now) {
-                Ok(session) => Ok(Principal {
-                    username: session.username.clone(),
-                    config_name: session.config_name.clone(),
-                }),
+                Ok(session) => Ok(session.principal()),
                 Err(_) => Err(Unauthorized::new(
                     "Unauthorized",
                     "authentication required: the session has expired",
