@@ -708,7 +708,6 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let SimState { csp, raas, .. } = &mut *guard;
-    let fresh = raas.minting_needed();
     let body = match authenticate(&sim, &headers, csp, raas, now) {
         Ok(p) => json!({
             "authenticated": true,
@@ -716,30 +715,30 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
         }),
         Err(_) => json!({"authenticated": false, "attributes": null}),
     };
-    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    hand_out_xsrf(&mut response, raas, now);
-    let response = with_instance(response, raas);
-    if fresh {
-        sim.persist(&mut guard);
-    }
-    response
+    xsrf_handout(&sim, &mut guard, body, now)
 }
 
 /// `GET /version`: the old way to get an `_xsrf` cookie (raas.md §1).
 async fn get_version(State(sim): State<SimRef>) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
-    let raas = &mut guard.raas;
-    let fresh = raas.minting_needed();
-    let mut response = (
-        StatusCode::OK,
-        axum::Json(json!({"version": rpc::RAAS_VERSION})),
-    )
-        .into_response();
-    hand_out_xsrf(&mut response, raas, now);
-    let response = with_instance(response, raas);
+    xsrf_handout(&sim, &mut guard, json!({"version": rpc::RAAS_VERSION}), now)
+}
+
+/// The 200 reply of a GET that hands out the XSRF token: `body`, the token (header and
+/// cookie) and the instance id; the state is saved when the token or id was minted for it.
+fn xsrf_handout(
+    sim: &super::Sim,
+    state: &mut SimState,
+    body: Value,
+    now: DateTime<Utc>,
+) -> Response {
+    let fresh = state.raas.minting_needed();
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    hand_out_xsrf(&mut response, &mut state.raas, now);
+    let response = with_instance(response, &mut state.raas);
     if fresh {
-        sim.persist(&mut guard);
+        sim.persist(state);
     }
     response
 }
