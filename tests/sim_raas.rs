@@ -146,6 +146,42 @@ async fn get_login_sets_xsrf_cookie_and_header() {
 }
 
 #[tokio::test]
+async fn get_version_hands_out_the_same_xsrf_token_and_it_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SimConfig {
+        state_file: Some(dir.path().join("state.json")),
+        ..Default::default()
+    };
+    let handle = sim::start(config.clone()).await.unwrap();
+    let response = client()
+        .get(format!("{}/version", handle.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let header = response.headers()["x-xsrftoken"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(set_cookie(&response, "_xsrf").unwrap(), header);
+    assert!(response.headers().contains_key("raas-instance-id"));
+    let body: Value = response.json().await.unwrap();
+    assert!(body["version"].is_string());
+    assert_eq!(xsrf(&handle).await, header);
+    handle.stop().await;
+
+    let handle = sim::start(config).await.unwrap();
+    let raas = Raas {
+        xsrf: header,
+        ..Raas::basic(&handle).await
+    };
+    assert_eq!(
+        raas.ret("test", "echo", json!({"message": "kept"})).await,
+        "kept"
+    );
+}
+
+#[tokio::test]
 async fn cloud_login_with_only_the_bearer_token_returns_xsrf_and_session() {
     let handle = start().await;
     csp_token(&handle, "access-1", 600).await;

@@ -19,12 +19,13 @@ pub const JOB_CMDS: &[&str] = &["cloud", "local", "runner", "wheel"];
 /// `cmd` values the list filters and schedules accept.
 pub const FILTER_CMDS: &[&str] = &["local", "runner", "wheel", "ssh"];
 
+/// The name of the job `uuid` names, when there is one.
+pub(super) fn job_name<'a>(state: &'a RaasState, uuid: Option<&str>) -> Option<&'a str> {
+    state.jobs.get(uuid?).map(|j| j.name.as_str())
+}
+
 pub(super) fn job_json(state: &RaasState, job: &Job) -> Value {
-    let tgt_name = job
-        .tgt_uuid
-        .as_ref()
-        .and_then(|t| state.target_groups.get(t))
-        .map(|g| g.name.clone());
+    let tgt_name = target_name(state, job.tgt_uuid.as_deref());
     json!({
         "uuid": job.uuid,
         "name": job.name,
@@ -83,11 +84,7 @@ pub(super) fn validate_job_arg(arg: &Value) -> Result<(), RpcFault> {
             "kwarg" if value.is_object() || value.is_null() => {}
             "arg" => return Err(invalid(format!("{value} is not of type 'array'"))),
             "kwarg" => return Err(invalid(format!("{value} is not of type 'object'"))),
-            other => {
-                return Err(invalid(format!(
-                    "Additional properties are not allowed ('{other}' was unexpected)"
-                )));
-            }
+            other => return Err(unexpected_properties(&[other])),
         }
     }
     Ok(())

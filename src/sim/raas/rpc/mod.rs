@@ -581,13 +581,46 @@ struct Listing<T> {
     render: fn(&RaasState, &T) -> Value,
 }
 
-fn not_one_of(value: &str, allowed: &[&str]) -> RpcFault {
-    let list = allowed
+/// Names quoted and joined the way the schema validator lists them: `'a', 'b'`.
+fn quoted_list(names: &[&str]) -> String {
+    names
         .iter()
-        .map(|a| format!("'{a}'"))
+        .map(|n| format!("'{n}'"))
         .collect::<Vec<_>>()
-        .join(", ");
-    invalid(format!("'{value}' is not one of [{list}]"))
+        .join(", ")
+}
+
+fn not_one_of(value: &str, allowed: &[&str]) -> RpcFault {
+    invalid(format!(
+        "'{value}' is not one of [{}]",
+        quoted_list(allowed)
+    ))
+}
+
+/// The error for keys a schema with `additionalProperties: false` does not list.
+fn unexpected_properties(keys: &[&str]) -> RpcFault {
+    let verb = if keys.len() == 1 { "was" } else { "were" };
+    invalid(format!(
+        "Additional properties are not allowed ({} {verb} unexpected)",
+        quoted_list(keys)
+    ))
+}
+
+/// Refuses, in one error, every key of `given` that `known` does not accept.
+fn reject_unknown_keys<'a>(
+    given: impl IntoIterator<Item = &'a String>,
+    known: impl Fn(&str) -> bool,
+) -> Result<(), RpcFault> {
+    let unknown: Vec<&str> = given
+        .into_iter()
+        .map(String::as_str)
+        .filter(|k| !known(k))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(unexpected_properties(&unknown))
+    }
 }
 
 fn check_enum(value: Option<&str>, allowed: &[&str]) -> Result<(), RpcFault> {
@@ -691,43 +724,21 @@ fn run(
             "an envelope must be a json object".into(),
         ));
     };
-    let resource = match envelope.remove("resource") {
-        Some(Value::String(s)) => s,
-        _ => {
-            return Err(RpcFault::InvalidRequest(
-                "`resource` must be a string".into(),
-            ));
-        }
-    };
-    let method = match envelope.remove("method") {
-        Some(Value::String(s)) => s,
-        _ => {
-            return Err(RpcFault::InvalidRequest("`method` must be a string".into()));
-        }
-    };
-    let positional = match (envelope.remove("arg"), envelope.remove("args")) {
-        (Some(_), Some(_)) => {
-            return Err(RpcFault::InvalidRequest(
-                "send `arg` or `args`, not both".into(),
-            ));
-        }
-        (Some(Value::Array(a)), None) | (None, Some(Value::Array(a))) => a,
-        (Some(Value::Null), None) | (None, Some(Value::Null)) | (None, None) => Vec::new(),
-        _ => {
+    let resource = envelope_string(&mut envelope, "resource")?;
+    let method = envelope_string(&mut envelope, "method")?;
+    let positional = match aliased(&mut envelope, "arg", "args")? {
+        Some(Value::Array(a)) => a,
+        None => Vec::new(),
+        Some(_) => {
             return Err(RpcFault::InvalidRequest(
                 "`arg` must be a list of positional arguments".into(),
             ));
         }
     };
-    let keywords = match (envelope.remove("kwarg"), envelope.remove("kwargs")) {
-        (Some(_), Some(_)) => {
-            return Err(RpcFault::InvalidRequest(
-                "send `kwarg` or `kwargs`, not both".into(),
-            ));
-        }
-        (Some(Value::Object(k)), None) | (None, Some(Value::Object(k))) => k,
-        (Some(Value::Null), None) | (None, Some(Value::Null)) | (None, None) => Map::new(),
-        _ => {
+    let keywords = match aliased(&mut envelope, "kwarg", "kwargs")? {
+        Some(Value::Object(k)) => k,
+        None => Map::new(),
+        Some(_) => {
             return Err(RpcFault::InvalidRequest(
                 "`kwarg` must be an object of keyword arguments".into(),
             ));
@@ -747,6 +758,32 @@ fn run(
     };
     let ret = (spec.handler)(&mut call)?;
     Ok((ret, call.warnings))
+}
+
+/// The string the envelope holds under `name` (`resource`, `method`).
+fn envelope_string(envelope: &mut Map<String, Value>, name: &str) -> Result<String, RpcFault> {
+    match envelope.remove(name) {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err(RpcFault::InvalidRequest(format!(
+            "`{name}` must be a string"
+        ))),
+    }
+}
+
+/// The value the envelope holds under `name` or its plural alias (`arg|args`,
+/// `kwarg|kwargs`); `None` when neither is given or the one given is `null`.
+fn aliased(
+    envelope: &mut Map<String, Value>,
+    name: &str,
+    plural: &str,
+) -> Result<Option<Value>, RpcFault> {
+    match (envelope.remove(name), envelope.remove(plural)) {
+        (Some(_), Some(_)) => Err(RpcFault::InvalidRequest(format!(
+            "send `{name}` or `{plural}`, not both"
+        ))),
+        (Some(value), None) | (None, Some(value)) => Ok(Some(value).filter(|v| !v.is_null())),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Binds positional and keyword arguments to the method's parameters, rejecting unknown
@@ -769,18 +806,7 @@ fn bind(
     for (param, value) in spec.params.iter().zip(positional) {
         args.insert(param.name, value);
     }
-    let unknown: Vec<String> = keywords
-        .keys()
-        .filter(|k| !spec.params.iter().any(|p| p.name == k.as_str()))
-        .map(|k| format!("'{k}'"))
-        .collect();
-    if !unknown.is_empty() {
-        let verb = if unknown.len() == 1 { "was" } else { "were" };
-        return Err(invalid(format!(
-            "Additional properties are not allowed ({} {verb} unexpected)",
-            unknown.join(", ")
-        )));
-    }
+    reject_unknown_keys(keywords.keys(), |k| spec.params.iter().any(|p| p.name == k))?;
     for (key, value) in keywords {
         let Some(param) = spec.params.iter().find(|p| p.name == key) else {
             continue;
@@ -899,6 +925,90 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .contains("multiple values")
+        );
+    }
+
+    #[test]
+    fn envelope_fields_and_their_plural_aliases_are_checked() {
+        let mut state = RaasState::default_estate();
+        let cases = [
+            (json!({"method": "echo"}), "`resource` must be a string"),
+            (
+                json!({"resource": "test", "method": 1}),
+                "`method` must be a string",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "arg": ["a"], "args": null}),
+                "send `arg` or `args`, not both",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "kwarg": null, "kwargs": {}}),
+                "send `kwarg` or `kwargs`, not both",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "args": {}}),
+                "`arg` must be a list of positional arguments",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "kwargs": []}),
+                "`kwarg` must be an object of keyword arguments",
+            ),
+        ];
+        for (envelope, message) in cases {
+            let reply = single(&mut state, &principal(), Utc::now(), envelope).reply;
+            assert_eq!(reply["error"]["code"], CODE_INVALID_REQUEST, "{message}");
+            assert_eq!(
+                reply["error"]["message"],
+                format!("invalid rpc request: {message}")
+            );
+        }
+        let nulls = json!({"resource": "test", "method": "echo", "args": null, "kwarg": null});
+        let reply = single(&mut state, &principal(), Utc::now(), nulls).reply;
+        assert_eq!(
+            reply["error"]["message"],
+            "'message' is a required property"
+        );
+    }
+
+    #[test]
+    fn unexpected_keys_are_named_as_the_schema_validator_names_them() {
+        let mut state = RaasState::default_estate();
+        let glob = json!({"tgt_type": "glob", "tgt": "*"});
+        let cases = [
+            (
+                "get_jobs",
+                json!({"names": [], "limit": 5, "pages": 1}),
+                "Additional properties are not allowed ('names', 'pages' were unexpected)",
+            ),
+            (
+                "save_job",
+                json!({"name": "j", "arg": {"arg": [], "args": [], "kw": {}}}),
+                "Additional properties are not allowed ('args' was unexpected)",
+            ),
+            (
+                "save_target_group",
+                json!({"tgt": {"m1": glob, "m2": {"tgt_type": "glob", "tgt": "*", "x": 1, "y": 2}}}),
+                "Additional properties are not allowed ('x' was unexpected)",
+            ),
+        ];
+        for (method, kwarg, message) in cases {
+            let resource = if method == "save_target_group" {
+                "tgt"
+            } else {
+                "job"
+            };
+            let reply = call(&mut state, resource, method, kwarg);
+            assert_eq!(reply["error"]["message"], message);
+        }
+        let reply = call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "s", "fun": "test.ping", "schedule": {"every": 1, "hours": 1, "often": 2}}),
+        );
+        assert_eq!(
+            reply["error"]["message"],
+            "Additional properties are not allowed ('every', 'often' were unexpected)"
         );
     }
 
@@ -1035,6 +1145,58 @@ mod tests {
             json!({"sort_by": "sched_name"}),
         );
         assert_eq!(names(by_name), ["a", "b"]);
+    }
+
+    #[test]
+    fn schedules_filter_and_sort_by_the_names_of_their_job_and_target() {
+        let mut state = RaasState::default_estate();
+        let ping = "9a1e4c7b-2d3f-4e5a-8b6c-7d8e9f0a1b2c";
+        call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "on-all", "schedule": {"hours": 1}, "job_uuid": ping, "tgt_uuid": super::super::ALL_MINIONS_UUID}),
+        );
+        call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "no-target", "schedule": {"hours": 1}, "fun": "test.ping"}),
+        );
+        let names = |reply: &Value| -> Vec<String> {
+            reply["ret"]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let by_job = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"job_names": ["Ping all minions", "nope"]}),
+        );
+        assert_eq!(names(&by_job), ["on-all"]);
+        assert_eq!(by_job["ret"]["results"][0]["job_name"], "Ping all minions");
+        assert_eq!(by_job["ret"]["results"][0]["tgt_name"], "All Minions");
+        let by_target = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"tgt_names": ["Linux"]}),
+        );
+        assert_eq!(names(&by_target), ["Nightly highstate"]);
+        let sorted = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"sort_by": "tgt_name"}),
+        );
+        assert_eq!(names(&sorted), ["no-target", "on-all", "Nightly highstate"]);
+        let loose = &sorted["ret"]["results"][0];
+        assert_eq!(loose["tgt_name"], Value::Null);
+        assert_eq!(loose["job_name"], Value::Null);
     }
 
     #[test]

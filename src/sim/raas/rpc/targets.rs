@@ -38,6 +38,11 @@ pub(super) fn access_metadata(owner: &Owner) -> Value {
     }})
 }
 
+/// The name of the target group `uuid` names, when there is one.
+pub(super) fn target_name<'a>(state: &'a RaasState, uuid: Option<&str>) -> Option<&'a str> {
+    state.target_groups.get(uuid?).map(|g| g.name.as_str())
+}
+
 pub(super) fn target_json(group: &TargetGroup) -> Value {
     json!({
         "name": group.name,
@@ -89,9 +94,7 @@ pub(super) fn validate_tgt(tgt: &Map<String, Value>) -> Result<(), RpcFault> {
         };
         for key in entry.keys() {
             if key != "tgt_type" && key != "tgt" {
-                return Err(invalid(format!(
-                    "Additional properties are not allowed ('{key}' was unexpected)"
-                )));
+                return Err(unexpected_properties(&[key]));
             }
         }
         match entry.get("tgt_type") {
