@@ -736,4 +736,124 @@ async fn unused_connections_are_never_contacted() {
         assert_eq!(counters[api].as_u64().unwrap_or(0), 0, "{api}: {counters}");
     }
     assert!(counters["vsphere"].as_u64().unwrap() >= 2);
+    // The vSphere session was ended when the command finished.
+    let state = estate.state().await;
+    let sessions = state["vsphere"]["sessions"].as_object().map_or(0, |s| s.len());
+    assert_eq!(sessions, 0, "{}", state["vsphere"]["sessions"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vcd_token_whose_secret_file_is_lost_is_reported_then_recreated_on_request() {
+    let estate = Estate::start(240.0).await;
+    estate.write(
+        "token.yaml",
+        "kind: VcdApiToken\nname: ci\nspec: { file: secrets/ci.json }\n",
+    );
+    let created = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_eq!(created.code, 0, "{}\n{}", created.stdout, created.stderr);
+    let file = estate.path().join("manifests/secrets/ci.json");
+    let first: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let first_secret = first["refresh_token"].as_str().unwrap().to_string();
+    assert!(!created.stdout.contains(&first_secret) && !created.stderr.contains(&first_secret));
+
+    std::fs::remove_file(&file).unwrap();
+    let warned = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_eq!(warned.code, 0, "{}", warned.stdout);
+    assert!(warned.stderr.contains("secret file"), "{}", warned.stderr);
+    assert!(
+        warned.stderr.contains("--recreate-lost-secrets"),
+        "{}",
+        warned.stderr
+    );
+
+    let recreated = estate
+        .run(&[
+            "apply",
+            "--auto-approve",
+            "--recreate-lost-secrets",
+            "manifests",
+        ])
+        .await;
+    assert_eq!(
+        recreated.code, 0,
+        "{}\n{}",
+        recreated.stdout, recreated.stderr
+    );
+    assert!(
+        recreated.stdout.contains("must be replaced"),
+        "{}",
+        recreated.stdout
+    );
+    let second: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    let settled = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_eq!(settled.code, 0, "{}\n{}", settled.stdout, settled.stderr);
+    assert!(
+        !settled.stderr.contains("secret file"),
+        "{}",
+        settled.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn salt_only_estates_survive_a_restart_of_the_embedded_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("salt.yaml"),
+        "kind: Connection\nname: salt\nspec: { type: raas, region: us, api_token: { env: SEXTANT_UNSET_TOKEN } }\n---\n".to_string() + SALT,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        async move { command.output().await.unwrap() }
+    };
+    let apply = run(&["apply", "--sim", "--auto-approve", "salt.yaml"]).await;
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    let plan = run(&["plan", "--sim", "--detailed-exitcode", "salt.yaml"]).await;
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_being_polled_holds_no_parallelism_slot() {
+    // At parallelism 1, Salt jobs still run while the SDDC create is being polled.
+    let estate = Estate::start(2400.0).await;
+    let mut manifests = String::from(
+        "kind: Sddc\nname: slow\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }\n",
+    );
+    for i in 0..20 {
+        manifests.push_str(&format!(
+            "---\nkind: SaltJob\nname: job {i:02}\nspec: {{ cmd: local, fun: test.ping, target: All Minions }}\n"
+        ));
+    }
+    estate.write("mixed.yaml", &manifests);
+    let apply = estate
+        .run(&["apply", "--auto-approve", "--parallelism", "1", "manifests"])
+        .await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let sddc_done = apply.stdout.find("Sddc/slow: Creation complete").unwrap();
+    let last_job_done = apply
+        .stdout
+        .rfind("SaltJob/job 19: Creation complete")
+        .unwrap();
+    assert!(sddc_done > apply.stdout.find("Sddc/slow: Creating...").unwrap());
+    assert!(last_job_done < sddc_done, "{}", apply.stdout);
 }

@@ -147,7 +147,9 @@ async fn onprem_login_lists_the_seeded_estate_in_manifest_shape() {
 #[tokio::test]
 async fn constructing_a_provider_never_contacts_the_server() {
     // Nothing listens on this port: `new` must still succeed.
-    let provider = RaasProvider::new(&onprem("http://127.0.0.1:9")).unwrap();
+    let mut conn = onprem("http://127.0.0.1:9");
+    conn.config.max_retries = 0;
+    let provider = RaasProvider::new(&conn).unwrap();
     let err = provider.list(Kind::SaltTarget, &[]).await.unwrap_err();
     assert!(matches!(err, ProviderError::Transport { .. }), "{err}");
 }
@@ -340,8 +342,8 @@ async fn xsrf_rotation_and_session_expiry_mid_sequence_log_in_again() {
     let after_rotation = provider.list(Kind::SaltTarget, &[]).await.unwrap();
     assert!(after_rotation.iter().any(|t| t.name == "All Minions"));
 
-    // Every JWT and session expires at once: the next call gets 401 and logs in again.
-    sim.sim.state.lock().await.raas.sessions.clear();
+    // Simulated time passes every JWT's expiry: the next call gets 401 and logs in again.
+    advance_clock(&sim, 2 * 3600).await;
     create(
         &provider,
         Kind::SaltTarget,
@@ -465,13 +467,60 @@ async fn no_secret_appears_in_trace_output_or_errors() {
         .list(Kind::SaltJob, &[])
         .await
         .unwrap_err();
+
+    // Cloud RaaS: the CSP API token and the access tokens it was exchanged for.
+    let cloud_provider = RaasProvider::new(&cloud(&sim.base_url, "csp-Trace-77q")).unwrap();
+    let cloud_objects = cloud_provider.list(Kind::SaltJob, &[]).await.unwrap();
+
+    // Cloud Director: the password session, the issued secret and its refresh grant.
+    sim.sim.state.lock().await.vcd = VcdState::default_estate();
+    let vcd = VcdProvider::new(&vcd_user(&sim.base_url, "System", "administrator")).unwrap();
+    let issued = create(&vcd, Kind::VcdApiToken, "traced", json!({}))
+        .await
+        .unwrap();
+    let (_, vcd_secret) = secret_of(&issued);
+    let mut by_token = connection(SystemType::Vcd, &sim.base_url);
+    by_token.api_token = Some(SecretSource::Fixed(SecretValue::new(vcd_secret.clone())));
+    let tokens = VcdProvider::new(&Connection {
+        name: "vcd-token".to_string(),
+        config: by_token,
+        location: SourceLocation::default(),
+    })
+    .unwrap()
+    .list(Kind::VcdApiToken, &[])
+    .await
+    .unwrap();
+    assert_eq!(tokens.len(), 1);
+
     let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
     assert!(text.contains("logged in to raas"), "tracing was captured");
-    let shown = format!("{text} {outcome:?} {objects:?} {err} {err:?}");
-    let xsrf = sim.sim.state.lock().await.raas.xsrf_token.clone();
-    for secret in [PASSWORD, "invalid-Zq81", xsrf.as_str()] {
-        assert!(!shown.contains(secret), "a secret leaked");
+    assert!(text.contains("TRACE"), "TRACE events were captured");
+    let shown = format!(
+        "{text} {outcome:?} {objects:?} {err} {err:?} {cloud_objects:?} {issued:?} {tokens:?}"
+    );
+    let state = sim.sim.state.lock().await;
+    let mut secrets = vec![
+        PASSWORD.to_string(),
+        "invalid-Zq81".to_string(),
+        "csp-Trace-77q".to_string(),
+        vcd_secret,
+        state.raas.xsrf_token.clone(),
+    ];
+    secrets.extend(state.csp.access_tokens.keys().cloned());
+    assert!(secrets.len() > 5, "access tokens were issued");
+    for secret in &secrets {
+        assert!(!shown.contains(secret.as_str()), "a secret leaked");
     }
+}
+
+async fn advance_clock(handle: &SimHandle, seconds: u64) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/_sim/clock/advance", handle.base_url))
+        .json(&json!({"seconds": seconds}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
 }
 
 async fn set_faults(handle: &SimHandle, faults: Value) {
@@ -488,52 +537,72 @@ async fn set_faults(handle: &SimHandle, faults: Value) {
     );
 }
 
+/// The simulator really dropped a committed reply (the fault was used up).
+async fn assert_drop_consumed(handle: &SimHandle) {
+    let faults: Value = reqwest::get(format!("{}/_sim/faults", handle.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(faults["drop_next_mutations"], 0, "{faults}");
+}
+
 #[tokio::test]
 async fn creates_whose_reply_is_dropped_after_commit_never_duplicate() {
     let sim = start_sim().await;
     let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
     provider.list(Kind::SaltTarget, &[]).await.unwrap();
-    for mode in ["gateway_timeout", "reset"] {
-        let name = format!("dropped-{mode}");
-        set_faults(&sim, json!({"drop_next_mutations": 1, "drop_mode": mode})).await;
-        let outcome = create(
-            &provider,
+    let cases = [
+        (
+            "gateway_timeout",
             Kind::SaltTarget,
-            &name,
+            "dropped-target-504",
             json!({"tgt": {"*": {"tgt_type": "glob", "tgt": "d*"}}}),
-        )
-        .await
-        .unwrap();
-        let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+        ),
+        (
+            "reset",
+            Kind::SaltTarget,
+            "dropped-target-reset",
+            json!({"tgt": {"*": {"tgt_type": "glob", "tgt": "r*"}}}),
+        ),
+        (
+            "gateway_timeout",
+            Kind::SaltSchedule,
+            "dropped-schedule",
+            json!({"job": "Ping all minions", "target": "All Minions", "schedule": {"hours": 1}}),
+        ),
+        (
+            "reset",
+            Kind::SaltSchedule,
+            "dropped-schedule-reset",
+            json!({"job": "Ping all minions", "target": "All Minions", "schedule": {"hours": 2}}),
+        ),
+        // A job carries its own uuid: it is simply sent again.
+        (
+            "gateway_timeout",
+            Kind::SaltJob,
+            "dropped-job",
+            json!({"cmd": "local", "fun": "test.ping"}),
+        ),
+        (
+            "reset",
+            Kind::SaltJob,
+            "dropped-job-reset",
+            json!({"cmd": "local", "fun": "test.ping"}),
+        ),
+    ];
+    for (mode, kind, name, spec) in cases {
+        set_faults(&sim, json!({"drop_next_mutations": 1, "drop_mode": mode})).await;
+        let outcome = create(&provider, kind, name, spec).await.unwrap();
+        assert_drop_consumed(&sim).await;
+        let live = provider.list(kind, &[]).await.unwrap();
         assert_eq!(
-            find(&targets, &name).id,
+            find(&live, name).id,
             uuid_of(&outcome),
-            "adopted, not created twice"
+            "{kind}/{name} created once"
         );
     }
-    set_faults(&sim, json!({"drop_next_mutations": 1})).await;
-    create(
-        &provider,
-        Kind::SaltSchedule,
-        "dropped-schedule",
-        json!({"job": "Ping all minions", "target": "All Minions", "schedule": {"hours": 1}}),
-    )
-    .await
-    .unwrap();
-    // A job carries its own uuid: it is simply sent again.
-    set_faults(&sim, json!({"drop_next_mutations": 1})).await;
-    create(
-        &provider,
-        Kind::SaltJob,
-        "dropped-job",
-        json!({"cmd": "local", "fun": "test.ping"}),
-    )
-    .await
-    .unwrap();
-    let schedules = provider.list(Kind::SaltSchedule, &[]).await.unwrap();
-    find(&schedules, "dropped-schedule");
-    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
-    find(&jobs, "dropped-job");
 }
 
 #[tokio::test]
@@ -556,8 +625,9 @@ async fn cloud_login_uses_the_csp_bearer_and_survives_access_token_expiry() {
         "{after}"
     );
 
-    // Every access token expires: the next RPC gets 401, the client exchanges again once.
-    sim.sim.state.lock().await.csp.access_tokens.clear();
+    // Simulated time passes the access token's expiry (the client's own clock has not):
+    // the next RPC gets 401 and the client exchanges the API token again, once.
+    advance_clock(&sim, 2 * 3600).await;
     let outcome = create(
         &provider,
         Kind::SaltTarget,
@@ -871,6 +941,17 @@ async fn vcd_tokens_are_created_listed_used_and_revoked() {
     assert_eq!(live[0].id, id);
     assert_eq!(live[0].spec, json!({}));
     assert_eq!(live[0].attributes["id"], id);
+    // The session JWT expires in simulated time: the next call logs in again.
+    advance_clock(&sim, 2 * 3600).await;
+    let before = counters(&sim).await;
+    assert_eq!(vcd_names(&admin).await, vec!["ci".to_string()]);
+    let after = counters(&sim).await;
+    // The refused list, a new session, the list again.
+    assert_eq!(
+        count_of(&after, "vcd") - count_of(&before, "vcd"),
+        3,
+        "{after}"
+    );
 
     // The issued secret is an API token: a connection using it lists its owner's tokens.
     let mut with_token = connection(SystemType::Vcd, &sim.base_url);
@@ -960,4 +1041,285 @@ async fn vcd_tenant_tokens_page_and_revoke_through_a_task() {
     let names = vcd_names(&orgadmin).await;
     assert_eq!(names.len(), 24);
     assert!(!names.contains(&"t07".to_string()));
+}
+
+#[tokio::test]
+async fn a_batch_whose_reply_is_lost_is_settled_without_duplicates() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    let addresses: Vec<Address> = ["b1", "b2", "b3"]
+        .iter()
+        .map(|name| Address::new(Kind::SaltTarget, *name))
+        .collect();
+    let spec = json!({"tgt": {"*": {"tgt_type": "glob", "tgt": "b*"}}});
+    let requests: Vec<CreateRequest<'_>> = addresses
+        .iter()
+        .map(|address| CreateRequest {
+            address,
+            spec: &spec,
+            idempotency_key: uuid::Uuid::new_v4(),
+            base_dir: Path::new("."),
+        })
+        .collect();
+    set_faults(&sim, json!({"drop_next_mutations": 1})).await;
+    let results = provider.save_many(&requests).await.unwrap();
+    assert_drop_consumed(&sim).await;
+    let live = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    for (address, result) in addresses.iter().zip(results) {
+        let outcome = result.unwrap();
+        assert_eq!(find(&live, &address.name).id, uuid_of(&outcome));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_login() {
+    let sim = start_sim().await;
+    for conn in [onprem(&sim.base_url), cloud(&sim.base_url, "csp-shared-1")] {
+        let provider = Arc::new(RaasProvider::new(&conn).unwrap());
+        let before = counters(&sim).await;
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let provider = provider.clone();
+                tokio::spawn(async move { provider.list(Kind::SaltTarget, &[]).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        let after = counters(&sim).await;
+        // One GET and one POST of `/account/login`, then the 8 RPCs.
+        assert_eq!(
+            count_of(&after, "raas") - count_of(&before, "raas"),
+            10,
+            "{after}"
+        );
+        assert!(
+            count_of(&after, "csp") - count_of(&before, "csp") <= 1,
+            "{after}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cloud_sessions_survive_xsrf_rotation() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&cloud(&sim.base_url, "csp-rotate-2")).unwrap();
+    provider.list(Kind::SaltJob, &[]).await.unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/_sim/raas/rotate-xsrf", sim.base_url))
+        .send()
+        .await
+        .unwrap();
+    let before = counters(&sim).await;
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    find(&jobs, "Ping all minions");
+    let after = counters(&sim).await;
+    // The refused RPC, a fresh XSRF bootstrap and login, the RPC again; no new exchange.
+    assert_eq!(
+        count_of(&after, "raas") - count_of(&before, "raas"),
+        4,
+        "{after}"
+    );
+    assert_eq!(
+        count_of(&after, "csp") - count_of(&before, "csp"),
+        0,
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn tenant_api_tokens_use_the_tenant_grant_url() {
+    let sim = start_vcd_sim().await;
+    let orgadmin = VcdProvider::new(&vcd_user(&sim.base_url, "acme", "orgadmin")).unwrap();
+    let (_, secret) = secret_of(
+        &create(&orgadmin, Kind::VcdApiToken, "tenant-ci", json!({}))
+            .await
+            .unwrap(),
+    );
+    let mut config = connection(SystemType::Vcd, &sim.base_url);
+    config.org = "acme".to_string();
+    config.api_token = Some(SecretSource::Fixed(SecretValue::new(secret)));
+    let by_token = VcdProvider::new(&Connection {
+        name: "acme-token".to_string(),
+        config: config.clone(),
+        location: SourceLocation::default(),
+    })
+    .unwrap();
+    assert_eq!(vcd_names(&by_token).await, vec!["tenant-ci".to_string()]);
+    // The same token at the provider URL belongs to the wrong org and is refused.
+    config.org = "System".to_string();
+    let wrong_org = VcdProvider::new(&Connection {
+        name: "wrong-org".to_string(),
+        config,
+        location: SourceLocation::default(),
+    })
+    .unwrap();
+    let err = wrong_org.list(Kind::VcdApiToken, &[]).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Auth { .. }), "{err}");
+}
+
+/// A VCF 9 "Salt for VCF Components" server: only the `/raas/...` paths exist.
+#[tokio::test]
+async fn the_vcf_raas_paths_are_used_when_the_plain_ones_are_missing() {
+    use axum::routing::{get, post};
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (l1, l2, l3) = (log.clone(), log.clone(), log.clone());
+    let app = axum::Router::new()
+        .route(
+            "/raas/account/login",
+            get(move || async move {
+                l1.lock()
+                    .unwrap()
+                    .push("GET /raas/account/login".to_string());
+                ([("set-cookie", "_xsrf=v1; Path=/")], "{}")
+            })
+            .post(move |body: axum::Json<Value>| async move {
+                l2.lock().unwrap().push(format!(
+                    "POST /raas/account/login config_name={}",
+                    body["config_name"]
+                ));
+                axum::Json(json!({"jwt": "h.e30.s", "attributes": {"username": "root"}}))
+            }),
+        )
+        .route(
+            "/raas/rpc",
+            post(move |headers: axum::http::HeaderMap| async move {
+                let auth = headers["authorization"].to_str().unwrap().to_string();
+                l3.lock().unwrap().push(format!("POST /raas/rpc {auth}"));
+                axum::Json(
+                    json!({"ret": {"count": 0, "limit": 1000, "results": []}, "error": null}),
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let provider = RaasProvider::new(&onprem(&url)).unwrap();
+    assert!(
+        provider
+            .list(Kind::SaltTarget, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![
+            "GET /raas/account/login".to_string(),
+            "POST /raas/account/login config_name=\"internal\"".to_string(),
+            "POST /raas/rpc JWT h.e30.s".to_string(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_html_login_page_instead_of_json_means_logging_in_again() {
+    let sim = start_sim().await;
+    sim.sim
+        .state
+        .lock()
+        .await
+        .raas
+        .options
+        .html_login_page_when_unauthenticated = true;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    advance_clock(&sim, 2 * 3600).await;
+    let before = counters(&sim).await;
+    let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    find(&targets, "All Minions");
+    let after = counters(&sim).await;
+    // The login page, a new XSRF bootstrap and login, the RPC again.
+    assert_eq!(
+        count_of(&after, "raas") - count_of(&before, "raas"),
+        4,
+        "{after}"
+    );
+}
+
+/// A RaaS whose `get_jobs` serves at most 100 results but echoes the requested `limit`, and
+/// whose job count can change between pages.
+mod echoing_raas {
+    use super::*;
+    use axum::routing::{get, post};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    pub struct Server {
+        pub url: String,
+        pub total: Arc<AtomicU64>,
+        pub pages: Arc<Mutex<Vec<(u64, u64)>>>,
+    }
+
+    pub async fn start() -> Server {
+        let total = Arc::new(AtomicU64::new(250));
+        let pages: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+        let (t, p) = (total.clone(), pages.clone());
+        let app = axum::Router::new()
+            .route(
+                "/account/login",
+                get(|| async { ([("set-cookie", "_xsrf=e1; Path=/")], "{}") })
+                    .post(|| async { axum::Json(json!({"jwt": "h.e30.s"})) }),
+            )
+            .route(
+                "/rpc",
+                post(move |body: axum::Json<Value>| async move {
+                    let limit = body["kwarg"]["limit"].as_u64().unwrap();
+                    let page = body["kwarg"]["page"].as_u64().unwrap();
+                    p.lock().unwrap().push((page, limit));
+                    let count = t.load(Ordering::SeqCst);
+                    let size = limit.min(100);
+                    let results: Vec<Value> = (page * size..((page + 1) * size).min(count))
+                        .map(|i| json!({"uuid": format!("u{i}"), "name": format!("j{i}")}))
+                        .collect();
+                    // One more job appears after the first page was served.
+                    if page == 0 && count == 251 {
+                        t.store(252, Ordering::SeqCst);
+                    }
+                    axum::Json(json!({"ret": {"count": count, "limit": limit, "results": results}, "error": null}))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Server { url, total, pages }
+    }
+}
+
+#[tokio::test]
+async fn pages_follow_what_the_server_served_and_a_changing_count_fails_loudly() {
+    let server = echoing_raas::start().await;
+    let provider = RaasProvider::new(&onprem(&server.url)).unwrap();
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    assert_eq!(jobs.len(), 250);
+    let mut pages = server.pages.lock().unwrap().clone();
+    pages.sort();
+    assert_eq!(pages, vec![(0, 1000), (1, 100), (2, 100)]);
+
+    server.total.store(251, std::sync::atomic::Ordering::SeqCst);
+    let err = provider.list(Kind::SaltJob, &[]).await.unwrap_err();
+    assert!(err.to_string().contains("changed while paging"), "{err}");
+}
+
+#[tokio::test]
+async fn a_vcd_registration_whose_reply_is_dropped_is_not_registered_twice() {
+    let sim = start_vcd_sim().await;
+    let admin = VcdProvider::new(&vcd_user(&sim.base_url, "System", "administrator")).unwrap();
+    admin.list(Kind::VcdApiToken, &[]).await.unwrap();
+    for (mode, name) in [("gateway_timeout", "lost-504"), ("reset", "lost-reset")] {
+        set_faults(&sim, json!({"drop_next_mutations": 1, "drop_mode": mode})).await;
+        let outcome = create(&admin, Kind::VcdApiToken, name, json!({}))
+            .await
+            .unwrap();
+        assert_drop_consumed(&sim).await;
+        let (id, secret) = secret_of(&outcome);
+        assert!(!secret.is_empty());
+        let live = admin
+            .list(Kind::VcdApiToken, &[name.to_string()])
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 1, "{name} registered once");
+        assert_eq!(live[0].id, id);
+    }
+    assert_eq!(sim.sim.state.lock().await.vcd.tokens.len(), 2);
 }

@@ -1133,6 +1133,11 @@ async fn server_marked_retryable_errors_are_retried_and_creates_without_retry_ma
             json!({"status": 500, "path": path, "retryable": true, "error_code": "x",
                 "error_messages": ["try again"]}),
         ),
+        ("GET", path) if path.ends_with("/tasks") && seen.query.contains("filter") => (
+            400,
+            json!({"status": 400, "path": path, "retryable": false, "error_code": "bad_filter",
+                "error_messages": ["Invalid $filter"]}),
+        ),
         ("GET", path) if path.ends_with("/primarycluster") => (
             200,
             json!({"cluster_id": "c-1", "cluster_name": "Cluster-1"}),
@@ -1175,7 +1180,11 @@ async fn server_marked_retryable_errors_are_retried_and_creates_without_retry_ma
         serde_json::from_str::<Value>(&posts[0].body).unwrap(),
         json!({"num_hosts": 3, "cluster_id": "c-1"})
     );
-    assert_eq!(server.seen("GET", "/tasks").len(), 1);
+    // The task lookup fell back to the plain list when `$filter` was refused.
+    let lookups = server.seen("GET", "/tasks");
+    assert_eq!(lookups.len(), 2);
+    assert!(lookups[0].query.contains("filter="), "{}", lookups[0].query);
+    assert_eq!(lookups[1].query, "");
 }
 
 #[tokio::test]
@@ -1232,4 +1241,85 @@ async fn vsphere_reads_a_vm_only_when_the_list_lacks_cpu_or_memory() {
     let list = &server.seen("GET", "/rest/vcenter/vm")[0];
     assert_eq!(list.headers["vmware-api-session-id"], "session-1");
     assert_eq!(list.query, "filter.names=full&filter.names=partial");
+}
+
+#[tokio::test]
+async fn validation_errors_carry_the_server_message_and_are_not_retried() {
+    let sim = start_sim(|_| {}).await;
+    let provider = providers::connect(&vmc_connection(&sim, |_| {})).unwrap();
+    list_sddcs(&*provider).await;
+    reset_counters(&sim).await;
+    let mut one_host = two_host_spec();
+    one_host["num_hosts"] = json!(1);
+    let err = create_sddc(&*provider, "tiny", &one_host, uuid::Uuid::new_v4())
+        .await
+        .unwrap_err();
+    match &err {
+        ProviderError::Api {
+            method,
+            status,
+            message,
+            ..
+        } => {
+            assert_eq!((method.as_str(), *status), ("POST", 400));
+            assert!(message.contains("minimum of 2 hosts"), "{message}");
+        }
+        other => panic!("expected the server's validation error, got {other}"),
+    }
+    // The POST once, then one read to make sure it did not create anything.
+    assert_eq!(counters(&sim).await["vmc"], 2);
+    assert!(list_sddcs(&*provider).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_busy_vm_is_retried_then_reported() {
+    let sim = start_sim(|_| {}).await;
+    let provider = providers::connect(&vsphere_connection(&sim, |c| c.max_retries = 1)).unwrap();
+    let db = find(&*provider, Kind::VirtualMachine, "db-01").await;
+    set_faults(&sim, json!({"busy_vms": ["db-01"]})).await;
+    reset_counters(&sim).await;
+    let mut desired = db.spec.clone();
+    desired["power_state"] = json!("POWERED_ON");
+    let err = update(&*provider, &db, &desired, &["power_state"], false)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("resource_busy"), "{err}");
+    assert_eq!(counters(&sim).await["vsphere"], 2);
+}
+
+#[tokio::test]
+async fn an_adopted_sddc_without_a_visible_task_is_waited_for_by_its_state() {
+    let key = uuid::Uuid::new_v4();
+    let id = key.to_string();
+    let sddc = move |state: &str| json!({"id": id, "name": "prod", "sddc_state": state, "resource_config": {"region": "US_WEST_2"}});
+    let server = Scripted::start(
+        move |seen, n| match (seen.method.as_str(), seen.path.as_str()) {
+            (_, "/csp/gateway/am/api/auth/api-tokens/authorize") => csp_reply(n),
+            ("POST", path) if path.ends_with("/sddcs") => (
+                400,
+                json!({"status": 400, "path": path, "retryable": false, "error_code": "dup",
+                "error_messages": ["An SDDC with this id already exists."]}),
+            ),
+            ("GET", path) if path.contains("/sddcs/") => {
+                (200, sddc(if n < 2 { "DEPLOYING" } else { "READY" }))
+            }
+            _ => (200, json!([])),
+        },
+    )
+    .await;
+    let provider = providers::connect(&server.vmc(Some("org-1"))).unwrap();
+    let task = task_of(
+        create_sddc(&*provider, "prod", &two_host_spec(), key)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(task.id, "");
+    assert_eq!(task.object_id, key.to_string());
+    assert!(matches!(
+        provider.poll(&task).await.unwrap(),
+        TaskStatus::Pending { .. }
+    ));
+    assert_eq!(provider.poll(&task).await.unwrap(), TaskStatus::Done);
+    // The create was sent once: a 400 is not resent.
+    assert_eq!(server.seen("POST", "/sddcs").len(), 1);
 }

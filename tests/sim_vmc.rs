@@ -788,16 +788,29 @@ async fn vmc_hosts_are_added_and_removed_on_the_primary_cluster() {
     let (_, cluster) = vmc.get(&format!("/sddcs/{id}/primarycluster")).await;
     assert_eq!(cluster["esx_host_list"].as_array().unwrap().len(), 5);
 
+    let victim = cluster["esx_host_list"][0]["esx_id"].clone();
     let (status, _) = vmc
         .post(
             &format!("/sddcs/{id}/esxs?action=remove"),
-            json!({"num_hosts": 1}),
+            json!({"num_hosts": 1, "esxs": ["no-such-host"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = vmc
+        .post(
+            &format!("/sddcs/{id}/esxs?action=remove"),
+            json!({"num_hosts": 1, "esxs": [victim]}),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     advance(&sim, 3600).await;
     let (_, cluster) = vmc.get(&format!("/sddcs/{id}/primarycluster")).await;
-    assert_eq!(cluster["esx_host_list"].as_array().unwrap().len(), 4);
+    let hosts = cluster["esx_host_list"].as_array().unwrap();
+    assert_eq!(hosts.len(), 4);
+    assert!(
+        hosts.iter().all(|h| h["esx_id"] != victim),
+        "the chosen host went"
+    );
 
     // Errors: below the minimum, privileged action, missing num_hosts, unknown cluster.
     let (status, _) = vmc
@@ -853,6 +866,8 @@ async fn vmc_converts_a_single_host_sddc_to_three_hosts() {
     let mut body = sddc_body("one", 1);
     body["sddc_type"] = json!("1NODE");
     let id = vmc.ready_sddc(&sim, body).await;
+    let (_, sddc) = vmc.get(&format!("/sddcs/{id}")).await;
+    assert!(sddc["expiration_date"].is_string(), "a 1NODE SDDC expires");
     let (status, _) = vmc
         .post(&format!("/sddcs/{id}/esxs"), json!({"num_hosts": 1}))
         .await;
@@ -873,6 +888,7 @@ async fn vmc_converts_a_single_host_sddc_to_three_hosts() {
     advance(&sim, 3 * 3600).await;
     let (_, sddc) = vmc.get(&format!("/sddcs/{id}")).await;
     assert_eq!(sddc["sddc_type"], "DEFAULT");
+    assert!(sddc["expiration_date"].is_null());
     assert_eq!(
         sddc["resource_config"]["clusters"][0]["esx_host_list"]
             .as_array()
@@ -1359,6 +1375,14 @@ async fn vsphere_sessions_can_be_expired_by_the_admin_api() {
     assert_eq!(expire.status(), StatusCode::NO_CONTENT);
     let (status, _) = vsphere(&sim, &id, reqwest::Method::GET, "/rest/vcenter/vm", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The POST form of logout ends the session as DELETE does.
+    let id = vsphere_session(&sim).await;
+    let url = "/rest/com/vmware/cis/session?~action=delete";
+    let (status, _) = vsphere(&sim, &id, reqwest::Method::POST, url, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = vsphere(&sim, &id, reqwest::Method::GET, "/rest/vcenter/vm", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -1692,6 +1716,9 @@ async fn vsphere_api_flavour_is_unwrapped_and_answers_201_and_204() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error_type"], "INVALID_ARGUMENT");
+    let (status, info) = vsphere(&sim, &id, reqwest::Method::GET, "/api/session", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["user"], "u");
     let (status, _) = vsphere(&sim, &id, reqwest::Method::DELETE, "/api/session", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = vsphere(&sim, &id, reqwest::Method::GET, "/api/vcenter/vm", None).await;

@@ -57,7 +57,15 @@ async fn run_in(
     if !workspace.targets.is_empty() {
         reporter.warning("resource targeting is in effect: applied changes may be incomplete");
     }
-    let (plan, _live) = workspace.plan(args.parallelism as usize).await?;
+    let (plan, _live) = workspace
+        .plan(
+            args.parallelism as usize,
+            crate::plan::PlanOptions {
+                recreate_lost_secrets: args.recreate_lost_secrets,
+            },
+            reporter,
+        )
+        .await?;
     report_problems(reporter, &plan)?;
     if let Some(saved) = saved
         && let Err(stale) = saved.check_fresh(&workspace.model, &plan)

@@ -118,10 +118,13 @@ pub struct SimServeArgs {
     /// Simulated seconds per real second (240: a 2-hour SDDC create takes 30 s).
     #[arg(long, default_value_t = 240.0)]
     pub time_scale: f64,
-    /// Preload objects from this YAML or JSON file.
+    /// Preload objects from this YAML or JSON file (sections `csp`, `vmc`, `vsphere`, `raas`,
+    /// `vcd`; each section present replaces that API's default estate). Ignored when the
+    /// `--state` file already exists.
     #[arg(long)]
     pub seed_data: Option<PathBuf>,
-    /// Accept only the credentials listed in this file.
+    /// Accept only the credentials (API tokens, usernames, passwords) listed in this file, one
+    /// per line; blank lines and lines starting with `#` are ignored.
     #[arg(long)]
     pub credentials: Option<PathBuf>,
     /// Seed for injected faults.
@@ -166,6 +169,9 @@ pub struct PlanArgs {
     /// Listings in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
+    /// Revoke and re-create VCD tokens whose secret file is missing (instead of warning).
+    #[arg(long)]
+    pub recreate_lost_secrets: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -184,6 +190,9 @@ pub struct ApplyArgs {
     /// Print progress as one JSON event per line on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Revoke and re-create VCD tokens whose secret file is missing (instead of warning).
+    #[arg(long)]
+    pub recreate_lost_secrets: bool,
 }
 
 #[derive(Debug, Clone, Args)]

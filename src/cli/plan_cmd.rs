@@ -22,7 +22,15 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Re
             "resource targeting is in effect: this plan covers only the targets and what they depend on, so it may be incomplete",
         );
     }
-    let result = workspace.plan(args.parallelism as usize).await;
+    let result = workspace
+        .plan(
+            args.parallelism as usize,
+            crate::plan::PlanOptions {
+                recreate_lost_secrets: args.recreate_lost_secrets,
+            },
+            reporter,
+        )
+        .await;
     let (plan, _live) = match result {
         Ok(ok) => ok,
         Err(failure) => {

@@ -60,9 +60,6 @@ impl Workspace {
         } else {
             None
         };
-        for connection in model.connections.values() {
-            warn_plain_http(reporter, &connection.name, &connection.config.url);
-        }
         let providers = ProviderSet::connect(&model, &scope)?;
         Ok(Self {
             model,
@@ -74,7 +71,12 @@ impl Workspace {
     }
 
     /// Reads live state and plans.
-    pub async fn plan(&self, parallelism: usize) -> Result<(Plan, LiveState), Failure> {
+    pub async fn plan(
+        &self,
+        parallelism: usize,
+        options: plan::PlanOptions,
+        reporter: &Reporter,
+    ) -> Result<(Plan, LiveState), Failure> {
         let live = plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism)
             .await
             .map_err(|err| {
@@ -82,11 +84,15 @@ impl Workspace {
                     "nothing was changed; check the connection settings and run the command again",
                 )
             })?;
-        let plan = plan::make_plan(&self.model, &self.scope, &live);
+        let plan = plan::make_plan(&self.model, &self.scope, &live, options);
+        for warning in &plan.warnings {
+            reporter.warning(&format!("{}: {}", warning.address, warning.message));
+        }
         Ok((plan, live))
     }
 
     pub async fn close(self) {
+        self.providers.close().await;
         if let Some(sim) = self.sim {
             sim.stop().await;
         }
@@ -151,24 +157,6 @@ fn point_at_sim(model: &mut Model, base_url: &str) {
         if config.password.is_some() && !usable(&config.password) {
             config.password = Some(dummy("password"));
         }
-    }
-}
-
-/// One line on stderr for a plain `http://` URL to anything but loopback.
-fn warn_plain_http(reporter: &Reporter, connection: &str, url: &str) {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return;
-    };
-    let host = rest.split(['/', ':']).next().unwrap_or("");
-    let loopback = host == "localhost"
-        || host == "[::1]"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        reporter.warning(&format!(
-            "connection `{connection}` uses plain http:// to `{host}`: credentials travel unencrypted"
-        ));
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::Kind;
+use super::{Kind, Resource};
 
 /// What a change to existing fields needs, as decided by the kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +59,13 @@ pub trait KindRules: Sync {
     /// Whether the kind can be deleted at all (`ensure: absent`).
     fn deletable(&self) -> bool {
         true
+    }
+
+    /// A problem with the local side of an object that exists on the server (a VCD token
+    /// whose one-time secret file is missing). `None` when all is well.
+    fn local_problem(&self, resource: &Resource) -> Option<String> {
+        let _ = resource;
+        None
     }
 }
 
@@ -213,6 +220,19 @@ struct VcdApiTokenRules;
 impl KindRules for VcdApiTokenRules {
     fn local_fields(&self) -> &'static [&'static str] {
         &["file"]
+    }
+
+    fn local_problem(&self, resource: &Resource) -> Option<String> {
+        let file = resource.spec.get("file")?.as_str()?;
+        let path = resource.base_dir.join(file);
+        if path.exists() {
+            None
+        } else {
+            Some(format!(
+                "the token exists on the server but its secret file `{}` is missing: the one-time secret was never written or was removed",
+                path.display()
+            ))
+        }
     }
 }
 

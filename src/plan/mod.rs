@@ -99,11 +99,21 @@ pub struct Summary {
     pub wait: usize,
 }
 
+/// Choices that change how resources are planned.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlanOptions {
+    /// Replace objects whose local side is lost (a VCD token whose secret file is missing)
+    /// instead of only warning about them.
+    pub recreate_lost_secrets: bool,
+}
+
 /// A whole plan, in execution order.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub changes: Vec<ResourceChange>,
     pub problems: Vec<PlanProblem>,
+    /// Things the user should know that do not stop the plan.
+    pub warnings: Vec<PlanProblem>,
     /// `--target` was used: the plan covers only part of the manifests.
     pub partial: bool,
     /// Fingerprint of every live object read, by address (`absent` when none was found).
@@ -152,7 +162,12 @@ pub fn scope(model: &Model, targets: &[Address]) -> BTreeSet<Address> {
 }
 
 /// Chooses an action for every resource in `scope`, given what the live state holds.
-pub fn make_plan(model: &Model, scope: &BTreeSet<Address>, live: &LiveState) -> Plan {
+pub fn make_plan(
+    model: &Model,
+    scope: &BTreeSet<Address>,
+    live: &LiveState,
+    options: PlanOptions,
+) -> Plan {
     let mut plan = Plan {
         partial: scope.len() < model.resources.len(),
         ..Plan::default()
@@ -171,7 +186,22 @@ pub fn make_plan(model: &Model, scope: &BTreeSet<Address>, live: &LiveState) -> 
             },
         );
         match decide(resource, found, &changes, live) {
-            Ok(change) => {
+            Ok(mut change) => {
+                if change.action == Action::NoOp
+                    && let Some(problem) = rules_for(address.kind).local_problem(resource)
+                {
+                    if options.recreate_lost_secrets && !resource.lifecycle.prevent_destroy {
+                        change.action = Action::Replace;
+                        change.reason = Some(problem);
+                    } else {
+                        plan.warnings.push(PlanProblem {
+                            address: address.clone(),
+                            message: format!(
+                                "{problem}; run with `--recreate-lost-secrets` to revoke it and create a new one"
+                            ),
+                        });
+                    }
+                }
                 changes.insert(address.clone(), change);
             }
             Err(message) => plan.problems.push(PlanProblem {

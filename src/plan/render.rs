@@ -595,6 +595,7 @@ mod tests {
                 create, update, replace, failed, delete, wait, cycle, unknown, noop,
             ],
             problems: vec![],
+            warnings: vec![],
             partial: false,
             fingerprints: BTreeMap::new(),
         }

@@ -198,6 +198,12 @@ pub trait Provider: Send + Sync {
     async fn delete(&self, request: &DeleteRequest<'_>) -> ProviderResult<Outcome>;
 
     async fn poll(&self, task: &TaskHandle) -> ProviderResult<TaskStatus>;
+
+    /// Ends any server-side session this provider opened. Called once when a command is
+    /// done; errors are only logged.
+    async fn close(&self) -> ProviderResult<()> {
+        Ok(())
+    }
 }
 
 /// Builds the provider for a connection. Never contacts the server: login happens lazily on

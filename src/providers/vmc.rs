@@ -1,6 +1,7 @@
 //! VMware Cloud on AWS (`vmc.md`): the `Sddc` kind.
 //!
-//! Lists the org's SDDCs in one call and normalizes each into the manifest's spec; creates
+//! Lists the org's SDDCs in one call (plus one read of the running tasks when any SDDC is
+//! alive, to report what it is busy with) and normalizes each into the manifest's spec; creates
 //! with a client-chosen `sddc_id` (so a create retried after a lost response never
 //! duplicates); changes the primary cluster's host count and converts 1NODE SDDCs; deletes;
 //! polls `Task`s. Every call carries a CSP access token in `csp-auth-token` ([`CspAuth`]).
@@ -319,7 +320,8 @@ impl VmcProvider {
         let response = self.call(|| HttpRequest::get(&path)).await?;
         match response.status {
             404 | 410 => Ok(None),
-            _ if response.is_success() => Ok(Some(response.json()?)),
+            // An SDDC carries its admin passwords: a parse error never quotes the body.
+            _ if response.is_success() => Ok(Some(response.json_redacted()?)),
             _ => Err(api_error(&response)),
         }
     }
@@ -331,9 +333,14 @@ impl VmcProvider {
         if let Some(id) = sddc_id {
             filter = format!("{filter} and (resource_id eq '{}')", id.replace('\'', "''"));
         }
-        let response = self
+        let mut response = self
             .call(|| HttpRequest::get(&path).query("$filter", filter.clone()))
             .await?;
+        if response.status == 400 {
+            // A server that does not take this `$filter` gets the plain list.
+            tracing::debug!(connection = %self.connection, "task `$filter` refused; listing all tasks");
+            response = self.call(|| HttpRequest::get(&path)).await?;
+        }
         if !response.is_success() {
             return Err(api_error(&response));
         }
@@ -456,7 +463,7 @@ impl VmcProvider {
 }
 
 /// What a `Task` reply says about the work.
-fn task_status(response: &HttpResponse, id: &str) -> ProviderResult<TaskStatus> {
+pub fn task_status(response: &HttpResponse, id: &str) -> ProviderResult<TaskStatus> {
     if !response.is_success() {
         return Err(api_error(response));
     }
@@ -477,13 +484,14 @@ fn task_status(response: &HttpResponse, id: &str) -> ProviderResult<TaskStatus> 
                 .map(|p| p.clamp(0.0, 100.0) as u8),
             eta: body
                 .estimated_remaining_minutes
-                .filter(|m| m.is_finite() && *m >= 0.0)
-                .map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
+                .filter(|m| *m >= 0.0)
+                .and_then(|m| std::time::Duration::try_from_secs_f64(m * 60.0).ok()),
         }),
     }
 }
 
-fn task_handle(response: &HttpResponse, sddc_id: &str) -> ProviderResult<TaskHandle> {
+/// The task a mutation's `Task` reply started.
+pub fn task_handle(response: &HttpResponse, sddc_id: &str) -> ProviderResult<TaskHandle> {
     let task: Task = response.json()?;
     let id = task
         .id
@@ -681,6 +689,20 @@ fn normalize(sddc: Sddc, task: Option<&Task>) -> ProviderResult<LiveObject> {
     })
 }
 
+/// Reads an SDDC list reply. SDDCs carry their admin passwords: a parse error never quotes
+/// the body.
+fn parse_sddcs(response: &HttpResponse) -> ProviderResult<Vec<Sddc>> {
+    response.json_redacted()
+}
+
+/// Reads an SDDC list reply into live objects, as `list` does when no task is running.
+pub fn parse_sddc_list(response: &HttpResponse) -> ProviderResult<Vec<LiveObject>> {
+    parse_sddcs(response)?
+        .into_iter()
+        .map(|sddc| normalize(sddc, None))
+        .collect()
+}
+
 /// Whether a task could be running on the SDDC (it is neither deleted nor failed).
 fn is_alive(sddc: &Sddc) -> bool {
     !matches!(
@@ -825,7 +847,7 @@ impl Provider for VmcProvider {
         if !response.is_success() {
             return Err(api_error(&response));
         }
-        let sddcs: Vec<Sddc> = response.json()?;
+        let sddcs = parse_sddcs(&response)?;
         let mut tasks: HashMap<String, Task> = HashMap::new();
         // One more read when an SDDC is alive: some tasks (a conversion) leave no trace in
         // the SDDC's own states, and a busy SDDC must never get a second mutation.

@@ -359,7 +359,7 @@ impl VsphereProvider {
         if !response.is_success() {
             return Err(api_error(&response));
         }
-        let mut vms: Vec<VmSummary> = unwrap_value(&response)?;
+        let mut vms = parse_summaries(&response)?;
         // The filter is exact on vCenter; match client-side as well.
         vms.retain(|vm| vm.name.as_deref().is_some_and(|n| names.contains(&n)));
         Ok(vms)
@@ -459,6 +459,20 @@ impl VsphereProvider {
     }
 }
 
+fn parse_summaries(response: &HttpResponse) -> ProviderResult<Vec<VmSummary>> {
+    unwrap_value(response)
+}
+
+/// Reads a `GET /rest/vcenter/vm` reply into live objects (before CPU and memory are filled
+/// in for VMs whose list entry lacks them).
+pub fn parse_vm_list(response: &HttpResponse) -> ProviderResult<Vec<LiveObject>> {
+    Ok(parse_summaries(response)?
+        .into_iter()
+        .filter(|vm| vm.vm.is_some())
+        .map(normalize)
+        .collect())
+}
+
 fn normalize(vm: VmSummary) -> LiveObject {
     let id = vm.vm.unwrap_or_default();
     let mut spec = serde_json::Map::new();
@@ -490,6 +504,10 @@ fn spec_int(spec: &Value, key: &str) -> Option<i64> {
 
 #[async_trait::async_trait]
 impl Provider for VsphereProvider {
+    async fn close(&self) -> ProviderResult<()> {
+        self.logout().await
+    }
+
     async fn list(&self, kind: Kind, names: &[String]) -> ProviderResult<Vec<LiveObject>> {
         if kind != Kind::VirtualMachine {
             return Err(ProviderError::Invalid(format!(

@@ -65,6 +65,8 @@ pub const SIZES: &[&str] = &["nsx_small", "medium", "large", "nsx_large"];
 pub const MAX_HOSTS: u32 = 16;
 /// Most hosts a 1NODE SDDC may be asked for (#149's message).
 pub const MAX_HOSTS_1NODE: u32 = 4;
+/// A single-host SDDC expires this many days after creation (provision-spec `expiry_in_days`).
+pub const ONE_NODE_EXPIRY_DAYS: i64 = 60;
 /// Primary cluster name (unverified).
 pub const PRIMARY_CLUSTER_NAME: &str = "Cluster-1";
 /// Task types; only the first two are observed, the others are named guesses (unverified).
@@ -162,9 +164,18 @@ impl std::fmt::Debug for SddcRecord {
 pub enum TaskKind {
     Create,
     Delete,
-    AddHosts { count: u32 },
-    RemoveHosts { count: u32 },
-    Convert { num_hosts: u32 },
+    AddHosts {
+        count: u32,
+    },
+    RemoveHosts {
+        count: u32,
+        /// Hosts chosen by the client (`EsxConfig.esxs`); else the newest go.
+        #[serde(default)]
+        esx_ids: Vec<String>,
+    },
+    Convert {
+        num_hosts: u32,
+    },
 }
 
 /// A task as the simulator keeps it; progress is derived from the clock on read.
@@ -403,9 +414,13 @@ impl VmcState {
                 }
                 sddc.cluster_state = "READY".to_owned();
             }
-            (_, TaskKind::RemoveHosts { count }) => {
-                let keep = sddc.hosts.len().saturating_sub(count as usize);
-                sddc.hosts.truncate(keep);
+            (_, TaskKind::RemoveHosts { count, esx_ids }) => {
+                if esx_ids.is_empty() {
+                    let keep = sddc.hosts.len().saturating_sub(count as usize);
+                    sddc.hosts.truncate(keep);
+                } else {
+                    sddc.hosts.retain(|h| !esx_ids.contains(&h.esx_id));
+                }
                 sddc.cluster_state = "READY".to_owned();
             }
             (_, TaskKind::Convert { num_hosts }) => {
@@ -728,7 +743,7 @@ fn cluster_json(sddc: &SddcRecord) -> Value {
 }
 
 fn sddc_json(sddc: &SddcRecord) -> Value {
-    let short = &sddc.id[..8.min(sddc.id.len())];
+    let short = sddc.id.get(..8).unwrap_or(&sddc.id);
     json!({
         "id": sddc.id,
         "name": sddc.name,
@@ -738,7 +753,8 @@ fn sddc_json(sddc: &SddcRecord) -> Value {
         "sddc_type": sddc.sddc_type,
         "sddc_access_state": "ENABLED",
         "account_link_state": if sddc.delay_account_link { "DELAYED" } else { "LINKED" },
-        "expiration_date": null,
+        "expiration_date": (sddc.sddc_type.as_deref() == Some("1NODE"))
+            .then(|| ts(sddc.created + chrono::Duration::days(ONE_NODE_EXPIRY_DAYS))),
         "version": sddc.version,
         "created": ts(sddc.created),
         "updated": ts(sddc.updated),
@@ -989,7 +1005,7 @@ async fn provision_spec(
             "region_display_names": region_names,
             "sddc_type_config_spec": {
                 "DEFAULT": {"sddc_sizes": SIZES, "expiry_in_days": null, "availability": availability},
-                "1NODE": {"sddc_sizes": ["medium"], "expiry_in_days": 60, "availability": {}},
+                "1NODE": {"sddc_sizes": ["medium"], "expiry_in_days": ONE_NODE_EXPIRY_DAYS, "availability": {}},
             },
         }},
     }))
@@ -1434,6 +1450,8 @@ struct EsxConfig {
     num_hosts: i64,
     #[serde(default)]
     cluster_id: Option<String>,
+    #[serde(default)]
+    esxs: Option<Vec<String>>,
 }
 
 async fn change_hosts(
@@ -1506,14 +1524,34 @@ async fn change_hosts(
                 "The cluster requires a minimum of 2 hosts.",
             ));
         }
-        TaskKind::RemoveHosts { count: delta }
+        let chosen: Vec<String> = request.esxs.clone().unwrap_or_default();
+        if !chosen.is_empty() {
+            if chosen.len() != delta as usize {
+                return Err(bad_request(
+                    &call.path,
+                    "The number of hosts listed in esxs must equal num_hosts.",
+                ));
+            }
+            if let Some(unknown) = chosen
+                .iter()
+                .find(|id| !record.hosts.iter().any(|h| &h.esx_id == *id))
+            {
+                return Err(not_found(&call.path, &format!("ESX host {unknown}")));
+            }
+        }
+        TaskKind::RemoveHosts {
+            count: delta,
+            esx_ids: chosen,
+        }
     };
     let now = call.now;
     let cluster_id = record.cluster_id.clone();
     let vmc = call.vmc();
     let params = json!({"ESX_CONTEXT_PARAM": {"sddc_id": sddc, "cluster_id": cluster_id, "num_hosts": delta, "action": if add {"add"} else {"remove"}}});
     let task = start_task(vmc, &sddc, kind, params, now);
-    if let Some(record) = vmc.sddcs.get_mut(&sddc) {
+    if let Some(record) = vmc.sddcs.get_mut(&sddc)
+        && add
+    {
         record.cluster_state = "ADDING_HOSTS".to_owned();
     }
     call.persist();
@@ -1660,7 +1698,10 @@ impl Filter {
         let mut pos = 0;
         let filter = parse_or(&tokens, &mut pos)?;
         if pos != tokens.len() {
-            return Err(format!("unexpected `{}`", tokens[pos]));
+            return Err(format!(
+                "unexpected `{}`",
+                tokens.get(pos).map(String::as_str).unwrap_or_default()
+            ));
         }
         Ok(filter)
     }

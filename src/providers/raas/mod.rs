@@ -88,14 +88,16 @@ impl RaasProvider {
                     tracing::debug!(connection = %self.connection, "a batch reply was lost; settling its saves one by one");
                     for (index, _) in chunk {
                         let request = &requests[*index];
-                        let settled = match self
-                            .find_uuid(request.address.kind, &request.address.name)
-                            .await
-                        {
-                            Ok(Some(uuid)) if request.address.kind != Kind::SaltJob => {
-                                Ok(uuid_outcome(uuid))
-                            }
-                            Ok(_) => self.create(request).await,
+                        let kind = request.address.kind;
+                        // A job names its own uuid and is simply saved again; others are
+                        // looked up by name first.
+                        let found = match kind {
+                            Kind::SaltJob => Ok(None),
+                            _ => self.find_uuid(kind, &request.address.name).await,
+                        };
+                        let settled = match found {
+                            Ok(Some(uuid)) => Ok(uuid_outcome(uuid)),
+                            Ok(None) => self.create(request).await,
                             Err(err) => Err(err),
                         };
                         results[*index] = Some(settled);
@@ -148,6 +150,12 @@ impl RaasProvider {
                 ));
             }
             let pages = count.div_ceil(limit);
+            if pages > MAX_LIST_PAGES {
+                return Err(self.list_error(
+                    &first_call,
+                    format!("`count` {count} with pages of {limit} needs {pages} pages, more than the {MAX_LIST_PAGES} this client reads"),
+                ));
+            }
             tracing::debug!(connection = %self.connection, call = %first_call.name(), count, limit, pages, "listing remaining pages");
             let calls: Vec<RpcCall> = (1..pages).map(|page| page_call(limit, page)).collect();
             let replies = futures::future::try_join_all(calls.iter().map(|call| async move {
@@ -180,10 +188,24 @@ impl RaasProvider {
         }
     }
 
+    /// A call that is safe to send twice (a read, or a save naming its uuid): sent again
+    /// when the reply was lost.
+    async fn call_idempotent(&self, call: &RpcCall) -> ProviderResult<Result<Value, RpcError>> {
+        let mut attempt = 1;
+        loop {
+            match self.session.call(call, true).await {
+                Err(err) if may_have_committed(&err) && attempt < MAX_CREATE_ATTEMPTS => {
+                    tracing::debug!(connection = %self.connection, call = %call.name(), attempt, "no reply; sending again");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// A read-only call; RPC errors become provider errors.
     async fn read(&self, call: &RpcCall) -> ProviderResult<Value> {
-        self.session
-            .call(call, true)
+        self.call_idempotent(call)
             .await?
             .map_err(|err| rpc_failure(call, &err))
     }
@@ -306,7 +328,7 @@ impl RaasProvider {
         live: &LiveObject,
         call: RpcCall,
     ) -> ProviderResult<Outcome> {
-        match self.session.call(&call, true).await? {
+        match self.call_idempotent(&call).await? {
             Ok(_) => Ok(Outcome::done()),
             Err(err) if err.is_dependency_failure() => Err(ProviderError::Invalid(format!(
                 "cannot delete {kind} `{}`: other objects depend on it ({}); delete them first",
@@ -423,8 +445,7 @@ impl Provider for RaasProvider {
             // The job uuid is ours (`save_job` creates with a given uuid): resending is safe.
             Kind::SaltJob => {
                 let ret = self
-                    .session
-                    .call(&call, true)
+                    .call_idempotent(&call)
                     .await?
                     .map_err(|err| rpc_failure(&call, &err))?;
                 saved_uuid(&call, &ret)?
@@ -456,8 +477,7 @@ impl Provider for RaasProvider {
             }
             other => return Err(unsupported(other)),
         };
-        self.session
-            .call(&call, true)
+        self.call_idempotent(&call)
             .await?
             .map_err(|err| rpc_failure(&call, &err))?;
         Ok(uuid_outcome(uuid))
@@ -491,6 +511,33 @@ impl Provider for RaasProvider {
         )))
     }
 }
+
+/// Reads one page of a list call's `ret` into the live objects of `kind` it holds, with the
+/// server's `count`. Job and schedule references stay uuids here: names come from other
+/// listings.
+pub fn parse_list_page(
+    kind: Kind,
+    call: &RpcCall,
+    ret: &Value,
+) -> ProviderResult<(u64, Vec<LiveObject>)> {
+    let page = Page::parse(call, ret)?;
+    let none = HashMap::new();
+    let objects = page
+        .results
+        .iter()
+        .filter_map(|item| match kind {
+            Kind::SaltTarget => target_object(item),
+            Kind::SaltJob => job_object(item, &none),
+            Kind::SaltSchedule => schedule_object(item, &none, &none),
+            _ => None,
+        })
+        .collect();
+    Ok((page.count, objects))
+}
+
+/// Most pages one listing reads: a server claiming a larger `count` is answered with an error,
+/// not millions of requests.
+const MAX_LIST_PAGES: u64 = 10_000;
 
 /// One page of a list reply `{count, limit, results}` (a bare list is one complete page).
 struct Page {
