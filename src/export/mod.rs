@@ -146,7 +146,9 @@ fn document(
     if object.kind == Kind::VcdApiToken {
         let placeholder = token_placeholder(&object.name);
         comment = "# The token's secret cannot be exported: Cloud Director hands it out once, when the\n\
-                   # token is created. `file` is a placeholder; point it at where the secret is kept.\n"
+                   # token is created. `file` is a placeholder; point it at where the secret is kept.\n\
+                   # While the file is missing, plan warns; `--recreate-lost-secrets` would revoke\n\
+                   # the token and create a new one.\n"
             .to_string();
         spec.insert("file".to_string(), json!(placeholder));
     }
