@@ -164,7 +164,8 @@ impl HttpResponse {
             method: self.method.to_string(),
             path: self.path.clone(),
             message: format!(
-                "body is not the documented JSON ({err}): {}",
+                "{}: body is not the documented JSON ({err}): {}",
+                self.describe(),
                 truncate_body(&self.body)
             ),
         })
@@ -176,11 +177,22 @@ impl HttpResponse {
             method: self.method.to_string(),
             path: self.path.clone(),
             message: format!(
-                "body is not the documented JSON (line {}, column {}; body not shown: it may hold a credential)",
+                "{}: body is not the documented JSON (line {}, column {}; body not shown: it may hold a credential)",
+                self.describe(),
                 err.line(),
                 err.column()
             ),
         })
+    }
+
+    /// `status 200, text/html, 1234 bytes`: what came back, for parse errors.
+    pub fn describe(&self) -> String {
+        format!(
+            "status {}, {}, {} bytes",
+            self.status,
+            self.header("content-type").unwrap_or("no content type"),
+            self.body.len()
+        )
     }
 
     /// An [`ProviderError::Api`] for this response, with `message` as the server's message.
@@ -361,7 +373,7 @@ impl HttpClient {
                     connection = %self.connection,
                     method = %request.method,
                     path = %log_path,
-                    error = %transport_message(err),
+                    error = %failure_message(err),
                     elapsed_ms,
                     attempt,
                     "http request failed"
@@ -387,7 +399,15 @@ impl HttpClient {
                             path: log_path,
                             ..response
                         }),
-                        Err(err) => Err(ProviderError::Transport {
+                        Err(Failure::BodyTooLarge { status }) => Err(ProviderError::Protocol {
+                            method: request.method.to_string(),
+                            path: log_path,
+                            message: format!(
+                                "the response body (status {status}) is larger than the {} MiB this client reads",
+                                MAX_BODY_BYTES / (1024 * 1024)
+                            ),
+                        }),
+                        Err(Failure::Transport(err)) => Err(ProviderError::Transport {
                             method: request.method.to_string(),
                             path: log_path,
                             message: if attempt > 0 {
@@ -402,11 +422,7 @@ impl HttpClient {
         }
     }
 
-    async fn send_once(
-        &self,
-        request: &HttpRequest,
-        url: &str,
-    ) -> Result<HttpResponse, reqwest::Error> {
+    async fn send_once(&self, request: &HttpRequest, url: &str) -> Result<HttpResponse, Failure> {
         let mut builder = self.client.request(request.method.clone(), url);
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
@@ -437,10 +453,23 @@ impl HttpClient {
                 builder.form(&encoded)
             }
         };
-        let response = builder.send().await?;
+        let mut response = builder.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await?.to_vec();
+        let too_large = Failure::BodyTooLarge { status };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(HttpResponse {
             method: request.method.clone(),
             path: String::new(),
@@ -448,6 +477,27 @@ impl HttpClient {
             headers,
             body,
         })
+    }
+}
+
+/// Largest response body read (64 MiB): a longer one is refused with an error naming the
+/// request, so a hostile or broken server cannot exhaust memory. The largest documented
+/// reply (a page of SDDCs or RaaS objects) is far below it.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why one attempt produced no response.
+#[derive(Debug)]
+enum Failure {
+    Transport(reqwest::Error),
+    /// The body is longer than [`MAX_BODY_BYTES`]; not retried (it would be again).
+    BodyTooLarge {
+        status: u16,
+    },
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(err: reqwest::Error) -> Self {
+        Failure::Transport(err)
     }
 }
 
@@ -460,7 +510,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 /// Whether to retry, and the server's requested delay if it gave one.
 fn retry_decision(
     request: &HttpRequest,
-    result: &Result<HttpResponse, reqwest::Error>,
+    result: &Result<HttpResponse, Failure>,
 ) -> Option<Option<Duration>> {
     match result {
         Ok(response) => {
@@ -476,11 +526,12 @@ fn retry_decision(
                 .is_some_and(|rule| rule.applies(response));
             retry.then(|| retry_after(&response.headers))
         }
+        Err(Failure::BodyTooLarge { .. }) => None,
         // Never connected: nothing reached the server.
-        Err(err) if err.is_connect() => Some(None),
+        Err(Failure::Transport(err)) if err.is_connect() => Some(None),
         // Timed out or reset after sending: the server may have acted on it.
-        Err(_) if request.idempotent => Some(None),
-        Err(_) => None,
+        Err(Failure::Transport(_)) if request.idempotent => Some(None),
+        Err(Failure::Transport(_)) => None,
     }
 }
 
@@ -534,6 +585,15 @@ fn url_path(url: &str) -> String {
             }
         }
         None => without_query.to_string(),
+    }
+}
+
+fn failure_message(failure: &Failure) -> String {
+    match failure {
+        Failure::Transport(err) => transport_message(err),
+        Failure::BodyTooLarge { status } => {
+            format!("the response body (status {status}) exceeds `MAX_BODY_BYTES`")
+        }
     }
 }
 

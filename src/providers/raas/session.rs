@@ -196,16 +196,7 @@ impl RaasSession {
             "riq": riq,
         });
         let response = self.post_rpc(body, idempotent, &call.name()).await?;
-        let reply: Value = response.json()?;
-        parse_reply(&reply).ok_or_else(|| ProviderError::Protocol {
-            method: "POST".to_string(),
-            path: response.path.clone(),
-            message: format!(
-                "`{}` reply has neither `ret` nor `error`: {}",
-                call.name(),
-                truncate_body(&response.body)
-            ),
-        })
+        parse_call_reply(&response, call)
     }
 
     /// Sends several calls in one request (`raas.md` §3.4); replies come back in order.
@@ -669,6 +660,23 @@ fn is_xsrf_refusal(response: &HttpResponse) -> bool {
         || String::from_utf8_lossy(&response.body)
             .to_lowercase()
             .contains("xsrf")
+}
+
+/// Reads the reply to one RPC call: its `ret`, or the RPC error it carries.
+pub fn parse_call_reply(
+    response: &HttpResponse,
+    call: &RpcCall,
+) -> ProviderResult<Result<Value, RpcError>> {
+    let reply: Value = response.json()?;
+    parse_reply(&reply).ok_or_else(|| ProviderError::Protocol {
+        method: "POST".to_string(),
+        path: response.path.clone(),
+        message: format!(
+            "`{}` reply has neither `ret` nor `error`: {}",
+            call.name(),
+            truncate_body(&response.body)
+        ),
+    })
 }
 
 /// `{riq, ret, error, warnings}` → the value or the RPC error; `None` if neither is there.
