@@ -2,6 +2,9 @@
 //! applies under injected 503s, 429s and short-lived access tokens; SIGKILL at many moments
 //! of an apply; dropped responses to committed creates; two applies at once; and an audit of
 //! every command's output for secret values.
+//!
+//! Secret values are recognisable (`*-secret-N`) or taken from the simulator's state; the
+//! simulator runs with a state file, as `sextant apply --sim` does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
@@ -920,6 +923,33 @@ async fn no_command_prints_a_secret_even_at_trace_level() {
         &[0],
     )
     .await;
+    for connection in ["vmc", "salt-cloud", "vcd", "vcenter"] {
+        run(
+            &["-vvv", "export", "--connection", connection, "manifests"],
+            &[0],
+        )
+        .await;
+        run(
+            &[
+                "-vvv",
+                "export",
+                "--connection",
+                connection,
+                "--out",
+                "exported",
+                "manifests",
+            ],
+            &[0],
+        )
+        .await;
+    }
+    for entry in std::fs::read_dir(work.join("exported")).unwrap() {
+        let path = entry.unwrap().path();
+        texts.push((
+            path.display().to_string(),
+            std::fs::read_to_string(&path).unwrap(),
+        ));
+    }
     for file in ["p.text", "p.json", "p.md"] {
         texts.push((
             file.to_string(),
