@@ -40,7 +40,7 @@ pub const ISSUED_TOKEN_TYPE: &str = "API Token";
 /// Token types a user API token may have (`vcd.md` §6).
 const TOKEN_TYPE_FILTER: &str = "(type==PROXY,type==REFRESH)";
 /// Attempts of a client registration (each after looking the name up).
-pub const MAX_REGISTER_ATTEMPTS: u32 = 3;
+pub const MAX_REGISTER_ATTEMPTS: u32 = 5;
 
 /// The Cloud Director provider of one connection.
 pub struct VcdProvider {
