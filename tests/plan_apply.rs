@@ -736,6 +736,10 @@ async fn unused_connections_are_never_contacted() {
         assert_eq!(counters[api].as_u64().unwrap_or(0), 0, "{api}: {counters}");
     }
     assert!(counters["vsphere"].as_u64().unwrap() >= 2);
+    // The vSphere session was ended when the command finished.
+    let state = estate.state().await;
+    let sessions = state["vsphere"]["sessions"].as_object().map_or(0, |s| s.len());
+    assert_eq!(sessions, 0, "{}", state["vsphere"]["sessions"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -826,4 +830,30 @@ async fn salt_only_estates_survive_a_restart_of_the_embedded_simulator() {
         "{}",
         String::from_utf8_lossy(&plan.stdout)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_being_polled_holds_no_parallelism_slot() {
+    // At parallelism 1, Salt jobs still run while the SDDC create is being polled.
+    let estate = Estate::start(2400.0).await;
+    let mut manifests = String::from(
+        "kind: Sddc\nname: slow\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }\n",
+    );
+    for i in 0..20 {
+        manifests.push_str(&format!(
+            "---\nkind: SaltJob\nname: job {i:02}\nspec: {{ cmd: local, fun: test.ping, target: All Minions }}\n"
+        ));
+    }
+    estate.write("mixed.yaml", &manifests);
+    let apply = estate
+        .run(&["apply", "--auto-approve", "--parallelism", "1", "manifests"])
+        .await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let sddc_done = apply.stdout.find("Sddc/slow: Creation complete").unwrap();
+    let last_job_done = apply
+        .stdout
+        .rfind("SaltJob/job 19: Creation complete")
+        .unwrap();
+    assert!(sddc_done > apply.stdout.find("Sddc/slow: Creating...").unwrap());
+    assert!(last_job_done < sddc_done, "{}", apply.stdout);
 }

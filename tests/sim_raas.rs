@@ -7,26 +7,17 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sextant::sim::csp::IssuedAccessToken;
-use sextant::sim::raas::{ALL_MINIONS_UUID, MAX_PAGE_LIMIT, RaasState};
-use sextant::sim::vcd::VcdState;
+use sextant::sim::raas::{ALL_MINIONS_UUID, MAX_PAGE_LIMIT};
 use sextant::sim::{self, SimConfig, SimHandle};
 
-/// A simulator holding the default RaaS and VCD estates, with access tokens that live
-/// `ttl` simulated seconds.
+/// A simulator with its default estate, whose access tokens live `ttl` simulated seconds.
 async fn start_with_ttl(ttl: Duration) -> SimHandle {
-    let handle = sim::start(SimConfig {
+    sim::start(SimConfig {
         token_ttl: ttl,
         ..Default::default()
     })
     .await
-    .unwrap();
-    {
-        // Set the estates explicitly so these tests do not depend on how the core seeds them.
-        let mut state = handle.sim.state.lock().await;
-        state.raas = RaasState::default_estate();
-        state.vcd = VcdState::default_estate();
-    }
-    handle
+    .unwrap()
 }
 
 async fn start() -> SimHandle {
@@ -155,6 +146,42 @@ async fn get_login_sets_xsrf_cookie_and_header() {
 }
 
 #[tokio::test]
+async fn get_version_hands_out_the_same_xsrf_token_and_it_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SimConfig {
+        state_file: Some(dir.path().join("state.json")),
+        ..Default::default()
+    };
+    let handle = sim::start(config.clone()).await.unwrap();
+    let response = client()
+        .get(format!("{}/version", handle.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let header = response.headers()["x-xsrftoken"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(set_cookie(&response, "_xsrf").unwrap(), header);
+    assert!(response.headers().contains_key("raas-instance-id"));
+    let body: Value = response.json().await.unwrap();
+    assert!(body["version"].is_string());
+    assert_eq!(xsrf(&handle).await, header);
+    handle.stop().await;
+
+    let handle = sim::start(config).await.unwrap();
+    let raas = Raas {
+        xsrf: header,
+        ..Raas::basic(&handle).await
+    };
+    assert_eq!(
+        raas.ret("test", "echo", json!({"message": "kept"})).await,
+        "kept"
+    );
+}
+
+#[tokio::test]
 async fn cloud_login_with_only_the_bearer_token_returns_xsrf_and_session() {
     let handle = start().await;
     csp_token(&handle, "access-1", 600).await;
@@ -186,6 +213,32 @@ async fn cloud_login_with_only_the_bearer_token_returns_xsrf_and_session() {
             "hi"
         );
     }
+}
+
+#[tokio::test]
+async fn csp_auth_token_header_is_accepted_only_when_the_option_is_on() {
+    let handle = start().await;
+    csp_token(&handle, "access-3", 600).await;
+    let token = xsrf(&handle).await;
+    let echo = || {
+        client()
+            .post(format!("{}/rpc", handle.base_url))
+            .header("csp-auth-token", "access-3")
+            .header("x-xsrftoken", &token)
+            .header("cookie", format!("_xsrf={token}"))
+            .json(&json!({"resource": "test", "method": "echo", "arg": ["x"]}))
+            .send()
+    };
+    assert_eq!(echo().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    handle
+        .sim
+        .state
+        .lock()
+        .await
+        .raas
+        .options
+        .accept_csp_auth_token_header = true;
+    assert_eq!(echo().await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -475,6 +528,139 @@ async fn html_login_page_option_answers_200_to_unauthenticated_calls() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.text().await.unwrap().contains("<html>"));
+}
+
+#[tokio::test]
+async fn cloud_login_with_an_access_token_from_the_csp_exchange() {
+    let handle = start().await;
+    let response = client()
+        .post(format!(
+            "{}/csp/gateway/am/api/auth/api-tokens/authorize",
+            handle.base_url
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("api_token=my-api-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let access = response.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = client()
+        .post(format!("{}/account/login/", handle.base_url))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let raas = Raas {
+        base: handle.base_url.clone(),
+        auth: format!("Bearer {access}"),
+        xsrf: response.headers()["x-xsrftoken"]
+            .to_str()
+            .unwrap()
+            .to_owned(),
+    };
+    let ret = raas
+        .ret(
+            "tgt",
+            "get_target_group",
+            json!({"tgt_uuid": ALL_MINIONS_UUID}),
+        )
+        .await;
+    assert_eq!(ret["count"], 1);
+}
+
+#[tokio::test]
+async fn xsrf_403_carries_the_missing_xsrf_reason_phrase() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let handle = start().await;
+    let mut stream = tokio::net::TcpStream::connect(handle.addr).await.unwrap();
+    let body = r#"{"resource":"test","method":"echo","arg":["x"]}"#;
+    let request = format!(
+        "POST /rpc HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    let status_line = reply.lines().next().unwrap();
+    assert_eq!(status_line, "HTTP/1.1 403 Missing XSRF token");
+}
+
+#[tokio::test]
+async fn with_xsrf_disabled_no_cookie_is_handed_out_and_none_is_needed() {
+    let handle = start().await;
+    let response = client()
+        .put(format!("{}/_sim/raas/options", handle.base_url))
+        .json(&json!({"xsrf_enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = client()
+        .get(format!("{}/account/login", handle.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert!(set_cookie(&response, "_xsrf").is_none());
+    assert!(!response.headers().contains_key("x-xsrftoken"));
+    let response = client()
+        .post(format!("{}/rpc", handle.base_url))
+        .header("authorization", basic("root", "salt"))
+        .json(&json!({"resource": "test", "method": "echo", "arg": ["x"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn raas_and_vcd_state_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SimConfig {
+        state_file: Some(dir.path().join("state.json")),
+        ..Default::default()
+    };
+    let handle = sim::start(config.clone()).await.unwrap();
+    let raas = Raas::basic(&handle).await;
+    let job = raas
+        .ret(
+            "job",
+            "save_job",
+            json!({"name": "kept", "fun": "test.ping"}),
+        )
+        .await;
+    let jwt = vcd_login(&handle, "administrator", "System").await;
+    let (client_id, secret) = create_token(&handle, &jwt, "System", "kept").await;
+    let response = cloudapi(
+        &handle,
+        reqwest::Method::DELETE,
+        &format!("tokens/urn:vcloud:token:{client_id}"),
+        &jwt,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    handle.stop().await;
+
+    let handle = sim::start(config).await.unwrap();
+    let raas = Raas {
+        base: handle.base_url.clone(),
+        ..raas
+    };
+    let ret = raas.ret("job", "get_jobs", json!({"job_uuid": job})).await;
+    assert_eq!(ret["results"][0]["name"], "kept");
+    let response = cloudapi(&handle, reqwest::Method::GET, "sessions/current", &jwt).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = form(
+        &handle,
+        "/oauth/provider/token",
+        &format!("grant_type=refresh_token&refresh_token={secret}"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
 // ---- RaaS: envelope --------------------------------------------------------------------
@@ -1455,4 +1641,63 @@ async fn vcd_logout_ends_the_session() {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let response = cloudapi(&handle, reqwest::Method::GET, "sessions/current", &jwt).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn vcd_legacy_login_and_org_list_speak_xml() {
+    let handle = start().await;
+    let response = client()
+        .post(format!("{}/api/sessions", handle.base_url))
+        .header("accept", "application/*+xml;version=36.1")
+        .header("authorization", basic("orgadmin@acme", "pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let jwt = response.headers()["x-vmware-vcloud-access-token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(response.text().await.unwrap().contains("<Session "));
+    let list = |token: String| {
+        client()
+            .get(format!("{}/api/org", handle.base_url))
+            .header("accept", "application/*+xml;version=36.1")
+            .bearer_auth(token)
+            .send()
+    };
+    let response = list(jwt).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("name=\"acme\""), "{text}");
+    assert!(!text.contains("name=\"System\""), "{text}");
+    let response = list("not-a-token".to_owned()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.text().await.unwrap().contains("<Error "));
+}
+
+#[tokio::test]
+async fn yaml_seed_data_lists_raas_objects_without_uuids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seed.yaml");
+    std::fs::write(
+        &path,
+        "raas:\n  target_groups:\n    - name: web\n      desc: Web servers\n      tgt:\n        \"*\": {tgt_type: glob, tgt: \"web*\"}\n",
+    )
+    .unwrap();
+    let handle = sim::start(SimConfig {
+        seed_data: Some(path),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let raas = Raas::basic(&handle).await;
+    let ret = raas.ret("tgt", "get_target_group", json!({})).await;
+    assert_eq!(ret["count"], 1);
+    assert_eq!(ret["results"][0]["name"], "web");
+    let uuid = ret["results"][0]["uuid"].as_str().unwrap().to_owned();
+    let again = raas
+        .ret("tgt", "get_target_group", json!({"tgt_uuid": uuid}))
+        .await;
+    assert_eq!(again["count"], 1);
 }

@@ -1375,6 +1375,14 @@ async fn vsphere_sessions_can_be_expired_by_the_admin_api() {
     assert_eq!(expire.status(), StatusCode::NO_CONTENT);
     let (status, _) = vsphere(&sim, &id, reqwest::Method::GET, "/rest/vcenter/vm", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The POST form of logout ends the session as DELETE does.
+    let id = vsphere_session(&sim).await;
+    let url = "/rest/com/vmware/cis/session?~action=delete";
+    let (status, _) = vsphere(&sim, &id, reqwest::Method::POST, url, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = vsphere(&sim, &id, reqwest::Method::GET, "/rest/vcenter/vm", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -1708,6 +1716,9 @@ async fn vsphere_api_flavour_is_unwrapped_and_answers_201_and_204() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error_type"], "INVALID_ARGUMENT");
+    let (status, info) = vsphere(&sim, &id, reqwest::Method::GET, "/api/session", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["user"], "u");
     let (status, _) = vsphere(&sim, &id, reqwest::Method::DELETE, "/api/session", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = vsphere(&sim, &id, reqwest::Method::GET, "/api/vcenter/vm", None).await;

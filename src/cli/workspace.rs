@@ -60,9 +60,6 @@ impl Workspace {
         } else {
             None
         };
-        for connection in model.connections.values() {
-            warn_plain_http(reporter, &connection.name, &connection.config.url);
-        }
         let providers = ProviderSet::connect(&model, &scope)?;
         Ok(Self {
             model,
@@ -95,6 +92,7 @@ impl Workspace {
     }
 
     pub async fn close(self) {
+        self.providers.close().await;
         if let Some(sim) = self.sim {
             sim.stop().await;
         }
@@ -159,24 +157,6 @@ fn point_at_sim(model: &mut Model, base_url: &str) {
         if config.password.is_some() && !usable(&config.password) {
             config.password = Some(dummy("password"));
         }
-    }
-}
-
-/// One line on stderr for a plain `http://` URL to anything but loopback.
-fn warn_plain_http(reporter: &Reporter, connection: &str, url: &str) {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return;
-    };
-    let host = rest.split(['/', ':']).next().unwrap_or("");
-    let loopback = host == "localhost"
-        || host == "[::1]"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        reporter.warning(&format!(
-            "connection `{connection}` uses plain http:// to `{host}`: credentials travel unencrypted"
-        ));
     }
 }
 

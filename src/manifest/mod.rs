@@ -24,7 +24,7 @@ use std::path::PathBuf;
 pub use connection::raas_region_url;
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use graph::{DependencyGraph, GraphFormat, dependency_graph};
-pub use schema::{manifest_schema, schema_json};
+pub use schema::{document_def, manifest_schema, schema_json};
 
 use crate::model::Model;
 

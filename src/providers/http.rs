@@ -542,7 +542,9 @@ pub fn warn_if_cleartext(connection: &str, url: &str) {
     let Some(rest) = url.strip_prefix("http://") else {
         return;
     };
-    let host_port = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    // Never log `user:password@`.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = match host_port.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(v6),
         None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),

@@ -456,8 +456,10 @@ impl VcdProvider {
                         FormValue::Plain(client_id.to_string()),
                     ),
                 ])
-                // One-shot: a resent grant would fail and the first secret would be lost.
-                .idempotent(false);
+                // Resent on 503/504 or a broken connection: if the first grant was carried
+                // out, its secret is lost whatever we do (the resend fails with
+                // `invalid_grant`); if it was not, the resend receives the secret.
+                .idempotent(true);
             let response = match self.http.send(request).await {
                 Ok(response) => response,
                 Err(err) => return Err(lost_secret(name, client_id, &err.to_string())),

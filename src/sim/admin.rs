@@ -215,6 +215,9 @@ pub struct AdminState {
     counters: [AtomicU64; 6],
     /// `Some` when `--credentials` restricts the accepted values.
     credentials: Option<BTreeSet<String>>,
+    /// SHA-256 of the state last written to `--state` (without `saved_at`), so unchanged
+    /// state is not rewritten.
+    saved_digest: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -243,6 +246,7 @@ impl AdminState {
             rng: std::sync::Mutex::new(StdRng::seed_from_u64(config.seed)),
             counters: Default::default(),
             credentials,
+            saved_digest: std::sync::Mutex::new(None),
         })
     }
 
@@ -332,16 +336,40 @@ impl super::Sim {
             .unwrap_or(self.config.token_ttl)
     }
 
-    /// Saves `state` to the `--state` file, if any: written to a temporary file beside it,
-    /// then renamed over it, so a killed simulator never leaves a half-written file. Every
-    /// handler that changes `state` calls this before answering.
+    /// Saves `state` to the `--state` file, if any and if it changed since the last save:
+    /// written to a temporary file beside it, then renamed over it, so a killed simulator
+    /// never leaves a half-written file. Every handler that changes `state` calls this before
+    /// answering.
     pub fn persist(&self, state: &mut SimState) {
+        self.save(state, false);
+    }
+
+    /// Saves even when only the simulated time moved (`/_sim/clock/advance`).
+    fn persist_clock(&self, state: &mut SimState) {
+        self.save(state, true);
+    }
+
+    fn save(&self, state: &mut SimState, force: bool) {
+        use sha2::Digest;
         let Some(path) = &self.config.state_file else {
             return;
         };
+        let previous = state.saved_at.take();
+        let digest = serde_json::to_vec(&*state)
+            .map(|bytes| sha2::Sha256::digest(&bytes).to_vec())
+            .ok();
+        state.saved_at = previous;
+        let mut last = match self.admin.saved_digest.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !force && digest.is_some() && *last == digest {
+            return;
+        }
         state.saved_at = Some(self.clock.now());
-        if let Err(err) = save_state(path, state) {
-            tracing::warn!(error = %err, "simulator state not saved");
+        match save_state(path, state) {
+            Ok(()) => *last = digest,
+            Err(err) => tracing::warn!(error = %err, "simulator state not saved"),
         }
     }
 }
@@ -550,7 +578,7 @@ async fn advance_clock(State(sim): State<SimRef>, body: Bytes) -> Response {
     };
     sim.clock.advance(Duration::from_secs(request.seconds));
     let mut state = sim.state.lock().await;
-    sim.persist(&mut state);
+    sim.persist_clock(&mut state);
     drop(state);
     Json(json!({ "now": sim.clock.now() })).into_response()
 }
@@ -643,12 +671,6 @@ pub async fn fault_layer(State(sim): State<SimRef>, request: Request, next: Next
     }
     let drop = take_drop(&sim, faults.drop_rate);
     let response = next.run(request).await;
-    if matches!(api, Api::Raas | Api::Vcd) && sim.config.state_file.is_some() {
-        // Their handlers change state without saving it; RPC reads are saved too, which is
-        // harmless (the document is the same).
-        let mut state = sim.state.lock().await;
-        sim.persist(&mut state);
-    }
     if !drop {
         return response;
     }
@@ -731,6 +753,33 @@ mod tests {
             &Method::GET,
             "/vmc/api/orgs/o/sddcs"
         ));
+    }
+
+    #[tokio::test]
+    async fn unchanged_state_is_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let config = SimConfig {
+            state_file: Some(path.clone()),
+            ..SimConfig::default()
+        };
+        let sim = super::super::Sim {
+            clock: super::super::SimClock::new(1.0),
+            admin: AdminState::new(&config).unwrap(),
+            state: tokio::sync::Mutex::new(default_estate()),
+            config,
+        };
+        let mut state = sim.state.lock().await;
+        sim.persist(&mut state);
+        assert!(path.exists());
+        std::fs::remove_file(&path).unwrap();
+        sim.persist(&mut state);
+        assert!(!path.exists(), "nothing changed, nothing written");
+        state.vsphere.vms.clear();
+        sim.persist(&mut state);
+        let saved: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(saved["vsphere"]["vms"], json!({}));
     }
 
     #[test]

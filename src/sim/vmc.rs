@@ -743,7 +743,7 @@ fn cluster_json(sddc: &SddcRecord) -> Value {
 }
 
 fn sddc_json(sddc: &SddcRecord) -> Value {
-    let short = &sddc.id[..8.min(sddc.id.len())];
+    let short = sddc.id.get(..8).unwrap_or(&sddc.id);
     json!({
         "id": sddc.id,
         "name": sddc.name,
@@ -1698,7 +1698,10 @@ impl Filter {
         let mut pos = 0;
         let filter = parse_or(&tokens, &mut pos)?;
         if pos != tokens.len() {
-            return Err(format!("unexpected `{}`", tokens[pos]));
+            return Err(format!(
+                "unexpected `{}`",
+                tokens.get(pos).map(String::as_str).unwrap_or_default()
+            ));
         }
         Ok(filter)
     }

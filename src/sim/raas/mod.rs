@@ -45,6 +45,8 @@ pub const XSRF_MISSING_REASON: &str = "Missing XSRF token";
 pub const SESSION_COOKIE: &str = "raas_session";
 /// Header identifying the server instance on every response.
 pub const INSTANCE_HEADER: &str = "raas-instance-id";
+/// Header some clients use for the CSP access token instead of `Authorization: Bearer`.
+pub const CSP_AUTH_TOKEN_HEADER: &str = "csp-auth-token";
 /// Auth backend used when a login names none.
 pub const DEFAULT_CONFIG_NAME: &str = "internal";
 /// Auth backend name reported for cloud (CSP) logins.
@@ -68,6 +70,9 @@ pub struct RaasOptions {
     /// Answer unauthenticated `/rpc` calls with the HTML login page and status 200 (the
     /// behaviour one third-party client reports) instead of 401.
     pub html_login_page_when_unauthenticated: bool,
+    /// Also accept the CSP access token in a `csp-auth-token` header (one third-party client
+    /// sends it that way; unverified, so off by default).
+    pub accept_csp_auth_token_header: bool,
     /// Error codes of RPC errors.
     pub error_codes: ErrorCodes,
 }
@@ -81,6 +86,7 @@ impl Default for RaasOptions {
             job_blocks_target_delete: true,
             schedule_save_unknown_uuid_creates: true,
             html_login_page_when_unauthenticated: false,
+            accept_csp_auth_token_header: false,
             error_codes: ErrorCodes::default(),
         }
     }
@@ -167,12 +173,26 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Everything the simulated RaaS holds.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+impl Session {
+    /// Who the session authenticates.
+    fn principal(&self) -> Principal {
+        Principal {
+            username: self.username.clone(),
+            config_name: self.config_name.clone(),
+        }
+    }
+}
+
+/// Everything the simulated RaaS holds. Its `Debug` shows counts, never the XSRF token.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct RaasState {
+    /// Target groups by UUID. Seed data may also give a list (see [`by_uuid`]).
+    #[serde(deserialize_with = "by_uuid")]
     pub target_groups: BTreeMap<String, TargetGroup>,
+    #[serde(deserialize_with = "by_uuid")]
     pub jobs: BTreeMap<String, Job>,
+    #[serde(deserialize_with = "by_uuid")]
     pub schedules: BTreeMap<String, Schedule>,
     pub commands: BTreeMap<String, Command>,
     /// Sessions by SHA-256 (hex) of the JWT or session cookie value.
@@ -182,6 +202,78 @@ pub struct RaasState {
     /// Sent as `RaaS-Instance-ID`; empty until first needed.
     pub instance_id: String,
     pub options: RaasOptions,
+}
+
+impl std::fmt::Debug for RaasState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaasState")
+            .field("target_groups", &self.target_groups.len())
+            .field("jobs", &self.jobs.len())
+            .field("schedules", &self.schedules.len())
+            .field("commands", &self.commands.len())
+            .field("sessions", &self.sessions.len())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An object stored by UUID.
+trait Keyed {
+    /// Namespace of the UUID derived from the name when seed data gives none.
+    const KIND: &'static str;
+    fn uuid_mut(&mut self) -> &mut String;
+    fn name(&self) -> &str;
+}
+
+/// Implements [`Keyed`] for object types keyed by their `uuid` field and named by `name`.
+macro_rules! keyed_by_uuid {
+    ($($object:ty => $kind:literal),* $(,)?) => {$(
+        impl Keyed for $object {
+            const KIND: &'static str = $kind;
+            fn uuid_mut(&mut self) -> &mut String {
+                &mut self.uuid
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+        }
+    )*};
+}
+
+keyed_by_uuid!(TargetGroup => "tgt", Job => "job", Schedule => "schedule");
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum MapOrList<T> {
+    Map(BTreeMap<String, T>),
+    List(Vec<T>),
+}
+
+/// Reads objects as a map by UUID (the saved form) or a list (handy in seed data). An object
+/// without `uuid` takes its map key, or in a list a UUID derived from its kind and name, so
+/// seed files stay stable across runs.
+fn by_uuid<'de, D, T>(deserializer: D) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Keyed + serde::Deserialize<'de>,
+{
+    let objects: Vec<(Option<String>, T)> =
+        match <MapOrList<T> as serde::Deserialize>::deserialize(deserializer)? {
+            MapOrList::Map(map) => map.into_iter().map(|(k, v)| (Some(k), v)).collect(),
+            MapOrList::List(list) => list.into_iter().map(|v| (None, v)).collect(),
+        };
+    let mut out = BTreeMap::new();
+    for (key, mut object) in objects {
+        if object.uuid_mut().is_empty() {
+            let uuid = key.unwrap_or_else(|| {
+                let seed = format!("sextant-sim/raas/{}/{}", T::KIND, object.name());
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes()).to_string()
+            });
+            *object.uuid_mut() = uuid;
+        }
+        out.insert(object.uuid_mut().clone(), object);
+    }
+    Ok(out)
 }
 
 /// The owner recorded for objects the simulator seeds itself.
@@ -287,6 +379,11 @@ impl RaasState {
             self.xsrf_token = new_xsrf_token(now);
         }
         self.xsrf_token.clone()
+    }
+
+    /// Whether the XSRF token or instance id is still to be minted (a change to save).
+    fn minting_needed(&self) -> bool {
+        (self.options.xsrf_enabled && self.xsrf_token.is_empty()) || self.instance_id.is_empty()
     }
 
     fn instance_id(&mut self) -> String {
@@ -406,7 +503,14 @@ enum Credentials {
     Malformed,
 }
 
-fn credentials(headers: &HeaderMap) -> Option<Credentials> {
+fn credentials(headers: &HeaderMap, raas: &RaasState) -> Option<Credentials> {
+    if raas.options.accept_csp_auth_token_header
+        && headers.get(header::AUTHORIZATION).is_none()
+        && let Some(token) = header_str(headers, CSP_AUTH_TOKEN_HEADER).map(str::trim)
+        && !token.is_empty()
+    {
+        return Some(Credentials::Bearer(token.to_owned()));
+    }
     let value = header_str(headers, "authorization")?.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim().to_owned();
@@ -496,9 +600,14 @@ fn xsrf_ok(headers: &HeaderMap, raas: &RaasState) -> bool {
     !raas.xsrf_token.is_empty() && sent == jar && sent == raas.xsrf_token
 }
 
-/// Adds the XSRF header and cookie to a response.
-fn hand_out_xsrf(response: &mut Response, token: &str) {
-    if let Ok(value) = HeaderValue::from_str(token) {
+/// Adds the XSRF header and cookie to a response; with XSRF disabled there is neither, which
+/// is how clients learn it is off.
+fn hand_out_xsrf(response: &mut Response, raas: &mut RaasState, now: DateTime<Utc>) {
+    if !raas.options.xsrf_enabled {
+        return;
+    }
+    let token = raas.current_xsrf(now);
+    if let Ok(value) = HeaderValue::from_str(&token) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(XSRF_HEADER), value);
@@ -530,7 +639,7 @@ fn authenticate(
     raas: &RaasState,
     now: DateTime<Utc>,
 ) -> Result<Principal, Unauthorized> {
-    match credentials(headers) {
+    match credentials(headers, raas) {
         Some(Credentials::Bearer(token)) => match csp.validate_access_token(&token, now) {
             Ok(issued) => Ok(csp_principal(&issued.org_id)),
             Err(TokenProblem::Expired) => Err(Unauthorized::new(
@@ -543,10 +652,7 @@ fn authenticate(
             )),
         },
         Some(Credentials::Jwt(token)) => match raas.session(&token, now) {
-            Ok(session) => Ok(Principal {
-                username: session.username.clone(),
-                config_name: session.config_name.clone(),
-            }),
+            Ok(session) => Ok(session.principal()),
             Err(TokenProblem::Expired) => Err(Unauthorized::new(
                 "Unauthorized",
                 "jwt not authorized: the jwt has expired",
@@ -575,10 +681,7 @@ fn authenticate(
         )),
         None => match cookie(headers, SESSION_COOKIE) {
             Some(value) => match raas.session(value, now) {
-                Ok(session) => Ok(Principal {
-                    username: session.username.clone(),
-                    config_name: session.config_name.clone(),
-                }),
+                Ok(session) => Ok(session.principal()),
                 Err(_) => Err(Unauthorized::new(
                     "Unauthorized",
                     "authentication required: the session has expired",
@@ -605,7 +708,6 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let SimState { csp, raas, .. } = &mut *guard;
-    let token = raas.current_xsrf(now);
     let body = match authenticate(&sim, &headers, csp, raas, now) {
         Ok(p) => json!({
             "authenticated": true,
@@ -613,24 +715,32 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
         }),
         Err(_) => json!({"authenticated": false, "attributes": null}),
     };
-    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    hand_out_xsrf(&mut response, &token);
-    with_instance(response, raas)
+    xsrf_handout(&sim, &mut guard, body, now)
 }
 
 /// `GET /version`: the old way to get an `_xsrf` cookie (raas.md §1).
 async fn get_version(State(sim): State<SimRef>) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
-    let raas = &mut guard.raas;
-    let token = raas.current_xsrf(now);
-    let mut response = (
-        StatusCode::OK,
-        axum::Json(json!({"version": rpc::RAAS_VERSION})),
-    )
-        .into_response();
-    hand_out_xsrf(&mut response, &token);
-    with_instance(response, raas)
+    xsrf_handout(&sim, &mut guard, json!({"version": rpc::RAAS_VERSION}), now)
+}
+
+/// The 200 reply of a GET that hands out the XSRF token: `body`, the token (header and
+/// cookie) and the instance id; the state is saved when the token or id was minted for it.
+fn xsrf_handout(
+    sim: &super::Sim,
+    state: &mut SimState,
+    body: Value,
+    now: DateTime<Utc>,
+) -> Response {
+    let fresh = state.raas.minting_needed();
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    hand_out_xsrf(&mut response, &mut state.raas, now);
+    let response = with_instance(response, &mut state.raas);
+    if fresh {
+        sim.persist(state);
+    }
+    response
 }
 
 /// The JSON body of a password login.
@@ -652,7 +762,11 @@ async fn post_login(State(sim): State<SimRef>, headers: HeaderMap, body: Bytes) 
     let SimState { csp, raas, .. } = &mut *guard;
     raas.prune_sessions(now);
     let response = login(&sim, &headers, &body, csp, raas, now);
-    with_instance(response, raas)
+    let response = with_instance(response, raas);
+    if response.status().is_success() {
+        sim.persist(&mut guard);
+    }
+    response
 }
 
 fn login(
@@ -671,7 +785,7 @@ fn login(
                 .map(str::to_owned)
         })
         .is_some_and(|t| t.eq_ignore_ascii_case("jwt"));
-    if let Some(Credentials::Bearer(token)) = credentials(headers) {
+    if let Some(Credentials::Bearer(token)) = credentials(headers, raas) {
         let issued = match csp.validate_access_token(&token, now) {
             Ok(issued) => issued,
             Err(TokenProblem::Expired) => {
@@ -690,8 +804,7 @@ fn login(
             config_name: principal.config_name.clone(),
             expires_at: issued.expires_at,
         };
-        let xsrf = raas.current_xsrf(now);
-        return logged_in(raas, session, wants_jwt, &xsrf, now);
+        return logged_in(raas, session, wants_jwt, now);
     }
     if !xsrf_ok(headers, raas) {
         return xsrf_forbidden();
@@ -721,12 +834,11 @@ fn login(
         || login
             .token_type
             .is_some_and(|t| t.eq_ignore_ascii_case("jwt"));
-    let xsrf = raas.current_xsrf(now);
-    logged_in(raas, session, wants_jwt, &xsrf, now)
+    logged_in(raas, session, wants_jwt, now)
 }
 
 fn session_ttl(sim: &super::Sim) -> chrono::Duration {
-    chrono::Duration::from_std(sim.config.token_ttl).unwrap_or(chrono::Duration::seconds(1800))
+    chrono::Duration::from_std(sim.token_ttl()).unwrap_or(chrono::Duration::seconds(1800))
 }
 
 /// The 200 reply of a successful login: attributes, the JWT when asked for, a session
@@ -735,7 +847,6 @@ fn logged_in(
     raas: &mut RaasState,
     session: Session,
     wants_jwt: bool,
-    xsrf: &str,
     now: DateTime<Utc>,
 ) -> Response {
     let mut body = json!({
@@ -750,7 +861,7 @@ fn logged_in(
     }
     let cookie_value = raas.open_session(session);
     let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    hand_out_xsrf(&mut response, xsrf);
+    hand_out_xsrf(&mut response, raas, now);
     append_cookie(
         &mut response,
         &format!("{SESSION_COOKIE}={cookie_value}; Path=/; HttpOnly"),
@@ -763,8 +874,12 @@ async fn post_rpc(State(sim): State<SimRef>, headers: HeaderMap, body: Bytes) ->
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let SimState { csp, raas, .. } = &mut *guard;
-    let response = rpc_response(&sim, &headers, &body, csp, raas, now);
-    with_instance(response, raas)
+    let (response, changed) = rpc_response(&sim, &headers, &body, csp, raas, now);
+    let response = with_instance(response, raas);
+    if changed {
+        sim.persist(&mut guard);
+    }
+    response
 }
 
 fn rpc_response(
@@ -774,46 +889,49 @@ fn rpc_response(
     csp: &CspState,
     raas: &mut RaasState,
     now: DateTime<Utc>,
-) -> Response {
+) -> (Response, bool) {
     if !xsrf_ok(headers, raas) {
-        return xsrf_forbidden();
+        return (xsrf_forbidden(), false);
     }
     let principal = match authenticate(sim, headers, csp, raas, now) {
         Ok(p) => p,
         Err(refusal) => {
             if raas.options.html_login_page_when_unauthenticated {
-                return (
+                let page = (
                     StatusCode::OK,
                     [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
                     LOGIN_PAGE,
-                )
-                    .into_response();
+                );
+                return (page.into_response(), false);
             }
-            return refusal.into_response();
+            return (refusal.into_response(), false);
         }
     };
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(_) => {
-            return errors_response(
+            let refusal = errors_response(
                 StatusCode::BAD_REQUEST,
                 "Bad Request",
                 "the request body is not valid json",
             );
+            return (refusal, false);
         }
     };
-    let reply = match request {
+    let outcome = match request {
         Value::Array(calls) => rpc::batch(raas, &principal, now, calls),
         call @ Value::Object(_) => rpc::single(raas, &principal, now, call),
         _ => {
-            return errors_response(
+            let refusal = errors_response(
                 StatusCode::BAD_REQUEST,
                 "Bad Request",
                 "the request body must be an rpc envelope or a list of them",
             );
+            return (refusal, false);
         }
     };
-    (StatusCode::OK, axum::Json(reply)).into_response()
+    let response = (StatusCode::OK, axum::Json(outcome.reply)).into_response();
+    (response, outcome.changed)
 }
 
 /// What an unauthenticated client may be shown instead of a 401 (an option).
@@ -822,7 +940,9 @@ const LOGIN_PAGE: &str = "<!DOCTYPE html><html><head><title>Login</title></head>
 /// `POST /_sim/raas/rotate-xsrf`: tokens handed out so far stop working.
 async fn admin_rotate_xsrf(State(sim): State<SimRef>) -> StatusCode {
     let now = sim.clock.now();
-    sim.state.lock().await.raas.rotate_xsrf(now);
+    let mut guard = sim.state.lock().await;
+    guard.raas.rotate_xsrf(now);
+    sim.persist(&mut guard);
     StatusCode::NO_CONTENT
 }
 
@@ -837,5 +957,6 @@ async fn admin_put_options(
 ) -> axum::Json<RaasOptions> {
     let mut guard = sim.state.lock().await;
     guard.raas.options = options;
+    sim.persist(&mut guard);
     axum::Json(guard.raas.options.clone())
 }

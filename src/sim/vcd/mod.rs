@@ -1,13 +1,20 @@
 //! The simulated Cloud Director API-token surface, as read from `vcd.md`: OAuth token
-//! grants (`refresh_token` with an API token, the one-time `jwt-bearer` grant that hands out
-//! a new token's secret), client registration, cloudapi session login, and (in [`tokens`])
-//! the `cloudapi/1.0.0/tokens` list/get/revoke endpoints.
+//! grants and client registration ([`oauth`]), cloudapi session login ([`sessions`]), the
+//! `cloudapi/1.0.0/tokens` list/get/revoke endpoints ([`tokens`]) and the legacy XML login
+//! and org list ([`legacy`]). This file holds the state, the auth and `Accept` checks and the
+//! error body they share.
 //!
 //! Owns [`VcdState`]: orgs, users, API tokens (secrets kept only as SHA-256 digests) and the
 //! access tokens (JWTs) handed out. Errors use the OpenAPI error body
 //! `{minorErrorCode, message, stackTrace}`.
 
+mod legacy;
+mod oauth;
+mod sessions;
 mod tokens;
+
+use oauth::*;
+use sessions::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -139,13 +146,15 @@ pub struct AccessToken {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Everything the simulated Cloud Director holds.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// Everything the simulated Cloud Director holds. Its `Debug` shows counts, never digests.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct VcdState {
-    /// Orgs by lower-case name.
+    /// Orgs by lower-case name; seed data may give a list of `{name}` instead.
+    #[serde(deserialize_with = "orgs_by_name")]
     pub orgs: BTreeMap<String, Org>,
-    /// Users by URN.
+    /// Users by URN; seed data may give a list of `{name, org}` instead.
+    #[serde(deserialize_with = "users_by_id")]
     pub users: BTreeMap<String, User>,
     /// API tokens by URN.
     pub tokens: BTreeMap<String, ApiToken>,
@@ -154,6 +163,75 @@ pub struct VcdState {
     /// Access tokens by SHA-256 (hex) of their value.
     pub access_tokens: BTreeMap<String, AccessToken>,
     pub options: VcdOptions,
+}
+
+impl std::fmt::Debug for VcdState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VcdState")
+            .field("orgs", &self.orgs.keys().collect::<Vec<_>>())
+            .field("users", &self.users.len())
+            .field("tokens", &self.tokens.len())
+            .field("revoked_secrets", &self.revoked_secrets.len())
+            .field("access_tokens", &self.access_tokens.len())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum MapOrList<T> {
+    Map(BTreeMap<String, T>),
+    List(Vec<T>),
+}
+
+fn org_urn(name: &str) -> String {
+    urn("org", &format!("org/{}", name.to_lowercase()))
+}
+
+fn user_urn(name: &str, org: &str) -> String {
+    urn("user", &format!("user/{}/{}", org.to_lowercase(), name))
+}
+
+/// Orgs as saved (a map by lower-case name) or listed in seed data; a missing `id` is derived
+/// from the name.
+fn orgs_by_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, Org>, D::Error> {
+    let orgs: Vec<Org> = match <MapOrList<Org> as serde::Deserialize>::deserialize(deserializer)? {
+        MapOrList::Map(map) => map.into_values().collect(),
+        MapOrList::List(list) => list,
+    };
+    Ok(orgs
+        .into_iter()
+        .map(|mut org| {
+            if org.id.is_empty() {
+                org.id = org_urn(&org.name);
+            }
+            (org.name.to_lowercase(), org)
+        })
+        .collect())
+}
+
+/// Users as saved (a map by URN) or listed in seed data; a missing `id` is derived from the
+/// user and org names, as a login would.
+fn users_by_id<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, User>, D::Error> {
+    let users: Vec<User> = match <MapOrList<User> as serde::Deserialize>::deserialize(deserializer)?
+    {
+        MapOrList::Map(map) => map.into_values().collect(),
+        MapOrList::List(list) => list,
+    };
+    Ok(users
+        .into_iter()
+        .map(|mut user| {
+            if user.id.is_empty() {
+                user.id = user_urn(&user.name, &user.org);
+            }
+            (user.id.clone(), user)
+        })
+        .collect())
 }
 
 fn urn(kind: &str, seed: &str) -> String {
@@ -176,7 +254,7 @@ impl VcdState {
     /// Adds an org (no-op when it exists) and returns its stored name.
     pub fn add_org(&mut self, name: &str) -> String {
         let org = self.orgs.entry(name.to_lowercase()).or_insert_with(|| Org {
-            id: urn("org", &format!("org/{}", name.to_lowercase())),
+            id: org_urn(name),
             name: name.to_owned(),
         });
         org.name.clone()
@@ -185,7 +263,7 @@ impl VcdState {
     /// Finds or adds user `name` in an existing org; `None` when the org is unknown.
     pub fn add_user(&mut self, name: &str, org: &str) -> Option<User> {
         let org = self.orgs.get(&org.to_lowercase())?.name.clone();
-        let id = urn("user", &format!("user/{}/{}", org.to_lowercase(), name));
+        let id = user_urn(name, &org);
         let user = self.users.entry(id.clone()).or_insert_with(|| User {
             id,
             name: name.to_owned(),
@@ -204,7 +282,7 @@ impl VcdState {
         kind: AccessKind,
         now: DateTime<Utc>,
         ttl: chrono::Duration,
-    ) -> String {
+    ) -> (String, String) {
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let head = engine.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let claims = json!({
@@ -216,16 +294,17 @@ impl VcdState {
         });
         let body = engine.encode(claims.to_string().as_bytes());
         let value = format!("{head}.{body}.{}", random_string(43));
+        let session_id = uuid::Uuid::new_v4().to_string();
         self.access_tokens.insert(
             digest(&value),
             AccessToken {
-                session_id: uuid::Uuid::new_v4().to_string(),
+                session_id: session_id.clone(),
                 user_id: user.id.clone(),
                 kind,
                 expires_at: now + ttl,
             },
         );
-        value
+        (value, session_id)
     }
 
     /// Forgets expired access tokens.
@@ -257,7 +336,7 @@ fn digest(value: &str) -> String {
 }
 
 fn ttl(sim: &Sim) -> chrono::Duration {
-    chrono::Duration::from_std(sim.config.token_ttl).unwrap_or(chrono::Duration::seconds(1800))
+    chrono::Duration::from_std(sim.token_ttl()).unwrap_or(chrono::Duration::seconds(1800))
 }
 
 /// Routes of the Cloud Director endpoints and their admin hooks.
@@ -279,6 +358,10 @@ pub fn routes() -> Router<SimRef> {
             get(tokens::get_one).delete(tokens::revoke),
         )
         .route("/api/task/{id}", get(tokens::task))
+        .route("/api/sessions", post(legacy::login))
+        .route("/api/login", post(legacy::login))
+        .route("/api/org", get(legacy::org_list))
+        .route("/api/org/", get(legacy::org_list))
         .route(
             "/_sim/vcd/options",
             get(admin_get_options).put(admin_put_options),
@@ -290,9 +373,9 @@ pub fn routes() -> Router<SimRef> {
 #[derive(Debug, thiserror::Error)]
 #[error("{minor}: {message}")]
 pub(crate) struct VcdError {
-    status: StatusCode,
-    minor: &'static str,
-    message: String,
+    pub status: StatusCode,
+    pub minor: &'static str,
+    pub message: String,
 }
 
 impl IntoResponse for VcdError {
@@ -425,431 +508,6 @@ pub(crate) fn caller(
     })
 }
 
-/// Decodes an `application/x-www-form-urlencoded` body.
-fn form_fields(body: &[u8]) -> BTreeMap<String, String> {
-    let text = String::from_utf8_lossy(body);
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .filter(|h| h.chars().all(|c| c.is_ascii_hexdigit()))
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], escaped) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, None) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn invalid_grant(state: &VcdState, message: &str) -> Response {
-    error(
-        status(state.options.invalid_grant_status, StatusCode::BAD_REQUEST),
-        "invalid_grant",
-        message,
-    )
-}
-
-async fn provider_token(State(sim): State<SimRef>, body: Bytes) -> Response {
-    token_grant(&sim, SYSTEM_ORG, &body).await
-}
-
-async fn tenant_token(State(sim): State<SimRef>, Path(org): Path<String>, body: Bytes) -> Response {
-    token_grant(&sim, &org, &body).await
-}
-
-/// `POST /oauth/{provider|tenant/{org}}/token`: the refresh-token and jwt-bearer grants.
-async fn token_grant(sim: &Sim, org: &str, body: &[u8]) -> Response {
-    let now = sim.clock.now();
-    let mut guard = sim.state.lock().await;
-    let state = &mut guard.vcd;
-    state.prune(now);
-    let fields = form_fields(body);
-    let Some(org) = state.org(org).map(|o| o.name.clone()) else {
-        return invalid_grant(state, "Invalid refresh token: unknown organization");
-    };
-    let mut response = match fields.get("grant_type").map(String::as_str) {
-        Some("refresh_token") => refresh_grant(sim, state, &org, &fields, now),
-        Some(JWT_BEARER_GRANT) => initial_grant(sim, state, &org, &fields, now),
-        Some(other) => error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            &format!("Unsupported grant type: {other}"),
-        ),
-        None => error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Missing grant_type",
-        ),
-    };
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn grant_reply(access_token: String, ttl: chrono::Duration, refresh_token: Value) -> Response {
-    let body = json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": ttl.num_seconds(),
-        "refresh_token": refresh_token,
-    });
-    (StatusCode::OK, axum::Json(body)).into_response()
-}
-
-fn refresh_grant(
-    sim: &Sim,
-    state: &mut VcdState,
-    org: &str,
-    fields: &BTreeMap<String, String>,
-    now: DateTime<Utc>,
-) -> Response {
-    let Some(secret) = fields.get("refresh_token").filter(|s| !s.is_empty()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Missing refresh_token",
-        );
-    };
-    let secret_digest = digest(secret);
-    let issued = state
-        .tokens
-        .values()
-        .find(|t| t.secret_digest.as_deref() == Some(secret_digest.as_str()))
-        .cloned();
-    let user = match issued {
-        Some(token) => {
-            if !token.org.eq_ignore_ascii_case(org) {
-                return invalid_grant(state, "Invalid refresh token");
-            }
-            match state.users.get(&token.owner_id) {
-                Some(user) => user.clone(),
-                None => return invalid_grant(state, "Invalid refresh token"),
-            }
-        }
-        None => {
-            let accepted = state.options.accept_unknown_api_tokens
-                && !state.revoked_secrets.contains(&secret_digest)
-                && sim.credential_accepted(secret);
-            if !accepted {
-                return invalid_grant(state, "Invalid refresh token");
-            }
-            match state.add_user("api-token-user", org) {
-                Some(user) => user,
-                None => return invalid_grant(state, "Invalid refresh token"),
-            }
-        }
-    };
-    let ttl = ttl(sim);
-    let access = state.issue_access_token(&user, AccessKind::ApiToken, now, ttl);
-    let refresh = if state.options.user_token_refresh_token_null {
-        Value::Null
-    } else {
-        json!(secret)
-    };
-    grant_reply(access, ttl, refresh)
-}
-
-/// The one-time grant: a password session's JWT plus a registered `client_id` give the new
-/// token's secret, once.
-fn initial_grant(
-    sim: &Sim,
-    state: &mut VcdState,
-    org: &str,
-    fields: &BTreeMap<String, String>,
-    now: DateTime<Utc>,
-) -> Response {
-    let (Some(assertion), Some(client_id)) = (fields.get("assertion"), fields.get("client_id"))
-    else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The jwt-bearer grant needs assertion and client_id",
-        );
-    };
-    let session = state
-        .access_tokens
-        .get(&digest(assertion))
-        .filter(|a| a.expires_at > now && a.kind == AccessKind::Password)
-        .cloned();
-    let Some(session) = session else {
-        return invalid_grant(state, "Invalid assertion");
-    };
-    let token_id = format!("{TOKEN_URN_PREFIX}{client_id}");
-    let Some(token) = state.tokens.get(&token_id).cloned() else {
-        return invalid_grant(state, "Invalid client");
-    };
-    if token.owner_id != session.user_id || !token.org.eq_ignore_ascii_case(org) {
-        return invalid_grant(state, "Invalid client");
-    }
-    if token.secret_digest.is_some() {
-        return invalid_grant(
-            state,
-            "The initial token for this client was already issued",
-        );
-    }
-    let Some(user) = state.users.get(&session.user_id).cloned() else {
-        return invalid_grant(state, "Invalid assertion");
-    };
-    let secret = random_string(API_TOKEN_LENGTH);
-    if let Some(stored) = state.tokens.get_mut(&token_id) {
-        stored.secret_digest = Some(digest(&secret));
-    }
-    let ttl = ttl(sim);
-    let access = state.issue_access_token(&user, AccessKind::ApiToken, now, ttl);
-    grant_reply(access, ttl, json!(secret))
-}
-
-async fn provider_register(State(sim): State<SimRef>, headers: HeaderMap, body: Bytes) -> Response {
-    register(&sim, SYSTEM_ORG, &headers, &body).await
-}
-
-async fn tenant_register(
-    State(sim): State<SimRef>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    register(&sim, &org, &headers, &body).await
-}
-
-/// `POST /oauth/{provider|tenant/{org}}/register`: registers the OAuth client behind a new
-/// API token (the token appears in the token list from now on, without a secret yet).
-async fn register(sim: &Sim, org: &str, headers: &HeaderMap, body: &[u8]) -> Response {
-    let now = sim.clock.now();
-    let mut guard = sim.state.lock().await;
-    let state = &mut guard.vcd;
-    let caller = match caller(headers, state, now) {
-        Ok(c) => c,
-        Err(refusal) => return refusal.into_response(),
-    };
-    if caller.kind == AccessKind::ApiToken {
-        return forbidden(
-            state.options.api_token_session_forbidden_status,
-            "A session opened with an API token cannot create API tokens",
-        );
-    }
-    if !caller.user.org.eq_ignore_ascii_case(org) {
-        return forbidden(
-            state.options.api_token_session_forbidden_status,
-            "API tokens can only be created in the user's own organization",
-        );
-    }
-    let request: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(_) => return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Invalid JSON body"),
-    };
-    let Some(name) = request
-        .get("client_name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.trim().is_empty())
-    else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "client_name is required",
-        );
-    };
-    if request.get("software_id").is_some_and(|v| !v.is_null()) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "Service accounts (software_id) are not simulated",
-        );
-    }
-    let duplicate = state
-        .tokens
-        .values()
-        .any(|t| t.owner_id == caller.user.id && t.name == name);
-    if duplicate {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "DUPLICATE_NAME",
-            &format!("An API token named {name} already exists for this user"),
-        );
-    }
-    let client_id = uuid::Uuid::new_v4().to_string();
-    let id = format!("{TOKEN_URN_PREFIX}{client_id}");
-    state.tokens.insert(
-        id.clone(),
-        ApiToken {
-            id,
-            client_id: client_id.clone(),
-            name: name.to_owned(),
-            owner_id: caller.user.id.clone(),
-            org: caller.user.org.clone(),
-            secret_digest: None,
-        },
-    );
-    let body = json!({
-        "client_name": name,
-        "client_id": client_id,
-        "grant_types": [JWT_BEARER_GRANT, "refresh_token"],
-        "token_endpoint_auth_method": "none",
-        "client_uri": null,
-        "software_id": null,
-        "software_version": null,
-        "scope": null,
-    });
-    (
-        status(state.options.register_status, StatusCode::OK),
-        axum::Json(body),
-    )
-        .into_response()
-}
-
-async fn provider_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    login(&sim, &headers, true).await
-}
-
-async fn tenant_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    login(&sim, &headers, false).await
-}
-
-/// Basic `user@org:password` from the `Authorization` header.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim().as_bytes())
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (login, password) = text.split_once(':')?;
-    let (user, org) = login.rsplit_once('@')?;
-    Some((user.to_owned(), org.to_owned(), password.to_owned()))
-}
-
-/// `POST /cloudapi/1.0.0/sessions[/provider]`: Basic login; the JWT comes back in
-/// `X-VMWARE-VCLOUD-ACCESS-TOKEN`.
-async fn login(sim: &Sim, headers: &HeaderMap, provider: bool) -> Response {
-    if let Err(refusal) = api_version(headers, SUPPORTED_API_VERSIONS[0]) {
-        return refusal.into_response();
-    }
-    let now = sim.clock.now();
-    let mut guard = sim.state.lock().await;
-    let state = &mut guard.vcd;
-    state.prune(now);
-    let Some((user, org, password)) = basic_credentials(headers) else {
-        return unauthorized("Send Basic credentials as user@org:password").into_response();
-    };
-    if !sim.credential_accepted(&user) || !sim.credential_accepted(&password) {
-        return unauthorized("Invalid credentials").into_response();
-    }
-    let is_system = org.eq_ignore_ascii_case(SYSTEM_ORG);
-    if provider != is_system {
-        let hint = if provider {
-            "Use /cloudapi/1.0.0/sessions to log in to a tenant organization"
-        } else {
-            "Use /cloudapi/1.0.0/sessions/provider to log in to the System organization"
-        };
-        return unauthorized(hint).into_response();
-    }
-    let Some(user) = state.add_user(&user, &org) else {
-        return unauthorized("Invalid credentials").into_response();
-    };
-    let access = state.issue_access_token(&user, AccessKind::Password, now, ttl(sim));
-    let Some(record) = state.access_tokens.get(&digest(&access)).cloned() else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_SERVER_ERROR",
-            "session lost",
-        );
-    };
-    let mut response = (
-        StatusCode::OK,
-        axum::Json(session_json(state, &user, &record.session_id)),
-    )
-        .into_response();
-    if let Ok(value) = HeaderValue::from_str(&access) {
-        response.headers_mut().insert(ACCESS_TOKEN_HEADER, value);
-    }
-    response
-        .headers_mut()
-        .insert(TOKEN_TYPE_HEADER, HeaderValue::from_static("Bearer"));
-    response
-}
-
-fn session_json(state: &VcdState, user: &User, session_id: &str) -> Value {
-    let org = json!({"name": user.org, "id": org_id(state, &user.org)});
-    let role = if user.org.eq_ignore_ascii_case(SYSTEM_ORG) {
-        "System Administrator"
-    } else {
-        "Organization Administrator"
-    };
-    json!({
-        "id": format!("urn:vcloud:session:{session_id}"),
-        "site": {"name": "sextant-sim", "id": urn("site", "site")},
-        "user": {"name": user.name, "id": user.id},
-        "org": org,
-        "operatingOrg": org,
-        "location": urn("location", "location"),
-        "roles": [role],
-        "roleRefs": [{"name": role, "id": urn("role", role)}],
-        "sessionIdleTimeoutMinutes": 30,
-    })
-}
-
-/// `GET /cloudapi/1.0.0/sessions/current`.
-async fn current_session(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = api_version(&headers, MIN_SESSION_API_VERSION) {
-        return refusal.into_response();
-    }
-    let now = sim.clock.now();
-    let guard = sim.state.lock().await;
-    match caller(&headers, &guard.vcd, now) {
-        Ok(caller) => (
-            StatusCode::OK,
-            axum::Json(session_json(&guard.vcd, &caller.user, &caller.session_id)),
-        )
-            .into_response(),
-        Err(refusal) => refusal.into_response(),
-    }
-}
-
-/// `DELETE /cloudapi/1.0.0/sessions/current`: the access token stops working.
-async fn logout(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = api_version(&headers, MIN_SESSION_API_VERSION) {
-        return refusal.into_response();
-    }
-    let now = sim.clock.now();
-    let mut guard = sim.state.lock().await;
-    match caller(&headers, &guard.vcd, now) {
-        Ok(caller) => {
-            guard.vcd.access_tokens.remove(&caller.token_digest);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(refusal) => refusal.into_response(),
-    }
-}
-
 async fn admin_get_options(State(sim): State<SimRef>) -> axum::Json<VcdOptions> {
     axum::Json(sim.state.lock().await.vcd.options.clone())
 }
@@ -861,5 +519,6 @@ async fn admin_put_options(
 ) -> axum::Json<VcdOptions> {
     let mut guard = sim.state.lock().await;
     guard.vcd.options = options;
+    sim.persist(&mut guard);
     axum::Json(guard.vcd.options.clone())
 }

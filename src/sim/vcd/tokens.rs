@@ -370,6 +370,7 @@ pub(super) async fn revoke(
         state.revoked_secrets.insert(secret_digest);
     }
     let code = status(state.options.revoke_status, StatusCode::NO_CONTENT);
+    sim.persist(&mut guard);
     let mut response = code.into_response();
     if code == StatusCode::ACCEPTED {
         let location = format!("/api/task/{}", uuid::Uuid::new_v4());
@@ -395,6 +396,24 @@ pub(super) async fn task(Path(id): Path<String>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeded_orgs_and_users_match_those_a_login_creates() {
+        let seeded: VcdState = serde_json::from_value(json!({
+            "orgs": [{"name": "System"}, {"name": "Beta"}],
+            "users": [{"name": "ops", "org": "Beta"}],
+        }))
+        .unwrap();
+        let mut logged_in = VcdState::default();
+        logged_in.add_org("System");
+        logged_in.add_org("Beta");
+        let user = logged_in.add_user("ops", "beta").unwrap();
+        assert_eq!(seeded.orgs, logged_in.orgs);
+        assert_eq!(seeded.users.get(&user.id), Some(&user));
+        let saved = serde_json::to_value(&seeded).unwrap();
+        let reloaded: VcdState = serde_json::from_value(saved).unwrap();
+        assert_eq!(reloaded.users, seeded.users);
+    }
 
     #[test]
     fn fiql_and_or_with_parentheses() {

@@ -1,0 +1,216 @@
+//! `tgt.*`: target groups, their `tgt` validation and the delete/`force` rules.
+
+use super::*;
+
+pub(super) const TARGET_LISTING: Listing<TargetGroup> = Listing {
+    sort_fields: &["name", "desc"],
+    sort_key: |_, g, field| match field {
+        "desc" => &g.desc,
+        _ => &g.name,
+    },
+    uuid: |g| &g.uuid,
+    render: |_, g| target_json(g),
+};
+
+/// `tgt_type` values the server accepts.
+pub const TGT_TYPES: &[&str] = &[
+    "compound",
+    "glob",
+    "grain",
+    "grain_pcre",
+    "pillar",
+    "pillar_pcre",
+    "list",
+    "ipcidr",
+    "pcre",
+    "node",
+];
+
+pub(super) fn access_metadata(owner: &Owner) -> Value {
+    let full = json!({"read": true, "write": true, "discover": true, "delete": true});
+    json!({"auth": {
+        "owner": {"username": owner.username, "config_name": owner.config_name, "uuid": owner.uuid},
+        "access": {
+            "Superuser": full,
+            "Administrator": full,
+            "User": {"read": true, "write": false, "discover": true, "delete": false},
+        },
+    }})
+}
+
+/// The name of the target group `uuid` names, when there is one.
+pub(super) fn target_name<'a>(state: &'a RaasState, uuid: Option<&str>) -> Option<&'a str> {
+    state.target_groups.get(uuid?).map(|g| g.name.as_str())
+}
+
+pub(super) fn target_json(group: &TargetGroup) -> Value {
+    json!({
+        "name": group.name,
+        "desc": group.desc,
+        "uuid": group.uuid,
+        "tgt": group.tgt,
+        "pillars": group.pillars,
+        "metadata": access_metadata(&group.owner),
+    })
+}
+
+pub(super) fn get_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
+    let call: &Call<'_> = call;
+    let items: Vec<&TargetGroup> = if let Some(uuid) = call.nonempty("tgt_uuid") {
+        call.state.target_groups.get(uuid).into_iter().collect()
+    } else {
+        let name = call.str("name").map(str::to_owned);
+        let desc = call.str("desc").map(str::to_owned);
+        let master = call.str("master_id").map(str::to_owned);
+        let pillar = call.str("pillar_uuid").map(str::to_owned);
+        call.state
+            .target_groups
+            .values()
+            .filter(|g| name.as_deref().is_none_or(|n| call.matches(&g.name, n)))
+            .filter(|g| desc.as_deref().is_none_or(|d| call.matches(&g.desc, d)))
+            .filter(|g| master.as_deref().is_none_or(|m| g.tgt.contains_key(m)))
+            .filter(|g| {
+                pillar
+                    .as_deref()
+                    .is_none_or(|p| g.pillars.iter().any(|x| x == p))
+            })
+            .collect()
+    };
+    call.page(items, &TARGET_LISTING)
+}
+
+pub(super) fn validate_tgt(tgt: &Map<String, Value>) -> Result<(), RpcFault> {
+    if tgt.is_empty() {
+        return Err(invalid("{} does not have enough properties"));
+    }
+    if tgt.contains_key("*") && tgt.len() > 1 {
+        return Err(invalid(
+            "master '*' must be the only key of `tgt` when present",
+        ));
+    }
+    for entry in tgt.values() {
+        let Some(entry) = entry.as_object() else {
+            return Err(invalid(format!("{entry} is not of type 'object'")));
+        };
+        for key in entry.keys() {
+            if key != "tgt_type" && key != "tgt" {
+                return Err(unexpected_properties(&[key]));
+            }
+        }
+        match entry.get("tgt_type") {
+            Some(Value::String(t)) => check_enum(Some(t), TGT_TYPES)?,
+            Some(other) => return Err(invalid(format!("{other} is not of type 'string'"))),
+            None => return Err(invalid("'tgt_type' is a required property")),
+        }
+        match entry.get("tgt") {
+            Some(Value::String(_)) => {}
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
+            Some(other) => return Err(invalid(format!("{other} is not of type 'string'"))),
+            None => return Err(invalid("'tgt' is a required property")),
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn save_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
+    let tgt = call
+        .value("tgt")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    validate_tgt(&tgt)?;
+    let pillars = call.strings("pillar_uuids");
+    let name = call.str("name").map(str::to_owned);
+    let desc = call.str("desc").map(str::to_owned);
+    if let Some(uuid) = call.nonempty("tgt_uuid").map(str::to_owned) {
+        let group = call
+            .state
+            .target_groups
+            .get_mut(&uuid)
+            .ok_or(RpcFault::NotFound {
+                kind: "target group",
+                uuid: uuid.clone(),
+            })?;
+        group.tgt = tgt;
+        if let Some(name) = name {
+            group.name = name;
+        }
+        if let Some(desc) = desc {
+            group.desc = desc;
+        }
+        if let Some(pillars) = pillars {
+            group.pillars = pillars;
+        }
+        return Ok(json!(uuid));
+    }
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let group = TargetGroup {
+        uuid: uuid.clone(),
+        name: name.unwrap_or_default(),
+        desc: desc.unwrap_or_default(),
+        tgt,
+        pillars: pillars.unwrap_or_default(),
+        owner: call.owner(),
+    };
+    call.state.target_groups.insert(uuid.clone(), group);
+    Ok(json!(uuid))
+}
+
+pub(super) fn delete_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
+    let uuids = call.strings("tgt_uuid").unwrap_or_default();
+    let force = call.bool("force").unwrap_or(false);
+    for uuid in &uuids {
+        if !call.state.target_groups.contains_key(uuid) {
+            return Err(RpcFault::NotFound {
+                kind: "target group",
+                uuid: uuid.clone(),
+            });
+        }
+    }
+    let uses = |t: &Option<String>| t.as_ref().is_some_and(|t| uuids.contains(t));
+    let schedules: Vec<(String, String)> = call
+        .state
+        .schedules
+        .values()
+        .filter(|s| uses(&s.tgt_uuid))
+        .map(|s| (s.uuid.clone(), s.name.clone()))
+        .collect();
+    let jobs: Vec<(String, String)> = if call.state.options.job_blocks_target_delete {
+        call.state
+            .jobs
+            .values()
+            .filter(|j| uses(&j.tgt_uuid))
+            .map(|j| (j.uuid.clone(), j.name.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !force {
+        let (dependants_kind, deps) = if schedules.is_empty() {
+            ("jobs", &jobs)
+        } else {
+            ("schedules", &schedules)
+        };
+        if !deps.is_empty() {
+            return Err(RpcFault::Dependency {
+                kind: "target group",
+                uuid: uuids.join(", "),
+                dependants_kind,
+                names: deps.iter().map(|(_, n)| format!("`{n}`")).collect(),
+                uuids: deps.iter().map(|(u, _)| u.clone()).collect(),
+            });
+        }
+    }
+    for (uuid, _) in &schedules {
+        call.state.schedules.remove(uuid);
+    }
+    for job in call.state.jobs.values_mut() {
+        if uses(&job.tgt_uuid) {
+            job.tgt_uuid = None;
+        }
+    }
+    for uuid in &uuids {
+        call.state.target_groups.remove(uuid);
+    }
+    Ok(Value::Null)
+}
