@@ -140,6 +140,30 @@ fn invalid(message: impl Into<String>) -> RpcFault {
     RpcFault::Validation(message.into())
 }
 
+/// The object `uuid` names among `objects`, or `NotFound` for a `kind`.
+fn existing<'a, T>(
+    objects: &'a BTreeMap<String, T>,
+    kind: &'static str,
+    uuid: &str,
+) -> Result<&'a T, RpcFault> {
+    objects.get(uuid).ok_or_else(|| RpcFault::NotFound {
+        kind,
+        uuid: uuid.to_owned(),
+    })
+}
+
+/// [`existing`], to change the object.
+fn existing_mut<'a, T>(
+    objects: &'a mut BTreeMap<String, T>,
+    kind: &'static str,
+    uuid: &str,
+) -> Result<&'a mut T, RpcFault> {
+    objects.get_mut(uuid).ok_or_else(|| RpcFault::NotFound {
+        kind,
+        uuid: uuid.to_owned(),
+    })
+}
+
 /// The JSON type a parameter accepts (besides `null` for optional ones).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Ty {
@@ -1009,6 +1033,58 @@ mod tests {
         assert_eq!(
             reply["error"]["message"],
             "Additional properties are not allowed ('every', 'often' were unexpected)"
+        );
+    }
+
+    #[test]
+    fn unknown_uuids_are_not_found_errors_naming_the_kind() {
+        let mut state = RaasState::default_estate();
+        let missing = "00000000-0000-4000-8000-000000000000";
+        let glob = json!({"*": {"tgt_type": "glob", "tgt": "*"}});
+        let cases = [
+            (
+                "tgt",
+                "save_target_group",
+                json!({"tgt_uuid": missing, "tgt": glob}),
+                "target group",
+            ),
+            (
+                "tgt",
+                "delete_target_group",
+                json!({"tgt_uuid": [super::super::ALL_MINIONS_UUID, missing]}),
+                "target group",
+            ),
+            (
+                "job",
+                "save_job",
+                json!({"name": "j", "tgt_uuid": missing}),
+                "target group",
+            ),
+            ("job", "delete_job", json!({"job_uuid": missing}), "job"),
+            (
+                "schedule",
+                "update",
+                json!({"uuid": missing, "enabled": true}),
+                "schedule",
+            ),
+            ("cmd", "route_cmd", json!({"job_uuid": missing}), "job"),
+        ];
+        for (resource, method, kwarg, kind) in cases {
+            let reply = call(&mut state, resource, method, kwarg);
+            assert_eq!(
+                reply["error"],
+                json!({
+                    "code": CODE_NOT_FOUND,
+                    "message": format!("{kind} `{missing}` not found"),
+                    "detail": {"exception": "NotFound", "resource": kind, "uuid": missing},
+                }),
+                "{resource}.{method}"
+            );
+        }
+        assert!(
+            state
+                .target_groups
+                .contains_key(super::super::ALL_MINIONS_UUID)
         );
     }
 

@@ -291,14 +291,7 @@ pub(super) fn schedule_update(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let fun = call.str("fun").map(str::to_owned);
     let function = call.str("function").map(str::to_owned);
     let enabled = call.bool("enabled");
-    let schedule = call
-        .state
-        .schedules
-        .get_mut(&uuid)
-        .ok_or(RpcFault::NotFound {
-            kind: "schedule",
-            uuid: uuid.clone(),
-        })?;
+    let schedule = existing_mut(&mut call.state.schedules, "schedule", &uuid)?;
     if let Some(name) = name {
         schedule.name = name;
     }
