@@ -524,7 +524,6 @@ impl Call<'_> {
         }
     }
 
-    /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`.
     /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`;
     /// only the returned page is rendered, so listing a large estate stays cheap.
     fn page<T>(&self, items: Vec<&T>, listing: &Listing<T>) -> Result<Value, RpcFault> {
