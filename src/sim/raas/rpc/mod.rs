@@ -1088,6 +1088,76 @@ mod tests {
     }
 
     #[test]
+    fn schedules_and_commands_take_an_inline_tgt_or_a_tgt_uuid() {
+        let mut state = RaasState::default_estate();
+        let all = super::super::ALL_MINIONS_UUID;
+        let glob = json!({"*": {"tgt_type": "glob", "tgt": "*"}});
+        let regex = json!({"*": {"tgt_type": "regex", "tgt": "*"}});
+        let both = "use `tgt` or `tgt_uuid`, not both";
+        let bad_type = "'regex' is not one of ['compound', 'glob', 'grain', 'grain_pcre', 'pillar', 'pillar_pcre', 'list', 'ipcidr', 'pcre', 'node']";
+        let saved = call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "s", "schedule": {"hours": 1}, "fun": "test.ping", "tgt": glob}),
+        );
+        let uuid = saved["ret"].as_str().unwrap().to_owned();
+        let cases = [
+            (
+                "schedule",
+                "save",
+                json!({"name": "s", "schedule": {}, "fun": "f", "tgt": glob, "tgt_uuid": all}),
+                both,
+            ),
+            (
+                "schedule",
+                "save",
+                json!({"name": "s", "schedule": {}, "fun": "f", "tgt": regex}),
+                bad_type,
+            ),
+            (
+                "schedule",
+                "update",
+                json!({"uuid": uuid, "tgt": glob, "tgt_uuid": all}),
+                both,
+            ),
+            (
+                "schedule",
+                "update",
+                json!({"uuid": uuid, "tgt": regex}),
+                bad_type,
+            ),
+            (
+                "cmd",
+                "route_cmd",
+                json!({"fun": "test.ping", "tgt": glob, "tgt_uuid": all}),
+                both,
+            ),
+            (
+                "cmd",
+                "route_cmd",
+                json!({"fun": "test.ping", "tgt": regex}),
+                bad_type,
+            ),
+        ];
+        for (resource, method, kwarg, message) in cases {
+            let reply = call(&mut state, resource, method, kwarg);
+            assert_eq!(
+                reply["error"]["code"], CODE_VALIDATION,
+                "{resource}.{method}"
+            );
+            assert_eq!(reply["error"]["message"], message, "{resource}.{method}");
+        }
+        let routed = call(
+            &mut state,
+            "cmd",
+            "route_cmd",
+            json!({"fun": "test.ping", "tgt": glob}),
+        );
+        assert_eq!(routed["error"], Value::Null);
+    }
+
+    #[test]
     fn only_successful_writes_count_as_changes() {
         let mut state = RaasState::default_estate();
         let save = json!({"resource": "tgt", "method": "save_target_group",

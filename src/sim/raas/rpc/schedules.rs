@@ -208,12 +208,7 @@ pub(super) fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
 /// Checks the references and enums shared by `schedule.save` and `schedule.update`.
 pub(super) fn check_schedule_refs(call: &Call<'_>) -> Result<(), RpcFault> {
     check_enum(call.str("cmd"), FILTER_CMDS)?;
-    if call.value("tgt").is_some() && call.value("tgt_uuid").is_some() {
-        return Err(invalid("use `tgt` or `tgt_uuid`, not both"));
-    }
-    if let Some(tgt) = call.value("tgt").and_then(Value::as_object) {
-        validate_tgt(tgt)?;
-    }
+    check_target_args(call)?;
     if let Some(schedule) = call.value("schedule").and_then(Value::as_object) {
         validate_schedule(schedule)?;
     }

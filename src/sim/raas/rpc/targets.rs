@@ -112,6 +112,18 @@ pub(super) fn validate_tgt(tgt: &Map<String, Value>) -> Result<(), RpcFault> {
     Ok(())
 }
 
+/// Checks how a schedule or command names its minions: an inline `tgt` or a `tgt_uuid`,
+/// not both.
+pub(super) fn check_target_args(call: &Call<'_>) -> Result<(), RpcFault> {
+    if call.value("tgt").is_some() && call.value("tgt_uuid").is_some() {
+        return Err(invalid("use `tgt` or `tgt_uuid`, not both"));
+    }
+    if let Some(tgt) = call.value("tgt").and_then(Value::as_object) {
+        validate_tgt(tgt)?;
+    }
+    Ok(())
+}
+
 pub(super) fn save_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let tgt = call
         .value("tgt")
