@@ -107,11 +107,17 @@ pub(super) fn grant(
     response
 }
 
+/// The 200 reply of a grant: a new access token for `user`'s API-token session, and
+/// `refresh_token`.
 pub(super) fn grant_reply(
-    access_token: String,
-    ttl: chrono::Duration,
+    sim: &Sim,
+    state: &mut VcdState,
+    user: &User,
+    now: DateTime<Utc>,
     refresh_token: Value,
 ) -> Response {
+    let ttl = ttl(sim);
+    let (access_token, _) = state.issue_access_token(user, AccessKind::ApiToken, now, ttl);
     let body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -164,14 +170,12 @@ pub(super) fn refresh_grant(
             }
         }
     };
-    let ttl = ttl(sim);
-    let (access, _) = state.issue_access_token(&user, AccessKind::ApiToken, now, ttl);
     let refresh = if state.options.user_token_refresh_token_null {
         Value::Null
     } else {
         json!(secret)
     };
-    grant_reply(access, ttl, refresh)
+    grant_reply(sim, state, &user, now, refresh)
 }
 
 /// The one-time grant: a password session's JWT plus a registered `client_id` give the new
@@ -219,9 +223,7 @@ pub(super) fn initial_grant(
     if let Some(stored) = state.tokens.get_mut(&token_id) {
         stored.secret_digest = Some(digest(&secret));
     }
-    let ttl = ttl(sim);
-    let (access, _) = state.issue_access_token(&user, AccessKind::ApiToken, now, ttl);
-    grant_reply(access, ttl, json!(secret))
+    grant_reply(sim, state, &user, now, json!(secret))
 }
 
 pub(super) async fn provider_register(
