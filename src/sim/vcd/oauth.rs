@@ -66,9 +66,17 @@ pub(super) async fn tenant_token(
 
 /// `POST /oauth/{provider|tenant/{org}}/token`: the refresh-token and jwt-bearer grants.
 pub(super) async fn token_grant(sim: &Sim, org: &str, body: &[u8]) -> Response {
+    saved_on_success(sim, |state, now| grant(sim, state, org, body, now)).await
+}
+
+/// Answers with `handle` run on the locked state, which is saved when the answer is a success.
+pub(super) async fn saved_on_success(
+    sim: &Sim,
+    handle: impl FnOnce(&mut VcdState, DateTime<Utc>) -> Response,
+) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
-    let response = grant(sim, &mut guard.vcd, org, body, now);
+    let response = handle(&mut guard.vcd, now);
     if response.status().is_success() {
         sim.persist(&mut guard);
     }
@@ -246,13 +254,10 @@ pub(super) async fn tenant_register(
 /// `POST /oauth/{provider|tenant/{org}}/register`: registers the OAuth client behind a new
 /// API token (the token appears in the token list from now on, without a secret yet).
 pub(super) async fn register(sim: &Sim, org: &str, headers: &HeaderMap, body: &[u8]) -> Response {
-    let now = sim.clock.now();
-    let mut guard = sim.state.lock().await;
-    let response = register_client(&mut guard.vcd, org, headers, body, now);
-    if response.status().is_success() {
-        sim.persist(&mut guard);
-    }
-    response
+    saved_on_success(sim, |state, now| {
+        register_client(state, org, headers, body, now)
+    })
+    .await
 }
 
 pub(super) fn register_client(
