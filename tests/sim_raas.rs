@@ -1267,8 +1267,15 @@ async fn vcd_session_login_returns_the_jwt_header_and_checks_accept_and_org() {
         .unwrap();
     assert_eq!(current["user"]["name"], "administrator");
     assert_eq!(current["org"]["name"], "System");
+    assert_eq!(current["roles"], json!(["System Administrator"]));
     let tenant = vcd_login(&handle, "orgadmin", "acme").await;
     assert_ne!(tenant, jwt);
+    let current: Value = cloudapi(&handle, reqwest::Method::GET, "sessions/current", &tenant)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(current["roles"], json!(["Organization Administrator"]));
 
     let login =
         |path: &'static str, accept: Option<&'static str>, user: &'static str, pw: &'static str| {
@@ -1658,7 +1665,12 @@ async fn vcd_legacy_login_and_org_list_speak_xml() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(response.text().await.unwrap().contains("<Session "));
+    let session = response.text().await.unwrap();
+    assert!(session.contains("<Session "));
+    assert!(
+        session.contains(" roles=\"Organization Administrator\" "),
+        "{session}"
+    );
     let list = |token: String| {
         client()
             .get(format!("{}/api/org", handle.base_url))
