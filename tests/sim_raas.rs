@@ -93,6 +93,24 @@ impl Raas {
             .unwrap()
     }
 
+    /// Checks that an RPC call is refused with the "jwt not authorized" 401.
+    async fn assert_jwt_not_authorized(&self) {
+        let response = self
+            .post(
+                "/rpc",
+                json!({"resource": "test", "method": "echo", "arg": ["x"]}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("jwt not authorized")
+        );
+    }
+
     /// One RPC call; returns the reply envelope.
     async fn call(&self, resource: &str, method: &str, kwarg: Value) -> Value {
         let response = self
@@ -299,20 +317,7 @@ async fn cloud_login_refuses_unknown_and_expired_access_tokens() {
         auth: "Bearer expired".into(),
         xsrf: token,
     };
-    let response = raas
-        .post(
-            "/rpc",
-            json!({"resource": "test", "method": "echo", "arg": ["x"]}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("jwt not authorized")
-    );
+    raas.assert_jwt_not_authorized().await;
 }
 
 #[tokio::test]
@@ -490,20 +495,7 @@ async fn expired_jwt_gets_401_jwt_not_authorized() {
         auth: format!("JWT {jwt}"),
         xsrf: token,
     };
-    let response = raas
-        .post(
-            "/rpc",
-            json!({"resource": "test", "method": "echo", "arg": ["x"]}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("jwt not authorized")
-    );
+    raas.assert_jwt_not_authorized().await;
 }
 
 #[tokio::test]
