@@ -1200,19 +1200,24 @@ async fn form(handle: &SimHandle, path: &str, body: &str) -> reqwest::Response {
         .unwrap()
 }
 
-/// Registers a token and fetches its secret; returns `(client_id, secret)`.
-async fn create_token(handle: &SimHandle, jwt: &str, org: &str, name: &str) -> (String, String) {
-    let response = client()
+/// Registers an OAuth client (a new API token) at `org` with the session `jwt`.
+async fn register(handle: &SimHandle, jwt: &str, org: &str, body: Value) -> reqwest::Response {
+    client()
         .post(format!(
             "{}{}",
             handle.base_url,
             oauth_path(org, "register")
         ))
         .bearer_auth(jwt)
-        .json(&json!({"client_name": name}))
+        .json(&body)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Registers a token and fetches its secret; returns `(client_id, secret)`.
+async fn create_token(handle: &SimHandle, jwt: &str, org: &str, name: &str) -> (String, String) {
+    let response = register(handle, jwt, org, json!({"client_name": name})).await;
     assert_eq!(response.status(), StatusCode::OK);
     let registered: Value = response.json().await.unwrap();
     assert_eq!(registered["client_name"], name);
@@ -1380,21 +1385,15 @@ async fn vcd_token_secret_is_handed_out_once_and_refresh_grant_works() {
     assert!(body["stackTrace"].is_string());
 
     // Duplicate names per user are refused.
-    let response = client()
-        .post(format!("{}/oauth/provider/register", handle.base_url))
-        .bearer_auth(&jwt)
-        .json(&json!({"client_name": "ci"}))
-        .send()
-        .await
-        .unwrap();
+    let response = register(&handle, &jwt, "System", json!({"client_name": "ci"})).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let response = client()
-        .post(format!("{}/oauth/provider/register", handle.base_url))
-        .bearer_auth(&jwt)
-        .json(&json!({"name": "missing client_name"}))
-        .send()
-        .await
-        .unwrap();
+    let response = register(
+        &handle,
+        &jwt,
+        "System",
+        json!({"name": "missing client_name"}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -1417,13 +1416,7 @@ async fn vcd_api_token_sessions_are_restricted() {
     .unwrap();
     let access = grant["access_token"].as_str().unwrap().to_owned();
 
-    let response = client()
-        .post(format!("{}/oauth/tenant/acme/register", handle.base_url))
-        .bearer_auth(&access)
-        .json(&json!({"client_name": "more"}))
-        .send()
-        .await
-        .unwrap();
+    let response = register(&handle, &access, "acme", json!({"client_name": "more"})).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let response = cloudapi(
         &handle,
@@ -1447,13 +1440,7 @@ async fn vcd_api_token_sessions_are_restricted() {
         .unwrap();
     assert_eq!(list["resultTotal"], 2);
     // An org admin cannot create tokens in another org.
-    let response = client()
-        .post(format!("{}/oauth/provider/register", handle.base_url))
-        .bearer_auth(&jwt)
-        .json(&json!({"client_name": "elsewhere"}))
-        .send()
-        .await
-        .unwrap();
+    let response = register(&handle, &jwt, "System", json!({"client_name": "elsewhere"})).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
@@ -1622,13 +1609,7 @@ async fn vcd_expired_access_tokens_get_401() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["minorErrorCode"], "UNAUTHORIZED");
     // An expired session cannot register a client either.
-    let response = client()
-        .post(format!("{}/oauth/provider/register", handle.base_url))
-        .bearer_auth(&jwt)
-        .json(&json!({"client_name": "late"}))
-        .send()
-        .await
-        .unwrap();
+    let response = register(&handle, &jwt, "System", json!({"client_name": "late"})).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
