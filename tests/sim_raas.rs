@@ -40,6 +40,18 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Sends an XSRF token the way RaaS clients do: in the header and in the `_xsrf` cookie.
+trait WithXsrf {
+    fn xsrf(self, token: &str) -> Self;
+}
+
+impl WithXsrf for reqwest::RequestBuilder {
+    fn xsrf(self, token: &str) -> Self {
+        self.header("x-xsrftoken", token)
+            .header("cookie", format!("_xsrf={token}"))
+    }
+}
+
 /// The value of cookie `name` among the response's `Set-Cookie` headers.
 fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
     response
@@ -85,8 +97,7 @@ impl Raas {
         client()
             .post(format!("{}{path}", self.base))
             .header("authorization", &self.auth)
-            .header("x-xsrftoken", &self.xsrf)
-            .header("cookie", format!("_xsrf={}", self.xsrf))
+            .xsrf(&self.xsrf)
             .json(&body)
             .send()
             .await
@@ -242,8 +253,7 @@ async fn csp_auth_token_header_is_accepted_only_when_the_option_is_on() {
         client()
             .post(format!("{}/rpc", handle.base_url))
             .header("csp-auth-token", "access-3")
-            .header("x-xsrftoken", &token)
-            .header("cookie", format!("_xsrf={token}"))
+            .xsrf(&token)
             .json(&json!({"resource": "test", "method": "echo", "arg": ["x"]}))
             .send()
     };
@@ -267,8 +277,7 @@ async fn cloud_login_get_first_flow_then_rpc_on_raas_rpc() {
     let response = client()
         .post(format!("{}/account/login", handle.base_url))
         .header("authorization", "Bearer access-2")
-        .header("x-xsrftoken", &token)
-        .header("cookie", format!("_xsrf={token}"))
+        .xsrf(&token)
         .send()
         .await
         .unwrap();
@@ -343,8 +352,7 @@ async fn password_login_needs_xsrf_and_returns_a_jwt() {
         client()
             .post(format!("{}/account/login", handle.base_url))
             .header("content-type", "application/json")
-            .header("x-xsrftoken", &token)
-            .header("cookie", format!("_xsrf={token}"))
+            .xsrf(&token)
             .body(body)
             .send()
     };
@@ -460,8 +468,7 @@ async fn rpc_refuses_missing_and_bad_credentials_with_401() {
     ] {
         let mut request = client()
             .post(format!("{}/rpc", handle.base_url))
-            .header("x-xsrftoken", &token)
-            .header("cookie", format!("_xsrf={token}"))
+            .xsrf(&token)
             .json(&echo);
         if let Some(auth) = &auth {
             request = request.header("authorization", auth);
@@ -480,8 +487,7 @@ async fn expired_jwt_gets_401_jwt_not_authorized() {
     let token = xsrf(&handle).await;
     let response = client()
         .post(format!("{}/account/login", handle.base_url))
-        .header("x-xsrftoken", &token)
-        .header("cookie", format!("_xsrf={token}"))
+        .xsrf(&token)
         .json(&json!({"username": "root", "password": "salt", "token_type": "jwt"}))
         .send()
         .await
@@ -512,8 +518,7 @@ async fn html_login_page_option_answers_200_to_unauthenticated_calls() {
     let token = xsrf(&handle).await;
     let response = client()
         .post(format!("{}/rpc", handle.base_url))
-        .header("x-xsrftoken", &token)
-        .header("cookie", format!("_xsrf={token}"))
+        .xsrf(&token)
         .json(&json!({"resource": "test", "method": "echo", "arg": ["x"]}))
         .send()
         .await
@@ -708,8 +713,7 @@ async fn unknown_method_and_unknown_kwarg_are_rpc_errors_in_http_200() {
     let response = client()
         .post(format!("{}/rpc", handle.base_url))
         .header("authorization", &raas.auth)
-        .header("x-xsrftoken", &raas.xsrf)
-        .header("cookie", format!("_xsrf={}", raas.xsrf))
+        .xsrf(&raas.xsrf)
         .body("{not json")
         .send()
         .await
