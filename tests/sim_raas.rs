@@ -1289,28 +1289,19 @@ async fn vcd_session_login_returns_the_jwt_header_and_checks_accept_and_org() {
             request.send()
         };
     let provider = "/cloudapi/1.0.0/sessions/provider";
-    let response = login(provider, None, "administrator@System", "pw")
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
-    let response = login(
-        provider,
-        Some("application/json;version=12.0"),
-        "administrator@System",
-        "pw",
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
-    let response = login(
-        provider,
-        Some("application/*;version=36.1"),
-        "administrator@System",
-        "pw",
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    for (accept, status) in [
+        (None, StatusCode::NOT_ACCEPTABLE),
+        (
+            Some("application/json;version=12.0"),
+            StatusCode::NOT_ACCEPTABLE,
+        ),
+        (Some("application/*;version=36.1"), StatusCode::OK),
+    ] {
+        let response = login(provider, accept, "administrator@System", "pw")
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{accept:?}");
+    }
     for (path, user, pw) in [
         (provider, "administrator@System", "invalid-pw"),
         (provider, "orgadmin@acme", "pw"),
