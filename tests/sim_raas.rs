@@ -152,11 +152,11 @@ fn error_message(reply: &Value) -> String {
 
 // ---- RaaS: login and XSRF --------------------------------------------------------------
 
-#[tokio::test]
-async fn get_login_sets_xsrf_cookie_and_header() {
-    let handle = start().await;
+/// GETs `path`, checks that it hands out the XSRF token (header and the same `_xsrf`
+/// cookie) and the instance id; returns the token and the JSON body.
+async fn get_xsrf_handout(handle: &SimHandle, path: &str) -> (String, Value) {
     let response = client()
-        .get(format!("{}/account/login", handle.base_url))
+        .get(format!("{}{path}", handle.base_url))
         .send()
         .await
         .unwrap();
@@ -170,7 +170,13 @@ async fn get_login_sets_xsrf_cookie_and_header() {
     let raw = response.headers()["set-cookie"].to_str().unwrap();
     assert_eq!(raw, format!("_xsrf={header}; Path=/"));
     assert!(response.headers().contains_key("raas-instance-id"));
-    let body: Value = response.json().await.unwrap();
+    (header, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn get_login_sets_xsrf_cookie_and_header() {
+    let handle = start().await;
+    let (_, body) = get_xsrf_handout(&handle, "/account/login").await;
     assert_eq!(body["authenticated"], false);
 }
 
@@ -182,19 +188,7 @@ async fn get_version_hands_out_the_same_xsrf_token_and_it_survives_a_restart() {
         ..Default::default()
     };
     let handle = sim::start(config.clone()).await.unwrap();
-    let response = client()
-        .get(format!("{}/version", handle.base_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let header = response.headers()["x-xsrftoken"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(set_cookie(&response, "_xsrf").unwrap(), header);
-    assert!(response.headers().contains_key("raas-instance-id"));
-    let body: Value = response.json().await.unwrap();
+    let (header, body) = get_xsrf_handout(&handle, "/version").await;
     assert!(body["version"].is_string());
     assert_eq!(xsrf(&handle).await, header);
     handle.stop().await;
