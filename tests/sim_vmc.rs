@@ -37,27 +37,37 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn access_token(sim: &SimHandle) -> String {
-    let response = client()
+/// Exchanges an API token at the CSP (form-encoded `api_token`).
+async fn exchange(sim: &SimHandle, api_token: &str) -> reqwest::Response {
+    client()
         .post(format!("{}{AUTHORIZE}", sim.base_url))
-        .form(&[("api_token", "good-api-token")])
+        .form(&[("api_token", api_token)])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn access_token(sim: &SimHandle) -> String {
+    let response = exchange(sim, "good-api-token").await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn org_id(sim: &SimHandle) -> String {
-    let body: Value = client()
-        .get(format!("{}/_sim/csp/org", sim.base_url))
+/// GETs `url` (an admin or anonymous endpoint) and parses the body as JSON.
+async fn get_json(url: impl reqwest::IntoUrl) -> Value {
+    client()
+        .get(url)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn org_id(sim: &SimHandle) -> String {
+    let body = get_json(format!("{}/_sim/csp/org", sim.base_url)).await;
     body["org_id"].as_str().unwrap().to_owned()
 }
 
@@ -71,14 +81,23 @@ async fn advance(sim: &SimHandle, seconds: u64) {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
-async fn put_faults(sim: &SimHandle, faults: Value) {
-    let response = client()
-        .put(format!("{}/_sim/faults", sim.base_url))
-        .json(&faults)
+/// `PUT /_sim/<setting>` with `body`; returns the status.
+async fn put_admin(sim: &SimHandle, setting: &str, body: &Value) -> StatusCode {
+    client()
+        .put(format!("{}/_sim/{setting}", sim.base_url))
+        .json(body)
         .send()
         .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{faults}");
+        .unwrap()
+        .status()
+}
+
+async fn put_faults(sim: &SimHandle, faults: Value) {
+    assert_eq!(
+        put_admin(sim, "faults", &faults).await,
+        StatusCode::OK,
+        "{faults}"
+    );
 }
 
 /// Sends `request`, with `body` as JSON if given; returns the status and the body parsed as
@@ -226,12 +245,7 @@ async fn csp_rejects_missing_invalid_and_revoked_api_tokens_with_csp_error_bodie
     assert_eq!(body["statusCode"], 400);
     assert_eq!(body["message"], "Invalid request body");
 
-    let bad = client()
-        .post(&url)
-        .form(&[("api_token", "invalid-token")])
-        .send()
-        .await
-        .unwrap();
+    let bad = exchange(&sim, "invalid-token").await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let body: Value = bad.json().await.unwrap();
     assert!(
@@ -265,12 +279,7 @@ async fn csp_rejects_missing_invalid_and_revoked_api_tokens_with_csp_error_bodie
         .await
         .unwrap();
     assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
-    let again = client()
-        .post(&url)
-        .form(&[("api_token", "good-api-token")])
-        .send()
-        .await
-        .unwrap();
+    let again = exchange(&sim, "good-api-token").await;
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
     assert_eq!(vmc.get("").await.0, StatusCode::OK);
 }
@@ -1103,30 +1112,16 @@ async fn wrong_methods_get_405_in_the_api_shape() {
 async fn options_can_change_at_runtime_through_the_admin_api() {
     let sim = start().await;
     let url = format!("{}/_sim/options", sim.base_url);
-    let current: Value = client()
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let current = get_json(&url).await;
     assert_eq!(current["vmc_concurrent_update_status"], 400);
     assert_eq!(current["vsphere_list_cap"], 1000);
-    let bad = client()
-        .put(&url)
-        .json(&json!({"vmc_concurrent_update_status": 418}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let ok = client()
-        .put(&url)
-        .json(&json!({"vsphere_hardware_error_kind": "not_allowed_in_current_state"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), StatusCode::OK);
+    let bad = json!({"vmc_concurrent_update_status": 418});
+    assert_eq!(
+        put_admin(&sim, "options", &bad).await,
+        StatusCode::BAD_REQUEST
+    );
+    let ok = json!({"vsphere_hardware_error_kind": "not_allowed_in_current_state"});
+    assert_eq!(put_admin(&sim, "options", &ok).await, StatusCode::OK);
     let vs = Vsphere::login(&sim).await;
     let web = vs.vm_id("web-02").await;
     let (status, body) = vs
@@ -1162,6 +1157,16 @@ async fn vmc_strict_query_option_rejects_miscased_names() {
 
 // ---------------------------------------------------------------- vSphere
 
+/// `POST /rest/com/vmware/cis/session` with basic auth.
+async fn rest_login(sim: &SimHandle, user: &str, password: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/rest/com/vmware/cis/session", sim.base_url))
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A vSphere session: the simulator's base URL plus a session id.
 struct Vsphere {
     base: String,
@@ -1171,12 +1176,7 @@ struct Vsphere {
 impl Vsphere {
     /// Logs in through `/rest` with basic auth.
     async fn login(sim: &SimHandle) -> Vsphere {
-        let response = client()
-            .post(format!("{}/rest/com/vmware/cis/session", sim.base_url))
-            .basic_auth("administrator@vsphere.local", Some("secret"))
-            .send()
-            .await
-            .unwrap();
+        let response = rest_login(sim, "administrator@vsphere.local", "secret").await;
         assert_eq!(response.status(), StatusCode::OK);
         let body: Value = response.json().await.unwrap();
         Vsphere::with_session(sim, body["value"].as_str().unwrap())
@@ -1238,12 +1238,7 @@ fn assert_vapi_error(body: &Value, kind: &str) {
 async fn vsphere_session_lifecycle_with_header_and_cookie() {
     let sim = start().await;
     let url = format!("{}/rest/com/vmware/cis/session", sim.base_url);
-    let response = client()
-        .post(&url)
-        .basic_auth("u", Some("p"))
-        .send()
-        .await
-        .unwrap();
+    let response = rest_login(&sim, "u", "p").await;
     assert_eq!(response.status(), StatusCode::OK);
     let cookie = response.headers()["set-cookie"]
         .to_str()
@@ -1289,12 +1284,7 @@ async fn vsphere_session_lifecycle_with_header_and_cookie() {
     assert_vapi_error(&body, "unauthenticated");
 
     for (user, password) in [("u", "invalid-pass"), ("invalid-user", "p")] {
-        let bad = client()
-            .post(&url)
-            .basic_auth(user, Some(password))
-            .send()
-            .await
-            .unwrap();
+        let bad = rest_login(&sim, user, password).await;
         assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
         assert_vapi_error(&bad.json().await.unwrap(), "unauthenticated");
     }
@@ -1477,26 +1467,37 @@ async fn vsphere_vm_get_and_power_operations_with_their_errors() {
     assert_vapi_error(&body, "not_found");
 
     let power = |op: &str| format!("/rest/vcenter/vm/{db}/power/{op}");
-    let (status, body) = vs.post(&power("stop")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_vapi_error(&body, "already_in_desired_state");
-    let (status, body) = vs.post(&power("suspend")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_vapi_error(&body, "not_allowed_in_current_state");
-    let (status, body) = vs.post(&power("start")).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, Value::Null, "no body on success");
+    // (operation, the vAPI error it meets or None for success, the power state after it)
+    let steps = [
+        ("stop", Some("already_in_desired_state"), "POWERED_OFF"),
+        (
+            "suspend",
+            Some("not_allowed_in_current_state"),
+            "POWERED_OFF",
+        ),
+        ("start", None, "POWERED_ON"),
+        ("start", Some("already_in_desired_state"), "POWERED_ON"),
+        ("suspend", None, "SUSPENDED"),
+        ("start", None, "POWERED_ON"),
+        ("reset", None, "POWERED_ON"),
+        ("stop", None, "POWERED_OFF"),
+    ];
+    for (op, error, after) in steps {
+        let (status, body) = vs.post(&power(op)).await;
+        match error {
+            Some(kind) => {
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{op}");
+                assert_vapi_error(&body, kind);
+            }
+            None => {
+                assert_eq!(status, StatusCode::OK, "{op}");
+                assert_eq!(body, Value::Null, "no body on success");
+            }
+        }
+        let (_, state) = vs.get(&format!("/rest/vcenter/vm/{db}/power")).await;
+        assert_eq!(state["value"]["state"], after, "after {op}");
+    }
     let (_, state) = vs.get(&format!("/rest/vcenter/vm/{db}/power")).await;
-    assert_eq!(state["value"]["state"], "POWERED_ON");
-    let (status, body) = vs.post(&power("start")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_vapi_error(&body, "already_in_desired_state");
-    assert_eq!(vs.post(&power("suspend")).await.0, StatusCode::OK);
-    assert_eq!(vs.post(&power("start")).await.0, StatusCode::OK);
-    assert_eq!(vs.post(&power("reset")).await.0, StatusCode::OK);
-    assert_eq!(vs.post(&power("stop")).await.0, StatusCode::OK);
-    let (_, state) = vs.get(&format!("/rest/vcenter/vm/{db}/power")).await;
-    assert_eq!(state["value"]["state"], "POWERED_OFF");
     assert_eq!(state["value"]["clean_power_off"], true);
 
     put_faults(&sim, json!({"busy_vms": ["db-01"]})).await;
@@ -1512,19 +1513,16 @@ async fn vsphere_cpu_and_memory_changes_follow_the_hot_add_rules() {
     let web = vs.vm_id("web-01").await;
     let cpu = format!("/rest/vcenter/vm/{web}/hardware/cpu");
     let memory = format!("/rest/vcenter/vm/{web}/hardware/memory");
-    let (status, body) = vs.patch(&cpu, json!({"spec": {"count": 4}})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_vapi_error(&body, "invalid_argument");
-    let (status, body) = vs.patch(&memory, json!({"spec": {"size_MiB": 8192}})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_vapi_error(&body, "invalid_argument");
-    let (status, body) = vs.patch(&cpu, json!({"count": 4})).await;
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "the /rest spec wrapper is required"
-    );
-    assert_vapi_error(&body, "invalid_argument");
+    // Powered on without hot-add, no growth; and the /rest spec wrapper is required.
+    for (path, body) in [
+        (&cpu, json!({"spec": {"count": 4}})),
+        (&memory, json!({"spec": {"size_MiB": 8192}})),
+        (&cpu, json!({"count": 4})),
+    ] {
+        let (status, error) = vs.patch(path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}");
+        assert_vapi_error(&error, "invalid_argument");
+    }
 
     vs.post(&format!("/rest/vcenter/vm/{web}/power/stop")).await;
     let (status, _) = vs
@@ -1599,14 +1597,7 @@ async fn vsphere_api_flavour_is_unwrapped_and_answers_201_and_204() {
 // ---------------------------------------------------------------- faults, counters, admin
 
 async fn counters(sim: &SimHandle) -> Value {
-    client()
-        .get(format!("{}/_sim/counters", sim.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(format!("{}/_sim/counters", sim.base_url)).await
 }
 
 #[tokio::test]
@@ -1657,12 +1648,7 @@ async fn injected_429_and_503_follow_the_configured_rates_and_spare_the_admin_ap
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()["retry-after"], "7");
     assert_error_response(&response.json().await.unwrap(), 429);
-    let csp = client()
-        .post(format!("{}{AUTHORIZE}", sim.base_url))
-        .form(&[("api_token", "x")])
-        .send()
-        .await
-        .unwrap();
+    let csp = exchange(&sim, "x").await;
     assert_eq!(csp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         counters(&sim).await["vmc"],
@@ -1706,20 +1692,14 @@ async fn injected_429_and_503_follow_the_configured_rates_and_spare_the_admin_ap
     assert!(first.contains(&503) && first.contains(&401), "{first:?}");
     assert_eq!(first, sequence(42).await);
 
-    let bad = client()
-        .put(format!("{}/_sim/faults", sim.base_url))
-        .json(&json!({"rate_429": 2.0}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let unknown = client()
-        .put(format!("{}/_sim/faults", sim.base_url))
-        .json(&json!({"no_such_fault": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        put_admin(&sim, "faults", &json!({"rate_429": 2.0})).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        put_admin(&sim, "faults", &json!({"no_such_fault": 1})).await,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
@@ -1731,14 +1711,7 @@ async fn commit_then_drop_applies_the_change_but_loses_the_response() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     let (_, list) = vmc.get("/sddcs").await;
     assert_eq!(list.as_array().unwrap().len(), 1, "the create happened");
-    let faults: Value = client()
-        .get(format!("{}/_sim/faults", sim.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let faults = get_json(format!("{}/_sim/faults", sim.base_url)).await;
     assert_eq!(faults["drop_next_mutations"], 0);
     let (status, _) = vmc.post("/sddcs", sddc_body("kept", 2)).await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -1763,14 +1736,7 @@ async fn commit_then_drop_applies_the_change_but_loses_the_response() {
 #[tokio::test]
 async fn state_dump_and_unknown_paths() {
     let sim = start().await;
-    let state: Value = client()
-        .get(format!("{}/_sim/state", sim.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = get_json(format!("{}/_sim/state", sim.base_url)).await;
     assert_eq!(state["vsphere"]["vms"].as_object().unwrap().len(), 3);
     assert_eq!(state["vmc"]["orgs"].as_object().unwrap().len(), 1);
     let vmc = Vmc::new(&sim).await;
@@ -1866,35 +1832,13 @@ async fn credentials_file_restricts_what_is_accepted() {
         ..config()
     })
     .await;
-    let url = format!("{}{AUTHORIZE}", sim.base_url);
-    let ok = client()
-        .post(&url)
-        .form(&[("api_token", "allowed-token")])
-        .send()
-        .await
-        .unwrap();
+    let ok = exchange(&sim, "allowed-token").await;
     assert_eq!(ok.status(), StatusCode::OK);
-    let other = client()
-        .post(&url)
-        .form(&[("api_token", "other-token")])
-        .send()
-        .await
-        .unwrap();
+    let other = exchange(&sim, "other-token").await;
     assert_eq!(other.status(), StatusCode::BAD_REQUEST);
-    let session = format!("{}/rest/com/vmware/cis/session", sim.base_url);
-    let ok = client()
-        .post(&session)
-        .basic_auth("admin", Some("s3cret"))
-        .send()
-        .await
-        .unwrap();
+    let ok = rest_login(&sim, "admin", "s3cret").await;
     assert_eq!(ok.status(), StatusCode::OK);
-    let bad = client()
-        .post(&session)
-        .basic_auth("admin", Some("guess"))
-        .send()
-        .await
-        .unwrap();
+    let bad = rest_login(&sim, "admin", "guess").await;
     assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -1952,23 +1896,9 @@ async fn sim_serve_prints_its_url_serves_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(token["expires_in"], 60);
-    let options: Value = client()
-        .get(format!("{url}/_sim/options"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let options = get_json(format!("{url}/_sim/options")).await;
     assert_eq!(options["vmc_concurrent_update_status"], 409);
-    let faults: Value = client()
-        .get(format!("{url}/_sim/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let faults = get_json(format!("{url}/_sim/faults")).await;
     assert_eq!(faults["latency_ms"], 1);
     assert!(state.exists());
     let status = std::process::Command::new("kill")
