@@ -736,6 +736,12 @@ async fn unused_connections_are_never_contacted() {
         assert_eq!(counters[api].as_u64().unwrap_or(0), 0, "{api}: {counters}");
     }
     assert!(counters["vsphere"].as_u64().unwrap() >= 2);
+    // The vSphere session was ended when the command finished.
+    let state = estate.state().await;
+    let sessions = state["vsphere"]["sessions"]
+        .as_object()
+        .map_or(0, |s| s.len());
+    assert_eq!(sessions, 0, "{}", state["vsphere"]["sessions"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

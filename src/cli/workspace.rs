@@ -92,6 +92,7 @@ impl Workspace {
     }
 
     pub async fn close(self) {
+        self.providers.close().await;
         if let Some(sim) = self.sim {
             sim.stop().await;
         }

@@ -43,6 +43,15 @@ impl ProviderSet {
     pub fn get(&self, connection: &str) -> Option<&Arc<dyn Provider>> {
         self.providers.get(connection)
     }
+
+    /// Ends every provider's server-side session (vSphere sessions count against a limit).
+    pub async fn close(&self) {
+        for (connection, provider) in &self.providers {
+            if let Err(err) = provider.close().await {
+                tracing::debug!(connection, "closing the session failed: {err}");
+            }
+        }
+    }
 }
 
 /// What the live state holds for one declared resource.

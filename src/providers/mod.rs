@@ -187,7 +187,8 @@ pub type ProviderResult<T> = Result<T, ProviderError>;
 pub trait Provider: Send + Sync {
     /// All live objects of `kind`, in bulk (paged as the API requires). `names` are the
     /// declared names, which a provider may use to narrow the listing; objects outside it may
-    /// still be returned and are ignored by the planner.
+    /// still be returned and are ignored by the planner. Empty `names` means every object of
+    /// the kind (`sextant export`).
     async fn list(&self, kind: Kind, names: &[String]) -> ProviderResult<Vec<LiveObject>>;
 
     async fn create(&self, request: &CreateRequest<'_>) -> ProviderResult<Outcome>;
@@ -197,6 +198,12 @@ pub trait Provider: Send + Sync {
     async fn delete(&self, request: &DeleteRequest<'_>) -> ProviderResult<Outcome>;
 
     async fn poll(&self, task: &TaskHandle) -> ProviderResult<TaskStatus>;
+
+    /// Ends any server-side session this provider opened. Called once when a command is
+    /// done; errors are only logged.
+    async fn close(&self) -> ProviderResult<()> {
+        Ok(())
+    }
 }
 
 /// Builds the provider for a connection. Never contacts the server: login happens lazily on

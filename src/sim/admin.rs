@@ -215,6 +215,9 @@ pub struct AdminState {
     counters: [AtomicU64; 6],
     /// `Some` when `--credentials` restricts the accepted values.
     credentials: Option<BTreeSet<String>>,
+    /// SHA-256 of the state last written to `--state` (without `saved_at`), so unchanged
+    /// state is not rewritten.
+    saved_digest: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -243,25 +246,20 @@ impl AdminState {
             rng: std::sync::Mutex::new(StdRng::seed_from_u64(config.seed)),
             counters: Default::default(),
             credentials,
+            saved_digest: std::sync::Mutex::new(None),
         })
     }
 
     /// A copy of the active faults.
     pub fn faults(&self) -> Faults {
-        self.faults
-            .lock()
-            .map(|f| f.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        locked(&self.faults).clone()
     }
 
     fn roll(&self, probability: f64) -> bool {
         if probability <= 0.0 {
             return false;
         }
-        match self.rng.lock() {
-            Ok(mut rng) => rng.random_bool(probability.min(1.0)),
-            Err(poisoned) => poisoned.into_inner().random_bool(probability.min(1.0)),
-        }
+        locked(&self.rng).random_bool(probability.min(1.0))
     }
 
     fn count(&self, api: Api) {
@@ -287,6 +285,14 @@ impl AdminState {
             counter.store(0, Ordering::Relaxed);
         }
     }
+}
+
+/// Locks `mutex`, carrying on with its value if a panicking thread poisoned it: every value
+/// kept behind these locks is replaced or updated in one step, so it is never half-written.
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Reads a `--credentials` file: one accepted credential (API token, username or password)
@@ -316,11 +322,7 @@ impl super::Sim {
 
     /// The current answers to the unverified points.
     pub fn options(&self) -> SimOptions {
-        self.admin
-            .options
-            .lock()
-            .map(|o| o.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        locked(&self.admin.options).clone()
     }
 
     /// Lifetime of an access token issued now.
@@ -332,16 +334,37 @@ impl super::Sim {
             .unwrap_or(self.config.token_ttl)
     }
 
-    /// Saves `state` to the `--state` file, if any: written to a temporary file beside it,
-    /// then renamed over it, so a killed simulator never leaves a half-written file. Every
-    /// handler that changes `state` calls this before answering.
+    /// Saves `state` to the `--state` file, if any and if it changed since the last save:
+    /// written to a temporary file beside it, then renamed over it, so a killed simulator
+    /// never leaves a half-written file. Every handler that changes `state` calls this before
+    /// answering.
     pub fn persist(&self, state: &mut SimState) {
+        self.save(state, false);
+    }
+
+    /// Saves even when only the simulated time moved (`/_sim/clock/advance`).
+    fn persist_clock(&self, state: &mut SimState) {
+        self.save(state, true);
+    }
+
+    fn save(&self, state: &mut SimState, force: bool) {
+        use sha2::Digest;
         let Some(path) = &self.config.state_file else {
             return;
         };
+        let previous = state.saved_at.take();
+        let digest = serde_json::to_vec(&*state)
+            .map(|bytes| sha2::Sha256::digest(&bytes).to_vec())
+            .ok();
+        state.saved_at = previous;
+        let mut last = locked(&self.admin.saved_digest);
+        if !force && digest.is_some() && *last == digest {
+            return;
+        }
         state.saved_at = Some(self.clock.now());
-        if let Err(err) = save_state(path, state) {
-            tracing::warn!(error = %err, "simulator state not saved");
+        match save_state(path, state) {
+            Ok(()) => *last = digest,
+            Err(err) => tracing::warn!(error = %err, "simulator state not saved"),
         }
     }
 }
@@ -480,19 +503,9 @@ async fn get_faults(State(sim): State<SimRef>) -> Json<Faults> {
     Json(sim.admin.faults())
 }
 
+/// `PUT /_sim/faults`: replaces the faults (fields left out take their defaults).
 async fn put_faults(State(sim): State<SimRef>, body: Bytes) -> Response {
-    let faults: Faults = match serde_json::from_slice(&body) {
-        Ok(f) => f,
-        Err(err) => return admin_error(StatusCode::BAD_REQUEST, &err.to_string()),
-    };
-    if let Err(message) = faults.validate() {
-        return admin_error(StatusCode::BAD_REQUEST, &message);
-    }
-    match sim.admin.faults.lock() {
-        Ok(mut current) => *current = faults.clone(),
-        Err(poisoned) => *poisoned.into_inner() = faults.clone(),
-    }
-    Json(faults).into_response()
+    replace_setting(&sim.admin.faults, &body, Faults::validate)
 }
 
 async fn get_options(State(sim): State<SimRef>) -> Json<SimOptions> {
@@ -501,18 +514,28 @@ async fn get_options(State(sim): State<SimRef>) -> Json<SimOptions> {
 
 /// `PUT /_sim/options`: replaces the options (fields left out take their defaults).
 async fn put_options(State(sim): State<SimRef>, body: Bytes) -> Response {
-    let options: SimOptions = match serde_json::from_slice(&body) {
-        Ok(o) => o,
-        Err(err) => return admin_error(StatusCode::BAD_REQUEST, &err.to_string()),
+    replace_setting(&sim.admin.options, &body, SimOptions::validate)
+}
+
+/// Parses a whole setting from `body`, checks it with `validate`, stores it in `slot` and
+/// answers with what was stored; 400 if it does not parse or validate.
+fn replace_setting<T>(
+    slot: &std::sync::Mutex<T>,
+    body: &[u8],
+    validate: impl FnOnce(&T) -> Result<(), String>,
+) -> Response
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + Clone,
+{
+    let value: T = match parse_admin_body(body) {
+        Ok(value) => value,
+        Err(response) => return response,
     };
-    if let Err(message) = options.validate() {
+    if let Err(message) = validate(&value) {
         return admin_error(StatusCode::BAD_REQUEST, &message);
     }
-    match sim.admin.options.lock() {
-        Ok(mut current) => *current = options.clone(),
-        Err(poisoned) => *poisoned.into_inner() = options.clone(),
-    }
-    Json(options).into_response()
+    *locked(slot) = value.clone();
+    Json(value).into_response()
 }
 
 async fn get_counters(State(sim): State<SimRef>) -> Json<serde_json::Value> {
@@ -544,19 +567,29 @@ struct AdvanceRequest {
 
 /// `POST /_sim/clock/advance {"seconds": N}`: jumps simulated time forward.
 async fn advance_clock(State(sim): State<SimRef>, body: Bytes) -> Response {
-    let request: AdvanceRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(err) => return admin_error(StatusCode::BAD_REQUEST, &err.to_string()),
+    let request: AdvanceRequest = match parse_admin_body(&body) {
+        Ok(request) => request,
+        Err(response) => return response,
     };
     sim.clock.advance(Duration::from_secs(request.seconds));
     let mut state = sim.state.lock().await;
-    sim.persist(&mut state);
+    sim.persist_clock(&mut state);
     drop(state);
     Json(json!({ "now": sim.clock.now() })).into_response()
 }
 
 fn admin_error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// The JSON body of an admin request; 400 `{"error": …}` if it does not parse.
+#[allow(
+    clippy::result_large_err,
+    reason = "handlers short-circuit with the finished HTTP response; it is built once per request"
+)]
+pub(super) fn parse_admin_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body)
+        .map_err(|err| admin_error(StatusCode::BAD_REQUEST, &err.to_string()))
 }
 
 /// An error in the shape of the API the path belongs to.
@@ -725,6 +758,33 @@ mod tests {
             &Method::GET,
             "/vmc/api/orgs/o/sddcs"
         ));
+    }
+
+    #[tokio::test]
+    async fn unchanged_state_is_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let config = SimConfig {
+            state_file: Some(path.clone()),
+            ..SimConfig::default()
+        };
+        let sim = super::super::Sim {
+            clock: super::super::SimClock::new(1.0),
+            admin: AdminState::new(&config).unwrap(),
+            state: tokio::sync::Mutex::new(default_estate()),
+            config,
+        };
+        let mut state = sim.state.lock().await;
+        sim.persist(&mut state);
+        assert!(path.exists());
+        std::fs::remove_file(&path).unwrap();
+        sim.persist(&mut state);
+        assert!(!path.exists(), "nothing changed, nothing written");
+        state.vsphere.vms.clear();
+        sim.persist(&mut state);
+        let saved: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(saved["vsphere"]["vms"], json!({}));
     }
 
     #[test]
