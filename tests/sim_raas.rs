@@ -1590,6 +1590,58 @@ async fn vcd_token_list_pages_caps_page_size_and_filters() {
 }
 
 #[tokio::test]
+async fn vcd_checks_the_accept_version_before_the_access_token() {
+    let handle = start().await;
+    for (method, path, accept) in [
+        (reqwest::Method::GET, "/cloudapi/1.0.0/tokens", None),
+        (
+            reqwest::Method::GET,
+            "/cloudapi/1.0.0/tokens/urn:vcloud:token:x",
+            Some("application/json;version=36.0"),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/cloudapi/1.0.0/tokens/urn:vcloud:token:x",
+            Some("application/json;version=36.0"),
+        ),
+        (
+            reqwest::Method::GET,
+            "/cloudapi/1.0.0/sessions/current",
+            Some("application/json;version=33.0"),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/cloudapi/1.0.0/sessions/current",
+            None,
+        ),
+    ] {
+        let mut request = client()
+            .request(method.clone(), format!("{}{path}", handle.base_url))
+            .bearer_auth("not-a-token");
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_ACCEPTABLE,
+            "{method} {path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["minorErrorCode"], "NOT_ACCEPTABLE", "{method} {path}");
+    }
+    let response = client()
+        .get(format!("{}/api/org", handle.base_url))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("minorErrorCode=\"NOT_ACCEPTABLE\""), "{text}");
+}
+
+#[tokio::test]
 async fn vcd_expired_access_tokens_get_401() {
     let handle = start_with_ttl(Duration::ZERO).await;
     let jwt = vcd_login(&handle, "administrator", "System").await;

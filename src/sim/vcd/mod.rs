@@ -511,6 +511,18 @@ pub(crate) fn caller(
     })
 }
 
+/// The caller of a cloudapi request to an endpoint that needs API version `minimum`: the
+/// `Accept` header is checked first, then the access token.
+pub(crate) fn versioned_caller(
+    headers: &HeaderMap,
+    state: &VcdState,
+    now: DateTime<Utc>,
+    minimum: &str,
+) -> Result<Caller, VcdError> {
+    api_version(headers, minimum)?;
+    caller(headers, state, now)
+}
+
 async fn admin_get_options(State(sim): State<SimRef>) -> axum::Json<VcdOptions> {
     axum::Json(sim.state.lock().await.vcd.options.clone())
 }

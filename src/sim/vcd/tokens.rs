@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     AccessKind, ApiToken, Caller, MIN_TOKEN_API_VERSION, SYSTEM_ORG, TOKEN_TYPE_REFRESH, VcdError,
-    VcdState, api_version, caller, forbidden, org_id, refusal, status,
+    VcdState, forbidden, org_id, refusal, status, versioned_caller,
 };
 use crate::sim::SimRef;
 
@@ -250,13 +250,10 @@ pub(super) async fn list(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Err(refusal) = api_version(&headers, MIN_TOKEN_API_VERSION) {
-        return refusal.into_response();
-    }
     let now = sim.clock.now();
     let guard = sim.state.lock().await;
     let state = &guard.vcd;
-    let caller = match caller(&headers, state, now) {
+    let caller = match versioned_caller(&headers, state, now, MIN_TOKEN_API_VERSION) {
         Ok(c) => c,
         Err(refusal) => return refusal.into_response(),
     };
@@ -322,13 +319,10 @@ pub(super) async fn get_one(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(refusal) = api_version(&headers, MIN_TOKEN_API_VERSION) {
-        return refusal.into_response();
-    }
     let now = sim.clock.now();
     let guard = sim.state.lock().await;
     let state = &guard.vcd;
-    let caller = match caller(&headers, state, now) {
+    let caller = match versioned_caller(&headers, state, now, MIN_TOKEN_API_VERSION) {
         Ok(c) => c,
         Err(refusal) => return refusal.into_response(),
     };
@@ -345,13 +339,10 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(refusal) = api_version(&headers, MIN_TOKEN_API_VERSION) {
-        return refusal.into_response();
-    }
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let state = &mut guard.vcd;
-    let caller = match caller(&headers, state, now) {
+    let caller = match versioned_caller(&headers, state, now, MIN_TOKEN_API_VERSION) {
         Ok(c) => c,
         Err(refusal) => return refusal.into_response(),
     };
