@@ -221,9 +221,10 @@ impl std::fmt::Debug for HttpResponse {
 /// A short, single-line rendering of a body for error messages.
 pub fn truncate_body(body: &[u8]) -> String {
     const MAX: usize = 300;
-    let text = String::from_utf8_lossy(body);
+    // Only the head is looked at: a huge body must not cost a pass over all of it.
+    let text = String::from_utf8_lossy(&body[..body.len().min(4 * MAX)]);
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > MAX {
+    if flat.chars().count() > MAX || body.len() > 4 * MAX {
         let cut: String = flat.chars().take(MAX).collect();
         format!("{cut}…")
     } else if flat.is_empty() {
@@ -527,6 +528,7 @@ fn retry_decision(
             retry.then(|| retry_after(&response.headers))
         }
         Err(Failure::BodyTooLarge { .. }) => None,
+        Err(Failure::Transport(err)) if is_tls_failure(err) => None,
         // Never connected: nothing reached the server.
         Err(Failure::Transport(err)) if err.is_connect() => Some(None),
         // Timed out or reset after sending: the server may have acted on it.
@@ -598,20 +600,53 @@ fn failure_message(failure: &Failure) -> String {
 }
 
 fn transport_message(err: &reqwest::Error) -> String {
+    // reqwest's Display includes the URL; keep only the innermost cause.
+    let cause = root_cause(err)
+        .map(|cause| format!(": {cause}"))
+        .unwrap_or_default();
     if err.is_timeout() {
         "the request timed out".to_string()
+    } else if is_tls_failure(err) {
+        format!(
+            "the TLS handshake failed{cause}; trust the server's certificate authority with `tls.ca_file`"
+        )
     } else if err.is_connect() {
-        "cannot connect to the server".to_string()
+        format!("cannot connect to the server{cause}")
     } else {
-        // reqwest's Display includes the URL; keep only the kind of failure.
-        let mut message = "the connection failed".to_string();
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            message = format!("the connection failed: {cause}");
-            source = cause.source();
-        }
-        message
+        format!("the connection failed{cause}")
     }
+}
+
+fn root_cause(err: &reqwest::Error) -> Option<&(dyn std::error::Error + 'static)> {
+    let mut source = std::error::Error::source(err)?;
+    while let Some(cause) = source.source() {
+        source = cause;
+    }
+    Some(source)
+}
+
+/// Whether the TLS handshake failed (rustls reports it as invalid data, wrapped in another
+/// I/O error by the connector: an untrusted or mismatched certificate, no common protocol).
+/// Resending cannot change the outcome.
+fn is_tls_failure(err: &reqwest::Error) -> bool {
+    fn invalid_data(io: &std::io::Error) -> bool {
+        io.kind() == std::io::ErrorKind::InvalidData
+            || io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+                .is_some_and(invalid_data)
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(invalid_data)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].

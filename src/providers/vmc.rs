@@ -699,8 +699,20 @@ fn parse_sddcs(response: &HttpResponse) -> ProviderResult<Vec<Sddc>> {
 pub fn parse_sddc_list(response: &HttpResponse) -> ProviderResult<Vec<LiveObject>> {
     parse_sddcs(response)?
         .into_iter()
-        .map(|sddc| normalize(sddc, None))
+        .map(|sddc| normalize(sddc, None).map_err(|err| in_reply(response, err)))
         .collect()
+}
+
+/// An SDDC the reply holds but that cannot be used, reported against the request.
+fn in_reply(response: &HttpResponse, err: ProviderError) -> ProviderError {
+    match err {
+        ProviderError::Invalid(message) => ProviderError::Protocol {
+            method: response.method.to_string(),
+            path: response.path.clone(),
+            message: format!("{}: {message}", response.describe()),
+        },
+        other => other,
+    }
 }
 
 /// Whether a task could be running on the SDDC (it is neither deleted nor failed).
@@ -862,7 +874,7 @@ impl Provider for VmcProvider {
             .into_iter()
             .map(|sddc| {
                 let task = sddc.id.as_ref().and_then(|id| tasks.get(id));
-                normalize(sddc, task)
+                normalize(sddc, task).map_err(|err| in_reply(&response, err))
             })
             .collect()
     }

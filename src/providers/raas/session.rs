@@ -323,9 +323,16 @@ impl RaasSession {
                     }
                     // An unauthenticated call may get the HTML login page with 200.
                     if relogins > 0 {
-                        return Err(self.auth_error(format!(
-                            "`{what}` answered a non-JSON page after logging in again"
-                        )));
+                        return Err(ProviderError::Protocol {
+                            method: response.method.to_string(),
+                            path: response.path.clone(),
+                            message: format!(
+                                "`{what}` on connection `{}` answered a page that is not JSON ({}) even after logging in again: {}",
+                                self.connection,
+                                response.describe(),
+                                truncate_body(&response.body)
+                            ),
+                        });
                     }
                     relogins += 1;
                     self.drop_session(&lease, bearer.as_ref()).await;
