@@ -738,7 +738,9 @@ async fn unused_connections_are_never_contacted() {
     assert!(counters["vsphere"].as_u64().unwrap() >= 2);
     // The vSphere session was ended when the command finished.
     let state = estate.state().await;
-    let sessions = state["vsphere"]["sessions"].as_object().map_or(0, |s| s.len());
+    let sessions = state["vsphere"]["sessions"]
+        .as_object()
+        .map_or(0, |s| s.len());
     assert_eq!(sessions, 0, "{}", state["vsphere"]["sessions"]);
 }
 

@@ -54,14 +54,47 @@ pub enum Command {
     /// Check manifests without touching any API (no credentials needed).
     ///
     /// Reports every problem at once, each as `file:line:column`. Exits 1 on any error.
+    ///
+    /// Example: sextant validate examples/quickstart
     Validate(ValidateArgs),
     /// Print the dependency graph of the manifests (Graphviz dot or Mermaid).
+    ///
+    /// Example: sextant graph examples/quickstart | dot -Tsvg > graph.svg
     Graph(GraphArgs),
     /// Print the JSON Schema of a manifest document (or, with --plan, of `plan --format json`).
     ///
     /// Example: sextant schema > schemas/manifest.schema.json
     Schema(SchemaArgs),
+    /// Write the live objects of one connection as manifests, to adopt an existing estate.
+    ///
+    /// Lists every object of each kind the connection's system manages (or only --kind),
+    /// leaves out deleted ones, and writes one file per kind (`sddc.yaml`, `salt-job.yaml`,
+    /// ...) with documents sorted by name. Only fields a manifest can set are written; secrets
+    /// never are. Without --out the documents go to stdout. A plan over the exported files
+    /// and the connection's manifest shows `No changes.`
+    ///
+    /// Examples:
+    ///   sextant export --sim --connection salt-cloud --out adopted examples/quickstart
+    ///   sextant export --connection vcenter --kind VirtualMachine connections/ > vms.yaml
+    #[command(verbatim_doc_comment)]
+    Export(ExportArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    ///
+    /// Examples:
+    ///   sextant completions bash > /etc/bash_completion.d/sextant
+    ///   sextant completions zsh > "${fpath[1]}/_sextant"
+    ///   sextant completions fish > ~/.config/fish/completions/sextant.fish
+    #[command(verbatim_doc_comment)]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) of sextant and its commands on stdout.
+    ///
+    /// Example:
+    ///   sextant man > /usr/local/share/man/man1/sextant.1 && man sextant
+    #[command(verbatim_doc_comment)]
+    Man,
     /// Run the simulator of the vendor APIs.
+    ///
+    /// Example: sextant sim serve --listen 127.0.0.1:8080 --state sim.json
     #[command(subcommand)]
     Sim(SimCommand),
 }
@@ -185,6 +218,50 @@ pub struct GraphArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
     pub format: GraphFormatArg,
+}
+
+/// The kinds `export --kind` accepts.
+pub const EXPORTABLE_KINDS: [&str; 6] = [
+    "Sddc",
+    "SaltTarget",
+    "SaltJob",
+    "SaltSchedule",
+    "VcdApiToken",
+    "VirtualMachine",
+];
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Manifest files or directories that declare the connection (default: the current
+    /// directory).
+    pub paths: Vec<PathBuf>,
+    /// The connection whose live objects to export.
+    #[arg(long, value_name = "NAME")]
+    pub connection: String,
+    /// Export only this kind (repeatable; default: every kind of the connection's system).
+    #[arg(long = "kind", value_name = "KIND",
+          value_parser = clap::builder::PossibleValuesParser::new(EXPORTABLE_KINDS))]
+    pub kinds: Vec<String>,
+    /// Write one file per kind into this directory (created if missing; files of the
+    /// exported kinds are replaced, and removed when the kind has no objects) instead of
+    /// printing to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Shells `completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: Shell,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,7 +7,9 @@
 
 mod apply_cmd;
 mod args;
+mod export_cmd;
 mod graph_cmd;
+mod help_cmd;
 mod plan_cmd;
 mod report;
 mod schema_cmd;
@@ -92,6 +94,9 @@ async fn dispatch(
         Command::Validate(args) => validate_cmd::run(&args, reporter),
         Command::Graph(args) => graph_cmd::run(&args, reporter),
         Command::Schema(args) => schema_cmd::run(args.plan),
+        Command::Export(args) => export_cmd::run(args, global, reporter).await,
+        Command::Completions(args) => help_cmd::print_completions(args.shell),
+        Command::Man => help_cmd::print_man_page(),
         Command::Sim(args) => sim_cmd::run(args, reporter).await,
     }
 }

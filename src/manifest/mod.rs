@@ -24,7 +24,7 @@ use std::path::PathBuf;
 pub use connection::raas_region_url;
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use graph::{DependencyGraph, GraphFormat, dependency_graph};
-pub use schema::{manifest_schema, schema_json};
+pub use schema::{document_def, manifest_schema, schema_json};
 
 use crate::model::Model;
 
@@ -34,4 +34,16 @@ pub fn load(paths: &[PathBuf]) -> Result<Model, Diagnostics> {
     let mut errors = Vec::new();
     let sources = files::discover(paths, &mut errors);
     validate::validate_files(&sources, errors)
+}
+
+/// Parses and validates one manifest given as text, exactly as [`load`] does for a file
+/// named `name` in the current directory (relative paths in it resolve from there).
+pub fn load_text(name: &str, text: &str) -> Result<Model, Diagnostics> {
+    let path = PathBuf::from(name);
+    let base_dir = std::path::absolute(&path)
+        .ok()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let source = files::SourceFile { path, base_dir };
+    validate::validate_texts(&[(source, text.to_string())], Vec::new())
 }

@@ -585,15 +585,25 @@ pub fn validate_files(
     sources: &[SourceFile],
     mut errors: Vec<Diagnostic>,
 ) -> Result<Model, Diagnostics> {
+    tracing::debug!(files = sources.len(), "loading manifests");
+    let texts: Vec<(SourceFile, String)> = sources
+        .iter()
+        .filter_map(|source| Some((source.clone(), read_file(source, &mut errors)?)))
+        .collect();
+    validate_texts(&texts, errors)
+}
+
+/// Parses and validates manifest texts already read (the path [`validate_files`] takes after
+/// reading each file).
+pub fn validate_texts(
+    texts: &[(SourceFile, String)],
+    mut errors: Vec<Diagnostic>,
+) -> Result<Model, Diagnostics> {
     let schema = manifest_schema();
     let checker = Checker::new(&schema, Path::new(""));
     let mut docs: Vec<Document> = Vec::new();
-    tracing::debug!(files = sources.len(), "loading manifests");
-    for source in sources {
-        let Some(text) = read_file(source, &mut errors) else {
-            continue;
-        };
-        let nodes = match parse_documents(&text) {
+    for (source, text) in texts {
+        let nodes = match parse_documents(text) {
             Ok(nodes) => nodes,
             Err(err) => {
                 errors.push(Diagnostic::new(

@@ -18,7 +18,7 @@ use crate::model::rules::{UpdateKind, rules_for};
 use crate::model::{Address, Ensure, Kind, Model, Resource};
 use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 
-pub use diff::{FieldChange, UNKNOWN, resolve_references, substitute};
+pub use diff::{FieldChange, SpecDiff, UNKNOWN, diff_spec, resolve_references, substitute};
 pub use live::{LiveMatch, LiveState, ProviderSet, read_live_state};
 pub use order::{OrderError, order_changes};
 

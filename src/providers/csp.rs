@@ -153,20 +153,25 @@ impl CspAuth {
                 request_id,
             });
         }
-        let dto: AccessTokenDto = response.json_redacted()?;
-        let token =
-            dto.access_token
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| ProviderError::Protocol {
-                    method: "POST".to_string(),
-                    path: AUTHORIZE_PATH.to_string(),
-                    message: "the reply has no `access_token`".to_string(),
-                })?;
-        Ok(Credential {
-            value: SecretValue::new(token),
-            lifetime: lifetime(dto.expires_in.as_ref()),
-        })
+        parse_token_reply(&response)
     }
+}
+
+/// Reads a successful exchange reply: the access token and its lifetime.
+pub fn parse_token_reply(response: &HttpResponse) -> ProviderResult<Credential<SecretValue>> {
+    let dto: AccessTokenDto = response.json_redacted()?;
+    let token =
+        dto.access_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ProviderError::Protocol {
+                method: "POST".to_string(),
+                path: AUTHORIZE_PATH.to_string(),
+                message: "the reply has no `access_token`".to_string(),
+            })?;
+    Ok(Credential {
+        value: SecretValue::new(token),
+        lifetime: lifetime(dto.expires_in.as_ref()),
+    })
 }
 
 #[cfg(test)]

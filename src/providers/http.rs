@@ -164,7 +164,8 @@ impl HttpResponse {
             method: self.method.to_string(),
             path: self.path.clone(),
             message: format!(
-                "body is not the documented JSON ({err}): {}",
+                "{}: body is not the documented JSON ({err}): {}",
+                self.describe(),
                 truncate_body(&self.body)
             ),
         })
@@ -176,11 +177,22 @@ impl HttpResponse {
             method: self.method.to_string(),
             path: self.path.clone(),
             message: format!(
-                "body is not the documented JSON (line {}, column {}; body not shown: it may hold a credential)",
+                "{}: body is not the documented JSON (line {}, column {}; body not shown: it may hold a credential)",
+                self.describe(),
                 err.line(),
                 err.column()
             ),
         })
+    }
+
+    /// `status 200, text/html, 1234 bytes`: what came back, for parse errors.
+    pub fn describe(&self) -> String {
+        format!(
+            "status {}, {}, {} bytes",
+            self.status,
+            self.header("content-type").unwrap_or("no content type"),
+            self.body.len()
+        )
     }
 
     /// An [`ProviderError::Api`] for this response, with `message` as the server's message.
@@ -209,9 +221,10 @@ impl std::fmt::Debug for HttpResponse {
 /// A short, single-line rendering of a body for error messages.
 pub fn truncate_body(body: &[u8]) -> String {
     const MAX: usize = 300;
-    let text = String::from_utf8_lossy(body);
+    // Only the head is looked at: a huge body must not cost a pass over all of it.
+    let text = String::from_utf8_lossy(&body[..body.len().min(4 * MAX)]);
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > MAX {
+    if flat.chars().count() > MAX || body.len() > 4 * MAX {
         let cut: String = flat.chars().take(MAX).collect();
         format!("{cut}…")
     } else if flat.is_empty() {
@@ -361,7 +374,7 @@ impl HttpClient {
                     connection = %self.connection,
                     method = %request.method,
                     path = %log_path,
-                    error = %transport_message(err),
+                    error = %failure_message(err),
                     elapsed_ms,
                     attempt,
                     "http request failed"
@@ -387,7 +400,15 @@ impl HttpClient {
                             path: log_path,
                             ..response
                         }),
-                        Err(err) => Err(ProviderError::Transport {
+                        Err(Failure::BodyTooLarge { status }) => Err(ProviderError::Protocol {
+                            method: request.method.to_string(),
+                            path: log_path,
+                            message: format!(
+                                "the response body (status {status}) is larger than the {} MiB this client reads",
+                                MAX_BODY_BYTES / (1024 * 1024)
+                            ),
+                        }),
+                        Err(Failure::Transport(err)) => Err(ProviderError::Transport {
                             method: request.method.to_string(),
                             path: log_path,
                             message: if attempt > 0 {
@@ -402,11 +423,7 @@ impl HttpClient {
         }
     }
 
-    async fn send_once(
-        &self,
-        request: &HttpRequest,
-        url: &str,
-    ) -> Result<HttpResponse, reqwest::Error> {
+    async fn send_once(&self, request: &HttpRequest, url: &str) -> Result<HttpResponse, Failure> {
         let mut builder = self.client.request(request.method.clone(), url);
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
@@ -437,10 +454,23 @@ impl HttpClient {
                 builder.form(&encoded)
             }
         };
-        let response = builder.send().await?;
+        let mut response = builder.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await?.to_vec();
+        let too_large = Failure::BodyTooLarge { status };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(HttpResponse {
             method: request.method.clone(),
             path: String::new(),
@@ -448,6 +478,27 @@ impl HttpClient {
             headers,
             body,
         })
+    }
+}
+
+/// Largest response body read (64 MiB): a longer one is refused with an error naming the
+/// request, so a hostile or broken server cannot exhaust memory. The largest documented
+/// reply (a page of SDDCs or RaaS objects) is far below it.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why one attempt produced no response.
+#[derive(Debug)]
+enum Failure {
+    Transport(reqwest::Error),
+    /// The body is longer than [`MAX_BODY_BYTES`]; not retried (it would be again).
+    BodyTooLarge {
+        status: u16,
+    },
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(err: reqwest::Error) -> Self {
+        Failure::Transport(err)
     }
 }
 
@@ -460,7 +511,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 /// Whether to retry, and the server's requested delay if it gave one.
 fn retry_decision(
     request: &HttpRequest,
-    result: &Result<HttpResponse, reqwest::Error>,
+    result: &Result<HttpResponse, Failure>,
 ) -> Option<Option<Duration>> {
     match result {
         Ok(response) => {
@@ -476,11 +527,13 @@ fn retry_decision(
                 .is_some_and(|rule| rule.applies(response));
             retry.then(|| retry_after(&response.headers))
         }
+        Err(Failure::BodyTooLarge { .. }) => None,
+        Err(Failure::Transport(err)) if is_tls_failure(err) => None,
         // Never connected: nothing reached the server.
-        Err(err) if err.is_connect() => Some(None),
+        Err(Failure::Transport(err)) if err.is_connect() => Some(None),
         // Timed out or reset after sending: the server may have acted on it.
-        Err(_) if request.idempotent => Some(None),
-        Err(_) => None,
+        Err(Failure::Transport(_)) if request.idempotent => Some(None),
+        Err(Failure::Transport(_)) => None,
     }
 }
 
@@ -489,7 +542,9 @@ pub fn warn_if_cleartext(connection: &str, url: &str) {
     let Some(rest) = url.strip_prefix("http://") else {
         return;
     };
-    let host_port = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    // Never log `user:password@`.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = match host_port.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(v6),
         None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
@@ -535,21 +590,63 @@ fn url_path(url: &str) -> String {
     }
 }
 
+fn failure_message(failure: &Failure) -> String {
+    match failure {
+        Failure::Transport(err) => transport_message(err),
+        Failure::BodyTooLarge { status } => {
+            format!("the response body (status {status}) exceeds `MAX_BODY_BYTES`")
+        }
+    }
+}
+
 fn transport_message(err: &reqwest::Error) -> String {
+    // reqwest's Display includes the URL; keep only the innermost cause.
+    let cause = root_cause(err)
+        .map(|cause| format!(": {cause}"))
+        .unwrap_or_default();
     if err.is_timeout() {
         "the request timed out".to_string()
+    } else if is_tls_failure(err) {
+        format!(
+            "the TLS handshake failed{cause}; trust the server's certificate authority with `tls.ca_file`"
+        )
     } else if err.is_connect() {
-        "cannot connect to the server".to_string()
+        format!("cannot connect to the server{cause}")
     } else {
-        // reqwest's Display includes the URL; keep only the kind of failure.
-        let mut message = "the connection failed".to_string();
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            message = format!("the connection failed: {cause}");
-            source = cause.source();
-        }
-        message
+        format!("the connection failed{cause}")
     }
+}
+
+fn root_cause(err: &reqwest::Error) -> Option<&(dyn std::error::Error + 'static)> {
+    let mut source = std::error::Error::source(err)?;
+    while let Some(cause) = source.source() {
+        source = cause;
+    }
+    Some(source)
+}
+
+/// Whether the TLS handshake failed (rustls reports it as invalid data, wrapped in another
+/// I/O error by the connector: an untrusted or mismatched certificate, no common protocol).
+/// Resending cannot change the outcome.
+fn is_tls_failure(err: &reqwest::Error) -> bool {
+    fn invalid_data(io: &std::io::Error) -> bool {
+        io.kind() == std::io::ErrorKind::InvalidData
+            || io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+                .is_some_and(invalid_data)
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(invalid_data)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].

@@ -187,7 +187,8 @@ pub type ProviderResult<T> = Result<T, ProviderError>;
 pub trait Provider: Send + Sync {
     /// All live objects of `kind`, in bulk (paged as the API requires). `names` are the
     /// declared names, which a provider may use to narrow the listing; objects outside it may
-    /// still be returned and are ignored by the planner.
+    /// still be returned and are ignored by the planner. Empty `names` means every object of
+    /// the kind (`sextant export`).
     async fn list(&self, kind: Kind, names: &[String]) -> ProviderResult<Vec<LiveObject>>;
 
     async fn create(&self, request: &CreateRequest<'_>) -> ProviderResult<Outcome>;

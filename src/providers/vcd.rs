@@ -40,7 +40,7 @@ pub const ISSUED_TOKEN_TYPE: &str = "API Token";
 /// Token types a user API token may have (`vcd.md` §6).
 const TOKEN_TYPE_FILTER: &str = "(type==PROXY,type==REFRESH)";
 /// Attempts of a client registration (each after looking the name up).
-pub const MAX_REGISTER_ATTEMPTS: u32 = 3;
+pub const MAX_REGISTER_ATTEMPTS: u32 = 5;
 
 /// The Cloud Director provider of one connection.
 pub struct VcdProvider {
@@ -322,6 +322,15 @@ impl VcdProvider {
         let pages = first
             .page_count
             .unwrap_or_else(|| total.div_ceil(page_size.max(1)));
+        if pages > MAX_LIST_PAGES {
+            return Err(ProviderError::Protocol {
+                method: "GET".to_string(),
+                path: TOKENS_PATH.to_string(),
+                message: format!(
+                    "the token list claims {pages} pages, more than the {MAX_LIST_PAGES} this client reads"
+                ),
+            });
+        }
         let mut values = first.values;
         if pages > 1 {
             let rest = futures::future::try_join_all(
@@ -372,7 +381,7 @@ impl VcdProvider {
         if !response.is_success() {
             return Err(response.error(vcd_message(&response)));
         }
-        response.json()
+        parse_token_page(&response)
     }
 
     /// The one live token named `name` of this owner, if any.
@@ -404,14 +413,7 @@ impl VcdProvider {
                 .await;
             let failure = match result {
                 Ok(response) if response.is_success() => {
-                    let reply: RegisterReply = response.json()?;
-                    return reply.client_id.filter(|c| !c.is_empty()).ok_or_else(|| {
-                        ProviderError::Protocol {
-                            method: "POST".to_string(),
-                            path: response.path.clone(),
-                            message: "the registration reply has no `client_id`".to_string(),
-                        }
-                    });
+                    return parse_register_reply(&response);
                 }
                 Ok(response) => response.error(vcd_message(&response)),
                 Err(err) => err,
@@ -454,24 +456,16 @@ impl VcdProvider {
                         FormValue::Plain(client_id.to_string()),
                     ),
                 ])
-                // One-shot: a resent grant would fail and the first secret would be lost.
-                .idempotent(false);
+                // Resent on 503/504 or a broken connection: if the first grant was carried
+                // out, its secret is lost whatever we do (the resend fails with
+                // `invalid_grant`); if it was not, the resend receives the secret.
+                .idempotent(true);
             let response = match self.http.send(request).await {
                 Ok(response) => response,
                 Err(err) => return Err(lost_secret(name, client_id, &err.to_string())),
             };
             if response.is_success() {
-                let grant: GrantReply = parse_secret_reply(&response)?;
-                return grant
-                    .refresh_token
-                    .map(|t| t.0)
-                    .ok_or_else(|| ProviderError::Protocol {
-                        method: "POST".to_string(),
-                        path: response.path.clone(),
-                        message: format!(
-                            "the grant for token `{name}` returned no `refresh_token`"
-                        ),
-                    });
+                return parse_grant_reply(&response, name);
             }
             if is_invalid_grant(&response) && !retried {
                 tracing::debug!(connection = %self.connection, name, "invalid_grant; logging in again");
@@ -694,6 +688,50 @@ fn vcd_message(response: &HttpResponse) -> String {
         (None, Some(message)) => message.to_string(),
         (None, None) => format!("status {}", response.status),
     }
+}
+
+/// Most pages one token listing reads: a server claiming more gets an error, not millions of
+/// requests.
+const MAX_LIST_PAGES: u64 = 10_000;
+
+/// Reads one page of `GET /cloudapi/1.0.0/tokens`.
+fn parse_token_page(response: &HttpResponse) -> ProviderResult<TokenPage> {
+    response.json()
+}
+
+/// Reads one page of the token list into live objects, with the page's `resultTotal`.
+pub fn parse_token_list(response: &HttpResponse) -> ProviderResult<(u64, Vec<LiveObject>)> {
+    let page = parse_token_page(response)?;
+    Ok((
+        page.result_total,
+        page.values.iter().map(token_object).collect(),
+    ))
+}
+
+/// The `client_id` of a registration reply.
+pub fn parse_register_reply(response: &HttpResponse) -> ProviderResult<String> {
+    let reply: RegisterReply = response.json()?;
+    reply
+        .client_id
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ProviderError::Protocol {
+            method: "POST".to_string(),
+            path: response.path.clone(),
+            message: "the registration reply has no `client_id`".to_string(),
+        })
+}
+
+/// The refresh token of a one-time grant reply for token `name`.
+pub fn parse_grant_reply(response: &HttpResponse, name: &str) -> ProviderResult<SecretValue> {
+    let grant: GrantReply = parse_secret_reply(response)?;
+    grant
+        .refresh_token
+        .map(|t| t.0)
+        .ok_or_else(|| ProviderError::Protocol {
+            method: "POST".to_string(),
+            path: response.path.clone(),
+            message: format!("the grant for token `{name}` returned no `refresh_token`"),
+        })
 }
 
 /// Parses a reply that holds secrets; a parse error never quotes the body.

@@ -463,7 +463,7 @@ impl VmcProvider {
 }
 
 /// What a `Task` reply says about the work.
-fn task_status(response: &HttpResponse, id: &str) -> ProviderResult<TaskStatus> {
+pub fn task_status(response: &HttpResponse, id: &str) -> ProviderResult<TaskStatus> {
     if !response.is_success() {
         return Err(api_error(response));
     }
@@ -490,7 +490,8 @@ fn task_status(response: &HttpResponse, id: &str) -> ProviderResult<TaskStatus> 
     }
 }
 
-fn task_handle(response: &HttpResponse, sddc_id: &str) -> ProviderResult<TaskHandle> {
+/// The task a mutation's `Task` reply started.
+pub fn task_handle(response: &HttpResponse, sddc_id: &str) -> ProviderResult<TaskHandle> {
     let task: Task = response.json()?;
     let id = task
         .id
@@ -688,6 +689,32 @@ fn normalize(sddc: Sddc, task: Option<&Task>) -> ProviderResult<LiveObject> {
     })
 }
 
+/// Reads an SDDC list reply. SDDCs carry their admin passwords: a parse error never quotes
+/// the body.
+fn parse_sddcs(response: &HttpResponse) -> ProviderResult<Vec<Sddc>> {
+    response.json_redacted()
+}
+
+/// Reads an SDDC list reply into live objects, as `list` does when no task is running.
+pub fn parse_sddc_list(response: &HttpResponse) -> ProviderResult<Vec<LiveObject>> {
+    parse_sddcs(response)?
+        .into_iter()
+        .map(|sddc| normalize(sddc, None).map_err(|err| in_reply(response, err)))
+        .collect()
+}
+
+/// An SDDC the reply holds but that cannot be used, reported against the request.
+fn in_reply(response: &HttpResponse, err: ProviderError) -> ProviderError {
+    match err {
+        ProviderError::Invalid(message) => ProviderError::Protocol {
+            method: response.method.to_string(),
+            path: response.path.clone(),
+            message: format!("{}: {message}", response.describe()),
+        },
+        other => other,
+    }
+}
+
 /// Whether a task could be running on the SDDC (it is neither deleted nor failed).
 fn is_alive(sddc: &Sddc) -> bool {
     !matches!(
@@ -832,8 +859,7 @@ impl Provider for VmcProvider {
         if !response.is_success() {
             return Err(api_error(&response));
         }
-        // SDDCs carry their admin passwords: a parse error never quotes the body.
-        let sddcs: Vec<Sddc> = response.json_redacted()?;
+        let sddcs = parse_sddcs(&response)?;
         let mut tasks: HashMap<String, Task> = HashMap::new();
         // One more read when an SDDC is alive: some tasks (a conversion) leave no trace in
         // the SDDC's own states, and a busy SDDC must never get a second mutation.
@@ -848,7 +874,7 @@ impl Provider for VmcProvider {
             .into_iter()
             .map(|sddc| {
                 let task = sddc.id.as_ref().and_then(|id| tasks.get(id));
-                normalize(sddc, task)
+                normalize(sddc, task).map_err(|err| in_reply(&response, err))
             })
             .collect()
     }

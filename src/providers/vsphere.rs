@@ -1,7 +1,7 @@
 //! vSphere Automation REST, `/rest` flavour (`vsphere.md`): the `VirtualMachine` kind.
 //!
 //! Existing VMs only: lists the declared names with `filter.names` (the list is capped, not
-//! paged, so names go in chunks), normalizes each VM to `{power_state, cpu_count,
+//! paged, so names go in chunks) or, given no names, every VM (by power state past the cap), normalizes each VM to `{power_state, cpu_count,
 //! memory_size_MiB}`, changes power state and CPU/memory (stop → change → start on a running
 //! VM, only when the user allowed a power cycle). Logs in with Basic and sends the session id
 //! in `vmware-api-session-id`, logging in again once on 401. Never creates or deletes a VM.
@@ -31,6 +31,10 @@ const USE_HEADER_AUTHN: HeaderName = HeaderName::from_static("vmware-use-header-
 /// (`vsphere.md` §3), and long query strings are refused by proxies.
 pub const NAMES_PER_LIST: usize = 200;
 
+/// The most VMs one `GET /rest/vcenter/vm` returns (`vsphere.md` §3); past it vCenter answers
+/// 400 `unable_to_allocate_resource`.
+pub const LIST_CAP: usize = 1000;
+
 const POWERED_ON: &str = "POWERED_ON";
 const POWERED_OFF: &str = "POWERED_OFF";
 const SUSPENDED: &str = "SUSPENDED";
@@ -38,6 +42,8 @@ const SUSPENDED: &str = "SUSPENDED";
 /// vAPI error kinds this client acts on.
 const ALREADY_IN_DESIRED_STATE: &str = "already_in_desired_state";
 const RESOURCE_BUSY: &str = "resource_busy";
+/// A listing matched more VMs than the cap.
+const UNABLE_TO_ALLOCATE: &str = "unable_to_allocate_resource";
 
 #[derive(serde::Deserialize, Default, Debug)]
 #[serde(default)]
@@ -289,6 +295,56 @@ impl VsphereProvider {
         }
     }
 
+    /// Every VM. vCenter refuses a listing that matches more than [`LIST_CAP`] VMs, so past
+    /// the cap this lists by power state instead (warning that the cap was hit), and fails
+    /// only when one power state alone is past it.
+    async fn list_all(&self) -> ProviderResult<Vec<VmSummary>> {
+        if let Some(all) = self.list_unfiltered(None).await? {
+            return Ok(all);
+        }
+        tracing::warn!(
+            "connection `{}` has more VMs than one `/rest` listing returns ({LIST_CAP} on vCenter); listing them by power state instead",
+            self.connection
+        );
+        let mut out = Vec::new();
+        for state in [POWERED_ON, POWERED_OFF, SUSPENDED] {
+            match self.list_unfiltered(Some(state)).await? {
+                Some(vms) => out.extend(vms),
+                None => {
+                    return Err(ProviderError::Invalid(format!(
+                        "connection `{}` has more VMs in power state `{state}` than one `/rest` listing returns ({LIST_CAP} on vCenter), so not every VM can be listed",
+                        self.connection
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /rest/vcenter/vm`, optionally of one power state; `None` when more VMs match
+    /// than one listing returns (400 `unable_to_allocate_resource`).
+    async fn list_unfiltered(
+        &self,
+        power_state: Option<&str>,
+    ) -> ProviderResult<Option<Vec<VmSummary>>> {
+        let response = self
+            .call(|| {
+                let request = HttpRequest::get("/rest/vcenter/vm");
+                match power_state {
+                    Some(state) => request.query("filter.power_states", state),
+                    None => request,
+                }
+            })
+            .await?;
+        if !response.is_success() {
+            if error_kind(&response).as_deref() == Some(UNABLE_TO_ALLOCATE) {
+                return Ok(None);
+            }
+            return Err(api_error(&response));
+        }
+        Ok(Some(unwrap_value(&response)?))
+    }
+
     /// One chunk of declared names → the VMs whose name matches one of them exactly.
     async fn list_chunk(&self, names: &[&str]) -> ProviderResult<Vec<VmSummary>> {
         let response = self
@@ -303,7 +359,7 @@ impl VsphereProvider {
         if !response.is_success() {
             return Err(api_error(&response));
         }
-        let mut vms: Vec<VmSummary> = unwrap_value(&response)?;
+        let mut vms = parse_summaries(&response)?;
         // The filter is exact on vCenter; match client-side as well.
         vms.retain(|vm| vm.name.as_deref().is_some_and(|n| names.contains(&n)));
         Ok(vms)
@@ -403,6 +459,20 @@ impl VsphereProvider {
     }
 }
 
+fn parse_summaries(response: &HttpResponse) -> ProviderResult<Vec<VmSummary>> {
+    unwrap_value(response)
+}
+
+/// Reads a `GET /rest/vcenter/vm` reply into live objects (before CPU and memory are filled
+/// in for VMs whose list entry lacks them).
+pub fn parse_vm_list(response: &HttpResponse) -> ProviderResult<Vec<LiveObject>> {
+    Ok(parse_summaries(response)?
+        .into_iter()
+        .filter(|vm| vm.vm.is_some())
+        .map(normalize)
+        .collect())
+}
+
 fn normalize(vm: VmSummary) -> LiveObject {
     let id = vm.vm.unwrap_or_default();
     let mut spec = serde_json::Map::new();
@@ -452,12 +522,16 @@ impl Provider for VsphereProvider {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let chunks = futures::future::try_join_all(
-            names
-                .chunks(NAMES_PER_LIST)
-                .map(|chunk| self.list_chunk(chunk)),
-        )
-        .await?;
+        let chunks = if names.is_empty() {
+            vec![self.list_all().await?]
+        } else {
+            futures::future::try_join_all(
+                names
+                    .chunks(NAMES_PER_LIST)
+                    .map(|chunk| self.list_chunk(chunk)),
+            )
+            .await?
+        };
         let completed = futures::future::try_join_all(
             chunks
                 .into_iter()

@@ -24,7 +24,7 @@ pub const PAGE_SIZE: u64 = 1000;
 /// The most calls sent in one batched RPC request.
 pub const BATCH_SIZE: usize = 100;
 /// Attempts of a create without a client-chosen id (each after checking by name).
-pub const MAX_CREATE_ATTEMPTS: u32 = 3;
+pub const MAX_CREATE_ATTEMPTS: u32 = 5;
 /// The built-in "All Minions" target group (`raas.md` §6).
 pub const ALL_MINIONS_UUID: &str = "7f93b928-388b-11e6-b133-346895ecb8f3";
 const RPC_PATH_FOR_ERRORS: &str = "/rpc";
@@ -150,6 +150,12 @@ impl RaasProvider {
                 ));
             }
             let pages = count.div_ceil(limit);
+            if pages > MAX_LIST_PAGES {
+                return Err(self.list_error(
+                    &first_call,
+                    format!("`count` {count} with pages of {limit} needs {pages} pages, more than the {MAX_LIST_PAGES} this client reads"),
+                ));
+            }
             tracing::debug!(connection = %self.connection, call = %first_call.name(), count, limit, pages, "listing remaining pages");
             let calls: Vec<RpcCall> = (1..pages).map(|page| page_call(limit, page)).collect();
             let replies = futures::future::try_join_all(calls.iter().map(|call| async move {
@@ -505,6 +511,33 @@ impl Provider for RaasProvider {
         )))
     }
 }
+
+/// Reads one page of a list call's `ret` into the live objects of `kind` it holds, with the
+/// server's `count`. Job and schedule references stay uuids here: names come from other
+/// listings.
+pub fn parse_list_page(
+    kind: Kind,
+    call: &RpcCall,
+    ret: &Value,
+) -> ProviderResult<(u64, Vec<LiveObject>)> {
+    let page = Page::parse(call, ret)?;
+    let none = HashMap::new();
+    let objects = page
+        .results
+        .iter()
+        .filter_map(|item| match kind {
+            Kind::SaltTarget => target_object(item),
+            Kind::SaltJob => job_object(item, &none),
+            Kind::SaltSchedule => schedule_object(item, &none, &none),
+            _ => None,
+        })
+        .collect();
+    Ok((page.count, objects))
+}
+
+/// Most pages one listing reads: a server claiming a larger `count` is answered with an error,
+/// not millions of requests.
+const MAX_LIST_PAGES: u64 = 10_000;
 
 /// One page of a list reply `{count, limit, results}` (a bare list is one complete page).
 struct Page {

@@ -32,6 +32,8 @@ pub const VCF_PREFIX: &str = "/raas";
 const JWT_TOKEN_TYPE: &str = "jwt";
 /// RPC error code documented for internal server errors (the only one named by clients).
 pub const RPC_INTERNAL_ERROR: i64 = 5000;
+/// Logins in a row after which a call refused with 401 fails.
+const MAX_RELOGINS: u32 = 3;
 
 /// How the connection authenticates.
 enum Credentials {
@@ -196,16 +198,7 @@ impl RaasSession {
             "riq": riq,
         });
         let response = self.post_rpc(body, idempotent, &call.name()).await?;
-        let reply: Value = response.json()?;
-        parse_reply(&reply).ok_or_else(|| ProviderError::Protocol {
-            method: "POST".to_string(),
-            path: response.path.clone(),
-            message: format!(
-                "`{}` reply has neither `ret` nor `error`: {}",
-                call.name(),
-                truncate_body(&response.body)
-            ),
-        })
+        parse_call_reply(&response, call)
     }
 
     /// Sends several calls in one request (`raas.md` §3.4); replies come back in order.
@@ -273,15 +266,17 @@ impl RaasSession {
             .collect()
     }
 
-    /// POSTs an envelope to `/rpc` with the session's credentials; re-logs in once on 401
-    /// (or a non-JSON 200, the login page) and refreshes the XSRF token once on a 403.
+    /// POSTs an envelope to `/rpc` with the session's credentials; re-logs in on 401 (up to
+    /// [`MAX_RELOGINS`] times: a fresh token can expire while a request waits out
+    /// `Retry-After`) or once on a non-JSON 200 (the login page), and refreshes the XSRF token
+    /// once on a 403.
     async fn post_rpc(
         &self,
         body: Value,
         idempotent: bool,
         what: &str,
     ) -> ProviderResult<HttpResponse> {
-        let mut relogged = false;
+        let mut relogins = 0u32;
         let mut xsrf_refreshed = false;
         loop {
             let (lease, bearer) = self.session().await?;
@@ -304,13 +299,13 @@ impl RaasSession {
             tracing::trace!(connection = %self.connection, call = what, status = response.status, "raas rpc");
             match response.status {
                 401 => {
-                    if relogged {
+                    if relogins >= MAX_RELOGINS {
                         return Err(self.auth_error(format!(
                             "`{what}` was refused with 401 after logging in again: {}",
                             auth_message(&response)
                         )));
                     }
-                    relogged = true;
+                    relogins += 1;
                     self.drop_session(&lease, bearer.as_ref()).await;
                 }
                 403 if is_xsrf_refusal(&response) => {
@@ -327,12 +322,19 @@ impl RaasSession {
                         return Ok(response);
                     }
                     // An unauthenticated call may get the HTML login page with 200.
-                    if relogged {
-                        return Err(self.auth_error(format!(
-                            "`{what}` answered a non-JSON page after logging in again"
-                        )));
+                    if relogins > 0 {
+                        return Err(ProviderError::Protocol {
+                            method: response.method.to_string(),
+                            path: response.path.clone(),
+                            message: format!(
+                                "`{what}` on connection `{}` answered a page that is not JSON ({}) even after logging in again: {}",
+                                self.connection,
+                                response.describe(),
+                                truncate_body(&response.body)
+                            ),
+                        });
                     }
-                    relogged = true;
+                    relogins += 1;
                     self.drop_session(&lease, bearer.as_ref()).await;
                 }
                 _ => return Err(response.error(server_message(&response))),
@@ -669,6 +671,23 @@ fn is_xsrf_refusal(response: &HttpResponse) -> bool {
         || String::from_utf8_lossy(&response.body)
             .to_lowercase()
             .contains("xsrf")
+}
+
+/// Reads the reply to one RPC call: its `ret`, or the RPC error it carries.
+pub fn parse_call_reply(
+    response: &HttpResponse,
+    call: &RpcCall,
+) -> ProviderResult<Result<Value, RpcError>> {
+    let reply: Value = response.json()?;
+    parse_reply(&reply).ok_or_else(|| ProviderError::Protocol {
+        method: "POST".to_string(),
+        path: response.path.clone(),
+        message: format!(
+            "`{}` reply has neither `ret` nor `error`: {}",
+            call.name(),
+            truncate_body(&response.body)
+        ),
+    })
 }
 
 /// `{riq, ret, error, warnings}` → the value or the RPC error; `None` if neither is there.

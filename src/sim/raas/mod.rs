@@ -173,6 +173,16 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
+impl Session {
+    /// Who the session authenticates.
+    fn principal(&self) -> Principal {
+        Principal {
+            username: self.username.clone(),
+            config_name: self.config_name.clone(),
+        }
+    }
+}
+
 /// Everything the simulated RaaS holds. Its `Debug` shows counts, never the XSRF token.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -215,35 +225,22 @@ trait Keyed {
     fn name(&self) -> &str;
 }
 
-impl Keyed for TargetGroup {
-    const KIND: &'static str = "tgt";
-    fn uuid_mut(&mut self) -> &mut String {
-        &mut self.uuid
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
+/// Implements [`Keyed`] for object types keyed by their `uuid` field and named by `name`.
+macro_rules! keyed_by_uuid {
+    ($($object:ty => $kind:literal),* $(,)?) => {$(
+        impl Keyed for $object {
+            const KIND: &'static str = $kind;
+            fn uuid_mut(&mut self) -> &mut String {
+                &mut self.uuid
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+        }
+    )*};
 }
 
-impl Keyed for Job {
-    const KIND: &'static str = "job";
-    fn uuid_mut(&mut self) -> &mut String {
-        &mut self.uuid
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Keyed for Schedule {
-    const KIND: &'static str = "schedule";
-    fn uuid_mut(&mut self) -> &mut String {
-        &mut self.uuid
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+keyed_by_uuid!(TargetGroup => "tgt", Job => "job", Schedule => "schedule");
 
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
@@ -655,10 +652,7 @@ fn authenticate(
             )),
         },
         Some(Credentials::Jwt(token)) => match raas.session(&token, now) {
-            Ok(session) => Ok(Principal {
-                username: session.username.clone(),
-                config_name: session.config_name.clone(),
-            }),
+            Ok(session) => Ok(session.principal()),
             Err(TokenProblem::Expired) => Err(Unauthorized::new(
                 "Unauthorized",
                 "jwt not authorized: the jwt has expired",
@@ -687,10 +681,7 @@ fn authenticate(
         )),
         None => match cookie(headers, SESSION_COOKIE) {
             Some(value) => match raas.session(value, now) {
-                Ok(session) => Ok(Principal {
-                    username: session.username.clone(),
-                    config_name: session.config_name.clone(),
-                }),
+                Ok(session) => Ok(session.principal()),
                 Err(_) => Err(Unauthorized::new(
                     "Unauthorized",
                     "authentication required: the session has expired",
@@ -717,7 +708,6 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let SimState { csp, raas, .. } = &mut *guard;
-    let fresh = raas.minting_needed();
     let body = match authenticate(&sim, &headers, csp, raas, now) {
         Ok(p) => json!({
             "authenticated": true,
@@ -725,30 +715,30 @@ async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
         }),
         Err(_) => json!({"authenticated": false, "attributes": null}),
     };
-    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    hand_out_xsrf(&mut response, raas, now);
-    let response = with_instance(response, raas);
-    if fresh {
-        sim.persist(&mut guard);
-    }
-    response
+    xsrf_handout(&sim, &mut guard, body, now)
 }
 
 /// `GET /version`: the old way to get an `_xsrf` cookie (raas.md §1).
 async fn get_version(State(sim): State<SimRef>) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
-    let raas = &mut guard.raas;
-    let fresh = raas.minting_needed();
-    let mut response = (
-        StatusCode::OK,
-        axum::Json(json!({"version": rpc::RAAS_VERSION})),
-    )
-        .into_response();
-    hand_out_xsrf(&mut response, raas, now);
-    let response = with_instance(response, raas);
+    xsrf_handout(&sim, &mut guard, json!({"version": rpc::RAAS_VERSION}), now)
+}
+
+/// The 200 reply of a GET that hands out the XSRF token: `body`, the token (header and
+/// cookie) and the instance id; the state is saved when the token or id was minted for it.
+fn xsrf_handout(
+    sim: &super::Sim,
+    state: &mut SimState,
+    body: Value,
+    now: DateTime<Utc>,
+) -> Response {
+    let fresh = state.raas.minting_needed();
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    hand_out_xsrf(&mut response, &mut state.raas, now);
+    let response = with_instance(response, &mut state.raas);
     if fresh {
-        sim.persist(&mut guard);
+        sim.persist(state);
     }
     response
 }

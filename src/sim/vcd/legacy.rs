@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{
     LoginEndpoint, SUPPORTED_API_VERSIONS, SYSTEM_ORG, VcdError, api_version, caller, open_session,
-    org_id, with_session_headers,
+    org_id, role_name, with_session_headers,
 };
 use crate::sim::SimRef;
 
@@ -87,11 +87,7 @@ fn session_xml(state: &super::VcdState, user: &super::User) -> String {
         escape(&user.org),
         escape(&user.id),
         escape(&org_id(state, &user.org)),
-        if user.org.eq_ignore_ascii_case(SYSTEM_ORG) {
-            "System Administrator"
-        } else {
-            "Organization Administrator"
-        }
+        role_name(user)
     )
 }
 

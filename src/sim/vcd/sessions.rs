@@ -117,13 +117,18 @@ pub(super) async fn login(sim: &Sim, headers: &HeaderMap, endpoint: LoginEndpoin
     }
 }
 
-pub(super) fn session_json(state: &VcdState, user: &User, session_id: &str) -> Value {
-    let org = json!({"name": user.org, "id": org_id(state, &user.org)});
-    let role = if user.org.eq_ignore_ascii_case(SYSTEM_ORG) {
+/// The role a session reports: every simulated user administers its org.
+pub(crate) fn role_name(user: &User) -> &'static str {
+    if user.org.eq_ignore_ascii_case(SYSTEM_ORG) {
         "System Administrator"
     } else {
         "Organization Administrator"
-    };
+    }
+}
+
+pub(super) fn session_json(state: &VcdState, user: &User, session_id: &str) -> Value {
+    let org = json!({"name": user.org, "id": org_id(state, &user.org)});
+    let role = role_name(user);
     json!({
         "id": format!("urn:vcloud:session:{session_id}"),
         "site": {"name": "sextant-sim", "id": urn("site", "site")},

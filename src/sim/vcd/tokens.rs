@@ -63,29 +63,33 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// Terms joined by `,` (OR), which binds looser than `;`.
     fn any(&mut self) -> Result<Filter, FilterError> {
-        let mut items = vec![self.all()?];
-        while self.peek() == Some(b',') {
-            self.at += 1;
-            items.push(self.all()?);
-        }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Filter::Any(items)
-        })
+        self.joined(b',', Self::all, Filter::Any)
     }
 
+    /// Terms joined by `;` (AND).
     fn all(&mut self) -> Result<Filter, FilterError> {
-        let mut items = vec![self.term()?];
-        while self.peek() == Some(b';') {
+        self.joined(b';', Self::term, Filter::All)
+    }
+
+    /// One or more `operand`s separated by `separator`; a lone operand stands for itself,
+    /// several are put together with `combine`.
+    fn joined(
+        &mut self,
+        separator: u8,
+        operand: fn(&mut Self) -> Result<Filter, FilterError>,
+        combine: fn(Vec<Filter>) -> Filter,
+    ) -> Result<Filter, FilterError> {
+        let mut items = vec![operand(self)?];
+        while self.peek() == Some(separator) {
             self.at += 1;
-            items.push(self.term()?);
+            items.push(operand(self)?);
         }
         Ok(if items.len() == 1 {
             items.remove(0)
         } else {
-            Filter::All(items)
+            combine(items)
         })
     }
 
@@ -423,6 +427,32 @@ mod tests {
         assert!(filter.matches(&token));
         let other = json!({"name": "ci", "owner": {"name": "alice"}, "type": "REFRESH"});
         assert!(!filter.matches(&other));
+    }
+
+    #[test]
+    fn fiql_and_binds_tighter_than_or_and_lone_terms_stay_bare() {
+        let term = |field: &str, value: &str, equal: bool| Filter::Compare {
+            field: field.into(),
+            value: value.into(),
+            equal,
+        };
+        assert_eq!(
+            parse_filter("name==a,type!=b;id==c"),
+            Ok(Filter::Any(vec![
+                term("name", "a", true),
+                Filter::All(vec![term("type", "b", false), term("id", "c", true)]),
+            ]))
+        );
+        assert_eq!(parse_filter("((name==a))"), Ok(term("name", "a", true)));
+        assert_eq!(
+            parse_filter("(name==a,name==b);id==c"),
+            Ok(Filter::All(vec![
+                Filter::Any(vec![term("name", "a", true), term("name", "b", true)]),
+                term("id", "c", true),
+            ]))
+        );
+        assert_eq!(parse_filter("name==a;"), Err(FilterError::End));
+        assert_eq!(parse_filter("name==a)"), Err(FilterError::Unexpected(')')));
     }
 
     #[test]

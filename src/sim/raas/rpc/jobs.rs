@@ -19,12 +19,13 @@ pub const JOB_CMDS: &[&str] = &["cloud", "local", "runner", "wheel"];
 /// `cmd` values the list filters and schedules accept.
 pub const FILTER_CMDS: &[&str] = &["local", "runner", "wheel", "ssh"];
 
+/// The name of the job `uuid` names, when there is one.
+pub(super) fn job_name<'a>(state: &'a RaasState, uuid: Option<&str>) -> Option<&'a str> {
+    state.jobs.get(uuid?).map(|j| j.name.as_str())
+}
+
 pub(super) fn job_json(state: &RaasState, job: &Job) -> Value {
-    let tgt_name = job
-        .tgt_uuid
-        .as_ref()
-        .and_then(|t| state.target_groups.get(t))
-        .map(|g| g.name.clone());
+    let tgt_name = target_name(state, job.tgt_uuid.as_deref());
     json!({
         "uuid": job.uuid,
         "name": job.name,
@@ -83,34 +84,26 @@ pub(super) fn validate_job_arg(arg: &Value) -> Result<(), RpcFault> {
             "kwarg" if value.is_object() || value.is_null() => {}
             "arg" => return Err(invalid(format!("{value} is not of type 'array'"))),
             "kwarg" => return Err(invalid(format!("{value} is not of type 'object'"))),
-            other => {
-                return Err(invalid(format!(
-                    "Additional properties are not allowed ('{other}' was unexpected)"
-                )));
-            }
+            other => return Err(unexpected_properties(&[other])),
         }
     }
     Ok(())
 }
 
+/// `NotFound` when `uuid` is given and names no target group.
 pub(super) fn require_target(state: &RaasState, uuid: Option<&str>) -> Result<(), RpcFault> {
-    match uuid {
-        Some(uuid) if !state.target_groups.contains_key(uuid) => Err(RpcFault::NotFound {
-            kind: "target group",
-            uuid: uuid.to_owned(),
-        }),
-        _ => Ok(()),
+    if let Some(uuid) = uuid {
+        existing(&state.target_groups, "target group", uuid)?;
     }
+    Ok(())
 }
 
+/// `NotFound` when `uuid` is given and names no job.
 pub(super) fn require_job(state: &RaasState, uuid: Option<&str>) -> Result<(), RpcFault> {
-    match uuid {
-        Some(uuid) if !state.jobs.contains_key(uuid) => Err(RpcFault::NotFound {
-            kind: "job",
-            uuid: uuid.to_owned(),
-        }),
-        _ => Ok(()),
+    if let Some(uuid) = uuid {
+        existing(&state.jobs, "job", uuid)?;
     }
+    Ok(())
 }
 
 pub(super) fn save_job(call: &mut Call<'_>) -> Result<Value, RpcFault> {
@@ -166,9 +159,7 @@ pub(super) fn save_job(call: &mut Call<'_>) -> Result<Value, RpcFault> {
 pub(super) fn delete_job(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let uuid = call.str("job_uuid").unwrap_or_default().to_owned();
     let force = call.bool("force").unwrap_or(false);
-    if !call.state.jobs.contains_key(&uuid) {
-        return Err(RpcFault::NotFound { kind: "job", uuid });
-    }
+    require_job(call.state, Some(&uuid))?;
     let dependants: Vec<(String, String)> = call
         .state
         .schedules

@@ -140,6 +140,30 @@ fn invalid(message: impl Into<String>) -> RpcFault {
     RpcFault::Validation(message.into())
 }
 
+/// The object `uuid` names among `objects`, or `NotFound` for a `kind`.
+fn existing<'a, T>(
+    objects: &'a BTreeMap<String, T>,
+    kind: &'static str,
+    uuid: &str,
+) -> Result<&'a T, RpcFault> {
+    objects.get(uuid).ok_or_else(|| RpcFault::NotFound {
+        kind,
+        uuid: uuid.to_owned(),
+    })
+}
+
+/// [`existing`], to change the object.
+fn existing_mut<'a, T>(
+    objects: &'a mut BTreeMap<String, T>,
+    kind: &'static str,
+    uuid: &str,
+) -> Result<&'a mut T, RpcFault> {
+    objects.get_mut(uuid).ok_or_else(|| RpcFault::NotFound {
+        kind,
+        uuid: uuid.to_owned(),
+    })
+}
+
 /// The JSON type a parameter accepts (besides `null` for optional ones).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Ty {
@@ -500,7 +524,6 @@ impl Call<'_> {
         }
     }
 
-    /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`.
     /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`;
     /// only the returned page is rendered, so listing a large estate stays cheap.
     fn page<T>(&self, items: Vec<&T>, listing: &Listing<T>) -> Result<Value, RpcFault> {
@@ -581,13 +604,46 @@ struct Listing<T> {
     render: fn(&RaasState, &T) -> Value,
 }
 
-fn not_one_of(value: &str, allowed: &[&str]) -> RpcFault {
-    let list = allowed
+/// Names quoted and joined the way the schema validator lists them: `'a', 'b'`.
+fn quoted_list(names: &[&str]) -> String {
+    names
         .iter()
-        .map(|a| format!("'{a}'"))
+        .map(|n| format!("'{n}'"))
         .collect::<Vec<_>>()
-        .join(", ");
-    invalid(format!("'{value}' is not one of [{list}]"))
+        .join(", ")
+}
+
+fn not_one_of(value: &str, allowed: &[&str]) -> RpcFault {
+    invalid(format!(
+        "'{value}' is not one of [{}]",
+        quoted_list(allowed)
+    ))
+}
+
+/// The error for keys a schema with `additionalProperties: false` does not list.
+fn unexpected_properties(keys: &[&str]) -> RpcFault {
+    let verb = if keys.len() == 1 { "was" } else { "were" };
+    invalid(format!(
+        "Additional properties are not allowed ({} {verb} unexpected)",
+        quoted_list(keys)
+    ))
+}
+
+/// Refuses, in one error, every key of `given` that `known` does not accept.
+fn reject_unknown_keys<'a>(
+    given: impl IntoIterator<Item = &'a String>,
+    known: impl Fn(&str) -> bool,
+) -> Result<(), RpcFault> {
+    let unknown: Vec<&str> = given
+        .into_iter()
+        .map(String::as_str)
+        .filter(|k| !known(k))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(unexpected_properties(&unknown))
+    }
 }
 
 fn check_enum(value: Option<&str>, allowed: &[&str]) -> Result<(), RpcFault> {
@@ -691,43 +747,21 @@ fn run(
             "an envelope must be a json object".into(),
         ));
     };
-    let resource = match envelope.remove("resource") {
-        Some(Value::String(s)) => s,
-        _ => {
-            return Err(RpcFault::InvalidRequest(
-                "`resource` must be a string".into(),
-            ));
-        }
-    };
-    let method = match envelope.remove("method") {
-        Some(Value::String(s)) => s,
-        _ => {
-            return Err(RpcFault::InvalidRequest("`method` must be a string".into()));
-        }
-    };
-    let positional = match (envelope.remove("arg"), envelope.remove("args")) {
-        (Some(_), Some(_)) => {
-            return Err(RpcFault::InvalidRequest(
-                "send `arg` or `args`, not both".into(),
-            ));
-        }
-        (Some(Value::Array(a)), None) | (None, Some(Value::Array(a))) => a,
-        (Some(Value::Null), None) | (None, Some(Value::Null)) | (None, None) => Vec::new(),
-        _ => {
+    let resource = envelope_string(&mut envelope, "resource")?;
+    let method = envelope_string(&mut envelope, "method")?;
+    let positional = match aliased(&mut envelope, "arg", "args")? {
+        Some(Value::Array(a)) => a,
+        None => Vec::new(),
+        Some(_) => {
             return Err(RpcFault::InvalidRequest(
                 "`arg` must be a list of positional arguments".into(),
             ));
         }
     };
-    let keywords = match (envelope.remove("kwarg"), envelope.remove("kwargs")) {
-        (Some(_), Some(_)) => {
-            return Err(RpcFault::InvalidRequest(
-                "send `kwarg` or `kwargs`, not both".into(),
-            ));
-        }
-        (Some(Value::Object(k)), None) | (None, Some(Value::Object(k))) => k,
-        (Some(Value::Null), None) | (None, Some(Value::Null)) | (None, None) => Map::new(),
-        _ => {
+    let keywords = match aliased(&mut envelope, "kwarg", "kwargs")? {
+        Some(Value::Object(k)) => k,
+        None => Map::new(),
+        Some(_) => {
             return Err(RpcFault::InvalidRequest(
                 "`kwarg` must be an object of keyword arguments".into(),
             ));
@@ -747,6 +781,32 @@ fn run(
     };
     let ret = (spec.handler)(&mut call)?;
     Ok((ret, call.warnings))
+}
+
+/// The string the envelope holds under `name` (`resource`, `method`).
+fn envelope_string(envelope: &mut Map<String, Value>, name: &str) -> Result<String, RpcFault> {
+    match envelope.remove(name) {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err(RpcFault::InvalidRequest(format!(
+            "`{name}` must be a string"
+        ))),
+    }
+}
+
+/// The value the envelope holds under `name` or its plural alias (`arg|args`,
+/// `kwarg|kwargs`); `None` when neither is given or the one given is `null`.
+fn aliased(
+    envelope: &mut Map<String, Value>,
+    name: &str,
+    plural: &str,
+) -> Result<Option<Value>, RpcFault> {
+    match (envelope.remove(name), envelope.remove(plural)) {
+        (Some(_), Some(_)) => Err(RpcFault::InvalidRequest(format!(
+            "send `{name}` or `{plural}`, not both"
+        ))),
+        (Some(value), None) | (None, Some(value)) => Ok(Some(value).filter(|v| !v.is_null())),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Binds positional and keyword arguments to the method's parameters, rejecting unknown
@@ -769,18 +829,7 @@ fn bind(
     for (param, value) in spec.params.iter().zip(positional) {
         args.insert(param.name, value);
     }
-    let unknown: Vec<String> = keywords
-        .keys()
-        .filter(|k| !spec.params.iter().any(|p| p.name == k.as_str()))
-        .map(|k| format!("'{k}'"))
-        .collect();
-    if !unknown.is_empty() {
-        let verb = if unknown.len() == 1 { "was" } else { "were" };
-        return Err(invalid(format!(
-            "Additional properties are not allowed ({} {verb} unexpected)",
-            unknown.join(", ")
-        )));
-    }
+    reject_unknown_keys(keywords.keys(), |k| spec.params.iter().any(|p| p.name == k))?;
     for (key, value) in keywords {
         let Some(param) = spec.params.iter().find(|p| p.name == key) else {
             continue;
@@ -900,6 +949,212 @@ mod tests {
                 .unwrap()
                 .contains("multiple values")
         );
+    }
+
+    #[test]
+    fn envelope_fields_and_their_plural_aliases_are_checked() {
+        let mut state = RaasState::default_estate();
+        let cases = [
+            (json!({"method": "echo"}), "`resource` must be a string"),
+            (
+                json!({"resource": "test", "method": 1}),
+                "`method` must be a string",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "arg": ["a"], "args": null}),
+                "send `arg` or `args`, not both",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "kwarg": null, "kwargs": {}}),
+                "send `kwarg` or `kwargs`, not both",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "args": {}}),
+                "`arg` must be a list of positional arguments",
+            ),
+            (
+                json!({"resource": "test", "method": "echo", "kwargs": []}),
+                "`kwarg` must be an object of keyword arguments",
+            ),
+        ];
+        for (envelope, message) in cases {
+            let reply = single(&mut state, &principal(), Utc::now(), envelope).reply;
+            assert_eq!(reply["error"]["code"], CODE_INVALID_REQUEST, "{message}");
+            assert_eq!(
+                reply["error"]["message"],
+                format!("invalid rpc request: {message}")
+            );
+        }
+        let nulls = json!({"resource": "test", "method": "echo", "args": null, "kwarg": null});
+        let reply = single(&mut state, &principal(), Utc::now(), nulls).reply;
+        assert_eq!(
+            reply["error"]["message"],
+            "'message' is a required property"
+        );
+    }
+
+    #[test]
+    fn unexpected_keys_are_named_as_the_schema_validator_names_them() {
+        let mut state = RaasState::default_estate();
+        let glob = json!({"tgt_type": "glob", "tgt": "*"});
+        let cases = [
+            (
+                "get_jobs",
+                json!({"names": [], "limit": 5, "pages": 1}),
+                "Additional properties are not allowed ('names', 'pages' were unexpected)",
+            ),
+            (
+                "save_job",
+                json!({"name": "j", "arg": {"arg": [], "args": [], "kw": {}}}),
+                "Additional properties are not allowed ('args' was unexpected)",
+            ),
+            (
+                "save_target_group",
+                json!({"tgt": {"m1": glob, "m2": {"tgt_type": "glob", "tgt": "*", "x": 1, "y": 2}}}),
+                "Additional properties are not allowed ('x' was unexpected)",
+            ),
+        ];
+        for (method, kwarg, message) in cases {
+            let resource = if method == "save_target_group" {
+                "tgt"
+            } else {
+                "job"
+            };
+            let reply = call(&mut state, resource, method, kwarg);
+            assert_eq!(reply["error"]["message"], message);
+        }
+        let reply = call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "s", "fun": "test.ping", "schedule": {"every": 1, "hours": 1, "often": 2}}),
+        );
+        assert_eq!(
+            reply["error"]["message"],
+            "Additional properties are not allowed ('every', 'often' were unexpected)"
+        );
+    }
+
+    #[test]
+    fn unknown_uuids_are_not_found_errors_naming_the_kind() {
+        let mut state = RaasState::default_estate();
+        let missing = "00000000-0000-4000-8000-000000000000";
+        let glob = json!({"*": {"tgt_type": "glob", "tgt": "*"}});
+        let cases = [
+            (
+                "tgt",
+                "save_target_group",
+                json!({"tgt_uuid": missing, "tgt": glob}),
+                "target group",
+            ),
+            (
+                "tgt",
+                "delete_target_group",
+                json!({"tgt_uuid": [super::super::ALL_MINIONS_UUID, missing]}),
+                "target group",
+            ),
+            (
+                "job",
+                "save_job",
+                json!({"name": "j", "tgt_uuid": missing}),
+                "target group",
+            ),
+            ("job", "delete_job", json!({"job_uuid": missing}), "job"),
+            (
+                "schedule",
+                "update",
+                json!({"uuid": missing, "enabled": true}),
+                "schedule",
+            ),
+            ("cmd", "route_cmd", json!({"job_uuid": missing}), "job"),
+        ];
+        for (resource, method, kwarg, kind) in cases {
+            let reply = call(&mut state, resource, method, kwarg);
+            assert_eq!(
+                reply["error"],
+                json!({
+                    "code": CODE_NOT_FOUND,
+                    "message": format!("{kind} `{missing}` not found"),
+                    "detail": {"exception": "NotFound", "resource": kind, "uuid": missing},
+                }),
+                "{resource}.{method}"
+            );
+        }
+        assert!(
+            state
+                .target_groups
+                .contains_key(super::super::ALL_MINIONS_UUID)
+        );
+    }
+
+    #[test]
+    fn schedules_and_commands_take_an_inline_tgt_or_a_tgt_uuid() {
+        let mut state = RaasState::default_estate();
+        let all = super::super::ALL_MINIONS_UUID;
+        let glob = json!({"*": {"tgt_type": "glob", "tgt": "*"}});
+        let regex = json!({"*": {"tgt_type": "regex", "tgt": "*"}});
+        let both = "use `tgt` or `tgt_uuid`, not both";
+        let bad_type = "'regex' is not one of ['compound', 'glob', 'grain', 'grain_pcre', 'pillar', 'pillar_pcre', 'list', 'ipcidr', 'pcre', 'node']";
+        let saved = call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "s", "schedule": {"hours": 1}, "fun": "test.ping", "tgt": glob}),
+        );
+        let uuid = saved["ret"].as_str().unwrap().to_owned();
+        let cases = [
+            (
+                "schedule",
+                "save",
+                json!({"name": "s", "schedule": {}, "fun": "f", "tgt": glob, "tgt_uuid": all}),
+                both,
+            ),
+            (
+                "schedule",
+                "save",
+                json!({"name": "s", "schedule": {}, "fun": "f", "tgt": regex}),
+                bad_type,
+            ),
+            (
+                "schedule",
+                "update",
+                json!({"uuid": uuid, "tgt": glob, "tgt_uuid": all}),
+                both,
+            ),
+            (
+                "schedule",
+                "update",
+                json!({"uuid": uuid, "tgt": regex}),
+                bad_type,
+            ),
+            (
+                "cmd",
+                "route_cmd",
+                json!({"fun": "test.ping", "tgt": glob, "tgt_uuid": all}),
+                both,
+            ),
+            (
+                "cmd",
+                "route_cmd",
+                json!({"fun": "test.ping", "tgt": regex}),
+                bad_type,
+            ),
+        ];
+        for (resource, method, kwarg, message) in cases {
+            let reply = call(&mut state, resource, method, kwarg);
+            assert_eq!(
+                reply["error"]["code"], CODE_VALIDATION,
+                "{resource}.{method}"
+            );
+            assert_eq!(reply["error"]["message"], message, "{resource}.{method}");
+        }
+        let routed = call(
+            &mut state,
+            "cmd",
+            "route_cmd",
+            json!({"fun": "test.ping", "tgt": glob}),
+        );
+        assert_eq!(routed["error"], Value::Null);
     }
 
     #[test]
@@ -1035,6 +1290,58 @@ mod tests {
             json!({"sort_by": "sched_name"}),
         );
         assert_eq!(names(by_name), ["a", "b"]);
+    }
+
+    #[test]
+    fn schedules_filter_and_sort_by_the_names_of_their_job_and_target() {
+        let mut state = RaasState::default_estate();
+        let ping = "9a1e4c7b-2d3f-4e5a-8b6c-7d8e9f0a1b2c";
+        call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "on-all", "schedule": {"hours": 1}, "job_uuid": ping, "tgt_uuid": super::super::ALL_MINIONS_UUID}),
+        );
+        call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "no-target", "schedule": {"hours": 1}, "fun": "test.ping"}),
+        );
+        let names = |reply: &Value| -> Vec<String> {
+            reply["ret"]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let by_job = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"job_names": ["Ping all minions", "nope"]}),
+        );
+        assert_eq!(names(&by_job), ["on-all"]);
+        assert_eq!(by_job["ret"]["results"][0]["job_name"], "Ping all minions");
+        assert_eq!(by_job["ret"]["results"][0]["tgt_name"], "All Minions");
+        let by_target = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"tgt_names": ["Linux"]}),
+        );
+        assert_eq!(names(&by_target), ["Nightly highstate"]);
+        let sorted = call(
+            &mut state,
+            "schedule",
+            "get",
+            json!({"sort_by": "tgt_name"}),
+        );
+        assert_eq!(names(&sorted), ["no-target", "on-all", "Nightly highstate"]);
+        let loose = &sorted["ret"]["results"][0];
+        assert_eq!(loose["tgt_name"], Value::Null);
+        assert_eq!(loose["job_name"], Value::Null);
     }
 
     #[test]

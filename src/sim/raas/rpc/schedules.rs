@@ -16,16 +16,8 @@ pub(super) const SCHEDULE_LISTING: Listing<Schedule> = Listing {
     sort_key: |state, s, field| match field {
         "cmd" => s.cmd.as_deref().unwrap_or_default(),
         "fun" => s.fun.as_deref().unwrap_or_default(),
-        "tgt_name" => s
-            .tgt_uuid
-            .as_ref()
-            .and_then(|t| state.target_groups.get(t))
-            .map_or("", |g| g.name.as_str()),
-        "job_name" => s
-            .job_uuid
-            .as_ref()
-            .and_then(|j| state.jobs.get(j))
-            .map_or("", |j| j.name.as_str()),
+        "tgt_name" => target_name(state, s.tgt_uuid.as_deref()).unwrap_or_default(),
+        "job_name" => job_name(state, s.job_uuid.as_deref()).unwrap_or_default(),
         "status" => schedule_state(s),
         // Fire times are not simulated (always null).
         "next_fire_time" | "last_fire_time" => "",
@@ -83,18 +75,7 @@ pub(super) const SCHEDULE_STATES: &[&str] = &[
 ];
 
 pub(super) fn validate_schedule(schedule: &Map<String, Value>) -> Result<(), RpcFault> {
-    let unknown: Vec<String> = schedule
-        .keys()
-        .filter(|k| !SCHEDULE_KEYS.contains(&k.as_str()))
-        .map(|k| format!("'{k}'"))
-        .collect();
-    if !unknown.is_empty() {
-        let verb = if unknown.len() == 1 { "was" } else { "were" };
-        return Err(invalid(format!(
-            "Additional properties are not allowed ({} {verb} unexpected)",
-            unknown.join(", ")
-        )));
-    }
+    reject_unknown_keys(schedule.keys(), |k| SCHEDULE_KEYS.contains(&k))?;
     for (key, minimum) in [
         ("seconds", MIN_SCHEDULE_SECONDS),
         ("minutes", 0),
@@ -137,16 +118,8 @@ pub(super) fn validate_schedule(schedule: &Map<String, Value>) -> Result<(), Rpc
 }
 
 pub(super) fn schedule_json(state: &RaasState, schedule: &Schedule) -> Value {
-    let tgt_name = schedule
-        .tgt_uuid
-        .as_ref()
-        .and_then(|t| state.target_groups.get(t))
-        .map(|g| g.name.clone());
-    let job_name = schedule
-        .job_uuid
-        .as_ref()
-        .and_then(|j| state.jobs.get(j))
-        .map(|j| j.name.clone());
+    let tgt_name = target_name(state, schedule.tgt_uuid.as_deref());
+    let job_name = job_name(state, schedule.job_uuid.as_deref());
     json!({
         "uuid": schedule.uuid,
         "name": schedule.name,
@@ -218,18 +191,14 @@ pub(super) fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
         })
         .filter(|s| {
             job_names.as_ref().is_none_or(|names| {
-                s.job_uuid
-                    .as_ref()
-                    .and_then(|j| call.state.jobs.get(j))
-                    .is_some_and(|j| names.contains(&j.name))
+                job_name(call.state, s.job_uuid.as_deref())
+                    .is_some_and(|n| names.iter().any(|x| x == n))
             })
         })
         .filter(|s| {
             tgt_names.as_ref().is_none_or(|names| {
-                s.tgt_uuid
-                    .as_ref()
-                    .and_then(|t| call.state.target_groups.get(t))
-                    .is_some_and(|t| names.contains(&t.name))
+                target_name(call.state, s.tgt_uuid.as_deref())
+                    .is_some_and(|n| names.iter().any(|x| x == n))
             })
         })
         .collect();
@@ -239,12 +208,7 @@ pub(super) fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
 /// Checks the references and enums shared by `schedule.save` and `schedule.update`.
 pub(super) fn check_schedule_refs(call: &Call<'_>) -> Result<(), RpcFault> {
     check_enum(call.str("cmd"), FILTER_CMDS)?;
-    if call.value("tgt").is_some() && call.value("tgt_uuid").is_some() {
-        return Err(invalid("use `tgt` or `tgt_uuid`, not both"));
-    }
-    if let Some(tgt) = call.value("tgt").and_then(Value::as_object) {
-        validate_tgt(tgt)?;
-    }
+    check_target_args(call)?;
     if let Some(schedule) = call.value("schedule").and_then(Value::as_object) {
         validate_schedule(schedule)?;
     }
@@ -322,14 +286,7 @@ pub(super) fn schedule_update(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let fun = call.str("fun").map(str::to_owned);
     let function = call.str("function").map(str::to_owned);
     let enabled = call.bool("enabled");
-    let schedule = call
-        .state
-        .schedules
-        .get_mut(&uuid)
-        .ok_or(RpcFault::NotFound {
-            kind: "schedule",
-            uuid: uuid.clone(),
-        })?;
+    let schedule = existing_mut(&mut call.state.schedules, "schedule", &uuid)?;
     if let Some(name) = name {
         schedule.name = name;
     }

@@ -1,0 +1,171 @@
+//! `sextant export`: lists every live object of one connection through its provider and
+//! writes them as manifests (the writing itself is `crate::export`).
+
+use std::io::Write;
+use std::path::Path;
+
+use super::args::ExportArgs;
+use super::workspace::Workspace;
+use super::{Failure, GlobalArgs, Reporter, exit};
+use crate::export::{self, KindExport};
+use crate::model::{Connection, Kind};
+use crate::providers::{self, Provider};
+
+pub async fn run(
+    args: ExportArgs,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let workspace = Workspace::open(
+        &args.paths,
+        &[],
+        global.sim.then_some(global.sim_time_scale),
+        reporter,
+    )
+    .await?;
+    let result = export(&args, &workspace, reporter).await;
+    workspace.close().await;
+    result
+}
+
+async fn export(
+    args: &ExportArgs,
+    workspace: &Workspace,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let connection = workspace
+        .model
+        .connections
+        .get(&args.connection)
+        .ok_or_else(|| {
+            let known: Vec<&str> = workspace
+                .model
+                .connections
+                .keys()
+                .map(String::as_str)
+                .collect();
+            Failure::new(format!(
+                "no connection named `{}` in the manifests",
+                args.connection
+            ))
+            .with_hint(if known.is_empty() {
+                "pass the files or directories that declare the connection".to_string()
+            } else {
+                format!("declared connections: `{}`", known.join("`, `"))
+            })
+        })?;
+    let kinds = kinds(args, connection)?;
+    let provider = providers::connect(connection)?;
+    let result = export_kinds(args, connection, provider.as_ref(), &kinds, reporter).await;
+    if let Err(err) = provider.close().await {
+        tracing::debug!(
+            connection = connection.name,
+            "closing the session failed: {err}"
+        );
+    }
+    result
+}
+
+/// Lists and writes each kind; stdout gets everything at once, only when all succeeded.
+async fn export_kinds(
+    args: &ExportArgs,
+    connection: &Connection,
+    provider: &dyn Provider,
+    kinds: &[Kind],
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let mut stdout_text = String::new();
+    for &kind in kinds {
+        let objects = provider.list(kind, &[]).await.map_err(|err| {
+            Failure::from(err).with_hint(format!(
+                "nothing was written; check connection `{}` and run the command again",
+                connection.name
+            ))
+        })?;
+        let exported = export::export_kind(&connection.name, kind, &objects)?;
+        for (name, reason) in &exported.skipped {
+            reporter.warning(&format!("`{kind}/{name}` was not exported: {reason}"));
+        }
+        match &args.out {
+            Some(dir) => write_file(dir, kind, &exported, reporter)?,
+            None if !exported.text.is_empty() => {
+                if !stdout_text.is_empty() {
+                    stdout_text.push_str("---\n");
+                }
+                stdout_text.push_str(&exported.text);
+            }
+            None => {}
+        }
+    }
+    if args.out.is_none() {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(stdout_text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(|err| Failure::new(format!("cannot write to stdout: {err}")))?;
+    }
+    Ok(exit::OK)
+}
+
+/// The kinds asked for, checked against the connection's system; all of them by default.
+fn kinds(args: &ExportArgs, connection: &Connection) -> Result<Vec<Kind>, Failure> {
+    let system = connection.config.system;
+    let of_system: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| k.system() == Some(system))
+        .collect();
+    if args.kinds.is_empty() {
+        return Ok(of_system);
+    }
+    let mut out = Vec::new();
+    for text in &args.kinds {
+        let kind = Kind::parse(text)
+            .ok_or_else(|| Failure::new(format!("`--kind {text}` is not a kind")))?;
+        if !of_system.contains(&kind) {
+            let names: Vec<&str> = of_system.iter().map(|k| k.as_str()).collect();
+            return Err(Failure::new(format!(
+                "connection `{}` is a `{system}` connection and has no `{kind}` objects",
+                connection.name
+            ))
+            .with_hint(format!("its kinds: `{}`", names.join("`, `"))));
+        }
+        if !out.contains(&kind) {
+            out.push(kind);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn write_file(
+    dir: &Path,
+    kind: Kind,
+    exported: &KindExport,
+    reporter: &Reporter,
+) -> Result<(), Failure> {
+    let path = dir.join(export::file_name(kind));
+    if exported.text.is_empty() {
+        reporter.note(&format!("No `{kind}` objects to export."));
+        if path.is_file() {
+            std::fs::remove_file(&path).map_err(|err| {
+                Failure::new(format!(
+                    "cannot remove the stale `{}`: {err}",
+                    path.display()
+                ))
+            })?;
+            reporter.note(&format!("Removed the stale `{}`.", path.display()));
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|err| Failure::new(format!("cannot create `{}`: {err}", dir.display())))?;
+    std::fs::write(&path, &exported.text)
+        .map_err(|err| Failure::new(format!("cannot write `{}`: {err}", path.display())))?;
+    let count = exported.exported.len();
+    reporter.note(&format!(
+        "Exported {count} `{kind}` object{} to `{}`.",
+        if count == 1 { "" } else { "s" },
+        path.display()
+    ));
+    Ok(())
+}

@@ -1,0 +1,327 @@
+//! Turns live objects into manifests, so an existing estate can be adopted (`sextant export`).
+//!
+//! Owns the choice of what an exported document holds: the live object's spec (already
+//! normalized by its provider into the manifest's canonical spelling) cut down to the fields
+//! the manifest schema lets a user write, in the schema's field order, nested objects sorted
+//! by key, documents sorted by name. This is not a wire format: it writes manifests from
+//! [`LiveObject::spec`] and checks that the YAML it wrote reads back as the same value.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::manifest::{document_def, manifest_schema};
+use crate::model::Kind;
+use crate::providers::{LiveObject, LiveStatus};
+
+/// Why a kind could not be written as YAML.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot write `{address}` as YAML: {message}")]
+    Yaml { address: String, message: String },
+    #[error("the YAML written for `{address}` does not read back as the same value")]
+    RoundTrip { address: String },
+}
+
+/// The manifest text of one kind plus what was left out and why.
+#[derive(Debug, Default)]
+pub struct KindExport {
+    /// The file's text; empty when no object was exported.
+    pub text: String,
+    /// Names written, sorted.
+    pub exported: Vec<String>,
+    /// `(name, reason)` of live objects left out.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The file a kind is exported to, e.g. `salt-job.yaml`.
+pub fn file_name(kind: Kind) -> String {
+    let mut out = String::new();
+    for (i, c) in kind.as_str().chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out.push_str(".yaml");
+    out
+}
+
+/// The spec fields a user may write for `kind`, in the schema's order.
+pub fn spec_fields(kind: Kind) -> Vec<String> {
+    let schema = manifest_schema();
+    let mut spec = &schema["$defs"][document_def(kind)]["properties"]["spec"];
+    if let Some(reference) = spec.get("$ref").and_then(Value::as_str)
+        && let Some(name) = reference.strip_prefix("#/$defs/")
+    {
+        spec = &schema["$defs"][name];
+    }
+    spec["properties"]
+        .as_object()
+        .map(|properties| properties.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Where an exported `VcdApiToken` points its `file`: a placeholder under `.secrets/`.
+pub fn token_placeholder(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    let safe = if safe.is_empty() { "token" } else { safe };
+    format!(".secrets/{safe}.json")
+}
+
+/// Writes the live objects of one kind of `connection` as manifest documents.
+///
+/// Deleted objects are left out silently, failed ones and name clashes with a reason.
+pub fn export_kind(
+    connection: &str,
+    kind: Kind,
+    objects: &[LiveObject],
+) -> Result<KindExport, ExportError> {
+    let mut out = KindExport::default();
+    let mut by_name: BTreeMap<&str, Vec<&LiveObject>> = BTreeMap::new();
+    for object in objects.iter().filter(|o| o.kind == kind) {
+        match &object.status {
+            LiveStatus::Deleted => {}
+            LiveStatus::Failed { reason } => out
+                .skipped
+                .push((object.name.clone(), format!("it is unusable: {reason}"))),
+            LiveStatus::Ready | LiveStatus::Busy { .. } if object.name.is_empty() => out
+                .skipped
+                .push((object.id.clone(), "it has no name".to_string())),
+            LiveStatus::Ready | LiveStatus::Busy { .. } => {
+                by_name.entry(&object.name).or_default().push(object);
+            }
+        }
+    }
+    let fields = spec_fields(kind);
+    let mut documents = Vec::new();
+    for (name, same) in by_name {
+        let [object] = same.as_slice() else {
+            out.skipped.push((
+                name.to_string(),
+                format!(
+                    "{} live objects share this name, so no manifest can tell them apart",
+                    same.len()
+                ),
+            ));
+            continue;
+        };
+        documents.push(document(connection, object, &fields)?);
+        out.exported.push(name.to_string());
+    }
+    if !documents.is_empty() {
+        out.text = format!(
+            "# {kind} objects of connection `{connection}`, written by `sextant export`.\n\
+             # Only fields a manifest can set are included; secrets never are.\n{}",
+            documents.join("---\n")
+        );
+    }
+    Ok(out)
+}
+
+/// One document: a comment where needed, then the YAML.
+fn document(
+    connection: &str,
+    object: &LiveObject,
+    fields: &[String],
+) -> Result<String, ExportError> {
+    let address = format!("{}/{}", object.kind, object.name);
+    let mut spec = Map::new();
+    for field in fields {
+        if let Some(value) = object.spec.get(field) {
+            spec.insert(field.clone(), sorted(value));
+        }
+    }
+    let mut comment = String::new();
+    if object.kind == Kind::VcdApiToken {
+        let placeholder = token_placeholder(&object.name);
+        comment = "# The token's secret cannot be exported: Cloud Director hands it out once, when the\n\
+                   # token is created. `file` is a placeholder; point it at where the secret is kept.\n\
+                   # While the file is missing, plan warns; `--recreate-lost-secrets` would revoke\n\
+                   # the token and create a new one.\n"
+            .to_string();
+        spec.insert("file".to_string(), json!(placeholder));
+    }
+    let value = json!({
+        "kind": object.kind.as_str(),
+        "name": object.name,
+        "connection": connection,
+        "spec": Value::Object(spec),
+    });
+    let yaml = serde_saphyr::to_string(&value).map_err(|err| ExportError::Yaml {
+        address: address.clone(),
+        message: err.to_string(),
+    })?;
+    let back: Value = serde_saphyr::from_str(&yaml).map_err(|_| ExportError::RoundTrip {
+        address: address.clone(),
+    })?;
+    if back != value {
+        return Err(ExportError::RoundTrip { address });
+    }
+    Ok(format!("{comment}{yaml}"))
+}
+
+/// A copy with every nested object's keys sorted, so output never depends on server order.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let ordered: BTreeMap<&String, Value> =
+                map.iter().map(|(k, v)| (k, sorted(v))).collect();
+            Value::Object(ordered.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(kind: Kind, name: &str, spec: Value, status: LiveStatus) -> LiveObject {
+        LiveObject {
+            kind,
+            name: name.to_string(),
+            id: format!("id-{name}"),
+            spec,
+            attributes: BTreeMap::new(),
+            status,
+            fingerprint: String::new(),
+        }
+    }
+
+    #[test]
+    fn file_names_are_kebab_case() {
+        assert_eq!(file_name(Kind::VcdApiToken), "vcd-api-token.yaml");
+        assert_eq!(file_name(Kind::Sddc), "sddc.yaml");
+    }
+
+    #[test]
+    fn spec_fields_follow_the_schema() {
+        let fields = spec_fields(Kind::VirtualMachine);
+        assert!(
+            fields.contains(&"memory_size_MiB".to_string()),
+            "{fields:?}"
+        );
+        assert!(spec_fields(Kind::Sddc).contains(&"num_hosts".to_string()));
+    }
+
+    #[test]
+    fn documents_are_sorted_deleted_skipped_and_unknown_fields_dropped() {
+        let objects = vec![
+            live(
+                Kind::VirtualMachine,
+                "b",
+                json!({"memory_size_MiB": 1024, "power_state": "POWERED_ON", "guest": "x"}),
+                LiveStatus::Ready,
+            ),
+            live(
+                Kind::VirtualMachine,
+                "a",
+                json!({"cpu_count": 1}),
+                LiveStatus::Ready,
+            ),
+            live(Kind::VirtualMachine, "gone", json!({}), LiveStatus::Deleted),
+            live(
+                Kind::VirtualMachine,
+                "broken",
+                json!({}),
+                LiveStatus::Failed {
+                    reason: "FAILED".into(),
+                },
+            ),
+        ];
+        let out = export_kind("vc", Kind::VirtualMachine, &objects).unwrap();
+        assert_eq!(out.exported, ["a", "b"]);
+        assert_eq!(out.skipped.len(), 1);
+        assert!(!out.text.contains("guest"));
+        assert!(out.text.find("name: a").unwrap() < out.text.find("name: b").unwrap());
+        let b = out.text.split("---\n").nth(1).unwrap();
+        assert!(
+            b.find("power_state").unwrap() < b.find("memory_size_MiB").unwrap(),
+            "{b}"
+        );
+    }
+
+    #[test]
+    fn tokens_get_a_placeholder_file_and_a_comment() {
+        let objects = vec![live(
+            Kind::VcdApiToken,
+            "ci/bot",
+            json!({}),
+            LiveStatus::Ready,
+        )];
+        let out = export_kind("vcd", Kind::VcdApiToken, &objects).unwrap();
+        assert!(
+            out.text.contains("file: .secrets/ci-bot.json"),
+            "{}",
+            out.text
+        );
+        assert!(out.text.contains("cannot be exported"));
+    }
+
+    #[test]
+    fn documents_of_every_kind() {
+        let cases = [
+            (
+                Kind::Sddc,
+                "vmc",
+                json!({"region": "US_WEST_2", "provider": "AWS", "num_hosts": 3,
+                    "host_instance_type": "i3.metal", "sddc_type": "DEFAULT",
+                    "deployment_type": "SingleAZ", "vpc_cidr": "10.2.0.0/16", "size": "medium"}),
+            ),
+            (
+                Kind::SaltTarget,
+                "salt",
+                json!({"desc": "", "tgt": {"*": {"tgt_type": "compound", "tgt": "G@os:Ubuntu and web*"}}}),
+            ),
+            (
+                Kind::SaltJob,
+                "salt",
+                json!({"desc": "yes", "cmd": "local", "fun": "state.apply",
+                    "arg": {"kwarg": {"test": true, "mods": "nginx"}, "arg": ["1", 2]},
+                    "masters": [], "target": "web: servers"}),
+            ),
+            (
+                Kind::SaltSchedule,
+                "salt",
+                json!({"job": "Apply", "target": "All Minions",
+                    "schedule": {"timezone": "UTC", "cron": "0 3 * * *"}, "enabled": false}),
+            ),
+            (Kind::VcdApiToken, "vcd", json!({})),
+            (
+                Kind::VirtualMachine,
+                "vcenter",
+                json!({"power_state": "POWERED_ON", "cpu_count": 2, "memory_size_MiB": 4096}),
+            ),
+        ];
+        let mut all = String::new();
+        for (kind, connection, spec) in cases {
+            let objects = vec![live(kind, &format!("{kind} #1"), spec, LiveStatus::Ready)];
+            all.push_str(&export_kind(connection, kind, &objects).unwrap().text);
+            all.push_str("---\n");
+        }
+        insta::assert_snapshot!(all);
+    }
+
+    #[test]
+    fn name_clashes_are_skipped() {
+        let objects = vec![
+            live(Kind::Sddc, "x", json!({}), LiveStatus::Ready),
+            live(Kind::Sddc, "x", json!({}), LiveStatus::Ready),
+        ];
+        let out = export_kind("vmc", Kind::Sddc, &objects).unwrap();
+        assert!(out.text.is_empty());
+        assert_eq!(out.skipped[0].0, "x");
+    }
+}
