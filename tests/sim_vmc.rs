@@ -30,6 +30,15 @@ async fn start_with(config: SimConfig) -> SimHandle {
     sim::start(config).await.expect("simulator starts")
 }
 
+/// [`start`] with other answers to the unverified points.
+async fn start_with_options(options: SimOptions) -> SimHandle {
+    start_with(SimConfig {
+        options,
+        ..config()
+    })
+    .await
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -100,16 +109,57 @@ async fn put_faults(sim: &SimHandle, faults: Value) {
     );
 }
 
-/// Sends `request`, with `body` as JSON if given; returns the status and the body parsed as
-/// JSON (`Null` when it is empty or not JSON).
-async fn send(mut request: reqwest::RequestBuilder, body: Option<Value>) -> (StatusCode, Value) {
-    if let Some(body) = body {
-        request = request.json(&body);
+/// Sends `method base+path` with the credential header `auth` (name, value) and the JSON
+/// `body` where given; returns the response as it came.
+async fn raw_call(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    body: Option<&Value>,
+) -> reqwest::Response {
+    let mut request = client().request(method, format!("{base}{path}"));
+    if let Some((header, value)) = auth {
+        request = request.header(header, value);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    request.send().await.unwrap()
+}
+
+/// A logged-in client of one simulated API ([`Vmc`], [`Vsphere`]): every call carries its
+/// credential header and answers (status, body parsed as JSON, `Null` when empty or not JSON).
+trait ApiClient {
+    /// What paths are appended to.
+    fn base(&self) -> &str;
+
+    /// The credential header: (name, value).
+    fn auth(&self) -> (&str, &str);
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let response = raw_call(self.base(), method, path, Some(self.auth()), body.as_ref()).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
 }
 
 /// A VMC session: base URL of the org plus a valid token.
@@ -127,22 +177,6 @@ impl Vmc {
             token: access_token(sim).await,
             org,
         }
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let request = client()
-            .request(method, format!("{}{path}", self.base))
-            .header("csp-auth-token", &self.token);
-        send(request, body).await
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, None).await
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
@@ -166,6 +200,16 @@ impl Vmc {
         let (_, sddc) = self.get(&format!("/sddcs/{id}")).await;
         assert_eq!(sddc["sddc_state"], "READY");
         id
+    }
+}
+
+impl ApiClient for Vmc {
+    fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn auth(&self) -> (&str, &str) {
+        ("csp-auth-token", &self.token)
     }
 }
 
@@ -384,14 +428,9 @@ async fn every_vmc_endpoint_answers_401_to_missing_bogus_and_expired_tokens() {
     advance(&sim, 61).await;
     for (method, path, body) in vmc_endpoints(&vmc.org, &sddc, &task) {
         for token in [None, Some("bogus"), Some(vmc.token.as_str())] {
-            let mut request = client().request(method.clone(), format!("{}{path}", sim.base_url));
-            if let Some(token) = token {
-                request = request.header("csp-auth-token", token);
-            }
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            let response = request.send().await.unwrap();
+            let auth = token.map(|token| ("csp-auth-token", token));
+            let response =
+                raw_call(&sim.base_url, method.clone(), &path, auth, body.as_ref()).await;
             assert_eq!(
                 response.status(),
                 StatusCode::UNAUTHORIZED,
@@ -677,12 +716,9 @@ async fn vmc_client_chosen_sddc_id_is_honoured_and_a_repeat_is_rejected() {
 
 #[tokio::test]
 async fn vmc_repeated_sddc_id_can_return_the_original_task() {
-    let sim = start_with(SimConfig {
-        options: SimOptions {
-            vmc_duplicate_sddc_id_returns_task: true,
-            ..SimOptions::default()
-        },
-        ..config()
+    let sim = start_with_options(SimOptions {
+        vmc_duplicate_sddc_id_returns_task: true,
+        ..SimOptions::default()
     })
     .await;
     let vmc = Vmc::new(&sim).await;
@@ -722,7 +758,7 @@ async fn vmc_unknown_sddc_and_task_are_404() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_error_response(&body, 404);
     }
-    let (status, body) = vmc.call(reqwest::Method::DELETE, "/sddcs/nope", None).await;
+    let (status, body) = vmc.delete("/sddcs/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_response(&body, 404);
 }
@@ -750,20 +786,15 @@ async fn vmc_busy_sddc_rejects_a_second_mutation_as_a_concurrent_update() {
             .unwrap()
             .contains(&format!("Concurrent update on {id}"))
     );
-    let (status, _) = vmc
-        .call(reqwest::Method::DELETE, &format!("/sddcs/{id}"), None)
-        .await;
+    let (status, _) = vmc.delete(&format!("/sddcs/{id}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn vmc_concurrent_update_status_is_an_option() {
-    let sim = start_with(SimConfig {
-        options: SimOptions {
-            vmc_concurrent_update_status: 409,
-            ..SimOptions::default()
-        },
-        ..config()
+    let sim = start_with_options(SimOptions {
+        vmc_concurrent_update_status: 409,
+        ..SimOptions::default()
     })
     .await;
     let vmc = Vmc::new(&sim).await;
@@ -920,13 +951,7 @@ async fn vmc_delete_leaves_a_readable_deleted_sddc_hidden_from_the_list() {
     let sim = start().await;
     let vmc = Vmc::new(&sim).await;
     let (deploying, _) = vmc.create(sddc_body("young", 2)).await;
-    let (status, error) = vmc
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/sddcs/{deploying}"),
-            None,
-        )
-        .await;
+    let (status, error) = vmc.delete(&format!("/sddcs/{deploying}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     assert!(
         error["error_messages"][0]
@@ -937,11 +962,7 @@ async fn vmc_delete_leaves_a_readable_deleted_sddc_hidden_from_the_list() {
 
     advance(&sim, 3 * 3600).await;
     let (status, task) = vmc
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/sddcs/{deploying}?retain_configuration=false"),
-            None,
-        )
+        .delete(&format!("/sddcs/{deploying}?retain_configuration=false"))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(task["task_type"], "SDDC-DELETE");
@@ -958,18 +979,14 @@ async fn vmc_delete_leaves_a_readable_deleted_sddc_hidden_from_the_list() {
 
 #[tokio::test]
 async fn vmc_deleted_sddc_can_be_404_by_option() {
-    let sim = start_with(SimConfig {
-        options: SimOptions {
-            vmc_deleted_sddc_not_found: true,
-            ..SimOptions::default()
-        },
-        ..config()
+    let sim = start_with_options(SimOptions {
+        vmc_deleted_sddc_not_found: true,
+        ..SimOptions::default()
     })
     .await;
     let vmc = Vmc::new(&sim).await;
     let id = vmc.ready_sddc(&sim, sddc_body("gone", 2)).await;
-    vmc.call(reqwest::Method::DELETE, &format!("/sddcs/{id}"), None)
-        .await;
+    vmc.delete(&format!("/sddcs/{id}")).await;
     advance(&sim, 3600).await;
     assert_eq!(
         vmc.get(&format!("/sddcs/{id}")).await.0,
@@ -1029,20 +1046,12 @@ async fn vmc_rename_is_synchronous_and_needs_a_ready_sddc() {
     let vmc = Vmc::new(&sim).await;
     let (young, _) = vmc.create(sddc_body("young", 2)).await;
     let (status, _) = vmc
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/sddcs/{young}"),
-            Some(json!({"name": "x"})),
-        )
+        .patch(&format!("/sddcs/{young}"), json!({"name": "x"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     advance(&sim, 3 * 3600).await;
     let (status, sddc) = vmc
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/sddcs/{young}"),
-            Some(json!({"name": "grown"})),
-        )
+        .patch(&format!("/sddcs/{young}"), json!({"name": "grown"}))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sddc["name"], "grown");
@@ -1096,9 +1105,7 @@ async fn wrong_methods_get_405_in_the_api_shape() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_error_response(&body, 405);
     let vs = Vsphere::login(&sim).await;
-    let (status, body) = vs
-        .call(reqwest::Method::DELETE, "/rest/vcenter/vm", None)
-        .await;
+    let (status, body) = vs.delete("/rest/vcenter/vm").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(
         body["type"]
@@ -1136,12 +1143,9 @@ async fn options_can_change_at_runtime_through_the_admin_api() {
 
 #[tokio::test]
 async fn vmc_strict_query_option_rejects_miscased_names() {
-    let sim = start_with(SimConfig {
-        options: SimOptions {
-            vmc_strict_query: true,
-            ..SimOptions::default()
-        },
-        ..config()
+    let sim = start_with_options(SimOptions {
+        vmc_strict_query: true,
+        ..SimOptions::default()
     })
     .await;
     let vmc = Vmc::new(&sim).await;
@@ -1189,28 +1193,9 @@ impl Vsphere {
         }
     }
 
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let request = client()
-            .request(method, format!("{}{path}", self.base))
-            .header("vmware-api-session-id", &self.session);
-        send(request, body).await
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
+    /// `POST` without a body (power operations, session actions).
     async fn post(&self, path: &str) -> (StatusCode, Value) {
         self.call(reqwest::Method::POST, path, None).await
-    }
-
-    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::PATCH, path, Some(body)).await
     }
 
     /// The id of the VM named `name`.
@@ -1219,6 +1204,16 @@ impl Vsphere {
             .get(&format!("/rest/vcenter/vm?filter.names={name}"))
             .await;
         found["value"][0]["vm"].as_str().unwrap().to_owned()
+    }
+}
+
+impl ApiClient for Vsphere {
+    fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn auth(&self) -> (&str, &str) {
+        ("vmware-api-session-id", &self.session)
     }
 }
 
@@ -1271,13 +1266,7 @@ async fn vsphere_session_lifecycle_with_header_and_cookie() {
         .unwrap();
     assert_eq!(by_cookie.status(), StatusCode::OK);
 
-    let (status, _) = vs
-        .call(
-            reqwest::Method::DELETE,
-            "/rest/com/vmware/cis/session",
-            None,
-        )
-        .await;
+    let (status, _) = vs.delete("/rest/com/vmware/cis/session").await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = vs.get("/rest/vcenter/vm").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -1352,14 +1341,9 @@ async fn every_vsphere_endpoint_needs_a_session_and_knows_unknown_vms() {
     };
     for (method, path, body) in endpoints("vm-1001") {
         for session in [None, Some("not-a-session")] {
-            let mut request = client().request(method.clone(), format!("{}{path}", sim.base_url));
-            if let Some(session) = session {
-                request = request.header("vmware-api-session-id", session);
-            }
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            let response = request.send().await.unwrap();
+            let auth = session.map(|session| ("vmware-api-session-id", session));
+            let response =
+                raw_call(&sim.base_url, method.clone(), &path, auth, body.as_ref()).await;
             assert_eq!(
                 response.status(),
                 StatusCode::UNAUTHORIZED,
@@ -1436,12 +1420,9 @@ async fn vsphere_vm_list_filters_and_the_default_estate() {
 
 #[tokio::test]
 async fn vsphere_vm_list_over_the_cap_is_unable_to_allocate_resource() {
-    let sim = start_with(SimConfig {
-        options: SimOptions {
-            vsphere_list_cap: 2,
-            ..SimOptions::default()
-        },
-        ..config()
+    let sim = start_with_options(SimOptions {
+        vsphere_list_cap: 2,
+        ..SimOptions::default()
     })
     .await;
     let vs = Vsphere::login(&sim).await;
@@ -1587,7 +1568,7 @@ async fn vsphere_api_flavour_is_unwrapped_and_answers_201_and_204() {
     let (status, info) = vs.get("/api/session").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(info["user"], "u");
-    let (status, _) = vs.call(reqwest::Method::DELETE, "/api/session", None).await;
+    let (status, _) = vs.delete("/api/session").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = vs.get("/api/vcenter/vm").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

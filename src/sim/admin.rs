@@ -612,31 +612,29 @@ fn api_error(api: Api, status: StatusCode, path: &str, message: &str) -> Respons
     }
 }
 
+/// An error in the shape of the API the request's path belongs to.
+fn error_for_request(request: &Request, status: StatusCode, message: &str) -> Response {
+    let path = request.uri().path();
+    let api = classify(path).unwrap_or(Api::Unknown);
+    api_error(api, status, path, message)
+}
+
 /// Fallback for paths no API serves: 404 in the shape of the API the prefix belongs to.
 pub async fn unknown_path(request: Request) -> Response {
-    let path = request.uri().path().to_owned();
-    let api = classify(&path).unwrap_or(Api::Unknown);
-    api_error(
-        api,
+    error_for_request(
+        &request,
         StatusCode::NOT_FOUND,
-        &path,
         "the requested resource could not be found",
     )
 }
 
 /// Wrong method on a known path: 405 in the shape of the API the path belongs to.
 pub async fn method_not_allowed(request: Request) -> Response {
-    let path = request.uri().path().to_owned();
-    let api = classify(&path).unwrap_or(Api::Unknown);
-    api_error(
-        api,
-        StatusCode::METHOD_NOT_ALLOWED,
-        &path,
-        &format!(
-            "method `{}` is not allowed on this resource",
-            request.method()
-        ),
-    )
+    let message = format!(
+        "method `{}` is not allowed on this resource",
+        request.method()
+    );
+    error_for_request(&request, StatusCode::METHOD_NOT_ALLOWED, &message)
 }
 
 /// Counts every API request and applies the active faults to it.

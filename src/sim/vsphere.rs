@@ -23,8 +23,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use tokio::sync::MutexGuard;
 
-use super::SimRef;
+use super::{SimRef, SimState};
 
 /// Session header and cookie name.
 pub const SESSION_HEADER: &str = "vmware-api-session-id";
@@ -310,21 +311,24 @@ fn presented_session(headers: &HeaderMap) -> Option<String> {
 
 const UNAUTHENTICATED: &str = "This method requires authentication.";
 
-/// Checks the session and touches its last-access time.
-fn authenticate(
-    state: &mut VsphereState,
+/// Locks the state and checks the session, touching its last-access time; returns the locked
+/// state and the session id.
+async fn authenticate<'a>(
+    sim: &'a SimRef,
     headers: &HeaderMap,
     flavor: Flavor,
-    now: DateTime<Utc>,
-) -> Result<String, Response> {
-    let id = presented_session(headers).filter(|id| state.sessions.contains_key(id));
+) -> Result<(MutexGuard<'a, SimState>, String), Response> {
+    let now = sim.clock.now();
+    let mut state = sim.state.lock().await;
+    let sessions = &mut state.vsphere.sessions;
+    let id = presented_session(headers).filter(|id| sessions.contains_key(id));
     let Some(id) = id else {
         return Err(flavor.error("unauthenticated", UNAUTHENTICATED));
     };
-    if let Some(session) = state.sessions.get_mut(&id) {
+    if let Some(session) = sessions.get_mut(&id) {
         session.last_accessed_time = now;
     }
-    Ok(id)
+    Ok((state, id))
 }
 
 /// `POST /rest/com/vmware/cis/session`, also `?~action=get` and `?~action=delete`.
@@ -419,10 +423,8 @@ async fn create_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Re
 }
 
 async fn read_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Response {
-    let now = sim.clock.now();
-    let mut state = sim.state.lock().await;
-    let id = match authenticate(&mut state.vsphere, headers, flavor, now) {
-        Ok(id) => id,
+    let (state, id) = match authenticate(sim, headers, flavor).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     let Some(session) = state.vsphere.sessions.get(&id) else {
@@ -436,10 +438,8 @@ async fn read_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Resp
 }
 
 async fn end_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Response {
-    let now = sim.clock.now();
-    let mut state = sim.state.lock().await;
-    let id = match authenticate(&mut state.vsphere, headers, flavor, now) {
-        Ok(id) => id,
+    let (mut state, id) = match authenticate(sim, headers, flavor).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     state.vsphere.sessions.remove(&id);
@@ -484,11 +484,10 @@ async fn list_vms(
     headers: HeaderMap,
 ) -> Response {
     let flavor = Flavor::of(uri.path());
-    let now = sim.clock.now();
-    let mut state = sim.state.lock().await;
-    if let Err(response) = authenticate(&mut state.vsphere, &headers, flavor, now) {
-        return response;
-    }
+    let state = match authenticate(&sim, &headers, flavor).await {
+        Ok((state, _)) => state,
+        Err(response) => return response,
+    };
     let mut filters: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (key, value) in &query {
         if let Some(name) = filter_key(key, flavor) {
@@ -573,11 +572,10 @@ where
     F: FnOnce(&mut VmRecord, Flavor, &SimRef) -> Result<(Response, bool), Response>,
 {
     let flavor = Flavor::of(path);
-    let now = sim.clock.now();
-    let mut state = sim.state.lock().await;
-    if let Err(response) = authenticate(&mut state.vsphere, headers, flavor, now) {
-        return response;
-    }
+    let mut state = match authenticate(sim, headers, flavor).await {
+        Ok((state, _)) => state,
+        Err(response) => return response,
+    };
     let Some(record) = state.vsphere.vms.get_mut(vm) else {
         return vm_not_found(flavor, vm);
     };
