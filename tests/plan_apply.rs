@@ -29,7 +29,6 @@ impl Estate {
         let dir = tempfile::tempdir().unwrap();
         let sim = sim::start(SimConfig {
             time_scale,
-            state_file: Some(dir.path().join("sim-state.json")),
             ..SimConfig::default()
         })
         .await
