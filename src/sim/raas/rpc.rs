@@ -490,9 +490,33 @@ impl Call<'_> {
     /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`.
     fn page(
         &self,
-        mut items: Vec<Value>,
+        items: Vec<Value>,
         sort_fields: &[&str],
         default_sort: &str,
+    ) -> Result<Value, RpcFault> {
+        let text = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => s.to_lowercase(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        self.page_of(
+            items,
+            sort_fields,
+            default_sort,
+            |item, field| (text(item.get(field)), text(item.get("uuid"))),
+            |item| item,
+        )
+    }
+
+    /// [`Call::page`] over any items: `sort_key(item, field)` gives the lower-cased sort
+    /// field and uuid, and only the items of the page are turned into JSON.
+    fn page_of<T>(
+        &self,
+        mut items: Vec<T>,
+        sort_fields: &[&str],
+        default_sort: &str,
+        sort_key: impl Fn(&T, &str) -> (String, String),
+        to_json: impl Fn(T) -> Value,
     ) -> Result<Value, RpcFault> {
         let sort_by = match self.str("sort_by") {
             // `schedule.get` sorts by `sched_name`/`status`, reported as `name`/`state`.
@@ -510,15 +534,7 @@ impl Call<'_> {
         if page < 0 {
             return Err(invalid(format!("{page} is less than the minimum of 0")));
         }
-        let key = |item: &Value| {
-            let text = |v: Option<&Value>| match v {
-                Some(Value::String(s)) => s.to_lowercase(),
-                Some(Value::Null) | None => String::new(),
-                Some(other) => other.to_string(),
-            };
-            (text(item.get(&sort_by)), text(item.get("uuid")))
-        };
-        items.sort_by_key(key);
+        items.sort_by_cached_key(|item| sort_key(item, &sort_by));
         if self.bool("reverse").unwrap_or(false) {
             items.reverse();
         }
@@ -535,7 +551,12 @@ impl Call<'_> {
             .try_into()
             .unwrap_or(usize::MAX);
         let take = usize::try_from(effective).unwrap_or(usize::MAX);
-        let results: Vec<Value> = items.into_iter().skip(start).take(take).collect();
+        let results: Vec<Value> = items
+            .into_iter()
+            .skip(start)
+            .take(take)
+            .map(to_json)
+            .collect();
         Ok(json!({"count": count, "limit": effective, "results": results}))
     }
 }
@@ -789,13 +810,8 @@ fn target_json(group: &TargetGroup) -> Value {
 }
 
 fn get_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
-    let items: Vec<Value> = if let Some(uuid) = call.nonempty("tgt_uuid") {
-        call.state
-            .target_groups
-            .get(uuid)
-            .map(target_json)
-            .into_iter()
-            .collect()
+    let items: Vec<&TargetGroup> = if let Some(uuid) = call.nonempty("tgt_uuid") {
+        call.state.target_groups.get(uuid).into_iter().collect()
     } else {
         let name = call.str("name").map(str::to_owned);
         let desc = call.str("desc").map(str::to_owned);
@@ -812,10 +828,21 @@ fn get_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
                     .as_deref()
                     .is_none_or(|p| g.pillars.iter().any(|x| x == p))
             })
-            .map(target_json)
             .collect()
     };
-    call.page(items, &["name", "desc"], "name")
+    call.page_of(
+        items,
+        &["name", "desc"],
+        "name",
+        |g, field| {
+            let key = match field {
+                "desc" => &g.desc,
+                _ => &g.name,
+            };
+            (key.to_lowercase(), g.uuid.to_lowercase())
+        },
+        target_json,
+    )
 }
 
 fn validate_tgt(tgt: &Map<String, Value>) -> Result<(), RpcFault> {
@@ -985,13 +1012,8 @@ fn job_json(job: &Job, state: &RaasState) -> Value {
 
 fn get_jobs(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     check_enum(call.str("cmd"), FILTER_CMDS)?;
-    let items: Vec<Value> = if let Some(uuid) = call.nonempty("job_uuid") {
-        call.state
-            .jobs
-            .get(uuid)
-            .map(|j| job_json(j, call.state))
-            .into_iter()
-            .collect()
+    let items: Vec<&Job> = if let Some(uuid) = call.nonempty("job_uuid") {
+        call.state.jobs.get(uuid).into_iter().collect()
     } else {
         let name = call.str("name").map(str::to_owned);
         let desc = call.str("desc").map(str::to_owned);
@@ -1016,10 +1038,27 @@ fn get_jobs(call: &mut Call<'_>) -> Result<Value, RpcFault> {
                     .as_ref()
                     .is_none_or(|ms| j.masters.iter().any(|m| ms.contains(m)))
             })
-            .map(|j| job_json(j, call.state))
             .collect()
     };
-    call.page(items, &["name", "desc", "cmd", "fun"], "name")
+    let state: &RaasState = call.state;
+    call.page_of(
+        items,
+        &["name", "desc", "cmd", "fun"],
+        "name",
+        |j, field| {
+            let key = match field {
+                "desc" => Some(&j.desc),
+                "cmd" => j.cmd.as_ref(),
+                "fun" => j.fun.as_ref(),
+                _ => Some(&j.name),
+            };
+            (
+                key.map(|k| k.to_lowercase()).unwrap_or_default(),
+                j.uuid.to_lowercase(),
+            )
+        },
+        |j| job_json(j, state),
+    )
 }
 
 fn validate_job_arg(arg: &Value) -> Result<(), RpcFault> {
