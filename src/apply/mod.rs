@@ -278,19 +278,33 @@ pub async fn apply(
             // Ready creates of providers with a batched API, by connection; each batch holds
             // one slot.
             let mut batches: BTreeMap<String, Vec<(Address, PreparedStep)>> = BTreeMap::new();
-            while in_flight_actions < options.parallelism.max(1) {
-                let Some((_, address)) = ready.pop_first() else {
+            let parallelism = options.parallelism.max(1);
+            loop {
+                // Once the slots are taken, only an open batch may still grow.
+                let open_batch = batches.values().any(|b| !b.is_empty());
+                if in_flight_actions >= parallelism && !open_batch {
+                    break;
+                }
+                let Some((position, address)) = ready.pop_first() else {
                     break;
                 };
-                let address = &address;
-                if !matches!(nodes[address].state, NodeState::Pending) {
+                if !matches!(nodes[&address].state, NodeState::Pending) {
                     continue;
                 }
+                let batch_limit = batch_limit(&nodes[&address], providers);
+                let needs_slot = batch_limit <= 1
+                    || batches
+                        .get(&nodes[&address].change.connection)
+                        .is_none_or(Vec::is_empty);
+                if needs_slot && in_flight_actions >= parallelism {
+                    ready.insert((position, address));
+                    break;
+                }
+                let address = &address;
                 pending_count -= 1;
                 let node = nodes.get_mut(address).expect("node exists");
                 node.started = Some(Instant::now());
                 events.emit(&Event::started(address, node.change.action));
-                let batch_limit = batch_limit(node, providers);
                 if batch_limit > 1 {
                     node.state = NodeState::Calling;
                     match prepare_step(node, model, providers, &attributes) {
