@@ -98,11 +98,31 @@ fn main() -> BenchResult<()> {
 
 type Scenario = (&'static str, usize);
 
+/// Every scenario, in the order they run.
+const SCENARIOS: &[&str] = &[
+    "plan-100",
+    "plan-10k",
+    "plan-10k-drift1%",
+    "plan-100k-rss",
+    "apply-1000-jobs",
+    "sddc-create-2h",
+    "diff-order-100k",
+    "diff-order-100k-one-target",
+    "executor-1k-instant",
+    "executor-10k-instant",
+    "sim-capacity",
+];
+
 async fn run_all(settings: &Settings) -> BenchResult<()> {
+    // A filter that names a scenario exactly selects only it; others select by substring.
     let wanted = |name: &str| {
-        settings.filters.is_empty() || settings.filters.iter().any(|f| name.contains(f.as_str()))
+        settings.filters.is_empty()
+            || settings.filters.iter().any(|f| {
+                name == f || (!SCENARIOS.contains(&f.as_str()) && name.contains(f.as_str()))
+            })
     };
-    let mut rows = Vec::new();
+    print_header(settings);
+    let mut rows = Table;
     let plans: [(&str, usize, usize, usize, f64); 4] = [
         ("plan-100", 80, 10, 10, 0.0),
         ("plan-10k", 10_000, 1_000, 100, 0.0),
@@ -129,14 +149,34 @@ async fn run_all(settings: &Settings) -> BenchResult<()> {
             rows.push(diff_order_scenario(name, n)?);
         }
     }
+    for n in [1_000usize, 10_000] {
+        let name = format!("executor-{}k-instant", n / 1000);
+        if wanted(&name) {
+            rows.push(executor_scenario(&name, n).await?);
+        }
+    }
     if wanted("sim-capacity") {
         rows.push(sim_capacity_scenario().await?);
     }
-    print_table(settings, &rows);
     Ok(())
 }
 
-fn print_table(settings: &Settings, rows: &[Row]) {
+/// Prints each row as soon as its scenario finished.
+struct Table;
+
+impl Table {
+    fn push(&mut self, row: Row) {
+        print_row(&row);
+    }
+
+    fn extend(&mut self, rows: Vec<Row>) {
+        for row in rows {
+            print_row(&row);
+        }
+    }
+}
+
+fn print_header(settings: &Settings) {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -149,8 +189,13 @@ fn print_table(settings: &Settings, rows: &[Row]) {
         "| scenario | resources | requests | minimum | wall | CPU | peak RSS | notes |"
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+    print!("{out}");
+}
+
+fn print_row(row: &Row) {
+    let mut out = String::new();
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-    for row in rows {
+    {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {:.3} s | {} | {} | {} |",
@@ -168,7 +213,8 @@ fn print_table(settings: &Settings, rows: &[Row]) {
             row.note
         );
     }
-    println!("{out}");
+    print!("{out}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -636,6 +682,92 @@ fn diff_order_scenario(name: &str, n: usize) -> BenchResult<Row> {
         note: format!(
             "make_plan (diff + order), one thread; {} changes; see `cargo bench --bench plan_core`",
             plan.changes.iter().filter(|c| c.is_change()).count()
+        ),
+        ..Row::default()
+    })
+}
+
+/// A provider that creates instantly, to time the executor's own bookkeeping.
+struct InstantProvider;
+
+#[async_trait::async_trait]
+impl sextant::providers::Provider for InstantProvider {
+    async fn list(
+        &self,
+        _kind: sextant::model::Kind,
+        _names: &[String],
+    ) -> sextant::providers::ProviderResult<Vec<sextant::providers::LiveObject>> {
+        Ok(Vec::new())
+    }
+
+    async fn create(
+        &self,
+        _request: &sextant::providers::CreateRequest<'_>,
+    ) -> sextant::providers::ProviderResult<sextant::providers::Outcome> {
+        Ok(sextant::providers::Outcome::done())
+    }
+
+    async fn update(
+        &self,
+        _request: &sextant::providers::UpdateRequest<'_>,
+    ) -> sextant::providers::ProviderResult<sextant::providers::Outcome> {
+        Ok(sextant::providers::Outcome::done())
+    }
+
+    async fn delete(
+        &self,
+        _request: &sextant::providers::DeleteRequest<'_>,
+    ) -> sextant::providers::ProviderResult<sextant::providers::Outcome> {
+        Ok(sextant::providers::Outcome::done())
+    }
+
+    async fn poll(
+        &self,
+        _task: &sextant::providers::TaskHandle,
+    ) -> sextant::providers::ProviderResult<sextant::providers::TaskStatus> {
+        Ok(sextant::providers::TaskStatus::Done)
+    }
+}
+
+/// Apply of `n` creates (jobs over `n / 100` targets, all missing) through a provider that
+/// answers at once: the executor's scheduling cost alone.
+async fn executor_scenario(name: &str, n: usize) -> BenchResult<Row> {
+    let (model, _) = plan_fixture::build(n, n / 100);
+    let scope = plan::scope(&model, &[]);
+    let plan = plan::make_plan(
+        &model,
+        &scope,
+        &plan::LiveState::default(),
+        PlanOptions::default(),
+    );
+    let provider: std::sync::Arc<dyn sextant::providers::Provider> =
+        std::sync::Arc::new(InstantProvider);
+    let providers = ProviderSet::from_providers(BTreeMap::from([("salt".to_string(), provider)]));
+    let sink = PollCounter {
+        polls: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    };
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let report = apply::apply(
+        &plan,
+        &model,
+        &providers,
+        &ApplyOptions::default(),
+        &sink,
+        CancellationToken::new(),
+    )
+    .await;
+    let wall = started.elapsed();
+    let cpu = cpu_time().map(|after| after.saturating_sub(cpu_before.unwrap_or_default()));
+    Ok(Row {
+        scenario: name.to_string(),
+        resources: n,
+        wall,
+        cpu,
+        note: format!(
+            "apply through a provider that answers at once, parallelism 10; {} created",
+            report.added
         ),
         ..Row::default()
     })

@@ -153,6 +153,9 @@ struct Node {
 struct CallResult {
     address: Address,
     result: Result<CallOutcome, String>,
+    /// This result frees the parallelism slot its call held (one per call, however many
+    /// nodes a batched call carried; polls hold none).
+    holds_slot: bool,
 }
 
 enum CallOutcome {
@@ -239,72 +242,141 @@ pub async fn apply(
         }
     }
 
-    let mut calls: JoinSet<CallResult> = JoinSet::new();
+    // Scheduling bookkeeping, so each loop turn costs what changed rather than a scan of
+    // every node: unfinished blockers per node, the reverse edges, the nodes whose blockers
+    // are all done (by plan position), and the nodes being polled.
+    let position: BTreeMap<&Address, usize> =
+        order.iter().enumerate().map(|(i, a)| (a, i)).collect();
+    let mut unfinished: BTreeMap<Address, usize> = BTreeMap::new();
+    let mut dependants: BTreeMap<Address, Vec<Address>> = BTreeMap::new();
+    for (address, deps) in &blockers {
+        unfinished.insert(address.clone(), deps.len());
+        for dep in deps {
+            dependants
+                .entry(dep.clone())
+                .or_default()
+                .push(address.clone());
+        }
+    }
+    let mut ready: BTreeSet<(usize, Address)> = order
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| unfinished.get(*a).is_none_or(|n| *n == 0))
+        .map(|(i, a)| (i, a.clone()))
+        .collect();
+    let mut pending_count = nodes.len();
+    let mut polling_set: BTreeSet<Address> = BTreeSet::new();
+    // A node failed or was skipped since its dependants were last checked.
+    let mut check_skips = false;
+
+    let mut calls: JoinSet<Vec<CallResult>> = JoinSet::new();
     let mut in_flight_actions = 0usize;
     let mut cancelled = false;
     loop {
         // Start what is ready.
         if !cancelled {
-            for address in &order {
-                if in_flight_actions >= options.parallelism.max(1) {
+            // Ready creates of providers with a batched API, by connection; each batch holds
+            // one slot.
+            let mut batches: BTreeMap<String, Vec<(Address, PreparedStep)>> = BTreeMap::new();
+            let parallelism = options.parallelism.max(1);
+            loop {
+                // Once the slots are taken, only an open batch may still grow.
+                let open_batch = batches.values().any(|b| !b.is_empty());
+                if in_flight_actions >= parallelism && !open_batch {
                     break;
                 }
-                let ready = matches!(nodes[address].state, NodeState::Pending)
-                    && blockers.get(address).is_none_or(|deps| {
-                        deps.iter()
-                            .all(|d| matches!(report.results.get(d), Some(ResourceOutcome::Done)))
-                    });
-                if !ready {
+                let Some((position, address)) = ready.pop_first() else {
+                    break;
+                };
+                if !matches!(nodes[&address].state, NodeState::Pending) {
                     continue;
                 }
+                let batch_limit = batch_limit(&nodes[&address], providers);
+                let needs_slot = batch_limit <= 1
+                    || batches
+                        .get(&nodes[&address].change.connection)
+                        .is_none_or(Vec::is_empty);
+                if needs_slot && in_flight_actions >= parallelism {
+                    ready.insert((position, address));
+                    break;
+                }
+                let address = &address;
+                pending_count -= 1;
                 let node = nodes.get_mut(address).expect("node exists");
                 node.started = Some(Instant::now());
                 events.emit(&Event::started(address, node.change.action));
-                if start_step(node, model, providers, &attributes, options, &mut calls) {
+                if batch_limit > 1 {
+                    node.state = NodeState::Calling;
+                    match prepare_step(node, model, providers, &attributes) {
+                        Ok(prepared) => {
+                            let batch = batches.entry(node.change.connection.clone()).or_default();
+                            if batch.is_empty() {
+                                in_flight_actions += 1;
+                            }
+                            batch.push((address.clone(), prepared));
+                            if batch.len() >= batch_limit {
+                                let full = std::mem::take(batch);
+                                spawn_batch(full, &mut calls);
+                            }
+                        }
+                        Err(message) => {
+                            in_flight_actions += 1;
+                            spawn_failure(address.clone(), message, &mut calls);
+                        }
+                    }
+                } else if start_step(node, model, providers, &attributes, options, &mut calls) {
                     in_flight_actions += 1;
                 }
-            }
-            // Skip what can never run.
-            let mut newly_skipped = Vec::new();
-            for address in &order {
-                if !matches!(nodes[address].state, NodeState::Pending) {
-                    continue;
-                }
-                if let Some(deps) = blockers.get(address)
-                    && let Some(bad) = deps.iter().find(|d| {
-                        matches!(
-                            report.results.get(*d),
-                            Some(ResourceOutcome::Failed(_) | ResourceOutcome::Skipped { .. })
-                        )
-                    })
-                {
-                    newly_skipped.push((address.clone(), bad.clone()));
+                if matches!(node.state, NodeState::Polling { .. }) {
+                    polling_set.insert(address.clone());
                 }
             }
-            for (address, because) in newly_skipped {
-                if let Some(node) = nodes.get_mut(&address) {
-                    node.state = NodeState::Finished;
+            for batch in batches.into_values().filter(|b| !b.is_empty()) {
+                spawn_batch(batch, &mut calls);
+            }
+            // Skip what can never run, following chains of dependants to the end.
+            while std::mem::take(&mut check_skips) {
+                let mut newly_skipped = Vec::new();
+                for address in &order {
+                    if !matches!(nodes[address].state, NodeState::Pending) {
+                        continue;
+                    }
+                    if let Some(deps) = blockers.get(address)
+                        && let Some(bad) = deps.iter().find(|d| {
+                            matches!(
+                                report.results.get(*d),
+                                Some(ResourceOutcome::Failed(_) | ResourceOutcome::Skipped { .. })
+                            )
+                        })
+                    {
+                        newly_skipped.push((address.clone(), bad.clone()));
+                    }
                 }
-                events.emit(&Event::Skipped {
-                    address: address.to_string(),
-                    because: because.to_string(),
-                });
-                report
-                    .results
-                    .insert(address, ResourceOutcome::Skipped { because });
+                for (address, because) in newly_skipped {
+                    if let Some(node) = nodes.get_mut(&address) {
+                        node.state = NodeState::Finished;
+                    }
+                    events.emit(&Event::Skipped {
+                        address: address.to_string(),
+                        because: because.to_string(),
+                    });
+                    pending_count -= 1;
+                    check_skips = true;
+                    report
+                        .results
+                        .insert(address, ResourceOutcome::Skipped { because });
+                }
             }
         }
 
-        let polling: Vec<(Address, Instant)> = nodes
+        let polling: Vec<(Address, Instant)> = polling_set
             .iter()
-            .filter_map(|(a, n)| match &n.state {
+            .filter_map(|a| match &nodes[a].state {
                 NodeState::Polling { due, .. } => Some((a.clone(), *due)),
                 _ => None,
             })
             .collect();
-        let pending_left = nodes
-            .values()
-            .any(|n| matches!(n.state, NodeState::Pending));
+        let pending_left = pending_count > 0;
         if calls.is_empty() && (polling.is_empty() || cancelled) && (!pending_left || cancelled) {
             break;
         }
@@ -328,17 +400,18 @@ pub async fn apply(
         tokio::select! {
             joined = calls.join_next(), if !calls.is_empty() => {
                 let Some(joined) = joined else { continue };
-                let result = match joined {
-                    Ok(result) => result,
+                let results = match joined {
+                    Ok(results) => results,
                     Err(err) => {
                         // A step task panicked: report it instead of losing the node.
                         tracing::error!("an apply step stopped unexpectedly: {err}");
                         continue;
                     }
                 };
+                for result in results {
                 let address = result.address.clone();
                 let Some(node) = nodes.get_mut(&address) else { continue };
-                let was_action = matches!(node.state, NodeState::Calling);
+                let was_action = result.holds_slot;
                 match handle_result(node, result.result, options, events) {
                     NodeProgress::Continue => {}
                     NodeProgress::Polling => {
@@ -379,6 +452,14 @@ pub async fn apply(
                                 Action::Wait | Action::NoOp => {}
                             }
                             report.results.insert(address.clone(), ResourceOutcome::Done);
+                            for dependant in dependants.get(&address).into_iter().flatten() {
+                                if let Some(left) = unfinished.get_mut(dependant) {
+                                    *left = left.saturating_sub(1);
+                                    if *left == 0 {
+                                        ready.insert((position[dependant], dependant.clone()));
+                                    }
+                                }
+                            }
                         }
                     }
                     NodeProgress::Failed(message) => {
@@ -391,12 +472,21 @@ pub async fn apply(
                             message: message.clone(),
                         });
                         report.results.insert(address.clone(), ResourceOutcome::Failed(message));
+                        check_skips = true;
                     }
+                }
+                if matches!(nodes[&address].state, NodeState::Polling { .. }) {
+                    polling_set.insert(address);
+                } else {
+                    polling_set.remove(&address);
+                }
                 }
             }
             _ = tokio::time::sleep_until(wake) => {
                 let now = Instant::now();
-                for (address, node) in nodes.iter_mut() {
+                for address in polling_set.clone() {
+                    let Some(node) = nodes.get_mut(&address) else { continue };
+                    let address = &address;
                     let NodeState::Polling { task, due, deadline, .. } = &node.state else { continue };
                     if *deadline <= now {
                         let message = format!(
@@ -406,6 +496,8 @@ pub async fn apply(
                         node.state = NodeState::Finished;
                         events.emit(&Event::Failed { address: address.to_string(), message: message.clone() });
                         report.results.insert(address.clone(), ResourceOutcome::Failed(message));
+                        polling_set.remove(address);
+                        check_skips = true;
                         continue;
                     }
                     if *due <= now && !cancelled {
@@ -563,6 +655,77 @@ impl Node {
     }
 }
 
+/// Everything a provider call of one node needs, taken out of the loop's state.
+struct PreparedStep {
+    step: Step,
+    provider: Arc<dyn Provider>,
+    resource: Resource,
+    desired: serde_json::Value,
+    live: Option<LiveObject>,
+    changed: Vec<String>,
+    connection: String,
+    attempt: u32,
+}
+
+/// How many creates the node's provider takes in one call, when the node's next step is a
+/// create; 1 otherwise.
+fn batch_limit(node: &Node, providers: &ProviderSet) -> usize {
+    if node.steps.get(node.next_step) != Some(&Step::Create) {
+        return 1;
+    }
+    providers
+        .get(&node.change.connection)
+        .map_or(1, |p| p.create_batch_limit().max(1))
+}
+
+/// Resolves the inputs of the node's next call (not a wait).
+fn prepare_step(
+    node: &Node,
+    model: &Model,
+    providers: &ProviderSet,
+    attributes: &BTreeMap<Address, BTreeMap<String, String>>,
+) -> Result<PreparedStep, String> {
+    let step = node.steps[node.next_step];
+    let address = &node.change.address;
+    let provider = providers
+        .get(&node.change.connection)
+        .cloned()
+        .ok_or_else(|| format!("no provider for connection `{}`", node.change.connection))?;
+    let resource = model
+        .resources
+        .get(address)
+        .cloned()
+        .ok_or_else(|| "the resource is no longer declared".to_string())?;
+    let desired = resolve_now(&resource, attributes);
+    if step != Step::Delete
+        && let Some(reference) = unresolved(&resource, attributes)
+    {
+        return Err(format!(
+            "`${{{reference}}}` is not known: its resource did not report it"
+        ));
+    }
+    Ok(PreparedStep {
+        step,
+        provider,
+        resource,
+        desired,
+        live: node.live.clone(),
+        changed: node.change.fields.iter().map(|f| f.field.clone()).collect(),
+        connection: node.change.connection.clone(),
+        attempt: node.change.attempt,
+    })
+}
+
+fn spawn_failure(address: Address, message: String, calls: &mut JoinSet<Vec<CallResult>>) {
+    calls.spawn(async move {
+        vec![CallResult {
+            address,
+            result: Err(message),
+            holds_slot: true,
+        }]
+    });
+}
+
 /// Starts the node's next step. Returns whether a provider call (an action slot) was started;
 /// a wait goes straight to polling and holds no slot.
 fn start_step(
@@ -571,7 +734,7 @@ fn start_step(
     providers: &ProviderSet,
     attributes: &BTreeMap<Address, BTreeMap<String, String>>,
     options: &ApplyOptions,
-    calls: &mut JoinSet<CallResult>,
+    calls: &mut JoinSet<Vec<CallResult>>,
 ) -> bool {
     let step = node.steps[node.next_step];
     let address = node.change.address.clone();
@@ -586,55 +749,65 @@ fn start_step(
         return false;
     }
     node.state = NodeState::Calling;
-    let fail = |calls: &mut JoinSet<CallResult>, message: String| {
-        let address = address.clone();
-        calls.spawn(async move {
-            CallResult {
-                address,
-                result: Err(message),
-            }
-        });
+    let prepared = match prepare_step(node, model, providers, attributes) {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            spawn_failure(address, message, calls);
+            return true;
+        }
     };
-    let Some(provider) = providers.get(&node.change.connection).cloned() else {
-        fail(
-            calls,
-            format!("no provider for connection `{}`", node.change.connection),
-        );
-        return true;
-    };
-    let Some(resource) = model.resources.get(&address).cloned() else {
-        fail(calls, "the resource is no longer declared".to_string());
-        return true;
-    };
-    let desired = resolve_now(&resource, attributes);
-    if step != Step::Delete
-        && let Some(reference) = unresolved(&resource, attributes)
-    {
-        fail(
-            calls,
-            format!("`${{{reference}}}` is not known: its resource did not report it"),
-        );
-        return true;
-    }
-    let live = node.live.clone();
-    let changed: Vec<String> = node.change.fields.iter().map(|f| f.field.clone()).collect();
-    let attempt = node.change.attempt;
-    let connection = node.change.connection.clone();
     calls.spawn(async move {
+        let p = prepared;
         let result = run_step(
-            step,
-            provider.as_ref(),
-            &resource,
-            &desired,
-            live.as_ref(),
-            &changed,
-            &connection,
-            attempt,
+            p.step,
+            p.provider.as_ref(),
+            &p.resource,
+            &p.desired,
+            p.live.as_ref(),
+            &p.changed,
+            &p.connection,
+            p.attempt,
         )
         .await;
-        CallResult { address, result }
+        vec![CallResult {
+            address,
+            result,
+            holds_slot: true,
+        }]
     });
     true
+}
+
+/// Creates several nodes with one [`Provider::create_many`] call (all on one connection).
+fn spawn_batch(batch: Vec<(Address, PreparedStep)>, calls: &mut JoinSet<Vec<CallResult>>) {
+    let Some(provider) = batch.first().map(|(_, p)| p.provider.clone()) else {
+        return;
+    };
+    calls.spawn(async move {
+        let requests: Vec<CreateRequest<'_>> = batch
+            .iter()
+            .map(|(address, p)| CreateRequest {
+                address,
+                spec: &p.desired,
+                idempotency_key: idempotency_key(&p.connection, address, p.attempt),
+                base_dir: &p.resource.base_dir,
+            })
+            .collect();
+        let mut outcomes = provider.create_many(&requests).await.into_iter();
+        let mut results = Vec::with_capacity(batch.len());
+        for (index, (address, p)) in batch.iter().enumerate() {
+            let result = match outcomes.next() {
+                Some(outcome) => settle_outcome(&p.resource, outcome),
+                None => Err("the provider returned no result for this create".to_string()),
+            };
+            results.push(CallResult {
+                address: address.clone(),
+                result,
+                holds_slot: index == 0,
+            });
+        }
+        results
+    });
 }
 
 fn resolve_now(
@@ -722,6 +895,14 @@ async fn run_step(
         }
         Step::Wait => return Err("internal: a wait is not a call".to_string()),
     };
+    settle_outcome(resource, outcome)
+}
+
+/// Turns a provider's answer into the loop's terms, keeping a one-time secret on disk.
+fn settle_outcome(
+    resource: &Resource,
+    outcome: Result<Outcome, ProviderError>,
+) -> Result<CallOutcome, String> {
     match outcome.map_err(|e| describe(&e))? {
         Outcome::Done { attributes, secret } => {
             if let Some(secret) = secret {
@@ -750,7 +931,7 @@ fn spawn_poll(
     address: &Address,
     task: Option<TaskHandle>,
     providers: &ProviderSet,
-    calls: &mut JoinSet<CallResult>,
+    calls: &mut JoinSet<Vec<CallResult>>,
 ) {
     if let NodeState::Polling { due, .. } = &mut node.state {
         // Not due again until this poll answers.
@@ -762,10 +943,11 @@ fn spawn_poll(
         node.steps[node.next_step] == Step::Create || node.steps[node.next_step] == Step::Wait;
     calls.spawn(async move {
         let Some(provider) = provider else {
-            return CallResult {
+            return vec![CallResult {
                 address,
                 result: Err("no provider for the connection".to_string()),
-            };
+                holds_slot: false,
+            }];
         };
         let result = match task {
             Some(task) => match provider.poll(&task).await {
@@ -775,7 +957,11 @@ fn spawn_poll(
             },
             None => reread(provider.as_ref(), &address).await,
         };
-        CallResult { address, result }
+        vec![CallResult {
+            address,
+            result,
+            holds_slot: false,
+        }]
     });
 }
 

@@ -1,7 +1,7 @@
 //! Reading live state in bulk: one listing per declared kind per connection, concurrently,
 //! and matching live objects to declared resources by exact name.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
@@ -88,30 +88,27 @@ impl LiveState {
         self.matches.insert(address, found);
     }
 
-    /// Matches listed objects of one kind to the declared names.
+    /// Matches listed objects of one kind to the declared names (moving them, never copying:
+    /// listings can hold 100,000 objects).
     pub fn match_listing(&mut self, kind: Kind, names: &[String], listed: Vec<LiveObject>) {
-        let mut by_name: BTreeMap<&str, Vec<&LiveObject>> = BTreeMap::new();
-        for object in &listed {
-            by_name
-                .entry(object.name.as_str())
-                .or_default()
-                .push(object);
+        let mut by_name: HashMap<String, Vec<LiveObject>> = HashMap::new();
+        for object in listed {
+            by_name.entry(object.name.clone()).or_default().push(object);
         }
         for name in names {
-            let candidates = by_name.get(name.as_str()).cloned().unwrap_or_default();
+            let candidates = by_name.remove(name.as_str()).unwrap_or_default();
             let seen = candidates.len() as u32;
-            let alive: Vec<&LiveObject> = candidates
-                .iter()
-                .copied()
+            let mut alive: Vec<LiveObject> = candidates
+                .into_iter()
                 .filter(|o| o.status != LiveStatus::Deleted)
                 .collect();
-            let found = match alive.as_slice() {
-                [] => LiveMatch::Missing { seen },
-                [object] => LiveMatch::Found {
-                    object: Box::new((*object).clone()),
+            let found = match alive.len() {
+                0 => LiveMatch::Missing { seen },
+                1 => LiveMatch::Found {
+                    object: Box::new(alive.remove(0)),
                     seen,
                 },
-                many => LiveMatch::Ambiguous { count: many.len() },
+                many => LiveMatch::Ambiguous { count: many },
             };
             self.matches.insert(Address::new(kind, name.clone()), found);
         }

@@ -2,7 +2,7 @@
 //! and updates, dependants first for deletes, ties broken by address so the order never
 //! changes between runs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
@@ -30,6 +30,9 @@ pub fn order_changes(changes: Vec<ResourceChange>) -> Result<Vec<ResourceChange>
         .enumerate()
         .map(|(i, c)| (&c.address, graph.add_node(i)))
         .collect();
+    // `update_edge` would scan a node's edges per call: quadratic when 100,000 jobs share one
+    // target group. Duplicates are filtered here instead.
+    let mut edges: HashSet<(NodeIndex, NodeIndex)> = HashSet::new();
     for change in &changes {
         let node = index[&change.address];
         for dependency in &change.depends_on {
@@ -37,11 +40,14 @@ pub fn order_changes(changes: Vec<ResourceChange>) -> Result<Vec<ResourceChange>
                 continue;
             };
             let dep_is_delete = changes[graph[dep]].action == Action::Delete;
-            if change.action == Action::Delete && dep_is_delete {
+            let edge = if change.action == Action::Delete && dep_is_delete {
                 // Delete the dependant before what it depends on.
-                graph.update_edge(node, dep, ());
+                (node, dep)
             } else {
-                graph.update_edge(dep, node, ());
+                (dep, node)
+            };
+            if edges.insert(edge) {
+                graph.add_edge(edge.0, edge.1, ());
             }
         }
     }

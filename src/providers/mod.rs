@@ -193,6 +193,22 @@ pub trait Provider: Send + Sync {
 
     async fn create(&self, request: &CreateRequest<'_>) -> ProviderResult<Outcome>;
 
+    /// Most creates one [`Provider::create_many`] call should carry; 1 (the default) when the
+    /// API has no batched form, so the executor calls [`Provider::create`] per object.
+    fn create_batch_limit(&self) -> usize {
+        1
+    }
+
+    /// Creates independent objects (their dependencies already exist) in as few requests as
+    /// the API allows. Results are in request order. The default creates them one by one.
+    async fn create_many(&self, requests: &[CreateRequest<'_>]) -> Vec<ProviderResult<Outcome>> {
+        let mut results = Vec::with_capacity(requests.len());
+        for request in requests {
+            results.push(self.create(request).await);
+        }
+        results
+    }
+
     async fn update(&self, request: &UpdateRequest<'_>) -> ProviderResult<Outcome>;
 
     async fn delete(&self, request: &DeleteRequest<'_>) -> ProviderResult<Outcome>;

@@ -58,6 +58,7 @@ impl RaasProvider {
         requests: &[CreateRequest<'_>],
     ) -> ProviderResult<Vec<ProviderResult<Outcome>>> {
         let mut refs = References::default();
+        refs.prefetch(self, requests).await?;
         let mut results: Vec<Option<ProviderResult<Outcome>>> = Vec::new();
         let mut pending: Vec<(usize, RpcCall)> = Vec::new();
         for (index, request) in requests.iter().enumerate() {
@@ -133,7 +134,7 @@ impl RaasProvider {
         };
         let first_call = page_call(PAGE_SIZE, 0);
         let first = self.read(&first_call).await?;
-        let first = Page::parse(&first_call, &first)?;
+        let first = Page::parse(&first_call, first)?;
         let count = first.count;
         let mut results = first.results;
         if (results.len() as u64) < count {
@@ -160,7 +161,7 @@ impl RaasProvider {
             let calls: Vec<RpcCall> = (1..pages).map(|page| page_call(limit, page)).collect();
             let replies = futures::future::try_join_all(calls.iter().map(|call| async move {
                 let ret = self.read(call).await?;
-                Page::parse(call, &ret)
+                Page::parse(call, ret)
             }))
             .await?;
             for page in replies {
@@ -365,6 +366,61 @@ struct References {
 }
 
 impl References {
+    /// Resolves the names `requests` refer to with one listing per kind instead of one
+    /// lookup per name, when more than one name of a kind is needed. Names that match
+    /// several objects are left to [`References::uuid`], which reports them.
+    async fn prefetch(
+        &mut self,
+        provider: &RaasProvider,
+        requests: &[CreateRequest<'_>],
+    ) -> ProviderResult<()> {
+        let mut wanted: HashMap<Kind, std::collections::HashSet<&str>> = HashMap::new();
+        for request in requests {
+            let spec = request.spec;
+            let mut want = |kind: Kind, key: &str| {
+                if let Some(name) = str_field(spec, key) {
+                    wanted.entry(kind).or_default().insert(name);
+                }
+            };
+            match request.address.kind {
+                Kind::SaltJob => want(Kind::SaltTarget, "target"),
+                Kind::SaltSchedule => {
+                    want(Kind::SaltTarget, "target");
+                    want(Kind::SaltJob, "job");
+                }
+                _ => {}
+            }
+        }
+        for (kind, names) in wanted {
+            if names.len() < 2 {
+                continue;
+            }
+            let items = match kind {
+                Kind::SaltTarget => provider.list_targets().await?,
+                _ => provider.list_jobs().await?,
+            };
+            let mut found: HashMap<&str, Option<&str>> = HashMap::new();
+            for item in &items {
+                if let (Some(name), Some(uuid)) = (str_field(item, "name"), str_field(item, "uuid"))
+                    && names.contains(name)
+                {
+                    // A second object of the same name makes it ambiguous.
+                    found
+                        .entry(name)
+                        .and_modify(|seen| *seen = None)
+                        .or_insert(Some(uuid));
+                }
+            }
+            for (name, uuid) in found {
+                if let Some(uuid) = uuid {
+                    self.known
+                        .insert((kind, name.to_string()), uuid.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn uuid(
         &mut self,
         provider: &RaasProvider,
@@ -455,6 +511,23 @@ impl Provider for RaasProvider {
         Ok(uuid_outcome(uuid))
     }
 
+    fn create_batch_limit(&self) -> usize {
+        BATCH_SIZE
+    }
+
+    async fn create_many(&self, requests: &[CreateRequest<'_>]) -> Vec<ProviderResult<Outcome>> {
+        match self.save_many(requests).await {
+            Ok(results) => results,
+            Err(err) => {
+                let message = err.to_string();
+                requests
+                    .iter()
+                    .map(|_| Err(ProviderError::Invalid(message.clone())))
+                    .collect()
+            }
+        }
+    }
+
     async fn update(&self, request: &UpdateRequest<'_>) -> ProviderResult<Outcome> {
         let kind = request.address.kind;
         let name = &request.address.name;
@@ -520,7 +593,7 @@ pub fn parse_list_page(
     call: &RpcCall,
     ret: &Value,
 ) -> ProviderResult<(u64, Vec<LiveObject>)> {
-    let page = Page::parse(call, ret)?;
+    let page = Page::parse(call, ret.clone())?;
     let none = HashMap::new();
     let objects = page
         .results
@@ -547,16 +620,28 @@ struct Page {
 }
 
 impl Page {
-    fn parse(call: &RpcCall, ret: &Value) -> ProviderResult<Page> {
+    /// Takes the reply apart without copying its items; the unused per-item `metadata`
+    /// (owner and access roles) is dropped at once, as it would dominate a large listing.
+    fn parse(call: &RpcCall, ret: Value) -> ProviderResult<Page> {
+        let mut page = Self::parse_whole(call, ret)?;
+        for item in &mut page.results {
+            if let Value::Object(map) = item {
+                map.remove("metadata");
+            }
+        }
+        Ok(page)
+    }
+
+    fn parse_whole(call: &RpcCall, ret: Value) -> ProviderResult<Page> {
         match ret {
             Value::Array(items) => Ok(Page {
                 count: items.len() as u64,
                 limit: None,
-                results: items.clone(),
+                results: items,
             }),
-            Value::Object(map) => {
-                let results = match map.get("results") {
-                    Some(Value::Array(items)) => items.clone(),
+            Value::Object(mut map) => {
+                let results = match map.remove("results") {
+                    Some(Value::Array(items)) => items,
                     Some(Value::Null) | None => Vec::new(),
                     Some(_) => return Err(protocol(call, "`results` is not a list")),
                 };
@@ -939,13 +1024,13 @@ mod tests {
     #[test]
     fn pages_parse_and_reject_garbage() {
         let call = RpcCall::new("job", "get_jobs", json!({}));
-        let page = Page::parse(&call, &json!({"count": 3, "limit": 2, "results": [1, 2]})).unwrap();
+        let page = Page::parse(&call, json!({"count": 3, "limit": 2, "results": [1, 2]})).unwrap();
         assert_eq!(
             (page.count, page.limit, page.results.len()),
             (3, Some(2), 2)
         );
-        assert!(Page::parse(&call, &json!("nope")).is_err());
-        assert!(Page::parse(&call, &json!({"count": "x", "results": []})).is_err());
+        assert!(Page::parse(&call, json!("nope")).is_err());
+        assert!(Page::parse(&call, json!({"count": "x", "results": []})).is_err());
     }
 
     #[test]
