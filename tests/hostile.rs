@@ -910,3 +910,99 @@ async fn self_signed_certificates_are_refused_unless_trusted() {
         "retried: {text}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The fuzz seeds are replies the parsers accept (so fuzzing starts from valid input).
+
+fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("seed-"))
+        })
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no seeds for {target}");
+    out
+}
+
+fn seed_reply(method: reqwest::Method, path: &str, body: &[u8]) -> HttpResponse {
+    HttpResponse {
+        method,
+        path: path.to_string(),
+        status: 200,
+        headers: Default::default(),
+        body: body.to_vec(),
+    }
+}
+
+#[test]
+fn fuzz_seeds_parse() {
+    use sextant::providers::raas::{RpcCall, parse_list_page, session::parse_call_reply};
+    use sextant::providers::{TaskStatus, csp, vcd};
+    for (name, bytes) in seeds("manifest") {
+        let result = sextant::manifest::load_text(&name, std::str::from_utf8(&bytes).unwrap());
+        assert_eq!(result.is_ok(), !name.contains("bad"), "{name}: {result:?}");
+    }
+    for (name, bytes) in seeds("csp_token") {
+        let reply = seed_reply(reqwest::Method::POST, csp::AUTHORIZE_PATH, &bytes);
+        let credential = csp::parse_token_reply(&reply).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(credential.lifetime.is_some(), "{name}");
+    }
+    for (name, bytes) in seeds("vmc") {
+        let reply = seed_reply(reqwest::Method::GET, "/vmc/api/orgs/o/x", &bytes);
+        if name.contains("task") {
+            let status = vmc::task_status(&reply, "t").unwrap();
+            assert_eq!(
+                matches!(status, TaskStatus::Failed(_)),
+                name.contains("failed"),
+                "{name}"
+            );
+            vmc::task_handle(&reply, "s").unwrap();
+        } else {
+            assert_eq!(vmc::parse_sddc_list(&reply).unwrap().len(), 2, "{name}");
+        }
+    }
+    let call = RpcCall::new("tgt", "get_target_group", json!({}));
+    for (name, bytes) in seeds("raas") {
+        let reply = seed_reply(reqwest::Method::POST, "/rpc", &bytes);
+        match parse_call_reply(&reply, &call).unwrap() {
+            Ok(ret) => {
+                let listed: usize = [Kind::SaltTarget, Kind::SaltJob, Kind::SaltSchedule]
+                    .into_iter()
+                    .map(|kind| parse_list_page(kind, &call, &ret).unwrap().1.len())
+                    .sum();
+                assert!(listed > 0, "{name}");
+            }
+            Err(rpc) => assert!(name.contains("error"), "{name}: {}", rpc.describe()),
+        }
+    }
+    for (name, bytes) in seeds("vcd") {
+        let reply = seed_reply(reqwest::Method::POST, "/oauth/tenant/o/x", &bytes);
+        let ok = match name.as_str() {
+            n if n.contains("tokens") => vcd::parse_token_list(&reply).map(|(total, _)| total == 1),
+            n if n.contains("register") => {
+                vcd::parse_register_reply(&reply).map(|id| !id.is_empty())
+            }
+            _ => vcd::parse_grant_reply(&reply, "t").map(|secret| !secret.expose().is_empty()),
+        };
+        assert!(ok.unwrap_or_else(|e| panic!("{name}: {e}")), "{name}");
+    }
+    for (name, bytes) in seeds("vsphere") {
+        let reply = seed_reply(reqwest::Method::GET, "/rest/vcenter/vm", &bytes);
+        assert!(
+            !vsphere::parse_vm_list(&reply).unwrap().is_empty(),
+            "{name}"
+        );
+    }
+}
