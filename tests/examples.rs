@@ -65,7 +65,11 @@ fn every_example_manifest_directory_validates() {
     for file in all {
         let is_yaml = file.extension().is_some_and(|e| e == "yaml" || e == "yml");
         if is_yaml && read(&file).lines().any(|l| l.starts_with("kind: ")) {
-            assert!(covered.contains(&file), "{} is not validated", file.display());
+            assert!(
+                covered.contains(&file),
+                "{} is not validated",
+                file.display()
+            );
         }
     }
 }
@@ -196,8 +200,10 @@ fn sextant_commands(text: &str) -> Vec<Vec<String>> {
                 // After `>` comes a file name, not a command.
                 command_position = !word.contains('>');
             } else {
-                command_position =
-                    matches!(word.as_str(), "if" | "then" | "do" | "!" | "time" | "{" | "else");
+                command_position = matches!(
+                    word.as_str(),
+                    "if" | "then" | "do" | "!" | "time" | "{" | "else"
+                );
             }
             i += 1;
         }
@@ -205,12 +211,29 @@ fn sextant_commands(text: &str) -> Vec<Vec<String>> {
     out
 }
 
-/// Every string in a parsed YAML value.
-fn strings(value: &Value, out: &mut Vec<String>) {
+/// Every shell script in a parsed workflow: GitHub's `run`, GitLab's `script`,
+/// `before_script` and `after_script` (a string or a list of strings).
+fn scripts(value: &Value, out: &mut Vec<String>) {
     match value {
-        Value::String(s) => out.push(s.clone()),
-        Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-        Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| scripts(v, out)),
+        Value::Object(map) => {
+            for (key, v) in map {
+                if matches!(
+                    key.as_str(),
+                    "run" | "script" | "before_script" | "after_script"
+                ) {
+                    match v {
+                        Value::String(s) => out.push(s.clone()),
+                        Value::Array(lines) => {
+                            out.extend(lines.iter().filter_map(Value::as_str).map(String::from))
+                        }
+                        _ => {}
+                    }
+                } else {
+                    scripts(v, out);
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -219,7 +242,10 @@ fn check_commands(source: &str, commands: &[Vec<String>]) {
     for args in commands {
         let argv = std::iter::once("sextant".to_string()).chain(args.iter().cloned());
         if let Err(err) = Cli::try_parse_from(argv) {
-            panic!("{source}: `sextant {}` is not a valid command line:\n{err}", args.join(" "));
+            panic!(
+                "{source}: `sextant {}` is not a valid command line:\n{err}",
+                args.join(" ")
+            );
         }
     }
 }
@@ -236,13 +262,17 @@ fn ci_workflows_parse_and_call_real_commands() {
     let mut seen = Vec::new();
     for file in &workflows {
         let text = read(file);
-        let value: Value = serde_saphyr::from_str(&text)
-            .unwrap_or_else(|err| panic!("{}: {err}", file.display()));
+        let value: Value =
+            serde_saphyr::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", file.display()));
         assert!(value.is_object(), "{}", file.display());
         let mut all = Vec::new();
-        strings(&value, &mut all);
+        scripts(&value, &mut all);
         let commands: Vec<Vec<String>> = all.iter().flat_map(|s| sextant_commands(s)).collect();
-        assert!(!commands.is_empty(), "{} runs no sextant command", file.display());
+        assert!(
+            !commands.is_empty(),
+            "{} runs no sextant command",
+            file.display()
+        );
         check_commands(&file.display().to_string(), &commands);
         seen.extend(commands.into_iter().map(|c| c.join(" ")));
     }
@@ -254,7 +284,10 @@ fn ci_workflows_parse_and_call_real_commands() {
         "apply --no-color reviewed.plan",
         "validate connections",
     ] {
-        assert!(seen.iter().any(|c| c.contains(needle)), "no `{needle}` in {seen:#?}");
+        assert!(
+            seen.iter().any(|c| c.contains(needle)),
+            "no `{needle}` in {seen:#?}"
+        );
     }
     let github = read(&root().join("examples/ci/github/sextant-apply.yml"));
     assert!(github.contains("concurrency:") && github.contains("cancel-in-progress: false"));
@@ -278,7 +311,10 @@ fn the_command_extractor_finds_commands_in_command_position_only() {
 
 #[test]
 fn command_lines_in_the_docs_are_valid() {
-    let mut docs = vec![root().join("README.md"), root().join("examples/gitops/README.md")];
+    let mut docs = vec![
+        root().join("README.md"),
+        root().join("examples/gitops/README.md"),
+    ];
     for name in ["cli.md", "simulator.md", "manifests.md"] {
         docs.push(root().join("docs").join(name));
     }
@@ -289,8 +325,9 @@ fn command_lines_in_the_docs_are_valid() {
         let mut code = String::new();
         let mut inside = false;
         for line in text.lines() {
-            if line.trim_start().starts_with("```") {
-                inside = !inside;
+            if let Some(info) = line.trim_start().strip_prefix("```") {
+                // Shell blocks only: other blocks show output, YAML or a usage synopsis.
+                inside = !inside && matches!(info.trim(), "sh" | "bash" | "shell" | "console");
             } else if inside {
                 let line = line.split(" # ").next().unwrap_or(line);
                 code.push_str(line.trim_start_matches("$ "));
@@ -324,7 +361,10 @@ fn every_command_has_an_example_in_its_help() {
     assert!(commands.len() >= 10, "{}", commands.len());
     for (name, mut command) in commands {
         let help = command.render_long_help().to_string();
-        assert!(help.contains("Example"), "`sextant {name} --help` has no example:\n{help}");
+        assert!(
+            help.contains("Example"),
+            "`sextant {name} --help` has no example:\n{help}"
+        );
     }
 }
 
@@ -352,7 +392,10 @@ fn docs_cli_names_every_command_flag_and_exit_code() {
         }
     }
     for code in ["`0`", "`1`", "`2`", "`130`"] {
-        assert!(doc.contains(code), "docs/cli.md does not explain exit code {code}");
+        assert!(
+            doc.contains(code),
+            "docs/cli.md does not explain exit code {code}"
+        );
     }
 }
 
@@ -378,10 +421,16 @@ fn completions_and_man_page_name_every_subcommand() {
         }
         if label == "man" {
             assert!(text.starts_with(".ie") || text.contains(".TH"), "{label}");
-            assert!(text.contains("\\-\\-detailed\\-exitcode"), "man lacks subcommand flags");
+            assert!(
+                text.contains("\\-\\-detailed\\-exitcode"),
+                "man lacks subcommand flags"
+            );
         }
     }
-    let bad = Command::new(BIN).args(["completions", "tcsh"]).output().unwrap();
+    let bad = Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }
 
@@ -413,7 +462,7 @@ fn def_name(reference: &str) -> &str {
     reference.rsplit('/').next().unwrap_or(reference)
 }
 
-fn type_of(schema: &Value, defs: &serde_json::Map<String, Value>) -> String {
+fn type_of(schema: &Value) -> String {
     if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
         let name = def_name(reference);
         return match name {
@@ -427,13 +476,16 @@ fn type_of(schema: &Value, defs: &serde_json::Map<String, Value>) -> String {
             let parts: Vec<String> = options
                 .iter()
                 .filter(|o| o.get("type") != Some(&Value::from("null")))
-                .map(|o| type_of(o, defs))
+                .map(type_of)
                 .collect();
             return parts.join(" or ");
         }
     }
     if let Some(constant) = schema.get("const") {
-        return format!("`{}`", constant.as_str().map_or(constant.to_string(), String::from));
+        return format!(
+            "`{}`",
+            constant.as_str().map_or(constant.to_string(), String::from)
+        );
     }
     if let Some(Value::Array(values)) = schema.get("enum") {
         let values: Vec<String> = values
@@ -452,12 +504,12 @@ fn type_of(schema: &Value, defs: &serde_json::Map<String, Value>) -> String {
     match types.as_slice() {
         ["array"] => match schema.get("items") {
             Some(Value::Bool(true)) | None => "list".to_string(),
-            Some(items) => format!("list of {}", type_of(items, defs)),
+            Some(items) => format!("list of {}", type_of(items)),
         },
         ["object"] => match schema.get("additionalProperties") {
             Some(Value::Bool(true)) => "map".to_string(),
             Some(Value::Bool(false)) | None => "object".to_string(),
-            Some(values) => format!("map of {}", type_of(values, defs)),
+            Some(values) => format!("map of {}", type_of(values)),
         },
         [] => "any".to_string(),
         many => many.join(" or "),
@@ -480,14 +532,14 @@ fn description(schema: &Value) -> String {
 }
 
 /// A `### Name` section for one `$defs` entry: its fields or its values.
-fn def_section(name: &str, def: &Value, defs: &serde_json::Map<String, Value>) -> String {
+fn def_section(name: &str, def: &Value) -> String {
     let mut out = format!("### {name}\n\n");
     let text = description(def);
     if !text.is_empty() {
         out.push_str(&format!("{text}\n\n"));
     }
     if let Some(Value::Object(properties)) = def.get("properties") {
-        out.push_str(&properties_table(def, properties, defs));
+        out.push_str(&properties_table(def, properties));
     } else if let Some(Value::Array(options)) = def.get("oneOf")
         && options.iter().all(|o| o.get("const").is_some())
     {
@@ -495,22 +547,18 @@ fn def_section(name: &str, def: &Value, defs: &serde_json::Map<String, Value>) -
         for option in options {
             out.push_str(&format!(
                 "| {} | {} |\n",
-                type_of(option, defs),
+                type_of(option),
                 cell(&description(option))
             ));
         }
     } else {
-        out.push_str(&format!("Type: {}.\n", type_of(def, defs)));
+        out.push_str(&format!("Type: {}.\n", type_of(def)));
     }
     out.push('\n');
     out
 }
 
-fn properties_table(
-    def: &Value,
-    properties: &serde_json::Map<String, Value>,
-    defs: &serde_json::Map<String, Value>,
-) -> String {
+fn properties_table(def: &Value, properties: &serde_json::Map<String, Value>) -> String {
     let required: BTreeSet<&str> = def
         .get("required")
         .and_then(Value::as_array)
@@ -524,8 +572,12 @@ fn properties_table(
         }
         out.push_str(&format!(
             "| `{field}` | {} | {} | {} |\n",
-            cell(&type_of(schema, defs)),
-            if required.contains(field.as_str()) { "yes" } else { "" },
+            cell(&type_of(schema)),
+            if required.contains(field.as_str()) {
+                "yes"
+            } else {
+                ""
+            },
             cell(&text)
         ));
     }
@@ -543,26 +595,23 @@ fn manifests_md() -> String {
         rendered.insert(document_name.clone());
         out.push_str(&format!("\n## {kind}\n\n{}\n\n", description(document)));
         if kind != sextant::model::Kind::Connection {
-            out.push_str(
-                "`spec` is required unless `ensure: absent`.\n\n",
-            );
+            out.push_str("`spec` is required unless `ensure: absent`.\n\n");
         }
         out.push_str(&properties_table(
             document,
             document["properties"].as_object().unwrap(),
-            &defs,
         ));
         out.push('\n');
         if let Some(reference) = document["properties"]["spec"]["$ref"].as_str() {
             let name = def_name(reference).to_string();
-            out.push_str(&def_section(&name, &defs[&name], &defs));
+            out.push_str(&def_section(&name, &defs[&name]));
             rendered.insert(name);
         }
     }
     out.push_str("\n## Shared types\n\n");
     for (name, def) in &defs {
         if !rendered.contains(name) {
-            out.push_str(&def_section(name, def, &defs));
+            out.push_str(&def_section(name, def));
         }
     }
     while out.ends_with("\n\n") {
@@ -586,7 +635,11 @@ fn manifests_md_is_generated_from_the_schema() {
     // Belt and braces: every property of every definition is named in the document.
     let schema = sextant::manifest::manifest_schema();
     for (name, def) in schema["$defs"].as_object().unwrap() {
-        for field in def["properties"].as_object().into_iter().flat_map(|p| p.keys()) {
+        for field in def["properties"]
+            .as_object()
+            .into_iter()
+            .flat_map(|p| p.keys())
+        {
             assert!(committed.contains(&format!("`{field}`")), "{name}.{field}");
         }
     }

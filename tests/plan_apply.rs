@@ -29,7 +29,6 @@ impl Estate {
         let dir = tempfile::tempdir().unwrap();
         let sim = sim::start(SimConfig {
             time_scale,
-            state_file: Some(dir.path().join("sim-state.json")),
             ..SimConfig::default()
         })
         .await
@@ -738,7 +737,9 @@ async fn unused_connections_are_never_contacted() {
     assert!(counters["vsphere"].as_u64().unwrap() >= 2);
     // The vSphere session was ended when the command finished.
     let state = estate.state().await;
-    let sessions = state["vsphere"]["sessions"].as_object().map_or(0, |s| s.len());
+    let sessions = state["vsphere"]["sessions"]
+        .as_object()
+        .map_or(0, |s| s.len());
     assert_eq!(sessions, 0, "{}", state["vsphere"]["sessions"]);
 }
 

@@ -40,6 +40,18 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Sends an XSRF token the way RaaS clients do: in the header and in the `_xsrf` cookie.
+trait WithXsrf {
+    fn xsrf(self, token: &str) -> Self;
+}
+
+impl WithXsrf for reqwest::RequestBuilder {
+    fn xsrf(self, token: &str) -> Self {
+        self.header("x-xsrftoken", token)
+            .header("cookie", format!("_xsrf={token}"))
+    }
+}
+
 /// The value of cookie `name` among the response's `Set-Cookie` headers.
 fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
     response
@@ -85,12 +97,29 @@ impl Raas {
         client()
             .post(format!("{}{path}", self.base))
             .header("authorization", &self.auth)
-            .header("x-xsrftoken", &self.xsrf)
-            .header("cookie", format!("_xsrf={}", self.xsrf))
+            .xsrf(&self.xsrf)
             .json(&body)
             .send()
             .await
             .unwrap()
+    }
+
+    /// Checks that an RPC call is refused with the "jwt not authorized" 401.
+    async fn assert_jwt_not_authorized(&self) {
+        let response = self
+            .post(
+                "/rpc",
+                json!({"resource": "test", "method": "echo", "arg": ["x"]}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("jwt not authorized")
+        );
     }
 
     /// One RPC call; returns the reply envelope.
@@ -123,11 +152,11 @@ fn error_message(reply: &Value) -> String {
 
 // ---- RaaS: login and XSRF --------------------------------------------------------------
 
-#[tokio::test]
-async fn get_login_sets_xsrf_cookie_and_header() {
-    let handle = start().await;
+/// GETs `path`, checks that it hands out the XSRF token (header and the same `_xsrf`
+/// cookie) and the instance id; returns the token and the JSON body.
+async fn get_xsrf_handout(handle: &SimHandle, path: &str) -> (String, Value) {
     let response = client()
-        .get(format!("{}/account/login", handle.base_url))
+        .get(format!("{}{path}", handle.base_url))
         .send()
         .await
         .unwrap();
@@ -141,7 +170,13 @@ async fn get_login_sets_xsrf_cookie_and_header() {
     let raw = response.headers()["set-cookie"].to_str().unwrap();
     assert_eq!(raw, format!("_xsrf={header}; Path=/"));
     assert!(response.headers().contains_key("raas-instance-id"));
-    let body: Value = response.json().await.unwrap();
+    (header, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn get_login_sets_xsrf_cookie_and_header() {
+    let handle = start().await;
+    let (_, body) = get_xsrf_handout(&handle, "/account/login").await;
     assert_eq!(body["authenticated"], false);
 }
 
@@ -153,19 +188,7 @@ async fn get_version_hands_out_the_same_xsrf_token_and_it_survives_a_restart() {
         ..Default::default()
     };
     let handle = sim::start(config.clone()).await.unwrap();
-    let response = client()
-        .get(format!("{}/version", handle.base_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let header = response.headers()["x-xsrftoken"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(set_cookie(&response, "_xsrf").unwrap(), header);
-    assert!(response.headers().contains_key("raas-instance-id"));
-    let body: Value = response.json().await.unwrap();
+    let (header, body) = get_xsrf_handout(&handle, "/version").await;
     assert!(body["version"].is_string());
     assert_eq!(xsrf(&handle).await, header);
     handle.stop().await;
@@ -224,8 +247,7 @@ async fn csp_auth_token_header_is_accepted_only_when_the_option_is_on() {
         client()
             .post(format!("{}/rpc", handle.base_url))
             .header("csp-auth-token", "access-3")
-            .header("x-xsrftoken", &token)
-            .header("cookie", format!("_xsrf={token}"))
+            .xsrf(&token)
             .json(&json!({"resource": "test", "method": "echo", "arg": ["x"]}))
             .send()
     };
@@ -249,8 +271,7 @@ async fn cloud_login_get_first_flow_then_rpc_on_raas_rpc() {
     let response = client()
         .post(format!("{}/account/login", handle.base_url))
         .header("authorization", "Bearer access-2")
-        .header("x-xsrftoken", &token)
-        .header("cookie", format!("_xsrf={token}"))
+        .xsrf(&token)
         .send()
         .await
         .unwrap();
@@ -299,20 +320,7 @@ async fn cloud_login_refuses_unknown_and_expired_access_tokens() {
         auth: "Bearer expired".into(),
         xsrf: token,
     };
-    let response = raas
-        .post(
-            "/rpc",
-            json!({"resource": "test", "method": "echo", "arg": ["x"]}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("jwt not authorized")
-    );
+    raas.assert_jwt_not_authorized().await;
 }
 
 #[tokio::test]
@@ -338,8 +346,7 @@ async fn password_login_needs_xsrf_and_returns_a_jwt() {
         client()
             .post(format!("{}/account/login", handle.base_url))
             .header("content-type", "application/json")
-            .header("x-xsrftoken", &token)
-            .header("cookie", format!("_xsrf={token}"))
+            .xsrf(&token)
             .body(body)
             .send()
     };
@@ -455,8 +462,7 @@ async fn rpc_refuses_missing_and_bad_credentials_with_401() {
     ] {
         let mut request = client()
             .post(format!("{}/rpc", handle.base_url))
-            .header("x-xsrftoken", &token)
-            .header("cookie", format!("_xsrf={token}"))
+            .xsrf(&token)
             .json(&echo);
         if let Some(auth) = &auth {
             request = request.header("authorization", auth);
@@ -475,8 +481,7 @@ async fn expired_jwt_gets_401_jwt_not_authorized() {
     let token = xsrf(&handle).await;
     let response = client()
         .post(format!("{}/account/login", handle.base_url))
-        .header("x-xsrftoken", &token)
-        .header("cookie", format!("_xsrf={token}"))
+        .xsrf(&token)
         .json(&json!({"username": "root", "password": "salt", "token_type": "jwt"}))
         .send()
         .await
@@ -490,20 +495,7 @@ async fn expired_jwt_gets_401_jwt_not_authorized() {
         auth: format!("JWT {jwt}"),
         xsrf: token,
     };
-    let response = raas
-        .post(
-            "/rpc",
-            json!({"resource": "test", "method": "echo", "arg": ["x"]}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("jwt not authorized")
-    );
+    raas.assert_jwt_not_authorized().await;
 }
 
 #[tokio::test]
@@ -520,8 +512,7 @@ async fn html_login_page_option_answers_200_to_unauthenticated_calls() {
     let token = xsrf(&handle).await;
     let response = client()
         .post(format!("{}/rpc", handle.base_url))
-        .header("x-xsrftoken", &token)
-        .header("cookie", format!("_xsrf={token}"))
+        .xsrf(&token)
         .json(&json!({"resource": "test", "method": "echo", "arg": ["x"]}))
         .send()
         .await
@@ -716,8 +707,7 @@ async fn unknown_method_and_unknown_kwarg_are_rpc_errors_in_http_200() {
     let response = client()
         .post(format!("{}/rpc", handle.base_url))
         .header("authorization", &raas.auth)
-        .header("x-xsrftoken", &raas.xsrf)
-        .header("cookie", format!("_xsrf={}", raas.xsrf))
+        .xsrf(&raas.xsrf)
         .body("{not json")
         .send()
         .await
@@ -1208,19 +1198,24 @@ async fn form(handle: &SimHandle, path: &str, body: &str) -> reqwest::Response {
         .unwrap()
 }
 
-/// Registers a token and fetches its secret; returns `(client_id, secret)`.
-async fn create_token(handle: &SimHandle, jwt: &str, org: &str, name: &str) -> (String, String) {
-    let response = client()
+/// Registers an OAuth client (a new API token) at `org` with the session `jwt`.
+async fn register(handle: &SimHandle, jwt: &str, org: &str, body: Value) -> reqwest::Response {
+    client()
         .post(format!(
             "{}{}",
             handle.base_url,
             oauth_path(org, "register")
         ))
         .bearer_auth(jwt)
-        .json(&json!({"client_name": name}))
+        .json(&body)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Registers a token and fetches its secret; returns `(client_id, secret)`.
+async fn create_token(handle: &SimHandle, jwt: &str, org: &str, name: &str) -> (String, String) {
+    let response = register(handle, jwt, org, json!({"client_name": name})).await;
     assert_eq!(response.status(), StatusCode::OK);
     let registered: Value = response.json().await.unwrap();
     assert_eq!(registered["client_name"], name);
@@ -1267,8 +1262,15 @@ async fn vcd_session_login_returns_the_jwt_header_and_checks_accept_and_org() {
         .unwrap();
     assert_eq!(current["user"]["name"], "administrator");
     assert_eq!(current["org"]["name"], "System");
+    assert_eq!(current["roles"], json!(["System Administrator"]));
     let tenant = vcd_login(&handle, "orgadmin", "acme").await;
     assert_ne!(tenant, jwt);
+    let current: Value = cloudapi(&handle, reqwest::Method::GET, "sessions/current", &tenant)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(current["roles"], json!(["Organization Administrator"]));
 
     let login =
         |path: &'static str, accept: Option<&'static str>, user: &'static str, pw: &'static str| {
@@ -1281,28 +1283,19 @@ async fn vcd_session_login_returns_the_jwt_header_and_checks_accept_and_org() {
             request.send()
         };
     let provider = "/cloudapi/1.0.0/sessions/provider";
-    let response = login(provider, None, "administrator@System", "pw")
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
-    let response = login(
-        provider,
-        Some("application/json;version=12.0"),
-        "administrator@System",
-        "pw",
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
-    let response = login(
-        provider,
-        Some("application/*;version=36.1"),
-        "administrator@System",
-        "pw",
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    for (accept, status) in [
+        (None, StatusCode::NOT_ACCEPTABLE),
+        (
+            Some("application/json;version=12.0"),
+            StatusCode::NOT_ACCEPTABLE,
+        ),
+        (Some("application/*;version=36.1"), StatusCode::OK),
+    ] {
+        let response = login(provider, accept, "administrator@System", "pw")
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{accept:?}");
+    }
     for (path, user, pw) in [
         (provider, "administrator@System", "invalid-pw"),
         (provider, "orgadmin@acme", "pw"),
@@ -1381,21 +1374,15 @@ async fn vcd_token_secret_is_handed_out_once_and_refresh_grant_works() {
     assert!(body["stackTrace"].is_string());
 
     // Duplicate names per user are refused.
-    let response = client()
-        .post(format!("{}/oauth/provider/register", handle.base_url))
-        .bearer_auth(&jwt)
-        .json(&json!({"client_name": "ci"}))
-        .send()
-        .await
-        .unwrap();
+    let response = register(&handle, &jwt, "System", json!({"client_name": "ci"})).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let response = client()
-        .post(format!("{}/oauth/provider/register", handle.base_url))
-        .bearer_auth(&jwt)
-        .json(&json!({"name": "missing client_name"}))
-        .send()
-        .await
-        .unwrap();
+    let response = register(
+        &handle,
+        &jwt,
+        "System",
+        json!({"name": "missing client_name"}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -1418,13 +1405,7 @@ async fn vcd_api_token_sessions_are_restricted() {
     .unwrap();
     let access = grant["access_token"].as_str().unwrap().to_owned();
 
-    let response = client()
-        .post(format!("{}/oauth/tenant/acme/register", handle.base_url))
-        .bearer_auth(&access)
-        .json(&json!({"client_name": "more"}))
-        .send()
-        .await
-        .unwrap();
+    let response = register(&handle, &access, "acme", json!({"client_name": "more"})).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let response = cloudapi(
         &handle,
@@ -1448,13 +1429,7 @@ async fn vcd_api_token_sessions_are_restricted() {
         .unwrap();
     assert_eq!(list["resultTotal"], 2);
     // An org admin cannot create tokens in another org.
-    let response = client()
-        .post(format!("{}/oauth/provider/register", handle.base_url))
-        .bearer_auth(&jwt)
-        .json(&json!({"client_name": "elsewhere"}))
-        .send()
-        .await
-        .unwrap();
+    let response = register(&handle, &jwt, "System", json!({"client_name": "elsewhere"})).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
@@ -1615,6 +1590,58 @@ async fn vcd_token_list_pages_caps_page_size_and_filters() {
 }
 
 #[tokio::test]
+async fn vcd_checks_the_accept_version_before_the_access_token() {
+    let handle = start().await;
+    for (method, path, accept) in [
+        (reqwest::Method::GET, "/cloudapi/1.0.0/tokens", None),
+        (
+            reqwest::Method::GET,
+            "/cloudapi/1.0.0/tokens/urn:vcloud:token:x",
+            Some("application/json;version=36.0"),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/cloudapi/1.0.0/tokens/urn:vcloud:token:x",
+            Some("application/json;version=36.0"),
+        ),
+        (
+            reqwest::Method::GET,
+            "/cloudapi/1.0.0/sessions/current",
+            Some("application/json;version=33.0"),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/cloudapi/1.0.0/sessions/current",
+            None,
+        ),
+    ] {
+        let mut request = client()
+            .request(method.clone(), format!("{}{path}", handle.base_url))
+            .bearer_auth("not-a-token");
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_ACCEPTABLE,
+            "{method} {path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["minorErrorCode"], "NOT_ACCEPTABLE", "{method} {path}");
+    }
+    let response = client()
+        .get(format!("{}/api/org", handle.base_url))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("minorErrorCode=\"NOT_ACCEPTABLE\""), "{text}");
+}
+
+#[tokio::test]
 async fn vcd_expired_access_tokens_get_401() {
     let handle = start_with_ttl(Duration::ZERO).await;
     let jwt = vcd_login(&handle, "administrator", "System").await;
@@ -1623,13 +1650,7 @@ async fn vcd_expired_access_tokens_get_401() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["minorErrorCode"], "UNAUTHORIZED");
     // An expired session cannot register a client either.
-    let response = client()
-        .post(format!("{}/oauth/provider/register", handle.base_url))
-        .bearer_auth(&jwt)
-        .json(&json!({"client_name": "late"}))
-        .send()
-        .await
-        .unwrap();
+    let response = register(&handle, &jwt, "System", json!({"client_name": "late"})).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -1658,7 +1679,12 @@ async fn vcd_legacy_login_and_org_list_speak_xml() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(response.text().await.unwrap().contains("<Session "));
+    let session = response.text().await.unwrap();
+    assert!(session.contains("<Session "));
+    assert!(
+        session.contains(" roles=\"Organization Administrator\" "),
+        "{session}"
+    );
     let list = |token: String| {
         client()
             .get(format!("{}/api/org", handle.base_url))

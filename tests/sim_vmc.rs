@@ -30,6 +30,15 @@ async fn start_with(config: SimConfig) -> SimHandle {
     sim::start(config).await.expect("simulator starts")
 }
 
+/// [`start`] with other answers to the unverified points.
+async fn start_with_options(options: SimOptions) -> SimHandle {
+    start_with(SimConfig {
+        options,
+        ..config()
+    })
+    .await
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -37,27 +46,37 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn access_token(sim: &SimHandle) -> String {
-    let response = client()
+/// Exchanges an API token at the CSP (form-encoded `api_token`).
+async fn exchange(sim: &SimHandle, api_token: &str) -> reqwest::Response {
+    client()
         .post(format!("{}{AUTHORIZE}", sim.base_url))
-        .form(&[("api_token", "good-api-token")])
+        .form(&[("api_token", api_token)])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn access_token(sim: &SimHandle) -> String {
+    let response = exchange(sim, "good-api-token").await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn org_id(sim: &SimHandle) -> String {
-    let body: Value = client()
-        .get(format!("{}/_sim/csp/org", sim.base_url))
+/// GETs `url` (an admin or anonymous endpoint) and parses the body as JSON.
+async fn get_json(url: impl reqwest::IntoUrl) -> Value {
+    client()
+        .get(url)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn org_id(sim: &SimHandle) -> String {
+    let body = get_json(format!("{}/_sim/csp/org", sim.base_url)).await;
     body["org_id"].as_str().unwrap().to_owned()
 }
 
@@ -71,14 +90,76 @@ async fn advance(sim: &SimHandle, seconds: u64) {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
-async fn put_faults(sim: &SimHandle, faults: Value) {
-    let response = client()
-        .put(format!("{}/_sim/faults", sim.base_url))
-        .json(&faults)
+/// `PUT /_sim/<setting>` with `body`; returns the status.
+async fn put_admin(sim: &SimHandle, setting: &str, body: &Value) -> StatusCode {
+    client()
+        .put(format!("{}/_sim/{setting}", sim.base_url))
+        .json(body)
         .send()
         .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{faults}");
+        .unwrap()
+        .status()
+}
+
+async fn put_faults(sim: &SimHandle, faults: Value) {
+    assert_eq!(
+        put_admin(sim, "faults", &faults).await,
+        StatusCode::OK,
+        "{faults}"
+    );
+}
+
+/// Sends `method base+path` with the credential header `auth` (name, value) and the JSON
+/// `body` where given; returns the response as it came.
+async fn raw_call(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    body: Option<&Value>,
+) -> reqwest::Response {
+    let mut request = client().request(method, format!("{base}{path}"));
+    if let Some((header, value)) = auth {
+        request = request.header(header, value);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    request.send().await.unwrap()
+}
+
+/// A logged-in client of one simulated API ([`Vmc`], [`Vsphere`]): every call carries its
+/// credential header and answers (status, body parsed as JSON, `Null` when empty or not JSON).
+trait ApiClient {
+    /// What paths are appended to.
+    fn base(&self) -> &str;
+
+    /// The credential header: (name, value).
+    fn auth(&self) -> (&str, &str);
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let response = raw_call(self.base(), method, path, Some(self.auth()), body.as_ref()).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
 }
 
 /// A VMC session: base URL of the org plus a valid token.
@@ -96,28 +177,6 @@ impl Vmc {
             token: access_token(sim).await,
             org,
         }
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = client()
-            .request(method, format!("{}{path}", self.base))
-            .header("csp-auth-token", &self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, None).await
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
@@ -141,6 +200,16 @@ impl Vmc {
         let (_, sddc) = self.get(&format!("/sddcs/{id}")).await;
         assert_eq!(sddc["sddc_state"], "READY");
         id
+    }
+}
+
+impl ApiClient for Vmc {
+    fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn auth(&self) -> (&str, &str) {
+        ("csp-auth-token", &self.token)
     }
 }
 
@@ -220,12 +289,7 @@ async fn csp_rejects_missing_invalid_and_revoked_api_tokens_with_csp_error_bodie
     assert_eq!(body["statusCode"], 400);
     assert_eq!(body["message"], "Invalid request body");
 
-    let bad = client()
-        .post(&url)
-        .form(&[("api_token", "invalid-token")])
-        .send()
-        .await
-        .unwrap();
+    let bad = exchange(&sim, "invalid-token").await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let body: Value = bad.json().await.unwrap();
     assert!(
@@ -259,12 +323,7 @@ async fn csp_rejects_missing_invalid_and_revoked_api_tokens_with_csp_error_bodie
         .await
         .unwrap();
     assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
-    let again = client()
-        .post(&url)
-        .form(&[("api_token", "good-api-token")])
-        .send()
-        .await
-        .unwrap();
+    let again = exchange(&sim, "good-api-token").await;
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
     assert_eq!(vmc.get("").await.0, StatusCode::OK);
 }
@@ -369,14 +428,9 @@ async fn every_vmc_endpoint_answers_401_to_missing_bogus_and_expired_tokens() {
     advance(&sim, 61).await;
     for (method, path, body) in vmc_endpoints(&vmc.org, &sddc, &task) {
         for token in [None, Some("bogus"), Some(vmc.token.as_str())] {
-            let mut request = client().request(method.clone(), format!("{}{path}", sim.base_url));
-            if let Some(token) = token {
-                request = request.header("csp-auth-token", token);
-            }
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            let response = request.send().await.unwrap();
+            let auth = token.map(|token| ("csp-auth-token", token));
+            let response =
+                raw_call(&sim.base_url, method.clone(), &path, auth, body.as_ref()).await;
             assert_eq!(
                 response.status(),
                 StatusCode::UNAUTHORIZED,
@@ -662,12 +716,9 @@ async fn vmc_client_chosen_sddc_id_is_honoured_and_a_repeat_is_rejected() {
 
 #[tokio::test]
 async fn vmc_repeated_sddc_id_can_return_the_original_task() {
-    let sim = start_with(SimConfig {
-        options: SimOptions {
-            vmc_duplicate_sddc_id_returns_task: true,
-            ..SimOptions::default()
-        },
-        ..config()
+    let sim = start_with_options(SimOptions {
+        vmc_duplicate_sddc_id_returns_task: true,
+        ..SimOptions::default()
     })
     .await;
     let vmc = Vmc::new(&sim).await;
@@ -707,7 +758,7 @@ async fn vmc_unknown_sddc_and_task_are_404() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_error_response(&body, 404);
     }
-    let (status, body) = vmc.call(reqwest::Method::DELETE, "/sddcs/nope", None).await;
+    let (status, body) = vmc.delete("/sddcs/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_response(&body, 404);
 }
@@ -735,20 +786,15 @@ async fn vmc_busy_sddc_rejects_a_second_mutation_as_a_concurrent_update() {
             .unwrap()
             .contains(&format!("Concurrent update on {id}"))
     );
-    let (status, _) = vmc
-        .call(reqwest::Method::DELETE, &format!("/sddcs/{id}"), None)
-        .await;
+    let (status, _) = vmc.delete(&format!("/sddcs/{id}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn vmc_concurrent_update_status_is_an_option() {
-    let sim = start_with(SimConfig {
-        options: SimOptions {
-            vmc_concurrent_update_status: 409,
-            ..SimOptions::default()
-        },
-        ..config()
+    let sim = start_with_options(SimOptions {
+        vmc_concurrent_update_status: 409,
+        ..SimOptions::default()
     })
     .await;
     let vmc = Vmc::new(&sim).await;
@@ -905,13 +951,7 @@ async fn vmc_delete_leaves_a_readable_deleted_sddc_hidden_from_the_list() {
     let sim = start().await;
     let vmc = Vmc::new(&sim).await;
     let (deploying, _) = vmc.create(sddc_body("young", 2)).await;
-    let (status, error) = vmc
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/sddcs/{deploying}"),
-            None,
-        )
-        .await;
+    let (status, error) = vmc.delete(&format!("/sddcs/{deploying}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     assert!(
         error["error_messages"][0]
@@ -922,11 +962,7 @@ async fn vmc_delete_leaves_a_readable_deleted_sddc_hidden_from_the_list() {
 
     advance(&sim, 3 * 3600).await;
     let (status, task) = vmc
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/sddcs/{deploying}?retain_configuration=false"),
-            None,
-        )
+        .delete(&format!("/sddcs/{deploying}?retain_configuration=false"))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(task["task_type"], "SDDC-DELETE");
@@ -943,18 +979,14 @@ async fn vmc_delete_leaves_a_readable_deleted_sddc_hidden_from_the_list() {
 
 #[tokio::test]
 async fn vmc_deleted_sddc_can_be_404_by_option() {
-    let sim = start_with(SimConfig {
-        options: SimOptions {
-            vmc_deleted_sddc_not_found: true,
-            ..SimOptions::default()
-        },
-        ..config()
+    let sim = start_with_options(SimOptions {
+        vmc_deleted_sddc_not_found: true,
+        ..SimOptions::default()
     })
     .await;
     let vmc = Vmc::new(&sim).await;
     let id = vmc.ready_sddc(&sim, sddc_body("gone", 2)).await;
-    vmc.call(reqwest::Method::DELETE, &format!("/sddcs/{id}"), None)
-        .await;
+    vmc.delete(&format!("/sddcs/{id}")).await;
     advance(&sim, 3600).await;
     assert_eq!(
         vmc.get(&format!("/sddcs/{id}")).await.0,
@@ -1014,20 +1046,12 @@ async fn vmc_rename_is_synchronous_and_needs_a_ready_sddc() {
     let vmc = Vmc::new(&sim).await;
     let (young, _) = vmc.create(sddc_body("young", 2)).await;
     let (status, _) = vmc
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/sddcs/{young}"),
-            Some(json!({"name": "x"})),
-        )
+        .patch(&format!("/sddcs/{young}"), json!({"name": "x"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     advance(&sim, 3 * 3600).await;
     let (status, sddc) = vmc
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/sddcs/{young}"),
-            Some(json!({"name": "grown"})),
-        )
+        .patch(&format!("/sddcs/{young}"), json!({"name": "grown"}))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sddc["name"], "grown");
@@ -1080,8 +1104,8 @@ async fn wrong_methods_get_405_in_the_api_shape() {
         .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_error_response(&body, 405);
-    let s = vsphere_session(&sim).await;
-    let (status, body) = vsphere(&sim, &s, reqwest::Method::DELETE, "/rest/vcenter/vm", None).await;
+    let vs = Vsphere::login(&sim).await;
+    let (status, body) = vs.delete("/rest/vcenter/vm").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(
         body["type"]
@@ -1095,52 +1119,33 @@ async fn wrong_methods_get_405_in_the_api_shape() {
 async fn options_can_change_at_runtime_through_the_admin_api() {
     let sim = start().await;
     let url = format!("{}/_sim/options", sim.base_url);
-    let current: Value = client()
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let current = get_json(&url).await;
     assert_eq!(current["vmc_concurrent_update_status"], 400);
     assert_eq!(current["vsphere_list_cap"], 1000);
-    let bad = client()
-        .put(&url)
-        .json(&json!({"vmc_concurrent_update_status": 418}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let ok = client()
-        .put(&url)
-        .json(&json!({"vsphere_hardware_error_kind": "not_allowed_in_current_state"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), StatusCode::OK);
-    let s = vsphere_session(&sim).await;
-    let web = vm_id(&sim, &s, "web-02").await;
-    let (status, body) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::PATCH,
-        &format!("/rest/vcenter/vm/{web}/hardware/cpu"),
-        Some(json!({"spec": {"count": 8}})),
-    )
-    .await;
+    let bad = json!({"vmc_concurrent_update_status": 418});
+    assert_eq!(
+        put_admin(&sim, "options", &bad).await,
+        StatusCode::BAD_REQUEST
+    );
+    let ok = json!({"vsphere_hardware_error_kind": "not_allowed_in_current_state"});
+    assert_eq!(put_admin(&sim, "options", &ok).await, StatusCode::OK);
+    let vs = Vsphere::login(&sim).await;
+    let web = vs.vm_id("web-02").await;
+    let (status, body) = vs
+        .patch(
+            &format!("/rest/vcenter/vm/{web}/hardware/cpu"),
+            json!({"spec": {"count": 8}}),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_vapi_error(&body, "not_allowed_in_current_state");
 }
 
 #[tokio::test]
 async fn vmc_strict_query_option_rejects_miscased_names() {
-    let sim = start_with(SimConfig {
-        options: SimOptions {
-            vmc_strict_query: true,
-            ..SimOptions::default()
-        },
-        ..config()
+    let sim = start_with_options(SimOptions {
+        vmc_strict_query: true,
+        ..SimOptions::default()
     })
     .await;
     let vmc = Vmc::new(&sim).await;
@@ -1156,35 +1161,60 @@ async fn vmc_strict_query_option_rejects_miscased_names() {
 
 // ---------------------------------------------------------------- vSphere
 
-async fn vsphere_session(sim: &SimHandle) -> String {
-    let response = client()
+/// `POST /rest/com/vmware/cis/session` with basic auth.
+async fn rest_login(sim: &SimHandle, user: &str, password: &str) -> reqwest::Response {
+    client()
         .post(format!("{}/rest/com/vmware/cis/session", sim.base_url))
-        .basic_auth("administrator@vsphere.local", Some("secret"))
+        .basic_auth(user, Some(password))
         .send()
         .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
-    body["value"].as_str().unwrap().to_owned()
+        .unwrap()
 }
 
-async fn vsphere(
-    sim: &SimHandle,
-    session: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = client()
-        .request(method, format!("{}{path}", sim.base_url))
-        .header("vmware-api-session-id", session);
-    if let Some(body) = body {
-        request = request.json(&body);
+/// A vSphere session: the simulator's base URL plus a session id.
+struct Vsphere {
+    base: String,
+    session: String,
+}
+
+impl Vsphere {
+    /// Logs in through `/rest` with basic auth.
+    async fn login(sim: &SimHandle) -> Vsphere {
+        let response = rest_login(sim, "administrator@vsphere.local", "secret").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        Vsphere::with_session(sim, body["value"].as_str().unwrap())
     }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+
+    fn with_session(sim: &SimHandle, session: &str) -> Vsphere {
+        Vsphere {
+            base: sim.base_url.clone(),
+            session: session.to_owned(),
+        }
+    }
+
+    /// `POST` without a body (power operations, session actions).
+    async fn post(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, None).await
+    }
+
+    /// The id of the VM named `name`.
+    async fn vm_id(&self, name: &str) -> String {
+        let (_, found) = self
+            .get(&format!("/rest/vcenter/vm?filter.names={name}"))
+            .await;
+        found["value"][0]["vm"].as_str().unwrap().to_owned()
+    }
+}
+
+impl ApiClient for Vsphere {
+    fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn auth(&self) -> (&str, &str) {
+        ("vmware-api-session-id", &self.session)
+    }
 }
 
 fn assert_vapi_error(body: &Value, kind: &str) {
@@ -1203,12 +1233,7 @@ fn assert_vapi_error(body: &Value, kind: &str) {
 async fn vsphere_session_lifecycle_with_header_and_cookie() {
     let sim = start().await;
     let url = format!("{}/rest/com/vmware/cis/session", sim.base_url);
-    let response = client()
-        .post(&url)
-        .basic_auth("u", Some("p"))
-        .send()
-        .await
-        .unwrap();
+    let response = rest_login(&sim, "u", "p").await;
     assert_eq!(response.status(), StatusCode::OK);
     let cookie = response.headers()["set-cookie"]
         .to_str()
@@ -1219,6 +1244,7 @@ async fn vsphere_session_lifecycle_with_header_and_cookie() {
         .as_str()
         .unwrap()
         .to_owned();
+    let vs = Vsphere::with_session(&sim, &id);
 
     let header_only = client()
         .post(&url)
@@ -1229,14 +1255,7 @@ async fn vsphere_session_lifecycle_with_header_and_cookie() {
         .unwrap();
     assert!(!header_only.headers().contains_key("set-cookie"));
 
-    let (status, info) = vsphere(
-        &sim,
-        &id,
-        reqwest::Method::POST,
-        "/rest/com/vmware/cis/session?~action=get",
-        None,
-    )
-    .await;
+    let (status, info) = vs.post("/rest/com/vmware/cis/session?~action=get").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(info["value"]["user"], "u");
     let by_cookie = client()
@@ -1247,26 +1266,14 @@ async fn vsphere_session_lifecycle_with_header_and_cookie() {
         .unwrap();
     assert_eq!(by_cookie.status(), StatusCode::OK);
 
-    let (status, _) = vsphere(
-        &sim,
-        &id,
-        reqwest::Method::DELETE,
-        "/rest/com/vmware/cis/session",
-        None,
-    )
-    .await;
+    let (status, _) = vs.delete("/rest/com/vmware/cis/session").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = vsphere(&sim, &id, reqwest::Method::GET, "/rest/vcenter/vm", None).await;
+    let (status, body) = vs.get("/rest/vcenter/vm").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_vapi_error(&body, "unauthenticated");
 
     for (user, password) in [("u", "invalid-pass"), ("invalid-user", "p")] {
-        let bad = client()
-            .post(&url)
-            .basic_auth(user, Some(password))
-            .send()
-            .await
-            .unwrap();
+        let bad = rest_login(&sim, user, password).await;
         assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
         assert_vapi_error(&bad.json().await.unwrap(), "unauthenticated");
     }
@@ -1278,7 +1285,7 @@ async fn vsphere_session_lifecycle_with_header_and_cookie() {
 async fn every_vsphere_endpoint_needs_a_session_and_knows_unknown_vms() {
     use reqwest::Method;
     let sim = start().await;
-    let s = vsphere_session(&sim).await;
+    let vs = Vsphere::login(&sim).await;
     let endpoints = |vm: &str| {
         vec![
             (Method::GET, "/rest/vcenter/vm".to_owned(), None),
@@ -1334,14 +1341,9 @@ async fn every_vsphere_endpoint_needs_a_session_and_knows_unknown_vms() {
     };
     for (method, path, body) in endpoints("vm-1001") {
         for session in [None, Some("not-a-session")] {
-            let mut request = client().request(method.clone(), format!("{}{path}", sim.base_url));
-            if let Some(session) = session {
-                request = request.header("vmware-api-session-id", session);
-            }
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            let response = request.send().await.unwrap();
+            let auth = session.map(|session| ("vmware-api-session-id", session));
+            let response =
+                raw_call(&sim.base_url, method.clone(), &path, auth, body.as_ref()).await;
             assert_eq!(
                 response.status(),
                 StatusCode::UNAUTHORIZED,
@@ -1353,7 +1355,7 @@ async fn every_vsphere_endpoint_needs_a_session_and_knows_unknown_vms() {
         if !path.contains("vm-404") {
             continue;
         }
-        let (status, error) = vsphere(&sim, &s, method.clone(), &path, body).await;
+        let (status, error) = vs.call(method.clone(), &path, body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
         if path.starts_with("/rest") {
             assert_vapi_error(&error, "not_found");
@@ -1366,30 +1368,30 @@ async fn every_vsphere_endpoint_needs_a_session_and_knows_unknown_vms() {
 #[tokio::test]
 async fn vsphere_sessions_can_be_expired_by_the_admin_api() {
     let sim = start().await;
-    let id = vsphere_session(&sim).await;
+    let vs = Vsphere::login(&sim).await;
     let expire = client()
         .post(format!("{}/_sim/vsphere/expire-sessions", sim.base_url))
         .send()
         .await
         .unwrap();
     assert_eq!(expire.status(), StatusCode::NO_CONTENT);
-    let (status, _) = vsphere(&sim, &id, reqwest::Method::GET, "/rest/vcenter/vm", None).await;
+    let (status, _) = vs.get("/rest/vcenter/vm").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // The POST form of logout ends the session as DELETE does.
-    let id = vsphere_session(&sim).await;
+    let vs = Vsphere::login(&sim).await;
     let url = "/rest/com/vmware/cis/session?~action=delete";
-    let (status, _) = vsphere(&sim, &id, reqwest::Method::POST, url, None).await;
+    let (status, _) = vs.post(url).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = vsphere(&sim, &id, reqwest::Method::GET, "/rest/vcenter/vm", None).await;
+    let (status, _) = vs.get("/rest/vcenter/vm").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn vsphere_vm_list_filters_and_the_default_estate() {
     let sim = start().await;
-    let id = vsphere_session(&sim).await;
-    let (status, all) = vsphere(&sim, &id, reqwest::Method::GET, "/rest/vcenter/vm", None).await;
+    let vs = Vsphere::login(&sim).await;
+    let (status, all) = vs.get("/rest/vcenter/vm").await;
     assert_eq!(status, StatusCode::OK);
     let vms = all["value"].as_array().unwrap();
     assert_eq!(vms.len(), 3);
@@ -1399,171 +1401,88 @@ async fn vsphere_vm_list_filters_and_the_default_estate() {
     assert_eq!(web01["memory_size_MiB"], 4096);
     assert!(web01["vm"].as_str().unwrap().starts_with("vm-"));
 
-    let (_, named) = vsphere(
-        &sim,
-        &id,
-        reqwest::Method::GET,
-        "/rest/vcenter/vm?filter.names=web-01&filter.names=db-01",
-        None,
-    )
-    .await;
+    let (_, named) = vs
+        .get("/rest/vcenter/vm?filter.names=web-01&filter.names=db-01")
+        .await;
     assert_eq!(named["value"].as_array().unwrap().len(), 2);
-    let (_, indexed) = vsphere(
-        &sim,
-        &id,
-        reqwest::Method::GET,
-        "/rest/vcenter/vm?filter.names.1=db-01",
-        None,
-    )
-    .await;
+    let (_, indexed) = vs.get("/rest/vcenter/vm?filter.names.1=db-01").await;
     assert_eq!(indexed["value"][0]["name"], "db-01");
     assert_eq!(indexed["value"][0]["cpu_count"], 4);
     assert_eq!(indexed["value"][0]["memory_size_MiB"], 8192);
-    let (_, off) = vsphere(
-        &sim,
-        &id,
-        reqwest::Method::GET,
-        "/rest/vcenter/vm?filter.power_states=POWERED_OFF",
-        None,
-    )
-    .await;
+    let (_, off) = vs
+        .get("/rest/vcenter/vm?filter.power_states=POWERED_OFF")
+        .await;
     assert_eq!(off["value"].as_array().unwrap().len(), 1);
-    let (status, body) = vsphere(
-        &sim,
-        &id,
-        reqwest::Method::GET,
-        "/rest/vcenter/vm?filter.power_states=ON",
-        None,
-    )
-    .await;
+    let (status, body) = vs.get("/rest/vcenter/vm?filter.power_states=ON").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_vapi_error(&body, "invalid_argument");
 }
 
 #[tokio::test]
 async fn vsphere_vm_list_over_the_cap_is_unable_to_allocate_resource() {
-    let sim = start_with(SimConfig {
-        options: SimOptions {
-            vsphere_list_cap: 2,
-            ..SimOptions::default()
-        },
-        ..config()
+    let sim = start_with_options(SimOptions {
+        vsphere_list_cap: 2,
+        ..SimOptions::default()
     })
     .await;
-    let id = vsphere_session(&sim).await;
-    let (status, body) = vsphere(&sim, &id, reqwest::Method::GET, "/rest/vcenter/vm", None).await;
+    let vs = Vsphere::login(&sim).await;
+    let (status, body) = vs.get("/rest/vcenter/vm").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_vapi_error(&body, "unable_to_allocate_resource");
-    let (status, _) = vsphere(
-        &sim,
-        &id,
-        reqwest::Method::GET,
-        "/rest/vcenter/vm?filter.names=web-01",
-        None,
-    )
-    .await;
+    let (status, _) = vs.get("/rest/vcenter/vm?filter.names=web-01").await;
     assert_eq!(status, StatusCode::OK);
-}
-
-async fn vm_id(sim: &SimHandle, session: &str, name: &str) -> String {
-    let (_, found) = vsphere(
-        sim,
-        session,
-        reqwest::Method::GET,
-        &format!("/rest/vcenter/vm?filter.names={name}"),
-        None,
-    )
-    .await;
-    found["value"][0]["vm"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
 async fn vsphere_vm_get_and_power_operations_with_their_errors() {
     let sim = start().await;
-    let s = vsphere_session(&sim).await;
-    let db = vm_id(&sim, &s, "db-01").await;
-    let (status, info) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::GET,
-        &format!("/rest/vcenter/vm/{db}"),
-        None,
-    )
-    .await;
+    let vs = Vsphere::login(&sim).await;
+    let db = vs.vm_id("db-01").await;
+    let (status, info) = vs.get(&format!("/rest/vcenter/vm/{db}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(info["value"]["name"], "db-01");
     assert_eq!(info["value"]["cpu"]["count"], 4);
     assert_eq!(info["value"]["memory"]["size_MiB"], 8192);
-    let (status, body) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::GET,
-        "/rest/vcenter/vm/vm-999999",
-        None,
-    )
-    .await;
+    let (status, body) = vs.get("/rest/vcenter/vm/vm-999999").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_vapi_error(&body, "not_found");
 
     let power = |op: &str| format!("/rest/vcenter/vm/{db}/power/{op}");
-    let (status, body) = vsphere(&sim, &s, reqwest::Method::POST, &power("stop"), None).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_vapi_error(&body, "already_in_desired_state");
-    let (status, body) = vsphere(&sim, &s, reqwest::Method::POST, &power("suspend"), None).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_vapi_error(&body, "not_allowed_in_current_state");
-    let (status, body) = vsphere(&sim, &s, reqwest::Method::POST, &power("start"), None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, Value::Null, "no body on success");
-    let (_, state) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::GET,
-        &format!("/rest/vcenter/vm/{db}/power"),
-        None,
-    )
-    .await;
-    assert_eq!(state["value"]["state"], "POWERED_ON");
-    let (status, body) = vsphere(&sim, &s, reqwest::Method::POST, &power("start"), None).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_vapi_error(&body, "already_in_desired_state");
-    assert_eq!(
-        vsphere(&sim, &s, reqwest::Method::POST, &power("suspend"), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        vsphere(&sim, &s, reqwest::Method::POST, &power("start"), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        vsphere(&sim, &s, reqwest::Method::POST, &power("reset"), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        vsphere(&sim, &s, reqwest::Method::POST, &power("stop"), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
-    let (_, state) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::GET,
-        &format!("/rest/vcenter/vm/{db}/power"),
-        None,
-    )
-    .await;
-    assert_eq!(state["value"]["state"], "POWERED_OFF");
+    // (operation, the vAPI error it meets or None for success, the power state after it)
+    let steps = [
+        ("stop", Some("already_in_desired_state"), "POWERED_OFF"),
+        (
+            "suspend",
+            Some("not_allowed_in_current_state"),
+            "POWERED_OFF",
+        ),
+        ("start", None, "POWERED_ON"),
+        ("start", Some("already_in_desired_state"), "POWERED_ON"),
+        ("suspend", None, "SUSPENDED"),
+        ("start", None, "POWERED_ON"),
+        ("reset", None, "POWERED_ON"),
+        ("stop", None, "POWERED_OFF"),
+    ];
+    for (op, error, after) in steps {
+        let (status, body) = vs.post(&power(op)).await;
+        match error {
+            Some(kind) => {
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{op}");
+                assert_vapi_error(&body, kind);
+            }
+            None => {
+                assert_eq!(status, StatusCode::OK, "{op}");
+                assert_eq!(body, Value::Null, "no body on success");
+            }
+        }
+        let (_, state) = vs.get(&format!("/rest/vcenter/vm/{db}/power")).await;
+        assert_eq!(state["value"]["state"], after, "after {op}");
+    }
+    let (_, state) = vs.get(&format!("/rest/vcenter/vm/{db}/power")).await;
     assert_eq!(state["value"]["clean_power_off"], true);
 
     put_faults(&sim, json!({"busy_vms": ["db-01"]})).await;
-    let (status, body) = vsphere(&sim, &s, reqwest::Method::POST, &power("start"), None).await;
+    let (status, body) = vs.post(&power("start")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_vapi_error(&body, "resource_busy");
 }
@@ -1571,97 +1490,45 @@ async fn vsphere_vm_get_and_power_operations_with_their_errors() {
 #[tokio::test]
 async fn vsphere_cpu_and_memory_changes_follow_the_hot_add_rules() {
     let sim = start().await;
-    let s = vsphere_session(&sim).await;
-    let web = vm_id(&sim, &s, "web-01").await;
+    let vs = Vsphere::login(&sim).await;
+    let web = vs.vm_id("web-01").await;
     let cpu = format!("/rest/vcenter/vm/{web}/hardware/cpu");
     let memory = format!("/rest/vcenter/vm/{web}/hardware/memory");
-    let (status, body) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::PATCH,
-        &cpu,
-        Some(json!({"spec": {"count": 4}})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_vapi_error(&body, "invalid_argument");
-    let (status, body) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::PATCH,
-        &memory,
-        Some(json!({"spec": {"size_MiB": 8192}})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_vapi_error(&body, "invalid_argument");
-    let (status, body) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::PATCH,
-        &cpu,
-        Some(json!({"count": 4})),
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "the /rest spec wrapper is required"
-    );
-    assert_vapi_error(&body, "invalid_argument");
+    // Powered on without hot-add, no growth; and the /rest spec wrapper is required.
+    for (path, body) in [
+        (&cpu, json!({"spec": {"count": 4}})),
+        (&memory, json!({"spec": {"size_MiB": 8192}})),
+        (&cpu, json!({"count": 4})),
+    ] {
+        let (status, error) = vs.patch(path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}");
+        assert_vapi_error(&error, "invalid_argument");
+    }
 
-    vsphere(
-        &sim,
-        &s,
-        reqwest::Method::POST,
-        &format!("/rest/vcenter/vm/{web}/power/stop"),
-        None,
-    )
-    .await;
-    let (status, _) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::PATCH,
-        &cpu,
-        Some(json!({"spec": {"count": 3, "cores_per_socket": 2}})),
-    )
-    .await;
+    vs.post(&format!("/rest/vcenter/vm/{web}/power/stop")).await;
+    let (status, _) = vs
+        .patch(&cpu, json!({"spec": {"count": 3, "cores_per_socket": 2}}))
+        .await;
     assert_eq!(
         status,
         StatusCode::BAD_REQUEST,
         "count must be a multiple of cores_per_socket"
     );
-    let (status, _) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::PATCH,
-        &cpu,
-        Some(json!({"spec": {"count": 4}})),
-    )
-    .await;
+    let (status, _) = vs.patch(&cpu, json!({"spec": {"count": 4}})).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::PATCH,
-        &memory,
-        Some(json!({"spec": {"size_MiB": 8192}})),
-    )
-    .await;
+    let (status, _) = vs.patch(&memory, json!({"spec": {"size_MiB": 8192}})).await;
     assert_eq!(status, StatusCode::OK);
-    let (_, cpu_info) = vsphere(&sim, &s, reqwest::Method::GET, &cpu, None).await;
+    let (_, cpu_info) = vs.get(&cpu).await;
     assert_eq!(cpu_info["value"]["count"], 4);
     assert_eq!(cpu_info["value"]["hot_add_enabled"], false);
-    let (_, memory_info) = vsphere(&sim, &s, reqwest::Method::GET, &memory, None).await;
+    let (_, memory_info) = vs.get(&memory).await;
     assert_eq!(memory_info["value"]["size_MiB"], 8192);
-    let (status, body) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::PATCH,
-        "/rest/vcenter/vm/vm-0/hardware/cpu",
-        Some(json!({"spec": {"count": 2}})),
-    )
-    .await;
+    let (status, body) = vs
+        .patch(
+            "/rest/vcenter/vm/vm-0/hardware/cpu",
+            json!({"spec": {"count": 2}}),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_vapi_error(&body, "not_found");
 }
@@ -1677,51 +1544,33 @@ async fn vsphere_api_flavour_is_unwrapped_and_answers_201_and_204() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let id: String = response.json().await.unwrap();
-    let (status, list) = vsphere(
-        &sim,
-        &id,
-        reqwest::Method::GET,
-        "/api/vcenter/vm?names=db-01",
-        None,
-    )
-    .await;
+    let vs = Vsphere::with_session(&sim, &id);
+    let (status, list) = vs.get("/api/vcenter/vm?names=db-01").await;
     assert_eq!(status, StatusCode::OK);
     let db = list[0]["vm"].as_str().unwrap().to_owned();
-    let (status, _) = vsphere(
-        &sim,
-        &id,
-        reqwest::Method::POST,
-        &format!("/api/vcenter/vm/{db}/power?action=start"),
-        None,
-    )
-    .await;
+    let (status, _) = vs
+        .post(&format!("/api/vcenter/vm/{db}/power?action=start"))
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, body) = vsphere(
-        &sim,
-        &id,
-        reqwest::Method::POST,
-        &format!("/api/vcenter/vm/{db}/power?action=start"),
-        None,
-    )
-    .await;
+    let (status, body) = vs
+        .post(&format!("/api/vcenter/vm/{db}/power?action=start"))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error_type"], "ALREADY_IN_DESIRED_STATE");
-    let (status, body) = vsphere(
-        &sim,
-        &id,
-        reqwest::Method::PATCH,
-        &format!("/api/vcenter/vm/{db}/hardware/memory"),
-        Some(json!({"size_MiB": 1024})),
-    )
-    .await;
+    let (status, body) = vs
+        .patch(
+            &format!("/api/vcenter/vm/{db}/hardware/memory"),
+            json!({"size_MiB": 1024}),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error_type"], "INVALID_ARGUMENT");
-    let (status, info) = vsphere(&sim, &id, reqwest::Method::GET, "/api/session", None).await;
+    let (status, info) = vs.get("/api/session").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(info["user"], "u");
-    let (status, _) = vsphere(&sim, &id, reqwest::Method::DELETE, "/api/session", None).await;
+    let (status, _) = vs.delete("/api/session").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, body) = vsphere(&sim, &id, reqwest::Method::GET, "/api/vcenter/vm", None).await;
+    let (status, body) = vs.get("/api/vcenter/vm").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error_type"], "UNAUTHENTICATED");
 }
@@ -1729,14 +1578,7 @@ async fn vsphere_api_flavour_is_unwrapped_and_answers_201_and_204() {
 // ---------------------------------------------------------------- faults, counters, admin
 
 async fn counters(sim: &SimHandle) -> Value {
-    client()
-        .get(format!("{}/_sim/counters", sim.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(format!("{}/_sim/counters", sim.base_url)).await
 }
 
 #[tokio::test]
@@ -1745,8 +1587,8 @@ async fn counters_count_requests_per_api_and_reset() {
     let vmc = Vmc::new(&sim).await;
     vmc.get("/sddcs").await;
     vmc.get("/sddcs").await;
-    let s = vsphere_session(&sim).await;
-    vsphere(&sim, &s, reqwest::Method::GET, "/rest/vcenter/vm", None).await;
+    let vs = Vsphere::login(&sim).await;
+    vs.get("/rest/vcenter/vm").await;
     client()
         .get(format!("{}/rpc", sim.base_url))
         .send()
@@ -1787,12 +1629,7 @@ async fn injected_429_and_503_follow_the_configured_rates_and_spare_the_admin_ap
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()["retry-after"], "7");
     assert_error_response(&response.json().await.unwrap(), 429);
-    let csp = client()
-        .post(format!("{}{AUTHORIZE}", sim.base_url))
-        .form(&[("api_token", "x")])
-        .send()
-        .await
-        .unwrap();
+    let csp = exchange(&sim, "x").await;
     assert_eq!(csp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         counters(&sim).await["vmc"],
@@ -1836,20 +1673,14 @@ async fn injected_429_and_503_follow_the_configured_rates_and_spare_the_admin_ap
     assert!(first.contains(&503) && first.contains(&401), "{first:?}");
     assert_eq!(first, sequence(42).await);
 
-    let bad = client()
-        .put(format!("{}/_sim/faults", sim.base_url))
-        .json(&json!({"rate_429": 2.0}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let unknown = client()
-        .put(format!("{}/_sim/faults", sim.base_url))
-        .json(&json!({"no_such_fault": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        put_admin(&sim, "faults", &json!({"rate_429": 2.0})).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        put_admin(&sim, "faults", &json!({"no_such_fault": 1})).await,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
@@ -1861,14 +1692,7 @@ async fn commit_then_drop_applies_the_change_but_loses_the_response() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     let (_, list) = vmc.get("/sddcs").await;
     assert_eq!(list.as_array().unwrap().len(), 1, "the create happened");
-    let faults: Value = client()
-        .get(format!("{}/_sim/faults", sim.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let faults = get_json(format!("{}/_sim/faults", sim.base_url)).await;
     assert_eq!(faults["drop_next_mutations"], 0);
     let (status, _) = vmc.post("/sddcs", sddc_body("kept", 2)).await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -1893,14 +1717,7 @@ async fn commit_then_drop_applies_the_change_but_loses_the_response() {
 #[tokio::test]
 async fn state_dump_and_unknown_paths() {
     let sim = start().await;
-    let state: Value = client()
-        .get(format!("{}/_sim/state", sim.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = get_json(format!("{}/_sim/state", sim.base_url)).await;
     assert_eq!(state["vsphere"]["vms"].as_object().unwrap().len(), 3);
     assert_eq!(state["vmc"]["orgs"].as_object().unwrap().len(), 1);
     let vmc = Vmc::new(&sim).await;
@@ -1922,16 +1739,9 @@ async fn state_file_survives_a_restart_and_tasks_keep_their_progress() {
     let sim = start_with(config()).await;
     let vmc = Vmc::new(&sim).await;
     let (sddc_id, task_id) = vmc.create(sddc_body("kept", 2)).await;
-    let s = vsphere_session(&sim).await;
-    let db = vm_id(&sim, &s, "db-01").await;
-    vsphere(
-        &sim,
-        &s,
-        reqwest::Method::POST,
-        &format!("/rest/vcenter/vm/{db}/power/start"),
-        None,
-    )
-    .await;
+    let vs = Vsphere::login(&sim).await;
+    let db = vs.vm_id("db-01").await;
+    vs.post(&format!("/rest/vcenter/vm/{db}/power/start")).await;
     advance(&sim, 3600).await;
     vmc.get(&format!("/tasks/{task_id}")).await;
     sim.stop().await;
@@ -1951,14 +1761,8 @@ async fn state_file_survives_a_restart_and_tasks_keep_their_progress() {
     let (status, task) = vmc2.get(&format!("/tasks/{task_id}")).await;
     assert_eq!(status, StatusCode::OK, "the access token survived too");
     assert!(task["progress_percent"].as_i64().unwrap() >= 40, "{task}");
-    let (_, state) = vsphere(
-        &sim,
-        &s,
-        reqwest::Method::GET,
-        &format!("/rest/vcenter/vm/{db}/power"),
-        None,
-    )
-    .await;
+    let vs2 = Vsphere::with_session(&sim, &vs.session);
+    let (_, state) = vs2.get(&format!("/rest/vcenter/vm/{db}/power")).await;
     assert_eq!(state["value"]["state"], "POWERED_ON");
 }
 
@@ -1982,8 +1786,8 @@ async fn seed_data_replaces_the_default_estate_per_api() {
     assert_eq!(list[0]["name"], "seeded");
     assert_eq!(list[0]["sddc_state"], "READY");
     assert_eq!(list[0]["resource_config"]["region"], "EU_CENTRAL_1");
-    let s = vsphere_session(&sim).await;
-    let (_, vms) = vsphere(&sim, &s, reqwest::Method::GET, "/rest/vcenter/vm", None).await;
+    let vs = Vsphere::login(&sim).await;
+    let (_, vms) = vs.get("/rest/vcenter/vm").await;
     assert_eq!(vms["value"].as_array().unwrap().len(), 1);
     assert_eq!(vms["value"][0]["cpu_count"], 8);
 
@@ -2009,35 +1813,13 @@ async fn credentials_file_restricts_what_is_accepted() {
         ..config()
     })
     .await;
-    let url = format!("{}{AUTHORIZE}", sim.base_url);
-    let ok = client()
-        .post(&url)
-        .form(&[("api_token", "allowed-token")])
-        .send()
-        .await
-        .unwrap();
+    let ok = exchange(&sim, "allowed-token").await;
     assert_eq!(ok.status(), StatusCode::OK);
-    let other = client()
-        .post(&url)
-        .form(&[("api_token", "other-token")])
-        .send()
-        .await
-        .unwrap();
+    let other = exchange(&sim, "other-token").await;
     assert_eq!(other.status(), StatusCode::BAD_REQUEST);
-    let session = format!("{}/rest/com/vmware/cis/session", sim.base_url);
-    let ok = client()
-        .post(&session)
-        .basic_auth("admin", Some("s3cret"))
-        .send()
-        .await
-        .unwrap();
+    let ok = rest_login(&sim, "admin", "s3cret").await;
     assert_eq!(ok.status(), StatusCode::OK);
-    let bad = client()
-        .post(&session)
-        .basic_auth("admin", Some("guess"))
-        .send()
-        .await
-        .unwrap();
+    let bad = rest_login(&sim, "admin", "guess").await;
     assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -2095,23 +1877,9 @@ async fn sim_serve_prints_its_url_serves_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(token["expires_in"], 60);
-    let options: Value = client()
-        .get(format!("{url}/_sim/options"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let options = get_json(format!("{url}/_sim/options")).await;
     assert_eq!(options["vmc_concurrent_update_status"], 409);
-    let faults: Value = client()
-        .get(format!("{url}/_sim/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let faults = get_json(format!("{url}/_sim/faults")).await;
     assert_eq!(faults["latency_ms"], 1);
     assert!(state.exists());
     let status = std::process::Command::new("kill")

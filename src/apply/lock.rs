@@ -9,11 +9,22 @@ use std::path::{Path, PathBuf};
 /// File name of the lock, created in the directory of the first manifest path.
 pub const LOCK_FILE: &str = ".sextant.lock";
 
+/// How often, and how far apart, a refused apply reads the holder's identity.
+const HOLDER_READS: u32 = 40;
+const HOLDER_READ_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// Held for the duration of an apply; released on drop (and by the OS if the process dies).
 #[derive(Debug)]
 pub struct ApplyLock {
-    _file: File,
+    file: File,
     pub path: PathBuf,
+}
+
+impl Drop for ApplyLock {
+    /// Clears the identity before the lock goes, so nobody names a holder that has left.
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,8 +70,18 @@ impl ApplyLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
+                // The holder writes who it is just after taking the lock: an empty file means
+                // it has not yet, so look again for a moment.
                 let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
+                for _ in 0..HOLDER_READS {
+                    holder.clear();
+                    let _ = file.rewind();
+                    let _ = file.read_to_string(&mut holder);
+                    if !holder.trim().is_empty() {
+                        break;
+                    }
+                    std::thread::sleep(HOLDER_READ_PAUSE);
+                }
                 let holder = holder.trim();
                 return Err(LockError::Held {
                     path,
@@ -83,7 +104,7 @@ impl ApplyLock {
         file.rewind().map_err(io)?;
         file.write_all(who.as_bytes()).map_err(io)?;
         file.flush().map_err(io)?;
-        Ok(Self { _file: file, path })
+        Ok(Self { file, path })
     }
 }
 

@@ -9,7 +9,7 @@ use super::workspace::Workspace;
 use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::export::{self, KindExport};
 use crate::model::{Connection, Kind};
-use crate::providers;
+use crate::providers::{self, Provider};
 
 pub async fn run(
     args: ExportArgs,
@@ -56,8 +56,26 @@ async fn export(
         })?;
     let kinds = kinds(args, connection)?;
     let provider = providers::connect(connection)?;
+    let result = export_kinds(args, connection, provider.as_ref(), &kinds, reporter).await;
+    if let Err(err) = provider.close().await {
+        tracing::debug!(
+            connection = connection.name,
+            "closing the session failed: {err}"
+        );
+    }
+    result
+}
+
+/// Lists and writes each kind; stdout gets everything at once, only when all succeeded.
+async fn export_kinds(
+    args: &ExportArgs,
+    connection: &Connection,
+    provider: &dyn Provider,
+    kinds: &[Kind],
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
     let mut stdout_text = String::new();
-    for kind in kinds {
+    for &kind in kinds {
         let objects = provider.list(kind, &[]).await.map_err(|err| {
             Failure::from(err).with_hint(format!(
                 "nothing was written; check connection `{}` and run the command again",

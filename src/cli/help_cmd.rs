@@ -9,7 +9,7 @@ use super::args::{Cli, Shell};
 use super::{Failure, exit};
 
 /// Writes the completion script of `shell` to stdout.
-pub fn completions(shell: Shell) -> Result<i32, Failure> {
+pub fn print_completions(shell: Shell) -> Result<i32, Failure> {
     let mut command = Cli::command();
     let mut out = Vec::new();
     let generator = match shell {
@@ -22,7 +22,7 @@ pub fn completions(shell: Shell) -> Result<i32, Failure> {
 }
 
 /// Writes the man page (roff): `sextant` itself, then a section per subcommand.
-pub fn man() -> Result<i32, Failure> {
+pub fn print_man_page() -> Result<i32, Failure> {
     let out =
         man_page().map_err(|err| Failure::new(format!("cannot render the man page: {err}")))?;
     write_stdout(&out)

@@ -146,7 +146,9 @@ fn document(
     if object.kind == Kind::VcdApiToken {
         let placeholder = token_placeholder(&object.name);
         comment = "# The token's secret cannot be exported: Cloud Director hands it out once, when the\n\
-                   # token is created. `file` is a placeholder; point it at where the secret is kept.\n"
+                   # token is created. `file` is a placeholder; point it at where the secret is kept.\n\
+                   # While the file is missing, plan warns; `--recreate-lost-secrets` would revoke\n\
+                   # the token and create a new one.\n"
             .to_string();
         spec.insert("file".to_string(), json!(placeholder));
     }
@@ -266,6 +268,50 @@ mod tests {
             out.text
         );
         assert!(out.text.contains("cannot be exported"));
+    }
+
+    #[test]
+    fn documents_of_every_kind() {
+        let cases = [
+            (
+                Kind::Sddc,
+                "vmc",
+                json!({"region": "US_WEST_2", "provider": "AWS", "num_hosts": 3,
+                    "host_instance_type": "i3.metal", "sddc_type": "DEFAULT",
+                    "deployment_type": "SingleAZ", "vpc_cidr": "10.2.0.0/16", "size": "medium"}),
+            ),
+            (
+                Kind::SaltTarget,
+                "salt",
+                json!({"desc": "", "tgt": {"*": {"tgt_type": "compound", "tgt": "G@os:Ubuntu and web*"}}}),
+            ),
+            (
+                Kind::SaltJob,
+                "salt",
+                json!({"desc": "yes", "cmd": "local", "fun": "state.apply",
+                    "arg": {"kwarg": {"test": true, "mods": "nginx"}, "arg": ["1", 2]},
+                    "masters": [], "target": "web: servers"}),
+            ),
+            (
+                Kind::SaltSchedule,
+                "salt",
+                json!({"job": "Apply", "target": "All Minions",
+                    "schedule": {"timezone": "UTC", "cron": "0 3 * * *"}, "enabled": false}),
+            ),
+            (Kind::VcdApiToken, "vcd", json!({})),
+            (
+                Kind::VirtualMachine,
+                "vcenter",
+                json!({"power_state": "POWERED_ON", "cpu_count": 2, "memory_size_MiB": 4096}),
+            ),
+        ];
+        let mut all = String::new();
+        for (kind, connection, spec) in cases {
+            let objects = vec![live(kind, &format!("{kind} #1"), spec, LiveStatus::Ready)];
+            all.push_str(&export_kind(connection, kind, &objects).unwrap().text);
+            all.push_str("---\n");
+        }
+        insta::assert_snapshot!(all);
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub const ISSUED_TOKEN_TYPE: &str = "API Token";
 /// Token types a user API token may have (`vcd.md` §6).
 const TOKEN_TYPE_FILTER: &str = "(type==PROXY,type==REFRESH)";
 /// Attempts of a client registration (each after looking the name up).
-pub const MAX_REGISTER_ATTEMPTS: u32 = 3;
+pub const MAX_REGISTER_ATTEMPTS: u32 = 5;
+/// Logins in a row after which a request refused with 401 fails.
+const MAX_RELOGINS: u32 = 3;
 
 /// The Cloud Director provider of one connection.
 pub struct VcdProvider {
@@ -246,13 +248,14 @@ impl VcdProvider {
         })
     }
 
-    /// Sends a request with a Bearer token; logs in again once on 401.
+    /// Sends a request with a Bearer token; logs in again on 401, up to [`MAX_RELOGINS`]
+    /// times (a fresh token can expire while a request waits out `Retry-After`).
     async fn send_authenticated(
         &self,
         login: Login,
         build: impl Fn() -> HttpRequest,
     ) -> ProviderResult<HttpResponse> {
-        let mut retried = false;
+        let mut relogins = 0;
         loop {
             let (used, lease) = self.bearer(login).await?;
             let request = build().secret_header(
@@ -260,8 +263,8 @@ impl VcdProvider {
                 SecretValue::new(format!("Bearer {}", lease.value.expose())),
             );
             let response = self.http.send(request).await?;
-            if response.status == 401 && !retried {
-                retried = true;
+            if response.status == 401 && relogins < MAX_RELOGINS {
+                relogins += 1;
                 self.invalidate(used, lease.generation).await;
                 continue;
             }

@@ -252,20 +252,14 @@ impl AdminState {
 
     /// A copy of the active faults.
     pub fn faults(&self) -> Faults {
-        self.faults
-            .lock()
-            .map(|f| f.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        locked(&self.faults).clone()
     }
 
     fn roll(&self, probability: f64) -> bool {
         if probability <= 0.0 {
             return false;
         }
-        match self.rng.lock() {
-            Ok(mut rng) => rng.random_bool(probability.min(1.0)),
-            Err(poisoned) => poisoned.into_inner().random_bool(probability.min(1.0)),
-        }
+        locked(&self.rng).random_bool(probability.min(1.0))
     }
 
     fn count(&self, api: Api) {
@@ -291,6 +285,14 @@ impl AdminState {
             counter.store(0, Ordering::Relaxed);
         }
     }
+}
+
+/// Locks `mutex`, carrying on with its value if a panicking thread poisoned it: every value
+/// kept behind these locks is replaced or updated in one step, so it is never half-written.
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Reads a `--credentials` file: one accepted credential (API token, username or password)
@@ -320,11 +322,7 @@ impl super::Sim {
 
     /// The current answers to the unverified points.
     pub fn options(&self) -> SimOptions {
-        self.admin
-            .options
-            .lock()
-            .map(|o| o.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        locked(&self.admin.options).clone()
     }
 
     /// Lifetime of an access token issued now.
@@ -359,10 +357,7 @@ impl super::Sim {
             .map(|bytes| sha2::Sha256::digest(&bytes).to_vec())
             .ok();
         state.saved_at = previous;
-        let mut last = match self.admin.saved_digest.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut last = locked(&self.admin.saved_digest);
         if !force && digest.is_some() && *last == digest {
             return;
         }
@@ -508,19 +503,9 @@ async fn get_faults(State(sim): State<SimRef>) -> Json<Faults> {
     Json(sim.admin.faults())
 }
 
+/// `PUT /_sim/faults`: replaces the faults (fields left out take their defaults).
 async fn put_faults(State(sim): State<SimRef>, body: Bytes) -> Response {
-    let faults: Faults = match serde_json::from_slice(&body) {
-        Ok(f) => f,
-        Err(err) => return admin_error(StatusCode::BAD_REQUEST, &err.to_string()),
-    };
-    if let Err(message) = faults.validate() {
-        return admin_error(StatusCode::BAD_REQUEST, &message);
-    }
-    match sim.admin.faults.lock() {
-        Ok(mut current) => *current = faults.clone(),
-        Err(poisoned) => *poisoned.into_inner() = faults.clone(),
-    }
-    Json(faults).into_response()
+    replace_setting(&sim.admin.faults, &body, Faults::validate)
 }
 
 async fn get_options(State(sim): State<SimRef>) -> Json<SimOptions> {
@@ -529,18 +514,28 @@ async fn get_options(State(sim): State<SimRef>) -> Json<SimOptions> {
 
 /// `PUT /_sim/options`: replaces the options (fields left out take their defaults).
 async fn put_options(State(sim): State<SimRef>, body: Bytes) -> Response {
-    let options: SimOptions = match serde_json::from_slice(&body) {
-        Ok(o) => o,
-        Err(err) => return admin_error(StatusCode::BAD_REQUEST, &err.to_string()),
+    replace_setting(&sim.admin.options, &body, SimOptions::validate)
+}
+
+/// Parses a whole setting from `body`, checks it with `validate`, stores it in `slot` and
+/// answers with what was stored; 400 if it does not parse or validate.
+fn replace_setting<T>(
+    slot: &std::sync::Mutex<T>,
+    body: &[u8],
+    validate: impl FnOnce(&T) -> Result<(), String>,
+) -> Response
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + Clone,
+{
+    let value: T = match parse_admin_body(body) {
+        Ok(value) => value,
+        Err(response) => return response,
     };
-    if let Err(message) = options.validate() {
+    if let Err(message) = validate(&value) {
         return admin_error(StatusCode::BAD_REQUEST, &message);
     }
-    match sim.admin.options.lock() {
-        Ok(mut current) => *current = options.clone(),
-        Err(poisoned) => *poisoned.into_inner() = options.clone(),
-    }
-    Json(options).into_response()
+    *locked(slot) = value.clone();
+    Json(value).into_response()
 }
 
 async fn get_counters(State(sim): State<SimRef>) -> Json<serde_json::Value> {
@@ -572,9 +567,9 @@ struct AdvanceRequest {
 
 /// `POST /_sim/clock/advance {"seconds": N}`: jumps simulated time forward.
 async fn advance_clock(State(sim): State<SimRef>, body: Bytes) -> Response {
-    let request: AdvanceRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(err) => return admin_error(StatusCode::BAD_REQUEST, &err.to_string()),
+    let request: AdvanceRequest = match parse_admin_body(&body) {
+        Ok(request) => request,
+        Err(response) => return response,
     };
     sim.clock.advance(Duration::from_secs(request.seconds));
     let mut state = sim.state.lock().await;
@@ -585,6 +580,16 @@ async fn advance_clock(State(sim): State<SimRef>, body: Bytes) -> Response {
 
 fn admin_error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// The JSON body of an admin request; 400 `{"error": …}` if it does not parse.
+#[allow(
+    clippy::result_large_err,
+    reason = "handlers short-circuit with the finished HTTP response; it is built once per request"
+)]
+pub(super) fn parse_admin_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body)
+        .map_err(|err| admin_error(StatusCode::BAD_REQUEST, &err.to_string()))
 }
 
 /// An error in the shape of the API the path belongs to.
@@ -607,31 +612,29 @@ fn api_error(api: Api, status: StatusCode, path: &str, message: &str) -> Respons
     }
 }
 
+/// An error in the shape of the API the request's path belongs to.
+fn error_for_request(request: &Request, status: StatusCode, message: &str) -> Response {
+    let path = request.uri().path();
+    let api = classify(path).unwrap_or(Api::Unknown);
+    api_error(api, status, path, message)
+}
+
 /// Fallback for paths no API serves: 404 in the shape of the API the prefix belongs to.
 pub async fn unknown_path(request: Request) -> Response {
-    let path = request.uri().path().to_owned();
-    let api = classify(&path).unwrap_or(Api::Unknown);
-    api_error(
-        api,
+    error_for_request(
+        &request,
         StatusCode::NOT_FOUND,
-        &path,
         "the requested resource could not be found",
     )
 }
 
 /// Wrong method on a known path: 405 in the shape of the API the path belongs to.
 pub async fn method_not_allowed(request: Request) -> Response {
-    let path = request.uri().path().to_owned();
-    let api = classify(&path).unwrap_or(Api::Unknown);
-    api_error(
-        api,
-        StatusCode::METHOD_NOT_ALLOWED,
-        &path,
-        &format!(
-            "method `{}` is not allowed on this resource",
-            request.method()
-        ),
-    )
+    let message = format!(
+        "method `{}` is not allowed on this resource",
+        request.method()
+    );
+    error_for_request(&request, StatusCode::METHOD_NOT_ALLOWED, &message)
 }
 
 /// Counts every API request and applies the active faults to it.

@@ -224,15 +224,9 @@ struct RevokeRequest {
 }
 
 async fn revoke_api_token(State(sim): State<SimRef>, body: Bytes) -> Response {
-    let request: RevokeRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(err) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "error": err.to_string() })),
-            )
-                .into_response();
-        }
+    let request: RevokeRequest = match super::admin::parse_admin_body(&body) {
+        Ok(request) => request,
+        Err(response) => return response,
     };
     let mut state = sim.state.lock().await;
     state.csp.revoked_api_tokens.insert(request.api_token);

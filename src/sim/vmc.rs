@@ -14,7 +14,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -580,56 +581,86 @@ impl Call<'_> {
     }
 }
 
-/// Locks the state, checks `csp-auth-token`, settles due tasks and checks the query names.
-async fn begin<'a>(
-    sim: &'a SimRef,
-    headers: &HeaderMap,
-    uri: &Uri,
-    query: &[(String, String)],
-    known_query: &[&str],
-) -> Result<Call<'a>, Response> {
-    let path = uri.path().to_owned();
-    let state = sim.state.lock().await;
-    let now = sim.clock.now();
-    let token = headers
-        .get("csp-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .filter(|t| !t.is_empty());
-    let token_org = match token.map(|t| state.csp.validate_access_token(t, now)) {
-        Some(Ok(issued)) => issued.org_id.clone(),
-        Some(Err(TokenProblem::Expired)) => {
-            return Err(unauthenticated(sim, &path, "The access token has expired."));
-        }
-        Some(Err(TokenProblem::Unknown)) | None => {
-            return Err(unauthenticated(
-                sim,
+/// What every VMC handler takes from a request besides its path parameters and body: the
+/// simulator, the headers (for `csp-auth-token`), the URI (error bodies name the path) and the
+/// query pairs.
+struct VmcRequest {
+    sim: SimRef,
+    headers: HeaderMap,
+    uri: Uri,
+    query: Vec<(String, String)>,
+}
+
+impl FromRequestParts<SimRef> for VmcRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, sim: &SimRef) -> Result<Self, Response> {
+        let Query(query) = Query::<Vec<(String, String)>>::from_request_parts(parts, sim)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(VmcRequest {
+            sim: sim.clone(),
+            headers: parts.headers.clone(),
+            uri: parts.uri.clone(),
+            query,
+        })
+    }
+}
+
+impl VmcRequest {
+    /// [`VmcRequest::begin`], then checks that `org` exists and the token may see it.
+    async fn begin_in(&self, org: &str, known_query: &[&str]) -> Result<Call<'_>, Response> {
+        let call = self.begin(known_query).await?;
+        call.org(org)?;
+        Ok(call)
+    }
+
+    /// Locks the state, checks `csp-auth-token`, settles due tasks and checks the query names.
+    async fn begin(&self, known_query: &[&str]) -> Result<Call<'_>, Response> {
+        let (sim, headers, query) = (&self.sim, &self.headers, &self.query);
+        let path = self.uri.path().to_owned();
+        let state = sim.state.lock().await;
+        let now = sim.clock.now();
+        let token = headers
+            .get("csp-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| !t.is_empty());
+        let token_org = match token.map(|t| state.csp.validate_access_token(t, now)) {
+            Some(Ok(issued)) => issued.org_id.clone(),
+            Some(Err(TokenProblem::Expired)) => {
+                return Err(unauthenticated(sim, &path, "The access token has expired."));
+            }
+            Some(Err(TokenProblem::Unknown)) | None => {
+                return Err(unauthenticated(
+                    sim,
+                    &path,
+                    "Authentication required: a valid csp-auth-token header is missing.",
+                ));
+            }
+        };
+        if sim.options().vmc_strict_query
+            && let Some((name, _)) = query
+                .iter()
+                .find(|(k, _)| !known_query.contains(&k.as_str()))
+        {
+            return Err(bad_request(
                 &path,
-                "Authentication required: a valid csp-auth-token header is missing.",
+                &format!("Unknown query parameter {name}."),
             ));
         }
-    };
-    if sim.options().vmc_strict_query
-        && let Some((name, _)) = query
-            .iter()
-            .find(|(k, _)| !known_query.contains(&k.as_str()))
-    {
-        return Err(bad_request(
-            &path,
-            &format!("Unknown query parameter {name}."),
-        ));
+        let faults = sim.admin.faults();
+        let mut call = Call {
+            sim,
+            state,
+            now,
+            path,
+            token_org,
+        };
+        if call.vmc().settle(now, &faults) {
+            call.persist();
+        }
+        Ok(call)
     }
-    let faults = sim.admin.faults();
-    let mut call = Call {
-        sim,
-        state,
-        now,
-        path,
-        token_org,
-    };
-    if call.vmc().settle(now, &faults) {
-        call.persist();
-    }
-    Ok(call)
 }
 
 fn unauthenticated(sim: &SimRef, path: &str, message: &str) -> Response {
@@ -876,13 +907,8 @@ fn task_json(task: &TaskRecord, now: DateTime<Utc>) -> Value {
     })
 }
 
-async fn list_orgs(
-    State(sim): State<SimRef>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Reply {
-    let call = begin(&sim, &headers, &uri, &query, &[]).await?;
+async fn list_orgs(request: VmcRequest) -> Reply {
+    let call = request.begin(&[]).await?;
     let orgs: Vec<Value> = call
         .state
         .vmc
@@ -894,32 +920,20 @@ async fn list_orgs(
     Ok(Json(orgs).into_response())
 }
 
-async fn get_org(
-    State(sim): State<SimRef>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Reply {
-    let call = begin(&sim, &headers, &uri, &query, &[]).await?;
-    call.org(&org)?;
+async fn get_org(Path(org): Path<String>, request: VmcRequest) -> Reply {
+    let call = request.begin_in(&org, &[]).await?;
     let record = call.state.vmc.orgs.get(&org).map(org_json);
     record
         .map(|o| Json(o).into_response())
         .ok_or_else(|| not_found(&call.path, &format!("Org {org}")))
 }
 
-async fn list_sddcs(
-    State(sim): State<SimRef>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Reply {
-    let call = begin(&sim, &headers, &uri, &query, &["includeDeleted", "$filter"]).await?;
-    call.org(&org)?;
-    let include_deleted = query_bool(&query, "includeDeleted", &call.path)?;
-    let filter = parse_filter_param(&query, &call.path)?;
+async fn list_sddcs(Path(org): Path<String>, request: VmcRequest) -> Reply {
+    let call = request
+        .begin_in(&org, &["includeDeleted", "$filter"])
+        .await?;
+    let include_deleted = query_bool(&request.query, "includeDeleted", &call.path)?;
+    let filter = parse_filter_param(&request.query, &call.path)?;
     let sddcs: Vec<Value> = call
         .state
         .vmc
@@ -941,27 +955,13 @@ fn parse_filter_param(query: &[(String, String)], path: &str) -> Result<Option<F
     }
 }
 
-async fn get_sddc(
-    State(sim): State<SimRef>,
-    Path((org, sddc)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Reply {
-    let call = begin(&sim, &headers, &uri, &query, &[]).await?;
-    call.org(&org)?;
+async fn get_sddc(Path((org, sddc)): Path<(String, String)>, request: VmcRequest) -> Reply {
+    let call = request.begin_in(&org, &[]).await?;
     Ok(Json(sddc_json(call.sddc(&org, &sddc)?)).into_response())
 }
 
-async fn primary_cluster(
-    State(sim): State<SimRef>,
-    Path((org, sddc)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Reply {
-    let call = begin(&sim, &headers, &uri, &query, &[]).await?;
-    call.org(&org)?;
+async fn primary_cluster(Path((org, sddc)): Path<(String, String)>, request: VmcRequest) -> Reply {
+    let call = request.begin_in(&org, &[]).await?;
     let record = call.sddc(&org, &sddc)?;
     if record.sddc_state == "DELETED" {
         return Err(bad_request(&call.path, "The sddc has been deleted."));
@@ -969,15 +969,8 @@ async fn primary_cluster(
     Ok(Json(cluster_json(record)).into_response())
 }
 
-async fn provision_spec(
-    State(sim): State<SimRef>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Reply {
-    let call = begin(&sim, &headers, &uri, &query, &[]).await?;
-    call.org(&org)?;
+async fn provision_spec(Path(org): Path<String>, request: VmcRequest) -> Reply {
+    request.begin_in(&org, &[]).await?;
     let region_names: serde_json::Map<String, Value> = REGIONS
         .iter()
         .map(|r| {
@@ -1300,24 +1293,23 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], path: &str) -> Result
         .map_err(|err| bad_request(path, &format!("Invalid request body: {err}")))
 }
 
-async fn create_sddc(
-    State(sim): State<SimRef>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
-    body: Bytes,
-) -> Reply {
-    let mut call = begin(&sim, &headers, &uri, &query, &["validateOnly"]).await?;
-    call.org(&org)?;
-    let validate_only = query_bool(&query, "validateOnly", &call.path)?;
-    let request: CreateRequest = parse_body(&body, &call.path)?;
-    let valid = match validate_create(&request, &call.state.vmc) {
+/// 202 with the task just started.
+fn accepted(task: Option<Value>) -> Response {
+    (StatusCode::ACCEPTED, Json(task.unwrap_or(Value::Null))).into_response()
+}
+
+async fn create_sddc(Path(org): Path<String>, request: VmcRequest, body: Bytes) -> Reply {
+    let mut call = request.begin_in(&org, &["validateOnly"]).await?;
+    let validate_only = query_bool(&request.query, "validateOnly", &call.path)?;
+    let spec: CreateRequest = parse_body(&body, &call.path)?;
+    let valid = match validate_create(&spec, &call.state.vmc) {
         Ok(v) => v,
         Err((StatusCode::CONFLICT, id)) => {
             let existing = call.state.vmc.sddcs.get(&id);
             let same_task = existing
-                .filter(|s| s.org_id == org && sim.options().vmc_duplicate_sddc_id_returns_task)
+                .filter(|s| {
+                    s.org_id == org && call.sim.options().vmc_duplicate_sddc_id_returns_task
+                })
                 .and_then(|s| s.create_task.as_ref())
                 .and_then(|t| call.state.vmc.tasks.get(t));
             return match same_task {
@@ -1346,7 +1338,7 @@ async fn create_sddc(
         sddc.create_task = sddc.active_task.clone();
     }
     call.persist();
-    Ok((StatusCode::ACCEPTED, Json(task.unwrap_or(Value::Null))).into_response())
+    Ok(accepted(task))
 }
 
 /// Rejects a mutation unless the SDDC is idle and in one of `states`.
@@ -1377,18 +1369,22 @@ fn check_mutable(
     Ok(())
 }
 
-async fn delete_sddc(
-    State(sim): State<SimRef>,
-    Path((org, sddc)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Reply {
+/// Rejects a host change or conversion unless the SDDC is idle and READY.
+fn check_updatable(call: &Call<'_>, org: &str, sddc: &str) -> Result<(), Response> {
+    check_mutable(
+        call,
+        org,
+        sddc,
+        &["READY"],
+        "The sddc is not in a state that's valid for updates",
+    )
+}
+
+async fn delete_sddc(Path((org, sddc)): Path<(String, String)>, request: VmcRequest) -> Reply {
     let known = ["retain_configuration", "template_name", "force"];
-    let mut call = begin(&sim, &headers, &uri, &query, &known).await?;
-    call.org(&org)?;
-    let retain = query_bool(&query, "retain_configuration", &call.path)?;
-    query_bool(&query, "force", &call.path)?;
+    let mut call = request.begin_in(&org, &known).await?;
+    let retain = query_bool(&request.query, "retain_configuration", &call.path)?;
+    query_bool(&request.query, "force", &call.path)?;
     check_mutable(
         &call,
         &org,
@@ -1401,13 +1397,13 @@ async fn delete_sddc(
     let previous_state = vmc.sddcs.get(&sddc).map(|s| s.sddc_state.clone());
     let params = json!({"SDDC_DELETE_CONTEXT_PARAM": {
         "sddc_id": sddc, "retain_configuration": retain,
-        "template_name": query_value(&query, "template_name"), "sddc_state": previous_state}});
+        "template_name": query_value(&request.query, "template_name"), "sddc_state": previous_state}});
     let task = start_task(vmc, &sddc, TaskKind::Delete, params, now);
     if let Some(record) = vmc.sddcs.get_mut(&sddc) {
         record.sddc_state = "DELETING".to_owned();
     }
     call.persist();
-    Ok((StatusCode::ACCEPTED, Json(task.unwrap_or(Value::Null))).into_response())
+    Ok(accepted(task))
 }
 
 #[derive(serde::Deserialize)]
@@ -1416,17 +1412,13 @@ struct PatchRequest {
 }
 
 async fn patch_sddc(
-    State(sim): State<SimRef>,
     Path((org, sddc)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
+    request: VmcRequest,
     body: Bytes,
 ) -> Reply {
-    let mut call = begin(&sim, &headers, &uri, &query, &[]).await?;
-    call.org(&org)?;
-    let request: PatchRequest = parse_body(&body, &call.path)?;
-    let Some(name) = present(&request.name).map(str::to_owned) else {
+    let mut call = request.begin_in(&org, &[]).await?;
+    let spec: PatchRequest = parse_body(&body, &call.path)?;
+    let Some(name) = present(&spec.name).map(str::to_owned) else {
         return Err(bad_request(&call.path, "The SDDC name is required."));
     };
     if call.sddc(&org, &sddc)?.sddc_state != "READY" {
@@ -1455,16 +1447,12 @@ struct EsxConfig {
 }
 
 async fn change_hosts(
-    State(sim): State<SimRef>,
     Path((org, sddc)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
+    request: VmcRequest,
     body: Bytes,
 ) -> Reply {
-    let mut call = begin(&sim, &headers, &uri, &query, &["action"]).await?;
-    call.org(&org)?;
-    let add = match query_value(&query, "action").unwrap_or("add") {
+    let mut call = request.begin_in(&org, &["action"]).await?;
+    let add = match query_value(&request.query, "action").unwrap_or("add") {
         "add" => true,
         "remove" => false,
         "force-remove" | "addToAll" | "removeFromAll" | "attach-diskgroup" | "detach-diskgroup" => {
@@ -1478,24 +1466,18 @@ async fn change_hosts(
             return Err(bad_request(&call.path, &format!("Invalid action {other}.")));
         }
     };
-    let request: EsxConfig = parse_body(&body, &call.path)?;
-    check_mutable(
-        &call,
-        &org,
-        &sddc,
-        &["READY"],
-        "The sddc is not in a state that's valid for updates",
-    )?;
+    let spec: EsxConfig = parse_body(&body, &call.path)?;
+    check_updatable(&call, &org, &sddc)?;
     let record = call.sddc(&org, &sddc)?;
-    if let Some(cluster) = present(&request.cluster_id)
+    if let Some(cluster) = present(&spec.cluster_id)
         && cluster != record.cluster_id
     {
         return Err(not_found(&call.path, &format!("Cluster {cluster}")));
     }
-    if request.num_hosts < 1 {
+    if spec.num_hosts < 1 {
         return Err(bad_request(&call.path, "num_hosts must be at least 1."));
     }
-    let delta = u32::try_from(request.num_hosts).unwrap_or(u32::MAX);
+    let delta = u32::try_from(spec.num_hosts).unwrap_or(u32::MAX);
     if record.deployment_type == "MultiAZ" && delta % 2 != 0 {
         return Err(bad_request(
             &call.path,
@@ -1524,7 +1506,7 @@ async fn change_hosts(
                 "The cluster requires a minimum of 2 hosts.",
             ));
         }
-        let chosen: Vec<String> = request.esxs.clone().unwrap_or_default();
+        let chosen: Vec<String> = spec.esxs.clone().unwrap_or_default();
         if !chosen.is_empty() {
             if chosen.len() != delta as usize {
                 return Err(bad_request(
@@ -1555,7 +1537,7 @@ async fn change_hosts(
         record.cluster_state = "ADDING_HOSTS".to_owned();
     }
     call.persist();
-    Ok((StatusCode::ACCEPTED, Json(task.unwrap_or(Value::Null))).into_response())
+    Ok(accepted(task))
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -1565,34 +1547,24 @@ struct ConvertRequest {
 }
 
 async fn convert(
-    State(sim): State<SimRef>,
     Path((org, sddc)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
+    request: VmcRequest,
     body: Bytes,
 ) -> Reply {
-    let mut call = begin(&sim, &headers, &uri, &query, &[]).await?;
-    call.org(&org)?;
-    let request: ConvertRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    let mut call = request.begin_in(&org, &[]).await?;
+    let spec: ConvertRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ConvertRequest::default()
     } else {
         parse_body(&body, &call.path)?
     };
-    check_mutable(
-        &call,
-        &org,
-        &sddc,
-        &["READY"],
-        "The sddc is not in a state that's valid for updates",
-    )?;
+    check_updatable(&call, &org, &sddc)?;
     if call.sddc(&org, &sddc)?.sddc_type.as_deref() != Some("1NODE") {
         return Err(bad_request(
             &call.path,
             "Only a single host SDDC (1NODE) can be converted.",
         ));
     }
-    let num_hosts = request.num_hosts.unwrap_or(3);
+    let num_hosts = spec.num_hosts.unwrap_or(3);
     if !(3..=i64::from(MAX_HOSTS)).contains(&num_hosts) {
         return Err(bad_request(
             &call.path,
@@ -1610,19 +1582,12 @@ async fn convert(
         now,
     );
     call.persist();
-    Ok((StatusCode::ACCEPTED, Json(task.unwrap_or(Value::Null))).into_response())
+    Ok(accepted(task))
 }
 
-async fn list_tasks(
-    State(sim): State<SimRef>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Reply {
-    let call = begin(&sim, &headers, &uri, &query, &["$filter"]).await?;
-    call.org(&org)?;
-    let filter = parse_filter_param(&query, &call.path)?;
+async fn list_tasks(Path(org): Path<String>, request: VmcRequest) -> Reply {
+    let call = request.begin_in(&org, &["$filter"]).await?;
+    let filter = parse_filter_param(&request.query, &call.path)?;
     let tasks: Vec<Value> = call
         .state
         .vmc
@@ -1635,15 +1600,8 @@ async fn list_tasks(
     Ok(Json(tasks).into_response())
 }
 
-async fn get_task(
-    State(sim): State<SimRef>,
-    Path((org, task)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Reply {
-    let call = begin(&sim, &headers, &uri, &query, &[]).await?;
-    call.org(&org)?;
+async fn get_task(Path((org, task)): Path<(String, String)>, request: VmcRequest) -> Reply {
+    let call = request.begin_in(&org, &[]).await?;
     let record = call
         .state
         .vmc
@@ -1654,21 +1612,14 @@ async fn get_task(
     Ok(Json(task_json(record, call.now)).into_response())
 }
 
-async fn cancel_task(
-    State(sim): State<SimRef>,
-    Path((org, task)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Reply {
-    let mut call = begin(&sim, &headers, &uri, &query, &["action"]).await?;
-    call.org(&org)?;
+async fn cancel_task(Path((org, task)): Path<(String, String)>, request: VmcRequest) -> Reply {
+    let mut call = request.begin_in(&org, &["action"]).await?;
     let now = call.now;
     let path = call.path.clone();
     let Some(record) = call.vmc().tasks.get_mut(&task).filter(|t| t.org_id == org) else {
         return Err(not_found(&path, &format!("Task {task}")));
     };
-    if query_value(&query, "action") != Some("cancel") || record.status != "STARTED" {
+    if query_value(&request.query, "action") != Some("cancel") || record.status != "STARTED" {
         return Err(bad_request(&path, "Invalid action or bad argument"));
     }
     record.status = "CANCELING".to_owned();

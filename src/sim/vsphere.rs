@@ -17,14 +17,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use tokio::sync::MutexGuard;
 
-use super::SimRef;
+use super::{SimRef, SimState};
 
 /// Session header and cookie name.
 pub const SESSION_HEADER: &str = "vmware-api-session-id";
@@ -266,26 +267,29 @@ pub fn routes() -> Router<SimRef> {
         )
         .route("/rest/vcenter/vm", get(list_vms))
         .route("/api/vcenter/vm", get(list_vms))
-        .route("/rest/vcenter/vm/{vm}", get(get_vm))
-        .route("/api/vcenter/vm/{vm}", get(get_vm))
-        .route("/rest/vcenter/vm/{vm}/power", get(get_power))
-        .route("/api/vcenter/vm/{vm}/power", get(get_power).post(api_power))
+        .route("/rest/vcenter/vm/{vm}", read_vm(vm_info))
+        .route("/api/vcenter/vm/{vm}", read_vm(vm_info))
+        .route("/rest/vcenter/vm/{vm}/power", read_vm(power_info))
+        .route(
+            "/api/vcenter/vm/{vm}/power",
+            read_vm(power_info).post(api_power),
+        )
         .route("/rest/vcenter/vm/{vm}/power/{op}", post(rest_power))
         .route(
             "/rest/vcenter/vm/{vm}/hardware/cpu",
-            get(get_cpu).patch(patch_cpu),
+            read_vm(cpu_info).patch(patch_hardware::<CpuUpdate>),
         )
         .route(
             "/api/vcenter/vm/{vm}/hardware/cpu",
-            get(get_cpu).patch(patch_cpu),
+            read_vm(cpu_info).patch(patch_hardware::<CpuUpdate>),
         )
         .route(
             "/rest/vcenter/vm/{vm}/hardware/memory",
-            get(get_memory).patch(patch_memory),
+            read_vm(memory_info).patch(patch_hardware::<MemoryUpdate>),
         )
         .route(
             "/api/vcenter/vm/{vm}/hardware/memory",
-            get(get_memory).patch(patch_memory),
+            read_vm(memory_info).patch(patch_hardware::<MemoryUpdate>),
         )
         .route("/_sim/vsphere/expire-sessions", post(expire_sessions))
 }
@@ -307,21 +311,24 @@ fn presented_session(headers: &HeaderMap) -> Option<String> {
 
 const UNAUTHENTICATED: &str = "This method requires authentication.";
 
-/// Checks the session and touches its last-access time.
-fn authenticate(
-    state: &mut VsphereState,
+/// Locks the state and checks the session, touching its last-access time; returns the locked
+/// state and the session id.
+async fn authenticate<'a>(
+    sim: &'a SimRef,
     headers: &HeaderMap,
     flavor: Flavor,
-    now: DateTime<Utc>,
-) -> Result<String, Response> {
-    let id = presented_session(headers).filter(|id| state.sessions.contains_key(id));
+) -> Result<(MutexGuard<'a, SimState>, String), Response> {
+    let now = sim.clock.now();
+    let mut state = sim.state.lock().await;
+    let sessions = &mut state.vsphere.sessions;
+    let id = presented_session(headers).filter(|id| sessions.contains_key(id));
     let Some(id) = id else {
         return Err(flavor.error("unauthenticated", UNAUTHENTICATED));
     };
-    if let Some(session) = state.sessions.get_mut(&id) {
+    if let Some(session) = sessions.get_mut(&id) {
         session.last_accessed_time = now;
     }
-    Ok(id)
+    Ok((state, id))
 }
 
 /// `POST /rest/com/vmware/cis/session`, also `?~action=get` and `?~action=delete`.
@@ -416,10 +423,8 @@ async fn create_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Re
 }
 
 async fn read_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Response {
-    let now = sim.clock.now();
-    let mut state = sim.state.lock().await;
-    let id = match authenticate(&mut state.vsphere, headers, flavor, now) {
-        Ok(id) => id,
+    let (state, id) = match authenticate(sim, headers, flavor).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     let Some(session) = state.vsphere.sessions.get(&id) else {
@@ -433,10 +438,8 @@ async fn read_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Resp
 }
 
 async fn end_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Response {
-    let now = sim.clock.now();
-    let mut state = sim.state.lock().await;
-    let id = match authenticate(&mut state.vsphere, headers, flavor, now) {
-        Ok(id) => id,
+    let (mut state, id) = match authenticate(sim, headers, flavor).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     state.vsphere.sessions.remove(&id);
@@ -481,11 +484,10 @@ async fn list_vms(
     headers: HeaderMap,
 ) -> Response {
     let flavor = Flavor::of(uri.path());
-    let now = sim.clock.now();
-    let mut state = sim.state.lock().await;
-    if let Err(response) = authenticate(&mut state.vsphere, &headers, flavor, now) {
-        return response;
-    }
+    let state = match authenticate(&sim, &headers, flavor).await {
+        Ok((state, _)) => state,
+        Err(response) => return response,
+    };
     let mut filters: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (key, value) in &query {
         if let Some(name) = filter_key(key, flavor) {
@@ -570,11 +572,10 @@ where
     F: FnOnce(&mut VmRecord, Flavor, &SimRef) -> Result<(Response, bool), Response>,
 {
     let flavor = Flavor::of(path);
-    let now = sim.clock.now();
-    let mut state = sim.state.lock().await;
-    if let Err(response) = authenticate(&mut state.vsphere, headers, flavor, now) {
-        return response;
-    }
+    let mut state = match authenticate(sim, headers, flavor).await {
+        Ok((state, _)) => state,
+        Err(response) => return response,
+    };
     let Some(record) = state.vsphere.vms.get_mut(vm) else {
         return vm_not_found(flavor, vm);
     };
@@ -589,41 +590,39 @@ where
     }
 }
 
-async fn get_vm(
-    State(sim): State<SimRef>,
-    uri: axum::http::Uri,
-    Path(vm): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    with_vm(&sim, &headers, uri.path(), &vm, |record, flavor, _| {
-        let info = json!({
-            "name": record.name,
-            "power_state": record.power_state,
-            "guest_OS": record.guest_os,
-            "cpu": cpu_info(record),
-            "memory": memory_info(record),
-            "hardware": {"version": "VMX_19", "upgrade_policy": "NEVER", "upgrade_status": "NONE"},
-            "boot": {"type": "BIOS", "delay": 0, "enter_setup_mode": false},
-        });
-        Ok((flavor.value(info), false))
-    })
-    .await
+/// `GET` on a VM or one of its parts: answers with `view` of the VM.
+fn read_vm(view: fn(&VmRecord) -> Value) -> MethodRouter<SimRef> {
+    get(
+        move |State(sim): State<SimRef>,
+              uri: axum::http::Uri,
+              Path(vm): Path<String>,
+              headers: HeaderMap| async move {
+            with_vm(&sim, &headers, uri.path(), &vm, |record, flavor, _| {
+                Ok((flavor.value(view(record)), false))
+            })
+            .await
+        },
+    )
 }
 
-async fn get_power(
-    State(sim): State<SimRef>,
-    uri: axum::http::Uri,
-    Path(vm): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    with_vm(&sim, &headers, uri.path(), &vm, |record, flavor, _| {
-        let mut info = json!({ "state": record.power_state });
-        if record.power_state == "POWERED_OFF" {
-            info["clean_power_off"] = json!(true);
-        }
-        Ok((flavor.value(info), false))
+fn vm_info(vm: &VmRecord) -> Value {
+    json!({
+        "name": vm.name,
+        "power_state": vm.power_state,
+        "guest_OS": vm.guest_os,
+        "cpu": cpu_info(vm),
+        "memory": memory_info(vm),
+        "hardware": {"version": "VMX_19", "upgrade_policy": "NEVER", "upgrade_status": "NONE"},
+        "boot": {"type": "BIOS", "delay": 0, "enter_setup_mode": false},
     })
-    .await
+}
+
+fn power_info(vm: &VmRecord) -> Value {
+    let mut info = json!({ "state": vm.power_state });
+    if vm.power_state == "POWERED_OFF" {
+        info["clean_power_off"] = json!(true);
+    }
+    info
 }
 
 async fn rest_power(
@@ -707,30 +706,6 @@ async fn power(sim: &SimRef, headers: &HeaderMap, path: &str, vm: &str, op: &str
     .await
 }
 
-async fn get_cpu(
-    State(sim): State<SimRef>,
-    uri: axum::http::Uri,
-    Path(vm): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    with_vm(&sim, &headers, uri.path(), &vm, |record, flavor, _| {
-        Ok((flavor.value(cpu_info(record)), false))
-    })
-    .await
-}
-
-async fn get_memory(
-    State(sim): State<SimRef>,
-    uri: axum::http::Uri,
-    Path(vm): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    with_vm(&sim, &headers, uri.path(), &vm, |record, flavor, _| {
-        Ok((flavor.value(memory_info(record)), false))
-    })
-    .await
-}
-
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 struct CpuUpdate {
@@ -762,7 +737,19 @@ fn parse_spec<T: serde::de::DeserializeOwned>(body: &[u8], flavor: Flavor) -> Re
     parsed.map_err(|err| flavor.error("invalid_argument", &format!("invalid update spec: {err}")))
 }
 
-async fn patch_cpu(
+/// A CPU or memory update spec (`vsphere.md` §5).
+trait HardwareUpdate: serde::de::DeserializeOwned + Send + 'static {
+    /// Checks the update against the VM; `rule_kind` is the error kind for changes the VM's
+    /// power state or hot-plug settings forbid. The error is (kind, message).
+    fn check(&self, record: &VmRecord, rule_kind: &str) -> Result<(), (String, String)>;
+
+    /// Applies a checked update; returns whether anything changed.
+    fn commit(&self, record: &mut VmRecord) -> bool;
+}
+
+/// `PATCH` of a VM's CPU or memory: the spec must parse and pass its rules, and the VM must
+/// not be busy.
+async fn patch_hardware<T: HardwareUpdate>(
     State(sim): State<SimRef>,
     uri: axum::http::Uri,
     Path(vm): Path<String>,
@@ -770,7 +757,7 @@ async fn patch_cpu(
     body: Bytes,
 ) -> Response {
     let flavor = Flavor::of(uri.path());
-    let spec: CpuUpdate = match parse_spec(&body, flavor) {
+    let spec: T = match parse_spec(&body, flavor) {
         Ok(spec) => spec,
         Err(response) => return response,
     };
@@ -780,169 +767,145 @@ async fn patch_cpu(
         uri.path(),
         &vm,
         move |record, flavor, sim| {
-            apply_cpu(record, &spec, &sim.options().vsphere_hardware_error_kind)
+            spec.check(record, &sim.options().vsphere_hardware_error_kind)
                 .map_err(|(kind, message)| flavor.error(&kind, &message))?;
             if busy(sim, record) {
                 return Err(flavor.error("resource_busy", "the virtual machine is busy"));
             }
-            let changed = commit_cpu(record, &spec);
+            let changed = spec.commit(record);
             Ok((flavor.done(), changed))
         },
     )
     .await
 }
 
-/// Checks a CPU update against the spec rules (`vsphere.md` §5); `rule_kind` is the error kind
-/// for changes the VM's power state or hot-plug settings forbid.
-fn apply_cpu(record: &VmRecord, spec: &CpuUpdate, rule_kind: &str) -> Result<(), (String, String)> {
-    let invalid = |m: String| Err(("invalid_argument".to_owned(), m));
-    let forbidden = |m: String| Err((rule_kind.to_owned(), m));
-    let count = spec.count.unwrap_or(record.cpu_count);
-    let cores = spec.cores_per_socket.unwrap_or(record.cores_per_socket);
-    if !(1..=MAX_CPU_COUNT).contains(&count) {
-        return invalid(format!(
-            "CPU count {count} is out of range 1..{MAX_CPU_COUNT}"
-        ));
+impl HardwareUpdate for CpuUpdate {
+    fn check(&self, record: &VmRecord, rule_kind: &str) -> Result<(), (String, String)> {
+        let invalid = |m: String| Err(("invalid_argument".to_owned(), m));
+        let forbidden = |m: String| Err((rule_kind.to_owned(), m));
+        let count = self.count.unwrap_or(record.cpu_count);
+        let cores = self.cores_per_socket.unwrap_or(record.cores_per_socket);
+        if !(1..=MAX_CPU_COUNT).contains(&count) {
+            return invalid(format!(
+                "CPU count {count} is out of range 1..{MAX_CPU_COUNT}"
+            ));
+        }
+        if cores < 1 || count % cores != 0 {
+            return invalid(format!(
+                "CPU count {count} is not a multiple of cores per socket {cores}"
+            ));
+        }
+        if record.power_state == "POWERED_OFF" {
+            return Ok(());
+        }
+        let toggles = self
+            .hot_add_enabled
+            .is_some_and(|v| v != record.cpu_hot_add_enabled)
+            || self
+                .hot_remove_enabled
+                .is_some_and(|v| v != record.cpu_hot_remove_enabled);
+        if toggles {
+            return forbidden(
+                "CPU hot-plug settings can change only while the VM is powered off".to_owned(),
+            );
+        }
+        if cores != record.cores_per_socket {
+            return forbidden(
+                "cores per socket can change only while the VM is powered off".to_owned(),
+            );
+        }
+        if count > record.cpu_count && !record.cpu_hot_add_enabled {
+            return forbidden(format!(
+                "CPU hot-add is not enabled: cannot raise the CPU count of {} while it is {}",
+                record.vm, record.power_state
+            ));
+        }
+        if count < record.cpu_count && !record.cpu_hot_remove_enabled {
+            return forbidden(format!(
+                "CPU hot-remove is not enabled: cannot lower the CPU count of {} while it is {}",
+                record.vm, record.power_state
+            ));
+        }
+        Ok(())
     }
-    if cores < 1 || count % cores != 0 {
-        return invalid(format!(
-            "CPU count {count} is not a multiple of cores per socket {cores}"
-        ));
-    }
-    if record.power_state == "POWERED_OFF" {
-        return Ok(());
-    }
-    let toggles = spec
-        .hot_add_enabled
-        .is_some_and(|v| v != record.cpu_hot_add_enabled)
-        || spec
-            .hot_remove_enabled
-            .is_some_and(|v| v != record.cpu_hot_remove_enabled);
-    if toggles {
-        return forbidden(
-            "CPU hot-plug settings can change only while the VM is powered off".to_owned(),
-        );
-    }
-    if cores != record.cores_per_socket {
-        return forbidden(
-            "cores per socket can change only while the VM is powered off".to_owned(),
-        );
-    }
-    if count > record.cpu_count && !record.cpu_hot_add_enabled {
-        return forbidden(format!(
-            "CPU hot-add is not enabled: cannot raise the CPU count of {} while it is {}",
-            record.vm, record.power_state
-        ));
-    }
-    if count < record.cpu_count && !record.cpu_hot_remove_enabled {
-        return forbidden(format!(
-            "CPU hot-remove is not enabled: cannot lower the CPU count of {} while it is {}",
-            record.vm, record.power_state
-        ));
-    }
-    Ok(())
-}
 
-fn commit_cpu(record: &mut VmRecord, spec: &CpuUpdate) -> bool {
-    let before = (
-        record.cpu_count,
-        record.cores_per_socket,
-        record.cpu_hot_add_enabled,
-        record.cpu_hot_remove_enabled,
-    );
-    record.cpu_count = spec.count.unwrap_or(record.cpu_count);
-    record.cores_per_socket = spec.cores_per_socket.unwrap_or(record.cores_per_socket);
-    record.cpu_hot_add_enabled = spec.hot_add_enabled.unwrap_or(record.cpu_hot_add_enabled);
-    record.cpu_hot_remove_enabled = spec
-        .hot_remove_enabled
-        .unwrap_or(record.cpu_hot_remove_enabled);
-    before
-        != (
+    fn commit(&self, record: &mut VmRecord) -> bool {
+        let before = (
             record.cpu_count,
             record.cores_per_socket,
             record.cpu_hot_add_enabled,
             record.cpu_hot_remove_enabled,
-        )
+        );
+        record.cpu_count = self.count.unwrap_or(record.cpu_count);
+        record.cores_per_socket = self.cores_per_socket.unwrap_or(record.cores_per_socket);
+        record.cpu_hot_add_enabled = self.hot_add_enabled.unwrap_or(record.cpu_hot_add_enabled);
+        record.cpu_hot_remove_enabled = self
+            .hot_remove_enabled
+            .unwrap_or(record.cpu_hot_remove_enabled);
+        before
+            != (
+                record.cpu_count,
+                record.cores_per_socket,
+                record.cpu_hot_add_enabled,
+                record.cpu_hot_remove_enabled,
+            )
+    }
 }
 
-async fn patch_memory(
-    State(sim): State<SimRef>,
-    uri: axum::http::Uri,
-    Path(vm): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let flavor = Flavor::of(uri.path());
-    let spec: MemoryUpdate = match parse_spec(&body, flavor) {
-        Ok(spec) => spec,
-        Err(response) => return response,
-    };
-    with_vm(
-        &sim,
-        &headers,
-        uri.path(),
-        &vm,
-        move |record, flavor, sim| {
-            apply_memory(record, &spec, &sim.options().vsphere_hardware_error_kind)
-                .map_err(|(kind, message)| flavor.error(&kind, &message))?;
-            if busy(sim, record) {
-                return Err(flavor.error("resource_busy", "the virtual machine is busy"));
-            }
-            let before = (record.memory_size_mib, record.memory_hot_add_enabled);
-            record.memory_size_mib = spec.size_mib.unwrap_or(record.memory_size_mib);
-            record.memory_hot_add_enabled = spec
-                .hot_add_enabled
-                .unwrap_or(record.memory_hot_add_enabled);
-            let changed = before != (record.memory_size_mib, record.memory_hot_add_enabled);
-            Ok((flavor.done(), changed))
-        },
-    )
-    .await
-}
+impl HardwareUpdate for MemoryUpdate {
+    fn check(&self, record: &VmRecord, rule_kind: &str) -> Result<(), (String, String)> {
+        let size = self.size_mib.unwrap_or(record.memory_size_mib);
+        if !(4..=MAX_MEMORY_MIB).contains(&size) || size % 4 != 0 {
+            return Err((
+                "invalid_argument".to_owned(),
+                format!(
+                    "memory size {size} MiB must be a multiple of 4 between 4 and {MAX_MEMORY_MIB}"
+                ),
+            ));
+        }
+        if record.power_state == "POWERED_OFF" {
+            return Ok(());
+        }
+        let forbidden = |m: String| Err((rule_kind.to_owned(), m));
+        if self
+            .hot_add_enabled
+            .is_some_and(|v| v != record.memory_hot_add_enabled)
+        {
+            return forbidden(
+                "memory hot-add can change only while the VM is powered off".to_owned(),
+            );
+        }
+        if size == record.memory_size_mib {
+            return Ok(());
+        }
+        if !record.memory_hot_add_enabled {
+            return forbidden(format!(
+                "memory hot-add is not enabled: cannot change the memory of {} while it is {}",
+                record.vm, record.power_state
+            ));
+        }
+        if size < record.memory_size_mib {
+            return forbidden("memory cannot be reduced while the VM is powered on".to_owned());
+        }
+        if (size - record.memory_size_mib) % MEMORY_HOT_ADD_INCREMENT_MIB != 0 {
+            return Err((
+                "invalid_argument".to_owned(),
+                format!(
+                    "hot-added memory must be a multiple of {MEMORY_HOT_ADD_INCREMENT_MIB} MiB"
+                ),
+            ));
+        }
+        Ok(())
+    }
 
-fn apply_memory(
-    record: &VmRecord,
-    spec: &MemoryUpdate,
-    rule_kind: &str,
-) -> Result<(), (String, String)> {
-    let size = spec.size_mib.unwrap_or(record.memory_size_mib);
-    if !(4..=MAX_MEMORY_MIB).contains(&size) || size % 4 != 0 {
-        return Err((
-            "invalid_argument".to_owned(),
-            format!(
-                "memory size {size} MiB must be a multiple of 4 between 4 and {MAX_MEMORY_MIB}"
-            ),
-        ));
+    fn commit(&self, record: &mut VmRecord) -> bool {
+        let before = (record.memory_size_mib, record.memory_hot_add_enabled);
+        record.memory_size_mib = self.size_mib.unwrap_or(record.memory_size_mib);
+        record.memory_hot_add_enabled = self
+            .hot_add_enabled
+            .unwrap_or(record.memory_hot_add_enabled);
+        before != (record.memory_size_mib, record.memory_hot_add_enabled)
     }
-    if record.power_state == "POWERED_OFF" {
-        return Ok(());
-    }
-    let forbidden = |m: String| Err((rule_kind.to_owned(), m));
-    if spec
-        .hot_add_enabled
-        .is_some_and(|v| v != record.memory_hot_add_enabled)
-    {
-        return forbidden("memory hot-add can change only while the VM is powered off".to_owned());
-    }
-    if size == record.memory_size_mib {
-        return Ok(());
-    }
-    if !record.memory_hot_add_enabled {
-        return forbidden(format!(
-            "memory hot-add is not enabled: cannot change the memory of {} while it is {}",
-            record.vm, record.power_state
-        ));
-    }
-    if size < record.memory_size_mib {
-        return forbidden("memory cannot be reduced while the VM is powered on".to_owned());
-    }
-    if (size - record.memory_size_mib) % MEMORY_HOT_ADD_INCREMENT_MIB != 0 {
-        return Err((
-            "invalid_argument".to_owned(),
-            format!("hot-added memory must be a multiple of {MEMORY_HOT_ADD_INCREMENT_MIB} MiB"),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -967,22 +930,19 @@ mod tests {
             count: Some(4),
             ..CpuUpdate::default()
         };
-        let err = apply_cpu(&on, &raise, "invalid_argument").unwrap_err();
+        let err = raise.check(&on, "invalid_argument").unwrap_err();
         assert_eq!(err.0, "invalid_argument");
         let mut hot = on.clone();
         hot.cpu_hot_add_enabled = true;
-        assert!(apply_cpu(&hot, &raise, "invalid_argument").is_ok());
+        assert!(raise.check(&hot, "invalid_argument").is_ok());
         let off = vm("vm-2", "b", "POWERED_OFF", 2, 4096);
-        assert!(apply_cpu(&off, &raise, "x").is_ok());
+        assert!(raise.check(&off, "x").is_ok());
         let odd = CpuUpdate {
             count: Some(3),
             cores_per_socket: Some(2),
             ..CpuUpdate::default()
         };
-        assert_eq!(
-            apply_cpu(&off, &odd, "x").unwrap_err().0,
-            "invalid_argument"
-        );
+        assert_eq!(odd.check(&off, "x").unwrap_err().0, "invalid_argument");
     }
 
     #[test]
@@ -993,12 +953,12 @@ mod tests {
             ..MemoryUpdate::default()
         };
         assert_eq!(
-            apply_memory(&on, &grow, "not_allowed_in_current_state")
+            grow.check(&on, "not_allowed_in_current_state")
                 .unwrap_err()
                 .0,
             "not_allowed_in_current_state"
         );
         let off = vm("vm-2", "b", "POWERED_OFF", 2, 4096);
-        assert!(apply_memory(&off, &grow, "x").is_ok());
+        assert!(grow.check(&off, "x").is_ok());
     }
 }

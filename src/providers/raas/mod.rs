@@ -24,7 +24,7 @@ pub const PAGE_SIZE: u64 = 1000;
 /// The most calls sent in one batched RPC request.
 pub const BATCH_SIZE: usize = 100;
 /// Attempts of a create without a client-chosen id (each after checking by name).
-pub const MAX_CREATE_ATTEMPTS: u32 = 3;
+pub const MAX_CREATE_ATTEMPTS: u32 = 5;
 /// The built-in "All Minions" target group (`raas.md` §6).
 pub const ALL_MINIONS_UUID: &str = "7f93b928-388b-11e6-b133-346895ecb8f3";
 const RPC_PATH_FOR_ERRORS: &str = "/rpc";

@@ -32,6 +32,8 @@ pub const VCF_PREFIX: &str = "/raas";
 const JWT_TOKEN_TYPE: &str = "jwt";
 /// RPC error code documented for internal server errors (the only one named by clients).
 pub const RPC_INTERNAL_ERROR: i64 = 5000;
+/// Logins in a row after which a call refused with 401 fails.
+const MAX_RELOGINS: u32 = 3;
 
 /// How the connection authenticates.
 enum Credentials {
@@ -264,15 +266,17 @@ impl RaasSession {
             .collect()
     }
 
-    /// POSTs an envelope to `/rpc` with the session's credentials; re-logs in once on 401
-    /// (or a non-JSON 200, the login page) and refreshes the XSRF token once on a 403.
+    /// POSTs an envelope to `/rpc` with the session's credentials; re-logs in on 401 (up to
+    /// [`MAX_RELOGINS`] times: a fresh token can expire while a request waits out
+    /// `Retry-After`) or once on a non-JSON 200 (the login page), and refreshes the XSRF token
+    /// once on a 403.
     async fn post_rpc(
         &self,
         body: Value,
         idempotent: bool,
         what: &str,
     ) -> ProviderResult<HttpResponse> {
-        let mut relogged = false;
+        let mut relogins = 0u32;
         let mut xsrf_refreshed = false;
         loop {
             let (lease, bearer) = self.session().await?;
@@ -295,13 +299,13 @@ impl RaasSession {
             tracing::trace!(connection = %self.connection, call = what, status = response.status, "raas rpc");
             match response.status {
                 401 => {
-                    if relogged {
+                    if relogins >= MAX_RELOGINS {
                         return Err(self.auth_error(format!(
                             "`{what}` was refused with 401 after logging in again: {}",
                             auth_message(&response)
                         )));
                     }
-                    relogged = true;
+                    relogins += 1;
                     self.drop_session(&lease, bearer.as_ref()).await;
                 }
                 403 if is_xsrf_refusal(&response) => {
@@ -318,7 +322,7 @@ impl RaasSession {
                         return Ok(response);
                     }
                     // An unauthenticated call may get the HTML login page with 200.
-                    if relogged {
+                    if relogins > 0 {
                         return Err(ProviderError::Protocol {
                             method: response.method.to_string(),
                             path: response.path.clone(),
@@ -330,7 +334,7 @@ impl RaasSession {
                             ),
                         });
                     }
-                    relogged = true;
+                    relogins += 1;
                     self.drop_session(&lease, bearer.as_ref()).await;
                 }
                 _ => return Err(response.error(server_message(&response))),

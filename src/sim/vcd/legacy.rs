@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{
-    LoginEndpoint, SUPPORTED_API_VERSIONS, SYSTEM_ORG, VcdError, api_version, caller, open_session,
-    org_id, with_session_headers,
+    LoginEndpoint, SUPPORTED_API_VERSIONS, SYSTEM_ORG, VcdError, api_version, open_session, org_id,
+    role_name, versioned_caller, with_session_headers,
 };
 use crate::sim::SimRef;
 
@@ -87,23 +87,16 @@ fn session_xml(state: &super::VcdState, user: &super::User) -> String {
         escape(&user.org),
         escape(&user.id),
         escape(&org_id(state, &user.org)),
-        if user.org.eq_ignore_ascii_case(SYSTEM_ORG) {
-            "System Administrator"
-        } else {
-            "Organization Administrator"
-        }
+        role_name(user)
     )
 }
 
 /// `GET /api/org`: the orgs the caller may see (all of them for the System org).
 pub(super) async fn org_list(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = api_version(&headers, SUPPORTED_API_VERSIONS[0]) {
-        return xml_error(&refusal);
-    }
     let now = sim.clock.now();
     let guard = sim.state.lock().await;
     let state = &guard.vcd;
-    let caller = match caller(&headers, state, now) {
+    let caller = match versioned_caller(&headers, state, now, SUPPORTED_API_VERSIONS[0]) {
         Ok(caller) => caller,
         Err(refusal) => return xml_error(&refusal),
     };

@@ -185,6 +185,16 @@ enum MapOrList<T> {
     List(Vec<T>),
 }
 
+impl<T> MapOrList<T> {
+    /// The objects, without the saved map's keys (the callers derive them again).
+    fn into_objects(self) -> Vec<T> {
+        match self {
+            MapOrList::Map(map) => map.into_values().collect(),
+            MapOrList::List(list) => list,
+        }
+    }
+}
+
 fn org_urn(name: &str) -> String {
     urn("org", &format!("org/{}", name.to_lowercase()))
 }
@@ -198,10 +208,7 @@ fn user_urn(name: &str, org: &str) -> String {
 fn orgs_by_name<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, Org>, D::Error> {
-    let orgs: Vec<Org> = match <MapOrList<Org> as serde::Deserialize>::deserialize(deserializer)? {
-        MapOrList::Map(map) => map.into_values().collect(),
-        MapOrList::List(list) => list,
-    };
+    let orgs = <MapOrList<Org> as serde::Deserialize>::deserialize(deserializer)?.into_objects();
     Ok(orgs
         .into_iter()
         .map(|mut org| {
@@ -218,11 +225,7 @@ fn orgs_by_name<'de, D: serde::Deserializer<'de>>(
 fn users_by_id<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, User>, D::Error> {
-    let users: Vec<User> = match <MapOrList<User> as serde::Deserialize>::deserialize(deserializer)?
-    {
-        MapOrList::Map(map) => map.into_values().collect(),
-        MapOrList::List(list) => list,
-    };
+    let users = <MapOrList<User> as serde::Deserialize>::deserialize(deserializer)?.into_objects();
     Ok(users
         .into_iter()
         .map(|mut user| {
@@ -506,6 +509,18 @@ pub(crate) fn caller(
         session_id: access.session_id.clone(),
         token_digest,
     })
+}
+
+/// The caller of a cloudapi request to an endpoint that needs API version `minimum`: the
+/// `Accept` header is checked first, then the access token.
+pub(crate) fn versioned_caller(
+    headers: &HeaderMap,
+    state: &VcdState,
+    now: DateTime<Utc>,
+    minimum: &str,
+) -> Result<Caller, VcdError> {
+    api_version(headers, minimum)?;
+    caller(headers, state, now)
 }
 
 async fn admin_get_options(State(sim): State<SimRef>) -> axum::Json<VcdOptions> {

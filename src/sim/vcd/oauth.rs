@@ -66,9 +66,17 @@ pub(super) async fn tenant_token(
 
 /// `POST /oauth/{provider|tenant/{org}}/token`: the refresh-token and jwt-bearer grants.
 pub(super) async fn token_grant(sim: &Sim, org: &str, body: &[u8]) -> Response {
+    saved_on_success(sim, |state, now| grant(sim, state, org, body, now)).await
+}
+
+/// Answers with `handle` run on the locked state, which is saved when the answer is a success.
+pub(super) async fn saved_on_success(
+    sim: &Sim,
+    handle: impl FnOnce(&mut VcdState, DateTime<Utc>) -> Response,
+) -> Response {
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
-    let response = grant(sim, &mut guard.vcd, org, body, now);
+    let response = handle(&mut guard.vcd, now);
     if response.status().is_success() {
         sim.persist(&mut guard);
     }
@@ -107,11 +115,17 @@ pub(super) fn grant(
     response
 }
 
+/// The 200 reply of a grant: a new access token for `user`'s API-token session, and
+/// `refresh_token`.
 pub(super) fn grant_reply(
-    access_token: String,
-    ttl: chrono::Duration,
+    sim: &Sim,
+    state: &mut VcdState,
+    user: &User,
+    now: DateTime<Utc>,
     refresh_token: Value,
 ) -> Response {
+    let ttl = ttl(sim);
+    let (access_token, _) = state.issue_access_token(user, AccessKind::ApiToken, now, ttl);
     let body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -164,14 +178,12 @@ pub(super) fn refresh_grant(
             }
         }
     };
-    let ttl = ttl(sim);
-    let (access, _) = state.issue_access_token(&user, AccessKind::ApiToken, now, ttl);
     let refresh = if state.options.user_token_refresh_token_null {
         Value::Null
     } else {
         json!(secret)
     };
-    grant_reply(access, ttl, refresh)
+    grant_reply(sim, state, &user, now, refresh)
 }
 
 /// The one-time grant: a password session's JWT plus a registered `client_id` give the new
@@ -219,9 +231,7 @@ pub(super) fn initial_grant(
     if let Some(stored) = state.tokens.get_mut(&token_id) {
         stored.secret_digest = Some(digest(&secret));
     }
-    let ttl = ttl(sim);
-    let (access, _) = state.issue_access_token(&user, AccessKind::ApiToken, now, ttl);
-    grant_reply(access, ttl, json!(secret))
+    grant_reply(sim, state, &user, now, json!(secret))
 }
 
 pub(super) async fn provider_register(
@@ -244,13 +254,10 @@ pub(super) async fn tenant_register(
 /// `POST /oauth/{provider|tenant/{org}}/register`: registers the OAuth client behind a new
 /// API token (the token appears in the token list from now on, without a secret yet).
 pub(super) async fn register(sim: &Sim, org: &str, headers: &HeaderMap, body: &[u8]) -> Response {
-    let now = sim.clock.now();
-    let mut guard = sim.state.lock().await;
-    let response = register_client(&mut guard.vcd, org, headers, body, now);
-    if response.status().is_success() {
-        sim.persist(&mut guard);
-    }
-    response
+    saved_on_success(sim, |state, now| {
+        register_client(state, org, headers, body, now)
+    })
+    .await
 }
 
 pub(super) fn register_client(

@@ -117,13 +117,18 @@ pub(super) async fn login(sim: &Sim, headers: &HeaderMap, endpoint: LoginEndpoin
     }
 }
 
-pub(super) fn session_json(state: &VcdState, user: &User, session_id: &str) -> Value {
-    let org = json!({"name": user.org, "id": org_id(state, &user.org)});
-    let role = if user.org.eq_ignore_ascii_case(SYSTEM_ORG) {
+/// The role a session reports: every simulated user administers its org.
+pub(crate) fn role_name(user: &User) -> &'static str {
+    if user.org.eq_ignore_ascii_case(SYSTEM_ORG) {
         "System Administrator"
     } else {
         "Organization Administrator"
-    };
+    }
+}
+
+pub(super) fn session_json(state: &VcdState, user: &User, session_id: &str) -> Value {
+    let org = json!({"name": user.org, "id": org_id(state, &user.org)});
+    let role = role_name(user);
     json!({
         "id": format!("urn:vcloud:session:{session_id}"),
         "site": {"name": "sextant-sim", "id": urn("site", "site")},
@@ -139,12 +144,9 @@ pub(super) fn session_json(state: &VcdState, user: &User, session_id: &str) -> V
 
 /// `GET /cloudapi/1.0.0/sessions/current`.
 pub(super) async fn current_session(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = api_version(&headers, MIN_SESSION_API_VERSION) {
-        return refusal.into_response();
-    }
     let now = sim.clock.now();
     let guard = sim.state.lock().await;
-    match caller(&headers, &guard.vcd, now) {
+    match versioned_caller(&headers, &guard.vcd, now, MIN_SESSION_API_VERSION) {
         Ok(caller) => (
             StatusCode::OK,
             axum::Json(session_json(&guard.vcd, &caller.user, &caller.session_id)),
@@ -156,12 +158,9 @@ pub(super) async fn current_session(State(sim): State<SimRef>, headers: HeaderMa
 
 /// `DELETE /cloudapi/1.0.0/sessions/current`: the access token stops working.
 pub(super) async fn logout(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = api_version(&headers, MIN_SESSION_API_VERSION) {
-        return refusal.into_response();
-    }
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
-    match caller(&headers, &guard.vcd, now) {
+    match versioned_caller(&headers, &guard.vcd, now, MIN_SESSION_API_VERSION) {
         Ok(caller) => {
             guard.vcd.access_tokens.remove(&caller.token_digest);
             sim.persist(&mut guard);

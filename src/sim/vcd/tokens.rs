@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     AccessKind, ApiToken, Caller, MIN_TOKEN_API_VERSION, SYSTEM_ORG, TOKEN_TYPE_REFRESH, VcdError,
-    VcdState, api_version, caller, forbidden, org_id, refusal, status,
+    VcdState, forbidden, org_id, refusal, status, versioned_caller,
 };
 use crate::sim::SimRef;
 
@@ -63,29 +63,33 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// Terms joined by `,` (OR), which binds looser than `;`.
     fn any(&mut self) -> Result<Filter, FilterError> {
-        let mut items = vec![self.all()?];
-        while self.peek() == Some(b',') {
-            self.at += 1;
-            items.push(self.all()?);
-        }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Filter::Any(items)
-        })
+        self.joined(b',', Self::all, Filter::Any)
     }
 
+    /// Terms joined by `;` (AND).
     fn all(&mut self) -> Result<Filter, FilterError> {
-        let mut items = vec![self.term()?];
-        while self.peek() == Some(b';') {
+        self.joined(b';', Self::term, Filter::All)
+    }
+
+    /// One or more `operand`s separated by `separator`; a lone operand stands for itself,
+    /// several are put together with `combine`.
+    fn joined(
+        &mut self,
+        separator: u8,
+        operand: fn(&mut Self) -> Result<Filter, FilterError>,
+        combine: fn(Vec<Filter>) -> Filter,
+    ) -> Result<Filter, FilterError> {
+        let mut items = vec![operand(self)?];
+        while self.peek() == Some(separator) {
             self.at += 1;
-            items.push(self.term()?);
+            items.push(operand(self)?);
         }
         Ok(if items.len() == 1 {
             items.remove(0)
         } else {
-            Filter::All(items)
+            combine(items)
         })
     }
 
@@ -246,13 +250,10 @@ pub(super) async fn list(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Err(refusal) = api_version(&headers, MIN_TOKEN_API_VERSION) {
-        return refusal.into_response();
-    }
     let now = sim.clock.now();
     let guard = sim.state.lock().await;
     let state = &guard.vcd;
-    let caller = match caller(&headers, state, now) {
+    let caller = match versioned_caller(&headers, state, now, MIN_TOKEN_API_VERSION) {
         Ok(c) => c,
         Err(refusal) => return refusal.into_response(),
     };
@@ -318,13 +319,10 @@ pub(super) async fn get_one(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(refusal) = api_version(&headers, MIN_TOKEN_API_VERSION) {
-        return refusal.into_response();
-    }
     let now = sim.clock.now();
     let guard = sim.state.lock().await;
     let state = &guard.vcd;
-    let caller = match caller(&headers, state, now) {
+    let caller = match versioned_caller(&headers, state, now, MIN_TOKEN_API_VERSION) {
         Ok(c) => c,
         Err(refusal) => return refusal.into_response(),
     };
@@ -341,13 +339,10 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(refusal) = api_version(&headers, MIN_TOKEN_API_VERSION) {
-        return refusal.into_response();
-    }
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let state = &mut guard.vcd;
-    let caller = match caller(&headers, state, now) {
+    let caller = match versioned_caller(&headers, state, now, MIN_TOKEN_API_VERSION) {
         Ok(c) => c,
         Err(refusal) => return refusal.into_response(),
     };
@@ -423,6 +418,32 @@ mod tests {
         assert!(filter.matches(&token));
         let other = json!({"name": "ci", "owner": {"name": "alice"}, "type": "REFRESH"});
         assert!(!filter.matches(&other));
+    }
+
+    #[test]
+    fn fiql_and_binds_tighter_than_or_and_lone_terms_stay_bare() {
+        let term = |field: &str, value: &str, equal: bool| Filter::Compare {
+            field: field.into(),
+            value: value.into(),
+            equal,
+        };
+        assert_eq!(
+            parse_filter("name==a,type!=b;id==c"),
+            Ok(Filter::Any(vec![
+                term("name", "a", true),
+                Filter::All(vec![term("type", "b", false), term("id", "c", true)]),
+            ]))
+        );
+        assert_eq!(parse_filter("((name==a))"), Ok(term("name", "a", true)));
+        assert_eq!(
+            parse_filter("(name==a,name==b);id==c"),
+            Ok(Filter::All(vec![
+                Filter::Any(vec![term("name", "a", true), term("name", "b", true)]),
+                term("id", "c", true),
+            ]))
+        );
+        assert_eq!(parse_filter("name==a;"), Err(FilterError::End));
+        assert_eq!(parse_filter("name==a)"), Err(FilterError::Unexpected(')')));
     }
 
     #[test]

@@ -17,12 +17,7 @@ pub(super) fn route_cmd(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     for d in call.strings("disposition").iter().flatten() {
         check_enum(Some(d), DISPOSITIONS)?;
     }
-    if call.value("tgt").is_some() && call.value("tgt_uuid").is_some() {
-        return Err(invalid("use `tgt` or `tgt_uuid`, not both"));
-    }
-    if let Some(tgt) = call.value("tgt").and_then(Value::as_object) {
-        validate_tgt(tgt)?;
-    }
+    check_target_args(call)?;
     let job_uuid = call.nonempty("job_uuid").map(str::to_owned);
     require_job(call.state, job_uuid.as_deref())?;
     require_target(call.state, call.nonempty("tgt_uuid"))?;

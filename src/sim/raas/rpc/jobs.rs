@@ -90,24 +90,20 @@ pub(super) fn validate_job_arg(arg: &Value) -> Result<(), RpcFault> {
     Ok(())
 }
 
+/// `NotFound` when `uuid` is given and names no target group.
 pub(super) fn require_target(state: &RaasState, uuid: Option<&str>) -> Result<(), RpcFault> {
-    match uuid {
-        Some(uuid) if !state.target_groups.contains_key(uuid) => Err(RpcFault::NotFound {
-            kind: "target group",
-            uuid: uuid.to_owned(),
-        }),
-        _ => Ok(()),
+    if let Some(uuid) = uuid {
+        existing(&state.target_groups, "target group", uuid)?;
     }
+    Ok(())
 }
 
+/// `NotFound` when `uuid` is given and names no job.
 pub(super) fn require_job(state: &RaasState, uuid: Option<&str>) -> Result<(), RpcFault> {
-    match uuid {
-        Some(uuid) if !state.jobs.contains_key(uuid) => Err(RpcFault::NotFound {
-            kind: "job",
-            uuid: uuid.to_owned(),
-        }),
-        _ => Ok(()),
+    if let Some(uuid) = uuid {
+        existing(&state.jobs, "job", uuid)?;
     }
+    Ok(())
 }
 
 pub(super) fn save_job(call: &mut Call<'_>) -> Result<Value, RpcFault> {
@@ -163,9 +159,7 @@ pub(super) fn save_job(call: &mut Call<'_>) -> Result<Value, RpcFault> {
 pub(super) fn delete_job(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let uuid = call.str("job_uuid").unwrap_or_default().to_owned();
     let force = call.bool("force").unwrap_or(false);
-    if !call.state.jobs.contains_key(&uuid) {
-        return Err(RpcFault::NotFound { kind: "job", uuid });
-    }
+    require_job(call.state, Some(&uuid))?;
     let dependants: Vec<(String, String)> = call
         .state
         .schedules

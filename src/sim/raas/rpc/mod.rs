@@ -140,6 +140,30 @@ fn invalid(message: impl Into<String>) -> RpcFault {
     RpcFault::Validation(message.into())
 }
 
+/// The object `uuid` names among `objects`, or `NotFound` for a `kind`.
+fn existing<'a, T>(
+    objects: &'a BTreeMap<String, T>,
+    kind: &'static str,
+    uuid: &str,
+) -> Result<&'a T, RpcFault> {
+    objects.get(uuid).ok_or_else(|| RpcFault::NotFound {
+        kind,
+        uuid: uuid.to_owned(),
+    })
+}
+
+/// [`existing`], to change the object.
+fn existing_mut<'a, T>(
+    objects: &'a mut BTreeMap<String, T>,
+    kind: &'static str,
+    uuid: &str,
+) -> Result<&'a mut T, RpcFault> {
+    objects.get_mut(uuid).ok_or_else(|| RpcFault::NotFound {
+        kind,
+        uuid: uuid.to_owned(),
+    })
+}
+
 /// The JSON type a parameter accepts (besides `null` for optional ones).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Ty {
@@ -500,7 +524,6 @@ impl Call<'_> {
         }
     }
 
-    /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`.
     /// Applies `sort_by`/`reverse`/`limit`/`page` and builds `{count, limit, results}`;
     /// only the returned page is rendered, so listing a large estate stays cheap.
     fn page<T>(&self, items: Vec<&T>, listing: &Listing<T>) -> Result<Value, RpcFault> {
@@ -1010,6 +1033,128 @@ mod tests {
             reply["error"]["message"],
             "Additional properties are not allowed ('every', 'often' were unexpected)"
         );
+    }
+
+    #[test]
+    fn unknown_uuids_are_not_found_errors_naming_the_kind() {
+        let mut state = RaasState::default_estate();
+        let missing = "00000000-0000-4000-8000-000000000000";
+        let glob = json!({"*": {"tgt_type": "glob", "tgt": "*"}});
+        let cases = [
+            (
+                "tgt",
+                "save_target_group",
+                json!({"tgt_uuid": missing, "tgt": glob}),
+                "target group",
+            ),
+            (
+                "tgt",
+                "delete_target_group",
+                json!({"tgt_uuid": [super::super::ALL_MINIONS_UUID, missing]}),
+                "target group",
+            ),
+            (
+                "job",
+                "save_job",
+                json!({"name": "j", "tgt_uuid": missing}),
+                "target group",
+            ),
+            ("job", "delete_job", json!({"job_uuid": missing}), "job"),
+            (
+                "schedule",
+                "update",
+                json!({"uuid": missing, "enabled": true}),
+                "schedule",
+            ),
+            ("cmd", "route_cmd", json!({"job_uuid": missing}), "job"),
+        ];
+        for (resource, method, kwarg, kind) in cases {
+            let reply = call(&mut state, resource, method, kwarg);
+            assert_eq!(
+                reply["error"],
+                json!({
+                    "code": CODE_NOT_FOUND,
+                    "message": format!("{kind} `{missing}` not found"),
+                    "detail": {"exception": "NotFound", "resource": kind, "uuid": missing},
+                }),
+                "{resource}.{method}"
+            );
+        }
+        assert!(
+            state
+                .target_groups
+                .contains_key(super::super::ALL_MINIONS_UUID)
+        );
+    }
+
+    #[test]
+    fn schedules_and_commands_take_an_inline_tgt_or_a_tgt_uuid() {
+        let mut state = RaasState::default_estate();
+        let all = super::super::ALL_MINIONS_UUID;
+        let glob = json!({"*": {"tgt_type": "glob", "tgt": "*"}});
+        let regex = json!({"*": {"tgt_type": "regex", "tgt": "*"}});
+        let both = "use `tgt` or `tgt_uuid`, not both";
+        let bad_type = "'regex' is not one of ['compound', 'glob', 'grain', 'grain_pcre', 'pillar', 'pillar_pcre', 'list', 'ipcidr', 'pcre', 'node']";
+        let saved = call(
+            &mut state,
+            "schedule",
+            "save",
+            json!({"name": "s", "schedule": {"hours": 1}, "fun": "test.ping", "tgt": glob}),
+        );
+        let uuid = saved["ret"].as_str().unwrap().to_owned();
+        let cases = [
+            (
+                "schedule",
+                "save",
+                json!({"name": "s", "schedule": {}, "fun": "f", "tgt": glob, "tgt_uuid": all}),
+                both,
+            ),
+            (
+                "schedule",
+                "save",
+                json!({"name": "s", "schedule": {}, "fun": "f", "tgt": regex}),
+                bad_type,
+            ),
+            (
+                "schedule",
+                "update",
+                json!({"uuid": uuid, "tgt": glob, "tgt_uuid": all}),
+                both,
+            ),
+            (
+                "schedule",
+                "update",
+                json!({"uuid": uuid, "tgt": regex}),
+                bad_type,
+            ),
+            (
+                "cmd",
+                "route_cmd",
+                json!({"fun": "test.ping", "tgt": glob, "tgt_uuid": all}),
+                both,
+            ),
+            (
+                "cmd",
+                "route_cmd",
+                json!({"fun": "test.ping", "tgt": regex}),
+                bad_type,
+            ),
+        ];
+        for (resource, method, kwarg, message) in cases {
+            let reply = call(&mut state, resource, method, kwarg);
+            assert_eq!(
+                reply["error"]["code"], CODE_VALIDATION,
+                "{resource}.{method}"
+            );
+            assert_eq!(reply["error"]["message"], message, "{resource}.{method}");
+        }
+        let routed = call(
+            &mut state,
+            "cmd",
+            "route_cmd",
+            json!({"fun": "test.ping", "tgt": glob}),
+        );
+        assert_eq!(routed["error"], Value::Null);
     }
 
     #[test]

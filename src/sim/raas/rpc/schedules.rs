@@ -208,12 +208,7 @@ pub(super) fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
 /// Checks the references and enums shared by `schedule.save` and `schedule.update`.
 pub(super) fn check_schedule_refs(call: &Call<'_>) -> Result<(), RpcFault> {
     check_enum(call.str("cmd"), FILTER_CMDS)?;
-    if call.value("tgt").is_some() && call.value("tgt_uuid").is_some() {
-        return Err(invalid("use `tgt` or `tgt_uuid`, not both"));
-    }
-    if let Some(tgt) = call.value("tgt").and_then(Value::as_object) {
-        validate_tgt(tgt)?;
-    }
+    check_target_args(call)?;
     if let Some(schedule) = call.value("schedule").and_then(Value::as_object) {
         validate_schedule(schedule)?;
     }
@@ -291,14 +286,7 @@ pub(super) fn schedule_update(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let fun = call.str("fun").map(str::to_owned);
     let function = call.str("function").map(str::to_owned);
     let enabled = call.bool("enabled");
-    let schedule = call
-        .state
-        .schedules
-        .get_mut(&uuid)
-        .ok_or(RpcFault::NotFound {
-            kind: "schedule",
-            uuid: uuid.clone(),
-        })?;
+    let schedule = existing_mut(&mut call.state.schedules, "schedule", &uuid)?;
     if let Some(name) = name {
         schedule.name = name;
     }

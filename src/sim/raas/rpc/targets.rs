@@ -112,6 +112,18 @@ pub(super) fn validate_tgt(tgt: &Map<String, Value>) -> Result<(), RpcFault> {
     Ok(())
 }
 
+/// Checks how a schedule or command names its minions: an inline `tgt` or a `tgt_uuid`,
+/// not both.
+pub(super) fn check_target_args(call: &Call<'_>) -> Result<(), RpcFault> {
+    if call.value("tgt").is_some() && call.value("tgt_uuid").is_some() {
+        return Err(invalid("use `tgt` or `tgt_uuid`, not both"));
+    }
+    if let Some(tgt) = call.value("tgt").and_then(Value::as_object) {
+        validate_tgt(tgt)?;
+    }
+    Ok(())
+}
+
 pub(super) fn save_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let tgt = call
         .value("tgt")
@@ -123,14 +135,7 @@ pub(super) fn save_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> 
     let name = call.str("name").map(str::to_owned);
     let desc = call.str("desc").map(str::to_owned);
     if let Some(uuid) = call.nonempty("tgt_uuid").map(str::to_owned) {
-        let group = call
-            .state
-            .target_groups
-            .get_mut(&uuid)
-            .ok_or(RpcFault::NotFound {
-                kind: "target group",
-                uuid: uuid.clone(),
-            })?;
+        let group = existing_mut(&mut call.state.target_groups, "target group", &uuid)?;
         group.tgt = tgt;
         if let Some(name) = name {
             group.name = name;
@@ -160,12 +165,7 @@ pub(super) fn delete_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault
     let uuids = call.strings("tgt_uuid").unwrap_or_default();
     let force = call.bool("force").unwrap_or(false);
     for uuid in &uuids {
-        if !call.state.target_groups.contains_key(uuid) {
-            return Err(RpcFault::NotFound {
-                kind: "target group",
-                uuid: uuid.clone(),
-            });
-        }
+        require_target(call.state, Some(uuid))?;
     }
     let uses = |t: &Option<String>| t.as_ref().is_some_and(|t| uuids.contains(t));
     let schedules: Vec<(String, String)> = call

@@ -1,0 +1,856 @@
+//! Scale benchmarks (issue 8) and simulator capacity (issue 3 item 9).
+//!
+//! `cargo bench --bench scale [FILTER...]` starts the simulator in this process with injected
+//! latency (20 ms per request unless `--latency-ms N`), seeds its state directly, writes
+//! manifests to a temporary directory and runs each client-side scenario in a child process
+//! (this binary with `--child`), so the CPU time and peak RSS it reports belong to sextant's
+//! own work, not to the simulator. Request counts come from the simulator's `/_sim/counters`.
+//! A baseline that refreshes one resource per request at parallelism 10 (what Terraform does)
+//! runs against the same simulator, for the ratio of requests and wall time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use sextant::apply::{self, ApplyOptions, Event, EventSink};
+use sextant::model::{SecretSource, SecretValue, SystemType};
+use sextant::plan::{self, PlanOptions, ProviderSet};
+use sextant::providers::raas::{RaasProvider, RpcCall};
+use sextant::sim::raas::{Job, Owner, TargetGroup};
+use sextant::sim::{SimConfig, SimHandle};
+
+#[path = "support/plan_fixture.rs"]
+mod plan_fixture;
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Page size cap of the simulated RaaS list methods.
+const RAAS_PAGE: u64 = sextant::sim::raas::MAX_PAGE_LIMIT;
+/// Org every simulated CSP token sees.
+const ORG: &str = sextant::sim::csp::DEFAULT_ORG_ID;
+/// Parallelism of plan listings and of apply, as the CLI defaults it.
+const PARALLELISM: usize = 10;
+
+/// One line of the table.
+#[derive(Default)]
+struct Row {
+    scenario: String,
+    resources: usize,
+    requests: Option<u64>,
+    minimum: Option<u64>,
+    wall: Duration,
+    cpu: Option<Duration>,
+    rss_kb: Option<u64>,
+    note: String,
+}
+
+/// What a child process reports on its stdout (one JSON line).
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct ChildReport {
+    load_ms: f64,
+    wall_ms: f64,
+    cpu_ms: f64,
+    rss_kb: u64,
+    requests: u64,
+    /// Requests by API.
+    by_api: BTreeMap<String, u64>,
+    planned: BTreeMap<String, usize>,
+    polls: u64,
+    failed: usize,
+}
+
+struct Settings {
+    latency_ms: u64,
+    filters: Vec<String>,
+}
+
+fn main() -> BenchResult<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        return child_main(&args[1..]);
+    }
+    let mut settings = Settings {
+        latency_ms: 20,
+        filters: Vec::new(),
+    };
+    let mut iter = args.into_iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--latency-ms" => {
+                settings.latency_ms = iter.next().ok_or("`--latency-ms` needs a value")?.parse()?;
+            }
+            // `cargo bench` passes `--bench`; other flags belong to other harnesses.
+            flag if flag.starts_with("--") => {}
+            filter => settings.filters.push(filter.to_string()),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_all(&settings))
+}
+
+type Scenario = (&'static str, usize);
+
+async fn run_all(settings: &Settings) -> BenchResult<()> {
+    let wanted = |name: &str| {
+        settings.filters.is_empty() || settings.filters.iter().any(|f| name.contains(f.as_str()))
+    };
+    let mut rows = Vec::new();
+    let plans: [(&str, usize, usize, usize, f64); 4] = [
+        ("plan-100", 80, 10, 10, 0.0),
+        ("plan-10k", 10_000, 1_000, 100, 0.0),
+        ("plan-10k-drift1%", 10_000, 1_000, 100, 0.01),
+        ("plan-100k-rss", 90_000, 9_900, 100, 0.0),
+    ];
+    for (name, jobs, targets, sddcs, drift) in plans {
+        if wanted(name) {
+            rows.extend(plan_scenario(settings, name, (jobs, targets, sddcs), drift).await?);
+        }
+    }
+    if wanted("apply-1000-jobs") {
+        rows.push(apply_jobs_scenario(settings, "apply-1000-jobs", 1_000).await?);
+    }
+    if wanted("sddc-create-2h") {
+        rows.push(sddc_create_scenario("sddc-create-2h").await?);
+    }
+    for (name, n) in [
+        ("diff-order-100k", 100_000usize),
+        ("diff-order-100k-one-target", 100_000),
+    ] as [Scenario; 2]
+    {
+        if wanted(name) {
+            rows.push(diff_order_scenario(name, n)?);
+        }
+    }
+    if wanted("sim-capacity") {
+        rows.push(sim_capacity_scenario().await?);
+    }
+    print_table(settings, &rows);
+    Ok(())
+}
+
+fn print_table(settings: &Settings, rows: &[Row]) {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nlatency {} ms per request; machine: {} cores\n",
+        settings.latency_ms,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | resources | requests | minimum | wall | CPU | peak RSS | notes |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.3} s | {} | {} | {} |",
+            row.scenario,
+            row.resources,
+            opt(row.requests),
+            opt(row.minimum),
+            row.wall.as_secs_f64(),
+            row.cpu
+                .map_or("-".to_string(), |c| format!("{:.3} s", c.as_secs_f64())),
+            row.rss_kb.map_or("-".to_string(), |kb| format!(
+                "{:.1} MB",
+                kb as f64 / 1024.0
+            )),
+            row.note
+        );
+    }
+    println!("{out}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Seeding and manifests
+
+fn owner() -> Owner {
+    Owner {
+        username: "bench".into(),
+        config_name: "internal".into(),
+        uuid: "00000000-0000-4000-8000-000000000001".into(),
+    }
+}
+
+fn target_name(i: usize) -> String {
+    format!("tgt-{i:05}")
+}
+
+fn job_name(i: usize) -> String {
+    format!("job-{i:06}")
+}
+
+fn target_uuid(i: usize) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("tgt-{i}").as_bytes()).to_string()
+}
+
+fn job_uuid(i: usize) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("job-{i}").as_bytes()).to_string()
+}
+
+fn target_group(i: usize) -> TargetGroup {
+    let mut tgt = serde_json::Map::new();
+    tgt.insert(
+        "*".into(),
+        json!({"tgt_type": "glob", "tgt": format!("web-{i}-*")}),
+    );
+    TargetGroup {
+        uuid: target_uuid(i),
+        name: target_name(i),
+        desc: format!("target {i}"),
+        tgt,
+        pillars: Vec::new(),
+        owner: owner(),
+    }
+}
+
+fn job_desc(i: usize) -> String {
+    format!("job {i}")
+}
+
+fn job(i: usize, targets: usize, drifted: bool) -> Job {
+    Job {
+        uuid: job_uuid(i),
+        name: job_name(i),
+        desc: if drifted {
+            format!("changed by hand {i}")
+        } else {
+            job_desc(i)
+        },
+        cmd: Some("local".into()),
+        fun: Some("test.ping".into()),
+        arg: json!({"arg": [], "kwarg": {}}),
+        masters: Vec::new(),
+        tgt_uuid: Some(target_uuid(i % targets)),
+        owner: owner(),
+    }
+}
+
+fn sddc_name(i: usize) -> String {
+    format!("sddc-{i:03}")
+}
+
+async fn start_sim(latency_ms: u64, time_scale: f64) -> BenchResult<SimHandle> {
+    let mut config = SimConfig {
+        time_scale,
+        seed: 8,
+        ..SimConfig::default()
+    };
+    config.faults.latency_ms = latency_ms;
+    Ok(sextant::sim::start(config).await?)
+}
+
+/// Puts `targets` groups, `jobs` jobs and `sddcs` READY SDDCs into the simulator.
+async fn seed(
+    sim: &SimHandle,
+    (jobs, targets, sddcs): (usize, usize, usize),
+    drift: f64,
+) -> BenchResult<()> {
+    let drift_every = if drift > 0.0 {
+        (1.0 / drift).round() as usize
+    } else {
+        0
+    };
+    let seed: sextant::sim::vmc::VmcSeed = serde_json::from_value(json!({
+        "sddcs": (0..sddcs).map(|i| json!({
+            "name": sddc_name(i),
+            "region": "US_WEST_2",
+            "provider": "AWS",
+            "num_hosts": 2,
+        })).collect::<Vec<_>>()
+    }))?;
+    let vmc = sextant::sim::vmc::VmcState::from_seed(seed, ORG, chrono::Utc::now())?;
+    let mut state = sim.sim.state.lock().await;
+    state.vmc = vmc;
+    for i in 0..targets {
+        let group = target_group(i);
+        state.raas.target_groups.insert(group.uuid.clone(), group);
+    }
+    for i in 0..jobs {
+        let drifted = drift_every > 0 && i % drift_every == 0;
+        let job = job(i, targets, drifted);
+        state.raas.jobs.insert(job.uuid.clone(), job);
+    }
+    Ok(())
+}
+
+/// Objects of each list the planner reads, after seeding (the simulator's own estate
+/// included).
+async fn listed_counts(sim: &SimHandle) -> (u64, u64) {
+    let state = sim.sim.state.lock().await;
+    (
+        state.raas.jobs.len() as u64,
+        state.raas.target_groups.len() as u64,
+    )
+}
+
+/// Writes manifests for `jobs` jobs (`job-N`, targeting `tgt-(N mod targets)`), `targets`
+/// groups and `sddcs` SDDCs.
+fn write_manifests(dir: &Path, (jobs, targets, sddcs): (usize, usize, usize)) -> BenchResult<()> {
+    std::fs::write(
+        dir.join("connections.yaml"),
+        format!(
+            "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  org_id: {ORG}\n  api_token: {{ env: SEXTANT_BENCH_TOKEN }}\n---\nkind: Connection\nname: salt\nspec:\n  type: raas\n  region: us\n  api_token: {{ env: SEXTANT_BENCH_TOKEN }}\n"
+        ),
+    )?;
+    let mut text = String::new();
+    for i in 0..targets {
+        let _ = write!(
+            text,
+            "---\nkind: SaltTarget\nname: {}\nspec:\n  desc: target {i}\n  tgt:\n    \"*\":\n      tgt_type: glob\n      tgt: \"web-{i}-*\"\n",
+            target_name(i)
+        );
+    }
+    std::fs::write(dir.join("targets.yaml"), &text)?;
+    text.clear();
+    for i in 0..jobs {
+        let _ = write!(
+            text,
+            "---\nkind: SaltJob\nname: {}\nspec:\n  desc: {}\n  cmd: local\n  fun: test.ping\n  target: {}\n",
+            job_name(i),
+            job_desc(i),
+            target_name(i % targets.max(1))
+        );
+    }
+    std::fs::write(dir.join("jobs.yaml"), &text)?;
+    text.clear();
+    for i in 0..sddcs {
+        let _ = write!(
+            text,
+            "---\nkind: Sddc\nname: {}\nspec:\n  region: us-west-2\n  provider: AWS\n  num_hosts: 2\n",
+            sddc_name(i)
+        );
+    }
+    std::fs::write(dir.join("sddcs.yaml"), &text)?;
+    Ok(())
+}
+
+/// Runs this binary as `--child KIND` against the simulator at `url`.
+async fn run_child(kind: &str, url: &str, dir: &Path, extra: &[&str]) -> BenchResult<ChildReport> {
+    let exe = std::env::current_exe()?;
+    let output = tokio::process::Command::new(exe)
+        .arg("--child")
+        .arg(kind)
+        .arg(url)
+        .arg(dir)
+        .args(extra)
+        .env("SEXTANT_BENCH_TOKEN", "bench-api-token")
+        .output()
+        .await?;
+    if !output.status.success() {
+        return Err(format!(
+            "child `{kind}` failed with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let text = String::from_utf8(output.stdout)?;
+    let line = text
+        .lines()
+        .last()
+        .ok_or_else(|| format!("child `{kind}` printed nothing"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+fn describe_plan(report: &ChildReport) -> String {
+    let planned: Vec<String> = report
+        .planned
+        .iter()
+        .map(|(action, n)| format!("{n} {action}"))
+        .collect();
+    planned.join(", ")
+}
+
+async fn plan_scenario(
+    settings: &Settings,
+    name: &str,
+    shape: (usize, usize, usize),
+    drift: f64,
+) -> BenchResult<Vec<Row>> {
+    let sim = start_sim(settings.latency_ms, 1.0).await?;
+    seed(&sim, shape, drift).await?;
+    let dir = tempfile::tempdir()?;
+    write_manifests(dir.path(), shape)?;
+    let (jobs_listed, targets_listed) = listed_counts(&sim).await;
+    // Auth: two CSP token exchanges (one per connection) and one RaaS login; listings: the
+    // job and target pages, the SDDC list and the VMC task list.
+    let minimum = 3 + jobs_listed.div_ceil(RAAS_PAGE) + targets_listed.div_ceil(RAAS_PAGE) + 1 + 1;
+    let resources = shape.0 + shape.1 + shape.2;
+    let report = run_child("plan", &sim.base_url, dir.path(), &[]).await?;
+    let round_trips = report.wall_ms / settings.latency_ms.max(1) as f64;
+    let mut rows = vec![Row {
+        scenario: name.to_string(),
+        resources,
+        requests: Some(report.requests),
+        minimum: Some(minimum),
+        wall: Duration::from_secs_f64(report.wall_ms / 1000.0),
+        cpu: Some(Duration::from_secs_f64(report.cpu_ms / 1000.0)),
+        rss_kb: Some(report.rss_kb),
+        note: format!(
+            "plan only (manifest load {:.2} s extra); ≈{round_trips:.1} round trips; {}",
+            report.load_ms / 1000.0,
+            describe_plan(&report)
+        ),
+    }];
+    if !name.contains("rss") {
+        let before = counters(&sim.base_url).await?;
+        let started = Instant::now();
+        let refreshed = baseline_refresh(&sim, shape).await?;
+        let wall = started.elapsed();
+        let requests = counters(&sim.base_url).await? - before;
+        rows.push(Row {
+            scenario: format!("{name} baseline"),
+            resources,
+            requests: Some(requests),
+            minimum: Some(minimum),
+            wall,
+            cpu: None,
+            rss_kb: None,
+            note: format!(
+                "one read per resource, parallelism {PARALLELISM} ({refreshed} refreshed); {:.0}× the requests, {:.0}× the wall time of sextant",
+                requests as f64 / report.requests.max(1) as f64,
+                wall.as_secs_f64() * 1000.0 / report.wall_ms.max(1.0)
+            ),
+        });
+    }
+    sim.stop().await;
+    Ok(rows)
+}
+
+async fn counters(url: &str) -> BenchResult<u64> {
+    Ok(counters_by_api(url)
+        .await?
+        .get("total")
+        .copied()
+        .unwrap_or(0))
+}
+
+async fn counters_by_api(url: &str) -> BenchResult<BTreeMap<String, u64>> {
+    let value: Value = reqwest::get(format!("{url}/_sim/counters"))
+        .await?
+        .json()
+        .await?;
+    Ok(value
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Terraform's way: one read per resource (a RaaS `get_jobs`/`get_target_group` by uuid, a
+/// VMC `GET …/sddcs/{id}`), ten at a time, over raw HTTP for VMC and the RaaS RPC transport.
+async fn baseline_refresh(
+    sim: &SimHandle,
+    (jobs, targets, sddcs): (usize, usize, usize),
+) -> BenchResult<usize> {
+    let url = &sim.base_url;
+    let mut connection = bench_connection("salt", SystemType::Raas, url);
+    connection.config.max_concurrency = PARALLELISM;
+    let raas = RaasProvider::new(&connection)?;
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{url}{}", sextant::sim::csp::AUTHORIZE_PATH))
+        .form(&[("refresh_token", "bench-api-token")])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let access = token
+        .get("access_token")
+        .and_then(Value::as_str)
+        .ok_or("no access token")?
+        .to_string();
+    let sddc_ids: Vec<String> = {
+        let state = sim.sim.state.lock().await;
+        state.vmc.sddcs.keys().take(sddcs).cloned().collect()
+    };
+    enum Read {
+        Job(usize),
+        Target(usize),
+        Sddc(String),
+    }
+    let reads = (0..jobs)
+        .map(Read::Job)
+        .chain((0..targets).map(Read::Target))
+        .chain(sddc_ids.into_iter().map(Read::Sddc));
+    let results: Vec<BenchResult<()>> = stream::iter(reads)
+        .map(|read| {
+            let (raas, http, access) = (&raas, &http, &access);
+            async move {
+                match read {
+                    Read::Job(i) => {
+                        let call =
+                            RpcCall::new("job", "get_jobs", json!({"job_uuid": job_uuid(i)}));
+                        raas.session()
+                            .call(&call, true)
+                            .await?
+                            .map_err(|e| e.describe())?;
+                    }
+                    Read::Target(i) => {
+                        let call = RpcCall::new(
+                            "tgt",
+                            "get_target_group",
+                            json!({"tgt_uuid": target_uuid(i)}),
+                        );
+                        raas.session()
+                            .call(&call, true)
+                            .await?
+                            .map_err(|e| e.describe())?;
+                    }
+                    Read::Sddc(id) => {
+                        let response = http
+                            .get(format!("{url}/vmc/api/orgs/{ORG}/sddcs/{id}"))
+                            .header("csp-auth-token", access.as_str())
+                            .send()
+                            .await?;
+                        if !response.status().is_success() {
+                            return Err(format!("GET sddc {id}: {}", response.status()).into());
+                        }
+                        response.bytes().await?;
+                    }
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(PARALLELISM)
+        .collect()
+        .await;
+    let refreshed = results.len();
+    for result in results {
+        result?;
+    }
+    Ok(refreshed)
+}
+
+fn bench_connection(name: &str, system: SystemType, url: &str) -> sextant::model::Connection {
+    let mut config = sextant::model::ConnectionConfig::with_defaults(system);
+    config.url = url.to_string();
+    config.csp_url = url.to_string();
+    config.org_id = Some(ORG.to_string());
+    config.api_token = Some(SecretSource::Fixed(SecretValue::new("bench-api-token")));
+    sextant::model::Connection {
+        name: name.to_string(),
+        config,
+        location: Default::default(),
+    }
+}
+
+async fn apply_jobs_scenario(settings: &Settings, name: &str, jobs: usize) -> BenchResult<Row> {
+    let sim = start_sim(settings.latency_ms, 1.0).await?;
+    let targets = 100;
+    // The targets exist; the jobs are new.
+    seed(&sim, (0, targets, 0), 0.0).await?;
+    let dir = tempfile::tempdir()?;
+    write_manifests(dir.path(), (jobs, targets, 0))?;
+    let report = run_child("apply", &sim.base_url, dir.path(), &[]).await?;
+    let created = {
+        let state = sim.sim.state.lock().await;
+        state
+            .raas
+            .jobs
+            .values()
+            .filter(|j| j.name.starts_with("job-"))
+            .count()
+    };
+    sim.stop().await;
+    let round_trips = report.wall_ms / settings.latency_ms.max(1) as f64;
+    let budget = 1.5 * jobs.div_ceil(PARALLELISM) as f64;
+    Ok(Row {
+        scenario: name.to_string(),
+        resources: jobs + targets,
+        requests: Some(report.requests),
+        // One save per job (or one batched request per 100 saves) is the floor.
+        minimum: Some(jobs.div_ceil(sextant::providers::raas::BATCH_SIZE) as u64),
+        wall: Duration::from_secs_f64(report.wall_ms / 1000.0),
+        cpu: Some(Duration::from_secs_f64(report.cpu_ms / 1000.0)),
+        rss_kb: Some(report.rss_kb),
+        note: format!(
+            "apply only, parallelism {PARALLELISM}; ≈{round_trips:.1} round trips (target ≤ {budget:.0}); {created} jobs on the server, {} failed",
+            report.failed
+        ),
+    })
+}
+
+/// A 2-hour SDDC create compressed 1440× (5 s), with the executor's poll delays compressed by
+/// the same factor; latency is not injected (20 ms would be 29 simulated seconds).
+async fn sddc_create_scenario(name: &str) -> BenchResult<Row> {
+    let scale = 1440.0;
+    let sim = start_sim(0, scale).await?;
+    let dir = tempfile::tempdir()?;
+    write_manifests(dir.path(), (0, 0, 1))?;
+    let report = run_child(
+        "apply",
+        &sim.base_url,
+        dir.path(),
+        &["--time-scale", "1440"],
+    )
+    .await?;
+    let task_reads = report.by_api.get("vmc").copied().unwrap_or(0);
+    sim.stop().await;
+    Ok(Row {
+        scenario: name.to_string(),
+        resources: 1,
+        requests: Some(report.requests),
+        minimum: None,
+        wall: Duration::from_secs_f64(report.wall_ms / 1000.0),
+        cpu: Some(Duration::from_secs_f64(report.cpu_ms / 1000.0)),
+        rss_kb: Some(report.rss_kb),
+        note: format!(
+            "time ×{scale}: {:.0} simulated minutes; {} polls (target ≤ 40); {task_reads} VMC requests; {} failed",
+            report.wall_ms / 1000.0 * scale / 60.0,
+            report.polls,
+            report.failed
+        ),
+    })
+}
+
+/// Diff and dependency ordering of `n` resources in memory (no network).
+fn diff_order_scenario(name: &str, n: usize) -> BenchResult<Row> {
+    let one_target = name.contains("one-target");
+    let (model, live) = plan_fixture::build(n, if one_target { 1 } else { n / 100 });
+    let scope = plan::scope(&model, &[]);
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let plan = plan::make_plan(&model, &scope, &live, PlanOptions::default());
+    let wall = started.elapsed();
+    let cpu = cpu_time().map(|after| after.saturating_sub(cpu_before.unwrap_or_default()));
+    Ok(Row {
+        scenario: name.to_string(),
+        resources: n,
+        wall,
+        cpu,
+        note: format!(
+            "make_plan (diff + order), one thread; {} changes; see `cargo bench --bench plan_core`",
+            plan.changes.iter().filter(|c| c.is_change()).count()
+        ),
+        ..Row::default()
+    })
+}
+
+/// Requests per second the simulator serves with no injected latency while it holds
+/// 100,000 objects: small RaaS reads (one job by uuid) from 32 concurrent callers.
+async fn sim_capacity_scenario() -> BenchResult<Row> {
+    let sim = start_sim(0, 240.0).await?;
+    let (jobs, targets) = (90_000, 9_900);
+    seed(&sim, (jobs, targets, 100), 0.0).await?;
+    let objects = {
+        let state = sim.sim.state.lock().await;
+        state.raas.jobs.len() + state.raas.target_groups.len() + state.vmc.sddcs.len()
+    };
+    let mut connection = bench_connection("salt", SystemType::Raas, &sim.base_url);
+    connection.config.max_concurrency = 64;
+    let raas = RaasProvider::new(&connection)?;
+    // Log in before the clock starts.
+    raas.session()
+        .call(&RpcCall::new("test", "echo", json!({"value": 1})), true)
+        .await?
+        .ok();
+    let before = counters(&sim.base_url).await?;
+    let done = AtomicU64::new(0);
+    let errors = AtomicU64::new(0);
+    let duration = Duration::from_secs(3);
+    let started = Instant::now();
+    let cpu_before = cpu_time();
+    let workers = (0..32u64).map(|w| {
+        let (raas, done, errors) = (&raas, &done, &errors);
+        async move {
+            let mut i = w as usize;
+            while started.elapsed() < duration {
+                let call = RpcCall::new("job", "get_jobs", json!({"job_uuid": job_uuid(i % jobs)}));
+                match raas.session().call(&call, true).await {
+                    Ok(Ok(_)) => done.fetch_add(1, Ordering::Relaxed),
+                    _ => errors.fetch_add(1, Ordering::Relaxed),
+                };
+                i += 32;
+            }
+        }
+    });
+    futures::future::join_all(workers).await;
+    let wall = started.elapsed();
+    let cpu = cpu_time().map(|after| after.saturating_sub(cpu_before.unwrap_or_default()));
+    let requests = counters(&sim.base_url).await? - before;
+    let rss_kb = peak_rss_kb();
+    sim.stop().await;
+    Ok(Row {
+        scenario: "sim-capacity".into(),
+        resources: objects,
+        requests: Some(requests),
+        minimum: None,
+        wall,
+        cpu,
+        rss_kb,
+        note: format!(
+            "no latency; {:.0} requests/s (target ≥ 5000), {} errors; 32 callers in the same process (their CPU included); RSS is simulator + callers",
+            done.load(Ordering::Relaxed) as f64 / wall.as_secs_f64(),
+            errors.load(Ordering::Relaxed)
+        ),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Child processes: the client side, measured alone.
+
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at `state`.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+struct PollCounter {
+    polls: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl EventSink for PollCounter {
+    fn emit(&self, event: &Event) {
+        match event {
+            Event::StillRunning { .. } => {
+                self.polls.fetch_add(1, Ordering::Relaxed);
+            }
+            Event::Failed { address, message } => {
+                eprintln!("{address}: {message}");
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    fn wants_every_poll(&self) -> bool {
+        true
+    }
+}
+
+fn child_main(args: &[String]) -> BenchResult<()> {
+    let [kind, url, dir, rest @ ..] = args else {
+        return Err("usage: --child KIND URL DIR [--time-scale N]".into());
+    };
+    let time_scale: f64 = match rest {
+        [flag, value] if flag == "--time-scale" => value.parse()?,
+        _ => 1.0,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(child_run(kind, url, Path::new(dir), time_scale))?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+async fn reset_counters(url: &str) -> BenchResult<()> {
+    reqwest::Client::new()
+        .post(format!("{url}/_sim/counters/reset"))
+        .send()
+        .await?;
+    Ok(())
+}
+
+async fn child_run(kind: &str, url: &str, dir: &Path, time_scale: f64) -> BenchResult<ChildReport> {
+    let mut report = ChildReport::default();
+    let cpu_start = cpu_time().unwrap_or_default();
+    let started = Instant::now();
+    let mut model = sextant::manifest::load(&[dir.to_path_buf()])
+        .map_err(|d| format!("manifests: {}", d.render(false)))?;
+    report.load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    for connection in model.connections.values_mut() {
+        connection.config.url = url.to_string();
+        connection.config.csp_url = url.to_string();
+    }
+    let scope = plan::scope(&model, &[]);
+    let providers = ProviderSet::connect(&model, &scope)?;
+    reset_counters(url).await?;
+    let cpu_plan = cpu_time().unwrap_or_default();
+    let plan_started = Instant::now();
+    let live = plan::read_live_state(&model, &scope, &providers, PARALLELISM).await?;
+    let plan = plan::make_plan(&model, &scope, &live, PlanOptions::default());
+    if !plan.problems.is_empty() {
+        return Err(format!(
+            "plan problems: {:?}",
+            &plan.problems[..plan.problems.len().min(3)]
+        )
+        .into());
+    }
+    for change in &plan.changes {
+        *report
+            .planned
+            .entry(format!("{:?}", change.action).to_lowercase())
+            .or_default() += 1;
+    }
+    let (wall, cpu_from) = match kind {
+        "plan" => (plan_started.elapsed(), cpu_plan),
+        "apply" => {
+            reset_counters(url).await?;
+            let options = ApplyOptions {
+                parallelism: PARALLELISM,
+                first_poll: ApplyOptions::default().first_poll.div_f64(time_scale),
+                max_poll_interval: ApplyOptions::default()
+                    .max_poll_interval
+                    .div_f64(time_scale),
+                heartbeat: Duration::from_secs(3600),
+            };
+            let sink = PollCounter {
+                polls: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+            };
+            let cpu_apply = cpu_time().unwrap_or_default();
+            let apply_started = Instant::now();
+            let result = apply::apply(
+                &plan,
+                &model,
+                &providers,
+                &options,
+                &sink,
+                CancellationToken::new(),
+            )
+            .await;
+            report.failed = result
+                .results
+                .values()
+                .filter(|o| !matches!(o, apply::ResourceOutcome::Done))
+                .count();
+            // Every pending poll emitted one event; the final poll answered done.
+            let pending = sink.polls.load(Ordering::Relaxed);
+            report.polls = if pending > 0 { pending + 1 } else { 0 };
+            (apply_started.elapsed(), cpu_apply)
+        }
+        other => return Err(format!("unknown child kind `{other}`").into()),
+    };
+    report.wall_ms = wall.as_secs_f64() * 1000.0;
+    report.cpu_ms = cpu_time()
+        .unwrap_or_default()
+        .saturating_sub(cpu_from)
+        .as_secs_f64()
+        * 1000.0;
+    let _ = cpu_start;
+    report.rss_kb = peak_rss_kb().unwrap_or(0);
+    report.by_api = counters_by_api(url).await?;
+    report.requests = report.by_api.get("total").copied().unwrap_or(0);
+    drop(providers);
+    Ok(report)
+}
