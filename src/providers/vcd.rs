@@ -744,7 +744,12 @@ fn parse_secret_reply<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&response.body).map_err(|err| ProviderError::Protocol {
         method: response.method.to_string(),
         path: response.path.clone(),
-        message: format!("the reply is not the documented JSON: {err}"),
+        message: format!(
+            "{}: the reply is not the documented JSON (line {}, column {}; body not shown: it may hold a secret)",
+            response.describe(),
+            err.line(),
+            err.column()
+        ),
     })
 }
 

@@ -155,7 +155,10 @@ fn unwrap_value_from<T: serde::de::DeserializeOwned>(
     serde_json::from_value(inner).map_err(|err| ProviderError::Protocol {
         method: response.method.to_string(),
         path: response.path.clone(),
-        message: format!("body is not the documented JSON ({err})"),
+        message: format!(
+            "{}: body is not the documented JSON ({err})",
+            response.describe()
+        ),
     })
 }
 
