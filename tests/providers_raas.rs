@@ -435,19 +435,30 @@ impl std::io::Write for Capture {
     }
 }
 
-fn capture() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || Capture(writer.clone()))
-        .finish();
-    (buffer, tracing::subscriber::set_default(subscriber))
+/// A TRACE subscriber for the whole test binary, installed once. A scoped (`set_default`)
+/// subscriber misses events whose callsites other test threads cached as uninteresting first,
+/// which makes the capture flaky; a global one sees every event (other tests' lines land here
+/// too, and must be free of secrets as well).
+fn capture() -> Arc<Mutex<Vec<u8>>> {
+    static BUFFER: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let writer = buffer.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || Capture(writer.clone()))
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+            buffer
+        })
+        .clone()
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn no_secret_appears_in_trace_output_or_errors() {
-    let (buffer, _guard) = capture();
+    let buffer = capture();
     let sim = start_sim().await;
     let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
     let outcome = create(

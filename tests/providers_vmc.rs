@@ -896,6 +896,27 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     }
 }
 
+/// A TRACE subscriber for the whole test binary. A scoped (`set_default`) subscriber misses
+/// events whose callsites other test threads cached as uninteresting first, which made the
+/// capture flaky; a global one sees every event (other tests' lines land here too, and must
+/// be free of secrets as well).
+fn global_capture() -> Capture {
+    static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let capture = Capture::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(capture.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+            capture
+        })
+        .clone()
+}
+
 async fn issued_secrets(sim: &SimHandle, into: &mut Vec<String>) {
     let state = sim.sim.state.lock().await;
     into.extend(state.csp.access_tokens.keys().cloned());
@@ -904,13 +925,7 @@ async fn issued_secrets(sim: &SimHandle, into: &mut Vec<String>) {
 
 #[tokio::test]
 async fn no_secret_appears_in_trace_logs_errors_or_debug_output() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(capture.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = global_capture();
 
     let sim = start_sim(|_| {}).await;
     let mut secrets = vec![API_TOKEN.to_string(), VSPHERE_PASSWORD.to_string()];
