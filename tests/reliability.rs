@@ -403,8 +403,10 @@ async fn chaos_every_kind_converges_without_duplicates_for_several_seeds() {
     futures::future::join_all([1, 2, 3].map(chaos_every_kind)).await;
 }
 
-/// Applies 500 resources under chaos (`Retry-After: 0` keeps the run short). The run takes
-/// a few seconds, so time runs at 12x: access tokens live 1.7 real seconds.
+/// Applies 500 resources under chaos (`Retry-After: 0` keeps the run short). Batched saves
+/// make the run fast, so besides running at 12x the test pushes the simulated clock on by
+/// 1 s every 50 ms while the apply runs (about 32x in all: a token lives ~0.6 real seconds,
+/// long enough for a login and the call that follows it).
 async fn chaos_500_resources(seed: u64) {
     let mut estate = Estate::start(SimConfig {
         seed,
@@ -426,6 +428,19 @@ async fn chaos_500_resources(seed: u64) {
     );
     estate.faults(chaos(0)).await;
     let started = estate.sim_now().await;
+    let base_url = estate.sim.base_url.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            admin(
+                &base_url,
+                reqwest::Method::POST,
+                "/_sim/clock/advance",
+                Some(json!({"seconds": 1})),
+            )
+            .await;
+        }
+    });
     let apply = estate
         .run(&[
             "apply",
@@ -435,6 +450,7 @@ async fn chaos_500_resources(seed: u64) {
             "manifests",
         ])
         .await;
+    ticker.abort();
     assert_eq!(
         apply.code, 0,
         "seed {seed}\n{}\n{}",
