@@ -2,6 +2,8 @@
 //! (export, then plan over the exported files shows no changes), undeclared objects are
 //! exported too, secrets never are, and `--kind` is checked against the connection's system.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -38,7 +40,10 @@ impl Estate {
         .await
         .unwrap();
         let estate = Self { sim, dir };
-        estate.write("conn/connections.yaml", &connections(&estate.sim.base_url));
+        estate.write(
+            "conn/connections.yaml",
+            &support::connections(&estate.sim.base_url, "salt"),
+        );
         estate
     }
 
@@ -83,43 +88,6 @@ impl Estate {
         assert_eq!(run.code, 0, "{args:?}\n{}\n{}", run.stdout, run.stderr);
         run
     }
-}
-
-fn connections(url: &str) -> String {
-    format!(
-        r#"kind: Connection
-name: vmc
-spec:
-  type: vmc
-  url: {url}
-  csp_url: {url}
-  api_token: {{ env: SEXTANT_T_VMC_TOKEN }}
----
-kind: Connection
-name: salt
-spec:
-  type: raas
-  url: {url}
-  csp_url: {url}
-  api_token: {{ env: SEXTANT_T_RAAS_TOKEN }}
----
-kind: Connection
-name: vcd
-spec:
-  type: vcd
-  url: {url}
-  username: administrator
-  password: {{ env: SEXTANT_T_VCD_PASSWORD }}
----
-kind: Connection
-name: vcenter
-spec:
-  type: vsphere
-  url: {url}
-  username: administrator@vsphere.local
-  password: {{ env: SEXTANT_T_VSPHERE_PASSWORD }}
-"#
-    )
 }
 
 /// One object of every kind, with fields that need canonical spelling (`us-west-2`).

@@ -2,6 +2,8 @@
 //! quickstart end to end, drift, updates and deletes, failures, interruptions, saved plans,
 //! request counts and determinism.
 
+mod support;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -34,7 +36,10 @@ impl Estate {
         .await
         .unwrap();
         let estate = Self { sim, dir };
-        estate.write("connections.yaml", &connections(&estate.sim.base_url));
+        estate.write(
+            "connections.yaml",
+            &support::connections(&estate.sim.base_url, "salt"),
+        );
         estate
     }
 
@@ -121,43 +126,6 @@ fn find_objects<'a>(value: &'a Value, marker: &str) -> Vec<&'a Value> {
         _ => {}
     }
     out
-}
-
-fn connections(url: &str) -> String {
-    format!(
-        r#"kind: Connection
-name: vmc
-spec:
-  type: vmc
-  url: {url}
-  csp_url: {url}
-  api_token: {{ env: SEXTANT_T_VMC_TOKEN }}
----
-kind: Connection
-name: salt
-spec:
-  type: raas
-  url: {url}
-  csp_url: {url}
-  api_token: {{ env: SEXTANT_T_RAAS_TOKEN }}
----
-kind: Connection
-name: vcd
-spec:
-  type: vcd
-  url: {url}
-  username: administrator
-  password: {{ env: SEXTANT_T_VCD_PASSWORD }}
----
-kind: Connection
-name: vcenter
-spec:
-  type: vsphere
-  url: {url}
-  username: administrator@vsphere.local
-  password: {{ env: SEXTANT_T_VSPHERE_PASSWORD }}
-"#
-    )
 }
 
 const SALT: &str = r#"kind: SaltTarget

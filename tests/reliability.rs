@@ -5,6 +5,8 @@
 //!
 //! Secret values are recognisable (`*-secret-N`) or taken from the simulator's state.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -58,7 +60,10 @@ impl Estate {
             dir,
             declared: Declared::default(),
         };
-        estate.write("connections.yaml", &connections(&estate.sim.base_url));
+        estate.write(
+            "connections.yaml",
+            &support::connections(&estate.sim.base_url, "salt-cloud"),
+        );
         estate
     }
 
@@ -323,43 +328,6 @@ fn names(section: &Value, keep: impl Fn(&Value) -> bool) -> BTreeMap<String, usi
     counts
 }
 
-fn connections(url: &str) -> String {
-    format!(
-        r#"kind: Connection
-name: vmc
-spec:
-  type: vmc
-  url: {url}
-  csp_url: {url}
-  api_token: {{ env: SEXTANT_T_VMC_TOKEN }}
----
-kind: Connection
-name: salt-cloud
-spec:
-  type: raas
-  url: {url}
-  csp_url: {url}
-  api_token: {{ env: SEXTANT_T_RAAS_TOKEN }}
----
-kind: Connection
-name: vcd
-spec:
-  type: vcd
-  url: {url}
-  username: administrator
-  password: {{ env: SEXTANT_T_VCD_PASSWORD }}
----
-kind: Connection
-name: vcenter
-spec:
-  type: vsphere
-  url: {url}
-  username: administrator@vsphere.local
-  password: {{ env: SEXTANT_T_VSPHERE_PASSWORD }}
-"#
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
 // Chaos: 5 % 503, 2 % 429 with Retry-After, 20-second access tokens.
 // ---------------------------------------------------------------------------------------------
@@ -422,7 +390,7 @@ async fn chaos_500_resources(seed: u64) {
     );
     estate.write(
         "connections.yaml",
-        &connections(&estate.sim.base_url)
+        &support::connections(&estate.sim.base_url, "salt-cloud")
             .replace("  type: raas\n", "  type: raas\n  max_concurrency: 20\n")
             .replace("  type: vcd\n", "  type: vcd\n  max_concurrency: 20\n"),
     );
@@ -899,7 +867,11 @@ async fn no_command_prints_a_secret_even_at_trace_level() {
     for file in ["salt.yaml", "vcd.yaml", "vms.yaml"] {
         std::fs::copy(quickstart.join(file), work.join("manifests").join(file)).unwrap();
     }
-    std::fs::write(work.join("manifests/connections.yaml"), connections(&url)).unwrap();
+    std::fs::write(
+        work.join("manifests/connections.yaml"),
+        support::connections(&url, "salt-cloud"),
+    )
+    .unwrap();
     std::fs::write(
         work.join("manifests/sddc.yaml"),
         "kind: Sddc\nname: audited\nspec: { region: us-west-2, provider: ZEROCLOUD, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }\n",
