@@ -555,9 +555,9 @@ fn handle_result(
 ) -> NodeProgress {
     let step = node.steps[node.next_step];
     let timeout = match step {
-        Step::Create => node.change_timeouts().create,
-        Step::Update | Step::Wait => node.change_timeouts().update,
-        Step::Delete => node.change_timeouts().delete,
+        Step::Create => node.timeouts.create,
+        Step::Update | Step::Wait => node.timeouts.update,
+        Step::Delete => node.timeouts.delete,
     };
     match result {
         Err(message) => NodeProgress::Failed(message),
@@ -646,12 +646,6 @@ fn handle_result(
                 NodeProgress::StepFinished(attrs)
             }
         }
-    }
-}
-
-impl Node {
-    fn change_timeouts(&self) -> crate::model::Timeouts {
-        self.timeouts
     }
 }
 

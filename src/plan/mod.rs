@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::model::rules::{UpdateKind, rules_for};
-use crate::model::{Address, Ensure, Kind, Model, Resource};
+use crate::model::{Address, Ensure, Model, Resource};
 use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 
 pub use diff::{FieldChange, SpecDiff, UNKNOWN, diff_spec, resolve_references, substitute};
@@ -373,7 +373,7 @@ fn strip_local(spec: &Value, local: &[&str]) -> Value {
     }
 }
 
-/// Kinds whose live objects carry a value the user must never see in a plan.
+/// Whether a spec key names a secret, whose value is masked leaf by leaf in every rendering.
 pub fn is_sensitive_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
@@ -387,9 +387,4 @@ pub fn is_sensitive_key(key: &str) -> bool {
     .iter()
     .any(|word| key.contains(word))
         || (key.contains("token") && key != "token_type")
-}
-
-/// The kinds present in a set of addresses (for listing only what is used).
-pub fn kinds_of(addresses: &BTreeSet<Address>) -> BTreeSet<Kind> {
-    addresses.iter().map(|a| a.kind).collect()
 }
