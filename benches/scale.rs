@@ -63,6 +63,15 @@ struct ChildReport {
     planned: BTreeMap<String, usize>,
     polls: u64,
     failed: usize,
+    /// Peak RSS (kB) reached by the end of each stage: load, live, plan.
+    stage_rss_kb: Vec<(String, u64)>,
+}
+
+impl ChildReport {
+    fn mark_stage(&mut self, name: &str) {
+        self.stage_rss_kb
+            .push((name.to_string(), peak_rss_kb().unwrap_or(0)));
+    }
 }
 
 struct Settings {
@@ -384,7 +393,19 @@ fn write_manifests(dir: &Path, (jobs, targets, sddcs): (usize, usize, usize)) ->
 /// Runs this binary as `--child KIND` against the simulator at `url`.
 async fn run_child(kind: &str, url: &str, dir: &Path, extra: &[&str]) -> BenchResult<ChildReport> {
     let exe = std::env::current_exe()?;
-    let output = tokio::process::Command::new(exe)
+    // `SEXTANT_BENCH_CHILD_WRAPPER="valgrind --tool=massif"` (or `perf record`) runs the
+    // child under a profiler.
+    let wrapper = std::env::var("SEXTANT_BENCH_CHILD_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(words).arg(exe);
+            command
+        }
+        None => tokio::process::Command::new(exe),
+    };
+    let output = command
         .arg("--child")
         .arg(kind)
         .arg(url)
@@ -444,9 +465,15 @@ async fn plan_scenario(
         cpu: Some(Duration::from_secs_f64(report.cpu_ms / 1000.0)),
         rss_kb: Some(report.rss_kb),
         note: format!(
-            "plan only (manifest load {:.2} s extra); ≈{round_trips:.1} round trips; {}",
+            "plan only (manifest load {:.2} s extra); ≈{round_trips:.1} round trips; {}; peak RSS by stage: {}",
             report.load_ms / 1000.0,
-            describe_plan(&report)
+            describe_plan(&report),
+            report
+                .stage_rss_kb
+                .iter()
+                .map(|(stage, kb)| format!("{stage} {} MB", kb / 1024))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }];
     if !name.contains("rss") {
@@ -910,6 +937,7 @@ async fn child_run(kind: &str, url: &str, dir: &Path, time_scale: f64) -> BenchR
     let mut model = sextant::manifest::load(&[dir.to_path_buf()])
         .map_err(|d| format!("manifests: {}", d.render(false)))?;
     report.load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    report.mark_stage("load");
     for connection in model.connections.values_mut() {
         connection.config.url = url.to_string();
         connection.config.csp_url = url.to_string();
@@ -920,7 +948,9 @@ async fn child_run(kind: &str, url: &str, dir: &Path, time_scale: f64) -> BenchR
     let cpu_plan = cpu_time().unwrap_or_default();
     let plan_started = Instant::now();
     let live = plan::read_live_state(&model, &scope, &providers, PARALLELISM).await?;
+    report.mark_stage("live");
     let plan = plan::make_plan(&model, &scope, &live, PlanOptions::default());
+    report.mark_stage("plan");
     if !plan.problems.is_empty() {
         return Err(format!(
             "plan problems: {:?}",
