@@ -524,12 +524,13 @@ proptest! {
 fn loaded_spec(yaml: &str, kind: Kind, name: &str) -> Value {
     let model = sextant::manifest::load_text("props.yaml", yaml)
         .unwrap_or_else(|d| panic!("{yaml}\n{d:?}"));
-    model.resources[&Address {
-        kind,
-        name: name.to_string(),
-    }]
-        .spec
-        .clone()
+    Value::clone(
+        &model.resources[&Address {
+            kind,
+            name: name.to_string(),
+        }]
+            .spec,
+    )
 }
 
 /// What the planner skips for `kind`: local and create-only fields.

@@ -33,7 +33,7 @@ pub fn build(n: usize, targets: usize) -> (Model, plan::LiveState) {
         ensure: Ensure::Present,
         lifecycle: Lifecycle::default(),
         timeouts: Timeouts::default(),
-        spec,
+        spec: std::sync::Arc::new(spec),
         references: Vec::new(),
         base_dir: PathBuf::new(),
         location: Default::default(),

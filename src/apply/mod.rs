@@ -145,7 +145,7 @@ struct Node {
     last_progress: Option<u8>,
     last_eta: Option<Duration>,
     /// The live object as far as this run knows it (updated after a delete or create).
-    live: Option<LiveObject>,
+    live: Option<Arc<LiveObject>>,
     timeouts: crate::model::Timeouts,
 }
 
@@ -642,7 +642,7 @@ fn handle_result(
                     .as_ref()
                     .map(|o| o.attributes.clone())
                     .unwrap_or_default();
-                node.live = object.map(|o| *o);
+                node.live = object.map(|o| Arc::new(*o));
                 NodeProgress::StepFinished(attrs)
             }
         }
@@ -655,7 +655,7 @@ struct PreparedStep {
     provider: Arc<dyn Provider>,
     resource: Resource,
     desired: serde_json::Value,
-    live: Option<LiveObject>,
+    live: Option<Arc<LiveObject>>,
     changed: Vec<String>,
     connection: String,
     attempt: u32,
@@ -757,7 +757,7 @@ fn start_step(
             p.provider.as_ref(),
             &p.resource,
             &p.desired,
-            p.live.as_ref(),
+            p.live.as_deref(),
             &p.changed,
             &p.connection,
             p.attempt,

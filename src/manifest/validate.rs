@@ -572,7 +572,7 @@ impl Loader<'_> {
             ensure,
             lifecycle,
             timeouts,
-            spec,
+            spec: std::sync::Arc::new(spec),
             references: Vec::new(),
             base_dir: doc.base_dir.clone(),
             location: doc.location(),
@@ -904,7 +904,7 @@ pub(crate) mod tests {
         let model = load(&[("a.yaml", &docs)]).unwrap();
         let old = &model.resources[&address("SaltJob/old")];
         assert_eq!(old.ensure, Ensure::Absent);
-        assert_eq!(old.spec, serde_json::json!({}));
+        assert_eq!(*old.spec, serde_json::json!({}));
         let errors = load(&[("a.yaml", &docs.replace("ensure: absent\n", ""))]).unwrap_err();
         assert_eq!(
             errors,
@@ -955,7 +955,7 @@ pub(crate) mod tests {
         assert_eq!(sddc.timeouts.create, Duration::from_secs(90 * 60));
         assert_eq!(sddc.timeouts.delete, Timeouts::default().delete);
         assert_eq!(
-            sddc.spec,
+            *sddc.spec,
             serde_json::json!({"region": "US_WEST_2", "num_hosts": 2, "size": "large"})
         );
         let errors = load(&[(

@@ -121,7 +121,8 @@ pub struct Resource {
     pub lifecycle: Lifecycle,
     pub timeouts: Timeouts,
     /// Only the fields the user wrote, canonical spelling; `${...}` kept verbatim in strings.
-    pub spec: serde_json::Value,
+    /// Shared with the plan's `after` when it holds no reference to resolve.
+    pub spec: std::sync::Arc<serde_json::Value>,
     pub references: Vec<Reference>,
     /// Directory of the manifest file, for relative paths such as `VcdApiToken.spec.file`.
     pub base_dir: PathBuf,

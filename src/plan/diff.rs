@@ -2,6 +2,7 @@
 //! wrote, and resolution of `${Kind/name.attr}` references.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -95,13 +96,13 @@ fn covers(want: &Value, have: Option<&Value>) -> bool {
 /// Replaces `${Kind/name.attr}` in every string of `spec` with the attribute's value, or marks
 /// it [`UNKNOWN`] when the target is still to be created or replaced.
 pub fn resolve_references(
-    spec: &Value,
+    spec: &Arc<Value>,
     references: &[Reference],
     decided: &BTreeMap<Address, ResourceChange>,
     live: &LiveState,
-) -> Value {
+) -> Arc<Value> {
     if references.is_empty() {
-        return spec.clone();
+        return Arc::clone(spec);
     }
     let lookup = |reference: &Reference| -> Option<String> {
         if let Some(change) = decided.get(&reference.target)
@@ -114,7 +115,7 @@ pub fn resolve_references(
             _ => None,
         }
     };
-    substitute(spec, &|reference| lookup(reference))
+    Arc::new(substitute(spec, &|reference| lookup(reference)))
 }
 
 /// Replaces references in strings using `value_of`; unresolved ones become [`UNKNOWN`].

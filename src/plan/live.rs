@@ -63,7 +63,7 @@ pub enum LiveMatch {
         seen: u32,
     },
     Found {
-        object: Box<LiveObject>,
+        object: Arc<LiveObject>,
         /// Every object of this name the server reports, the live one included.
         seen: u32,
     },
@@ -105,7 +105,7 @@ impl LiveState {
             let found = match alive.len() {
                 0 => LiveMatch::Missing { seen },
                 1 => LiveMatch::Found {
-                    object: Box::new(alive.remove(0)),
+                    object: Arc::new(alive.remove(0)),
                     seen,
                 },
                 many => LiveMatch::Ambiguous { count: many },

@@ -11,6 +11,7 @@ pub mod render;
 pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -62,12 +63,12 @@ pub struct ResourceChange {
     pub unchanged: usize,
     /// Steps of an in-place change that takes more than one call.
     pub steps: Vec<String>,
-    /// Live spec (normalized) when the object exists.
-    pub before: Option<Value>,
-    /// Desired spec with references resolved (unknown ones as [`UNKNOWN`]).
-    pub after: Option<Value>,
-    /// The live object, when there is one.
-    pub live: Option<LiveObject>,
+    /// Desired spec with references resolved (unknown ones as [`UNKNOWN`]); shared with the
+    /// model when there is nothing to resolve.
+    pub after: Option<Arc<Value>>,
+    /// The live object, when there is one (shared with the live state: plans of 100,000
+    /// resources hold no copies). Its normalized spec is [`ResourceChange::before`].
+    pub live: Option<Arc<LiveObject>>,
     /// The server task to wait for (`Action::Wait`).
     pub task: Option<TaskHandle>,
     /// How many objects of this name the server has seen (deleted ones included): the
@@ -80,6 +81,11 @@ pub struct ResourceChange {
 impl ResourceChange {
     pub fn is_change(&self) -> bool {
         self.action != Action::NoOp
+    }
+
+    /// The live spec (normalized), when the object exists.
+    pub fn before(&self) -> Option<&Value> {
+        self.live.as_ref().map(|live| &live.spec)
     }
 }
 
@@ -235,7 +241,7 @@ fn decide(
             ));
         }
         LiveMatch::Missing { seen } => (None, *seen),
-        LiveMatch::Found { object, seen } => (Some(object.as_ref()), *seen),
+        LiveMatch::Found { object, seen } => (Some(object), *seen),
     };
     let resolved = resolve_references(&resource.spec, &resource.references, decided, live);
     let mut change = ResourceChange {
@@ -246,8 +252,7 @@ fn decide(
         fields: Vec::new(),
         unchanged: 0,
         steps: Vec::new(),
-        before: object.map(|o| o.spec.clone()),
-        after: Some(resolved.clone()),
+        after: Some(Arc::clone(&resolved)),
         live: object.cloned(),
         task: None,
         attempt,

@@ -147,7 +147,6 @@ mod tests {
             fields: vec![],
             unchanged: 0,
             steps: vec![],
-            before: None,
             after: None,
             live: None,
             task: None,

@@ -363,13 +363,12 @@ pub fn json(plan: &Plan) -> JsonPlan {
                     .map(|a| a.to_string())
                     .collect(),
                 before: change
-                    .before
-                    .as_ref()
+                    .before()
                     .filter(|_| change.action != Action::Create)
                     .map(mask),
                 after: change
                     .after
-                    .as_ref()
+                    .as_deref()
                     .filter(|_| change.action != Action::Delete)
                     .map(mask),
                 replace_paths: change
@@ -493,6 +492,7 @@ mod tests {
     use crate::providers::{LiveObject, LiveStatus, TaskHandle};
     use serde_json::json;
     use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     fn change(kind: Kind, name: &str, action: Action) -> ResourceChange {
         ResourceChange {
@@ -503,13 +503,25 @@ mod tests {
             fields: vec![],
             unchanged: 0,
             steps: vec![],
-            before: None,
             after: None,
             live: None,
             task: None,
             attempt: 0,
             depends_on: vec![],
         }
+    }
+
+    /// A ready live object of `change`'s address whose normalized spec is `spec`.
+    fn live(change: &ResourceChange, spec: Value) -> Option<Arc<LiveObject>> {
+        Some(Arc::new(LiveObject {
+            kind: change.address.kind,
+            name: change.address.name.clone(),
+            id: format!("id-{}", change.address.name),
+            spec,
+            attributes: BTreeMap::new(),
+            status: LiveStatus::Ready,
+            fingerprint: "f".into(),
+        }))
     }
 
     fn field(name: &str, before: Option<Value>, after: Option<Value>) -> FieldChange {
@@ -524,9 +536,9 @@ mod tests {
     /// One change of every kind of action the renderer knows.
     fn every_action() -> Plan {
         let mut create = change(Kind::SaltJob, "Check disk usage", Action::Create);
-        create.after = Some(
+        create.after = Some(Arc::new(
             json!({"cmd": "local", "fun": "disk.usage", "target": "All Minions", "arg": {"kwarg": {"password": "hunter2"}}}),
-        );
+        ));
         create.fields = vec![
             field("arg", None, Some(json!({"kwarg": {"password": "hunter2"}}))),
             field("cmd", None, Some(json!("local"))),
@@ -534,8 +546,8 @@ mod tests {
             field("target", None, Some(json!("All Minions"))),
         ];
         let mut update = change(Kind::SaltTarget, "web servers", Action::Update);
-        update.before = Some(json!({"desc": "line one\nline two\n"}));
-        update.after = Some(json!({"desc": "line one\nline 2\n"}));
+        update.live = live(&update, json!({"desc": "line one\nline two\n"}));
+        update.after = Some(Arc::new(json!({"desc": "line one\nline 2\n"})));
         update.fields = vec![field(
             "desc",
             Some(json!("line one\nline two\n")),
@@ -543,8 +555,8 @@ mod tests {
         )];
         update.unchanged = 1;
         let mut replace = change(Kind::Sddc, "prod", Action::Replace);
-        replace.before = Some(json!({"region": "US_WEST_2", "num_hosts": 2}));
-        replace.after = Some(json!({"region": "US_EAST_1", "num_hosts": 2}));
+        replace.live = live(&replace, json!({"region": "US_WEST_2", "num_hosts": 2}));
+        replace.after = Some(Arc::new(json!({"region": "US_EAST_1", "num_hosts": 2})));
         replace.fields = vec![FieldChange {
             forces_replacement: true,
             ..field("region", Some(json!("US_WEST_2")), Some(json!("US_EAST_1")))
@@ -552,10 +564,10 @@ mod tests {
         replace.unchanged = 1;
         let mut failed = change(Kind::Sddc, "broken", Action::Replace);
         failed.reason = Some("deployment failed".into());
-        failed.after = Some(json!({"region": "US_WEST_2"}));
+        failed.after = Some(Arc::new(json!({"region": "US_WEST_2"})));
         failed.fields = vec![field("region", None, Some(json!("US_WEST_2")))];
         let mut delete = change(Kind::SaltSchedule, "old schedule", Action::Delete);
-        delete.before = Some(json!({"enabled": true}));
+        delete.live = live(&delete, json!({"enabled": true}));
         delete.fields = vec![field("enabled", Some(json!(true)), None)];
         let mut wait = change(Kind::Sddc, "deploying", Action::Wait);
         wait.reason = Some("DEPLOYING".into());
@@ -564,7 +576,7 @@ mod tests {
             id: "task-1".into(),
             object_id: "sddc-1".into(),
         });
-        wait.live = Some(LiveObject {
+        wait.live = Some(Arc::new(LiveObject {
             kind: Kind::Sddc,
             name: "deploying".into(),
             id: "sddc-1".into(),
@@ -575,15 +587,17 @@ mod tests {
                 activity: "DEPLOYING".into(),
             },
             fingerprint: "x".into(),
-        });
+        }));
         let mut cycle = change(Kind::VirtualMachine, "web-01", Action::Update);
         cycle.steps = vec!["stop".into(), "change CPU/memory".into(), "start".into()];
-        cycle.before = Some(json!({"cpu_count": 2, "power_state": "POWERED_ON"}));
-        cycle.after = Some(json!({"cpu_count": 4, "power_state": "POWERED_ON"}));
+        cycle.live = live(&cycle, json!({"cpu_count": 2, "power_state": "POWERED_ON"}));
+        cycle.after = Some(Arc::new(
+            json!({"cpu_count": 4, "power_state": "POWERED_ON"}),
+        ));
         cycle.fields = vec![field("cpu_count", Some(json!(2)), Some(json!(4)))];
         cycle.unchanged = 1;
         let mut unknown = change(Kind::SaltJob, "Configure vCenter", Action::Create);
-        unknown.after = Some(json!({"arg": {"kwarg": {"vcenter": UNKNOWN}}}));
+        unknown.after = Some(Arc::new(json!({"arg": {"kwarg": {"vcenter": UNKNOWN}}})));
         unknown.fields = vec![field(
             "arg",
             None,

@@ -7,6 +7,7 @@ pub mod session;
 
 use std::collections::{BTreeMap, HashMap};
 
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -126,6 +127,20 @@ impl RaasProvider {
         method: &'static str,
         filters: Map<String, Value>,
     ) -> ProviderResult<Vec<Value>> {
+        self.list_all_map(resource, method, filters, |item| item)
+            .await
+    }
+
+    /// [`Self::list_all`], turning each item into what the caller keeps as soon as its page
+    /// arrives, so that a 100,000-object listing never holds every reply at once. At most
+    /// [`LIST_CONCURRENCY`] pages are in flight.
+    async fn list_all_map<T: Send>(
+        &self,
+        resource: &'static str,
+        method: &'static str,
+        filters: Map<String, Value>,
+        convert: impl Fn(Value) -> T + Sync,
+    ) -> ProviderResult<Vec<T>> {
         let page_call = |limit: u64, page: u64| {
             let mut kwarg = filters.clone();
             kwarg.insert("limit".to_string(), json!(limit));
@@ -136,9 +151,9 @@ impl RaasProvider {
         let first = self.read(&first_call).await?;
         let first = Page::parse(&first_call, first)?;
         let count = first.count;
-        let mut results = first.results;
-        if (results.len() as u64) < count {
-            let served = results.len() as u64;
+        let served = first.results.len() as u64;
+        let mut results: Vec<T> = first.results.into_iter().map(&convert).collect();
+        if served < count {
             // Page by what the server actually served: its `limit`, never more than it sent.
             let limit = first
                 .limit
@@ -158,14 +173,19 @@ impl RaasProvider {
                 ));
             }
             tracing::debug!(connection = %self.connection, call = %first_call.name(), count, limit, pages, "listing remaining pages");
-            let calls: Vec<RpcCall> = (1..pages).map(|page| page_call(limit, page)).collect();
-            let replies = futures::future::try_join_all(calls.iter().map(|call| async move {
-                let ret = self.read(call).await?;
-                Page::parse(call, ret)
-            }))
-            .await?;
-            for page in replies {
-                results.extend(page.results);
+            let convert = &convert;
+            let mut replies = futures::stream::iter(1..pages)
+                .map(|page| {
+                    let call = page_call(limit, page);
+                    async move {
+                        let ret = self.read(&call).await?;
+                        let page = Page::parse(&call, ret)?;
+                        Ok::<Vec<T>, ProviderError>(page.results.into_iter().map(convert).collect())
+                    }
+                })
+                .buffered(LIST_CONCURRENCY);
+            while let Some(items) = replies.try_next().await? {
+                results.extend(items);
             }
         }
         if results.len() as u64 != count {
@@ -441,27 +461,43 @@ impl Provider for RaasProvider {
     async fn list(&self, kind: Kind, _names: &[String]) -> ProviderResult<Vec<LiveObject>> {
         match kind {
             Kind::SaltTarget => Ok(self
-                .list_targets()
+                .list_all_map("tgt", "get_target_group", Map::new(), |item| {
+                    target_object(&item)
+                })
                 .await?
-                .iter()
-                .filter_map(target_object)
+                .into_iter()
+                .flatten()
                 .collect()),
             Kind::SaltJob => {
-                let jobs = self.list_jobs().await?;
-                // Map `tgt_uuid` to the group's name; list the groups only when a job
-                // does not carry the name itself.
-                let needs_groups = jobs.iter().any(|job| {
-                    str_field(job, "tgt_uuid").is_some_and(|u| !u.is_empty())
-                        && str_field(job, "tgt_name").is_none_or(str::is_empty)
-                });
-                let groups = if needs_groups {
+                // Each page becomes live objects as it arrives. A job names its group by
+                // `tgt_name` (documented); one that carries only `tgt_uuid` is given the
+                // group's name from one listing of the groups, made only when needed.
+                let no_groups = HashMap::new();
+                let listed = self
+                    .list_all_map("job", "get_jobs", Map::new(), |job| {
+                        let unnamed_target = str_field(&job, "tgt_uuid")
+                            .filter(|u| !u.is_empty())
+                            .filter(|_| str_field(&job, "tgt_name").is_none_or(str::is_empty))
+                            .map(str::to_string);
+                        job_object(&job, &no_groups).map(|object| (object, unnamed_target))
+                    })
+                    .await?;
+                let groups = if listed.iter().flatten().any(|(_, uuid)| uuid.is_some()) {
                     self.target_names().await?
                 } else {
                     HashMap::new()
                 };
-                Ok(jobs
-                    .iter()
-                    .filter_map(|job| job_object(job, &groups))
+                Ok(listed
+                    .into_iter()
+                    .flatten()
+                    .map(|(mut object, unnamed_target)| {
+                        if let Some(name) = unnamed_target.and_then(|uuid| groups.get(&uuid)) {
+                            object.spec["target"] = json!(name);
+                            object.fingerprint =
+                                fingerprint(&object.name, &object.id, &object.spec);
+                        }
+                        object
+                    })
                     .collect())
             }
             Kind::SaltSchedule => {
@@ -608,6 +644,9 @@ pub fn parse_list_page(
     Ok((page.count, objects))
 }
 
+/// Pages of one listing requested at the same time.
+const LIST_CONCURRENCY: usize = 16;
+
 /// Most pages one listing reads: a server claiming a larger `count` is answered with an error,
 /// not millions of requests.
 const MAX_LIST_PAGES: u64 = 10_000;
@@ -743,9 +782,28 @@ fn merged(live: &Value, desired: &Value) -> Value {
     Value::Object(out)
 }
 
+/// SHA-256 of `{"name": …, "uuid": …, "spec": …}` as compact JSON, hashed as it is written.
 fn fingerprint(name: &str, uuid: &str, spec: &Value) -> String {
-    let text = json!({"name": name, "uuid": uuid, "spec": spec}).to_string();
-    hex::encode(Sha256::digest(text.as_bytes()))
+    #[derive(serde::Serialize)]
+    struct Fingerprinted<'a> {
+        name: &'a str,
+        uuid: &'a str,
+        spec: &'a Value,
+    }
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(Sha256::new());
+    // Writing JSON into a hasher cannot fail: the writer never errors and every key is a string.
+    let _ = serde_json::to_writer(&mut hashing, &Fingerprinted { name, uuid, spec });
+    hex::encode(hashing.0.finalize())
 }
 
 fn live_object(kind: Kind, name: &str, uuid: &str, spec: Value) -> LiveObject {
@@ -1018,6 +1076,20 @@ mod tests {
         assert_eq!(
             call.kwarg,
             json!({"name": "web", "tgt": {"*": {"tgt_type": "glob", "tgt": "a*"}}, "desc": "new", "tgt_uuid": "g1"})
+        );
+    }
+
+    #[test]
+    fn fingerprints_hash_the_compact_json_of_name_uuid_and_spec() {
+        let spec = json!({"desc": "d", "tgt": {"*": {"tgt_type": "glob", "tgt": "w*"}}, "n": 1.5});
+        let text = json!({"name": "web", "uuid": "u-1", "spec": spec}).to_string();
+        assert_eq!(
+            fingerprint("web", "u-1", &spec),
+            hex::encode(Sha256::digest(text.as_bytes()))
+        );
+        assert_ne!(
+            fingerprint("web", "u-2", &spec),
+            fingerprint("web", "u-1", &spec)
         );
     }
 
