@@ -28,6 +28,10 @@ use sextant::sim::{SimConfig, SimHandle};
 #[path = "support/plan_fixture.rs"]
 mod plan_fixture;
 
+/// The allocator of the `sextant` binary, so that the client side is measured as it runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Page size cap of the simulated RaaS list methods.

@@ -5,7 +5,6 @@
 //! Simulated time runs at real speed (`time_scale` 1) and is moved on with
 //! `/_sim/clock/advance`, so tasks finish and tokens expire exactly when a test says.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -580,7 +579,7 @@ async fn unknown_tasks_and_sddcs_are_reported_or_treated_as_gone() {
         name: "ghost".to_string(),
         id: uuid::Uuid::new_v4().to_string(),
         spec: json!({}),
-        attributes: BTreeMap::new(),
+        attributes: sextant::providers::Attributes::default(),
         status: LiveStatus::Ready,
         fingerprint: String::new(),
     };
@@ -1174,7 +1173,7 @@ async fn server_marked_retryable_errors_are_retried_and_creates_without_retry_ma
         name: "prod".to_string(),
         id: "sddc-1".to_string(),
         spec: json!({"num_hosts": 2, "sddc_type": "DEFAULT", "deployment_type": "SingleAZ"}),
-        attributes: BTreeMap::new(),
+        attributes: sextant::providers::Attributes::default(),
         status: LiveStatus::Ready,
         fingerprint: String::new(),
     };

@@ -1,7 +1,6 @@
 //! An in-memory model and live state of `n` resources for the planner benchmarks: target
 //! groups and saved jobs spread over them, 1% of the jobs drifted.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
@@ -41,7 +40,10 @@ pub fn build(n: usize, targets: usize) -> (Model, plan::LiveState) {
     let object = |kind: Kind, name: String, spec: Value| LiveObject {
         kind,
         id: format!("id-{name}"),
-        attributes: BTreeMap::from([("uuid".to_string(), format!("id-{name}"))]),
+        attributes: sextant::providers::Attributes::from([(
+            "uuid".to_string(),
+            format!("id-{name}"),
+        )]),
         fingerprint: format!("fp-{name}"),
         name,
         spec,

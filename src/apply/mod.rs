@@ -22,8 +22,8 @@ use crate::model::{Address, Kind, Model, Resource};
 use crate::plan::substitute;
 use crate::plan::{Action, Plan, ProviderSet, ResourceChange};
 use crate::providers::{
-    CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider, ProviderError,
-    TaskHandle, TaskStatus, UpdateRequest,
+    Attributes, CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider,
+    ProviderError, TaskHandle, TaskStatus, UpdateRequest,
 };
 
 pub use events::{Event, EventSink};
@@ -160,7 +160,7 @@ struct CallResult {
 
 enum CallOutcome {
     /// The step finished; attributes for dependants.
-    StepDone(BTreeMap<String, String>),
+    StepDone(Attributes),
     /// Poll this task next.
     Task(TaskHandle),
     /// A poll answered.
@@ -192,7 +192,7 @@ pub async fn apply(
         .collect();
     let now = Instant::now();
     // Attributes known so far, for `${...}` of dependants.
-    let mut attributes: BTreeMap<Address, BTreeMap<String, String>> = BTreeMap::new();
+    let mut attributes: BTreeMap<Address, Attributes> = BTreeMap::new();
     for change in &plan.changes {
         if let Some(live) = &change.live {
             attributes.insert(change.address.clone(), live.attributes.clone());
@@ -543,7 +543,7 @@ pub async fn apply(
 enum NodeProgress {
     Continue,
     Polling,
-    StepFinished(BTreeMap<String, String>),
+    StepFinished(Attributes),
     Failed(String),
 }
 
@@ -585,7 +585,7 @@ fn handle_result(
             match status {
                 TaskStatus::Done => {
                     // A create or replace needs the new object's attributes.
-                    NodeProgress::StepFinished(BTreeMap::new())
+                    NodeProgress::StepFinished(Attributes::default())
                 }
                 TaskStatus::Failed(message) => {
                     NodeProgress::Failed(format!("the server task failed: {message}"))
@@ -677,7 +677,7 @@ fn prepare_step(
     node: &Node,
     model: &Model,
     providers: &ProviderSet,
-    attributes: &BTreeMap<Address, BTreeMap<String, String>>,
+    attributes: &BTreeMap<Address, Attributes>,
 ) -> Result<PreparedStep, String> {
     let step = node.steps[node.next_step];
     let address = &node.change.address;
@@ -726,7 +726,7 @@ fn start_step(
     node: &mut Node,
     model: &Model,
     providers: &ProviderSet,
-    attributes: &BTreeMap<Address, BTreeMap<String, String>>,
+    attributes: &BTreeMap<Address, Attributes>,
     options: &ApplyOptions,
     calls: &mut JoinSet<Vec<CallResult>>,
 ) -> bool {
@@ -806,7 +806,7 @@ fn spawn_batch(batch: Vec<(Address, PreparedStep)>, calls: &mut JoinSet<Vec<Call
 
 fn resolve_now(
     resource: &Resource,
-    attributes: &BTreeMap<Address, BTreeMap<String, String>>,
+    attributes: &BTreeMap<Address, Attributes>,
 ) -> serde_json::Value {
     substitute(&resource.spec, &|reference| {
         attributes
@@ -816,10 +816,7 @@ fn resolve_now(
     })
 }
 
-fn unresolved(
-    resource: &Resource,
-    attributes: &BTreeMap<Address, BTreeMap<String, String>>,
-) -> Option<String> {
+fn unresolved(resource: &Resource, attributes: &BTreeMap<Address, Attributes>) -> Option<String> {
     resource
         .references
         .iter()
@@ -872,7 +869,7 @@ async fn run_step(
         }
         Step::Delete => {
             let Some(live) = live else {
-                return Ok(CallOutcome::StepDone(BTreeMap::new()));
+                return Ok(CallOutcome::StepDone(Attributes::default()));
             };
             let outcome = provider.delete(&DeleteRequest { address, live }).await;
             if outcome.is_ok()

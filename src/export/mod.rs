@@ -194,7 +194,7 @@ mod tests {
             name: name.to_string(),
             id: format!("id-{name}"),
             spec,
-            attributes: BTreeMap::new(),
+            attributes: crate::providers::Attributes::default(),
             status,
             fingerprint: String::new(),
         }

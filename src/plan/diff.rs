@@ -1,7 +1,7 @@
 //! Field-by-field comparison of a desired spec with a live one, comparing only what the user
 //! wrote, and resolution of `${Kind/name.attr}` references.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -98,15 +98,15 @@ fn covers(want: &Value, have: Option<&Value>) -> bool {
 pub fn resolve_references(
     spec: &Arc<Value>,
     references: &[Reference],
-    decided: &BTreeMap<Address, ResourceChange>,
+    decided: &[ResourceChange],
     live: &LiveState,
 ) -> Arc<Value> {
     if references.is_empty() {
         return Arc::clone(spec);
     }
     let lookup = |reference: &Reference| -> Option<String> {
-        if let Some(change) = decided.get(&reference.target)
-            && matches!(change.action, Action::Create | Action::Replace)
+        if let Ok(index) = decided.binary_search_by(|c| c.address.cmp(&reference.target))
+            && matches!(decided[index].action, Action::Create | Action::Replace)
         {
             return None;
         }

@@ -1,7 +1,7 @@
 //! Reading live state in bulk: one listing per declared kind per connection, concurrently,
 //! and matching live objects to declared resources by exact name.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
@@ -89,26 +89,36 @@ impl LiveState {
     }
 
     /// Matches listed objects of one kind to the declared names (moving them, never copying:
-    /// listings can hold 100,000 objects).
-    pub fn match_listing(&mut self, kind: Kind, names: &[String], listed: Vec<LiveObject>) {
-        let mut by_name: HashMap<String, Vec<LiveObject>> = HashMap::new();
-        for object in listed {
-            by_name.entry(object.name.clone()).or_default().push(object);
-        }
-        for name in names {
-            let candidates = by_name.remove(name.as_str()).unwrap_or_default();
-            let seen = candidates.len() as u32;
-            let mut alive: Vec<LiveObject> = candidates
-                .into_iter()
-                .filter(|o| o.status != LiveStatus::Deleted)
-                .collect();
-            let found = match alive.len() {
-                0 => LiveMatch::Missing { seen },
-                1 => LiveMatch::Found {
-                    object: Arc::new(alive.remove(0)),
+    /// listings can hold 100,000 objects). Both sides are sorted by name and walked together,
+    /// so matching allocates nothing per object; objects nobody declared are dropped.
+    pub fn match_listing(&mut self, kind: Kind, names: &[String], mut listed: Vec<LiveObject>) {
+        listed.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let mut sorted: Vec<&String> = names.iter().collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut objects = listed.into_iter().peekable();
+        for name in sorted {
+            while objects
+                .next_if(|o| o.name.as_str() < name.as_str())
+                .is_some()
+            {}
+            let mut seen = 0u32;
+            let mut alive = 0usize;
+            let mut first_alive = None;
+            while let Some(object) = objects.next_if(|o| o.name == **name) {
+                seen += 1;
+                if object.status != LiveStatus::Deleted {
+                    alive += 1;
+                    first_alive.get_or_insert(object);
+                }
+            }
+            let found = match (alive, first_alive) {
+                (1, Some(object)) => LiveMatch::Found {
+                    object: Arc::new(object),
                     seen,
                 },
-                many => LiveMatch::Ambiguous { count: many },
+                (0, _) | (_, None) => LiveMatch::Missing { seen },
+                (many, Some(_)) => LiveMatch::Ambiguous { count: many },
             };
             self.matches.insert(Address::new(kind, name.clone()), found);
         }
@@ -196,7 +206,7 @@ mod tests {
             name: name.into(),
             id: format!("id-{name}"),
             spec: json!({}),
-            attributes: BTreeMap::new(),
+            attributes: crate::providers::Attributes::default(),
             status,
             fingerprint: "f".into(),
         }
@@ -227,6 +237,41 @@ mod tests {
             state.get(&Address::new(Kind::Sddc, "new")),
             &LiveMatch::Missing { seen: 0 }
         );
+    }
+
+    #[test]
+    fn unsorted_listings_with_undeclared_objects_match_every_name() {
+        let mut state = LiveState::default();
+        let names: Vec<String> = ["m", "a", "z", "gone"].map(String::from).to_vec();
+        state.match_listing(
+            Kind::Sddc,
+            &names,
+            vec![
+                object("z", LiveStatus::Ready),
+                object("b-undeclared", LiveStatus::Ready),
+                object("m", LiveStatus::Deleted),
+                object("a", LiveStatus::Ready),
+                object("m", LiveStatus::Ready),
+                object("zz-undeclared", LiveStatus::Ready),
+                object("gone", LiveStatus::Deleted),
+            ],
+        );
+        for name in ["a", "z"] {
+            let found = state.get(&Address::new(Kind::Sddc, name));
+            assert!(
+                matches!(found, LiveMatch::Found { object, seen: 1 } if object.name == name),
+                "{name}: {found:?}"
+            );
+        }
+        assert!(matches!(
+            state.get(&Address::new(Kind::Sddc, "m")),
+            LiveMatch::Found { seen: 2, .. }
+        ));
+        assert_eq!(
+            state.get(&Address::new(Kind::Sddc, "gone")),
+            &LiveMatch::Missing { seen: 1 }
+        );
+        assert_eq!(state.matches.len(), 4);
     }
 
     #[test]

@@ -122,8 +122,6 @@ pub struct Plan {
     pub warnings: Vec<PlanProblem>,
     /// `--target` was used: the plan covers only part of the manifests.
     pub partial: bool,
-    /// Fingerprint of every live object read, by address (`absent` when none was found).
-    pub fingerprints: BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -147,6 +145,21 @@ impl Plan {
 
     pub fn has_changes(&self) -> bool {
         self.changes.iter().any(ResourceChange::is_change)
+    }
+
+    /// Fingerprint of the live object of every planned resource, by address (`absent` when
+    /// there is none): what a saved plan compares to see whether the estate moved.
+    pub fn fingerprints(&self) -> BTreeMap<String, String> {
+        self.changes
+            .iter()
+            .map(|change| {
+                let print = change
+                    .live
+                    .as_ref()
+                    .map_or_else(|| "absent".to_string(), |live| live.fingerprint.clone());
+                (change.address.to_string(), print)
+            })
+            .collect()
     }
 }
 
@@ -178,19 +191,13 @@ pub fn make_plan(
         partial: scope.len() < model.resources.len(),
         ..Plan::default()
     };
-    let mut changes: BTreeMap<Address, ResourceChange> = BTreeMap::new();
+    // In address order, as `scope` is: `decide` finds earlier decisions by binary search.
+    let mut changes: Vec<ResourceChange> = Vec::with_capacity(scope.len());
     for address in scope {
         let Some(resource) = model.resources.get(address) else {
             continue;
         };
         let found = live.get(address);
-        plan.fingerprints.insert(
-            address.to_string(),
-            match &found {
-                LiveMatch::Found { object, .. } => object.fingerprint.clone(),
-                _ => "absent".to_string(),
-            },
-        );
         match decide(resource, found, &changes, live) {
             Ok(mut change) => {
                 if change.action == Action::NoOp
@@ -208,7 +215,7 @@ pub fn make_plan(
                         });
                     }
                 }
-                changes.insert(address.clone(), change);
+                changes.push(change);
             }
             Err(message) => plan.problems.push(PlanProblem {
                 address: address.clone(),
@@ -216,7 +223,7 @@ pub fn make_plan(
             }),
         }
     }
-    match order_changes(changes.into_values().collect()) {
+    match order_changes(changes) {
         Ok(ordered) => plan.changes = ordered,
         Err(err) => plan.problems.push(PlanProblem {
             address: err.first_address(),
@@ -229,7 +236,7 @@ pub fn make_plan(
 fn decide(
     resource: &Resource,
     found: &LiveMatch,
-    decided: &BTreeMap<Address, ResourceChange>,
+    decided: &[ResourceChange],
     live: &LiveState,
 ) -> Result<ResourceChange, String> {
     let rules = rules_for(resource.address.kind);

@@ -52,8 +52,27 @@ pub fn order_changes(changes: Vec<ResourceChange>) -> Result<Vec<ResourceChange>
         }
     }
     let order = kahn(&graph, &changes)?;
-    let mut slots: Vec<Option<ResourceChange>> = changes.into_iter().map(Some).collect();
-    Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
+    drop(graph);
+    let mut changes = changes;
+    permute(&mut changes, &order);
+    Ok(changes)
+}
+
+/// Reorders `items` in place so that position `k` holds what was at `order[k]` (a
+/// permutation of the indices), without a second vector of 100,000 changes.
+fn permute<T>(items: &mut [T], order: &[usize]) {
+    // `destination[i]`: where the item now at `i` belongs.
+    let mut destination = vec![0usize; order.len()];
+    for (position, &from) in order.iter().enumerate() {
+        destination[from] = position;
+    }
+    for i in 0..items.len() {
+        while destination[i] != i {
+            let j = destination[i];
+            items.swap(i, j);
+            destination.swap(i, j);
+        }
+    }
 }
 
 /// Topological order where, among the ready nodes, the lowest address goes first.
@@ -153,6 +172,16 @@ mod tests {
             attempt: 0,
             depends_on: deps.iter().map(|(k, n)| Address::new(*k, *n)).collect(),
         }
+    }
+
+    #[test]
+    fn permute_reorders_in_place() {
+        let mut items = vec!['a', 'b', 'c', 'd', 'e'];
+        permute(&mut items, &[3, 0, 4, 1, 2]);
+        assert_eq!(items, ['d', 'a', 'e', 'b', 'c']);
+        let mut same = vec![1, 2, 3];
+        permute(&mut same, &[0, 1, 2]);
+        assert_eq!(same, [1, 2, 3]);
     }
 
     fn names(changes: &[ResourceChange]) -> Vec<String> {

@@ -491,7 +491,6 @@ mod tests {
     use crate::plan::{PlanProblem, ResourceChange, UNKNOWN};
     use crate::providers::{LiveObject, LiveStatus, TaskHandle};
     use serde_json::json;
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     fn change(kind: Kind, name: &str, action: Action) -> ResourceChange {
@@ -518,7 +517,7 @@ mod tests {
             name: change.address.name.clone(),
             id: format!("id-{}", change.address.name),
             spec,
-            attributes: BTreeMap::new(),
+            attributes: crate::providers::Attributes::default(),
             status: LiveStatus::Ready,
             fingerprint: "f".into(),
         }))
@@ -581,7 +580,7 @@ mod tests {
             name: "deploying".into(),
             id: "sddc-1".into(),
             spec: json!({}),
-            attributes: BTreeMap::new(),
+            attributes: crate::providers::Attributes::default(),
             status: LiveStatus::Busy {
                 task: None,
                 activity: "DEPLOYING".into(),
@@ -611,7 +610,6 @@ mod tests {
             problems: vec![],
             warnings: vec![],
             partial: false,
-            fingerprints: BTreeMap::new(),
         }
     }
 

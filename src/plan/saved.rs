@@ -71,7 +71,7 @@ impl SavedPlan {
             paths: paths.to_vec(),
             targets: targets.iter().map(ToString::to_string).collect(),
             manifest_hash: manifest_hash(model),
-            fingerprints: plan.fingerprints.clone(),
+            fingerprints: plan.fingerprints(),
             plan: serde_json::to_value(render::json(plan)).unwrap_or_default(),
         }
     }
@@ -128,15 +128,15 @@ impl SavedPlan {
     /// Compares with a fresh plan of the same manifests.
     pub fn check_fresh(&self, model: &Model, fresh: &Plan) -> Result<(), Staleness> {
         let manifests_changed = manifest_hash(model) != self.manifest_hash;
+        let fresh_fingerprints = fresh.fingerprints();
         let mut changed: Vec<String> = self
             .fingerprints
             .iter()
-            .filter(|(address, print)| fresh.fingerprints.get(*address) != Some(*print))
+            .filter(|(address, print)| fresh_fingerprints.get(*address) != Some(*print))
             .map(|(address, _)| address.clone())
             .collect();
         changed.extend(
-            fresh
-                .fingerprints
+            fresh_fingerprints
                 .keys()
                 .filter(|a| !self.fingerprints.contains_key(*a))
                 .cloned(),

@@ -13,7 +13,6 @@ pub mod vcd;
 pub mod vmc;
 pub mod vsphere;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,10 +31,95 @@ pub struct LiveObject {
     /// and canonical spelling. Fields the server never returns are absent.
     pub spec: serde_json::Value,
     /// Exported attributes (`id`, `vc_url`, `uuid`, …) for `${Kind/name.attr}`.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: Attributes,
     pub status: LiveStatus,
     /// Changes whenever the object changes on the server (an etag, or a hash of its JSON).
     pub fingerprint: String,
+}
+
+/// Exported attributes of a live object, by name: a handful of pairs in a vector sorted by
+/// name (a `BTreeMap` allocates a node of about 500 bytes even for one pair, and a plan
+/// holds one set per live object).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attributes(Vec<(String, String)>);
+
+impl Attributes {
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.position(key).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_ok()
+    }
+
+    /// Sets `key`, returning the value it replaced.
+    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
+        match self.position(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Pairs in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl Extend<(String, String)> for Attributes {
+    fn extend<I: IntoIterator<Item = (String, String)>>(&mut self, pairs: I) {
+        for (key, value) in pairs {
+            self.insert(key, value);
+        }
+    }
+}
+
+impl FromIterator<(String, String)> for Attributes {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        let mut attributes = Attributes::default();
+        attributes.extend(pairs);
+        attributes
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for Attributes {
+    fn from(pairs: [(String, String); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+impl IntoIterator for Attributes {
+    type Item = (String, String);
+    type IntoIter = std::vec::IntoIter<(String, String)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl std::ops::Index<&str> for Attributes {
+    type Output = String;
+
+    /// Panics when `key` is absent, as `BTreeMap`'s index does.
+    fn index(&self, key: &str) -> &String {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no attribute `{key}`"))
+    }
 }
 
 /// Whether a live object can be acted on now.
@@ -93,7 +177,7 @@ pub enum Outcome {
     /// Finished synchronously.
     Done {
         /// Attributes of the object after the change (for `${...}` of dependants).
-        attributes: BTreeMap<String, String>,
+        attributes: Attributes,
         /// Set only by creates that return a one-time secret.
         secret: Option<IssuedSecret>,
     },
@@ -104,7 +188,7 @@ pub enum Outcome {
 impl Outcome {
     pub fn done() -> Self {
         Outcome::Done {
-            attributes: BTreeMap::new(),
+            attributes: Attributes::default(),
             secret: None,
         }
     }
@@ -230,5 +314,30 @@ pub fn connect(connection: &Connection) -> ProviderResult<Arc<dyn Provider>> {
         SystemType::Vsphere => Ok(Arc::new(vsphere::VsphereProvider::new(connection)?)),
         SystemType::Raas => Ok(Arc::new(raas::RaasProvider::new(connection)?)),
         SystemType::Vcd => Ok(Arc::new(vcd::VcdProvider::new(connection)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Attributes;
+
+    #[test]
+    fn attributes_behave_as_a_sorted_map() {
+        let mut attributes = Attributes::from([
+            ("vc_url".to_string(), "https://vc".to_string()),
+            ("id".to_string(), "sddc-1".to_string()),
+        ]);
+        assert_eq!(
+            attributes.insert("id".into(), "sddc-2".into()),
+            Some("sddc-1".into())
+        );
+        attributes.extend([("sddc_state".to_string(), "READY".to_string())]);
+        let names: Vec<&String> = attributes.iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["id", "sddc_state", "vc_url"]);
+        assert_eq!(attributes["id"], "sddc-2");
+        assert_eq!(attributes.get("missing"), None);
+        assert!(attributes.contains_key("vc_url"));
+        assert_eq!(attributes.len(), 3);
+        assert!(Attributes::default().is_empty());
     }
 }

@@ -3,8 +3,6 @@
 //! name and owner), creating one (client registration + the one-time jwt-bearer grant that
 //! returns the secret) and revoking it. Only this module knows the Cloud Director wire format.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
@@ -16,8 +14,8 @@ use crate::providers::http::{FormValue, HttpClient, HttpRequest, HttpResponse, t
 use crate::providers::raas::session::jwt_lifetime;
 use crate::providers::token::{Credential, Lease, TokenCache};
 use crate::providers::{
-    CreateRequest, DeleteRequest, IssuedSecret, LiveObject, LiveStatus, Outcome, Provider,
-    ProviderError, ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
+    Attributes, CreateRequest, DeleteRequest, IssuedSecret, LiveObject, LiveStatus, Outcome,
+    Provider, ProviderError, ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
 };
 
 /// cloudapi token collection.
@@ -513,7 +511,7 @@ impl Provider for VcdProvider {
         let client_id = self.register(name).await?;
         let secret = self.initial_grant(name, &client_id).await?;
         Ok(Outcome::Done {
-            attributes: BTreeMap::from([(
+            attributes: Attributes::from([(
                 "id".to_string(),
                 format!("{TOKEN_URN_PREFIX}{client_id}"),
             )]),
@@ -791,7 +789,7 @@ fn token_object(token: &Token) -> LiveObject {
         id: token.id.clone(),
         // `file` is local and never diffed: nothing on the server maps to the spec.
         spec: json!({}),
-        attributes: BTreeMap::from([("id".to_string(), token.id.clone())]),
+        attributes: Attributes::from([("id".to_string(), token.id.clone())]),
         status: LiveStatus::Ready,
         fingerprint: hex::encode(Sha256::digest(text.as_bytes())),
     }

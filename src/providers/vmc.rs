@@ -7,7 +7,7 @@
 //! polls `Task`s. Every call carries a CSP access token in `csp-auth-token` ([`CspAuth`]).
 //! Nothing is sent before the first operation: constructing the provider is offline.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use reqwest::header::HeaderName;
 use serde_json::{Map, Value, json};
@@ -19,8 +19,8 @@ use crate::model::{Connection, Kind};
 use super::csp::CspAuth;
 use super::http::{HttpClient, HttpRequest, HttpResponse, RetryRule, path_segment, truncate_body};
 use super::{
-    CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider, ProviderError,
-    ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
+    Attributes, CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider,
+    ProviderError, ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
 };
 
 /// The header VMC reads the access token from (not `Authorization`).
@@ -610,7 +610,7 @@ fn normalize(sddc: Sddc, task: Option<&Task>) -> ProviderResult<LiveObject> {
     }
 
     let state = sddc.sddc_state.unwrap_or_default();
-    let mut attributes = BTreeMap::new();
+    let mut attributes = Attributes::default();
     attributes.insert("id".to_string(), id.clone());
     attributes.insert("sddc_state".to_string(), state.clone());
     for (key, value) in [

@@ -6,7 +6,7 @@
 //! VM, only when the user allowed a power cycle). Logs in with Basic and sends the session id
 //! in `vmware-api-session-id`, logging in again once on 401. Never creates or deletes a VM.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use base64::Engine;
 use reqwest::header::HeaderName;
@@ -18,8 +18,8 @@ use crate::model::{Connection, Kind, SecretSource, SecretValue};
 use super::http::{HttpClient, HttpRequest, HttpResponse, RetryRule, path_segment, truncate_body};
 use super::token::{Credential, TokenCache};
 use super::{
-    CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider, ProviderError,
-    ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
+    Attributes, CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider,
+    ProviderError, ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
 };
 
 const SESSION_PATH: &str = "/rest/com/vmware/cis/session";
@@ -495,7 +495,7 @@ fn normalize(vm: VmSummary) -> LiveObject {
         name: vm.name.unwrap_or_default(),
         id: id.clone(),
         spec,
-        attributes: BTreeMap::from([("vm".to_string(), id)]),
+        attributes: Attributes::from([("vm".to_string(), id)]),
         status: LiveStatus::Ready,
         fingerprint: hex::encode(&digest[..16]),
     }
@@ -588,7 +588,7 @@ impl Provider for VsphereProvider {
             self.power_to(vm, &live_power, target).await?;
         }
         Ok(Outcome::Done {
-            attributes: BTreeMap::from([("vm".to_string(), vm.to_string())]),
+            attributes: Attributes::from([("vm".to_string(), vm.to_string())]),
             secret: None,
         })
     }

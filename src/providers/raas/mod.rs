@@ -5,7 +5,7 @@
 
 pub mod session;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, Value, json};
@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::model::{Connection, Kind};
 use crate::providers::http::HttpClient;
 use crate::providers::{
-    CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider, ProviderError,
-    ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
+    Attributes, CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider,
+    ProviderError, ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
 };
 
 pub use session::{RaasSession, RpcCall, RpcError};
@@ -750,7 +750,7 @@ fn saved_uuid(call: &RpcCall, ret: &Value) -> ProviderResult<String> {
 
 fn uuid_outcome(uuid: String) -> Outcome {
     Outcome::Done {
-        attributes: BTreeMap::from([("uuid".to_string(), uuid)]),
+        attributes: Attributes::from([("uuid".to_string(), uuid)]),
         secret: None,
     }
 }
@@ -813,7 +813,7 @@ fn live_object(kind: Kind, name: &str, uuid: &str, spec: Value) -> LiveObject {
         id: uuid.to_string(),
         fingerprint: fingerprint(name, uuid, &spec),
         spec,
-        attributes: BTreeMap::from([("uuid".to_string(), uuid.to_string())]),
+        attributes: Attributes::from([("uuid".to_string(), uuid.to_string())]),
         status: LiveStatus::Ready,
     }
 }

@@ -231,9 +231,9 @@ impl RaasSession {
             message,
         };
         // C1's shape is `{batched_retcode, ret: [...]}`; a bare list is also accepted.
-        let items = match &reply {
+        let items = match reply {
             Value::Array(items) => items,
-            Value::Object(map) => match map.get("ret") {
+            Value::Object(mut map) => match map.remove("ret") {
                 Some(Value::Array(items)) => items,
                 _ => {
                     return Err(protocol(format!(
@@ -257,7 +257,7 @@ impl RaasSession {
             )));
         }
         items
-            .iter()
+            .into_iter()
             .map(|item| {
                 parse_reply(item).ok_or_else(|| {
                     protocol("a batch reply item has neither `ret` nor `error`".to_string())
@@ -679,7 +679,7 @@ pub fn parse_call_reply(
     call: &RpcCall,
 ) -> ProviderResult<Result<Value, RpcError>> {
     let reply: Value = response.json()?;
-    parse_reply(&reply).ok_or_else(|| ProviderError::Protocol {
+    parse_reply(reply).ok_or_else(|| ProviderError::Protocol {
         method: "POST".to_string(),
         path: response.path.clone(),
         message: format!(
@@ -691,8 +691,10 @@ pub fn parse_call_reply(
 }
 
 /// `{riq, ret, error, warnings}` → the value or the RPC error; `None` if neither is there.
-fn parse_reply(reply: &Value) -> Option<Result<Value, RpcError>> {
-    let map = reply.as_object()?;
+fn parse_reply(reply: Value) -> Option<Result<Value, RpcError>> {
+    let Value::Object(mut map) = reply else {
+        return None;
+    };
     if let Some(warnings) = map.get("warnings").and_then(Value::as_array) {
         for warning in warnings {
             tracing::warn!(warning = %warning, "raas warning");
@@ -703,7 +705,7 @@ fn parse_reply(reply: &Value) -> Option<Result<Value, RpcError>> {
             if !map.contains_key("ret") && !map.contains_key("error") {
                 return None;
             }
-            Some(Ok(map.get("ret").cloned().unwrap_or(Value::Null)))
+            Some(Ok(map.remove("ret").unwrap_or(Value::Null)))
         }
         Some(Value::Object(error)) => Some(Err(RpcError {
             code: error.get("code").and_then(Value::as_i64),
@@ -821,13 +823,13 @@ mod tests {
     #[test]
     fn replies_split_into_values_and_rpc_errors() {
         let ok = json!({"riq": 1, "ret": {"count": 0}, "error": null, "warnings": []});
-        assert_eq!(parse_reply(&ok).unwrap().unwrap(), json!({"count": 0}));
+        assert_eq!(parse_reply(ok).unwrap().unwrap(), json!({"count": 0}));
         let err = json!({"riq": 1, "ret": null, "error": {"code": 5000, "message": "boom", "detail": {"x": 1}}});
-        let err = parse_reply(&err).unwrap().unwrap_err();
+        let err = parse_reply(err).unwrap().unwrap_err();
         assert_eq!(err.code, Some(RPC_INTERNAL_ERROR));
         assert!(err.describe().contains("boom"));
-        assert!(parse_reply(&json!({"other": 1})).is_none());
-        assert!(parse_reply(&json!([1])).is_none());
+        assert!(parse_reply(json!({"other": 1})).is_none());
+        assert!(parse_reply(json!([1])).is_none());
     }
 
     #[test]
