@@ -6,6 +6,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 use sextant::plan::{self, PlanOptions};
 
+/// The allocator of the `sextant` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "support/plan_fixture.rs"]
 mod plan_fixture;
 
