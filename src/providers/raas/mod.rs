@@ -851,8 +851,9 @@ fn target_object(item: &Value) -> Option<LiveObject> {
 fn job_object(item: &Value, groups: &HashMap<String, String>) -> Option<LiveObject> {
     let name = str_field(item, "name")?;
     let uuid = str_field(item, "uuid")?;
-    let arg = item.get("arg").cloned().unwrap_or(Value::Null);
-    let mut spec = Map::new();
+    let arg = item.get("arg").unwrap_or(&Value::Null);
+    // Sized for the seven fields a job has: listings hold 100,000 of them.
+    let mut spec = Map::with_capacity(7);
     spec.insert(
         "desc".into(),
         json!(str_field(item, "desc").unwrap_or_default()),
@@ -865,10 +866,22 @@ fn job_object(item: &Value, groups: &HashMap<String, String>) -> Option<LiveObje
     }
     spec.insert(
         "arg".into(),
-        json!({
-            "arg": arg.get("arg").filter(|v| v.is_array()).cloned().unwrap_or(json!([])),
-            "kwarg": arg.get("kwarg").filter(|v| v.is_object()).cloned().unwrap_or(json!({})),
-        }),
+        Value::Object(Map::from_iter([
+            (
+                "arg".to_string(),
+                arg.get("arg")
+                    .filter(|v| v.is_array())
+                    .cloned()
+                    .unwrap_or(json!([])),
+            ),
+            (
+                "kwarg".to_string(),
+                arg.get("kwarg")
+                    .filter(|v| v.is_object())
+                    .cloned()
+                    .unwrap_or(json!({})),
+            ),
+        ])),
     );
     spec.insert(
         "masters".into(),
