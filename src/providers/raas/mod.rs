@@ -645,7 +645,7 @@ pub fn parse_list_page(
 }
 
 /// Pages of one listing requested at the same time.
-const LIST_CONCURRENCY: usize = 16;
+const LIST_CONCURRENCY: usize = 10;
 
 /// Most pages one listing reads: a server claiming a larger `count` is answered with an error,
 /// not millions of requests.
