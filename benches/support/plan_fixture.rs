@@ -2,7 +2,8 @@
 //! groups and saved jobs spread over them, 1% of the jobs drifted.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -35,7 +36,7 @@ pub fn build(n: usize, targets: usize) -> (Model, plan::LiveState) {
         timeouts: Timeouts::default(),
         spec,
         references: Vec::new(),
-        base_dir: PathBuf::new(),
+        base_dir: Arc::from(Path::new("")),
         location: Default::default(),
     };
     let object = |kind: Kind, name: String, spec: Value| LiveObject {
