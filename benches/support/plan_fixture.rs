@@ -1,7 +1,8 @@
 //! An in-memory model and live state of `n` resources for the planner benchmarks: target
 //! groups and saved jobs spread over them, 1% of the jobs drifted.
 
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -34,7 +35,7 @@ pub fn build(n: usize, targets: usize) -> (Model, plan::LiveState) {
         timeouts: Timeouts::default(),
         spec: std::sync::Arc::new(spec),
         references: Vec::new(),
-        base_dir: PathBuf::new(),
+        base_dir: Arc::from(Path::new("")),
         location: Default::default(),
     };
     let object = |kind: Kind, name: String, spec: Value| LiveObject {

@@ -22,8 +22,8 @@ impl Diagnostic {
     pub fn new(file: &Path, pos: Pos, path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             file: file.to_path_buf(),
-            line: pos.line,
-            column: pos.column,
+            line: pos.line as usize,
+            column: pos.column as usize,
             path: path.into(),
             message: message.into(),
             hint: None,

@@ -118,7 +118,7 @@ pub fn position_of(bytes: &[u8], offset: usize) -> Pos {
         .chars()
         .count()
         + 1;
-    Pos { line, column }
+    Pos::new(line, column)
 }
 
 #[cfg(test)]

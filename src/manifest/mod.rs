@@ -45,5 +45,5 @@ pub fn load_text(name: &str, text: &str) -> Result<Model, Diagnostics> {
         .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
     let source = files::SourceFile { path, base_dir };
-    validate::validate_texts(&[(source, text.to_string())], Vec::new())
+    validate::validate_text(&source, text)
 }

@@ -5,23 +5,33 @@
 //! talks to serde-saphyr.
 
 use std::fmt;
+use std::ops::Deref;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-/// 1-based line and column of a node in its file (0:0 when unknown).
+/// 1-based line and column of a node in its file (0:0 when unknown). `u32` keeps every node
+/// of a large estate small; a position past `u32::MAX` saturates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Pos {
-    pub line: usize,
-    pub column: usize,
+    pub line: u32,
+    pub column: u32,
 }
 
 impl Pos {
     pub const START: Pos = Pos { line: 1, column: 1 };
 
+    /// A position from 1-based counts, saturating at `u32::MAX`.
+    pub fn new(line: usize, column: usize) -> Pos {
+        Pos {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+        }
+    }
+
     fn from_location(location: serde_saphyr::Location) -> Pos {
-        let line = usize::try_from(location.line()).unwrap_or(0);
-        let column = usize::try_from(location.column()).unwrap_or(0);
+        let line = u32::try_from(location.line()).unwrap_or(u32::MAX);
+        let column = u32::try_from(location.column()).unwrap_or(u32::MAX);
         if line == 0 {
             Pos::START
         } else {
@@ -47,26 +57,99 @@ pub struct Entry {
     pub value: Node,
 }
 
+/// A YAML value. Collections are boxed slices (no spare capacity), wide integers are boxed
+/// and short strings are stored inline, so that a [`Node`] is 32 bytes: a large estate holds
+/// millions of them until its model is built.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Null,
     Bool(bool),
-    /// Every integer YAML can spell that fits in 128 bits.
-    Int(i128),
+    /// An integer that fits in 64 bits.
+    Int(i64),
+    /// Any other integer YAML can spell that fits in 128 bits.
+    BigInt(Box<i128>),
     Float(f64),
-    String(String),
-    Seq(Vec<Node>),
+    String(Text),
+    Seq(Box<[Node]>),
     /// Entries in source order.
-    Map(Vec<Entry>),
+    Map(Box<[Entry]>),
+}
+
+/// The text of a string scalar. Most keys, kinds and names are short and stored in the node
+/// itself: one small allocation per scalar would double a document's tree, and once freed
+/// such pieces are too small for the allocator to reuse for the model.
+#[derive(Clone)]
+pub enum Text {
+    Inline { len: u8, bytes: [u8; Text::INLINE] },
+    Heap(Box<str>),
+}
+
+impl Text {
+    /// The longest text stored inline (what fits beside the tag in a 24-byte [`Value`]).
+    const INLINE: usize = 22;
+
+    pub fn new(text: &str) -> Text {
+        match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= Text::INLINE => {
+                let mut bytes = [0; Text::INLINE];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                Text::Inline { len, bytes }
+            }
+            _ => Text::Heap(Box::from(text)),
+        }
+    }
+
+    fn from_string(text: String) -> Text {
+        if text.len() <= Text::INLINE {
+            Text::new(&text)
+        } else {
+            Text::Heap(text.into_boxed_str())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Always valid: the bytes were copied from a `str`.
+            Text::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Text::Heap(text) => text,
+        }
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl Value {
+    /// An integer, boxed only when it does not fit in 64 bits.
+    pub fn integer(value: i128) -> Value {
+        i64::try_from(value).map_or_else(|_| Value::BigInt(Box::new(value)), Value::Int)
+    }
+
     /// What kind of value this is, for messages (`a string`, `a mapping`).
     pub fn describe(&self) -> &'static str {
         match self {
             Value::Null => "null",
             Value::Bool(_) => "a boolean",
-            Value::Int(_) => "an integer",
+            Value::Int(_) | Value::BigInt(_) => "an integer",
             Value::Float(_) => "a number",
             Value::String(_) => "a string",
             Value::Seq(_) => "a list",
@@ -78,7 +161,7 @@ impl Value {
 impl Node {
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
-            Value::String(text) => Some(text),
+            Value::String(text) => Some(text.as_str()),
             _ => None,
         }
     }
@@ -115,19 +198,15 @@ impl Node {
         match &self.value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Int(i) => {
-                if let Ok(v) = i64::try_from(*i) {
-                    serde_json::Value::from(v)
-                } else if let Ok(v) = u64::try_from(*i) {
-                    serde_json::Value::from(v)
-                } else {
-                    serde_json::Value::String(i.to_string())
-                }
-            }
+            Value::Int(i) => serde_json::Value::from(*i),
+            Value::BigInt(i) => match u64::try_from(**i) {
+                Ok(v) => serde_json::Value::from(v),
+                Err(_) => serde_json::Value::String(i.to_string()),
+            },
             Value::Float(f) => serde_json::Number::from_f64(*f)
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
-            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::String(s) => serde_json::Value::String(s.to_string()),
             Value::Seq(items) => {
                 serde_json::Value::Array(items.iter().map(Node::to_json).collect())
             }
@@ -143,8 +222,9 @@ impl Node {
     /// A mapping key as text (scalars only; other keys render as their kind).
     pub fn key_text(&self) -> String {
         match &self.value {
-            Value::String(s) => s.clone(),
+            Value::String(s) => s.to_string(),
             Value::Int(i) => i.to_string(),
+            Value::BigInt(i) => i.to_string(),
             Value::Float(f) => f.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Null => "null".to_string(),
@@ -181,9 +261,12 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
     budget.max_events = MAX_NODES.saturating_mul(4);
     let options = serde_saphyr::options! { with_snippet: false, budget: Some(budget) };
     let result =
-        serde_saphyr::from_str_multiple_with_options::<Spanned<Value>, Vec<_>>(text, options);
+        serde_saphyr::from_str_multiple_with_options::<Spanned<Value>, Documents>(text, options);
     match result {
-        Ok(docs) => Ok(docs.into_iter().map(spanned_node).collect()),
+        Ok(Documents(mut docs)) => {
+            docs.shrink_to_fit();
+            Ok(docs)
+        }
         Err(err) => Err(ParseError {
             pos: err.location().map(Pos::from_location).unwrap_or(Pos::START),
             message: first_line(&err.without_snippet().to_string()),
@@ -213,6 +296,16 @@ fn first_line(text: &str) -> String {
     message
 }
 
+/// Collects documents as nodes while parsing, without a list of spanned values first.
+#[derive(Default)]
+struct Documents(Vec<Node>);
+
+impl Extend<Spanned<Value>> for Documents {
+    fn extend<I: IntoIterator<Item = Spanned<Value>>>(&mut self, docs: I) {
+        self.0.extend(docs.into_iter().map(spanned_node));
+    }
+}
+
 fn spanned_node(spanned: Spanned<Value>) -> Node {
     Node {
         pos: Pos::from_location(spanned.referenced),
@@ -240,19 +333,19 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Int(i128::from(v)))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Int(i128::from(v)))
-    }
-
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
         Ok(Value::Int(v))
     }
 
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::integer(i128::from(v)))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::integer(v))
+    }
+
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
-        Ok(i128::try_from(v).map_or(Value::Float(v as f64), Value::Int))
+        Ok(i128::try_from(v).map_or(Value::Float(v as f64), Value::integer))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
@@ -260,15 +353,15 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
+        Ok(Value::String(Text::new(v)))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+        Ok(Value::String(Text::from_string(v)))
     }
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
-        Ok(Value::String(String::from_utf8_lossy(v).into_owned()))
+        Ok(Value::String(Text::new(&String::from_utf8_lossy(v))))
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Value, E> {
@@ -295,7 +388,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some(item) = seq.next_element::<Spanned<Value>>()? {
             items.push(spanned_node(item));
         }
-        Ok(Value::Seq(items))
+        Ok(Value::Seq(items.into_boxed_slice()))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
@@ -307,7 +400,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 value: spanned_node(value),
             });
         }
-        Ok(Value::Map(entries))
+        Ok(Value::Map(entries.into_boxed_slice()))
     }
 }
 
@@ -366,6 +459,42 @@ mod tests {
         let err = parse_documents("kind: Sddc\nname: a\nname: b\n").unwrap_err();
         assert_eq!(err.message, "duplicate key `name`");
         assert_eq!(err.pos, Pos { line: 3, column: 1 });
+    }
+
+    #[test]
+    fn nodes_stay_small() {
+        assert_eq!(std::mem::size_of::<Node>(), 32);
+        assert_eq!(std::mem::size_of::<Entry>(), 64);
+    }
+
+    #[test]
+    fn short_and_long_strings_read_the_same() {
+        let (short, long) = ("é, twenty-two bytes!!", "é, twenty-three bytes!!");
+        assert_eq!((short.len(), long.len()), (22, 24));
+        let docs = parse_documents(&format!("short: {short}\nlong: {long}\n")).unwrap();
+        let node = docs[0].get("short").unwrap();
+        assert!(matches!(node.value, Value::String(Text::Inline { .. })));
+        assert_eq!(node.as_str(), Some(short));
+        assert_eq!(node.to_json(), serde_json::json!(short));
+        let node = docs[0].get("long").unwrap();
+        assert!(matches!(node.value, Value::String(Text::Heap(_))));
+        assert_eq!(node.as_str(), Some(long));
+        assert_eq!(Text::new(long), Text::from_string(long.to_string()));
+    }
+
+    #[test]
+    fn integers_keep_their_value_at_any_width() {
+        let docs = parse_documents("a: -5\nb: 18446744073709551615\n").unwrap();
+        assert_eq!(docs[0].get("a").unwrap().value, Value::Int(-5));
+        let b = docs[0].get("b").unwrap();
+        assert_eq!(b.value, Value::BigInt(Box::new(i128::from(u64::MAX))));
+        assert_eq!(b.to_json(), serde_json::json!(u64::MAX));
+        assert_eq!(b.key_text(), "18446744073709551615");
+        let wide = Node {
+            pos: Pos::START,
+            value: Value::integer(-(1 << 70)),
+        };
+        assert_eq!(wide.to_json(), serde_json::json!("-1180591620717411303424"));
     }
 
     #[test]

@@ -1,28 +1,132 @@
 //! Edges between resources: explicit `depends_on`, the implicit `target` / `job` names of
 //! Salt kinds, and `${Kind/name.attribute}` references inside spec strings. Also finds
 //! dependency cycles and reports each as a path `A -> B -> A`.
+//!
+//! Edges name their ends by index into the [`Declarations`], so that the edges of a large
+//! estate stay small once the documents they come from are dropped.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
 
 use super::diagnostics::Diagnostic;
 use super::did_you_mean;
 use super::node::{Node, Pos, Value};
-use super::validate::{Document, declared_ensure};
+use super::validate::Document;
 use crate::model::{Address, Ensure, Kind, Reference, Resource};
 
-/// `from` depends on `to` (both declared).
+/// The first declaration of an address.
+#[derive(Clone, Debug)]
+pub struct Declared {
+    pub address: Address,
+    /// Index of the declaring document in load order.
+    pub doc: usize,
+    pub ensure: Ensure,
+}
+
+/// Every address declared by a resource document, sorted by address: an index here names
+/// a resource in [`Edge`]s, and index order is address order. Kept until the last check, so
+/// the names share one buffer.
+#[derive(Debug, Default)]
+pub struct Declarations {
+    entries: Vec<Entry>,
+    names: String,
+}
+
+#[derive(Debug)]
+struct Entry {
+    kind: Kind,
+    ensure: Ensure,
+    doc: usize,
+    name: Range<usize>,
+}
+
+impl Declarations {
+    /// `declared` sorted by address, without duplicates.
+    pub fn new(declared: Vec<Declared>) -> Self {
+        debug_assert!(declared.is_sorted_by(|a, b| a.address < b.address));
+        let mut names = String::with_capacity(declared.iter().map(|d| d.address.name.len()).sum());
+        let entries = declared
+            .into_iter()
+            .map(|d| {
+                let start = names.len();
+                names.push_str(&d.address.name);
+                Entry {
+                    kind: d.address.kind,
+                    ensure: d.ensure,
+                    doc: d.doc,
+                    name: start..names.len(),
+                }
+            })
+            .collect();
+        Self { entries, names }
+    }
+
+    /// The index of an address, if declared. Indexes are `u32` to keep edges small: four
+    /// billion documents would not fit in memory anyway.
+    pub fn find(&self, address: &Address) -> Option<u32> {
+        let index = self
+            .entries
+            .binary_search_by(|e| {
+                (e.kind, self.name_of(e)).cmp(&(address.kind, address.name.as_str()))
+            })
+            .ok()?;
+        u32::try_from(index).ok()
+    }
+
+    /// Index of the declaring document in load order.
+    pub fn doc(&self, index: u32) -> usize {
+        self.entries[index as usize].doc
+    }
+
+    fn ensure(&self, index: u32) -> Ensure {
+        self.entries[index as usize].ensure
+    }
+
+    fn address(&self, index: u32) -> Address {
+        let entry = &self.entries[index as usize];
+        Address::new(entry.kind, self.name_of(entry))
+    }
+
+    fn name_of(&self, entry: &Entry) -> &str {
+        &self.names[entry.name.clone()]
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Names declared with one kind, in order.
+    fn names_of(&self, kind: Kind) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .filter(move |e| e.kind == kind)
+            .map(|e| self.name_of(e))
+    }
+}
+
+/// `from` depends on `to`, both indexes into the [`Declarations`]. Every edge of the estate
+/// is kept until the last check, so it owns no allocation in the common cases.
 #[derive(Clone, Debug)]
 pub struct Edge {
-    pub from: Address,
-    pub to: Address,
-    pub attribute: Option<String>,
+    pub from: u32,
+    pub to: u32,
     /// The edge comes from a `target` or `job` name, which must live on the same server.
     pub by_name: bool,
-    pub file: PathBuf,
+    pub file: Arc<Path>,
     /// Field path of the reference in its document.
-    pub path: String,
+    pub path: Cow<'static, str>,
     pub pos: Pos,
+}
+
+/// What one document depends on.
+#[derive(Debug, Default)]
+pub struct DocumentEdges {
+    pub edges: Vec<Edge>,
+    /// The `${...}` references among the edges.
+    pub references: Vec<Reference>,
 }
 
 /// One `${...}` occurrence found in a string.
@@ -91,48 +195,49 @@ fn kind_hint(kind: &str) -> Option<String> {
 
 struct Collector<'a> {
     doc: &'a Document,
-    from: Address,
-    declared: &'a BTreeMap<Address, &'a Document>,
+    from: u32,
+    declared: &'a Declarations,
     errors: &'a mut Vec<Diagnostic>,
-    edges: Vec<Edge>,
+    found: DocumentEdges,
 }
 
 impl Collector<'_> {
     fn error(&mut self, pos: Pos, path: &str, message: String, hint: Option<String>) {
         self.errors
-            .push(Diagnostic::new(&self.doc.file, pos, path, message).with_hint(hint));
+            .push(Diagnostic::new(self.doc.file(), pos, path, message).with_hint(hint));
     }
 
     fn undeclared_hint(&self, address: &Address) -> Option<String> {
-        let same_kind: Vec<String> = self
-            .declared
-            .keys()
-            .filter(|a| a.kind == address.kind)
-            .map(|a| a.name.clone())
-            .collect();
-        did_you_mean::closest(&address.name, same_kind.iter().map(String::as_str))
+        did_you_mean::closest(&address.name, self.declared.names_of(address.kind))
             .map(|n| format!("did you mean `{}/{n}`?", address.kind))
     }
 
-    fn add(&mut self, to: Address, attribute: Option<String>, pos: Pos, path: &str) {
-        if let Some(target) = self.declared.get(&to)
-            && declared_ensure(self.doc) == Ensure::Present
-            && declared_ensure(target) == Ensure::Absent
-        {
+    fn add(&mut self, to: u32, attribute: Option<String>, pos: Pos, path: Cow<'static, str>) {
+        if self.doc.ensure() == Ensure::Present && self.declared.ensure(to) == Ensure::Absent {
+            let to = self.declared.address(to);
             self.error(
                 pos,
-                path,
+                &path,
                 format!("depends on `{to}`, which has `ensure: absent`"),
                 None,
             );
         }
-        self.edges.push(Edge {
-            from: self.from.clone(),
+        let by_name = attribute.is_none() && path.starts_with("spec.");
+        if let Some(attribute) = attribute {
+            let reference = Reference {
+                target: self.declared.address(to),
+                attribute,
+            };
+            if !self.found.references.contains(&reference) {
+                self.found.references.push(reference);
+            }
+        }
+        self.found.edges.push(Edge {
+            from: self.from,
             to,
-            by_name: attribute.is_none() && path.starts_with("spec."),
-            attribute,
-            file: self.doc.file.clone(),
-            path: path.to_string(),
+            by_name,
+            file: Arc::clone(self.doc.file()),
+            path,
             pos,
         });
     }
@@ -172,8 +277,8 @@ impl Collector<'_> {
                 continue;
             }
             let address = Address::new(kind, name);
-            if self.declared.contains_key(&address) {
-                self.add(address, None, item.pos, &path);
+            if let Some(to) = self.declared.find(&address) {
+                self.add(to, None, item.pos, path.into());
             } else {
                 let hint = self.undeclared_hint(&address);
                 self.error(
@@ -186,7 +291,9 @@ impl Collector<'_> {
         }
     }
 
-    fn named(&mut self, field: &str, kind: Kind, required: bool) {
+    /// A `spec.<field>` naming an object of `kind`; `path` is `spec.<field>`.
+    fn named(&mut self, path: &'static str, kind: Kind, required: bool) {
+        let field = path.strip_prefix("spec.").unwrap_or(path);
         let Some(node) = self.doc.spec_node().and_then(|s| s.get(field)) else {
             return;
         };
@@ -195,19 +302,13 @@ impl Collector<'_> {
             return;
         }
         let address = Address::new(kind, name);
-        let path = format!("spec.{field}");
-        if self.declared.contains_key(&address) {
-            self.add(address, None, node.pos, &path);
+        if let Some(to) = self.declared.find(&address) {
+            self.add(to, None, node.pos, path.into());
         } else if required {
             let hint = self
                 .undeclared_hint(&address)
                 .or_else(|| Some(format!("declare a `{kind}` named `{name}`")));
-            self.error(
-                node.pos,
-                &path,
-                format!("`{address}` is not declared"),
-                hint,
-            );
+            self.error(node.pos, path, format!("`{address}` is not declared"), hint);
         }
     }
 
@@ -245,7 +346,7 @@ impl Collector<'_> {
             }
             Interpolation::Reference { address, attribute } => {
                 let shown = format!("${{{address}.{attribute}}}");
-                if !self.declared.contains_key(&address) {
+                let Some(to) = self.declared.find(&address) else {
                     let hint = self.undeclared_hint(&address);
                     self.error(
                         pos,
@@ -254,7 +355,7 @@ impl Collector<'_> {
                         hint,
                     );
                     return;
-                }
+                };
                 let attributes = address.kind.attributes();
                 if !attributes.contains(&attribute.as_str()) {
                     let list: Vec<String> = attributes.iter().map(|a| format!("`{a}`")).collect();
@@ -274,65 +375,62 @@ impl Collector<'_> {
                     );
                     return;
                 }
-                self.add(address, Some(attribute), pos, path);
+                self.add(to, Some(attribute), pos, path.to_string().into());
             }
         }
     }
 }
 
-/// Every edge a document declares or implies, reporting references to nothing.
+/// Every edge a document declares or implies, reporting references to nothing. `from` is
+/// the document's own index in `declared`.
 pub fn collect_edges(
     doc: &Document,
-    declared: &BTreeMap<Address, &Document>,
+    from: u32,
+    declared: &Declarations,
     errors: &mut Vec<Diagnostic>,
-) -> Vec<Edge> {
-    let Some(name) = &doc.name else {
-        return Vec::new();
-    };
+) -> DocumentEdges {
+    if doc.name().is_none() {
+        return DocumentEdges::default();
+    }
     let mut collector = Collector {
         doc,
-        from: Address::new(doc.kind, name.clone()),
+        from,
         declared,
         errors,
-        edges: Vec::new(),
+        found: DocumentEdges::default(),
     };
     collector.depends_on();
     match doc.kind {
-        Kind::SaltJob => collector.named("target", Kind::SaltTarget, false),
+        Kind::SaltJob => collector.named("spec.target", Kind::SaltTarget, false),
         Kind::SaltSchedule => {
-            collector.named("job", Kind::SaltJob, true);
-            collector.named("target", Kind::SaltTarget, false);
+            collector.named("spec.job", Kind::SaltJob, true);
+            collector.named("spec.target", Kind::SaltTarget, false);
         }
         _ => {}
     }
     if let Some(spec) = doc.spec_node() {
         collector.strings(spec, "spec");
     }
-    collector.edges
+    collector.found
 }
 
-/// Records edges on the resources they start from (sorted, without duplicates).
-pub fn apply_edges(resources: &mut BTreeMap<Address, Resource>, edges: &[Edge]) {
-    for edge in edges {
-        let Some(resource) = resources.get_mut(&edge.from) else {
-            continue;
-        };
-        if !resource.depends_on.contains(&edge.to) {
-            resource.depends_on.push(edge.to.clone());
-        }
-        if let Some(attribute) = &edge.attribute {
-            let reference = Reference {
-                target: edge.to.clone(),
-                attribute: attribute.clone(),
-            };
-            if !resource.references.contains(&reference) {
-                resource.references.push(reference);
+impl DocumentEdges {
+    /// Records the edges on the document's resource (sorted, without duplicates).
+    pub fn apply(&mut self, resource: &mut Resource, declared: &Declarations) {
+        let mut depends_on: Vec<Address> = Vec::with_capacity(self.edges.len());
+        for edge in &self.edges {
+            let to = declared.address(edge.to);
+            if !depends_on.contains(&to) {
+                depends_on.push(to);
             }
         }
-    }
-    for resource in resources.values_mut() {
-        resource.depends_on.sort();
-        resource.references.sort();
+        depends_on.sort();
+        depends_on.shrink_to_fit();
+        let mut references = std::mem::take(&mut self.references);
+        references.sort();
+        references.shrink_to_fit();
+        resource.depends_on = depends_on;
+        resource.references = references;
     }
 }
 
@@ -340,11 +438,14 @@ pub fn apply_edges(resources: &mut BTreeMap<Address, Resource>, edges: &[Edge]) 
 /// schedules point at target groups and jobs by their server-side id.
 pub fn check_same_connection(
     resources: &BTreeMap<Address, Resource>,
+    declared: &Declarations,
     edges: &[Edge],
     errors: &mut Vec<Diagnostic>,
 ) {
     for edge in edges.iter().filter(|e| e.by_name) {
-        let (Some(from), Some(to)) = (resources.get(&edge.from), resources.get(&edge.to)) else {
+        let (from_address, to_address) = (declared.address(edge.from), declared.address(edge.to));
+        let (Some(from), Some(to)) = (resources.get(&from_address), resources.get(&to_address))
+        else {
             continue;
         };
         if from.connection != to.connection
@@ -355,15 +456,15 @@ pub fn check_same_connection(
                 Diagnostic::new(
                     &edge.file,
                     edge.pos,
-                    &edge.path,
+                    &*edge.path,
                     format!(
-                        "`{}` uses connection `{}`, but `{}` is on connection `{}`",
-                        edge.from, from.connection, edge.to, to.connection
+                        "`{from_address}` uses connection `{}`, but `{to_address}` is on connection `{}`",
+                        from.connection, to.connection
                     ),
                 )
                 .with_hint(Some(format!(
                     "a `{}` can only refer to a `{}` on the same server",
-                    edge.from.kind, edge.to.kind
+                    from_address.kind, to_address.kind
                 ))),
             );
         }
@@ -371,67 +472,95 @@ pub fn check_same_connection(
 }
 
 /// Reports each dependency cycle once, as a path starting at its smallest address.
-pub fn check_cycles(edges: &[Edge], errors: &mut Vec<Diagnostic>) {
-    let mut graph: BTreeMap<&Address, BTreeSet<&Address>> = BTreeMap::new();
-    for edge in edges {
-        graph.entry(&edge.from).or_default().insert(&edge.to);
-        graph.entry(&edge.to).or_default();
+pub fn check_cycles(declared: &Declarations, edges: &[Edge], errors: &mut Vec<Diagnostic>) {
+    // Successors of each node, sorted and without duplicates, in one list: node `n`'s are
+    // `pairs[offsets[n]..offsets[n + 1]]`. Indexes follow address order, so the walk visits
+    // nodes and successors in address order.
+    let mut pairs: Vec<(u32, u32)> = edges.iter().map(|e| (e.from, e.to)).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let nodes = declared.len();
+    let mut offsets = vec![0; nodes + 1];
+    for &(from, _) in &pairs {
+        offsets[from as usize + 1] += 1;
     }
-    let mut reported: BTreeSet<Vec<&Address>> = BTreeSet::new();
-    let mut done: BTreeSet<&Address> = BTreeSet::new();
-    let nodes: Vec<&Address> = graph.keys().copied().collect();
-    for start in nodes {
-        if done.contains(start) {
+    for node in 0..nodes {
+        offsets[node + 1] += offsets[node];
+    }
+    let successor = |node: u32, nth: usize| {
+        let at = offsets[node as usize] + nth;
+        (at < offsets[node as usize + 1]).then(|| pairs[at].1)
+    };
+    let mut reported: BTreeSet<Vec<u32>> = BTreeSet::new();
+    let mut done = vec![false; nodes];
+    let mut on_path = vec![false; nodes];
+    for start in (0..nodes).filter_map(|n| u32::try_from(n).ok()) {
+        if done[start as usize] {
             continue;
         }
-        // Iterative DFS keeping the current path.
-        let mut path: Vec<&Address> = vec![start];
-        let mut iters: Vec<Vec<&Address>> = vec![graph[start].iter().copied().collect::<Vec<_>>()];
-        while let Some(next_list) = iters.last_mut() {
-            if let Some(next) = (!next_list.is_empty()).then(|| next_list.remove(0)) {
-                if let Some(index) = path.iter().position(|a| *a == next) {
-                    let mut cycle: Vec<&Address> = path[index..].to_vec();
-                    let min = cycle
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, a)| **a)
-                        .map_or(0, |(i, _)| i);
-                    cycle.rotate_left(min);
-                    if reported.insert(cycle.clone()) {
-                        let first = cycle[0];
-                        let second = cycle.get(1).copied().unwrap_or(first);
-                        let edge = edges
-                            .iter()
-                            .find(|e| &e.from == first && &e.to == second)
-                            .or_else(|| edges.iter().find(|e| &e.from == first));
-                        let mut shown: Vec<String> = cycle.iter().map(|a| a.to_string()).collect();
-                        shown.push(first.to_string());
-                        if let Some(edge) = edge {
-                            errors.push(
-                                Diagnostic::new(
-                                    &edge.file,
-                                    edge.pos,
-                                    &edge.path,
-                                    format!("dependency cycle: `{}`", shown.join(" -> ")),
-                                )
-                                .with_hint(Some(
-                                    "remove one of these dependencies (depends_on, target, job or ${...})"
-                                        .to_string(),
-                                )),
-                            );
-                        }
-                    }
-                } else if !done.contains(next) {
-                    path.push(next);
-                    iters.push(graph[next].iter().copied().collect());
+        // Iterative DFS keeping the current path and, per node on it, the next successor.
+        let mut path: Vec<u32> = vec![start];
+        let mut next_nth: Vec<usize> = vec![0];
+        on_path[start as usize] = true;
+        while let (Some(&node), Some(nth)) = (path.last(), next_nth.last_mut()) {
+            let Some(next) = successor(node, *nth) else {
+                next_nth.pop();
+                path.pop();
+                on_path[node as usize] = false;
+                done[node as usize] = true;
+                continue;
+            };
+            *nth += 1;
+            if on_path[next as usize] {
+                let index = path.iter().position(|&n| n == next).unwrap_or_default();
+                let mut cycle: Vec<u32> = path[index..].to_vec();
+                let min = cycle
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, n)| **n)
+                    .map_or(0, |(i, _)| i);
+                cycle.rotate_left(min);
+                if reported.insert(cycle.clone()) {
+                    report_cycle(declared, edges, &cycle, errors);
                 }
-            } else {
-                iters.pop();
-                if let Some(finished) = path.pop() {
-                    done.insert(finished);
-                }
+            } else if !done[next as usize] {
+                path.push(next);
+                next_nth.push(0);
+                on_path[next as usize] = true;
             }
         }
+    }
+}
+
+fn report_cycle(
+    declared: &Declarations,
+    edges: &[Edge],
+    cycle: &[u32],
+    errors: &mut Vec<Diagnostic>,
+) {
+    let first = cycle[0];
+    let second = cycle.get(1).copied().unwrap_or(first);
+    let edge = edges
+        .iter()
+        .find(|e| e.from == first && e.to == second)
+        .or_else(|| edges.iter().find(|e| e.from == first));
+    let mut shown: Vec<String> = cycle
+        .iter()
+        .map(|&n| declared.address(n).to_string())
+        .collect();
+    shown.push(declared.address(first).to_string());
+    if let Some(edge) = edge {
+        errors.push(
+            Diagnostic::new(
+                &edge.file,
+                edge.pos,
+                &*edge.path,
+                format!("dependency cycle: `{}`", shown.join(" -> ")),
+            )
+            .with_hint(Some(
+                "remove one of these dependencies (depends_on, target, job or ${...})".to_string(),
+            )),
+        );
     }
 }
 
@@ -477,29 +606,52 @@ mod tests {
         ));
     }
 
-    fn edge(from: &str, to: &str) -> Edge {
-        Edge {
-            from: Address::parse(from).unwrap(),
-            to: Address::parse(to).unwrap(),
-            attribute: None,
-            by_name: false,
-            file: PathBuf::from("t.yaml"),
-            path: String::new(),
-            pos: Pos::START,
-        }
+    /// Declarations of every address the pairs name, and one edge per pair.
+    fn graph(pairs: &[(&str, &str)]) -> (Declarations, Vec<Edge>) {
+        let mut addresses: Vec<Address> = pairs
+            .iter()
+            .flat_map(|(from, to)| [from, to])
+            .map(|text| Address::parse(text).unwrap())
+            .collect();
+        addresses.sort();
+        addresses.dedup();
+        let declared = Declarations::new(
+            addresses
+                .into_iter()
+                .enumerate()
+                .map(|(doc, address)| Declared {
+                    address,
+                    doc,
+                    ensure: Ensure::Present,
+                })
+                .collect(),
+        );
+        let index = |text: &str| declared.find(&Address::parse(text).unwrap()).unwrap();
+        let edges = pairs
+            .iter()
+            .map(|(from, to)| Edge {
+                from: index(from),
+                to: index(to),
+                by_name: false,
+                file: Arc::from(Path::new("t.yaml")),
+                path: Cow::Borrowed(""),
+                pos: Pos::START,
+            })
+            .collect();
+        (declared, edges)
     }
 
     #[test]
     fn cycles_are_reported_once_as_a_path() {
-        let edges = vec![
-            edge("SaltJob/b", "SaltJob/c"),
-            edge("SaltJob/c", "SaltJob/a"),
-            edge("SaltJob/a", "SaltJob/b"),
-            edge("SaltJob/d", "SaltJob/a"),
-            edge("SaltJob/e", "SaltJob/e"),
-        ];
+        let (declared, edges) = graph(&[
+            ("SaltJob/b", "SaltJob/c"),
+            ("SaltJob/c", "SaltJob/a"),
+            ("SaltJob/a", "SaltJob/b"),
+            ("SaltJob/d", "SaltJob/a"),
+            ("SaltJob/e", "SaltJob/e"),
+        ]);
         let mut errors = Vec::new();
-        check_cycles(&edges, &mut errors);
+        check_cycles(&declared, &edges, &mut errors);
         let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(
             messages,
@@ -512,12 +664,12 @@ mod tests {
 
     #[test]
     fn acyclic_graph_has_no_errors() {
-        let edges = vec![
-            edge("SaltJob/b", "SaltTarget/t"),
-            edge("SaltSchedule/s", "SaltJob/b"),
-        ];
+        let (declared, edges) = graph(&[
+            ("SaltJob/b", "SaltTarget/t"),
+            ("SaltSchedule/s", "SaltJob/b"),
+        ]);
         let mut errors = Vec::new();
-        check_cycles(&edges, &mut errors);
+        check_cycles(&declared, &edges, &mut errors);
         assert!(errors.is_empty());
     }
 }

@@ -29,12 +29,20 @@ fn node_types(value: &Value) -> &'static [&'static str] {
     match value {
         Value::Null => &["null"],
         Value::Bool(_) => &["boolean"],
-        Value::Int(_) => &["integer", "number"],
+        Value::Int(_) | Value::BigInt(_) => &["integer", "number"],
         Value::Float(_) => &["number"],
         Value::String(_) => &["string"],
         Value::Seq(_) => &["array"],
         Value::Map(_) => &["object"],
     }
+}
+
+/// A number or boolean: what a string field holds when its value lacks quotes.
+fn is_unquoted_scalar(value: &Value) -> bool {
+    matches!(
+        value,
+        Value::Int(_) | Value::BigInt(_) | Value::Float(_) | Value::Bool(_)
+    )
 }
 
 fn type_phrase(name: &str) -> &str {
@@ -152,11 +160,7 @@ impl<'a> Checker<'a> {
         if schema.as_bool() == Some(true) {
             return;
         }
-        if is_secret
-            && matches!(
-                node.value,
-                Value::String(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_)
-            )
+        if is_secret && (matches!(node.value, Value::String(_)) || is_unquoted_scalar(&node.value))
         {
             out.push(
                 Diagnostic::new(
@@ -203,9 +207,7 @@ impl<'a> Checker<'a> {
                     path,
                     format!("expected {expected}, found {}", node.value.describe()),
                 );
-                if types.contains(&"string")
-                    && matches!(node.value, Value::Int(_) | Value::Float(_) | Value::Bool(_))
-                {
+                if types.contains(&"string") && is_unquoted_scalar(&node.value) {
                     diagnostic = diagnostic
                         .with_hint(Some("quote the value to make it a string".to_string()));
                 }
@@ -227,7 +229,10 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
-            Value::Int(number) => self.check_integer(schema, node, *number, path, out),
+            Value::Int(number) => {
+                self.check_integer(schema, node, i128::from(*number), path, out);
+            }
+            Value::BigInt(number) => self.check_integer(schema, node, **number, path, out),
             Value::Float(number) => {
                 if !number.is_finite() {
                     self.error(out, node, path, "number is not finite".to_string());
@@ -308,8 +313,7 @@ impl<'a> Checker<'a> {
                     expected.push(phrase);
                 }
             }
-            let quote = expected.iter().any(|e| e == "a string")
-                && matches!(node.value, Value::Int(_) | Value::Float(_) | Value::Bool(_));
+            let quote = expected.iter().any(|e| e == "a string") && is_unquoted_scalar(&node.value);
             out.push(
                 Diagnostic::new(
                     self.file,

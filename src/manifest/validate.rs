@@ -1,9 +1,14 @@
 //! The validation pipeline: parse every file, check every document against the schema, then
 //! build connections and resources, resolve connections and references, and find cycles.
 //! Every problem is collected; the model is returned only when there is none.
+//!
+//! Memory: files are read one at a time and each text is dropped once parsed; the tables that
+//! span documents (declarations, edges) hold compact data, so that each document's tree is
+//! dropped as soon as its resource is built.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -13,7 +18,7 @@ use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
 use super::files::{SourceFile, position_of};
 use super::node::{Node, Pos, Value, parse_documents};
-use super::references::{self, Edge};
+use super::references::{self, Declarations, Declared, Edge};
 use super::rules::{RuleContext, canonicalize};
 use super::schema::{document_def, manifest_schema};
 use super::spec::{ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec};
@@ -23,25 +28,44 @@ use crate::model::{
     Timeouts,
 };
 
-/// A document whose `kind` is known.
+/// A document whose `kind` is known. Kept small (48 bytes): every document of the estate
+/// is held until the model is built.
 pub struct Document {
-    pub file: PathBuf,
-    pub base_dir: PathBuf,
+    pub origin: Arc<FileOrigin>,
     pub node: Node,
     pub kind: Kind,
-    pub name: Option<String>,
     /// No structural error at all: the document becomes part of the model.
     pub valid: bool,
     /// No structural error under `spec`: typed deserialization and kind rules may run.
     pub spec_valid: bool,
 }
 
+/// The file documents come from, shared by all of them.
+pub struct FileOrigin {
+    /// The path as given or found, for messages.
+    pub file: Arc<Path>,
+    /// The file's directory as an absolute path.
+    pub base_dir: Arc<Path>,
+}
+
 impl Document {
+    pub fn file(&self) -> &Arc<Path> {
+        &self.origin.file
+    }
+
+    /// The `name`, when it is a non-empty string.
+    pub fn name(&self) -> Option<&str> {
+        self.node
+            .get("name")
+            .and_then(Node::as_str)
+            .filter(|n| !n.is_empty())
+    }
+
     pub fn location(&self) -> SourceLocation {
         SourceLocation {
-            file: self.file.clone(),
-            line: self.node.pos.line,
-            column: self.node.pos.column,
+            file: Arc::clone(self.file()),
+            line: self.node.pos.line as usize,
+            column: self.node.pos.column as usize,
         }
     }
 
@@ -50,7 +74,15 @@ impl Document {
     }
 
     fn address(&self) -> Option<Address> {
-        self.name.clone().map(|n| Address::new(self.kind, n))
+        self.name().map(|n| Address::new(self.kind, n))
+    }
+
+    /// The ensure the document declares (for reference checks).
+    pub fn ensure(&self) -> Ensure {
+        match self.node.get("ensure").and_then(Node::as_str) {
+            Some("absent") => Ensure::Absent,
+            _ => Ensure::Present,
+        }
     }
 }
 
@@ -91,12 +123,12 @@ fn read_file(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Option<String
 
 /// Turns one parsed document into a [`Document`], checking its structure.
 fn classify(
-    source: &SourceFile,
+    origin: &Arc<FileOrigin>,
     node: Node,
     checker: &Checker<'_>,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<Document> {
-    let file = &source.path;
+    let file = &*origin.file;
     if !matches!(node.value, Value::Map(_)) {
         errors.push(
             Diagnostic::new(
@@ -173,17 +205,10 @@ fn classify(
     let spec_valid = !errors[before..]
         .iter()
         .any(|e| e.path == "spec" || e.path.starts_with("spec.") || e.path.starts_with("spec["));
-    let name = node
-        .get("name")
-        .and_then(Node::as_str)
-        .filter(|n| !n.is_empty())
-        .map(str::to_string);
     Some(Document {
-        file: file.clone(),
-        base_dir: source.base_dir.clone(),
+        origin: Arc::clone(origin),
         node,
         kind,
-        name,
         valid: errors.len() == before,
         spec_valid,
     })
@@ -207,7 +232,7 @@ fn parse_duration(
         _ => {
             errors.push(
                 Diagnostic::new(
-                    &doc.file,
+                    doc.file(),
                     node.pos,
                     format!("timeouts.{field}"),
                     format!("`{text}` is not a duration longer than zero"),
@@ -225,36 +250,48 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    fn duplicates(&mut self, docs: &[Document]) {
-        let mut first: BTreeMap<Address, &Document> = BTreeMap::new();
-        for doc in docs {
-            let Some(address) = doc.address() else {
-                continue;
-            };
-            match first.get(&address) {
-                Some(original) => {
-                    let pos = doc.node.get("name").map_or(doc.node.pos, |n| n.pos);
-                    self.errors.push(
-                        Diagnostic::new(
-                            &doc.file,
-                            pos,
-                            "name",
-                            format!("`{address}` is declared twice"),
-                        )
-                        .with_hint(Some(format!("first declared at {}", original.location()))),
-                    );
-                }
-                None => {
-                    first.insert(address, doc);
-                }
+    /// Reports addresses declared twice and returns the first declaration of every address
+    /// (connections aside, which are not resources).
+    fn declarations(&mut self, docs: &[&Document]) -> Declarations {
+        let mut all: Vec<Declared> = Vec::with_capacity(docs.len());
+        for (index, doc) in docs.iter().enumerate() {
+            if let Some(address) = doc.address() {
+                all.push(Declared {
+                    address,
+                    doc: index,
+                    ensure: doc.ensure(),
+                });
             }
         }
+        // By address, then in source order: the first of each run is the declaration kept.
+        all.sort_unstable_by(|a, b| (&a.address, a.doc).cmp(&(&b.address, b.doc)));
+        let mut first = 0;
+        for index in 1..all.len() {
+            if all[index].address != all[first].address {
+                first = index;
+                continue;
+            }
+            let (original, doc) = (docs[all[first].doc], docs[all[index].doc]);
+            let pos = doc.node.get("name").map_or(doc.node.pos, |n| n.pos);
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    pos,
+                    "name",
+                    format!("`{}` is declared twice", all[index].address),
+                )
+                .with_hint(Some(format!("first declared at {}", original.location()))),
+            );
+        }
+        all.dedup_by(|later, first| later.address == first.address);
+        all.retain(|d| d.address.kind != Kind::Connection);
+        Declarations::new(all)
     }
 
-    fn connections(&mut self, docs: &[Document]) -> BTreeMap<String, (Connection, bool)> {
+    fn connections(&mut self, docs: &[&Document]) -> BTreeMap<String, (Connection, bool)> {
         let mut connections = BTreeMap::new();
         for doc in docs.iter().filter(|d| d.kind == Kind::Connection) {
-            let Some(name) = &doc.name else { continue };
+            let Some(name) = doc.name() else { continue };
             if connections.contains_key(name) {
                 continue;
             }
@@ -272,10 +309,10 @@ impl Loader<'_> {
                     });
                 if let Some(system) = system {
                     connections.insert(
-                        name.clone(),
+                        name.to_string(),
                         (
                             Connection {
-                                name: name.clone(),
+                                name: name.to_string(),
                                 config: crate::model::ConnectionConfig::with_defaults(system),
                                 location: doc.location(),
                             },
@@ -292,8 +329,8 @@ impl Loader<'_> {
                 super::spec::ConnectionType::Vsphere => SystemType::Vsphere,
             };
             let mut reader = ConnectionReader {
-                file: &doc.file,
-                base_dir: &doc.base_dir,
+                file: doc.file(),
+                base_dir: &doc.origin.base_dir,
                 spec_node,
                 errors: &mut self.errors,
             };
@@ -302,10 +339,10 @@ impl Loader<'_> {
                 None => (crate::model::ConnectionConfig::with_defaults(system), false),
             };
             connections.insert(
-                name.clone(),
+                name.to_string(),
                 (
                     Connection {
-                        name: name.clone(),
+                        name: name.to_string(),
                         config,
                         location: doc.location(),
                     },
@@ -335,7 +372,7 @@ impl Loader<'_> {
                             });
                         self.errors.push(
                             Diagnostic::new(
-                                &doc.file,
+                                doc.file(),
                                 node.pos,
                                 "connection",
                                 format!("connection `{name}` is not declared"),
@@ -346,7 +383,7 @@ impl Loader<'_> {
                     }
                     Some((connection, _)) if connection.config.system != system => {
                         self.errors.push(Diagnostic::new(
-                            &doc.file,
+                            doc.file(),
                             node.pos,
                             "connection",
                             format!(
@@ -371,7 +408,7 @@ impl Loader<'_> {
                     [] => {
                         self.errors.push(
                             Diagnostic::new(
-                                &doc.file,
+                                doc.file(),
                                 pos,
                                 "connection",
                                 format!(
@@ -389,7 +426,7 @@ impl Loader<'_> {
                         let names: Vec<String> = several.iter().map(|n| format!("`{n}`")).collect();
                         self.errors.push(
                             Diagnostic::new(
-                                &doc.file,
+                                doc.file(),
                                 pos,
                                 "connection",
                                 format!(
@@ -438,7 +475,7 @@ impl Loader<'_> {
             match field {
                 None => self.errors.push(
                     Diagnostic::new(
-                        &doc.file,
+                        doc.file(),
                         pos,
                         diag_path,
                         format!("`{path}` is not a spec field path"),
@@ -447,7 +484,7 @@ impl Loader<'_> {
                 ),
                 Some(field) if !fields.contains(&field.as_str()) => self.errors.push(
                     Diagnostic::new(
-                        &doc.file,
+                        doc.file(),
                         pos,
                         diag_path,
                         format!("`{}` has no field `spec.{field}`", doc.kind),
@@ -468,18 +505,18 @@ impl Loader<'_> {
         connection: Option<String>,
         connections: &BTreeMap<String, (Connection, bool)>,
     ) -> Option<Resource> {
-        let name = doc.name.clone()?;
+        let name = doc.name()?;
         let empty = Node {
             pos: doc.node.pos,
-            value: Value::Map(Vec::new()),
+            value: Value::Map(Box::default()),
         };
         let spec_node = doc.spec_node().unwrap_or(&empty);
-        let ensure = declared_ensure(doc);
+        let ensure = doc.ensure();
         if doc.kind == Kind::VirtualMachine && ensure == Ensure::Absent {
             let pos = doc.node.get("ensure").map_or(doc.node.pos, |n| n.pos);
             self.errors.push(
                 Diagnostic::new(
-                    &doc.file,
+                    doc.file(),
                     pos,
                     "ensure",
                     "`ensure: absent` is not allowed on a `VirtualMachine`: sextant never deletes VMs",
@@ -509,7 +546,7 @@ impl Loader<'_> {
         };
 
         let spec_json = spec_node.to_json();
-        let mut rules = RuleContext::new(&doc.file, spec_node);
+        let mut rules = RuleContext::new(doc.file(), spec_node);
         match doc.kind {
             _ if !doc.spec_valid => {}
             Kind::Sddc => {
@@ -544,7 +581,7 @@ impl Loader<'_> {
                         .map_or(doc.node.pos, |n| n.pos);
                     self.errors.push(
                         Diagnostic::new(
-                            &doc.file,
+                            doc.file(),
                             pos,
                             "connection",
                             format!(
@@ -574,7 +611,7 @@ impl Loader<'_> {
             timeouts,
             spec: std::sync::Arc::new(spec),
             references: Vec::new(),
-            base_dir: doc.base_dir.clone(),
+            base_dir: Arc::clone(&doc.origin.base_dir),
             location: doc.location(),
         })
     }
@@ -586,82 +623,113 @@ pub fn validate_files(
     mut errors: Vec<Diagnostic>,
 ) -> Result<Model, Diagnostics> {
     tracing::debug!(files = sources.len(), "loading manifests");
-    let texts: Vec<(SourceFile, String)> = sources
-        .iter()
-        .filter_map(|source| Some((source.clone(), read_file(source, &mut errors)?)))
-        .collect();
-    validate_texts(&texts, errors)
-}
-
-/// Parses and validates manifest texts already read (the path [`validate_files`] takes after
-/// reading each file).
-pub fn validate_texts(
-    texts: &[(SourceFile, String)],
-    mut errors: Vec<Diagnostic>,
-) -> Result<Model, Diagnostics> {
     let schema = manifest_schema();
-    let checker = Checker::new(&schema, Path::new(""));
-    let mut docs: Vec<Document> = Vec::new();
-    for (source, text) in texts {
-        let nodes = match parse_documents(text) {
-            Ok(nodes) => nodes,
-            Err(err) => {
-                errors.push(Diagnostic::new(
-                    &source.path,
-                    err.pos,
-                    "",
-                    format!("invalid YAML: {}", err.message),
-                ));
-                continue;
-            }
-        };
-        tracing::debug!(file = %source.path.display(), documents = nodes.len(), "parsed");
-        let file_checker = Checker::new(&schema, &source.path);
-        for node in nodes {
-            if let Some(doc) = classify(source, node, &file_checker, &mut errors) {
-                docs.push(doc);
-            }
+    let mut batches = Vec::new();
+    for source in sources {
+        // One text at a time: each is dropped once its documents are parsed.
+        if let Some(text) = read_file(source, &mut errors) {
+            parse_file(source, &text, &schema, &mut batches, &mut errors);
         }
     }
+    validate_documents(batches, &schema, errors)
+}
 
+/// Parses and validates one manifest text already read, as [`validate_files`] does for each
+/// file it reads.
+pub fn validate_text(source: &SourceFile, text: &str) -> Result<Model, Diagnostics> {
+    let schema = manifest_schema();
+    let mut errors = Vec::new();
+    let mut batches = Vec::new();
+    parse_file(source, text, &schema, &mut batches, &mut errors);
+    validate_documents(batches, &schema, errors)
+}
+
+/// Documents are kept in batches of this many, each freed once its documents are consumed.
+const DOCUMENT_BATCH: usize = 4096;
+
+/// Parses the documents of one file, checks their structure and adds them to `batches`.
+fn parse_file(
+    source: &SourceFile,
+    text: &str,
+    schema: &Json,
+    batches: &mut Vec<Vec<Document>>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let nodes = match parse_documents(text) {
+        Ok(nodes) => nodes,
+        Err(err) => {
+            errors.push(Diagnostic::new(
+                &source.path,
+                err.pos,
+                "",
+                format!("invalid YAML: {}", err.message),
+            ));
+            return;
+        }
+    };
+    tracing::debug!(file = %source.path.display(), documents = nodes.len(), "parsed");
+    let origin = Arc::new(FileOrigin {
+        file: Arc::from(source.path.as_path()),
+        base_dir: Arc::from(source.base_dir.as_path()),
+    });
+    let checker = Checker::new(schema, &source.path);
+    let mut nodes = nodes.into_iter().peekable();
+    while nodes.peek().is_some() {
+        let batch: Vec<Document> = nodes
+            .by_ref()
+            .take(DOCUMENT_BATCH)
+            .filter_map(|node| classify(&origin, node, &checker, errors))
+            .collect();
+        batches.push(batch);
+    }
+}
+
+/// Builds connections and resources from the classified documents, in load order, consuming
+/// them: each document's tree is dropped once its resource is built.
+fn validate_documents(
+    batches: Vec<Vec<Document>>,
+    schema: &Json,
+    errors: Vec<Diagnostic>,
+) -> Result<Model, Diagnostics> {
+    let checker = Checker::new(schema, Path::new(""));
     let mut loader = Loader {
         checker: &checker,
         errors,
     };
-    loader.duplicates(&docs);
+    let docs: Vec<&Document> = batches.iter().flatten().collect();
+    let declarations = loader.declarations(&docs);
     let connections = loader.connections(&docs);
+    drop(docs);
 
-    // Reversed so that the first declaration of a duplicated address is the one kept.
-    let declared: BTreeMap<Address, &Document> = docs
-        .iter()
-        .filter(|d| d.kind != Kind::Connection)
-        .filter_map(|d| d.address().map(|a| (a, d)))
-        .rev()
-        .collect();
-    let mut resources: BTreeMap<Address, Resource> = BTreeMap::new();
+    // Documents are consumed in load order: each tree is freed once its resource is built.
+    let mut resources = DenseMap::default();
     let mut edges: Vec<Edge> = Vec::new();
-    let mut seen = BTreeSet::new();
-    for doc in docs.iter().filter(|d| d.kind != Kind::Connection) {
+    for (index, doc) in batches.into_iter().flatten().enumerate() {
+        if doc.kind == Kind::Connection {
+            continue;
+        }
         let Some(address) = doc.address() else {
             continue;
         };
-        if !seen.insert(address.clone()) {
+        // Only the first declaration of an address becomes a resource.
+        let Some(from) = declarations
+            .find(&address)
+            .filter(|&id| declarations.doc(id) == index)
+        else {
             continue;
-        }
-        let connection = loader.resolve_connection(doc, &connections);
-        edges.extend(references::collect_edges(
-            doc,
-            &declared,
-            &mut loader.errors,
-        ));
-        let resource = loader.resource(doc, connection, &connections);
-        if let Some(resource) = resource.filter(|_| doc.valid) {
+        };
+        let connection = loader.resolve_connection(&doc, &connections);
+        let mut found = references::collect_edges(&doc, from, &declarations, &mut loader.errors);
+        let resource = loader.resource(&doc, connection, &connections);
+        if let Some(mut resource) = resource.filter(|_| doc.valid) {
+            found.apply(&mut resource, &declarations);
             resources.insert(address, resource);
         }
+        edges.append(&mut found.edges);
     }
-    references::apply_edges(&mut resources, &edges);
-    references::check_same_connection(&resources, &edges, &mut loader.errors);
-    references::check_cycles(&edges, &mut loader.errors);
+    let resources = resources.finish();
+    references::check_same_connection(&resources, &declarations, &edges, &mut loader.errors);
+    references::check_cycles(&declarations, &edges, &mut loader.errors);
 
     let mut diagnostics = Diagnostics {
         errors: loader.errors,
@@ -679,12 +747,70 @@ pub fn validate_texts(
     })
 }
 
-/// The ensure of a declared document (for reference checks).
-pub fn declared_ensure(doc: &Document) -> Ensure {
-    match doc.node.get("ensure").and_then(Node::as_str) {
-        Some("absent") => Ensure::Absent,
-        _ => Ensure::Present,
+/// Builds a B-tree map from entries in any order, with full nodes. Inserting one by one
+/// leaves nodes about half empty (a full node splits in two, and sorted input never fills the
+/// left half again), while `BTreeMap::append` into a non-empty map bulk-loads full nodes and
+/// frees the old ones as it walks them. So entries gather in a small map, which then joins a
+/// stack of full maps merged like a binary counter: each entry is moved about log2(n / 1024)
+/// times, and at most two batches sit in half-empty nodes.
+struct DenseMap<K, V> {
+    /// Full maps, each larger than the next.
+    levels: Vec<BTreeMap<K, V>>,
+    recent: BTreeMap<K, V>,
+}
+
+impl<K, V> Default for DenseMap<K, V> {
+    fn default() -> Self {
+        Self {
+            levels: Vec::new(),
+            recent: BTreeMap::new(),
+        }
     }
+}
+
+impl<K: Ord, V> DenseMap<K, V> {
+    const BATCH: usize = 1024;
+
+    /// Inserts a key not inserted before.
+    fn insert(&mut self, key: K, value: V) {
+        self.recent.insert(key, value);
+        if self.recent.len() >= Self::BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let mut run = std::mem::take(&mut self.recent);
+        if run.is_empty() {
+            return;
+        }
+        while let Some(last) = self.levels.pop_if(|last| last.len() <= run.len()) {
+            run = merged(last, run);
+        }
+        self.levels.push(run);
+    }
+
+    fn finish(mut self) -> BTreeMap<K, V> {
+        self.flush();
+        let mut map = BTreeMap::new();
+        while let Some(level) = self.levels.pop() {
+            map = merged(map, level);
+        }
+        map
+    }
+}
+
+/// Both maps' entries in one map with full nodes (keys are distinct).
+fn merged<K: Ord, V>(mut into: BTreeMap<K, V>, mut from: BTreeMap<K, V>) -> BTreeMap<K, V> {
+    if into.is_empty() {
+        // `append` into an empty map would only swap the two.
+        let Some((key, value)) = from.pop_first() else {
+            return into;
+        };
+        into.insert(key, value);
+    }
+    into.append(&mut from);
+    into
 }
 
 #[cfg(test)]
@@ -726,6 +852,25 @@ pub(crate) mod tests {
 
     fn address(text: &str) -> Address {
         Address::parse(text).unwrap()
+    }
+
+    #[test]
+    fn dense_map_keeps_every_entry_in_order() {
+        for count in [0, 1, 1023, 1024, 5000] {
+            let mut map = DenseMap::default();
+            // Every key once, in a scrambled order.
+            for i in 0..count {
+                let key = (i * 7919) % count.max(1);
+                map.insert(key, key * 2);
+            }
+            let map = map.finish();
+            assert_eq!(map.len(), count);
+            assert!(
+                map.iter()
+                    .enumerate()
+                    .all(|(i, (k, v))| *k == i && *v == i * 2)
+            );
+        }
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub mod secret;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use kind::{Kind, SystemType};
@@ -56,11 +57,22 @@ impl fmt::Display for Address {
 }
 
 /// Where a document (or a field in it) came from, for error messages.
-#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceLocation {
-    pub file: PathBuf,
+    /// Shared by every object of the file.
+    pub file: Arc<Path>,
     pub line: usize,
     pub column: usize,
+}
+
+impl Default for SourceLocation {
+    fn default() -> Self {
+        Self {
+            file: Arc::from(Path::new("")),
+            line: 0,
+            column: 0,
+        }
+    }
 }
 
 impl fmt::Display for SourceLocation {
@@ -124,8 +136,9 @@ pub struct Resource {
     /// Shared with the plan's `after` when it holds no reference to resolve.
     pub spec: std::sync::Arc<serde_json::Value>,
     pub references: Vec<Reference>,
-    /// Directory of the manifest file, for relative paths such as `VcdApiToken.spec.file`.
-    pub base_dir: PathBuf,
+    /// Directory of the manifest file, for relative paths such as `VcdApiToken.spec.file`
+    /// (shared by every resource of the file).
+    pub base_dir: Arc<Path>,
     pub location: SourceLocation,
 }
 
