@@ -127,19 +127,18 @@ impl RaasProvider {
         method: &'static str,
         filters: Map<String, Value>,
     ) -> ProviderResult<Vec<Value>> {
-        self.list_all_map(resource, method, filters, |item| item)
-            .await
+        self.list_all_map(resource, method, filters, Some).await
     }
 
-    /// [`Self::list_all`], turning each item into what the caller keeps as soon as its page
-    /// arrives, so that a 100,000-object listing never holds every reply at once. At most
-    /// [`LIST_CONCURRENCY`] pages are in flight.
+    /// [`Self::list_all`], turning each item into what the caller keeps (or nothing) as soon
+    /// as its page arrives, so that a 100,000-object listing never holds every reply at once.
+    /// At most [`LIST_CONCURRENCY`] pages are in flight.
     async fn list_all_map<T: Send>(
         &self,
         resource: &'static str,
         method: &'static str,
         filters: Map<String, Value>,
-        convert: impl Fn(Value) -> T + Sync,
+        convert: impl Fn(Value) -> Option<T> + Sync,
     ) -> ProviderResult<Vec<T>> {
         let page_call = |limit: u64, page: u64| {
             let mut kwarg = filters.clone();
@@ -152,7 +151,8 @@ impl RaasProvider {
         let first = Page::parse(&first_call, first)?;
         let count = first.count;
         let served = first.results.len() as u64;
-        let mut results: Vec<T> = first.results.into_iter().map(&convert).collect();
+        let mut collected = served;
+        let mut results: Vec<T> = first.results.into_iter().filter_map(&convert).collect();
         if served < count {
             // Page by what the server actually served: its `limit`, never more than it sent.
             let limit = first
@@ -180,18 +180,20 @@ impl RaasProvider {
                     async move {
                         let ret = self.read(&call).await?;
                         let page = Page::parse(&call, ret)?;
-                        Ok::<Vec<T>, ProviderError>(page.results.into_iter().map(convert).collect())
+                        let listed = page.results.len() as u64;
+                        let kept: Vec<T> = page.results.into_iter().filter_map(convert).collect();
+                        Ok::<_, ProviderError>((listed, kept))
                     }
                 })
                 .buffered(LIST_CONCURRENCY);
-            while let Some(items) = replies.try_next().await? {
-                results.extend(items);
+            while let Some((listed, kept)) = replies.try_next().await? {
+                collected += listed;
+                results.extend(kept);
             }
         }
-        if results.len() as u64 != count {
+        if collected != count {
             return Err(self.list_error(&first_call, format!(
-                "collected {} objects but the server counts {count}; the listing changed while paging, run again",
-                results.len()
+                "collected {collected} objects but the server counts {count}; the listing changed while paging, run again"
             )));
         }
         Ok(results)
@@ -464,41 +466,35 @@ impl Provider for RaasProvider {
                 .list_all_map("tgt", "get_target_group", Map::new(), |item| {
                     target_object(&item)
                 })
-                .await?
-                .into_iter()
-                .flatten()
-                .collect()),
+                .await?),
             Kind::SaltJob => {
                 // Each page becomes live objects as it arrives. A job names its group by
                 // `tgt_name` (documented); one that carries only `tgt_uuid` is given the
-                // group's name from one listing of the groups, made only when needed.
+                // group's name from one listing of the groups, made only when needed; its
+                // `target` holds the uuid until then.
                 let no_groups = HashMap::new();
-                let listed = self
+                let unnamed = std::sync::atomic::AtomicBool::new(false);
+                let mut jobs = self
                     .list_all_map("job", "get_jobs", Map::new(), |job| {
-                        let unnamed_target = str_field(&job, "tgt_uuid")
-                            .filter(|u| !u.is_empty())
-                            .filter(|_| str_field(&job, "tgt_name").is_none_or(str::is_empty))
-                            .map(str::to_string);
-                        job_object(&job, &no_groups).map(|object| (object, unnamed_target))
+                        if str_field(&job, "tgt_uuid").is_some_and(|u| !u.is_empty())
+                            && str_field(&job, "tgt_name").is_none_or(str::is_empty)
+                        {
+                            unnamed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        job_object(&job, &no_groups)
                     })
                     .await?;
-                let groups = if listed.iter().flatten().any(|(_, uuid)| uuid.is_some()) {
-                    self.target_names().await?
-                } else {
-                    HashMap::new()
-                };
-                Ok(listed
-                    .into_iter()
-                    .flatten()
-                    .map(|(mut object, unnamed_target)| {
-                        if let Some(name) = unnamed_target.and_then(|uuid| groups.get(&uuid)) {
-                            object.spec["target"] = json!(name);
-                            object.fingerprint =
-                                fingerprint(&object.name, &object.id, &object.spec);
+                if unnamed.into_inner() {
+                    let groups = self.target_names().await?;
+                    for job in &mut jobs {
+                        let name = str_field(&job.spec, "target").and_then(|uuid| groups.get(uuid));
+                        if let Some(name) = name.cloned() {
+                            job.spec["target"] = json!(name);
+                            job.fingerprint = fingerprint(&job.name, &job.id, &job.spec);
                         }
-                        object
-                    })
-                    .collect())
+                    }
+                }
+                Ok(jobs)
             }
             Kind::SaltSchedule => {
                 let schedules = self.list_all("schedule", "get", Map::new()).await?;
