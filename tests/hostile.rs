@@ -1083,3 +1083,44 @@ fn fuzz_corpora_replay_without_panic() {
     // The corpora are thousands of inputs each; a handful would mean they were not committed.
     assert!(replayed > 1000, "only {replayed} corpus inputs");
 }
+
+/// `get_jobs` documents `tgt_name` beside `tgt_uuid`; a server that leaves the name out still
+/// gets the group's name shown as the job's `target`, from one listing of the groups, and a
+/// job that carries the name keeps it.
+#[tokio::test]
+async fn jobs_without_a_group_name_are_given_it_from_the_group_listing() {
+    let scripted = Scripted::start().await;
+    let provider = providers::connect(&scripted.connection(SystemType::Raas)).unwrap();
+    let groups = provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    let group = groups
+        .first()
+        .expect("the simulator starts with target groups");
+    let job = |name: &str, tgt_name: Option<&str>| {
+        let mut job = json!({
+            "uuid": format!("uuid-{name}"), "name": name, "desc": "", "cmd": "local",
+            "fun": "test.ping", "tgt_uuid": group.id, "arg": {"arg": [], "kwarg": {}},
+            "masters": [],
+        });
+        if let Some(tgt_name) = tgt_name {
+            job["tgt_name"] = json!(tgt_name);
+        }
+        job
+    };
+    let reply = json!({
+        "riq": 1, "error": null, "warnings": [],
+        "ret": {"count": 2, "limit": 1000, "results": [job("unnamed", None), job("named", Some("named group"))]},
+    });
+    scripted.script(Some(Rule {
+        method: Method::POST,
+        path_suffix: "/rpc",
+        body_contains: Some("get_jobs"),
+        reply: fixed(200, "application/json", reply.to_string()),
+    }));
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    let target = |name: &str| {
+        let job = jobs.iter().find(|j| j.name == name).unwrap();
+        job.spec["target"].clone()
+    };
+    assert_eq!(target("unnamed"), json!(group.name));
+    assert_eq!(target("named"), json!("named group"));
+}
