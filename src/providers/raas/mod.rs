@@ -472,7 +472,6 @@ impl Provider for RaasProvider {
                 // `tgt_name` (documented); one that carries only `tgt_uuid` is given the
                 // group's name from one listing of the groups, made only when needed; its
                 // `target` holds the uuid until then.
-                let no_groups = HashMap::new();
                 let unnamed = std::sync::atomic::AtomicBool::new(false);
                 let mut jobs = self
                     .list_all_map("job", "get_jobs", Map::new(), |job| {
@@ -481,18 +480,11 @@ impl Provider for RaasProvider {
                         {
                             unnamed.store(true, std::sync::atomic::Ordering::Relaxed);
                         }
-                        job_object(&job, &no_groups)
+                        job_object(&job)
                     })
                     .await?;
                 if unnamed.into_inner() {
-                    let groups = self.target_names().await?;
-                    for job in &mut jobs {
-                        let name = str_field(&job.spec, "target").and_then(|uuid| groups.get(uuid));
-                        if let Some(name) = name.cloned() {
-                            job.spec["target"] = json!(name);
-                            job.fingerprint = fingerprint(&job.name, &job.id, &job.spec);
-                        }
-                    }
+                    name_job_targets(&mut jobs, &self.target_names().await?);
                 }
                 Ok(jobs)
             }
@@ -632,7 +624,7 @@ pub fn parse_list_page(
         .iter()
         .filter_map(|item| match kind {
             Kind::SaltTarget => target_object(item),
-            Kind::SaltJob => job_object(item, &none),
+            Kind::SaltJob => job_object(item),
             Kind::SaltSchedule => schedule_object(item, &none, &none),
             _ => None,
         })
@@ -844,7 +836,11 @@ fn target_object(item: &Value) -> Option<LiveObject> {
     Some(live_object(Kind::SaltTarget, name, uuid, spec))
 }
 
-fn job_object(item: &Value, groups: &HashMap<String, String>) -> Option<LiveObject> {
+/// A job as the manifest writes it. `target` is the group's name as the reply gives it
+/// (`tgt_name`); a reply without the name leaves the group's uuid there, for
+/// [`name_job_targets`] to replace, and a job pointing at a deleted group keeps the dangling
+/// uuid, shown as drift.
+fn job_object(item: &Value) -> Option<LiveObject> {
     let name = str_field(item, "name")?;
     let uuid = str_field(item, "uuid")?;
     let arg = item.get("arg").unwrap_or(&Value::Null);
@@ -887,21 +883,23 @@ fn job_object(item: &Value, groups: &HashMap<String, String>) -> Option<LiveObje
             .unwrap_or(json!([])),
     );
     if let Some(tgt_uuid) = str_field(item, "tgt_uuid").filter(|u| !u.is_empty()) {
-        let target = groups
-            .get(tgt_uuid)
-            .map(String::as_str)
-            .or_else(|| str_field(item, "tgt_name").filter(|n| !n.is_empty()));
-        match target {
-            Some(target) => {
-                spec.insert("target".into(), json!(target));
-            }
-            // A job pointing at a deleted group: show the dangling uuid as drift.
-            None => {
-                spec.insert("target".into(), json!(tgt_uuid));
-            }
-        }
+        let target = str_field(item, "tgt_name")
+            .filter(|n| !n.is_empty())
+            .unwrap_or(tgt_uuid);
+        spec.insert("target".into(), json!(target));
     }
     Some(live_object(Kind::SaltJob, name, uuid, Value::Object(spec)))
+}
+
+/// Replaces a job `target` that is a group's uuid (`groups`: uuid → name) with the name.
+fn name_job_targets(jobs: &mut [LiveObject], groups: &HashMap<String, String>) {
+    for job in jobs {
+        let name = str_field(&job.spec, "target").and_then(|uuid| groups.get(uuid));
+        if let Some(name) = name.cloned() {
+            job.spec["target"] = json!(name);
+            job.fingerprint = fingerprint(&job.name, &job.id, &job.spec);
+        }
+    }
 }
 
 /// A reference of a schedule item: `<key>_uuid` mapped through `names`, `<key>_name`, or
@@ -1038,18 +1036,16 @@ mod tests {
             "metadata": {"auth": {}}
         });
         let groups = HashMap::from([("g1".to_string(), "web".to_string())]);
-        let live = job_object(&item, &groups).unwrap();
+        let mut live = [job_object(&item).unwrap()];
+        name_job_targets(&mut live, &groups);
+        let [live] = live;
         assert_eq!(
             live.spec,
             json!({"desc": "d", "cmd": "local", "fun": "test.ping",
                    "arg": {"arg": ["a"], "kwarg": {}}, "masters": [], "target": "web"})
         );
         assert_eq!(live.attributes["uuid"], "u1");
-        let moved = job_object(
-            &json!({"uuid": "u1", "name": "ping", "desc": "other"}),
-            &groups,
-        )
-        .unwrap();
+        let moved = job_object(&json!({"uuid": "u1", "name": "ping", "desc": "other"})).unwrap();
         assert_ne!(live.fingerprint, moved.fingerprint);
     }
 
