@@ -915,24 +915,30 @@ async fn self_signed_certificates_are_refused_unless_trusted() {
 // ---------------------------------------------------------------------------------------
 // The fuzz seeds are replies the parsers accept (so fuzzing starts from valid input).
 
-fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+/// Every committed input of a fuzz target's corpus, by file name, sorted.
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/corpus")
         .join(target);
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("seed-"))
-        })
         .map(|path| {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             (name, std::fs::read(&path).unwrap())
         })
         .collect();
     out.sort();
+    assert!(!out.is_empty(), "empty corpus for {target}");
+    out
+}
+
+/// The hand-written `seed-*` inputs of a fuzz target's corpus.
+fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    let out: Vec<(String, Vec<u8>)> = corpus(target)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("seed-"))
+        .collect();
     assert!(!out.is_empty(), "no seeds for {target}");
     out
 }
@@ -1015,30 +1021,19 @@ fn fuzz_seeds_parse() {
 fn fuzz_corpora_replay_without_panic() {
     use sextant::providers::raas::{RpcCall, parse_list_page, session::parse_call_reply};
     use sextant::providers::{csp, vcd, vsphere};
-    let corpus = |target: &str| -> Vec<Vec<u8>> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fuzz/corpus")
-            .join(target);
-        let inputs: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
-            .collect();
-        assert!(!inputs.is_empty(), "empty corpus for {target}");
-        inputs
-    };
     let reply = |method: reqwest::Method, path: &str, body: &[u8]| seed_reply(method, path, body);
     let mut replayed = 0;
-    for bytes in corpus("manifest") {
+    for (_, bytes) in corpus("manifest") {
         if let Ok(text) = std::str::from_utf8(&bytes) {
             let _ = sextant::manifest::load_text("fuzz.yaml", text);
         }
         replayed += 1;
     }
-    for bytes in corpus("csp_token") {
+    for (_, bytes) in corpus("csp_token") {
         let _ = csp::parse_token_reply(&reply(reqwest::Method::POST, csp::AUTHORIZE_PATH, &bytes));
         replayed += 1;
     }
-    for bytes in corpus("vmc") {
+    for (_, bytes) in corpus("vmc") {
         let _ = vmc::parse_sddc_list(&reply(
             reqwest::Method::GET,
             "/vmc/api/orgs/o/sddcs",
@@ -1050,7 +1045,7 @@ fn fuzz_corpora_replay_without_panic() {
         replayed += 1;
     }
     let call = RpcCall::new("tgt", "get_target_group", json!({"limit": 100, "page": 0}));
-    for bytes in corpus("raas") {
+    for (_, bytes) in corpus("raas") {
         if let Ok(Ok(ret)) = parse_call_reply(&reply(reqwest::Method::POST, "/rpc", &bytes), &call)
         {
             for kind in [Kind::SaltTarget, Kind::SaltJob, Kind::SaltSchedule] {
@@ -1059,7 +1054,7 @@ fn fuzz_corpora_replay_without_panic() {
         }
         replayed += 1;
     }
-    for bytes in corpus("vcd") {
+    for (_, bytes) in corpus("vcd") {
         let _ = vcd::parse_token_list(&reply(
             reqwest::Method::GET,
             "/cloudapi/1.0.0/tokens",
@@ -1076,7 +1071,7 @@ fn fuzz_corpora_replay_without_panic() {
         );
         replayed += 1;
     }
-    for bytes in corpus("vsphere") {
+    for (_, bytes) in corpus("vsphere") {
         let _ = vsphere::parse_vm_list(&reply(reqwest::Method::GET, "/rest/vcenter/vm", &bytes));
         replayed += 1;
     }
