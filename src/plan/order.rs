@@ -23,7 +23,7 @@ impl OrderError {
 }
 
 /// Returns the changes in execution order.
-pub fn order_changes(changes: Vec<ResourceChange>) -> Result<Vec<ResourceChange>, OrderError> {
+pub fn order_changes(mut changes: Vec<ResourceChange>) -> Result<Vec<ResourceChange>, OrderError> {
     let mut graph: DiGraph<usize, ()> = DiGraph::with_capacity(changes.len(), changes.len());
     let index: BTreeMap<&Address, NodeIndex> = changes
         .iter()
@@ -52,8 +52,6 @@ pub fn order_changes(changes: Vec<ResourceChange>) -> Result<Vec<ResourceChange>
         }
     }
     let order = kahn(&graph, &changes)?;
-    drop(graph);
-    let mut changes = changes;
     permute(&mut changes, &order);
     Ok(changes)
 }
