@@ -524,13 +524,12 @@ proptest! {
 fn loaded_spec(yaml: &str, kind: Kind, name: &str) -> Value {
     let model = sextant::manifest::load_text("props.yaml", yaml)
         .unwrap_or_else(|d| panic!("{yaml}\n{d:?}"));
-    Value::clone(
-        &model.resources[&Address {
-            kind,
-            name: name.to_string(),
-        }]
-            .spec,
-    )
+    model.resources[&Address {
+        kind,
+        name: name.to_string(),
+    }]
+        .spec
+        .value()
 }
 
 /// What the planner skips for `kind`: local and create-only fields.
@@ -574,7 +573,7 @@ proptest! {
         let body = if rest_flavour { json!({"value": [item]}) } else { json!([item]) };
         let live = vsphere::parse_vm_list(&reply(reqwest::Method::GET, "/rest/vcenter/vm", body)).unwrap();
         prop_assert_eq!(live.len(), 1);
-        let diff = diff_spec(&desired, &live[0].spec, &skipped(Kind::VirtualMachine));
+        let diff = diff_spec(&desired, &live[0].spec.value(), &skipped(Kind::VirtualMachine));
         prop_assert!(diff.changes.is_empty(), "{:?}", diff.changes);
     }
 
@@ -618,7 +617,7 @@ proptest! {
         }]);
         let live = vmc::parse_sddc_list(&reply(reqwest::Method::GET, "/vmc/api/orgs/o/sddcs", sddc)).unwrap();
         prop_assert_eq!(live.len(), 1);
-        let diff = diff_spec(&desired, &live[0].spec, &skipped(Kind::Sddc));
+        let diff = diff_spec(&desired, &live[0].spec.value(), &skipped(Kind::Sddc));
         prop_assert!(diff.changes.is_empty(), "{:?}\ndesired {}\nlive {}", diff.changes, desired, live[0].spec);
     }
 }
@@ -704,7 +703,11 @@ fn assert_export_then_plan_is_empty(
             object.name,
             yaml
         );
-        let diff = diff_spec(&resource.unwrap().spec, &object.spec, &skipped(kind));
+        let diff = diff_spec(
+            &resource.unwrap().spec.value(),
+            &object.spec.value(),
+            &skipped(kind),
+        );
         prop_assert!(diff.changes.is_empty(), "{:?}\n{}", diff.changes, yaml);
     }
     Ok(())
@@ -1114,7 +1117,7 @@ async fn jobs_without_a_group_name_are_given_it_from_the_group_listing() {
     let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
     let target = |name: &str| {
         let job = jobs.iter().find(|j| j.name == name).unwrap();
-        job.spec["target"].clone()
+        job.spec.value()["target"].clone()
     };
     assert_eq!(target("unnamed"), json!(group.name));
     assert_eq!(target("named"), json!("named group"));

@@ -133,14 +133,17 @@ async fn onprem_login_lists_the_seeded_estate_in_manifest_shape() {
     );
     let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
     let highstate = find(&jobs, "Highstate Linux");
-    assert_eq!(highstate.spec["target"], "Linux");
-    assert_eq!(highstate.spec["arg"], json!({"arg": [], "kwarg": {}}));
+    assert_eq!(highstate.spec.value()["target"], "Linux");
+    assert_eq!(
+        highstate.spec.value()["arg"],
+        json!({"arg": [], "kwarg": {}})
+    );
     let schedules = provider.list(Kind::SaltSchedule, &[]).await.unwrap();
     let nightly = find(&schedules, "Nightly highstate");
-    assert_eq!(nightly.spec["job"], "Highstate Linux");
-    assert_eq!(nightly.spec["target"], "Linux");
-    assert_eq!(nightly.spec["enabled"], true);
-    assert_eq!(nightly.spec["schedule"]["cron"], "0 2 * * *");
+    assert_eq!(nightly.spec.value()["job"], "Highstate Linux");
+    assert_eq!(nightly.spec.value()["target"], "Linux");
+    assert_eq!(nightly.spec.value()["enabled"], true);
+    assert_eq!(nightly.spec.value()["schedule"]["cron"], "0 2 * * *");
     assert_eq!(nightly.attributes["uuid"], nightly.id);
 }
 
@@ -229,8 +232,8 @@ async fn targets_jobs_and_schedules_round_trip_by_name() {
         .unwrap();
     let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
     let updated = find(&targets, "web");
-    assert_eq!(updated.spec["desc"], "all web servers");
-    assert_eq!(updated.spec["tgt"], tgt_spec["tgt"]);
+    assert_eq!(updated.spec.value()["desc"], "all web servers");
+    assert_eq!(updated.spec.value()["tgt"], tgt_spec["tgt"]);
     assert_ne!(updated.fingerprint, live_target.fingerprint);
 
     let address = Address::new(Kind::SaltSchedule, "every-30");
@@ -247,9 +250,9 @@ async fn targets_jobs_and_schedules_round_trip_by_name() {
         .unwrap();
     let schedules = provider.list(Kind::SaltSchedule, &[]).await.unwrap();
     let updated = find(&schedules, "every-30");
-    assert_eq!(updated.spec["schedule"], json!({"minutes": 45}));
-    assert_eq!(updated.spec["enabled"], false);
-    assert_eq!(updated.spec["job"], "deploy-web");
+    assert_eq!(updated.spec.value()["schedule"], json!({"minutes": 45}));
+    assert_eq!(updated.spec.value()["enabled"], false);
+    assert_eq!(updated.spec.value()["job"], "deploy-web");
 
     // Deleting the target while the schedule and job depend on it is refused (no force).
     let address = Address::new(Kind::SaltTarget, "web");
@@ -325,7 +328,7 @@ async fn exact_names_are_matched_although_the_server_filters_by_substring() {
     .await
     .unwrap();
     let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
-    assert_eq!(find(&jobs, "ping-web").spec["target"], "web");
+    assert_eq!(find(&jobs, "ping-web").spec.value()["target"], "web");
 }
 
 #[tokio::test]

@@ -225,7 +225,11 @@ async fn sddc_lifecycle_create_grow_delete_with_org_discovery() {
 
     let ready = find(&*provider, Kind::Sddc, "prod").await;
     assert_eq!(ready.status, LiveStatus::Ready);
-    assert!(subset_matches(&ready.spec, &spec), "{}", ready.spec);
+    assert!(
+        subset_matches(&ready.spec.value(), &spec),
+        "{:?}",
+        ready.spec
+    );
     assert_eq!(ready.id, key.to_string());
     assert_eq!(ready.attributes["id"], key.to_string());
     assert_eq!(ready.attributes["sddc_state"], "READY");
@@ -242,7 +246,7 @@ async fn sddc_lifecycle_create_grow_delete_with_org_discovery() {
     );
     assert_eq!(finish(&sim, &*provider, &task).await, TaskStatus::Done);
     let grown = find(&*provider, Kind::Sddc, "prod").await;
-    assert_eq!(grown.spec["num_hosts"], 4);
+    assert_eq!(grown.spec.value()["num_hosts"], 4);
 
     let task = task_of(
         update(&*provider, &grown, &spec, &["num_hosts"], false)
@@ -251,7 +255,7 @@ async fn sddc_lifecycle_create_grow_delete_with_org_discovery() {
     );
     assert_eq!(finish(&sim, &*provider, &task).await, TaskStatus::Done);
     let shrunk = find(&*provider, Kind::Sddc, "prod").await;
-    assert_eq!(shrunk.spec["num_hosts"], 2);
+    assert_eq!(shrunk.spec.value()["num_hosts"], 2);
 
     let address = Address::new(Kind::Sddc, "prod");
     let task = task_of(
@@ -294,8 +298,8 @@ async fn one_node_sddc_converts_to_three_hosts() {
     );
     assert_eq!(finish(&sim, &*provider, &task).await, TaskStatus::Done);
     let live = find(&*provider, Kind::Sddc, "lab").await;
-    assert_eq!(live.spec["sddc_type"], "1NODE");
-    assert_eq!(live.spec["region"], "US_WEST_2");
+    assert_eq!(live.spec.value()["sddc_type"], "1NODE");
+    assert_eq!(live.spec.value()["region"], "US_WEST_2");
 
     // Adding hosts to a 1NODE SDDC is refused before anything is sent.
     let mut two = spec.clone();
@@ -327,8 +331,8 @@ async fn one_node_sddc_converts_to_three_hosts() {
     assert_eq!(finish(&sim, &*provider, &task).await, TaskStatus::Done);
     let live = find(&*provider, Kind::Sddc, "lab").await;
     assert_eq!(live.status, LiveStatus::Ready);
-    assert_eq!(live.spec["sddc_type"], "DEFAULT");
-    assert_eq!(live.spec["num_hosts"], 3);
+    assert_eq!(live.spec.value()["sddc_type"], "DEFAULT");
+    assert_eq!(live.spec.value()["num_hosts"], 3);
 
     // Fields that force replacement are refused in place.
     let mut moved = converted.clone();
@@ -398,7 +402,7 @@ async fn host_change_whose_response_is_dropped_adopts_the_running_task() {
     assert_eq!(finish(&sim, &*provider, &task).await, TaskStatus::Done);
     // Sent once: one host more, not two.
     assert_eq!(
-        find(&*provider, Kind::Sddc, "prod").await.spec["num_hosts"],
+        find(&*provider, Kind::Sddc, "prod").await.spec.value()["num_hosts"],
         3
     );
 }
@@ -434,7 +438,9 @@ async fn concurrent_update_rejections_are_retried() {
                 .unwrap();
         });
         let mut grown = live.clone();
-        grown.spec["num_hosts"] = json!(4);
+        let mut spec_grown = grown.spec.value();
+        spec_grown["num_hosts"] = json!(4);
+        grown.spec = spec_grown.into();
         reset_counters(&sim).await;
         let task = task_of(
             update(&*provider, &grown, &spec, &["num_hosts"], false)
@@ -446,7 +452,7 @@ async fn concurrent_update_rejections_are_retried() {
         assert!(counters(&sim).await["vmc"].as_u64().unwrap() >= 3);
         assert_eq!(finish(&sim, &*provider, &task).await, TaskStatus::Done);
         assert_eq!(
-            find(&*provider, Kind::Sddc, "prod").await.spec["num_hosts"],
+            find(&*provider, Kind::Sddc, "prod").await.spec.value()["num_hosts"],
             2
         );
     }
@@ -578,7 +584,7 @@ async fn unknown_tasks_and_sddcs_are_reported_or_treated_as_gone() {
         kind: Kind::Sddc,
         name: "ghost".to_string(),
         id: uuid::Uuid::new_v4().to_string(),
-        spec: json!({}),
+        spec: json!({}).into(),
         attributes: sextant::providers::Attributes::default(),
         status: LiveStatus::Ready,
         fingerprint: String::new(),
@@ -731,7 +737,7 @@ async fn vsphere_power_and_hardware_changes_follow_the_power_cycle_rule() {
     let sim = start_sim(|_| {}).await;
     let provider = providers::connect(&vsphere_connection(&sim, |_| {})).unwrap();
     let web = find(&*provider, Kind::VirtualMachine, "web-01").await;
-    assert_eq!(web.spec["power_state"], "POWERED_ON");
+    assert_eq!(web.spec.value()["power_state"], "POWERED_ON");
 
     let bigger = json!({"power_state": "POWERED_ON", "cpu_count": 4, "memory_size_MiB": 8192});
     reset_counters(&sim).await;
@@ -769,14 +775,17 @@ async fn vsphere_power_and_hardware_changes_follow_the_power_cycle_rule() {
             .await
             .unwrap();
         assert_eq!(
-            find(&*provider, Kind::VirtualMachine, "web-01").await.spec["power_state"],
+            find(&*provider, Kind::VirtualMachine, "web-01")
+                .await
+                .spec
+                .value()["power_state"],
             state
         );
     }
 
     // A powered-off VM changes without a power cycle and stays off.
     let db = find(&*provider, Kind::VirtualMachine, "db-01").await;
-    let mut desired = db.spec.clone();
+    let mut desired = db.spec.value();
     desired["memory_size_MiB"] = json!(16384);
     update(&*provider, &db, &desired, &["memory_size_MiB"], false)
         .await
@@ -809,8 +818,11 @@ async fn vsphere_restores_the_power_state_when_the_change_fails() {
         other => panic!("expected the PATCH error, got {other}"),
     }
     let after = find(&*provider, Kind::VirtualMachine, "web-02").await;
-    assert_eq!(after.spec["power_state"], "POWERED_ON");
-    assert_eq!(after.spec["cpu_count"], web.spec["cpu_count"]);
+    assert_eq!(after.spec.value()["power_state"], "POWERED_ON");
+    assert_eq!(
+        after.spec.value()["cpu_count"],
+        web.spec.value()["cpu_count"]
+    );
 }
 
 #[tokio::test]
@@ -971,7 +983,7 @@ async fn no_secret_appears_in_trace_logs_errors_or_debug_output() {
         None,
     )
     .await;
-    let mut desired = web.spec.clone();
+    let mut desired = web.spec.value();
     desired["cpu_count"] = json!(4);
     update(&*vc, &web, &desired, &["cpu_count"], true)
         .await
@@ -1172,7 +1184,7 @@ async fn server_marked_retryable_errors_are_retried_and_creates_without_retry_ma
         kind: Kind::Sddc,
         name: "prod".to_string(),
         id: "sddc-1".to_string(),
-        spec: json!({"num_hosts": 2, "sddc_type": "DEFAULT", "deployment_type": "SingleAZ"}),
+        spec: json!({"num_hosts": 2, "sddc_type": "DEFAULT", "deployment_type": "SingleAZ"}).into(),
         attributes: sextant::providers::Attributes::default(),
         status: LiveStatus::Ready,
         fingerprint: String::new(),
@@ -1292,7 +1304,7 @@ async fn a_busy_vm_is_retried_then_reported() {
     let db = find(&*provider, Kind::VirtualMachine, "db-01").await;
     set_faults(&sim, json!({"busy_vms": ["db-01"]})).await;
     reset_counters(&sim).await;
-    let mut desired = db.spec.clone();
+    let mut desired = db.spec.value();
     desired["power_state"] = json!("POWERED_ON");
     let err = update(&*provider, &db, &desired, &["power_state"], false)
         .await

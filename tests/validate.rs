@@ -157,8 +157,8 @@ fn quickstart_loads_into_the_canonical_model() {
         .get(&sextant::model::Address::parse("Sddc/quickstart-sddc").unwrap())
         .unwrap();
     assert_eq!(sddc.connection, "vmc");
-    assert_eq!(sddc.spec["region"], "US_WEST_2");
-    assert_eq!(sddc.spec["deployment_type"], "SingleAZ");
+    assert_eq!(sddc.spec.value()["region"], "US_WEST_2");
+    assert_eq!(sddc.spec.value()["deployment_type"], "SingleAZ");
     assert!(sddc.lifecycle.prevent_destroy);
     assert!(sddc.spec.get("skip_creating_vxlan").is_none());
     let schedule = model

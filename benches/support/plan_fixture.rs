@@ -33,7 +33,7 @@ pub fn build(n: usize, targets: usize) -> (Model, plan::LiveState) {
         ensure: Ensure::Present,
         lifecycle: Lifecycle::default(),
         timeouts: Timeouts::default(),
-        spec: std::sync::Arc::new(spec),
+        spec: spec.into(),
         references: Vec::new(),
         base_dir: Arc::from(Path::new("")),
         location: Default::default(),
@@ -47,7 +47,7 @@ pub fn build(n: usize, targets: usize) -> (Model, plan::LiveState) {
         )]),
         fingerprint: format!("fp-{name}"),
         name,
-        spec,
+        spec: spec.into(),
         status: LiveStatus::Ready,
     };
     for i in 0..targets {

@@ -808,7 +808,7 @@ fn resolve_now(
     resource: &Resource,
     attributes: &BTreeMap<Address, Attributes>,
 ) -> serde_json::Value {
-    substitute(&resource.spec, &|reference| {
+    substitute(&resource.spec.value(), &|reference| {
         attributes
             .get(&reference.target)
             .and_then(|a| a.get(&reference.attribute))

@@ -25,8 +25,8 @@ pub enum SecretFileError {
 
 /// The absolute path of a VcdApiToken's `spec.file`.
 pub fn token_file(resource: &Resource) -> Option<PathBuf> {
-    let file = resource.spec.get("file")?.as_str()?;
-    Some(resource.base_dir.join(file))
+    let file = resource.spec.get("file")?;
+    Some(resource.base_dir.join(file.as_str()?))
 }
 
 /// Writes `{token_type, refresh_token, updated_on}` as JSON with mode 0600 (temporary file,

@@ -137,8 +137,9 @@ fn document(
 ) -> Result<String, ExportError> {
     let address = format!("{}/{}", object.kind, object.name);
     let mut spec = Map::new();
+    let live = object.spec.value();
     for field in fields {
-        if let Some(value) = object.spec.get(field) {
+        if let Some(value) = live.get(field) {
             spec.insert(field.clone(), sorted(value));
         }
     }
@@ -193,7 +194,7 @@ mod tests {
             kind,
             name: name.to_string(),
             id: format!("id-{name}"),
-            spec,
+            spec: spec.into(),
             attributes: crate::providers::Attributes::default(),
             status,
             fingerprint: String::new(),

@@ -609,7 +609,7 @@ impl Loader<'_> {
             ensure,
             lifecycle,
             timeouts,
-            spec: std::sync::Arc::new(spec),
+            spec: (&spec).into(),
             references: Vec::new(),
             base_dir: Arc::clone(&doc.origin.base_dir),
             location: doc.location(),
@@ -1008,7 +1008,10 @@ pub(crate) mod tests {
         assert_eq!(report.depends_on, vec![address("Sddc/prod")]);
         assert_eq!(report.references.len(), 1);
         assert_eq!(report.references[0].attribute, "vc_url");
-        assert_eq!(report.spec["desc"], "vCenter at ${Sddc/prod.vc_url}");
+        assert_eq!(
+            report.spec.value()["desc"],
+            "vCenter at ${Sddc/prod.vc_url}"
+        );
         let errors = load(&[("a.yaml", &docs.replace("vc_url}", "vcurl}"))]).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert!(
@@ -1049,7 +1052,7 @@ pub(crate) mod tests {
         let model = load(&[("a.yaml", &docs)]).unwrap();
         let old = &model.resources[&address("SaltJob/old")];
         assert_eq!(old.ensure, Ensure::Absent);
-        assert_eq!(*old.spec, serde_json::json!({}));
+        assert_eq!(old.spec.value(), serde_json::json!({}));
         let errors = load(&[("a.yaml", &docs.replace("ensure: absent\n", ""))]).unwrap_err();
         assert_eq!(
             errors,
@@ -1100,7 +1103,7 @@ pub(crate) mod tests {
         assert_eq!(sddc.timeouts.create, Duration::from_secs(90 * 60));
         assert_eq!(sddc.timeouts.delete, Timeouts::default().delete);
         assert_eq!(
-            *sddc.spec,
+            sddc.spec.value(),
             serde_json::json!({"region": "US_WEST_2", "num_hosts": 2, "size": "large"})
         );
         let errors = load(&[(

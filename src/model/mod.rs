@@ -9,6 +9,7 @@
 //! a deployment type `SingleAZ`). Providers normalize live objects into the same shape, so the
 //! planner can diff the two field by field without knowing any kind.
 
+pub mod compact;
 pub mod kind;
 pub mod rules;
 pub mod secret;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use compact::CompactJson;
 pub use kind::{Kind, SystemType};
 pub use secret::{SecretSource, SecretValue};
 
@@ -134,7 +136,7 @@ pub struct Resource {
     pub timeouts: Timeouts,
     /// Only the fields the user wrote, canonical spelling; `${...}` kept verbatim in strings.
     /// Shared with the plan's `after` when it holds no reference to resolve.
-    pub spec: std::sync::Arc<serde_json::Value>,
+    pub spec: CompactJson,
     pub references: Vec<Reference>,
     /// Directory of the manifest file, for relative paths such as `VcdApiToken.spec.file`
     /// (shared by every resource of the file).

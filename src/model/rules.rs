@@ -223,8 +223,8 @@ impl KindRules for VcdApiTokenRules {
     }
 
     fn local_problem(&self, resource: &Resource) -> Option<String> {
-        let file = resource.spec.get("file")?.as_str()?;
-        let path = resource.base_dir.join(file);
+        let file = resource.spec.get("file")?;
+        let path = resource.base_dir.join(file.as_str()?);
         if path.exists() {
             None
         } else {

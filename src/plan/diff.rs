@@ -2,12 +2,11 @@
 //! wrote, and resolution of `${Kind/name.attr}` references.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::{Action, LiveMatch, LiveState, ResourceChange};
-use crate::model::{Address, Reference};
+use crate::model::{Address, CompactJson, Reference};
 
 /// The value shown for something only known once apply has run.
 pub const UNKNOWN: &str = "(known after apply)";
@@ -96,13 +95,13 @@ fn covers(want: &Value, have: Option<&Value>) -> bool {
 /// Replaces `${Kind/name.attr}` in every string of `spec` with the attribute's value, or marks
 /// it [`UNKNOWN`] when the target is still to be created or replaced.
 pub fn resolve_references(
-    spec: &Arc<Value>,
+    spec: &CompactJson,
     references: &[Reference],
     decided: &[ResourceChange],
     live: &LiveState,
-) -> Arc<Value> {
+) -> CompactJson {
     if references.is_empty() {
-        return Arc::clone(spec);
+        return spec.clone();
     }
     let lookup = |reference: &Reference| -> Option<String> {
         if let Ok(index) = decided.binary_search_by(|c| c.address.cmp(&reference.target))
@@ -115,7 +114,7 @@ pub fn resolve_references(
             _ => None,
         }
     };
-    Arc::new(substitute(spec, &|reference| lookup(reference)))
+    CompactJson::new(&substitute(&spec.value(), &|reference| lookup(reference)))
 }
 
 /// Replaces references in strings using `value_of`; unresolved ones become [`UNKNOWN`].

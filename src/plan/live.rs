@@ -205,7 +205,7 @@ mod tests {
             kind: Kind::Sddc,
             name: name.into(),
             id: format!("id-{name}"),
-            spec: json!({}),
+            spec: json!({}).into(),
             attributes: crate::providers::Attributes::default(),
             status,
             fingerprint: "f".into(),

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::model::rules::{UpdateKind, rules_for};
-use crate::model::{Address, Ensure, Model, Resource};
+use crate::model::{Address, CompactJson, Ensure, Model, Resource};
 use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 
 pub use diff::{FieldChange, SpecDiff, UNKNOWN, diff_spec, resolve_references, substitute};
@@ -65,7 +65,7 @@ pub struct ResourceChange {
     pub steps: Vec<String>,
     /// Desired spec with references resolved (unknown ones as [`UNKNOWN`]); shared with the
     /// model when there is nothing to resolve.
-    pub after: Option<Arc<Value>>,
+    pub after: Option<CompactJson>,
     /// The live object, when there is one (shared with the live state: plans of 100,000
     /// resources hold no copies). Its normalized spec is [`ResourceChange::before`].
     pub live: Option<Arc<LiveObject>>,
@@ -84,8 +84,8 @@ impl ResourceChange {
     }
 
     /// The live spec (normalized), when the object exists.
-    pub fn before(&self) -> Option<&Value> {
-        self.live.as_ref().map(|live| &live.spec)
+    pub fn before(&self) -> Option<Value> {
+        self.live.as_ref().map(|live| live.spec.value())
     }
 }
 
@@ -259,7 +259,7 @@ fn decide(
         fields: Vec::new(),
         unchanged: 0,
         steps: Vec::new(),
-        after: Some(Arc::clone(&resolved)),
+        after: Some(resolved.clone()),
         live: object.cloned(),
         task: None,
         attempt,
@@ -297,7 +297,7 @@ fn decide(
                 return Ok(change);
             }
             change.action = Action::Delete;
-            change.fields = diff::all_fields(&object.spec, diff::Side::Before);
+            change.fields = diff::all_fields(&object.spec.value(), diff::Side::Before);
             protect(&change)?;
         }
         return Ok(change);
@@ -306,7 +306,7 @@ fn decide(
     let Some(object) = object else {
         change.action = Action::Create;
         change.fields = diff::all_fields(
-            &strip_local(&resolved, rules.local_fields()),
+            &strip_local(&resolved.value(), rules.local_fields()),
             diff::Side::After,
         );
         return Ok(change);
@@ -323,7 +323,7 @@ fn decide(
             change.action = Action::Replace;
             change.reason = Some(reason.clone());
             change.fields = diff::all_fields(
-                &strip_local(&resolved, rules.local_fields()),
+                &strip_local(&resolved.value(), rules.local_fields()),
                 diff::Side::After,
             );
             protect(&change)?;
@@ -345,13 +345,14 @@ fn decide(
                 .map(|p| p.strip_prefix("spec.").unwrap_or(p)),
         )
         .collect();
-    let compared = diff::diff_spec(&resolved, &object.spec, &skip);
+    let (desired, have) = (resolved.value(), object.spec.value());
+    let compared = diff::diff_spec(&desired, &have, &skip);
     change.unchanged = compared.unchanged;
     if compared.changes.is_empty() {
         return Ok(change);
     }
     let changed: Vec<String> = compared.changes.iter().map(|c| c.field.clone()).collect();
-    match rules.classify_update(&resolved, &object.spec, &changed)? {
+    match rules.classify_update(&desired, &have, &changed)? {
         UpdateKind::InPlace { steps } => {
             change.action = Action::Update;
             change.steps = steps;

@@ -365,12 +365,12 @@ pub fn json(plan: &Plan) -> JsonPlan {
                 before: change
                     .before()
                     .filter(|_| change.action != Action::Create)
-                    .map(mask),
+                    .map(|before| mask(&before)),
                 after: change
                     .after
-                    .as_deref()
+                    .as_ref()
                     .filter(|_| change.action != Action::Delete)
-                    .map(mask),
+                    .map(|after| mask(&after.value())),
                 replace_paths: change
                     .fields
                     .iter()
@@ -516,7 +516,7 @@ mod tests {
             kind: change.address.kind,
             name: change.address.name.clone(),
             id: format!("id-{}", change.address.name),
-            spec,
+            spec: spec.into(),
             attributes: crate::providers::Attributes::default(),
             status: LiveStatus::Ready,
             fingerprint: "f".into(),
@@ -535,9 +535,7 @@ mod tests {
     /// One change of every kind of action the renderer knows.
     fn every_action() -> Plan {
         let mut create = change(Kind::SaltJob, "Check disk usage", Action::Create);
-        create.after = Some(Arc::new(
-            json!({"cmd": "local", "fun": "disk.usage", "target": "All Minions", "arg": {"kwarg": {"password": "hunter2"}}}),
-        ));
+        create.after = Some(json!({"cmd": "local", "fun": "disk.usage", "target": "All Minions", "arg": {"kwarg": {"password": "hunter2"}}}).into());
         create.fields = vec![
             field("arg", None, Some(json!({"kwarg": {"password": "hunter2"}}))),
             field("cmd", None, Some(json!("local"))),
@@ -546,7 +544,7 @@ mod tests {
         ];
         let mut update = change(Kind::SaltTarget, "web servers", Action::Update);
         update.live = live(&update, json!({"desc": "line one\nline two\n"}));
-        update.after = Some(Arc::new(json!({"desc": "line one\nline 2\n"})));
+        update.after = Some(json!({"desc": "line one\nline 2\n"}).into());
         update.fields = vec![field(
             "desc",
             Some(json!("line one\nline two\n")),
@@ -555,7 +553,7 @@ mod tests {
         update.unchanged = 1;
         let mut replace = change(Kind::Sddc, "prod", Action::Replace);
         replace.live = live(&replace, json!({"region": "US_WEST_2", "num_hosts": 2}));
-        replace.after = Some(Arc::new(json!({"region": "US_EAST_1", "num_hosts": 2})));
+        replace.after = Some(json!({"region": "US_EAST_1", "num_hosts": 2}).into());
         replace.fields = vec![FieldChange {
             forces_replacement: true,
             ..field("region", Some(json!("US_WEST_2")), Some(json!("US_EAST_1")))
@@ -563,7 +561,7 @@ mod tests {
         replace.unchanged = 1;
         let mut failed = change(Kind::Sddc, "broken", Action::Replace);
         failed.reason = Some("deployment failed".into());
-        failed.after = Some(Arc::new(json!({"region": "US_WEST_2"})));
+        failed.after = Some(json!({"region": "US_WEST_2"}).into());
         failed.fields = vec![field("region", None, Some(json!("US_WEST_2")))];
         let mut delete = change(Kind::SaltSchedule, "old schedule", Action::Delete);
         delete.live = live(&delete, json!({"enabled": true}));
@@ -579,7 +577,7 @@ mod tests {
             kind: Kind::Sddc,
             name: "deploying".into(),
             id: "sddc-1".into(),
-            spec: json!({}),
+            spec: json!({}).into(),
             attributes: crate::providers::Attributes::default(),
             status: LiveStatus::Busy {
                 task: None,
@@ -590,13 +588,11 @@ mod tests {
         let mut cycle = change(Kind::VirtualMachine, "web-01", Action::Update);
         cycle.steps = vec!["stop".into(), "change CPU/memory".into(), "start".into()];
         cycle.live = live(&cycle, json!({"cpu_count": 2, "power_state": "POWERED_ON"}));
-        cycle.after = Some(Arc::new(
-            json!({"cpu_count": 4, "power_state": "POWERED_ON"}),
-        ));
+        cycle.after = Some(json!({"cpu_count": 4, "power_state": "POWERED_ON"}).into());
         cycle.fields = vec![field("cpu_count", Some(json!(2)), Some(json!(4)))];
         cycle.unchanged = 1;
         let mut unknown = change(Kind::SaltJob, "Configure vCenter", Action::Create);
-        unknown.after = Some(Arc::new(json!({"arg": {"kwarg": {"vcenter": UNKNOWN}}})));
+        unknown.after = Some(json!({"arg": {"kwarg": {"vcenter": UNKNOWN}}}).into());
         unknown.fields = vec![field(
             "arg",
             None,

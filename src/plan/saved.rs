@@ -167,7 +167,7 @@ pub fn manifest_hash(model: &Model) -> String {
         hasher.update(address.to_string().as_bytes());
         hasher.update(resource.connection.as_bytes());
         hasher.update(format!("{:?}", resource.ensure).as_bytes());
-        hasher.update(resource.spec.to_string().as_bytes());
+        hasher.update(resource.spec.as_str().as_bytes());
         for dep in &resource.depends_on {
             hasher.update(dep.to_string().as_bytes());
         }

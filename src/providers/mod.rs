@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::{Address, Connection, Kind, SecretValue, SystemType};
+use crate::model::{Address, CompactJson, Connection, Kind, SecretValue, SystemType};
 
 /// A live object as the planner sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,7 +29,7 @@ pub struct LiveObject {
     pub id: String,
     /// Every user-settable field the server reports, normalized into the manifest's spec shape
     /// and canonical spelling. Fields the server never returns are absent.
-    pub spec: serde_json::Value,
+    pub spec: CompactJson,
     /// Exported attributes (`id`, `vc_url`, `uuid`, …) for `${Kind/name.attr}`.
     pub attributes: Attributes,
     pub status: LiveStatus,

@@ -788,7 +788,7 @@ fn token_object(token: &Token) -> LiveObject {
         name: token.name.clone(),
         id: token.id.clone(),
         // `file` is local and never diffed: nothing on the server maps to the spec.
-        spec: json!({}),
+        spec: json!({}).into(),
         attributes: Attributes::from([("id".to_string(), token.id.clone())]),
         status: LiveStatus::Ready,
         fingerprint: hex::encode(Sha256::digest(text.as_bytes())),

@@ -682,7 +682,7 @@ fn normalize(sddc: Sddc, task: Option<&Task>) -> ProviderResult<LiveObject> {
         kind: Kind::Sddc,
         name: sddc.name.unwrap_or_default(),
         id,
-        spec,
+        spec: spec.into(),
         attributes,
         status,
         fingerprint,
@@ -928,7 +928,7 @@ impl Provider for VmcProvider {
                 "`{field}` of SDDC `{name}` cannot change in place; the SDDC must be replaced"
             )));
         }
-        let live = &request.live.spec;
+        let live = &request.live.spec.value();
         let desired = request.spec;
         let live_type = canonical_sddc_type(spec_text(live, "sddc_type"));
         let desired_num = desired.get("num_hosts").and_then(Value::as_i64);

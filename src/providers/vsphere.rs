@@ -494,7 +494,7 @@ fn normalize(vm: VmSummary) -> LiveObject {
         kind: Kind::VirtualMachine,
         name: vm.name.unwrap_or_default(),
         id: id.clone(),
-        spec,
+        spec: spec.into(),
         attributes: Attributes::from([("vm".to_string(), id)]),
         status: LiveStatus::Ready,
         fingerprint: hex::encode(&digest[..16]),
@@ -556,7 +556,7 @@ impl Provider for VsphereProvider {
     async fn update(&self, request: &UpdateRequest<'_>) -> ProviderResult<Outcome> {
         let name = request.address.to_string();
         let vm = request.live.id.as_str();
-        let live = &request.live.spec;
+        let live = &request.live.spec.value();
         let desired = request.spec;
         let live_power = live
             .get("power_state")

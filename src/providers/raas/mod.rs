@@ -556,7 +556,7 @@ impl Provider for RaasProvider {
         let kind = request.address.kind;
         let name = &request.address.name;
         // Always send the whole object: the desired fields over the live ones.
-        let spec = merged(&request.live.spec, request.spec);
+        let spec = merged(&request.live.spec.value(), request.spec);
         let uuid = request.live.id.clone();
         let mut refs = References::default();
         let call = match kind {
@@ -800,7 +800,7 @@ fn live_object(kind: Kind, name: &str, uuid: &str, spec: Value) -> LiveObject {
         name: name.to_string(),
         id: uuid.to_string(),
         fingerprint: fingerprint(name, uuid, &spec),
-        spec,
+        spec: spec.into(),
         attributes: Attributes::from([("uuid".to_string(), uuid.to_string())]),
         status: LiveStatus::Ready,
     }
@@ -894,10 +894,12 @@ fn job_object(item: &Value) -> Option<LiveObject> {
 /// Replaces a job `target` that is a group's uuid (`groups`: uuid → name) with the name.
 fn name_job_targets(jobs: &mut [LiveObject], groups: &HashMap<String, String>) {
     for job in jobs {
-        let name = str_field(&job.spec, "target").and_then(|uuid| groups.get(uuid));
+        let mut spec = job.spec.value();
+        let name = str_field(&spec, "target").and_then(|uuid| groups.get(uuid));
         if let Some(name) = name.cloned() {
-            job.spec["target"] = json!(name);
-            job.fingerprint = fingerprint(&job.name, &job.id, &job.spec);
+            spec["target"] = json!(name);
+            job.fingerprint = fingerprint(&job.name, &job.id, &spec);
+            job.spec = spec.into();
         }
     }
 }
