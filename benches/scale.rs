@@ -487,6 +487,7 @@ async fn plan_scenario(
         ),
     }];
     if !name.contains("rss") {
+        rows.push(binary_plan_row(name, resources, minimum, &sim.base_url, dir.path()).await?);
         let before = counters(&sim.base_url).await?;
         let started = Instant::now();
         let refreshed = baseline_refresh(&sim, shape).await?;
@@ -509,6 +510,70 @@ async fn plan_scenario(
     }
     sim.stop().await;
     Ok(rows)
+}
+
+/// The `sextant` binary itself, timed from start to exit: `sextant plan DIR` with the
+/// connections pointed at the simulator (process start, manifest load, plan and rendering).
+async fn binary_plan_row(
+    name: &str,
+    resources: usize,
+    minimum: u64,
+    url: &str,
+    manifests: &Path,
+) -> BenchResult<Row> {
+    let dir = tempfile::tempdir()?;
+    for file in ["targets.yaml", "jobs.yaml", "sddcs.yaml"] {
+        std::fs::copy(manifests.join(file), dir.path().join(file))?;
+    }
+    std::fs::write(
+        dir.path().join("connections.yaml"),
+        format!(
+            "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  org_id: {ORG}\n  url: {url}\n  csp_url: {url}\n  api_token: {{ env: SEXTANT_BENCH_TOKEN }}\n---\nkind: Connection\nname: salt\nspec:\n  type: raas\n  url: {url}\n  csp_url: {url}\n  api_token: {{ env: SEXTANT_BENCH_TOKEN }}\n"
+        ),
+    )?;
+    reset_counters(url).await?;
+    let children_before = children_cpu_time().unwrap_or_default();
+    let started = Instant::now();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["plan", "--no-color", "--detailed-exitcode"])
+        .arg(dir.path())
+        .env("SEXTANT_BENCH_TOKEN", "bench-api-token")
+        .output()
+        .await?;
+    let wall = started.elapsed();
+    let cpu = children_cpu_time()
+        .unwrap_or_default()
+        .saturating_sub(children_before);
+    let requests = counters(url).await?;
+    // 0: no changes, 2: changes (drift scenarios).
+    if !matches!(output.status.code(), Some(0 | 2)) {
+        return Err(format!(
+            "`sextant plan` failed with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = stdout
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    Ok(Row {
+        scenario: format!("{name} binary"),
+        resources,
+        requests: Some(requests),
+        minimum: Some(minimum),
+        wall,
+        cpu: Some(cpu),
+        rss_kb: None,
+        note: format!(
+            "`sextant plan DIR` from start to exit (manifest load and rendering included); it said: {summary}"
+        ),
+    })
 }
 
 async fn counters(url: &str) -> BenchResult<u64> {
@@ -882,6 +947,16 @@ fn cpu_time() -> Option<Duration> {
     let stime: u64 = fields.get(12)?.parse().ok()?;
     // USER_HZ is 100 on Linux.
     Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// CPU time of this process's children that have been waited for.
+fn children_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let cutime: u64 = fields.get(13)?.parse().ok()?;
+    let cstime: u64 = fields.get(14)?.parse().ok()?;
+    Some(Duration::from_millis((cutime + cstime) * 10))
 }
 
 fn peak_rss_kb() -> Option<u64> {

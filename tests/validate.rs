@@ -220,3 +220,57 @@ fn usage_errors_exit_1() {
     let output = sextant(&["graph", "examples/quickstart", "--format", "png"]);
     assert_eq!(output.code, 1, "{}", output.stderr);
 }
+
+/// A file large enough to be parsed in pieces on several threads reports syntax and
+/// structure errors at their place in the whole file, as a single parse would.
+#[test]
+fn errors_in_large_files_point_at_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let connection = "kind: Connection\nname: salt\nspec:\n  type: raas\n  url: https://raas.example.com\n  username: root\n  password: { env: SALT_PW }\n";
+    let jobs = |from: usize, to: usize| -> String {
+        (from..to)
+            .map(|i| {
+                format!("---\nkind: SaltJob\nname: job-{i}\nspec:\n  desc: job {i}\n  cmd: local\n  fun: test.ping\n  target: tg\n")
+            })
+            .collect()
+    };
+    let target =
+        "---\nkind: SaltTarget\nname: tg\nspec:\n  tgt: {\"*\": {tgt_type: glob, tgt: \"*\"}}\n";
+    // Over twice the size of a piece (256 KiB), so that it is cut wherever two cores exist.
+    let base = format!("{connection}{target}{}", jobs(0, 9_000));
+    assert!(base.len() > 512 * 1024, "{}", base.len());
+    let file = dir.path().join("big.yaml");
+
+    std::fs::write(&file, &base).unwrap();
+    let output = sextant(&["validate", file.to_str().unwrap()]);
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(
+        output.stderr.contains("9001 resources"),
+        "{}",
+        output.stderr
+    );
+
+    // An unknown field in the last job's spec.
+    let bad_field = format!("{base}{}  colour: blue\n", jobs(9_000, 9_001));
+    std::fs::write(&file, &bad_field).unwrap();
+    let output = sextant(&["validate", file.to_str().unwrap()]);
+    assert_eq!(output.code, 1, "{}", output.stderr);
+    let line = bad_field.lines().count();
+    assert!(
+        output.stderr.contains(&format!("big.yaml:{line}:3: ")),
+        "line {line}: {}",
+        output.stderr
+    );
+
+    // A syntax error (bad indentation) in the last document.
+    let bad_yaml = format!("{base}---\nkind: SaltJob\n name: broken\n");
+    std::fs::write(&file, &bad_yaml).unwrap();
+    let output = sextant(&["validate", file.to_str().unwrap()]);
+    assert_eq!(output.code, 1, "{}", output.stderr);
+    let line = bad_yaml.lines().count();
+    assert!(
+        output.stderr.contains(&format!("big.yaml:{line}:")),
+        "line {line}: {}",
+        output.stderr
+    );
+}

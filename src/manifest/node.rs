@@ -252,7 +252,141 @@ pub const MAX_DOCUMENTS: usize = 1_000_000;
 pub const MAX_NODES: usize = 50_000_000;
 
 /// Parses every non-empty document of a multi-document YAML text.
+#[cfg(test)]
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
+    parse_documents_with(text, |node| node)
+}
+
+/// Parses every non-empty document of a multi-document YAML text and passes each through
+/// `each` on the thread that parsed it (checking a document's structure costs about as much
+/// as parsing it).
+///
+/// A large text is cut at document-start lines (`---` at the start of a line, which YAML
+/// forbids inside any scalar or collection) and the pieces are parsed on several threads;
+/// positions are shifted back to the whole text. When any piece fails, the whole text is
+/// parsed again in one go, so errors and their positions are exactly those of a single parse.
+/// The node budget ([`MAX_NODES`]) applies to each piece.
+pub fn parse_documents_with<T: Send>(
+    text: &str,
+    each: impl Fn(Node) -> T + Sync,
+) -> Result<Vec<T>, ParseError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    parse_documents_in(text, threads.min(text.len() / MIN_PIECE), &each)
+}
+
+/// Smallest piece of a text worth a thread of its own.
+const MIN_PIECE: usize = 256 * 1024;
+
+/// Parses `text` in up to `pieces` pieces, one thread each.
+fn parse_documents_in<T: Send>(
+    text: &str,
+    pieces: usize,
+    each: &(impl Fn(Node) -> T + Sync),
+) -> Result<Vec<T>, ParseError> {
+    let one_parse = || parse_piece(text).map(|docs| docs.into_iter().map(each).collect());
+    let pieces = split_documents(text, pieces);
+    if pieces.len() < 2 {
+        return one_parse();
+    }
+    let results: Vec<Option<Result<Vec<T>, ParseError>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pieces
+            .iter()
+            .map(|&(start, end)| {
+                std::thread::Builder::new()
+                    .name("sextant-yaml".into())
+                    .spawn_scoped(scope, move || {
+                        let offset = u32::try_from(line_breaks(&text[..start])).unwrap_or(u32::MAX);
+                        parse_piece(&text[start..end]).map(|docs| {
+                            docs.into_iter()
+                                .map(|mut node| {
+                                    shift_lines(&mut node, offset);
+                                    each(node)
+                                })
+                                .collect()
+                        })
+                    })
+                    .ok()
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.and_then(|h| h.join().ok()))
+            .collect()
+    });
+    let mut docs = Vec::new();
+    for result in results {
+        match result {
+            Some(Ok(mut piece)) => docs.append(&mut piece),
+            // A failed piece (or a thread that could not run): the single parse decides.
+            _ => return one_parse(),
+        }
+    }
+    if docs.len() > MAX_DOCUMENTS {
+        return one_parse();
+    }
+    Ok(docs)
+}
+
+/// Up to `pieces` byte ranges covering `text`, each after the first starting at a
+/// document-start line. None when the text holds directives (`%YAML`, `%TAG`), which apply
+/// to the document after them.
+fn split_documents(text: &str, pieces: usize) -> Vec<(usize, usize)> {
+    if pieces < 2 || text.starts_with('%') || text.contains("\n%") {
+        return vec![(0, text.len())];
+    }
+    let mut cuts = vec![0];
+    for k in 1..pieces {
+        let from = (text.len() * k / pieces).max(cuts[cuts.len() - 1] + 1);
+        let Some(cut) = next_document_start(text, from) else {
+            break;
+        };
+        cuts.push(cut);
+    }
+    cuts.push(text.len());
+    cuts.dedup();
+    cuts.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+/// The byte offset of the first `---` line starting at or after `from`.
+fn next_document_start(text: &str, from: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = from;
+    while let Some(found) = bytes.get(at..)?.windows(4).position(|w| w == b"\n---") {
+        let line = at + found + 1;
+        match bytes.get(line + 3) {
+            None | Some(b' ' | b'\t' | b'\r' | b'\n') => return Some(line),
+            Some(_) => at = line,
+        }
+    }
+    None
+}
+
+/// Line breaks in `text` as YAML counts them (`\n`, `\r\n` and a lone `\r`).
+fn line_breaks(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count()
+}
+
+/// Moves a node and everything under it down by `offset` lines.
+fn shift_lines(node: &mut Node, offset: u32) {
+    if node.pos.line != 0 {
+        node.pos.line = node.pos.line.saturating_add(offset);
+    }
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(|item| shift_lines(item, offset)),
+        Value::Map(entries) => entries.iter_mut().for_each(|entry| {
+            shift_lines(&mut entry.key, offset);
+            shift_lines(&mut entry.value, offset);
+        }),
+        _ => {}
+    }
+}
+
+fn parse_piece(text: &str) -> Result<Vec<Node>, ParseError> {
     // The default budget allows 1,024 documents per file; large estates keep thousands of
     // resources in one generated file. The other limits (aliases, depth) stay as they are.
     let mut budget = serde_saphyr::budget::Budget::default();
@@ -407,6 +541,55 @@ impl<'de> Visitor<'de> for ValueVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_parsed_in_pieces_equal_one_parse() {
+        let mut text = String::from("# generated\n");
+        for i in 0..40 {
+            text.push_str(&format!(
+                "---\nkind: SaltJob\nname: j{i}\nspec:\n  desc: |\n    line {i}\n    ---not a marker\n  arg: {{kwarg: {{n: {i}}}}}\r\n"
+            ));
+            if i % 7 == 0 {
+                text.push_str("---\n# only a comment\n---   \nnote: é\r");
+            }
+        }
+        let whole = parse_piece(&text).unwrap();
+        assert!(whole.len() > 40);
+        for pieces in [2, 3, 5, 16] {
+            assert!(split_documents(&text, pieces).len() > 1);
+            assert_eq!(
+                parse_documents_in(&text, pieces, &|n| n).unwrap(),
+                whole,
+                "{pieces} pieces"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failing_piece_reports_the_error_of_one_parse() {
+        let good = "---\nkind: Sddc\nname: a\n".repeat(30);
+        // A quoted scalar cut by a document marker, and a bad indentation further on.
+        let text =
+            format!("{good}---\ndesc: \"open\n--- still quoted\"\n{good}---\na: 1\n b: 2\n{good}");
+        let whole = parse_piece(&text).unwrap_err();
+        for pieces in [2, 4, 8] {
+            assert_eq!(
+                parse_documents_in(&text, pieces, &|n| n).unwrap_err(),
+                whole
+            );
+        }
+        let late = format!("{good}{good}---\na: 1\n b: 2\n");
+        let whole = parse_piece(&late).unwrap_err();
+        assert!(whole.pos.line > 100, "{whole:?}");
+        assert_eq!(parse_documents_in(&late, 4, &|n| n).unwrap_err(), whole);
+    }
+
+    #[test]
+    fn texts_with_directives_are_not_cut() {
+        let text = "%YAML 1.2\n---\na: 1\n---\nb: 2\n%TAG ! tag:x,2000:\n---\nc: 3\n";
+        assert_eq!(split_documents(text, 4), vec![(0, text.len())]);
+        assert_eq!(split_documents("a: 1\n---\nb: 2\n", 4).len(), 2);
+    }
 
     #[test]
     fn records_positions_of_keys_and_values() {

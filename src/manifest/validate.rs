@@ -17,7 +17,7 @@ use super::connection::ConnectionReader;
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
 use super::files::{SourceFile, position_of};
-use super::node::{Node, Pos, Value, parse_documents};
+use super::node::{Node, Pos, Value, parse_documents_with};
 use super::references::{self, Declarations, Declared, Edge};
 use super::rules::{RuleContext, canonicalize};
 use super::schema::{document_def, manifest_schema};
@@ -655,8 +655,19 @@ fn parse_file(
     batches: &mut Vec<Vec<Document>>,
     errors: &mut Vec<Diagnostic>,
 ) {
-    let nodes = match parse_documents(text) {
-        Ok(nodes) => nodes,
+    let origin = Arc::new(FileOrigin {
+        file: Arc::from(source.path.as_path()),
+        base_dir: Arc::from(source.base_dir.as_path()),
+    });
+    let checker = Checker::new(schema, &source.path);
+    // Each document is checked on the thread that parsed it, its errors kept beside it.
+    let classified = parse_documents_with(text, |node| {
+        let mut found = Vec::new();
+        let doc = classify(&origin, node, &checker, &mut found);
+        (doc, found)
+    });
+    let classified = match classified {
+        Ok(classified) => classified,
         Err(err) => {
             errors.push(Diagnostic::new(
                 &source.path,
@@ -667,19 +678,14 @@ fn parse_file(
             return;
         }
     };
-    tracing::debug!(file = %source.path.display(), documents = nodes.len(), "parsed");
-    let origin = Arc::new(FileOrigin {
-        file: Arc::from(source.path.as_path()),
-        base_dir: Arc::from(source.base_dir.as_path()),
-    });
-    let checker = Checker::new(schema, &source.path);
-    let mut nodes = nodes.into_iter().peekable();
-    while nodes.peek().is_some() {
-        let batch: Vec<Document> = nodes
-            .by_ref()
-            .take(DOCUMENT_BATCH)
-            .filter_map(|node| classify(&origin, node, &checker, errors))
-            .collect();
+    tracing::debug!(file = %source.path.display(), documents = classified.len(), "parsed");
+    let mut classified = classified.into_iter().peekable();
+    while classified.peek().is_some() {
+        let mut batch = Vec::with_capacity(DOCUMENT_BATCH);
+        for (doc, mut found) in classified.by_ref().take(DOCUMENT_BATCH) {
+            errors.append(&mut found);
+            batch.extend(doc);
+        }
         batches.push(batch);
     }
 }
