@@ -19,7 +19,9 @@ use crate::model::rules::{UpdateKind, rules_for};
 use crate::model::{Address, CompactJson, Ensure, Model, Resource};
 use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 
-pub use diff::{FieldChange, SpecDiff, UNKNOWN, diff_spec, resolve_references, substitute};
+pub use diff::{
+    FieldChange, SpecDiff, UNKNOWN, diff_compact, diff_spec, resolve_references, substitute,
+};
 pub use live::{LiveMatch, LiveState, ProviderSet, read_live_state};
 pub use order::{OrderError, order_changes};
 
@@ -345,14 +347,13 @@ fn decide(
                 .map(|p| p.strip_prefix("spec.").unwrap_or(p)),
         )
         .collect();
-    let (desired, have) = (resolved.value(), object.spec.value());
-    let compared = diff::diff_spec(&desired, &have, &skip);
+    let compared = diff::diff_compact(&resolved, &object.spec, &skip);
     change.unchanged = compared.unchanged;
     if compared.changes.is_empty() {
         return Ok(change);
     }
     let changed: Vec<String> = compared.changes.iter().map(|c| c.field.clone()).collect();
-    match rules.classify_update(&desired, &have, &changed)? {
+    match rules.classify_update(&resolved.value(), &object.spec.value(), &changed)? {
         UpdateKind::InPlace { steps } => {
             change.action = Action::Update;
             change.steps = steps;
