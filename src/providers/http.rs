@@ -464,7 +464,10 @@ impl HttpClient {
         {
             return Err(too_large);
         }
-        let mut body = Vec::new();
+        // Sized once from `Content-Length` (at most `MAX_BODY_BYTES`, checked above): a
+        // listing page of a megabyte grown by doubling would be copied a dozen times.
+        let expected = response.content_length().unwrap_or(0);
+        let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         while let Some(chunk) = response.chunk().await? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(too_large);
