@@ -955,25 +955,27 @@ async fn sim_capacity_scenario() -> BenchResult<Row> {
 // ---------------------------------------------------------------------------------------
 // Child processes: the client side, measured alone.
 
+/// CPU time of this process (user + system).
 fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) start at `state`.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // USER_HZ is 100 on Linux.
-    Some(Duration::from_millis((utime + stime) * 10))
+    stat_cpu_time(11)
 }
 
 /// CPU time of this process's children that have been waited for.
 fn children_cpu_time() -> Option<Duration> {
+    stat_cpu_time(13)
+}
+
+/// The sum of the user and system tick fields at `user` and `user + 1` of `/proc/self/stat`,
+/// counted from `state`.
+fn stat_cpu_time(user: usize) -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at `state`.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let cutime: u64 = fields.get(13)?.parse().ok()?;
-    let cstime: u64 = fields.get(14)?.parse().ok()?;
-    Some(Duration::from_millis((cutime + cstime) * 10))
+    let user_ticks: u64 = fields.get(user)?.parse().ok()?;
+    let system_ticks: u64 = fields.get(user + 1)?.parse().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(Duration::from_millis((user_ticks + system_ticks) * 10))
 }
 
 fn peak_rss_kb() -> Option<u64> {

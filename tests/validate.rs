@@ -250,27 +250,19 @@ fn errors_in_large_files_point_at_their_line() {
         output.stderr
     );
 
+    // Each text's error is on its last line, at `column` when given.
+    let refused_on_last_line = |text: &str, column: &str| {
+        std::fs::write(&file, text).unwrap();
+        let output = sextant(&["validate", file.to_str().unwrap()]);
+        assert_eq!(output.code, 1, "{}", output.stderr);
+        let place = format!("big.yaml:{}:{column}", text.lines().count());
+        assert!(output.stderr.contains(&place), "{place}: {}", output.stderr);
+    };
     // An unknown field in the last job's spec.
-    let bad_field = format!("{base}{}  colour: blue\n", jobs(9_000, 9_001));
-    std::fs::write(&file, &bad_field).unwrap();
-    let output = sextant(&["validate", file.to_str().unwrap()]);
-    assert_eq!(output.code, 1, "{}", output.stderr);
-    let line = bad_field.lines().count();
-    assert!(
-        output.stderr.contains(&format!("big.yaml:{line}:3: ")),
-        "line {line}: {}",
-        output.stderr
+    refused_on_last_line(
+        &format!("{base}{}  colour: blue\n", jobs(9_000, 9_001)),
+        "3: ",
     );
-
     // A syntax error (bad indentation) in the last document.
-    let bad_yaml = format!("{base}---\nkind: SaltJob\n name: broken\n");
-    std::fs::write(&file, &bad_yaml).unwrap();
-    let output = sextant(&["validate", file.to_str().unwrap()]);
-    assert_eq!(output.code, 1, "{}", output.stderr);
-    let line = bad_yaml.lines().count();
-    assert!(
-        output.stderr.contains(&format!("big.yaml:{line}:")),
-        "line {line}: {}",
-        output.stderr
-    );
+    refused_on_last_line(&format!("{base}---\nkind: SaltJob\n name: broken\n"), "");
 }
