@@ -60,19 +60,25 @@ pub fn diff_spec(desired: &Value, live: &Value, skip: &BTreeSet<&str>) -> SpecDi
         if skip.contains(field.as_str()) {
             continue;
         }
-        let have = live.get(field);
+        out.compare(field, want, live.get(field));
+    }
+    out
+}
+
+impl SpecDiff {
+    /// Counts `field` unchanged when the live value covers the desired one, else records it.
+    fn compare(&mut self, field: &str, want: &Value, have: Option<&Value>) {
         if covers(want, have) {
-            out.unchanged += 1;
+            self.unchanged += 1;
         } else {
-            out.changes.push(FieldChange {
-                field: field.clone(),
+            self.changes.push(FieldChange {
+                field: field.to_string(),
                 before: have.cloned(),
                 after: Some(want.clone()),
                 forces_replacement: false,
             });
         }
     }
-    out
 }
 
 /// [`diff_spec`] on specs held as compact text, without building either tree when a field's
@@ -107,16 +113,7 @@ fn diff_fields(desired: &str, live: &str, skip: &BTreeSet<&str>) -> Option<SpecD
             Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
             None => None,
         };
-        if covers(&want, have.as_ref()) {
-            out.unchanged += 1;
-        } else {
-            out.changes.push(FieldChange {
-                field: field.to_string(),
-                before: have,
-                after: Some(want),
-                forces_replacement: false,
-            });
-        }
+        out.compare(field, &want, have.as_ref());
     }
     Some(out)
 }
@@ -124,32 +121,29 @@ fn diff_fields(desired: &str, live: &str, skip: &BTreeSet<&str>) -> Option<SpecD
 /// The top-level fields of a JSON object as unparsed text, in order; `None` when the text is
 /// not an object or a key needs unescaping.
 fn top_fields(text: &str) -> Option<Vec<(&str, &RawValue)>> {
-    struct Fields<'a>(Vec<(&'a str, &'a RawValue)>);
-    impl<'de> serde::Deserialize<'de> for Fields<'de> {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct Visit;
-            impl<'de> serde::de::Visitor<'de> for Visit {
-                type Value = Fields<'de>;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a JSON object")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> Result<Self::Value, A::Error> {
-                    let mut fields = Vec::new();
-                    while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
-                        fields.push(entry);
-                    }
-                    Ok(Fields(fields))
-                }
-            }
-            deserializer.deserialize_map(Visit)
-        }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let fields = serde::Deserializer::deserialize_map(&mut deserializer, TopFields).ok()?;
+    deserializer.end().ok()?;
+    Some(fields)
+}
+
+/// Collects an object's entries as borrowed keys and unparsed values.
+struct TopFields;
+
+impl<'de> serde::de::Visitor<'de> for TopFields {
+    type Value = Vec<(&'de str, &'de RawValue)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
     }
-    serde_json::from_str::<Fields>(text)
-        .ok()
-        .map(|fields| fields.0)
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = Vec::new();
+        while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
+            fields.push(entry);
+        }
+        Ok(fields)
+    }
 }
 
 /// Whether the live value satisfies the desired one: objects compare only the desired keys,
