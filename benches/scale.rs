@@ -354,12 +354,16 @@ async fn listed_counts(sim: &SimHandle) -> (u64, u64) {
 }
 
 /// Writes manifests for `jobs` jobs (`job-N`, targeting `tgt-(N mod targets)`), `targets`
-/// groups and `sddcs` SDDCs.
-fn write_manifests(dir: &Path, (jobs, targets, sddcs): (usize, usize, usize)) -> BenchResult<()> {
+/// groups and `sddcs` SDDCs, with both connections pointed at the simulator at `url`.
+fn write_manifests(
+    dir: &Path,
+    url: &str,
+    (jobs, targets, sddcs): (usize, usize, usize),
+) -> BenchResult<()> {
     std::fs::write(
         dir.join("connections.yaml"),
         format!(
-            "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  org_id: {ORG}\n  api_token: {{ env: SEXTANT_BENCH_TOKEN }}\n---\nkind: Connection\nname: salt\nspec:\n  type: raas\n  region: us\n  api_token: {{ env: SEXTANT_BENCH_TOKEN }}\n"
+            "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  org_id: {ORG}\n  url: {url}\n  csp_url: {url}\n  api_token: {{ env: SEXTANT_BENCH_TOKEN }}\n---\nkind: Connection\nname: salt\nspec:\n  type: raas\n  url: {url}\n  csp_url: {url}\n  api_token: {{ env: SEXTANT_BENCH_TOKEN }}\n"
         ),
     )?;
     let mut text = String::new();
@@ -452,7 +456,7 @@ async fn plan_scenario(
     let sim = start_sim(settings.latency_ms, 1.0).await?;
     seed(&sim, shape, drift).await?;
     let dir = tempfile::tempdir()?;
-    write_manifests(dir.path(), shape)?;
+    write_manifests(dir.path(), &sim.base_url, shape)?;
     let (jobs_listed, targets_listed) = listed_counts(&sim).await;
     // Auth: two CSP token exchanges (one per connection) and one RaaS login; listings: the
     // job and target pages, the SDDC list and the VMC task list.
@@ -524,16 +528,6 @@ async fn binary_plan_row(
     url: &str,
     manifests: &Path,
 ) -> BenchResult<Row> {
-    let dir = tempfile::tempdir()?;
-    for file in ["targets.yaml", "jobs.yaml", "sddcs.yaml"] {
-        std::fs::copy(manifests.join(file), dir.path().join(file))?;
-    }
-    std::fs::write(
-        dir.path().join("connections.yaml"),
-        format!(
-            "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  org_id: {ORG}\n  url: {url}\n  csp_url: {url}\n  api_token: {{ env: SEXTANT_BENCH_TOKEN }}\n---\nkind: Connection\nname: salt\nspec:\n  type: raas\n  url: {url}\n  csp_url: {url}\n  api_token: {{ env: SEXTANT_BENCH_TOKEN }}\n"
-        ),
-    )?;
     // Several runs, the median shown: one run on a shared machine varies by ±30 %.
     let mut runs: Vec<(Duration, Duration)> = Vec::new();
     let mut requests = 0;
@@ -544,7 +538,7 @@ async fn binary_plan_row(
         let started = Instant::now();
         let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
             .args(["plan", "--no-color", "--detailed-exitcode"])
-            .arg(dir.path())
+            .arg(manifests)
             .env("SEXTANT_BENCH_TOKEN", "bench-api-token")
             .output()
             .await?;
@@ -720,7 +714,7 @@ async fn apply_jobs_scenario(settings: &Settings, name: &str, jobs: usize) -> Be
     // The targets exist; the jobs are new.
     seed(&sim, (0, targets, 0), 0.0).await?;
     let dir = tempfile::tempdir()?;
-    write_manifests(dir.path(), (jobs, targets, 0))?;
+    write_manifests(dir.path(), &sim.base_url, (jobs, targets, 0))?;
     let report = run_child("apply", &sim.base_url, dir.path(), &[]).await?;
     let created = {
         let state = sim.sim.state.lock().await;
@@ -756,7 +750,7 @@ async fn sddc_create_scenario(name: &str) -> BenchResult<Row> {
     let scale = 1440.0;
     let sim = start_sim(0, scale).await?;
     let dir = tempfile::tempdir()?;
-    write_manifests(dir.path(), (0, 0, 1))?;
+    write_manifests(dir.path(), &sim.base_url, (0, 0, 1))?;
     let report = run_child(
         "apply",
         &sim.base_url,
@@ -1038,14 +1032,10 @@ async fn child_run(kind: &str, url: &str, dir: &Path, time_scale: f64) -> BenchR
     let mut report = ChildReport::default();
     let cpu_start = cpu_time().unwrap_or_default();
     let started = Instant::now();
-    let mut model = sextant::manifest::load(&[dir.to_path_buf()])
+    let model = sextant::manifest::load(&[dir.to_path_buf()])
         .map_err(|d| format!("manifests: {}", d.render(false)))?;
     report.load_ms = started.elapsed().as_secs_f64() * 1000.0;
     report.mark_stage("load");
-    for connection in model.connections.values_mut() {
-        connection.config.url = url.to_string();
-        connection.config.csp_url = url.to_string();
-    }
     let scope = plan::scope(&model, &[]);
     let providers = ProviderSet::connect(&model, &scope)?;
     reset_counters(url).await?;
