@@ -9,93 +9,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sextant::sim::{self, SimConfig, SimHandle};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sextant");
-
-/// A simulator plus a directory of manifests that point at it.
-struct Estate {
-    sim: SimHandle,
-    dir: tempfile::TempDir,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use support::estate::{BIN, Estate, assert_secrets_absent};
 
 impl Estate {
-    async fn start(time_scale: f64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = sim::start(SimConfig {
-            time_scale,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        let estate = Self { sim, dir };
-        estate.write(
-            "connections.yaml",
-            &support::connections(&estate.sim.base_url, "salt"),
-        );
-        estate
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        let path = self.path().join("manifests").join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(BIN);
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env("NO_COLOR", "1")
-            .env("SEXTANT_T_VMC_TOKEN", "vmc-api-token-secret-1")
-            .env("SEXTANT_T_RAAS_TOKEN", "raas-api-token-secret-2")
-            .env("SEXTANT_T_VCD_PASSWORD", "vcd-password-secret-3")
-            .env("SEXTANT_T_VSPHERE_PASSWORD", "vsphere-password-secret-4")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        command
-    }
-
-    async fn run(&self, args: &[&str]) -> Run {
-        let output = self.command(args).output().await.unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let client = reqwest::Client::new();
-        let mut request = client.request(method, format!("{}{path}", self.sim.base_url));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn state(&self) -> Value {
-        self.admin(reqwest::Method::GET, "/_sim/state", None).await
-    }
-
     /// SDDCs of a name that are not deleted.
     async fn live_sddcs(&self, name: &str) -> usize {
         let state = self.state().await;
@@ -157,22 +75,6 @@ spec:
   power_state: POWERED_ON
   cpu_count: 2
 "#;
-
-fn assert_secrets_absent(texts: &[&str]) {
-    for secret in [
-        "vmc-api-token-secret-1",
-        "raas-api-token-secret-2",
-        "vcd-password-secret-3",
-        "vsphere-password-secret-4",
-    ] {
-        for text in texts {
-            assert!(
-                !text.contains(secret),
-                "secret {secret} leaked into:\n{text}"
-            );
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quickstart_applies_on_the_embedded_simulator_then_plans_no_changes() {

@@ -1,4 +1,7 @@
 //! What the integration tests that drive the binary against a simulator share.
+#![allow(dead_code)]
+
+pub mod estate;
 
 /// One connection of each system, all pointing at the simulator at `url`, with secrets read
 /// from the `SEXTANT_T_*` environment variables; the RaaS connection is called `raas_name`.

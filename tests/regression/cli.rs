@@ -1,0 +1,4 @@
+//! Regressions of cli.
+
+#[allow(unused_imports)]
+use crate::support::estate::{Estate, Run};

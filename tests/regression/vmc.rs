@@ -1,0 +1,4 @@
+//! Regressions of vmc.
+
+#[allow(unused_imports)]
+use crate::support::estate::{Estate, Run};
