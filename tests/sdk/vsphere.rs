@@ -1,0 +1,4 @@
+//! vsphere through its official Python SDK.
+
+#[allow(unused_imports)]
+use crate::support::sdk::{SimServer, run_script};
