@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::manifest::{document_def, manifest_schema};
+use crate::manifest::{checker_schema, document_def};
 use crate::model::Kind;
 use crate::providers::{LiveObject, LiveStatus};
 
@@ -49,7 +49,7 @@ pub fn file_name(kind: Kind) -> String {
 
 /// The spec fields a user may write for `kind`, in the schema's order.
 pub fn spec_fields(kind: Kind) -> Vec<String> {
-    let schema = manifest_schema();
+    let schema = checker_schema();
     let mut spec = &schema["$defs"][document_def(kind)]["properties"]["spec"];
     if let Some(reference) = spec.get("$ref").and_then(Value::as_str)
         && let Some(name) = reference.strip_prefix("#/$defs/")

@@ -2,38 +2,71 @@
 //!
 //! Owns reading files and directories, the span-aware YAML tree, the raw manifest types and
 //! the JSON Schema generated from them, structural and per-kind validation, connection
-//! resolution, references and the dependency graph. It does no network I/O and never reads
-//! secrets (they stay [`crate::model::SecretSource`] references until a connection is used).
-//! Every problem of a run is collected into [`Diagnostics`].
+//! resolution, references and the dependency graph, and environments (includes, `${var.…}`
+//! values and patches) between reading documents and checking them. It does no network I/O
+//! and never reads secrets (they stay [`crate::model::SecretSource`] references until a
+//! connection is used). Every problem of a run is collected into [`Diagnostics`].
 
 mod connection;
 mod diagnostics;
 mod did_you_mean;
+mod environment;
 mod files;
 mod graph;
 mod node;
+mod patch;
 mod references;
+mod render;
 mod rules;
 mod schema;
 pub mod spec;
 mod structure;
 mod validate;
+mod variables;
 
 use std::path::PathBuf;
 
 pub use connection::raas_region_url;
 pub use diagnostics::{Diagnostic, Diagnostics};
+pub use environment::{EnvironmentInfo, Overrides, Unit};
 pub use graph::{DependencyGraph, GraphFormat, dependency_graph};
-pub use schema::{document_def, manifest_schema, schema_json};
+pub use schema::{checker_schema, document_def, manifest_schema, schema_json};
 
 use crate::model::Model;
 
 /// Loads and validates manifests from files and directories (recursively, in sorted order,
-/// skipping dot-directories). Returns the model, or every problem found.
+/// skipping dot-directories). Returns the model, or every problem found. When the paths
+/// hold an `Environment`, its includes, values and patches apply.
 pub fn load(paths: &[PathBuf]) -> Result<Model, Diagnostics> {
-    let mut errors = Vec::new();
-    let sources = files::discover(paths, &mut errors);
-    validate::validate_files(&sources, errors)
+    load_with(paths, &Overrides::default())
+}
+
+/// [`load`] with `--var` / `--var-file` overrides of the environment's values. More than
+/// one environment among the paths is an error.
+pub fn load_with(paths: &[PathBuf], overrides: &Overrides) -> Result<Model, Diagnostics> {
+    environment::unit(paths, overrides)?.load()
+}
+
+/// The run of `paths` (one environment at most), to load later; tells which environment it
+/// is before anything is checked.
+pub fn unit(paths: &[PathBuf], overrides: &Overrides) -> Result<Unit, Diagnostics> {
+    environment::unit(paths, overrides)
+}
+
+/// The runs of `paths` when each environment is checked on its own: one per environment
+/// (with the files under its directory), and one for files under no environment.
+pub fn units(paths: &[PathBuf], overrides: &Overrides) -> Vec<Unit> {
+    environment::units(paths, overrides)
+}
+
+/// The final documents of a run (after includes, substitution and patches) as one
+/// deterministic multi-document YAML text: sorted by address, fields in the schema's order,
+/// secrets as their references. Fails with every problem when the documents are invalid.
+pub fn render(paths: &[PathBuf], overrides: &Overrides) -> Result<String, Diagnostics> {
+    let unit = environment::unit(paths, overrides)?;
+    let environment = unit.environment.as_ref().map(|e| e.name.clone());
+    let (_, documents) = unit.load_documents()?;
+    Ok(render::render_documents(environment.as_deref(), &documents))
 }
 
 /// Parses and validates one manifest given as text, exactly as [`load`] does for a file
@@ -45,5 +78,5 @@ pub fn load_text(name: &str, text: &str) -> Result<Model, Diagnostics> {
         .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
     let source = files::SourceFile { path, base_dir };
-    validate::validate_text(&source, text)
+    environment::load_text(&source, text)
 }

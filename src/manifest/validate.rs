@@ -16,13 +16,15 @@ use serde_json::Value as Json;
 use super::connection::ConnectionReader;
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
+use super::environment::Layer;
 use super::files::{SourceFile, position_of};
 use super::node::{Node, Pos, Value, parse_documents_with};
 use super::references::{self, Declarations, Declared, Edge};
 use super::rules::{RuleContext, canonicalize};
-use super::schema::{document_def, manifest_schema};
+use super::schema::{document_def, checker_schema};
 use super::spec::{ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec};
 use super::structure::Checker;
+use super::variables::SourceText;
 use crate::model::{
     Address, Connection, Ensure, Kind, Lifecycle, Model, Resource, SourceLocation, SystemType,
     Timeouts,
@@ -94,7 +96,7 @@ fn kinds_list() -> String {
         .join(", ")
 }
 
-fn read_file(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Option<String> {
+pub(super) fn read_file(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Option<String> {
     let bytes = match std::fs::read(&source.path) {
         Ok(bytes) => bytes,
         Err(err) => {
@@ -617,18 +619,20 @@ impl Loader<'_> {
     }
 }
 
-/// Validates the given files into a model, or returns every problem found.
+/// Validates the given files into a model, or returns every problem found. Each document
+/// passes through `layer` (substitution and patches) before its structure is checked.
 pub fn validate_files(
     sources: &[SourceFile],
     mut errors: Vec<Diagnostic>,
+    layer: &Layer,
 ) -> Result<Model, Diagnostics> {
     tracing::debug!(files = sources.len(), "loading manifests");
-    let schema = manifest_schema();
+    let schema = checker_schema();
     let mut batches = Vec::new();
     for source in sources {
         // One text at a time: each is dropped once its documents are parsed.
         if let Some(text) = read_file(source, &mut errors) {
-            parse_file(source, &text, &schema, &mut batches, &mut errors);
+            parse_file(source, &text, &schema, layer, &mut batches, &mut errors);
         }
     }
     validate_documents(batches, &schema, errors)
@@ -636,11 +640,15 @@ pub fn validate_files(
 
 /// Parses and validates one manifest text already read, as [`validate_files`] does for each
 /// file it reads.
-pub fn validate_text(source: &SourceFile, text: &str) -> Result<Model, Diagnostics> {
-    let schema = manifest_schema();
+pub fn validate_text(
+    source: &SourceFile,
+    text: &str,
+    layer: &Layer,
+) -> Result<Model, Diagnostics> {
+    let schema = checker_schema();
     let mut errors = Vec::new();
     let mut batches = Vec::new();
-    parse_file(source, text, &schema, &mut batches, &mut errors);
+    parse_file(source, text, &schema, layer, &mut batches, &mut errors);
     validate_documents(batches, &schema, errors)
 }
 
@@ -652,6 +660,7 @@ fn parse_file(
     source: &SourceFile,
     text: &str,
     schema: &Json,
+    layer: &Layer,
     batches: &mut Vec<Vec<Document>>,
     errors: &mut Vec<Diagnostic>,
 ) {
@@ -660,10 +669,23 @@ fn parse_file(
         base_dir: Arc::from(source.base_dir.as_path()),
     });
     let checker = Checker::new(schema, &source.path);
-    // Each document is checked on the thread that parsed it, its errors kept beside it.
+    let source_text = SourceText::new(&origin.file, text);
+    // Each document is rewritten and checked on the thread that parsed it, its errors kept
+    // beside it.
     let classified = parse_documents_with(text, |node| {
         let mut found = Vec::new();
-        let doc = classify(&origin, node, &checker, &mut found);
+        let Some((node, notes)) = layer.prepare(&source_text, node, &mut found) else {
+            return (None, found);
+        };
+        let before = found.len();
+        let mut doc = classify(&origin, node, &checker, &mut found);
+        if !notes.failed.is_empty()
+            && let Some(doc) = doc.as_mut()
+        {
+            doc.valid = false;
+            doc.spec_valid = false;
+        }
+        layer.annotate(&notes, &mut found, before);
         (doc, found)
     });
     let classified = match classified {
@@ -834,7 +856,7 @@ pub(crate) mod tests {
         }
         let mut errors = Vec::new();
         let sources = discover(&[dir.path().to_path_buf()], &mut errors);
-        validate_files(&sources, errors).map_err(|d| {
+        validate_files(&sources, errors, &Layer::flat()).map_err(|d| {
             d.errors
                 .iter()
                 .map(|e| {
@@ -1151,7 +1173,7 @@ pub(crate) mod tests {
         std::fs::write(dir.path().join("c.yaml"), b"kind: Sddc\nname: \xff\n").unwrap();
         let mut errors = Vec::new();
         let sources = discover(&[dir.path().to_path_buf()], &mut errors);
-        let diagnostics = validate_files(&sources, errors).unwrap_err();
+        let diagnostics = validate_files(&sources, errors, &Layer::flat()).unwrap_err();
         assert_eq!(
             (diagnostics.errors[0].line, diagnostics.errors[0].column),
             (2, 7)

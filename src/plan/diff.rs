@@ -172,7 +172,8 @@ pub fn resolve_references(
     decided: &[ResourceChange],
     live: &LiveState,
 ) -> CompactJson {
-    if references.is_empty() {
+    // `$${` (a literal `${`) is kept in the model and written out here.
+    if references.is_empty() && !spec.as_str().contains("$${") {
         return spec.clone();
     }
     let lookup = |reference: &Reference| -> Option<String> {
@@ -190,12 +191,19 @@ pub fn resolve_references(
 }
 
 /// Replaces references in strings using `value_of`; unresolved ones become [`UNKNOWN`].
+/// `$${` is an escaped `${` and becomes `${`.
 pub fn substitute(spec: &Value, value_of: &dyn Fn(&Reference) -> Option<String>) -> Value {
     match spec {
         Value::String(text) if text.contains("${") => {
             let mut out = String::new();
             let mut rest = text.as_str();
             while let Some(start) = rest.find("${") {
+                if rest[..start].ends_with('$') {
+                    out.push_str(&rest[..start - 1]);
+                    out.push_str("${");
+                    rest = &rest[start + 2..];
+                    continue;
+                }
                 out.push_str(&rest[..start]);
                 let after = &rest[start + 2..];
                 let Some(end) = after.find('}') else {
