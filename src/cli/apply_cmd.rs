@@ -11,6 +11,7 @@ use super::workspace::{Workspace, is_plan_file};
 use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::apply::events::{EventSink, JsonSink, PlainSink, TerminalSink};
 use crate::apply::{self, ApplyOptions, ApplyReport, ResourceOutcome};
+use crate::manifest::Overrides;
 use crate::plan::render::{self, Style};
 use crate::plan::saved::SavedPlan;
 
@@ -23,9 +24,25 @@ pub async fn run(
         [single] if is_plan_file(single) => SavedPlan::load(single)?,
         _ => None,
     };
-    let (paths, targets): (Vec<PathBuf>, Vec<String>) = match &saved {
-        Some(saved) => (saved.paths.clone(), saved.targets.clone()),
-        None => (args.paths.clone(), args.targets.clone()),
+    let (paths, targets, overrides): (Vec<PathBuf>, Vec<String>, Overrides) = match &saved {
+        Some(saved) => {
+            if !args.vars.vars.is_empty() || !args.vars.var_files.is_empty() {
+                return Err(Failure::new(
+                    "a saved plan is applied with the variables it was made with",
+                )
+                .with_hint("leave out `--var` and `--var-file`, or make a new plan with them"));
+            }
+            (
+                saved.paths.clone(),
+                saved.targets.clone(),
+                saved.overrides(),
+            )
+        }
+        None => (
+            args.paths.clone(),
+            args.targets.clone(),
+            args.vars.overrides(),
+        ),
     };
     let lock_dir = apply::lock::lock_dir(
         paths
@@ -37,6 +54,7 @@ pub async fn run(
     })?;
     let workspace = Workspace::open(
         &paths,
+        &overrides,
         &targets,
         global.sim.then_some(global.sim_time_scale),
         reporter,

@@ -18,6 +18,7 @@ pub async fn run(
 ) -> Result<i32, Failure> {
     let workspace = Workspace::open(
         &args.paths,
+        &args.vars.overrides(),
         &[],
         global.sim.then_some(global.sim_time_scale),
         reporter,

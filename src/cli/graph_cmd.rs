@@ -4,11 +4,16 @@ use std::io::Write;
 
 use super::args::{GraphArgs, GraphFormatArg};
 use super::validate_cmd::report_diagnostics;
+use super::workspace::{check_overrides, manifest_failure};
 use super::{Failure, Reporter, exit};
 use crate::manifest::{self, GraphFormat};
 
 pub fn run(args: &GraphArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let model = match manifest::load(&args.paths) {
+    let overrides = args.vars.overrides();
+    let unit = manifest::unit(&args.paths, &overrides)
+        .map_err(|d| manifest_failure(&d, reporter))?;
+    check_overrides(unit.environment.as_ref(), &overrides)?;
+    let model = match unit.load() {
         Ok(model) => model,
         Err(diagnostics) => {
             report_diagnostics(&diagnostics, reporter);

@@ -12,6 +12,7 @@ use crate::plan::saved::SavedPlan;
 pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
     let workspace = Workspace::open(
         &args.paths,
+        &args.vars.overrides(),
         &args.targets,
         global.sim.then_some(global.sim_time_scale),
         reporter,
@@ -68,7 +69,9 @@ fn finish(
     let _ = stdout.flush();
     report_problems(reporter, plan)?;
     if let Some(out) = &args.out {
-        SavedPlan::new(plan, &workspace.model, &args.paths, &workspace.targets).save(out)?;
+        SavedPlan::new(plan, &workspace.model, &args.paths, &workspace.targets)
+            .with_overrides(&args.vars.overrides())
+            .save(out)?;
         reporter.note(&format!(
             "Saved the plan to `{}`; apply it with `sextant apply {}`.",
             out.display(),

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{Failure, Reporter};
+use crate::manifest::{Diagnostics, EnvironmentInfo, Overrides, Unit};
 use crate::model::{Address, Model, SecretSource, SecretValue, SystemType};
 use crate::plan::{self, LiveState, Plan, ProviderSet};
 use crate::sim::{SimConfig, SimHandle};
@@ -22,17 +23,60 @@ pub struct Workspace {
     pub sim: Option<SimHandle>,
 }
 
-/// Loads and validates the manifests, rendering every diagnostic on failure.
-pub fn load_model(paths: &[PathBuf], reporter: &Reporter) -> Result<Model, Failure> {
+/// Loads and validates the manifests (one environment at most, with the overrides),
+/// rendering every diagnostic on failure.
+pub fn load_model(
+    paths: &[PathBuf],
+    overrides: &Overrides,
+    reporter: &Reporter,
+) -> Result<Model, Failure> {
     let paths = default_paths(paths);
-    crate::manifest::load(&paths).map_err(|diagnostics| {
-        eprint!("{}", diagnostics.render(reporter.color));
-        let count = diagnostics.len();
-        Failure::new(format!(
-            "{count} error{} in the manifests; nothing was changed",
-            if count == 1 { "" } else { "s" }
-        ))
-    })
+    let unit = manifest_unit(&paths, overrides, reporter)?;
+    unit.load().map_err(|d| manifest_failure(&d, reporter))
+}
+
+/// The run of `paths`: fails when they hold several environments, or when variables are
+/// given and they hold none.
+pub fn manifest_unit(
+    paths: &[PathBuf],
+    overrides: &Overrides,
+    reporter: &Reporter,
+) -> Result<Unit, Failure> {
+    let unit =
+        crate::manifest::unit(paths, overrides).map_err(|d| manifest_failure(&d, reporter))?;
+    check_overrides(unit.environment.as_ref(), overrides)?;
+    if let Some(environment) = &unit.environment {
+        tracing::info!(
+            environment = %environment.name,
+            file = %environment.file.display(),
+            "loading an environment"
+        );
+    }
+    Ok(unit)
+}
+
+/// `--var` and `--var-file` need an environment to override.
+pub fn check_overrides(
+    environment: Option<&EnvironmentInfo>,
+    overrides: &Overrides,
+) -> Result<(), Failure> {
+    if environment.is_none() && !overrides.is_empty() {
+        return Err(Failure::new(
+            "`--var` and `--var-file` override an environment's values, but no environment is loaded",
+        )
+        .with_hint("give the directory of a `kind: Environment` document"));
+    }
+    Ok(())
+}
+
+/// Prints the diagnostics and returns the failure that ends the command.
+pub fn manifest_failure(diagnostics: &Diagnostics, reporter: &Reporter) -> Failure {
+    eprint!("{}", diagnostics.render(reporter.color));
+    let count = diagnostics.len();
+    Failure::new(format!(
+        "{count} error{} in the manifests; nothing was changed",
+        if count == 1 { "" } else { "s" }
+    ))
 }
 
 pub fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
@@ -46,11 +90,12 @@ pub fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
 impl Workspace {
     pub async fn open(
         paths: &[PathBuf],
+        overrides: &Overrides,
         targets: &[String],
         sim: Option<f64>,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        let mut model = load_model(paths, reporter)?;
+        let mut model = load_model(paths, overrides, reporter)?;
         let targets = parse_targets(&model, targets)?;
         let scope = plan::scope(&model, &targets);
         let sim = if let Some(time_scale) = sim {

@@ -63,7 +63,11 @@ pub fn units(paths: &[PathBuf], overrides: &Overrides) -> Vec<Unit> {
 /// deterministic multi-document YAML text: sorted by address, fields in the schema's order,
 /// secrets as their references. Fails with every problem when the documents are invalid.
 pub fn render(paths: &[PathBuf], overrides: &Overrides) -> Result<String, Diagnostics> {
-    let unit = environment::unit(paths, overrides)?;
+    render_unit(environment::unit(paths, overrides)?)
+}
+
+/// [`render`] of a run already found with [`unit`].
+pub fn render_unit(unit: Unit) -> Result<String, Diagnostics> {
     let environment = unit.environment.as_ref().map(|e| e.name.clone());
     let (_, documents) = unit.load_documents()?;
     Ok(render::render_documents(environment.as_deref(), &documents))

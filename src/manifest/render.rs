@@ -47,6 +47,19 @@ pub fn render_documents(environment: Option<&str>, documents: &[Node]) -> String
     out
 }
 
+/// The order of a document's own fields.
+const DOCUMENT_ORDER: [&str; 9] = [
+    "apiVersion",
+    "kind",
+    "name",
+    "connection",
+    "depends_on",
+    "ensure",
+    "lifecycle",
+    "timeouts",
+    "spec",
+];
+
 struct Writer<'a> {
     root: &'a Json,
 }
@@ -111,19 +124,36 @@ impl<'a> Writer<'a> {
             .find_map(|b| self.resolve(b).get("items"))
     }
 
-    /// A mapping's entries in canonical order, each with its schema.
-    fn ordered(&self, entries: &'a [Entry], schema: Option<&'a Json>) -> Vec<(&'a Entry, Option<&'a Json>)> {
+    /// A mapping's entries in canonical order, each with its schema: a document's own
+    /// fields in [`DOCUMENT_ORDER`], other known fields in the schema's order, then the
+    /// rest sorted by key.
+    fn ordered(
+        &self,
+        entries: &'a [Entry],
+        schema: Option<&'a Json>,
+        document: bool,
+    ) -> Vec<(&'a Entry, Option<&'a Json>)> {
         let keys: Vec<String> = entries.iter().map(|e| e.key.key_text()).collect();
         let object = self.object_schema(schema, &keys);
-        let properties = object.and_then(|o| o.get("properties")).and_then(Json::as_object);
+        let properties = object
+            .and_then(|o| o.get("properties"))
+            .and_then(Json::as_object);
         let additional = object
             .and_then(|o| o.get("additionalProperties"))
             .filter(|a| a.is_object());
+        let rank = |key: &str| {
+            if document {
+                DOCUMENT_ORDER.iter().position(|k| *k == key)
+            } else {
+                properties.and_then(|p| p.keys().position(|k| k == key))
+            }
+        };
         let mut known: Vec<(usize, &'a Entry, Option<&'a Json>)> = Vec::new();
         let mut rest: Vec<(String, &'a Entry, Option<&'a Json>)> = Vec::new();
         for (entry, key) in entries.iter().zip(keys) {
-            match properties.and_then(|p| p.keys().position(|k| *k == key).map(|i| (i, &p[&key]))) {
-                Some((index, property)) => known.push((index, entry, Some(property))),
+            let property = properties.and_then(|p| p.get(&key));
+            match rank(&key) {
+                Some(index) => known.push((index, entry, property)),
                 None => rest.push((key, entry, additional)),
             }
         }
@@ -141,7 +171,8 @@ impl<'a> Writer<'a> {
         let Value::Map(entries) = &node.value else {
             return;
         };
-        for (entry, child) in self.ordered(entries, schema) {
+        let document = indent == 0;
+        for (entry, child) in self.ordered(entries, schema, document) {
             pad(out, indent);
             out.push_str(&scalar(&entry.key.value, None));
             out.push(':');

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Plan, render};
+use crate::manifest::Overrides;
 use crate::model::{Address, Model};
 
 /// Marks a file as a sextant plan.
@@ -25,6 +26,12 @@ pub struct SavedPlan {
     /// The manifest paths the plan was made from (as given on the command line).
     pub paths: Vec<PathBuf>,
     pub targets: Vec<String>,
+    /// `--var NAME=VALUE` given to `plan` (values, never secrets), applied again by `apply`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<(String, String)>,
+    /// `--var-file` paths given to `plan`, read again by `apply`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub var_files: Vec<PathBuf>,
     pub manifest_hash: String,
     /// Fingerprint of every live object read, by address.
     pub fingerprints: BTreeMap<String, String>,
@@ -70,9 +77,26 @@ impl SavedPlan {
             sextant_version: env!("CARGO_PKG_VERSION").to_string(),
             paths: paths.to_vec(),
             targets: targets.iter().map(ToString::to_string).collect(),
+            vars: Vec::new(),
+            var_files: Vec::new(),
             manifest_hash: manifest_hash(model),
             fingerprints: plan.fingerprints(),
             plan: serde_json::to_value(render::json(plan)).unwrap_or_default(),
+        }
+    }
+
+    /// Records the variables the plan was made with.
+    pub fn with_overrides(mut self, overrides: &Overrides) -> Self {
+        self.vars = overrides.vars.clone();
+        self.var_files = overrides.var_files.clone();
+        self
+    }
+
+    /// The variables the plan was made with.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            vars: self.vars.clone(),
+            var_files: self.var_files.clone(),
         }
     }
 
