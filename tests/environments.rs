@@ -89,7 +89,8 @@ fn snapshot(name: &str, text: &str) {
     });
 }
 
-const VMC: &str = "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  api_token: {env: SEXTANT_T_VMC_TOKEN}\n";
+const VMC: &str =
+    "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  api_token: {env: SEXTANT_T_VMC_TOKEN}\n";
 const RAAS: &str = "kind: Connection\nname: salt\nspec:\n  type: raas\n  url: ${var.raas_url}\n  api_token: {env: SEXTANT_T_RAAS_TOKEN}\n";
 
 // ---------------------------------------------------------------- substitution and overrides
@@ -277,7 +278,8 @@ fn check_error(name: &str, tree: &Tree, needle: &str) {
     assert_eq!(plan.code, 1, "{}", plan.stderr);
     assert!(plan.stderr.contains(needle), "{}", plan.stderr);
     assert!(
-        plan.stderr.contains("in the manifests; nothing was changed"),
+        plan.stderr
+            .contains("in the manifests; nothing was changed"),
         "{}",
         plan.stderr
     );
@@ -312,7 +314,10 @@ fn a_type_mismatch_after_substitution_is_located_where_the_reference_is() {
 
 #[test]
 fn an_include_cycle_is_shown_as_a_path() {
-    let tree = broken(SDDC, &ENV.replace("[../../base]", "[../../base, ../shared]"));
+    let tree = broken(
+        SDDC,
+        &ENV.replace("[../../base]", "[../../base, ../shared]"),
+    );
     tree.write(
         "envs/shared/env.yaml",
         "kind: Environment\nname: shared\nspec:\n  include: [../prod]\n",
@@ -326,7 +331,10 @@ fn an_include_cycle_is_shown_as_a_path() {
 
 #[test]
 fn an_include_that_does_not_exist_is_located_in_the_environment() {
-    let tree = broken(SDDC, &ENV.replace("[../../base]", "[../../base, ../../bsae]"));
+    let tree = broken(
+        SDDC,
+        &ENV.replace("[../../base]", "[../../base, ../../bsae]"),
+    );
     check_error(
         "missing-include",
         &tree,
@@ -338,7 +346,9 @@ fn an_include_that_does_not_exist_is_located_in_the_environment() {
 fn a_patch_whose_target_matches_nothing_is_an_error() {
     let tree = broken(
         SDDC,
-        &format!("{ENV}  patches:\n    - target: Sddc/${{var.prefix}}-sdc\n      spec: {{num_hosts: 6}}\n"),
+        &format!(
+            "{ENV}  patches:\n    - target: Sddc/${{var.prefix}}-sdc\n      spec: {{num_hosts: 6}}\n"
+        ),
     );
     check_error(
         "patch-target",
@@ -350,7 +360,9 @@ fn a_patch_whose_target_matches_nothing_is_an_error() {
 #[test]
 fn two_documents_with_one_address_after_substitution_are_an_error() {
     let tree = broken(
-        &format!("{SDDC}---\nkind: Sddc\nname: prod-sddc\nspec:\n  region: us-west-2\n  num_hosts: 2\n"),
+        &format!(
+            "{SDDC}---\nkind: Sddc\nname: prod-sddc\nspec:\n  region: us-west-2\n  num_hosts: 2\n"
+        ),
         ENV,
     );
     check_error(
@@ -364,7 +376,9 @@ fn two_documents_with_one_address_after_substitution_are_an_error() {
 fn an_error_in_what_a_patch_brought_is_located_in_the_environment() {
     let tree = broken(
         SDDC,
-        &format!("{ENV}  patches:\n    - target: Sddc/prod-sddc\n      spec: {{num_hosts: many}}\n"),
+        &format!(
+            "{ENV}  patches:\n    - target: Sddc/prod-sddc\n      spec: {{num_hosts: many}}\n"
+        ),
     );
     check_error(
         "patched-value",
@@ -408,7 +422,9 @@ fn commands_that_contact_apis_take_one_environment_and_validate_checks_each() {
         let output = tree.run(&args);
         assert_eq!(output.code, 1, "{command}: {}", output.stderr);
         assert!(
-            output.stderr.contains("a second environment, `staging`, in one run"),
+            output
+                .stderr
+                .contains("a second environment, `staging`, in one run"),
             "{command}: {}",
             output.stderr
         );
@@ -417,7 +433,11 @@ fn commands_that_contact_apis_take_one_environment_and_validate_checks_each() {
     snapshot("environments-validate-each", &outcome(&output));
     assert_eq!(output.code, 1);
     let output = tree.run(&["validate", "envs"]);
-    assert!(output.stderr.contains("environment `prod` (envs/prod/env.yaml) is valid"));
+    assert!(
+        output
+            .stderr
+            .contains("environment `prod` (envs/prod/env.yaml) is valid")
+    );
 }
 
 // ---------------------------------------------------------------- render
@@ -460,7 +480,12 @@ fn render_is_deterministic_and_independent_of_how_the_input_is_written() {
     // --check: current is exit 0; stale prints a unified diff and exits 1; missing too.
     one.write("rendered/e.yaml", &first);
     let check = one.run(&["render", "--check", "rendered/e.yaml", "env"]);
-    assert_eq!((check.code, check.stdout.as_str()), (0, ""), "{}", check.stderr);
+    assert_eq!(
+        (check.code, check.stdout.as_str()),
+        (0, ""),
+        "{}",
+        check.stderr
+    );
     one.write(
         "env/env.yaml",
         "kind: Environment\nname: e\nspec:\n  include: [../base]\n  values: {prefix: q, raas_url: 'https://s.example.com'}\n",
@@ -474,7 +499,11 @@ fn render_is_deterministic_and_independent_of_how_the_input_is_written() {
     let check = one.run(&["render", "--check", "rendered/none.yaml", "env"]);
     assert_eq!(check.code, 1);
     assert!(check.stderr.contains("does not exist"), "{}", check.stderr);
-    assert!(check.stdout.starts_with("--- rendered/none.yaml\n"), "{}", check.stdout);
+    assert!(
+        check.stdout.starts_with("--- rendered/none.yaml\n"),
+        "{}",
+        check.stdout
+    );
 }
 
 #[test]
@@ -509,7 +538,11 @@ fn render_shows_secrets_as_references_only() {
     ]);
     let output = tree.run(&["render", "env"]);
     assert_eq!(output.code, 1);
-    assert!(output.stderr.contains("cannot be written inline"), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("cannot be written inline"),
+        "{}",
+        output.stderr
+    );
     assert!(!output.stderr.contains("hunter2") && !output.stdout.contains("hunter2"));
 }
 
@@ -563,7 +596,12 @@ async fn staging_and_prod_from_one_base_apply_side_by_side_on_one_simulator() {
     let counters = |estate: &Estate| {
         let url = format!("{}/_sim/counters", estate.sim.base_url);
         async move {
-            reqwest::get(url).await.unwrap().json::<Value>().await.unwrap()["total"]
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()["total"]
                 .as_u64()
                 .unwrap()
         }
@@ -577,7 +615,11 @@ async fn staging_and_prod_from_one_base_apply_side_by_side_on_one_simulator() {
     )
     .await;
     assert_eq!(broken.code, 1, "{}", broken.stderr);
-    assert!(broken.stderr.contains("(after substituting `${var.hosts}`)"));
+    assert!(
+        broken
+            .stderr
+            .contains("(after substituting `${var.hosts}`)")
+    );
     assert_eq!(counters(&estate).await, before);
 
     for env in ["staging", "prod"] {
@@ -597,7 +639,11 @@ async fn staging_and_prod_from_one_base_apply_side_by_side_on_one_simulator() {
         let path = format!("manifests/envs/{env}");
         let plan = estate.run(&["plan", "--detailed-exitcode", &path]).await;
         assert_eq!(plan.code, 0, "{env}: {}\n{}", plan.stdout, plan.stderr);
-        assert!(plan.stdout.contains("No changes."), "{env}: {}", plan.stdout);
+        assert!(
+            plan.stdout.contains("No changes."),
+            "{env}: {}",
+            plan.stdout
+        );
     }
     let state = estate.state().await;
     // One SDDC each (their sizes are checked by the `No changes.` above).

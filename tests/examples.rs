@@ -72,7 +72,9 @@ fn every_example_manifest_directory_validates() {
     files_under(&root().join("examples"), &mut all);
     for file in all {
         let is_yaml = file.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        let rendered = file.parent().is_some_and(|p| p.ends_with("gitops/rendered"));
+        let rendered = file
+            .parent()
+            .is_some_and(|p| p.ends_with("gitops/rendered"));
         if is_yaml && !rendered && read(&file).lines().any(|l| l.starts_with("kind: ")) {
             assert!(
                 covered.contains(&file),
@@ -648,7 +650,10 @@ fn manifests_md() -> String {
     }
     let environment = &defs["EnvironmentDocument"];
     rendered.insert("EnvironmentDocument".to_string());
-    out.push_str(&format!("\n## Environment\n\n{}\n\n", description(environment)));
+    out.push_str(&format!(
+        "\n## Environment\n\n{}\n\n",
+        description(environment)
+    ));
     out.push_str(&properties_table(
         environment,
         environment["properties"].as_object().unwrap(),

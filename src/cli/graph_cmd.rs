@@ -10,8 +10,8 @@ use crate::manifest::{self, GraphFormat};
 
 pub fn run(args: &GraphArgs, reporter: &Reporter) -> Result<i32, Failure> {
     let overrides = args.vars.overrides();
-    let unit = manifest::unit(&args.paths, &overrides)
-        .map_err(|d| manifest_failure(&d, reporter))?;
+    let unit =
+        manifest::unit(&args.paths, &overrides).map_err(|d| manifest_failure(&d, reporter))?;
     check_overrides(unit.environment.as_ref(), &overrides)?;
     let model = match unit.load() {
         Ok(model) => model,

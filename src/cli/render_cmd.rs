@@ -51,11 +51,9 @@ pub fn run(args: &RenderArgs, reporter: &Reporter) -> Result<i32, Failure> {
     } else {
         format!("`{shown}` is stale: it differs from what `sextant render` prints")
     };
-    reporter.error(
-        &Failure::new(what).with_hint(format!(
-            "regenerate it with `sextant render {} > {shown}` and commit it",
-            sources.join(" ")
-        )),
-    );
+    reporter.error(&Failure::new(what).with_hint(format!(
+        "regenerate it with `sextant render {} > {shown}` and commit it",
+        sources.join(" ")
+    )));
     Ok(exit::ERROR)
 }

@@ -159,8 +159,7 @@ struct Relocation {
 impl Relocation {
     fn covers(&self, diagnostic: &Diagnostic) -> bool {
         let related = |a: &str, b: &str| {
-            a == b
-                || (a.starts_with(b) && matches!(a.as_bytes().get(b.len()), Some(b'.' | b'[')))
+            a == b || (a.starts_with(b) && matches!(a.as_bytes().get(b.len()), Some(b'.' | b'[')))
         };
         *self.file == *diagnostic.file
             && self.inserted.iter().any(|i| {
@@ -225,7 +224,10 @@ impl Layer {
         mut node: Node,
         errors: &mut Vec<Diagnostic>,
     ) -> Option<(Node, Notes)> {
-        if let Some(kind) = node.get("kind").filter(|k| k.as_str() == Some(ENVIRONMENT_KIND)) {
+        if let Some(kind) = node
+            .get("kind")
+            .filter(|k| k.as_str() == Some(ENVIRONMENT_KIND))
+        {
             if self.reject_environments {
                 errors.push(
                     Diagnostic::new(
@@ -294,7 +296,10 @@ impl Layer {
                 errors.remove(index);
                 continue;
             }
-            if let Some((_, name)) = notes.replaced.iter().find(|(pos, _)| at(&errors[index], pos))
+            if let Some((_, name)) = notes
+                .replaced
+                .iter()
+                .find(|(pos, _)| at(&errors[index], pos))
             {
                 let diagnostic = &mut errors[index];
                 diagnostic
@@ -324,7 +329,10 @@ impl Layer {
             let hint = did_you_mean::closest(&patch.target, addresses.iter().map(String::as_str))
                 .map(|close| format!("did you mean `{close}`?"))
                 .or_else(|| {
-                    Some("a patch applies to the documents with that address after substitution".to_string())
+                    Some(
+                        "a patch applies to the documents with that address after substitution"
+                            .to_string(),
+                    )
                 });
             extra.push(
                 Diagnostic::new(
@@ -425,10 +433,13 @@ pub fn unit(paths: &[PathBuf], overrides: &Overrides) -> Result<Unit, Diagnostic
     let sources = files::discover(paths, &mut errors);
     let mut found = scan(&sources);
     match found.len() {
-        0 => {
-            Ok(Unit::flat(sources, errors))
-        }
-        1 => Ok(environment_unit(found.remove(0), sources, errors, overrides)),
+        0 => Ok(Unit::flat(sources, errors)),
+        1 => Ok(environment_unit(
+            found.remove(0),
+            sources,
+            errors,
+            overrides,
+        )),
         _ => {
             let first = &found[0];
             let mut diagnostics = Diagnostics::default();
@@ -680,7 +691,9 @@ fn apply_overrides(
                     &env.source.path,
                     name_pos,
                     "spec.values",
-                    format!("`--var {name}` sets a variable environment `{env_name}` does not define"),
+                    format!(
+                        "`--var {name}` sets a variable environment `{env_name}` does not define"
+                    ),
                 )
                 .with_hint(unknown_hint(vars, name)),
             );
@@ -918,7 +931,8 @@ impl Builder<'_> {
             [] => {}
             [inner] => self.environment(inner),
             several => {
-                let names: Vec<String> = several.iter().map(|f| format!("`{}`", f.name())).collect();
+                let names: Vec<String> =
+                    several.iter().map(|f| format!("`{}`", f.name())).collect();
                 self.errors.push(error(
                     format!(
                         "include `{text}` holds {} environments ({})",
@@ -943,7 +957,10 @@ mod tests {
 
     #[test]
     fn paths_are_normalized_without_the_file_system() {
-        assert_eq!(normalize(Path::new("envs/prod/../../base")), PathBuf::from("base"));
+        assert_eq!(
+            normalize(Path::new("envs/prod/../../base")),
+            PathBuf::from("base")
+        );
         assert_eq!(normalize(Path::new("./a/./b")), PathBuf::from("a/b"));
         assert_eq!(normalize(Path::new("../../x")), PathBuf::from("../../x"));
         assert_eq!(normalize(Path::new("/a/../../b")), PathBuf::from("/b"));

@@ -153,10 +153,7 @@ mod tests {
 
     #[test]
     fn inserted_nodes_are_recorded_with_their_paths() {
-        let (_, inserted) = patched(
-            "spec:\n  a: 1\n",
-            "spec:\n  a: 2\n  b:\n    c: 3\n",
-        );
+        let (_, inserted) = patched("spec:\n  a: 1\n", "spec:\n  a: 2\n  b:\n    c: 3\n");
         let paths: Vec<(&str, u32)> = inserted
             .iter()
             .map(|i| (i.path.as_str(), i.pos.line))

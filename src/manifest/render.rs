@@ -357,7 +357,11 @@ mod tests {
         after.sort_by_key(|d| d["name"].to_string());
         let mut expected: Vec<serde_json::Value> = before.as_array().unwrap().clone();
         expected.sort_by_key(|d| d["name"].to_string());
-        (text, serde_json::Value::Array(expected), serde_json::Value::Array(after))
+        (
+            text,
+            serde_json::Value::Array(expected),
+            serde_json::Value::Array(after),
+        )
     }
 
     #[test]
@@ -388,8 +392,14 @@ mod tests {
         );
         let (text, before, after) = round_trip(yaml);
         assert_eq!(before, after, "{text}");
-        assert!(text.contains("      script: |\n        line 1\n          line 2\n\n        end\n"), "{text}");
-        assert!(text.contains("      nolf: |-\n        a\n        b\n"), "{text}");
+        assert!(
+            text.contains("      script: |\n        line 1\n          line 2\n\n        end\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("      nolf: |-\n        a\n        b\n"),
+            "{text}"
+        );
         assert!(text.contains("- - 1\n"), "{text}");
     }
 

@@ -480,7 +480,7 @@ impl<'a> Checker<'a> {
 mod tests {
     use super::*;
     use crate::manifest::node::parse_documents;
-    use crate::manifest::schema::{document_def, checker_schema};
+    use crate::manifest::schema::{checker_schema, document_def};
     use crate::model::Kind;
 
     fn check(kind: Kind, yaml: &str) -> Vec<String> {

@@ -21,7 +21,7 @@ use super::files::{SourceFile, position_of};
 use super::node::{Node, Pos, Value, parse_documents_with};
 use super::references::{self, Declarations, Declared, Edge};
 use super::rules::{RuleContext, canonicalize};
-use super::schema::{document_def, checker_schema};
+use super::schema::{checker_schema, document_def};
 use super::spec::{ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec};
 use super::structure::Checker;
 use super::variables::SourceText;
@@ -640,11 +640,7 @@ pub fn validate_files(
 
 /// Parses and validates one manifest text already read, as [`validate_files`] does for each
 /// file it reads.
-pub fn validate_text(
-    source: &SourceFile,
-    text: &str,
-    layer: &Layer,
-) -> Result<Model, Diagnostics> {
+pub fn validate_text(source: &SourceFile, text: &str, layer: &Layer) -> Result<Model, Diagnostics> {
     let schema = checker_schema();
     let mut errors = Vec::new();
     let mut batches = Vec::new();

@@ -158,7 +158,10 @@ impl<'a> SourceText<'a> {
         let lines = self.lines();
         let index = lines.partition_point(|&start| start <= offset).max(1) - 1;
         let start = lines[index];
-        let column = self.text.get(start..offset).map_or(0, |s| s.chars().count());
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(0, |s| s.chars().count());
         Pos::new(index + 1, column + 1)
     }
 
@@ -357,11 +360,9 @@ impl Walk<'_, '_> {
 
     fn node(&mut self, node: &mut Node, is_key: bool) {
         match &mut node.value {
-            Value::String(text) => {
-                if text.contains(OPEN) {
-                    let text = text.to_string();
-                    self.string(node, &text, is_key);
-                }
+            Value::String(text) if text.contains(OPEN) => {
+                let text = text.to_string();
+                self.string(node, &text, is_key);
             }
             Value::Seq(items) => {
                 for (index, item) in items.iter_mut().enumerate() {
@@ -512,7 +513,8 @@ mod tests {
 
     #[test]
     fn a_whole_reference_takes_the_value_and_its_type() {
-        let vars = vars("hosts: 4\nflag: true\nnet: {cidr: 10.0.0.0/16}\nzones: [a, b]\nratio: 0.5\n");
+        let vars =
+            vars("hosts: 4\nflag: true\nnet: {cidr: 10.0.0.0/16}\nzones: [a, b]\nratio: 0.5\n");
         let (json, errors) = run(
             &vars,
             "num: ${var.hosts}\nb: ${var.flag}\nm: ${var.net}\nl: ${var.zones}\nq: \"${var.hosts}\"\nf: ${var.ratio}\n",
@@ -562,7 +564,8 @@ mod tests {
     fn undefined_variables_are_located_at_the_reference_with_a_suggestion() {
         let vars = vars("prefix: prod\nregion: us-west-2\n");
         let file: Arc<Path> = Arc::from(Path::new("a.yaml"));
-        let yaml = "spec:\n  desc: \"made by ${var.prefx}\"\n  tags:\n    - x\n    - ${var.regoin}\n";
+        let yaml =
+            "spec:\n  desc: \"made by ${var.prefx}\"\n  tags:\n    - x\n    - ${var.regoin}\n";
         let source = SourceText::new(&file, yaml);
         let mut node = parse_documents(yaml).unwrap().remove(0);
         let mut errors = Vec::new();

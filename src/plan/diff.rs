@@ -357,6 +357,26 @@ mod tests {
     }
 
     #[test]
+    fn escaped_dollar_braces_become_literal_text() {
+        let known = |r: &Reference| (r.attribute == "vc_url").then(|| "https://vc".to_string());
+        let spec = json!({"a": "echo $${HOME} at ${Sddc/prod.vc_url}", "b": "$$${x}", "c": "$${"});
+        let out = substitute(&spec, &known);
+        assert_eq!(
+            out,
+            json!({"a": "echo ${HOME} at https://vc", "b": "$${x}", "c": "${"})
+        );
+        // Without any reference the escapes are written out too.
+        let live = LiveState::default();
+        let resolved = resolve_references(
+            &CompactJson::new(&json!({"d": "$${HOME}"})),
+            &[],
+            &[],
+            &live,
+        );
+        assert_eq!(resolved.value(), json!({"d": "${HOME}"}));
+    }
+
+    #[test]
     fn unknown_values_never_match() {
         let d = diff_spec(&json!({"a": UNKNOWN}), &json!({"a": "x"}), &skip());
         assert_eq!(d.changes.len(), 1);
