@@ -393,6 +393,16 @@ fn unknown_overrides_and_variables_without_an_environment_are_errors() {
     let output = tree.run(&["validate", "envs/prod", "--var", "hsots=2"]);
     assert_eq!(output.code, 1);
     snapshot("environments-error-unknown-override", &outcome(&output));
+    // A value is inserted as written: one that uses a variable would never be substituted.
+    let output = tree.run(&["validate", "envs/prod", "--var", "prefix=${var.hosts}"]);
+    assert_eq!(output.code, 1);
+    assert!(
+        output
+            .stderr
+            .contains("envs/prod/env.yaml:2:7: `spec.values`: the value of `prefix` uses a variable"),
+        "{}",
+        output.stderr
+    );
     let output = tree.run(&["validate", "base", "--var", "hosts=2"]);
     assert_eq!(output.code, 1);
     assert!(

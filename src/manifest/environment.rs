@@ -25,7 +25,9 @@ use super::patch::{self, Inserted};
 use super::schema::{ENVIRONMENT_DEF, checker_schema};
 use super::structure::Checker;
 use super::validate;
-use super::variables::{Notes, Origin, SourceText, Substitution, Variable, Variables, is_name};
+use super::variables::{
+    Notes, Origin, SourceText, Substitution, Variable, Variables, first_reference, is_name,
+};
 use crate::model::{Address, Model};
 
 /// The `kind` of an environment document.
@@ -587,6 +589,26 @@ fn environment_unit(
         }
     }
     apply_overrides(&env, overrides, &mut vars, &mut errors);
+    for (name, variable) in vars.iter() {
+        let Some(pos) = first_reference(&variable.value) else {
+            continue;
+        };
+        let (file, pos, path) = match &variable.origin {
+            Origin::File { file, .. } => (file.to_path_buf(), pos, format!("spec.values.{name}")),
+            Origin::Flag => (
+                env.source.path.clone(),
+                env.node.get("name").map_or(env.node.pos, |n| n.pos),
+                "spec.values".to_string(),
+            ),
+        };
+        errors.push(
+            Diagnostic::new(&file, pos, path, format!("the value of `{name}` uses a variable"))
+                .with_hint(Some(
+                    "values are inserted as written, never substituted: write the text out, or `$${` for a literal `${`"
+                        .to_string(),
+                )),
+        );
+    }
     let mut patches = Vec::new();
     for layer in &layers {
         let source = SourceText::new(&layer.file, &layer.text);
@@ -954,6 +976,171 @@ impl Builder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    /// Errors of loading `path` under `dir`, as `file:line:col path: message`.
+    fn errors(dir: &Path, path: &str) -> Vec<String> {
+        let unit = unit(&[dir.join(path)], &Overrides::default()).unwrap();
+        match unit.load() {
+            Ok(_) => Vec::new(),
+            Err(d) => d
+                .errors
+                .iter()
+                .map(|e| {
+                    let file = e.file.strip_prefix(dir).unwrap_or(&e.file);
+                    format!(
+                        "{}:{}:{} {}: {}",
+                        file.display(),
+                        e.line,
+                        e.column,
+                        e.path,
+                        e.message
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    const CONN: &str = "kind: Connection\nname: vmc\nspec: {type: vmc, api_token: {env: T}}\n";
+
+    #[test]
+    fn an_environment_that_includes_its_own_directory_is_a_cycle() {
+        let dir = tree(&[(
+            "env/env.yaml",
+            "kind: Environment\nname: e\nspec:\n  include: [.]\n",
+        )]);
+        let found = errors(dir.path(), "env");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("include cycle: `"), "{found:?}");
+        assert!(
+            found[0].starts_with("env/env.yaml:4:13 spec.include"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn includes_reached_twice_are_read_once() {
+        let dir = tree(&[
+            ("base/a.yaml", CONN),
+            (
+                "mid/env.yaml",
+                "kind: Environment\nname: mid\nspec:\n  include: [../base]\n  values: {x: 1}\n",
+            ),
+            (
+                "top/env.yaml",
+                "kind: Environment\nname: top\nspec:\n  include: [../base, ../mid, ../base/a.yaml]\n",
+            ),
+        ]);
+        assert_eq!(errors(dir.path(), "top"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_include_of_several_environments_or_of_nothing_is_an_error() {
+        let dir = tree(&[
+            ("envs/a/env.yaml", "kind: Environment\nname: a\nspec: {}\n"),
+            ("envs/b/env.yaml", "kind: Environment\nname: b\nspec: {}\n"),
+            ("notes/readme.txt", "nothing"),
+            (
+                "top/env.yaml",
+                "kind: Environment\nname: top\nspec:\n  include: [../envs, ../notes]\n",
+            ),
+        ]);
+        let found = errors(dir.path(), "top");
+        assert_eq!(
+            found,
+            vec![
+                "top/env.yaml:4:13 spec.include: include `../envs` holds 2 environments (`a`, `b`)",
+                "top/env.yaml:4:22 spec.include: include `../notes` holds no manifest files",
+            ]
+        );
+    }
+
+    #[test]
+    fn validate_runs_each_environment_with_the_files_of_its_directory() {
+        let dir = tree(&[
+            (
+                "envs/a/env.yaml",
+                "kind: Environment\nname: a\nspec: {values: {na: vmc}}\n",
+            ),
+            (
+                "envs/a/c.yaml",
+                "kind: Connection\nname: ${var.na}\nspec: {type: vmc, api_token: {env: T}}\n",
+            ),
+            (
+                "envs/b/env.yaml",
+                "kind: Environment\nname: b\nspec: {values: {mb: vmc}}\n",
+            ),
+            (
+                "envs/b/c.yaml",
+                "kind: Connection\nname: ${var.mb}\nspec: {type: vmc, api_token: {env: T}}\n",
+            ),
+            (
+                "envs/b/twin.yaml",
+                "kind: Environment\nname: twin\nspec: {}\n",
+            ),
+            ("loose.yaml", CONN),
+        ]);
+        let units = units(&[dir.path().to_path_buf()], &Overrides::default());
+        let names: Vec<Option<String>> = units
+            .iter()
+            .map(|u| u.environment.as_ref().map(|e| e.name.clone()))
+            .collect();
+        assert_eq!(names, vec![Some("a".into()), Some("b".into()), None]);
+        let results: Vec<bool> = units.into_iter().map(|u| u.load().is_ok()).collect();
+        // The second environment in b's directory is reported with the first run.
+        assert_eq!(results, vec![false, true, true]);
+        // One run: two environments are an error naming both.
+        let Err(diagnostics) = unit(&[dir.path().join("envs")], &Overrides::default()) else {
+            panic!("two environments loaded as one run");
+        };
+        assert!(
+            diagnostics.errors[0]
+                .message
+                .contains("a second environment")
+        );
+    }
+
+    #[test]
+    fn var_files_must_be_mappings_of_defined_names() {
+        let dir = tree(&[
+            (
+                "env/env.yaml",
+                &format!(
+                    "kind: Environment\nname: e\nspec:\n  values: {{nm: vmc}}\n---\n{}",
+                    CONN.replace("name: vmc", "name: ${var.nm}")
+                ),
+            ),
+            ("vars.yaml", "nm: other\nmm: 1\n"),
+            ("list.yaml", "- n\n"),
+        ]);
+        let overrides = Overrides {
+            vars: Vec::new(),
+            var_files: vec![dir.path().join("vars.yaml"), dir.path().join("list.yaml")],
+        };
+        let result = unit(&[dir.path().join("env")], &overrides).unwrap().load();
+        let messages: Vec<String> = result
+            .unwrap_err()
+            .errors
+            .iter()
+            .map(|e| format!("{}:{} {}", e.line, e.column, e.message))
+            .collect();
+        assert_eq!(
+            messages,
+            vec![
+                "1:1 a variable file holds a mapping of names to values, found a list",
+                "2:1 `mm` is not a variable environment `e` defines",
+            ]
+        );
+    }
 
     #[test]
     fn paths_are_normalized_without_the_file_system() {

@@ -93,6 +93,10 @@ impl Variables {
         self.values.keys().map(String::as_str)
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Variable)> {
+        self.values.iter().map(|(name, v)| (name.as_str(), v))
+    }
+
     /// The hint for an undefined variable.
     fn undefined_hint(&self, name: &str) -> String {
         if let Some(close) = did_you_mean::closest(name, self.names()) {
@@ -254,6 +258,22 @@ fn pieces(text: &str) -> Vec<Piece<'_>> {
         out.push(Piece::Text(&text[literal..]));
     }
     out
+}
+
+/// The position of the first string under `node` that uses a variable (values are inserted
+/// as they are, so a reference inside one would never be substituted).
+pub fn first_reference(node: &Node) -> Option<Pos> {
+    match &node.value {
+        Value::String(text) if text.contains(OPEN) => pieces(text)
+            .iter()
+            .any(|p| matches!(p, Piece::Var { .. } | Piece::Unclosed(_)))
+            .then_some(node.pos),
+        Value::Seq(items) => items.iter().find_map(first_reference),
+        Value::Map(entries) => entries
+            .iter()
+            .find_map(|e| first_reference(&e.key).or_else(|| first_reference(&e.value))),
+        _ => None,
+    }
 }
 
 /// The text a scalar value reads as inside a longer string.
