@@ -397,9 +397,9 @@ fn unknown_overrides_and_variables_without_an_environment_are_errors() {
     let output = tree.run(&["validate", "envs/prod", "--var", "prefix=${var.hosts}"]);
     assert_eq!(output.code, 1);
     assert!(
-        output
-            .stderr
-            .contains("envs/prod/env.yaml:2:7: `spec.values`: the value of `prefix` uses a variable"),
+        output.stderr.contains(
+            "envs/prod/env.yaml:2:7: `spec.values`: the value of `prefix` uses a variable"
+        ),
         "{}",
         output.stderr
     );
