@@ -174,8 +174,9 @@ fn schema(published: bool) -> Value {
     }
     if published {
         for (name, def) in defs.iter_mut() {
-            // An environment's own fields are read as written.
-            if !name.starts_with("Environment") {
+            // An environment's own fields are read as written (a patch's fields hold
+            // anything already).
+            if !name.starts_with("Environment") && name != "PatchSpec" && name != "IncludePath" {
                 accept_variables(def);
             }
         }
