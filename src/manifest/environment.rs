@@ -313,7 +313,14 @@ impl Layer {
                     }
                     _ => "set by `--var`".to_string(),
                 };
-                diagnostic.hint = Some(format!("`{name}` is {origin}"));
+                let set = format!("`{name}` is {origin}");
+                // A hint to quote the value is beside the point after substitution.
+                diagnostic.hint = match diagnostic.hint.take() {
+                    Some(hint) if !hint.starts_with("quote the value") => {
+                        Some(format!("{hint}; {set}"))
+                    }
+                    _ => Some(set),
+                };
             }
             index += 1;
         }
