@@ -27,12 +27,24 @@ pub struct GlobalArgs {
     /// Never use colour (also when NO_COLOR is set).
     #[arg(long, global = true)]
     pub no_color: bool,
+}
+
+/// `--sim` and its time scale: only on the commands that contact the APIs.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
     /// Run against the embedded simulator (state kept in .sextant/sim-state.json).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub sim: bool,
     /// With --sim: simulated seconds per real second (240: a 2-hour SDDC create takes 30 s).
-    #[arg(long, global = true, default_value_t = 240.0, value_name = "N")]
+    #[arg(long, default_value_t = 240.0, value_name = "N", requires = "sim")]
     pub sim_time_scale: f64,
+}
+
+impl SimArgs {
+    /// The simulator's time scale when `--sim` is given.
+    pub fn time_scale(&self) -> Option<f64> {
+        self.sim.then_some(self.sim_time_scale)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,8 +164,10 @@ pub enum PlanFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
-    /// Manifest files or directories (default: the current directory).
+    /// Manifest files or directories (default: the current directory's manifests).
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sim: SimArgs,
     /// How to print the plan on stdout.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
@@ -178,6 +192,8 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     /// Manifest files or directories, or one plan file saved by `plan --out`.
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sim: SimArgs,
     /// Apply without asking for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
@@ -233,8 +249,10 @@ pub const EXPORTABLE_KINDS: [&str; 6] = [
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
     /// Manifest files or directories that declare the connection (default: the current
-    /// directory).
+    /// directory's manifests).
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sim: SimArgs,
     /// The connection whose live objects to export.
     #[arg(long, value_name = "NAME")]
     pub connection: String,

@@ -6,20 +6,17 @@ use std::path::Path;
 
 use super::args::ExportArgs;
 use super::workspace::Workspace;
-use super::{Failure, GlobalArgs, Reporter, exit};
+use super::{Failure, Reporter, exit};
 use crate::export::{self, KindExport};
 use crate::model::{Connection, Kind};
 use crate::providers::{self, Provider};
 
-pub async fn run(
-    args: ExportArgs,
-    global: &GlobalArgs,
-    reporter: &Reporter,
-) -> Result<i32, Failure> {
-    let workspace = Workspace::open(
+pub async fn run(args: ExportArgs, reporter: &Reporter) -> Result<i32, Failure> {
+    let workspace = Workspace::open_with(
         &args.paths,
         &[],
-        global.sim.then_some(global.sim_time_scale),
+        args.sim.time_scale(),
+        std::slice::from_ref(&args.connection),
         reporter,
     )
     .await?;

@@ -7,16 +7,11 @@ use super::workspace::Workspace;
 use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::plan::Plan;
 use crate::plan::render::{self, Style};
-use crate::plan::saved::SavedPlan;
+use crate::plan::saved::{PlanContext, SavedPlan};
 
 pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let workspace = Workspace::open(
-        &args.paths,
-        &args.targets,
-        global.sim.then_some(global.sim_time_scale),
-        reporter,
-    )
-    .await?;
+    let workspace =
+        Workspace::open(&args.paths, &args.targets, args.sim.time_scale(), reporter).await?;
     if !workspace.targets.is_empty() {
         reporter.warning(
             "resource targeting is in effect: this plan covers only the targets and what they depend on, so it may be incomplete",
@@ -68,7 +63,18 @@ fn finish(
     let _ = stdout.flush();
     report_problems(reporter, plan)?;
     if let Some(out) = &args.out {
-        SavedPlan::new(plan, &workspace.model, &args.paths, &workspace.targets).save(out)?;
+        let context = PlanContext {
+            sim: workspace.sim.is_some(),
+            recreate_lost_secrets: args.recreate_lost_secrets,
+        };
+        SavedPlan::new(
+            plan,
+            workspace.digest.clone(),
+            &args.paths,
+            &workspace.targets,
+            context,
+        )
+        .save(out)?;
         reporter.note(&format!(
             "Saved the plan to `{}`; apply it with `sextant apply {}`.",
             out.display(),

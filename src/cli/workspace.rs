@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{Failure, Reporter};
-use crate::model::{Address, Model, SecretSource, SecretValue, SystemType};
+use crate::model::{Address, Connection, Model, SecretSource, SecretValue, SystemType};
+use crate::plan::saved::ManifestDigest;
 use crate::plan::{self, LiveState, Plan, ProviderSet};
 use crate::sim::{SimConfig, SimHandle};
 
@@ -18,6 +19,8 @@ pub struct Workspace {
     pub scope: BTreeSet<Address>,
     pub targets: Vec<Address>,
     pub providers: ProviderSet,
+    /// The manifests as written (before `--sim` rewrites the connections), for saved plans.
+    pub digest: ManifestDigest,
     /// Kept alive for the duration of the command.
     pub sim: Option<SimHandle>,
 }
@@ -50,9 +53,22 @@ impl Workspace {
         sim: Option<f64>,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
+        Self::open_with(paths, targets, sim, &[], reporter).await
+    }
+
+    /// [`Workspace::open`], also checking the credentials of the connections named in
+    /// `also_used` (export uses a connection no resource may name).
+    pub async fn open_with(
+        paths: &[PathBuf],
+        targets: &[String],
+        sim: Option<f64>,
+        also_used: &[String],
+        reporter: &Reporter,
+    ) -> Result<Self, Failure> {
         let mut model = load_model(paths, reporter)?;
         let targets = parse_targets(&model, targets)?;
         let scope = plan::scope(&model, &targets);
+        let digest = ManifestDigest::of(&model);
         let sim = if let Some(time_scale) = sim {
             let handle = start_sim(time_scale).await?;
             point_at_sim(&mut model, &handle.base_url);
@@ -60,12 +76,29 @@ impl Workspace {
         } else {
             None
         };
+        let mut used: BTreeSet<&str> = scope
+            .iter()
+            .filter_map(|a| model.resources.get(a))
+            .map(|r| r.connection.as_str())
+            .collect();
+        used.extend(also_used.iter().map(String::as_str));
+        let in_use: Vec<&Connection> = used
+            .into_iter()
+            .filter_map(|name| model.connections.get(name))
+            .collect();
+        if let Err(failure) = check_credentials(&in_use, reporter) {
+            if let Some(sim) = sim {
+                sim.stop().await;
+            }
+            return Err(failure);
+        }
         let providers = ProviderSet::connect(&model, &scope)?;
         Ok(Self {
             model,
             scope,
             targets,
             providers,
+            digest,
             sim,
         })
     }
@@ -96,6 +129,47 @@ impl Workspace {
         if let Some(sim) = self.sim {
             sim.stop().await;
         }
+    }
+}
+
+/// Reads every secret of every connection in use before the first request, so that a missing
+/// environment variable or file is reported at once (for all connections, not the first
+/// one to fail) instead of after other requests or their retries.
+fn check_credentials(connections: &[&Connection], reporter: &Reporter) -> Result<(), Failure> {
+    let mut problems = 0usize;
+    for connection in connections {
+        let config = &connection.config;
+        for (field, source) in [
+            ("api_token", &config.api_token),
+            ("password", &config.password),
+        ] {
+            let Some(source) = source else { continue };
+            if let Err(err) = source.resolve() {
+                problems += 1;
+                reporter.error(
+                    &Failure::new(format!(
+                        "connection `{}` ({}): cannot read `spec.{field}` from {}: {err}",
+                        connection.name,
+                        connection.location,
+                        source.describe()
+                    ))
+                    .with_hint(match source {
+                        SecretSource::Env(name) => {
+                            format!("export `{name}` before running sextant")
+                        }
+                        _ => "check the path and the file's permissions".to_string(),
+                    }),
+                );
+            }
+        }
+    }
+    if problems == 0 {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "{problems} credential{} of the connections in use cannot be read; nothing was sent and nothing was changed",
+            if problems == 1 { "" } else { "s" }
+        )))
     }
 }
 

@@ -171,7 +171,13 @@ pub struct ConnectionConfig {
     /// Cloud Director API version (`36.1` by default).
     pub api_version: String,
     pub tls: TlsConfig,
+    /// Longest wait for one attempt's answer.
     pub timeout: Duration,
+    /// Longest wait for a TCP/TLS connection (DNS included) in one attempt.
+    pub connect_timeout: Duration,
+    /// Longest time one request may take, every attempt and wait between them included.
+    pub request_deadline: Duration,
+    /// Retries of one request (the only retries: nothing retries around them).
     pub max_retries: u32,
     pub max_concurrency: usize,
     pub refresh_before_expiry: Duration,
@@ -193,7 +199,9 @@ impl ConnectionConfig {
             api_version: "36.1".to_string(),
             tls: TlsConfig::default(),
             timeout: Duration::from_secs(30),
-            max_retries: 5,
+            connect_timeout: Duration::from_secs(10),
+            request_deadline: Duration::from_secs(120),
+            max_retries: 4,
             max_concurrency: 10,
             refresh_before_expiry: Duration::from_secs(120),
         }
