@@ -123,6 +123,17 @@ pub struct Reference {
     pub attribute: String,
 }
 
+/// A `target` or `job` name that no manifest declares: the object must already exist on the
+/// resource's connection (the built-in "All Minions" target group, a group made by hand).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedReference {
+    pub target: Address,
+    /// Field path of the name, e.g. `spec.target`.
+    pub field: &'static str,
+    /// Where the name is written.
+    pub location: SourceLocation,
+}
+
 /// One declared object (any kind but `Connection`).
 #[derive(Clone, Debug)]
 pub struct Resource {
@@ -138,6 +149,8 @@ pub struct Resource {
     /// Shared with the plan's `after` when it holds no reference to resolve.
     pub spec: CompactJson,
     pub references: Vec<Reference>,
+    /// Names of undeclared objects this one refers to; planning checks they are live.
+    pub named: Vec<NamedReference>,
     /// Directory of the manifest file, for relative paths such as `VcdApiToken.spec.file`
     /// (shared by every resource of the file).
     pub base_dir: Arc<Path>,

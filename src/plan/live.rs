@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
-use crate::model::{Address, Kind, Model};
+use crate::model::{Address, Ensure, Kind, Model};
 use crate::providers::{self, LiveObject, LiveStatus, Provider, ProviderError};
 
 /// The providers of the connections a run uses, created on first use (no network until a
@@ -75,6 +75,8 @@ pub enum LiveMatch {
 #[derive(Clone, Debug, Default)]
 pub struct LiveState {
     matches: BTreeMap<Address, LiveMatch>,
+    /// How many live objects carry each undeclared name a resource refers to, per connection.
+    named: BTreeMap<(String, Address), usize>,
 }
 
 const MISSING: LiveMatch = LiveMatch::Missing { seen: 0 };
@@ -86,6 +88,27 @@ impl LiveState {
 
     pub fn insert(&mut self, address: Address, found: LiveMatch) {
         self.matches.insert(address, found);
+    }
+
+    /// How many live objects on `connection` carry the undeclared name `address` (only for
+    /// names resources refer to; see [`crate::model::NamedReference`]).
+    pub fn named_count(&self, connection: &str, address: &Address) -> usize {
+        self.named
+            .get(&(connection.to_string(), address.clone()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Counts the live objects of a listing named by undeclared references.
+    fn count_named(&mut self, connection: &str, kind: Kind, names: &[String], listed: &[LiveObject]) {
+        for name in names {
+            let alive = listed
+                .iter()
+                .filter(|o| o.name == *name && o.status != LiveStatus::Deleted)
+                .count();
+            self.named
+                .insert((connection.to_string(), Address::new(kind, name.clone())), alive);
+        }
     }
 
     /// Matches listed objects of one kind to the declared names (moving them, never copying:
@@ -142,17 +165,30 @@ pub async fn read_live_state(
     providers: &ProviderSet,
     parallelism: usize,
 ) -> Result<LiveState, ListError> {
-    let mut wanted: BTreeMap<(String, Kind), Vec<String>> = BTreeMap::new();
+    let mut wanted: BTreeMap<(String, Kind), (Vec<String>, Vec<String>)> = BTreeMap::new();
     for address in scope {
         if let Some(resource) = model.resources.get(address) {
             wanted
                 .entry((resource.connection.clone(), address.kind))
                 .or_default()
+                .0
                 .push(address.name.clone());
+            if resource.ensure == Ensure::Present {
+                for named in &resource.named {
+                    let entry = wanted
+                        .entry((resource.connection.clone(), named.target.kind))
+                        .or_default();
+                    if !entry.1.contains(&named.target.name) {
+                        entry.1.push(named.target.name.clone());
+                    }
+                }
+            }
         }
     }
     let listings = stream::iter(wanted)
-        .map(|((connection, kind), names)| async move {
+        .map(|((connection, kind), (declared, named))| async move {
+            let mut names = declared.clone();
+            names.extend(named.iter().cloned());
             let provider = providers.get(&connection).ok_or_else(|| ListError {
                 connection: connection.clone(),
                 kind,
@@ -168,7 +204,7 @@ pub async fn read_live_state(
                     kind,
                     source,
                 })?;
-            Ok::<_, ListError>((kind, names, listed))
+            Ok::<_, ListError>((connection, kind, declared, named, listed))
         })
         .buffer_unordered(parallelism.max(1))
         .collect::<Vec<_>>()
@@ -177,7 +213,10 @@ pub async fn read_live_state(
     let mut first_error = None;
     for listing in listings {
         match listing {
-            Ok((kind, names, listed)) => state.match_listing(kind, &names, listed),
+            Ok((connection, kind, declared, named, listed)) => {
+                state.count_named(&connection, kind, &named, &listed);
+                state.match_listing(kind, &declared, listed);
+            }
             Err(err) => {
                 // Keep the error of the lowest connection/kind so reports are deterministic.
                 let replace = first_error.as_ref().is_none_or(|e: &ListError| {

@@ -199,6 +199,13 @@ pub fn make_plan(
         let Some(resource) = model.resources.get(address) else {
             continue;
         };
+        if let Some(message) = missing_named_reference(resource, live) {
+            plan.problems.push(PlanProblem {
+                address: address.clone(),
+                message,
+            });
+            continue;
+        }
         let found = live.get(address);
         match decide(resource, found, &changes, live) {
             Ok(mut change) => {
@@ -233,6 +240,30 @@ pub fn make_plan(
         }),
     }
     plan
+}
+
+/// A name no manifest declares must be that of exactly one live object on the resource's
+/// connection; otherwise apply would fail (or guess), so the plan fails now, naming where the
+/// name is written.
+fn missing_named_reference(resource: &Resource, live: &LiveState) -> Option<String> {
+    if resource.ensure == Ensure::Absent {
+        return None;
+    }
+    resource.named.iter().find_map(|named| {
+        let count = live.named_count(&resource.connection, &named.target);
+        let at = format!("{} `{}`", named.location, named.field);
+        match count {
+            1 => None,
+            0 => Some(format!(
+                "{at} names `{}`, which is neither declared in the manifests nor live on connection `{}`; declare it, or name one that exists",
+                named.target, resource.connection
+            )),
+            many => Some(format!(
+                "{at} names `{}`, and {many} live objects on connection `{}` carry that name; sextant will not guess which one is meant — rename or remove the extra ones",
+                named.target, resource.connection
+            )),
+        }
+    })
 }
 
 fn decide(

@@ -215,3 +215,44 @@ async fn an_unreachable_endpoint_is_reported_while_retrying_and_named_at_the_end
     );
     assert!(run.stderr.contains("4 attempts"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_neither_declared_nor_live_is_a_plan_error_naming_the_document_and_connection()
+{
+    let estate = Estate::start(240.0).await;
+    // "All Minions" is built into every RaaS server (raas.md §6): referring to it is fine.
+    estate.write(
+        "jobs.yaml",
+        r#"kind: SaltJob
+name: Everywhere
+spec:
+  cmd: local
+  fun: test.ping
+  target: All Minions
+---
+kind: SaltJob
+name: Orphan
+spec:
+  cmd: local
+  fun: test.ping
+  target: No Such Target
+---
+kind: SaltSchedule
+name: Hourly ping
+spec:
+  job: Everywhere
+  target: Nowhere
+  schedule: { minutes: 60 }
+"#,
+    );
+    let run = estate.run(&["plan", "manifests"]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    for expected in [
+        "SaltJob/Orphan: manifests/jobs.yaml:13:11 `spec.target` names `SaltTarget/No Such Target`, which is neither declared in the manifests nor live on connection `salt`",
+        "SaltSchedule/Hourly ping: manifests/jobs.yaml:19:11 `spec.target` names `SaltTarget/Nowhere`, which is neither declared in the manifests nor live on connection `salt`",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("SaltJob/Everywhere"), "{}", run.stderr);
+    assert!(!run.stdout.contains("to add"), "{}", run.stdout);
+}
