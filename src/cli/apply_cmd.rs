@@ -170,6 +170,7 @@ async fn run_in(
     };
     let options = ApplyOptions {
         parallelism: args.parallelism as usize,
+        server_time_scale: args.sim.time_scale().unwrap_or(1.0),
         ..ApplyOptions::default()
     };
     let report = apply::apply(

@@ -110,18 +110,30 @@ impl Workspace {
         options: plan::PlanOptions,
         reporter: &Reporter,
     ) -> Result<(Plan, LiveState), Failure> {
-        let live = plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism)
+        let live = self
+            .read_live(parallelism)
             .await
-            .map_err(|err| {
-                Failure::from(err).with_hint(
-                    "nothing was changed; check the connection settings and run the command again",
-                )
-            })?;
-        let plan = plan::make_plan(&self.model, &self.scope, &live, options);
+            .map_err(|failure| listing_failure(failure, reporter))?;
+        Ok((self.plan_from(&live, options, reporter), live))
+    }
+
+    /// Reads the live state of everything in scope.
+    pub async fn read_live(&self, parallelism: usize) -> Result<LiveState, plan::ListFailure> {
+        plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism).await
+    }
+
+    /// Plans against `live`, printing the plan's warnings.
+    pub fn plan_from(
+        &self,
+        live: &LiveState,
+        options: plan::PlanOptions,
+        reporter: &Reporter,
+    ) -> Plan {
+        let plan = plan::make_plan(&self.model, &self.scope, live, options);
         for warning in &plan.warnings {
             reporter.warning(&format!("{}: {}", warning.address, warning.message));
         }
-        Ok((plan, live))
+        plan
     }
 
     pub async fn close(self) {
@@ -130,6 +142,19 @@ impl Workspace {
             sim.stop().await;
         }
     }
+}
+
+/// Reports every failed listing but the first, and returns the first as the command's failure.
+pub fn listing_failure(mut failure: plan::ListFailure, reporter: &Reporter) -> Failure {
+    let hint = "nothing was changed; check the connection settings and run the command again";
+    if failure.errors.is_empty() {
+        return Failure::new("reading the live state failed").with_hint(hint);
+    }
+    let first = failure.errors.remove(0);
+    for other in failure.errors {
+        reporter.error(&Failure::from(other));
+    }
+    Failure::from(first).with_hint(hint)
 }
 
 /// Reads every secret of every connection in use before the first request, so that a missing

@@ -100,14 +100,22 @@ impl LiveState {
     }
 
     /// Counts the live objects of a listing named by undeclared references.
-    fn count_named(&mut self, connection: &str, kind: Kind, names: &[String], listed: &[LiveObject]) {
+    fn count_named(
+        &mut self,
+        connection: &str,
+        kind: Kind,
+        names: &[String],
+        listed: &[LiveObject],
+    ) {
         for name in names {
             let alive = listed
                 .iter()
                 .filter(|o| o.name == *name && o.status != LiveStatus::Deleted)
                 .count();
-            self.named
-                .insert((connection.to_string(), Address::new(kind, name.clone())), alive);
+            self.named.insert(
+                (connection.to_string(), Address::new(kind, name.clone())),
+                alive,
+            );
         }
     }
 
@@ -158,13 +166,51 @@ pub struct ListError {
     pub source: ProviderError,
 }
 
+impl ListError {
+    /// The error and its causes on one line.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        text
+    }
+}
+
+/// Every listing that failed, sorted by connection and kind (never empty). Shown as the
+/// first one; [`ListFailure::errors`] holds them all.
+#[derive(Debug)]
+pub struct ListFailure {
+    pub errors: Vec<ListError>,
+}
+
+impl std::fmt::Display for ListFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.errors.first() {
+            Some(first) => first.fmt(f),
+            None => f.write_str("listing failed"),
+        }
+    }
+}
+
+impl std::error::Error for ListFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.errors
+            .first()
+            .and_then(|first| std::error::Error::source(first))
+    }
+}
+
 /// Lists every kind used in `scope` once per connection, `parallelism` listings at a time.
+/// Every failed listing is reported, not only the first.
 pub async fn read_live_state(
     model: &Model,
     scope: &BTreeSet<Address>,
     providers: &ProviderSet,
     parallelism: usize,
-) -> Result<LiveState, ListError> {
+) -> Result<LiveState, ListFailure> {
     let mut wanted: BTreeMap<(String, Kind), (Vec<String>, Vec<String>)> = BTreeMap::new();
     for address in scope {
         if let Some(resource) = model.resources.get(address) {
@@ -210,27 +256,22 @@ pub async fn read_live_state(
         .collect::<Vec<_>>()
         .await;
     let mut state = LiveState::default();
-    let mut first_error = None;
+    let mut errors = Vec::new();
     for listing in listings {
         match listing {
             Ok((connection, kind, declared, named, listed)) => {
                 state.count_named(&connection, kind, &named, &listed);
                 state.match_listing(kind, &declared, listed);
             }
-            Err(err) => {
-                // Keep the error of the lowest connection/kind so reports are deterministic.
-                let replace = first_error.as_ref().is_none_or(|e: &ListError| {
-                    (&err.connection, err.kind) < (&e.connection, e.kind)
-                });
-                if replace {
-                    first_error = Some(err);
-                }
-            }
+            Err(err) => errors.push(err),
         }
     }
-    match first_error {
-        Some(err) => Err(err),
-        None => Ok(state),
+    if errors.is_empty() {
+        Ok(state)
+    } else {
+        // Sorted, so that reports are deterministic.
+        errors.sort_by(|a, b| (&a.connection, a.kind).cmp(&(&b.connection, b.kind)));
+        Err(ListFailure { errors })
     }
 }
 

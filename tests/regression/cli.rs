@@ -217,8 +217,7 @@ async fn an_unreachable_endpoint_is_reported_while_retrying_and_named_at_the_end
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_target_neither_declared_nor_live_is_a_plan_error_naming_the_document_and_connection()
-{
+async fn a_target_neither_declared_nor_live_is_a_plan_error_naming_the_document_and_connection() {
     let estate = Estate::start(240.0).await;
     // "All Minions" is built into every RaaS server (raas.md §6): referring to it is fine.
     estate.write(
@@ -255,4 +254,166 @@ spec:
     }
     assert!(!run.stderr.contains("SaltJob/Everywhere"), "{}", run.stderr);
     assert!(!run.stdout.contains("to add"), "{}", run.stdout);
+}
+
+/// A vSphere connection to a port nobody listens on, failing at once (`max_retries: 0`).
+fn unreachable_vcenter() -> String {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    format!(
+        "kind: Connection\nname: vcenter\nspec:\n  type: vsphere\n  url: http://127.0.0.1:{port}\n  max_retries: 0\n  username: u\n  password: {{ env: SEXTANT_T_VSPHERE_PASSWORD }}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_json_fills_errored_and_errors_on_stdout_when_a_connection_fails() {
+    let estate = Estate::start(240.0).await;
+    estate.write("connections.yaml", &unreachable_vcenter());
+    estate.write("vm.yaml", VM);
+    let run = estate.run(&["plan", "--format", "json", "manifests"]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let plan: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", run.stdout));
+    assert_eq!(plan["errored"], true, "{plan}");
+    let errors = plan["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(errors.len(), 1, "{plan}");
+    assert_eq!(errors[0]["address"], "VirtualMachine/db-01");
+    let message = errors[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("connection `vcenter`") && message.contains("cannot connect to"),
+        "{message}"
+    );
+    assert_eq!(plan["resource_changes"], Value::Array(Vec::new()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sim_flags_are_refused_by_commands_they_do_not_affect() {
+    let estate = Estate::start(240.0).await;
+    for args in [
+        &["validate", "--sim", "manifests"][..],
+        &["graph", "--sim-time-scale", "10", "manifests"],
+        &["schema", "--sim"],
+        &["sim", "serve", "--sim-time-scale", "10"],
+    ] {
+        let run = estate.run(args).await;
+        assert_eq!(run.code, 1, "{args:?}\n{}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("unexpected argument '--sim"),
+            "{args:?}\n{}",
+            run.stderr
+        );
+    }
+    // Where it does something, the time scale needs `--sim`.
+    let run = estate
+        .run(&["plan", "--sim-time-scale", "10", "manifests"])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--sim"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_vcd_token_plan_entry_shows_the_secret_file_it_will_write() {
+    let estate = Estate::start(240.0).await;
+    estate.write(
+        "token.yaml",
+        "kind: VcdApiToken\nname: ci\nspec:\n  file: .secrets/ci-token.json\n",
+    );
+    let run = estate.run(&["plan", "manifests"]).await;
+    ok(&run);
+    assert!(
+        run.stdout.contains(
+            "+ file = \".secrets/ci-token.json\" # the one-time secret is written to this file (mode 0600)"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sddc_progress_under_sim_shows_real_remaining_time() {
+    let estate = Estate::start(240.0).await;
+    estate.write(
+        "sddc.yaml",
+        "kind: Sddc\nname: quick\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }\n",
+    );
+    // 2 simulated hours at 480x: 15 real seconds; the first heartbeat comes after 10.
+    let run = estate
+        .run(&[
+            "apply",
+            "--sim",
+            "--sim-time-scale",
+            "480",
+            "--auto-approve",
+            "--json",
+            "manifests",
+        ])
+        .await;
+    ok(&run);
+    let etas: Vec<u64> = run
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["type"] == "still_running")
+        .filter_map(|event| event["eta_seconds"].as_u64())
+        .collect();
+    assert!(!etas.is_empty(), "{}", run.stdout);
+    // Real seconds left, not the simulated ones (which would be over 1,000).
+    assert!(etas.iter().all(|eta| *eta <= 15), "{etas:?}");
+}
+
+/// Backticked relative paths of files in the documentation (`docs/x.md`, `examples/ci/`,
+/// `a/*.md`); runtime paths (`.sextant/…`, `x/.secrets/`) are left out.
+fn documented_paths(text: &str) -> Vec<String> {
+    const EXTENSIONS: [&str; 7] = [".md", ".rs", ".yaml", ".yml", ".json", ".txt", ".toml"];
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|token| {
+            token.contains('/')
+                && token.starts_with(|c: char| c.is_ascii_lowercase())
+                && token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-*".contains(c))
+                && !token.split('/').any(|segment| segment.starts_with('.'))
+                && (token.ends_with('/') || EXTENSIONS.iter().any(|e| token.ends_with(e)))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_docs_point_only_at_paths_the_project_contains() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    for dir in [
+        "docs",
+        "examples/gitops",
+        "examples/ci",
+        "examples/quickstart",
+    ] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                pages.push(path);
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for token in documented_paths(&text) {
+            // `dir/*.md` names a directory's files: the directory must exist.
+            let path = match token.rsplit_once('/') {
+                Some((dir, last)) if last.contains('*') => dir.to_string(),
+                _ => token.clone(),
+            };
+            let near = page.parent().unwrap().join(&path);
+            if !near.exists() && !root.join(&path).exists() {
+                missing.push(format!("{}: `{token}`", page.display()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
 }
