@@ -164,7 +164,8 @@ pub enum PlanFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
-    /// Manifest files or directories (default: the current directory's manifests).
+    /// Manifest files or directories, read recursively (default: the current directory's
+    /// own YAML files that declare a sextant `kind`).
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub sim: SimArgs,
@@ -213,8 +214,8 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ValidateArgs {
-    /// Manifest files or directories (read recursively).
-    #[arg(default_value = ".")]
+    /// Manifest files or directories, read recursively (default: the current directory's
+    /// own YAML files that declare a sextant `kind`).
     pub paths: Vec<PathBuf>,
 }
 
@@ -228,8 +229,8 @@ pub enum GraphFormatArg {
 
 #[derive(Debug, Clone, Args)]
 pub struct GraphArgs {
-    /// Manifest files or directories (read recursively).
-    #[arg(default_value = ".")]
+    /// Manifest files or directories, read recursively (default: the current directory's
+    /// own YAML files that declare a sextant `kind`).
     pub paths: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]

@@ -27,7 +27,7 @@ pub struct Workspace {
 
 /// Loads and validates the manifests, rendering every diagnostic on failure.
 pub fn load_model(paths: &[PathBuf], reporter: &Reporter) -> Result<Model, Failure> {
-    let paths = default_paths(paths);
+    let paths = manifest_paths(paths, reporter)?;
     crate::manifest::load(&paths).map_err(|diagnostics| {
         eprint!("{}", diagnostics.render(reporter.color));
         let count = diagnostics.len();
@@ -38,12 +38,45 @@ pub fn load_model(paths: &[PathBuf], reporter: &Reporter) -> Result<Model, Failu
     })
 }
 
-pub fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
-    if paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        paths.to_vec()
+/// The paths to read: those given, or without any, the current directory's own YAML files
+/// that declare a sextant `kind` (saying which were read and which were skipped).
+pub fn manifest_paths(paths: &[PathBuf], reporter: &Reporter) -> Result<Vec<PathBuf>, Failure> {
+    if !paths.is_empty() {
+        return Ok(paths.to_vec());
     }
+    let found = crate::manifest::default_manifests(Path::new("."))
+        .map_err(|err| Failure::new(format!("cannot read the current directory: {err}")))?;
+    let list = |files: &[PathBuf]| {
+        files
+            .iter()
+            .map(|f| format!("`{}`", f.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if !found.skipped.is_empty() {
+        reporter.note(&format!(
+            "Skipped {} YAML file{} without a sextant `kind`: {}.",
+            found.skipped.len(),
+            plural(found.skipped.len()),
+            list(&found.skipped)
+        ));
+    }
+    if found.files.is_empty() {
+        return Err(Failure::new(
+            "no manifests in the current directory: none of its `*.yaml`/`*.yml` files declares a sextant `kind`",
+        )
+        .with_hint(
+            "pass the files or directories that hold the manifests, e.g. `sextant plan connections envs/prod` (directories given are read recursively)",
+        ));
+    }
+    reporter.note(&format!(
+        "Reading {} manifest file{} of the current directory (no PATHS given; subdirectories are read only when named): {}.",
+        found.files.len(),
+        plural(found.files.len()),
+        list(&found.files)
+    ));
+    Ok(found.files)
 }
 
 impl Workspace {

@@ -417,3 +417,45 @@ fn the_docs_point_only_at_paths_the_project_contains() {
     }
     assert!(missing.is_empty(), "{missing:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_without_paths_reads_the_directorys_own_manifests_and_skips_other_yaml() {
+    let estate = Estate::start(240.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "connections.yaml",
+        &crate::support::connections(&estate.sim.base_url, "salt"),
+    );
+    write("salt.yaml", SALT);
+    // What a repository root also holds: another tool's YAML and invalid test fixtures.
+    write(
+        "ci.yml",
+        "on: push\njobs:\n  test: { runs-on: ubuntu-latest }\n",
+    );
+    write(
+        "tests/fixtures/invalid.yaml",
+        "kind: SaltJob\nname: broken\nspec: { no_such_field: 1 }\n",
+    );
+    let run = crate::support::estate::run_in(dir.path(), &["plan"]).await;
+    ok(&run);
+    assert!(run.stdout.contains("Plan: 2 to add"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains(
+            "Reading 2 manifest files of the current directory (no PATHS given; subdirectories are read only when named): `connections.yaml`, `salt.yaml`."
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("Skipped 1 YAML file without a sextant `kind`: `ci.yml`."),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("error"), "{}", run.stderr);
+}
