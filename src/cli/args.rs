@@ -266,6 +266,15 @@ pub struct ExportArgs {
     /// printing to stdout.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Leave out the objects these manifest files or directories already declare on the
+    /// connection, e.g. every environment's directory (repeatable; files under --out are not
+    /// counted, so exporting again refreshes them).
+    #[arg(long = "skip-declared", value_name = "PATH")]
+    pub skip_declared: Vec<PathBuf>,
+    /// Export only objects whose name matches this pattern (`*` any characters, `?` one;
+    /// repeatable: any pattern may match).
+    #[arg(long = "name", value_name = "PATTERN")]
+    pub names: Vec<String>,
 }
 
 /// Shells `completions` writes scripts for.

@@ -86,21 +86,24 @@ impl Workspace {
         sim: Option<f64>,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        Self::open_with(paths, targets, sim, &[], reporter).await
+        Self::open_with(paths, targets, sim, None, reporter).await
     }
 
-    /// [`Workspace::open`], also checking the credentials of the connections named in
-    /// `also_used` (export uses a connection no resource may name).
+    /// [`Workspace::open`] for one connection only (export): the scope is that connection's
+    /// resources, and only its credentials are needed.
     pub async fn open_with(
         paths: &[PathBuf],
         targets: &[String],
         sim: Option<f64>,
-        also_used: &[String],
+        only: Option<&str>,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
         let mut model = load_model(paths, reporter)?;
         let targets = parse_targets(&model, targets)?;
-        let scope = plan::scope(&model, &targets);
+        let mut scope = plan::scope(&model, &targets);
+        if let Some(only) = only {
+            scope.retain(|a| model.resources.get(a).is_some_and(|r| r.connection == only));
+        }
         let digest = ManifestDigest::of(&model);
         let sim = if let Some(time_scale) = sim {
             let handle = start_sim(time_scale).await?;
@@ -114,7 +117,7 @@ impl Workspace {
             .filter_map(|a| model.resources.get(a))
             .map(|r| r.connection.as_str())
             .collect();
-        used.extend(also_used.iter().map(String::as_str));
+        used.extend(only);
         let in_use: Vec<&Connection> = used
             .into_iter()
             .filter_map(|name| model.connections.get(name))

@@ -459,3 +459,98 @@ async fn plan_without_paths_reads_the_directorys_own_manifests_and_skips_other_y
     );
     assert!(!run.stderr.contains("error"), "{}", run.stderr);
 }
+
+/// Copies a directory tree (dot-files included).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The lines of the first ```sh block after `heading` in a Markdown text.
+fn sh_block_after(text: &str, heading: &str) -> Vec<String> {
+    let rest = &text[text.find(heading).expect("heading")..];
+    let start = rest.find("```sh\n").expect("an sh block") + "```sh\n".len();
+    let block = &rest[start..];
+    block[..block.find("```").expect("a closed block")]
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs one shell line in `dir` with the binary under test first on `PATH`.
+async fn shell(dir: &std::path::Path, line: &str) -> Run {
+    let bin_dir = std::path::Path::new(crate::support::estate::BIN)
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = tokio::process::Command::new("bash")
+        .args(["-c", line])
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gitops_adoption_recipe_adopts_only_what_no_environment_declares() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&root.join("examples/gitops"), dir.path());
+    // Both environments are applied, and someone made a prod job by hand.
+    for env in ["envs/prod", "envs/staging"] {
+        let run = shell(
+            dir.path(),
+            &format!("sextant apply --sim --sim-time-scale 7200 --auto-approve connections {env}"),
+        )
+        .await;
+        ok(&run);
+    }
+    std::fs::create_dir_all(dir.path().join("by-hand")).unwrap();
+    std::fs::write(
+        dir.path().join("by-hand/job.yaml"),
+        "kind: SaltJob\nname: Rotate logs (prod)\nspec: { cmd: local, fun: logrotate.run, target: prod web }\n",
+    )
+    .unwrap();
+    ok(&shell(
+        dir.path(),
+        "sextant apply --sim --auto-approve connections by-hand",
+    )
+    .await);
+    std::fs::remove_dir_all(dir.path().join("by-hand")).unwrap();
+
+    // The recipe as written, on the simulator.
+    let readme = std::fs::read_to_string(root.join("examples/gitops/README.md")).unwrap();
+    let recipe = sh_block_after(&readme, "## Adopting what already exists");
+    assert_eq!(recipe.len(), 2, "{recipe:?}");
+    for line in &recipe {
+        let line = line
+            .replace("sextant export ", "sextant export --sim ")
+            .replace("sextant plan ", "sextant plan --sim ");
+        let run = shell(dir.path(), &line).await;
+        assert_eq!(run.code, 0, "{line}\n{}\n{}", run.stdout, run.stderr);
+    }
+    let jobs = std::fs::read_to_string(dir.path().join("envs/prod/adopted/salt-job.yaml")).unwrap();
+    assert!(jobs.contains("name: Rotate logs (prod)"), "{jobs}");
+    assert_eq!(jobs.matches("name:").count(), 1, "{jobs}");
+}
