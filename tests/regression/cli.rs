@@ -554,3 +554,110 @@ async fn the_gitops_adoption_recipe_adopts_only_what_no_environment_declares() {
     assert!(jobs.contains("name: Rotate logs (prod)"), "{jobs}");
     assert_eq!(jobs.matches("name:").count(), 1, "{jobs}");
 }
+
+/// The fenced blocks of a Markdown section, in order: `(is_sh, text)`.
+fn blocks_of_section(text: &str, heading: &str) -> Vec<(bool, String)> {
+    let start = text.find(heading).expect("heading");
+    let section = &text[start + heading.len()..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let mut blocks = Vec::new();
+    let mut rest = section;
+    while let Some(open) = rest.find("```") {
+        let after = &rest[open + 3..];
+        let (info, body) = after.split_once('\n').expect("a block");
+        let close = body.find("```").expect("a closed block");
+        blocks.push((info.trim() == "sh", body[..close].to_string()));
+        rest = &body[close + 3..];
+    }
+    blocks
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_tour_runs_as_written_after_the_quickstart() {
+    const NO_CHANGES: &str = "No changes. Your infrastructure matches the configuration.";
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root.join("examples/quickstart")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            let to = dir
+                .path()
+                .join("examples/quickstart")
+                .join(entry.file_name());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(entry.path(), to).unwrap();
+        }
+    }
+    let run = |script: String| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            tokio::time::timeout(std::time::Duration::from_secs(120), shell(&dir, &script))
+                .await
+                .unwrap_or_else(|_| panic!("timed out:\n{script}"))
+        }
+    };
+
+    // The README's first command (the quickstart), with the binary under test.
+    let first = readme
+        .lines()
+        .find(|l| l.starts_with("cargo run --release -- "))
+        .expect("the quickstart command");
+    let quickstart = first
+        .split('#')
+        .next()
+        .unwrap()
+        .replace("cargo run --release -- ", "sextant ");
+    ok(&run(quickstart).await);
+
+    let blocks = blocks_of_section(&readme, "## A 5-minute tour on the simulator");
+    // The first block builds the binary and puts it on PATH: the test's own binary is used.
+    assert!(blocks[0].1.contains("cargo build"), "{:?}", blocks[0]);
+    let mut previous: Option<Run> = None;
+    let mut ran = Vec::new();
+    for (is_sh, text) in &blocks[1..] {
+        if !is_sh {
+            // Expected output: what the block before printed.
+            let printed = previous.as_ref().expect("output follows a command block");
+            assert!(
+                printed.stdout.contains(text.as_str()),
+                "expected:\n{text}\nprinted:\n{}\n{}",
+                printed.stdout,
+                printed.stderr
+            );
+            continue;
+        }
+        let result = run(text.clone()).await;
+        assert_eq!(
+            result.code, 0,
+            "{text}\n{}\n{}",
+            result.stdout, result.stderr
+        );
+        for noise in ["curl:", "error:", "command not found"] {
+            assert!(!result.stderr.contains(noise), "{text}\n{}", result.stderr);
+        }
+        if text.contains(&format!("# {NO_CHANGES}")) {
+            assert!(
+                result.stdout.contains(NO_CHANGES),
+                "{text}\n{}",
+                result.stdout
+            );
+        }
+        ran.push((text.clone(), result.stdout.clone()));
+        previous = Some(result);
+    }
+    // Step 1 plans from the default estate, as its text says, although the quickstart ran.
+    let (step1, plan1) = &ran[0];
+    assert!(
+        step1.contains("sextant plan --sim examples/quickstart"),
+        "{step1}"
+    );
+    for created in [
+        "Sddc/quickstart-sddc will be created",
+        "VcdApiToken/ci-pipeline will be created",
+        "VirtualMachine/db-01 will be updated in-place",
+    ] {
+        assert!(plan1.contains(created), "{created}\n{plan1}");
+    }
+    assert!(ran.len() >= 6, "{ran:?}");
+}
