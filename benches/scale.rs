@@ -1069,6 +1069,7 @@ async fn child_run(kind: &str, url: &str, dir: &Path, time_scale: f64) -> BenchR
                     .max_poll_interval
                     .div_f64(time_scale),
                 heartbeat: Duration::from_secs(3600),
+                ..ApplyOptions::default()
             };
             let sink = PollCounter {
                 polls: AtomicU64::new(0),

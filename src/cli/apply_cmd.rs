@@ -21,8 +21,20 @@ pub async fn run(
 ) -> Result<i32, Failure> {
     let saved = match args.paths.as_slice() {
         [single] if is_plan_file(single) => SavedPlan::load(single)?,
-        _ => None,
+        paths => {
+            if let Some(plan) = paths.iter().find(|p| is_plan_file(p)) {
+                return Err(Failure::new(format!(
+                    "`{}` is a saved plan, and a saved plan is applied alone",
+                    plan.display()
+                ))
+                .with_hint(format!("run `sextant apply {}`", plan.display())));
+            }
+            None
+        }
     };
+    if let Some(saved) = &saved {
+        refuse_changes_to_saved_plan(&args, saved)?;
+    }
     let (paths, targets): (Vec<PathBuf>, Vec<String>) = match &saved {
         Some(saved) => (saved.paths.clone(), saved.targets.clone()),
         None => (args.paths.clone(), args.targets.clone()),
@@ -35,16 +47,46 @@ pub async fn run(
     let _lock = apply::lock::ApplyLock::acquire(&lock_dir).map_err(|err| {
         Failure::from(err).with_hint("wait for the other apply to finish; in CI, use a concurrency group so applies never overlap")
     })?;
-    let workspace = Workspace::open(
-        &paths,
-        &targets,
-        global.sim.then_some(global.sim_time_scale),
-        reporter,
-    )
-    .await?;
+    let workspace = Workspace::open(&paths, &targets, args.sim.time_scale(), reporter).await?;
     let code = run_in(&args, global, reporter, &workspace, saved.as_ref()).await;
     workspace.close().await;
     code
+}
+
+/// `apply FILE` carries out exactly the saved plan: a flag that would change what is applied
+/// is refused rather than ignored (ignoring `--target` would apply everything).
+fn refuse_changes_to_saved_plan(args: &ApplyArgs, saved: &SavedPlan) -> Result<(), Failure> {
+    let replan = |flag: &str| {
+        Failure::new(format!(
+            "`{flag}` cannot change a saved plan: `apply FILE` applies exactly what the plan file says; nothing was changed"
+        ))
+        .with_hint(format!(
+            "make a new plan with it: `sextant plan {flag} --out FILE`, then `sextant apply FILE`"
+        ))
+    };
+    if let Some(target) = args.targets.first() {
+        return Err(replan(&format!("--target {target}")));
+    }
+    if args.recreate_lost_secrets && !saved.recreate_lost_secrets {
+        return Err(replan("--recreate-lost-secrets"));
+    }
+    let sim = args.sim.time_scale().is_some();
+    if sim != saved.sim {
+        let (made, now) = if saved.sim {
+            ("on the embedded simulator (`--sim`)", "the real APIs")
+        } else {
+            ("against the real APIs", "the embedded simulator (`--sim`)")
+        };
+        return Err(Failure::new(format!(
+            "the saved plan was made {made}; it cannot be applied to {now}; nothing was changed"
+        ))
+        .with_hint(if saved.sim {
+            "apply it with `--sim`, or make a plan without `--sim`"
+        } else {
+            "apply it without `--sim`, or make a plan with `--sim`"
+        }));
+    }
+    Ok(())
 }
 
 async fn run_in(
@@ -61,28 +103,19 @@ async fn run_in(
         .plan(
             args.parallelism as usize,
             crate::plan::PlanOptions {
-                recreate_lost_secrets: args.recreate_lost_secrets,
+                recreate_lost_secrets: saved
+                    .map_or(args.recreate_lost_secrets, |s| s.recreate_lost_secrets),
             },
             reporter,
         )
         .await?;
     report_problems(reporter, &plan)?;
     if let Some(saved) = saved
-        && let Err(stale) = saved.check_fresh(&workspace.model, &plan)
+        && let Err(stale) = saved.check_fresh(&workspace.digest, &plan)
     {
-        let mut reasons = Vec::new();
-        if stale.manifests_changed {
-            reasons.push("the manifests changed".to_string());
-        }
-        if !stale.changed.is_empty() {
-            reasons.push(format!(
-                "live objects changed: {}",
-                stale.changed.join(", ")
-            ));
-        }
         return Err(Failure::new(format!(
             "the saved plan is stale: {}; nothing was changed",
-            reasons.join("; ")
+            stale.describe()
         ))
         .with_hint("run `sextant plan --out FILE` again and review the new plan"));
     }
@@ -137,6 +170,7 @@ async fn run_in(
     };
     let options = ApplyOptions {
         parallelism: args.parallelism as usize,
+        server_time_scale: args.sim.time_scale().unwrap_or(1.0),
         ..ApplyOptions::default()
     };
     let report = apply::apply(

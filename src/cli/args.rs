@@ -27,12 +27,24 @@ pub struct GlobalArgs {
     /// Never use colour (also when NO_COLOR is set).
     #[arg(long, global = true)]
     pub no_color: bool,
+}
+
+/// `--sim` and its time scale: only on the commands that contact the APIs.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
     /// Run against the embedded simulator (state kept in .sextant/sim-state.json).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub sim: bool,
     /// With --sim: simulated seconds per real second (240: a 2-hour SDDC create takes 30 s).
-    #[arg(long, global = true, default_value_t = 240.0, value_name = "N")]
+    #[arg(long, default_value_t = 240.0, value_name = "N", requires = "sim")]
     pub sim_time_scale: f64,
+}
+
+impl SimArgs {
+    /// The simulator's time scale when `--sim` is given.
+    pub fn time_scale(&self) -> Option<f64> {
+        self.sim.then_some(self.sim_time_scale)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,8 +164,11 @@ pub enum PlanFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
-    /// Manifest files or directories (default: the current directory).
+    /// Manifest files or directories, read recursively (default: the current directory's
+    /// own YAML files that declare a sextant `kind`).
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sim: SimArgs,
     /// How to print the plan on stdout.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
@@ -178,6 +193,8 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     /// Manifest files or directories, or one plan file saved by `plan --out`.
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sim: SimArgs,
     /// Apply without asking for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
@@ -197,8 +214,8 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ValidateArgs {
-    /// Manifest files or directories (read recursively).
-    #[arg(default_value = ".")]
+    /// Manifest files or directories, read recursively (default: the current directory's
+    /// own YAML files that declare a sextant `kind`).
     pub paths: Vec<PathBuf>,
 }
 
@@ -212,8 +229,8 @@ pub enum GraphFormatArg {
 
 #[derive(Debug, Clone, Args)]
 pub struct GraphArgs {
-    /// Manifest files or directories (read recursively).
-    #[arg(default_value = ".")]
+    /// Manifest files or directories, read recursively (default: the current directory's
+    /// own YAML files that declare a sextant `kind`).
     pub paths: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
@@ -233,8 +250,10 @@ pub const EXPORTABLE_KINDS: [&str; 6] = [
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
     /// Manifest files or directories that declare the connection (default: the current
-    /// directory).
+    /// directory's manifests).
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sim: SimArgs,
     /// The connection whose live objects to export.
     #[arg(long, value_name = "NAME")]
     pub connection: String,
@@ -247,6 +266,15 @@ pub struct ExportArgs {
     /// printing to stdout.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Leave out the objects these manifest files or directories already declare on the
+    /// connection, e.g. every environment's directory (repeatable; files under --out are not
+    /// counted, so exporting again refreshes them).
+    #[arg(long = "skip-declared", value_name = "PATH")]
+    pub skip_declared: Vec<PathBuf>,
+    /// Export only objects whose name matches this pattern (`*` any characters, `?` one;
+    /// repeatable: any pattern may match).
+    #[arg(long = "name", value_name = "PATTERN")]
+    pub names: Vec<String>,
 }
 
 /// Shells `completions` writes scripts for.

@@ -8,7 +8,8 @@ use super::{Failure, Reporter, exit};
 use crate::manifest::{self, GraphFormat};
 
 pub fn run(args: &GraphArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let model = match manifest::load(&args.paths) {
+    let paths = super::workspace::manifest_paths(&args.paths, reporter)?;
+    let model = match manifest::load(&paths) {
         Ok(model) => model,
         Err(diagnostics) => {
             report_diagnostics(&diagnostics, reporter);

@@ -94,7 +94,7 @@ async fn dispatch(
         Command::Validate(args) => validate_cmd::run(&args, reporter),
         Command::Graph(args) => graph_cmd::run(&args, reporter),
         Command::Schema(args) => schema_cmd::run(args.plan),
-        Command::Export(args) => export_cmd::run(args, global, reporter).await,
+        Command::Export(args) => export_cmd::run(args, reporter).await,
         Command::Completions(args) => help_cmd::print_completions(args.shell),
         Command::Man => help_cmd::print_man_page(),
         Command::Sim(args) => sim_cmd::run(args, reporter).await,

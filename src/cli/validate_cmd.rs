@@ -13,7 +13,8 @@ pub fn report_diagnostics(diagnostics: &Diagnostics, reporter: &Reporter) {
 }
 
 pub fn run(args: &ValidateArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    match manifest::load(&args.paths) {
+    let paths = super::workspace::manifest_paths(&args.paths, reporter)?;
+    match manifest::load(&paths) {
         Ok(model) => {
             let resources = model.resources.len();
             let connections = model.connections.len();

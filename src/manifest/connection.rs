@@ -275,6 +275,16 @@ impl ConnectionReader<'_> {
         {
             config.timeout = timeout;
         }
+        if let Some(timeout) = &spec.connect_timeout
+            && let Some(timeout) = self.duration(&["connect_timeout"], timeout)
+        {
+            config.connect_timeout = timeout;
+        }
+        if let Some(deadline) = &spec.request_deadline
+            && let Some(deadline) = self.duration(&["request_deadline"], deadline)
+        {
+            config.request_deadline = deadline;
+        }
         if let Some(retries) = &spec.max_retries
             && let Some(retries) = self.setting(&["max_retries"], retries)
         {
@@ -393,7 +403,9 @@ mod tests {
         assert_eq!(config.url, "https://vmc.vmware.com");
         assert_eq!(config.csp_url, "https://console.cloud.vmware.com");
         assert_eq!(config.timeout.as_secs(), 30);
-        assert_eq!(config.max_retries, 5);
+        assert_eq!(config.max_retries, 4);
+        assert_eq!(config.connect_timeout.as_secs(), 10);
+        assert_eq!(config.request_deadline.as_secs(), 120);
         assert_eq!(config.max_concurrency, 10);
         assert_eq!(config.refresh_before_expiry.as_secs(), 120);
         assert_eq!(config.api_token, Some(SecretSource::Env("T".into())));

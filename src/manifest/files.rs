@@ -1,5 +1,6 @@
 //! Finding manifest files: explicit files as given, directories walked recursively in
-//! sorted order, skipping dot-directories (`.git`, `.github`) and non-YAML files.
+//! sorted order, skipping dot-directories (`.git`, `.github`) and non-YAML files; and, when
+//! no path is given, the current directory's own YAML files that declare a sextant `kind`.
 
 use std::path::{Path, PathBuf};
 
@@ -106,6 +107,52 @@ pub fn discover(paths: &[PathBuf], errors: &mut Vec<Diagnostic>) -> Vec<SourceFi
     found
 }
 
+/// The manifests of a directory when no path is given: its own `*.yaml`/`*.yml` files (not
+/// its subdirectories, where fixtures, CI workflows and other tools' YAML live) that declare
+/// a sextant `kind`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DefaultManifests {
+    /// Files with a sextant `kind`, sorted.
+    pub files: Vec<PathBuf>,
+    /// YAML files without one, sorted.
+    pub skipped: Vec<PathBuf>,
+}
+
+/// Finds the manifests of `dir` (see [`DefaultManifests`]); paths are relative to `dir`.
+pub fn default_manifests(dir: &Path) -> std::io::Result<DefaultManifests> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| PathBuf::from(entry.file_name()))
+        .filter(|name| is_manifest(name) && !is_hidden(name) && dir.join(name).is_file())
+        .collect();
+    paths.sort();
+    let mut found = DefaultManifests::default();
+    for path in paths {
+        let declares = std::fs::read(dir.join(&path))
+            .map(|bytes| declares_a_kind(&String::from_utf8_lossy(&bytes)))
+            .unwrap_or(true);
+        if declares {
+            found.files.push(path);
+        } else {
+            found.skipped.push(path);
+        }
+    }
+    Ok(found)
+}
+
+/// Whether some document of a YAML text starts a line with `kind: <a sextant kind>`.
+/// Unreadable or odd files count as manifests, so their problems are reported, not hidden.
+fn declares_a_kind(text: &str) -> bool {
+    text.lines().any(|line| {
+        let Some(value) = line.strip_prefix("kind:") else {
+            return false;
+        };
+        let value = value.split(" #").next().unwrap_or(value).trim();
+        let value = value.trim_matches(|c| c == '"' || c == '\'');
+        crate::model::Kind::parse(value).is_some()
+    })
+}
+
 /// 1-based line and column of a byte offset in `bytes`.
 pub fn position_of(bytes: &[u8], offset: usize) -> Pos {
     let before = &bytes[..offset.min(bytes.len())];
@@ -170,6 +217,37 @@ mod tests {
             &mut errors,
         );
         assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn without_paths_only_the_directorys_own_files_with_a_sextant_kind_are_manifests() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("tests/fixtures")).unwrap();
+        std::fs::write(
+            root.join("tests/fixtures/bad.yaml"),
+            "kind: SaltJob
+",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("b.yaml"),
+            "# x\nkind: 'SaltJob' # a job\nname: j\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("a.yml"), "---\nkind: Connection\n").unwrap();
+        std::fs::write(root.join("ci.yml"), "on: push\njobs: {}\n").unwrap();
+        std::fs::write(root.join("k.yaml"), "kind: Deployment\n").unwrap();
+        std::fs::write(root.join("notes.txt"), "kind: SaltJob\n").unwrap();
+        let found = default_manifests(root).unwrap();
+        assert_eq!(
+            found.files,
+            [PathBuf::from("a.yml"), PathBuf::from("b.yaml")]
+        );
+        assert_eq!(
+            found.skipped,
+            [PathBuf::from("ci.yml"), PathBuf::from("k.yaml")]
+        );
     }
 
     #[test]

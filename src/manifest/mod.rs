@@ -23,6 +23,7 @@ use std::path::PathBuf;
 
 pub use connection::raas_region_url;
 pub use diagnostics::{Diagnostic, Diagnostics};
+pub use files::{DefaultManifests, default_manifests};
 pub use graph::{DependencyGraph, GraphFormat, dependency_graph};
 pub use schema::{document_def, manifest_schema, schema_json};
 

@@ -130,9 +130,17 @@ pub struct ConnectionSpec {
     pub api_version: Option<EnvOr<String>>,
     /// TLS settings.
     pub tls: Option<TlsSpec>,
-    /// Timeout of one HTTP request, humantime (`30s`, `2m`). Default `30s`.
+    /// Longest wait for the answer to one attempt of an HTTP request, humantime (`30s`,
+    /// `2m`). Default `30s`.
     pub timeout: Option<EnvOr<String>>,
-    /// Retries of a failed idempotent request (429, 503, connection errors). Default 5.
+    /// Longest wait for a connection to the server (name lookup, TCP and TLS) in one
+    /// attempt, humantime. Default `10s`.
+    pub connect_timeout: Option<EnvOr<String>>,
+    /// Longest time one request may take, all its attempts and the waits between them
+    /// included, humantime. Default `2m`.
+    pub request_deadline: Option<EnvOr<String>>,
+    /// Retries of one failed request (connection errors, 429, 503, timeouts of what is safe
+    /// to resend), each announced on stderr. Default 4.
     pub max_retries: Option<EnvOr<u32>>,
     /// API calls in flight at once on this connection (at least 1). Default 10.
     pub max_concurrency: Option<EnvOr<u32>>,

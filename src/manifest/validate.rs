@@ -611,6 +611,7 @@ impl Loader<'_> {
             timeouts,
             spec: (&spec).into(),
             references: Vec::new(),
+            named: Vec::new(),
             base_dir: Arc::clone(&doc.origin.base_dir),
             location: doc.location(),
         })

@@ -56,6 +56,12 @@ pub trait KindRules: Sync {
         }
     }
 
+    /// A note shown beside a field in the text plan (what a local field is for).
+    fn field_note(&self, field: &str) -> Option<&'static str> {
+        let _ = field;
+        None
+    }
+
     /// Whether the kind can be deleted at all (`ensure: absent`).
     fn deletable(&self) -> bool {
         true
@@ -220,6 +226,10 @@ struct VcdApiTokenRules;
 impl KindRules for VcdApiTokenRules {
     fn local_fields(&self) -> &'static [&'static str] {
         &["file"]
+    }
+
+    fn field_note(&self, field: &str) -> Option<&'static str> {
+        (field == "file").then_some("the one-time secret is written to this file (mode 0600)")
     }
 
     fn local_problem(&self, resource: &Resource) -> Option<String> {

@@ -149,8 +149,9 @@ fn resource_block(out: &mut String, change: &ResourceChange, style: Style) {
         change.address.kind,
         change.address.name
     );
+    let rules = crate::model::rules::rules_for(change.address.kind);
     for field in &change.fields {
-        field_lines(out, field, style);
+        field_lines(out, field, style, rules.field_note(&field.field));
     }
     if change.unchanged > 0 && matches!(change.action, Action::Update | Action::Replace) {
         let noun = if change.unchanged == 1 {
@@ -167,7 +168,7 @@ fn resource_block(out: &mut String, change: &ResourceChange, style: Style) {
     out.push_str("    }\n");
 }
 
-fn field_lines(out: &mut String, field: &FieldChange, style: Style) {
+fn field_lines(out: &mut String, field: &FieldChange, style: Style, note: Option<&str>) {
     let sensitive = is_sensitive_key(&field.field);
     let show = |value: &Value| -> String {
         if sensitive {
@@ -177,9 +178,11 @@ fn field_lines(out: &mut String, field: &FieldChange, style: Style) {
         }
     };
     let forces = if field.forces_replacement {
-        " # forces replacement"
+        " # forces replacement".to_string()
+    } else if let Some(note) = note {
+        format!(" # {note}")
     } else {
-        ""
+        String::new()
     };
     match (&field.before, &field.after) {
         (None, Some(after)) => {

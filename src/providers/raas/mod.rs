@@ -211,19 +211,10 @@ impl RaasProvider {
         }
     }
 
-    /// A call that is safe to send twice (a read, or a save naming its uuid): sent again
-    /// when the reply was lost.
+    /// A call that is safe to send twice (a read, or a save naming its uuid). The HTTP layer
+    /// resends it when the reply is lost; nothing here retries around that.
     async fn call_idempotent(&self, call: &RpcCall) -> ProviderResult<Result<Value, RpcError>> {
-        let mut attempt = 1;
-        loop {
-            match self.session.call(call, true).await {
-                Err(err) if may_have_committed(&err) && attempt < MAX_CREATE_ATTEMPTS => {
-                    tracing::debug!(connection = %self.connection, call = %call.name(), attempt, "no reply; sending again");
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        self.session.call(call, true).await
     }
 
     /// A read-only call; RPC errors become provider errors.
