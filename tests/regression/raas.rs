@@ -1,4 +1,103 @@
-//! Regressions of raas.
+//! Regressions of the Aria Automation Config (RaaS) client and its simulator.
 
-#[allow(unused_imports)]
+use serde_json::{Value, json};
+
 use crate::support::estate::{Estate, Run};
+
+const GET: reqwest::Method = reqwest::Method::GET;
+const POST: reqwest::Method = reqwest::Method::POST;
+
+fn assert_ok(run: &Run) {
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+}
+
+fn assert_no_changes(run: &Run) {
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("No changes."),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+/// The simulator's clock.
+async fn sim_now(estate: &Estate) -> chrono::DateTime<chrono::Utc> {
+    let clock = estate.admin(GET, "/_sim/clock", None).await;
+    clock["now"].as_str().unwrap().parse().unwrap()
+}
+
+async fn advance(estate: &Estate, seconds: u64) {
+    estate
+        .admin(
+            POST,
+            "/_sim/clock/advance",
+            Some(json!({"seconds": seconds})),
+        )
+        .await;
+}
+
+/// The simulated RaaS objects of one kind (`target_groups`, `jobs`, `schedules`) named `name`.
+async fn raas_objects(estate: &Estate, kind: &str, name: &str) -> Vec<Value> {
+    let state = estate.state().await;
+    state["raas"][kind]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|object| object["name"] == name)
+        .cloned()
+        .collect()
+}
+
+/// `schedule.get` leaves out every schedule whose `once` time or `until` date has passed
+/// unless the call sets `show_past: true` (D2: saltstack/raas-mcp
+/// `raas_mcp/data/api_discovery.json`, `schedule.get`, `GetSchedulerSchema.show_past`,
+/// "include entries that were scheduled to run in the past"). Without it a fired `once`
+/// schedule looks absent and every apply creates it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn fired_once_schedules_are_found_and_not_created_again() {
+    let estate = Estate::start(1.0).await;
+    let once = (sim_now(&estate).await + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M");
+    estate.write(
+        "salt.yaml",
+        &format!(
+            r#"kind: SaltTarget
+name: web servers
+spec:
+  tgt: {{ "*": {{ tgt_type: glob, tgt: "web-*" }} }}
+---
+kind: SaltJob
+name: Restart nginx
+spec:
+  fun: service.restart
+  arg: {{ arg: [nginx] }}
+  target: web servers
+---
+kind: SaltSchedule
+name: Restart once
+spec:
+  job: Restart nginx
+  target: web servers
+  schedule: {{ once: "{once}" }}
+"#
+        ),
+    );
+    let first = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_ok(&first);
+    assert!(first.stdout.contains("3 added"), "{}", first.stdout);
+
+    // The schedule fires: its `once` time is now in the past.
+    advance(&estate, 2 * 3600).await;
+    let plan = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_no_changes(&plan);
+    let again = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_ok(&again);
+    assert_eq!(
+        raas_objects(&estate, "schedules", "Restart once")
+            .await
+            .len(),
+        1
+    );
+}

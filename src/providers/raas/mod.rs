@@ -29,6 +29,11 @@ pub const MAX_CREATE_ATTEMPTS: u32 = 5;
 /// The built-in "All Minions" target group (`raas.md` §6).
 pub const ALL_MINIONS_UUID: &str = "7f93b928-388b-11e6-b133-346895ecb8f3";
 const RPC_PATH_FOR_ERRORS: &str = "/rpc";
+/// `show_past` of every `schedule.get`: without it the server leaves out each schedule whose
+/// `once` time or `until` date has passed (D2, `schedule.get`, `GetSchedulerSchema`:
+/// `show_past`, default false, "include entries that were scheduled to run in the past"),
+/// and a fired `once` schedule would look absent and be created again on every apply.
+const SHOW_PAST: bool = true;
 
 /// The RaaS provider of one connection.
 pub struct RaasProvider {
@@ -238,7 +243,11 @@ impl RaasProvider {
         let (resource, method, filters) = match kind {
             Kind::SaltTarget => ("tgt", "get_target_group", json!({"name": name})),
             Kind::SaltJob => ("job", "get_jobs", json!({"name": name})),
-            Kind::SaltSchedule => ("schedule", "get", json!({"names": [name]})),
+            Kind::SaltSchedule => (
+                "schedule",
+                "get",
+                json!({"names": [name], "show_past": SHOW_PAST}),
+            ),
             other => return Err(unsupported(other)),
         };
         let Value::Object(filters) = filters else {
@@ -489,7 +498,8 @@ impl Provider for RaasProvider {
                 Ok(jobs)
             }
             Kind::SaltSchedule => {
-                let schedules = self.list_all("schedule", "get", Map::new()).await?;
+                let filters = Map::from_iter([("show_past".to_string(), json!(SHOW_PAST))]);
+                let schedules = self.list_all("schedule", "get", filters).await?;
                 let needs = |uuid_key: &str, name_key: &str| {
                     schedules.iter().any(|s| {
                         str_field(s, uuid_key).is_some_and(|u| !u.is_empty())

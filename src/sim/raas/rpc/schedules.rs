@@ -162,11 +162,14 @@ pub(super) fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let cmd = call.str("cmd").map(str::to_owned);
     let enabled = call.bool("enabled");
     let tgt = call.value("tgt").cloned();
+    let show_past = call.bool("show_past").unwrap_or(false);
     let call: &Call<'_> = call;
+    let now = call.now;
     let items: Vec<&Schedule> = call
         .state
         .schedules
         .values()
+        .filter(|s| show_past || !lies_in_the_past(s, now))
         .filter(|s| uuid.as_deref().is_none_or(|u| s.uuid == u))
         .filter(|s| names.as_ref().is_none_or(|n| n.contains(&s.name)))
         .filter(|s| query.as_deref().is_none_or(|q| call.matches(&s.name, q)))
@@ -203,6 +206,45 @@ pub(super) fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
         })
         .collect();
     call.page(items, &SCHEDULE_LISTING)
+}
+
+/// Whether a schedule lies in the past: its `once` time or its `until` date has passed.
+/// `schedule.get` leaves such schedules out unless `show_past` is true (D2, `schedule.get`,
+/// `GetSchedulerSchema`: `show_past`, default false, "include entries that were scheduled to
+/// run in the past"). Times without an offset are read as UTC: the simulator has no time zone
+/// database, so a schedule's `timezone` moves the moment by its offset at most.
+pub(super) fn lies_in_the_past(schedule: &Schedule, now: DateTime<Utc>) -> bool {
+    ["once", "until"].iter().any(|key| {
+        schedule
+            .schedule
+            .get(*key)
+            .and_then(Value::as_str)
+            .and_then(schedule_time)
+            .is_some_and(|at| at <= now)
+    })
+}
+
+/// A schedule date-time (ISO 8601, as `dateutil` reads it): with an offset, or without one
+/// (then UTC). `None` when it is in another format (`once_fmt`, `until_fmt`).
+fn schedule_time(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.with_timezone(&Utc));
+    }
+    [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+    })
+    .map(|naive| naive.and_utc())
 }
 
 /// Checks the references and enums shared by `schedule.save` and `schedule.update`.
