@@ -101,3 +101,83 @@ spec:
         1
     );
 }
+
+/// Every RaaS kind on `connection`, named after it.
+fn salt_estate(connection: &str) -> String {
+    format!(
+        r#"kind: SaltTarget
+name: {connection} web
+connection: {connection}
+spec:
+  tgt: {{ "*": {{ tgt_type: glob, tgt: "web-*" }} }}
+---
+kind: SaltJob
+name: {connection} ping
+connection: {connection}
+spec:
+  fun: test.ping
+  target: {connection} web
+---
+kind: SaltSchedule
+name: {connection} hourly
+connection: {connection}
+spec:
+  job: {connection} ping
+  target: {connection} web
+  schedule: {{ hours: 1 }}
+"#
+    )
+}
+
+/// A cloud login is seed `000`'s cURL recipe, `POST {server}/account/login/` with the CSP
+/// Bearer alone, the XSRF token coming back in `X-Xsrftoken` (README.md "Corrections after
+/// the audit"); an on-prem login survives a failing `GET /account/login`, whose status
+/// saltstack/raas-cli `salt_config_cli/api/client.py` (`_init_xsrf`) ignores too. Here the
+/// simulator answers that GET with 401, and a whole apply of every RaaS kind over a cloud and
+/// an on-prem connection still succeeds and then plans no changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_succeed_when_the_server_refuses_get_account_login() {
+    let estate = Estate::start(240.0).await;
+    let options = estate
+        .admin(
+            reqwest::Method::PUT,
+            "/_sim/options",
+            Some(json!({"raas_login_get": "refuse"})),
+        )
+        .await;
+    assert_eq!(options["raas_login_get"], "refuse");
+    estate.write(
+        "onprem.yaml",
+        &format!(
+            r#"kind: Connection
+name: salt-onprem
+spec:
+  type: raas
+  url: {}
+  username: root
+  password: {{ env: SEXTANT_T_VCD_PASSWORD }}
+"#,
+            estate.sim.base_url
+        ),
+    );
+    estate.write(
+        "salt.yaml",
+        &format!("{}---\n{}", salt_estate("salt"), salt_estate("salt-onprem")),
+    );
+    let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_ok(&apply);
+    assert!(apply.stdout.contains("6 added"), "{}", apply.stdout);
+    for connection in ["salt", "salt-onprem"] {
+        for (kind, name) in [
+            ("target_groups", format!("{connection} web")),
+            ("jobs", format!("{connection} ping")),
+            ("schedules", format!("{connection} hourly")),
+        ] {
+            assert_eq!(raas_objects(&estate, kind, &name).await.len(), 1, "{name}");
+        }
+    }
+    let plan = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_no_changes(&plan);
+}
