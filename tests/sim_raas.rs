@@ -1042,6 +1042,8 @@ async fn schedules_save_get_update_remove_and_validate() {
     assert_eq!(item["job_name"], "db-backup");
     assert_eq!(item["enabled"], true);
 
+    // A partial update: the `schedule` keys given merge into the stored ones, and the keys
+    // named in `delete_fields` go.
     raas.ret(
         "schedule",
         "update",
@@ -1050,7 +1052,19 @@ async fn schedules_save_get_update_remove_and_validate() {
     .await;
     let ret = raas.ret("schedule", "get", json!({"uuid": schedule})).await;
     assert_eq!(ret["results"][0]["enabled"], false);
+    assert_eq!(
+        ret["results"][0]["schedule"],
+        json!({"cron": "0 3 * * *", "minutes": 30})
+    );
+    raas.ret(
+        "schedule",
+        "update",
+        json!({"uuid": schedule, "delete_fields": ["cron"]}),
+    )
+    .await;
+    let ret = raas.ret("schedule", "get", json!({"uuid": schedule})).await;
     assert_eq!(ret["results"][0]["schedule"], json!({"minutes": 30}));
+    assert_eq!(ret["results"][0]["enabled"], false);
 
     let bad = [
         (json!({"seconds": 59}), "59 is less than the minimum of 60"),

@@ -181,3 +181,135 @@ spec:
         .await;
     assert_no_changes(&plan);
 }
+
+/// The one schedule named `name`'s `schedule` dict and target, as the simulator holds them.
+async fn live_schedule(estate: &Estate, name: &str) -> (Value, Value) {
+    let found = raas_objects(estate, "schedules", name).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    (found[0]["schedule"].clone(), found[0]["tgt_uuid"].clone())
+}
+
+const SWITCHED: &str = r#"kind: SaltTarget
+name: db servers
+spec:
+  tgt: { "*": { tgt_type: glob, tgt: "db-*" } }
+---
+kind: SaltJob
+name: Vacuum
+spec:
+  fun: cmd.run
+  arg: { arg: ["vacuumdb --all"] }
+  target: db servers
+---
+kind: SaltSchedule
+name: Vacuum nightly
+spec:
+  job: Vacuum
+  target: db servers
+  schedule: { cron: "0 3 * * *", until: "2099-01-01T00:00" }
+"#;
+
+/// `schedule.update` is a partial update: keys the call leaves out stay, and the ones to
+/// remove are named in `delete_fields` (D2: saltstack/raas-mcp
+/// `raas_mcp/data/api_discovery.json`, `schedule.update`, `UpdateSchedulerSchema.delete_fields`,
+/// "List of fields to remove from the schedule"; README.md "Corrections after the audit").
+/// A schedule switched from `cron` to an interval, its `until` removed, keeps neither.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_switched_from_cron_to_an_interval_keeps_no_cron_or_until() {
+    let estate = Estate::start(240.0).await;
+    estate.write("salt.yaml", SWITCHED);
+    assert_ok(&estate.run(&["apply", "--auto-approve", "manifests"]).await);
+    let (timing, _) = live_schedule(&estate, "Vacuum nightly").await;
+    assert_eq!(
+        timing,
+        json!({"cron": "0 3 * * *", "until": "2099-01-01T00:00"})
+    );
+
+    estate.write(
+        "salt.yaml",
+        &SWITCHED.replace(
+            r#"schedule: { cron: "0 3 * * *", until: "2099-01-01T00:00" }"#,
+            "schedule: { minutes: 30 }",
+        ),
+    );
+    let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_ok(&apply);
+    assert!(apply.stdout.contains("1 changed"), "{}", apply.stdout);
+    let (timing, target) = live_schedule(&estate, "Vacuum nightly").await;
+    assert_eq!(timing, json!({"minutes": 30}));
+    assert!(target.is_string(), "the target stays: {target}");
+    assert_no_changes(
+        &estate
+            .run(&["plan", "--detailed-exitcode", "manifests"])
+            .await,
+    );
+}
+
+/// Keys dropped from the manifest inside what it states whole are cleared, not kept: a
+/// schedule's `until` (alone) and its target (`delete_fields`, as above), a job's keyword
+/// argument (`save_job` is sent the whole `arg`) and a target group's master (`save_target_group`
+/// is sent the whole `tgt`, raas.md §6). Each shows in the plan first.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_dropped_from_schedules_jobs_and_target_groups_are_cleared() {
+    let estate = Estate::start(240.0).await;
+    let before = r#"kind: SaltTarget
+name: mixed
+spec:
+  tgt:
+    master-a: { tgt_type: glob, tgt: "a-*" }
+    master-b: { tgt_type: glob, tgt: "b-*" }
+---
+kind: SaltJob
+name: Deploy
+spec:
+  fun: state.apply
+  arg: { kwarg: { mods: web, test: true } }
+  target: mixed
+---
+kind: SaltSchedule
+name: Deploy daily
+spec:
+  job: Deploy
+  target: mixed
+  schedule: { cron: "0 4 * * *", until: "2099-01-01T00:00" }
+"#;
+    estate.write("salt.yaml", before);
+    assert_ok(&estate.run(&["apply", "--auto-approve", "manifests"]).await);
+    let after = before
+        .replace("    master-b: { tgt_type: glob, tgt: \"b-*\" }\n", "")
+        .replace("kwarg: { mods: web, test: true }", "kwarg: { mods: web }")
+        .replace(
+            "  target: mixed\n  schedule: { cron: \"0 4 * * *\", until: \"2099-01-01T00:00\" }",
+            "  schedule: { cron: \"0 4 * * *\" }",
+        );
+    estate.write("salt.yaml", &after);
+    let plan = estate.run(&["plan", "manifests"]).await;
+    assert!(
+        plan.stdout.contains("3 to change"),
+        "{}\n{}",
+        plan.stdout,
+        plan.stderr
+    );
+    assert!(
+        plan.stdout.contains(r#"- target = "mixed""#),
+        "{}",
+        plan.stdout
+    );
+    assert_ok(&estate.run(&["apply", "--auto-approve", "manifests"]).await);
+
+    let (timing, target) = live_schedule(&estate, "Deploy daily").await;
+    assert_eq!(timing, json!({"cron": "0 4 * * *"}));
+    assert!(target.is_null(), "{target}");
+    let job = &raas_objects(&estate, "jobs", "Deploy").await[0];
+    assert_eq!(job["arg"]["kwarg"], json!({"mods": "web"}));
+    let group = &raas_objects(&estate, "target_groups", "mixed").await[0];
+    assert_eq!(
+        group["tgt"],
+        json!({"master-a": {"tgt_type": "glob", "tgt": "a-*"}})
+    );
+    assert_no_changes(
+        &estate
+            .run(&["plan", "--detailed-exitcode", "manifests"])
+            .await,
+    );
+}

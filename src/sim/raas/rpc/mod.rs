@@ -1434,6 +1434,35 @@ mod tests {
         let stored = &state.schedules[&uuid];
         assert_eq!(stored.masters, None);
         assert!(!stored.enabled);
+        // `schedule` keys merge; `delete_fields` also removes schedule keys.
+        let reply = call(
+            &mut state,
+            "schedule",
+            "update",
+            json!({"uuid": uuid, "schedule": {"cron": "0 3 * * *", "until": "2099-01-01T00:00"}}),
+        );
+        assert_eq!(reply["error"], Value::Null);
+        assert_eq!(
+            Value::Object(state.schedules[&uuid].schedule.clone()),
+            json!({"minutes": 5, "cron": "0 3 * * *", "until": "2099-01-01T00:00"})
+        );
+        let reply = call(
+            &mut state,
+            "schedule",
+            "update",
+            json!({"uuid": uuid, "schedule": {"hours": 2}, "delete_fields": ["minutes", "cron", "until", "tgt_uuid"]}),
+        );
+        assert_eq!(reply["error"], Value::Null);
+        let stored = &state.schedules[&uuid];
+        assert_eq!(Value::Object(stored.schedule.clone()), json!({"hours": 2}));
+        assert_eq!(stored.tgt_uuid, None);
+        let reply = call(
+            &mut state,
+            "schedule",
+            "update",
+            json!({"uuid": uuid, "delete_fields": ["name"]}),
+        );
+        assert_eq!(reply["error"]["code"], CODE_VALIDATION);
         let reply = call(
             &mut state,
             "schedule",

@@ -54,7 +54,8 @@ pub(super) const SCHEDULE_KEYS: &[&str] = &[
 ];
 /// Smallest interval in seconds a schedule may use.
 pub const MIN_SCHEDULE_SECONDS: i64 = 60;
-/// Fields `schedule.update` may remove with `delete_fields`.
+/// Top-level fields `schedule.update` may remove with `delete_fields`; the keys of the
+/// `schedule` dict ([`SCHEDULE_KEYS`]) may be removed too.
 pub(super) const DELETABLE_FIELDS: &[&str] = &[
     "masters", "cmd", "arg", "tgt", "tgt_uuid", "job_uuid", "fun",
 ];
@@ -315,7 +316,15 @@ pub(super) fn schedule_update(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     };
     let delete_fields = call.strings("delete_fields").unwrap_or_default();
     for field in &delete_fields {
-        check_enum(Some(field), DELETABLE_FIELDS)?;
+        let field = field.as_str();
+        if !DELETABLE_FIELDS.contains(&field) && !SCHEDULE_KEYS.contains(&field) {
+            let known: Vec<&str> = DELETABLE_FIELDS
+                .iter()
+                .chain(SCHEDULE_KEYS)
+                .copied()
+                .collect();
+            return Err(not_one_of(field, &known));
+        }
     }
     let name = call.str("name").map(str::to_owned);
     let body = call.value("schedule").and_then(Value::as_object).cloned();
@@ -332,8 +341,12 @@ pub(super) fn schedule_update(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     if let Some(name) = name {
         schedule.name = name;
     }
+    // A partial update: the `schedule` keys given replace those stored, the others stay
+    // until `delete_fields` names them (D2, `schedule.update`, `UpdateSchedulerSchema`:
+    // `delete_fields`, "List of fields to remove from the schedule"; README.md "Corrections
+    // after the audit").
     if let Some(body) = body {
-        schedule.schedule = body;
+        schedule.schedule.extend(body);
     }
     if masters.is_some() {
         schedule.masters = masters;
@@ -372,7 +385,10 @@ pub(super) fn schedule_update(call: &mut Call<'_>) -> Result<Value, RpcFault> {
             "tgt" => schedule.tgt = None,
             "tgt_uuid" => schedule.tgt_uuid = None,
             "job_uuid" => schedule.job_uuid = None,
-            _ => schedule.fun = None,
+            "fun" => schedule.fun = None,
+            key => {
+                schedule.schedule.remove(key);
+            }
         }
     }
     Ok(json!(uuid))
