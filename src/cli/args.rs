@@ -152,6 +152,19 @@ pub struct SimServeArgs {
     /// '{"vmc_concurrent_update_status": 409}' (see `GET /_sim/options` for every name).
     #[arg(long, value_name = "JSON")]
     pub options: Option<String>,
+    /// How RaaS answers `GET /account/login`: `serve` hands out the XSRF token, `refuse`
+    /// answers 401 (only the login POST works). Overrides `raas_login_get` in `--options`.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub raas_login_get: Option<RaasLoginGet>,
+}
+
+/// `sim serve --raas-login-get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RaasLoginGet {
+    /// Hand out the XSRF token (the default).
+    Serve,
+    /// Answer 401.
+    Refuse,
 }
 
 /// Output format of `plan`.

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use super::args::{SimCommand, SimServeArgs};
+use super::args::{RaasLoginGet, SimCommand, SimServeArgs};
 use super::{Failure, Reporter, exit};
 use crate::sim::{self, SimConfig};
 
@@ -37,6 +37,12 @@ async fn serve(args: SimServeArgs, reporter: &Reporter) -> Result<i32, Failure> 
             Failure::new(format!("`--options` is not valid: {err}"))
                 .with_hint("run the simulator and `GET /_sim/options` to see every option")
         })?;
+    }
+    if let Some(mode) = args.raas_login_get {
+        config.options.raas_login_get = match mode {
+            RaasLoginGet::Serve => sim::raas::LoginGet::Serve,
+            RaasLoginGet::Refuse => sim::raas::LoginGet::Refuse,
+        };
     }
     let handle = sim::start(config).await?;
     {

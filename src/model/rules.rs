@@ -62,6 +62,20 @@ pub trait KindRules: Sync {
         None
     }
 
+    /// Objects of the spec the manifest states whole, once it writes their top-level field:
+    /// a key the live object has (with a value other than null, `""`, `[]` or `{}`) and the
+    /// manifest does not is a change, to be cleared by the update. Other objects compare only
+    /// the keys the manifest writes.
+    fn complete_objects(&self) -> &'static [CompleteObject] {
+        &[]
+    }
+
+    /// Top-level fields whose absence from the manifest means "none": a live value is a
+    /// change, cleared by the update.
+    fn cleared_when_absent(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Whether the kind can be deleted at all (`ensure: absent`).
     fn deletable(&self) -> bool {
         true
@@ -75,13 +89,38 @@ pub trait KindRules: Sync {
     }
 }
 
+/// An object the manifest states whole (see [`KindRules::complete_objects`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompleteObject {
+    /// Dotted path of the object in the spec, e.g. `arg.kwarg`.
+    pub path: &'static str,
+    /// A boolean spec field that must be `true` for the rule to apply; `None`: always.
+    pub when: Option<&'static str>,
+    /// Keys a server may fill in with their default (as JSON text) when the manifest leaves
+    /// them out: a live key at its default is not a dropped one.
+    pub defaults: &'static [(&'static str, &'static str)],
+}
+
+impl CompleteObject {
+    const fn always(path: &'static str) -> Self {
+        Self {
+            path,
+            when: None,
+            defaults: &[],
+        }
+    }
+}
+
 /// The rules of `kind`.
 pub fn rules_for(kind: Kind) -> &'static dyn KindRules {
     match kind {
         Kind::Sddc => &SddcRules,
         Kind::VirtualMachine => &VirtualMachineRules,
         Kind::VcdApiToken => &VcdApiTokenRules,
-        Kind::Connection | Kind::SaltTarget | Kind::SaltJob | Kind::SaltSchedule => &PlainRules,
+        Kind::SaltTarget => &SaltTargetRules,
+        Kind::SaltJob => &SaltJobRules,
+        Kind::SaltSchedule => &SaltScheduleRules,
+        Kind::Connection => &PlainRules,
     }
 }
 
@@ -89,6 +128,53 @@ pub fn rules_for(kind: Kind) -> &'static dyn KindRules {
 struct PlainRules;
 
 impl KindRules for PlainRules {}
+
+/// A target group's `tgt` lists every master it targets: a master dropped from the manifest
+/// is removed (`save_target_group` replaces `tgt` whole).
+struct SaltTargetRules;
+
+impl KindRules for SaltTargetRules {
+    fn complete_objects(&self) -> &'static [CompleteObject] {
+        const COMPLETE: &[CompleteObject] = &[CompleteObject::always("tgt")];
+        COMPLETE
+    }
+}
+
+/// A job's `arg` is its whole argument list: positional arguments and keyword arguments
+/// dropped from the manifest are removed (`save_job` is sent the whole `arg`).
+struct SaltJobRules;
+
+impl KindRules for SaltJobRules {
+    fn complete_objects(&self) -> &'static [CompleteObject] {
+        const COMPLETE: &[CompleteObject] = &[
+            CompleteObject::always("arg"),
+            CompleteObject::always("arg.kwarg"),
+        ];
+        COMPLETE
+    }
+}
+
+/// A schedule's `schedule` block is its whole timing, and a schedule without `target` has
+/// none: keys dropped from the manifest (`cron` after a switch to an interval, `until`, the
+/// target) are removed through `schedule.update`'s `delete_fields`.
+struct SaltScheduleRules;
+
+impl KindRules for SaltScheduleRules {
+    fn complete_objects(&self) -> &'static [CompleteObject] {
+        // Defaults of `SchedulerScheduleSchema` (D2, saltstack/raas-mcp
+        // `raas_mcp/data/api_discovery.json`, `schedule.save`/`schedule.update`).
+        const COMPLETE: &[CompleteObject] = &[CompleteObject {
+            path: "schedule",
+            when: None,
+            defaults: &[("timezone", "\"UTC\""), ("run_on_start", "false")],
+        }];
+        COMPLETE
+    }
+
+    fn cleared_when_absent(&self) -> &'static [&'static str] {
+        &["target"]
+    }
+}
 
 struct SddcRules;
 

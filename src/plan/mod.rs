@@ -408,7 +408,20 @@ fn decide(
                 .map(|p| p.strip_prefix("spec.").unwrap_or(p)),
         )
         .collect();
-    let compared = diff::diff_compact(&resolved, &object.spec, &skip);
+    let mut compared = diff::diff_compact(&resolved, &object.spec, &skip);
+    let dropped = diff::dropped_fields(
+        &resolved,
+        &object.spec,
+        rules.complete_objects(),
+        rules.cleared_when_absent(),
+        &skip,
+        &compared.changes,
+    );
+    // A dropped key inside a field the manifest writes was counted as unchanged.
+    compared.unchanged = compared
+        .unchanged
+        .saturating_sub(dropped.iter().filter(|d| d.after.is_some()).count());
+    compared.changes.extend(dropped);
     change.unchanged = compared.unchanged;
     if compared.changes.is_empty() {
         return Ok(change);

@@ -70,6 +70,10 @@ pub struct SimOptions {
     pub vsphere_hardware_error_kind: String,
     /// vSphere error kind for reset/suspend on a VM that is not powered on.
     pub vsphere_power_error_kind: String,
+    /// How RaaS answers `GET /account/login`: `serve` (default) hands out the XSRF token,
+    /// `refuse` answers 401, as a server that takes only the login POST does (cloud logins
+    /// never need the GET: seed `000`).
+    pub raas_login_get: raas::LoginGet,
 }
 
 impl SimOptions {
@@ -123,6 +127,7 @@ impl Default for SimOptions {
             vsphere_api_list_cap: 4000,
             vsphere_hardware_error_kind: "invalid_argument".to_owned(),
             vsphere_power_error_kind: "not_allowed_in_current_state".to_owned(),
+            raas_login_get: raas::LoginGet::Serve,
         }
     }
 }
