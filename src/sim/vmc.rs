@@ -621,10 +621,7 @@ impl VmcRequest {
         let path = self.uri.path().to_owned();
         let state = sim.state.lock().await;
         let now = sim.clock.now();
-        let token = headers
-            .get("csp-auth-token")
-            .and_then(|v| v.to_str().ok())
-            .filter(|t| !t.is_empty());
+        let token = access_token(headers);
         let token_org = match token.map(|t| state.csp.validate_access_token(t, now)) {
             Some(Ok(issued)) => issued.org_id.clone(),
             Some(Err(TokenProblem::Expired)) => {
@@ -634,7 +631,7 @@ impl VmcRequest {
                 return Err(unauthenticated(
                     sim,
                     &path,
-                    "Authentication required: a valid csp-auth-token header is missing.",
+                    "Authentication required: a valid csp-auth-token (or Authorization: Bearer) header is missing.",
                 ));
             }
         };
@@ -661,6 +658,22 @@ impl VmcRequest {
         }
         Ok(call)
     }
+}
+
+/// The CSP access token of a request: `csp-auth-token` (the Go SDK, terraform-provider-vmc)
+/// or `Authorization: Bearer` (VMware's Python SDK, `vmware/vapi/vmc/csp_filter.py` through
+/// `vmware/vapi/security/oauth.py`); `../shared/api/README.md`, "Corrections".
+fn access_token(headers: &HeaderMap) -> Option<&str> {
+    let csp = headers
+        .get("csp-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    csp.or_else(|| {
+        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+        let (scheme, token) = value.split_once(' ')?;
+        Some(token.trim()).filter(|t| scheme.eq_ignore_ascii_case("bearer") && !t.is_empty())
+    })
 }
 
 fn unauthenticated(sim: &SimRef, path: &str, message: &str) -> Response {
@@ -1024,12 +1037,66 @@ struct CreateRequest {
     sddc_id: Option<String>,
     sddc_template_id: Option<String>,
     account_link_config: Option<AccountLinkConfig>,
+    account_link_sddc_config: Option<Vec<AccountLinkSddcConfig>>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 struct AccountLinkConfig {
     delay_account_link: Option<bool>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct AccountLinkSddcConfig {
+    connected_account_id: Option<String>,
+    customer_subnet_ids: Option<Vec<String>>,
+}
+
+/// The 400 message of an AWS create that neither links an account nor delays linking
+/// (vmware/terraform-provider-vmc PR #215).
+pub const INVALID_ACCOUNT_LINKING: &str = "Invalid account linking configuration: null";
+
+/// An AWS SDDC is created with its account linked (a connected account and one customer
+/// subnet, two for MultiAZ) or with `delay_account_link: true`; ZEROCLOUD needs neither
+/// (`../shared/api/README.md`, "Corrections after the audit").
+fn check_account_link(
+    request: &CreateRequest,
+    provider: &str,
+    deployment_type: &str,
+) -> Result<bool, String> {
+    let delay = request
+        .account_link_config
+        .as_ref()
+        .and_then(|c| c.delay_account_link)
+        .unwrap_or(false);
+    if provider != "AWS" || delay {
+        return Ok(delay);
+    }
+    let Some(config) = request
+        .account_link_sddc_config
+        .as_deref()
+        .and_then(<[_]>::first)
+    else {
+        return Err(INVALID_ACCOUNT_LINKING.to_owned());
+    };
+    if present(&config.connected_account_id).is_none() {
+        return Err(INVALID_ACCOUNT_LINKING.to_owned());
+    }
+    // The count per layout is terraform-provider-vmc's check; the wording is ours.
+    let needed = if deployment_type == "MultiAZ" { 2 } else { 1 };
+    let given = config
+        .customer_subnet_ids
+        .iter()
+        .flatten()
+        .filter(|s| !s.trim().is_empty())
+        .count();
+    if given < needed {
+        return Err(format!(
+            "Invalid account linking configuration: a {deployment_type} SDDC needs {needed} customer subnet(s), {given} given."
+        ));
+    }
+    Ok(false)
 }
 
 /// A create request that passed validation.
@@ -1140,6 +1207,8 @@ fn validate_create(
             c.to_owned()
         }
     };
+    let delay_account_link = check_account_link(request, &provider, &deployment_type)
+        .map_err(|m| (StatusCode::BAD_REQUEST, m))?;
     let id = match present(&request.sddc_id) {
         None => uuid::Uuid::new_v4().to_string(),
         Some(id) => match uuid::Uuid::parse_str(id) {
@@ -1167,11 +1236,7 @@ fn validate_create(
         sso_domain: present(&request.sso_domain)
             .unwrap_or("vmc.local")
             .to_owned(),
-        delay_account_link: request
-            .account_link_config
-            .as_ref()
-            .and_then(|c| c.delay_account_link)
-            .unwrap_or(false),
+        delay_account_link,
     })
 }
 
