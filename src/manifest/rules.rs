@@ -117,8 +117,11 @@ impl<'a> RuleContext<'a> {
     /// anything else with 400 "Invalid account linking configuration: null"
     /// (vmware/terraform-provider-vmc PR #215; `../shared/api/README.md`, "Corrections").
     fn check_account_link(&mut self, spec: &SddcSpec, multi_az: bool) {
-        let expected = if multi_az { 2 } else { 1 };
-        let layout = if multi_az { "MultiAZ" } else { "SingleAZ" };
+        let (expected, layout, subnets) = if multi_az {
+            (2, "MultiAZ", "two subnets, one per zone,")
+        } else {
+            (1, "SingleAZ", "one subnet")
+        };
         let link = spec.account_link.as_ref();
         if let Some(subnets) = link.and_then(|l| l.customer_subnet_ids.as_ref())
             && subnets.len() != expected
@@ -138,7 +141,7 @@ impl<'a> RuleContext<'a> {
             return;
         }
         let hint = format!(
-            "set `account_link.connected_account_id` and `account_link.customer_subnet_ids` ({expected} subnet(s) for {layout}), or `account_link: {{ delay: true }}` to link the AWS account later"
+            "set `account_link.connected_account_id` and `account_link.customer_subnet_ids` ({subnets} for {layout}), or `account_link: {{ delay: true }}` to link the AWS account later"
         );
         let missing: Vec<&str> = match link {
             None => {

@@ -309,6 +309,11 @@ impl VmcState {
                 host_instance_type: sddc.host_instance_type,
                 vpc_cidr: sddc.vpc_cidr,
                 sddc_id: sddc.id,
+                // A seeded SDDC exists already, its AWS account linked.
+                account_link_sddc_config: Some(vec![AccountLinkSddcConfig {
+                    connected_account_id: Some("seeded".to_owned()),
+                    customer_subnet_ids: Some(vec!["seeded-a".to_owned(), "seeded-b".to_owned()]),
+                }]),
                 ..CreateRequest::default()
             };
             let valid = validate_create(&request, &state)
@@ -1895,12 +1900,60 @@ mod tests {
     }
 
     #[test]
+    fn aws_creates_link_an_account_or_delay_linking() {
+        let state = VmcState::default();
+        let request =
+            |provider: &str, deployment: &str, link: Option<(&str, &[&str])>| CreateRequest {
+                name: Some("s".into()),
+                num_hosts: Some(2),
+                provider: Some(provider.into()),
+                region: Some("US_WEST_2".into()),
+                deployment_type: Some(deployment.into()),
+                account_link_sddc_config: link.map(|(account, subnets)| {
+                    vec![AccountLinkSddcConfig {
+                        connected_account_id: Some(account.into()),
+                        customer_subnet_ids: Some(subnets.iter().map(|s| s.to_string()).collect()),
+                    }]
+                }),
+                ..CreateRequest::default()
+            };
+        let refused = |r: &CreateRequest| validate_create(r, &state).err().map(|e| e.1);
+        assert_eq!(
+            refused(&request("AWS", "SingleAZ", None)).as_deref(),
+            Some(INVALID_ACCOUNT_LINKING)
+        );
+        assert_eq!(
+            refused(&request("AWS", "SingleAZ", Some(("", &["subnet-1"])))).as_deref(),
+            Some(INVALID_ACCOUNT_LINKING)
+        );
+        assert!(
+            refused(&request("AWS", "MultiAZ", Some(("acc", &["subnet-1"]))))
+                .is_some_and(|m| m.starts_with("Invalid account linking configuration"))
+        );
+        assert_eq!(
+            refused(&request("AWS", "SingleAZ", Some(("acc", &["subnet-1"])))),
+            None
+        );
+        assert_eq!(refused(&request("ZEROCLOUD", "SingleAZ", None)), None);
+        let delayed = CreateRequest {
+            account_link_config: Some(AccountLinkConfig {
+                delay_account_link: Some(true),
+            }),
+            ..request("AWS", "SingleAZ", None)
+        };
+        assert!(validate_create(&delayed, &state).is_ok_and(|v| v.delay_account_link));
+    }
+
+    #[test]
     fn host_counts_are_validated_at_create() {
         let state = VmcState::default_estate();
         let base = || CreateRequest {
             name: Some("s".into()),
             provider: Some("AWS".into()),
             region: Some("us-west-2".into()),
+            account_link_config: Some(AccountLinkConfig {
+                delay_account_link: Some(true),
+            }),
             ..CreateRequest::default()
         };
         let one = CreateRequest {
