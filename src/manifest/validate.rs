@@ -590,7 +590,7 @@ impl Loader<'_> {
                             ),
                         )
                         .with_hint(Some(
-                            "add `username` and `password` to the vcd connection (token sessions cannot manage tokens)"
+                            "add `username` and `password` to the vcd connection: a session opened from an API token may not list, create or revoke API tokens"
                                 .to_string(),
                         )),
                     );
