@@ -390,7 +390,7 @@ fn write_manifests(
     for i in 0..sddcs {
         let _ = write!(
             text,
-            "---\nkind: Sddc\nname: {}\nspec:\n  region: us-west-2\n  provider: AWS\n  num_hosts: 2\n",
+            "---\nkind: Sddc\nname: {}\nspec:\n  region: us-west-2\n  provider: AWS\n  num_hosts: 2\n  account_link:\n    connected_account_id: bench-aws-account\n    customer_subnet_ids: [subnet-bench]\n",
             sddc_name(i)
         );
     }

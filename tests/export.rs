@@ -101,6 +101,7 @@ spec:
   host_instance_type: i3.metal
   deployment_type: SingleAZ
   vpc_cidr: 10.2.0.0/16
+  account_link: { delay: true }
 ---
 kind: SaltTarget
 name: "web: servers"

@@ -594,7 +594,7 @@ proptest! {
         let size = if large { "large" } else { "medium" };
         let cidr = format!("10.{cidr_octet}.0.0/16");
         let yaml = format!(
-            "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  api_token: {{ env: X }}\n---\nkind: Sddc\nname: s\nspec:\n  region: {written_region}\n  provider: AWS\n  sddc_type: {sddc_type}\n  num_hosts: {hosts}\n  host_instance_type: {instance}\n  deployment_type: {deployment}\n  vpc_cidr: {cidr}\n  size: {size}\n"
+            "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  api_token: {{ env: X }}\n---\nkind: Sddc\nname: s\nspec:\n  region: {written_region}\n  provider: AWS\n  sddc_type: {sddc_type}\n  num_hosts: {hosts}\n  host_instance_type: {instance}\n  deployment_type: {deployment}\n  vpc_cidr: {cidr}\n  size: {size}\n  account_link: {{ delay: true }}\n"
         );
         let model = sextant::manifest::load_text("props.yaml", &yaml);
         // Combinations the loader refuses are out of scope here.

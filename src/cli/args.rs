@@ -124,6 +124,13 @@ pub struct SimServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// Also serve Cloud Director alone on this address, as a real one is a host of its own
+    /// (pyvcloud needs it: its `/api/session` is vSphere's on the shared address).
+    #[arg(long, value_name = "ADDR")]
+    pub listen_vcd: Option<SocketAddr>,
+    /// Also serve vSphere alone on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub listen_vsphere: Option<SocketAddr>,
     /// Keep state in this file across restarts (saved atomically after each change).
     #[arg(long)]
     pub state: Option<PathBuf>,

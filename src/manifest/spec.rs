@@ -217,15 +217,18 @@ pub enum SddcSize {
     Large,
 }
 
-/// Link to the customer's AWS account (create-only; the server never returns it).
+/// Link to the customer's AWS account (create-only; the server never returns it). An `AWS`
+/// SDDC needs `connected_account_id` and `customer_subnet_ids`, or `delay: true`: VMC
+/// refuses to create it otherwise ("Invalid account linking configuration").
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountLink {
-    /// Delay linking the AWS account (`delay_account_link`). Default `false`.
+    /// Create the SDDC now and link the AWS account later (`delay_account_link`). Default
+    /// `false`.
     pub delay: Option<bool>,
-    /// Id of the connected AWS account.
+    /// Id of the connected AWS account (VMC console: Connected Accounts).
     pub connected_account_id: Option<String>,
-    /// Subnets of the connected VPC: one for SingleAZ, two for MultiAZ.
+    /// Subnets of the connected VPC: one for SingleAZ, two (one per zone) for MultiAZ.
     pub customer_subnet_ids: Option<Vec<String>>,
 }
 
@@ -258,7 +261,8 @@ pub struct SddcSpec {
     pub sso_domain: Option<String>,
     /// Appliance size, `medium` (default) or `large`.
     pub size: Option<SddcSize>,
-    /// Link to the customer's AWS account.
+    /// Link to the customer's AWS account; required for `AWS` (the default provider):
+    /// `connected_account_id` and `customer_subnet_ids`, or `delay: true`.
     pub account_link: Option<AccountLink>,
 }
 

@@ -590,7 +590,7 @@ impl Loader<'_> {
                             ),
                         )
                         .with_hint(Some(
-                            "add `username` and `password` to the vcd connection (token sessions cannot manage tokens)"
+                            "add `username` and `password` to the vcd connection: a session opened from an API token may not list, create or revoke API tokens"
                                 .to_string(),
                         )),
                     );
@@ -884,7 +884,7 @@ pub(crate) mod tests {
     fn single_connection_of_the_type_is_implied() {
         let model = load(&[(
             "a.yaml",
-            &format!("{VMC}kind: Sddc\nname: lab\nspec:\n  region: us-west-2\n  num_hosts: 2\n"),
+            &format!("{VMC}kind: Sddc\nname: lab\nspec:\n  region: us-west-2\n  num_hosts: 2\n  account_link: {{delay: true}}\n"),
         )])
         .unwrap();
         let sddc = &model.resources[&address("Sddc/lab")];
@@ -1007,7 +1007,7 @@ pub(crate) mod tests {
     #[test]
     fn references_add_edges_and_stay_verbatim() {
         let docs = format!(
-            "{VMC}{RAAS}kind: Sddc\nname: prod\nspec:\n  region: us-west-2\n  num_hosts: 2\n---\n\
+            "{VMC}{RAAS}kind: Sddc\nname: prod\nspec:\n  region: us-west-2\n  num_hosts: 2\n  account_link: {{delay: true}}\n---\n\
              kind: SaltJob\nname: report\nspec:\n  fun: cmd.run\n  desc: 'vCenter at ${{Sddc/prod.vc_url}}'\n"
         );
         let model = load(&[("a.yaml", &docs)]).unwrap();
@@ -1101,7 +1101,7 @@ pub(crate) mod tests {
     fn lifecycle_timeouts_and_api_version() {
         let docs = format!(
             "{VMC}apiVersion: sextant/v1\nkind: Sddc\nname: lab\nlifecycle:\n  prevent_destroy: true\n  ignore_changes: [spec.size]\n\
-             timeouts: {{create: 90m}}\nspec:\n  region: US_WEST_2\n  num_hosts: 2\n  size: large\n"
+             timeouts: {{create: 90m}}\nspec:\n  region: US_WEST_2\n  num_hosts: 2\n  size: large\n  provider: ZEROCLOUD\n"
         );
         let model = load(&[("a.yaml", &docs)]).unwrap();
         let sddc = &model.resources[&address("Sddc/lab")];
@@ -1111,7 +1111,7 @@ pub(crate) mod tests {
         assert_eq!(sddc.timeouts.delete, Timeouts::default().delete);
         assert_eq!(
             sddc.spec.value(),
-            serde_json::json!({"region": "US_WEST_2", "num_hosts": 2, "size": "large"})
+            serde_json::json!({"region": "US_WEST_2", "num_hosts": 2, "size": "large", "provider": "ZEROCLOUD"})
         );
         let errors = load(&[(
             "a.yaml",

@@ -43,6 +43,43 @@ pub struct SimConfig {
     pub faults: admin::Faults,
     /// Choices for the behaviours the documents mark unverified.
     pub options: SimOptions,
+    /// Systems also served on an address of their own, as real deployments are separate
+    /// hosts (`sim serve --listen-vcd`, `--listen-vsphere`).
+    pub own_ports: Vec<(OwnPort, SocketAddr)>,
+}
+
+/// A system the simulator can serve on an address of its own besides the shared one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnPort {
+    /// Cloud Director; only there does it serve `/api/session` (pyvcloud's current session),
+    /// which on the shared address is vSphere's.
+    Vcd,
+    /// vSphere Automation.
+    Vsphere,
+}
+
+impl OwnPort {
+    /// The system's name in `sim serve`'s output (`vcd listening on URL`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OwnPort::Vcd => "vcd",
+            OwnPort::Vsphere => "vsphere",
+        }
+    }
+
+    fn api(self) -> admin::Api {
+        match self {
+            OwnPort::Vcd => admin::Api::Vcd,
+            OwnPort::Vsphere => admin::Api::Vsphere,
+        }
+    }
+
+    fn routes(self) -> Router<SimRef> {
+        match self {
+            OwnPort::Vcd => vcd::own_port_routes(),
+            OwnPort::Vsphere => vsphere::routes(),
+        }
+    }
 }
 
 /// How the simulator answers where `../shared/api/` marks a fact unverified; every default is
@@ -144,6 +181,7 @@ impl Default for SimConfig {
             credentials_file: None,
             faults: admin::Faults::default(),
             options: SimOptions::default(),
+            own_ports: Vec::new(),
         }
     }
 }
@@ -225,18 +263,27 @@ pub struct SimHandle {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base_url: String,
     pub addr: SocketAddr,
+    /// The URL of each system served on an address of its own, in [`SimConfig::own_ports`]
+    /// order.
+    pub own_urls: Vec<(OwnPort, String)>,
     pub sim: SimRef,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl SimHandle {
-    /// Stops serving and waits for the server task to end.
+    /// The URL `system` is served on: its own address when it has one, else the shared one.
+    pub fn url_of(&self, system: OwnPort) -> &str {
+        self.own_urls
+            .iter()
+            .find(|(s, _)| *s == system)
+            .map_or(&self.base_url, |(_, url)| url)
+    }
+
+    /// Stops serving and waits for the server tasks to end.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
+        let _ = self.shutdown.send(true);
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
     }
@@ -244,9 +291,7 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        let _ = self.shutdown.send(true);
     }
 }
 
@@ -292,7 +337,22 @@ pub fn router(sim: SimRef) -> Router {
         .with_state(sim)
 }
 
-/// Starts a simulator on `config.listen` in the current tokio runtime.
+/// The routes of one system alone, for its own address: no path is shared with another
+/// system there, and every request counts (and is faulted) as that system's.
+pub fn own_port_router(sim: SimRef, system: OwnPort) -> Router {
+    system
+        .routes()
+        .method_not_allowed_fallback(admin::method_not_allowed)
+        .fallback(admin::unknown_path)
+        .layer(axum::middleware::from_fn_with_state(
+            (sim.clone(), system.api()),
+            admin::own_port_fault_layer,
+        ))
+        .with_state(sim)
+}
+
+/// Starts a simulator on `config.listen` (and each of `config.own_ports`) in the current
+/// tokio runtime.
 pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     config
         .options
@@ -313,30 +373,51 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         let mut state = sim.state.lock().await;
         sim.persist(&mut state);
     }
-    let listener = tokio::net::TcpListener::bind(sim.config.listen)
-        .await
-        .map_err(|source| SimError::Listen {
-            addr: sim.config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| SimError::Listen {
-        addr: sim.config.listen,
-        source,
-    })?;
-    let app = router(sim.clone());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
+    // Every address is bound before any is served, so a failure leaves nothing running.
+    let (listener, addr) = bind(sim.config.listen).await?;
+    let mut own = Vec::new();
+    for &(system, wanted) in &sim.config.own_ports {
+        let (listener, addr) = bind(wanted).await?;
+        own.push((system, listener, addr));
+    }
+    let (shutdown, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = vec![serve(listener, router(sim.clone()), stopped.clone())];
+    let mut own_urls = Vec::new();
+    for (system, listener, own_addr) in own {
+        tasks.push(serve(
+            listener,
+            own_port_router(sim.clone(), system),
+            stopped.clone(),
+        ));
+        own_urls.push((system, format!("http://{own_addr}")));
+    }
     Ok(SimHandle {
         base_url: format!("http://{addr}"),
         addr,
+        own_urls,
         sim,
-        shutdown: Some(tx),
-        task: Some(task),
+        shutdown,
+        tasks,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), SimError> {
+    let listen = |source| SimError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
+    Ok((listener, bound))
+}
+
+fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await;
     })
 }
