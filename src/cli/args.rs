@@ -140,6 +140,19 @@ pub struct SimServeArgs {
     /// '{"vmc_concurrent_update_status": 409}' (see `GET /_sim/options` for every name).
     #[arg(long, value_name = "JSON")]
     pub options: Option<String>,
+    /// Which vSphere REST flavours to serve: `both`, `api` (as vSphere once `/rest` is
+    /// removed) or `rest` (as vSphere before 7.0 U2); the other answers 404. Overrides
+    /// `vsphere_flavors` in `--options`.
+    #[arg(long, value_enum, value_name = "FLAVOR")]
+    pub vsphere_flavor: Option<VsphereFlavorArg>,
+}
+
+/// `sim serve --vsphere-flavor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VsphereFlavorArg {
+    Both,
+    Api,
+    Rest,
 }
 
 /// Output format of `plan`.

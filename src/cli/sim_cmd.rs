@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use super::args::{SimCommand, SimServeArgs};
+use super::args::{SimCommand, SimServeArgs, VsphereFlavorArg};
 use super::{Failure, Reporter, exit};
 use crate::sim::{self, SimConfig};
 
@@ -37,6 +37,13 @@ async fn serve(args: SimServeArgs, reporter: &Reporter) -> Result<i32, Failure> 
             Failure::new(format!("`--options` is not valid: {err}"))
                 .with_hint("run the simulator and `GET /_sim/options` to see every option")
         })?;
+    }
+    if let Some(flavor) = args.vsphere_flavor {
+        config.options.vsphere_flavors = match flavor {
+            VsphereFlavorArg::Both => sim::vsphere::ServedFlavors::Both,
+            VsphereFlavorArg::Api => sim::vsphere::ServedFlavors::Api,
+            VsphereFlavorArg::Rest => sim::vsphere::ServedFlavors::Rest,
+        };
     }
     let handle = sim::start(config).await?;
     {

@@ -70,6 +70,11 @@ pub struct SimOptions {
     pub vsphere_hardware_error_kind: String,
     /// vSphere error kind for reset/suspend on a VM that is not powered on.
     pub vsphere_power_error_kind: String,
+    /// Which vSphere REST flavours are served: `both` (default), `api` (vSphere 8 and later
+    /// once `/rest` is removed) or `rest` (vSphere 6.5 to 7.0 U1, before `/api`).
+    pub vsphere_flavors: vsphere::ServedFlavors,
+    /// Simulated seconds a guest OS takes to shut down after `guest/power?action=shutdown`.
+    pub vsphere_guest_shutdown_secs: u64,
 }
 
 impl SimOptions {
@@ -123,6 +128,8 @@ impl Default for SimOptions {
             vsphere_api_list_cap: 4000,
             vsphere_hardware_error_kind: "invalid_argument".to_owned(),
             vsphere_power_error_kind: "not_allowed_in_current_state".to_owned(),
+            vsphere_flavors: vsphere::ServedFlavors::Both,
+            vsphere_guest_shutdown_secs: 60,
         }
     }
 }
@@ -280,6 +287,13 @@ pub fn router(sim: SimRef) -> Router {
         .merge(admin::routes())
         .method_not_allowed_fallback(admin::method_not_allowed)
         .fallback(admin::unknown_path)
+        // vSphere and Cloud Director share `/api/session` on this port: vSphere's front door
+        // takes the requests that are its own (by their headers) and the flavours it does not
+        // serve, and passes everything else on unchanged.
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            vsphere::front_door,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             admin::fault_layer,
