@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use super::diagnostics::Diagnostic;
 use super::node::{Node, Pos};
-use super::spec::{
-    ConnectionSpec, ConnectionType, EnvOr, RaasRegion, SecretRef, VsphereApiFlavor,
-};
+use super::spec::{ConnectionSpec, ConnectionType, EnvOr, RaasRegion, SecretRef, VsphereApiFlavor};
 use crate::model::{ApiFlavor, ConnectionConfig, SecretSource, SystemType};
 
 /// Regional Aria Automation Config (cloud) API endpoints.

@@ -413,7 +413,11 @@ impl VsphereProvider {
         })
     }
 
-    async fn open_session(&self, flavor: Flavor, basic: &SecretValue) -> ProviderResult<HttpResponse> {
+    async fn open_session(
+        &self,
+        flavor: Flavor,
+        basic: &SecretValue,
+    ) -> ProviderResult<HttpResponse> {
         let request = HttpRequest::post(flavor.session_path())
             .header(reqwest::header::ACCEPT, "application/json")
             .header(USE_HEADER_AUTHN, "true")
@@ -570,11 +574,12 @@ impl VsphereProvider {
         if !response.is_success() {
             return Err(api_error(&response));
         }
-        let info = parse_vm_info(flavor, &response.body).map_err(|err| ProviderError::Protocol {
-            method: response.method.to_string(),
-            path: response.path.clone(),
-            message: format!("{}: body is not a `VM.Info` ({err})", response.describe()),
-        })?;
+        let info =
+            parse_vm_info(flavor, &response.body).map_err(|err| ProviderError::Protocol {
+                method: response.method.to_string(),
+                path: response.path.clone(),
+                message: format!("{}: body is not a `VM.Info` ({err})", response.describe()),
+            })?;
         vm.cpu_count = vm.cpu_count.or(info.cpu.and_then(|c| c.count));
         vm.memory_size_mib = vm.memory_size_mib.or(info.memory.and_then(|m| m.size_mib));
         Ok(vm)
@@ -677,7 +682,8 @@ impl VsphereProvider {
             self.patch(vm, "cpu", json!({ "count": count })).await?;
         }
         if let Some(size) = memory {
-            self.patch(vm, "memory", json!({ "size_MiB": size })).await?;
+            self.patch(vm, "memory", json!({ "size_MiB": size }))
+                .await?;
         }
         Ok(())
     }

@@ -65,15 +65,19 @@ pub struct VmRecord {
     pub resource_pool: String,
     pub guest_os: String,
     /// VMware Tools runs in the guest: guest shutdown works only then.
-    #[serde(default = "tools_running_default")]
+    #[serde(default = "default_true")]
     pub tools_running: bool,
     /// A guest shutdown is under way and ends (the VM reads `POWERED_OFF`) at this simulated
     /// time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shutdown_until: Option<DateTime<Utc>>,
+    /// How the VM last went off: `true` after a guest shutdown, `false` after a hard stop
+    /// (`Power.Info.clean_power_off`, reported while the VM is off).
+    #[serde(default = "default_true")]
+    pub clean_power_off: bool,
 }
 
-fn tools_running_default() -> bool {
+fn default_true() -> bool {
     true
 }
 
@@ -84,6 +88,7 @@ impl VmRecord {
             Some(until) if until <= now => {
                 self.shutdown_until = None;
                 self.power_state = "POWERED_OFF".to_owned();
+                self.clean_power_off = true;
                 true
             }
             _ => false,
@@ -169,6 +174,7 @@ fn vm(id: &str, name: &str, power_state: &str, cpu_count: i64, memory_mib: i64) 
         guest_os: "UBUNTU_64".to_owned(),
         tools_running: true,
         shutdown_until: None,
+        clean_power_off: true,
     }
 }
 
@@ -414,11 +420,9 @@ pub async fn front_door(
         return next.run(request).await;
     };
     if !sim.options().vsphere_flavors.serves(flavor) {
-        return flavor.error(
-            "not_found",
-            "the requested resource could not be found",
-        )
-        .into_response_with(StatusCode::NOT_FOUND);
+        return flavor
+            .error("not_found", "the requested resource could not be found")
+            .into_response_with(StatusCode::NOT_FOUND);
     }
     if !shared {
         return next.run(request).await;
@@ -431,7 +435,10 @@ pub async fn front_door(
         _ => Flavor::Api
             .error(
                 "operation_not_found",
-                &format!("method `{}` is not allowed on /api/session", request.method()),
+                &format!(
+                    "method `{}` is not allowed on /api/session",
+                    request.method()
+                ),
             )
             .into_response_with(StatusCode::METHOD_NOT_ALLOWED),
     }
@@ -800,14 +807,15 @@ fn info_map(flavor: Flavor, entries: Vec<(String, Value)>) -> Value {
 /// `vm/hardware/adapter_client.py`). One SCSI disk, one VMXNET3 NIC, one SATA CD-ROM.
 fn vm_info(vm: &VmRecord, flavor: Flavor) -> Value {
     let uuid = |salt: &str| {
-        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{salt}/{}", vm.vm).as_bytes())
-            .to_string()
+        uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{salt}/{}", vm.vm).as_bytes(),
+        )
+        .to_string()
     };
-    let number: u64 = vm
-        .vm
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .fold(0u64, |n, d| n.wrapping_mul(10).wrapping_add(u64::from(d - b'0')));
+    let number: u64 = vm.vm.bytes().filter(u8::is_ascii_digit).fold(0u64, |n, d| {
+        n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))
+    });
     let disk = json!({
         "label": "Hard disk 1",
         "type": "SCSI",
@@ -900,7 +908,7 @@ fn guest_power_info(vm: &VmRecord, _flavor: Flavor) -> Value {
 fn power_info(vm: &VmRecord, _flavor: Flavor) -> Value {
     let mut info = json!({ "state": vm.power_state });
     if vm.power_state == "POWERED_OFF" {
-        info["clean_power_off"] = json!(true);
+        info["clean_power_off"] = json!(vm.clean_power_off);
     }
     info
 }
@@ -983,6 +991,9 @@ async fn power(sim: &SimRef, headers: &HeaderMap, path: &str, vm: &str, op: &str
         record.power_state = target.to_owned();
         // A hard stop, reset or suspend ends a guest shutdown under way.
         record.shutdown_until = None;
+        if target == "POWERED_OFF" {
+            record.clean_power_off = false;
+        }
         Ok((flavor.done(), true))
     })
     .await
@@ -1006,52 +1017,66 @@ async fn guest_power(
     if !matches!(action.as_str(), "shutdown" | "reboot" | "standby") {
         return flavor.error(
             "invalid_argument",
-            &format!("unknown guest power action `{action}` (expected shutdown, reboot or standby)"),
+            &format!(
+                "unknown guest power action `{action}` (expected shutdown, reboot or standby)"
+            ),
         );
     }
     let now = sim.clock.now();
     let secs = i64::try_from(sim.options().vsphere_guest_shutdown_secs).unwrap_or(i64::MAX / 4);
-    with_vm(&sim, &headers, uri.path(), &vm, move |record, flavor, sim| {
-        match record.power_state.as_str() {
-            "POWERED_OFF" => {
+    with_vm(
+        &sim,
+        &headers,
+        uri.path(),
+        &vm,
+        move |record, flavor, sim| {
+            match record.power_state.as_str() {
+                "POWERED_OFF" => {
+                    return Err(flavor.error(
+                        "already_in_desired_state",
+                        &format!("virtual machine `{}` is not powered on", record.vm),
+                    ));
+                }
+                "SUSPENDED" => {
+                    return Err(flavor.error(
+                        "not_allowed_in_current_state",
+                        &format!("virtual machine `{}` is suspended", record.vm),
+                    ));
+                }
+                _ => {}
+            }
+            if busy(sim, record) {
                 return Err(flavor.error(
-                    "already_in_desired_state",
-                    &format!("virtual machine `{}` is not powered on", record.vm),
+                    "resource_busy",
+                    &format!(
+                        "virtual machine `{}` is busy with another operation",
+                        record.vm
+                    ),
                 ));
             }
-            "SUSPENDED" => {
+            if !record.tools_running {
                 return Err(flavor.error(
-                    "not_allowed_in_current_state",
-                    &format!("virtual machine `{}` is suspended", record.vm),
+                    "service_unavailable",
+                    &format!(
+                        "VMware Tools is not running in virtual machine `{}`",
+                        record.vm
+                    ),
                 ));
             }
-            _ => {}
-        }
-        if busy(sim, record) {
-            return Err(flavor.error(
-                "resource_busy",
-                &format!("virtual machine `{}` is busy with another operation", record.vm),
-            ));
-        }
-        if !record.tools_running {
-            return Err(flavor.error(
-                "service_unavailable",
-                &format!("VMware Tools is not running in virtual machine `{}`", record.vm),
-            ));
-        }
-        match action.as_str() {
-            "shutdown" if record.shutdown_until.is_none() => {
-                record.shutdown_until = Some(now + chrono::Duration::seconds(secs));
+            match action.as_str() {
+                "shutdown" if record.shutdown_until.is_none() => {
+                    record.shutdown_until = Some(now + chrono::Duration::seconds(secs));
+                }
+                "standby" => {
+                    record.power_state = "SUSPENDED".to_owned();
+                    record.shutdown_until = None;
+                }
+                // A reboot leaves the VM on; a second shutdown keeps the first one's timing.
+                _ => return Ok((flavor.done(), false)),
             }
-            "standby" => {
-                record.power_state = "SUSPENDED".to_owned();
-                record.shutdown_until = None;
-            }
-            // A reboot leaves the VM on; a second shutdown keeps the first one's timing.
-            _ => return Ok((flavor.done(), false)),
-        }
-        Ok((flavor.done(), true))
-    })
+            Ok((flavor.done(), true))
+        },
+    )
     .await
 }
 
