@@ -173,7 +173,8 @@ pub fn classify(path: &str) -> Option<Api> {
         Api::Vmc
     } else if starts("/rpc") || starts("/raas") || starts("/account") {
         Api::Raas
-    } else if starts("/rest") || starts("/api/session") || starts("/api/vcenter") {
+    } else if starts("/rest") || starts("/api/session") || starts("/api/vcenter") || path == "/api"
+    {
         Api::Vsphere
     } else if starts("/oauth") || starts("/cloudapi") || starts("/api") {
         Api::Vcd

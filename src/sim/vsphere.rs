@@ -38,12 +38,16 @@ use tokio::sync::MutexGuard;
 
 use super::{SimRef, SimState};
 
+mod rpc;
+
 /// Session header and cookie name.
 pub const SESSION_HEADER: &str = "vmware-api-session-id";
 const POWER_STATES: &[&str] = &["POWERED_OFF", "POWERED_ON", "SUSPENDED"];
 const MAX_CPU_COUNT: i64 = 768;
 const MAX_MEMORY_MIB: i64 = 24 * 1024 * 1024;
 const MEMORY_HOT_ADD_INCREMENT_MIB: i64 = 128;
+/// Largest JSON-RPC request body read.
+const RPC_BODY_LIMIT: usize = 1024 * 1024;
 
 /// One virtual machine.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -412,6 +416,14 @@ pub async fn front_door(
     next: axum::middleware::Next,
 ) -> Response {
     let path = request.uri().path();
+    // `POST /api` (exactly) is the vAPI JSON-RPC endpoint of the SDK's default client;
+    // Cloud Director serves nothing there.
+    if path == "/api" && request.method() == axum::http::Method::POST {
+        return match axum::body::to_bytes(request.into_body(), RPC_BODY_LIMIT).await {
+            Ok(body) => rpc::serve(&sim, &body).await,
+            Err(_) => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+        };
+    }
     let shared = path == "/api/session";
     if shared && is_cloud_director_request(request.headers()) {
         return next.run(request).await;
@@ -544,19 +556,7 @@ async fn create_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Re
     let Some((user, _)) = accepted else {
         return flavor.error("unauthenticated", "Authentication required.");
     };
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let now = sim.clock.now();
-    let mut state = sim.state.lock().await;
-    state.vsphere.sessions.insert(
-        id.clone(),
-        SessionRecord {
-            user,
-            created_time: now,
-            last_accessed_time: now,
-        },
-    );
-    sim.persist(&mut state);
-    drop(state);
+    let id = open_session(sim, &user).await;
     let mut response = match flavor {
         Flavor::Rest => Json(json!({ "value": id })).into_response(),
         Flavor::Api => (StatusCode::CREATED, Json(json!(id))).into_response(),
@@ -577,6 +577,23 @@ async fn create_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Re
         }
     }
     response
+}
+
+/// Records a new session of `user`; returns its id.
+async fn open_session(sim: &SimRef, user: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let now = sim.clock.now();
+    let mut state = sim.state.lock().await;
+    state.vsphere.sessions.insert(
+        id.clone(),
+        SessionRecord {
+            user: user.to_owned(),
+            created_time: now,
+            last_accessed_time: now,
+        },
+    );
+    sim.persist(&mut state);
+    id
 }
 
 async fn read_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Response {
@@ -667,13 +684,31 @@ async fn list_vms(
             filters.entry(name).or_default().push(value.as_str());
         }
     }
+    let cap = match flavor {
+        Flavor::Rest => sim.options().vsphere_list_cap,
+        Flavor::Api => sim.options().vsphere_api_list_cap,
+    };
+    let found = match select_vms(&state.vsphere, &filters, cap) {
+        Ok(found) => found,
+        Err((kind, message)) => return flavor.error(&kind, &message),
+    };
+    flavor.value(Value::Array(found.into_iter().map(summary).collect()))
+}
+
+/// The VMs matching every filter (`VM.FilterSpec`: a VM matches a filter naming a set of
+/// values when its value is in the set), or 400 `unable_to_allocate_resource` past `cap`.
+fn select_vms<'a>(
+    state: &'a VsphereState,
+    filters: &BTreeMap<&str, Vec<&str>>,
+    cap: usize,
+) -> Result<Vec<&'a VmRecord>, Refusal> {
     if let Some(states) = filters.get("power_states")
         && let Some(bad) = states.iter().find(|s| !POWER_STATES.contains(s))
     {
-        return flavor.error(
+        return Err(refusal(
             "invalid_argument",
-            &format!("invalid power state `{bad}` in the filter"),
-        );
+            format!("invalid power state `{bad}` in the filter"),
+        ));
     }
     let matches = |set: &str, value: &str| {
         filters
@@ -681,7 +716,6 @@ async fn list_vms(
             .is_none_or(|wanted| wanted.contains(&value))
     };
     let found: Vec<&VmRecord> = state
-        .vsphere
         .vms
         .values()
         .filter(|vm| {
@@ -695,20 +729,16 @@ async fn list_vms(
                 && matches("resource_pools", &vm.resource_pool)
         })
         .collect();
-    let cap = match flavor {
-        Flavor::Rest => sim.options().vsphere_list_cap,
-        Flavor::Api => sim.options().vsphere_api_list_cap,
-    };
     if found.len() > cap {
-        return flavor.error(
+        return Err(refusal(
             "unable_to_allocate_resource",
-            &format!(
+            format!(
                 "the filter matches {} virtual machines, more than the limit of {cap}",
                 found.len()
             ),
-        );
+        ));
     }
-    flavor.value(Value::Array(found.into_iter().map(summary).collect()))
+    Ok(found)
 }
 
 fn vm_not_found(flavor: Flavor, vm: &str) -> Response {
@@ -943,57 +973,76 @@ fn busy(sim: &SimRef, record: &VmRecord) -> bool {
     faults.busy_vms.contains(&record.name) || faults.busy_vms.contains(&record.vm)
 }
 
+/// A refused operation: the vAPI error kind and its message.
+type Refusal = (String, String);
+
+fn refusal(kind: &str, message: String) -> Refusal {
+    (kind.to_owned(), message)
+}
+
+/// The power state a power operation leads to; `None` for an unknown operation.
+fn power_target(op: &str) -> Option<&'static str> {
+    match op {
+        "start" | "reset" => Some("POWERED_ON"),
+        "stop" => Some("POWERED_OFF"),
+        "suspend" => Some("SUSPENDED"),
+        _ => None,
+    }
+}
+
+/// `Power.start|stop|suspend|reset` on a VM (`vsphere.md` §4), for every transport.
+fn change_power(sim: &SimRef, record: &mut VmRecord, op: &str) -> Result<(), Refusal> {
+    let Some(target) = power_target(op) else {
+        return Err(refusal(
+            "invalid_argument",
+            format!("unknown operation `{op}`"),
+        ));
+    };
+    if busy(sim, record) {
+        return Err(refusal(
+            "resource_busy",
+            format!(
+                "virtual machine `{}` is busy with another operation",
+                record.vm
+            ),
+        ));
+    }
+    let current = record.power_state.as_str();
+    let needs_on = matches!(op, "suspend" | "reset");
+    if op != "reset" && current == target {
+        return Err(refusal(
+            "already_in_desired_state",
+            format!("virtual machine `{}` is already {current}", record.vm),
+        ));
+    }
+    if needs_on && current != "POWERED_ON" {
+        return Err(refusal(
+            &sim.options().vsphere_power_error_kind,
+            format!(
+                "virtual machine `{}` is {current}; {op} needs it powered on",
+                record.vm
+            ),
+        ));
+    }
+    record.power_state = target.to_owned();
+    // A hard stop, reset or suspend ends a guest shutdown under way.
+    record.shutdown_until = None;
+    if target == "POWERED_OFF" {
+        record.clean_power_off = false;
+    }
+    Ok(())
+}
+
 async fn power(sim: &SimRef, headers: &HeaderMap, path: &str, vm: &str, op: &str) -> Response {
     let op = op.to_owned();
     with_vm(sim, headers, path, vm, move |record, flavor, sim| {
-        let target = match op.as_str() {
-            "start" => "POWERED_ON",
-            "stop" => "POWERED_OFF",
-            "suspend" => "SUSPENDED",
-            "reset" => "POWERED_ON",
-            other => {
-                return Err(match flavor {
-                    Flavor::Rest => {
-                        flavor.error("not_found", &format!("unknown operation `{other}`"))
-                    }
-                    Flavor::Api => {
-                        flavor.error("invalid_argument", &format!("unknown action `{other}`"))
-                    }
-                });
-            }
-        };
-        if busy(sim, record) {
-            return Err(flavor.error(
-                "resource_busy",
-                &format!(
-                    "virtual machine `{}` is busy with another operation",
-                    record.vm
-                ),
-            ));
+        if power_target(&op).is_none() {
+            return Err(match flavor {
+                Flavor::Rest => flavor.error("not_found", &format!("unknown operation `{op}`")),
+                Flavor::Api => flavor.error("invalid_argument", &format!("unknown action `{op}`")),
+            });
         }
-        let current = record.power_state.as_str();
-        let needs_on = matches!(op.as_str(), "suspend" | "reset");
-        if op != "reset" && current == target {
-            return Err(flavor.error(
-                "already_in_desired_state",
-                &format!("virtual machine `{}` is already {current}", record.vm),
-            ));
-        }
-        if needs_on && current != "POWERED_ON" {
-            return Err(flavor.error(
-                &sim.options().vsphere_power_error_kind,
-                &format!(
-                    "virtual machine `{}` is {current}; {op} needs it powered on",
-                    record.vm
-                ),
-            ));
-        }
-        record.power_state = target.to_owned();
-        // A hard stop, reset or suspend ends a guest shutdown under way.
-        record.shutdown_until = None;
-        if target == "POWERED_OFF" {
-            record.clean_power_off = false;
-        }
+        change_power(sim, record, &op).map_err(|(kind, message)| flavor.error(&kind, &message))?;
         Ok((flavor.done(), true))
     })
     .await
@@ -1012,72 +1061,78 @@ async fn guest_power(
     Query(query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let flavor = Flavor::of(uri.path());
     let action = query.get("action").cloned().unwrap_or_default();
-    if !matches!(action.as_str(), "shutdown" | "reboot" | "standby") {
-        return flavor.error(
-            "invalid_argument",
-            &format!(
-                "unknown guest power action `{action}` (expected shutdown, reboot or standby)"
-            ),
-        );
-    }
-    let now = sim.clock.now();
-    let secs = i64::try_from(sim.options().vsphere_guest_shutdown_secs).unwrap_or(i64::MAX / 4);
     with_vm(
         &sim,
         &headers,
         uri.path(),
         &vm,
         move |record, flavor, sim| {
-            match record.power_state.as_str() {
-                "POWERED_OFF" => {
-                    return Err(flavor.error(
-                        "already_in_desired_state",
-                        &format!("virtual machine `{}` is not powered on", record.vm),
-                    ));
-                }
-                "SUSPENDED" => {
-                    return Err(flavor.error(
-                        "not_allowed_in_current_state",
-                        &format!("virtual machine `{}` is suspended", record.vm),
-                    ));
-                }
-                _ => {}
-            }
-            if busy(sim, record) {
-                return Err(flavor.error(
-                    "resource_busy",
-                    &format!(
-                        "virtual machine `{}` is busy with another operation",
-                        record.vm
-                    ),
-                ));
-            }
-            if !record.tools_running {
-                return Err(flavor.error(
-                    "service_unavailable",
-                    &format!(
-                        "VMware Tools is not running in virtual machine `{}`",
-                        record.vm
-                    ),
-                ));
-            }
-            match action.as_str() {
-                "shutdown" if record.shutdown_until.is_none() => {
-                    record.shutdown_until = Some(now + chrono::Duration::seconds(secs));
-                }
-                "standby" => {
-                    record.power_state = "SUSPENDED".to_owned();
-                    record.shutdown_until = None;
-                }
-                // A reboot leaves the VM on; a second shutdown keeps the first one's timing.
-                _ => return Ok((flavor.done(), false)),
-            }
-            Ok((flavor.done(), true))
+            let changed = change_guest_power(sim, record, &action)
+                .map_err(|(kind, message)| flavor.error(&kind, &message))?;
+            Ok((flavor.done(), changed))
         },
     )
     .await
+}
+
+/// `guest.Power.shutdown|reboot|standby`, for every transport; returns whether the VM
+/// changed.
+fn change_guest_power(sim: &SimRef, record: &mut VmRecord, action: &str) -> Result<bool, Refusal> {
+    if !matches!(action, "shutdown" | "reboot" | "standby") {
+        return Err(refusal(
+            "invalid_argument",
+            format!("unknown guest power action `{action}` (expected shutdown, reboot or standby)"),
+        ));
+    }
+    match record.power_state.as_str() {
+        "POWERED_OFF" => {
+            return Err(refusal(
+                "already_in_desired_state",
+                format!("virtual machine `{}` is not powered on", record.vm),
+            ));
+        }
+        "SUSPENDED" => {
+            return Err(refusal(
+                "not_allowed_in_current_state",
+                format!("virtual machine `{}` is suspended", record.vm),
+            ));
+        }
+        _ => {}
+    }
+    if busy(sim, record) {
+        return Err(refusal(
+            "resource_busy",
+            format!(
+                "virtual machine `{}` is busy with another operation",
+                record.vm
+            ),
+        ));
+    }
+    if !record.tools_running {
+        return Err(refusal(
+            "service_unavailable",
+            format!(
+                "VMware Tools is not running in virtual machine `{}`",
+                record.vm
+            ),
+        ));
+    }
+    match action {
+        "shutdown" if record.shutdown_until.is_none() => {
+            let secs =
+                i64::try_from(sim.options().vsphere_guest_shutdown_secs).unwrap_or(i64::MAX / 4);
+            record.shutdown_until = Some(sim.clock.now() + chrono::Duration::seconds(secs));
+            Ok(true)
+        }
+        "standby" => {
+            record.power_state = "SUSPENDED".to_owned();
+            record.shutdown_until = None;
+            Ok(true)
+        }
+        // A reboot leaves the VM on; a second shutdown keeps the first one's timing.
+        _ => Ok(false),
+    }
 }
 
 /// `Cpu.UpdateSpec` (`vm/hardware_client.py`). Unknown fields are refused, as the vAPI
@@ -1145,16 +1200,28 @@ async fn patch_hardware<T: HardwareUpdate>(
         uri.path(),
         &vm,
         move |record, flavor, sim| {
-            spec.check(record, &sim.options().vsphere_hardware_error_kind)
+            let changed = change_hardware(sim, record, &spec)
                 .map_err(|(kind, message)| flavor.error(&kind, &message))?;
-            if busy(sim, record) {
-                return Err(flavor.error("resource_busy", "the virtual machine is busy"));
-            }
-            let changed = spec.commit(record);
             Ok((flavor.done(), changed))
         },
     )
     .await
+}
+
+/// A checked CPU or memory update, for every transport; returns whether the VM changed.
+fn change_hardware<T: HardwareUpdate>(
+    sim: &SimRef,
+    record: &mut VmRecord,
+    spec: &T,
+) -> Result<bool, Refusal> {
+    spec.check(record, &sim.options().vsphere_hardware_error_kind)?;
+    if busy(sim, record) {
+        return Err(refusal(
+            "resource_busy",
+            "the virtual machine is busy".to_owned(),
+        ));
+    }
+    Ok(spec.commit(record))
 }
 
 impl HardwareUpdate for CpuUpdate {
