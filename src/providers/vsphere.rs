@@ -112,15 +112,15 @@ impl Flavor {
     fn power_request(self, vm: &str, operation: &str) -> HttpRequest {
         match self {
             Flavor::Api => {
-                HttpRequest::post(&format!("{}/power", self.vm_path(vm))).query("action", operation)
+                HttpRequest::post(format!("{}/power", self.vm_path(vm))).query("action", operation)
             }
-            Flavor::Rest => HttpRequest::post(&format!("{}/power/{operation}", self.vm_path(vm))),
+            Flavor::Rest => HttpRequest::post(format!("{}/power/{operation}", self.vm_path(vm))),
         }
     }
 
     /// `POST …/guest/power?action=shutdown`, the same in both flavours.
     fn guest_shutdown_request(self, vm: &str) -> HttpRequest {
-        HttpRequest::post(&format!("{}/guest/power", self.vm_path(vm))).query("action", "shutdown")
+        HttpRequest::post(format!("{}/guest/power", self.vm_path(vm))).query("action", "shutdown")
     }
 
     /// A hardware update body: the spec itself on `/api`, `{"spec": …}` on `/rest`.
@@ -523,7 +523,7 @@ impl VsphereProvider {
     ) -> ProviderResult<(Flavor, Option<Vec<VmSummary>>)> {
         let (flavor, response) = self
             .call(|flavor| {
-                let request = HttpRequest::get(&flavor.vm_list_path());
+                let request = HttpRequest::get(flavor.vm_list_path());
                 match power_state {
                     Some(state) => request.query(&flavor.filter("power_states"), state),
                     None => request,
@@ -545,7 +545,7 @@ impl VsphereProvider {
         let (flavor, response) = self
             .call(|flavor| {
                 let key = flavor.filter("names");
-                let mut request = HttpRequest::get(&flavor.vm_list_path());
+                let mut request = HttpRequest::get(flavor.vm_list_path());
                 for name in names {
                     request = request.query(&key, *name);
                 }
@@ -569,7 +569,7 @@ impl VsphereProvider {
         }
         let id = vm.vm.clone().unwrap_or_default();
         let (flavor, response) = self
-            .call(|flavor| HttpRequest::get(&flavor.vm_path(&id)))
+            .call(|flavor| HttpRequest::get(flavor.vm_path(&id)))
             .await?;
         if !response.is_success() {
             return Err(api_error(&response));
@@ -592,7 +592,7 @@ impl VsphereProvider {
             state: String,
         }
         let (flavor, response) = self
-            .call(|flavor| HttpRequest::get(&format!("{}/power", flavor.vm_path(vm))))
+            .call(|flavor| HttpRequest::get(format!("{}/power", flavor.vm_path(vm))))
             .await?;
         if !response.is_success() {
             return Err(api_error(&response));
@@ -660,7 +660,7 @@ impl VsphereProvider {
     async fn patch(&self, vm: &str, part: &str, spec: Value) -> ProviderResult<()> {
         let (_, response) = self
             .call(|flavor| {
-                HttpRequest::patch(&format!("{}/hardware/{part}", flavor.vm_path(vm)))
+                HttpRequest::patch(format!("{}/hardware/{part}", flavor.vm_path(vm)))
                     .json(flavor.update_body(spec.clone()))
                     .idempotent(true)
             })
@@ -928,6 +928,79 @@ mod tests {
         );
         assert_eq!(live.attributes["vm"], "vm-42");
         assert_eq!(live.id, "vm-42");
+    }
+
+    /// `VM.Info` with every field `com/vmware/vcenter_client.py` declares, maps as `/api`
+    /// objects; `rest` turns them into `/rest` key/value lists.
+    fn full_vm_info(rest: bool) -> Value {
+        let map = |key: &str, value: Value| {
+            if rest {
+                json!([{ "key": key, "value": value }])
+            } else {
+                json!({ key: value })
+            }
+        };
+        let empty = if rest { json!([]) } else { json!({}) };
+        json!({
+            "name": "web-01",
+            "guest_OS": "RHEL_9_64",
+            "identity": {"name": "web-01", "bios_uuid": "4210-a", "instance_uuid": "5010-b"},
+            "power_state": "POWERED_ON",
+            "instant_clone_frozen": false,
+            "hardware": {"version": "VMX_19", "upgrade_policy": "NEVER", "upgrade_status": "NONE"},
+            "boot": {"type": "EFI", "efi_legacy_boot": false, "network_protocol": "IPV4",
+                     "delay": 0, "retry": true, "retry_delay": 10000, "enter_setup_mode": false},
+            "boot_devices": [{"type": "DISK", "disks": ["2000"]}],
+            "cpu": {"count": 4, "cores_per_socket": 2, "hot_add_enabled": false, "hot_remove_enabled": false},
+            "memory": {"size_MiB": 8192, "hot_add_enabled": true,
+                       "hot_add_increment_size_MiB": 128, "hot_add_limit_MiB": 32768},
+            "disks": map("2000", json!({"label": "Hard disk 1", "type": "SCSI",
+                "scsi": {"bus": 0, "unit": 0},
+                "backing": {"type": "VMDK_FILE", "vmdk_file": "[ds] web-01/web-01.vmdk"},
+                "capacity": 17179869184u64})),
+            "nics": map("4000", json!({"label": "Network adapter 1", "type": "VMXNET3",
+                "mac_type": "ASSIGNED", "mac_address": "00:50:56:00:00:01", "pci_slot_number": 192,
+                "wake_on_lan_enabled": false,
+                "backing": {"type": "STANDARD_PORTGROUP", "network": "network-11"},
+                "state": "CONNECTED", "start_connected": true, "allow_guest_control": true})),
+            "cdroms": map("16000", json!({"type": "SATA", "label": "CD/DVD drive 1",
+                "sata": {"bus": 0, "unit": 0},
+                "backing": {"type": "CLIENT_DEVICE", "device_access_type": "EMULATION"},
+                "state": "NOT_CONNECTED", "start_connected": false, "allow_guest_control": true})),
+            "floppies": empty.clone(),
+            "parallel_ports": empty.clone(),
+            "serial_ports": empty.clone(),
+            "sata_adapters": map("15000", json!({"label": "SATA controller 0", "type": "AHCI",
+                "bus": 0, "pci_slot_number": 33})),
+            "scsi_adapters": map("1000", json!({"label": "SCSI controller 0", "type": "PVSCSI",
+                "scsi": {"bus": 0, "unit": 7}, "pci_slot_number": 160, "sharing": "NONE"})),
+            "nvme_adapters": empty,
+        })
+    }
+
+    #[test]
+    fn vm_info_is_read_from_the_whole_shape_in_both_flavours() {
+        let expected = VmInfo {
+            name: Some("web-01".into()),
+            power_state: Some("POWERED_ON".into()),
+            cpu: Some(CpuInfo { count: Some(4) }),
+            memory: Some(MemoryInfo {
+                size_mib: Some(8192),
+            }),
+        };
+        let api = serde_json::to_vec(&full_vm_info(false)).unwrap();
+        assert_eq!(parse_vm_info(Flavor::Api, &api), Ok(expected));
+        let rest = serde_json::to_vec(&json!({ "value": full_vm_info(true) })).unwrap();
+        let parsed = parse_vm_info(Flavor::Rest, &rest).unwrap();
+        assert_eq!(parsed.cpu, Some(CpuInfo { count: Some(4) }));
+        assert_eq!(
+            parsed.memory,
+            Some(MemoryInfo {
+                size_mib: Some(8192)
+            })
+        );
+        // A `/rest` body read as `/api` has no fields at the top: nothing is made up.
+        assert_eq!(parse_vm_info(Flavor::Api, &rest), Ok(VmInfo::default()));
     }
 
     #[test]

@@ -1369,6 +1369,37 @@ mod tests {
     }
 
     #[test]
+    fn cloud_director_requests_are_told_apart_by_their_headers() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(is_cloud_director_request(&headers(&[(
+            "accept",
+            "application/*+xml;version=36.1"
+        )])));
+        assert!(is_cloud_director_request(&headers(&[(
+            "x-vcloud-authorization",
+            "abc"
+        )])));
+        assert!(is_cloud_director_request(&headers(&[(
+            "authorization",
+            "Bearer abc"
+        )])));
+        assert!(!is_cloud_director_request(&headers(&[
+            ("accept", "application/json"),
+            ("authorization", "Basic YTpi"),
+        ])));
+        assert!(!is_cloud_director_request(&headers(&[(
+            "vmware-api-session-id",
+            "abc"
+        )])));
+    }
+
+    #[test]
     fn cpu_rules_follow_the_spec() {
         let on = vm("vm-1", "a", "POWERED_ON", 2, 4096);
         let raise = CpuUpdate {

@@ -18,8 +18,7 @@ async fn script(args: Vec<String>) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_vsphere_sdk_manages_sessions_vms_power_and_hardware_and_gets_the_documented_errors()
-{
+async fn the_vsphere_sdk_manages_sessions_vms_power_and_hardware_and_gets_the_documented_errors() {
     let sim = SimServer::start(&[]).await;
     script(vec![server(&sim)]).await;
 }
