@@ -330,7 +330,7 @@ async fn vms_past_the_listing_cap_are_listed_by_power_state_with_a_warning() {
         async move {
             let response = client
                 .put(url)
-                .json(&serde_json::json!({ "vsphere_list_cap": cap }))
+                .json(&serde_json::json!({ "vsphere_api_list_cap": cap }))
                 .send()
                 .await
                 .unwrap();
@@ -350,8 +350,7 @@ async fn vms_past_the_listing_cap_are_listed_by_power_state_with_a_warning() {
         );
     }
     assert!(
-        run.stderr
-            .contains("more VMs than one `/rest` listing returns"),
+        run.stderr.contains("more VMs than one listing returns"),
         "{}",
         run.stderr
     );

@@ -310,10 +310,10 @@ fn calls() -> Vec<Call> {
             kind: Kind::VirtualMachine,
             create: None,
             method: Method::GET,
-            path_suffix: "/rest/vcenter/vm",
+            path_suffix: "/api/vcenter/vm",
             body_contains: None,
             missing_fields: r#"{"count":1}"#,
-            wrong_types: r#"{"value":[{"vm":"vm-1","name":"web-01","cpu_count":"two"}]}"#,
+            wrong_types: r#"[{"vm":"vm-1","name":"web-01","cpu_count":"two"}]"#,
         },
     ]
 }
@@ -907,7 +907,7 @@ async fn self_signed_certificates_are_refused_unless_trusted() {
         .unwrap_err();
     let text = err.to_string();
     assert!(text.to_lowercase().contains("certificate"), "{text}");
-    assert!(text.contains("POST /rest/com/vmware/cis/session"), "{text}");
+    assert!(text.contains("POST /api/session"), "{text}");
     assert_eq!(
         connections.load(Ordering::SeqCst) - before,
         1,

@@ -528,7 +528,7 @@ async fn a_cpu_change_on_a_running_vm_needs_allow_power_cycle() {
     let plan = estate.run(&["plan", "manifests"]).await;
     assert!(
         plan.stdout
-            .contains("# steps: stop → change CPU/memory → start"),
+            .contains("# steps: guest shutdown → change CPU/memory → start"),
         "{}",
         plan.stdout
     );

@@ -865,10 +865,7 @@ async fn run_step(
                 live,
                 spec: desired,
                 changed,
-                allow_power_cycle: desired
-                    .get("allow_power_cycle")
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(false),
+                allow_power_cycle: crate::model::rules::PowerCycle::of_spec(desired).is_some(),
             };
             provider.update(&request).await
         }

@@ -163,6 +163,11 @@ pub struct SimServeArgs {
     /// answers 401 (only the login POST works). Overrides `raas_login_get` in `--options`.
     #[arg(long, value_enum, value_name = "MODE")]
     pub raas_login_get: Option<RaasLoginGet>,
+    /// Which vSphere REST flavours to serve: `both`, `api` (as vSphere once `/rest` is
+    /// removed) or `rest` (as vSphere before 7.0 U2); the other answers 404. Overrides
+    /// `vsphere_flavors` in `--options`.
+    #[arg(long, value_enum, value_name = "FLAVOR")]
+    pub vsphere_flavor: Option<VsphereFlavorArg>,
 }
 
 /// `sim serve --raas-login-get`.
@@ -172,6 +177,14 @@ pub enum RaasLoginGet {
     Serve,
     /// Answer 401.
     Refuse,
+}
+
+/// `sim serve --vsphere-flavor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VsphereFlavorArg {
+    Both,
+    Api,
+    Rest,
 }
 
 /// Output format of `plan`.

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use super::args::{RaasLoginGet, SimCommand, SimServeArgs};
+use super::args::{RaasLoginGet, SimCommand, SimServeArgs, VsphereFlavorArg};
 use super::{Failure, Reporter, exit};
 use crate::sim::{self, OwnPort, SimConfig};
 
@@ -50,6 +50,13 @@ async fn serve(args: SimServeArgs, reporter: &Reporter) -> Result<i32, Failure> 
         config.options.raas_login_get = match mode {
             RaasLoginGet::Serve => sim::raas::LoginGet::Serve,
             RaasLoginGet::Refuse => sim::raas::LoginGet::Refuse,
+        };
+    }
+    if let Some(flavor) = args.vsphere_flavor {
+        config.options.vsphere_flavors = match flavor {
+            VsphereFlavorArg::Both => sim::vsphere::ServedFlavors::Both,
+            VsphereFlavorArg::Api => sim::vsphere::ServedFlavors::Api,
+            VsphereFlavorArg::Rest => sim::vsphere::ServedFlavors::Rest,
         };
     }
     let handle = sim::start(config).await?;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::diagnostics::Diagnostic;
 use super::node::{Node, Pos};
-use super::spec::{ConnectionSpec, ConnectionType, EnvOr, RaasRegion, SecretRef};
-use crate::model::{ConnectionConfig, SecretSource, SystemType};
+use super::spec::{ConnectionSpec, ConnectionType, EnvOr, RaasRegion, SecretRef, VsphereApiFlavor};
+use crate::model::{ApiFlavor, ConnectionConfig, SecretSource, SystemType};
 
 /// Regional Aria Automation Config (cloud) API endpoints.
 pub fn raas_region_url(region: RaasRegion) -> &'static str {
@@ -41,6 +41,7 @@ fn applies_to(field: &str) -> &'static [SystemType] {
         "api_token" => &[Vmc, Raas, Vcd],
         "username" | "password" => &[Raas, Vcd, Vsphere],
         "org" | "api_version" => &[Vcd],
+        "api_flavor" => &[Vsphere],
         _ => &[Vmc, Raas, Vcd, Vsphere],
     }
 }
@@ -89,6 +90,13 @@ impl FromSetting for u32 {
 
 impl FromSetting for RaasRegion {
     const EXPECTED: &'static str = "one of `us`, `de`, `in`, `ca`, `au`, `uk`";
+    fn parse_setting(text: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(text.trim().to_lowercase())).ok()
+    }
+}
+
+impl FromSetting for VsphereApiFlavor {
+    const EXPECTED: &'static str = "one of `auto`, `api`, `rest`";
     fn parse_setting(text: &str) -> Option<Self> {
         serde_json::from_value(serde_json::Value::String(text.trim().to_lowercase())).ok()
     }
@@ -302,6 +310,15 @@ impl ConnectionReader<'_> {
             && let Some(margin) = self.duration(&["refresh_before_expiry"], margin)
         {
             config.refresh_before_expiry = margin;
+        }
+        if let Some(flavor) = &spec.api_flavor
+            && let Some(flavor) = self.setting(&["api_flavor"], flavor)
+        {
+            config.api_flavor = match flavor {
+                VsphereApiFlavor::Auto => ApiFlavor::Auto,
+                VsphereApiFlavor::Api => ApiFlavor::Api,
+                VsphereApiFlavor::Rest => ApiFlavor::Rest,
+            };
         }
 
         self.check_auth(spec, system);

@@ -147,6 +147,22 @@ pub struct ConnectionSpec {
     /// Refresh an access token this long before it expires (humantime). Default `120s`; the
     /// effective margin is the smaller of this and half the token's lifetime.
     pub refresh_before_expiry: Option<EnvOr<String>>,
+    /// vSphere REST flavour: `auto` (default: `/api`, falling back to `/rest` when
+    /// `/api/session` answers 404), `api` (vSphere 7.0 U2 and later) or `rest` (the flavour
+    /// of vSphere 6.5 to 7.0 U1, deprecated since 7.0 U2). vsphere only.
+    pub api_flavor: Option<EnvOr<VsphereApiFlavor>>,
+}
+
+/// Which vSphere REST flavour a connection speaks.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VsphereApiFlavor {
+    /// `/api`, or `/rest` when the server has no `/api/session`.
+    Auto,
+    /// `/api` only.
+    Api,
+    /// `/rest` only.
+    Rest,
 }
 
 /// SDDC hardware provider.
@@ -469,9 +485,35 @@ pub struct VirtualMachineSpec {
     #[serde(rename = "memory_size_MiB")]
     #[schemars(range(min = 1))]
     pub memory_size_mib: Option<u64>,
-    /// Allow a stop → change → start cycle when CPU or memory changes on a running VM.
-    /// Default `false` (the plan stops with an error instead).
-    pub allow_power_cycle: Option<bool>,
+    /// Allow a stop → change → start cycle when CPU or memory changes on a running or
+    /// suspended VM, and say how the VM stops: `true` (or `graceful`) shuts the guest OS down
+    /// through VMware Tools and waits up to `timeouts.update` for the VM to power off;
+    /// `hard` powers it off at once; `graceful_or_hard` shuts the guest down, or powers off
+    /// hard when VMware Tools is not running. Default `false` (the plan stops with an error
+    /// instead).
+    pub allow_power_cycle: Option<AllowPowerCycle>,
+}
+
+/// `allow_power_cycle`: `true`/`false`, or how to stop the VM.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum AllowPowerCycle {
+    /// `true`: guest shutdown; `false`: no power cycle.
+    Allowed(bool),
+    /// How to stop the VM.
+    Stop(PowerCycleStop),
+}
+
+/// How a power cycle stops the VM.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerCycleStop {
+    /// Shut the guest OS down through VMware Tools (the same as `true`).
+    Graceful,
+    /// Power off without asking the guest.
+    Hard,
+    /// Guest shutdown, or a hard power-off when VMware Tools is not running.
+    GracefulOrHard,
 }
 
 /// `apiVersion`: only `sextant/v1` exists.

@@ -194,6 +194,20 @@ pub struct ConnectionConfig {
     pub max_retries: u32,
     pub max_concurrency: usize,
     pub refresh_before_expiry: Duration,
+    /// vSphere REST flavour (`auto` by default).
+    pub api_flavor: ApiFlavor,
+}
+
+/// Which vSphere REST flavour a connection speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ApiFlavor {
+    /// `/api`, falling back to `/rest` when `POST /api/session` answers 404.
+    #[default]
+    Auto,
+    /// `/api` (vSphere 7.0 U2 and later).
+    Api,
+    /// `/rest` (vSphere 6.5 and later; deprecated since 7.0 U2).
+    Rest,
 }
 
 impl ConnectionConfig {
@@ -217,6 +231,7 @@ impl ConnectionConfig {
             max_retries: 4,
             max_concurrency: 10,
             refresh_before_expiry: Duration::from_secs(120),
+            api_flavor: ApiFlavor::Auto,
         }
     }
 }

@@ -254,6 +254,46 @@ impl KindRules for SddcRules {
     }
 }
 
+/// How a VM may be stopped for a CPU or memory change (`allow_power_cycle`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerCycle {
+    /// `true` or `graceful`: shut the guest OS down through VMware Tools; refuse when Tools
+    /// is not running.
+    Graceful,
+    /// `graceful_or_hard`: shut the guest down, or power the VM off hard when VMware Tools is
+    /// not running.
+    GracefulOrHard,
+    /// `hard`: power the VM off without asking the guest.
+    Hard,
+}
+
+impl PowerCycle {
+    /// The power cycle a desired `VirtualMachine` spec allows; `None` when it allows none.
+    pub fn of_spec(spec: &Value) -> Option<PowerCycle> {
+        match spec.get("allow_power_cycle")? {
+            Value::Bool(true) => Some(PowerCycle::Graceful),
+            Value::String(mode) => match mode.as_str() {
+                "graceful" => Some(PowerCycle::Graceful),
+                "graceful_or_hard" => Some(PowerCycle::GracefulOrHard),
+                "hard" => Some(PowerCycle::Hard),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// How the plan names the stop.
+    pub fn stop_step(self) -> &'static str {
+        match self {
+            PowerCycle::Graceful => "guest shutdown",
+            PowerCycle::GracefulOrHard => {
+                "guest shutdown (hard power-off if VMware Tools is not running)"
+            }
+            PowerCycle::Hard => "hard power-off",
+        }
+    }
+}
+
 struct VirtualMachineRules;
 
 impl KindRules for VirtualMachineRules {
@@ -279,18 +319,18 @@ impl KindRules for VirtualMachineRules {
             .and_then(Value::as_str)
             .unwrap_or(live_power);
         let mut steps = Vec::new();
-        if hardware && live_power == "POWERED_ON" {
-            let allowed = desired
-                .get("allow_power_cycle")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            if !allowed {
+        if hardware && (live_power == "POWERED_ON" || live_power == "SUSPENDED") {
+            let Some(cycle) = PowerCycle::of_spec(desired) else {
                 return Err(
-                    "changing `cpu_count` or `memory_size_MiB` needs the VM powered off; set `allow_power_cycle: true` to let sextant stop and start it"
+                    "changing `cpu_count` or `memory_size_MiB` needs the VM powered off; set `allow_power_cycle: true` to let sextant shut it down and start it again"
                         .to_string(),
                 );
+            };
+            // A suspended guest cannot shut down: it is resumed first, unless the stop is hard.
+            if live_power == "SUSPENDED" && cycle != PowerCycle::Hard {
+                steps.push("start".to_string());
             }
-            steps.push("stop".to_string());
+            steps.push(cycle.stop_step().to_string());
             steps.push("change CPU/memory".to_string());
             if wanted_power == "POWERED_ON" {
                 steps.push("start".to_string());
@@ -423,13 +463,63 @@ mod tests {
         let allowed = classify(
             Kind::VirtualMachine,
             json!({"cpu_count": 4, "allow_power_cycle": true}),
-            live,
+            live.clone(),
             &["cpu_count"],
         );
         assert_eq!(
             allowed,
             Ok(UpdateKind::InPlace {
-                steps: vec!["stop".into(), "change CPU/memory".into(), "start".into()]
+                steps: vec![
+                    "guest shutdown".into(),
+                    "change CPU/memory".into(),
+                    "start".into()
+                ]
+            })
+        );
+        let hard = classify(
+            Kind::VirtualMachine,
+            json!({"cpu_count": 4, "allow_power_cycle": "hard"}),
+            live,
+            &["cpu_count"],
+        );
+        assert_eq!(
+            hard,
+            Ok(UpdateKind::InPlace {
+                steps: vec![
+                    "hard power-off".into(),
+                    "change CPU/memory".into(),
+                    "start".into()
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn a_suspended_vm_is_resumed_before_its_guest_shuts_down() {
+        let live = json!({"power_state": "SUSPENDED", "memory_size_MiB": 2048});
+        let refused = classify(
+            Kind::VirtualMachine,
+            json!({"memory_size_MiB": 4096}),
+            live.clone(),
+            &["memory_size_MiB"],
+        );
+        assert!(refused.unwrap_err().contains("allow_power_cycle"));
+        let graceful = classify(
+            Kind::VirtualMachine,
+            json!({"memory_size_MiB": 4096, "allow_power_cycle": "graceful"}),
+            live,
+            &["memory_size_MiB"],
+        );
+        assert_eq!(
+            graceful,
+            Ok(UpdateKind::InPlace {
+                steps: vec![
+                    "start".into(),
+                    "guest shutdown".into(),
+                    "change CPU/memory".into(),
+                    "start".into(),
+                    "suspend".into()
+                ]
             })
         );
     }

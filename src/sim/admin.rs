@@ -173,7 +173,8 @@ pub fn classify(path: &str) -> Option<Api> {
         Api::Vmc
     } else if starts("/rpc") || starts("/raas") || starts("/account") {
         Api::Raas
-    } else if starts("/rest") || starts("/api/session") || starts("/api/vcenter") {
+    } else if starts("/rest") || starts("/api/session") || starts("/api/vcenter") || path == "/api"
+    {
         Api::Vsphere
     } else if starts("/oauth") || starts("/cloudapi") || starts("/api") {
         Api::Vcd
@@ -400,7 +401,7 @@ fn save_state(path: &Path, state: &SimState) -> Result<(), SimError> {
 ///                     sddc_state?}] }           # READY unless sddc_state says otherwise
 /// vsphere: { vms: [{name, id?, power_state?, cpu_count?, cores_per_socket?,
 ///                   memory_size_MiB?, cpu_hot_add_enabled?, cpu_hot_remove_enabled?,
-///                   memory_hot_add_enabled?}] }
+///                   memory_hot_add_enabled?, tools_running?}] }
 /// raas:    <the RaaS state document>
 /// vcd:     <the Cloud Director state document>
 /// ```

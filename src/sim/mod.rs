@@ -111,6 +111,11 @@ pub struct SimOptions {
     /// `refuse` answers 401, as a server that takes only the login POST does (cloud logins
     /// never need the GET: seed `000`).
     pub raas_login_get: raas::LoginGet,
+    /// Which vSphere REST flavours are served: `both` (default), `api` (vSphere 8 and later
+    /// once `/rest` is removed) or `rest` (vSphere 6.5 to 7.0 U1, before `/api`).
+    pub vsphere_flavors: vsphere::ServedFlavors,
+    /// Simulated seconds a guest OS takes to shut down after `guest/power?action=shutdown`.
+    pub vsphere_guest_shutdown_secs: u64,
 }
 
 impl SimOptions {
@@ -165,6 +170,8 @@ impl Default for SimOptions {
             vsphere_hardware_error_kind: "invalid_argument".to_owned(),
             vsphere_power_error_kind: "not_allowed_in_current_state".to_owned(),
             raas_login_get: raas::LoginGet::Serve,
+            vsphere_flavors: vsphere::ServedFlavors::Both,
+            vsphere_guest_shutdown_secs: 60,
         }
     }
 }
@@ -330,6 +337,13 @@ pub fn router(sim: SimRef) -> Router {
         .merge(admin::routes())
         .method_not_allowed_fallback(admin::method_not_allowed)
         .fallback(admin::unknown_path)
+        // vSphere and Cloud Director share `/api/session` on this port: vSphere's front door
+        // takes the requests that are its own (by their headers) and the flavours it does not
+        // serve, and passes everything else on unchanged.
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            vsphere::front_door,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             admin::fault_layer,
