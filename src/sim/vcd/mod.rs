@@ -1,8 +1,9 @@
 //! The simulated Cloud Director API-token surface, as read from `vcd.md`: OAuth token
 //! grants and client registration ([`oauth`]), cloudapi session login ([`sessions`]), the
-//! `cloudapi/1.0.0/tokens` list/get/revoke endpoints ([`tokens`]) and the legacy XML login
-//! and org list ([`legacy`]). This file holds the state, the auth and `Accept` checks and the
-//! error body they share.
+//! `cloudapi/1.0.0/tokens` list/get/revoke endpoints ([`tokens`]) and the legacy XML API
+//! clients start with: versions, login, current session and orgs ([`legacy`]). This file
+//! holds the state, the auth (`Authorization: Bearer` or `x-vcloud-authorization`) and
+//! `Accept` checks and the error body they share.
 //!
 //! Owns [`VcdState`]: orgs, users, API tokens (secrets kept only as SHA-256 digests) and the
 //! access tokens (JWTs) handed out. Errors use the OpenAPI error body
