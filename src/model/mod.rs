@@ -13,6 +13,7 @@ pub mod compact;
 pub mod kind;
 pub mod rules;
 pub mod secret;
+pub mod shown;
 
 use std::collections::BTreeMap;
 use std::fmt;
