@@ -99,3 +99,91 @@ async fn a_redirect_is_reported_naming_both_urls_and_no_credential_follows_it() 
     );
     assert!(!run.stderr.contains("stolen"), "{}", run.stderr);
 }
+
+/// Runs the binary in `dir` with extra environment variables.
+async fn run_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = crate::support::estate::command_in(dir, args);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().await.unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn values_read_from_the_environment_are_never_echoed_in_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    // A secret used by mistake as a duration, and a URL whose credentials and query are secret.
+    vsphere_manifests(
+        dir.path(),
+        "{ env: SEXTANT_T_URL }",
+        "  timeout: { env: SEXTANT_T_VSPHERE_PASSWORD }\n  refresh_before_expiry: { env: SEXTANT_T_URL }\n",
+    );
+    let url = "https://admin:url-password-secret@vc.example.com/?session=url-query-secret";
+    for command in ["validate", "plan"] {
+        let run = run_with_env(
+            dir.path(),
+            &[command, "manifests"],
+            &[("SEXTANT_T_URL", url)],
+        )
+        .await;
+        assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+        let output = format!("{}{}", run.stdout, run.stderr);
+        for secret in [
+            "vsphere-password-secret-4",
+            "url-password-secret",
+            "url-query-secret",
+        ] {
+            assert!(
+                !output.contains(secret),
+                "`{command}` printed {secret}:\n{output}"
+            );
+        }
+        assert!(
+            run.stderr.contains(
+                "the value of environment variable `SEXTANT_T_VSPHERE_PASSWORD` is not a duration"
+            ),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(
+                "`spec.url`: the value of environment variable `SEXTANT_T_URL` holds credentials"
+            ),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn connection_urls_with_credentials_a_query_or_an_invalid_port_are_refused_where_written() {
+    for (url, problem) in [
+        (
+            "https://vc.example.com:99999",
+            "is not a valid URL: invalid port number",
+        ),
+        (
+            "https://vc.example.com/sdk?x=1",
+            "has a query string or fragment",
+        ),
+        ("https://root:hunter2@vc.example.com", "holds credentials"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        vsphere_manifests(dir.path(), url, "");
+        let run = run_in(dir.path(), &["validate", "manifests"]).await;
+        assert_eq!(run.code, 1, "{url}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("estate.yaml:5:8: `spec.url`: `https://")
+                && run.stderr.contains(problem),
+            "{url}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    }
+}
