@@ -35,13 +35,7 @@ pub async fn run(
     let _lock = apply::lock::ApplyLock::acquire(&lock_dir).map_err(|err| {
         Failure::from(err).with_hint("wait for the other apply to finish; in CI, use a concurrency group so applies never overlap")
     })?;
-    let workspace = Workspace::open(
-        &paths,
-        &targets,
-        global.sim.then_some(global.sim_time_scale),
-        reporter,
-    )
-    .await?;
+    let workspace = Workspace::open(&paths, &targets, global, reporter).await?;
     let code = run_in(&args, global, reporter, &workspace, saved.as_ref()).await;
     workspace.close().await;
     code

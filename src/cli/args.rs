@@ -33,6 +33,24 @@ pub struct GlobalArgs {
     /// With --sim: simulated seconds per real second (240: a 2-hour SDDC create takes 30 s).
     #[arg(long, global = true, default_value_t = 240.0, value_name = "N")]
     pub sim_time_scale: f64,
+    /// Also read `{file: …}` secrets from DIR (repeatable; adds to SEXTANT_SECRET_DIRS).
+    /// Outside the manifest folders, secrets are read only from such directories.
+    #[arg(long = "secret-dir", value_name = "DIR", global = true)]
+    pub secret_dirs: Vec<PathBuf>,
+    /// Also let `VcdApiToken` files be written under DIR (repeatable); by default they stay
+    /// inside the manifest folders.
+    #[arg(long = "token-dir", value_name = "DIR", global = true)]
+    pub token_dirs: Vec<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The directories outside the manifest folders that manifests may use.
+    pub fn access(&self) -> crate::manifest::Access {
+        let mut access = crate::manifest::Access::from_env();
+        access.secret_dirs.extend(self.secret_dirs.iter().cloned());
+        access.token_dirs.extend(self.token_dirs.iter().cloned());
+        access
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,13 +16,7 @@ pub async fn run(
     global: &GlobalArgs,
     reporter: &Reporter,
 ) -> Result<i32, Failure> {
-    let workspace = Workspace::open(
-        &args.paths,
-        &[],
-        global.sim.then_some(global.sim_time_scale),
-        reporter,
-    )
-    .await?;
+    let workspace = Workspace::open(&args.paths, &[], global, reporter).await?;
     let result = export(&args, &workspace, reporter).await;
     workspace.close().await;
     result

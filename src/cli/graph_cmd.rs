@@ -4,12 +4,17 @@ use std::io::Write;
 
 use super::args::{GraphArgs, GraphFormatArg};
 use super::validate_cmd::report_diagnostics;
-use super::{Failure, Reporter, exit};
+use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::manifest::{self, GraphFormat};
 
-pub fn run(args: &GraphArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let model = match manifest::load(&args.paths) {
-        Ok(model) => model,
+pub fn run(args: &GraphArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
+    let model = match manifest::load_with(&args.paths, &global.access()) {
+        Ok(model) => {
+            for warning in &model.warnings {
+                reporter.warning(warning);
+            }
+            model
+        }
         Err(diagnostics) => {
             report_diagnostics(&diagnostics, reporter);
             return Ok(exit::ERROR);

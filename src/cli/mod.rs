@@ -91,8 +91,8 @@ async fn dispatch(
     match command {
         Command::Plan(args) => plan_cmd::run(args, global, reporter).await,
         Command::Apply(args) => apply_cmd::run(args, global, reporter).await,
-        Command::Validate(args) => validate_cmd::run(&args, reporter),
-        Command::Graph(args) => graph_cmd::run(&args, reporter),
+        Command::Validate(args) => validate_cmd::run(&args, global, reporter),
+        Command::Graph(args) => graph_cmd::run(&args, global, reporter),
         Command::Schema(args) => schema_cmd::run(args.plan),
         Command::Export(args) => export_cmd::run(args, global, reporter).await,
         Command::Completions(args) => help_cmd::print_completions(args.shell),

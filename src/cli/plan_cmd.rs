@@ -10,13 +10,7 @@ use crate::plan::render::{self, Style};
 use crate::plan::saved::SavedPlan;
 
 pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let workspace = Workspace::open(
-        &args.paths,
-        &args.targets,
-        global.sim.then_some(global.sim_time_scale),
-        reporter,
-    )
-    .await?;
+    let workspace = Workspace::open(&args.paths, &args.targets, global, reporter).await?;
     if !workspace.targets.is_empty() {
         reporter.warning(
             "resource targeting is in effect: this plan covers only the targets and what they depend on, so it may be incomplete",

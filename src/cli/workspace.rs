@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::{Failure, Reporter};
+use super::{Failure, GlobalArgs, Reporter};
 use crate::model::{Address, Model, SecretSource, SecretValue, SystemType};
 use crate::plan::{self, LiveState, Plan, ProviderSet};
 use crate::sim::{SimConfig, SimHandle};
@@ -22,17 +22,26 @@ pub struct Workspace {
     pub sim: Option<SimHandle>,
 }
 
-/// Loads and validates the manifests, rendering every diagnostic on failure.
-pub fn load_model(paths: &[PathBuf], reporter: &Reporter) -> Result<Model, Failure> {
+/// Loads and validates the manifests, rendering every diagnostic on failure and every
+/// warning on success.
+pub fn load_model(
+    paths: &[PathBuf],
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<Model, Failure> {
     let paths = default_paths(paths);
-    crate::manifest::load(&paths).map_err(|diagnostics| {
+    let model = crate::manifest::load_with(&paths, &global.access()).map_err(|diagnostics| {
         eprint!("{}", diagnostics.render(reporter.color));
         let count = diagnostics.len();
         Failure::new(format!(
             "{count} error{} in the manifests; nothing was changed",
             if count == 1 { "" } else { "s" }
         ))
-    })
+    })?;
+    for warning in &model.warnings {
+        reporter.warning(warning);
+    }
+    Ok(model)
 }
 
 pub fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
@@ -47,10 +56,11 @@ impl Workspace {
     pub async fn open(
         paths: &[PathBuf],
         targets: &[String],
-        sim: Option<f64>,
+        global: &GlobalArgs,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        let mut model = load_model(paths, reporter)?;
+        let sim = global.sim.then_some(global.sim_time_scale);
+        let mut model = load_model(paths, global, reporter)?;
         let targets = parse_targets(&model, targets)?;
         let scope = plan::scope(&model, &targets);
         let sim = if let Some(time_scale) = sim {

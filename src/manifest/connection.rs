@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::SECRET_DIRS_ENV;
 use super::diagnostics::Diagnostic;
+use super::files::Confinement;
 use super::node::{Node, Pos};
 use super::spec::{ConnectionSpec, ConnectionType, EnvOr, RaasRegion, SecretRef};
 use crate::model::{ConnectionConfig, SecretSource, SystemType, shown};
@@ -57,6 +59,7 @@ pub struct ConnectionReader<'a> {
     pub file: &'a Path,
     pub base_dir: &'a Path,
     pub spec_node: &'a Node,
+    pub confinement: &'a Confinement,
     pub errors: &'a mut Vec<Diagnostic>,
 }
 
@@ -163,7 +166,23 @@ impl ConnectionReader<'_> {
                 self.error(path, "file path is empty", None);
                 None
             }
-            SecretRef::File(file) => Some(SecretSource::File(self.base_dir.join(&file.file))),
+            SecretRef::File(file) => {
+                let file_path = self.base_dir.join(&file.file);
+                if !self.confinement.may_read_secret(&file_path) {
+                    self.error(
+                        path,
+                        format!(
+                            "secret file `{}` is outside the manifest folders and every secret directory",
+                            shown::visible(&file.file)
+                        ),
+                        Some(format!(
+                            "name its directory with `--secret-dir DIR` or `{SECRET_DIRS_ENV}`: manifests may read secrets elsewhere only from directories the operator names"
+                        )),
+                    );
+                    return None;
+                }
+                Some(SecretSource::File(file_path))
+            }
         }
     }
 

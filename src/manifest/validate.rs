@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use super::connection::ConnectionReader;
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
-use super::files::{SourceFile, position_of};
+use super::files::{Confinement, SourceFile, position_of};
 use super::node::{Node, Pos, Value, parse_documents_with};
 use super::references::{self, Declarations, Declared, Edge};
 use super::rules::{RuleContext, canonicalize};
@@ -95,15 +95,10 @@ fn kinds_list() -> String {
 }
 
 fn read_file(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Option<String> {
-    let bytes = match std::fs::read(&source.path) {
+    let bytes = match super::files::read_manifest(&source.path) {
         Ok(bytes) => bytes,
-        Err(err) => {
-            errors.push(Diagnostic::new(
-                &source.path,
-                Pos::START,
-                "",
-                format!("cannot read file: {err}"),
-            ));
+        Err(message) => {
+            errors.push(Diagnostic::new(&source.path, Pos::START, "", message));
             return None;
         }
     };
@@ -246,6 +241,7 @@ fn parse_duration(
 
 struct Loader<'a> {
     checker: &'a Checker<'a>,
+    confinement: &'a Confinement,
     errors: Vec<Diagnostic>,
 }
 
@@ -332,6 +328,7 @@ impl Loader<'_> {
                 file: doc.file(),
                 base_dir: &doc.origin.base_dir,
                 spec_node,
+                confinement: self.confinement,
                 errors: &mut self.errors,
             };
             let (config, ok) = match reader.read(&spec) {
@@ -499,6 +496,42 @@ impl Loader<'_> {
         }
     }
 
+    /// `VcdApiToken.spec.file`: where sextant writes a secret, so inside the manifest tree (or
+    /// a `--token-dir`), and a file, not a directory (the secret would be lost).
+    fn check_token_file(&mut self, doc: &Document, spec_node: &Node) {
+        let Some(node) = spec_node.get("file") else {
+            return;
+        };
+        let Some(file) = node.as_str() else { return };
+        let path = doc.origin.base_dir.join(file);
+        let shown = crate::model::shown::visible(file);
+        if !self.confinement.may_write_token(&path) {
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    node.pos,
+                    "spec.file",
+                    format!("`{shown}` is outside the manifest folders"),
+                )
+                .with_hint(Some(
+                    "token files are written inside the manifest folders; pass `--token-dir DIR` to allow another directory".to_string(),
+                )),
+            );
+        } else if path.is_dir() {
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    node.pos,
+                    "spec.file",
+                    format!("`{shown}` is a directory; the token's secret is written to a file"),
+                )
+                .with_hint(Some(
+                    "name a file, e.g. `.secrets/ci-token.json`".to_string(),
+                )),
+            );
+        }
+    }
+
     fn resource(
         &mut self,
         doc: &Document,
@@ -570,6 +603,7 @@ impl Loader<'_> {
                 }
             }
             Kind::VcdApiToken => {
+                self.check_token_file(doc, spec_node);
                 if let Some(conn) = connection.as_ref().and_then(|c| connections.get(c))
                     && conn.1
                     && (conn.0.config.username.is_none() || conn.0.config.password.is_none())
@@ -620,6 +654,7 @@ impl Loader<'_> {
 /// Validates the given files into a model, or returns every problem found.
 pub fn validate_files(
     sources: &[SourceFile],
+    confinement: &Confinement,
     mut errors: Vec<Diagnostic>,
 ) -> Result<Model, Diagnostics> {
     tracing::debug!(files = sources.len(), "loading manifests");
@@ -631,17 +666,21 @@ pub fn validate_files(
             parse_file(source, &text, &schema, &mut batches, &mut errors);
         }
     }
-    validate_documents(batches, &schema, errors)
+    validate_documents(batches, &schema, confinement, errors)
 }
 
 /// Parses and validates one manifest text already read, as [`validate_files`] does for each
 /// file it reads.
-pub fn validate_text(source: &SourceFile, text: &str) -> Result<Model, Diagnostics> {
+pub fn validate_text(
+    source: &SourceFile,
+    confinement: &Confinement,
+    text: &str,
+) -> Result<Model, Diagnostics> {
     let schema = manifest_schema();
     let mut errors = Vec::new();
     let mut batches = Vec::new();
     parse_file(source, text, &schema, &mut batches, &mut errors);
-    validate_documents(batches, &schema, errors)
+    validate_documents(batches, &schema, confinement, errors)
 }
 
 /// Documents are kept in batches of this many, each freed once its documents are consumed.
@@ -695,11 +734,13 @@ fn parse_file(
 fn validate_documents(
     batches: Vec<Vec<Document>>,
     schema: &Json,
+    confinement: &Confinement,
     errors: Vec<Diagnostic>,
 ) -> Result<Model, Diagnostics> {
     let checker = Checker::new(schema, Path::new(""));
     let mut loader = Loader {
         checker: &checker,
+        confinement,
         errors,
     };
     let docs: Vec<&Document> = batches.iter().flatten().collect();
@@ -737,14 +778,14 @@ fn validate_documents(
     references::check_same_connection(&resources, &declarations, &edges, &mut loader.errors);
     references::check_cycles(&declarations, &edges, &mut loader.errors);
 
-    let mut diagnostics = Diagnostics {
-        errors: loader.errors,
-    };
+    let (warnings, errors) = loader.errors.into_iter().partition(|d| d.warning);
+    let mut diagnostics = Diagnostics { errors, warnings };
+    diagnostics.sort();
     if !diagnostics.is_empty() {
-        diagnostics.sort();
         return Err(diagnostics);
     }
     Ok(Model {
+        warnings: diagnostics.warnings.iter().map(Diagnostic::text).collect(),
         connections: connections
             .into_iter()
             .map(|(name, (connection, _))| (name, connection))
@@ -833,8 +874,10 @@ pub(crate) mod tests {
             std::fs::write(path, text).unwrap();
         }
         let mut errors = Vec::new();
-        let sources = discover(&[dir.path().to_path_buf()], &mut errors);
-        validate_files(&sources, errors).map_err(|d| {
+        let paths = [dir.path().to_path_buf()];
+        let confinement = Confinement::new(&paths, &crate::manifest::Access::default());
+        let sources = discover(&paths, &confinement, &mut errors);
+        validate_files(&sources, &confinement, errors).map_err(|d| {
             d.errors
                 .iter()
                 .map(|e| {
@@ -1150,8 +1193,10 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("c.yaml"), b"kind: Sddc\nname: \xff\n").unwrap();
         let mut errors = Vec::new();
-        let sources = discover(&[dir.path().to_path_buf()], &mut errors);
-        let diagnostics = validate_files(&sources, errors).unwrap_err();
+        let paths = [dir.path().to_path_buf()];
+        let confinement = Confinement::new(&paths, &crate::manifest::Access::default());
+        let sources = discover(&paths, &confinement, &mut errors);
+        let diagnostics = validate_files(&sources, &confinement, errors).unwrap_err();
         assert_eq!(
             (diagnostics.errors[0].line, diagnostics.errors[0].column),
             (2, 7)

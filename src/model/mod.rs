@@ -214,4 +214,6 @@ pub struct Connection {
 pub struct Model {
     pub connections: BTreeMap<String, Connection>,
     pub resources: BTreeMap<Address, Resource>,
+    /// Findings that did not stop the load (`file:line:column: message`), for the CLI to show.
+    pub warnings: Vec<String>,
 }

@@ -187,3 +187,223 @@ async fn connection_urls_with_credentials_a_query_or_an_invalid_port_are_refused
         assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
     }
 }
+
+/// `manifests/estate.yaml`: a vSphere connection to `url` whose password is `password` (a
+/// secret reference), and one VM.
+fn vsphere_with_password(dir: &Path, url: &str, password: &str) {
+    let manifests = dir.join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("estate.yaml"),
+        format!(
+            "kind: Connection\nname: vcenter\nspec:\n  type: vsphere\n  url: {url}\n  username: administrator@vsphere.local\n  password: {password}\n---\nkind: VirtualMachine\nname: web-01\nspec:\n  power_state: POWERED_ON\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// Runs the binary, failing the test if it takes longer than 30 s.
+async fn run_quickly(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        run_with_env(dir, args, env),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("`sextant {}` hangs", args.join(" ")))
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secret_files_are_read_only_when_regular_and_small_and_dev_zero_or_a_fifo_fail_fast() {
+    let estate = Estate::start(240.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("manifests/secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    mkfifo(&secrets.join("fifo"));
+    std::fs::write(secrets.join("huge"), "x".repeat(100 * 1024)).unwrap();
+    for (password, problem) in [
+        ("{ file: /dev/zero }", "`/dev/zero` is not a regular file"),
+        (
+            "{ file: secrets/fifo }",
+            "secrets/fifo` is not a regular file",
+        ),
+        (
+            "{ file: secrets/huge }",
+            "secrets/huge` is larger than 64 KiB",
+        ),
+    ] {
+        vsphere_with_password(dir.path(), &estate.sim.base_url, password);
+        let run = run_quickly(
+            dir.path(),
+            &["plan", "--secret-dir", "/dev", "manifests"],
+            &[],
+        )
+        .await;
+        assert_eq!(run.code, 1, "{password}: {}\n{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(problem), "{password}: {}", run.stderr);
+    }
+}
+
+#[tokio::test]
+async fn the_manifest_walk_stays_in_its_folders_reads_only_regular_files_and_caps_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    vsphere_with_password(dir.path(), "https://vc.example.com", "{ env: P }");
+    let manifests = dir.path().join("manifests");
+    // A folder outside the manifests with a manifest that would fail validation.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("outside.yaml"), "kind: Nonsense\n").unwrap();
+    std::os::unix::fs::symlink(outside.path(), manifests.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink("/", manifests.join("root")).unwrap();
+    // A symlink that stays inside is still followed.
+    std::fs::create_dir_all(dir.path().join("manifests/real")).unwrap();
+    std::fs::write(manifests.join("real/inside.yaml"), "kind: Nonsense\n").unwrap();
+    std::os::unix::fs::symlink(manifests.join("real"), manifests.join("alias")).unwrap();
+    mkfifo(&manifests.join("x.yaml"));
+    // Sparse: as large as it says, without using the disk.
+    std::fs::File::create(manifests.join("big.yaml"))
+        .unwrap()
+        .set_len(129 * 1024 * 1024)
+        .unwrap();
+
+    let run = run_quickly(dir.path(), &["validate", "manifests"], &[]).await;
+
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("manifests/x.yaml:1:1: not a regular file"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("manifests/big.yaml:1:1: file is larger than 128 MiB"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "warning: manifests/elsewhere:1:1: symlink leads outside the manifest folders; not followed"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("manifests/root:1:1: symlink leads outside"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("outside.yaml"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("inside.yaml:1:7: `kind`: unknown kind"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn secret_files_outside_the_manifest_folders_are_read_only_from_directories_the_operator_names()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("vsphere-password");
+    std::fs::write(&secret, "outside-secret").unwrap();
+    vsphere_with_password(
+        dir.path(),
+        "https://vc.example.com",
+        &format!("{{ file: {} }}", secret.display()),
+    );
+    let refused = run_quickly(dir.path(), &["validate", "manifests"], &[]).await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!(
+            "estate.yaml:7:13: `spec.password`: secret file `{}` is outside the manifest folders",
+            secret.display()
+        )),
+        "{}",
+        refused.stderr
+    );
+    let outside_dir = outside.path().to_str().unwrap();
+    let flag = run_quickly(
+        dir.path(),
+        &["validate", "--secret-dir", outside_dir, "manifests"],
+        &[],
+    )
+    .await;
+    assert_eq!(flag.code, 0, "{}", flag.stderr);
+    let env = run_quickly(
+        dir.path(),
+        &["validate", "manifests"],
+        &[("SEXTANT_SECRET_DIRS", outside_dir)],
+    )
+    .await;
+    assert_eq!(env.code, 0, "{}", env.stderr);
+
+    // A symlink inside the folders does not lead a secret out of them.
+    std::os::unix::fs::symlink(&secret, dir.path().join("manifests/pw")).unwrap();
+    vsphere_with_password(dir.path(), "https://vc.example.com", "{ file: pw }");
+    let linked = run_quickly(dir.path(), &["validate", "manifests"], &[]).await;
+    assert_eq!(linked.code, 1, "{}", linked.stderr);
+    assert!(
+        linked.stderr.contains("secret file `pw` is outside"),
+        "{}",
+        linked.stderr
+    );
+}
+
+#[tokio::test]
+async fn token_files_are_written_only_inside_the_manifest_folders_and_a_directory_is_refused() {
+    let token = |file: &str| {
+        format!(
+            "kind: Connection\nname: vcd\nspec:\n  type: vcd\n  url: https://vcd.example.com\n  username: administrator\n  password: {{ env: P }}\n---\nkind: VcdApiToken\nname: ci\nspec:\n  file: {file}\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(manifests.join("tokens")).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let outside_file = outside.path().join("ci.json");
+    std::fs::write(
+        manifests.join("vcd.yaml"),
+        token(&outside_file.display().to_string()),
+    )
+    .unwrap();
+    let refused = run_quickly(dir.path(), &["validate", "manifests"], &[]).await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("vcd.yaml:12:9: `spec.file`: `/")
+            && refused.stderr.contains("is outside the manifest folders"),
+        "{}",
+        refused.stderr
+    );
+    let allowed = run_quickly(
+        dir.path(),
+        &[
+            "validate",
+            "--token-dir",
+            outside.path().to_str().unwrap(),
+            "manifests",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(allowed.code, 0, "{}", allowed.stderr);
+
+    std::fs::write(manifests.join("vcd.yaml"), token("tokens")).unwrap();
+    let directory = run_quickly(dir.path(), &["validate", "manifests"], &[]).await;
+    assert_eq!(directory.code, 1, "{}", directory.stderr);
+    assert!(
+        directory
+            .stderr
+            .contains("vcd.yaml:12:9: `spec.file`: `tokens` is a directory"),
+        "{}",
+        directory.stderr
+    );
+}
