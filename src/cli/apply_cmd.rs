@@ -208,7 +208,7 @@ fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
             if !items.is_empty() {
                 println!("  {label}: {}", items.len());
                 for item in items {
-                    println!("    - {item}");
+                    println!("    - {}", crate::model::shown::visible(item));
                 }
             }
         }

@@ -25,7 +25,7 @@ use super::spec::{ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec,
 use super::structure::Checker;
 use crate::model::{
     Address, Connection, Ensure, Kind, Lifecycle, Model, Resource, SourceLocation, SystemType,
-    Timeouts,
+    Timeouts, shown,
 };
 
 /// A document whose `kind` is known. Kept small (48 bytes): every document of the estate
@@ -84,6 +84,20 @@ impl Document {
             _ => Ensure::Present,
         }
     }
+}
+
+/// A name with every character outside printable ASCII spelled as `\u{…}`, and surrounding
+/// spaces kept visible inside the quotes: two look-alike names then read differently.
+fn spelled_out(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
 }
 
 fn kinds_list() -> String {
@@ -280,8 +294,76 @@ impl Loader<'_> {
             );
         }
         all.dedup_by(|later, first| later.address == first.address);
+        self.check_names(docs, &all);
         all.retain(|d| d.address.kind != Kind::Connection);
         Declarations::new(all)
+    }
+
+    /// Names reach terminals and pull-request comments: one with a control or invisible
+    /// character is refused, and one that only looks like another declared name of its kind
+    /// (Unicode normalization, look-alike letters, surrounding spaces) is warned about.
+    fn check_names(&mut self, docs: &[&Document], declared: &[Declared]) {
+        use std::hash::{Hash, Hasher};
+        let name_pos = |doc: &Document| doc.node.get("name").map_or(doc.node.pos, |n| n.pos);
+        // By kind and a hash of the UTS #39 skeleton of the trimmed name: the first name seen.
+        let mut seen: std::collections::HashMap<(Kind, u64), usize> =
+            std::collections::HashMap::new();
+        for declaration in declared {
+            let doc = docs[declaration.doc];
+            let name = declaration.address.name.as_str();
+            if let Some(c) = name.chars().find(|c| shown::is_hidden_or_control(*c)) {
+                self.errors.push(
+                    Diagnostic::new(
+                        doc.file(),
+                        name_pos(doc),
+                        "name",
+                        format!(
+                            "`{}` holds a control or invisible character (U+{:04X})",
+                            shown::visible(name),
+                            c as u32
+                        ),
+                    )
+                    .with_hint(Some(
+                        "names are shown in terminals and pull-request comments; use printable characters".to_string(),
+                    )),
+                );
+                continue;
+            }
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            unicode_security::skeleton(name.trim()).for_each(|c| c.hash(&mut hasher));
+            let key = (declaration.address.kind, hasher.finish());
+            let Some(&first) = seen.get(&key) else {
+                seen.insert(key, declaration.doc);
+                continue;
+            };
+            let other = docs[first];
+            let Some(other_name) = other.name() else {
+                continue;
+            };
+            let same = |a: &str, b: &str| {
+                unicode_security::skeleton(a.trim()).eq(unicode_security::skeleton(b.trim()))
+            };
+            if other_name != name && same(other_name, name) {
+                self.errors.push(
+                    Diagnostic::new(
+                        doc.file(),
+                        name_pos(doc),
+                        "name",
+                        format!(
+                            "`{}` looks like `{}`, declared at {}: they differ only by Unicode normalization, look-alike letters or surrounding spaces",
+                            spelled_out(name),
+                            spelled_out(other_name),
+                            other.location()
+                        ),
+                    )
+                    .with_hint(Some(format!(
+                        "if both are meant, rename one; a `{}` named like another is easy to mistake for it in a review",
+                        declaration.address.kind
+                    )))
+                    .as_warning(),
+                );
+            }
+        }
     }
 
     fn connections(&mut self, docs: &[&Document]) -> BTreeMap<String, (Connection, bool)> {

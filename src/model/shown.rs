@@ -87,20 +87,33 @@ pub fn url(text: &str) -> String {
     visible(&shown).into_owned()
 }
 
+/// The longest run of backticks in `text`.
+fn longest_backtick_run(text: &str) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
+}
+
 /// A Markdown code fence longer than any run of backticks in `body`, so nothing in the body
 /// can close it (CommonMark: a fence is closed only by one at least as long).
 pub fn fence_for(body: &str) -> String {
-    let mut longest = 0;
-    let mut run = 0;
-    for c in body.chars() {
-        if c == '`' {
-            run += 1;
-            longest = longest.max(run);
-        } else {
-            run = 0;
-        }
-    }
-    "`".repeat((longest + 1).max(3))
+    "`".repeat((longest_backtick_run(body) + 1).max(3))
+}
+
+/// A Markdown code span of `text` (made visible) that nothing in it can close: delimited by
+/// more backticks than its longest run, padded with spaces when it starts or ends with one.
+pub fn markdown_code(text: &str) -> String {
+    let text = visible(text);
+    let delimiter = "`".repeat(longest_backtick_run(&text) + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{delimiter}{pad}{text}{pad}{delimiter}")
 }
 
 /// Text placed in Markdown outside a code block: visible, with every character Markdown or
@@ -157,6 +170,14 @@ mod tests {
         assert_eq!(fence_for("plain"), "```");
         assert_eq!(fence_for("a ``` b"), "````");
         assert_eq!(fence_for("``````"), "```````");
+    }
+
+    #[test]
+    fn code_spans_cannot_be_closed_from_inside() {
+        assert_eq!(markdown_code("SaltJob/web"), "`SaltJob/web`");
+        assert_eq!(markdown_code("a`b"), "``a`b``");
+        assert_eq!(markdown_code("`x"), "`` `x ``");
+        assert_eq!(markdown_code("a\n```"), "```` a\\n``` ````");
     }
 
     #[test]

@@ -407,3 +407,128 @@ async fn token_files_are_written_only_inside_the_manifest_folders_and_a_director
         directory.stderr
     );
 }
+
+/// Characters that move a terminal's cursor, rewrite a line or reorder text.
+const FORGING: [char; 4] = ['\u{1b}', '\r', '\u{202e}', '\u{2066}'];
+
+fn assert_no_forging_characters(what: &str, text: &str) {
+    for c in FORGING {
+        assert!(
+            !text.contains(c),
+            "{what} holds U+{:04X} raw:\n{text}",
+            c as u32
+        );
+    }
+}
+
+#[tokio::test]
+async fn names_with_control_or_bidi_characters_are_refused_by_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    vsphere_with_password(dir.path(), "https://vc.example.com", "{ env: P }");
+    std::fs::write(
+        dir.path().join("manifests/vms.yaml"),
+        "kind: VirtualMachine\nname: \"db\\e[2J\\rAll checks passed\"\nspec: {}\n---\nkind: VirtualMachine\nname: \"gpj.\\u202Eexe\"\nspec: {}\n---\nkind: VirtualMachine\nname: \"line\\nbreak\"\nspec: {}\n",
+    )
+    .unwrap();
+    let run = run_quickly(dir.path(), &["validate", "manifests"], &[]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_no_forging_characters("stderr", &run.stderr);
+    for expected in [
+        r"vms.yaml:2:7: `name`: `db\u{1b}[2J\rAll checks passed` holds a control or invisible character (U+001B)",
+        r"vms.yaml:6:7: `name`: `gpj.\u{202e}exe` holds a control or invisible character (U+202E)",
+        r"vms.yaml:10:7: `name`: `line\nbreak` holds a control or invisible character (U+000A)",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+}
+
+#[tokio::test]
+async fn names_that_only_look_like_another_declared_name_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    vsphere_with_password(dir.path(), "https://vc.example.com", "{ env: P }");
+    // A Cyrillic `е`, a trailing space, and `é` composed (NFC) against `e` + U+0301 (NFD).
+    std::fs::write(
+        dir.path().join("manifests/vms.yaml"),
+        "kind: VirtualMachine\nname: \"w\\u0435b-01\"\nspec: {}\n---\nkind: VirtualMachine\nname: \"db-01 \"\nspec: {}\n---\nkind: VirtualMachine\nname: db-01\nspec: {}\n---\nkind: VirtualMachine\nname: \"caf\\u00e9\"\nspec: {}\n---\nkind: VirtualMachine\nname: \"cafe\\u0301\"\nspec: {}\n---\nkind: VirtualMachine\nname: app-01\nspec: {}\n",
+    )
+    .unwrap();
+    let run = run_quickly(dir.path(), &["validate", "manifests"], &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for expected in [
+        r"warning: manifests/vms.yaml:2:7: `name`: `w\u{435}b-01` looks like `web-01`, declared at manifests/estate.yaml:9:1",
+        r"warning: manifests/vms.yaml:6:7: `name`: `db-01 ` looks like `db-01`, declared at manifests/vms.yaml:9:1",
+        r"warning: manifests/vms.yaml:14:7: `name`: `caf\u{e9}` looks like `cafe\u{301}`, declared at manifests/vms.yaml:17:1",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("app-01"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manifest_values_cannot_forge_the_plan_in_text_or_markdown() {
+    let estate = Estate::start(240.0).await;
+    estate.write(
+        "salt.yaml",
+        "kind: SaltTarget\nname: \"**All checks passed** `x`\"\nspec:\n  desc: \"\\e[2J\\u202Egnp.exe ````` end\"\n  tgt: { \"*\": { tgt_type: glob, tgt: \"web-*\" } }\n",
+    );
+    let text = estate.run(&["plan", "manifests"]).await;
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert_no_forging_characters("the text plan", &text.stdout);
+    assert!(
+        text.stdout.contains(r#"\u{202e}gnp.exe"#),
+        "{}",
+        text.stdout
+    );
+
+    let markdown = estate
+        .run(&["plan", "--format", "markdown", "manifests"])
+        .await;
+    assert_eq!(markdown.code, 0, "{}", markdown.stderr);
+    let comment = markdown.stdout;
+    assert_no_forging_characters("the markdown plan", &comment);
+    // The name is one code span, not bold text followed by code.
+    assert!(
+        comment.contains("- `+` `` SaltTarget/**All checks passed** `x` ``\n"),
+        "{comment}"
+    );
+    // The code block's fence is longer than any backtick run inside it.
+    let (_, block) = comment
+        .split_once("<summary>Show plan</summary>\n\n")
+        .unwrap();
+    let fence: String = block.chars().take_while(|c| *c == '`').collect();
+    let body = &block[fence.len()..];
+    let inner = body.split(&format!("\n{fence}\n")).next().unwrap();
+    assert!(inner.contains("`````"), "{comment}");
+    assert!(!inner.contains(&fence), "{comment}");
+    assert!(
+        body.contains(&format!("\n{fence}\n\n</details>")),
+        "{comment}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_messages_are_printed_with_control_and_bidi_characters_visible() {
+    let server = serve(axum::Router::new().fallback(|request: Request| async move {
+        if request.uri().path() == "/rest/com/vmware/cis/session" {
+            axum::Json(serde_json::json!({"value": "session"})).into_response()
+        } else {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "boom\u{1b}[2J\r\u{202e}All checks passed\u{2066}",
+            )
+                .into_response()
+        }
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    vsphere_manifests(dir.path(), &server, "");
+    let run = run_quickly(dir.path(), &["plan", "manifests"], &[]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_no_forging_characters("stderr", &run.stderr);
+    assert!(
+        run.stderr
+            .contains(r"boom\u{1b}[2J \u{202e}All checks passed\u{2066}"),
+        "{}",
+        run.stderr
+    );
+}
