@@ -532,3 +532,62 @@ async fn server_messages_are_printed_with_control_and_bidi_characters_visible() 
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_an_apply_stops_cleanly_reports_the_running_task_and_exits_143() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let estate = Estate::start(480.0).await;
+    estate.write(
+        "sddc.yaml",
+        "kind: Sddc\nname: cancelled\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }\n",
+    );
+    let mut child = estate
+        .command(&["apply", "--auto-approve", "manifests"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    let started = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            stdout.push_str(&line);
+            stdout.push('\n');
+            if line.contains("Sddc/cancelled: Creating...") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(started.is_ok(), "the create never started:\n{stdout}");
+    // Let the create request reach the server (the SDDC task then runs for simulated hours).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut stderr = String::new();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let (status, _, _) = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut rest = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        let _ = err_pipe.read_to_string(&mut stderr).await;
+        stdout.push_str(&rest);
+        (child.wait().await.unwrap(), (), ())
+    })
+    .await
+    .expect("the apply did not stop after SIGTERM");
+    assert_eq!(status.code(), Some(143), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Apply interrupted."), "{stdout}");
+    assert!(
+        stdout.contains("still running on the server: 1")
+            && stdout.contains("- Sddc/cancelled (task "),
+        "{stdout}"
+    );
+    assert!(stderr.contains("will wait for them"), "{stderr}");
+}
