@@ -591,3 +591,22 @@ async fn sigterm_during_an_apply_stops_cleanly_reports_the_running_task_and_exit
     );
     assert!(stderr.contains("will wait for them"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_virtual_machine_that_does_not_exist_is_a_plan_error_naming_it() {
+    let estate = Estate::start(240.0).await;
+    estate.write(
+        "vms.yaml",
+        "kind: VirtualMachine\nname: ghost-01\nspec:\n  power_state: POWERED_ON\n",
+    );
+    let run = estate.run(&["plan", "manifests"]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(!run.stdout.contains("will be created"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains(
+            "VirtualMachine/ghost-01: no VirtualMachine named `ghost-01` exists on connection `vcenter`, and sextant does not create VirtualMachine objects"
+        ),
+        "{}",
+        run.stderr
+    );
+}
