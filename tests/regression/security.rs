@@ -610,3 +610,51 @@ async fn a_virtual_machine_that_does_not_exist_is_a_plan_error_naming_it() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_simulator_on_the_same_state_file_is_refused() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("connections.yaml"),
+        crate::support::connections("https://unused.example.com", "salt"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join(".sextant")).unwrap();
+    // A simulator serving the state file `--sim` uses in this folder.
+    let mut serving = crate::support::estate::command_in(
+        dir.path(),
+        &["sim", "serve", "--state", ".sextant/sim-state.json"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(serving.stdout.take().unwrap()).lines();
+    let listening = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the simulator did not start");
+    assert!(
+        listening
+            .unwrap()
+            .unwrap_or_default()
+            .starts_with("listening on"),
+        "the simulator did not start"
+    );
+
+    let refused = run_quickly(dir.path(), &["plan", "--sim", "manifests"], &[]).await;
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains(
+            "the simulator state file `.sextant/sim-state.json` is in use by another simulator (pid "
+        ),
+        "{}",
+        refused.stderr
+    );
+
+    serving.kill().await.unwrap();
+    let _ = serving.wait().await;
+    let alone = run_quickly(dir.path(), &["plan", "--sim", "manifests"], &[]).await;
+    assert_eq!(alone.code, 0, "{}\n{}", alone.stdout, alone.stderr);
+}
