@@ -2,6 +2,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +49,8 @@ pub async fn run(
     let _lock = apply::lock::ApplyLock::acquire(&lock_dir).map_err(|err| {
         Failure::from(err).with_hint("wait for the other apply to finish; in CI, use a concurrency group so applies never overlap")
     })?;
-    let workspace = Workspace::open(&paths, &targets, args.sim.time_scale(), reporter).await?;
+    let workspace =
+        Workspace::open(&paths, &targets, args.sim.time_scale(), global, reporter).await?;
     let code = run_in(&args, global, reporter, &workspace, saved.as_ref()).await;
     workspace.close().await;
     code
@@ -153,12 +156,21 @@ async fn run_in(
     }
 
     let cancel = CancellationToken::new();
+    // SIGINT (Ctrl-C) and SIGTERM (what CI sends on cancellation) both stop new work; the
+    // exit code says which arrived (130 or 143). Listeners are set up before any action runs.
+    let terminated = Arc::new(AtomicBool::new(false));
     let watcher = {
+        use tokio::signal::unix::{SignalKind, signal};
         let cancel = cancel.clone();
+        let terminated = terminated.clone();
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        let mut terminate = signal(SignalKind::terminate()).ok();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
+            tokio::select! {
+                _ = next_signal(interrupt.as_mut()) => {}
+                _ = next_signal(terminate.as_mut()) => terminated.store(true, Ordering::SeqCst),
             }
+            cancel.cancel();
         })
     };
     let sink: Box<dyn EventSink> = if args.json {
@@ -183,7 +195,24 @@ async fn run_in(
     )
     .await;
     watcher.abort();
-    Ok(summarize(&report, args.json, reporter))
+    let code = summarize(&report, args.json, reporter);
+    Ok(
+        if code == exit::INTERRUPTED && terminated.load(Ordering::SeqCst) {
+            exit::TERMINATED
+        } else {
+            code
+        },
+    )
+}
+
+/// The next delivery of a signal; never, when its listener could not be set up.
+async fn next_signal(stream: Option<&mut tokio::signal::unix::Signal>) {
+    match stream {
+        Some(stream) => {
+            stream.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
@@ -248,7 +277,7 @@ fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
             if !items.is_empty() {
                 println!("  {label}: {}", items.len());
                 for item in items {
-                    println!("    - {item}");
+                    println!("    - {}", crate::model::shown::visible(item));
                 }
             }
         }

@@ -27,6 +27,14 @@ pub struct GlobalArgs {
     /// Never use colour (also when NO_COLOR is set).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Also read `{file: …}` secrets from DIR (repeatable; adds to SEXTANT_SECRET_DIRS).
+    /// Outside the manifest folders, secrets are read only from such directories.
+    #[arg(long = "secret-dir", value_name = "DIR", global = true)]
+    pub secret_dirs: Vec<PathBuf>,
+    /// Also let `VcdApiToken` files be written under DIR (repeatable); by default they stay
+    /// inside the manifest folders.
+    #[arg(long = "token-dir", value_name = "DIR", global = true)]
+    pub token_dirs: Vec<PathBuf>,
 }
 
 /// `--sim` and its time scale: only on the commands that contact the APIs.
@@ -38,6 +46,16 @@ pub struct SimArgs {
     /// With --sim: simulated seconds per real second (240: a 2-hour SDDC create takes 30 s).
     #[arg(long, default_value_t = 240.0, value_name = "N", requires = "sim")]
     pub sim_time_scale: f64,
+}
+
+impl GlobalArgs {
+    /// The directories outside the manifest folders that manifests may use.
+    pub fn access(&self) -> crate::manifest::Access {
+        let mut access = crate::manifest::Access::from_env();
+        access.secret_dirs.extend(self.secret_dirs.iter().cloned());
+        access.token_dirs.extend(self.token_dirs.iter().cloned());
+        access
+    }
 }
 
 impl SimArgs {

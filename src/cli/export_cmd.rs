@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::args::ExportArgs;
 use super::workspace::Workspace;
-use super::{Failure, Reporter, exit};
+use super::{Failure, GlobalArgs, Reporter, exit};
 use std::collections::BTreeSet;
 
 use super::workspace::load_model;
@@ -14,22 +14,28 @@ use crate::export::{self, ExportFilter, KindExport, LeftOut};
 use crate::model::{Address, Connection, Kind};
 use crate::providers::{self, Provider};
 
-pub async fn run(args: ExportArgs, reporter: &Reporter) -> Result<i32, Failure> {
+pub async fn run(
+    args: ExportArgs,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
     let workspace = Workspace::open_with(
         &args.paths,
         &[],
         args.sim.time_scale(),
         Some(&args.connection),
+        global,
         reporter,
     )
     .await?;
-    let result = export(&args, &workspace, reporter).await;
+    let result = export(&args, global, &workspace, reporter).await;
     workspace.close().await;
     result
 }
 
 async fn export(
     args: &ExportArgs,
+    global: &GlobalArgs,
     workspace: &Workspace,
     reporter: &Reporter,
 ) -> Result<i32, Failure> {
@@ -56,7 +62,7 @@ async fn export(
         })?;
     let kinds = kinds(args, connection)?;
     let filter = ExportFilter {
-        declared: declared_elsewhere(args, reporter)?,
+        declared: declared_elsewhere(args, global, reporter)?,
         patterns: args.names.clone(),
     };
     let provider = providers::connect(connection)?;
@@ -83,6 +89,7 @@ async fn export(
 /// manifests are read with `PATHS`, which declare the connections they use.
 fn declared_elsewhere(
     args: &ExportArgs,
+    global: &GlobalArgs,
     reporter: &Reporter,
 ) -> Result<BTreeSet<Address>, Failure> {
     if args.skip_declared.is_empty() {
@@ -90,7 +97,7 @@ fn declared_elsewhere(
     }
     let mut paths = super::workspace::manifest_paths(&args.paths, reporter)?;
     paths.extend(args.skip_declared.iter().cloned());
-    let model = load_model(&paths, reporter)?;
+    let model = load_model(&paths, global, reporter)?;
     let out = args
         .out
         .as_ref()

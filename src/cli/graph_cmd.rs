@@ -4,13 +4,18 @@ use std::io::Write;
 
 use super::args::{GraphArgs, GraphFormatArg};
 use super::validate_cmd::report_diagnostics;
-use super::{Failure, Reporter, exit};
+use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::manifest::{self, GraphFormat};
 
-pub fn run(args: &GraphArgs, reporter: &Reporter) -> Result<i32, Failure> {
+pub fn run(args: &GraphArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
     let paths = super::workspace::manifest_paths(&args.paths, reporter)?;
-    let model = match manifest::load(&paths) {
-        Ok(model) => model,
+    let model = match manifest::load_with(&paths, &global.access()) {
+        Ok(model) => {
+            for warning in &model.warnings {
+                reporter.warning(warning);
+            }
+            model
+        }
         Err(diagnostics) => {
             report_diagnostics(&diagnostics, reporter);
             return Ok(exit::ERROR);

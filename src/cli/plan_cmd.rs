@@ -10,8 +10,14 @@ use crate::plan::render::{self, Style};
 use crate::plan::saved::{PlanContext, SavedPlan};
 
 pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let workspace =
-        Workspace::open(&args.paths, &args.targets, args.sim.time_scale(), reporter).await?;
+    let workspace = Workspace::open(
+        &args.paths,
+        &args.targets,
+        args.sim.time_scale(),
+        global,
+        reporter,
+    )
+    .await?;
     if !workspace.targets.is_empty() {
         reporter.warning(
             "resource targeting is in effect: this plan covers only the targets and what they depend on, so it may be incomplete",

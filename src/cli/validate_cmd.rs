@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::args::ValidateArgs;
-use super::{Failure, Reporter, exit};
+use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::manifest::{self, Diagnostics};
 
 /// Writes the diagnostics on stderr: every line names its `file:line:column`.
@@ -12,10 +12,13 @@ pub fn report_diagnostics(diagnostics: &Diagnostics, reporter: &Reporter) {
     let _ = stderr.write_all(diagnostics.render(reporter.color).as_bytes());
 }
 
-pub fn run(args: &ValidateArgs, reporter: &Reporter) -> Result<i32, Failure> {
+pub fn run(args: &ValidateArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
     let paths = super::workspace::manifest_paths(&args.paths, reporter)?;
-    match manifest::load(&paths) {
+    match manifest::load_with(&paths, &global.access()) {
         Ok(model) => {
+            for warning in &model.warnings {
+                reporter.warning(warning);
+            }
             let resources = model.resources.len();
             let connections = model.connections.len();
             reporter.note(&format!(

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::{Failure, Reporter};
+use super::{Failure, GlobalArgs, Reporter};
 use crate::model::{Address, Connection, Model, SecretSource, SecretValue, SystemType};
 use crate::plan::saved::ManifestDigest;
 use crate::plan::{self, LiveState, Plan, ProviderSet};
@@ -25,17 +25,26 @@ pub struct Workspace {
     pub sim: Option<SimHandle>,
 }
 
-/// Loads and validates the manifests, rendering every diagnostic on failure.
-pub fn load_model(paths: &[PathBuf], reporter: &Reporter) -> Result<Model, Failure> {
+/// Loads and validates the manifests, rendering every diagnostic on failure and every
+/// warning on success.
+pub fn load_model(
+    paths: &[PathBuf],
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<Model, Failure> {
     let paths = manifest_paths(paths, reporter)?;
-    crate::manifest::load(&paths).map_err(|diagnostics| {
+    let model = crate::manifest::load_with(&paths, &global.access()).map_err(|diagnostics| {
         eprint!("{}", diagnostics.render(reporter.color));
         let count = diagnostics.len();
         Failure::new(format!(
             "{count} error{} in the manifests; nothing was changed",
             if count == 1 { "" } else { "s" }
         ))
-    })
+    })?;
+    for warning in &model.warnings {
+        reporter.warning(warning);
+    }
+    Ok(model)
 }
 
 /// The paths to read: those given, or without any, the current directory's own YAML files
@@ -84,9 +93,10 @@ impl Workspace {
         paths: &[PathBuf],
         targets: &[String],
         sim: Option<f64>,
+        global: &GlobalArgs,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        Self::open_with(paths, targets, sim, None, reporter).await
+        Self::open_with(paths, targets, sim, None, global, reporter).await
     }
 
     /// [`Workspace::open`] for one connection only (export): the scope is that connection's
@@ -96,9 +106,10 @@ impl Workspace {
         targets: &[String],
         sim: Option<f64>,
         only: Option<&str>,
+        global: &GlobalArgs,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        let mut model = load_model(paths, reporter)?;
+        let mut model = load_model(paths, global, reporter)?;
         let targets = parse_targets(&model, targets)?;
         let mut scope = plan::scope(&model, &targets);
         if let Some(only) = only {

@@ -29,12 +29,48 @@ pub use schema::{document_def, manifest_schema, schema_json};
 
 use crate::model::Model;
 
+/// Directories outside the manifest tree that the operator lets manifests use. A manifest
+/// (say, of a pull request) must not be able to send a file of its choosing to a URL of its
+/// choosing, nor write where it likes: outside the tree, `{file: …}` secrets are read only
+/// from `secret_dirs` and `VcdApiToken.file` is written only under `token_dirs`.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub secret_dirs: Vec<PathBuf>,
+    pub token_dirs: Vec<PathBuf>,
+}
+
+/// The environment variable naming secret directories (separated like `PATH`).
+pub const SECRET_DIRS_ENV: &str = "SEXTANT_SECRET_DIRS";
+
+impl Access {
+    /// The secret directories named by [`SECRET_DIRS_ENV`], no token directory.
+    pub fn from_env() -> Self {
+        Self {
+            secret_dirs: std::env::var_os(SECRET_DIRS_ENV)
+                .map(|dirs| {
+                    std::env::split_paths(&dirs)
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            token_dirs: Vec::new(),
+        }
+    }
+}
+
 /// Loads and validates manifests from files and directories (recursively, in sorted order,
-/// skipping dot-directories). Returns the model, or every problem found.
+/// skipping dot-directories), with the secret directories of [`Access::from_env`]. Returns
+/// the model, or every problem found.
 pub fn load(paths: &[PathBuf]) -> Result<Model, Diagnostics> {
+    load_with(paths, &Access::from_env())
+}
+
+/// [`load`] with the directories the operator named.
+pub fn load_with(paths: &[PathBuf], access: &Access) -> Result<Model, Diagnostics> {
     let mut errors = Vec::new();
-    let sources = files::discover(paths, &mut errors);
-    validate::validate_files(&sources, errors)
+    let confinement = files::Confinement::new(paths, access);
+    let sources = files::discover(paths, &confinement, &mut errors);
+    validate::validate_files(&sources, &confinement, errors)
 }
 
 /// Parses and validates one manifest given as text, exactly as [`load`] does for a file
@@ -45,6 +81,7 @@ pub fn load_text(name: &str, text: &str) -> Result<Model, Diagnostics> {
         .ok()
         .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
+    let confinement = files::Confinement::new(std::slice::from_ref(&base_dir), &Access::from_env());
     let source = files::SourceFile { path, base_dir };
-    validate::validate_text(&source, text)
+    validate::validate_text(&source, &confinement, text)
 }

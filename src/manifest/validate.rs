@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use super::connection::ConnectionReader;
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
-use super::files::{SourceFile, position_of};
+use super::files::{Confinement, SourceFile, position_of};
 use super::node::{Node, Pos, Value, parse_documents_with};
 use super::references::{self, Declarations, Declared, Edge};
 use super::rules::{RuleContext, canonicalize};
@@ -25,7 +25,7 @@ use super::spec::{ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec,
 use super::structure::Checker;
 use crate::model::{
     Address, Connection, Ensure, Kind, Lifecycle, Model, Resource, SourceLocation, SystemType,
-    Timeouts,
+    Timeouts, shown,
 };
 
 /// A document whose `kind` is known. Kept small (48 bytes): every document of the estate
@@ -86,6 +86,20 @@ impl Document {
     }
 }
 
+/// A name with every character outside printable ASCII spelled as `\u{…}`, and surrounding
+/// spaces kept visible inside the quotes: two look-alike names then read differently.
+fn spelled_out(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
+}
+
 fn kinds_list() -> String {
     Kind::ALL
         .iter()
@@ -95,15 +109,10 @@ fn kinds_list() -> String {
 }
 
 fn read_file(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Option<String> {
-    let bytes = match std::fs::read(&source.path) {
+    let bytes = match super::files::read_manifest(&source.path) {
         Ok(bytes) => bytes,
-        Err(err) => {
-            errors.push(Diagnostic::new(
-                &source.path,
-                Pos::START,
-                "",
-                format!("cannot read file: {err}"),
-            ));
+        Err(message) => {
+            errors.push(Diagnostic::new(&source.path, Pos::START, "", message));
             return None;
         }
     };
@@ -246,6 +255,7 @@ fn parse_duration(
 
 struct Loader<'a> {
     checker: &'a Checker<'a>,
+    confinement: &'a Confinement,
     errors: Vec<Diagnostic>,
 }
 
@@ -284,8 +294,76 @@ impl Loader<'_> {
             );
         }
         all.dedup_by(|later, first| later.address == first.address);
+        self.check_names(docs, &all);
         all.retain(|d| d.address.kind != Kind::Connection);
         Declarations::new(all)
+    }
+
+    /// Names reach terminals and pull-request comments: one with a control or invisible
+    /// character is refused, and one that only looks like another declared name of its kind
+    /// (Unicode normalization, look-alike letters, surrounding spaces) is warned about.
+    fn check_names(&mut self, docs: &[&Document], declared: &[Declared]) {
+        use std::hash::{Hash, Hasher};
+        let name_pos = |doc: &Document| doc.node.get("name").map_or(doc.node.pos, |n| n.pos);
+        // By kind and a hash of the UTS #39 skeleton of the trimmed name: the first name seen.
+        let mut seen: std::collections::HashMap<(Kind, u64), usize> =
+            std::collections::HashMap::new();
+        for declaration in declared {
+            let doc = docs[declaration.doc];
+            let name = declaration.address.name.as_str();
+            if let Some(c) = name.chars().find(|c| shown::is_hidden_or_control(*c)) {
+                self.errors.push(
+                    Diagnostic::new(
+                        doc.file(),
+                        name_pos(doc),
+                        "name",
+                        format!(
+                            "`{}` holds a control or invisible character (U+{:04X})",
+                            shown::visible(name),
+                            c as u32
+                        ),
+                    )
+                    .with_hint(Some(
+                        "names are shown in terminals and pull-request comments; use printable characters".to_string(),
+                    )),
+                );
+                continue;
+            }
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            unicode_security::skeleton(name.trim()).for_each(|c| c.hash(&mut hasher));
+            let key = (declaration.address.kind, hasher.finish());
+            let Some(&first) = seen.get(&key) else {
+                seen.insert(key, declaration.doc);
+                continue;
+            };
+            let other = docs[first];
+            let Some(other_name) = other.name() else {
+                continue;
+            };
+            let same = |a: &str, b: &str| {
+                unicode_security::skeleton(a.trim()).eq(unicode_security::skeleton(b.trim()))
+            };
+            if other_name != name && same(other_name, name) {
+                self.errors.push(
+                    Diagnostic::new(
+                        doc.file(),
+                        name_pos(doc),
+                        "name",
+                        format!(
+                            "`{}` looks like `{}`, declared at {}: they differ only by Unicode normalization, look-alike letters or surrounding spaces",
+                            spelled_out(name),
+                            spelled_out(other_name),
+                            other.location()
+                        ),
+                    )
+                    .with_hint(Some(format!(
+                        "if both are meant, rename one; a `{}` named like another is easy to mistake for it in a review",
+                        declaration.address.kind
+                    )))
+                    .as_warning(),
+                );
+            }
+        }
     }
 
     fn connections(&mut self, docs: &[&Document]) -> BTreeMap<String, (Connection, bool)> {
@@ -332,6 +410,7 @@ impl Loader<'_> {
                 file: doc.file(),
                 base_dir: &doc.origin.base_dir,
                 spec_node,
+                confinement: self.confinement,
                 errors: &mut self.errors,
             };
             let (config, ok) = match reader.read(&spec) {
@@ -499,6 +578,42 @@ impl Loader<'_> {
         }
     }
 
+    /// `VcdApiToken.spec.file`: where sextant writes a secret, so inside the manifest tree (or
+    /// a `--token-dir`), and a file, not a directory (the secret would be lost).
+    fn check_token_file(&mut self, doc: &Document, spec_node: &Node) {
+        let Some(node) = spec_node.get("file") else {
+            return;
+        };
+        let Some(file) = node.as_str() else { return };
+        let path = doc.origin.base_dir.join(file);
+        let shown = crate::model::shown::visible(file);
+        if !self.confinement.may_write_token(&path) {
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    node.pos,
+                    "spec.file",
+                    format!("`{shown}` is outside the manifest folders"),
+                )
+                .with_hint(Some(
+                    "token files are written inside the manifest folders; pass `--token-dir DIR` to allow another directory".to_string(),
+                )),
+            );
+        } else if path.is_dir() {
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    node.pos,
+                    "spec.file",
+                    format!("`{shown}` is a directory; the token's secret is written to a file"),
+                )
+                .with_hint(Some(
+                    "name a file, e.g. `.secrets/ci-token.json`".to_string(),
+                )),
+            );
+        }
+    }
+
     fn resource(
         &mut self,
         doc: &Document,
@@ -570,6 +685,7 @@ impl Loader<'_> {
                 }
             }
             Kind::VcdApiToken => {
+                self.check_token_file(doc, spec_node);
                 if let Some(conn) = connection.as_ref().and_then(|c| connections.get(c))
                     && conn.1
                     && (conn.0.config.username.is_none() || conn.0.config.password.is_none())
@@ -621,6 +737,7 @@ impl Loader<'_> {
 /// Validates the given files into a model, or returns every problem found.
 pub fn validate_files(
     sources: &[SourceFile],
+    confinement: &Confinement,
     mut errors: Vec<Diagnostic>,
 ) -> Result<Model, Diagnostics> {
     tracing::debug!(files = sources.len(), "loading manifests");
@@ -632,17 +749,21 @@ pub fn validate_files(
             parse_file(source, &text, &schema, &mut batches, &mut errors);
         }
     }
-    validate_documents(batches, &schema, errors)
+    validate_documents(batches, &schema, confinement, errors)
 }
 
 /// Parses and validates one manifest text already read, as [`validate_files`] does for each
 /// file it reads.
-pub fn validate_text(source: &SourceFile, text: &str) -> Result<Model, Diagnostics> {
+pub fn validate_text(
+    source: &SourceFile,
+    confinement: &Confinement,
+    text: &str,
+) -> Result<Model, Diagnostics> {
     let schema = manifest_schema();
     let mut errors = Vec::new();
     let mut batches = Vec::new();
     parse_file(source, text, &schema, &mut batches, &mut errors);
-    validate_documents(batches, &schema, errors)
+    validate_documents(batches, &schema, confinement, errors)
 }
 
 /// Documents are kept in batches of this many, each freed once its documents are consumed.
@@ -696,11 +817,13 @@ fn parse_file(
 fn validate_documents(
     batches: Vec<Vec<Document>>,
     schema: &Json,
+    confinement: &Confinement,
     errors: Vec<Diagnostic>,
 ) -> Result<Model, Diagnostics> {
     let checker = Checker::new(schema, Path::new(""));
     let mut loader = Loader {
         checker: &checker,
+        confinement,
         errors,
     };
     let docs: Vec<&Document> = batches.iter().flatten().collect();
@@ -738,14 +861,14 @@ fn validate_documents(
     references::check_same_connection(&resources, &declarations, &edges, &mut loader.errors);
     references::check_cycles(&declarations, &edges, &mut loader.errors);
 
-    let mut diagnostics = Diagnostics {
-        errors: loader.errors,
-    };
+    let (warnings, errors) = loader.errors.into_iter().partition(|d| d.warning);
+    let mut diagnostics = Diagnostics { errors, warnings };
+    diagnostics.sort();
     if !diagnostics.is_empty() {
-        diagnostics.sort();
         return Err(diagnostics);
     }
     Ok(Model {
+        warnings: diagnostics.warnings.iter().map(Diagnostic::text).collect(),
         connections: connections
             .into_iter()
             .map(|(name, (connection, _))| (name, connection))
@@ -834,8 +957,10 @@ pub(crate) mod tests {
             std::fs::write(path, text).unwrap();
         }
         let mut errors = Vec::new();
-        let sources = discover(&[dir.path().to_path_buf()], &mut errors);
-        validate_files(&sources, errors).map_err(|d| {
+        let paths = [dir.path().to_path_buf()];
+        let confinement = Confinement::new(&paths, &crate::manifest::Access::default());
+        let sources = discover(&paths, &confinement, &mut errors);
+        validate_files(&sources, &confinement, errors).map_err(|d| {
             d.errors
                 .iter()
                 .map(|e| {
@@ -1151,8 +1276,10 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("c.yaml"), b"kind: Sddc\nname: \xff\n").unwrap();
         let mut errors = Vec::new();
-        let sources = discover(&[dir.path().to_path_buf()], &mut errors);
-        let diagnostics = validate_files(&sources, errors).unwrap_err();
+        let paths = [dir.path().to_path_buf()];
+        let confinement = Confinement::new(&paths, &crate::manifest::Access::default());
+        let sources = discover(&paths, &confinement, &mut errors);
+        let diagnostics = validate_files(&sources, &confinement, errors).unwrap_err();
         assert_eq!(
             (diagnostics.errors[0].line, diagnostics.errors[0].column),
             (2, 7)

@@ -13,6 +13,7 @@ pub mod compact;
 pub mod kind;
 pub mod rules;
 pub mod secret;
+pub mod shown;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -249,4 +250,6 @@ pub struct Connection {
 pub struct Model {
     pub connections: BTreeMap<String, Connection>,
     pub resources: BTreeMap<Address, Resource>,
+    /// Findings that did not stop the load (`file:line:column: message`), for the CLI to show.
+    pub warnings: Vec<String>,
 }

@@ -81,6 +81,12 @@ pub trait KindRules: Sync {
         true
     }
 
+    /// Whether sextant creates objects of the kind; when not, a declared object that does
+    /// not exist is a planning error, not a create that cannot succeed.
+    fn creatable(&self) -> bool {
+        true
+    }
+
     /// A problem with the local side of an object that exists on the server (a VCD token
     /// whose one-time secret file is missing). `None` when all is well.
     fn local_problem(&self, resource: &Resource) -> Option<String> {
@@ -343,6 +349,11 @@ impl KindRules for VirtualMachineRules {
     }
 
     fn deletable(&self) -> bool {
+        false
+    }
+
+    /// Sextant manages existing VMs only.
+    fn creatable(&self) -> bool {
         false
     }
 }

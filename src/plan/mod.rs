@@ -372,6 +372,15 @@ fn decide(
     }
 
     let Some(object) = object else {
+        if !rules.creatable() {
+            return Err(format!(
+                "no {} named `{}` exists on connection `{}`, and sextant does not create {} objects; check the name, or create it first",
+                resource.address.kind,
+                resource.address.name,
+                resource.connection,
+                resource.address.kind
+            ));
+        }
         change.action = Action::Create;
         // Local fields are shown too: they say what apply writes on this machine.
         change.fields = diff::all_fields(&resolved.value(), diff::Side::After);

@@ -21,7 +21,7 @@ use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::Semaphore;
 
-use crate::model::{ConnectionConfig, SecretValue};
+use crate::model::{ConnectionConfig, SecretValue, shown};
 
 use super::{ProviderError, ProviderResult};
 
@@ -288,7 +288,10 @@ impl HttpClient {
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout.min(config.timeout))
-            .user_agent(concat!("sextant/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("sextant/", env!("CARGO_PKG_VERSION")))
+            // The vendor APIs never redirect an API call, and a followed redirect would carry
+            // session headers to whatever host it names: a 3xx is reported, never followed.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(ca_file) = &config.tls.ca_file {
             let pem = std::fs::read(ca_file).map_err(|err| {
                 config_error(format!(
@@ -431,6 +434,9 @@ impl HttpClient {
             }
             let attempts = attempt + 1;
             return match result {
+                Ok(response) if (300..400).contains(&response.status) => {
+                    Err(redirect_error(&request, &url, &response))
+                }
                 Ok(response) => Ok(HttpResponse {
                     path: log_path,
                     ..response
@@ -592,6 +598,25 @@ impl HttpClient {
             headers,
             body,
         })
+    }
+}
+
+/// A redirect answer as an error naming both URLs (without credentials or query strings).
+fn redirect_error(request: &HttpRequest, url: &str, response: &HttpResponse) -> ProviderError {
+    let location = response.header("location").unwrap_or_default();
+    // A relative `Location` is resolved against the request's URL, as a client would.
+    let target = reqwest::Url::parse(url)
+        .and_then(|base| base.join(location))
+        .map_or_else(|_| location.to_string(), String::from);
+    ProviderError::Redirected {
+        method: request.method.to_string(),
+        from: shown::url(url),
+        status: response.status,
+        to: if location.is_empty() {
+            "no `Location`".to_string()
+        } else {
+            shown::url(&target)
+        },
     }
 }
 

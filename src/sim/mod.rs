@@ -318,12 +318,83 @@ pub enum SimError {
     Credentials { path: PathBuf, message: String },
     #[error("invalid simulator options: {message}")]
     Options { message: String },
+    #[error(
+        "the simulator state file `{path}` is in use by another simulator ({holder}); wait for it to finish, or give this one another state file"
+    )]
+    StateInUse { path: PathBuf, holder: String },
+    #[error("cannot lock the simulator state file `{path}`")]
+    LockState {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot save simulator state to `{path}`")]
     SaveState {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The lock `<state file>.lock` of a running simulator; the file is removed when the
+/// simulator stops (and the lock released by the OS if the process dies).
+struct StateLock {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Takes the lock `<state file>.lock` without waiting, writing this process's id into it.
+fn lock_state_file(state: &std::path::Path) -> Result<StateLock, SimError> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::MetadataExt;
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let io = |source| SimError::LockState {
+        path: state.to_path_buf(),
+        source,
+    };
+    loop {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(SimError::StateInUse {
+                    path: state.to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "holder unknown".to_string()
+                    } else {
+                        holder.to_string()
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(err)) => return Err(io(err)),
+        }
+        // A simulator that stopped meanwhile removed the file this one locked: lock anew.
+        let locked = file.metadata().map_err(io)?;
+        let current = std::fs::metadata(&path).ok();
+        if current.is_none_or(|m| (m.dev(), m.ino()) != (locked.dev(), locked.ino())) {
+            continue;
+        }
+        file.set_len(0).map_err(io)?;
+        write!(file, "pid {}", std::process::id()).map_err(io)?;
+        return Ok(StateLock { path, _file: file });
+    }
 }
 
 /// All routes of all APIs on one router.
@@ -372,6 +443,13 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         .options
         .validate()
         .map_err(|message| SimError::Options { message })?;
+    // Held while the server runs: a second simulator on the same state file would save over
+    // this one's objects.
+    let state_lock = config
+        .state_file
+        .as_deref()
+        .map(lock_state_file)
+        .transpose()?;
     let state = admin::initial_state(&config)?;
     let start_at = match state.saved_at {
         Some(saved) if saved > chrono::Utc::now() => saved,
@@ -395,7 +473,12 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         own.push((system, listener, addr));
     }
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
-    let mut tasks = vec![serve(listener, router(sim.clone()), stopped.clone())];
+    let main = serve(listener, router(sim.clone()), stopped.clone());
+    let mut tasks = vec![tokio::spawn(async move {
+        // The state file stays locked until the server has stopped.
+        let _state_lock = state_lock;
+        let _ = main.await;
+    })];
     let mut own_urls = Vec::new();
     for (system, listener, own_addr) in own {
         tasks.push(serve(
