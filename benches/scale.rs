@@ -397,7 +397,7 @@ fn write_manifests(
     for i in 0..sddcs {
         let _ = write!(
             text,
-            "---\nkind: Sddc\nname: {}\nspec:\n  region: us-west-2\n  provider: AWS\n  num_hosts: 2\n",
+            "---\nkind: Sddc\nname: {}\nspec:\n  region: us-west-2\n  provider: AWS\n  num_hosts: 2\n  account_link:\n    connected_account_id: bench-aws-account\n    customer_subnet_ids: [subnet-bench]\n",
             sddc_name(i)
         );
     }
@@ -443,14 +443,14 @@ fn write_environment_manifests(
     for i in 0..sddcs {
         let _ = write!(
             text,
-            "---\nkind: Sddc\nname: ${{var.sddc}}-{i:03}\nspec:\n  region: ${{var.region}}\n  provider: AWS\n  num_hosts: ${{var.hosts}}\n"
+            "---\nkind: Sddc\nname: ${{var.sddc}}-{i:03}\nspec:\n  region: ${{var.region}}\n  provider: AWS\n  num_hosts: ${{var.hosts}}\n  account_link: ${{var.account_link}}\n"
         );
     }
     std::fs::write(base.join("sddcs.yaml"), &text)?;
     std::fs::write(
         env.join("env.yaml"),
         format!(
-            "kind: Environment\nname: bench\nspec:\n  include: [../../base]\n  values:\n    org: {ORG}\n    url: {url}\n    target: tgt\n    target_word: target\n    tgt_type: glob\n    web: web\n    job: job\n    cmd: local\n    fun: test.ping\n    sddc: sddc\n    region: us-west-2\n    hosts: 2\n  patches:\n    - target: Sddc/sddc-000\n      spec: {{num_hosts: 2, provider: AWS}}\n"
+            "kind: Environment\nname: bench\nspec:\n  include: [../../base]\n  values:\n    org: {ORG}\n    url: {url}\n    target: tgt\n    target_word: target\n    tgt_type: glob\n    web: web\n    job: job\n    cmd: local\n    fun: test.ping\n    sddc: sddc\n    region: us-west-2\n    hosts: 2\n    account_link:\n      connected_account_id: bench-aws-account\n      customer_subnet_ids: [subnet-bench]\n  patches:\n    - target: Sddc/sddc-000\n      spec: {{num_hosts: 2, provider: AWS}}\n"
         ),
     )?;
     Ok(())
@@ -1193,6 +1193,7 @@ async fn child_run(kind: &str, url: &str, dir: &Path, time_scale: f64) -> BenchR
                     .max_poll_interval
                     .div_f64(time_scale),
                 heartbeat: Duration::from_secs(3600),
+                ..ApplyOptions::default()
             };
             let sink = PollCounter {
                 polls: AtomicU64::new(0),

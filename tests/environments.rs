@@ -102,12 +102,12 @@ fn a_whole_reference_takes_the_value_type_and_text_interpolates() {
             "base/sddc.yaml",
             &format!(
                 "{VMC}---\nkind: Sddc\nname: ${{var.prefix}}-sddc\nlifecycle:\n  prevent_destroy: ${{var.guard}}\n  ignore_changes: ${{var.ignored}}\n\
-                 spec:\n  region: ${{var.region}}\n  num_hosts: ${{var.hosts}}\n  sso_domain: \"${{var.hosts}} hosts in ${{var.region}}\"\n  skip_creating_vxlan: \"${{var.guard}}\"\n"
+                 spec:\n  region: ${{var.region}}\n  num_hosts: ${{var.hosts}}\n  account_link: ${{var.link}}\n  sso_domain: \"${{var.hosts}} hosts in ${{var.region}}\"\n  skip_creating_vxlan: \"${{var.guard}}\"\n"
             ),
         ),
         (
             "envs/prod/env.yaml",
-            "kind: Environment\nname: prod\nspec:\n  include: [../../base]\n  values:\n    prefix: prod\n    hosts: 4\n    guard: true\n    region: us-west-2\n    ignored: [spec.size]\n",
+            "kind: Environment\nname: prod\nspec:\n  include: [../../base]\n  values:\n    prefix: prod\n    hosts: 4\n    guard: true\n    region: us-west-2\n    ignored: [spec.size]\n    link: {delay: true}\n",
         ),
     ]);
     let rendered = tree.render(&["envs/prod"]);
@@ -131,7 +131,7 @@ fn escapes_stay_literal_and_a_resource_reference_stays_a_reference() {
             "base/salt.yaml",
             &format!(
                 "{RAAS}---\nkind: SaltJob\nname: report\nspec:\n  fun: cmd.run\n  desc: \"$${{HOME}} and $${{var.prefix}} stay, ${{var.prefix}} goes\"\n  arg:\n    arg: [\"echo ${{Sddc/lab.vc_url}}\"]\n\
-                 ---\nkind: Sddc\nname: lab\nconnection: vmc\nspec: {{region: us-west-2, num_hosts: 2}}\n---\n{VMC}"
+                 ---\nkind: Sddc\nname: lab\nconnection: vmc\nspec: {{region: us-west-2, num_hosts: 2, account_link: {{delay: true}}}}\n---\n{VMC}"
             ),
         ),
         (
@@ -164,7 +164,7 @@ fn overrides_apply_in_order_environment_then_var_then_var_file() {
         (
             "base/sddc.yaml",
             &format!(
-                "{VMC}---\nkind: Sddc\nname: ${{var.prefix}}-sddc\nspec:\n  region: us-west-2\n  num_hosts: ${{var.hosts}}\n"
+                "{VMC}---\nkind: Sddc\nname: ${{var.prefix}}-sddc\nspec:\n  region: us-west-2\n  num_hosts: ${{var.hosts}}\n  account_link: {{delay: true}}\n"
             ),
         ),
         (
@@ -222,7 +222,7 @@ fn patches_merge_remove_with_null_and_apply_inner_environments_first() {
         (
             "base/all.yaml",
             &format!(
-                "{VMC}---\nkind: Sddc\nname: ${{var.prefix}}-sddc\nspec:\n  region: us-west-2\n  num_hosts: 2\n  size: large\n  vpc_cidr: 10.0.0.0/16\n\
+                "{VMC}---\nkind: Sddc\nname: ${{var.prefix}}-sddc\nspec:\n  region: us-west-2\n  num_hosts: 2\n  size: large\n  vpc_cidr: 10.0.0.0/16\n  account_link: {{delay: true}}\n\
                  ---\n{RAAS}---\nkind: SaltJob\nname: j\nspec:\n  fun: test.ping\n  desc: base\n  arg:\n    kwarg: {{a: 1, b: 2}}\n"
             ),
         ),
@@ -265,7 +265,7 @@ fn broken(base: &str, env_yaml: &str) -> Tree {
 }
 
 const ENV: &str = "kind: Environment\nname: prod\nspec:\n  include: [../../base]\n  values:\n    prefix: prod\n    hosts: 4\n    raas_url: https://salt.example.com\n";
-const SDDC: &str = "kind: Sddc\nname: ${var.prefix}-sddc\nspec:\n  region: us-west-2\n  num_hosts: ${var.hosts}\n  vpc_cidr: 10.0.0.0/16\n";
+const SDDC: &str = "kind: Sddc\nname: ${var.prefix}-sddc\nspec:\n  region: us-west-2\n  num_hosts: ${var.hosts}\n  vpc_cidr: 10.0.0.0/16\n  account_link: {delay: true}\n";
 
 /// `validate` and `plan` fail alike, with every error located; `plan` contacts nothing
 /// (the connections point at a closed port, so a request would fail differently).
@@ -361,14 +361,14 @@ fn a_patch_whose_target_matches_nothing_is_an_error() {
 fn two_documents_with_one_address_after_substitution_are_an_error() {
     let tree = broken(
         &format!(
-            "{SDDC}---\nkind: Sddc\nname: prod-sddc\nspec:\n  region: us-west-2\n  num_hosts: 2\n"
+            "{SDDC}---\nkind: Sddc\nname: prod-sddc\nspec:\n  region: us-west-2\n  num_hosts: 2\n  account_link: {{delay: true}}\n"
         ),
         ENV,
     );
     check_error(
         "duplicate-address",
         &tree,
-        "base/sddc.yaml:9:7: `name`: `Sddc/prod-sddc` is declared twice",
+        "base/sddc.yaml:10:7: `name`: `Sddc/prod-sddc` is declared twice",
     );
 }
 
@@ -521,17 +521,17 @@ fn render_shows_secrets_as_references_only() {
     let tree = Tree::new(&[
         (
             "base/c.yaml",
-            "kind: Connection\nname: vcd\nspec:\n  type: vcd\n  url: https://vcd.example.com\n  username: u\n  password:\n    file: ../secrets/${var.prefix}-password\n",
+            "kind: Connection\nname: vcd\nspec:\n  type: vcd\n  url: https://vcd.example.com\n  username: u\n  password:\n    file: secrets/${var.prefix}-password\n",
         ),
         (
             "env/env.yaml",
             "kind: Environment\nname: e\nspec:\n  include: [../base]\n  values: {prefix: prod}\n",
         ),
-        ("secrets/prod-password", "hunter2-secret\n"),
+        ("base/secrets/prod-password", "hunter2-secret\n"),
     ]);
     let rendered = tree.render(&["env"]);
     assert!(
-        rendered.contains("  password:\n    file: ../secrets/prod-password\n"),
+        rendered.contains("  password:\n    file: secrets/prod-password\n"),
         "{rendered}"
     );
     assert!(!rendered.contains("hunter2"), "{rendered}");
@@ -565,7 +565,7 @@ fn write_estate(estate: &Estate) {
     estate.write("base/connections.yaml", &connections);
     estate.write(
         "base/estate.yaml",
-        "kind: Sddc\nname: ${var.prefix}-sddc\nspec:\n  region: us-west-2\n  num_hosts: ${var.hosts}\n  vpc_cidr: ${var.cidr}\n\
+        "kind: Sddc\nname: ${var.prefix}-sddc\nspec:\n  region: us-west-2\n  num_hosts: ${var.hosts}\n  vpc_cidr: ${var.cidr}\n  account_link: {delay: true}\n\
          ---\nkind: SaltTarget\nname: ${var.prefix} web\nspec:\n  desc: ${var.prefix} web tier\n  tgt:\n    '*': {tgt_type: glob, tgt: '${var.prefix}-web-*'}\n\
          ---\nkind: SaltJob\nname: deploy ${var.prefix}\nspec:\n  fun: cmd.run\n  desc: \"runs $${HOME}/deploy.sh on ${var.prefix}\"\n  target: ${var.prefix} web\n\
          ---\nkind: VcdApiToken\nname: ${var.prefix}-ci\nspec:\n  file: .secrets/${var.prefix}-ci.json\n\

@@ -101,6 +101,7 @@ spec:
   host_instance_type: i3.metal
   deployment_type: SingleAZ
   vpc_cidr: 10.2.0.0/16
+  account_link: { delay: true }
 ---
 kind: SaltTarget
 name: "web: servers"
@@ -329,7 +330,7 @@ async fn vms_past_the_listing_cap_are_listed_by_power_state_with_a_warning() {
         async move {
             let response = client
                 .put(url)
-                .json(&serde_json::json!({ "vsphere_list_cap": cap }))
+                .json(&serde_json::json!({ "vsphere_api_list_cap": cap }))
                 .send()
                 .await
                 .unwrap();
@@ -349,8 +350,7 @@ async fn vms_past_the_listing_cap_are_listed_by_power_state_with_a_warning() {
         );
     }
     assert!(
-        run.stderr
-            .contains("more VMs than one `/rest` listing returns"),
+        run.stderr.contains("more VMs than one listing returns"),
         "{}",
         run.stderr
     );

@@ -310,10 +310,10 @@ fn calls() -> Vec<Call> {
             kind: Kind::VirtualMachine,
             create: None,
             method: Method::GET,
-            path_suffix: "/rest/vcenter/vm",
+            path_suffix: "/api/vcenter/vm",
             body_contains: None,
             missing_fields: r#"{"count":1}"#,
-            wrong_types: r#"{"value":[{"vm":"vm-1","name":"web-01","cpu_count":"two"}]}"#,
+            wrong_types: r#"[{"vm":"vm-1","name":"web-01","cpu_count":"two"}]"#,
         },
     ]
 }
@@ -594,7 +594,7 @@ proptest! {
         let size = if large { "large" } else { "medium" };
         let cidr = format!("10.{cidr_octet}.0.0/16");
         let yaml = format!(
-            "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  api_token: {{ env: X }}\n---\nkind: Sddc\nname: s\nspec:\n  region: {written_region}\n  provider: AWS\n  sddc_type: {sddc_type}\n  num_hosts: {hosts}\n  host_instance_type: {instance}\n  deployment_type: {deployment}\n  vpc_cidr: {cidr}\n  size: {size}\n"
+            "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  api_token: {{ env: X }}\n---\nkind: Sddc\nname: s\nspec:\n  region: {written_region}\n  provider: AWS\n  sddc_type: {sddc_type}\n  num_hosts: {hosts}\n  host_instance_type: {instance}\n  deployment_type: {deployment}\n  vpc_cidr: {cidr}\n  size: {size}\n  account_link: {{ delay: true }}\n"
         );
         let model = sextant::manifest::load_text("props.yaml", &yaml);
         // Combinations the loader refuses are out of scope here.
@@ -907,7 +907,7 @@ async fn self_signed_certificates_are_refused_unless_trusted() {
         .unwrap_err();
     let text = err.to_string();
     assert!(text.to_lowercase().contains("certificate"), "{text}");
-    assert!(text.contains("POST /rest/com/vmware/cis/session"), "{text}");
+    assert!(text.contains("POST /api/session"), "{text}");
     assert_eq!(
         connections.load(Ordering::SeqCst) - before,
         1,

@@ -296,7 +296,7 @@ async fn a_failed_sddc_task_skips_dependants_and_independent_work_still_applies(
         "mixed.yaml",
         r#"kind: Sddc
 name: doomed
-spec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }
+spec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal, account_link: { delay: true } }
 ---
 kind: SaltJob
 name: Configure vCenter
@@ -352,7 +352,7 @@ spec: { cmd: local, fun: test.ping, target: All Minions }
 async fn start_sddc_apply(estate: &Estate) -> tokio::process::Child {
     estate.write(
         "sddc.yaml",
-        "kind: Sddc\nname: resumable\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }\n",
+        "kind: Sddc\nname: resumable\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal, account_link: { delay: true } }\n",
     );
     let mut child = estate
         .command(&["apply", "--auto-approve", "manifests"])
@@ -528,7 +528,7 @@ async fn a_cpu_change_on_a_running_vm_needs_allow_power_cycle() {
     let plan = estate.run(&["plan", "manifests"]).await;
     assert!(
         plan.stdout
-            .contains("# steps: stop → change CPU/memory → start"),
+            .contains("# steps: guest shutdown → change CPU/memory → start"),
         "{}",
         plan.stdout
     );
@@ -575,9 +575,9 @@ async fn plan_of_2000_jobs_lists_them_in_the_minimum_number_of_pages() {
         .admin(reqwest::Method::GET, "/_sim/raas/options", None)
         .await;
     let page = cap["max_limit"].as_u64().unwrap_or(1000).min(1000);
-    // XSRF bootstrap (GET + POST /account/login), then the job pages and one page of
+    // The cloud login (one `POST /account/login/`), then the job pages and one page of
     // target groups (to map `target` names).
-    let minimum = 2 + 2000u64.div_ceil(page) + 1;
+    let minimum = 1 + 2000u64.div_ceil(page) + 1;
     assert!(
         raas <= minimum,
         "{raas} RaaS requests for a minimum of {minimum}: {counters}"
@@ -708,7 +708,7 @@ async fn a_task_being_polled_holds_no_parallelism_slot() {
     // At parallelism 1, Salt jobs still run while the SDDC create is being polled.
     let estate = Estate::start(2400.0).await;
     let mut manifests = String::from(
-        "kind: Sddc\nname: slow\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }\n",
+        "kind: Sddc\nname: slow\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal, account_link: { delay: true } }\n",
     );
     for i in 0..20 {
         manifests.push_str(&format!(

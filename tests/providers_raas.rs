@@ -627,7 +627,7 @@ async fn cloud_login_uses_the_csp_bearer_and_survives_access_token_expiry() {
     let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
     find(&targets, "All Minions");
     let after = counters(&sim).await;
-    // One exchange; GET + POST /account/login and one RPC.
+    // One exchange; one `POST /account/login/` (no GET) and one RPC.
     assert_eq!(
         count_of(&after, "csp") - count_of(&before, "csp"),
         1,
@@ -635,7 +635,7 @@ async fn cloud_login_uses_the_csp_bearer_and_survives_access_token_expiry() {
     );
     assert_eq!(
         count_of(&after, "raas") - count_of(&before, "raas"),
-        3,
+        2,
         "{after}"
     );
 
@@ -670,10 +670,10 @@ async fn a_refused_csp_api_token_is_an_auth_error() {
     assert!(!text.contains("invalid-token-55"), "{text}");
 }
 
-/// A RaaS that refuses the XSRF-carrying cloud login with 403 and accepts the vendor
-/// recipe (Bearer alone), which hands out a fresh XSRF token. The simulator has no such
-/// option, so this one case uses a scripted server.
-mod refusing_raas {
+/// A strict cloud RaaS written from seed `000`'s recipe: `GET /account/login` answers 401,
+/// and the login is `POST /account/login/` with the Bearer alone (any XSRF header, cookie or
+/// body is refused). A scripted server, so that every request can be checked exactly.
+mod strict_cloud_raas {
     use super::*;
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::IntoResponse;
@@ -704,12 +704,20 @@ mod refusing_raas {
                 "/account/login",
                 get(move || async move {
                     record(&l2, "GET /account/login".to_string());
-                    ([("set-cookie", "_xsrf=x1; Path=/"), ("x-xsrftoken", "x1")], "{}")
-                })
-                .post(move |headers: HeaderMap| async move {
+                    StatusCode::UNAUTHORIZED
+                }),
+            )
+            .route(
+                "/account/login/",
+                post(move |headers: HeaderMap, body: String| async move {
                     let xsrf = header(&headers, "x-xsrftoken").to_string();
-                    record(&l3, format!("POST /account/login xsrf={xsrf} auth={}", header(&headers, "authorization")));
-                    if !xsrf.is_empty() {
+                    let cookie = header(&headers, "cookie").to_string();
+                    record(&l3, format!(
+                        "POST /account/login/ xsrf={xsrf} cookie={cookie} body={} auth={}",
+                        body.len(),
+                        header(&headers, "authorization")
+                    ));
+                    if !xsrf.is_empty() || !cookie.is_empty() || !body.is_empty() {
                         return (StatusCode::FORBIDDEN, "'_xsrf' argument missing from POST").into_response();
                     }
                     if header(&headers, "authorization") != "Bearer at-1" {
@@ -738,18 +746,16 @@ mod refusing_raas {
 }
 
 #[tokio::test]
-async fn a_cloud_login_refused_with_403_falls_back_to_the_bearer_alone() {
-    let (url, log) = refusing_raas::start().await;
+async fn a_cloud_login_posts_the_bearer_alone_and_never_gets_the_login_page() {
+    let (url, log) = strict_cloud_raas::start().await;
     let provider = RaasProvider::new(&cloud(&url, "api-token-1")).unwrap();
     let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
     assert!(targets.is_empty());
     assert_eq!(
         *log.lock().unwrap(),
         vec![
-            "GET /account/login".to_string(),
             "csp true".to_string(),
-            "POST /account/login xsrf=x1 auth=Bearer at-1".to_string(),
-            "POST /account/login xsrf= auth=Bearer at-1".to_string(),
+            "POST /account/login/ xsrf= cookie= body=0 auth=Bearer at-1".to_string(),
             "POST /rpc xsrf=x2 cookie=_xsrf=x2 auth=Bearer at-1".to_string(),
         ]
     );
@@ -1089,7 +1095,11 @@ async fn a_batch_whose_reply_is_lost_is_settled_without_duplicates() {
 #[tokio::test]
 async fn concurrent_callers_share_one_login() {
     let sim = start_sim().await;
-    for conn in [onprem(&sim.base_url), cloud(&sim.base_url, "csp-shared-1")] {
+    // On-prem: one GET and one POST of `/account/login`; cloud: one POST; then the 8 RPCs.
+    for (conn, logins) in [
+        (onprem(&sim.base_url), 2),
+        (cloud(&sim.base_url, "csp-shared-1"), 1),
+    ] {
         let provider = Arc::new(RaasProvider::new(&conn).unwrap());
         let before = counters(&sim).await;
         let calls: Vec<_> = (0..8)
@@ -1102,10 +1112,9 @@ async fn concurrent_callers_share_one_login() {
             call.await.unwrap().unwrap();
         }
         let after = counters(&sim).await;
-        // One GET and one POST of `/account/login`, then the 8 RPCs.
         assert_eq!(
             count_of(&after, "raas") - count_of(&before, "raas"),
-            10,
+            logins + 8,
             "{after}"
         );
         assert!(
@@ -1129,10 +1138,11 @@ async fn cloud_sessions_survive_xsrf_rotation() {
     let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
     find(&jobs, "Ping all minions");
     let after = counters(&sim).await;
-    // The refused RPC, a fresh XSRF bootstrap and login, the RPC again; no new exchange.
+    // The refused RPC, a new login (which hands out the new token), the RPC again; no new
+    // exchange.
     assert_eq!(
         count_of(&after, "raas") - count_of(&before, "raas"),
-        4,
+        3,
         "{after}"
     );
     assert_eq!(

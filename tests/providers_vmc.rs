@@ -289,8 +289,8 @@ async fn sddc_lifecycle_create_grow_delete_with_org_discovery() {
 async fn one_node_sddc_converts_to_three_hosts() {
     let sim = start_sim(|_| {}).await;
     let provider = providers::connect(&vmc_connection(&sim, |_| {})).unwrap();
-    let spec =
-        json!({"region": "us-west-2", "provider": "AWS", "num_hosts": 1, "sddc_type": "1NODE"});
+    let spec = json!({"region": "us-west-2", "provider": "AWS", "num_hosts": 1, "sddc_type": "1NODE",
+            "account_link": {"delay": true}});
     let task = task_of(
         create_sddc(&*provider, "lab", &spec, uuid::Uuid::new_v4())
             .await

@@ -1042,6 +1042,8 @@ async fn schedules_save_get_update_remove_and_validate() {
     assert_eq!(item["job_name"], "db-backup");
     assert_eq!(item["enabled"], true);
 
+    // A partial update: the `schedule` keys given merge into the stored ones, and the keys
+    // named in `delete_fields` go.
     raas.ret(
         "schedule",
         "update",
@@ -1050,7 +1052,19 @@ async fn schedules_save_get_update_remove_and_validate() {
     .await;
     let ret = raas.ret("schedule", "get", json!({"uuid": schedule})).await;
     assert_eq!(ret["results"][0]["enabled"], false);
+    assert_eq!(
+        ret["results"][0]["schedule"],
+        json!({"cron": "0 3 * * *", "minutes": 30})
+    );
+    raas.ret(
+        "schedule",
+        "update",
+        json!({"uuid": schedule, "delete_fields": ["cron"]}),
+    )
+    .await;
+    let ret = raas.ret("schedule", "get", json!({"uuid": schedule})).await;
     assert_eq!(ret["results"][0]["schedule"], json!({"minutes": 30}));
+    assert_eq!(ret["results"][0]["enabled"], false);
 
     let bad = [
         (json!({"seconds": 59}), "59 is less than the minimum of 60"),
@@ -1726,4 +1740,96 @@ async fn yaml_seed_data_lists_raas_objects_without_uuids() {
         .ret("tgt", "get_target_group", json!({"tgt_uuid": uuid}))
         .await;
     assert_eq!(again["count"], 1);
+}
+
+#[tokio::test]
+async fn sim_serve_can_refuse_get_account_login_and_still_take_the_login_post() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args([
+            "sim",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--raas-login-get",
+            "refuse",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect(&line)
+        .to_owned();
+    for path in ["/account/login", "/raas/account/login"] {
+        let refused = client().get(format!("{url}{path}")).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(set_cookie(&refused, "_xsrf").is_none(), "{path}");
+        let body: Value = refused.json().await.unwrap();
+        assert!(body["errors"][0]["message"].is_string(), "{body}");
+    }
+    let options: Value = client()
+        .get(format!("{url}/_sim/options"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(options["raas_login_get"], "refuse");
+    // The cloud login POST (seed `000`'s recipe) still hands out the XSRF token.
+    let token: Value = client()
+        .post(format!(
+            "{url}/csp/gateway/am/api/auth/api-tokens/authorize"
+        ))
+        .form(&[("api_token", "t")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let login = client()
+        .post(format!("{url}/account/login/"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    assert!(login.headers().contains_key("x-xsrftoken"));
+    // Switched back through the admin API.
+    let put = client()
+        .put(format!("{url}/_sim/options"))
+        .json(&json!({"raas_login_get": "serve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    let served = client()
+        .get(format!("{url}/account/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
 }

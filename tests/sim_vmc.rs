@@ -214,7 +214,8 @@ impl ApiClient for Vmc {
 }
 
 fn sddc_body(name: &str, hosts: u32) -> Value {
-    json!({"name": name, "num_hosts": hosts, "provider": "AWS", "region": "US_WEST_2"})
+    json!({"name": name, "num_hosts": hosts, "provider": "AWS", "region": "US_WEST_2",
+        "account_link_config": {"delay_account_link": true}})
 }
 
 fn assert_error_response(body: &Value, status: u16) {
@@ -348,10 +349,12 @@ async fn vmc_rejects_missing_unknown_and_expired_tokens_with_401() {
         .unwrap();
     assert_eq!(bogus.status(), StatusCode::UNAUTHORIZED);
 
-    // Bearer is not how VMC authenticates.
+    // `Authorization: Bearer` (VMware's Python SDK) carries the same access token.
+    let bearer = client().get(&url).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(bearer.status(), StatusCode::UNAUTHORIZED);
     let token = access_token(&sim).await;
     let bearer = client().get(&url).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(bearer.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(bearer.status(), StatusCode::OK);
 
     put_faults(&sim, json!({"token_ttl_secs": 20})).await;
     let short = access_token(&sim).await;

@@ -123,7 +123,8 @@ fn validate_defaults_to_the_current_directory() {
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert_eq!(
         output.stderr,
-        "manifests are valid: 4 connections, 9 resources\n"
+        "Reading 5 manifest files of the current directory (no PATHS given; subdirectories are read only when named): `connections.yaml`, `salt.yaml`, `sddc.yaml`, `vcd.yaml`, `vms.yaml`.\n\
+         manifests are valid: 4 connections, 9 resources\n"
     );
     let output = sextant_in(dir.path(), &["-q", "validate"]);
     assert_eq!((output.code, output.stderr.as_str()), (0, ""));
@@ -131,7 +132,7 @@ fn validate_defaults_to_the_current_directory() {
     let output = sextant_in(dir.path(), &["validate", "--quiet"]);
     assert_eq!(output.code, 1);
     assert!(
-        output.stderr.starts_with("error: ./zz.yaml:1:1: "),
+        output.stderr.starts_with("error: zz.yaml:1:1: "),
         "{}",
         output.stderr
     );

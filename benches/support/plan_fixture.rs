@@ -35,6 +35,7 @@ pub fn build(n: usize, targets: usize) -> (Model, plan::LiveState) {
         timeouts: Timeouts::default(),
         spec: spec.into(),
         references: Vec::new(),
+        named: Vec::new(),
         base_dir: Arc::from(Path::new("")),
         location: Default::default(),
     };

@@ -113,9 +113,10 @@ pub fn elapsed_text(seconds: u64) -> String {
     }
 }
 
-/// One human line per event.
+/// One human line per event; names and server messages with control or bidi characters are
+/// shown escaped.
 pub fn plain_line(event: &Event) -> String {
-    match event {
+    let line = match event {
         Event::Started { address, action } => {
             let doing = match action.as_str() {
                 "create" => "Creating...",
@@ -173,7 +174,8 @@ pub fn plain_line(event: &Event) -> String {
             "Interrupt received: no new work will start; waiting for calls in flight to return..."
                 .to_string()
         }
-    }
+    };
+    crate::model::shown::visible(&line).into_owned()
 }
 
 /// Writes plain lines to a writer (stdout by default).
@@ -244,7 +246,7 @@ impl TerminalSink {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         let bar = self.bars.add(indicatif::ProgressBar::new(100));
         bar.set_style(style);
-        bar.set_prefix(address.to_string());
+        bar.set_prefix(crate::model::shown::visible(address).into_owned());
         bar.set_message(format!("{action}…"));
         bar.enable_steady_tick(Duration::from_millis(200));
         bar

@@ -50,6 +50,9 @@ pub struct ApplyOptions {
     pub max_poll_interval: Duration,
     /// Interval of "still creating…" heartbeats.
     pub heartbeat: Duration,
+    /// Server seconds per real second: the simulator's time scale under `--sim`, else 1.
+    /// Server estimates of remaining time are divided by it, so progress shows real time.
+    pub server_time_scale: f64,
 }
 
 impl Default for ApplyOptions {
@@ -59,6 +62,7 @@ impl Default for ApplyOptions {
             first_poll: Duration::from_secs(1),
             max_poll_interval: Duration::from_secs(600),
             heartbeat: Duration::from_secs(10),
+            server_time_scale: 1.0,
         }
     }
 }
@@ -591,6 +595,7 @@ fn handle_result(
                     NodeProgress::Failed(format!("the server task failed: {message}"))
                 }
                 TaskStatus::Pending { progress, eta } => {
+                    let eta = eta.map(|eta| real_time(eta, options.server_time_scale));
                     node.last_progress = progress.or(node.last_progress);
                     let delay = poll_delay(options, polls, eta);
                     let now = Instant::now();
@@ -860,10 +865,7 @@ async fn run_step(
                 live,
                 spec: desired,
                 changed,
-                allow_power_cycle: desired
-                    .get("allow_power_cycle")
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(false),
+                allow_power_cycle: crate::model::rules::PowerCycle::of_spec(desired).is_some(),
             };
             provider.update(&request).await
         }
@@ -979,6 +981,15 @@ async fn reread(provider: &dyn Provider, address: &Address) -> Result<CallOutcom
 
 /// Exponential backoff from `first_poll`, capped by half the task's own estimate (never
 /// below the first delay) and by `max_poll_interval`.
+/// A server duration in real time, given the server's clock rate.
+fn real_time(server: Duration, server_time_scale: f64) -> Duration {
+    if server_time_scale.is_finite() && server_time_scale > 0.0 {
+        server.div_f64(server_time_scale)
+    } else {
+        server
+    }
+}
+
 pub fn poll_delay(options: &ApplyOptions, polls: u32, eta: Option<Duration>) -> Duration {
     let exponential = options
         .first_poll

@@ -2,6 +2,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
@@ -22,22 +24,26 @@ pub async fn run(
 ) -> Result<i32, Failure> {
     let saved = match args.paths.as_slice() {
         [single] if is_plan_file(single) => SavedPlan::load(single)?,
-        _ => None,
-    };
-    let (paths, targets, overrides): (Vec<PathBuf>, Vec<String>, Overrides) = match &saved {
-        Some(saved) => {
-            if !args.vars.vars.is_empty() || !args.vars.var_files.is_empty() {
-                return Err(Failure::new(
-                    "a saved plan is applied with the variables it was made with",
-                )
-                .with_hint("leave out `--var` and `--var-file`, or make a new plan with them"));
+        paths => {
+            if let Some(plan) = paths.iter().find(|p| is_plan_file(p)) {
+                return Err(Failure::new(format!(
+                    "`{}` is a saved plan, and a saved plan is applied alone",
+                    plan.display()
+                ))
+                .with_hint(format!("run `sextant apply {}`", plan.display())));
             }
-            (
-                saved.paths.clone(),
-                saved.targets.clone(),
-                saved.overrides(),
-            )
+            None
         }
+    };
+    if let Some(saved) = &saved {
+        refuse_changes_to_saved_plan(&args, saved)?;
+    }
+    let (paths, targets, overrides): (Vec<PathBuf>, Vec<String>, Overrides) = match &saved {
+        Some(saved) => (
+            saved.paths.clone(),
+            saved.targets.clone(),
+            saved.overrides(),
+        ),
         None => (
             args.paths.clone(),
             args.targets.clone(),
@@ -56,13 +62,56 @@ pub async fn run(
         &paths,
         &overrides,
         &targets,
-        global.sim.then_some(global.sim_time_scale),
+        args.sim.time_scale(),
+        global,
         reporter,
     )
     .await?;
     let code = run_in(&args, global, reporter, &workspace, saved.as_ref()).await;
     workspace.close().await;
     code
+}
+
+/// `apply FILE` carries out exactly the saved plan: a flag that would change what is applied
+/// is refused rather than ignored (ignoring `--target` would apply everything).
+fn refuse_changes_to_saved_plan(args: &ApplyArgs, saved: &SavedPlan) -> Result<(), Failure> {
+    let replan = |flag: &str| {
+        Failure::new(format!(
+            "`{flag}` cannot change a saved plan: `apply FILE` applies exactly what the plan file says; nothing was changed"
+        ))
+        .with_hint(format!(
+            "make a new plan with it: `sextant plan {flag} --out FILE`, then `sextant apply FILE`"
+        ))
+    };
+    if let Some(target) = args.targets.first() {
+        return Err(replan(&format!("--target {target}")));
+    }
+    if let Some((name, _)) = args.vars.vars.first() {
+        return Err(replan(&format!("--var {name}=…")));
+    }
+    if let Some(file) = args.vars.var_files.first() {
+        return Err(replan(&format!("--var-file {}", file.display())));
+    }
+    if args.recreate_lost_secrets && !saved.recreate_lost_secrets {
+        return Err(replan("--recreate-lost-secrets"));
+    }
+    let sim = args.sim.time_scale().is_some();
+    if sim != saved.sim {
+        let (made, now) = if saved.sim {
+            ("on the embedded simulator (`--sim`)", "the real APIs")
+        } else {
+            ("against the real APIs", "the embedded simulator (`--sim`)")
+        };
+        return Err(Failure::new(format!(
+            "the saved plan was made {made}; it cannot be applied to {now}; nothing was changed"
+        ))
+        .with_hint(if saved.sim {
+            "apply it with `--sim`, or make a plan without `--sim`"
+        } else {
+            "apply it without `--sim`, or make a plan with `--sim`"
+        }));
+    }
+    Ok(())
 }
 
 async fn run_in(
@@ -79,28 +128,19 @@ async fn run_in(
         .plan(
             args.parallelism as usize,
             crate::plan::PlanOptions {
-                recreate_lost_secrets: args.recreate_lost_secrets,
+                recreate_lost_secrets: saved
+                    .map_or(args.recreate_lost_secrets, |s| s.recreate_lost_secrets),
             },
             reporter,
         )
         .await?;
     report_problems(reporter, &plan)?;
     if let Some(saved) = saved
-        && let Err(stale) = saved.check_fresh(&workspace.model, &plan)
+        && let Err(stale) = saved.check_fresh(&workspace.digest, &plan)
     {
-        let mut reasons = Vec::new();
-        if stale.manifests_changed {
-            reasons.push("the manifests changed".to_string());
-        }
-        if !stale.changed.is_empty() {
-            reasons.push(format!(
-                "live objects changed: {}",
-                stale.changed.join(", ")
-            ));
-        }
         return Err(Failure::new(format!(
             "the saved plan is stale: {}; nothing was changed",
-            reasons.join("; ")
+            stale.describe()
         ))
         .with_hint("run `sextant plan --out FILE` again and review the new plan"));
     }
@@ -138,12 +178,21 @@ async fn run_in(
     }
 
     let cancel = CancellationToken::new();
+    // SIGINT (Ctrl-C) and SIGTERM (what CI sends on cancellation) both stop new work; the
+    // exit code says which arrived (130 or 143). Listeners are set up before any action runs.
+    let terminated = Arc::new(AtomicBool::new(false));
     let watcher = {
+        use tokio::signal::unix::{SignalKind, signal};
         let cancel = cancel.clone();
+        let terminated = terminated.clone();
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        let mut terminate = signal(SignalKind::terminate()).ok();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
+            tokio::select! {
+                _ = next_signal(interrupt.as_mut()) => {}
+                _ = next_signal(terminate.as_mut()) => terminated.store(true, Ordering::SeqCst),
             }
+            cancel.cancel();
         })
     };
     let sink: Box<dyn EventSink> = if args.json {
@@ -155,6 +204,7 @@ async fn run_in(
     };
     let options = ApplyOptions {
         parallelism: args.parallelism as usize,
+        server_time_scale: args.sim.time_scale().unwrap_or(1.0),
         ..ApplyOptions::default()
     };
     let report = apply::apply(
@@ -167,7 +217,24 @@ async fn run_in(
     )
     .await;
     watcher.abort();
-    Ok(summarize(&report, args.json, reporter))
+    let code = summarize(&report, args.json, reporter);
+    Ok(
+        if code == exit::INTERRUPTED && terminated.load(Ordering::SeqCst) {
+            exit::TERMINATED
+        } else {
+            code
+        },
+    )
+}
+
+/// The next delivery of a signal; never, when its listener could not be set up.
+async fn next_signal(stream: Option<&mut tokio::signal::unix::Signal>) {
+    match stream {
+        Some(stream) => {
+            stream.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
@@ -232,7 +299,7 @@ fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
             if !items.is_empty() {
                 println!("  {label}: {}", items.len());
                 for item in items {
-                    println!("    - {item}");
+                    println!("    - {}", crate::model::shown::visible(item));
                 }
             }
         }

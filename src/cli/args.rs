@@ -27,12 +27,42 @@ pub struct GlobalArgs {
     /// Never use colour (also when NO_COLOR is set).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Also read `{file: …}` secrets from DIR (repeatable; adds to SEXTANT_SECRET_DIRS).
+    /// Outside the manifest folders, secrets are read only from such directories.
+    #[arg(long = "secret-dir", value_name = "DIR", global = true)]
+    pub secret_dirs: Vec<PathBuf>,
+    /// Also let `VcdApiToken` files be written under DIR (repeatable); by default they stay
+    /// inside the manifest folders.
+    #[arg(long = "token-dir", value_name = "DIR", global = true)]
+    pub token_dirs: Vec<PathBuf>,
+}
+
+/// `--sim` and its time scale: only on the commands that contact the APIs.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
     /// Run against the embedded simulator (state kept in .sextant/sim-state.json).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub sim: bool,
     /// With --sim: simulated seconds per real second (240: a 2-hour SDDC create takes 30 s).
-    #[arg(long, global = true, default_value_t = 240.0, value_name = "N")]
+    #[arg(long, default_value_t = 240.0, value_name = "N", requires = "sim")]
     pub sim_time_scale: f64,
+}
+
+impl GlobalArgs {
+    /// The directories outside the manifest folders that manifests may use.
+    pub fn access(&self) -> crate::manifest::Access {
+        let mut access = crate::manifest::Access::from_env();
+        access.secret_dirs.extend(self.secret_dirs.iter().cloned());
+        access.token_dirs.extend(self.token_dirs.iter().cloned());
+        access
+    }
+}
+
+impl SimArgs {
+    /// The simulator's time scale when `--sim` is given.
+    pub fn time_scale(&self) -> Option<f64> {
+        self.sim.then_some(self.sim_time_scale)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +156,13 @@ pub struct SimServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// Also serve Cloud Director alone on this address, as a real one is a host of its own
+    /// (pyvcloud needs it: its `/api/session` is vSphere's on the shared address).
+    #[arg(long, value_name = "ADDR")]
+    pub listen_vcd: Option<SocketAddr>,
+    /// Also serve vSphere alone on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub listen_vsphere: Option<SocketAddr>,
     /// Keep state in this file across restarts (saved atomically after each change).
     #[arg(long)]
     pub state: Option<PathBuf>,
@@ -154,6 +191,32 @@ pub struct SimServeArgs {
     /// '{"vmc_concurrent_update_status": 409}' (see `GET /_sim/options` for every name).
     #[arg(long, value_name = "JSON")]
     pub options: Option<String>,
+    /// How RaaS answers `GET /account/login`: `serve` hands out the XSRF token, `refuse`
+    /// answers 401 (only the login POST works). Overrides `raas_login_get` in `--options`.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub raas_login_get: Option<RaasLoginGet>,
+    /// Which vSphere REST flavours to serve: `both`, `api` (as vSphere once `/rest` is
+    /// removed) or `rest` (as vSphere before 7.0 U2); the other answers 404. Overrides
+    /// `vsphere_flavors` in `--options`.
+    #[arg(long, value_enum, value_name = "FLAVOR")]
+    pub vsphere_flavor: Option<VsphereFlavorArg>,
+}
+
+/// `sim serve --raas-login-get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RaasLoginGet {
+    /// Hand out the XSRF token (the default).
+    Serve,
+    /// Answer 401.
+    Refuse,
+}
+
+/// `sim serve --vsphere-flavor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VsphereFlavorArg {
+    Both,
+    Api,
+    Rest,
 }
 
 /// Output format of `plan`.
@@ -207,8 +270,11 @@ fn parse_var(text: &str) -> Result<(String, String), String> {
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
-    /// Manifest files or directories (default: the current directory).
+    /// Manifest files or directories, read recursively (default: the current directory's
+    /// own YAML files that declare a sextant `kind`).
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sim: SimArgs,
     #[command(flatten)]
     pub vars: VarArgs,
     /// How to print the plan on stdout.
@@ -236,6 +302,8 @@ pub struct ApplyArgs {
     /// Manifest files or directories, or one plan file saved by `plan --out`.
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
+    pub sim: SimArgs,
+    #[command(flatten)]
     pub vars: VarArgs,
     /// Apply without asking for confirmation.
     #[arg(long)]
@@ -256,9 +324,9 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ValidateArgs {
-    /// Manifest files or directories (read recursively); each environment among them is
+    /// Manifest files or directories, read recursively (default: the current directory's
+    /// own YAML files that declare a sextant `kind`); each environment among them is
     /// checked on its own.
-    #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub vars: VarArgs,
@@ -274,8 +342,8 @@ pub enum GraphFormatArg {
 
 #[derive(Debug, Clone, Args)]
 pub struct GraphArgs {
-    /// Manifest files or directories (read recursively).
-    #[arg(default_value = ".")]
+    /// Manifest files or directories, read recursively (default: the current directory's
+    /// own YAML files that declare a sextant `kind`).
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub vars: VarArgs,
@@ -286,7 +354,8 @@ pub struct GraphArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
-    /// The environment's directory (or its files; default: the current directory).
+    /// The environment's directory or files (default: the current directory's own YAML files
+    /// that declare a sextant `kind`).
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub vars: VarArgs,
@@ -308,8 +377,10 @@ pub const EXPORTABLE_KINDS: [&str; 6] = [
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
     /// Manifest files or directories that declare the connection (default: the current
-    /// directory).
+    /// directory's manifests).
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sim: SimArgs,
     #[command(flatten)]
     pub vars: VarArgs,
     /// The connection whose live objects to export.
@@ -324,6 +395,15 @@ pub struct ExportArgs {
     /// printing to stdout.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Leave out the objects these manifest files or directories already declare on the
+    /// connection, e.g. every environment's directory (repeatable; files under --out are not
+    /// counted, so exporting again refreshes them).
+    #[arg(long = "skip-declared", value_name = "PATH")]
+    pub skip_declared: Vec<PathBuf>,
+    /// Export only objects whose name matches this pattern (`*` any characters, `?` one;
+    /// repeatable: any pattern may match).
+    #[arg(long = "name", value_name = "PATTERN")]
+    pub names: Vec<String>,
 }
 
 /// Shells `completions` writes scripts for.

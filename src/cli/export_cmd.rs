@@ -7,8 +7,10 @@ use std::path::Path;
 use super::args::ExportArgs;
 use super::workspace::Workspace;
 use super::{Failure, GlobalArgs, Reporter, exit};
-use crate::export::{self, KindExport};
-use crate::model::{Connection, Kind};
+use std::collections::BTreeSet;
+
+use crate::export::{self, ExportFilter, KindExport, LeftOut};
+use crate::model::{Address, Connection, Kind};
 use crate::providers::{self, Provider};
 
 pub async fn run(
@@ -16,21 +18,24 @@ pub async fn run(
     global: &GlobalArgs,
     reporter: &Reporter,
 ) -> Result<i32, Failure> {
-    let workspace = Workspace::open(
+    let workspace = Workspace::open_with(
         &args.paths,
         &args.vars.overrides(),
         &[],
-        global.sim.then_some(global.sim_time_scale),
+        args.sim.time_scale(),
+        Some(&args.connection),
+        global,
         reporter,
     )
     .await?;
-    let result = export(&args, &workspace, reporter).await;
+    let result = export(&args, global, &workspace, reporter).await;
     workspace.close().await;
     result
 }
 
 async fn export(
     args: &ExportArgs,
+    global: &GlobalArgs,
     workspace: &Workspace,
     reporter: &Reporter,
 ) -> Result<i32, Failure> {
@@ -56,8 +61,20 @@ async fn export(
             })
         })?;
     let kinds = kinds(args, connection)?;
+    let filter = ExportFilter {
+        declared: declared_elsewhere(args, global, reporter)?,
+        patterns: args.names.clone(),
+    };
     let provider = providers::connect(connection)?;
-    let result = export_kinds(args, connection, provider.as_ref(), &kinds, reporter).await;
+    let result = export_kinds(
+        args,
+        connection,
+        provider.as_ref(),
+        &kinds,
+        &filter,
+        reporter,
+    )
+    .await;
     if let Err(err) = provider.close().await {
         tracing::debug!(
             connection = connection.name,
@@ -67,22 +84,73 @@ async fn export(
     result
 }
 
+/// The addresses that the `--skip-declared` manifests declare on the exported connection,
+/// leaving out those declared under `--out` (a previous export being refreshed). The
+/// manifests are read with `PATHS`, which declare the connections they use.
+fn declared_elsewhere(
+    args: &ExportArgs,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<BTreeSet<Address>, Failure> {
+    if args.skip_declared.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let mut paths = super::workspace::manifest_paths(&args.paths, reporter)?;
+    paths.extend(args.skip_declared.iter().cloned());
+    let out = args
+        .out
+        .as_ref()
+        .and_then(|dir| std::path::absolute(dir).ok());
+    // Each environment among them declares its own estate: read each on its own.
+    let mut declared = BTreeSet::new();
+    for unit in crate::manifest::units(&paths, &Default::default(), &global.access()) {
+        let model = unit
+            .load()
+            .map_err(|d| super::workspace::manifest_failure(&d, reporter))?;
+        declared.extend(
+            model
+                .resources
+                .values()
+                .filter(|r| r.connection == args.connection)
+                .filter(|r| out.as_ref().is_none_or(|out| !r.base_dir.starts_with(out)))
+                .map(|r| r.address.clone()),
+        );
+    }
+    Ok(declared)
+}
+
 /// Lists and writes each kind; stdout gets everything at once, only when all succeeded.
 async fn export_kinds(
     args: &ExportArgs,
     connection: &Connection,
     provider: &dyn Provider,
     kinds: &[Kind],
+    filter: &ExportFilter,
     reporter: &Reporter,
 ) -> Result<i32, Failure> {
     let mut stdout_text = String::new();
+    let (mut declared, mut unmatched) = (0usize, 0usize);
     for &kind in kinds {
-        let objects = provider.list(kind, &[]).await.map_err(|err| {
+        let listed = provider.list(kind, &[]).await.map_err(|err| {
             Failure::from(err).with_hint(format!(
                 "nothing was written; check connection `{}` and run the command again",
                 connection.name
             ))
         })?;
+        let objects: Vec<_> = listed
+            .into_iter()
+            .filter(|o| match filter.left_out(kind, &o.name) {
+                None => true,
+                Some(LeftOut::Declared) => {
+                    declared += 1;
+                    false
+                }
+                Some(LeftOut::NameNotMatched) => {
+                    unmatched += 1;
+                    false
+                }
+            })
+            .collect();
         let exported = export::export_kind(&connection.name, kind, &objects)?;
         for (name, reason) in &exported.skipped {
             reporter.warning(&format!("`{kind}/{name}` was not exported: {reason}"));
@@ -97,6 +165,19 @@ async fn export_kinds(
             }
             None => {}
         }
+    }
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if declared > 0 {
+        reporter.note(&format!(
+            "Left out {declared} live object{} that the `--skip-declared` manifests declare.",
+            plural(declared)
+        ));
+    }
+    if unmatched > 0 {
+        reporter.note(&format!(
+            "Left out {unmatched} live object{} whose name matches no `--name` pattern.",
+            plural(unmatched)
+        ));
     }
     if args.out.is_none() {
         let mut stdout = std::io::stdout().lock();

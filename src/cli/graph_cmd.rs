@@ -4,17 +4,19 @@ use std::io::Write;
 
 use super::args::{GraphArgs, GraphFormatArg};
 use super::validate_cmd::report_diagnostics;
-use super::workspace::{check_overrides, manifest_failure};
-use super::{Failure, Reporter, exit};
-use crate::manifest::{self, GraphFormat};
+use super::workspace::manifest_unit;
+use super::{Failure, GlobalArgs, Reporter, exit};
+use crate::manifest::GraphFormat;
 
-pub fn run(args: &GraphArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let overrides = args.vars.overrides();
-    let unit =
-        manifest::unit(&args.paths, &overrides).map_err(|d| manifest_failure(&d, reporter))?;
-    check_overrides(unit.environment.as_ref(), &overrides)?;
+pub fn run(args: &GraphArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
+    let unit = manifest_unit(&args.paths, &args.vars.overrides(), global, reporter)?;
     let model = match unit.load() {
-        Ok(model) => model,
+        Ok(model) => {
+            for warning in &model.warnings {
+                reporter.warning(warning);
+            }
+            model
+        }
         Err(diagnostics) => {
             report_diagnostics(&diagnostics, reporter);
             return Ok(exit::ERROR);
@@ -24,7 +26,7 @@ pub fn run(args: &GraphArgs, reporter: &Reporter) -> Result<i32, Failure> {
         GraphFormatArg::Dot => GraphFormat::Dot,
         GraphFormatArg::Mermaid => GraphFormat::Mermaid,
     };
-    let text = manifest::dependency_graph(&model).render(format);
+    let text = crate::manifest::dependency_graph(&model).render(format);
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())

@@ -3,7 +3,8 @@
 //!
 //! Data goes to stdout; errors, warnings and logs go to stderr. Exit codes are Terraform's:
 //! 0 success / no changes, 1 any error (usage errors included), 2 changes present (only with
-//! `plan --detailed-exitcode`), 130 interrupted.
+//! `plan --detailed-exitcode`), 130 interrupted (SIGINT), 143 terminated (SIGTERM) — both after
+//! a clean stop of `apply`.
 
 mod apply_cmd;
 mod args;
@@ -28,7 +29,10 @@ pub mod exit {
     pub const OK: i32 = 0;
     pub const ERROR: i32 = 1;
     pub const CHANGES: i32 = 2;
+    /// Interrupted by SIGINT (Ctrl-C).
     pub const INTERRUPTED: i32 = 130;
+    /// Stopped by SIGTERM (CI cancellation), after the same clean stop as SIGINT.
+    pub const TERMINATED: i32 = 143;
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -92,9 +96,9 @@ async fn dispatch(
     match command {
         Command::Plan(args) => plan_cmd::run(args, global, reporter).await,
         Command::Apply(args) => apply_cmd::run(args, global, reporter).await,
-        Command::Validate(args) => validate_cmd::run(&args, reporter),
-        Command::Graph(args) => graph_cmd::run(&args, reporter),
-        Command::Render(args) => render_cmd::run(&args, reporter),
+        Command::Validate(args) => validate_cmd::run(&args, global, reporter),
+        Command::Graph(args) => graph_cmd::run(&args, global, reporter),
+        Command::Render(args) => render_cmd::run(&args, global, reporter),
         Command::Schema(args) => schema_cmd::run(args.plan),
         Command::Export(args) => export_cmd::run(args, global, reporter).await,
         Command::Completions(args) => help_cmd::print_completions(args.shell),

@@ -3,18 +3,19 @@
 use std::io::{IsTerminal, Write};
 
 use super::args::{PlanArgs, PlanFormat};
-use super::workspace::Workspace;
+use super::workspace::{Workspace, listing_failure};
 use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::plan::Plan;
 use crate::plan::render::{self, Style};
-use crate::plan::saved::SavedPlan;
+use crate::plan::saved::{PlanContext, SavedPlan};
 
 pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
     let workspace = Workspace::open(
         &args.paths,
         &args.vars.overrides(),
         &args.targets,
-        global.sim.then_some(global.sim_time_scale),
+        args.sim.time_scale(),
+        global,
         reporter,
     )
     .await?;
@@ -23,22 +24,25 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Re
             "resource targeting is in effect: this plan covers only the targets and what they depend on, so it may be incomplete",
         );
     }
-    let result = workspace
-        .plan(
-            args.parallelism as usize,
-            crate::plan::PlanOptions {
-                recreate_lost_secrets: args.recreate_lost_secrets,
-            },
-            reporter,
-        )
-        .await;
-    let (plan, _live) = match result {
-        Ok(ok) => ok,
+    let live = match workspace.read_live(args.parallelism as usize).await {
+        Ok(live) => live,
         Err(failure) => {
+            if args.format == PlanFormat::Json {
+                // Machines get the failure in the documented shape too.
+                let failed = crate::plan::failed_plan(&workspace.model, &workspace.scope, &failure);
+                print_json(&failed)?;
+            }
             workspace.close().await;
-            return Err(failure);
+            return Err(listing_failure(failure, reporter));
         }
     };
+    let plan = workspace.plan_from(
+        &live,
+        crate::plan::PlanOptions {
+            recreate_lost_secrets: args.recreate_lost_secrets,
+        },
+        reporter,
+    );
     let code = finish(&args, global, reporter, &workspace, &plan);
     workspace.close().await;
     code
@@ -56,12 +60,7 @@ fn finish(
         && std::io::stdout().is_terminal();
     let output = match args.format {
         PlanFormat::Text => render::text(plan, Style { color }),
-        PlanFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&render::json(plan))
-                .map_err(|e| Failure::new(format!("cannot render the plan as JSON: {e}")))?;
-            text.push('\n');
-            text
-        }
+        PlanFormat::Json => json_text(plan)?,
         PlanFormat::Markdown => render::markdown(plan),
     };
     let mut stdout = std::io::stdout().lock();
@@ -69,9 +68,19 @@ fn finish(
     let _ = stdout.flush();
     report_problems(reporter, plan)?;
     if let Some(out) = &args.out {
-        SavedPlan::new(plan, &workspace.model, &args.paths, &workspace.targets)
-            .with_overrides(&args.vars.overrides())
-            .save(out)?;
+        let context = PlanContext {
+            sim: workspace.sim.is_some(),
+            recreate_lost_secrets: args.recreate_lost_secrets,
+        };
+        SavedPlan::new(
+            plan,
+            workspace.digest.clone(),
+            &args.paths,
+            &workspace.targets,
+            context,
+        )
+        .with_overrides(&args.vars.overrides())
+        .save(out)?;
         reporter.note(&format!(
             "Saved the plan to `{}`; apply it with `sextant apply {}`.",
             out.display(),
@@ -83,6 +92,21 @@ fn finish(
     } else {
         exit::OK
     })
+}
+
+fn json_text(plan: &Plan) -> Result<String, Failure> {
+    let mut text = serde_json::to_string_pretty(&render::json(plan))
+        .map_err(|e| Failure::new(format!("cannot render the plan as JSON: {e}")))?;
+    text.push('\n');
+    Ok(text)
+}
+
+fn print_json(plan: &Plan) -> Result<(), Failure> {
+    let text = json_text(plan)?;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    Ok(())
 }
 
 /// Renders per-resource planning errors; any makes the command fail.

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
 use super::GlobalArgs;
+use crate::model::shown::visible;
 
 /// A command's failure: the error chain plus an optional hint.
 #[derive(Debug)]
@@ -86,14 +87,25 @@ impl Reporter {
     /// Renders a failure with its cause chain and hint.
     pub fn render_error(&self, failure: &Failure) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "{} {}", self.paint("error:", "1;31"), failure.error);
+        // Messages carry names from manifests and text from servers: shown, never obeyed.
+        let _ = writeln!(
+            out,
+            "{} {}",
+            self.paint("error:", "1;31"),
+            visible(&failure.error.to_string())
+        );
         let mut source = failure.error.source();
         while let Some(cause) = source {
-            let _ = writeln!(out, "  {} {cause}", self.paint("Caused by:", "1"));
+            let _ = writeln!(
+                out,
+                "  {} {}",
+                self.paint("Caused by:", "1"),
+                visible(&cause.to_string())
+            );
             source = cause.source();
         }
         if let Some(hint) = &failure.hint {
-            let _ = writeln!(out, "{} {hint}", self.paint("hint:", "1;36"));
+            let _ = writeln!(out, "{} {}", self.paint("hint:", "1;36"), visible(hint));
         }
         out
     }
@@ -106,8 +118,9 @@ impl Reporter {
         if !self.quiet {
             let _ = writeln!(
                 std::io::stderr(),
-                "{} {message}",
-                self.paint("warning:", "1;33")
+                "{} {}",
+                self.paint("warning:", "1;33"),
+                visible(message)
             );
         }
     }

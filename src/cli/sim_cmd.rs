@@ -1,12 +1,13 @@
 //! `sextant sim serve`: runs the embedded simulator (`crate::sim`) on one port until SIGINT or
-//! SIGTERM, printing `listening on http://ADDR` on stdout once it accepts connections.
+//! SIGTERM, printing `listening on http://ADDR` on stdout once it accepts connections, then
+//! `<system> listening on http://ADDR` for each system asked to have an address of its own.
 
 use std::io::Write;
 use std::time::Duration;
 
-use super::args::{SimCommand, SimServeArgs};
+use super::args::{RaasLoginGet, SimCommand, SimServeArgs, VsphereFlavorArg};
 use super::{Failure, Reporter, exit};
-use crate::sim::{self, SimConfig};
+use crate::sim::{self, OwnPort, SimConfig};
 
 pub async fn run(command: SimCommand, reporter: &Reporter) -> Result<i32, Failure> {
     match command {
@@ -29,6 +30,13 @@ async fn serve(args: SimServeArgs, reporter: &Reporter) -> Result<i32, Failure> 
         state_file: args.state,
         seed_data: args.seed_data,
         credentials_file: args.credentials,
+        own_ports: [
+            (OwnPort::Vcd, args.listen_vcd),
+            (OwnPort::Vsphere, args.listen_vsphere),
+        ]
+        .into_iter()
+        .filter_map(|(system, addr)| Some((system, addr?)))
+        .collect(),
         ..SimConfig::default()
     };
     config.faults.latency_ms = args.latency_ms;
@@ -38,10 +46,26 @@ async fn serve(args: SimServeArgs, reporter: &Reporter) -> Result<i32, Failure> 
                 .with_hint("run the simulator and `GET /_sim/options` to see every option")
         })?;
     }
+    if let Some(mode) = args.raas_login_get {
+        config.options.raas_login_get = match mode {
+            RaasLoginGet::Serve => sim::raas::LoginGet::Serve,
+            RaasLoginGet::Refuse => sim::raas::LoginGet::Refuse,
+        };
+    }
+    if let Some(flavor) = args.vsphere_flavor {
+        config.options.vsphere_flavors = match flavor {
+            VsphereFlavorArg::Both => sim::vsphere::ServedFlavors::Both,
+            VsphereFlavorArg::Api => sim::vsphere::ServedFlavors::Api,
+            VsphereFlavorArg::Rest => sim::vsphere::ServedFlavors::Rest,
+        };
+    }
     let handle = sim::start(config).await?;
     {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "listening on {}", handle.base_url);
+        for (system, url) in &handle.own_urls {
+            let _ = writeln!(stdout, "{} listening on {url}", system.name());
+        }
         let _ = stdout.flush();
     }
     wait_for_shutdown_signal().await;

@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use super::args::ValidateArgs;
-use super::workspace::check_overrides;
-use super::{Failure, Reporter, exit};
+use super::workspace::{check_overrides, manifest_paths};
+use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::manifest::{self, Diagnostics};
 
 /// Writes the diagnostics on stderr: every line names its `file:line:column`.
@@ -18,9 +18,10 @@ fn plural(count: usize, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
 }
 
-pub fn run(args: &ValidateArgs, reporter: &Reporter) -> Result<i32, Failure> {
+pub fn run(args: &ValidateArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
+    let paths = manifest_paths(&args.paths, reporter)?;
     let overrides = args.vars.overrides();
-    let units = manifest::units(&args.paths, &overrides);
+    let units = manifest::units(&paths, &overrides, &global.access());
     if units.iter().all(|u| u.environment.is_none()) {
         check_overrides(None, &overrides)?;
     }
@@ -33,6 +34,9 @@ pub fn run(args: &ValidateArgs, reporter: &Reporter) -> Result<i32, Failure> {
         };
         match unit.load() {
             Ok(model) => {
+                for warning in &model.warnings {
+                    reporter.warning(warning);
+                }
                 reporter.note(&format!(
                     "{label} valid: {}, {}",
                     plural(model.connections.len(), "connection", "connections"),

@@ -4,9 +4,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::{Failure, Reporter};
+use super::{Failure, GlobalArgs, Reporter};
 use crate::manifest::{Diagnostics, EnvironmentInfo, Overrides, Unit};
-use crate::model::{Address, Model, SecretSource, SecretValue, SystemType};
+use crate::model::{Address, Connection, Model, SecretSource, SecretValue, SystemType};
+use crate::plan::saved::ManifestDigest;
 use crate::plan::{self, LiveState, Plan, ProviderSet};
 use crate::sim::{SimConfig, SimHandle};
 
@@ -19,31 +20,40 @@ pub struct Workspace {
     pub scope: BTreeSet<Address>,
     pub targets: Vec<Address>,
     pub providers: ProviderSet,
+    /// The manifests as written (before `--sim` rewrites the connections), for saved plans.
+    pub digest: ManifestDigest,
     /// Kept alive for the duration of the command.
     pub sim: Option<SimHandle>,
 }
 
-/// Loads and validates the manifests (one environment at most, with the overrides),
-/// rendering every diagnostic on failure.
+/// Loads and validates the manifests (one environment at most, its values overridden by
+/// `--var` and `--var-file`), rendering every diagnostic on failure and every warning on
+/// success.
 pub fn load_model(
     paths: &[PathBuf],
     overrides: &Overrides,
+    global: &GlobalArgs,
     reporter: &Reporter,
 ) -> Result<Model, Failure> {
-    let paths = default_paths(paths);
-    let unit = manifest_unit(&paths, overrides, reporter)?;
-    unit.load().map_err(|d| manifest_failure(&d, reporter))
+    let unit = manifest_unit(paths, overrides, global, reporter)?;
+    let model = unit.load().map_err(|d| manifest_failure(&d, reporter))?;
+    for warning in &model.warnings {
+        reporter.warning(warning);
+    }
+    Ok(model)
 }
 
-/// The run of `paths`: fails when they hold several environments, or when variables are
-/// given and they hold none.
+/// The run of `paths` (or of the current directory's manifests): fails when they hold
+/// several environments, or when variables are given and they hold none.
 pub fn manifest_unit(
     paths: &[PathBuf],
     overrides: &Overrides,
+    global: &GlobalArgs,
     reporter: &Reporter,
 ) -> Result<Unit, Failure> {
-    let unit =
-        crate::manifest::unit(paths, overrides).map_err(|d| manifest_failure(&d, reporter))?;
+    let paths = manifest_paths(paths, reporter)?;
+    let unit = crate::manifest::unit(&paths, overrides, &global.access())
+        .map_err(|d| manifest_failure(&d, reporter))?;
     check_overrides(unit.environment.as_ref(), overrides)?;
     if let Some(environment) = &unit.environment {
         tracing::info!(
@@ -79,12 +89,45 @@ pub fn manifest_failure(diagnostics: &Diagnostics, reporter: &Reporter) -> Failu
     ))
 }
 
-pub fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
-    if paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        paths.to_vec()
+/// The paths to read: those given, or without any, the current directory's own YAML files
+/// that declare a sextant `kind` (saying which were read and which were skipped).
+pub fn manifest_paths(paths: &[PathBuf], reporter: &Reporter) -> Result<Vec<PathBuf>, Failure> {
+    if !paths.is_empty() {
+        return Ok(paths.to_vec());
     }
+    let found = crate::manifest::default_manifests(Path::new("."))
+        .map_err(|err| Failure::new(format!("cannot read the current directory: {err}")))?;
+    let list = |files: &[PathBuf]| {
+        files
+            .iter()
+            .map(|f| format!("`{}`", f.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if !found.skipped.is_empty() {
+        reporter.note(&format!(
+            "Skipped {} YAML file{} without a sextant `kind`: {}.",
+            found.skipped.len(),
+            plural(found.skipped.len()),
+            list(&found.skipped)
+        ));
+    }
+    if found.files.is_empty() {
+        return Err(Failure::new(
+            "no manifests in the current directory: none of its `*.yaml`/`*.yml` files declares a sextant `kind`",
+        )
+        .with_hint(
+            "pass the files or directories that hold the manifests, e.g. `sextant plan connections envs/prod` (directories given are read recursively)",
+        ));
+    }
+    reporter.note(&format!(
+        "Reading {} manifest file{} of the current directory (no PATHS given; subdirectories are read only when named): {}.",
+        found.files.len(),
+        plural(found.files.len()),
+        list(&found.files)
+    ));
+    Ok(found.files)
 }
 
 impl Workspace {
@@ -93,11 +136,30 @@ impl Workspace {
         overrides: &Overrides,
         targets: &[String],
         sim: Option<f64>,
+        global: &GlobalArgs,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        let mut model = load_model(paths, overrides, reporter)?;
+        Self::open_with(paths, overrides, targets, sim, None, global, reporter).await
+    }
+
+    /// [`Workspace::open`] for one connection only (export): the scope is that connection's
+    /// resources, and only its credentials are needed.
+    pub async fn open_with(
+        paths: &[PathBuf],
+        overrides: &Overrides,
+        targets: &[String],
+        sim: Option<f64>,
+        only: Option<&str>,
+        global: &GlobalArgs,
+        reporter: &Reporter,
+    ) -> Result<Self, Failure> {
+        let mut model = load_model(paths, overrides, global, reporter)?;
         let targets = parse_targets(&model, targets)?;
-        let scope = plan::scope(&model, &targets);
+        let mut scope = plan::scope(&model, &targets);
+        if let Some(only) = only {
+            scope.retain(|a| model.resources.get(a).is_some_and(|r| r.connection == only));
+        }
+        let digest = ManifestDigest::of(&model);
         let sim = if let Some(time_scale) = sim {
             let handle = start_sim(time_scale).await?;
             point_at_sim(&mut model, &handle.base_url);
@@ -105,12 +167,29 @@ impl Workspace {
         } else {
             None
         };
+        let mut used: BTreeSet<&str> = scope
+            .iter()
+            .filter_map(|a| model.resources.get(a))
+            .map(|r| r.connection.as_str())
+            .collect();
+        used.extend(only);
+        let in_use: Vec<&Connection> = used
+            .into_iter()
+            .filter_map(|name| model.connections.get(name))
+            .collect();
+        if let Err(failure) = check_credentials(&in_use, reporter) {
+            if let Some(sim) = sim {
+                sim.stop().await;
+            }
+            return Err(failure);
+        }
         let providers = ProviderSet::connect(&model, &scope)?;
         Ok(Self {
             model,
             scope,
             targets,
             providers,
+            digest,
             sim,
         })
     }
@@ -122,18 +201,30 @@ impl Workspace {
         options: plan::PlanOptions,
         reporter: &Reporter,
     ) -> Result<(Plan, LiveState), Failure> {
-        let live = plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism)
+        let live = self
+            .read_live(parallelism)
             .await
-            .map_err(|err| {
-                Failure::from(err).with_hint(
-                    "nothing was changed; check the connection settings and run the command again",
-                )
-            })?;
-        let plan = plan::make_plan(&self.model, &self.scope, &live, options);
+            .map_err(|failure| listing_failure(failure, reporter))?;
+        Ok((self.plan_from(&live, options, reporter), live))
+    }
+
+    /// Reads the live state of everything in scope.
+    pub async fn read_live(&self, parallelism: usize) -> Result<LiveState, plan::ListFailure> {
+        plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism).await
+    }
+
+    /// Plans against `live`, printing the plan's warnings.
+    pub fn plan_from(
+        &self,
+        live: &LiveState,
+        options: plan::PlanOptions,
+        reporter: &Reporter,
+    ) -> Plan {
+        let plan = plan::make_plan(&self.model, &self.scope, live, options);
         for warning in &plan.warnings {
             reporter.warning(&format!("{}: {}", warning.address, warning.message));
         }
-        Ok((plan, live))
+        plan
     }
 
     pub async fn close(self) {
@@ -141,6 +232,60 @@ impl Workspace {
         if let Some(sim) = self.sim {
             sim.stop().await;
         }
+    }
+}
+
+/// Reports every failed listing but the first, and returns the first as the command's failure.
+pub fn listing_failure(mut failure: plan::ListFailure, reporter: &Reporter) -> Failure {
+    let hint = "nothing was changed; check the connection settings and run the command again";
+    if failure.errors.is_empty() {
+        return Failure::new("reading the live state failed").with_hint(hint);
+    }
+    let first = failure.errors.remove(0);
+    for other in failure.errors {
+        reporter.error(&Failure::from(other));
+    }
+    Failure::from(first).with_hint(hint)
+}
+
+/// Reads every secret of every connection in use before the first request, so that a missing
+/// environment variable or file is reported at once (for all connections, not the first
+/// one to fail) instead of after other requests or their retries.
+fn check_credentials(connections: &[&Connection], reporter: &Reporter) -> Result<(), Failure> {
+    let mut problems = 0usize;
+    for connection in connections {
+        let config = &connection.config;
+        for (field, source) in [
+            ("api_token", &config.api_token),
+            ("password", &config.password),
+        ] {
+            let Some(source) = source else { continue };
+            if let Err(err) = source.resolve() {
+                problems += 1;
+                reporter.error(
+                    &Failure::new(format!(
+                        "connection `{}` ({}): cannot read `spec.{field}` from {}: {err}",
+                        connection.name,
+                        connection.location,
+                        source.describe()
+                    ))
+                    .with_hint(match source {
+                        SecretSource::Env(name) => {
+                            format!("export `{name}` before running sextant")
+                        }
+                        _ => "check the path and the file's permissions".to_string(),
+                    }),
+                );
+            }
+        }
+    }
+    if problems == 0 {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "{problems} credential{} of the connections in use cannot be read; nothing was sent and nothing was changed",
+            if problems == 1 { "" } else { "s" }
+        )))
     }
 }
 

@@ -34,6 +34,73 @@ pub struct KindExport {
     pub skipped: Vec<(String, String)>,
 }
 
+/// Which live objects to export: not those other manifests already declare
+/// (`--skip-declared`), and only names matching one of the patterns (`--name`), if any.
+#[derive(Debug, Default)]
+pub struct ExportFilter {
+    pub declared: std::collections::BTreeSet<crate::model::Address>,
+    /// Shell-style patterns: `*` any run of characters, `?` one character.
+    pub patterns: Vec<String>,
+}
+
+/// Why [`ExportFilter`] leaves an object out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeftOut {
+    Declared,
+    NameNotMatched,
+}
+
+impl ExportFilter {
+    /// `None` when the object is exported.
+    pub fn left_out(&self, kind: Kind, name: &str) -> Option<LeftOut> {
+        if self
+            .declared
+            .contains(&crate::model::Address::new(kind, name))
+        {
+            Some(LeftOut::Declared)
+        } else if !self.patterns.is_empty() && !self.patterns.iter().any(|p| name_matches(p, name))
+        {
+            Some(LeftOut::NameNotMatched)
+        } else {
+            None
+        }
+    }
+
+    pub fn keeps(&self, kind: Kind, name: &str) -> bool {
+        self.left_out(kind, name).is_none()
+    }
+}
+
+/// Whether `name` matches the shell-style `pattern` (`*`, `?`; everything else literal).
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    // Classic two-pointer wildcard match, backtracking to the last `*`.
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == '?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
 /// The file a kind is exported to, e.g. `salt-job.yaml`.
 pub fn file_name(kind: Kind) -> String {
     let mut out = String::new();
@@ -191,6 +258,30 @@ fn sorted(value: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_patterns_match_like_the_shell() {
+        for (pattern, name, expected) in [
+            ("*(prod)", "Deploy web (prod)", true),
+            ("*(prod)", "Deploy web (staging)", false),
+            ("prod ?eb", "prod web", true),
+            ("prod*", "prod", true),
+            ("*a*b*", "xxaxxbxx", true),
+            ("*a*b", "xxaxxbxxc", false),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+            ("", "", true),
+        ] {
+            assert_eq!(name_matches(pattern, name), expected, "{pattern} {name}");
+        }
+        let filter = ExportFilter {
+            declared: [crate::model::Address::new(Kind::SaltJob, "a (prod)")].into(),
+            patterns: vec!["*(prod)".into()],
+        };
+        assert!(!filter.keeps(Kind::SaltJob, "a (prod)"));
+        assert!(filter.keeps(Kind::SaltTarget, "a (prod)"));
+        assert!(!filter.keeps(Kind::SaltJob, "b (dev)"));
+    }
 
     fn live(kind: Kind, name: &str, spec: Value, status: LiveStatus) -> LiveObject {
         LiveObject {

@@ -5,10 +5,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::SECRET_DIRS_ENV;
 use super::diagnostics::Diagnostic;
+use super::files::Confinement;
 use super::node::{Node, Pos};
-use super::spec::{ConnectionSpec, ConnectionType, EnvOr, RaasRegion, SecretRef};
-use crate::model::{ConnectionConfig, SecretSource, SystemType};
+use super::spec::{ConnectionSpec, ConnectionType, EnvOr, RaasRegion, SecretRef, VsphereApiFlavor};
+use crate::model::{ApiFlavor, ConnectionConfig, SecretSource, SystemType, shown};
 
 /// Regional Aria Automation Config (cloud) API endpoints.
 pub fn raas_region_url(region: RaasRegion) -> &'static str {
@@ -41,6 +43,7 @@ fn applies_to(field: &str) -> &'static [SystemType] {
         "api_token" => &[Vmc, Raas, Vcd],
         "username" | "password" => &[Raas, Vcd, Vsphere],
         "org" | "api_version" => &[Vcd],
+        "api_flavor" => &[Vsphere],
         _ => &[Vmc, Raas, Vcd, Vsphere],
     }
 }
@@ -57,6 +60,7 @@ pub struct ConnectionReader<'a> {
     pub file: &'a Path,
     pub base_dir: &'a Path,
     pub spec_node: &'a Node,
+    pub confinement: &'a Confinement,
     pub errors: &'a mut Vec<Diagnostic>,
 }
 
@@ -91,6 +95,22 @@ impl FromSetting for RaasRegion {
     const EXPECTED: &'static str = "one of `us`, `de`, `in`, `ca`, `au`, `uk`";
     fn parse_setting(text: &str) -> Option<Self> {
         serde_json::from_value(serde_json::Value::String(text.trim().to_lowercase())).ok()
+    }
+}
+
+impl FromSetting for VsphereApiFlavor {
+    const EXPECTED: &'static str = "one of `auto`, `api`, `rest`";
+    fn parse_setting(text: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(text.trim().to_lowercase())).ok()
+    }
+}
+
+/// How a rejected setting is named in a message: a value written in the manifest is quoted
+/// (as `shown`), a value read from the environment never is, whatever it holds.
+fn shown_value<T>(value: &EnvOr<T>, shown: &str) -> String {
+    match value {
+        EnvOr::Value(_) => format!("`{}`", shown::visible(shown)),
+        EnvOr::Env(env) => format!("the value of environment variable `{}`", env.env),
     }
 }
 
@@ -154,7 +174,23 @@ impl ConnectionReader<'_> {
                 self.error(path, "file path is empty", None);
                 None
             }
-            SecretRef::File(file) => Some(SecretSource::File(self.base_dir.join(&file.file))),
+            SecretRef::File(file) => {
+                let file_path = self.base_dir.join(&file.file);
+                if !self.confinement.may_read_secret(&file_path) {
+                    self.error(
+                        path,
+                        format!(
+                            "secret file `{}` is outside the manifest folders and every secret directory",
+                            shown::visible(&file.file)
+                        ),
+                        Some(format!(
+                            "name its directory with `--secret-dir DIR` or `{SECRET_DIRS_ENV}`: manifests may read secrets elsewhere only from directories the operator names"
+                        )),
+                    );
+                    return None;
+                }
+                Some(SecretSource::File(file_path))
+            }
         }
     }
 
@@ -167,9 +203,10 @@ impl ConnectionReader<'_> {
                 None
             }
             Err(_) => {
+                let what = shown_value(value, &text);
                 self.error(
                     path,
-                    format!("`{text}` is not a duration"),
+                    format!("{what} is not a duration"),
                     Some("write a duration like `30s`, `2m` or `1h 30m`".to_string()),
                 );
                 None
@@ -177,23 +214,63 @@ impl ConnectionReader<'_> {
         }
     }
 
+    /// An http(s) base URL: a host, an optional valid port and path; no credentials, query
+    /// string or fragment (a query would be sent with every call and printed nowhere, and
+    /// `user:password@` is a secret written inline).
     fn url(&mut self, path: &[&str], value: &EnvOr<String>) -> Option<String> {
         let text = self.setting(path, value)?;
         let trimmed = text.trim().trim_end_matches('/').to_string();
-        let rest = trimmed
-            .strip_prefix("https://")
-            .or_else(|| trimmed.strip_prefix("http://"));
-        match rest {
-            Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Some(trimmed),
-            _ => {
+        let what = shown_value(value, &shown::url(&text));
+        let example = "write the base URL, e.g. `https://host.example.com`";
+        let has_scheme = trimmed.starts_with("https://") || trimmed.starts_with("http://");
+        if !has_scheme || trimmed.contains(char::is_whitespace) {
+            self.error(
+                path,
+                format!("{what} is not an http(s) URL"),
+                Some(example.to_string()),
+            );
+            return None;
+        }
+        let parsed = match reqwest::Url::parse(&trimmed) {
+            Ok(parsed) if parsed.host_str().is_some_and(|h| !h.is_empty()) => parsed,
+            Ok(_) => {
                 self.error(
                     path,
-                    format!("`{text}` is not an http(s) URL"),
-                    Some("write the base URL, e.g. `https://host.example.com`".to_string()),
+                    format!("{what} has no host"),
+                    Some(example.to_string()),
                 );
-                None
+                return None;
             }
+            Err(err) => {
+                // The parser's reasons (`invalid port number`) never quote the text.
+                self.error(
+                    path,
+                    format!("{what} is not a valid URL: {err}"),
+                    Some(example.to_string()),
+                );
+                return None;
+            }
+        };
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            self.error(
+                path,
+                format!("{what} holds credentials (`user:password@`)"),
+                Some(
+                    "set `username` and `password` (from `{env: …}` or `{file: …}`) instead"
+                        .to_string(),
+                ),
+            );
+            return None;
         }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            self.error(
+                path,
+                format!("{what} has a query string or fragment"),
+                Some(example.to_string()),
+            );
+            return None;
+        }
+        Some(trimmed)
     }
 
     /// Builds the connection's settings, reporting every problem.
@@ -275,6 +352,16 @@ impl ConnectionReader<'_> {
         {
             config.timeout = timeout;
         }
+        if let Some(timeout) = &spec.connect_timeout
+            && let Some(timeout) = self.duration(&["connect_timeout"], timeout)
+        {
+            config.connect_timeout = timeout;
+        }
+        if let Some(deadline) = &spec.request_deadline
+            && let Some(deadline) = self.duration(&["request_deadline"], deadline)
+        {
+            config.request_deadline = deadline;
+        }
         if let Some(retries) = &spec.max_retries
             && let Some(retries) = self.setting(&["max_retries"], retries)
         {
@@ -292,6 +379,15 @@ impl ConnectionReader<'_> {
             && let Some(margin) = self.duration(&["refresh_before_expiry"], margin)
         {
             config.refresh_before_expiry = margin;
+        }
+        if let Some(flavor) = &spec.api_flavor
+            && let Some(flavor) = self.setting(&["api_flavor"], flavor)
+        {
+            config.api_flavor = match flavor {
+                VsphereApiFlavor::Auto => ApiFlavor::Auto,
+                VsphereApiFlavor::Api => ApiFlavor::Api,
+                VsphereApiFlavor::Rest => ApiFlavor::Rest,
+            };
         }
 
         self.check_auth(spec, system);
@@ -393,7 +489,9 @@ mod tests {
         assert_eq!(config.url, "https://vmc.vmware.com");
         assert_eq!(config.csp_url, "https://console.cloud.vmware.com");
         assert_eq!(config.timeout.as_secs(), 30);
-        assert_eq!(config.max_retries, 5);
+        assert_eq!(config.max_retries, 4);
+        assert_eq!(config.connect_timeout.as_secs(), 10);
+        assert_eq!(config.request_deadline.as_secs(), 120);
         assert_eq!(config.max_concurrency, 10);
         assert_eq!(config.refresh_before_expiry.as_secs(), 120);
         assert_eq!(config.api_token, Some(SecretSource::Env("T".into())));

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::node::Pos;
+use crate::model::shown;
 
 /// One problem found in the manifests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct Diagnostic {
     pub path: String,
     pub message: String,
     pub hint: Option<String>,
+    /// A warning: reported, but the manifests still load.
+    pub warning: bool,
 }
 
 impl Diagnostic {
@@ -27,7 +30,14 @@ impl Diagnostic {
             path: path.into(),
             message: message.into(),
             hint: None,
+            warning: false,
         }
+    }
+
+    /// The same finding as a warning.
+    pub fn as_warning(mut self) -> Self {
+        self.warning = true;
+        self
     }
 
     pub fn with_hint(mut self, hint: Option<String>) -> Self {
@@ -40,16 +50,30 @@ impl Diagnostic {
         format!("{}:{}:{}", self.file.display(), self.line, self.column)
     }
 
-    fn render_into(&self, out: &mut String, color: bool) {
-        let label = paint("error:", "1;31", color);
-        out.push_str(&format!("{label} {}: ", self.location()));
+    /// `file:line:column: `path`: message` with every value made visible (a name from a
+    /// manifest may hold control or bidi characters).
+    pub fn text(&self) -> String {
+        let mut out = format!("{}: ", shown::visible(&self.location()));
         if !self.path.is_empty() {
-            out.push_str(&format!("`{}`: ", self.path));
+            out.push_str(&format!("`{}`: ", shown::visible(&self.path)));
         }
-        out.push_str(&self.message);
-        out.push('\n');
+        out.push_str(&shown::visible(&self.message));
+        out
+    }
+
+    fn render_into(&self, out: &mut String, color: bool) {
+        let label = if self.warning {
+            paint("warning:", "1;33", color)
+        } else {
+            paint("error:", "1;31", color)
+        };
+        out.push_str(&format!("{label} {}\n", self.text()));
         if let Some(hint) = &self.hint {
-            out.push_str(&format!("  {} {hint}\n", paint("hint:", "1;36", color)));
+            out.push_str(&format!(
+                "  {} {}\n",
+                paint("hint:", "1;36", color),
+                shown::visible(hint)
+            ));
         }
     }
 }
@@ -66,6 +90,8 @@ fn paint(text: &str, code: &str, color: bool) -> String {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diagnostics {
     pub errors: Vec<Diagnostic>,
+    /// Findings that alone would not stop the load, shown after the errors.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Diagnostics {
@@ -88,12 +114,17 @@ impl Diagnostics {
                 .cmp(&(&b.file, b.line, b.column, &b.path, &b.message))
         });
         self.errors.dedup();
+        self.warnings.sort_by(|a, b| {
+            (&a.file, a.line, a.column, &a.path, &a.message)
+                .cmp(&(&b.file, b.line, b.column, &b.path, &b.message))
+        });
+        self.warnings.dedup();
     }
 
     /// One `error: <file>:<line>:<col>: ...` line per problem, each followed by its hint.
     pub fn render(&self, color: bool) -> String {
         let mut out = String::new();
-        for diagnostic in &self.errors {
+        for diagnostic in self.errors.iter().chain(&self.warnings) {
             diagnostic.render_into(&mut out, color);
         }
         out

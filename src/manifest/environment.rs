@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value as Json;
 
+use super::Access;
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
-use super::files::{self, SourceFile};
+use super::files::{self, Confinement, SourceFile};
 use super::node::{Entry, Node, Pos, Value, parse_documents_with};
 use super::patch::{self, Inserted};
 use super::schema::{ENVIRONMENT_DEF, checker_schema};
@@ -357,7 +358,10 @@ impl Layer {
         match result {
             Ok(model) if extra.is_empty() => Ok(model),
             Ok(_) => {
-                let mut diagnostics = Diagnostics { errors: extra };
+                let mut diagnostics = Diagnostics {
+                    errors: extra,
+                    warnings: Vec::new(),
+                };
                 diagnostics.sort();
                 Err(diagnostics)
             }
@@ -387,15 +391,18 @@ pub struct EnvironmentInfo {
 pub struct Unit {
     pub environment: Option<EnvironmentInfo>,
     files: Vec<SourceFile>,
+    /// The given paths and everything included: the manifest tree of the run.
+    confinement: Confinement,
     layer: Layer,
     errors: Vec<Diagnostic>,
 }
 
 impl Unit {
-    fn flat(files: Vec<SourceFile>, errors: Vec<Diagnostic>) -> Self {
+    fn flat(files: Vec<SourceFile>, confinement: Confinement, errors: Vec<Diagnostic>) -> Self {
         Self {
             environment: None,
             files,
+            confinement,
             layer: Layer::flat(),
             errors,
         }
@@ -408,7 +415,8 @@ impl Unit {
 
     /// Loads and validates the unit's documents.
     pub fn load(self) -> Result<Model, Diagnostics> {
-        let result = validate::validate_files(&self.files, self.errors, &self.layer);
+        let result =
+            validate::validate_files(&self.files, &self.confinement, self.errors, &self.layer);
         self.layer.finish(result)
     }
 
@@ -417,7 +425,8 @@ impl Unit {
         if self.layer.kept.is_none() {
             self.keep_documents();
         }
-        let result = validate::validate_files(&self.files, self.errors, &self.layer);
+        let result =
+            validate::validate_files(&self.files, &self.confinement, self.errors, &self.layer);
         let model = self.layer.finish(result)?;
         let documents = self
             .layer
@@ -429,25 +438,35 @@ impl Unit {
 }
 
 /// Loads one text as a file named `source` (no environment: an `Environment` is an error).
-pub fn load_text(source: &SourceFile, text: &str) -> Result<Model, Diagnostics> {
+pub fn load_text(
+    source: &SourceFile,
+    confinement: &Confinement,
+    text: &str,
+) -> Result<Model, Diagnostics> {
     let mut layer = Layer::flat();
     layer.reject_environments = true;
-    let result = validate::validate_text(source, text, &layer);
+    let result = validate::validate_text(source, confinement, text, &layer);
     layer.finish(result)
 }
 
 /// The run for `paths`: one environment at most.
-pub fn unit(paths: &[PathBuf], overrides: &Overrides) -> Result<Unit, Diagnostics> {
+pub fn unit(
+    paths: &[PathBuf],
+    overrides: &Overrides,
+    access: &Access,
+) -> Result<Unit, Diagnostics> {
     let mut errors = Vec::new();
-    let sources = files::discover(paths, &mut errors);
+    let confinement = Confinement::new(paths, access);
+    let sources = files::discover(paths, &confinement, &mut errors);
     let mut found = scan(&sources);
     match found.len() {
-        0 => Ok(Unit::flat(sources, errors)),
+        0 => Ok(Unit::flat(sources, confinement, errors)),
         1 => Ok(environment_unit(
             found.remove(0),
             sources,
             errors,
             overrides,
+            (paths, access),
         )),
         _ => {
             let first = &found[0];
@@ -479,15 +498,16 @@ pub fn unit(paths: &[PathBuf], overrides: &Overrides) -> Result<Unit, Diagnostic
 
 /// The runs for `paths` when each environment is checked on its own (`validate`): one per
 /// environment, with the files under its directory, and one for files under none.
-pub fn units(paths: &[PathBuf], overrides: &Overrides) -> Vec<Unit> {
+pub fn units(paths: &[PathBuf], overrides: &Overrides, access: &Access) -> Vec<Unit> {
     let mut errors = Vec::new();
-    let sources = files::discover(paths, &mut errors);
+    let confinement = Confinement::new(paths, access);
+    let sources = files::discover(paths, &confinement, &mut errors);
     let found = scan(&sources);
     if found.len() < 2 {
         let mut found = found;
         return vec![match found.pop() {
-            None => Unit::flat(sources, errors),
-            Some(env) => environment_unit(env, sources, errors, overrides),
+            None => Unit::flat(sources, confinement, errors),
+            Some(env) => environment_unit(env, sources, errors, overrides, (paths, access)),
         }];
     }
     // Each file goes with the environment whose directory holds it most closely.
@@ -537,10 +557,16 @@ pub fn units(paths: &[PathBuf], overrides: &Overrides) -> Vec<Unit> {
             continue;
         }
         first_in_dir.insert(dirs[index].clone(), units.len());
-        units.push(environment_unit(env, files, Vec::new(), overrides));
+        units.push(environment_unit(
+            env,
+            files,
+            Vec::new(),
+            overrides,
+            (paths, access),
+        ));
     }
     if !loose.is_empty() {
-        units.push(Unit::flat(loose, Vec::new()));
+        units.push(Unit::flat(loose, confinement, Vec::new()));
     }
     if let Some(first) = units.first_mut() {
         first.errors.append(&mut errors);
@@ -550,11 +576,14 @@ pub fn units(paths: &[PathBuf], overrides: &Overrides) -> Vec<Unit> {
 
 /// Builds the run of one environment: follows its includes, merges values and overrides,
 /// and prepares its patches.
+/// `given` are the run's paths: with the included ones (and the operator's directories of
+/// `access`) they bound what the run may read and write.
 fn environment_unit(
     env: Found,
     own: Vec<SourceFile>,
     errors: Vec<Diagnostic>,
     overrides: &Overrides,
+    (given, access): (&[PathBuf], &Access),
 ) -> Unit {
     let schema = checker_schema();
     let info = EnvironmentInfo {
@@ -563,6 +592,8 @@ fn environment_unit(
     };
     let mut builder = Builder {
         schema: &schema,
+        access,
+        included: Vec::new(),
         errors,
         files: Vec::new(),
         seen: BTreeSet::new(),
@@ -578,8 +609,11 @@ fn environment_unit(
         mut errors,
         files,
         layers,
+        included,
         ..
     } = builder;
+    let roots: Vec<PathBuf> = given.iter().cloned().chain(included).collect();
+    let confinement = Confinement::new(&roots, access);
     let mut vars = Variables::of_environment(&info.name);
     for layer in &layers {
         for (name, value) in &layer.values {
@@ -643,6 +677,7 @@ fn environment_unit(
     Unit {
         environment: Some(info),
         files,
+        confinement,
         layer: Layer::new(vars, patches),
         errors,
     }
@@ -834,6 +869,9 @@ struct EnvLayer {
 
 struct Builder<'a> {
     schema: &'a Json,
+    access: &'a Access,
+    /// Every path included, for the run's confinement.
+    included: Vec<PathBuf>,
     errors: Vec<Diagnostic>,
     files: Vec<SourceFile>,
     seen: BTreeSet<PathBuf>,
@@ -932,7 +970,12 @@ impl Builder<'_> {
             return;
         }
         let mut found_errors = Vec::new();
-        let sources = files::discover(std::slice::from_ref(&path), &mut found_errors);
+        let include = std::slice::from_ref(&path);
+        let sources = files::discover(
+            include,
+            &Confinement::new(include, self.access),
+            &mut found_errors,
+        );
         if sources.is_empty() {
             self.errors.push(error(
                 format!("include `{text}` holds no manifest files"),
@@ -941,6 +984,7 @@ impl Builder<'_> {
             return;
         }
         self.errors.append(&mut found_errors);
+        self.included.push(path.clone());
         let nested = scan(&sources);
         for found in &nested {
             if let Some(start) = self.stack.iter().position(|(real, _)| *real == found.real) {
@@ -996,7 +1040,7 @@ mod tests {
 
     /// Errors of loading `path` under `dir`, as `file:line:col path: message`.
     fn errors(dir: &Path, path: &str) -> Vec<String> {
-        let unit = unit(&[dir.join(path)], &Overrides::default()).unwrap();
+        let unit = unit(&[dir.join(path)], &Overrides::default(), &Access::default()).unwrap();
         match unit.load() {
             Ok(_) => Vec::new(),
             Err(d) => d
@@ -1096,7 +1140,11 @@ mod tests {
             ),
             ("loose.yaml", CONN),
         ]);
-        let units = units(&[dir.path().to_path_buf()], &Overrides::default());
+        let units = units(
+            &[dir.path().to_path_buf()],
+            &Overrides::default(),
+            &Access::default(),
+        );
         let names: Vec<Option<String>> = units
             .iter()
             .map(|u| u.environment.as_ref().map(|e| e.name.clone()))
@@ -1106,7 +1154,11 @@ mod tests {
         // The second environment in b's directory is reported with the first run.
         assert_eq!(results, vec![false, true, true]);
         // One run: two environments are an error naming both.
-        let Err(diagnostics) = unit(&[dir.path().join("envs")], &Overrides::default()) else {
+        let Err(diagnostics) = unit(
+            &[dir.path().join("envs")],
+            &Overrides::default(),
+            &Access::default(),
+        ) else {
             panic!("two environments loaded as one run");
         };
         assert!(
@@ -1133,7 +1185,9 @@ mod tests {
             vars: Vec::new(),
             var_files: vec![dir.path().join("vars.yaml"), dir.path().join("list.yaml")],
         };
-        let result = unit(&[dir.path().join("env")], &overrides).unwrap().load();
+        let result = unit(&[dir.path().join("env")], &overrides, &Access::default())
+            .unwrap()
+            .load();
         let messages: Vec<String> = result
             .unwrap_err()
             .errors

@@ -38,11 +38,16 @@ pub fn dependency_graph(model: &Model) -> DependencyGraph {
 }
 
 fn dot_quote(text: &str) -> String {
+    let text = crate::model::shown::visible(text);
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// A label Mermaid shows as text: quotes and angle brackets (HTML) as entities.
 fn mermaid_label(text: &str) -> String {
-    text.replace('"', "#quot;")
+    crate::model::shown::visible(text)
+        .replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
 }
 
 impl DependencyGraph {

@@ -29,41 +29,80 @@ use std::path::PathBuf;
 pub use connection::raas_region_url;
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use environment::{EnvironmentInfo, Overrides, Unit};
+pub use files::{DefaultManifests, default_manifests};
 pub use graph::{DependencyGraph, GraphFormat, dependency_graph};
 pub use schema::{checker_schema, document_def, manifest_schema, schema_json};
 
 use crate::model::Model;
 
+/// Directories outside the manifest tree that the operator lets manifests use. A manifest
+/// (say, of a pull request) must not be able to send a file of its choosing to a URL of its
+/// choosing, nor write where it likes: outside the tree, `{file: …}` secrets are read only
+/// from `secret_dirs` and `VcdApiToken.file` is written only under `token_dirs`.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub secret_dirs: Vec<PathBuf>,
+    pub token_dirs: Vec<PathBuf>,
+}
+
+/// The environment variable naming secret directories (separated like `PATH`).
+pub const SECRET_DIRS_ENV: &str = "SEXTANT_SECRET_DIRS";
+
+impl Access {
+    /// The secret directories named by [`SECRET_DIRS_ENV`], no token directory.
+    pub fn from_env() -> Self {
+        Self {
+            secret_dirs: std::env::var_os(SECRET_DIRS_ENV)
+                .map(|dirs| {
+                    std::env::split_paths(&dirs)
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            token_dirs: Vec::new(),
+        }
+    }
+}
+
 /// Loads and validates manifests from files and directories (recursively, in sorted order,
-/// skipping dot-directories). Returns the model, or every problem found. When the paths
-/// hold an `Environment`, its includes, values and patches apply.
+/// skipping dot-directories), with the secret directories of [`Access::from_env`]. Returns
+/// the model, or every problem found. When the paths hold an `Environment`, its includes,
+/// values and patches apply.
 pub fn load(paths: &[PathBuf]) -> Result<Model, Diagnostics> {
-    load_with(paths, &Overrides::default())
+    load_with(paths, &Access::from_env())
 }
 
-/// [`load`] with `--var` / `--var-file` overrides of the environment's values. More than
-/// one environment among the paths is an error.
-pub fn load_with(paths: &[PathBuf], overrides: &Overrides) -> Result<Model, Diagnostics> {
-    environment::unit(paths, overrides)?.load()
+/// [`load`] with the directories the operator named.
+pub fn load_with(paths: &[PathBuf], access: &Access) -> Result<Model, Diagnostics> {
+    environment::unit(paths, &Overrides::default(), access)?.load()
 }
 
-/// The run of `paths` (one environment at most), to load later; tells which environment it
-/// is before anything is checked.
-pub fn unit(paths: &[PathBuf], overrides: &Overrides) -> Result<Unit, Diagnostics> {
-    environment::unit(paths, overrides)
+/// The run of `paths` (one environment at most, its values overridden by `overrides`), to
+/// load later; tells which environment it is before anything is checked. More than one
+/// environment among the paths is an error.
+pub fn unit(
+    paths: &[PathBuf],
+    overrides: &Overrides,
+    access: &Access,
+) -> Result<Unit, Diagnostics> {
+    environment::unit(paths, overrides, access)
 }
 
 /// The runs of `paths` when each environment is checked on its own: one per environment
 /// (with the files under its directory), and one for files under no environment.
-pub fn units(paths: &[PathBuf], overrides: &Overrides) -> Vec<Unit> {
-    environment::units(paths, overrides)
+pub fn units(paths: &[PathBuf], overrides: &Overrides, access: &Access) -> Vec<Unit> {
+    environment::units(paths, overrides, access)
 }
 
 /// The final documents of a run (after includes, substitution and patches) as one
-/// deterministic multi-document YAML text: sorted by address, fields in the schema's order,
+/// deterministic multi-document YAML text: sorted by address, fields in a fixed order,
 /// secrets as their references. Fails with every problem when the documents are invalid.
-pub fn render(paths: &[PathBuf], overrides: &Overrides) -> Result<String, Diagnostics> {
-    render_unit(environment::unit(paths, overrides)?)
+pub fn render(
+    paths: &[PathBuf],
+    overrides: &Overrides,
+    access: &Access,
+) -> Result<String, Diagnostics> {
+    render_unit(environment::unit(paths, overrides, access)?)
 }
 
 /// [`render`] of a run already found with [`unit`].
@@ -81,6 +120,7 @@ pub fn load_text(name: &str, text: &str) -> Result<Model, Diagnostics> {
         .ok()
         .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
+    let confinement = files::Confinement::new(std::slice::from_ref(&base_dir), &Access::from_env());
     let source = files::SourceFile { path, base_dir };
-    environment::load_text(&source, text)
+    environment::load_text(&source, &confinement, text)
 }

@@ -15,7 +15,7 @@ use super::diagnostics::Diagnostic;
 use super::did_you_mean;
 use super::node::{Node, Pos, Value};
 use super::validate::Document;
-use crate::model::{Address, Ensure, Kind, Reference, Resource};
+use crate::model::{Address, Ensure, Kind, NamedReference, Reference, Resource, SourceLocation};
 
 /// The first declaration of an address.
 #[derive(Clone, Debug)]
@@ -127,6 +127,8 @@ pub struct DocumentEdges {
     pub edges: Vec<Edge>,
     /// The `${...}` references among the edges.
     pub references: Vec<Reference>,
+    /// `target` names of objects no manifest declares (they must be live).
+    pub named: Vec<NamedReference>,
 }
 
 /// One `${...}` occurrence found in a string.
@@ -313,7 +315,17 @@ impl Collector<'_> {
         let address = Address::new(kind, name);
         if let Some(to) = self.declared.find(&address) {
             self.add(to, None, node.pos, path.into());
-        } else if required {
+        } else if !required {
+            self.found.named.push(NamedReference {
+                target: address,
+                field: path,
+                location: SourceLocation {
+                    file: Arc::clone(self.doc.file()),
+                    line: node.pos.line as usize,
+                    column: node.pos.column as usize,
+                },
+            });
+        } else {
             let hint = self
                 .undeclared_hint(&address)
                 .or_else(|| Some(format!("declare a `{kind}` named `{name}`")));
@@ -440,6 +452,7 @@ impl DocumentEdges {
         references.shrink_to_fit();
         resource.depends_on = depends_on;
         resource.references = references;
+        resource.named = std::mem::take(&mut self.named);
     }
 }
 

@@ -7,7 +7,9 @@ use serde_json::Value as Json;
 
 use super::diagnostics::Diagnostic;
 use super::node::{Node, Pos};
-use super::spec::{SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec, SddcType};
+use super::spec::{
+    SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcProvider, SddcSpec, SddcType,
+};
 
 /// Collects rule violations for one spec, positioned at the offending node.
 pub struct RuleContext<'a> {
@@ -107,21 +109,72 @@ impl<'a> RuleContext<'a> {
         {
             self.error(&["vxlan_subnet"], message, None);
         }
-        if let Some(link) = &spec.account_link
-            && let Some(subnets) = &link.customer_subnet_ids
+        self.check_account_link(spec, multi_az);
+    }
+
+    /// An `AWS` SDDC is created with its AWS account linked (`connected_account_id` plus one
+    /// subnet, two for MultiAZ) or with linking explicitly delayed: the service refuses
+    /// anything else with 400 "Invalid account linking configuration: null"
+    /// (vmware/terraform-provider-vmc PR #215; `../shared/api/README.md`, "Corrections").
+    fn check_account_link(&mut self, spec: &SddcSpec, multi_az: bool) {
+        let (expected, layout, subnets) = if multi_az {
+            (2, "MultiAZ", "two subnets, one per zone,")
+        } else {
+            (1, "SingleAZ", "one subnet")
+        };
+        let link = spec.account_link.as_ref();
+        if let Some(subnets) = link.and_then(|l| l.customer_subnet_ids.as_ref())
+            && subnets.len() != expected
         {
-            let expected = if multi_az { 2 } else { 1 };
-            if subnets.len() != expected {
-                let layout = if multi_az { "MultiAZ" } else { "SingleAZ" };
+            self.error(
+                &["account_link", "customer_subnet_ids"],
+                format!(
+                    "a `{layout}` SDDC links exactly {expected} subnet(s), found {}",
+                    subnets.len()
+                ),
+                None,
+            );
+            return;
+        }
+        let aws = spec.provider.is_none_or(|p| p == SddcProvider::Aws);
+        if !aws || link.and_then(|l| l.delay) == Some(true) {
+            return;
+        }
+        let hint = format!(
+            "set `account_link.connected_account_id` and `account_link.customer_subnet_ids` ({subnets} for {layout}), or `account_link: {{ delay: true }}` to link the AWS account later"
+        );
+        let missing: Vec<&str> = match link {
+            None => {
                 self.error(
-                    &["account_link", "customer_subnet_ids"],
-                    format!(
-                        "a `{layout}` SDDC links exactly {expected} subnet(s), found {}",
-                        subnets.len()
-                    ),
-                    None,
+                    &["account_link"],
+                    "an `AWS` SDDC needs `account_link`: the service refuses to create it without a linked AWS account or an explicit delay",
+                    Some(hint.as_str()),
                 );
+                return;
             }
+            Some(link) => [
+                (
+                    link.connected_account_id
+                        .as_deref()
+                        .is_none_or(|a| a.trim().is_empty()),
+                    "`connected_account_id`",
+                ),
+                (link.customer_subnet_ids.is_none(), "`customer_subnet_ids`"),
+            ]
+            .into_iter()
+            .filter(|(absent, _)| *absent)
+            .map(|(_, name)| name)
+            .collect(),
+        };
+        if !missing.is_empty() {
+            self.error(
+                &["account_link"],
+                format!(
+                    "`account_link` of an `AWS` SDDC needs {} unless `delay: true`",
+                    missing.join(" and ")
+                ),
+                Some(hint.as_str()),
+            );
         }
     }
 
@@ -370,7 +423,12 @@ mod tests {
             .collect()
     }
 
+    /// The rules of a `ZEROCLOUD` SDDC (which needs no account link) written as `yaml`.
     fn sddc(yaml: &str) -> Vec<String> {
+        aws_sddc(&format!("{yaml}provider: ZEROCLOUD\n"))
+    }
+
+    fn aws_sddc(yaml: &str) -> Vec<String> {
         run::<SddcSpec>(yaml, |ctx, spec| ctx.check_sddc(spec))
     }
 
@@ -451,6 +509,38 @@ mod tests {
             sddc("region: us-west-2\nnum_hosts: 2\naccount_link:\n  customer_subnet_ids: [a, b]\n");
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("exactly 1 subnet"), "{errors:?}");
+    }
+
+    #[test]
+    fn aws_sddcs_link_an_account_or_delay_linking() {
+        let errors = aws_sddc("region: us-west-2\nnum_hosts: 2\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("1:1 spec.account_link: an `AWS` SDDC needs `account_link`"),
+            "{errors:?}"
+        );
+        let errors = aws_sddc(
+            "region: us-west-2\nnum_hosts: 2\nprovider: AWS\naccount_link:\n  customer_subnet_ids: [s]\n",
+        );
+        assert_eq!(
+            errors,
+            vec![
+                "5:3 spec.account_link: `account_link` of an `AWS` SDDC needs `connected_account_id` unless `delay: true`"
+            ]
+        );
+        let errors = aws_sddc(
+            "region: us-west-2\nnum_hosts: 2\ndeployment_type: MultiAZ\naccount_link: { connected_account_id: a, customer_subnet_ids: [s] }\n",
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("exactly 2 subnet"), "{errors:?}");
+        for ok in [
+            "account_link: { delay: true }\n",
+            "account_link: { connected_account_id: a, customer_subnet_ids: [s] }\n",
+            "provider: ZEROCLOUD\n",
+        ] {
+            let errors = aws_sddc(&format!("region: us-west-2\nnum_hosts: 2\n{ok}"));
+            assert!(errors.is_empty(), "{ok}: {errors:?}");
+        }
     }
 
     #[test]

@@ -130,15 +130,39 @@ pub struct ConnectionSpec {
     pub api_version: Option<EnvOr<String>>,
     /// TLS settings.
     pub tls: Option<TlsSpec>,
-    /// Timeout of one HTTP request, humantime (`30s`, `2m`). Default `30s`.
+    /// Longest wait for the answer to one attempt of an HTTP request, humantime (`30s`,
+    /// `2m`). Default `30s`.
     pub timeout: Option<EnvOr<String>>,
-    /// Retries of a failed idempotent request (429, 503, connection errors). Default 5.
+    /// Longest wait for a connection to the server (name lookup, TCP and TLS) in one
+    /// attempt, humantime. Default `10s`.
+    pub connect_timeout: Option<EnvOr<String>>,
+    /// Longest time one request may take, all its attempts and the waits between them
+    /// included, humantime. Default `2m`.
+    pub request_deadline: Option<EnvOr<String>>,
+    /// Retries of one failed request (connection errors, 429, 503, timeouts of what is safe
+    /// to resend), each announced on stderr. Default 4.
     pub max_retries: Option<EnvOr<u32>>,
     /// API calls in flight at once on this connection (at least 1). Default 10.
     pub max_concurrency: Option<EnvOr<u32>>,
     /// Refresh an access token this long before it expires (humantime). Default `120s`; the
     /// effective margin is the smaller of this and half the token's lifetime.
     pub refresh_before_expiry: Option<EnvOr<String>>,
+    /// vSphere REST flavour: `auto` (default: `/api`, falling back to `/rest` when
+    /// `/api/session` answers 404), `api` (vSphere 7.0 U2 and later) or `rest` (the flavour
+    /// of vSphere 6.5 to 7.0 U1, deprecated since 7.0 U2). vsphere only.
+    pub api_flavor: Option<EnvOr<VsphereApiFlavor>>,
+}
+
+/// Which vSphere REST flavour a connection speaks.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VsphereApiFlavor {
+    /// `/api`, or `/rest` when the server has no `/api/session`.
+    Auto,
+    /// `/api` only.
+    Api,
+    /// `/rest` only.
+    Rest,
 }
 
 /// SDDC hardware provider.
@@ -209,15 +233,18 @@ pub enum SddcSize {
     Large,
 }
 
-/// Link to the customer's AWS account (create-only; the server never returns it).
+/// Link to the customer's AWS account (create-only; the server never returns it). An `AWS`
+/// SDDC needs `connected_account_id` and `customer_subnet_ids`, or `delay: true`: VMC
+/// refuses to create it otherwise ("Invalid account linking configuration").
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountLink {
-    /// Delay linking the AWS account (`delay_account_link`). Default `false`.
+    /// Create the SDDC now and link the AWS account later (`delay_account_link`). Default
+    /// `false`.
     pub delay: Option<bool>,
-    /// Id of the connected AWS account.
+    /// Id of the connected AWS account (VMC console: Connected Accounts).
     pub connected_account_id: Option<String>,
-    /// Subnets of the connected VPC: one for SingleAZ, two for MultiAZ.
+    /// Subnets of the connected VPC: one for SingleAZ, two (one per zone) for MultiAZ.
     pub customer_subnet_ids: Option<Vec<String>>,
 }
 
@@ -250,7 +277,8 @@ pub struct SddcSpec {
     pub sso_domain: Option<String>,
     /// Appliance size, `medium` (default) or `large`.
     pub size: Option<SddcSize>,
-    /// Link to the customer's AWS account.
+    /// Link to the customer's AWS account; required for `AWS` (the default provider):
+    /// `connected_account_id` and `customer_subnet_ids`, or `delay: true`.
     pub account_link: Option<AccountLink>,
 }
 
@@ -457,9 +485,35 @@ pub struct VirtualMachineSpec {
     #[serde(rename = "memory_size_MiB")]
     #[schemars(range(min = 1))]
     pub memory_size_mib: Option<u64>,
-    /// Allow a stop → change → start cycle when CPU or memory changes on a running VM.
-    /// Default `false` (the plan stops with an error instead).
-    pub allow_power_cycle: Option<bool>,
+    /// Allow a stop → change → start cycle when CPU or memory changes on a running or
+    /// suspended VM, and say how the VM stops: `true` (or `graceful`) shuts the guest OS down
+    /// through VMware Tools and waits up to `timeouts.update` for the VM to power off;
+    /// `hard` powers it off at once; `graceful_or_hard` shuts the guest down, or powers off
+    /// hard when VMware Tools is not running. Default `false` (the plan stops with an error
+    /// instead).
+    pub allow_power_cycle: Option<AllowPowerCycle>,
+}
+
+/// `allow_power_cycle`: `true`/`false`, or how to stop the VM.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum AllowPowerCycle {
+    /// `true`: guest shutdown; `false`: no power cycle.
+    Allowed(bool),
+    /// How to stop the VM.
+    Stop(PowerCycleStop),
+}
+
+/// How a power cycle stops the VM.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerCycleStop {
+    /// Shut the guest OS down through VMware Tools (the same as `true`).
+    Graceful,
+    /// Power off without asking the guest.
+    Hard,
+    /// Guest shutdown, or a hard power-off when VMware Tools is not running.
+    GracefulOrHard,
 }
 
 /// `apiVersion`: only `sextant/v1` exists.

@@ -17,7 +17,7 @@ use super::connection::ConnectionReader;
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
 use super::environment::Layer;
-use super::files::{SourceFile, position_of};
+use super::files::{Confinement, SourceFile, position_of};
 use super::node::{Node, Pos, Value, parse_documents_with};
 use super::references::{self, Declarations, Declared, Edge};
 use super::rules::{RuleContext, canonicalize};
@@ -27,7 +27,7 @@ use super::structure::Checker;
 use super::variables::SourceText;
 use crate::model::{
     Address, Connection, Ensure, Kind, Lifecycle, Model, Resource, SourceLocation, SystemType,
-    Timeouts,
+    Timeouts, shown,
 };
 
 /// A document whose `kind` is known. Kept small (48 bytes): every document of the estate
@@ -88,6 +88,20 @@ impl Document {
     }
 }
 
+/// A name with every character outside printable ASCII spelled as `\u{…}`, and surrounding
+/// spaces kept visible inside the quotes: two look-alike names then read differently.
+fn spelled_out(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
+}
+
 fn kinds_list() -> String {
     Kind::ALL
         .iter()
@@ -97,15 +111,10 @@ fn kinds_list() -> String {
 }
 
 pub(super) fn read_file(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Option<String> {
-    let bytes = match std::fs::read(&source.path) {
+    let bytes = match super::files::read_manifest(&source.path) {
         Ok(bytes) => bytes,
-        Err(err) => {
-            errors.push(Diagnostic::new(
-                &source.path,
-                Pos::START,
-                "",
-                format!("cannot read file: {err}"),
-            ));
+        Err(message) => {
+            errors.push(Diagnostic::new(&source.path, Pos::START, "", message));
             return None;
         }
     };
@@ -248,6 +257,7 @@ fn parse_duration(
 
 struct Loader<'a> {
     checker: &'a Checker<'a>,
+    confinement: &'a Confinement,
     errors: Vec<Diagnostic>,
 }
 
@@ -286,8 +296,76 @@ impl Loader<'_> {
             );
         }
         all.dedup_by(|later, first| later.address == first.address);
+        self.check_names(docs, &all);
         all.retain(|d| d.address.kind != Kind::Connection);
         Declarations::new(all)
+    }
+
+    /// Names reach terminals and pull-request comments: one with a control or invisible
+    /// character is refused, and one that only looks like another declared name of its kind
+    /// (Unicode normalization, look-alike letters, surrounding spaces) is warned about.
+    fn check_names(&mut self, docs: &[&Document], declared: &[Declared]) {
+        use std::hash::{Hash, Hasher};
+        let name_pos = |doc: &Document| doc.node.get("name").map_or(doc.node.pos, |n| n.pos);
+        // By kind and a hash of the UTS #39 skeleton of the trimmed name: the first name seen.
+        let mut seen: std::collections::HashMap<(Kind, u64), usize> =
+            std::collections::HashMap::new();
+        for declaration in declared {
+            let doc = docs[declaration.doc];
+            let name = declaration.address.name.as_str();
+            if let Some(c) = name.chars().find(|c| shown::is_hidden_or_control(*c)) {
+                self.errors.push(
+                    Diagnostic::new(
+                        doc.file(),
+                        name_pos(doc),
+                        "name",
+                        format!(
+                            "`{}` holds a control or invisible character (U+{:04X})",
+                            shown::visible(name),
+                            c as u32
+                        ),
+                    )
+                    .with_hint(Some(
+                        "names are shown in terminals and pull-request comments; use printable characters".to_string(),
+                    )),
+                );
+                continue;
+            }
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            unicode_security::skeleton(name.trim()).for_each(|c| c.hash(&mut hasher));
+            let key = (declaration.address.kind, hasher.finish());
+            let Some(&first) = seen.get(&key) else {
+                seen.insert(key, declaration.doc);
+                continue;
+            };
+            let other = docs[first];
+            let Some(other_name) = other.name() else {
+                continue;
+            };
+            let same = |a: &str, b: &str| {
+                unicode_security::skeleton(a.trim()).eq(unicode_security::skeleton(b.trim()))
+            };
+            if other_name != name && same(other_name, name) {
+                self.errors.push(
+                    Diagnostic::new(
+                        doc.file(),
+                        name_pos(doc),
+                        "name",
+                        format!(
+                            "`{}` looks like `{}`, declared at {}: they differ only by Unicode normalization, look-alike letters or surrounding spaces",
+                            spelled_out(name),
+                            spelled_out(other_name),
+                            other.location()
+                        ),
+                    )
+                    .with_hint(Some(format!(
+                        "if both are meant, rename one; a `{}` named like another is easy to mistake for it in a review",
+                        declaration.address.kind
+                    )))
+                    .as_warning(),
+                );
+            }
+        }
     }
 
     fn connections(&mut self, docs: &[&Document]) -> BTreeMap<String, (Connection, bool)> {
@@ -334,6 +412,7 @@ impl Loader<'_> {
                 file: doc.file(),
                 base_dir: &doc.origin.base_dir,
                 spec_node,
+                confinement: self.confinement,
                 errors: &mut self.errors,
             };
             let (config, ok) = match reader.read(&spec) {
@@ -501,6 +580,42 @@ impl Loader<'_> {
         }
     }
 
+    /// `VcdApiToken.spec.file`: where sextant writes a secret, so inside the manifest tree (or
+    /// a `--token-dir`), and a file, not a directory (the secret would be lost).
+    fn check_token_file(&mut self, doc: &Document, spec_node: &Node) {
+        let Some(node) = spec_node.get("file") else {
+            return;
+        };
+        let Some(file) = node.as_str() else { return };
+        let path = doc.origin.base_dir.join(file);
+        let shown = crate::model::shown::visible(file);
+        if !self.confinement.may_write_token(&path) {
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    node.pos,
+                    "spec.file",
+                    format!("`{shown}` is outside the manifest folders"),
+                )
+                .with_hint(Some(
+                    "token files are written inside the manifest folders; pass `--token-dir DIR` to allow another directory".to_string(),
+                )),
+            );
+        } else if path.is_dir() {
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    node.pos,
+                    "spec.file",
+                    format!("`{shown}` is a directory; the token's secret is written to a file"),
+                )
+                .with_hint(Some(
+                    "name a file, e.g. `.secrets/ci-token.json`".to_string(),
+                )),
+            );
+        }
+    }
+
     fn resource(
         &mut self,
         doc: &Document,
@@ -572,6 +687,7 @@ impl Loader<'_> {
                 }
             }
             Kind::VcdApiToken => {
+                self.check_token_file(doc, spec_node);
                 if let Some(conn) = connection.as_ref().and_then(|c| connections.get(c))
                     && conn.1
                     && (conn.0.config.username.is_none() || conn.0.config.password.is_none())
@@ -592,7 +708,7 @@ impl Loader<'_> {
                             ),
                         )
                         .with_hint(Some(
-                            "add `username` and `password` to the vcd connection (token sessions cannot manage tokens)"
+                            "add `username` and `password` to the vcd connection: a session opened from an API token may not list, create or revoke API tokens"
                                 .to_string(),
                         )),
                     );
@@ -613,6 +729,7 @@ impl Loader<'_> {
             timeouts,
             spec: (&spec).into(),
             references: Vec::new(),
+            named: Vec::new(),
             base_dir: Arc::clone(&doc.origin.base_dir),
             location: doc.location(),
         })
@@ -623,6 +740,7 @@ impl Loader<'_> {
 /// passes through `layer` (substitution and patches) before its structure is checked.
 pub fn validate_files(
     sources: &[SourceFile],
+    confinement: &Confinement,
     mut errors: Vec<Diagnostic>,
     layer: &Layer,
 ) -> Result<Model, Diagnostics> {
@@ -635,17 +753,22 @@ pub fn validate_files(
             parse_file(source, &text, &schema, layer, &mut batches, &mut errors);
         }
     }
-    validate_documents(batches, &schema, errors)
+    validate_documents(batches, &schema, confinement, errors)
 }
 
 /// Parses and validates one manifest text already read, as [`validate_files`] does for each
 /// file it reads.
-pub fn validate_text(source: &SourceFile, text: &str, layer: &Layer) -> Result<Model, Diagnostics> {
+pub fn validate_text(
+    source: &SourceFile,
+    confinement: &Confinement,
+    text: &str,
+    layer: &Layer,
+) -> Result<Model, Diagnostics> {
     let schema = checker_schema();
     let mut errors = Vec::new();
     let mut batches = Vec::new();
     parse_file(source, text, &schema, layer, &mut batches, &mut errors);
-    validate_documents(batches, &schema, errors)
+    validate_documents(batches, &schema, confinement, errors)
 }
 
 /// Documents are kept in batches of this many, each freed once its documents are consumed.
@@ -713,11 +836,13 @@ fn parse_file(
 fn validate_documents(
     batches: Vec<Vec<Document>>,
     schema: &Json,
+    confinement: &Confinement,
     errors: Vec<Diagnostic>,
 ) -> Result<Model, Diagnostics> {
     let checker = Checker::new(schema, Path::new(""));
     let mut loader = Loader {
         checker: &checker,
+        confinement,
         errors,
     };
     let docs: Vec<&Document> = batches.iter().flatten().collect();
@@ -755,14 +880,14 @@ fn validate_documents(
     references::check_same_connection(&resources, &declarations, &edges, &mut loader.errors);
     references::check_cycles(&declarations, &edges, &mut loader.errors);
 
-    let mut diagnostics = Diagnostics {
-        errors: loader.errors,
-    };
+    let (warnings, errors) = loader.errors.into_iter().partition(|d| d.warning);
+    let mut diagnostics = Diagnostics { errors, warnings };
+    diagnostics.sort();
     if !diagnostics.is_empty() {
-        diagnostics.sort();
         return Err(diagnostics);
     }
     Ok(Model {
+        warnings: diagnostics.warnings.iter().map(Diagnostic::text).collect(),
         connections: connections
             .into_iter()
             .map(|(name, (connection, _))| (name, connection))
@@ -851,8 +976,10 @@ pub(crate) mod tests {
             std::fs::write(path, text).unwrap();
         }
         let mut errors = Vec::new();
-        let sources = discover(&[dir.path().to_path_buf()], &mut errors);
-        validate_files(&sources, errors, &Layer::flat()).map_err(|d| {
+        let paths = [dir.path().to_path_buf()];
+        let confinement = Confinement::new(&paths, &crate::manifest::Access::default());
+        let sources = discover(&paths, &confinement, &mut errors);
+        validate_files(&sources, &confinement, errors, &Layer::flat()).map_err(|d| {
             d.errors
                 .iter()
                 .map(|e| {
@@ -901,7 +1028,7 @@ pub(crate) mod tests {
     fn single_connection_of_the_type_is_implied() {
         let model = load(&[(
             "a.yaml",
-            &format!("{VMC}kind: Sddc\nname: lab\nspec:\n  region: us-west-2\n  num_hosts: 2\n"),
+            &format!("{VMC}kind: Sddc\nname: lab\nspec:\n  region: us-west-2\n  num_hosts: 2\n  account_link: {{delay: true}}\n"),
         )])
         .unwrap();
         let sddc = &model.resources[&address("Sddc/lab")];
@@ -1024,7 +1151,7 @@ pub(crate) mod tests {
     #[test]
     fn references_add_edges_and_stay_verbatim() {
         let docs = format!(
-            "{VMC}{RAAS}kind: Sddc\nname: prod\nspec:\n  region: us-west-2\n  num_hosts: 2\n---\n\
+            "{VMC}{RAAS}kind: Sddc\nname: prod\nspec:\n  region: us-west-2\n  num_hosts: 2\n  account_link: {{delay: true}}\n---\n\
              kind: SaltJob\nname: report\nspec:\n  fun: cmd.run\n  desc: 'vCenter at ${{Sddc/prod.vc_url}}'\n"
         );
         let model = load(&[("a.yaml", &docs)]).unwrap();
@@ -1118,7 +1245,7 @@ pub(crate) mod tests {
     fn lifecycle_timeouts_and_api_version() {
         let docs = format!(
             "{VMC}apiVersion: sextant/v1\nkind: Sddc\nname: lab\nlifecycle:\n  prevent_destroy: true\n  ignore_changes: [spec.size]\n\
-             timeouts: {{create: 90m}}\nspec:\n  region: US_WEST_2\n  num_hosts: 2\n  size: large\n"
+             timeouts: {{create: 90m}}\nspec:\n  region: US_WEST_2\n  num_hosts: 2\n  size: large\n  provider: ZEROCLOUD\n"
         );
         let model = load(&[("a.yaml", &docs)]).unwrap();
         let sddc = &model.resources[&address("Sddc/lab")];
@@ -1128,7 +1255,7 @@ pub(crate) mod tests {
         assert_eq!(sddc.timeouts.delete, Timeouts::default().delete);
         assert_eq!(
             sddc.spec.value(),
-            serde_json::json!({"region": "US_WEST_2", "num_hosts": 2, "size": "large"})
+            serde_json::json!({"region": "US_WEST_2", "num_hosts": 2, "size": "large", "provider": "ZEROCLOUD"})
         );
         let errors = load(&[(
             "a.yaml",
@@ -1168,8 +1295,11 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("c.yaml"), b"kind: Sddc\nname: \xff\n").unwrap();
         let mut errors = Vec::new();
-        let sources = discover(&[dir.path().to_path_buf()], &mut errors);
-        let diagnostics = validate_files(&sources, errors, &Layer::flat()).unwrap_err();
+        let paths = [dir.path().to_path_buf()];
+        let confinement = Confinement::new(&paths, &crate::manifest::Access::default());
+        let sources = discover(&paths, &confinement, &mut errors);
+        let diagnostics =
+            validate_files(&sources, &confinement, errors, &Layer::flat()).unwrap_err();
         assert_eq!(
             (diagnostics.errors[0].line, diagnostics.errors[0].column),
             (2, 7)

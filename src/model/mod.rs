@@ -13,6 +13,7 @@ pub mod compact;
 pub mod kind;
 pub mod rules;
 pub mod secret;
+pub mod shown;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -123,6 +124,17 @@ pub struct Reference {
     pub attribute: String,
 }
 
+/// A `target` or `job` name that no manifest declares: the object must already exist on the
+/// resource's connection (the built-in "All Minions" target group, a group made by hand).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedReference {
+    pub target: Address,
+    /// Field path of the name, e.g. `spec.target`.
+    pub field: &'static str,
+    /// Where the name is written.
+    pub location: SourceLocation,
+}
+
 /// One declared object (any kind but `Connection`).
 #[derive(Clone, Debug)]
 pub struct Resource {
@@ -138,6 +150,8 @@ pub struct Resource {
     /// Shared with the plan's `after` when it holds no reference to resolve.
     pub spec: CompactJson,
     pub references: Vec<Reference>,
+    /// Names of undeclared objects this one refers to; planning checks they are live.
+    pub named: Vec<NamedReference>,
     /// Directory of the manifest file, for relative paths such as `VcdApiToken.spec.file`
     /// (shared by every resource of the file).
     pub base_dir: Arc<Path>,
@@ -171,10 +185,30 @@ pub struct ConnectionConfig {
     /// Cloud Director API version (`36.1` by default).
     pub api_version: String,
     pub tls: TlsConfig,
+    /// Longest wait for one attempt's answer.
     pub timeout: Duration,
+    /// Longest wait for a TCP/TLS connection (DNS included) in one attempt.
+    pub connect_timeout: Duration,
+    /// Longest time one request may take, every attempt and wait between them included.
+    pub request_deadline: Duration,
+    /// Retries of one request (the only retries: nothing retries around them).
     pub max_retries: u32,
     pub max_concurrency: usize,
     pub refresh_before_expiry: Duration,
+    /// vSphere REST flavour (`auto` by default).
+    pub api_flavor: ApiFlavor,
+}
+
+/// Which vSphere REST flavour a connection speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ApiFlavor {
+    /// `/api`, falling back to `/rest` when `POST /api/session` answers 404.
+    #[default]
+    Auto,
+    /// `/api` (vSphere 7.0 U2 and later).
+    Api,
+    /// `/rest` (vSphere 6.5 and later; deprecated since 7.0 U2).
+    Rest,
 }
 
 impl ConnectionConfig {
@@ -193,9 +227,12 @@ impl ConnectionConfig {
             api_version: "36.1".to_string(),
             tls: TlsConfig::default(),
             timeout: Duration::from_secs(30),
-            max_retries: 5,
+            connect_timeout: Duration::from_secs(10),
+            request_deadline: Duration::from_secs(120),
+            max_retries: 4,
             max_concurrency: 10,
             refresh_before_expiry: Duration::from_secs(120),
+            api_flavor: ApiFlavor::Auto,
         }
     }
 }
@@ -213,4 +250,6 @@ pub struct Connection {
 pub struct Model {
     pub connections: BTreeMap<String, Connection>,
     pub resources: BTreeMap<Address, Resource>,
+    /// Findings that did not stop the load (`file:line:column: message`), for the CLI to show.
+    pub warnings: Vec<String>,
 }

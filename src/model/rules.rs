@@ -56,8 +56,34 @@ pub trait KindRules: Sync {
         }
     }
 
+    /// A note shown beside a field in the text plan (what a local field is for).
+    fn field_note(&self, field: &str) -> Option<&'static str> {
+        let _ = field;
+        None
+    }
+
+    /// Objects of the spec the manifest states whole, once it writes their top-level field:
+    /// a key the live object has (with a value other than null, `""`, `[]` or `{}`) and the
+    /// manifest does not is a change, to be cleared by the update. Other objects compare only
+    /// the keys the manifest writes.
+    fn complete_objects(&self) -> &'static [CompleteObject] {
+        &[]
+    }
+
+    /// Top-level fields whose absence from the manifest means "none": a live value is a
+    /// change, cleared by the update.
+    fn cleared_when_absent(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Whether the kind can be deleted at all (`ensure: absent`).
     fn deletable(&self) -> bool {
+        true
+    }
+
+    /// Whether sextant creates objects of the kind; when not, a declared object that does
+    /// not exist is a planning error, not a create that cannot succeed.
+    fn creatable(&self) -> bool {
         true
     }
 
@@ -69,13 +95,38 @@ pub trait KindRules: Sync {
     }
 }
 
+/// An object the manifest states whole (see [`KindRules::complete_objects`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompleteObject {
+    /// Dotted path of the object in the spec, e.g. `arg.kwarg`.
+    pub path: &'static str,
+    /// A boolean spec field that must be `true` for the rule to apply; `None`: always.
+    pub when: Option<&'static str>,
+    /// Keys a server may fill in with their default (as JSON text) when the manifest leaves
+    /// them out: a live key at its default is not a dropped one.
+    pub defaults: &'static [(&'static str, &'static str)],
+}
+
+impl CompleteObject {
+    const fn always(path: &'static str) -> Self {
+        Self {
+            path,
+            when: None,
+            defaults: &[],
+        }
+    }
+}
+
 /// The rules of `kind`.
 pub fn rules_for(kind: Kind) -> &'static dyn KindRules {
     match kind {
         Kind::Sddc => &SddcRules,
         Kind::VirtualMachine => &VirtualMachineRules,
         Kind::VcdApiToken => &VcdApiTokenRules,
-        Kind::Connection | Kind::SaltTarget | Kind::SaltJob | Kind::SaltSchedule => &PlainRules,
+        Kind::SaltTarget => &SaltTargetRules,
+        Kind::SaltJob => &SaltJobRules,
+        Kind::SaltSchedule => &SaltScheduleRules,
+        Kind::Connection => &PlainRules,
     }
 }
 
@@ -83,6 +134,53 @@ pub fn rules_for(kind: Kind) -> &'static dyn KindRules {
 struct PlainRules;
 
 impl KindRules for PlainRules {}
+
+/// A target group's `tgt` lists every master it targets: a master dropped from the manifest
+/// is removed (`save_target_group` replaces `tgt` whole).
+struct SaltTargetRules;
+
+impl KindRules for SaltTargetRules {
+    fn complete_objects(&self) -> &'static [CompleteObject] {
+        const COMPLETE: &[CompleteObject] = &[CompleteObject::always("tgt")];
+        COMPLETE
+    }
+}
+
+/// A job's `arg` is its whole argument list: positional arguments and keyword arguments
+/// dropped from the manifest are removed (`save_job` is sent the whole `arg`).
+struct SaltJobRules;
+
+impl KindRules for SaltJobRules {
+    fn complete_objects(&self) -> &'static [CompleteObject] {
+        const COMPLETE: &[CompleteObject] = &[
+            CompleteObject::always("arg"),
+            CompleteObject::always("arg.kwarg"),
+        ];
+        COMPLETE
+    }
+}
+
+/// A schedule's `schedule` block is its whole timing, and a schedule without `target` has
+/// none: keys dropped from the manifest (`cron` after a switch to an interval, `until`, the
+/// target) are removed through `schedule.update`'s `delete_fields`.
+struct SaltScheduleRules;
+
+impl KindRules for SaltScheduleRules {
+    fn complete_objects(&self) -> &'static [CompleteObject] {
+        // Defaults of `SchedulerScheduleSchema` (D2, saltstack/raas-mcp
+        // `raas_mcp/data/api_discovery.json`, `schedule.save`/`schedule.update`).
+        const COMPLETE: &[CompleteObject] = &[CompleteObject {
+            path: "schedule",
+            when: None,
+            defaults: &[("timezone", "\"UTC\""), ("run_on_start", "false")],
+        }];
+        COMPLETE
+    }
+
+    fn cleared_when_absent(&self) -> &'static [&'static str] {
+        &["target"]
+    }
+}
 
 struct SddcRules;
 
@@ -162,6 +260,46 @@ impl KindRules for SddcRules {
     }
 }
 
+/// How a VM may be stopped for a CPU or memory change (`allow_power_cycle`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerCycle {
+    /// `true` or `graceful`: shut the guest OS down through VMware Tools; refuse when Tools
+    /// is not running.
+    Graceful,
+    /// `graceful_or_hard`: shut the guest down, or power the VM off hard when VMware Tools is
+    /// not running.
+    GracefulOrHard,
+    /// `hard`: power the VM off without asking the guest.
+    Hard,
+}
+
+impl PowerCycle {
+    /// The power cycle a desired `VirtualMachine` spec allows; `None` when it allows none.
+    pub fn of_spec(spec: &Value) -> Option<PowerCycle> {
+        match spec.get("allow_power_cycle")? {
+            Value::Bool(true) => Some(PowerCycle::Graceful),
+            Value::String(mode) => match mode.as_str() {
+                "graceful" => Some(PowerCycle::Graceful),
+                "graceful_or_hard" => Some(PowerCycle::GracefulOrHard),
+                "hard" => Some(PowerCycle::Hard),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// How the plan names the stop.
+    pub fn stop_step(self) -> &'static str {
+        match self {
+            PowerCycle::Graceful => "guest shutdown",
+            PowerCycle::GracefulOrHard => {
+                "guest shutdown (hard power-off if VMware Tools is not running)"
+            }
+            PowerCycle::Hard => "hard power-off",
+        }
+    }
+}
+
 struct VirtualMachineRules;
 
 impl KindRules for VirtualMachineRules {
@@ -187,18 +325,18 @@ impl KindRules for VirtualMachineRules {
             .and_then(Value::as_str)
             .unwrap_or(live_power);
         let mut steps = Vec::new();
-        if hardware && live_power == "POWERED_ON" {
-            let allowed = desired
-                .get("allow_power_cycle")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            if !allowed {
+        if hardware && (live_power == "POWERED_ON" || live_power == "SUSPENDED") {
+            let Some(cycle) = PowerCycle::of_spec(desired) else {
                 return Err(
-                    "changing `cpu_count` or `memory_size_MiB` needs the VM powered off; set `allow_power_cycle: true` to let sextant stop and start it"
+                    "changing `cpu_count` or `memory_size_MiB` needs the VM powered off; set `allow_power_cycle: true` to let sextant shut it down and start it again"
                         .to_string(),
                 );
+            };
+            // A suspended guest cannot shut down: it is resumed first, unless the stop is hard.
+            if live_power == "SUSPENDED" && cycle != PowerCycle::Hard {
+                steps.push("start".to_string());
             }
-            steps.push("stop".to_string());
+            steps.push(cycle.stop_step().to_string());
             steps.push("change CPU/memory".to_string());
             if wanted_power == "POWERED_ON" {
                 steps.push("start".to_string());
@@ -213,6 +351,11 @@ impl KindRules for VirtualMachineRules {
     fn deletable(&self) -> bool {
         false
     }
+
+    /// Sextant manages existing VMs only.
+    fn creatable(&self) -> bool {
+        false
+    }
 }
 
 struct VcdApiTokenRules;
@@ -220,6 +363,10 @@ struct VcdApiTokenRules;
 impl KindRules for VcdApiTokenRules {
     fn local_fields(&self) -> &'static [&'static str] {
         &["file"]
+    }
+
+    fn field_note(&self, field: &str) -> Option<&'static str> {
+        (field == "file").then_some("the one-time secret is written to this file (mode 0600)")
     }
 
     fn local_problem(&self, resource: &Resource) -> Option<String> {
@@ -327,13 +474,63 @@ mod tests {
         let allowed = classify(
             Kind::VirtualMachine,
             json!({"cpu_count": 4, "allow_power_cycle": true}),
-            live,
+            live.clone(),
             &["cpu_count"],
         );
         assert_eq!(
             allowed,
             Ok(UpdateKind::InPlace {
-                steps: vec!["stop".into(), "change CPU/memory".into(), "start".into()]
+                steps: vec![
+                    "guest shutdown".into(),
+                    "change CPU/memory".into(),
+                    "start".into()
+                ]
+            })
+        );
+        let hard = classify(
+            Kind::VirtualMachine,
+            json!({"cpu_count": 4, "allow_power_cycle": "hard"}),
+            live,
+            &["cpu_count"],
+        );
+        assert_eq!(
+            hard,
+            Ok(UpdateKind::InPlace {
+                steps: vec![
+                    "hard power-off".into(),
+                    "change CPU/memory".into(),
+                    "start".into()
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn a_suspended_vm_is_resumed_before_its_guest_shuts_down() {
+        let live = json!({"power_state": "SUSPENDED", "memory_size_MiB": 2048});
+        let refused = classify(
+            Kind::VirtualMachine,
+            json!({"memory_size_MiB": 4096}),
+            live.clone(),
+            &["memory_size_MiB"],
+        );
+        assert!(refused.unwrap_err().contains("allow_power_cycle"));
+        let graceful = classify(
+            Kind::VirtualMachine,
+            json!({"memory_size_MiB": 4096, "allow_power_cycle": "graceful"}),
+            live,
+            &["memory_size_MiB"],
+        );
+        assert_eq!(
+            graceful,
+            Ok(UpdateKind::InPlace {
+                steps: vec![
+                    "start".into(),
+                    "guest shutdown".into(),
+                    "change CPU/memory".into(),
+                    "start".into(),
+                    "suspend".into()
+                ]
             })
         );
     }

@@ -3,7 +3,7 @@
 //! A secret is read only when a connection is first used, and from then on lives in a
 //! [`SecretValue`] whose `Debug` never shows it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -29,6 +29,54 @@ pub enum SecretError {
     },
     #[error("secret file `{0}` is empty")]
     EmptyFile(PathBuf),
+    #[error("secret file `{0}` is not a regular file; secrets are read only from regular files")]
+    NotRegular(PathBuf),
+    #[error("secret file `{0}` is larger than 64 KiB; no secret is that long")]
+    TooLarge(PathBuf),
+}
+
+/// Largest secret file read: API tokens and passwords are far shorter.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a secret file: a regular file only (after following a symlink), at most
+/// [`MAX_SECRET_FILE_BYTES`]. A FIFO, `/dev/zero` or a socket is refused before it is read, so
+/// none can block the run or grow it without end.
+fn read_secret_file(path: &Path) -> Result<String, SecretError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| SecretError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(io)?;
+    if !metadata.is_file() {
+        return Err(SecretError::NotRegular(path.to_path_buf()));
+    }
+    if metadata.len() > MAX_SECRET_FILE_BYTES {
+        return Err(SecretError::TooLarge(path.to_path_buf()));
+    }
+    // Non-blocking, and checked again once open: the path may have been swapped meanwhile.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err(SecretError::NotRegular(path.to_path_buf()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(SecretError::TooLarge(path.to_path_buf()));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is not UTF-8 text",
+        ))
+    })
 }
 
 impl SecretSource {
@@ -40,10 +88,7 @@ impl SecretSource {
                 _ => Err(SecretError::MissingEnv(name.clone())),
             },
             SecretSource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| SecretError::File {
-                    path: path.clone(),
-                    source,
-                })?;
+                let text = read_secret_file(path)?;
                 let trimmed = text.trim();
                 if trimmed.is_empty() {
                     return Err(SecretError::EmptyFile(path.clone()));

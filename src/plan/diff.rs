@@ -7,6 +7,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{Action, LiveMatch, LiveState, ResourceChange};
+use crate::model::rules::CompleteObject;
 use crate::model::{Address, CompactJson, Reference};
 
 /// The value shown for something only known once apply has run.
@@ -89,6 +90,117 @@ impl SpecDiff {
 pub fn diff_compact(desired: &CompactJson, live: &CompactJson, skip: &BTreeSet<&str>) -> SpecDiff {
     diff_fields(desired.as_str(), live.as_str(), skip)
         .unwrap_or_else(|| diff_spec(&desired.value(), &live.value(), skip))
+}
+
+/// The fields the manifest dropped while the live object keeps them, as changes (see
+/// [`KindRules::complete_objects`] and [`KindRules::cleared_when_absent`]): a field in
+/// `cleared` that the manifest leaves out but the live object holds, or an object in
+/// `complete` with a live key the manifest does not write. Fields in `skip` or already in
+/// `changed` are left out. Only the fields the rules name are parsed.
+///
+/// [`KindRules::complete_objects`]: crate::model::rules::KindRules::complete_objects
+/// [`KindRules::cleared_when_absent`]: crate::model::rules::KindRules::cleared_when_absent
+pub fn dropped_fields(
+    desired: &CompactJson,
+    live: &CompactJson,
+    complete: &[CompleteObject],
+    cleared: &[&str],
+    skip: &BTreeSet<&str>,
+    changed: &[FieldChange],
+) -> Vec<FieldChange> {
+    let mut out: Vec<FieldChange> = Vec::new();
+    if complete.is_empty() && cleared.is_empty() {
+        return out;
+    }
+    let wanted = top_fields(desired.as_str());
+    let have = top_fields(live.as_str());
+    let raw =
+        |fields: &Option<Vec<(&str, &RawValue)>>, whole: &CompactJson, name: &str| match fields {
+            Some(fields) => fields
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, raw)| raw.get().to_string()),
+            None => whole.value().get(name).map(Value::to_string),
+        };
+    let parse = |text: Option<String>| -> Option<Value> {
+        text.and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .filter(|v| !v.is_null())
+    };
+    let open = |field: &str, out: &[FieldChange]| {
+        !skip.contains(field) && !changed.iter().chain(out).any(|c| c.field == field)
+    };
+    for &field in cleared {
+        if !open(field, &out) || parse(raw(&wanted, desired, field)).is_some() {
+            continue;
+        }
+        if let Some(before) = parse(raw(&have, live, field)).filter(|v| !is_empty(v)) {
+            out.push(FieldChange {
+                field: field.to_string(),
+                before: Some(before),
+                after: None,
+                forces_replacement: false,
+            });
+        }
+    }
+    for rule in complete {
+        let mut path = rule.path.split('.');
+        let Some(field) = path.next() else { continue };
+        if !open(field, &out) {
+            continue;
+        }
+        if let Some(flag) = rule.when
+            && parse(raw(&wanted, desired, flag)) != Some(Value::Bool(true))
+        {
+            continue;
+        }
+        let want_text = raw(&wanted, desired, field);
+        let have_text = raw(&have, live, field);
+        if want_text.is_none() || want_text == have_text {
+            continue;
+        }
+        let (Some(want), Some(have)) = (parse(want_text), parse(have_text)) else {
+            continue;
+        };
+        let rest: Vec<&str> = path.collect();
+        let at = |value: &Value| {
+            rest.iter()
+                .try_fold(value.clone(), |v, key| v.get(*key).cloned())
+        };
+        let wanted_keys = at(&want);
+        let Some(Value::Object(live_keys)) = at(&have) else {
+            continue;
+        };
+        let dropped = live_keys.iter().any(|(key, value)| {
+            !is_empty(value)
+                && !rule.defaults.iter().any(|(name, default)| {
+                    name == key && serde_json::from_str::<Value>(default).is_ok_and(|d| d == *value)
+                })
+                && wanted_keys
+                    .as_ref()
+                    .and_then(Value::as_object)
+                    .is_none_or(|w| !w.contains_key(key))
+        });
+        if dropped {
+            out.push(FieldChange {
+                field: field.to_string(),
+                before: Some(have),
+                after: Some(want),
+                forces_replacement: false,
+            });
+        }
+    }
+    out
+}
+
+/// Null, `""`, `[]` or `{}`: what a server may hold for a key nobody set.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+        _ => false,
+    }
 }
 
 fn diff_fields(desired: &str, live: &str, skip: &BTreeSet<&str>) -> Option<SpecDiff> {
@@ -326,6 +438,90 @@ mod tests {
                 forces_replacement: false
             }]
         );
+    }
+
+    #[test]
+    fn keys_dropped_from_complete_objects_and_cleared_fields_are_changes() {
+        let complete = [
+            CompleteObject {
+                path: "schedule",
+                when: None,
+                defaults: &[("timezone", "\"UTC\"")],
+            },
+            CompleteObject {
+                path: "arg.kwarg",
+                when: None,
+                defaults: &[],
+            },
+            CompleteObject {
+                path: "access",
+                when: Some("exclusive"),
+                defaults: &[],
+            },
+        ];
+        let dropped = |desired: Value, live: Value| -> Vec<(String, bool)> {
+            dropped_fields(
+                &desired.into(),
+                &live.into(),
+                &complete,
+                &["target"],
+                &skip(),
+                &[],
+            )
+            .into_iter()
+            .map(|c| (c.field, c.after.is_some()))
+            .collect()
+        };
+        let live = json!({
+            "schedule": {"cron": "0 3 * * *", "until": "2099-01-01", "splay": {}, "timezone": "UTC"},
+            "arg": {"arg": [], "kwarg": {"mods": "web", "test": true}},
+            "access": {"ops": ["read"], "dev": ["read"]},
+            "target": "web",
+        });
+        // Everything the live object holds is written: nothing dropped.
+        let same = live.clone();
+        assert!(dropped(same, live.clone()).is_empty());
+        // A dropped timing key, kwarg and target; empty live values and keys at their
+        // defaults do not count.
+        let desired = json!({
+            "schedule": {"cron": "0 3 * * *"},
+            "arg": {"kwarg": {"mods": "web"}},
+            "access": {"ops": ["read"]},
+        });
+        assert_eq!(
+            dropped(desired.clone(), live.clone()),
+            [
+                ("target".to_string(), false),
+                ("schedule".to_string(), true),
+                ("arg".to_string(), true),
+            ]
+        );
+        // An object the manifest does not write is not managed; `when` turns a rule on.
+        let mut exclusive =
+            json!({"access": {"ops": ["read"]}, "exclusive": true, "target": "web"});
+        assert_eq!(
+            dropped(exclusive.clone(), live.clone()),
+            [("access".to_string(), true)]
+        );
+        exclusive["exclusive"] = json!(false);
+        assert!(dropped(exclusive, live.clone()).is_empty());
+        // Fields already changed or skipped are left alone.
+        let skip: BTreeSet<&str> = BTreeSet::from(["schedule", "target"]);
+        let already = [FieldChange {
+            field: "arg".into(),
+            before: None,
+            after: None,
+            forces_replacement: false,
+        }];
+        let found = dropped_fields(
+            &desired.into(),
+            &live.into(),
+            &complete,
+            &["target"],
+            &skip,
+            &already,
+        );
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

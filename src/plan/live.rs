@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
-use crate::model::{Address, Kind, Model};
+use crate::model::{Address, Ensure, Kind, Model};
 use crate::providers::{self, LiveObject, LiveStatus, Provider, ProviderError};
 
 /// The providers of the connections a run uses, created on first use (no network until a
@@ -75,6 +75,8 @@ pub enum LiveMatch {
 #[derive(Clone, Debug, Default)]
 pub struct LiveState {
     matches: BTreeMap<Address, LiveMatch>,
+    /// How many live objects carry each undeclared name a resource refers to, per connection.
+    named: BTreeMap<(String, Address), usize>,
 }
 
 const MISSING: LiveMatch = LiveMatch::Missing { seen: 0 };
@@ -86,6 +88,35 @@ impl LiveState {
 
     pub fn insert(&mut self, address: Address, found: LiveMatch) {
         self.matches.insert(address, found);
+    }
+
+    /// How many live objects on `connection` carry the undeclared name `address` (only for
+    /// names resources refer to; see [`crate::model::NamedReference`]).
+    pub fn named_count(&self, connection: &str, address: &Address) -> usize {
+        self.named
+            .get(&(connection.to_string(), address.clone()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Counts the live objects of a listing named by undeclared references.
+    fn count_named(
+        &mut self,
+        connection: &str,
+        kind: Kind,
+        names: &[String],
+        listed: &[LiveObject],
+    ) {
+        for name in names {
+            let alive = listed
+                .iter()
+                .filter(|o| o.name == *name && o.status != LiveStatus::Deleted)
+                .count();
+            self.named.insert(
+                (connection.to_string(), Address::new(kind, name.clone())),
+                alive,
+            );
+        }
     }
 
     /// Matches listed objects of one kind to the declared names (moving them, never copying:
@@ -135,24 +166,75 @@ pub struct ListError {
     pub source: ProviderError,
 }
 
+impl ListError {
+    /// The error and its causes on one line.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        text
+    }
+}
+
+/// Every listing that failed, sorted by connection and kind (never empty). Shown as the
+/// first one; [`ListFailure::errors`] holds them all.
+#[derive(Debug)]
+pub struct ListFailure {
+    pub errors: Vec<ListError>,
+}
+
+impl std::fmt::Display for ListFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.errors.first() {
+            Some(first) => first.fmt(f),
+            None => f.write_str("listing failed"),
+        }
+    }
+}
+
+impl std::error::Error for ListFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.errors
+            .first()
+            .and_then(|first| std::error::Error::source(first))
+    }
+}
+
 /// Lists every kind used in `scope` once per connection, `parallelism` listings at a time.
+/// Every failed listing is reported, not only the first.
 pub async fn read_live_state(
     model: &Model,
     scope: &BTreeSet<Address>,
     providers: &ProviderSet,
     parallelism: usize,
-) -> Result<LiveState, ListError> {
-    let mut wanted: BTreeMap<(String, Kind), Vec<String>> = BTreeMap::new();
+) -> Result<LiveState, ListFailure> {
+    let mut wanted: BTreeMap<(String, Kind), (Vec<String>, Vec<String>)> = BTreeMap::new();
     for address in scope {
         if let Some(resource) = model.resources.get(address) {
             wanted
                 .entry((resource.connection.clone(), address.kind))
                 .or_default()
+                .0
                 .push(address.name.clone());
+            if resource.ensure == Ensure::Present {
+                for named in &resource.named {
+                    let entry = wanted
+                        .entry((resource.connection.clone(), named.target.kind))
+                        .or_default();
+                    if !entry.1.contains(&named.target.name) {
+                        entry.1.push(named.target.name.clone());
+                    }
+                }
+            }
         }
     }
     let listings = stream::iter(wanted)
-        .map(|((connection, kind), names)| async move {
+        .map(|((connection, kind), (declared, named))| async move {
+            let mut names = declared.clone();
+            names.extend(named.iter().cloned());
             let provider = providers.get(&connection).ok_or_else(|| ListError {
                 connection: connection.clone(),
                 kind,
@@ -168,30 +250,28 @@ pub async fn read_live_state(
                     kind,
                     source,
                 })?;
-            Ok::<_, ListError>((kind, names, listed))
+            Ok::<_, ListError>((connection, kind, declared, named, listed))
         })
         .buffer_unordered(parallelism.max(1))
         .collect::<Vec<_>>()
         .await;
     let mut state = LiveState::default();
-    let mut first_error = None;
+    let mut errors = Vec::new();
     for listing in listings {
         match listing {
-            Ok((kind, names, listed)) => state.match_listing(kind, &names, listed),
-            Err(err) => {
-                // Keep the error of the lowest connection/kind so reports are deterministic.
-                let replace = first_error.as_ref().is_none_or(|e: &ListError| {
-                    (&err.connection, err.kind) < (&e.connection, e.kind)
-                });
-                if replace {
-                    first_error = Some(err);
-                }
+            Ok((connection, kind, declared, named, listed)) => {
+                state.count_named(&connection, kind, &named, &listed);
+                state.match_listing(kind, &declared, listed);
             }
+            Err(err) => errors.push(err),
         }
     }
-    match first_error {
-        Some(err) => Err(err),
-        None => Ok(state),
+    if errors.is_empty() {
+        Ok(state)
+    } else {
+        // Sorted, so that reports are deterministic.
+        errors.sort_by(|a, b| (&a.connection, a.kind).cmp(&(&b.connection, b.kind)));
+        Err(ListFailure { errors })
     }
 }
 

@@ -22,7 +22,7 @@ use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 pub use diff::{
     FieldChange, SpecDiff, UNKNOWN, diff_compact, diff_spec, resolve_references, substitute,
 };
-pub use live::{LiveMatch, LiveState, ProviderSet, read_live_state};
+pub use live::{ListError, ListFailure, LiveMatch, LiveState, ProviderSet, read_live_state};
 pub use order::{OrderError, order_changes};
 
 /// What apply will do to one resource.
@@ -165,6 +165,41 @@ impl Plan {
     }
 }
 
+/// A plan that could not be made because listings failed: every resource whose listing
+/// failed is a problem carrying the error (for `plan --format json`).
+pub fn failed_plan(model: &Model, scope: &BTreeSet<Address>, failure: &ListFailure) -> Plan {
+    let mut problems = Vec::new();
+    for address in scope {
+        let Some(resource) = model.resources.get(address) else {
+            continue;
+        };
+        if let Some(err) = failure
+            .errors
+            .iter()
+            .find(|e| e.connection == resource.connection && e.kind == address.kind)
+        {
+            problems.push(PlanProblem {
+                address: address.clone(),
+                message: err.chain(),
+            });
+        }
+    }
+    if problems.is_empty() {
+        // A listing of referenced objects only: name the first declared resource in scope.
+        if let Some(address) = scope.iter().next() {
+            problems.extend(failure.errors.iter().map(|err| PlanProblem {
+                address: address.clone(),
+                message: err.chain(),
+            }));
+        }
+    }
+    Plan {
+        problems,
+        partial: scope.len() < model.resources.len(),
+        ..Plan::default()
+    }
+}
+
 /// The addresses a run covers: everything, or the targets and what they depend on.
 pub fn scope(model: &Model, targets: &[Address]) -> BTreeSet<Address> {
     if targets.is_empty() {
@@ -199,6 +234,13 @@ pub fn make_plan(
         let Some(resource) = model.resources.get(address) else {
             continue;
         };
+        if let Some(message) = missing_named_reference(resource, live) {
+            plan.problems.push(PlanProblem {
+                address: address.clone(),
+                message,
+            });
+            continue;
+        }
         let found = live.get(address);
         match decide(resource, found, &changes, live) {
             Ok(mut change) => {
@@ -233,6 +275,30 @@ pub fn make_plan(
         }),
     }
     plan
+}
+
+/// A name no manifest declares must be that of exactly one live object on the resource's
+/// connection; otherwise apply would fail (or guess), so the plan fails now, naming where the
+/// name is written.
+fn missing_named_reference(resource: &Resource, live: &LiveState) -> Option<String> {
+    if resource.ensure == Ensure::Absent {
+        return None;
+    }
+    resource.named.iter().find_map(|named| {
+        let count = live.named_count(&resource.connection, &named.target);
+        let at = format!("{} `{}`", named.location, named.field);
+        match count {
+            1 => None,
+            0 => Some(format!(
+                "{at} names `{}`, which is neither declared in the manifests nor live on connection `{}`; declare it, or name one that exists",
+                named.target, resource.connection
+            )),
+            many => Some(format!(
+                "{at} names `{}`, and {many} live objects on connection `{}` carry that name; sextant will not guess which one is meant — rename or remove the extra ones",
+                named.target, resource.connection
+            )),
+        }
+    })
 }
 
 fn decide(
@@ -306,11 +372,18 @@ fn decide(
     }
 
     let Some(object) = object else {
+        if !rules.creatable() {
+            return Err(format!(
+                "no {} named `{}` exists on connection `{}`, and sextant does not create {} objects; check the name, or create it first",
+                resource.address.kind,
+                resource.address.name,
+                resource.connection,
+                resource.address.kind
+            ));
+        }
         change.action = Action::Create;
-        change.fields = diff::all_fields(
-            &strip_local(&resolved.value(), rules.local_fields()),
-            diff::Side::After,
-        );
+        // Local fields are shown too: they say what apply writes on this machine.
+        change.fields = diff::all_fields(&resolved.value(), diff::Side::After);
         return Ok(change);
     };
 
@@ -324,10 +397,7 @@ fn decide(
         LiveStatus::Failed { reason } => {
             change.action = Action::Replace;
             change.reason = Some(reason.clone());
-            change.fields = diff::all_fields(
-                &strip_local(&resolved.value(), rules.local_fields()),
-                diff::Side::After,
-            );
+            change.fields = diff::all_fields(&resolved.value(), diff::Side::After);
             protect(&change)?;
             return Ok(change);
         }
@@ -347,7 +417,20 @@ fn decide(
                 .map(|p| p.strip_prefix("spec.").unwrap_or(p)),
         )
         .collect();
-    let compared = diff::diff_compact(&resolved, &object.spec, &skip);
+    let mut compared = diff::diff_compact(&resolved, &object.spec, &skip);
+    let dropped = diff::dropped_fields(
+        &resolved,
+        &object.spec,
+        rules.complete_objects(),
+        rules.cleared_when_absent(),
+        &skip,
+        &compared.changes,
+    );
+    // A dropped key inside a field the manifest writes was counted as unchanged.
+    compared.unchanged = compared
+        .unchanged
+        .saturating_sub(dropped.iter().filter(|d| d.after.is_some()).count());
+    compared.changes.extend(dropped);
     change.unchanged = compared.unchanged;
     if compared.changes.is_empty() {
         return Ok(change);
@@ -373,18 +456,6 @@ fn decide(
         }
     }
     Ok(change)
-}
-
-fn strip_local(spec: &Value, local: &[&str]) -> Value {
-    match spec {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| !local.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
 }
 
 /// Whether a spec key names a secret, whose value is masked leaf by leaf in every rendering.

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::{Action, FieldChange, Plan, ResourceChange, is_sensitive_key};
+use crate::model::shown;
 
 /// The version of the JSON plan format (`format_version`).
 pub const JSON_FORMAT_VERSION: &str = "1.0";
@@ -72,13 +73,13 @@ fn legend(action: Action) -> &'static str {
 }
 
 fn header(change: &ResourceChange) -> String {
-    let address = &change.address;
+    let address = shown::visible(&change.address.to_string()).into_owned();
     match change.action {
         Action::Create => format!("# {address} will be created"),
         Action::Update => format!("# {address} will be updated in-place"),
         Action::Delete => format!("# {address} will be destroyed"),
         Action::Replace => match &change.reason {
-            Some(reason) => format!("# {address} must be replaced: {reason}"),
+            Some(reason) => format!("# {address} must be replaced: {}", shown::visible(reason)),
             None => format!("# {address} must be replaced"),
         },
         Action::Wait => {
@@ -135,7 +136,7 @@ fn resource_block(out: &mut String, change: &ResourceChange, style: Style) {
     let _ = writeln!(out, "  {}", style.bold(&header(change)));
     if change.action == Action::Wait {
         if let Some(reason) = &change.reason {
-            let _ = writeln!(out, "    # (server reports: {reason})");
+            let _ = writeln!(out, "    # (server reports: {})", shown::visible(reason));
         }
         return;
     }
@@ -147,10 +148,11 @@ fn resource_block(out: &mut String, change: &ResourceChange, style: Style) {
         "{} {} \"{}\" {{",
         style.paint(symbol(change.action), change.action),
         change.address.kind,
-        change.address.name
+        shown::visible(&change.address.name)
     );
+    let rules = crate::model::rules::rules_for(change.address.kind);
     for field in &change.fields {
-        field_lines(out, field, style);
+        field_lines(out, field, style, rules.field_note(&field.field));
     }
     if change.unchanged > 0 && matches!(change.action, Action::Update | Action::Replace) {
         let noun = if change.unchanged == 1 {
@@ -167,7 +169,7 @@ fn resource_block(out: &mut String, change: &ResourceChange, style: Style) {
     out.push_str("    }\n");
 }
 
-fn field_lines(out: &mut String, field: &FieldChange, style: Style) {
+fn field_lines(out: &mut String, field: &FieldChange, style: Style, note: Option<&str>) {
     let sensitive = is_sensitive_key(&field.field);
     let show = |value: &Value| -> String {
         if sensitive {
@@ -176,27 +178,28 @@ fn field_lines(out: &mut String, field: &FieldChange, style: Style) {
             inline_value(value)
         }
     };
+    let name = shown::visible(&field.field);
     let forces = if field.forces_replacement {
-        " # forces replacement"
+        " # forces replacement".to_string()
+    } else if let Some(note) = note {
+        format!(" # {note}")
     } else {
-        ""
+        String::new()
     };
     match (&field.before, &field.after) {
         (None, Some(after)) => {
             let _ = writeln!(
                 out,
-                "      {} {} = {}{forces}",
+                "      {} {name} = {}{forces}",
                 style.paint("+", Action::Create),
-                field.field,
                 show(after)
             );
         }
         (Some(before), None) => {
             let _ = writeln!(
                 out,
-                "      {} {} = {}",
+                "      {} {name} = {}",
                 style.paint("-", Action::Delete),
-                field.field,
                 show(before)
             );
         }
@@ -205,9 +208,8 @@ fn field_lines(out: &mut String, field: &FieldChange, style: Style) {
         {
             let _ = writeln!(
                 out,
-                "      {} {} = <<-EOT{forces}",
+                "      {} {name} = <<-EOT{forces}",
                 style.paint("~", Action::Update),
-                field.field
             );
             let diff = similar::TextDiff::from_lines(before.as_str(), after.as_str());
             for line in diff.iter_all_changes() {
@@ -219,7 +221,7 @@ fn field_lines(out: &mut String, field: &FieldChange, style: Style) {
                 let _ = writeln!(
                     out,
                     "          {sign} {}",
-                    line.value().trim_end_matches('\n')
+                    shown::visible_lines(line.value().trim_end_matches('\n'))
                 );
             }
             out.push_str("        EOT\n");
@@ -232,9 +234,8 @@ fn field_lines(out: &mut String, field: &FieldChange, style: Style) {
             };
             let _ = writeln!(
                 out,
-                "      {} {} = {} -> {}{forces}",
+                "      {} {name} = {} -> {}{forces}",
                 style.paint("~", Action::Update),
-                field.field,
                 show(before),
                 after_text
             );
@@ -243,12 +244,13 @@ fn field_lines(out: &mut String, field: &FieldChange, style: Style) {
     }
 }
 
-/// A value on one line: strings quoted, objects and arrays as compact JSON.
+/// A value on one line: strings quoted, objects and arrays as compact JSON (which escapes
+/// control characters), with bidi and invisible characters made visible too.
 fn inline_value(value: &Value) -> String {
     match value {
         Value::String(s) if s == super::UNKNOWN => s.clone(),
         Value::Null => "null".to_string(),
-        other => mask(other).to_string(),
+        other => shown::visible(&mask(other).to_string()).into_owned(),
     }
 }
 
@@ -412,7 +414,12 @@ pub fn markdown(plan: &Plan) -> String {
     if !plan.problems.is_empty() {
         out.push_str("### ❌ Sextant plan failed\n\n");
         for problem in &plan.problems {
-            let _ = writeln!(out, "- `{}`: {}", problem.address, problem.message);
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                shown::markdown_code(&problem.address.to_string()),
+                shown::markdown_inline(&problem.message)
+            );
         }
         return out;
     }
@@ -436,19 +443,22 @@ pub fn markdown(plan: &Plan) -> String {
             out,
             "- `{}` {}",
             symbol(change.action).trim(),
-            change.address
+            shown::markdown_code(&change.address.to_string())
         );
     }
     if listed.len() > MARKDOWN_LIST_MAX {
         let _ = writeln!(out, "- … and {} more", listed.len() - MARKDOWN_LIST_MAX);
     }
     let body = text(plan, Style::default());
-    let opening = "\n<details><summary>Show plan</summary>\n\n```diff\n";
-    let closing = "```\n\n</details>\n";
+    // Values are already single-line in the text, and the fence outgrows any backtick run in
+    // it: nothing a manifest holds can close the block and be rendered as Markdown.
+    let fence = shown::fence_for(&body);
+    let opening = format!("\n<details><summary>Show plan</summary>\n\n{fence}diff\n");
+    let closing = format!("{fence}\n\n</details>\n");
     let note = "\n… (output truncated to stay within the comment size limit; run `sextant plan` to see it all)\n";
     let budget =
         MARKDOWN_LIMIT.saturating_sub(1 + out.len() + opening.len() + closing.len() + note.len());
-    out.push_str(opening);
+    out.push_str(&opening);
     if body.len() <= budget {
         out.push_str(&diff_markers(&body));
     } else {
@@ -463,7 +473,7 @@ pub fn markdown(plan: &Plan) -> String {
         }
         out.push_str(note);
     }
-    out.push_str(closing);
+    out.push_str(&closing);
     out
 }
 

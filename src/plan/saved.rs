@@ -1,6 +1,10 @@
 //! Saved plan files (`plan --out FILE`, `apply FILE`). There is no state file, so a plan
-//! carries a fingerprint of every live object it read and a hash of the manifests; apply
-//! re-reads both and refuses a stale plan.
+//! carries a fingerprint of every live object it read and a digest of the manifests (one
+//! hash per connection setting and per declared resource); apply re-reads both, refuses a
+//! stale plan and says what changed.
+//!
+//! The digest is taken from the manifests as written, before `--sim` points every
+//! connection at the embedded simulator (whose URL changes from run to run).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +19,7 @@ use crate::model::{Address, Model};
 /// Marks a file as a sextant plan.
 pub const MARKER: &str = "sextant-plan";
 /// Version of the plan-file format.
-pub const FORMAT_VERSION: &str = "1";
+pub const FORMAT_VERSION: &str = "2";
 
 /// What a plan file holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,7 +36,14 @@ pub struct SavedPlan {
     /// `--var-file` paths given to `plan`, read again by `apply`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub var_files: Vec<PathBuf>,
+    /// Planned against the embedded simulator (`--sim`).
+    pub sim: bool,
+    /// Planned with `--recreate-lost-secrets`.
+    pub recreate_lost_secrets: bool,
     pub manifest_hash: String,
+    /// What the manifests declared, hashed per connection setting and per resource, so a
+    /// stale plan can say what changed. Holds no value, only hashes.
+    pub manifest_digest: ManifestDigest,
     /// Fingerprint of every live object read, by address.
     pub fingerprints: BTreeMap<String, String>,
     /// The rendered JSON plan, for humans and tools (secrets masked).
@@ -61,16 +72,74 @@ pub enum SavedPlanError {
     Version { path: PathBuf, found: String },
 }
 
-/// What changed since a plan was saved.
+/// What changed since a plan was saved, each item one fact ready to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staleness {
-    pub manifests_changed: bool,
+    /// Changes in the manifests: connection settings and declared resources.
+    pub manifests: Vec<String>,
     /// Addresses whose live object changed (or appeared, or vanished).
     pub changed: Vec<String>,
+    /// Resources whose planned action differs from the saved one (`SaltJob/x: update, saved: no-op`).
+    pub actions: Vec<String>,
+}
+
+impl Staleness {
+    /// One line naming what changed, at most a few items of each sort.
+    pub fn describe(&self) -> String {
+        let mut reasons = Vec::new();
+        if !self.manifests.is_empty() {
+            reasons.push(format!(
+                "the manifests changed: {}",
+                first_few(&self.manifests)
+            ));
+        }
+        if !self.changed.is_empty() {
+            reasons.push(format!(
+                "live objects changed: {}",
+                first_few(&self.changed)
+            ));
+        }
+        if !self.actions.is_empty() {
+            reasons.push(format!(
+                "the plan made now differs: {}",
+                first_few(&self.actions)
+            ));
+        }
+        reasons.join("; ")
+    }
+}
+
+/// `a, b, c and 4 more`.
+fn first_few(items: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        text.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    text
+}
+
+/// How a plan was made, beyond its manifests: what `apply FILE` must match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanContext {
+    pub sim: bool,
+    pub recreate_lost_secrets: bool,
 }
 
 impl SavedPlan {
-    pub fn new(plan: &Plan, model: &Model, paths: &[PathBuf], targets: &[Address]) -> Self {
+    /// `digest` is the digest of the manifests as written (see [`ManifestDigest::of`]).
+    pub fn new(
+        plan: &Plan,
+        digest: ManifestDigest,
+        paths: &[PathBuf],
+        targets: &[Address],
+        context: PlanContext,
+    ) -> Self {
         Self {
             kind: MARKER.to_string(),
             format_version: FORMAT_VERSION.to_string(),
@@ -79,7 +148,10 @@ impl SavedPlan {
             targets: targets.iter().map(ToString::to_string).collect(),
             vars: Vec::new(),
             var_files: Vec::new(),
-            manifest_hash: manifest_hash(model),
+            sim: context.sim,
+            recreate_lost_secrets: context.recreate_lost_secrets,
+            manifest_hash: digest.hash(),
+            manifest_digest: digest,
             fingerprints: plan.fingerprints(),
             plan: serde_json::to_value(render::json(plan)).unwrap_or_default(),
         }
@@ -97,6 +169,14 @@ impl SavedPlan {
         Overrides {
             vars: self.vars.clone(),
             var_files: self.var_files.clone(),
+        }
+    }
+
+    /// How the plan was made.
+    pub fn context(&self) -> PlanContext {
+        PlanContext {
+            sim: self.sim,
+            recreate_lost_secrets: self.recreate_lost_secrets,
         }
     }
 
@@ -149,9 +229,13 @@ impl SavedPlan {
             })
     }
 
-    /// Compares with a fresh plan of the same manifests.
-    pub fn check_fresh(&self, model: &Model, fresh: &Plan) -> Result<(), Staleness> {
-        let manifests_changed = manifest_hash(model) != self.manifest_hash;
+    /// Compares with a fresh plan of the same manifests; `digest` is theirs as written now.
+    pub fn check_fresh(&self, digest: &ManifestDigest, fresh: &Plan) -> Result<(), Staleness> {
+        let manifests = if digest.hash() == self.manifest_hash {
+            Vec::new()
+        } else {
+            self.manifest_digest.differences(digest)
+        };
         let fresh_fingerprints = fresh.fingerprints();
         let mut changed: Vec<String> = self
             .fingerprints
@@ -167,35 +251,189 @@ impl SavedPlan {
         );
         changed.sort();
         changed.dedup();
-        if manifests_changed || !changed.is_empty() {
-            Err(Staleness {
-                manifests_changed,
-                changed,
-            })
-        } else {
+        let actions = self.action_differences(fresh);
+        if manifests.is_empty() && changed.is_empty() && actions.is_empty() {
             Ok(())
+        } else {
+            Err(Staleness {
+                manifests,
+                changed,
+                actions,
+            })
         }
+    }
+
+    /// Resources whose action in `fresh` is not the saved one: even with the same manifests
+    /// and live objects, local facts (a lost secret file) can change a plan, and apply must
+    /// never do more than the saved plan says.
+    fn action_differences(&self, fresh: &Plan) -> Vec<String> {
+        let saved: BTreeMap<String, String> = self
+            .plan
+            .get("resource_changes")
+            .and_then(serde_json::Value::as_array)
+            .map(|changes| {
+                changes
+                    .iter()
+                    .filter_map(|change| {
+                        let address = change.get("address")?.as_str()?.to_string();
+                        let actions = change.get("change")?.get("actions")?.as_array()?;
+                        let actions: Vec<&str> =
+                            actions.iter().filter_map(|a| a.as_str()).collect();
+                        Some((address, actions.join(",")))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let now: BTreeMap<String, String> = fresh
+            .changes
+            .iter()
+            .map(|c| (c.address.to_string(), c.action.json_actions().join(",")))
+            .collect();
+        let mut differences = Vec::new();
+        for (address, action) in &now {
+            match saved.get(address) {
+                Some(before) if before == action => {}
+                Some(before) => differences.push(format!("`{address}`: {action}, saved: {before}")),
+                None => differences.push(format!("`{address}`: {action}, not in the saved plan")),
+            }
+        }
+        for (address, before) in &saved {
+            if !now.contains_key(address) {
+                differences.push(format!("`{address}`: saved as {before}, no longer planned"));
+            }
+        }
+        differences
     }
 }
 
-/// A hash of everything the manifests declare (not of their formatting).
-pub fn manifest_hash(model: &Model) -> String {
-    let mut hasher = Sha256::new();
-    for (name, connection) in &model.connections {
-        hasher.update(name.as_bytes());
-        hasher.update(connection.config.system.as_str().as_bytes());
-        hasher.update(connection.config.url.as_bytes());
-        hasher.update([0]);
-    }
-    for (address, resource) in &model.resources {
-        hasher.update(address.to_string().as_bytes());
-        hasher.update(resource.connection.as_bytes());
-        hasher.update(format!("{:?}", resource.ensure).as_bytes());
-        hasher.update(resource.spec.as_str().as_bytes());
-        for dep in &resource.depends_on {
-            hasher.update(dep.to_string().as_bytes());
+/// Hashes of what the manifests declare: per connection, each setting that decides which
+/// estate is addressed; per resource, its file and everything it declares. Values are never
+/// stored (a URL may carry a user name), only short hashes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestDigest {
+    pub connections: BTreeMap<String, BTreeMap<String, String>>,
+    pub resources: BTreeMap<String, DeclaredDigest>,
+}
+
+/// One declared resource in a [`ManifestDigest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeclaredDigest {
+    /// The file that declares it, as named in messages.
+    pub file: String,
+    pub hash: String,
+}
+
+impl ManifestDigest {
+    /// The digest of `model`, which must be the manifests as written (before `--sim`).
+    pub fn of(model: &Model) -> Self {
+        let connections = model
+            .connections
+            .iter()
+            .map(|(name, connection)| {
+                let config = &connection.config;
+                let secret = |source: &Option<crate::model::SecretSource>| {
+                    source.as_ref().map(|s| s.describe()).unwrap_or_default()
+                };
+                let settings = [
+                    ("type", config.system.as_str().to_string()),
+                    ("url", config.url.clone()),
+                    ("csp_url", config.csp_url.clone()),
+                    ("org_id", config.org_id.clone().unwrap_or_default()),
+                    ("org", config.org.clone()),
+                    ("api_version", config.api_version.clone()),
+                    ("username", config.username.clone().unwrap_or_default()),
+                    ("config_name", config.config_name.clone()),
+                    ("api_token", secret(&config.api_token)),
+                    ("password", secret(&config.password)),
+                ]
+                .into_iter()
+                .map(|(field, value)| (field.to_string(), short_hash(&[value.as_bytes()])))
+                .collect();
+                (name.clone(), settings)
+            })
+            .collect();
+        let resources = model
+            .resources
+            .iter()
+            .map(|(address, resource)| {
+                let depends_on: Vec<String> = resource
+                    .depends_on
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                let hash = short_hash(&[
+                    resource.connection.as_bytes(),
+                    format!("{:?}", resource.ensure).as_bytes(),
+                    format!("{:?}", resource.lifecycle).as_bytes(),
+                    resource.spec.as_str().as_bytes(),
+                    depends_on.join("\n").as_bytes(),
+                ]);
+                let declared = DeclaredDigest {
+                    file: resource.location.file.display().to_string(),
+                    hash,
+                };
+                (address.to_string(), declared)
+            })
+            .collect();
+        Self {
+            connections,
+            resources,
         }
-        hasher.update([0]);
     }
-    hex::encode(hasher.finalize())
+
+    /// One hash of the whole digest.
+    pub fn hash(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+
+    /// What changed from `self` (saved) to `now`, one fact per item, sorted.
+    pub fn differences(&self, now: &ManifestDigest) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, settings) in &now.connections {
+            match self.connections.get(name) {
+                None => out.push(format!("connection `{name}` is new")),
+                Some(saved) => {
+                    for (field, hash) in settings {
+                        if saved.get(field) != Some(hash) {
+                            out.push(format!("connection `{name}`: `spec.{field}` changed"));
+                        }
+                    }
+                }
+            }
+        }
+        for name in self.connections.keys() {
+            if !now.connections.contains_key(name) {
+                out.push(format!("connection `{name}` was removed"));
+            }
+        }
+        for (address, declared) in &now.resources {
+            match self.resources.get(address) {
+                None => out.push(format!("`{address}` is new in `{}`", declared.file)),
+                Some(saved) if saved.hash != declared.hash => {
+                    out.push(format!("`{address}` changed in `{}`", declared.file))
+                }
+                Some(_) => {}
+            }
+        }
+        for (address, saved) in &self.resources {
+            if !now.resources.contains_key(address) {
+                out.push(format!("`{address}` was removed from `{}`", saved.file));
+            }
+        }
+        if out.is_empty() {
+            // Same settings and resources, yet another hash: a plan from another version.
+            out.push("the manifests were read differently".to_string());
+        }
+        out
+    }
+}
+
+fn short_hash(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hex::encode(&hasher.finalize()[..8])
 }

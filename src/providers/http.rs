@@ -1,19 +1,27 @@
 //! The HTTP layer every provider sends through: one client per connection with its TLS
-//! settings (`tls.ca_file`, `tls.insecure` with a warning), timeout and concurrency limit;
+//! settings (`tls.ca_file`, `tls.insecure` with a warning), timeouts and concurrency limit;
 //! retries with capped exponential backoff and jitter, honouring `Retry-After`, on 429,
 //! 503/504 and transport errors for what is safe to resend, plus whatever the provider's
 //! [`RetryRule`] accepts (VMC `retryable: true`); a debug line per request (method, path,
 //! status, duration). Errors name method, path, status, the server's message and request id,
 //! never a secret or a query string (credential headers are marked sensitive and never logged).
+//!
+//! This is the only place that retries a request: one budget per request (`max_retries`),
+//! bounded by the connection's `connect_timeout` per connection attempt, `timeout` per
+//! attempt and `request_deadline` over all attempts and waits. A retry after a transport
+//! failure (or a long wait) is announced at once as a warning naming the URL and the cause.
+//! Once a request gave up because the host cannot be reached, the connection's budget is
+//! spent: later requests make one attempt each, without retries, until one gets an answer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::Semaphore;
 
-use crate::model::{ConnectionConfig, SecretValue};
+use crate::model::{ConnectionConfig, SecretValue, shown};
 
 use super::{ProviderError, ProviderResult};
 
@@ -264,6 +272,11 @@ pub struct HttpClient {
     connection: String,
     limit: Arc<Semaphore>,
     max_retries: u32,
+    timeout: Duration,
+    deadline: Duration,
+    /// Set when a request gave up because the host could not be reached; cleared by the next
+    /// answer. Shared by every clone: it is the connection's budget, not one request's.
+    unreachable: Arc<AtomicBool>,
 }
 
 impl HttpClient {
@@ -274,8 +287,11 @@ impl HttpClient {
         };
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(CONNECT_TIMEOUT))
-            .user_agent(concat!("sextant/", env!("CARGO_PKG_VERSION")));
+            .connect_timeout(config.connect_timeout.min(config.timeout))
+            .user_agent(concat!("sextant/", env!("CARGO_PKG_VERSION")))
+            // The vendor APIs never redirect an API call, and a followed redirect would carry
+            // session headers to whatever host it names: a 3xx is reported, never followed.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(ca_file) = &config.tls.ca_file {
             let pem = std::fs::read(ca_file).map_err(|err| {
                 config_error(format!(
@@ -316,6 +332,9 @@ impl HttpClient {
             connection: connection.to_string(),
             limit: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
             max_retries: config.max_retries,
+            timeout: config.timeout,
+            deadline: config.request_deadline,
+            unreachable: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -336,7 +355,7 @@ impl HttpClient {
     /// request is idempotent; whatever the request's [`RetryRule`] accepts; connect errors
     /// always; timeouts and resets only for idempotent requests. At most `max_retries`
     /// retries, waiting `Retry-After` when the server sends it, else a capped exponential
-    /// backoff with jitter.
+    /// backoff with jitter, and never past the connection's `request_deadline`.
     pub async fn send(&self, request: HttpRequest) -> ProviderResult<HttpResponse> {
         let url = if request.path.starts_with("http://") || request.path.starts_with("https://") {
             request.path.clone()
@@ -344,9 +363,17 @@ impl HttpClient {
             format!("{}{}", self.base_url, request.path)
         };
         let log_path = url_path(&url);
+        let request_started = Instant::now();
+        // With the budget spent by an earlier request, one attempt only.
+        let max_retries = if self.unreachable.load(Ordering::Relaxed) {
+            0
+        } else {
+            self.max_retries
+        };
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
+            let remaining = self.deadline.saturating_sub(request_started.elapsed());
             let result = {
                 let _permit = self
                     .limit
@@ -357,7 +384,8 @@ impl HttpClient {
                         path: log_path.clone(),
                         message: "the connection's request limiter was closed".to_string(),
                     })?;
-                self.send_once(&request, &url).await
+                self.send_once(&request, &url, self.timeout.min(remaining))
+                    .await
             };
             let elapsed_ms = started.elapsed().as_millis() as u64;
             match &result {
@@ -374,57 +402,146 @@ impl HttpClient {
                     connection = %self.connection,
                     method = %request.method,
                     path = %log_path,
-                    error = %failure_message(err),
+                    error = %failure_message(err, self.timeout),
                     elapsed_ms,
                     attempt,
                     "http request failed"
                 ),
             }
-            match retry_decision(&request, &result) {
-                Some(hint) if attempt < self.max_retries => {
-                    let delay = hint.map_or_else(|| backoff(attempt), with_jitter);
-                    tracing::debug!(
-                        connection = %self.connection,
-                        method = %request.method,
-                        path = %log_path,
-                        attempt = attempt + 1,
-                        delay_ms = delay.as_millis() as u64,
-                        "retrying"
+            if result.is_ok() {
+                self.unreachable.store(false, Ordering::Relaxed);
+            }
+            let decision = retry_decision(&request, &result);
+            let mut past_deadline = false;
+            if let Some(hint) = decision
+                && attempt < max_retries
+            {
+                let delay = hint.map_or_else(|| backoff(attempt), with_jitter);
+                if request_started.elapsed() + delay < self.deadline {
+                    self.announce_retry(
+                        &request,
+                        &url,
+                        &result,
+                        delay,
+                        attempt + 2,
+                        max_retries + 1,
                     );
                     tokio::time::sleep(delay).await;
                     attempt += 1;
+                    continue;
                 }
-                _ => {
-                    return match result {
-                        Ok(response) => Ok(HttpResponse {
-                            path: log_path,
-                            ..response
-                        }),
-                        Err(Failure::BodyTooLarge { status }) => Err(ProviderError::Protocol {
-                            method: request.method.to_string(),
-                            path: log_path,
-                            message: format!(
-                                "the response body (status {status}) is larger than the {} MiB this client reads",
-                                MAX_BODY_BYTES / (1024 * 1024)
-                            ),
-                        }),
-                        Err(Failure::Transport(err)) => Err(ProviderError::Transport {
-                            method: request.method.to_string(),
-                            path: log_path,
-                            message: if attempt > 0 {
-                                format!("{} (after {attempt} retries)", transport_message(&err))
-                            } else {
-                                transport_message(&err)
-                            },
-                        }),
-                    };
-                }
+                past_deadline = true;
             }
+            let attempts = attempt + 1;
+            return match result {
+                Ok(response) if (300..400).contains(&response.status) => {
+                    Err(redirect_error(&request, &url, &response))
+                }
+                Ok(response) => Ok(HttpResponse {
+                    path: log_path,
+                    ..response
+                }),
+                Err(Failure::BodyTooLarge { status }) => Err(ProviderError::Protocol {
+                    method: request.method.to_string(),
+                    path: log_path,
+                    message: format!(
+                        "the response body (status {status}) is larger than the {} MiB this client reads",
+                        MAX_BODY_BYTES / (1024 * 1024)
+                    ),
+                }),
+                Err(Failure::Transport(err)) => {
+                    if err.is_connect() {
+                        self.unreachable.store(true, Ordering::Relaxed);
+                    }
+                    let mut message = format!(
+                        "{} `{}`: {}",
+                        if err.is_connect() {
+                            "cannot connect to"
+                        } else {
+                            "no answer from"
+                        },
+                        host_of(&url),
+                        transport_cause(&err, self.timeout)
+                    );
+                    if attempts > 1 || past_deadline {
+                        message.push_str(&format!(
+                            " (gave up after {attempts} attempt{}{})",
+                            if attempts == 1 { "" } else { "s" },
+                            if past_deadline {
+                                format!(
+                                    ": another would pass the `request_deadline` of {}",
+                                    humantime::format_duration(self.deadline)
+                                )
+                            } else {
+                                String::new()
+                            }
+                        ));
+                    }
+                    if is_tls_failure(&err) {
+                        message.push_str(
+                            "; trust the server's certificate authority with `tls.ca_file`",
+                        );
+                    }
+                    Err(ProviderError::Transport {
+                        method: request.method.to_string(),
+                        path: log_path,
+                        message,
+                    })
+                }
+            };
         }
     }
 
-    async fn send_once(&self, request: &HttpRequest, url: &str) -> Result<HttpResponse, Failure> {
-        let mut builder = self.client.request(request.method.clone(), url);
+    /// Says on stderr, at once, that a request is being sent again and why: silence while
+    /// retrying reads as a hang. Routine short waits on a busy server are only logged.
+    fn announce_retry(
+        &self,
+        request: &HttpRequest,
+        url: &str,
+        result: &Result<HttpResponse, Failure>,
+        delay: Duration,
+        next_attempt: u32,
+        attempts: u32,
+    ) {
+        let target = display_url(url);
+        let wait = format_delay(delay);
+        match result {
+            Err(failure) => {
+                let cause = failure_message(failure, self.timeout);
+                tracing::warn!(
+                    "connection `{}`: retrying {} {target} in {wait}: {cause} (attempt {next_attempt} of {attempts})",
+                    self.connection,
+                    request.method
+                );
+            }
+            Ok(response) if delay >= LONG_WAIT => tracing::warn!(
+                "connection `{}`: retrying {} {target} in {wait}: the server answered {} (attempt {next_attempt} of {attempts})",
+                self.connection,
+                request.method,
+                response.status
+            ),
+            Ok(response) => tracing::debug!(
+                connection = %self.connection,
+                method = %request.method,
+                path = %url_path(url),
+                status = response.status,
+                attempt = next_attempt,
+                delay_ms = delay.as_millis() as u64,
+                "retrying"
+            ),
+        }
+    }
+
+    async fn send_once(
+        &self,
+        request: &HttpRequest,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<HttpResponse, Failure> {
+        let mut builder = self
+            .client
+            .request(request.method.clone(), url)
+            .timeout(timeout);
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
         }
@@ -484,6 +601,25 @@ impl HttpClient {
     }
 }
 
+/// A redirect answer as an error naming both URLs (without credentials or query strings).
+fn redirect_error(request: &HttpRequest, url: &str, response: &HttpResponse) -> ProviderError {
+    let location = response.header("location").unwrap_or_default();
+    // A relative `Location` is resolved against the request's URL, as a client would.
+    let target = reqwest::Url::parse(url)
+        .and_then(|base| base.join(location))
+        .map_or_else(|_| location.to_string(), String::from);
+    ProviderError::Redirected {
+        method: request.method.to_string(),
+        from: shown::url(url),
+        status: response.status,
+        to: if location.is_empty() {
+            "no `Location`".to_string()
+        } else {
+            shown::url(&target)
+        },
+    }
+}
+
 /// Largest response body read (64 MiB): a longer one is refused with an error naming the
 /// request, so a hostile or broken server cannot exhaust memory. The largest documented
 /// reply (a page of SDDCs or RaaS objects) is far below it.
@@ -505,8 +641,8 @@ impl From<reqwest::Error> for Failure {
     }
 }
 
-/// Longest wait for a TCP/TLS connection, whatever the request timeout.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A wait for a busy server this long is announced on stderr, not only logged.
+const LONG_WAIT: Duration = Duration::from_secs(5);
 
 /// Longest `Retry-After` honoured; a server asking for more gets this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
@@ -593,30 +729,82 @@ fn url_path(url: &str) -> String {
     }
 }
 
-fn failure_message(failure: &Failure) -> String {
+fn failure_message(failure: &Failure, timeout: Duration) -> String {
     match failure {
-        Failure::Transport(err) => transport_message(err),
+        Failure::Transport(err) => transport_cause(err, timeout),
         Failure::BodyTooLarge { status } => {
             format!("the response body (status {status}) exceeds `MAX_BODY_BYTES`")
         }
     }
 }
 
-fn transport_message(err: &reqwest::Error) -> String {
-    // reqwest's Display includes the URL; keep only the innermost cause.
-    let cause = root_cause(err)
-        .map(|cause| format!(": {cause}"))
-        .unwrap_or_default();
+/// The cause of a transport failure in a few words (`connection refused`, `no answer within
+/// 30s`), without the URL reqwest would add.
+fn transport_cause(err: &reqwest::Error, timeout: Duration) -> String {
     if err.is_timeout() {
-        "the request timed out".to_string()
-    } else if is_tls_failure(err) {
-        format!(
-            "the TLS handshake failed{cause}; trust the server's certificate authority with `tls.ca_file`"
-        )
-    } else if err.is_connect() {
-        format!("cannot connect to the server{cause}")
+        return if err.is_connect() {
+            "no connection within the `connect_timeout`".to_string()
+        } else {
+            format!(
+                "no answer within the `timeout` of {}",
+                humantime::format_duration(timeout)
+            )
+        };
+    }
+    if is_tls_failure(err) {
+        return match root_cause(err) {
+            Some(cause) => format!("the TLS handshake failed: {cause}"),
+            None => "the TLS handshake failed".to_string(),
+        };
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".to_string(),
+                std::io::ErrorKind::ConnectionReset => return "connection reset".to_string(),
+                std::io::ErrorKind::ConnectionAborted => return "connection aborted".to_string(),
+                _ => {}
+            }
+        }
+        source = cause.source();
+    }
+    let cause = root_cause(err).map(|c| c.to_string()).unwrap_or_default();
+    // `Connection refused (os error 111)`: the OS error number helps nobody.
+    let cause = match cause.rfind(" (os error ") {
+        Some(i) => cause[..i].to_string(),
+        None => cause,
+    };
+    match (err.is_connect(), cause.is_empty()) {
+        (true, true) => "cannot connect".to_string(),
+        (false, true) => "the connection failed".to_string(),
+        (_, false) => cause,
+    }
+}
+
+/// `host:port` of a URL, without `user:password@`.
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
+        .to_string()
+}
+
+/// A URL as shown in messages: scheme, host and path; no credentials, no query string.
+fn display_url(url: &str) -> String {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    format!("{scheme}://{}{}", host_of(url), url_path(url))
+}
+
+/// `0.5 s`, `2.1 s`, `30 s`.
+fn format_delay(delay: Duration) -> String {
+    let seconds = delay.as_secs_f64();
+    if seconds < 10.0 {
+        format!("{seconds:.1} s")
     } else {
-        format!("the connection failed{cause}")
+        format!("{} s", seconds.round() as u64)
     }
 }
 

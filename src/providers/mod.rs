@@ -245,6 +245,17 @@ pub enum ProviderError {
         path: String,
         message: String,
     },
+    /// The server answered with a redirect, which sextant never follows: credentials would
+    /// go wherever it points.
+    #[error(
+        "{method} {from} answered {status}, a redirect to {to}; sextant never follows redirects, so nothing was sent there"
+    )]
+    Redirected {
+        method: String,
+        from: String,
+        status: u16,
+        to: String,
+    },
     /// Login failed or credentials were refused again after re-authenticating.
     #[error("authentication to connection `{connection}` failed: {message}")]
     Auth { connection: String, message: String },

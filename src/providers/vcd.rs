@@ -121,6 +121,18 @@ impl VcdProvider {
         self.username.is_some() && self.password.is_some()
     }
 
+    /// The login that lists, creates and revokes tokens: the user session whenever the
+    /// connection has one. A session opened from an API token may not create tokens nor view
+    /// or revoke any but its own (seed `004`; go-vcloud-director `govcd/api_token.go` uses
+    /// the user session; `../shared/api/README.md`, "Corrections").
+    fn token_login(&self) -> Login {
+        if self.has_user_login() {
+            Login::User
+        } else {
+            Login::Default
+        }
+    }
+
     async fn bearer(&self, login: Login) -> ProviderResult<(Login, Lease<SecretValue>)> {
         if login == Login::Default && self.api_token.is_some() {
             Ok((
@@ -371,7 +383,7 @@ impl VcdProvider {
         page_size: u64,
     ) -> ProviderResult<TokenPage> {
         let response = self
-            .send_authenticated(Login::Default, || {
+            .send_authenticated(self.token_login(), || {
                 HttpRequest::get(TOKENS_PATH)
                     .header(ACCEPT, self.cloudapi_accept())
                     .query("filter", filter)
@@ -535,11 +547,7 @@ impl Provider for VcdProvider {
         }
         let id = request.live.id.clone();
         let path = format!("{TOKENS_PATH}/{}", encode_segment(&id));
-        let login = if self.has_user_login() {
-            Login::User
-        } else {
-            Login::Default
-        };
+        let login = self.token_login();
         let response = self
             .send_authenticated(login, || {
                 HttpRequest::new(Method::DELETE, path.clone())
@@ -584,13 +592,8 @@ impl Provider for VcdProvider {
         } else {
             format!("application/*+json;version={}", self.api_version)
         };
-        let login = if self.has_user_login() {
-            Login::User
-        } else {
-            Login::Default
-        };
         let response = self
-            .send_authenticated(login, || {
+            .send_authenticated(self.token_login(), || {
                 HttpRequest::get(task.id.clone()).header(ACCEPT, accept.clone())
             })
             .await?;

@@ -65,6 +65,7 @@ struct Sddc {
     sddc_state: Option<String>,
     sddc_type: Option<String>,
     provider: Option<String>,
+    account_link_state: Option<String>,
     resource_config: Option<ResourceConfig>,
     updated: Option<Value>,
     version: Option<Value>,
@@ -552,6 +553,11 @@ fn normalize(sddc: Sddc, task: Option<&Task>) -> ProviderResult<LiveObject> {
     }
     if let Some(provider) = sddc.provider.or(rc.provider).filter(|p| !p.is_empty()) {
         spec.insert("provider".into(), json!(provider.to_uppercase()));
+    }
+    // The link itself is never read back (`vmc.md` §4); a delayed one shows in
+    // `account_link_state`, so an exported SDDC says what it was created with.
+    if sddc.account_link_state.as_deref() == Some("DELAYED") {
+        spec.insert("account_link".into(), json!({"delay": true}));
     }
     let clusters = rc.clusters.unwrap_or_default();
     let primary = primary_cluster(&clusters);

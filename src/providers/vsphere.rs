@@ -1,19 +1,28 @@
-//! vSphere Automation REST, `/rest` flavour (`vsphere.md`): the `VirtualMachine` kind.
+//! vSphere Automation REST (`vsphere.md`): the `VirtualMachine` kind, in the `/api` flavour
+//! (vSphere 7.0 U2 and later) or the deprecated `/rest` one.
 //!
-//! Existing VMs only: lists the declared names with `filter.names` (the list is capped, not
-//! paged, so names go in chunks) or, given no names, every VM (by power state past the cap), normalizes each VM to `{power_state, cpu_count,
-//! memory_size_MiB}`, changes power state and CPU/memory (stop → change → start on a running
-//! VM, only when the user allowed a power cycle). Logs in with Basic and sends the session id
-//! in `vmware-api-session-id`, logging in again once on 401. Never creates or deletes a VM.
+//! Existing VMs only: lists the declared names (the list is capped, not paged, so names go
+//! in chunks) or, given no names, every VM (by power state past the cap), normalizes each VM
+//! to `{power_state, cpu_count, memory_size_MiB}`, changes power state and CPU/memory. A
+//! CPU/memory change on a running VM is a power cycle the user allowed: a guest shutdown the
+//! executor polls until the VM is off (or a hard power-off when the manifest says so), the
+//! change, then the declared power state. Logs in with Basic and sends the session id in
+//! `vmware-api-session-id`, logging in again once on 401. Never creates or deletes a VM.
+//!
+//! The flavour: `/rest` is deprecated since vSphere 7.0 U2 and announced for removal
+//! (`api/README.md`, "Corrections after the audit"); `api_flavor: auto` logs in at
+//! `POST /api/session` and falls back to `/rest` only when that answers 404.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use base64::Engine;
 use reqwest::header::HeaderName;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Connection, Kind, SecretSource, SecretValue};
+use crate::model::rules::PowerCycle;
+use crate::model::{ApiFlavor, Connection, Kind, SecretSource, SecretValue};
 
 use super::http::{HttpClient, HttpRequest, HttpResponse, RetryRule, path_segment, truncate_body};
 use super::token::{Credential, TokenCache};
@@ -22,18 +31,20 @@ use super::{
     ProviderError, ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
 };
 
-const SESSION_PATH: &str = "/rest/com/vmware/cis/session";
 const SESSION_HEADER: HeaderName = HeaderName::from_static("vmware-api-session-id");
 /// Asks the server not to set the session cookie: the id travels in the header only.
 const USE_HEADER_AUTHN: HeaderName = HeaderName::from_static("vmware-use-header-authn");
 
-/// Declared names per `GET /rest/vcenter/vm`: the `/rest` list is capped at 1,000 results
-/// (`vsphere.md` §3), and long query strings are refused by proxies.
+/// Declared names per VM listing: the `/rest` list is capped at 1,000 results and the `/api`
+/// one at 4,000 (`vsphere.md` §3), and long query strings are refused by proxies.
 pub const NAMES_PER_LIST: usize = 200;
 
 /// The most VMs one `GET /rest/vcenter/vm` returns (`vsphere.md` §3); past it vCenter answers
 /// 400 `unable_to_allocate_resource`.
 pub const LIST_CAP: usize = 1000;
+
+/// The same cap for `GET /api/vcenter/vm` (`vsphere.md` §3).
+pub const API_LIST_CAP: usize = 4000;
 
 const POWERED_ON: &str = "POWERED_ON";
 const POWERED_OFF: &str = "POWERED_OFF";
@@ -44,6 +55,109 @@ const ALREADY_IN_DESIRED_STATE: &str = "already_in_desired_state";
 const RESOURCE_BUSY: &str = "resource_busy";
 /// A listing matched more VMs than the cap.
 const UNABLE_TO_ALLOCATE: &str = "unable_to_allocate_resource";
+/// Guest power operations answer this when VMware Tools is not running in the VM
+/// (`com/vmware/vcenter/vm/guest_client.py`, `Power.shutdown`: "ServiceUnavailable if
+/// VMware Tools is not running").
+const SERVICE_UNAVAILABLE: &str = "service_unavailable";
+
+/// The REST flavour of one vCenter (`vsphere.md` §1; the `/api` paths from the `/api`
+/// reference cited in `api/README.md`, "Corrections after the audit").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Bare JSON bodies, 201/204 replies, `?action=` operations, unprefixed filters.
+    Api,
+    /// `{"value": …}` replies, `{"spec": …}` request bodies, `filter.*` query keys.
+    Rest,
+}
+
+impl Flavor {
+    fn session_path(self) -> &'static str {
+        match self {
+            Flavor::Api => "/api/session",
+            Flavor::Rest => "/rest/com/vmware/cis/session",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Flavor::Api => "/api",
+            Flavor::Rest => "/rest",
+        }
+    }
+
+    fn vm_list_path(self) -> String {
+        format!("{}/vcenter/vm", self.prefix())
+    }
+
+    fn vm_path(self, vm: &str) -> String {
+        format!("{}/vcenter/vm/{}", self.prefix(), path_segment(vm))
+    }
+
+    /// The list filter named `name` (`names`, `power_states`): `filter.names` on `/rest`.
+    fn filter(self, name: &str) -> String {
+        match self {
+            Flavor::Api => name.to_string(),
+            Flavor::Rest => format!("filter.{name}"),
+        }
+    }
+
+    fn list_cap(self) -> usize {
+        match self {
+            Flavor::Api => API_LIST_CAP,
+            Flavor::Rest => LIST_CAP,
+        }
+    }
+
+    /// `POST …/power?action=start` on `/api`, `POST …/power/start` on `/rest`.
+    fn power_request(self, vm: &str, operation: &str) -> HttpRequest {
+        match self {
+            Flavor::Api => {
+                HttpRequest::post(format!("{}/power", self.vm_path(vm))).query("action", operation)
+            }
+            Flavor::Rest => HttpRequest::post(format!("{}/power/{operation}", self.vm_path(vm))),
+        }
+    }
+
+    /// `POST …/guest/power?action=shutdown`, the same in both flavours.
+    fn guest_shutdown_request(self, vm: &str) -> HttpRequest {
+        HttpRequest::post(format!("{}/guest/power", self.vm_path(vm))).query("action", "shutdown")
+    }
+
+    /// A hardware update body: the spec itself on `/api`, `{"spec": …}` on `/rest`.
+    fn update_body(self, spec: Value) -> Value {
+        match self {
+            Flavor::Api => spec,
+            Flavor::Rest => json!({ "spec": spec }),
+        }
+    }
+
+    /// The payload of a reply: the body on `/api`, its `value` on `/rest`.
+    fn payload(self, body: Value) -> Value {
+        match (self, body) {
+            (Flavor::Rest, Value::Object(mut map)) if map.contains_key("value") => {
+                map.remove("value").unwrap_or(Value::Null)
+            }
+            (_, other) => other,
+        }
+    }
+}
+
+/// A logged-in session and the flavour it speaks.
+#[derive(Clone)]
+struct Session {
+    id: SecretValue,
+    flavor: Flavor,
+}
+
+/// A power cycle waiting for its guest shutdown: what to do once the VM is off.
+#[derive(Clone, Debug)]
+struct PendingCycle {
+    vm: String,
+    cpu: Option<i64>,
+    memory: Option<i64>,
+    /// The power state to end in.
+    target: String,
+}
 
 #[derive(serde::Deserialize, Default, Debug)]
 #[serde(default)]
@@ -56,25 +170,38 @@ struct VmSummary {
     memory_size_mib: Option<i64>,
 }
 
-/// `GET /rest/vcenter/vm/{vm}` (the parts this client reads).
-#[derive(serde::Deserialize, Default, Debug)]
+/// `VM.Info`, the reply of `GET …/vcenter/vm/{vm}` (the parts this client reads). The whole
+/// shape (`com/vmware/vcenter_client.py` `VM.Info`: `name`, `guest_OS`, `power_state`,
+/// `hardware`, `boot`, `boot_devices`, `cpu`, `memory`, `disks`, `nics`, …) parses: every
+/// other field is ignored, whether its maps come as `/api` objects or `/rest` key/value lists.
+#[derive(serde::Deserialize, Default, Debug, PartialEq)]
 #[serde(default)]
-struct VmInfo {
-    cpu: Option<CpuInfo>,
-    memory: Option<MemoryInfo>,
+pub struct VmInfo {
+    pub name: Option<String>,
+    pub power_state: Option<String>,
+    pub cpu: Option<CpuInfo>,
+    pub memory: Option<MemoryInfo>,
 }
 
-#[derive(serde::Deserialize, Default, Debug)]
+/// `Cpu.Info` (`vm/hardware_client.py`).
+#[derive(serde::Deserialize, Default, Debug, PartialEq)]
 #[serde(default)]
-struct CpuInfo {
-    count: Option<i64>,
+pub struct CpuInfo {
+    pub count: Option<i64>,
 }
 
-#[derive(serde::Deserialize, Default, Debug)]
+/// `Memory.Info` (`vm/hardware_client.py`); note the casing `size_MiB`.
+#[derive(serde::Deserialize, Default, Debug, PartialEq)]
 #[serde(default)]
-struct MemoryInfo {
+pub struct MemoryInfo {
     #[serde(rename = "size_MiB")]
-    size_mib: Option<i64>,
+    pub size_mib: Option<i64>,
+}
+
+/// Reads a `GET …/vcenter/vm/{vm}` reply body of `flavor`.
+pub fn parse_vm_info(flavor: Flavor, body: &[u8]) -> Result<VmInfo, String> {
+    let body: Value = serde_json::from_slice(body).map_err(|err| err.to_string())?;
+    serde_json::from_value(flavor.payload(body)).map_err(|err| err.to_string())
 }
 
 /// `/rest` error body, or the `/api` one.
@@ -137,22 +264,13 @@ fn api_error(response: &HttpResponse) -> ProviderError {
     response.error(message)
 }
 
-/// The body's `value` for `/rest`, or the body itself for `/api`.
-fn unwrap_value<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> ProviderResult<T> {
-    unwrap_value_from(response, response.json()?)
-}
-
-fn unwrap_value_from<T: serde::de::DeserializeOwned>(
+/// The reply's payload (`value` on `/rest`, the body on `/api`) as `T`.
+fn read_payload<T: serde::de::DeserializeOwned>(
+    flavor: Flavor,
     response: &HttpResponse,
-    body: Value,
 ) -> ProviderResult<T> {
-    let inner = match body {
-        Value::Object(mut map) if map.contains_key("value") => {
-            map.remove("value").unwrap_or(Value::Null)
-        }
-        other => other,
-    };
-    serde_json::from_value(inner).map_err(|err| ProviderError::Protocol {
+    let body: Value = response.json()?;
+    serde_json::from_value(flavor.payload(body)).map_err(|err| ProviderError::Protocol {
         method: response.method.to_string(),
         path: response.path.clone(),
         message: format!(
@@ -168,7 +286,20 @@ pub struct VsphereProvider {
     http: HttpClient,
     username: Option<String>,
     password: Option<SecretSource>,
-    session: TokenCache<SecretValue>,
+    api_flavor: ApiFlavor,
+    session: TokenCache<Session>,
+    /// Power cycles waiting for a guest shutdown, by task id.
+    cycles: Mutex<HashMap<String, PendingCycle>>,
+}
+
+/// How a guest shutdown request ended.
+enum ShutdownStart {
+    /// The guest is shutting down; poll until the VM is off.
+    Started,
+    /// The VM was off already (a concurrent change).
+    AlreadyOff,
+    /// VMware Tools is not running, so the guest cannot be asked.
+    NoTools,
 }
 
 impl VsphereProvider {
@@ -179,7 +310,9 @@ impl VsphereProvider {
             http: HttpClient::new(&connection.name, &connection.config)?,
             username: connection.config.username.clone(),
             password: connection.config.password.clone(),
+            api_flavor: connection.config.api_flavor,
             session: TokenCache::new(connection.config.refresh_before_expiry),
+            cycles: Mutex::new(HashMap::new()),
         })
     }
 
@@ -190,8 +323,7 @@ impl VsphereProvider {
         }
     }
 
-    /// `POST /rest/com/vmware/cis/session` with Basic credentials.
-    async fn login(&self) -> ProviderResult<Credential<SecretValue>> {
+    fn basic_credentials(&self) -> ProviderResult<(String, SecretValue)> {
         let username = self
             .username
             .as_deref()
@@ -212,13 +344,28 @@ impl VsphereProvider {
             base64::engine::general_purpose::STANDARD
                 .encode(format!("{username}:{}", password.expose()))
         ));
-        let request = HttpRequest::post(SESSION_PATH)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .header(USE_HEADER_AUTHN, "true")
-            .secret_header(reqwest::header::AUTHORIZATION, basic)
-            // A second session is harmless.
-            .idempotent(true);
-        let response = self.http.send(request).await?;
+        Ok((username.to_string(), basic))
+    }
+
+    /// Logs in with Basic credentials: `POST /api/session` (201, the id as a bare JSON
+    /// string), or `POST /rest/com/vmware/cis/session` (200, `{"value": id}`) when the
+    /// connection says `rest` or, under `auto`, when `/api/session` answers 404.
+    async fn login(&self) -> ProviderResult<Credential<Session>> {
+        let (username, basic) = self.basic_credentials()?;
+        let first = match self.api_flavor {
+            ApiFlavor::Rest => Flavor::Rest,
+            ApiFlavor::Api | ApiFlavor::Auto => Flavor::Api,
+        };
+        let mut flavor = first;
+        let mut response = self.open_session(flavor, &basic).await?;
+        if response.status == 404 && self.api_flavor == ApiFlavor::Auto {
+            tracing::debug!(
+                connection = %self.connection,
+                "POST /api/session answered 404; speaking the /rest flavour"
+            );
+            flavor = Flavor::Rest;
+            response = self.open_session(flavor, &basic).await?;
+        }
         if response.status == 401 || response.status == 403 {
             return Err(ProviderError::Auth {
                 connection: self.connection.clone(),
@@ -228,44 +375,80 @@ impl VsphereProvider {
                 ),
             });
         }
+        if response.status == 404 && self.api_flavor == ApiFlavor::Api {
+            return Err(ProviderError::Config {
+                connection: self.connection.clone(),
+                message: "vCenter has no `/api` (POST /api/session answered 404); set `api_flavor: rest` (or `auto`) for vCenter before 7.0 U2".to_string(),
+            });
+        }
         if !response.is_success() {
             return Err(api_error(&response));
         }
+        let path = flavor.session_path();
         // The reply is the session id itself: never quote it in an error.
-        let id: String = unwrap_value_from(&response, response.json_redacted()?).map_err(|_| {
-            ProviderError::Protocol {
-                method: "POST".to_string(),
-                path: SESSION_PATH.to_string(),
-                message: "the reply holds no session id string".to_string(),
+        let body: Value = response.json_redacted()?;
+        let id = match flavor.payload(body) {
+            Value::String(id) if !id.is_empty() => id,
+            Value::String(_) => {
+                return Err(ProviderError::Protocol {
+                    method: "POST".to_string(),
+                    path: path.to_string(),
+                    message: "the session id is empty".to_string(),
+                });
             }
-        })?;
-        if id.is_empty() {
-            return Err(ProviderError::Protocol {
-                method: "POST".to_string(),
-                path: SESSION_PATH.to_string(),
-                message: "the session id is empty".to_string(),
-            });
-        }
+            _ => {
+                return Err(ProviderError::Protocol {
+                    method: "POST".to_string(),
+                    path: path.to_string(),
+                    message: "the reply holds no session id string".to_string(),
+                });
+            }
+        };
         Ok(Credential {
-            value: SecretValue::new(id),
+            value: Session {
+                id: SecretValue::new(id),
+                flavor,
+            },
             lifetime: None,
         })
     }
 
-    /// Sends a request with the session id, logging in again once on 401.
-    async fn call(&self, build: impl Fn() -> HttpRequest) -> ProviderResult<HttpResponse> {
+    async fn open_session(
+        &self,
+        flavor: Flavor,
+        basic: &SecretValue,
+    ) -> ProviderResult<HttpResponse> {
+        let request = HttpRequest::post(flavor.session_path())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(USE_HEADER_AUTHN, "true")
+            .secret_header(reqwest::header::AUTHORIZATION, basic.clone())
+            // A second session is harmless.
+            .idempotent(true);
+        self.http.send(request).await
+    }
+
+    /// Sends the request `build` makes for the session's flavour, with the session id,
+    /// logging in again once on 401. Returns the flavour with the response.
+    async fn call(
+        &self,
+        build: impl Fn(Flavor) -> HttpRequest,
+    ) -> ProviderResult<(Flavor, HttpResponse)> {
+        let used = Mutex::new(Flavor::Api);
         let response = self
             .session
             .send_authenticated(
                 &self.http,
                 || self.login(),
                 |session| {
-                    build()
+                    if let Ok(mut used) = used.lock() {
+                        *used = session.flavor;
+                    }
+                    build(session.flavor)
                         .header(reqwest::header::ACCEPT, "application/json")
                         .retry_if(RetryRule::new(|r| {
                             r.status == 400 && error_kind(r).as_deref() == Some(RESOURCE_BUSY)
                         }))
-                        .secret_header(SESSION_HEADER, session.clone())
+                        .secret_header(SESSION_HEADER, session.id.clone())
                 },
                 HttpResponse::is_unauthorized,
             )
@@ -279,17 +462,22 @@ impl VsphereProvider {
                 ),
             });
         }
-        Ok(response)
+        let flavor = used.into_inner().unwrap_or(Flavor::Api);
+        Ok((flavor, response))
     }
 
-    /// Ends the session, if one was opened (`DELETE /rest/com/vmware/cis/session`).
+    /// Ends the session, if one was opened (`DELETE /api/session` or
+    /// `DELETE /rest/com/vmware/cis/session`).
     pub async fn logout(&self) -> ProviderResult<()> {
         let Some(session) = self.session.take().await else {
             return Ok(());
         };
         let response = self
             .http
-            .send(HttpRequest::delete(SESSION_PATH).secret_header(SESSION_HEADER, session))
+            .send(
+                HttpRequest::delete(session.flavor.session_path())
+                    .secret_header(SESSION_HEADER, session.id),
+            )
             .await?;
         if response.is_success() || response.is_unauthorized() {
             Ok(())
@@ -298,25 +486,28 @@ impl VsphereProvider {
         }
     }
 
-    /// Every VM. vCenter refuses a listing that matches more than [`LIST_CAP`] VMs, so past
-    /// the cap this lists by power state instead (warning that the cap was hit), and fails
-    /// only when one power state alone is past it.
+    /// Every VM. vCenter refuses a listing that matches more VMs than its cap, so past the
+    /// cap this lists by power state instead (warning that the cap was hit), and fails only
+    /// when one power state alone is past it.
     async fn list_all(&self) -> ProviderResult<Vec<VmSummary>> {
-        if let Some(all) = self.list_unfiltered(None).await? {
+        let (flavor, all) = self.list_unfiltered(None).await?;
+        if let Some(all) = all {
             return Ok(all);
         }
         tracing::warn!(
-            "connection `{}` has more VMs than one `/rest` listing returns ({LIST_CAP} on vCenter); listing them by power state instead",
-            self.connection
+            "connection `{}` has more VMs than one listing returns ({} on vCenter); listing them by power state instead",
+            self.connection,
+            flavor.list_cap()
         );
         let mut out = Vec::new();
         for state in [POWERED_ON, POWERED_OFF, SUSPENDED] {
             match self.list_unfiltered(Some(state)).await? {
-                Some(vms) => out.extend(vms),
-                None => {
+                (_, Some(vms)) => out.extend(vms),
+                (flavor, None) => {
                     return Err(ProviderError::Invalid(format!(
-                        "connection `{}` has more VMs in power state `{state}` than one `/rest` listing returns ({LIST_CAP} on vCenter), so not every VM can be listed",
-                        self.connection
+                        "connection `{}` has more VMs in power state `{state}` than one listing returns ({} on vCenter), so not every VM can be listed",
+                        self.connection,
+                        flavor.list_cap()
                     )));
                 }
             }
@@ -324,37 +515,39 @@ impl VsphereProvider {
         Ok(out)
     }
 
-    /// `GET /rest/vcenter/vm`, optionally of one power state; `None` when more VMs match
-    /// than one listing returns (400 `unable_to_allocate_resource`).
+    /// `GET …/vcenter/vm`, optionally of one power state; `None` when more VMs match than
+    /// one listing returns (400 `unable_to_allocate_resource`).
     async fn list_unfiltered(
         &self,
         power_state: Option<&str>,
-    ) -> ProviderResult<Option<Vec<VmSummary>>> {
-        let response = self
-            .call(|| {
-                let request = HttpRequest::get("/rest/vcenter/vm");
+    ) -> ProviderResult<(Flavor, Option<Vec<VmSummary>>)> {
+        let (flavor, response) = self
+            .call(|flavor| {
+                let request = HttpRequest::get(flavor.vm_list_path());
                 match power_state {
-                    Some(state) => request.query("filter.power_states", state),
+                    Some(state) => request.query(&flavor.filter("power_states"), state),
                     None => request,
                 }
             })
             .await?;
         if !response.is_success() {
             if error_kind(&response).as_deref() == Some(UNABLE_TO_ALLOCATE) {
-                return Ok(None);
+                return Ok((flavor, None));
             }
             return Err(api_error(&response));
         }
-        Ok(Some(unwrap_value(&response)?))
+        Ok((flavor, Some(read_payload(flavor, &response)?)))
     }
 
-    /// One chunk of declared names → the VMs whose name matches one of them exactly.
+    /// One chunk of declared names → the VMs whose name matches one of them exactly
+    /// (`GET /api/vcenter/vm?names=…`, a bare list; `/rest`: `filter.names=…`).
     async fn list_chunk(&self, names: &[&str]) -> ProviderResult<Vec<VmSummary>> {
-        let response = self
-            .call(|| {
-                let mut request = HttpRequest::get("/rest/vcenter/vm");
+        let (flavor, response) = self
+            .call(|flavor| {
+                let key = flavor.filter("names");
+                let mut request = HttpRequest::get(flavor.vm_list_path());
                 for name in names {
-                    request = request.query("filter.names", *name);
+                    request = request.query(&key, *name);
                 }
                 request
             })
@@ -362,39 +555,58 @@ impl VsphereProvider {
         if !response.is_success() {
             return Err(api_error(&response));
         }
-        let mut vms = parse_summaries(&response)?;
+        let mut vms: Vec<VmSummary> = read_payload(flavor, &response)?;
         // The filter is exact on vCenter; match client-side as well.
         vms.retain(|vm| vm.name.as_deref().is_some_and(|n| names.contains(&n)));
         Ok(vms)
     }
 
-    async fn get_value<T: serde::de::DeserializeOwned>(&self, path: &str) -> ProviderResult<T> {
-        let response = self.call(|| HttpRequest::get(path)).await?;
-        if !response.is_success() {
-            return Err(api_error(&response));
-        }
-        unwrap_value(&response)
-    }
-
     /// Fills in CPU and memory when the list left them unset (config unavailable): one
-    /// `GET /rest/vcenter/vm/{vm}`, whose `Info` holds both.
+    /// `GET …/vcenter/vm/{vm}`, whose `VM.Info` holds both.
     async fn complete(&self, mut vm: VmSummary) -> ProviderResult<VmSummary> {
         if vm.cpu_count.is_some() && vm.memory_size_mib.is_some() {
             return Ok(vm);
         }
-        let id = path_segment(vm.vm.as_deref().unwrap_or_default());
-        let info: VmInfo = self.get_value(&format!("/rest/vcenter/vm/{id}")).await?;
+        let id = vm.vm.clone().unwrap_or_default();
+        let (flavor, response) = self
+            .call(|flavor| HttpRequest::get(flavor.vm_path(&id)))
+            .await?;
+        if !response.is_success() {
+            return Err(api_error(&response));
+        }
+        let info =
+            parse_vm_info(flavor, &response.body).map_err(|err| ProviderError::Protocol {
+                method: response.method.to_string(),
+                path: response.path.clone(),
+                message: format!("{}: body is not a `VM.Info` ({err})", response.describe()),
+            })?;
         vm.cpu_count = vm.cpu_count.or(info.cpu.and_then(|c| c.count));
         vm.memory_size_mib = vm.memory_size_mib.or(info.memory.and_then(|m| m.size_mib));
         Ok(vm)
     }
 
-    /// `POST …/power/{start|stop|suspend}`; `already_in_desired_state` counts as success.
+    /// The VM's power state (`GET …/vcenter/vm/{vm}/power`).
+    async fn power_state(&self, vm: &str) -> ProviderResult<String> {
+        #[derive(serde::Deserialize)]
+        struct PowerInfo {
+            state: String,
+        }
+        let (flavor, response) = self
+            .call(|flavor| HttpRequest::get(format!("{}/power", flavor.vm_path(vm))))
+            .await?;
+        if !response.is_success() {
+            return Err(api_error(&response));
+        }
+        let info: PowerInfo = read_payload(flavor, &response)?;
+        Ok(info.state)
+    }
+
+    /// `POST …/power?action=start|stop|suspend` (`/rest`: `…/power/{start|stop|suspend}`);
+    /// `already_in_desired_state` counts as success.
     async fn power(&self, vm: &str, operation: &str) -> ProviderResult<()> {
-        let path = format!("/rest/vcenter/vm/{}/power/{operation}", path_segment(vm));
         // Resending is safe: a repeated operation gets `already_in_desired_state`.
-        let response = self
-            .call(|| HttpRequest::post(&path).idempotent(true))
+        let (_, response) = self
+            .call(|flavor| flavor.power_request(vm, operation).idempotent(true))
             .await?;
         if response.is_success()
             || (response.status == 400
@@ -403,6 +615,24 @@ impl VsphereProvider {
             return Ok(());
         }
         Err(api_error(&response))
+    }
+
+    /// Asks the guest OS to shut down (`POST …/guest/power?action=shutdown`). The call
+    /// returns at once; the VM powers off when the guest is done.
+    async fn guest_shutdown(&self, vm: &str) -> ProviderResult<ShutdownStart> {
+        // Not resent on 503: here that status says VMware Tools is not running.
+        let (_, response) = self
+            .call(|flavor| flavor.guest_shutdown_request(vm).idempotent(false))
+            .await?;
+        if response.is_success() {
+            return Ok(ShutdownStart::Started);
+        }
+        match error_kind(&response).as_deref() {
+            // "if the virtual machine is not powered on" (`guest_client.py`).
+            Some(ALREADY_IN_DESIRED_STATE) => Ok(ShutdownStart::AlreadyOff),
+            Some(SERVICE_UNAVAILABLE) => Ok(ShutdownStart::NoTools),
+            _ => Err(api_error(&response)),
+        }
     }
 
     /// The power operations that take a VM from `from` to `to`.
@@ -425,10 +655,15 @@ impl VsphereProvider {
         Ok(())
     }
 
-    async fn patch(&self, path: &str, spec: Value) -> ProviderResult<()> {
-        let body = json!({ "spec": spec });
-        let response = self
-            .call(|| HttpRequest::patch(path).json(body.clone()).idempotent(true))
+    /// `PATCH …/hardware/{cpu|memory}`: the spec bare on `/api` (204), wrapped in
+    /// `{"spec": …}` on `/rest` (200).
+    async fn patch(&self, vm: &str, part: &str, spec: Value) -> ProviderResult<()> {
+        let (_, response) = self
+            .call(|flavor| {
+                HttpRequest::patch(format!("{}/hardware/{part}", flavor.vm_path(vm)))
+                    .json(flavor.update_body(spec.clone()))
+                    .idempotent(true)
+            })
             .await?;
         if response.is_success() {
             Ok(())
@@ -443,33 +678,42 @@ impl VsphereProvider {
         cpu: Option<i64>,
         memory: Option<i64>,
     ) -> ProviderResult<()> {
-        let id = path_segment(vm);
         if let Some(count) = cpu {
-            self.patch(
-                &format!("/rest/vcenter/vm/{id}/hardware/cpu"),
-                json!({ "count": count }),
-            )
-            .await?;
+            self.patch(vm, "cpu", json!({ "count": count })).await?;
         }
         if let Some(size) = memory {
-            self.patch(
-                &format!("/rest/vcenter/vm/{id}/hardware/memory"),
-                json!({ "size_MiB": size }),
-            )
-            .await?;
+            self.patch(vm, "memory", json!({ "size_MiB": size }))
+                .await?;
         }
         Ok(())
     }
+
+    /// Changes CPU/memory of a VM that is off, then brings it to `target`, even when the
+    /// change failed.
+    async fn change_then_power(&self, cycle: &PendingCycle) -> ProviderResult<()> {
+        let changed = self.set_hardware(&cycle.vm, cycle.cpu, cycle.memory).await;
+        let restored = self.power_to(&cycle.vm, POWERED_OFF, &cycle.target).await;
+        changed?;
+        restored
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingCycle>> {
+        self.cycles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
-fn parse_summaries(response: &HttpResponse) -> ProviderResult<Vec<VmSummary>> {
-    unwrap_value(response)
-}
-
-/// Reads a `GET /rest/vcenter/vm` reply into live objects (before CPU and memory are filled
-/// in for VMs whose list entry lacks them).
+/// Reads a `GET /api/vcenter/vm` (bare list) or `GET /rest/vcenter/vm` (`{"value": […]}`)
+/// reply, told apart by its path, into live objects (before CPU and memory are filled in for
+/// VMs whose list entry lacks them).
 pub fn parse_vm_list(response: &HttpResponse) -> ProviderResult<Vec<LiveObject>> {
-    Ok(parse_summaries(response)?
+    let flavor = if response.path.starts_with("/api") {
+        Flavor::Api
+    } else {
+        Flavor::Rest
+    };
+    Ok(read_payload::<Vec<VmSummary>>(flavor, response)?
         .into_iter()
         .filter(|vm| vm.vm.is_some())
         .map(normalize)
@@ -503,6 +747,11 @@ fn normalize(vm: VmSummary) -> LiveObject {
 
 fn spec_int(spec: &Value, key: &str) -> Option<i64> {
     spec.get(key).and_then(Value::as_i64)
+}
+
+/// The id of the task that waits for `vm`'s guest shutdown.
+fn shutdown_task_id(vm: &str) -> String {
+    format!("guest-shutdown/{vm}")
 }
 
 #[async_trait::async_trait]
@@ -568,29 +817,70 @@ impl Provider for VsphereProvider {
             spec_int(desired, "cpu_count").filter(|c| Some(*c) != spec_int(live, "cpu_count"));
         let memory = spec_int(desired, "memory_size_MiB")
             .filter(|m| Some(*m) != spec_int(live, "memory_size_MiB"));
-
-        if cpu.is_some() || memory.is_some() {
-            if live_power != POWERED_OFF {
-                if !request.allow_power_cycle {
-                    return Err(ProviderError::Invalid(format!(
-                        "`{name}` is {live_power}: changing `cpu_count` or `memory_size_MiB` needs a power cycle (stop, change, start); set `allow_power_cycle: true` or power the VM off first"
-                    )));
-                }
-                self.power(vm, "stop").await?;
-            }
-            let changed = self.set_hardware(vm, cpu, memory).await;
-            // Back to the declared state (or the one it had) even when the change failed.
-            let target = desired_power.unwrap_or(live_power.as_str());
-            let restored = self.power_to(vm, POWERED_OFF, target).await;
-            changed?;
-            restored?;
-        } else if let Some(target) = desired_power {
-            self.power_to(vm, &live_power, target).await?;
-        }
-        Ok(Outcome::Done {
+        let done = Outcome::Done {
             attributes: Attributes::from([("vm".to_string(), vm.to_string())]),
             secret: None,
-        })
+        };
+
+        if cpu.is_none() && memory.is_none() {
+            if let Some(target) = desired_power {
+                self.power_to(vm, &live_power, target).await?;
+            }
+            return Ok(done);
+        }
+        let cycle = PendingCycle {
+            vm: vm.to_string(),
+            cpu,
+            memory,
+            // Back to the declared state, or the one it had.
+            target: desired_power.unwrap_or(live_power.as_str()).to_string(),
+        };
+        if live_power == POWERED_OFF {
+            self.change_then_power(&cycle).await?;
+            return Ok(done);
+        }
+        let allowed = if request.allow_power_cycle {
+            PowerCycle::of_spec(desired).unwrap_or(PowerCycle::Graceful)
+        } else {
+            return Err(ProviderError::Invalid(format!(
+                "`{name}` is {live_power}: changing `cpu_count` or `memory_size_MiB` needs a power cycle (stop, change, start); set `allow_power_cycle: true` or power the VM off first"
+            )));
+        };
+        if allowed == PowerCycle::Hard {
+            self.power(vm, "stop").await?;
+            self.change_then_power(&cycle).await?;
+            return Ok(done);
+        }
+        // A suspended guest cannot shut down: resume it first.
+        if live_power == SUSPENDED {
+            self.power(vm, "start").await?;
+        }
+        match self.guest_shutdown(vm).await? {
+            ShutdownStart::Started => {
+                let id = shutdown_task_id(vm);
+                self.pending().insert(id.clone(), cycle);
+                Ok(Outcome::Task(TaskHandle {
+                    kind: Kind::VirtualMachine,
+                    id,
+                    object_id: vm.to_string(),
+                }))
+            }
+            ShutdownStart::AlreadyOff => {
+                self.change_then_power(&cycle).await?;
+                Ok(done)
+            }
+            ShutdownStart::NoTools if allowed == PowerCycle::GracefulOrHard => {
+                tracing::warn!(
+                    "{name}: VMware Tools is not running, so the guest cannot shut down; powering the VM off hard as `allow_power_cycle: graceful_or_hard` allows"
+                );
+                self.power(vm, "stop").await?;
+                self.change_then_power(&cycle).await?;
+                Ok(done)
+            }
+            ShutdownStart::NoTools => Err(ProviderError::Invalid(format!(
+                "`{name}`: VMware Tools is not running, so the guest OS cannot be shut down for the CPU/memory change; start VMware Tools, or set `allow_power_cycle: graceful_or_hard` (or `hard`) to allow a hard power-off"
+            ))),
+        }
     }
 
     async fn delete(&self, request: &DeleteRequest<'_>) -> ProviderResult<Outcome> {
@@ -600,11 +890,24 @@ impl Provider for VsphereProvider {
         )))
     }
 
+    /// A power cycle's guest shutdown: pending until the VM reads `POWERED_OFF`, then the
+    /// CPU/memory change and the power state to end in, in this poll.
     async fn poll(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
-        Err(ProviderError::Invalid(format!(
-            "vSphere changes finish synchronously; there is no task `{}` to poll",
-            task.id
-        )))
+        let Some(cycle) = self.pending().get(&task.id).cloned() else {
+            return Err(ProviderError::Invalid(format!(
+                "vSphere changes finish synchronously; there is no task `{}` to poll",
+                task.id
+            )));
+        };
+        if self.power_state(&cycle.vm).await? != POWERED_OFF {
+            return Ok(TaskStatus::Pending {
+                progress: None,
+                eta: None,
+            });
+        }
+        self.pending().remove(&task.id);
+        self.change_then_power(&cycle).await?;
+        Ok(TaskStatus::Done)
     }
 }
 
@@ -625,6 +928,79 @@ mod tests {
         );
         assert_eq!(live.attributes["vm"], "vm-42");
         assert_eq!(live.id, "vm-42");
+    }
+
+    /// `VM.Info` with every field `com/vmware/vcenter_client.py` declares, maps as `/api`
+    /// objects; `rest` turns them into `/rest` key/value lists.
+    fn full_vm_info(rest: bool) -> Value {
+        let map = |key: &str, value: Value| {
+            if rest {
+                json!([{ "key": key, "value": value }])
+            } else {
+                json!({ key: value })
+            }
+        };
+        let empty = if rest { json!([]) } else { json!({}) };
+        json!({
+            "name": "web-01",
+            "guest_OS": "RHEL_9_64",
+            "identity": {"name": "web-01", "bios_uuid": "4210-a", "instance_uuid": "5010-b"},
+            "power_state": "POWERED_ON",
+            "instant_clone_frozen": false,
+            "hardware": {"version": "VMX_19", "upgrade_policy": "NEVER", "upgrade_status": "NONE"},
+            "boot": {"type": "EFI", "efi_legacy_boot": false, "network_protocol": "IPV4",
+                     "delay": 0, "retry": true, "retry_delay": 10000, "enter_setup_mode": false},
+            "boot_devices": [{"type": "DISK", "disks": ["2000"]}],
+            "cpu": {"count": 4, "cores_per_socket": 2, "hot_add_enabled": false, "hot_remove_enabled": false},
+            "memory": {"size_MiB": 8192, "hot_add_enabled": true,
+                       "hot_add_increment_size_MiB": 128, "hot_add_limit_MiB": 32768},
+            "disks": map("2000", json!({"label": "Hard disk 1", "type": "SCSI",
+                "scsi": {"bus": 0, "unit": 0},
+                "backing": {"type": "VMDK_FILE", "vmdk_file": "[ds] web-01/web-01.vmdk"},
+                "capacity": 17179869184u64})),
+            "nics": map("4000", json!({"label": "Network adapter 1", "type": "VMXNET3",
+                "mac_type": "ASSIGNED", "mac_address": "00:50:56:00:00:01", "pci_slot_number": 192,
+                "wake_on_lan_enabled": false,
+                "backing": {"type": "STANDARD_PORTGROUP", "network": "network-11"},
+                "state": "CONNECTED", "start_connected": true, "allow_guest_control": true})),
+            "cdroms": map("16000", json!({"type": "SATA", "label": "CD/DVD drive 1",
+                "sata": {"bus": 0, "unit": 0},
+                "backing": {"type": "CLIENT_DEVICE", "device_access_type": "EMULATION"},
+                "state": "NOT_CONNECTED", "start_connected": false, "allow_guest_control": true})),
+            "floppies": empty.clone(),
+            "parallel_ports": empty.clone(),
+            "serial_ports": empty.clone(),
+            "sata_adapters": map("15000", json!({"label": "SATA controller 0", "type": "AHCI",
+                "bus": 0, "pci_slot_number": 33})),
+            "scsi_adapters": map("1000", json!({"label": "SCSI controller 0", "type": "PVSCSI",
+                "scsi": {"bus": 0, "unit": 7}, "pci_slot_number": 160, "sharing": "NONE"})),
+            "nvme_adapters": empty,
+        })
+    }
+
+    #[test]
+    fn vm_info_is_read_from_the_whole_shape_in_both_flavours() {
+        let expected = VmInfo {
+            name: Some("web-01".into()),
+            power_state: Some("POWERED_ON".into()),
+            cpu: Some(CpuInfo { count: Some(4) }),
+            memory: Some(MemoryInfo {
+                size_mib: Some(8192),
+            }),
+        };
+        let api = serde_json::to_vec(&full_vm_info(false)).unwrap();
+        assert_eq!(parse_vm_info(Flavor::Api, &api), Ok(expected));
+        let rest = serde_json::to_vec(&json!({ "value": full_vm_info(true) })).unwrap();
+        let parsed = parse_vm_info(Flavor::Rest, &rest).unwrap();
+        assert_eq!(parsed.cpu, Some(CpuInfo { count: Some(4) }));
+        assert_eq!(
+            parsed.memory,
+            Some(MemoryInfo {
+                size_mib: Some(8192)
+            })
+        );
+        // A `/rest` body read as `/api` has no fields at the top: nothing is made up.
+        assert_eq!(parse_vm_info(Flavor::Api, &rest), Ok(VmInfo::default()));
     }
 
     #[test]

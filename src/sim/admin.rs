@@ -173,7 +173,8 @@ pub fn classify(path: &str) -> Option<Api> {
         Api::Vmc
     } else if starts("/rpc") || starts("/raas") || starts("/account") {
         Api::Raas
-    } else if starts("/rest") || starts("/api/session") || starts("/api/vcenter") {
+    } else if starts("/rest") || starts("/api/session") || starts("/api/vcenter") || path == "/api"
+    {
         Api::Vsphere
     } else if starts("/oauth") || starts("/cloudapi") || starts("/api") {
         Api::Vcd
@@ -400,7 +401,7 @@ fn save_state(path: &Path, state: &SimState) -> Result<(), SimError> {
 ///                     sddc_state?}] }           # READY unless sddc_state says otherwise
 /// vsphere: { vms: [{name, id?, power_state?, cpu_count?, cores_per_socket?,
 ///                   memory_size_MiB?, cpu_hot_add_enabled?, cpu_hot_remove_enabled?,
-///                   memory_hot_add_enabled?}] }
+///                   memory_hot_add_enabled?, tools_running?}] }
 /// raas:    <the RaaS state document>
 /// vcd:     <the Cloud Director state document>
 /// ```
@@ -640,9 +641,33 @@ pub async fn method_not_allowed(request: Request) -> Response {
 /// Counts every API request and applies the active faults to it.
 pub async fn fault_layer(State(sim): State<SimRef>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    let Some(api) = classify(&path) else {
-        return next.run(request).await;
-    };
+    match classify(&path) {
+        Some(api) => apply_faults(sim, api, path, request, next).await,
+        None => next.run(request).await,
+    }
+}
+
+/// [`fault_layer`] for an address that serves one API only (`sim serve --listen-vcd`): every
+/// request there but the admin API's belongs to `api`, whatever its path.
+pub async fn own_port_fault_layer(
+    State((sim, api)): State<(SimRef, Api)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    match classify(&path) {
+        Some(_) => apply_faults(sim, api, path, request, next).await,
+        None => next.run(request).await,
+    }
+}
+
+async fn apply_faults(
+    sim: SimRef,
+    api: Api,
+    path: String,
+    request: Request,
+    next: Next,
+) -> Response {
     sim.admin.count(api);
     let faults = sim.admin.faults();
     if faults.latency_ms > 0 {

@@ -43,6 +43,43 @@ pub struct SimConfig {
     pub faults: admin::Faults,
     /// Choices for the behaviours the documents mark unverified.
     pub options: SimOptions,
+    /// Systems also served on an address of their own, as real deployments are separate
+    /// hosts (`sim serve --listen-vcd`, `--listen-vsphere`).
+    pub own_ports: Vec<(OwnPort, SocketAddr)>,
+}
+
+/// A system the simulator can serve on an address of its own besides the shared one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnPort {
+    /// Cloud Director; only there does it serve `/api/session` (pyvcloud's current session),
+    /// which on the shared address is vSphere's.
+    Vcd,
+    /// vSphere Automation.
+    Vsphere,
+}
+
+impl OwnPort {
+    /// The system's name in `sim serve`'s output (`vcd listening on URL`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OwnPort::Vcd => "vcd",
+            OwnPort::Vsphere => "vsphere",
+        }
+    }
+
+    fn api(self) -> admin::Api {
+        match self {
+            OwnPort::Vcd => admin::Api::Vcd,
+            OwnPort::Vsphere => admin::Api::Vsphere,
+        }
+    }
+
+    fn routes(self) -> Router<SimRef> {
+        match self {
+            OwnPort::Vcd => vcd::own_port_routes(),
+            OwnPort::Vsphere => vsphere::routes(),
+        }
+    }
 }
 
 /// How the simulator answers where `../shared/api/` marks a fact unverified; every default is
@@ -70,6 +107,15 @@ pub struct SimOptions {
     pub vsphere_hardware_error_kind: String,
     /// vSphere error kind for reset/suspend on a VM that is not powered on.
     pub vsphere_power_error_kind: String,
+    /// How RaaS answers `GET /account/login`: `serve` (default) hands out the XSRF token,
+    /// `refuse` answers 401, as a server that takes only the login POST does (cloud logins
+    /// never need the GET: seed `000`).
+    pub raas_login_get: raas::LoginGet,
+    /// Which vSphere REST flavours are served: `both` (default), `api` (vSphere 8 and later
+    /// once `/rest` is removed) or `rest` (vSphere 6.5 to 7.0 U1, before `/api`).
+    pub vsphere_flavors: vsphere::ServedFlavors,
+    /// Simulated seconds a guest OS takes to shut down after `guest/power?action=shutdown`.
+    pub vsphere_guest_shutdown_secs: u64,
 }
 
 impl SimOptions {
@@ -123,6 +169,9 @@ impl Default for SimOptions {
             vsphere_api_list_cap: 4000,
             vsphere_hardware_error_kind: "invalid_argument".to_owned(),
             vsphere_power_error_kind: "not_allowed_in_current_state".to_owned(),
+            raas_login_get: raas::LoginGet::Serve,
+            vsphere_flavors: vsphere::ServedFlavors::Both,
+            vsphere_guest_shutdown_secs: 60,
         }
     }
 }
@@ -139,6 +188,7 @@ impl Default for SimConfig {
             credentials_file: None,
             faults: admin::Faults::default(),
             options: SimOptions::default(),
+            own_ports: Vec::new(),
         }
     }
 }
@@ -220,18 +270,27 @@ pub struct SimHandle {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base_url: String,
     pub addr: SocketAddr,
+    /// The URL of each system served on an address of its own, in [`SimConfig::own_ports`]
+    /// order.
+    pub own_urls: Vec<(OwnPort, String)>,
     pub sim: SimRef,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl SimHandle {
-    /// Stops serving and waits for the server task to end.
+    /// The URL `system` is served on: its own address when it has one, else the shared one.
+    pub fn url_of(&self, system: OwnPort) -> &str {
+        self.own_urls
+            .iter()
+            .find(|(s, _)| *s == system)
+            .map_or(&self.base_url, |(_, url)| url)
+    }
+
+    /// Stops serving and waits for the server tasks to end.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
+        let _ = self.shutdown.send(true);
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
     }
@@ -239,9 +298,7 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        let _ = self.shutdown.send(true);
     }
 }
 
@@ -261,12 +318,83 @@ pub enum SimError {
     Credentials { path: PathBuf, message: String },
     #[error("invalid simulator options: {message}")]
     Options { message: String },
+    #[error(
+        "the simulator state file `{path}` is in use by another simulator ({holder}); wait for it to finish, or give this one another state file"
+    )]
+    StateInUse { path: PathBuf, holder: String },
+    #[error("cannot lock the simulator state file `{path}`")]
+    LockState {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot save simulator state to `{path}`")]
     SaveState {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The lock `<state file>.lock` of a running simulator; the file is removed when the
+/// simulator stops (and the lock released by the OS if the process dies).
+struct StateLock {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Takes the lock `<state file>.lock` without waiting, writing this process's id into it.
+fn lock_state_file(state: &std::path::Path) -> Result<StateLock, SimError> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::MetadataExt;
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let io = |source| SimError::LockState {
+        path: state.to_path_buf(),
+        source,
+    };
+    loop {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(SimError::StateInUse {
+                    path: state.to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "holder unknown".to_string()
+                    } else {
+                        holder.to_string()
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(err)) => return Err(io(err)),
+        }
+        // A simulator that stopped meanwhile removed the file this one locked: lock anew.
+        let locked = file.metadata().map_err(io)?;
+        let current = std::fs::metadata(&path).ok();
+        if current.is_none_or(|m| (m.dev(), m.ino()) != (locked.dev(), locked.ino())) {
+            continue;
+        }
+        file.set_len(0).map_err(io)?;
+        write!(file, "pid {}", std::process::id()).map_err(io)?;
+        return Ok(StateLock { path, _file: file });
+    }
 }
 
 /// All routes of all APIs on one router.
@@ -280,6 +408,13 @@ pub fn router(sim: SimRef) -> Router {
         .merge(admin::routes())
         .method_not_allowed_fallback(admin::method_not_allowed)
         .fallback(admin::unknown_path)
+        // vSphere and Cloud Director share `/api/session` on this port: vSphere's front door
+        // takes the requests that are its own (by their headers) and the flavours it does not
+        // serve, and passes everything else on unchanged.
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            vsphere::front_door,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             admin::fault_layer,
@@ -287,12 +422,34 @@ pub fn router(sim: SimRef) -> Router {
         .with_state(sim)
 }
 
-/// Starts a simulator on `config.listen` in the current tokio runtime.
+/// The routes of one system alone, for its own address: no path is shared with another
+/// system there, and every request counts (and is faulted) as that system's.
+pub fn own_port_router(sim: SimRef, system: OwnPort) -> Router {
+    system
+        .routes()
+        .method_not_allowed_fallback(admin::method_not_allowed)
+        .fallback(admin::unknown_path)
+        .layer(axum::middleware::from_fn_with_state(
+            (sim.clone(), system.api()),
+            admin::own_port_fault_layer,
+        ))
+        .with_state(sim)
+}
+
+/// Starts a simulator on `config.listen` (and each of `config.own_ports`) in the current
+/// tokio runtime.
 pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     config
         .options
         .validate()
         .map_err(|message| SimError::Options { message })?;
+    // Held while the server runs: a second simulator on the same state file would save over
+    // this one's objects.
+    let state_lock = config
+        .state_file
+        .as_deref()
+        .map(lock_state_file)
+        .transpose()?;
     let state = admin::initial_state(&config)?;
     let start_at = match state.saved_at {
         Some(saved) if saved > chrono::Utc::now() => saved,
@@ -308,30 +465,56 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         let mut state = sim.state.lock().await;
         sim.persist(&mut state);
     }
-    let listener = tokio::net::TcpListener::bind(sim.config.listen)
-        .await
-        .map_err(|source| SimError::Listen {
-            addr: sim.config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| SimError::Listen {
-        addr: sim.config.listen,
-        source,
-    })?;
-    let app = router(sim.clone());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
+    // Every address is bound before any is served, so a failure leaves nothing running.
+    let (listener, addr) = bind(sim.config.listen).await?;
+    let mut own = Vec::new();
+    for &(system, wanted) in &sim.config.own_ports {
+        let (listener, addr) = bind(wanted).await?;
+        own.push((system, listener, addr));
+    }
+    let (shutdown, stopped) = tokio::sync::watch::channel(false);
+    let main = serve(listener, router(sim.clone()), stopped.clone());
+    let mut tasks = vec![tokio::spawn(async move {
+        // The state file stays locked until the server has stopped.
+        let _state_lock = state_lock;
+        let _ = main.await;
+    })];
+    let mut own_urls = Vec::new();
+    for (system, listener, own_addr) in own {
+        tasks.push(serve(
+            listener,
+            own_port_router(sim.clone(), system),
+            stopped.clone(),
+        ));
+        own_urls.push((system, format!("http://{own_addr}")));
+    }
     Ok(SimHandle {
         base_url: format!("http://{addr}"),
         addr,
+        own_urls,
         sim,
-        shutdown: Some(tx),
-        task: Some(task),
+        shutdown,
+        tasks,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), SimError> {
+    let listen = |source| SimError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
+    Ok((listener, bound))
+}
+
+fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await;
     })
 }

@@ -309,6 +309,11 @@ impl VmcState {
                 host_instance_type: sddc.host_instance_type,
                 vpc_cidr: sddc.vpc_cidr,
                 sddc_id: sddc.id,
+                // A seeded SDDC exists already, its AWS account linked.
+                account_link_sddc_config: Some(vec![AccountLinkSddcConfig {
+                    connected_account_id: Some("seeded".to_owned()),
+                    customer_subnet_ids: Some(vec!["seeded-a".to_owned(), "seeded-b".to_owned()]),
+                }]),
                 ..CreateRequest::default()
             };
             let valid = validate_create(&request, &state)
@@ -621,10 +626,7 @@ impl VmcRequest {
         let path = self.uri.path().to_owned();
         let state = sim.state.lock().await;
         let now = sim.clock.now();
-        let token = headers
-            .get("csp-auth-token")
-            .and_then(|v| v.to_str().ok())
-            .filter(|t| !t.is_empty());
+        let token = access_token(headers);
         let token_org = match token.map(|t| state.csp.validate_access_token(t, now)) {
             Some(Ok(issued)) => issued.org_id.clone(),
             Some(Err(TokenProblem::Expired)) => {
@@ -634,7 +636,7 @@ impl VmcRequest {
                 return Err(unauthenticated(
                     sim,
                     &path,
-                    "Authentication required: a valid csp-auth-token header is missing.",
+                    "Authentication required: a valid csp-auth-token (or Authorization: Bearer) header is missing.",
                 ));
             }
         };
@@ -661,6 +663,22 @@ impl VmcRequest {
         }
         Ok(call)
     }
+}
+
+/// The CSP access token of a request: `csp-auth-token` (the Go SDK, terraform-provider-vmc)
+/// or `Authorization: Bearer` (VMware's Python SDK, `vmware/vapi/vmc/csp_filter.py` through
+/// `vmware/vapi/security/oauth.py`); `../shared/api/README.md`, "Corrections".
+fn access_token(headers: &HeaderMap) -> Option<&str> {
+    let csp = headers
+        .get("csp-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    csp.or_else(|| {
+        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+        let (scheme, token) = value.split_once(' ')?;
+        Some(token.trim()).filter(|t| scheme.eq_ignore_ascii_case("bearer") && !t.is_empty())
+    })
 }
 
 fn unauthenticated(sim: &SimRef, path: &str, message: &str) -> Response {
@@ -1024,12 +1042,66 @@ struct CreateRequest {
     sddc_id: Option<String>,
     sddc_template_id: Option<String>,
     account_link_config: Option<AccountLinkConfig>,
+    account_link_sddc_config: Option<Vec<AccountLinkSddcConfig>>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 struct AccountLinkConfig {
     delay_account_link: Option<bool>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct AccountLinkSddcConfig {
+    connected_account_id: Option<String>,
+    customer_subnet_ids: Option<Vec<String>>,
+}
+
+/// The 400 message of an AWS create that neither links an account nor delays linking
+/// (vmware/terraform-provider-vmc PR #215).
+pub const INVALID_ACCOUNT_LINKING: &str = "Invalid account linking configuration: null";
+
+/// An AWS SDDC is created with its account linked (a connected account and one customer
+/// subnet, two for MultiAZ) or with `delay_account_link: true`; ZEROCLOUD needs neither
+/// (`../shared/api/README.md`, "Corrections after the audit").
+fn check_account_link(
+    request: &CreateRequest,
+    provider: &str,
+    deployment_type: &str,
+) -> Result<bool, String> {
+    let delay = request
+        .account_link_config
+        .as_ref()
+        .and_then(|c| c.delay_account_link)
+        .unwrap_or(false);
+    if provider != "AWS" || delay {
+        return Ok(delay);
+    }
+    let Some(config) = request
+        .account_link_sddc_config
+        .as_deref()
+        .and_then(<[_]>::first)
+    else {
+        return Err(INVALID_ACCOUNT_LINKING.to_owned());
+    };
+    if present(&config.connected_account_id).is_none() {
+        return Err(INVALID_ACCOUNT_LINKING.to_owned());
+    }
+    // The count per layout is terraform-provider-vmc's check; the wording is ours.
+    let needed = if deployment_type == "MultiAZ" { 2 } else { 1 };
+    let given = config
+        .customer_subnet_ids
+        .iter()
+        .flatten()
+        .filter(|s| !s.trim().is_empty())
+        .count();
+    if given < needed {
+        return Err(format!(
+            "Invalid account linking configuration: a {deployment_type} SDDC needs {needed} customer subnet(s), {given} given."
+        ));
+    }
+    Ok(false)
 }
 
 /// A create request that passed validation.
@@ -1140,6 +1212,8 @@ fn validate_create(
             c.to_owned()
         }
     };
+    let delay_account_link = check_account_link(request, &provider, &deployment_type)
+        .map_err(|m| (StatusCode::BAD_REQUEST, m))?;
     let id = match present(&request.sddc_id) {
         None => uuid::Uuid::new_v4().to_string(),
         Some(id) => match uuid::Uuid::parse_str(id) {
@@ -1167,11 +1241,7 @@ fn validate_create(
         sso_domain: present(&request.sso_domain)
             .unwrap_or("vmc.local")
             .to_owned(),
-        delay_account_link: request
-            .account_link_config
-            .as_ref()
-            .and_then(|c| c.delay_account_link)
-            .unwrap_or(false),
+        delay_account_link,
     })
 }
 
@@ -1830,12 +1900,60 @@ mod tests {
     }
 
     #[test]
+    fn aws_creates_link_an_account_or_delay_linking() {
+        let state = VmcState::default();
+        let request =
+            |provider: &str, deployment: &str, link: Option<(&str, &[&str])>| CreateRequest {
+                name: Some("s".into()),
+                num_hosts: Some(2),
+                provider: Some(provider.into()),
+                region: Some("US_WEST_2".into()),
+                deployment_type: Some(deployment.into()),
+                account_link_sddc_config: link.map(|(account, subnets)| {
+                    vec![AccountLinkSddcConfig {
+                        connected_account_id: Some(account.into()),
+                        customer_subnet_ids: Some(subnets.iter().map(|s| s.to_string()).collect()),
+                    }]
+                }),
+                ..CreateRequest::default()
+            };
+        let refused = |r: &CreateRequest| validate_create(r, &state).err().map(|e| e.1);
+        assert_eq!(
+            refused(&request("AWS", "SingleAZ", None)).as_deref(),
+            Some(INVALID_ACCOUNT_LINKING)
+        );
+        assert_eq!(
+            refused(&request("AWS", "SingleAZ", Some(("", &["subnet-1"])))).as_deref(),
+            Some(INVALID_ACCOUNT_LINKING)
+        );
+        assert!(
+            refused(&request("AWS", "MultiAZ", Some(("acc", &["subnet-1"]))))
+                .is_some_and(|m| m.starts_with("Invalid account linking configuration"))
+        );
+        assert_eq!(
+            refused(&request("AWS", "SingleAZ", Some(("acc", &["subnet-1"])))),
+            None
+        );
+        assert_eq!(refused(&request("ZEROCLOUD", "SingleAZ", None)), None);
+        let delayed = CreateRequest {
+            account_link_config: Some(AccountLinkConfig {
+                delay_account_link: Some(true),
+            }),
+            ..request("AWS", "SingleAZ", None)
+        };
+        assert!(validate_create(&delayed, &state).is_ok_and(|v| v.delay_account_link));
+    }
+
+    #[test]
     fn host_counts_are_validated_at_create() {
         let state = VmcState::default_estate();
         let base = || CreateRequest {
             name: Some("s".into()),
             provider: Some("AWS".into()),
             region: Some("us-west-2".into()),
+            account_link_config: Some(AccountLinkConfig {
+                delay_account_link: Some(true),
+            }),
             ..CreateRequest::default()
         };
         let one = CreateRequest {

@@ -3,6 +3,17 @@
 //! (values wrapped in `{"value": …}`, specs in `{"spec": …}`, 200 without body) and the `/api`
 //! flavour (bare JSON, 201/204).
 //!
+//! Both flavours are served unless `SimOptions::vsphere_flavors` (`sim serve --vsphere-flavor`)
+//! limits them to one; the other then answers 404, as a vCenter without it does. `/api`
+//! refuses `/rest`-shaped requests (`{"spec": …}` bodies, `filter.*` query keys) with 400.
+//!
+//! Guest shutdown (`…/guest/power?action=shutdown`) needs VMware Tools running in the VM
+//! (`VmRecord::tools_running`) and takes `SimOptions::vsphere_guest_shutdown_secs` of
+//! simulated time before the VM reads `POWERED_OFF`.
+//!
+//! `/api/session` is shared with Cloud Director's legacy API on the single port:
+//! [`front_door`] claims the requests that are vSphere's (see [`is_cloud_director_request`]).
+//!
 //! Admin hook: `POST /_sim/vsphere/expire-sessions` ends every session (clients must log in
 //! again). `Faults::busy_vms` makes power and hardware changes answer `resource_busy`.
 
@@ -27,12 +38,16 @@ use tokio::sync::MutexGuard;
 
 use super::{SimRef, SimState};
 
+mod rpc;
+
 /// Session header and cookie name.
 pub const SESSION_HEADER: &str = "vmware-api-session-id";
 const POWER_STATES: &[&str] = &["POWERED_OFF", "POWERED_ON", "SUSPENDED"];
 const MAX_CPU_COUNT: i64 = 768;
 const MAX_MEMORY_MIB: i64 = 24 * 1024 * 1024;
 const MEMORY_HOT_ADD_INCREMENT_MIB: i64 = 128;
+/// Largest JSON-RPC request body read.
+const RPC_BODY_LIMIT: usize = 1024 * 1024;
 
 /// One virtual machine.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -53,6 +68,36 @@ pub struct VmRecord {
     pub cluster: String,
     pub resource_pool: String,
     pub guest_os: String,
+    /// VMware Tools runs in the guest: guest shutdown works only then.
+    #[serde(default = "default_true")]
+    pub tools_running: bool,
+    /// A guest shutdown is under way and ends (the VM reads `POWERED_OFF`) at this simulated
+    /// time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_until: Option<DateTime<Utc>>,
+    /// How the VM last went off: `true` after a guest shutdown, `false` after a hard stop
+    /// (`Power.Info.clean_power_off`, reported while the VM is off).
+    #[serde(default = "default_true")]
+    pub clean_power_off: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl VmRecord {
+    /// Finishes a guest shutdown whose time has come; returns whether the VM changed.
+    fn settle(&mut self, now: DateTime<Utc>) -> bool {
+        match self.shutdown_until {
+            Some(until) if until <= now => {
+                self.shutdown_until = None;
+                self.power_state = "POWERED_OFF".to_owned();
+                self.clean_power_off = true;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A logged-in session.
@@ -109,6 +154,9 @@ pub struct VmSeed {
     pub cpu_hot_remove_enabled: bool,
     #[serde(default)]
     pub memory_hot_add_enabled: bool,
+    /// VMware Tools runs in the guest (default `true`); without it guest shutdown is refused.
+    #[serde(default)]
+    pub tools_running: Option<bool>,
 }
 
 fn vm(id: &str, name: &str, power_state: &str, cpu_count: i64, memory_mib: i64) -> VmRecord {
@@ -128,6 +176,9 @@ fn vm(id: &str, name: &str, power_state: &str, cpu_count: i64, memory_mib: i64) 
         cluster: "domain-c8".to_owned(),
         resource_pool: "resgroup-9".to_owned(),
         guest_os: "UBUNTU_64".to_owned(),
+        tools_running: true,
+        shutdown_until: None,
+        clean_power_off: true,
     }
 }
 
@@ -167,6 +218,7 @@ impl VsphereState {
             record.cpu_hot_add_enabled = s.cpu_hot_add_enabled;
             record.cpu_hot_remove_enabled = s.cpu_hot_remove_enabled;
             record.memory_hot_add_enabled = s.memory_hot_add_enabled;
+            record.tools_running = s.tools_running.unwrap_or(true);
             if state.vms.insert(id.clone(), record).is_some() {
                 return Err(format!("VM id `{id}` appears twice"));
             }
@@ -253,17 +305,37 @@ pub fn error_for_path(path: &str, status: StatusCode, message: &str) -> Response
     response
 }
 
+/// The vSphere REST flavours a simulator serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServedFlavors {
+    /// `/rest` and `/api` (vSphere 7.0 U2 and later).
+    #[default]
+    Both,
+    /// `/api` only: `/rest` answers 404.
+    Api,
+    /// `/rest` only: `/api` answers 404.
+    Rest,
+}
+
+impl ServedFlavors {
+    fn serves(self, flavor: Flavor) -> bool {
+        !matches!(
+            (self, flavor),
+            (ServedFlavors::Api, Flavor::Rest) | (ServedFlavors::Rest, Flavor::Api)
+        )
+    }
+}
+
 pub fn routes() -> Router<SimRef> {
+    // `/api/session` is not routed here: [`front_door`] serves it, since Cloud Director's
+    // legacy API shares the path.
     Router::new()
         .route(
             "/rest/com/vmware/cis/session",
             post(rest_session_post)
                 .get(session_get)
                 .delete(session_delete),
-        )
-        .route(
-            "/api/session",
-            post(session_create).get(session_get).delete(session_delete),
         )
         .route("/rest/vcenter/vm", get(list_vms))
         .route("/api/vcenter/vm", get(list_vms))
@@ -276,22 +348,123 @@ pub fn routes() -> Router<SimRef> {
         )
         .route("/rest/vcenter/vm/{vm}/power/{op}", post(rest_power))
         .route(
+            "/rest/vcenter/vm/{vm}/guest/power",
+            read_vm(guest_power_info).post(guest_power),
+        )
+        .route(
+            "/api/vcenter/vm/{vm}/guest/power",
+            read_vm(guest_power_info).post(guest_power),
+        )
+        .route(
             "/rest/vcenter/vm/{vm}/hardware/cpu",
-            read_vm(cpu_info).patch(patch_hardware::<CpuUpdate>),
+            read_vm(|vm, _| cpu_info(vm)).patch(patch_hardware::<CpuUpdate>),
         )
         .route(
             "/api/vcenter/vm/{vm}/hardware/cpu",
-            read_vm(cpu_info).patch(patch_hardware::<CpuUpdate>),
+            read_vm(|vm, _| cpu_info(vm)).patch(patch_hardware::<CpuUpdate>),
         )
         .route(
             "/rest/vcenter/vm/{vm}/hardware/memory",
-            read_vm(memory_info).patch(patch_hardware::<MemoryUpdate>),
+            read_vm(|vm, _| memory_info(vm)).patch(patch_hardware::<MemoryUpdate>),
         )
         .route(
             "/api/vcenter/vm/{vm}/hardware/memory",
-            read_vm(memory_info).patch(patch_hardware::<MemoryUpdate>),
+            read_vm(|vm, _| memory_info(vm)).patch(patch_hardware::<MemoryUpdate>),
         )
         .route("/_sim/vsphere/expire-sessions", post(expire_sessions))
+}
+
+/// Whether a request to a path both APIs use is Cloud Director's: it carries Cloud
+/// Director's session header, a bearer token, or asks for its versioned media types
+/// (`application/*+xml;version=…`, `vcd.md`). vSphere clients send Basic credentials or
+/// `vmware-api-session-id` and accept `application/json` (`vsphere.md` §2; the SDK's
+/// `rest_connector.py` sends `Accept: application/json`).
+pub fn is_cloud_director_request(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("+xml") || v.contains("version=") || v.contains("vnd.vmware.vcloud"));
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("bearer "));
+    accept
+        || bearer
+        || headers.contains_key("x-vcloud-authorization")
+        || headers.contains_key("x-vmware-vcloud-access-token")
+}
+
+/// The flavour a vSphere path belongs to, or `None` for a path that is not vSphere's.
+fn flavor_of_path(path: &str) -> Option<Flavor> {
+    if path == "/rest" || path.starts_with("/rest/") {
+        Some(Flavor::Rest)
+    } else if path == "/api/session" || path.starts_with("/api/vcenter/") || path == "/api/vcenter"
+    {
+        Some(Flavor::Api)
+    } else {
+        None
+    }
+}
+
+/// Middleware in front of every route: serves vSphere's `/api/session`, and answers 404 for
+/// a flavour the simulator is told not to serve. Everything else (Cloud Director's requests
+/// to `/api/session` among them) passes on unchanged.
+pub async fn front_door(
+    State(sim): State<SimRef>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    // `POST /api` (exactly) is the vAPI JSON-RPC endpoint of the SDK's default client;
+    // Cloud Director serves nothing there.
+    if path == "/api" && request.method() == axum::http::Method::POST {
+        return match axum::body::to_bytes(request.into_body(), RPC_BODY_LIMIT).await {
+            Ok(body) => rpc::serve(&sim, &body).await,
+            Err(_) => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+        };
+    }
+    let shared = path == "/api/session";
+    if shared && is_cloud_director_request(request.headers()) {
+        return next.run(request).await;
+    }
+    let Some(flavor) = flavor_of_path(path) else {
+        return next.run(request).await;
+    };
+    if !sim.options().vsphere_flavors.serves(flavor) {
+        return flavor
+            .error("not_found", "the requested resource could not be found")
+            .into_response_with(StatusCode::NOT_FOUND);
+    }
+    if !shared {
+        return next.run(request).await;
+    }
+    let headers = request.headers().clone();
+    match *request.method() {
+        axum::http::Method::POST => create_session(&sim, &headers, Flavor::Api).await,
+        axum::http::Method::GET => read_session(&sim, &headers, Flavor::Api).await,
+        axum::http::Method::DELETE => end_session(&sim, &headers, Flavor::Api).await,
+        _ => Flavor::Api
+            .error(
+                "operation_not_found",
+                &format!(
+                    "method `{}` is not allowed on /api/session",
+                    request.method()
+                ),
+            )
+            .into_response_with(StatusCode::METHOD_NOT_ALLOWED),
+    }
+}
+
+trait WithStatus {
+    fn into_response_with(self, status: StatusCode) -> Response;
+}
+
+impl WithStatus for Response {
+    fn into_response_with(mut self, status: StatusCode) -> Response {
+        *self.status_mut() = status;
+        self
+    }
 }
 
 /// The session id from the header, else from the cookie.
@@ -348,10 +521,6 @@ async fn rest_session_post(
     }
 }
 
-async fn session_create(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
-    create_session(&sim, &headers, Flavor::Api).await
-}
-
 async fn session_get(
     State(sim): State<SimRef>,
     uri: axum::http::Uri,
@@ -387,19 +556,7 @@ async fn create_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Re
     let Some((user, _)) = accepted else {
         return flavor.error("unauthenticated", "Authentication required.");
     };
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let now = sim.clock.now();
-    let mut state = sim.state.lock().await;
-    state.vsphere.sessions.insert(
-        id.clone(),
-        SessionRecord {
-            user,
-            created_time: now,
-            last_accessed_time: now,
-        },
-    );
-    sim.persist(&mut state);
-    drop(state);
+    let id = open_session(sim, &user).await;
     let mut response = match flavor {
         Flavor::Rest => Json(json!({ "value": id })).into_response(),
         Flavor::Api => (StatusCode::CREATED, Json(json!(id))).into_response(),
@@ -420,6 +577,23 @@ async fn create_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Re
         }
     }
     response
+}
+
+/// Records a new session of `user`; returns its id.
+async fn open_session(sim: &SimRef, user: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let now = sim.clock.now();
+    let mut state = sim.state.lock().await;
+    state.vsphere.sessions.insert(
+        id.clone(),
+        SessionRecord {
+            user: user.to_owned(),
+            created_time: now,
+            last_accessed_time: now,
+        },
+    );
+    sim.persist(&mut state);
+    id
 }
 
 async fn read_session(sim: &SimRef, headers: &HeaderMap, flavor: Flavor) -> Response {
@@ -484,23 +658,57 @@ async fn list_vms(
     headers: HeaderMap,
 ) -> Response {
     let flavor = Flavor::of(uri.path());
-    let state = match authenticate(&sim, &headers, flavor).await {
+    let mut state = match authenticate(&sim, &headers, flavor).await {
         Ok((state, _)) => state,
         Err(response) => return response,
     };
+    let now = sim.clock.now();
+    let mut settled = false;
+    for vm in state.vsphere.vms.values_mut() {
+        settled |= vm.settle(now);
+    }
+    if settled {
+        sim.persist(&mut state);
+    }
     let mut filters: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (key, value) in &query {
+        // `/api` names its filters without the `/rest` prefix and refuses the prefixed form
+        // (its reference lists `names`, `power_states`, …; `filter.names` is not a parameter).
+        if flavor == Flavor::Api && key.starts_with("filter.") {
+            return flavor.error(
+                "invalid_argument",
+                &format!("unexpected query parameter `{key}` (the `/rest` form; `/api` takes `names`, `power_states`, …)"),
+            );
+        }
         if let Some(name) = filter_key(key, flavor) {
             filters.entry(name).or_default().push(value.as_str());
         }
     }
+    let cap = match flavor {
+        Flavor::Rest => sim.options().vsphere_list_cap,
+        Flavor::Api => sim.options().vsphere_api_list_cap,
+    };
+    let found = match select_vms(&state.vsphere, &filters, cap) {
+        Ok(found) => found,
+        Err((kind, message)) => return flavor.error(&kind, &message),
+    };
+    flavor.value(Value::Array(found.into_iter().map(summary).collect()))
+}
+
+/// The VMs matching every filter (`VM.FilterSpec`: a VM matches a filter naming a set of
+/// values when its value is in the set), or 400 `unable_to_allocate_resource` past `cap`.
+fn select_vms<'a>(
+    state: &'a VsphereState,
+    filters: &BTreeMap<&str, Vec<&str>>,
+    cap: usize,
+) -> Result<Vec<&'a VmRecord>, Refusal> {
     if let Some(states) = filters.get("power_states")
         && let Some(bad) = states.iter().find(|s| !POWER_STATES.contains(s))
     {
-        return flavor.error(
+        return Err(refusal(
             "invalid_argument",
-            &format!("invalid power state `{bad}` in the filter"),
-        );
+            format!("invalid power state `{bad}` in the filter"),
+        ));
     }
     let matches = |set: &str, value: &str| {
         filters
@@ -508,7 +716,6 @@ async fn list_vms(
             .is_none_or(|wanted| wanted.contains(&value))
     };
     let found: Vec<&VmRecord> = state
-        .vsphere
         .vms
         .values()
         .filter(|vm| {
@@ -522,20 +729,16 @@ async fn list_vms(
                 && matches("resource_pools", &vm.resource_pool)
         })
         .collect();
-    let cap = match flavor {
-        Flavor::Rest => sim.options().vsphere_list_cap,
-        Flavor::Api => sim.options().vsphere_api_list_cap,
-    };
     if found.len() > cap {
-        return flavor.error(
+        return Err(refusal(
             "unable_to_allocate_resource",
-            &format!(
+            format!(
                 "the filter matches {} virtual machines, more than the limit of {cap}",
                 found.len()
             ),
-        );
+        ));
     }
-    flavor.value(Value::Array(found.into_iter().map(summary).collect()))
+    Ok(found)
 }
 
 fn vm_not_found(flavor: Flavor, vm: &str) -> Response {
@@ -576,51 +779,166 @@ where
         Ok((state, _)) => state,
         Err(response) => return response,
     };
+    let now = sim.clock.now();
     let Some(record) = state.vsphere.vms.get_mut(vm) else {
         return vm_not_found(flavor, vm);
     };
+    let settled = record.settle(now);
     match f(record, flavor, sim) {
         Ok((response, changed)) => {
-            if changed {
+            if changed || settled {
                 sim.persist(&mut state);
             }
             response
         }
-        Err(response) => response,
+        Err(response) => {
+            if settled {
+                sim.persist(&mut state);
+            }
+            response
+        }
     }
 }
 
 /// `GET` on a VM or one of its parts: answers with `view` of the VM.
-fn read_vm(view: fn(&VmRecord) -> Value) -> MethodRouter<SimRef> {
+fn read_vm(view: fn(&VmRecord, Flavor) -> Value) -> MethodRouter<SimRef> {
     get(
         move |State(sim): State<SimRef>,
               uri: axum::http::Uri,
               Path(vm): Path<String>,
               headers: HeaderMap| async move {
             with_vm(&sim, &headers, uri.path(), &vm, |record, flavor, _| {
-                Ok((flavor.value(view(record)), false))
+                Ok((flavor.value(view(record, flavor)), false))
             })
             .await
         },
     )
 }
 
-fn vm_info(vm: &VmRecord) -> Value {
+/// A map of `VM.Info` (disks, nics, …): a JSON object on `/api`, a list of
+/// `{"key": …, "value": …}` on `/rest` (the vAPI REST encoding of maps).
+fn info_map(flavor: Flavor, entries: Vec<(String, Value)>) -> Value {
+    match flavor {
+        Flavor::Api => Value::Object(entries.into_iter().collect()),
+        Flavor::Rest => Value::Array(
+            entries
+                .into_iter()
+                .map(|(key, value)| json!({ "key": key, "value": value }))
+                .collect(),
+        ),
+    }
+}
+
+/// `VM.Info` (`GET …/vcenter/vm/{vm}`): every field the vSphere SDK's bindings declare
+/// (`com/vmware/vcenter_client.py` `VM.Info`: `guest_OS`, `name`, `identity`, `power_state`,
+/// `hardware`, `boot`, `boot_devices`, `cpu`, `memory`, `disks`, `nics`, `cdroms`,
+/// `floppies`, `parallel_ports`, `serial_ports`, `sata_adapters`, `scsi_adapters`; the
+/// nested shapes from `vm/hardware_client.py`, `vm/hardware/boot_client.py` and
+/// `vm/hardware/adapter_client.py`). One SCSI disk, one VMXNET3 NIC, one SATA CD-ROM.
+fn vm_info(vm: &VmRecord, flavor: Flavor) -> Value {
+    let uuid = |salt: &str| {
+        uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{salt}/{}", vm.vm).as_bytes(),
+        )
+        .to_string()
+    };
+    let number: u64 = vm.vm.bytes().filter(u8::is_ascii_digit).fold(0u64, |n, d| {
+        n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))
+    });
+    let disk = json!({
+        "label": "Hard disk 1",
+        "type": "SCSI",
+        "scsi": {"bus": 0, "unit": 0},
+        "backing": {
+            "type": "VMDK_FILE",
+            "vmdk_file": format!("[datastore1] {0}/{0}.vmdk", vm.name),
+        },
+        "capacity": 16u64 * 1024 * 1024 * 1024,
+    });
+    let nic = json!({
+        "label": "Network adapter 1",
+        "type": "VMXNET3",
+        "upt_compatibility_enabled": false,
+        "mac_type": "ASSIGNED",
+        "mac_address": format!("00:50:56:{:02x}:{:02x}:{:02x}", (number >> 16) & 0xff, (number >> 8) & 0xff, number & 0xff),
+        "pci_slot_number": 192,
+        "wake_on_lan_enabled": false,
+        "backing": {"type": "STANDARD_PORTGROUP", "network": "network-11", "network_name": "VM Network"},
+        "state": if vm.power_state == "POWERED_OFF" { "NOT_CONNECTED" } else { "CONNECTED" },
+        "start_connected": true,
+        "allow_guest_control": true,
+    });
+    let cdrom = json!({
+        "type": "SATA",
+        "label": "CD/DVD drive 1",
+        "sata": {"bus": 0, "unit": 0},
+        "backing": {"type": "CLIENT_DEVICE", "device_access_type": "EMULATION"},
+        "state": "NOT_CONNECTED",
+        "start_connected": false,
+        "allow_guest_control": true,
+    });
     json!({
         "name": vm.name,
-        "power_state": vm.power_state,
         "guest_OS": vm.guest_os,
+        "identity": {
+            "name": vm.name,
+            "bios_uuid": uuid("bios"),
+            "instance_uuid": uuid("instance"),
+        },
+        "power_state": vm.power_state,
+        "instant_clone_frozen": false,
+        "hardware": {"version": "VMX_19", "upgrade_policy": "NEVER", "upgrade_status": "NONE"},
+        "boot": {
+            "type": "BIOS",
+            "delay": 0,
+            "retry": false,
+            "retry_delay": 10000,
+            "enter_setup_mode": false,
+        },
+        "boot_devices": [{"type": "DISK", "disks": ["2000"]}],
         "cpu": cpu_info(vm),
         "memory": memory_info(vm),
-        "hardware": {"version": "VMX_19", "upgrade_policy": "NEVER", "upgrade_status": "NONE"},
-        "boot": {"type": "BIOS", "delay": 0, "enter_setup_mode": false},
+        "disks": info_map(flavor, vec![("2000".to_owned(), disk)]),
+        "nics": info_map(flavor, vec![("4000".to_owned(), nic)]),
+        "cdroms": info_map(flavor, vec![("16000".to_owned(), cdrom)]),
+        "floppies": info_map(flavor, Vec::new()),
+        "parallel_ports": info_map(flavor, Vec::new()),
+        "serial_ports": info_map(flavor, Vec::new()),
+        "sata_adapters": info_map(flavor, vec![("15000".to_owned(), json!({
+            "label": "SATA controller 0",
+            "type": "AHCI",
+            "bus": 0,
+            "pci_slot_number": 33,
+        }))]),
+        "scsi_adapters": info_map(flavor, vec![("1000".to_owned(), json!({
+            "label": "SCSI controller 0",
+            "type": "PVSCSI",
+            "scsi": {"bus": 0, "unit": 7},
+            "pci_slot_number": 160,
+            "sharing": "NONE",
+        }))]),
     })
 }
 
-fn power_info(vm: &VmRecord) -> Value {
+/// `Power.Info` of the guest OS (`vm/guest_client.py`: `state`, `operations_ready`).
+fn guest_power_info(vm: &VmRecord, _flavor: Flavor) -> Value {
+    let state = match (vm.power_state.as_str(), vm.tools_running) {
+        ("POWERED_ON", true) if vm.shutdown_until.is_some() => "SHUTTING_DOWN",
+        ("POWERED_ON", true) => "RUNNING",
+        ("SUSPENDED", _) => "STANDBY",
+        _ => "NOT_RUNNING",
+    };
+    json!({
+        "state": state,
+        "operations_ready": state == "RUNNING",
+    })
+}
+
+fn power_info(vm: &VmRecord, _flavor: Flavor) -> Value {
     let mut info = json!({ "state": vm.power_state });
     if vm.power_state == "POWERED_OFF" {
-        info["clean_power_off"] = json!(true);
+        info["clean_power_off"] = json!(vm.clean_power_off);
     }
     info
 }
@@ -655,59 +973,172 @@ fn busy(sim: &SimRef, record: &VmRecord) -> bool {
     faults.busy_vms.contains(&record.name) || faults.busy_vms.contains(&record.vm)
 }
 
+/// A refused operation: the vAPI error kind and its message.
+type Refusal = (String, String);
+
+fn refusal(kind: &str, message: String) -> Refusal {
+    (kind.to_owned(), message)
+}
+
+/// The power state a power operation leads to; `None` for an unknown operation.
+fn power_target(op: &str) -> Option<&'static str> {
+    match op {
+        "start" | "reset" => Some("POWERED_ON"),
+        "stop" => Some("POWERED_OFF"),
+        "suspend" => Some("SUSPENDED"),
+        _ => None,
+    }
+}
+
+/// `Power.start|stop|suspend|reset` on a VM (`vsphere.md` §4), for every transport.
+fn change_power(sim: &SimRef, record: &mut VmRecord, op: &str) -> Result<(), Refusal> {
+    let Some(target) = power_target(op) else {
+        return Err(refusal(
+            "invalid_argument",
+            format!("unknown operation `{op}`"),
+        ));
+    };
+    if busy(sim, record) {
+        return Err(refusal(
+            "resource_busy",
+            format!(
+                "virtual machine `{}` is busy with another operation",
+                record.vm
+            ),
+        ));
+    }
+    let current = record.power_state.as_str();
+    let needs_on = matches!(op, "suspend" | "reset");
+    if op != "reset" && current == target {
+        return Err(refusal(
+            "already_in_desired_state",
+            format!("virtual machine `{}` is already {current}", record.vm),
+        ));
+    }
+    if needs_on && current != "POWERED_ON" {
+        return Err(refusal(
+            &sim.options().vsphere_power_error_kind,
+            format!(
+                "virtual machine `{}` is {current}; {op} needs it powered on",
+                record.vm
+            ),
+        ));
+    }
+    record.power_state = target.to_owned();
+    // A hard stop, reset or suspend ends a guest shutdown under way.
+    record.shutdown_until = None;
+    if target == "POWERED_OFF" {
+        record.clean_power_off = false;
+    }
+    Ok(())
+}
+
 async fn power(sim: &SimRef, headers: &HeaderMap, path: &str, vm: &str, op: &str) -> Response {
     let op = op.to_owned();
     with_vm(sim, headers, path, vm, move |record, flavor, sim| {
-        let target = match op.as_str() {
-            "start" => "POWERED_ON",
-            "stop" => "POWERED_OFF",
-            "suspend" => "SUSPENDED",
-            "reset" => "POWERED_ON",
-            other => {
-                return Err(match flavor {
-                    Flavor::Rest => {
-                        flavor.error("not_found", &format!("unknown operation `{other}`"))
-                    }
-                    Flavor::Api => {
-                        flavor.error("invalid_argument", &format!("unknown action `{other}`"))
-                    }
-                });
-            }
-        };
-        if busy(sim, record) {
-            return Err(flavor.error(
-                "resource_busy",
-                &format!(
-                    "virtual machine `{}` is busy with another operation",
-                    record.vm
-                ),
-            ));
+        if power_target(&op).is_none() {
+            return Err(match flavor {
+                Flavor::Rest => flavor.error("not_found", &format!("unknown operation `{op}`")),
+                Flavor::Api => flavor.error("invalid_argument", &format!("unknown action `{op}`")),
+            });
         }
-        let current = record.power_state.as_str();
-        let needs_on = matches!(op.as_str(), "suspend" | "reset");
-        if op != "reset" && current == target {
-            return Err(flavor.error(
-                "already_in_desired_state",
-                &format!("virtual machine `{}` is already {current}", record.vm),
-            ));
-        }
-        if needs_on && current != "POWERED_ON" {
-            return Err(flavor.error(
-                &sim.options().vsphere_power_error_kind,
-                &format!(
-                    "virtual machine `{}` is {current}; {op} needs it powered on",
-                    record.vm
-                ),
-            ));
-        }
-        record.power_state = target.to_owned();
+        change_power(sim, record, &op).map_err(|(kind, message)| flavor.error(&kind, &message))?;
         Ok((flavor.done(), true))
     })
     .await
 }
 
+/// `POST …/vcenter/vm/{vm}/guest/power?action=shutdown|reboot|standby` (both flavours take
+/// the action as a query parameter; `vm/guest_client.py` `Power`). The request returns at
+/// once; a shutdown completes after `vsphere_guest_shutdown_secs` of simulated time. Errors
+/// as the bindings document them: `service_unavailable` when VMware Tools is not running,
+/// `already_in_desired_state` when the VM is not powered on, `not_allowed_in_current_state`
+/// when it is suspended, `resource_busy` when it is busy.
+async fn guest_power(
+    State(sim): State<SimRef>,
+    uri: axum::http::Uri,
+    Path(vm): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let action = query.get("action").cloned().unwrap_or_default();
+    with_vm(
+        &sim,
+        &headers,
+        uri.path(),
+        &vm,
+        move |record, flavor, sim| {
+            let changed = change_guest_power(sim, record, &action)
+                .map_err(|(kind, message)| flavor.error(&kind, &message))?;
+            Ok((flavor.done(), changed))
+        },
+    )
+    .await
+}
+
+/// `guest.Power.shutdown|reboot|standby`, for every transport; returns whether the VM
+/// changed.
+fn change_guest_power(sim: &SimRef, record: &mut VmRecord, action: &str) -> Result<bool, Refusal> {
+    if !matches!(action, "shutdown" | "reboot" | "standby") {
+        return Err(refusal(
+            "invalid_argument",
+            format!("unknown guest power action `{action}` (expected shutdown, reboot or standby)"),
+        ));
+    }
+    match record.power_state.as_str() {
+        "POWERED_OFF" => {
+            return Err(refusal(
+                "already_in_desired_state",
+                format!("virtual machine `{}` is not powered on", record.vm),
+            ));
+        }
+        "SUSPENDED" => {
+            return Err(refusal(
+                "not_allowed_in_current_state",
+                format!("virtual machine `{}` is suspended", record.vm),
+            ));
+        }
+        _ => {}
+    }
+    if busy(sim, record) {
+        return Err(refusal(
+            "resource_busy",
+            format!(
+                "virtual machine `{}` is busy with another operation",
+                record.vm
+            ),
+        ));
+    }
+    if !record.tools_running {
+        return Err(refusal(
+            "service_unavailable",
+            format!(
+                "VMware Tools is not running in virtual machine `{}`",
+                record.vm
+            ),
+        ));
+    }
+    match action {
+        "shutdown" if record.shutdown_until.is_none() => {
+            let secs =
+                i64::try_from(sim.options().vsphere_guest_shutdown_secs).unwrap_or(i64::MAX / 4);
+            record.shutdown_until = Some(sim.clock.now() + chrono::Duration::seconds(secs));
+            Ok(true)
+        }
+        "standby" => {
+            record.power_state = "SUSPENDED".to_owned();
+            record.shutdown_until = None;
+            Ok(true)
+        }
+        // A reboot leaves the VM on; a second shutdown keeps the first one's timing.
+        _ => Ok(false),
+    }
+}
+
+/// `Cpu.UpdateSpec` (`vm/hardware_client.py`). Unknown fields are refused, as the vAPI
+/// endpoints refuse them: a `/rest`-shaped `{"spec": …}` sent to `/api` gets 400.
 #[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct CpuUpdate {
     count: Option<i64>,
     cores_per_socket: Option<i64>,
@@ -715,8 +1146,9 @@ struct CpuUpdate {
     hot_remove_enabled: Option<bool>,
 }
 
+/// `Memory.UpdateSpec` (`vm/hardware_client.py`); unknown fields refused as for [`CpuUpdate`].
 #[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct MemoryUpdate {
     #[serde(rename = "size_MiB")]
     size_mib: Option<i64>,
@@ -724,6 +1156,7 @@ struct MemoryUpdate {
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Wrapped<T> {
     spec: T,
 }
@@ -767,16 +1200,28 @@ async fn patch_hardware<T: HardwareUpdate>(
         uri.path(),
         &vm,
         move |record, flavor, sim| {
-            spec.check(record, &sim.options().vsphere_hardware_error_kind)
+            let changed = change_hardware(sim, record, &spec)
                 .map_err(|(kind, message)| flavor.error(&kind, &message))?;
-            if busy(sim, record) {
-                return Err(flavor.error("resource_busy", "the virtual machine is busy"));
-            }
-            let changed = spec.commit(record);
             Ok((flavor.done(), changed))
         },
     )
     .await
+}
+
+/// A checked CPU or memory update, for every transport; returns whether the VM changed.
+fn change_hardware<T: HardwareUpdate>(
+    sim: &SimRef,
+    record: &mut VmRecord,
+    spec: &T,
+) -> Result<bool, Refusal> {
+    spec.check(record, &sim.options().vsphere_hardware_error_kind)?;
+    if busy(sim, record) {
+        return Err(refusal(
+            "resource_busy",
+            "the virtual machine is busy".to_owned(),
+        ));
+    }
+    Ok(spec.commit(record))
 }
 
 impl HardwareUpdate for CpuUpdate {
@@ -921,6 +1366,37 @@ mod tests {
             filter_key("power_states", Flavor::Api),
             Some("power_states")
         );
+    }
+
+    #[test]
+    fn cloud_director_requests_are_told_apart_by_their_headers() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(is_cloud_director_request(&headers(&[(
+            "accept",
+            "application/*+xml;version=36.1"
+        )])));
+        assert!(is_cloud_director_request(&headers(&[(
+            "x-vcloud-authorization",
+            "abc"
+        )])));
+        assert!(is_cloud_director_request(&headers(&[(
+            "authorization",
+            "Bearer abc"
+        )])));
+        assert!(!is_cloud_director_request(&headers(&[
+            ("accept", "application/json"),
+            ("authorization", "Basic YTpi"),
+        ])));
+        assert!(!is_cloud_director_request(&headers(&[(
+            "vmware-api-session-id",
+            "abc"
+        )])));
     }
 
     #[test]

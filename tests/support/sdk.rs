@@ -71,6 +71,8 @@ fn create_venv(venv: &Path) {
 /// `sextant sim serve` on a free loopback port, stopped when dropped.
 pub struct SimServer {
     pub url: String,
+    /// `(system, URL)` of each system served on an address of its own (`--listen-vcd`).
+    pub own_urls: Vec<(String, String)>,
     _child: tokio::process::Child,
     _state: tempfile::TempDir,
 }
@@ -101,11 +103,31 @@ impl SimServer {
                 break url.trim().to_owned();
             }
         };
+        // `<system> listening on URL` follows for each `--listen-<system>`.
+        let mut own_urls = Vec::new();
+        for _ in extra.iter().filter(|a| a.starts_with("--listen-")) {
+            let line = lines.next_line().await.unwrap().expect("sim serve output");
+            let (system, url) = line
+                .split_once(" listening on ")
+                .expect("`<system> listening on URL`");
+            own_urls.push((system.to_owned(), url.trim().to_owned()));
+        }
         Self {
             url,
+            own_urls,
             _child: child,
             _state: state,
         }
+    }
+}
+
+impl SimServer {
+    /// The URL of `system` on its own address, else the shared one.
+    pub fn url_of(&self, system: &str) -> &str {
+        self.own_urls
+            .iter()
+            .find(|(s, _)| s == system)
+            .map_or(&self.url, |(_, url)| url)
     }
 }
 

@@ -29,6 +29,11 @@ pub const MAX_CREATE_ATTEMPTS: u32 = 5;
 /// The built-in "All Minions" target group (`raas.md` §6).
 pub const ALL_MINIONS_UUID: &str = "7f93b928-388b-11e6-b133-346895ecb8f3";
 const RPC_PATH_FOR_ERRORS: &str = "/rpc";
+/// `show_past` of every `schedule.get`: without it the server leaves out each schedule whose
+/// `once` time or `until` date has passed (D2, `schedule.get`, `GetSchedulerSchema`:
+/// `show_past`, default false, "include entries that were scheduled to run in the past"),
+/// and a fired `once` schedule would look absent and be created again on every apply.
+const SHOW_PAST: bool = true;
 
 /// The RaaS provider of one connection.
 pub struct RaasProvider {
@@ -211,19 +216,10 @@ impl RaasProvider {
         }
     }
 
-    /// A call that is safe to send twice (a read, or a save naming its uuid): sent again
-    /// when the reply was lost.
+    /// A call that is safe to send twice (a read, or a save naming its uuid). The HTTP layer
+    /// resends it when the reply is lost; nothing here retries around that.
     async fn call_idempotent(&self, call: &RpcCall) -> ProviderResult<Result<Value, RpcError>> {
-        let mut attempt = 1;
-        loop {
-            match self.session.call(call, true).await {
-                Err(err) if may_have_committed(&err) && attempt < MAX_CREATE_ATTEMPTS => {
-                    tracing::debug!(connection = %self.connection, call = %call.name(), attempt, "no reply; sending again");
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        self.session.call(call, true).await
     }
 
     /// A read-only call; RPC errors become provider errors.
@@ -238,7 +234,11 @@ impl RaasProvider {
         let (resource, method, filters) = match kind {
             Kind::SaltTarget => ("tgt", "get_target_group", json!({"name": name})),
             Kind::SaltJob => ("job", "get_jobs", json!({"name": name})),
-            Kind::SaltSchedule => ("schedule", "get", json!({"names": [name]})),
+            Kind::SaltSchedule => (
+                "schedule",
+                "get",
+                json!({"names": [name], "show_past": SHOW_PAST}),
+            ),
             other => return Err(unsupported(other)),
         };
         let Value::Object(filters) = filters else {
@@ -294,7 +294,7 @@ impl RaasProvider {
             }
             Kind::SaltSchedule => {
                 let (job_uuid, tgt_uuid) = self.schedule_refs(spec, refs).await?;
-                Ok(schedule_call("save", name, spec, None, job_uuid, tgt_uuid))
+                Ok(schedule_save_call(name, spec, job_uuid, tgt_uuid))
             }
             other => Err(unsupported(other)),
         }
@@ -489,7 +489,8 @@ impl Provider for RaasProvider {
                 Ok(jobs)
             }
             Kind::SaltSchedule => {
-                let schedules = self.list_all("schedule", "get", Map::new()).await?;
+                let filters = Map::from_iter([("show_past".to_string(), json!(SHOW_PAST))]);
+                let schedules = self.list_all("schedule", "get", filters).await?;
                 let needs = |uuid_key: &str, name_key: &str| {
                     schedules.iter().any(|s| {
                         str_field(s, uuid_key).is_some_and(|u| !u.is_empty())
@@ -555,13 +556,16 @@ impl Provider for RaasProvider {
     async fn update(&self, request: &UpdateRequest<'_>) -> ProviderResult<Outcome> {
         let kind = request.address.kind;
         let name = &request.address.name;
-        // Always send the whole object: the desired fields over the live ones.
-        let spec = merged(&request.live.spec.value(), request.spec);
+        let live = request.live.spec.value();
         let uuid = request.live.id.clone();
         let mut refs = References::default();
         let call = match kind {
-            Kind::SaltTarget => target_call(name, &spec, Some(&uuid)),
+            // `save_target_group` and `save_job` are sent the whole object (whether they
+            // keep omitted fields is unverified, raas.md §5–§6): the desired fields over the
+            // live ones. `tgt` and `arg` go whole, so keys the manifest dropped from them go.
+            Kind::SaltTarget => target_call(name, &merged(&live, request.spec), Some(&uuid)),
             Kind::SaltJob => {
+                let spec = merged(&live, request.spec);
                 let tgt_uuid = match str_field(&spec, "target") {
                     Some(target) => Some(refs.uuid(self, Kind::SaltTarget, target).await?),
                     None => None,
@@ -569,8 +573,8 @@ impl Provider for RaasProvider {
                 job_call(name, &spec, &uuid, tgt_uuid)
             }
             Kind::SaltSchedule => {
-                let (job_uuid, tgt_uuid) = self.schedule_refs(&spec, &mut refs).await?;
-                schedule_call("update", name, &spec, Some(&uuid), job_uuid, tgt_uuid)
+                let (job_uuid, tgt_uuid) = self.schedule_refs(request.spec, &mut refs).await?;
+                schedule_update_call(name, request.spec, &live, &uuid, job_uuid, tgt_uuid)
             }
             other => return Err(unsupported(other)),
         };
@@ -996,18 +1000,14 @@ fn job_call(name: &str, spec: &Value, job_uuid: &str, tgt_uuid: Option<String>) 
     RpcCall::new("job", "save_job", Value::Object(kwarg))
 }
 
-fn schedule_call(
-    method: &'static str,
+/// `schedule.save` of a new schedule.
+fn schedule_save_call(
     name: &str,
     spec: &Value,
-    uuid: Option<&str>,
     job_uuid: Option<String>,
     tgt_uuid: Option<String>,
 ) -> RpcCall {
     let mut kwarg = Map::new();
-    if let Some(uuid) = uuid {
-        kwarg.insert("uuid".into(), json!(uuid));
-    }
     kwarg.insert("name".into(), json!(name));
     kwarg.insert(
         "schedule".into(),
@@ -1023,7 +1023,53 @@ fn schedule_call(
         "enabled".into(),
         json!(spec.get("enabled").and_then(Value::as_bool).unwrap_or(true)),
     );
-    RpcCall::new("schedule", method, Value::Object(kwarg))
+    RpcCall::new("schedule", "save", Value::Object(kwarg))
+}
+
+/// `schedule.update` of schedule `uuid` from `live` to `desired`. The update is partial
+/// (D2, `schedule.update`, `UpdateSchedulerSchema`: no required field, `delete_fields` "List
+/// of fields to remove from the schedule"; README.md "Corrections after the audit"): the
+/// desired fields are sent, and every key the live schedule holds that the manifest dropped
+/// is named in `delete_fields` — timing keys (`cron` after a switch to an interval, `until`)
+/// and the target (`tgt_uuid`) — or its old value would stay live.
+fn schedule_update_call(
+    name: &str,
+    desired: &Value,
+    live: &Value,
+    uuid: &str,
+    job_uuid: Option<String>,
+    tgt_uuid: Option<String>,
+) -> RpcCall {
+    let timing = desired.get("schedule").cloned().unwrap_or(json!({}));
+    let mut kwarg = Map::new();
+    kwarg.insert("uuid".into(), json!(uuid));
+    kwarg.insert("name".into(), json!(name));
+    let mut delete_fields: Vec<String> = live
+        .get("schedule")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|live_timing| live_timing.keys())
+        .filter(|key| timing.get(key.as_str()).is_none())
+        .cloned()
+        .collect();
+    kwarg.insert("schedule".into(), timing);
+    if let Some(job_uuid) = job_uuid {
+        kwarg.insert("job_uuid".into(), json!(job_uuid));
+    }
+    match tgt_uuid {
+        Some(tgt_uuid) => {
+            kwarg.insert("tgt_uuid".into(), json!(tgt_uuid));
+        }
+        None if live.get("target").is_some() => delete_fields.push("tgt_uuid".to_string()),
+        None => {}
+    }
+    if let Some(enabled) = desired.get("enabled").filter(|v| v.is_boolean()) {
+        kwarg.insert("enabled".into(), enabled.clone());
+    }
+    if !delete_fields.is_empty() {
+        kwarg.insert("delete_fields".into(), json!(delete_fields));
+    }
+    RpcCall::new("schedule", "update", Value::Object(kwarg))
 }
 
 #[cfg(test)]
@@ -1083,6 +1129,27 @@ mod tests {
         assert_eq!(
             call.kwarg,
             json!({"name": "web", "tgt": {"*": {"tgt_type": "glob", "tgt": "a*"}}, "desc": "new", "tgt_uuid": "g1"})
+        );
+    }
+
+    #[test]
+    fn schedule_updates_name_every_dropped_key_in_delete_fields() {
+        let live = json!({"job": "j", "target": "web", "enabled": false,
+            "schedule": {"cron": "0 3 * * *", "until": "2099-01-01T00:00", "splay": {"end": 5}}});
+        let desired = json!({"job": "j", "schedule": {"minutes": 30, "splay": {"end": 9}}});
+        let call = schedule_update_call("s", &desired, &live, "s1", Some("j1".into()), None);
+        assert_eq!(call.method, "update");
+        assert_eq!(
+            call.kwarg,
+            json!({"uuid": "s1", "name": "s", "schedule": {"minutes": 30, "splay": {"end": 9}},
+                   "job_uuid": "j1", "delete_fields": ["cron", "until", "tgt_uuid"]})
+        );
+        let kept = json!({"job": "j", "target": "web", "enabled": true, "schedule": {"cron": "0 3 * * *"}});
+        let call = schedule_update_call("s", &kept, &live, "s1", None, Some("g1".into()));
+        assert_eq!(
+            call.kwarg,
+            json!({"uuid": "s1", "name": "s", "schedule": {"cron": "0 3 * * *"},
+                   "tgt_uuid": "g1", "enabled": true, "delete_fields": ["until", "splay"]})
         );
     }
 

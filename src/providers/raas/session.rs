@@ -23,8 +23,14 @@ pub const XSRF_HEADER: &str = "x-xsrftoken";
 pub const XSRF_MISSING_HEADER: &str = "x-xsrftoken-missing";
 /// Tornado's XSRF cookie.
 pub const XSRF_COOKIE: &str = "_xsrf";
-/// Login path (no trailing slash) and RPC path, below an optional `/raas` prefix (VCF 9).
+/// On-prem login path (no trailing slash) and RPC path, below an optional `/raas` prefix
+/// (VCF 9).
 pub const LOGIN_PATH: &str = "/account/login";
+/// Cloud login path, spelled as seed `000`'s cURL recipe spells it (trailing slash).
+pub const CLOUD_LOGIN_PATH: &str = "/account/login/";
+/// The older XSRF bootstrap (raas.md §1, D4: the Postman article's `GET {server}/version`),
+/// tried when `GET /account/login` fails.
+pub const VERSION_PATH: &str = "/version";
 pub const RPC_PATH: &str = "/rpc";
 /// Prefix tried when the plain paths answer 404/405 (VCF "Salt for VCF Components").
 pub const VCF_PREFIX: &str = "/raas";
@@ -38,7 +44,7 @@ const MAX_RELOGINS: u32 = 3;
 /// How the connection authenticates.
 enum Credentials {
     /// Cloud: CSP API token → access token, sent as `Authorization: Bearer`.
-    Cloud(CspAuth),
+    Cloud(Box<CspAuth>),
     /// On-prem: JSON login → `Authorization: JWT`.
     OnPrem {
         username: String,
@@ -49,7 +55,7 @@ enum Credentials {
 
 /// What one login established: the XSRF token, the cookies to send back and (on-prem) the
 /// JWT. Cloud sessions take their Bearer from the CSP cache on every call.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Session {
     xsrf: Option<SecretValue>,
     cookies: BTreeMap<String, SecretValue>,
@@ -128,18 +134,17 @@ pub struct RaasSession {
     riq: AtomicU64,
     /// Set once the plain paths answered 404/405 and `/raas/...` is used instead.
     vcf_paths: AtomicBool,
-    /// Set once the server refused the XSRF-carrying cloud login: later logins post the
-    /// Bearer alone straight away.
-    bearer_only_login: AtomicBool,
 }
 
 impl RaasSession {
     pub fn new(connection: &Connection, http: HttpClient) -> ProviderResult<Self> {
         let config = &connection.config;
         let credentials = match (&config.api_token, &config.username, &config.password) {
-            (Some(_), None, None) => {
-                Credentials::Cloud(CspAuth::new(&connection.name, config, http.clone()))
-            }
+            (Some(_), None, None) => Credentials::Cloud(Box::new(CspAuth::new(
+                &connection.name,
+                config,
+                http.clone(),
+            ))),
             (None, Some(username), Some(password)) => Credentials::OnPrem {
                 username: username.clone(),
                 password: password.clone(),
@@ -165,7 +170,6 @@ impl RaasSession {
             sessions: TokenCache::new(config.refresh_before_expiry),
             riq: AtomicU64::new(1),
             vcf_paths: AtomicBool::new(false),
-            bearer_only_login: AtomicBool::new(false),
         })
     }
 
@@ -378,7 +382,7 @@ impl RaasSession {
     }
 
     async fn login(&self) -> ProviderResult<Credential<Session>> {
-        let mut session = self.bootstrap_xsrf().await?;
+        let mut session = Session::default();
         match &self.credentials {
             Credentials::Cloud(csp) => {
                 let mut bearer = csp.access_token().await?;
@@ -394,7 +398,7 @@ impl RaasSession {
                         }
                         Err(LoginRefused::Unauthorized(message)) => {
                             return Err(self.auth_error(format!(
-                                "`POST {LOGIN_PATH}` refused the CSP access token: {message}"
+                                "`POST {CLOUD_LOGIN_PATH}` refused the CSP access token: {message}"
                             )));
                         }
                         Err(LoginRefused::Other(err)) => return Err(err),
@@ -412,6 +416,7 @@ impl RaasSession {
                     connection: self.connection.clone(),
                     message: format!("cannot read `password` from {}: {err}", password.describe()),
                 })?;
+                session = self.bootstrap_xsrf().await;
                 self.onprem_login(&mut session, username, &password, config_name)
                     .await?;
             }
@@ -424,73 +429,95 @@ impl RaasSession {
         })
     }
 
-    /// `GET /account/login`: the `_xsrf` cookie and `X-Xsrftoken` header.
-    async fn bootstrap_xsrf(&self) -> ProviderResult<Session> {
-        let mut response = self
+    /// The on-prem XSRF bootstrap: `GET /account/login` hands out the `_xsrf` cookie and the
+    /// `X-Xsrftoken` header (raas.md §2.1). Its failure (401, 403, 5xx, an HTML page, no
+    /// answer) is never fatal, as saltstack/raas-cli `salt_config_cli/api/client.py`
+    /// (`_init_xsrf`) ignores the status of its GET: cookies are taken from whatever came back,
+    /// the older `GET /version` bootstrap (raas.md §1, D4) is tried for the token, and the
+    /// login is posted with what was found.
+    async fn bootstrap_xsrf(&self) -> Session {
+        let mut session = Session::default();
+        let login = match self
             .http
             .send(HttpRequest::get(self.path(LOGIN_PATH)))
-            .await?;
-        if matches!(response.status, 404 | 405) && !self.vcf_paths.load(Ordering::Relaxed) {
-            let alternative = self
-                .http
-                .send(HttpRequest::get(format!("{VCF_PREFIX}{LOGIN_PATH}")))
-                .await?;
-            if alternative.is_success() {
-                tracing::debug!(connection = %self.connection, "using the `/raas` API paths");
-                self.vcf_paths.store(true, Ordering::Relaxed);
-                response = alternative;
+            .await
+        {
+            Ok(response)
+                if matches!(response.status, 404 | 405)
+                    && !self.vcf_paths.load(Ordering::Relaxed) =>
+            {
+                match self
+                    .http
+                    .send(HttpRequest::get(format!("{VCF_PREFIX}{LOGIN_PATH}")))
+                    .await
+                {
+                    Ok(alternative) if alternative.is_success() => {
+                        tracing::debug!(connection = %self.connection, "using the `/raas` API paths");
+                        self.vcf_paths.store(true, Ordering::Relaxed);
+                        Ok(alternative)
+                    }
+                    _ => Ok(response),
+                }
+            }
+            other => other,
+        };
+        let bootstrapped = match &login {
+            Ok(response) => {
+                absorb(&mut session, response);
+                response.is_success()
+            }
+            Err(_) => false,
+        };
+        if !bootstrapped {
+            let failure = match &login {
+                Ok(response) => response.describe(),
+                Err(err) => err.to_string(),
+            };
+            tracing::debug!(connection = %self.connection, %failure, "`GET {LOGIN_PATH}` failed; logging in without it");
+            if session.xsrf.is_none()
+                && let Ok(version) = self
+                    .http
+                    .send(HttpRequest::get(self.path(VERSION_PATH)))
+                    .await
+                && version.is_success()
+            {
+                absorb(&mut session, &version);
             }
         }
-        if !response.is_success() {
-            return Err(response.error(server_message(&response)));
-        }
-        let mut session = Session {
-            xsrf: None,
-            cookies: BTreeMap::new(),
-            jwt: None,
-            csp_generation: None,
-        };
-        absorb(&mut session, &response);
-        Ok(session)
+        session
     }
 
-    /// Cloud login: Bearer + XSRF header and cookie; on 403, the vendor recipe (Bearer alone).
+    /// Cloud login, exactly seed `000`'s cURL recipe: `POST {server}/account/login/` with
+    /// `Authorization: Bearer <access token>` and nothing else (no prior GET, no XSRF, no
+    /// cookie, no body; README.md "Corrections after the audit"). The XSRF token comes back in
+    /// the `X-Xsrftoken` header or the `_xsrf` cookie, with the session cookie.
     async fn cloud_login(
         &self,
         session: &mut Session,
         bearer: &SecretValue,
     ) -> Result<(), LoginRefused> {
         let authorization = SecretValue::new(format!("Bearer {}", bearer.expose()));
-        let bearer_only = || {
-            HttpRequest::post(self.path(LOGIN_PATH))
+        let login = |path: String| {
+            HttpRequest::post(path)
                 .secret_header(AUTHORIZATION, authorization.clone())
                 .idempotent(true)
         };
-        let first = if self.bearer_only_login.load(Ordering::Relaxed) {
-            bearer_only()
-        } else {
-            self.with_session(bearer_only(), session)
-        };
-        let response = self.http.send(first).await?;
-        let response = if response.status == 403 && !self.bearer_only_login.load(Ordering::Relaxed)
-        {
-            tracing::debug!(connection = %self.connection, "raas refused the XSRF login; posting the Bearer alone");
-            let fallback = self.http.send(bearer_only()).await?;
-            if fallback.is_success() {
-                self.bearer_only_login.store(true, Ordering::Relaxed);
+        let mut response = self.http.send(login(self.path(CLOUD_LOGIN_PATH))).await?;
+        if matches!(response.status, 404 | 405) && !self.vcf_paths.load(Ordering::Relaxed) {
+            let alternative = self
+                .http
+                .send(login(format!("{VCF_PREFIX}{CLOUD_LOGIN_PATH}")))
+                .await?;
+            if !matches!(alternative.status, 404 | 405) {
+                tracing::debug!(connection = %self.connection, "using the `/raas` API paths");
+                self.vcf_paths.store(true, Ordering::Relaxed);
+                response = alternative;
             }
-            fallback
-        } else {
-            response
-        };
-        if response.is_success() && self.bearer_only_login.load(Ordering::Relaxed) {
-            // The Bearer-alone reply carries the XSRF token and cookie to use from now on.
-            session.cookies.clear();
-            session.xsrf = None;
         }
         match response.status {
             401 => Err(LoginRefused::Unauthorized(auth_message(&response))),
             status if (200..300).contains(&status) => {
+                *session = Session::default();
                 absorb(session, &response);
                 Ok(())
             }
@@ -532,7 +559,7 @@ impl RaasSession {
                 }
                 403 if !xsrf_refreshed => {
                     xsrf_refreshed = true;
-                    *session = self.bootstrap_xsrf().await?;
+                    *session = self.bootstrap_xsrf().await;
                 }
                 status if (200..300).contains(&status) => {
                     absorb(session, &response);

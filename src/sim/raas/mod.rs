@@ -52,6 +52,17 @@ pub const DEFAULT_CONFIG_NAME: &str = "internal";
 /// Auth backend name reported for cloud (CSP) logins.
 pub const CSP_CONFIG_NAME: &str = "CSP";
 
+/// How `GET /account/login` is answered (a simulator option, `raas_login_get`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginGet {
+    /// 200 with the XSRF token (cookie and header).
+    #[default]
+    Serve,
+    /// 401 `{"errors": [...]}` with no token: only the login POST works.
+    Refuse,
+}
+
 /// Behaviour the documents leave unverified, with the documented default.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -703,8 +714,14 @@ fn csp_principal(org_id: &str) -> Principal {
 }
 
 /// `GET /account/login`: hands out the XSRF token (cookie and header) and reports whether
-/// the request is already authenticated.
+/// the request is already authenticated; 401 under the `raas_login_get: refuse` option.
 async fn get_login(State(sim): State<SimRef>, headers: HeaderMap) -> Response {
+    if sim.options().raas_login_get == LoginGet::Refuse {
+        return unauthorized(
+            "Unauthorized",
+            "authentication required: this server takes only `POST /account/login`",
+        );
+    }
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let SimState { csp, raas, .. } = &mut *guard;

@@ -1,8 +1,9 @@
 //! The simulated Cloud Director API-token surface, as read from `vcd.md`: OAuth token
 //! grants and client registration ([`oauth`]), cloudapi session login ([`sessions`]), the
-//! `cloudapi/1.0.0/tokens` list/get/revoke endpoints ([`tokens`]) and the legacy XML login
-//! and org list ([`legacy`]). This file holds the state, the auth and `Accept` checks and the
-//! error body they share.
+//! `cloudapi/1.0.0/tokens` list/get/revoke endpoints ([`tokens`]) and the legacy XML API
+//! clients start with: versions, login, current session and orgs ([`legacy`]). This file
+//! holds the state, the auth (`Authorization: Bearer` or `x-vcloud-authorization`) and
+//! `Accept` checks and the error body they share.
 //!
 //! Owns [`VcdState`]: orgs, users, API tokens (secrets kept only as SHA-256 digests) and the
 //! access tokens (JWTs) handed out. Errors use the OpenAPI error body
@@ -48,6 +49,12 @@ pub const NOT_ACCEPTABLE_STATUS: u16 = 406;
 pub const ACCESS_TOKEN_HEADER: &str = "x-vmware-vcloud-access-token";
 /// Header naming the token type after login.
 pub const TOKEN_TYPE_HEADER: &str = "x-vmware-vcloud-token-type";
+/// The legacy session token a `POST /api/sessions` answers with, and clients send back
+/// (pyvcloud `client.py` `_HEADER_X_VCLOUD_AUTH_NAME`).
+pub const LEGACY_AUTH_HEADER: &str = "x-vcloud-authorization";
+/// Length of a legacy session token (go-vcloud-director tells it from a JWT by its 32
+/// characters, `vcd.md` §2).
+pub const LEGACY_AUTH_LENGTH: usize = 32;
 /// Grant type of the one-time initial API-token grant.
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// `type` of user API tokens in the token list.
@@ -144,6 +151,9 @@ pub struct AccessToken {
     pub user_id: String,
     pub kind: AccessKind,
     pub expires_at: DateTime<Utc>,
+    /// The API token a refresh grant was made with: the one token such a session may see.
+    #[serde(default)]
+    pub api_token: Option<String>,
 }
 
 /// Everything the simulated Cloud Director holds. Its `Debug` shows counts, never digests.
@@ -283,6 +293,7 @@ impl VcdState {
         &mut self,
         user: &User,
         kind: AccessKind,
+        api_token: Option<String>,
         now: DateTime<Utc>,
         ttl: chrono::Duration,
     ) -> (String, String) {
@@ -305,9 +316,22 @@ impl VcdState {
                 user_id: user.id.clone(),
                 kind,
                 expires_at: now + ttl,
+                api_token,
             },
         );
         (value, session_id)
+    }
+
+    /// A legacy `x-vcloud-authorization` token for an open session, valid as long as it.
+    fn issue_legacy_token(&mut self, session_id: &str) -> Option<String> {
+        let session = self
+            .access_tokens
+            .values()
+            .find(|t| t.session_id == session_id)?
+            .clone();
+        let value = random_string(LEGACY_AUTH_LENGTH);
+        self.access_tokens.insert(digest(&value), session);
+        Some(value)
     }
 
     /// Forgets expired access tokens.
@@ -361,14 +385,25 @@ pub fn routes() -> Router<SimRef> {
             get(tokens::get_one).delete(tokens::revoke),
         )
         .route("/api/task/{id}", get(tokens::task))
+        .route("/api/versions", get(legacy::versions))
         .route("/api/sessions", post(legacy::login))
         .route("/api/login", post(legacy::login))
         .route("/api/org", get(legacy::org_list))
         .route("/api/org/", get(legacy::org_list))
+        .route("/api/org/{id}", get(legacy::org))
         .route(
             "/_sim/vcd/options",
             get(admin_get_options).put(admin_put_options),
         )
+}
+
+/// The routes Cloud Director serves only on an address of its own (`sim serve --listen-vcd`):
+/// the current session `GET`/`DELETE /api/session`, which pyvcloud calls after every login.
+/// On the shared port that path is vSphere's `/api` session (`POST`/`GET`/`DELETE
+/// /api/session`); there Cloud Director keeps `/api/sessions` (plural), `/api/versions`,
+/// `/api/org…` and `/cloudapi/…`, so each request has exactly one owner.
+pub fn own_port_routes() -> Router<SimRef> {
+    routes().route("/api/session", get(legacy::current).delete(legacy::logout))
 }
 
 /// A refused request; answered with its status and the OpenAPI error body
@@ -475,8 +510,10 @@ fn version_number(version: &str) -> (u32, u32) {
 pub(crate) struct Caller {
     pub user: User,
     pub kind: AccessKind,
+    /// For an API-token session, the token it was granted with (`None` for a token the
+    /// simulator never issued).
+    pub api_token: Option<String>,
     pub session_id: String,
-    pub token_digest: String,
 }
 
 pub(crate) fn caller(
@@ -489,8 +526,14 @@ pub(crate) fn caller(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .trim();
-    let token = match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+    let legacy = headers
+        .get(LEGACY_AUTH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let token = match (value.split_once(' '), legacy) {
+        (Some((scheme, token)), _) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        (_, Some(token)) => token,
         _ => return Err(unauthorized("Missing or unsupported Authorization header")),
     };
     let token_digest = digest(token);
@@ -506,8 +549,8 @@ pub(crate) fn caller(
     Ok(Caller {
         user: user.clone(),
         kind: access.kind.clone(),
+        api_token: access.api_token.clone(),
         session_id: access.session_id.clone(),
-        token_digest,
     })
 }
 

@@ -115,17 +115,18 @@ pub(super) fn grant(
     response
 }
 
-/// The 200 reply of a grant: a new access token for `user`'s API-token session, and
-/// `refresh_token`.
+/// The 200 reply of a grant: a new access token for `user`'s session of API token
+/// `token_id`, and `refresh_token`.
 pub(super) fn grant_reply(
     sim: &Sim,
     state: &mut VcdState,
-    user: &User,
+    (user, token_id): (&User, Option<String>),
     now: DateTime<Utc>,
     refresh_token: Value,
 ) -> Response {
     let ttl = ttl(sim);
-    let (access_token, _) = state.issue_access_token(user, AccessKind::ApiToken, now, ttl);
+    let (access_token, _) =
+        state.issue_access_token(user, AccessKind::ApiToken, token_id, now, ttl);
     let body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -155,6 +156,7 @@ pub(super) fn refresh_grant(
         .values()
         .find(|t| t.secret_digest.as_deref() == Some(secret_digest.as_str()))
         .cloned();
+    let token_id = issued.as_ref().map(|t| t.id.clone());
     let user = match issued {
         Some(token) => {
             if !token.org.eq_ignore_ascii_case(org) {
@@ -183,7 +185,7 @@ pub(super) fn refresh_grant(
     } else {
         json!(secret)
     };
-    grant_reply(sim, state, &user, now, refresh)
+    grant_reply(sim, state, (&user, token_id), now, refresh)
 }
 
 /// The one-time grant: a password session's JWT plus a registered `client_id` give the new
@@ -231,7 +233,7 @@ pub(super) fn initial_grant(
     if let Some(stored) = state.tokens.get_mut(&token_id) {
         stored.secret_digest = Some(digest(&secret));
     }
-    grant_reply(sim, state, &user, now, json!(secret))
+    grant_reply(sim, state, (&user, Some(token_id)), now, json!(secret))
 }
 
 pub(super) async fn provider_register(

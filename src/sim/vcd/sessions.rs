@@ -76,7 +76,8 @@ pub(crate) fn open_session(
     let Some(user) = state.add_user(&user, &org) else {
         return Err(unauthorized("Invalid credentials"));
     };
-    let (jwt, session_id) = state.issue_access_token(&user, AccessKind::Password, now, ttl(sim));
+    let (jwt, session_id) =
+        state.issue_access_token(&user, AccessKind::Password, None, now, ttl(sim));
     Ok(OpenedSession {
         user,
         jwt,
@@ -162,7 +163,11 @@ pub(super) async fn logout(State(sim): State<SimRef>, headers: HeaderMap) -> Res
     let mut guard = sim.state.lock().await;
     match versioned_caller(&headers, &guard.vcd, now, MIN_SESSION_API_VERSION) {
         Ok(caller) => {
-            guard.vcd.access_tokens.remove(&caller.token_digest);
+            // Every token of the session: its JWT and a legacy `x-vcloud-authorization`.
+            guard
+                .vcd
+                .access_tokens
+                .retain(|_, token| token.session_id != caller.session_id);
             sim.persist(&mut guard);
             StatusCode::NO_CONTENT.into_response()
         }

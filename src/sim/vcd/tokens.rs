@@ -213,16 +213,16 @@ fn token_json(state: &VcdState, token: &ApiToken) -> Value {
     })
 }
 
-/// Whether `caller` may see `token`: API-token sessions see their own tokens only; password
-/// sessions of the System org see all, tenant ones those of their org.
+/// Whether `caller` may see `token`. A session opened from an API token sees that token's
+/// own entry and nothing else: it may not view other tokens (seed `004`; `vcd.md` §7;
+/// `../shared/api/README.md`, "Corrections"). Password sessions see their own tokens, all
+/// of them in the System org, those of their org in a tenant.
 fn visible(caller: &Caller, token: &ApiToken) -> bool {
-    if token.owner_id == caller.user.id {
-        return true;
-    }
     match caller.kind {
-        AccessKind::ApiToken => false,
+        AccessKind::ApiToken => caller.api_token.as_deref() == Some(token.id.as_str()),
         AccessKind::Password => {
-            caller.user.org.eq_ignore_ascii_case(SYSTEM_ORG)
+            token.owner_id == caller.user.id
+                || caller.user.org.eq_ignore_ascii_case(SYSTEM_ORG)
                 || caller.user.org.eq_ignore_ascii_case(&token.org)
         }
     }

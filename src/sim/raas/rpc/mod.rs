@@ -1366,6 +1366,53 @@ mod tests {
     }
 
     #[test]
+    fn schedules_in_the_past_are_listed_only_with_show_past() {
+        let mut state = RaasState::default_estate();
+        let at = |days: i64| {
+            (Utc::now() + chrono::Duration::days(days))
+                .format("%Y-%m-%dT%H:%M")
+                .to_string()
+        };
+        let timings = [
+            ("fired", json!({"once": at(-1)})),
+            ("ended", json!({"minutes": 5, "until": at(-1)})),
+            ("pending", json!({"once": at(1)})),
+            (
+                "offset",
+                json!({"once": (Utc::now() - chrono::Duration::hours(1)).to_rfc3339()}),
+            ),
+        ];
+        for (name, schedule) in timings {
+            let reply = call(
+                &mut state,
+                "schedule",
+                "save",
+                json!({"name": name, "schedule": schedule, "fun": "test.ping"}),
+            );
+            assert_eq!(reply["error"], Value::Null, "{name}");
+        }
+        let names = |reply: Value| -> Vec<String> {
+            let mut names: Vec<String> = reply["ret"]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let shown = call(&mut state, "schedule", "get", json!({}));
+        assert_eq!(names(shown), ["Nightly highstate", "pending"]);
+        let all = call(&mut state, "schedule", "get", json!({"show_past": true}));
+        assert_eq!(
+            names(all),
+            ["Nightly highstate", "ended", "fired", "offset", "pending"]
+        );
+        let by_name = call(&mut state, "schedule", "get", json!({"names": ["fired"]}));
+        assert_eq!(by_name["ret"]["count"], 0);
+    }
+
+    #[test]
     fn schedule_update_deletes_fields_and_checks_references() {
         let mut state = RaasState::default_estate();
         let uuid = call(
@@ -1387,6 +1434,35 @@ mod tests {
         let stored = &state.schedules[&uuid];
         assert_eq!(stored.masters, None);
         assert!(!stored.enabled);
+        // `schedule` keys merge; `delete_fields` also removes schedule keys.
+        let reply = call(
+            &mut state,
+            "schedule",
+            "update",
+            json!({"uuid": uuid, "schedule": {"cron": "0 3 * * *", "until": "2099-01-01T00:00"}}),
+        );
+        assert_eq!(reply["error"], Value::Null);
+        assert_eq!(
+            Value::Object(state.schedules[&uuid].schedule.clone()),
+            json!({"minutes": 5, "cron": "0 3 * * *", "until": "2099-01-01T00:00"})
+        );
+        let reply = call(
+            &mut state,
+            "schedule",
+            "update",
+            json!({"uuid": uuid, "schedule": {"hours": 2}, "delete_fields": ["minutes", "cron", "until", "tgt_uuid"]}),
+        );
+        assert_eq!(reply["error"], Value::Null);
+        let stored = &state.schedules[&uuid];
+        assert_eq!(Value::Object(stored.schedule.clone()), json!({"hours": 2}));
+        assert_eq!(stored.tgt_uuid, None);
+        let reply = call(
+            &mut state,
+            "schedule",
+            "update",
+            json!({"uuid": uuid, "delete_fields": ["name"]}),
+        );
+        assert_eq!(reply["error"]["code"], CODE_VALIDATION);
         let reply = call(
             &mut state,
             "schedule",

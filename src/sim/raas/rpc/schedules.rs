@@ -54,7 +54,8 @@ pub(super) const SCHEDULE_KEYS: &[&str] = &[
 ];
 /// Smallest interval in seconds a schedule may use.
 pub const MIN_SCHEDULE_SECONDS: i64 = 60;
-/// Fields `schedule.update` may remove with `delete_fields`.
+/// Top-level fields `schedule.update` may remove with `delete_fields`; the keys of the
+/// `schedule` dict ([`SCHEDULE_KEYS`]) may be removed too.
 pub(super) const DELETABLE_FIELDS: &[&str] = &[
     "masters", "cmd", "arg", "tgt", "tgt_uuid", "job_uuid", "fun",
 ];
@@ -162,11 +163,14 @@ pub(super) fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let cmd = call.str("cmd").map(str::to_owned);
     let enabled = call.bool("enabled");
     let tgt = call.value("tgt").cloned();
+    let show_past = call.bool("show_past").unwrap_or(false);
     let call: &Call<'_> = call;
+    let now = call.now;
     let items: Vec<&Schedule> = call
         .state
         .schedules
         .values()
+        .filter(|s| show_past || !lies_in_the_past(s, now))
         .filter(|s| uuid.as_deref().is_none_or(|u| s.uuid == u))
         .filter(|s| names.as_ref().is_none_or(|n| n.contains(&s.name)))
         .filter(|s| query.as_deref().is_none_or(|q| call.matches(&s.name, q)))
@@ -203,6 +207,45 @@ pub(super) fn schedule_get(call: &mut Call<'_>) -> Result<Value, RpcFault> {
         })
         .collect();
     call.page(items, &SCHEDULE_LISTING)
+}
+
+/// Whether a schedule lies in the past: its `once` time or its `until` date has passed.
+/// `schedule.get` leaves such schedules out unless `show_past` is true (D2, `schedule.get`,
+/// `GetSchedulerSchema`: `show_past`, default false, "include entries that were scheduled to
+/// run in the past"). Times without an offset are read as UTC: the simulator has no time zone
+/// database, so a schedule's `timezone` moves the moment by its offset at most.
+pub(super) fn lies_in_the_past(schedule: &Schedule, now: DateTime<Utc>) -> bool {
+    ["once", "until"].iter().any(|key| {
+        schedule
+            .schedule
+            .get(*key)
+            .and_then(Value::as_str)
+            .and_then(schedule_time)
+            .is_some_and(|at| at <= now)
+    })
+}
+
+/// A schedule date-time (ISO 8601, as `dateutil` reads it): with an offset, or without one
+/// (then UTC). `None` when it is in another format (`once_fmt`, `until_fmt`).
+fn schedule_time(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.with_timezone(&Utc));
+    }
+    [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+    })
+    .map(|naive| naive.and_utc())
 }
 
 /// Checks the references and enums shared by `schedule.save` and `schedule.update`.
@@ -273,7 +316,15 @@ pub(super) fn schedule_update(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     };
     let delete_fields = call.strings("delete_fields").unwrap_or_default();
     for field in &delete_fields {
-        check_enum(Some(field), DELETABLE_FIELDS)?;
+        let field = field.as_str();
+        if !DELETABLE_FIELDS.contains(&field) && !SCHEDULE_KEYS.contains(&field) {
+            let known: Vec<&str> = DELETABLE_FIELDS
+                .iter()
+                .chain(SCHEDULE_KEYS)
+                .copied()
+                .collect();
+            return Err(not_one_of(field, &known));
+        }
     }
     let name = call.str("name").map(str::to_owned);
     let body = call.value("schedule").and_then(Value::as_object).cloned();
@@ -290,8 +341,12 @@ pub(super) fn schedule_update(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     if let Some(name) = name {
         schedule.name = name;
     }
+    // A partial update: the `schedule` keys given replace those stored, the others stay
+    // until `delete_fields` names them (D2, `schedule.update`, `UpdateSchedulerSchema`:
+    // `delete_fields`, "List of fields to remove from the schedule"; README.md "Corrections
+    // after the audit").
     if let Some(body) = body {
-        schedule.schedule = body;
+        schedule.schedule.extend(body);
     }
     if masters.is_some() {
         schedule.masters = masters;
@@ -330,7 +385,10 @@ pub(super) fn schedule_update(call: &mut Call<'_>) -> Result<Value, RpcFault> {
             "tgt" => schedule.tgt = None,
             "tgt_uuid" => schedule.tgt_uuid = None,
             "job_uuid" => schedule.job_uuid = None,
-            _ => schedule.fun = None,
+            "fun" => schedule.fun = None,
+            key => {
+                schedule.schedule.remove(key);
+            }
         }
     }
     Ok(json!(uuid))
