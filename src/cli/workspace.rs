@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{Failure, Reporter};
+use crate::apply::lock::EstateKey;
 use crate::model::{Address, Model, SecretSource, SecretValue, SystemType};
 use crate::plan::{self, LiveState, Plan, ProviderSet};
 use crate::sim::{SimConfig, SimHandle};
@@ -18,6 +19,9 @@ pub struct Workspace {
     pub scope: BTreeSet<Address>,
     pub targets: Vec<Address>,
     pub providers: ProviderSet,
+    /// The estate each connection manages, by connection name, as the manifests name it
+    /// (before `--sim` points the connections elsewhere): what apply locks.
+    pub estates: std::collections::BTreeMap<String, EstateKey>,
     /// Kept alive for the duration of the command.
     pub sim: Option<SimHandle>,
 }
@@ -53,6 +57,24 @@ impl Workspace {
         let mut model = load_model(paths, reporter)?;
         let targets = parse_targets(&model, targets)?;
         let scope = plan::scope(&model, &targets);
+        // With `--sim` the estate is the simulator's state file in this directory.
+        let sim_state = sim.map(|_| {
+            let path = std::env::current_dir()
+                .unwrap_or_default()
+                .join(SIM_STATE_FILE);
+            format!("file://{}", path.display())
+        });
+        let estates = model
+            .connections
+            .iter()
+            .map(|(name, connection)| {
+                let mut key = EstateKey::of(&connection.config);
+                if let Some(state) = &sim_state {
+                    key.url.clone_from(state);
+                }
+                (name.clone(), key)
+            })
+            .collect();
         let sim = if let Some(time_scale) = sim {
             let handle = start_sim(time_scale).await?;
             point_at_sim(&mut model, &handle.base_url);
@@ -66,16 +88,30 @@ impl Workspace {
             scope,
             targets,
             providers,
+            estates,
             sim,
         })
     }
 
-    /// Reads live state and plans.
+    /// Reads live state and plans, printing the plan's warnings.
     pub async fn plan(
         &self,
         parallelism: usize,
         options: plan::PlanOptions,
         reporter: &Reporter,
+    ) -> Result<(Plan, LiveState), Failure> {
+        let (plan, live) = self.plan_silently(parallelism, options).await?;
+        for warning in &plan.warnings {
+            reporter.warning(&format!("{}: {}", warning.address, warning.message));
+        }
+        Ok((plan, live))
+    }
+
+    /// Reads live state and plans; warnings stay in the plan.
+    pub async fn plan_silently(
+        &self,
+        parallelism: usize,
+        options: plan::PlanOptions,
     ) -> Result<(Plan, LiveState), Failure> {
         let live = plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism)
             .await
@@ -85,10 +121,16 @@ impl Workspace {
                 )
             })?;
         let plan = plan::make_plan(&self.model, &self.scope, &live, options);
-        for warning in &plan.warnings {
-            reporter.warning(&format!("{}: {}", warning.address, warning.message));
-        }
         Ok((plan, live))
+    }
+
+    /// The estates `plan` changes: what an apply of it must lock.
+    pub fn estates_changed_by(&self, plan: &Plan) -> std::collections::BTreeSet<EstateKey> {
+        plan.changes
+            .iter()
+            .filter(|c| c.is_change())
+            .filter_map(|c| self.estates.get(&c.connection).cloned())
+            .collect()
     }
 
     pub async fn close(self) {
