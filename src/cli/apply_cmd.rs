@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -38,14 +37,21 @@ pub async fn run(
         reporter,
     )
     .await?;
-    let backend = apply::lock::file::FileBackend::per_user();
+    // Connected before any API call: an unreachable lock database changes nothing.
+    let backend = match super::lock_cmd::open_backend(&args.lock).await {
+        Ok(backend) => backend,
+        Err(failure) => {
+            workspace.close().await;
+            return Err(failure);
+        }
+    };
     let code = run_in(
         &args,
         global,
         reporter,
         &workspace,
         saved.as_ref(),
-        &backend,
+        backend.as_ref(),
     )
     .await;
     workspace.close().await;
@@ -78,11 +84,11 @@ async fn plan_under_lock(
         let all: BTreeSet<EstateKey> = held.union(&wanted).cloned().collect();
         locks.release().await;
         let progress = |line: &str| reporter.note(line);
-        locks = acquire_all(backend, &all, &me, Waiting::new(Duration::ZERO), &progress)
+        locks = acquire_all(backend, &all, &me, Waiting::new(args.lock_timeout), &progress)
             .await
             .map_err(|err| {
                 Failure::from(err).with_hint(
-                    "wait for the other apply to finish and run this one again; `sextant plan` shows what is left",
+                    "wait for the other apply to finish and run this one again, or pass `--lock-timeout 10m` to wait for it; `sextant lock status` lists the holders",
                 )
             })?;
         tracing::debug!(locks = ?all.iter().map(ToString::to_string).collect::<Vec<_>>(), backend = %backend.describe(), "locked");

@@ -7,9 +7,12 @@
 //! a set of keys in sorted order (so two applies never deadlock) and owns waiting and its
 //! deadline. The executor knows nothing of locks: a lost lock reaches it as a cancellation.
 //!
-//! Backends: [`file`] (the default: per-user lock files, one machine).
+//! Backends: [`file`] (the default: per-user lock files, one machine) and [`postgres`]
+//! (session-level advisory locks, any number of machines). A Kubernetes Lease or a Consul
+//! session would be one more implementation of [`LockBackend`] (see `docs/locking.md`).
 
 pub mod file;
+pub mod postgres;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -27,8 +30,8 @@ pub struct EstateKey {
     /// Scheme, host and port (default ports left out), path without a trailing slash; never
     /// userinfo, query or fragment.
     pub url: String,
-    /// VMC org id, Cloud Director org (lowercase), cloud RaaS org id; `None` when the
-    /// connection does not name one.
+    /// VMC org id or Cloud Director org (lowercase); `None` when the connection does not
+    /// name one.
     pub org: Option<String>,
 }
 
