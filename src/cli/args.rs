@@ -109,11 +109,15 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum LockCommand {
     /// List the locks held now and who holds them (host, pid, user, since, CI run).
+    ///
+    /// Example: sextant lock status --lock "$SEXTANT_LOCK_URL"
     Status(LockStatusArgs),
     /// End the session of a stuck holder so its lock goes (PostgreSQL: pg_terminate_backend).
     ///
     /// The holder's apply loses its lock, starts no new action and exits 1. Asks for
     /// confirmation unless --yes is given.
+    ///
+    /// Example: sextant lock release 'raas:https://salt.example.com' --force
     Release(LockReleaseArgs),
 }
 
