@@ -912,6 +912,9 @@ async fn vcd_lost_registration_is_adopted_and_invalid_grant_is_retried_once() {
         log,
         vec![
             format!("login {accept}"),
+            // No twin created since the plan read the tokens.
+            "list (name==ci-token;owner.name==administrator;(type==PROXY,type==REFRESH))"
+                .to_string(),
             "register \"ci-token\"".to_string(),
             "list (name==ci-token;owner.name==administrator;(type==PROXY,type==REFRESH))"
                 .to_string(),

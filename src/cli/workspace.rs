@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::{Failure, GlobalArgs, Reporter};
 use crate::model::{Address, Connection, Model, SecretSource, SecretValue, SystemType};
 use crate::plan::saved::ManifestDigest;
+use crate::apply::lock::EstateKey;
 use crate::plan::{self, LiveState, Plan, ProviderSet};
 use crate::sim::{SimConfig, SimHandle};
 
@@ -21,6 +22,9 @@ pub struct Workspace {
     pub providers: ProviderSet,
     /// The manifests as written (before `--sim` rewrites the connections), for saved plans.
     pub digest: ManifestDigest,
+    /// The estate each connection manages, by connection name, as the manifests name it
+    /// (before `--sim` points the connections elsewhere): what apply locks.
+    pub estates: std::collections::BTreeMap<String, EstateKey>,
     /// Kept alive for the duration of the command.
     pub sim: Option<SimHandle>,
 }
@@ -116,6 +120,24 @@ impl Workspace {
             scope.retain(|a| model.resources.get(a).is_some_and(|r| r.connection == only));
         }
         let digest = ManifestDigest::of(&model);
+        // With `--sim` the estate is the simulator's state file in this directory.
+        let sim_state = sim.map(|_| {
+            let path = std::env::current_dir()
+                .unwrap_or_default()
+                .join(SIM_STATE_FILE);
+            format!("file://{}", path.display())
+        });
+        let estates = model
+            .connections
+            .iter()
+            .map(|(name, connection)| {
+                let mut key = EstateKey::of(&connection.config);
+                if let Some(state) = &sim_state {
+                    key.url.clone_from(state);
+                }
+                (name.clone(), key)
+            })
+            .collect();
         let sim = if let Some(time_scale) = sim {
             let handle = start_sim(time_scale).await?;
             point_at_sim(&mut model, &handle.base_url);
@@ -146,24 +168,12 @@ impl Workspace {
             targets,
             providers,
             digest,
+            estates,
             sim,
         })
     }
 
-    /// Reads live state and plans.
-    pub async fn plan(
-        &self,
-        parallelism: usize,
-        options: plan::PlanOptions,
-        reporter: &Reporter,
-    ) -> Result<(Plan, LiveState), Failure> {
-        let live = self
-            .read_live(parallelism)
-            .await
-            .map_err(|failure| listing_failure(failure, reporter))?;
-        Ok((self.plan_from(&live, options, reporter), live))
-    }
-
+    /// Reads live state and plans, printing the plan's warnings.
     /// Reads the live state of everything in scope.
     pub async fn read_live(&self, parallelism: usize) -> Result<LiveState, plan::ListFailure> {
         plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism).await
@@ -181,6 +191,30 @@ impl Workspace {
             reporter.warning(&format!("{}: {}", warning.address, warning.message));
         }
         plan
+    }
+
+    /// Reads live state and plans; warnings stay in the plan.
+    pub async fn plan_silently(
+        &self,
+        parallelism: usize,
+        options: plan::PlanOptions,
+        reporter: &Reporter,
+    ) -> Result<(Plan, LiveState), Failure> {
+        let live = self
+            .read_live(parallelism)
+            .await
+            .map_err(|failure| listing_failure(failure, reporter))?;
+        let plan = plan::make_plan(&self.model, &self.scope, &live, options);
+        Ok((plan, live))
+    }
+
+    /// The estates `plan` changes: what an apply of it must lock.
+    pub fn estates_changed_by(&self, plan: &Plan) -> std::collections::BTreeSet<EstateKey> {
+        plan.changes
+            .iter()
+            .filter(|c| c.is_change())
+            .filter_map(|c| self.estates.get(&c.connection).cloned())
+            .collect()
     }
 
     pub async fn close(self) {

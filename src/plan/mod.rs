@@ -22,7 +22,7 @@ use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 pub use diff::{
     FieldChange, SpecDiff, UNKNOWN, diff_compact, diff_spec, resolve_references, substitute,
 };
-pub use live::{ListError, ListFailure, LiveMatch, LiveState, ProviderSet, read_live_state};
+pub use live::{ListError, ListFailure, LiveMatch, LiveState, ProviderSet, Twin, read_live_state};
 pub use order::{OrderError, order_changes};
 
 /// What apply will do to one resource.
@@ -309,12 +309,7 @@ fn decide(
 ) -> Result<ResourceChange, String> {
     let rules = rules_for(resource.address.kind);
     let (object, attempt) = match found {
-        LiveMatch::Ambiguous { count } => {
-            return Err(format!(
-                "{count} live objects are named `{}`; sextant will not guess which one is meant — rename or remove the extra ones",
-                resource.address.name
-            ));
-        }
+        LiveMatch::Ambiguous { objects } => return Err(ambiguity(resource, objects)),
         LiveMatch::Missing { seen } => (None, *seen),
         LiveMatch::Found { object, seen } => (Some(object), *seen),
     };
@@ -456,6 +451,40 @@ fn decide(
         }
     }
     Ok(change)
+}
+
+/// Says which live objects share the resource's name and how to resolve it.
+fn ambiguity(resource: &Resource, twins: &[Twin]) -> String {
+    let listed: Vec<String> = twins
+        .iter()
+        .map(|twin| match &twin.created {
+            Some(created) => format!("`{}` (created {created})", twin.id),
+            None => format!("`{}`", twin.id),
+        })
+        .collect();
+    let when = if twins.iter().all(|t| t.created.is_none()) {
+        " (the server does not say when each was created)"
+    } else {
+        ""
+    };
+    format!(
+        "{} live objects are named `{}`: ids {}{when}; sextant will not guess which one is meant — keep one and delete the others on the server (when they are alike, they are usually a duplicate left by two applies at once: keep the oldest), or rename them, then run `sextant plan` again",
+        twins.len(),
+        resource.address.name,
+        listed.join(", ")
+    )
+}
+
+fn strip_local(spec: &Value, local: &[&str]) -> Value {
+    match spec {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !local.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// Whether a spec key names a secret, whose value is masked leaf by leaf in every rendering.

@@ -3,6 +3,7 @@
 
 pub mod estate;
 pub mod sdk;
+pub mod postgres;
 
 /// One connection of each system, all pointing at the simulator at `url`, with secrets read
 /// from the `SEXTANT_T_*` environment variables; the RaaS connection is called `raas_name`.

@@ -65,10 +65,15 @@ impl RaasProvider {
     ) -> ProviderResult<Vec<ProviderResult<Outcome>>> {
         let mut refs = References::default();
         refs.prefetch(self, requests).await?;
+        let mut twins = self.find_twins(requests).await?;
         let mut results: Vec<Option<ProviderResult<Outcome>>> = Vec::new();
         let mut pending: Vec<(usize, RpcCall)> = Vec::new();
         for (index, request) in requests.iter().enumerate() {
             results.push(None);
+            if let Some(found) = twins.remove(&index) {
+                results[index] = Some(found.map(uuid_outcome));
+                continue;
+            }
             match self.create_call(request, &mut refs).await {
                 Ok(call) => pending.push((index, call)),
                 Err(err) => results[index] = Some(Err(err)),
@@ -258,6 +263,92 @@ impl RaasProvider {
                 self.connection
             ))),
         }
+    }
+
+    /// Objects of the requests' names that exist already, by request index, for the kinds
+    /// without a client-chosen id (target groups, schedules): a racing twin — another apply,
+    /// another tool — may have created one since the plan listed, and a second save would
+    /// duplicate it. One lookup per kind; two objects of one name are an error for that
+    /// request.
+    async fn find_twins(
+        &self,
+        requests: &[CreateRequest<'_>],
+    ) -> ProviderResult<HashMap<usize, ProviderResult<String>>> {
+        let mut found = HashMap::new();
+        for kind in [Kind::SaltTarget, Kind::SaltSchedule] {
+            let indices: Vec<usize> = (0..requests.len())
+                .filter(|i| requests[*i].address.kind == kind)
+                .collect();
+            let names: std::collections::BTreeSet<&str> = indices
+                .iter()
+                .map(|i| requests[*i].address.name.as_str())
+                .collect();
+            let uuids: HashMap<&str, Vec<String>> = match names.len() {
+                0 => continue,
+                1 => {
+                    let name = names.iter().next().copied().unwrap_or_default();
+                    match self.find_uuid(kind, name).await {
+                        Ok(uuid) => HashMap::from([(name, uuid.into_iter().collect())]),
+                        Err(err) => {
+                            let message = err.to_string();
+                            for index in indices {
+                                found.insert(index, Err(ProviderError::Invalid(message.clone())));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    let items = match kind {
+                        Kind::SaltTarget => self.list_targets().await?,
+                        // `show_past`: fired `once` schedules are hidden without it (the
+                        // audit's correction, `api_discovery.json` `schedule.get`).
+                        _ => {
+                            let filters = json!({"names": names, "show_past": true});
+                            let Value::Object(filters) = filters else {
+                                continue;
+                            };
+                            self.list_all("schedule", "get", filters).await?
+                        }
+                    };
+                    let mut uuids: HashMap<&str, Vec<String>> = HashMap::new();
+                    for item in &items {
+                        if let (Some(name), Some(uuid)) =
+                            (str_field(item, "name"), str_field(item, "uuid"))
+                            && let Some(name) = names.get(name)
+                        {
+                            uuids.entry(name).or_default().push(uuid.to_string());
+                        }
+                    }
+                    uuids
+                }
+            };
+            for index in indices {
+                let name = requests[index].address.name.as_str();
+                match uuids.get(name).map(Vec::as_slice) {
+                    None | Some([]) => {}
+                    Some([uuid]) => {
+                        tracing::warn!(
+                            "{kind} `{name}` appeared on connection `{}` after the plan read it (uuid {uuid}); adopting it instead of creating a second one",
+                            self.connection
+                        );
+                        found.insert(index, Ok(uuid.clone()));
+                    }
+                    Some(many) => {
+                        found.insert(
+                            index,
+                            Err(ProviderError::Invalid(format!(
+                                "{} live {kind} objects are named `{name}` on connection `{}` (uuids {}); delete all but one, then run `sextant plan` again",
+                                many.len(),
+                                self.connection,
+                                many.join(", ")
+                            ))),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The uuid behind a referenced name, or an error saying it does not exist.
@@ -519,6 +610,14 @@ impl Provider for RaasProvider {
     async fn create(&self, request: &CreateRequest<'_>) -> ProviderResult<Outcome> {
         let kind = request.address.kind;
         let name = &request.address.name;
+        if kind != Kind::SaltJob
+            && let Some(found) = self
+                .find_twins(std::slice::from_ref(request))
+                .await?
+                .remove(&0)
+        {
+            return found.map(uuid_outcome);
+        }
         let call = self
             .create_call(request, &mut References::default())
             .await?;
