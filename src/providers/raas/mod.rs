@@ -1,7 +1,8 @@
 //! Aria Automation Config / Salt (RaaS) target groups, saved jobs and schedules
-//! (`raas.md` §4–§9): bulk paged listing, normalization into the manifest's spec shape,
-//! create / update / delete with the documented dependency rules, batched saves, and
-//! creates that never duplicate. Login and the RPC transport live in [`session`].
+//! (`raas.md` §4–§9) and the per-role access of jobs and target groups: bulk paged listing,
+//! normalization into the manifest's spec shape, create / update / delete with the
+//! documented dependency rules, batched saves, and creates that never duplicate. Login and
+//! the RPC transport live in [`session`].
 
 pub mod session;
 

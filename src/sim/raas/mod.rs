@@ -3,8 +3,8 @@
 //! username/password login returning a JWT), the JSON-RPC endpoint `/rpc` (also `/raas/rpc`)
 //! with its authentication and XSRF checks, and the `/_sim/raas/` admin hooks.
 //!
-//! Owns [`RaasState`]: target groups, saved jobs, schedules, routed commands, login sessions
-//! and the current XSRF token. The RPC methods live in [`rpc`]. CSP access tokens are only
+//! Owns [`RaasState`]: target groups and saved jobs (with their per-role access), schedules,
+//! routed commands, login sessions, the roles of each user and the current XSRF token. The RPC methods live in [`rpc`]. CSP access tokens are only
 //! read here (through [`super::csp::CspState::validate_access_token`]), never changed.
 
 mod rpc;
