@@ -309,6 +309,36 @@ pub struct TgtEntry {
     pub tgt: String,
 }
 
+/// A permission a role may have on a target group.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetPermission {
+    /// See the group and its definition.
+    Read,
+    /// Change the group.
+    Write,
+    /// Delete the group.
+    Delete,
+    /// RaaS's `discover` access to the group.
+    Discover,
+}
+
+/// A permission a role may have on a saved job.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JobPermission {
+    /// See the job and its definition.
+    Read,
+    /// Change the job.
+    Write,
+    /// Delete the job.
+    Delete,
+    /// RaaS's `discover` access to the job.
+    Discover,
+    /// Run the job.
+    Run,
+}
+
 /// An Aria Automation Config target group.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -318,6 +348,11 @@ pub struct SaltTargetSpec {
     /// Master id (or `*` for every master) → targeting expression.
     #[schemars(extend("minProperties" = 1))]
     pub tgt: BTreeMap<String, TgtEntry>,
+    /// Role name → the permissions it has on the group, e.g. `{Ops: [read, write]}`; a role
+    /// given `[]` has none. Roles not named are left alone unless `access_exclusive: true`.
+    pub access: Option<BTreeMap<String, Vec<TargetPermission>>>,
+    /// Take every permission from roles not named in `access`. Default `false`.
+    pub access_exclusive: Option<bool>,
 }
 
 /// Which Salt client runs a job.
@@ -360,6 +395,11 @@ pub struct SaltJobSpec {
     /// Name of a target group: a declared SaltTarget or one that already exists (such as
     /// `All Minions`).
     pub target: Option<String>,
+    /// Role name → the permissions it has on the job, e.g. `{Ops: [read, run]}`; a role given
+    /// `[]` has none. Roles not named are left alone unless `access_exclusive: true`.
+    pub access: Option<BTreeMap<String, Vec<JobPermission>>>,
+    /// Take every permission from roles not named in `access`. Default `false`.
+    pub access_exclusive: Option<bool>,
 }
 
 /// `splay`: random delay in seconds.

@@ -426,6 +426,25 @@ fn decide(
         .unchanged
         .saturating_sub(dropped.iter().filter(|d| d.after.is_some()).count());
     compared.changes.extend(dropped);
+    let desired_flag = |flag: &str| {
+        resolved
+            .value()
+            .get(flag)
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+    };
+    let (changes, unchanged) = diff::split_by_key(
+        std::mem::take(&mut compared.changes),
+        rules.per_key_fields(),
+        |field| {
+            rules
+                .complete_objects()
+                .iter()
+                .any(|rule| rule.path == field && rule.when.is_none_or(&desired_flag))
+        },
+    );
+    compared.changes = changes;
+    compared.unchanged += unchanged;
     change.unchanged = compared.unchanged;
     if compared.changes.is_empty() {
         return Ok(change);
