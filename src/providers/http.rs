@@ -271,12 +271,18 @@ pub struct HttpClient {
     base_url: String,
     connection: String,
     limit: Arc<Semaphore>,
+    /// Shared by every clone: it is the connection's budget, not one request's.
+    budget: Arc<RetryBudget>,
+}
+
+/// How long and how often one connection's requests are tried.
+struct RetryBudget {
     max_retries: u32,
     timeout: Duration,
     deadline: Duration,
     /// Set when a request gave up because the host could not be reached; cleared by the next
-    /// answer. Shared by every clone: it is the connection's budget, not one request's.
-    unreachable: Arc<AtomicBool>,
+    /// answer.
+    unreachable: AtomicBool,
 }
 
 impl HttpClient {
@@ -328,10 +334,12 @@ impl HttpClient {
             base_url: config.url.trim_end_matches('/').to_string(),
             connection: connection.to_string(),
             limit: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
-            max_retries: config.max_retries,
-            timeout: config.timeout,
-            deadline: config.request_deadline,
-            unreachable: Arc::new(AtomicBool::new(false)),
+            budget: Arc::new(RetryBudget {
+                max_retries: config.max_retries,
+                timeout: config.timeout,
+                deadline: config.request_deadline,
+                unreachable: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -344,7 +352,7 @@ impl HttpClient {
     }
 
     pub fn max_retries(&self) -> u32 {
-        self.max_retries
+        self.budget.max_retries
     }
 
     /// Sends a request, retrying what is safe to retry, and returns the final response of any
@@ -362,15 +370,16 @@ impl HttpClient {
         let log_path = url_path(&url);
         let request_started = Instant::now();
         // With the budget spent by an earlier request, one attempt only.
-        let max_retries = if self.unreachable.load(Ordering::Relaxed) {
+        let budget = &*self.budget;
+        let max_retries = if budget.unreachable.load(Ordering::Relaxed) {
             0
         } else {
-            self.max_retries
+            budget.max_retries
         };
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
-            let remaining = self.deadline.saturating_sub(request_started.elapsed());
+            let remaining = budget.deadline.saturating_sub(request_started.elapsed());
             let result = {
                 let _permit = self
                     .limit
@@ -381,7 +390,7 @@ impl HttpClient {
                         path: log_path.clone(),
                         message: "the connection's request limiter was closed".to_string(),
                     })?;
-                self.send_once(&request, &url, self.timeout.min(remaining))
+                self.send_once(&request, &url, budget.timeout.min(remaining))
                     .await
             };
             let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -399,14 +408,14 @@ impl HttpClient {
                     connection = %self.connection,
                     method = %request.method,
                     path = %log_path,
-                    error = %failure_message(err, self.timeout),
+                    error = %failure_message(err, budget.timeout),
                     elapsed_ms,
                     attempt,
                     "http request failed"
                 ),
             }
             if result.is_ok() {
-                self.unreachable.store(false, Ordering::Relaxed);
+                budget.unreachable.store(false, Ordering::Relaxed);
             }
             let decision = retry_decision(&request, &result);
             let mut past_deadline = false;
@@ -414,7 +423,7 @@ impl HttpClient {
                 && attempt < max_retries
             {
                 let delay = hint.map_or_else(|| backoff(attempt), with_jitter);
-                if request_started.elapsed() + delay < self.deadline {
+                if request_started.elapsed() + delay < budget.deadline {
                     self.announce_retry(
                         &request,
                         &url,
@@ -445,7 +454,7 @@ impl HttpClient {
                 }),
                 Err(Failure::Transport(err)) => {
                     if err.is_connect() {
-                        self.unreachable.store(true, Ordering::Relaxed);
+                        budget.unreachable.store(true, Ordering::Relaxed);
                     }
                     let mut message = format!(
                         "{} `{}`: {}",
@@ -455,7 +464,7 @@ impl HttpClient {
                             "no answer from"
                         },
                         host_of(&url),
-                        transport_cause(&err, self.timeout)
+                        transport_cause(&err, budget.timeout)
                     );
                     if attempts > 1 || past_deadline {
                         message.push_str(&format!(
@@ -464,7 +473,7 @@ impl HttpClient {
                             if past_deadline {
                                 format!(
                                     ": another would pass the `request_deadline` of {}",
-                                    humantime::format_duration(self.deadline)
+                                    humantime::format_duration(budget.deadline)
                                 )
                             } else {
                                 String::new()
@@ -501,7 +510,7 @@ impl HttpClient {
         let wait = format_delay(delay);
         match result {
             Err(failure) => {
-                let cause = failure_message(failure, self.timeout);
+                let cause = failure_message(failure, self.budget.timeout);
                 tracing::warn!(
                     "connection `{}`: retrying {} {target} in {wait}: {cause} (attempt {next_attempt} of {attempts})",
                     self.connection,
