@@ -48,6 +48,10 @@ pub async fn run(
         Failure::from(err).with_hint("wait for the other apply to finish; in CI, use a concurrency group so applies never overlap")
     })?;
     let workspace = Workspace::open(&paths, &targets, args.sim.time_scale(), reporter).await?;
+    if let Err(failure) = workspace.check_credentials(reporter) {
+        workspace.close().await;
+        return Err(failure);
+    }
     let code = run_in(&args, global, reporter, &workspace, saved.as_ref()).await;
     workspace.close().await;
     code

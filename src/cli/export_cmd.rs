@@ -23,6 +23,10 @@ pub async fn run(args: ExportArgs, reporter: &Reporter) -> Result<i32, Failure> 
         reporter,
     )
     .await?;
+    if let Err(failure) = workspace.check_credentials(reporter) {
+        workspace.close().await;
+        return Err(failure);
+    }
     let result = export(&args, &workspace, reporter).await;
     workspace.close().await;
     result

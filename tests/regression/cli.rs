@@ -286,6 +286,23 @@ async fn plan_json_fills_errored_and_errors_on_stdout_when_a_connection_fails() 
         "{message}"
     );
     assert_eq!(plan["resource_changes"], Value::Array(Vec::new()));
+
+    // A credential that cannot be read is a connection failure too.
+    let output = estate
+        .command(&["plan", "--format", "json", "manifests"])
+        .env_remove("SEXTANT_T_VSPHERE_PASSWORD")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(plan["errored"], true, "{plan}");
+    assert_eq!(
+        plan["errors"][0]["address"], "VirtualMachine/db-01",
+        "{plan}"
+    );
+    let message = plan["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("SEXTANT_T_VSPHERE_PASSWORD"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
