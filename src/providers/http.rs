@@ -867,6 +867,41 @@ mod tests {
     }
 
     #[test]
+    fn messages_name_the_host_but_never_credentials_or_queries() {
+        let url = "https://ci:hunter2@vc.example.com:8443/rest/x?api_token=abc";
+        assert_eq!(host_of(url), "vc.example.com:8443");
+        assert_eq!(display_url(url), "https://vc.example.com:8443/rest/x");
+        assert_eq!(format_delay(Duration::from_millis(480)), "0.5 s");
+        assert_eq!(format_delay(Duration::from_secs(30)), "30 s");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_spends_the_connection_budget_until_an_answer() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut config = ConnectionConfig::with_defaults(crate::model::SystemType::Vsphere);
+        config.url = format!("http://127.0.0.1:{port}");
+        config.max_retries = 1;
+        let client = HttpClient::new("c", &config).unwrap();
+        let first = client.send(HttpRequest::get("/a")).await.unwrap_err();
+        let text = first.to_string();
+        assert!(
+            text.contains(&format!("cannot connect to `127.0.0.1:{port}`"))
+                && text.contains("gave up after 2 attempts"),
+            "{text}"
+        );
+        // The budget is spent: the next request is tried once, at once.
+        let second = client
+            .clone()
+            .send(HttpRequest::get("/b"))
+            .await
+            .unwrap_err();
+        assert!(!second.to_string().contains("attempts"), "{second}");
+    }
+
+    #[test]
     fn retry_after_is_read_in_seconds() {
         let mut headers = HeaderMap::new();
         headers.insert("retry-after", HeaderValue::from_static("3"));

@@ -679,3 +679,47 @@ async fn the_readme_tour_runs_as_written_after_the_quickstart() {
     }
     assert!(ran.len() >= 6, "{ran:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raas_server_that_hangs_up_is_tried_max_retries_plus_one_times_not_more() {
+    // A server that accepts every connection and closes it at once, counting them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let estate = Estate::start(240.0).await;
+    estate.write(
+        "connections.yaml",
+        &format!(
+            "kind: Connection\nname: salt\nspec:\n  type: raas\n  url: http://127.0.0.1:{port}\n  max_retries: 2\n  username: u\n  password: {{ env: SEXTANT_T_VCD_PASSWORD }}\n"
+        ),
+    );
+    estate.write(
+        "salt.yaml",
+        "kind: SaltTarget\nname: web servers\nspec: { tgt: { \"*\": { tgt_type: glob, tgt: \"web-*\" } } }\n",
+    );
+    let run = estate.run(&["plan", "manifests"]).await;
+    server.abort();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    // One budget for the one request that failed: nothing resends around it.
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("(attempt 3 of 3)"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("no answer from `127.0.0.1:{port}`"))
+            && run.stderr.contains("gave up after 3 attempts"),
+        "{}",
+        run.stderr
+    );
+}
