@@ -46,6 +46,10 @@ pub async fn run(
     };
     let workspace =
         Workspace::open(&paths, &targets, args.sim.time_scale(), global, reporter).await?;
+    if let Err(failure) = workspace.check_credentials(reporter) {
+        workspace.close().await;
+        return Err(failure);
+    }
     // Connected before any API call: an unreachable lock database changes nothing.
     let backend = match super::lock_cmd::open_backend(&args.lock).await {
         Ok(backend) => backend,

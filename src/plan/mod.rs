@@ -165,31 +165,54 @@ impl Plan {
     }
 }
 
-/// A plan that could not be made because listings failed: every resource whose listing
-/// failed is a problem carrying the error (for `plan --format json`).
-pub fn failed_plan(model: &Model, scope: &BTreeSet<Address>, failure: &ListFailure) -> Plan {
+/// Why the live state of some resources could not be read: a connection (and, when only
+/// one listing failed, its kind) with the message to show.
+#[derive(Clone, Debug)]
+pub struct ReadFailure {
+    pub connection: String,
+    /// `None` when every kind of the connection is affected (its credentials, say).
+    pub kind: Option<crate::model::Kind>,
+    pub message: String,
+}
+
+impl ListFailure {
+    /// One [`ReadFailure`] per failed listing.
+    pub fn read_failures(&self) -> Vec<ReadFailure> {
+        self.errors
+            .iter()
+            .map(|err| ReadFailure {
+                connection: err.connection.clone(),
+                kind: Some(err.kind),
+                message: err.chain(),
+            })
+            .collect()
+    }
+}
+
+/// A plan that could not be made: every resource in scope whose live state could not be
+/// read is a problem carrying the reason (for `plan --format json`).
+pub fn failed_plan(model: &Model, scope: &BTreeSet<Address>, failures: &[ReadFailure]) -> Plan {
     let mut problems = Vec::new();
     for address in scope {
         let Some(resource) = model.resources.get(address) else {
             continue;
         };
-        if let Some(err) = failure
-            .errors
-            .iter()
-            .find(|e| e.connection == resource.connection && e.kind == address.kind)
-        {
+        let affected = failures.iter().filter(|f| {
+            f.connection == resource.connection && f.kind.is_none_or(|k| k == address.kind)
+        });
+        for failure in affected {
             problems.push(PlanProblem {
                 address: address.clone(),
-                message: err.chain(),
+                message: failure.message.clone(),
             });
         }
     }
     if problems.is_empty() {
-        // A listing of referenced objects only: name the first declared resource in scope.
+        // A listing of referenced objects only: name the first resource in scope.
         if let Some(address) = scope.iter().next() {
-            problems.extend(failure.errors.iter().map(|err| PlanProblem {
+            problems.extend(failures.iter().map(|f| PlanProblem {
                 address: address.clone(),
-                message: err.chain(),
+                message: f.message.clone(),
             }));
         }
     }
@@ -492,18 +515,6 @@ fn ambiguity(resource: &Resource, twins: &[Twin]) -> String {
         resource.address.name,
         listed.join(", ")
     )
-}
-
-fn strip_local(spec: &Value, local: &[&str]) -> Value {
-    match spec {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| !local.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
 }
 
 /// Whether a spec key names a secret, whose value is masked leaf by leaf in every rendering.

@@ -271,12 +271,18 @@ pub struct HttpClient {
     base_url: String,
     connection: String,
     limit: Arc<Semaphore>,
+    /// Shared by every clone: it is the connection's budget, not one request's.
+    budget: Arc<RetryBudget>,
+}
+
+/// How long and how often one connection's requests are tried.
+struct RetryBudget {
     max_retries: u32,
     timeout: Duration,
     deadline: Duration,
     /// Set when a request gave up because the host could not be reached; cleared by the next
-    /// answer. Shared by every clone: it is the connection's budget, not one request's.
-    unreachable: Arc<AtomicBool>,
+    /// answer.
+    unreachable: AtomicBool,
 }
 
 impl HttpClient {
@@ -331,10 +337,12 @@ impl HttpClient {
             base_url: config.url.trim_end_matches('/').to_string(),
             connection: connection.to_string(),
             limit: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
-            max_retries: config.max_retries,
-            timeout: config.timeout,
-            deadline: config.request_deadline,
-            unreachable: Arc::new(AtomicBool::new(false)),
+            budget: Arc::new(RetryBudget {
+                max_retries: config.max_retries,
+                timeout: config.timeout,
+                deadline: config.request_deadline,
+                unreachable: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -347,7 +355,7 @@ impl HttpClient {
     }
 
     pub fn max_retries(&self) -> u32 {
-        self.max_retries
+        self.budget.max_retries
     }
 
     /// Sends a request, retrying what is safe to retry, and returns the final response of any
@@ -365,15 +373,16 @@ impl HttpClient {
         let log_path = url_path(&url);
         let request_started = Instant::now();
         // With the budget spent by an earlier request, one attempt only.
-        let max_retries = if self.unreachable.load(Ordering::Relaxed) {
+        let budget = &*self.budget;
+        let max_retries = if budget.unreachable.load(Ordering::Relaxed) {
             0
         } else {
-            self.max_retries
+            budget.max_retries
         };
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
-            let remaining = self.deadline.saturating_sub(request_started.elapsed());
+            let remaining = budget.deadline.saturating_sub(request_started.elapsed());
             let result = {
                 let _permit = self
                     .limit
@@ -384,7 +393,7 @@ impl HttpClient {
                         path: log_path.clone(),
                         message: "the connection's request limiter was closed".to_string(),
                     })?;
-                self.send_once(&request, &url, self.timeout.min(remaining))
+                self.send_once(&request, &url, budget.timeout.min(remaining))
                     .await
             };
             let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -402,14 +411,14 @@ impl HttpClient {
                     connection = %self.connection,
                     method = %request.method,
                     path = %log_path,
-                    error = %failure_message(err, self.timeout),
+                    error = %failure_message(err, budget.timeout),
                     elapsed_ms,
                     attempt,
                     "http request failed"
                 ),
             }
             if result.is_ok() {
-                self.unreachable.store(false, Ordering::Relaxed);
+                budget.unreachable.store(false, Ordering::Relaxed);
             }
             let decision = retry_decision(&request, &result);
             let mut past_deadline = false;
@@ -417,7 +426,7 @@ impl HttpClient {
                 && attempt < max_retries
             {
                 let delay = hint.map_or_else(|| backoff(attempt), with_jitter);
-                if request_started.elapsed() + delay < self.deadline {
+                if request_started.elapsed() + delay < budget.deadline {
                     self.announce_retry(
                         &request,
                         &url,
@@ -451,7 +460,7 @@ impl HttpClient {
                 }),
                 Err(Failure::Transport(err)) => {
                     if err.is_connect() {
-                        self.unreachable.store(true, Ordering::Relaxed);
+                        budget.unreachable.store(true, Ordering::Relaxed);
                     }
                     let mut message = format!(
                         "{} `{}`: {}",
@@ -461,7 +470,7 @@ impl HttpClient {
                             "no answer from"
                         },
                         host_of(&url),
-                        transport_cause(&err, self.timeout)
+                        transport_cause(&err, budget.timeout)
                     );
                     if attempts > 1 || past_deadline {
                         message.push_str(&format!(
@@ -470,7 +479,7 @@ impl HttpClient {
                             if past_deadline {
                                 format!(
                                     ": another would pass the `request_deadline` of {}",
-                                    humantime::format_duration(self.deadline)
+                                    humantime::format_duration(budget.deadline)
                                 )
                             } else {
                                 String::new()
@@ -507,7 +516,7 @@ impl HttpClient {
         let wait = format_delay(delay);
         match result {
             Err(failure) => {
-                let cause = failure_message(failure, self.timeout);
+                let cause = failure_message(failure, self.budget.timeout);
                 tracing::warn!(
                     "connection `{}`: retrying {} {target} in {wait}: {cause} (attempt {next_attempt} of {attempts})",
                     self.connection,
@@ -880,6 +889,41 @@ mod tests {
             "/csp/x"
         );
         assert_eq!(url_path("http://127.0.0.1:1"), "/");
+    }
+
+    #[test]
+    fn messages_name_the_host_but_never_credentials_or_queries() {
+        let url = "https://ci:hunter2@vc.example.com:8443/rest/x?api_token=abc";
+        assert_eq!(host_of(url), "vc.example.com:8443");
+        assert_eq!(display_url(url), "https://vc.example.com:8443/rest/x");
+        assert_eq!(format_delay(Duration::from_millis(480)), "0.5 s");
+        assert_eq!(format_delay(Duration::from_secs(30)), "30 s");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_spends_the_connection_budget_until_an_answer() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut config = ConnectionConfig::with_defaults(crate::model::SystemType::Vsphere);
+        config.url = format!("http://127.0.0.1:{port}");
+        config.max_retries = 1;
+        let client = HttpClient::new("c", &config).unwrap();
+        let first = client.send(HttpRequest::get("/a")).await.unwrap_err();
+        let text = first.to_string();
+        assert!(
+            text.contains(&format!("cannot connect to `127.0.0.1:{port}`"))
+                && text.contains("gave up after 2 attempts"),
+            "{text}"
+        );
+        // The budget is spent: the next request is tried once, at once.
+        let second = client
+            .clone()
+            .send(HttpRequest::get("/b"))
+            .await
+            .unwrap_err();
+        assert!(!second.to_string().contains("attempts"), "{second}");
     }
 
     #[test]
