@@ -341,6 +341,21 @@ impl ConnectionReader<'_> {
             {
                 config.tls.ca_file = Some(self.base_dir.join(ca));
             }
+            if let Some(pin) = &tls.pin_sha256
+                && let Some(text) = self.setting(&["tls", "pin_sha256"], pin)
+            {
+                match crate::model::TlsConfig::parse_pin(&text) {
+                    Some(pin) => config.tls.pin_sha256 = Some(pin),
+                    None => {
+                        let what = shown_value(pin, &text);
+                        self.error(
+                            &["tls", "pin_sha256"],
+                            format!("{what} is not a SHA-256 fingerprint"),
+                            Some("write 64 hex digits (colons allowed), as `openssl x509 -noout -fingerprint -sha256 -in cert.pem` prints them".to_string()),
+                        );
+                    }
+                }
+            }
             if let Some(insecure) = &tls.insecure
                 && let Some(insecure) = self.setting(&["tls", "insecure"], insecure)
             {

@@ -89,8 +89,14 @@ pub enum RaasRegion {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSpec {
-    /// PEM file of extra CA certificates to trust (relative to the manifest's directory).
+    /// PEM file of extra CA certificates to trust (relative to the manifest's directory). A
+    /// self-signed server certificate given here is trusted as that server's own, even when
+    /// it is marked as a CA (as `openssl req -x509` makes it).
     pub ca_file: Option<EnvOr<String>>,
+    /// SHA-256 fingerprint of the server's certificate (64 hex digits, colons allowed, as
+    /// `openssl x509 -noout -fingerprint -sha256` prints it): only that certificate is
+    /// trusted, whatever its issuer, names or dates.
+    pub pin_sha256: Option<EnvOr<String>>,
     /// Skip certificate verification (lab use only). Default `false`.
     pub insecure: Option<EnvOr<bool>>,
 }

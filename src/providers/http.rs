@@ -298,28 +298,12 @@ impl HttpClient {
             // The vendor APIs never redirect an API call, and a followed redirect would carry
             // session headers to whatever host it names: a 3xx is reported, never followed.
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(ca_file) = &config.tls.ca_file {
-            let pem = std::fs::read(ca_file).map_err(|err| {
-                config_error(format!(
-                    "cannot read `tls.ca_file` {}: {err}",
-                    ca_file.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
-                config_error(format!(
-                    "`tls.ca_file` {} is not PEM: {err}",
-                    ca_file.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(config_error(format!(
-                    "`tls.ca_file` {} holds no certificate",
-                    ca_file.display()
-                )));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+        // `tls.insecure` wins: reqwest's own configuration then skips verification.
+        if !config.tls.insecure
+            && let Some(tls) = super::tls::client_config(&config.tls)
+                .map_err(|err| config_error(err.to_string()))?
+        {
+            builder = builder.use_preconfigured_tls(tls);
         }
         if config.tls.insecure {
             tracing::warn!(
@@ -487,9 +471,7 @@ impl HttpClient {
                         ));
                     }
                     if is_tls_failure(&err) {
-                        message.push_str(
-                            "; trust the server's certificate authority with `tls.ca_file`",
-                        );
+                        message.push_str(&format!("; {}", super::tls::failure_hint(&err)));
                     }
                     Err(ProviderError::Transport {
                         method: request.method.to_string(),
