@@ -119,9 +119,12 @@ async fn plan_under_lock(
 ) -> Result<(Plan, HeldLocks), Failure> {
     let parallelism = args.parallelism as usize;
     let options = crate::plan::PlanOptions {
-        recreate_lost_secrets: saved.map_or(args.recreate_lost_secrets, |s| s.recreate_lost_secrets),
+        recreate_lost_secrets: saved
+            .map_or(args.recreate_lost_secrets, |s| s.recreate_lost_secrets),
     };
-    let (mut plan, _live) = workspace.plan_silently(parallelism, options, reporter).await?;
+    let (mut plan, _live) = workspace
+        .plan_silently(parallelism, options, reporter)
+        .await?;
     let mut locks = HeldLocks::default();
     let me = Holder::me();
     loop {
@@ -143,7 +146,10 @@ async fn plan_under_lock(
             })?;
         tracing::debug!(locks = ?all.iter().map(ToString::to_string).collect::<Vec<_>>(), backend = %backend.describe(), "locked");
         // Another apply may have finished between the first plan and the lock.
-        match workspace.plan_silently(parallelism, options, reporter).await {
+        match workspace
+            .plan_silently(parallelism, options, reporter)
+            .await
+        {
             Ok((fresh, _live)) => plan = fresh,
             Err(failure) => {
                 locks.release().await;

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{Failure, GlobalArgs, Reporter};
+use crate::apply::lock::EstateKey;
 use crate::model::{Address, Connection, Model, SecretSource, SecretValue, SystemType};
 use crate::plan::saved::ManifestDigest;
-use crate::apply::lock::EstateKey;
 use crate::plan::{self, LiveState, Plan, ProviderSet};
 use crate::sim::{SimConfig, SimHandle};
 

@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 pub mod estate;
-pub mod sdk;
 pub mod postgres;
+pub mod sdk;
 
 /// One connection of each system, all pointing at the simulator at `url`, with secrets read
 /// from the `SEXTANT_T_*` environment variables; the RaaS connection is called `raas_name`.
