@@ -22,7 +22,9 @@ use sextant::apply::{self, ApplyOptions, Event, EventSink};
 use sextant::model::{SecretSource, SecretValue, SystemType};
 use sextant::plan::{self, PlanOptions, ProviderSet};
 use sextant::providers::raas::{RaasProvider, RpcCall};
-use sextant::sim::raas::{Job, Owner, TargetGroup};
+use sextant::sim::raas::{
+    JOB_PERMISSIONS, Job, Owner, TARGET_PERMISSIONS, TargetGroup, default_access,
+};
 use sextant::sim::{SimConfig, SimHandle};
 
 #[path = "support/plan_fixture.rs"]
@@ -277,6 +279,7 @@ fn target_group(i: usize) -> TargetGroup {
         tgt,
         pillars: Vec::new(),
         owner: owner(),
+        access: default_access(TARGET_PERMISSIONS),
     }
 }
 
@@ -299,6 +302,7 @@ fn job(i: usize, targets: usize, drifted: bool) -> Job {
         masters: Vec::new(),
         tgt_uuid: Some(target_uuid(i % targets)),
         owner: owner(),
+        access: default_access(JOB_PERMISSIONS),
     }
 }
 

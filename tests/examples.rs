@@ -347,7 +347,7 @@ fn command_lines_in_the_docs_are_valid() {
         root().join("README.md"),
         root().join("examples/gitops/README.md"),
     ];
-    for name in ["cli.md", "simulator.md", "manifests.md"] {
+    for name in ["cli.md", "simulator.md", "manifests.md", "locking.md"] {
         docs.push(root().join("docs").join(name));
     }
     let mut total = 0;

@@ -323,7 +323,9 @@ async fn run(scripted: &Scripted, call: &Call, case: &str) -> ProviderError {
     let provider = providers::connect(&scripted.connection(call.system)).unwrap();
     let address = Address {
         kind: call.kind,
-        name: format!("hostile-{}", call.label.replace(' ', "-")),
+        // One name per case: creates look their name up first, and an earlier case's object
+        // (the server carried out the save before its reply was spoiled) would be adopted.
+        name: format!("hostile-{}-{}", call.label, case).replace(' ', "-"),
     };
     let result = match &call.create {
         Some(spec) => provider

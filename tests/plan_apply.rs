@@ -575,9 +575,16 @@ async fn plan_of_2000_jobs_lists_them_in_the_minimum_number_of_pages() {
         .admin(reqwest::Method::GET, "/_sim/raas/options", None)
         .await;
     let page = cap["max_limit"].as_u64().unwrap_or(1000).min(1000);
-    // The cloud login (one `POST /account/login/`), then the job pages and one page of
-    // target groups (to map `target` names).
-    let minimum = 1 + 2000u64.div_ceil(page) + 1;
+    // The simulator's own estate holds a few jobs besides the 2,000 declared ones.
+    let state = estate.state().await;
+    let live_jobs = state["raas"]["jobs"]
+        .as_object()
+        .map_or(0, |jobs| jobs.len() as u64);
+    assert!(live_jobs >= 2000, "{live_jobs} jobs live");
+    // The cloud login (one `POST /account/login/`), then the job pages, one page of target
+    // groups (to map `target` names) and one listing of `All Minions`, which the jobs name
+    // but no manifest declares (it must be live).
+    let minimum = 1 + live_jobs.div_ceil(page) + 1 + 1;
     assert!(
         raas <= minimum,
         "{raas} RaaS requests for a minimum of {minimum}: {counters}"
@@ -727,4 +734,157 @@ async fn a_task_being_polled_holds_no_parallelism_slot() {
         .unwrap();
     assert!(sddc_done > apply.stdout.find("Sddc/slow: Creating...").unwrap());
     assert!(last_job_done < sddc_done, "{}", apply.stdout);
+}
+
+/// One RaaS RPC call the way another client would make it (Basic auth, XSRF header and
+/// cookie); returns `ret`.
+async fn raas_rpc(estate: &Estate, resource: &str, method: &str, kwarg: Value) -> Value {
+    use base64::Engine;
+    let client = reqwest::Client::new();
+    let url = &estate.sim.base_url;
+    let login = client
+        .get(format!("{url}/account/login"))
+        .send()
+        .await
+        .unwrap();
+    let xsrf = login.headers()["x-xsrftoken"].to_str().unwrap().to_owned();
+    let basic = base64::engine::general_purpose::STANDARD.encode("root:salt");
+    let reply: Value = client
+        .post(format!("{url}/rpc"))
+        .header("authorization", format!("Basic {basic}"))
+        .header("x-xsrftoken", &xsrf)
+        .header("cookie", format!("_xsrf={xsrf}"))
+        .json(&json!({"resource": resource, "method": method, "kwarg": kwarg}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["error"], Value::Null, "{reply}");
+    reply["ret"].clone()
+}
+
+/// The simulated job or target group named `name` (`collection`: `jobs` or `target_groups`).
+async fn raas_object(estate: &Estate, collection: &str, name: &str) -> Value {
+    let state = estate.state().await;
+    let found: Vec<&Value> = state["raas"][collection]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|o| o["name"] == name)
+        .collect();
+    assert_eq!(found.len(), 1, "{collection}/{name}");
+    found[0].clone()
+}
+
+const ACCESS: &str = r#"kind: SaltTarget
+name: web
+spec:
+  tgt: { "*": { tgt_type: glob, tgt: "web-*" } }
+  access: { Ops: [write, read] }
+---
+kind: SaltJob
+name: deploy
+spec:
+  fun: state.apply
+  target: web
+  access:
+    Ops: [run, read]
+    Dev: [read]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn salt_access_is_applied_read_back_and_drift_through_the_api_is_planned_per_role() {
+    let estate = Estate::start(240.0).await;
+    estate.write("salt.yaml", ACCESS);
+    let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let job = raas_object(&estate, "jobs", "deploy").await;
+    assert_eq!(job["access"]["Ops"]["run"], true);
+    assert_eq!(job["access"]["Ops"]["write"], false);
+    assert_eq!(job["access"]["Dev"]["read"], true);
+    // Roles the manifest does not name keep their access.
+    assert_eq!(job["access"]["Administrator"]["write"], true);
+    let web = raas_object(&estate, "target_groups", "web").await;
+    assert_eq!(web["access"]["Ops"]["write"], true);
+    let settled = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_eq!(settled.code, 0, "{}", settled.stdout);
+
+    // Someone changes the access through the API: Ops may no longer run, Dev is gone, and
+    // a new role appears.
+    let uuid = job["uuid"].as_str().unwrap();
+    let mut payload = raas_rpc(&estate, "job", "get_job_access", json!({"job_uuid": uuid})).await;
+    payload["Ops"]["run"] = json!(false);
+    payload.as_object_mut().unwrap().remove("Dev");
+    payload["Audit"] = json!({"read": true});
+    raas_rpc(
+        &estate,
+        "job",
+        "save_job_access",
+        json!({"job_uuid": uuid, "access_payload": payload}),
+    )
+    .await;
+    let drift = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_eq!(drift.code, 2, "{}\n{}", drift.stdout, drift.stderr);
+    assert!(
+        drift
+            .stdout
+            .contains(r#"~ access.Ops = ["read"] -> ["read","run"]"#),
+        "{}",
+        drift.stdout
+    );
+    assert!(
+        drift.stdout.contains(r#"+ access.Dev = ["read"]"#),
+        "{}",
+        drift.stdout
+    );
+    assert!(!drift.stdout.contains("Audit"), "{}", drift.stdout);
+    assert!(drift.stdout.contains("1 to change"), "{}", drift.stdout);
+    let fix = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_eq!(fix.code, 0, "{}\n{}", fix.stdout, fix.stderr);
+    let job = raas_object(&estate, "jobs", "deploy").await;
+    assert_eq!(job["access"]["Ops"]["run"], true);
+    assert_eq!(job["access"]["Dev"]["read"], true);
+    assert_eq!(
+        job["access"]["Audit"]["read"], true,
+        "not named: left alone"
+    );
+    let settled = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_eq!(settled.code, 0, "{}", settled.stdout);
+
+    // `access_exclusive: true` takes access from every role the manifest does not name.
+    estate.write(
+        "salt.yaml",
+        &ACCESS.replace("  access:\n", "  access_exclusive: true\n  access:\n"),
+    );
+    let exclusive = estate.run(&["plan", "manifests"]).await;
+    for role in ["Administrator", "Audit", "Superuser", "User"] {
+        assert!(
+            exclusive.stdout.contains(&format!("- access.{role} = ")),
+            "{role}: {}",
+            exclusive.stdout
+        );
+    }
+    let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let job = raas_object(&estate, "jobs", "deploy").await;
+    let granted: Vec<&String> = job["access"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, perms)| perms.as_object().unwrap().values().any(|v| v == true))
+        .map(|(role, _)| role)
+        .collect();
+    assert_eq!(granted, ["Dev", "Ops"]);
+    let settled = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_eq!(settled.code, 0, "{}", settled.stdout);
 }

@@ -61,6 +61,15 @@ fn cloud(url: &str, api_token: &str) -> Connection {
     }
 }
 
+/// A live spec without its `access` (every object has some: the server's default roles).
+fn without_access(spec: Value) -> Value {
+    let mut spec = spec;
+    if let Some(map) = spec.as_object_mut() {
+        map.remove("access");
+    }
+    spec
+}
+
 fn find<'a>(objects: &'a [LiveObject], name: &str) -> &'a LiveObject {
     let found: Vec<_> = objects.iter().filter(|o| o.name == name).collect();
     assert_eq!(found.len(), 1, "exactly one `{name}` expected");
@@ -128,8 +137,16 @@ async fn onprem_login_lists_the_seeded_estate_in_manifest_shape() {
     let all = find(&targets, "All Minions");
     assert_eq!(all.id, sextant::providers::raas::ALL_MINIONS_UUID);
     assert_eq!(
-        all.spec,
+        without_access(all.spec.value()),
         json!({"desc": "", "tgt": {"*": {"tgt_type": "compound", "tgt": "*"}}})
+    );
+    // Access is read from the listing's `metadata.auth.access`, roles with no permission
+    // left out.
+    assert_eq!(
+        all.spec.value()["access"],
+        json!({"Administrator": ["delete", "discover", "read", "write"],
+               "Superuser": ["delete", "discover", "read", "write"],
+               "User": ["discover", "read"]})
     );
     let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
     let highstate = find(&jobs, "Highstate Linux");
@@ -175,7 +192,9 @@ async fn targets_jobs_and_schedules_round_trip_by_name() {
     let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
     let tgt_spec =
         json!({"desc": "web servers", "tgt": {"*": {"tgt_type": "glob", "tgt": "web*"}}});
-    let target = create(&provider, Kind::SaltTarget, "web", tgt_spec.clone())
+    let with_access = json!({"desc": "web servers", "tgt": {"*": {"tgt_type": "glob", "tgt": "web*"}},
+        "access": {"Ops": ["discover", "read"], "User": []}});
+    let target = create(&provider, Kind::SaltTarget, "web", with_access)
         .await
         .unwrap();
     let job_spec = json!({
@@ -208,10 +227,20 @@ async fn targets_jobs_and_schedules_round_trip_by_name() {
 
     let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
     let live_target = find(&targets, "web");
-    assert_eq!(live_target.spec, tgt_spec);
+    assert_eq!(without_access(live_target.spec.value()), tgt_spec);
+    // The roles named were saved after the create; the others kept their default access.
+    assert_eq!(
+        live_target.spec.value()["access"],
+        json!({"Administrator": ["delete", "discover", "read", "write"],
+               "Ops": ["discover", "read"],
+               "Superuser": ["delete", "discover", "read", "write"]})
+    );
     assert_eq!(live_target.id, uuid_of(&target));
     let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
-    assert_eq!(find(&jobs, "deploy-web").spec, job_spec);
+    assert_eq!(
+        without_access(find(&jobs, "deploy-web").spec.value()),
+        job_spec
+    );
     let schedules = provider.list(Kind::SaltSchedule, &[]).await.unwrap();
     let live_schedule = find(&schedules, "every-30");
     assert_eq!(live_schedule.spec, sched_spec);
@@ -377,6 +406,47 @@ async fn save_jobs(provider: &RaasProvider, count: usize) {
     assert_eq!(results.len(), count);
     for result in results {
         result.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn batched_creates_save_access_in_two_more_batched_requests() {
+    let sim = start_sim().await;
+    let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
+    provider.list(Kind::SaltTarget, &[]).await.unwrap();
+    let addresses: Vec<Address> = (0..150)
+        .map(|i| Address::new(Kind::SaltJob, format!("guarded-{i:03}")))
+        .collect();
+    let spec =
+        json!({"fun": "test.ping", "access": {"Ops": ["read", "run"]}, "access_exclusive": true});
+    let requests: Vec<CreateRequest<'_>> = addresses
+        .iter()
+        .map(|address| CreateRequest {
+            address,
+            spec: &spec,
+            idempotency_key: uuid::Uuid::new_v4(),
+            base_dir: Path::new("."),
+        })
+        .collect();
+    let before = counters(&sim).await;
+    for result in provider.save_many(&requests).await.unwrap() {
+        result.unwrap();
+    }
+    let after = counters(&sim).await;
+    // Per 100 jobs: one batch of saves, one of read-backs, one of access saves.
+    assert_eq!(
+        count_of(&after, "raas") - count_of(&before, "raas"),
+        6,
+        "{after}"
+    );
+    let jobs = provider.list(Kind::SaltJob, &[]).await.unwrap();
+    for address in &addresses {
+        assert_eq!(
+            find(&jobs, &address.name).spec.value()["access"],
+            json!({"Ops": ["read", "run"]}),
+            "{}",
+            address.name
+        );
     }
 }
 
@@ -912,6 +982,9 @@ async fn vcd_lost_registration_is_adopted_and_invalid_grant_is_retried_once() {
         log,
         vec![
             format!("login {accept}"),
+            // No twin created since the plan read the tokens.
+            "list (name==ci-token;owner.name==administrator;(type==PROXY,type==REFRESH))"
+                .to_string(),
             "register \"ci-token\"".to_string(),
             "list (name==ci-token;owner.name==administrator;(type==PROXY,type==REFRESH))"
                 .to_string(),

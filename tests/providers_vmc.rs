@@ -754,15 +754,26 @@ async fn vsphere_power_and_hardware_changes_follow_the_power_cycle_rule() {
     assert!(err.to_string().contains("allow_power_cycle"), "{err}");
     assert_eq!(counters(&sim).await["total"], 0);
 
-    update(
-        &*provider,
-        &web,
-        &bigger,
-        &["cpu_count", "memory_size_MiB"],
-        true,
-    )
-    .await
-    .unwrap();
+    // The running VM is shut down from its guest: a task that finishes once it is off.
+    let task = task_of(
+        update(
+            &*provider,
+            &web,
+            &bigger,
+            &["cpu_count", "memory_size_MiB"],
+            true,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        provider.poll(&task).await.unwrap(),
+        TaskStatus::Pending {
+            progress: None,
+            eta: None
+        }
+    );
+    assert_eq!(finish(&sim, &*provider, &task).await, TaskStatus::Done);
     let web = find(&*provider, Kind::VirtualMachine, "web-01").await;
     assert_eq!(web.spec, bigger);
 
@@ -802,9 +813,13 @@ async fn vsphere_restores_the_power_state_when_the_change_fails() {
     let provider = providers::connect(&vsphere_connection(&sim, |_| {})).unwrap();
     let web = find(&*provider, Kind::VirtualMachine, "web-02").await;
     let impossible = json!({"power_state": "POWERED_ON", "cpu_count": 100000});
-    let err = update(&*provider, &web, &impossible, &["cpu_count"], true)
-        .await
-        .unwrap_err();
+    let task = task_of(
+        update(&*provider, &web, &impossible, &["cpu_count"], true)
+            .await
+            .unwrap(),
+    );
+    advance(&sim, 3600).await;
+    let err = provider.poll(&task).await.unwrap_err();
     match &err {
         ProviderError::Api {
             method,

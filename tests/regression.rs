@@ -6,6 +6,8 @@ mod support;
 
 #[path = "regression/cli.rs"]
 mod cli;
+#[path = "regression/lock.rs"]
+mod lock;
 #[path = "regression/raas.rs"]
 mod raas;
 #[path = "regression/security.rs"]

@@ -667,30 +667,38 @@ async fn creates_whose_responses_are_dropped_after_commit_are_not_repeated() {
 async fn a_held_lock_refuses_apply_naming_the_holder_and_plan_still_runs() {
     let mut estate = Estate::start(SimConfig::default()).await;
     estate.write_many(2, 2, 1, 0);
-    let lock_path = estate.manifests().join(".sextant.lock");
-    let mut held = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&lock_path)
-        .unwrap();
-    held.try_lock().unwrap();
-    std::io::Write::write_all(
-        &mut held,
-        b"pid 4242 on ci-runner-7, since 2026-01-01T00:00:00Z",
-    )
-    .unwrap();
+    // Another apply (on another runner) holds the lock on the Salt estate.
+    let key =
+        sextant::apply::lock::EstateKey::parse(&format!("raas:{}", estate.sim.base_url)).unwrap();
+    let holder = sextant::apply::lock::Holder {
+        host: "ci-runner-7".into(),
+        pid: 4242,
+        user: "runner".into(),
+        since: "2026-01-01T00:00:00Z".into(),
+        ci_run_url: None,
+    };
+    let backend = sextant::apply::lock::file::FileBackend::per_user();
+    let held = match sextant::apply::lock::LockBackend::try_acquire(&backend, &key, &holder)
+        .await
+        .unwrap()
+    {
+        sextant::apply::lock::Attempt::Acquired(lock) => lock,
+        sextant::apply::lock::Attempt::Held(_) => panic!("the estate's lock is free"),
+    };
 
     let refused = estate.run(&["apply", "--auto-approve", "manifests"]).await;
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
     assert!(
-        refused.stderr.contains(".sextant.lock"),
+        refused
+            .stderr
+            .contains(&format!("the lock on RaaS at {}", estate.sim.base_url)),
         "{}",
         refused.stderr
     );
     assert!(
-        refused.stderr.contains("pid 4242 on ci-runner-7"),
+        refused
+            .stderr
+            .contains("pid 4242 of `runner` on ci-runner-7, since 2026-01-01T00:00:00Z"),
         "{}",
         refused.stderr
     );
@@ -710,7 +718,7 @@ async fn a_held_lock_refuses_apply_naming_the_holder_and_plan_still_runs() {
         "the refused apply changed something"
     );
 
-    drop(held);
+    held.release().await;
     let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     estate.assert_converged().await;
@@ -750,7 +758,7 @@ async fn two_applies_at_once_never_both_mutate() {
     };
     let refusal = String::from_utf8_lossy(&outputs[loser].stderr);
     assert!(
-        refusal.contains("holds the lock") && refusal.contains(&format!("pid {}", pids[winner])),
+        refusal.contains("is held by") && refusal.contains(&format!("pid {} ", pids[winner])),
         "{refusal}"
     );
     let loser_out = String::from_utf8_lossy(&outputs[loser].stdout);

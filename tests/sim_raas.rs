@@ -1833,3 +1833,87 @@ async fn sim_serve_can_refuse_get_account_login_and_still_take_the_login_post() 
         .unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+#[tokio::test]
+async fn job_and_target_access_is_listed_and_a_role_without_read_does_not_see_the_object() {
+    let handle = start().await;
+    let root = Raas::basic(&handle).await;
+    let as_user = |user: &str| {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:salt"));
+        Raas {
+            auth: format!("Basic {basic}"),
+            ..root.clone()
+        }
+    };
+    let job = root
+        .ret(
+            "job",
+            "save_job",
+            json!({"name": "restricted", "fun": "test.ping"}),
+        )
+        .await;
+    let group = root
+        .ret(
+            "tgt",
+            "save_target_group",
+            json!({"name": "restricted", "tgt": {"*": {"tgt_type": "glob", "tgt": "r*"}}}),
+        )
+        .await;
+    // New objects get the default access.
+    let listed = root.ret("job", "get_jobs", json!({"job_uuid": job})).await;
+    assert_eq!(
+        listed["results"][0]["metadata"]["auth"]["access"]["Administrator"]["run"],
+        true
+    );
+    root.ret(
+        "job",
+        "save_job_access",
+        json!({"job_uuid": job, "access_payload": {"Ops": {"read": true, "run": true}}}),
+    )
+    .await;
+    root.ret(
+        "tgt",
+        "save_target_group_access",
+        json!({"tgt_uuid": group, "access_payload": {"Ops": ["read", "discover"]}}),
+    )
+    .await;
+    let access = root
+        .ret("tgt", "get_target_group_access", json!({"tgt_uuid": group}))
+        .await;
+    assert_eq!(
+        access,
+        json!({"Ops": {"read": true, "write": false, "discover": true, "delete": false}})
+    );
+    let roles = client()
+        .put(format!("{}/_sim/raas/user-roles", handle.base_url))
+        .json(&json!({"dev": ["Dev"], "ops": ["Ops", "Dev"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(roles.status(), StatusCode::OK);
+    let names = |reply: Value| -> Vec<String> {
+        reply["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (resource, method) in [("job", "get_jobs"), ("tgt", "get_target_group")] {
+        let dev = as_user("dev").ret(resource, method, json!({})).await;
+        assert!(!names(dev).contains(&"restricted".to_owned()), "{method}");
+        let ops = as_user("ops").ret(resource, method, json!({})).await;
+        assert_eq!(names(ops), ["restricted"], "{method}");
+        // A user with no roles listed is a superuser.
+        let root_names = names(root.ret(resource, method, json!({})).await);
+        assert!(root_names.contains(&"restricted".to_owned()), "{method}");
+    }
+    let bad = root
+        .call(
+            "job",
+            "save_job_access",
+            json!({"job_uuid": job, "access_payload": {"Ops": {"execute": true}}}),
+        )
+        .await;
+    assert_eq!(error_code(&bad), 4001, "{bad}");
+}

@@ -1,5 +1,6 @@
 //! `sextant apply`.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,8 +13,10 @@ use super::plan_cmd::report_problems;
 use super::workspace::{Workspace, is_plan_file};
 use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::apply::events::{EventSink, JsonSink, PlainSink, TerminalSink};
+use crate::apply::lock::{EstateKey, HeldLocks, Holder, LockBackend, Waiting, acquire_all};
 use crate::apply::{self, ApplyOptions, ApplyReport, ResourceOutcome};
 use crate::manifest::Overrides;
+use crate::plan::Plan;
 use crate::plan::render::{self, Style};
 use crate::plan::saved::SavedPlan;
 
@@ -50,14 +53,6 @@ pub async fn run(
             args.vars.overrides(),
         ),
     };
-    let lock_dir = apply::lock::lock_dir(
-        paths
-            .first()
-            .map_or(std::path::Path::new("."), |p| p.as_path()),
-    );
-    let _lock = apply::lock::ApplyLock::acquire(&lock_dir).map_err(|err| {
-        Failure::from(err).with_hint("wait for the other apply to finish; in CI, use a concurrency group so applies never overlap")
-    })?;
     let workspace = Workspace::open(
         &paths,
         &overrides,
@@ -67,7 +62,27 @@ pub async fn run(
         reporter,
     )
     .await?;
-    let code = run_in(&args, global, reporter, &workspace, saved.as_ref()).await;
+    if let Err(failure) = workspace.check_credentials(reporter) {
+        workspace.close().await;
+        return Err(failure);
+    }
+    // Connected before any API call: an unreachable lock database changes nothing.
+    let backend = match super::lock_cmd::open_backend(&args.lock).await {
+        Ok(backend) => backend,
+        Err(failure) => {
+            workspace.close().await;
+            return Err(failure);
+        }
+    };
+    let code = run_in(
+        &args,
+        global,
+        reporter,
+        &workspace,
+        saved.as_ref(),
+        backend.as_ref(),
+    )
+    .await;
     workspace.close().await;
     code
 }
@@ -114,29 +129,91 @@ fn refuse_changes_to_saved_plan(args: &ApplyArgs, saved: &SavedPlan) -> Result<(
     Ok(())
 }
 
+/// Plans without a lock, then locks the estates the plan changes (in sorted order) and plans
+/// again under the locks, until the plan changes only locked estates. Returns the final plan
+/// and the locks; a plan without changes takes no lock.
+async fn plan_under_lock(
+    args: &ApplyArgs,
+    saved: Option<&SavedPlan>,
+    reporter: &Reporter,
+    workspace: &Workspace,
+    backend: &dyn LockBackend,
+) -> Result<(Plan, HeldLocks), Failure> {
+    let parallelism = args.parallelism as usize;
+    let options = crate::plan::PlanOptions {
+        recreate_lost_secrets: saved
+            .map_or(args.recreate_lost_secrets, |s| s.recreate_lost_secrets),
+    };
+    let (mut plan, _live) = workspace
+        .plan_silently(parallelism, options, reporter)
+        .await?;
+    let mut locks = HeldLocks::default();
+    let me = Holder::me();
+    loop {
+        let wanted = workspace.estates_changed_by(&plan);
+        let held = locks.keys();
+        if wanted.is_subset(&held) {
+            break;
+        }
+        // Keys are only ever taken together and in order: give back what is held first.
+        let all: BTreeSet<EstateKey> = held.union(&wanted).cloned().collect();
+        locks.release().await;
+        let progress = |line: &str| reporter.note(line);
+        locks = acquire_all(backend, &all, &me, Waiting::new(args.lock_timeout), &progress)
+            .await
+            .map_err(|err| {
+                Failure::from(err).with_hint(
+                    "wait for the other apply to finish and run this one again, or pass `--lock-timeout 10m` to wait for it; `sextant lock status` lists the holders",
+                )
+            })?;
+        tracing::debug!(locks = ?all.iter().map(ToString::to_string).collect::<Vec<_>>(), backend = %backend.describe(), "locked");
+        // Another apply may have finished between the first plan and the lock.
+        match workspace
+            .plan_silently(parallelism, options, reporter)
+            .await
+        {
+            Ok((fresh, _live)) => plan = fresh,
+            Err(failure) => {
+                locks.release().await;
+                return Err(failure);
+            }
+        }
+    }
+    for warning in &plan.warnings {
+        reporter.warning(&format!("{}: {}", warning.address, warning.message));
+    }
+    Ok((plan, locks))
+}
+
 async fn run_in(
     args: &ApplyArgs,
     global: &GlobalArgs,
     reporter: &Reporter,
     workspace: &Workspace,
     saved: Option<&SavedPlan>,
+    backend: &dyn LockBackend,
 ) -> Result<i32, Failure> {
     if !workspace.targets.is_empty() {
         reporter.warning("resource targeting is in effect: applied changes may be incomplete");
     }
-    let (plan, _live) = workspace
-        .plan(
-            args.parallelism as usize,
-            crate::plan::PlanOptions {
-                recreate_lost_secrets: saved
-                    .map_or(args.recreate_lost_secrets, |s| s.recreate_lost_secrets),
-            },
-            reporter,
-        )
-        .await?;
-    report_problems(reporter, &plan)?;
+    let (plan, locks) = plan_under_lock(args, saved, reporter, workspace, backend).await?;
+    let code = apply_locked(args, global, reporter, workspace, saved, &plan, &locks).await;
+    locks.release().await;
+    code
+}
+
+async fn apply_locked(
+    args: &ApplyArgs,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+    workspace: &Workspace,
+    saved: Option<&SavedPlan>,
+    plan: &Plan,
+    locks: &HeldLocks,
+) -> Result<i32, Failure> {
+    report_problems(reporter, plan)?;
     if let Some(saved) = saved
-        && let Err(stale) = saved.check_fresh(&workspace.digest, &plan)
+        && let Err(stale) = saved.check_fresh(&workspace.digest, plan)
     {
         return Err(Failure::new(format!(
             "the saved plan is stale: {}; nothing was changed",
@@ -148,7 +225,7 @@ async fn run_in(
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::io::stdout().is_terminal();
     if !args.json {
-        print!("{}", render::text(&plan, Style { color }));
+        print!("{}", render::text(plan, Style { color }));
     }
     if !plan.has_changes() {
         return Ok(exit::OK);
@@ -177,6 +254,9 @@ async fn run_in(
         println!();
     }
 
+    if let Some(key) = locks.lost_key() {
+        return Err(lost_lock(key));
+    }
     let cancel = CancellationToken::new();
     // SIGINT (Ctrl-C) and SIGTERM (what CI sends on cancellation) both stop new work; the
     // exit code says which arrived (130 or 143). Listeners are set up before any action runs.
@@ -195,6 +275,16 @@ async fn run_in(
             cancel.cancel();
         })
     };
+    // A lost lock stops the apply as Ctrl-C does: nothing new starts, calls in flight finish,
+    // server tasks are left for the next apply to pick up.
+    let lost = {
+        let cancel = cancel.clone();
+        async move {
+            let key = locks.wait_lost().await;
+            cancel.cancel();
+            key
+        }
+    };
     let sink: Box<dyn EventSink> = if args.json {
         Box::new(JsonSink::new(std::io::stdout()))
     } else if std::io::stdout().is_terminal() {
@@ -207,23 +297,42 @@ async fn run_in(
         server_time_scale: args.sim.time_scale().unwrap_or(1.0),
         ..ApplyOptions::default()
     };
-    let report = apply::apply(
-        &plan,
+    let run = apply::apply(
+        plan,
         &workspace.model,
         &workspace.providers,
         &options,
         sink.as_ref(),
         cancel,
-    )
-    .await;
+    );
+    tokio::pin!(run, lost);
+    let mut lost_key = None;
+    let report = loop {
+        tokio::select! {
+            report = &mut run => break report,
+            key = &mut lost, if lost_key.is_none() => lost_key = Some(key),
+        }
+    };
     watcher.abort();
     let code = summarize(&report, args.json, reporter);
-    Ok(
-        if code == exit::INTERRUPTED && terminated.load(Ordering::SeqCst) {
-            exit::TERMINATED
-        } else {
-            code
-        },
+    let code = if code == exit::INTERRUPTED && terminated.load(Ordering::SeqCst) {
+        exit::TERMINATED
+    } else {
+        code
+    };
+    match lost_key {
+        Some(key) => Err(lost_lock(&key)),
+        None => Ok(code),
+    }
+}
+
+fn lost_lock(key: &EstateKey) -> Failure {
+    Failure::new(format!(
+        "the lock on {} was lost during the apply; no new action was started",
+        key.describe()
+    ))
+    .with_hint(
+        "another apply may now run: run `sextant plan` to see what is left, then apply again",
     )
 }
 

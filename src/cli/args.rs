@@ -136,11 +136,67 @@ pub enum Command {
     ///   sextant man > /usr/local/share/man/man1/sextant.1 && man sextant
     #[command(verbatim_doc_comment)]
     Man,
+    /// Show or end the locks applies take (one per estate: connection URL and org).
+    ///
+    /// Examples:
+    ///   sextant lock status --lock "$SEXTANT_LOCK_URL"
+    ///   sextant lock release 'raas:https://salt.example.com' --force
+    #[command(subcommand, verbatim_doc_comment)]
+    Lock(LockCommand),
     /// Run the simulator of the vendor APIs.
     ///
     /// Example: sextant sim serve --listen 127.0.0.1:8080 --state sim.json
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// List the locks held now and who holds them (host, pid, user, since, CI run).
+    ///
+    /// Example: sextant lock status --lock "$SEXTANT_LOCK_URL"
+    Status(LockStatusArgs),
+    /// End the session of a stuck holder so its lock goes (PostgreSQL: pg_terminate_backend).
+    ///
+    /// The holder's apply loses its lock, starts no new action and exits 1. Asks for
+    /// confirmation unless --yes is given.
+    ///
+    /// Example: sextant lock release 'raas:https://salt.example.com' --force
+    Release(LockReleaseArgs),
+}
+
+/// Where locks are kept.
+#[derive(Debug, Clone, Args)]
+pub struct LockBackendArgs {
+    /// Where applies take their locks: a PostgreSQL URL (`postgres://…`, advisory locks
+    /// shared by every runner) or `file` (per-user lock files on this machine, the default).
+    #[arg(
+        long,
+        env = "SEXTANT_LOCK_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub lock: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LockStatusArgs {
+    #[command(flatten)]
+    pub backend: LockBackendArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LockReleaseArgs {
+    /// The lock's key as `lock status` prints it, e.g. `raas:https://salt.example.com`.
+    pub key: String,
+    /// Required: ending another apply's session is never done by accident.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub backend: LockBackendArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -320,6 +376,12 @@ pub struct ApplyArgs {
     /// Revoke and re-create VCD tokens whose secret file is missing (instead of warning).
     #[arg(long)]
     pub recreate_lost_secrets: bool,
+    #[command(flatten)]
+    pub lock: LockBackendArgs,
+    /// How long to wait for a lock another apply holds, e.g. `10m` (progress on stderr names
+    /// the holder); 0 fails at once, naming the holder.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -28,6 +28,10 @@ pub async fn run(
         reporter,
     )
     .await?;
+    if let Err(failure) = workspace.check_credentials(reporter) {
+        workspace.close().await;
+        return Err(failure);
+    }
     let result = export(&args, global, &workspace, reporter).await;
     workspace.close().await;
     result

@@ -11,6 +11,7 @@ mod args;
 mod export_cmd;
 mod graph_cmd;
 mod help_cmd;
+mod lock_cmd;
 mod plan_cmd;
 mod render_cmd;
 mod report;
@@ -103,6 +104,7 @@ async fn dispatch(
         Command::Export(args) => export_cmd::run(args, global, reporter).await,
         Command::Completions(args) => help_cmd::print_completions(args.shell),
         Command::Man => help_cmd::print_man_page(),
+        Command::Lock(args) => lock_cmd::run(args, reporter).await,
         Command::Sim(args) => sim_cmd::run(args, reporter).await,
     }
 }

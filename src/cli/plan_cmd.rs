@@ -5,9 +5,9 @@ use std::io::{IsTerminal, Write};
 use super::args::{PlanArgs, PlanFormat};
 use super::workspace::{Workspace, listing_failure};
 use super::{Failure, GlobalArgs, Reporter, exit};
-use crate::plan::Plan;
 use crate::plan::render::{self, Style};
 use crate::plan::saved::{PlanContext, SavedPlan};
+use crate::plan::{Plan, ReadFailure, failed_plan};
 
 pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
     let workspace = Workspace::open(
@@ -24,15 +24,35 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Re
             "resource targeting is in effect: this plan covers only the targets and what they depend on, so it may be incomplete",
         );
     }
+    // Machines get a failure to read the live state in the documented shape too.
+    let json_failure = |failures: &[ReadFailure]| {
+        if args.format == PlanFormat::Json {
+            print_json(&failed_plan(&workspace.model, &workspace.scope, failures))
+        } else {
+            Ok(())
+        }
+    };
+    if let Err(failure) = workspace.check_credentials(reporter) {
+        let failures: Vec<ReadFailure> = workspace
+            .unreadable_credentials()
+            .into_iter()
+            .map(|p| ReadFailure {
+                connection: p.connection,
+                kind: None,
+                message: p.message,
+            })
+            .collect();
+        let printed = json_failure(&failures);
+        workspace.close().await;
+        printed?;
+        return Err(failure);
+    }
     let live = match workspace.read_live(args.parallelism as usize).await {
         Ok(live) => live,
         Err(failure) => {
-            if args.format == PlanFormat::Json {
-                // Machines get the failure in the documented shape too.
-                let failed = crate::plan::failed_plan(&workspace.model, &workspace.scope, &failure);
-                print_json(&failed)?;
-            }
+            let printed = json_failure(&failure.read_failures());
             workspace.close().await;
+            printed?;
             return Err(listing_failure(failure, reporter));
         }
     };

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{Failure, GlobalArgs, Reporter};
+use crate::apply::lock::EstateKey;
 use crate::manifest::{Diagnostics, EnvironmentInfo, Overrides, Unit};
 use crate::model::{Address, Connection, Model, SecretSource, SecretValue, SystemType};
 use crate::plan::saved::ManifestDigest;
@@ -20,8 +21,13 @@ pub struct Workspace {
     pub scope: BTreeSet<Address>,
     pub targets: Vec<Address>,
     pub providers: ProviderSet,
+    /// Names of the connections the command uses.
+    pub in_use: BTreeSet<String>,
     /// The manifests as written (before `--sim` rewrites the connections), for saved plans.
     pub digest: ManifestDigest,
+    /// The estate each connection manages, by connection name, as the manifests name it
+    /// (before `--sim` points the connections elsewhere): what apply locks.
+    pub estates: std::collections::BTreeMap<String, EstateKey>,
     /// Kept alive for the duration of the command.
     pub sim: Option<SimHandle>,
 }
@@ -160,6 +166,24 @@ impl Workspace {
             scope.retain(|a| model.resources.get(a).is_some_and(|r| r.connection == only));
         }
         let digest = ManifestDigest::of(&model);
+        // With `--sim` the estate is the simulator's state file in this directory.
+        let sim_state = sim.map(|_| {
+            let path = std::env::current_dir()
+                .unwrap_or_default()
+                .join(SIM_STATE_FILE);
+            format!("file://{}", path.display())
+        });
+        let estates = model
+            .connections
+            .iter()
+            .map(|(name, connection)| {
+                let mut key = EstateKey::of(&connection.config);
+                if let Some(state) = &sim_state {
+                    key.url.clone_from(state);
+                }
+                (name.clone(), key)
+            })
+            .collect();
         let sim = if let Some(time_scale) = sim {
             let handle = start_sim(time_scale).await?;
             point_at_sim(&mut model, &handle.base_url);
@@ -167,47 +191,26 @@ impl Workspace {
         } else {
             None
         };
-        let mut used: BTreeSet<&str> = scope
+        let mut in_use: BTreeSet<String> = scope
             .iter()
             .filter_map(|a| model.resources.get(a))
-            .map(|r| r.connection.as_str())
+            .map(|r| r.connection.clone())
             .collect();
-        used.extend(only);
-        let in_use: Vec<&Connection> = used
-            .into_iter()
-            .filter_map(|name| model.connections.get(name))
-            .collect();
-        if let Err(failure) = check_credentials(&in_use, reporter) {
-            if let Some(sim) = sim {
-                sim.stop().await;
-            }
-            return Err(failure);
-        }
+        in_use.extend(only.map(str::to_string));
         let providers = ProviderSet::connect(&model, &scope)?;
         Ok(Self {
             model,
             scope,
             targets,
             providers,
+            in_use,
             digest,
+            estates,
             sim,
         })
     }
 
-    /// Reads live state and plans.
-    pub async fn plan(
-        &self,
-        parallelism: usize,
-        options: plan::PlanOptions,
-        reporter: &Reporter,
-    ) -> Result<(Plan, LiveState), Failure> {
-        let live = self
-            .read_live(parallelism)
-            .await
-            .map_err(|failure| listing_failure(failure, reporter))?;
-        Ok((self.plan_from(&live, options, reporter), live))
-    }
-
+    /// Reads live state and plans, printing the plan's warnings.
     /// Reads the live state of everything in scope.
     pub async fn read_live(&self, parallelism: usize) -> Result<LiveState, plan::ListFailure> {
         plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism).await
@@ -225,6 +228,61 @@ impl Workspace {
             reporter.warning(&format!("{}: {}", warning.address, warning.message));
         }
         plan
+    }
+
+    /// Reads live state and plans; warnings stay in the plan.
+    pub async fn plan_silently(
+        &self,
+        parallelism: usize,
+        options: plan::PlanOptions,
+        reporter: &Reporter,
+    ) -> Result<(Plan, LiveState), Failure> {
+        let live = self
+            .read_live(parallelism)
+            .await
+            .map_err(|failure| listing_failure(failure, reporter))?;
+        let plan = plan::make_plan(&self.model, &self.scope, &live, options);
+        Ok((plan, live))
+    }
+
+    /// The estates `plan` changes: what an apply of it must lock.
+    pub fn estates_changed_by(&self, plan: &Plan) -> std::collections::BTreeSet<EstateKey> {
+        plan.changes
+            .iter()
+            .filter(|c| c.is_change())
+            .filter_map(|c| self.estates.get(&c.connection).cloned())
+            .collect()
+    }
+
+    /// Reads every secret of every connection in use before the first request, so that a
+    /// missing environment variable or file is reported at once, for all connections, not
+    /// after other requests or their retries. Each problem is reported; the failure says how
+    /// many there were.
+    pub fn check_credentials(&self, reporter: &Reporter) -> Result<(), Failure> {
+        let problems = self.unreadable_credentials();
+        for problem in &problems {
+            reporter.error(&Failure::new(problem.message.clone()).with_hint(problem.hint.clone()));
+        }
+        match problems.len() {
+            0 => Ok(()),
+            count => Err(Failure::new(format!(
+                "{count} credential{} of the connections in use cannot be read; nothing was sent and nothing was changed",
+                if count == 1 { "" } else { "s" }
+            ))),
+        }
+    }
+
+    /// The secrets of the connections in use that cannot be read.
+    pub fn unreadable_credentials(&self) -> Vec<CredentialProblem> {
+        let mut problems = Vec::new();
+        for connection in self
+            .in_use
+            .iter()
+            .filter_map(|n| self.model.connections.get(n))
+        {
+            problems.extend(unreadable_credentials(connection));
+        }
+        problems
     }
 
     pub async fn close(self) {
@@ -248,45 +306,38 @@ pub fn listing_failure(mut failure: plan::ListFailure, reporter: &Reporter) -> F
     Failure::from(first).with_hint(hint)
 }
 
-/// Reads every secret of every connection in use before the first request, so that a missing
-/// environment variable or file is reported at once (for all connections, not the first
-/// one to fail) instead of after other requests or their retries.
-fn check_credentials(connections: &[&Connection], reporter: &Reporter) -> Result<(), Failure> {
-    let mut problems = 0usize;
-    for connection in connections {
-        let config = &connection.config;
-        for (field, source) in [
-            ("api_token", &config.api_token),
-            ("password", &config.password),
-        ] {
-            let Some(source) = source else { continue };
-            if let Err(err) = source.resolve() {
-                problems += 1;
-                reporter.error(
-                    &Failure::new(format!(
-                        "connection `{}` ({}): cannot read `spec.{field}` from {}: {err}",
-                        connection.name,
-                        connection.location,
-                        source.describe()
-                    ))
-                    .with_hint(match source {
-                        SecretSource::Env(name) => {
-                            format!("export `{name}` before running sextant")
-                        }
-                        _ => "check the path and the file's permissions".to_string(),
-                    }),
-                );
-            }
+/// A secret of a connection that cannot be read.
+pub struct CredentialProblem {
+    pub connection: String,
+    pub message: String,
+    pub hint: String,
+}
+
+fn unreadable_credentials(connection: &Connection) -> Vec<CredentialProblem> {
+    let config = &connection.config;
+    let mut problems = Vec::new();
+    for (field, source) in [
+        ("api_token", &config.api_token),
+        ("password", &config.password),
+    ] {
+        let Some(source) = source else { continue };
+        if let Err(err) = source.resolve() {
+            problems.push(CredentialProblem {
+                connection: connection.name.clone(),
+                message: format!(
+                    "connection `{}` ({}): cannot read `spec.{field}` from {}: {err}",
+                    connection.name,
+                    connection.location,
+                    source.describe()
+                ),
+                hint: match source {
+                    SecretSource::Env(name) => format!("export `{name}` before running sextant"),
+                    _ => "check the path and the file's permissions".to_string(),
+                },
+            });
         }
     }
-    if problems == 0 {
-        Ok(())
-    } else {
-        Err(Failure::new(format!(
-            "{problems} credential{} of the connections in use cannot be read; nothing was sent and nothing was changed",
-            if problems == 1 { "" } else { "s" }
-        )))
-    }
+    problems
 }
 
 fn parse_targets(model: &Model, targets: &[String]) -> Result<Vec<Address>, Failure> {

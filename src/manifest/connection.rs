@@ -341,6 +341,21 @@ impl ConnectionReader<'_> {
             {
                 config.tls.ca_file = Some(self.base_dir.join(ca));
             }
+            if let Some(pin) = &tls.pin_sha256
+                && let Some(text) = self.setting(&["tls", "pin_sha256"], pin)
+            {
+                match crate::model::TlsConfig::parse_pin(&text) {
+                    Some(pin) => config.tls.pin_sha256 = Some(pin),
+                    None => {
+                        let what = shown_value(pin, &text);
+                        self.error(
+                            &["tls", "pin_sha256"],
+                            format!("{what} is not a SHA-256 fingerprint"),
+                            Some("write 64 hex digits (colons allowed), as `openssl x509 -noout -fingerprint -sha256 -in cert.pem` prints them".to_string()),
+                        );
+                    }
+                }
+            }
             if let Some(insecure) = &tls.insecure
                 && let Some(insecure) = self.setting(&["tls", "insecure"], insecure)
             {
@@ -469,7 +484,7 @@ impl ConnectionReader<'_> {
 #[cfg(test)]
 mod tests {
     use crate::manifest::validate::tests::load;
-    use crate::model::{Model, SecretSource};
+    use crate::model::{ApiFlavor, Model, SecretSource};
 
     fn connection(spec: &str) -> Result<Model, Vec<String>> {
         load(&[(
@@ -514,6 +529,23 @@ mod tests {
         let ca = config.tls.ca_file.clone().unwrap();
         assert!(ca.is_absolute() && ca.ends_with("ca.pem"), "{ca:?}");
         assert!(matches!(&config.api_token, Some(SecretSource::File(p)) if p.is_absolute()));
+    }
+
+    #[test]
+    fn api_flavor_is_a_vsphere_setting_defaulting_to_auto() {
+        let vsphere = "  type: vsphere\n  url: https://vc\n  username: u\n  password: {env: P}\n";
+        let model = connection(vsphere).unwrap();
+        assert_eq!(model.connections["c"].config.api_flavor, ApiFlavor::Auto);
+        let model = connection(&format!("{vsphere}  api_flavor: rest\n")).unwrap();
+        assert_eq!(model.connections["c"].config.api_flavor, ApiFlavor::Rest);
+        let refused = errors(&format!("{vsphere}  api_flavor: soap\n"));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].contains("spec.api_flavor"), "{refused:?}");
+        let refused = errors("  type: vmc\n  api_token: {env: T}\n  api_flavor: api\n");
+        assert!(
+            refused[0].contains("`api_flavor` does not apply to a `vmc` connection"),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -195,6 +195,33 @@ impl<'a> RuleContext<'a> {
                 None,
             );
         }
+        self.check_access(
+            spec.access.as_ref().map(|a| a.keys()),
+            spec.access_exclusive,
+        );
+    }
+
+    /// `access` names its roles; `access_exclusive: true` needs `access`.
+    fn check_access<'r>(
+        &mut self,
+        roles: Option<impl Iterator<Item = &'r String>>,
+        exclusive: Option<bool>,
+    ) {
+        match roles {
+            Some(roles) => {
+                for role in roles {
+                    if role.trim().is_empty() {
+                        self.error(&["access"], "a role name is empty", None);
+                    }
+                }
+            }
+            None if exclusive == Some(true) => self.error(
+                &["access_exclusive"],
+                "`access_exclusive: true` needs `access`",
+                Some("name the roles that keep access in `access`; `access: {}` takes it from every role"),
+            ),
+            None => {}
+        }
     }
 
     pub fn check_salt_job(&mut self, spec: &SaltJobSpec) {
@@ -207,6 +234,10 @@ impl<'a> RuleContext<'a> {
                 Some("write `module.function`, e.g. `test.ping` or `state.apply`"),
             );
         }
+        self.check_access(
+            spec.access.as_ref().map(|a| a.keys()),
+            spec.access_exclusive,
+        );
     }
 
     pub fn check_salt_schedule(&mut self, spec: &SaltScheduleSpec) {
@@ -384,6 +415,19 @@ pub fn canonical_region(region: &str) -> Option<String> {
 pub fn canonicalize(kind: crate::model::Kind, spec: &mut Json) {
     let Json::Object(map) = spec else { return };
     map.retain(|_, value| !value.is_null());
+    if matches!(
+        kind,
+        crate::model::Kind::SaltJob | crate::model::Kind::SaltTarget
+    ) && let Some(Json::Object(access)) = map.get_mut("access")
+    {
+        // Each role's permissions as a set: sorted, once each.
+        for permissions in access.values_mut() {
+            if let Json::Array(list) = permissions {
+                list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                list.dedup();
+            }
+        }
+    }
     if kind != crate::model::Kind::Sddc {
         return;
     }
@@ -569,6 +613,29 @@ mod tests {
         );
         assert!(schedule("job: j\nschedule:\n  cron: '0 3 * * *'\n").is_empty());
         assert!(schedule("job: j\nschedule:\n  cron: '@daily'\n").is_empty());
+    }
+
+    #[test]
+    fn access_permissions_are_a_sorted_set_and_exclusive_needs_access() {
+        let mut spec = serde_json::json!({"fun": "test.ping",
+            "access": {"Ops": ["run", "read", "run"], "Dev": []}});
+        canonicalize(crate::model::Kind::SaltJob, &mut spec);
+        assert_eq!(
+            spec["access"],
+            serde_json::json!({"Ops": ["read", "run"], "Dev": []})
+        );
+        let errors = run::<SaltJobSpec>("fun: test.ping\naccess_exclusive: true\n", |ctx, spec| {
+            ctx.check_salt_job(spec)
+        });
+        assert_eq!(
+            errors,
+            vec!["2:19 spec.access_exclusive: `access_exclusive: true` needs `access`"]
+        );
+        let errors = run::<SaltTargetSpec>(
+            "tgt: {'*': {tgt_type: glob, tgt: w}}\naccess: {' ': [read]}\n",
+            |ctx, spec| ctx.check_salt_target(spec),
+        );
+        assert_eq!(errors, vec!["2:9 spec.access: a role name is empty"]);
     }
 
     #[test]

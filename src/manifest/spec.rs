@@ -89,8 +89,14 @@ pub enum RaasRegion {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSpec {
-    /// PEM file of extra CA certificates to trust (relative to the manifest's directory).
+    /// PEM file of extra CA certificates to trust (relative to the manifest's directory). A
+    /// self-signed server certificate given here is trusted as that server's own, even when
+    /// it is marked as a CA (as `openssl req -x509` makes it).
     pub ca_file: Option<EnvOr<String>>,
+    /// SHA-256 fingerprint of the server's certificate (64 hex digits, colons allowed, as
+    /// `openssl x509 -noout -fingerprint -sha256` prints it): only that certificate is
+    /// trusted, whatever its issuer, names or dates.
+    pub pin_sha256: Option<EnvOr<String>>,
     /// Skip certificate verification (lab use only). Default `false`.
     pub insecure: Option<EnvOr<bool>>,
 }
@@ -309,6 +315,36 @@ pub struct TgtEntry {
     pub tgt: String,
 }
 
+/// A permission a role may have on a target group.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetPermission {
+    /// See the group and its definition.
+    Read,
+    /// Change the group.
+    Write,
+    /// Delete the group.
+    Delete,
+    /// RaaS's `discover` access to the group.
+    Discover,
+}
+
+/// A permission a role may have on a saved job.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JobPermission {
+    /// See the job and its definition.
+    Read,
+    /// Change the job.
+    Write,
+    /// Delete the job.
+    Delete,
+    /// RaaS's `discover` access to the job.
+    Discover,
+    /// Run the job.
+    Run,
+}
+
 /// An Aria Automation Config target group.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -318,6 +354,11 @@ pub struct SaltTargetSpec {
     /// Master id (or `*` for every master) → targeting expression.
     #[schemars(extend("minProperties" = 1))]
     pub tgt: BTreeMap<String, TgtEntry>,
+    /// Role name → the permissions it has on the group, e.g. `{Ops: [read, write]}`; a role
+    /// given `[]` has none. Roles not named are left alone unless `access_exclusive: true`.
+    pub access: Option<BTreeMap<String, Vec<TargetPermission>>>,
+    /// Take every permission from roles not named in `access`. Default `false`.
+    pub access_exclusive: Option<bool>,
 }
 
 /// Which Salt client runs a job.
@@ -360,6 +401,11 @@ pub struct SaltJobSpec {
     /// Name of a target group: a declared SaltTarget or one that already exists (such as
     /// `All Minions`).
     pub target: Option<String>,
+    /// Role name → the permissions it has on the job, e.g. `{Ops: [read, run]}`; a role given
+    /// `[]` has none. Roles not named are left alone unless `access_exclusive: true`.
+    pub access: Option<BTreeMap<String, Vec<JobPermission>>>,
+    /// Take every permission from roles not named in `access`. Default `false`.
+    pub access_exclusive: Option<bool>,
 }
 
 /// `splay`: random delay in seconds.

@@ -163,7 +163,18 @@ pub struct Resource {
 pub struct TlsConfig {
     /// Absolute path (resolved against the manifest's directory).
     pub ca_file: Option<PathBuf>,
+    /// SHA-256 of the one server certificate trusted (`tls.pin_sha256`).
+    pub pin_sha256: Option<[u8; 32]>,
     pub insecure: bool,
+}
+
+impl TlsConfig {
+    /// A SHA-256 fingerprint as written in a manifest: 64 hex digits, optionally separated by
+    /// colons (as `openssl x509 -fingerprint -sha256` prints it).
+    pub fn parse_pin(text: &str) -> Option<[u8; 32]> {
+        let digits: String = text.trim().chars().filter(|c| *c != ':').collect();
+        hex::decode(digits).ok()?.try_into().ok()
+    }
 }
 
 /// The "token settings" of one connection, with defaults applied.

@@ -76,6 +76,12 @@ pub trait KindRules: Sync {
         &[]
     }
 
+    /// Top-level object fields whose changes are shown key by key (`access.<role>`), where a
+    /// key holding an empty value is the same as an absent one.
+    fn per_key_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Whether the kind can be deleted at all (`ensure: absent`).
     fn deletable(&self) -> bool {
         true
@@ -135,14 +141,30 @@ struct PlainRules;
 
 impl KindRules for PlainRules {}
 
+/// `access` of a job or target group: roles not named are left alone unless
+/// `access_exclusive: true` (a local switch, never on the server) makes the map complete.
+const EXCLUSIVE_ACCESS: CompleteObject = CompleteObject {
+    path: "access",
+    when: Some("access_exclusive"),
+    defaults: &[],
+};
+
 /// A target group's `tgt` lists every master it targets: a master dropped from the manifest
 /// is removed (`save_target_group` replaces `tgt` whole).
 struct SaltTargetRules;
 
 impl KindRules for SaltTargetRules {
+    fn local_fields(&self) -> &'static [&'static str] {
+        &["access_exclusive"]
+    }
+
     fn complete_objects(&self) -> &'static [CompleteObject] {
-        const COMPLETE: &[CompleteObject] = &[CompleteObject::always("tgt")];
+        const COMPLETE: &[CompleteObject] = &[CompleteObject::always("tgt"), EXCLUSIVE_ACCESS];
         COMPLETE
+    }
+
+    fn per_key_fields(&self) -> &'static [&'static str] {
+        &["access"]
     }
 }
 
@@ -151,12 +173,21 @@ impl KindRules for SaltTargetRules {
 struct SaltJobRules;
 
 impl KindRules for SaltJobRules {
+    fn local_fields(&self) -> &'static [&'static str] {
+        &["access_exclusive"]
+    }
+
     fn complete_objects(&self) -> &'static [CompleteObject] {
         const COMPLETE: &[CompleteObject] = &[
             CompleteObject::always("arg"),
             CompleteObject::always("arg.kwarg"),
+            EXCLUSIVE_ACCESS,
         ];
         COMPLETE
+    }
+
+    fn per_key_fields(&self) -> &'static [&'static str] {
+        &["access"]
     }
 }
 

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use super::{Action, LiveMatch, LiveState, ResourceChange};
 use crate::model::rules::CompleteObject;
@@ -190,6 +190,66 @@ pub fn dropped_fields(
         }
     }
     out
+}
+
+/// Replaces each change of an object field in `fields` with one change per key that differs
+/// (`access.<role>`), reading a key with an empty value as an absent one. Keys only the live
+/// object has count when `complete(field)` says the manifest states the object whole.
+/// Returns the changes and how many of them turned out to change nothing.
+pub fn split_by_key(
+    changes: Vec<FieldChange>,
+    fields: &[&str],
+    complete: impl Fn(&str) -> bool,
+) -> (Vec<FieldChange>, usize) {
+    if fields.is_empty() {
+        return (changes, 0);
+    }
+    let mut out = Vec::with_capacity(changes.len());
+    let mut unchanged = 0;
+    for change in changes {
+        let (Some(Value::Object(want)), before) = (&change.after, &change.before) else {
+            out.push(change);
+            continue;
+        };
+        if !fields.contains(&change.field.as_str()) {
+            out.push(change);
+            continue;
+        }
+        let empty = Map::new();
+        let have = match before {
+            Some(Value::Object(have)) => have,
+            _ => &empty,
+        };
+        let whole = complete(&change.field);
+        let mut keys: Vec<&String> = want.keys().collect();
+        if whole {
+            keys.extend(have.keys().filter(|k| !want.contains_key(*k)));
+        }
+        keys.sort();
+        let mut split = Vec::new();
+        for key in keys {
+            let before = have.get(key).filter(|v| !is_empty(v));
+            let after = want.get(key);
+            let differs = match after {
+                Some(after) if is_empty(after) => before.is_some(),
+                Some(after) => !covers(after, before),
+                None => before.is_some(),
+            };
+            if differs {
+                split.push(FieldChange {
+                    field: format!("{}.{key}", change.field),
+                    before: before.cloned(),
+                    after: after.cloned(),
+                    forces_replacement: change.forces_replacement,
+                });
+            }
+        }
+        if split.is_empty() {
+            unchanged += 1;
+        }
+        out.extend(split);
+    }
+    (out, unchanged)
 }
 
 /// Null, `""`, `[]` or `{}`: what a server may hold for a key nobody set.
@@ -522,6 +582,60 @@ mod tests {
             &already,
         );
         assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn object_changes_split_per_key_and_empty_equals_absent() {
+        let change = |before: Value, after: Value| FieldChange {
+            field: "access".into(),
+            before: Some(before),
+            after: Some(after),
+            forces_replacement: false,
+        };
+        let live = json!({"Ops": ["read"], "Dev": ["read", "write"], "Gone": []});
+        let desired =
+            json!({"Ops": ["read", "run"], "Gone": [], "New": [], "Dev": ["read", "write"]});
+        let (split, unchanged) = split_by_key(
+            vec![change(live.clone(), desired.clone())],
+            &["access"],
+            |_| false,
+        );
+        assert_eq!(unchanged, 0);
+        assert_eq!(
+            split
+                .iter()
+                .map(|c| (c.field.as_str(), c.before.clone(), c.after.clone()))
+                .collect::<Vec<_>>(),
+            [(
+                "access.Ops",
+                Some(json!(["read"])),
+                Some(json!(["read", "run"]))
+            )]
+        );
+        // A complete map also lists the live roles it leaves out.
+        let (split, _) = split_by_key(
+            vec![change(live.clone(), json!({"Ops": ["read"]}))],
+            &["access"],
+            |_| true,
+        );
+        let fields: Vec<&str> = split.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["access.Dev"]);
+        assert_eq!(split[0].after, None);
+        // Nothing left to change: the field counts as unchanged; other fields pass through.
+        let other = FieldChange {
+            field: "desc".into(),
+            before: Some(json!("a")),
+            after: Some(json!("b")),
+            forces_replacement: false,
+        };
+        let (split, unchanged) = split_by_key(
+            vec![change(live, json!({"Gone": []})), other],
+            &["access"],
+            |_| false,
+        );
+        assert_eq!(unchanged, 1);
+        assert_eq!(split.len(), 1);
+        assert_eq!(split[0].field, "desc");
     }
 
     #[test]

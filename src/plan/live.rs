@@ -68,7 +68,15 @@ pub enum LiveMatch {
         seen: u32,
     },
     /// Several live objects carry the name.
-    Ambiguous { count: usize },
+    Ambiguous { objects: Vec<Twin> },
+}
+
+/// One of several live objects sharing a name: what a human needs to choose which to keep.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Twin {
+    /// Creation time, when the server reports it (the `created` attribute).
+    pub created: Option<String>,
+    pub id: String,
 }
 
 /// Live objects matched to declared resources.
@@ -134,22 +142,31 @@ impl LiveState {
                 .is_some()
             {}
             let mut seen = 0u32;
-            let mut alive = 0usize;
-            let mut first_alive = None;
+            let mut alive: Vec<LiveObject> = Vec::new();
             while let Some(object) = objects.next_if(|o| o.name == **name) {
                 seen += 1;
                 if object.status != LiveStatus::Deleted {
-                    alive += 1;
-                    first_alive.get_or_insert(object);
+                    alive.push(object);
                 }
             }
-            let found = match (alive, first_alive) {
-                (1, Some(object)) => LiveMatch::Found {
-                    object: Arc::new(object),
-                    seen,
-                },
-                (0, _) | (_, None) => LiveMatch::Missing { seen },
-                (many, Some(_)) => LiveMatch::Ambiguous { count: many },
+            let found = if alive.len() > 1 {
+                let mut twins: Vec<Twin> = alive
+                    .into_iter()
+                    .map(|o| Twin {
+                        created: o.attributes.get("created").cloned(),
+                        id: o.id,
+                    })
+                    .collect();
+                twins.sort();
+                LiveMatch::Ambiguous { objects: twins }
+            } else {
+                match alive.pop() {
+                    Some(object) => LiveMatch::Found {
+                        object: Arc::new(object),
+                        seen,
+                    },
+                    None => LiveMatch::Missing { seen },
+                }
             };
             self.matches.insert(Address::new(kind, name.clone()), found);
         }
@@ -309,10 +326,10 @@ mod tests {
             state.get(&Address::new(Kind::Sddc, "prod")),
             LiveMatch::Found { .. }
         ));
-        assert_eq!(
+        assert!(matches!(
             state.get(&Address::new(Kind::Sddc, "dup")),
-            &LiveMatch::Ambiguous { count: 2 }
-        );
+            LiveMatch::Ambiguous { objects } if objects.len() == 2
+        ));
         assert_eq!(
             state.get(&Address::new(Kind::Sddc, "new")),
             &LiveMatch::Missing { seen: 0 }

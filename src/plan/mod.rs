@@ -22,7 +22,7 @@ use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 pub use diff::{
     FieldChange, SpecDiff, UNKNOWN, diff_compact, diff_spec, resolve_references, substitute,
 };
-pub use live::{ListError, ListFailure, LiveMatch, LiveState, ProviderSet, read_live_state};
+pub use live::{ListError, ListFailure, LiveMatch, LiveState, ProviderSet, Twin, read_live_state};
 pub use order::{OrderError, order_changes};
 
 /// What apply will do to one resource.
@@ -165,31 +165,54 @@ impl Plan {
     }
 }
 
-/// A plan that could not be made because listings failed: every resource whose listing
-/// failed is a problem carrying the error (for `plan --format json`).
-pub fn failed_plan(model: &Model, scope: &BTreeSet<Address>, failure: &ListFailure) -> Plan {
+/// Why the live state of some resources could not be read: a connection (and, when only
+/// one listing failed, its kind) with the message to show.
+#[derive(Clone, Debug)]
+pub struct ReadFailure {
+    pub connection: String,
+    /// `None` when every kind of the connection is affected (its credentials, say).
+    pub kind: Option<crate::model::Kind>,
+    pub message: String,
+}
+
+impl ListFailure {
+    /// One [`ReadFailure`] per failed listing.
+    pub fn read_failures(&self) -> Vec<ReadFailure> {
+        self.errors
+            .iter()
+            .map(|err| ReadFailure {
+                connection: err.connection.clone(),
+                kind: Some(err.kind),
+                message: err.chain(),
+            })
+            .collect()
+    }
+}
+
+/// A plan that could not be made: every resource in scope whose live state could not be
+/// read is a problem carrying the reason (for `plan --format json`).
+pub fn failed_plan(model: &Model, scope: &BTreeSet<Address>, failures: &[ReadFailure]) -> Plan {
     let mut problems = Vec::new();
     for address in scope {
         let Some(resource) = model.resources.get(address) else {
             continue;
         };
-        if let Some(err) = failure
-            .errors
-            .iter()
-            .find(|e| e.connection == resource.connection && e.kind == address.kind)
-        {
+        let affected = failures.iter().filter(|f| {
+            f.connection == resource.connection && f.kind.is_none_or(|k| k == address.kind)
+        });
+        for failure in affected {
             problems.push(PlanProblem {
                 address: address.clone(),
-                message: err.chain(),
+                message: failure.message.clone(),
             });
         }
     }
     if problems.is_empty() {
-        // A listing of referenced objects only: name the first declared resource in scope.
+        // A listing of referenced objects only: name the first resource in scope.
         if let Some(address) = scope.iter().next() {
-            problems.extend(failure.errors.iter().map(|err| PlanProblem {
+            problems.extend(failures.iter().map(|f| PlanProblem {
                 address: address.clone(),
-                message: err.chain(),
+                message: f.message.clone(),
             }));
         }
     }
@@ -309,12 +332,7 @@ fn decide(
 ) -> Result<ResourceChange, String> {
     let rules = rules_for(resource.address.kind);
     let (object, attempt) = match found {
-        LiveMatch::Ambiguous { count } => {
-            return Err(format!(
-                "{count} live objects are named `{}`; sextant will not guess which one is meant — rename or remove the extra ones",
-                resource.address.name
-            ));
-        }
+        LiveMatch::Ambiguous { objects } => return Err(ambiguity(resource, objects)),
         LiveMatch::Missing { seen } => (None, *seen),
         LiveMatch::Found { object, seen } => (Some(object), *seen),
     };
@@ -431,6 +449,25 @@ fn decide(
         .unchanged
         .saturating_sub(dropped.iter().filter(|d| d.after.is_some()).count());
     compared.changes.extend(dropped);
+    let desired_flag = |flag: &str| {
+        resolved
+            .value()
+            .get(flag)
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+    };
+    let (changes, unchanged) = diff::split_by_key(
+        std::mem::take(&mut compared.changes),
+        rules.per_key_fields(),
+        |field| {
+            rules
+                .complete_objects()
+                .iter()
+                .any(|rule| rule.path == field && rule.when.is_none_or(&desired_flag))
+        },
+    );
+    compared.changes = changes;
+    compared.unchanged += unchanged;
     change.unchanged = compared.unchanged;
     if compared.changes.is_empty() {
         return Ok(change);
@@ -456,6 +493,28 @@ fn decide(
         }
     }
     Ok(change)
+}
+
+/// Says which live objects share the resource's name and how to resolve it.
+fn ambiguity(resource: &Resource, twins: &[Twin]) -> String {
+    let listed: Vec<String> = twins
+        .iter()
+        .map(|twin| match &twin.created {
+            Some(created) => format!("`{}` (created {created})", twin.id),
+            None => format!("`{}`", twin.id),
+        })
+        .collect();
+    let when = if twins.iter().all(|t| t.created.is_none()) {
+        " (the server does not say when each was created)"
+    } else {
+        ""
+    };
+    format!(
+        "{} live objects are named `{}`: ids {}{when}; sextant will not guess which one is meant — keep one and delete the others on the server (when they are alike, they are usually a duplicate left by two applies at once: keep the oldest), or rename them, then run `sextant plan` again",
+        twins.len(),
+        resource.address.name,
+        listed.join(", ")
+    )
 }
 
 /// Whether a spec key names a secret, whose value is masked leaf by leaf in every rendering.

@@ -596,7 +596,11 @@ mod tests {
             fingerprint: "x".into(),
         }));
         let mut cycle = change(Kind::VirtualMachine, "web-01", Action::Update);
-        cycle.steps = vec!["stop".into(), "change CPU/memory".into(), "start".into()];
+        cycle.steps = vec![
+            "guest shutdown".into(),
+            "change CPU/memory".into(),
+            "start".into(),
+        ];
         cycle.live = live(&cycle, json!({"cpu_count": 2, "power_state": "POWERED_ON"}));
         cycle.after = Some(json!({"cpu_count": 4, "power_state": "POWERED_ON"}).into());
         cycle.fields = vec![field("cpu_count", Some(json!(2)), Some(json!(4)))];

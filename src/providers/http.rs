@@ -271,12 +271,18 @@ pub struct HttpClient {
     base_url: String,
     connection: String,
     limit: Arc<Semaphore>,
+    /// Shared by every clone: it is the connection's budget, not one request's.
+    budget: Arc<RetryBudget>,
+}
+
+/// How long and how often one connection's requests are tried.
+struct RetryBudget {
     max_retries: u32,
     timeout: Duration,
     deadline: Duration,
     /// Set when a request gave up because the host could not be reached; cleared by the next
-    /// answer. Shared by every clone: it is the connection's budget, not one request's.
-    unreachable: Arc<AtomicBool>,
+    /// answer.
+    unreachable: AtomicBool,
 }
 
 impl HttpClient {
@@ -292,28 +298,12 @@ impl HttpClient {
             // The vendor APIs never redirect an API call, and a followed redirect would carry
             // session headers to whatever host it names: a 3xx is reported, never followed.
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(ca_file) = &config.tls.ca_file {
-            let pem = std::fs::read(ca_file).map_err(|err| {
-                config_error(format!(
-                    "cannot read `tls.ca_file` {}: {err}",
-                    ca_file.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
-                config_error(format!(
-                    "`tls.ca_file` {} is not PEM: {err}",
-                    ca_file.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(config_error(format!(
-                    "`tls.ca_file` {} holds no certificate",
-                    ca_file.display()
-                )));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+        // `tls.insecure` wins: reqwest's own configuration then skips verification.
+        if !config.tls.insecure
+            && let Some(tls) = super::tls::client_config(&config.tls)
+                .map_err(|err| config_error(err.to_string()))?
+        {
+            builder = builder.use_preconfigured_tls(tls);
         }
         if config.tls.insecure {
             tracing::warn!(
@@ -331,10 +321,12 @@ impl HttpClient {
             base_url: config.url.trim_end_matches('/').to_string(),
             connection: connection.to_string(),
             limit: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
-            max_retries: config.max_retries,
-            timeout: config.timeout,
-            deadline: config.request_deadline,
-            unreachable: Arc::new(AtomicBool::new(false)),
+            budget: Arc::new(RetryBudget {
+                max_retries: config.max_retries,
+                timeout: config.timeout,
+                deadline: config.request_deadline,
+                unreachable: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -347,7 +339,7 @@ impl HttpClient {
     }
 
     pub fn max_retries(&self) -> u32 {
-        self.max_retries
+        self.budget.max_retries
     }
 
     /// Sends a request, retrying what is safe to retry, and returns the final response of any
@@ -365,15 +357,16 @@ impl HttpClient {
         let log_path = url_path(&url);
         let request_started = Instant::now();
         // With the budget spent by an earlier request, one attempt only.
-        let max_retries = if self.unreachable.load(Ordering::Relaxed) {
+        let budget = &*self.budget;
+        let max_retries = if budget.unreachable.load(Ordering::Relaxed) {
             0
         } else {
-            self.max_retries
+            budget.max_retries
         };
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
-            let remaining = self.deadline.saturating_sub(request_started.elapsed());
+            let remaining = budget.deadline.saturating_sub(request_started.elapsed());
             let result = {
                 let _permit = self
                     .limit
@@ -384,7 +377,7 @@ impl HttpClient {
                         path: log_path.clone(),
                         message: "the connection's request limiter was closed".to_string(),
                     })?;
-                self.send_once(&request, &url, self.timeout.min(remaining))
+                self.send_once(&request, &url, budget.timeout.min(remaining))
                     .await
             };
             let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -402,14 +395,14 @@ impl HttpClient {
                     connection = %self.connection,
                     method = %request.method,
                     path = %log_path,
-                    error = %failure_message(err, self.timeout),
+                    error = %failure_message(err, budget.timeout),
                     elapsed_ms,
                     attempt,
                     "http request failed"
                 ),
             }
             if result.is_ok() {
-                self.unreachable.store(false, Ordering::Relaxed);
+                budget.unreachable.store(false, Ordering::Relaxed);
             }
             let decision = retry_decision(&request, &result);
             let mut past_deadline = false;
@@ -417,7 +410,7 @@ impl HttpClient {
                 && attempt < max_retries
             {
                 let delay = hint.map_or_else(|| backoff(attempt), with_jitter);
-                if request_started.elapsed() + delay < self.deadline {
+                if request_started.elapsed() + delay < budget.deadline {
                     self.announce_retry(
                         &request,
                         &url,
@@ -451,7 +444,7 @@ impl HttpClient {
                 }),
                 Err(Failure::Transport(err)) => {
                     if err.is_connect() {
-                        self.unreachable.store(true, Ordering::Relaxed);
+                        budget.unreachable.store(true, Ordering::Relaxed);
                     }
                     let mut message = format!(
                         "{} `{}`: {}",
@@ -461,7 +454,7 @@ impl HttpClient {
                             "no answer from"
                         },
                         host_of(&url),
-                        transport_cause(&err, self.timeout)
+                        transport_cause(&err, budget.timeout)
                     );
                     if attempts > 1 || past_deadline {
                         message.push_str(&format!(
@@ -470,7 +463,7 @@ impl HttpClient {
                             if past_deadline {
                                 format!(
                                     ": another would pass the `request_deadline` of {}",
-                                    humantime::format_duration(self.deadline)
+                                    humantime::format_duration(budget.deadline)
                                 )
                             } else {
                                 String::new()
@@ -478,9 +471,7 @@ impl HttpClient {
                         ));
                     }
                     if is_tls_failure(&err) {
-                        message.push_str(
-                            "; trust the server's certificate authority with `tls.ca_file`",
-                        );
+                        message.push_str(&format!("; {}", super::tls::failure_hint(&err)));
                     }
                     Err(ProviderError::Transport {
                         method: request.method.to_string(),
@@ -507,7 +498,7 @@ impl HttpClient {
         let wait = format_delay(delay);
         match result {
             Err(failure) => {
-                let cause = failure_message(failure, self.timeout);
+                let cause = failure_message(failure, self.budget.timeout);
                 tracing::warn!(
                     "connection `{}`: retrying {} {target} in {wait}: {cause} (attempt {next_attempt} of {attempts})",
                     self.connection,
@@ -880,6 +871,41 @@ mod tests {
             "/csp/x"
         );
         assert_eq!(url_path("http://127.0.0.1:1"), "/");
+    }
+
+    #[test]
+    fn messages_name_the_host_but_never_credentials_or_queries() {
+        let url = "https://ci:hunter2@vc.example.com:8443/rest/x?api_token=abc";
+        assert_eq!(host_of(url), "vc.example.com:8443");
+        assert_eq!(display_url(url), "https://vc.example.com:8443/rest/x");
+        assert_eq!(format_delay(Duration::from_millis(480)), "0.5 s");
+        assert_eq!(format_delay(Duration::from_secs(30)), "30 s");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_spends_the_connection_budget_until_an_answer() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut config = ConnectionConfig::with_defaults(crate::model::SystemType::Vsphere);
+        config.url = format!("http://127.0.0.1:{port}");
+        config.max_retries = 1;
+        let client = HttpClient::new("c", &config).unwrap();
+        let first = client.send(HttpRequest::get("/a")).await.unwrap_err();
+        let text = first.to_string();
+        assert!(
+            text.contains(&format!("cannot connect to `127.0.0.1:{port}`"))
+                && text.contains("gave up after 2 attempts"),
+            "{text}"
+        );
+        // The budget is spent: the next request is tried once, at once.
+        let second = client
+            .clone()
+            .send(HttpRequest::get("/b"))
+            .await
+            .unwrap_err();
+        assert!(!second.to_string().contains("attempts"), "{second}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod csp;
 pub mod http;
 pub mod raas;
+pub mod tls;
 pub mod token;
 pub mod vcd;
 pub mod vmc;

@@ -520,6 +520,20 @@ impl Provider for VcdProvider {
             });
         }
         let name = &request.address.name;
+        // Registration takes no client-chosen id: a token of this name created since the plan
+        // listed (a racing apply) is adopted, not registered twice. Its one-time secret went
+        // to whoever created it.
+        if let Some(twin) = self.find_token(name).await? {
+            tracing::warn!(
+                "API token `{name}` appeared on connection `{}` after the plan read it ({}); adopting it: its one-time secret went to the run that created it",
+                self.connection,
+                twin.id
+            );
+            return Ok(Outcome::Done {
+                attributes: Attributes::from([("id".to_string(), twin.id)]),
+                secret: None,
+            });
+        }
         let client_id = self.register(name).await?;
         let secret = self.initial_grant(name, &client_id).await?;
         Ok(Outcome::Done {

@@ -67,6 +67,8 @@ struct Sddc {
     provider: Option<String>,
     account_link_state: Option<String>,
     resource_config: Option<ResourceConfig>,
+    /// Creation time (vmc.md §2, the `Sddc` entity fields).
+    created: Option<Value>,
     updated: Option<Value>,
     version: Option<Value>,
 }
@@ -619,6 +621,9 @@ fn normalize(sddc: Sddc, task: Option<&Task>) -> ProviderResult<LiveObject> {
     let mut attributes = Attributes::default();
     attributes.insert("id".to_string(), id.clone());
     attributes.insert("sddc_state".to_string(), state.clone());
+    if let Some(created) = sddc.created.as_ref().and_then(Value::as_str) {
+        attributes.insert("created".to_string(), created.to_string());
+    }
     for (key, value) in [
         ("vc_url", rc.vc_url),
         ("cloud_username", rc.cloud_username),

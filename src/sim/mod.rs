@@ -409,8 +409,9 @@ pub fn router(sim: SimRef) -> Router {
         .method_not_allowed_fallback(admin::method_not_allowed)
         .fallback(admin::unknown_path)
         // vSphere and Cloud Director share `/api/session` on this port: vSphere's front door
-        // takes the requests that are its own (by their headers) and the flavours it does not
-        // serve, and passes everything else on unchanged.
+        // takes the requests that are its own (by their headers), its JSON-RPC endpoint
+        // (`POST /api`) and the REST flavours it does not serve, and passes everything else
+        // on unchanged.
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             vsphere::front_door,

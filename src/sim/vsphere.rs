@@ -11,6 +11,9 @@
 //! (`VmRecord::tools_running`) and takes `SimOptions::vsphere_guest_shutdown_secs` of
 //! simulated time before the VM reads `POWERED_OFF`.
 //!
+//! `POST /api` is vAPI JSON-RPC (`rpc.rs`), the transport of the vSphere SDK's default client,
+//! for the session and VM services; it shares the VM operations below with the REST flavours.
+//!
 //! `/api/session` is shared with Cloud Director's legacy API on the single port:
 //! [`front_door`] claims the requests that are vSphere's (see [`is_cloud_director_request`]).
 //!
@@ -75,10 +78,11 @@ pub struct VmRecord {
     /// time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shutdown_until: Option<DateTime<Utc>>,
-    /// How the VM last went off: `true` after a guest shutdown, `false` after a hard stop
-    /// (`Power.Info.clean_power_off`, reported while the VM is off).
-    #[serde(default = "default_true")]
-    pub clean_power_off: bool,
+    /// How the VM last went off: `guest_shutdown` or `power_stop` (a hard power-off).
+    /// Simulator bookkeeping, shown only in `GET /_sim/state`: vCenter reports both as a
+    /// clean power-off (`Power.Info.clean_power_off` flags crashes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_power_off: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -92,7 +96,7 @@ impl VmRecord {
             Some(until) if until <= now => {
                 self.shutdown_until = None;
                 self.power_state = "POWERED_OFF".to_owned();
-                self.clean_power_off = true;
+                self.last_power_off = Some("guest_shutdown".to_owned());
                 true
             }
             _ => false,
@@ -178,7 +182,7 @@ fn vm(id: &str, name: &str, power_state: &str, cpu_count: i64, memory_mib: i64) 
         guest_os: "UBUNTU_64".to_owned(),
         tools_running: true,
         shutdown_until: None,
-        clean_power_off: true,
+        last_power_off: None,
     }
 }
 
@@ -407,9 +411,10 @@ fn flavor_of_path(path: &str) -> Option<Flavor> {
     }
 }
 
-/// Middleware in front of every route: serves vSphere's `/api/session`, and answers 404 for
-/// a flavour the simulator is told not to serve. Everything else (Cloud Director's requests
-/// to `/api/session` among them) passes on unchanged.
+/// Middleware in front of every route: serves vAPI JSON-RPC at `POST /api` and vSphere's
+/// `/api/session`, and answers 404 for a REST flavour the simulator is told not to serve.
+/// Everything else (Cloud Director's requests to `/api/session` among them) passes on
+/// unchanged.
 pub async fn front_door(
     State(sim): State<SimRef>,
     request: axum::extract::Request,
@@ -432,9 +437,7 @@ pub async fn front_door(
         return next.run(request).await;
     };
     if !sim.options().vsphere_flavors.serves(flavor) {
-        return flavor
-            .error("not_found", "the requested resource could not be found")
-            .into_response_with(StatusCode::NOT_FOUND);
+        return flavor.error("not_found", "the requested resource could not be found");
     }
     if !shared {
         return next.run(request).await;
@@ -938,7 +941,7 @@ fn guest_power_info(vm: &VmRecord, _flavor: Flavor) -> Value {
 fn power_info(vm: &VmRecord, _flavor: Flavor) -> Value {
     let mut info = json!({ "state": vm.power_state });
     if vm.power_state == "POWERED_OFF" {
-        info["clean_power_off"] = json!(vm.clean_power_off);
+        info["clean_power_off"] = json!(true);
     }
     info
 }
@@ -1028,7 +1031,7 @@ fn change_power(sim: &SimRef, record: &mut VmRecord, op: &str) -> Result<(), Ref
     // A hard stop, reset or suspend ends a guest shutdown under way.
     record.shutdown_until = None;
     if target == "POWERED_OFF" {
-        record.clean_power_off = false;
+        record.last_power_off = Some("power_stop".to_owned());
     }
     Ok(())
 }

@@ -286,6 +286,23 @@ async fn plan_json_fills_errored_and_errors_on_stdout_when_a_connection_fails() 
         "{message}"
     );
     assert_eq!(plan["resource_changes"], Value::Array(Vec::new()));
+
+    // A credential that cannot be read is a connection failure too.
+    let output = estate
+        .command(&["plan", "--format", "json", "manifests"])
+        .env_remove("SEXTANT_T_VSPHERE_PASSWORD")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(plan["errored"], true, "{plan}");
+    assert_eq!(
+        plan["errors"][0]["address"], "VirtualMachine/db-01",
+        "{plan}"
+    );
+    let message = plan["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("SEXTANT_T_VSPHERE_PASSWORD"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -359,7 +376,8 @@ async fn sddc_progress_under_sim_shows_real_remaining_time() {
         .filter_map(|event| event["eta_seconds"].as_u64())
         .collect();
     assert!(!etas.is_empty(), "{}", run.stdout);
-    // Real seconds left, not the simulated ones (which would be over 1,000).
+    // Real seconds left (the whole create takes 15), not simulated ones: the server counts in
+    // whole minutes, 60 s and more.
     assert!(etas.iter().all(|eta| *eta <= 15), "{etas:?}");
 }
 
@@ -662,6 +680,50 @@ async fn the_readme_tour_runs_as_written_after_the_quickstart() {
         assert!(plan1.contains(created), "{created}\n{plan1}");
     }
     assert!(ran.len() >= 6, "{ran:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raas_server_that_hangs_up_is_tried_max_retries_plus_one_times_not_more() {
+    // A server that accepts every connection and closes it at once, counting them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let estate = Estate::start(240.0).await;
+    estate.write(
+        "connections.yaml",
+        &format!(
+            "kind: Connection\nname: salt\nspec:\n  type: raas\n  url: http://127.0.0.1:{port}\n  max_retries: 2\n  username: u\n  password: {{ env: SEXTANT_T_VCD_PASSWORD }}\n"
+        ),
+    );
+    estate.write(
+        "salt.yaml",
+        "kind: SaltTarget\nname: web servers\nspec: { tgt: { \"*\": { tgt_type: glob, tgt: \"web-*\" } } }\n",
+    );
+    let run = estate.run(&["plan", "manifests"]).await;
+    server.abort();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    // One budget for the one request that failed: nothing resends around it.
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("(attempt 3 of 3)"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("no answer from `127.0.0.1:{port}`"))
+            && run.stderr.contains("gave up after 3 attempts"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// A live Salt job whose text holds `${` (a shell variable in its description) used to be

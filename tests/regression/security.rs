@@ -658,3 +658,224 @@ async fn a_second_simulator_on_the_same_state_file_is_refused() {
     let alone = run_quickly(dir.path(), &["plan", "--sim", "manifests"], &[]).await;
     assert_eq!(alone.code, 0, "{}\n{}", alone.stdout, alone.stderr);
 }
+
+// ---------------------------------------------------------------------------------------
+// TLS: the simulator behind an HTTPS proxy presenting a certificate made for each case.
+
+/// Accepts TLS connections for axum; failed handshakes are dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Forwards every request to the simulator at `upstream`.
+async fn forward(State(upstream): State<String>, request: Request) -> Response {
+    let client = reqwest::Client::new();
+    let url = format!(
+        "{upstream}{}",
+        request.uri().path_and_query().map_or("/", |p| p.as_str())
+    );
+    let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).unwrap();
+    let mut forwarded = client.request(method, url);
+    for (name, value) in request.headers() {
+        if name != "host" {
+            forwarded = forwarded.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let body = axum::body::to_bytes(request.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let reply = forwarded.body(body).send().await.unwrap();
+    let status = reply.status().as_u16();
+    let content_type = reply
+        .headers()
+        .get("content-type")
+        .map(|v| v.as_bytes().to_vec());
+    let mut response = Response::builder().status(status);
+    if let Some(content_type) = content_type {
+        response = response.header("content-type", content_type);
+    }
+    response
+        .body(axum::body::Body::from(reply.bytes().await.unwrap()))
+        .unwrap()
+}
+
+/// Serves the simulator at `upstream` over HTTPS with `chain` (server certificate first) and
+/// its key; returns the HTTPS URL.
+async fn serve_tls(
+    upstream: &str,
+    chain: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
+    key: &rcgen::KeyPair,
+) -> String {
+    use tokio_rustls::rustls;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        key.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", tcp.local_addr().unwrap());
+    let listener = TlsListener {
+        tcp,
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    };
+    let router = axum::Router::new()
+        .fallback(forward)
+        .with_state(upstream.to_string());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// Certificate parameters for `names`, marked as a CA or not.
+fn params(names: &[&str], ca: bool) -> rcgen::CertificateParams {
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    params
+}
+
+/// `sextant plan` of a vSphere connection to `url` with `tls` settings (the CA file, when
+/// given, is written as `ca.pem`).
+async fn plan_over_tls(url: &str, ca_pem: Option<&str>, tls: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    vsphere_manifests(dir.path(), url, tls);
+    if let Some(pem) = ca_pem {
+        std::fs::write(dir.path().join("manifests/ca.pem"), pem).unwrap();
+    }
+    run_quickly(dir.path(), &["plan", "manifests"], &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_self_signed_server_certificate_marked_as_ca_is_trusted_through_ca_file_or_a_pin() {
+    let estate = Estate::start(240.0).await;
+    // What `openssl req -x509` makes: self-signed, `CA:TRUE`.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params(&["127.0.0.1"], true).self_signed(&key).unwrap();
+    let url = serve_tls(&estate.sim.base_url, vec![cert.der().clone()], &key).await;
+
+    let trusted = plan_over_tls(&url, Some(&cert.pem()), "  tls:\n    ca_file: ca.pem\n").await;
+    assert_eq!(trusted.code, 0, "{}\n{}", trusted.stdout, trusted.stderr);
+
+    use sha2::Digest;
+    let fingerprint: Vec<String> = sha2::Sha256::digest(cert.der().as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let pinned = plan_over_tls(
+        &url,
+        None,
+        &format!("  tls:\n    pin_sha256: \"{}\"\n", fingerprint.join(":")),
+    )
+    .await;
+    assert_eq!(pinned.code, 0, "{}\n{}", pinned.stdout, pinned.stderr);
+
+    let wrong_pin = plan_over_tls(
+        &url,
+        None,
+        &format!("  tls:\n    pin_sha256: \"{}\"\n", "00".repeat(32)),
+    )
+    .await;
+    assert_eq!(wrong_pin.code, 1, "{}", wrong_pin.stderr);
+    assert!(
+        wrong_pin.stderr.contains("does not match `tls.pin_sha256`"),
+        "{}",
+        wrong_pin.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_tls_failure_gets_the_hint_of_its_cause() {
+    let estate = Estate::start(240.0).await;
+    let upstream = estate.sim.base_url.clone();
+
+    // Unknown issuer: a self-signed certificate nobody trusts.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params(&["127.0.0.1"], false).self_signed(&key).unwrap();
+    let url = serve_tls(&upstream, vec![cert.der().clone()], &key).await;
+    let run = plan_over_tls(&url, None, "").await;
+    assert!(
+        run.stderr
+            .contains("the certificate's issuer is not trusted"),
+        "{}",
+        run.stderr
+    );
+
+    // What `openssl req -x509` makes, not trusted yet.
+    let cert = params(&["127.0.0.1"], true).self_signed(&key).unwrap();
+    let url = serve_tls(&upstream, vec![cert.der().clone()], &key).await;
+    let run = plan_over_tls(&url, None, "").await;
+    assert!(
+        run.stderr
+            .contains("the server presents a CA certificate as its own"),
+        "{}",
+        run.stderr
+    );
+
+    // Expired, though trusted.
+    let mut expired = params(&["127.0.0.1"], false);
+    expired.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    expired.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    let cert = expired.self_signed(&key).unwrap();
+    let url = serve_tls(&upstream, vec![cert.der().clone()], &key).await;
+    let run = plan_over_tls(&url, Some(&cert.pem()), "  tls:\n    ca_file: ca.pem\n").await;
+    assert!(
+        run.stderr.contains("the server's certificate has expired"),
+        "{}",
+        run.stderr
+    );
+
+    // Trusted, but made for another name.
+    let cert = params(&["vc.example.com"], false)
+        .self_signed(&key)
+        .unwrap();
+    let url = serve_tls(&upstream, vec![cert.der().clone()], &key).await;
+    let run = plan_over_tls(&url, Some(&cert.pem()), "  tls:\n    ca_file: ca.pem\n").await;
+    assert!(
+        run.stderr
+            .contains("the server's certificate is not issued for the host in `url`"),
+        "{}",
+        run.stderr
+    );
+
+    // Issued by a trusted CA, but itself marked as a CA.
+    let root_key = rcgen::KeyPair::generate().unwrap();
+    let root = rcgen::CertifiedIssuer::self_signed(params(&["root"], true), root_key).unwrap();
+    let server = params(&["127.0.0.1"], true).signed_by(&key, &root).unwrap();
+    let url = serve_tls(&upstream, vec![server.der().clone()], &key).await;
+    let run = plan_over_tls(&url, Some(&root.pem()), "  tls:\n    ca_file: ca.pem\n").await;
+    assert!(
+        run.stderr
+            .contains("the server presents a CA certificate as its own"),
+        "{}",
+        run.stderr
+    );
+}

@@ -26,10 +26,9 @@ async fn the_vsphere_sdk_manages_sessions_vms_power_and_hardware_and_gets_the_do
 #[tokio::test(flavor = "multi_thread")]
 async fn the_vsphere_sdk_works_whichever_rest_flavour_the_simulator_serves() {
     // JSON-RPC is the SDK's transport on every vCenter, with or without `/rest`.
-    for flavor in ["api", "rest"] {
-        let sim = SimServer::start(&["--vsphere-flavor", flavor]).await;
-        script(vec![server(&sim)]).await;
-    }
+    let api = SimServer::start(&["--vsphere-flavor", "api"]).await;
+    let rest = SimServer::start(&["--vsphere-flavor", "rest"]).await;
+    script(vec!["smoke".to_owned(), server(&api), server(&rest)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -42,5 +41,5 @@ async fn the_vsphere_sdk_gets_service_unavailable_for_guest_shutdown_without_vmw
     )
     .unwrap();
     let sim = SimServer::start(&["--seed-data", seed.to_str().unwrap()]).await;
-    script(vec![server(&sim), "vm-7".to_owned()]).await;
+    script(vec!["tools".to_owned(), server(&sim), "vm-7".to_owned()]).await;
 }

@@ -1,6 +1,8 @@
 """The vSphere Automation SDK (vmware-vcenter, vmware-vapi-runtime) against `sextant sim serve`.
 
-Usage: vsphere_sdk.py HOST:PORT
+Usage: vsphere_sdk.py HOST:PORT                 every call below
+       vsphere_sdk.py smoke HOST:PORT...       a session, a listing and a VM per server
+       vsphere_sdk.py tools HOST:PORT VM       guest shutdown of a VM without VMware Tools
 
 Uses the SDK's default client, `create_vsphere_client`, unchanged: it speaks vAPI JSON-RPC
 at `https://HOST:PORT/api`; the only setting is a requests session that sends those
@@ -92,7 +94,7 @@ def main(server):
     # Power: stop, stop again, start, suspend, start.
     power.stop(web.vm)
     state = power.get(web.vm)
-    assert state.state == power.State.POWERED_OFF and state.clean_power_off is False, state
+    assert state.state == power.State.POWERED_OFF and state.clean_power_off is True, state
     raises(AlreadyInDesiredState, power.stop, web.vm)
     raises(NotAllowedInCurrentState, power.suspend, web.vm)
     power.start(web.vm)
@@ -143,8 +145,23 @@ def tools_not_running(server, vm):
     print("vsphere sdk tools: ok")
 
 
+def smoke(server):
+    """A session, a listing and a VM: what every server must answer whatever else it serves."""
+    client = create_vsphere_client(
+        server=server, username=USER, password=PASSWORD, session=session_for(server)
+    )
+    names = sorted(vm.name for vm in client.vcenter.VM.list())
+    assert names == ["db-01", "web-01", "web-02"], names
+    assert client.vcenter.VM.get("vm-1001").name == "web-01"
+    client.session_svc.delete()
+    print(f"vsphere sdk smoke {server}: ok")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3:
-        tools_not_running(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "smoke":
+        for each in sys.argv[2:]:
+            smoke(each)
+    elif sys.argv[1] == "tools":
+        tools_not_running(sys.argv[2], sys.argv[3])
     else:
         main(sys.argv[1])

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod estate;
+pub mod postgres;
 pub mod sdk;
 
 /// One connection of each system, all pointing at the simulator at `url`, with secrets read

@@ -13,6 +13,11 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 const REQUIREMENTS: &str = include_str!("../sdk/requirements.txt");
 
+/// The requirements an environment was built from, written once pip is done. Not
+/// `requirements.txt`: `vmware-vapi-runtime` installs a file of that name into the
+/// environment's root, which would make every run build the environment again.
+const STAMP: &str = "sextant-requirements.txt";
+
 /// The interpreter of the SDK environment, created on first use.
 pub fn python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
@@ -23,7 +28,7 @@ pub fn python() -> PathBuf {
             }
             let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv");
             let python = venv.join("bin/python");
-            let stamp = venv.join("requirements.txt");
+            let stamp = venv.join(STAMP);
             if std::fs::read_to_string(&stamp).ok().as_deref() != Some(REQUIREMENTS) {
                 create_venv(&venv);
             }
@@ -61,6 +66,7 @@ fn create_venv(venv: &Path) {
         status.success(),
         "pip install of tests/sdk/requirements.txt failed"
     );
+    std::fs::write(building.join(STAMP), REQUIREMENTS).unwrap();
     let _ = std::fs::remove_dir_all(venv);
     if std::fs::rename(&building, venv).is_err() {
         // Another test binary won the race; its environment is as good as ours.

@@ -1,7 +1,8 @@
 //! Aria Automation Config / Salt (RaaS) target groups, saved jobs and schedules
-//! (`raas.md` §4–§9): bulk paged listing, normalization into the manifest's spec shape,
-//! create / update / delete with the documented dependency rules, batched saves, and
-//! creates that never duplicate. Login and the RPC transport live in [`session`].
+//! (`raas.md` §4–§9) and the per-role access of jobs and target groups: bulk paged listing,
+//! normalization into the manifest's spec shape, create / update / delete with the
+//! documented dependency rules, batched saves, and creates that never duplicate. Login and
+//! the RPC transport live in [`session`].
 
 pub mod session;
 
@@ -65,10 +66,15 @@ impl RaasProvider {
     ) -> ProviderResult<Vec<ProviderResult<Outcome>>> {
         let mut refs = References::default();
         refs.prefetch(self, requests).await?;
+        let mut twins = self.find_twins(requests).await?;
         let mut results: Vec<Option<ProviderResult<Outcome>>> = Vec::new();
         let mut pending: Vec<(usize, RpcCall)> = Vec::new();
         for (index, request) in requests.iter().enumerate() {
             results.push(None);
+            if let Some(found) = twins.remove(&index) {
+                results[index] = Some(found.map(uuid_outcome));
+                continue;
+            }
             match self.create_call(request, &mut refs).await {
                 Ok(call) => pending.push((index, call)),
                 Err(err) => results[index] = Some(Err(err)),
@@ -113,6 +119,35 @@ impl RaasProvider {
                 Err(err) => return Err(err),
             }
         }
+        // Objects created with `access` get it saved now that their uuids are known.
+        let created: Vec<(usize, (Kind, String, &Value))> = results
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| requests[*index].spec.get("access").is_some())
+            .filter_map(|(index, result)| match result {
+                Some(Ok(Outcome::Done { attributes, .. })) => Some((
+                    index,
+                    (
+                        requests[index].address.kind,
+                        attributes.get("uuid")?.clone(),
+                        requests[index].spec,
+                    ),
+                )),
+                _ => None,
+            })
+            .collect();
+        let items: Vec<(Kind, String, &Value)> =
+            created.iter().map(|(_, item)| item.clone()).collect();
+        let saved = self.save_new_access(&items).await;
+        for ((index, (kind, _, _)), result) in created.iter().zip(saved) {
+            if let Err(err) = result {
+                results[*index] = Some(Err(access_not_saved(
+                    *kind,
+                    &requests[*index].address.name,
+                    &err,
+                )));
+            }
+        }
         Ok(results
             .into_iter()
             .map(|r| {
@@ -121,6 +156,70 @@ impl RaasProvider {
                 })
             })
             .collect())
+    }
+
+    /// Sets the access of objects just created (kind, uuid, desired spec) whose manifest has
+    /// `access`: reads each back for the access it got by default, puts the roles the
+    /// manifest names over it ([`access_payload`]) and saves it, in batches. One result per
+    /// object, in order.
+    async fn save_new_access(&self, created: &[(Kind, String, &Value)]) -> Vec<ProviderResult<()>> {
+        let mut results: Vec<ProviderResult<()>> = created.iter().map(|_| Ok(())).collect();
+        let wanted: Vec<usize> = (0..created.len())
+            .filter(|i| created[*i].2.get("access").is_some())
+            .collect();
+        for chunk in wanted.chunks(BATCH_SIZE) {
+            let reads: Vec<RpcCall> = chunk
+                .iter()
+                .map(|i| read_back_call(created[*i].0, &created[*i].1))
+                .collect();
+            let replies = match self.session.call_many(&reads, true).await {
+                Ok(replies) => replies,
+                Err(err) => {
+                    for i in chunk {
+                        results[*i] = Err(ProviderError::Invalid(err.to_string()));
+                    }
+                    continue;
+                }
+            };
+            let mut saves: Vec<(usize, RpcCall)> = Vec::new();
+            for ((i, read), reply) in chunk.iter().zip(&reads).zip(replies) {
+                let (kind, uuid, spec) = &created[*i];
+                let page = reply
+                    .map_err(|err| rpc_failure(read, &err))
+                    .and_then(|ret| Page::parse(read, ret));
+                let live = match page {
+                    Ok(page) => page
+                        .results
+                        .iter()
+                        .find(|item| str_field(item, "uuid") == Some(uuid.as_str()))
+                        .and_then(|item| item.get(ACCESS_KEY))
+                        .and_then(|access| normalize_access(*kind, access)),
+                    Err(err) => {
+                        results[*i] = Err(err);
+                        continue;
+                    }
+                };
+                if let Some(payload) = access_payload(*kind, live.as_ref(), spec) {
+                    saves.push((*i, access_call(*kind, uuid, payload)));
+                }
+            }
+            let calls: Vec<RpcCall> = saves.iter().map(|(_, call)| call.clone()).collect();
+            match self.session.call_many(&calls, true).await {
+                Ok(replies) => {
+                    for ((i, call), reply) in saves.iter().zip(replies) {
+                        if let Err(err) = reply {
+                            results[*i] = Err(rpc_failure(call, &err));
+                        }
+                    }
+                }
+                Err(err) => {
+                    for (i, _) in &saves {
+                        results[*i] = Err(ProviderError::Invalid(err.to_string()));
+                    }
+                }
+            }
+        }
+        results
     }
 
     /// Lists every object a list method returns: page 0 with [`PAGE_SIZE`], then the other
@@ -258,6 +357,92 @@ impl RaasProvider {
                 self.connection
             ))),
         }
+    }
+
+    /// Objects of the requests' names that exist already, by request index, for the kinds
+    /// without a client-chosen id (target groups, schedules): a racing twin — another apply,
+    /// another tool — may have created one since the plan listed, and a second save would
+    /// duplicate it. One lookup per kind; two objects of one name are an error for that
+    /// request.
+    async fn find_twins(
+        &self,
+        requests: &[CreateRequest<'_>],
+    ) -> ProviderResult<HashMap<usize, ProviderResult<String>>> {
+        let mut found = HashMap::new();
+        for kind in [Kind::SaltTarget, Kind::SaltSchedule] {
+            let indices: Vec<usize> = (0..requests.len())
+                .filter(|i| requests[*i].address.kind == kind)
+                .collect();
+            let names: std::collections::BTreeSet<&str> = indices
+                .iter()
+                .map(|i| requests[*i].address.name.as_str())
+                .collect();
+            let uuids: HashMap<&str, Vec<String>> = match names.len() {
+                0 => continue,
+                1 => {
+                    let name = names.iter().next().copied().unwrap_or_default();
+                    match self.find_uuid(kind, name).await {
+                        Ok(uuid) => HashMap::from([(name, uuid.into_iter().collect())]),
+                        Err(err) => {
+                            let message = err.to_string();
+                            for index in indices {
+                                found.insert(index, Err(ProviderError::Invalid(message.clone())));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    let items = match kind {
+                        Kind::SaltTarget => self.list_targets().await?,
+                        // `show_past`: fired `once` schedules are hidden without it (the
+                        // audit's correction, `api_discovery.json` `schedule.get`).
+                        _ => {
+                            let filters = json!({"names": names, "show_past": true});
+                            let Value::Object(filters) = filters else {
+                                continue;
+                            };
+                            self.list_all("schedule", "get", filters).await?
+                        }
+                    };
+                    let mut uuids: HashMap<&str, Vec<String>> = HashMap::new();
+                    for item in &items {
+                        if let (Some(name), Some(uuid)) =
+                            (str_field(item, "name"), str_field(item, "uuid"))
+                            && let Some(name) = names.get(name)
+                        {
+                            uuids.entry(name).or_default().push(uuid.to_string());
+                        }
+                    }
+                    uuids
+                }
+            };
+            for index in indices {
+                let name = requests[index].address.name.as_str();
+                match uuids.get(name).map(Vec::as_slice) {
+                    None | Some([]) => {}
+                    Some([uuid]) => {
+                        tracing::warn!(
+                            "{kind} `{name}` appeared on connection `{}` after the plan read it (uuid {uuid}); adopting it instead of creating a second one",
+                            self.connection
+                        );
+                        found.insert(index, Ok(uuid.clone()));
+                    }
+                    Some(many) => {
+                        found.insert(
+                            index,
+                            Err(ProviderError::Invalid(format!(
+                                "{} live {kind} objects are named `{name}` on connection `{}` (uuids {}); delete all but one, then run `sextant plan` again",
+                                many.len(),
+                                self.connection,
+                                many.join(", ")
+                            ))),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The uuid behind a referenced name, or an error saying it does not exist.
@@ -519,6 +704,14 @@ impl Provider for RaasProvider {
     async fn create(&self, request: &CreateRequest<'_>) -> ProviderResult<Outcome> {
         let kind = request.address.kind;
         let name = &request.address.name;
+        if kind != Kind::SaltJob
+            && let Some(found) = self
+                .find_twins(std::slice::from_ref(request))
+                .await?
+                .remove(&0)
+        {
+            return found.map(uuid_outcome);
+        }
         let call = self
             .create_call(request, &mut References::default())
             .await?;
@@ -533,6 +726,13 @@ impl Provider for RaasProvider {
             }
             _ => self.save_without_id(kind, name, &call).await?,
         };
+        if let Some(Err(err)) = self
+            .save_new_access(&[(kind, uuid.clone(), request.spec)])
+            .await
+            .pop()
+        {
+            return Err(access_not_saved(kind, name, &err));
+        }
         Ok(uuid_outcome(uuid))
     }
 
@@ -558,6 +758,22 @@ impl Provider for RaasProvider {
         let name = &request.address.name;
         let live = request.live.spec.value();
         let uuid = request.live.id.clone();
+        // Access is saved by its own call; the object itself only when more changed.
+        let is_access = |field: &String| field == "access" || field.starts_with("access.");
+        let access_changed = request.changed.iter().any(is_access)
+            || (request.changed.is_empty() && request.spec.get("access").is_some());
+        let object_changed =
+            request.changed.is_empty() || request.changed.iter().any(|f| !is_access(f));
+        if access_changed
+            && let Some(payload) = access_payload(kind, live.get("access"), request.spec)
+            && !object_changed
+        {
+            let call = access_call(kind, &uuid, payload);
+            self.call_idempotent(&call)
+                .await?
+                .map_err(|err| rpc_failure(&call, &err))?;
+            return Ok(uuid_outcome(uuid));
+        }
         let mut refs = References::default();
         let call = match kind {
             // `save_target_group` and `save_job` are sent the whole object (whether they
@@ -581,6 +797,15 @@ impl Provider for RaasProvider {
         self.call_idempotent(&call)
             .await?
             .map_err(|err| rpc_failure(&call, &err))?;
+        if access_changed
+            && kind != Kind::SaltSchedule
+            && let Some(payload) = access_payload(kind, live.get("access"), request.spec)
+        {
+            let call = access_call(kind, &uuid, payload);
+            self.call_idempotent(&call)
+                .await?
+                .map_err(|err| rpc_failure(&call, &err))?;
+        }
         Ok(uuid_outcome(uuid))
     }
 
@@ -651,13 +876,21 @@ struct Page {
 }
 
 impl Page {
-    /// Takes the reply apart without copying its items; the unused per-item `metadata`
-    /// (owner and access roles) is dropped at once, as it would dominate a large listing.
+    /// Takes the reply apart without copying its items; of the per-item `metadata` only the
+    /// per-role access (`metadata.auth.access`) is kept: the owner and the rest would
+    /// dominate a large listing.
     fn parse(call: &RpcCall, ret: Value) -> ProviderResult<Page> {
         let mut page = Self::parse_whole(call, ret)?;
         for item in &mut page.results {
-            if let Value::Object(map) = item {
-                map.remove("metadata");
+            if let Value::Object(map) = item
+                && let Some(mut metadata) = map.remove("metadata")
+                && let Some(access) = metadata
+                    .get_mut("auth")
+                    .and_then(|auth| auth.get_mut("access"))
+                    .map(Value::take)
+                    .filter(Value::is_object)
+            {
+                map.insert(ACCESS_KEY.to_string(), access);
             }
         }
         Ok(page)
@@ -712,6 +945,12 @@ fn rpc_failure(call: &RpcCall, err: &RpcError) -> ProviderError {
         message: format!("`{}`: {}", call.name(), err.describe()),
         request_id: None,
     }
+}
+
+fn access_not_saved(kind: Kind, name: &str, err: &ProviderError) -> ProviderError {
+    ProviderError::Invalid(format!(
+        "{kind} `{name}` was created but its `access` was not saved: {err}; the next apply saves it"
+    ))
 }
 
 fn unsupported(kind: Kind) -> ProviderError {
@@ -830,13 +1069,114 @@ fn normalize_tgt(tgt: &Value) -> Value {
     Value::Object(entries)
 }
 
+/// Where [`Page::parse`] keeps an item's `metadata.auth.access`.
+const ACCESS_KEY: &str = "__access";
+/// Permissions of a target group's access (raas.md §6: `read`, `write`, `discover`,
+/// `delete`), sorted as the manifest's canonical form sorts them.
+const TARGET_PERMISSIONS: &[&str] = &["delete", "discover", "read", "write"];
+/// Permissions of a job's access: those of a target group and `run` (the VMware Salt API
+/// names the job permissions `job-delete`, `job-read`, `job-run`, `job-write`:
+/// developer.broadcom.com/xapis/vmware-salt-raas/latest/permissions.html), sorted.
+const JOB_PERMISSIONS: &[&str] = &["delete", "discover", "read", "run", "write"];
+
+fn permissions_of(kind: Kind) -> &'static [&'static str] {
+    if kind == Kind::SaltJob {
+        JOB_PERMISSIONS
+    } else {
+        TARGET_PERMISSIONS
+    }
+}
+
+/// `metadata.auth.access` (role → permission → granted, raas.md §6) as the manifest writes
+/// it: role → the sorted permissions granted, roles with none left out.
+fn normalize_access(kind: Kind, access: &Value) -> Option<Value> {
+    let roles = access.as_object()?;
+    let known = permissions_of(kind);
+    let out: Map<String, Value> = roles
+        .iter()
+        .filter_map(|(role, perms)| {
+            let granted: Vec<Value> = known
+                .iter()
+                .filter(|perm| perms.get(**perm).and_then(Value::as_bool) == Some(true))
+                .map(|perm| json!(perm))
+                .collect();
+            (!granted.is_empty()).then(|| (role.clone(), Value::Array(granted)))
+        })
+        .collect();
+    Some(Value::Object(out))
+}
+
+/// The `access_payload` of a save: every role of `live` (the normalized live access; roles
+/// not named in `desired` keep theirs, or lose all with `access_exclusive: true`), with the
+/// roles `desired` names put over it, each as `{permission: granted}` for every permission
+/// of the kind (the shape listings show and a public sseapiclient script sends, raas.md §6).
+/// `None` when the manifest has no `access`.
+fn access_payload(kind: Kind, live: Option<&Value>, desired: &Value) -> Option<Value> {
+    let wanted = desired.get("access")?.as_object()?;
+    let exclusive = desired.get("access_exclusive").and_then(Value::as_bool) == Some(true);
+    let known = permissions_of(kind);
+    let as_flags = |granted: Option<&Value>| -> Value {
+        let granted: Vec<&str> = granted
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        Value::Object(
+            known
+                .iter()
+                .map(|perm| (perm.to_string(), json!(granted.contains(perm))))
+                .collect(),
+        )
+    };
+    let mut payload = Map::new();
+    for (role, granted) in live.and_then(Value::as_object).into_iter().flatten() {
+        let kept = if exclusive { None } else { Some(granted) };
+        payload.insert(role.clone(), as_flags(kept));
+    }
+    for (role, granted) in wanted {
+        payload.insert(role.clone(), as_flags(Some(granted)));
+    }
+    Some(Value::Object(payload))
+}
+
+/// `job.save_job_access` / `tgt.save_target_group_access` of object `uuid` (raas.md §5–§6).
+fn access_call(kind: Kind, uuid: &str, payload: Value) -> RpcCall {
+    if kind == Kind::SaltJob {
+        RpcCall::new(
+            "job",
+            "save_job_access",
+            json!({"job_uuid": uuid, "access_payload": payload}),
+        )
+    } else {
+        RpcCall::new(
+            "tgt",
+            "save_target_group_access",
+            json!({"tgt_uuid": uuid, "access_payload": payload}),
+        )
+    }
+}
+
+/// The listing call that reads one object back by uuid, with its access.
+fn read_back_call(kind: Kind, uuid: &str) -> RpcCall {
+    if kind == Kind::SaltJob {
+        RpcCall::new("job", "get_jobs", json!({"job_uuid": uuid}))
+    } else {
+        RpcCall::new("tgt", "get_target_group", json!({"tgt_uuid": uuid}))
+    }
+}
+
 fn target_object(item: &Value) -> Option<LiveObject> {
     let name = str_field(item, "name")?;
     let uuid = str_field(item, "uuid")?;
-    let spec = json!({
+    let mut spec = json!({
         "desc": str_field(item, "desc").unwrap_or_default(),
         "tgt": normalize_tgt(item.get("tgt").unwrap_or(&Value::Null)),
     });
+    if let Some(access) = item
+        .get(ACCESS_KEY)
+        .and_then(|a| normalize_access(Kind::SaltTarget, a))
+    {
+        spec["access"] = access;
+    }
     Some(live_object(Kind::SaltTarget, name, uuid, spec))
 }
 
@@ -848,8 +1188,8 @@ fn job_object(item: &Value) -> Option<LiveObject> {
     let name = str_field(item, "name")?;
     let uuid = str_field(item, "uuid")?;
     let arg = item.get("arg").unwrap_or(&Value::Null);
-    // Sized for the seven fields a job has: listings hold 100,000 of them.
-    let mut spec = Map::with_capacity(7);
+    // Sized for the eight fields a job has: listings hold 100,000 of them.
+    let mut spec = Map::with_capacity(8);
     spec.insert(
         "desc".into(),
         json!(str_field(item, "desc").unwrap_or_default()),
@@ -891,6 +1231,12 @@ fn job_object(item: &Value) -> Option<LiveObject> {
             .filter(|n| !n.is_empty())
             .unwrap_or(tgt_uuid);
         spec.insert("target".into(), json!(target));
+    }
+    if let Some(access) = item
+        .get(ACCESS_KEY)
+        .and_then(|a| normalize_access(Kind::SaltJob, a))
+    {
+        spec.insert("access".into(), access);
     }
     Some(live_object(Kind::SaltJob, name, uuid, Value::Object(spec)))
 }

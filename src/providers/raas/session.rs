@@ -386,13 +386,15 @@ impl RaasSession {
         match &self.credentials {
             Credentials::Cloud(csp) => {
                 let mut bearer = csp.access_token().await?;
-                let mut retried = false;
+                let mut exchanges = 0u32;
                 loop {
                     match self.cloud_login(&mut session, &bearer.value).await {
-                        Err(LoginRefused::Unauthorized(_)) if !retried => {
-                            // The access token may have just expired: exchange again once.
+                        Err(LoginRefused::Unauthorized(_)) if exchanges < MAX_RELOGINS => {
+                            // The access token may have expired on the way (a short-lived
+                            // token on a slow link): exchange it again, a bounded number of
+                            // times, as a refused RPC is.
                             tracing::debug!(connection = %self.connection, "raas refused the access token; exchanging it again");
-                            retried = true;
+                            exchanges += 1;
                             csp.invalidate(bearer.generation).await;
                             bearer = csp.access_token().await?;
                         }

@@ -3,8 +3,8 @@
 //! username/password login returning a JWT), the JSON-RPC endpoint `/rpc` (also `/raas/rpc`)
 //! with its authentication and XSRF checks, and the `/_sim/raas/` admin hooks.
 //!
-//! Owns [`RaasState`]: target groups, saved jobs, schedules, routed commands, login sessions
-//! and the current XSRF token. The RPC methods live in [`rpc`]. CSP access tokens are only
+//! Owns [`RaasState`]: target groups and saved jobs (with their per-role access), schedules,
+//! routed commands, login sessions, the roles of each user and the current XSRF token. The RPC methods live in [`rpc`]. CSP access tokens are only
 //! read here (through [`super::csp::CspState::validate_access_token`]), never changed.
 
 mod rpc;
@@ -112,6 +112,44 @@ pub struct Owner {
     pub uuid: String,
 }
 
+/// Per-role access to one object, as `metadata.auth.access` shows it: role name → permission
+/// → granted (raas.md §6).
+pub type Access = BTreeMap<String, BTreeMap<String, bool>>;
+
+/// Permissions a target group's access names (raas.md §6: `read`, `write`, `discover`,
+/// `delete`).
+pub const TARGET_PERMISSIONS: &[&str] = &["read", "write", "discover", "delete"];
+/// Permissions a job's access names: those of a target group and `run` (the Jobs permissions
+/// of the VMware Salt API are `job-delete`, `job-read`, `job-run`, `job-write`:
+/// developer.broadcom.com/xapis/vmware-salt-raas/latest/permissions.html).
+pub const JOB_PERMISSIONS: &[&str] = &["read", "write", "discover", "delete", "run"];
+/// The role whose members see and may do everything, whatever an object's access says.
+pub const SUPERUSER_ROLE: &str = "Superuser";
+
+/// The access a new object gets: full for `Superuser` and `Administrator`, `read` and
+/// `discover` (and `run` for jobs) for `User`.
+pub fn default_access(permissions: &[&str]) -> Access {
+    let grant = |granted: &[&str]| -> BTreeMap<String, bool> {
+        permissions
+            .iter()
+            .map(|p| ((*p).to_owned(), granted.contains(p)))
+            .collect()
+    };
+    BTreeMap::from([
+        (SUPERUSER_ROLE.to_owned(), grant(permissions)),
+        ("Administrator".to_owned(), grant(permissions)),
+        ("User".to_owned(), grant(&["read", "discover", "run"])),
+    ])
+}
+
+fn default_target_access() -> Access {
+    default_access(TARGET_PERMISSIONS)
+}
+
+fn default_job_access() -> Access {
+    default_access(JOB_PERMISSIONS)
+}
+
 /// A target group (`tgt.*`).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -123,6 +161,10 @@ pub struct TargetGroup {
     pub tgt: serde_json::Map<String, Value>,
     pub pillars: Vec<String>,
     pub owner: Owner,
+    /// Per-role access (`tgt.save_target_group_access`); seed data without it gets the
+    /// default access.
+    #[serde(default = "default_target_access")]
+    pub access: Access,
 }
 
 /// A saved job (`job.*`).
@@ -139,6 +181,9 @@ pub struct Job {
     pub masters: Vec<String>,
     pub tgt_uuid: Option<String>,
     pub owner: Owner,
+    /// Per-role access (`job.save_job_access`); seed data without it gets the default access.
+    #[serde(default = "default_job_access")]
+    pub access: Access,
 }
 
 /// A schedule (`schedule.*`).
@@ -213,6 +258,9 @@ pub struct RaasState {
     /// Sent as `RaaS-Instance-ID`; empty until first needed.
     pub instance_id: String,
     pub options: RaasOptions,
+    /// The roles of each user (by the user name a login or Basic credentials give, or
+    /// `csp:<org id>` for cloud logins). A user not listed has the `Superuser` role.
+    pub user_roles: BTreeMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for RaasState {
@@ -223,6 +271,7 @@ impl std::fmt::Debug for RaasState {
             .field("schedules", &self.schedules.len())
             .field("commands", &self.commands.len())
             .field("sessions", &self.sessions.len())
+            .field("user_roles", &self.user_roles)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -313,6 +362,7 @@ impl RaasState {
                 tgt: all,
                 pillars: Vec::new(),
                 owner: owner.clone(),
+                access: default_target_access(),
             },
         );
         let linux_uuid = "2b3d6e2a-5f0c-4c53-9d7e-0a3c5b1f9e11";
@@ -330,6 +380,7 @@ impl RaasState {
                 tgt: linux,
                 pillars: Vec::new(),
                 owner: owner.clone(),
+                access: default_target_access(),
             },
         );
         let ping_uuid = "9a1e4c7b-2d3f-4e5a-8b6c-7d8e9f0a1b2c";
@@ -345,6 +396,7 @@ impl RaasState {
                 masters: Vec::new(),
                 tgt_uuid: Some(ALL_MINIONS_UUID.to_owned()),
                 owner: owner.clone(),
+                access: default_job_access(),
             },
         );
         let highstate_uuid = "4f6a8c0e-1b3d-4e5f-9a7b-c9d1e3f5a7b9";
@@ -360,6 +412,7 @@ impl RaasState {
                 masters: Vec::new(),
                 tgt_uuid: Some(linux_uuid.to_owned()),
                 owner: owner.clone(),
+                access: default_job_access(),
             },
         );
         let nightly_uuid = "6c8e0a2b-4d6f-4a1c-b3e5-f7a9c1e3b5d7";
@@ -480,6 +533,10 @@ pub fn routes() -> Router<SimRef> {
         .route(
             "/_sim/raas/options",
             get(admin_get_options).put(admin_put_options),
+        )
+        .route(
+            "/_sim/raas/user-roles",
+            get(admin_get_user_roles).put(admin_put_user_roles),
         )
 }
 
@@ -976,4 +1033,22 @@ async fn admin_put_options(
     guard.raas.options = options;
     sim.persist(&mut guard);
     axum::Json(guard.raas.options.clone())
+}
+
+async fn admin_get_user_roles(
+    State(sim): State<SimRef>,
+) -> axum::Json<BTreeMap<String, Vec<String>>> {
+    axum::Json(sim.state.lock().await.raas.user_roles.clone())
+}
+
+/// `PUT /_sim/raas/user-roles`: replaces the roles of every user (`{"alice": ["Ops"]}`);
+/// users left out have the `Superuser` role.
+async fn admin_put_user_roles(
+    State(sim): State<SimRef>,
+    axum::Json(roles): axum::Json<BTreeMap<String, Vec<String>>>,
+) -> axum::Json<BTreeMap<String, Vec<String>>> {
+    let mut guard = sim.state.lock().await;
+    guard.raas.user_roles = roles;
+    sim.persist(&mut guard);
+    axum::Json(guard.raas.user_roles.clone())
 }

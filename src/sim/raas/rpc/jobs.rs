@@ -36,7 +36,7 @@ pub(super) fn job_json(state: &RaasState, job: &Job) -> Value {
         "fun": job.fun,
         "arg": job.arg,
         "masters": job.masters,
-        "metadata": access_metadata(&job.owner),
+        "metadata": access_metadata(&job.owner, &job.access),
     })
 }
 
@@ -44,7 +44,12 @@ pub(super) fn get_jobs(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     check_enum(call.str("cmd"), FILTER_CMDS)?;
     let call: &Call<'_> = call;
     let items: Vec<&Job> = if let Some(uuid) = call.nonempty("job_uuid") {
-        call.state.jobs.get(uuid).into_iter().collect()
+        call.state
+            .jobs
+            .get(uuid)
+            .into_iter()
+            .filter(|j| can_read(call, &j.access))
+            .collect()
     } else {
         let name = call.str("name").map(str::to_owned);
         let desc = call.str("desc").map(str::to_owned);
@@ -56,6 +61,7 @@ pub(super) fn get_jobs(call: &mut Call<'_>) -> Result<Value, RpcFault> {
         call.state
             .jobs
             .values()
+            .filter(|j| can_read(call, &j.access))
             .filter(|j| name.as_deref().is_none_or(|n| call.matches(&j.name, n)))
             .filter(|j| desc.as_deref().is_none_or(|d| call.matches(&j.desc, d)))
             .filter(|j| {
@@ -130,6 +136,7 @@ pub(super) fn save_job(call: &mut Call<'_>) -> Result<Value, RpcFault> {
         uuid: uuid.clone(),
         arg: json!({"arg": [], "kwarg": {}}),
         owner,
+        access: default_access(JOB_PERMISSIONS),
         ..Job::default()
     });
     if let Some(name) = name {
@@ -181,4 +188,19 @@ pub(super) fn delete_job(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     }
     call.state.jobs.remove(&uuid);
     Ok(Value::Null)
+}
+
+pub(super) fn get_job_access(call: &mut Call<'_>) -> Result<Value, RpcFault> {
+    let uuid = call.str("job_uuid").unwrap_or_default().to_owned();
+    let job = existing(&call.state.jobs, "job", &uuid)?;
+    Ok(json!(job.access))
+}
+
+/// `job.save_job_access`: the payload becomes the job's whole access.
+pub(super) fn save_job_access(call: &mut Call<'_>) -> Result<Value, RpcFault> {
+    let uuid = call.str("job_uuid").unwrap_or_default().to_owned();
+    let payload = call.value("access_payload").cloned().unwrap_or(Value::Null);
+    let access = read_access_payload(&payload, JOB_PERMISSIONS)?;
+    existing_mut(&mut call.state.jobs, "job", &uuid)?.access = access;
+    Ok(json!(uuid))
 }

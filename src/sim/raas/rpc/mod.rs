@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{Command, Job, Owner, Principal, RaasState, Schedule, TargetGroup};
+use super::{
+    Access, Command, JOB_PERMISSIONS, Job, Owner, Principal, RaasState, SUPERUSER_ROLE, Schedule,
+    TARGET_PERMISSIONS, TargetGroup, default_access,
+};
 
 mod commands;
 mod jobs;
@@ -281,6 +284,20 @@ const METHODS: &[Method] = &[
     },
     Method {
         resource: "job",
+        method: "get_job_access",
+        params: &[req("job_uuid", Str)],
+        doc: "Return the access metadata of a job.",
+        handler: get_job_access,
+    },
+    Method {
+        resource: "job",
+        method: "save_job_access",
+        params: &[req("job_uuid", Str), req("access_payload", Obj)],
+        doc: "Save access metadata for this job.",
+        handler: save_job_access,
+    },
+    Method {
+        resource: "job",
         method: "delete_job",
         params: &[req("job_uuid", Str), opt("force", Bool, "false")],
         doc: "Delete a job; with force, also the schedules that use it.",
@@ -318,6 +335,20 @@ const METHODS: &[Method] = &[
         ],
         doc: "Create a new or update an existing target group.",
         handler: save_target_group,
+    },
+    Method {
+        resource: "tgt",
+        method: "get_target_group_access",
+        params: &[req("tgt_uuid", Str)],
+        doc: "Return the access metadata of a target group.",
+        handler: get_target_group_access,
+    },
+    Method {
+        resource: "tgt",
+        method: "save_target_group_access",
+        params: &[req("tgt_uuid", Str), req("access_payload", Obj)],
+        doc: "Save the access metadata for a target group.",
+        handler: save_target_group_access,
     },
     Method {
         resource: "tgt",
@@ -670,8 +701,10 @@ fn check_enum(value: Option<&str>, allowed: &[&str]) -> Result<(), RpcFault> {
 /// Methods that change the state (the others only read it).
 const MUTATING: &[(&str, &str)] = &[
     ("job", "save_job"),
+    ("job", "save_job_access"),
     ("job", "delete_job"),
     ("tgt", "save_target_group"),
+    ("tgt", "save_target_group_access"),
     ("tgt", "delete_target_group"),
     ("schedule", "save"),
     ("schedule", "update"),
@@ -1363,6 +1396,72 @@ mod tests {
         let loose = &sorted["ret"]["results"][0];
         assert_eq!(loose["tgt_name"], Value::Null);
         assert_eq!(loose["job_name"], Value::Null);
+    }
+
+    #[test]
+    fn access_is_saved_listed_and_hides_objects_from_roles_without_read() {
+        let mut state = RaasState::default_estate();
+        let job = call(&mut state, "job", "save_job", json!({"name": "secret job"}))["ret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The listing shape (booleans) and D2's docstring shape (a list) are both read.
+        let saved = call(
+            &mut state,
+            "job",
+            "save_job_access",
+            json!({"job_uuid": job, "access_payload": {"Ops": {"read": true, "run": true}, "Dev": ["write"]}}),
+        );
+        assert_eq!(saved["ret"], job);
+        let listed = call(&mut state, "job", "get_jobs", json!({"job_uuid": job}));
+        let access = &listed["ret"]["results"][0]["metadata"]["auth"]["access"];
+        assert_eq!(
+            access,
+            &json!({
+                "Dev": {"read": false, "write": true, "discover": false, "delete": false, "run": false},
+                "Ops": {"read": true, "write": false, "discover": false, "delete": false, "run": true},
+            })
+        );
+        assert_eq!(
+            &call(
+                &mut state,
+                "job",
+                "get_job_access",
+                json!({"job_uuid": job})
+            )["ret"],
+            access
+        );
+        let bad = call(
+            &mut state,
+            "tgt",
+            "save_target_group_access",
+            json!({"tgt_uuid": super::super::ALL_MINIONS_UUID, "access_payload": {"Ops": ["run"]}}),
+        );
+        assert_eq!(bad["error"]["code"], CODE_VALIDATION);
+
+        // A user whose roles lack `read` does not see the job; `Superuser` sees everything.
+        let names = |state: &mut RaasState, user: &str| -> Vec<String> {
+            let who = Principal {
+                username: user.into(),
+                config_name: "internal".into(),
+            };
+            let envelope = json!({"resource": "job", "method": "get_jobs", "kwarg": {}});
+            single(state, &who, Utc::now(), envelope).reply["ret"]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        state.user_roles.insert("dev".into(), vec!["Dev".into()]);
+        state.user_roles.insert("ops".into(), vec!["Ops".into()]);
+        state
+            .user_roles
+            .insert("admin".into(), vec![SUPERUSER_ROLE.into()]);
+        assert!(!names(&mut state, "dev").contains(&"secret job".to_string()));
+        assert!(names(&mut state, "ops").contains(&"secret job".to_string()));
+        assert_eq!(names(&mut state, "admin").len(), 3);
+        assert_eq!(names(&mut state, "root").len(), 3);
     }
 
     #[test]

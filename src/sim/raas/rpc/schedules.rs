@@ -139,7 +139,7 @@ pub(super) fn schedule_json(state: &RaasState, schedule: &Schedule) -> Value {
         "job_name": job_name,
         "next_fire_time": null,
         "last_fire_time": null,
-        "metadata": access_metadata(&schedule.owner),
+        "metadata": access_metadata(&schedule.owner, &default_access(TARGET_PERMISSIONS)),
     })
 }
 

@@ -26,16 +26,78 @@ pub const TGT_TYPES: &[&str] = &[
     "node",
 ];
 
-pub(super) fn access_metadata(owner: &Owner) -> Value {
-    let full = json!({"read": true, "write": true, "discover": true, "delete": true});
+/// `metadata.auth` of an object: its owner and per-role access (raas.md §6).
+pub(super) fn access_metadata(owner: &Owner, access: &Access) -> Value {
     json!({"auth": {
         "owner": {"username": owner.username, "config_name": owner.config_name, "uuid": owner.uuid},
-        "access": {
-            "Superuser": full,
-            "Administrator": full,
-            "User": {"read": true, "write": false, "discover": true, "delete": false},
-        },
+        "access": access,
     }})
+}
+
+/// Whether the caller sees an object with `access` in a listing: one of its roles is
+/// `Superuser` or has `read` on the object.
+pub(super) fn can_read(call: &Call<'_>, access: &Access) -> bool {
+    match call.state.user_roles.get(&call.principal.username) {
+        None => true,
+        Some(roles) => roles.iter().any(|role| {
+            role == SUPERUSER_ROLE
+                || access
+                    .get(role)
+                    .and_then(|perms| perms.get("read"))
+                    .copied()
+                    .unwrap_or(false)
+        }),
+    }
+}
+
+/// Reads an `access_payload`: role name → either `{permission: bool}` (the shape listings
+/// show, and the one a public sseapiclient script sends, raas.md §6) or a list of the
+/// permissions granted (D2's docstring: "a list of allowed access types as values"). Every
+/// permission is one of `known`; a role given only some gets `false` for the others.
+pub(super) fn read_access_payload(payload: &Value, known: &[&str]) -> Result<Access, RpcFault> {
+    let Some(roles) = payload.as_object() else {
+        return Err(invalid(format!("{payload} is not of type 'object'")));
+    };
+    let mut access = Access::new();
+    for (role, value) in roles {
+        if role.trim().is_empty() {
+            return Err(invalid("a role name is empty"));
+        }
+        let granted: Vec<&str> = match value {
+            Value::Object(perms) => {
+                let mut granted = Vec::new();
+                for (perm, on) in perms {
+                    check_enum(Some(perm), known)?;
+                    match on {
+                        Value::Bool(true) => granted.push(perm.as_str()),
+                        Value::Bool(false) => {}
+                        other => return Err(invalid(format!("{other} is not of type 'boolean'"))),
+                    }
+                }
+                granted
+            }
+            Value::Array(items) => {
+                let mut granted = Vec::new();
+                for item in items {
+                    let Some(perm) = item.as_str() else {
+                        return Err(invalid(format!("{item} is not of type 'string'")));
+                    };
+                    check_enum(Some(perm), known)?;
+                    granted.push(perm);
+                }
+                granted
+            }
+            other => {
+                return Err(invalid(format!("{other} is not of type 'object', 'array'")));
+            }
+        };
+        let perms = known
+            .iter()
+            .map(|p| ((*p).to_owned(), granted.contains(p)))
+            .collect();
+        access.insert(role.clone(), perms);
+    }
+    Ok(access)
 }
 
 /// The name of the target group `uuid` names, when there is one.
@@ -50,14 +112,19 @@ pub(super) fn target_json(group: &TargetGroup) -> Value {
         "uuid": group.uuid,
         "tgt": group.tgt,
         "pillars": group.pillars,
-        "metadata": access_metadata(&group.owner),
+        "metadata": access_metadata(&group.owner, &group.access),
     })
 }
 
 pub(super) fn get_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
     let call: &Call<'_> = call;
     let items: Vec<&TargetGroup> = if let Some(uuid) = call.nonempty("tgt_uuid") {
-        call.state.target_groups.get(uuid).into_iter().collect()
+        call.state
+            .target_groups
+            .get(uuid)
+            .into_iter()
+            .filter(|g| can_read(call, &g.access))
+            .collect()
     } else {
         let name = call.str("name").map(str::to_owned);
         let desc = call.str("desc").map(str::to_owned);
@@ -66,6 +133,7 @@ pub(super) fn get_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> {
         call.state
             .target_groups
             .values()
+            .filter(|g| can_read(call, &g.access))
             .filter(|g| name.as_deref().is_none_or(|n| call.matches(&g.name, n)))
             .filter(|g| desc.as_deref().is_none_or(|d| call.matches(&g.desc, d)))
             .filter(|g| master.as_deref().is_none_or(|m| g.tgt.contains_key(m)))
@@ -156,6 +224,7 @@ pub(super) fn save_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault> 
         tgt,
         pillars: pillars.unwrap_or_default(),
         owner: call.owner(),
+        access: default_access(TARGET_PERMISSIONS),
     };
     call.state.target_groups.insert(uuid.clone(), group);
     Ok(json!(uuid))
@@ -213,4 +282,19 @@ pub(super) fn delete_target_group(call: &mut Call<'_>) -> Result<Value, RpcFault
         call.state.target_groups.remove(uuid);
     }
     Ok(Value::Null)
+}
+
+pub(super) fn get_target_group_access(call: &mut Call<'_>) -> Result<Value, RpcFault> {
+    let uuid = call.str("tgt_uuid").unwrap_or_default().to_owned();
+    let group = existing(&call.state.target_groups, "target group", &uuid)?;
+    Ok(json!(group.access))
+}
+
+/// `tgt.save_target_group_access`: the payload becomes the group's whole access.
+pub(super) fn save_target_group_access(call: &mut Call<'_>) -> Result<Value, RpcFault> {
+    let uuid = call.str("tgt_uuid").unwrap_or_default().to_owned();
+    let payload = call.value("access_payload").cloned().unwrap_or(Value::Null);
+    let access = read_access_payload(&payload, TARGET_PERMISSIONS)?;
+    existing_mut(&mut call.state.target_groups, "target group", &uuid)?.access = access;
+    Ok(json!(uuid))
 }
