@@ -127,6 +127,7 @@ const SCENARIOS: &[&str] = &[
     "executor-1k-instant",
     "executor-10k-instant",
     "sim-capacity",
+    "load-10k-env",
 ];
 
 async fn run_all(settings: &Settings) -> BenchResult<()> {
@@ -173,6 +174,12 @@ async fn run_all(settings: &Settings) -> BenchResult<()> {
         if wanted(&name) {
             rows.push(executor_scenario(&name, n).await?);
         }
+    }
+    if wanted("load-10k-env") {
+        rows.push(load_environment_scenario(
+            "load-10k-env",
+            (10_000, 1_000, 100),
+        )?);
     }
     if wanted("sim-capacity") {
         rows.push(sim_capacity_scenario().await?);
@@ -404,6 +411,123 @@ fn write_manifests(
     }
     std::fs::write(dir.join("sddcs.yaml"), &text)?;
     Ok(())
+}
+
+/// Writes the estate of [`write_manifests`] as a shared base plus an environment: every
+/// document names, describes or sizes itself through `${var.…}` (an SDDC's `num_hosts` is a
+/// typed value), and a patch sets fields of one SDDC; the final documents equal the flat
+/// ones.
+fn write_environment_manifests(
+    dir: &Path,
+    url: &str,
+    (jobs, targets, sddcs): (usize, usize, usize),
+) -> BenchResult<()> {
+    let base = dir.join("base");
+    let env = dir.join("envs/bench");
+    std::fs::create_dir_all(&base)?;
+    std::fs::create_dir_all(&env)?;
+    std::fs::write(
+        base.join("connections.yaml"),
+        "kind: Connection\nname: vmc\nspec:\n  type: vmc\n  org_id: ${var.org}\n  url: ${var.url}\n  csp_url: ${var.url}\n  api_token: { env: SEXTANT_BENCH_TOKEN }\n---\nkind: Connection\nname: salt\nspec:\n  type: raas\n  url: ${var.url}\n  csp_url: ${var.url}\n  api_token: { env: SEXTANT_BENCH_TOKEN }\n",
+    )?;
+    let mut text = String::new();
+    for i in 0..targets {
+        let _ = write!(
+            text,
+            "---\nkind: SaltTarget\nname: ${{var.target}}-{i:05}\nspec:\n  desc: ${{var.target_word}} {i}\n  tgt:\n    \"*\":\n      tgt_type: ${{var.tgt_type}}\n      tgt: \"${{var.web}}-{i}-*\"\n"
+        );
+    }
+    std::fs::write(base.join("targets.yaml"), &text)?;
+    text.clear();
+    for i in 0..jobs {
+        let _ = write!(
+            text,
+            "---\nkind: SaltJob\nname: ${{var.job}}-{i:06}\nspec:\n  desc: ${{var.job}} {i}\n  cmd: ${{var.cmd}}\n  fun: ${{var.fun}}\n  target: ${{var.target}}-{:05}\n",
+            i % targets.max(1)
+        );
+    }
+    std::fs::write(base.join("jobs.yaml"), &text)?;
+    text.clear();
+    for i in 0..sddcs {
+        let _ = write!(
+            text,
+            "---\nkind: Sddc\nname: ${{var.sddc}}-{i:03}\nspec:\n  region: ${{var.region}}\n  provider: AWS\n  num_hosts: ${{var.hosts}}\n  account_link: ${{var.account_link}}\n"
+        );
+    }
+    std::fs::write(base.join("sddcs.yaml"), &text)?;
+    std::fs::write(
+        env.join("env.yaml"),
+        format!(
+            "kind: Environment\nname: bench\nspec:\n  include: [../../base]\n  values:\n    org: {ORG}\n    url: {url}\n    target: tgt\n    target_word: target\n    tgt_type: glob\n    web: web\n    job: job\n    cmd: local\n    fun: test.ping\n    sddc: sddc\n    region: us-west-2\n    hosts: 2\n    account_link:\n      connected_account_id: bench-aws-account\n      customer_subnet_ids: [subnet-bench]\n  patches:\n    - target: Sddc/sddc-000\n      spec: {{num_hosts: 2, provider: AWS}}\n"
+        ),
+    )?;
+    Ok(())
+}
+
+/// Loads of the 10,000-resource estate written flat and as base + environment, alternating,
+/// in this process: medians of the wall time, and the ratio (issue 19: at most 10 % more).
+fn load_environment_scenario(name: &str, shape: (usize, usize, usize)) -> BenchResult<Row> {
+    const RUNS: usize = 9;
+    let url = "https://sim.invalid";
+    let flat = tempfile::tempdir()?;
+    write_manifests(flat.path(), url, shape)?;
+    let layered = tempfile::tempdir()?;
+    write_environment_manifests(layered.path(), url, shape)?;
+    let env_dir = layered.path().join("envs/bench");
+    let specs = |model: &sextant::model::Model| -> BTreeMap<String, String> {
+        model
+            .resources
+            .iter()
+            .map(|(address, r)| (address.to_string(), r.spec.as_str().to_string()))
+            .collect()
+    };
+    let flat_model = sextant::manifest::load(&[flat.path().to_path_buf()])
+        .map_err(|d| format!("flat manifests: {}", d.render(false)))?;
+    let env_model = sextant::manifest::load(std::slice::from_ref(&env_dir))
+        .map_err(|d| format!("environment manifests: {}", d.render(false)))?;
+    if specs(&flat_model) != specs(&env_model)
+        || flat_model.connections.len() != env_model.connections.len()
+    {
+        return Err("the environment does not load the same resources as the flat estate".into());
+    }
+    let resources = flat_model.resources.len();
+    drop((flat_model, env_model));
+    let mut flat_times = Vec::new();
+    let mut env_times = Vec::new();
+    for _ in 0..RUNS {
+        for (dir, times) in [
+            (flat.path().to_path_buf(), &mut flat_times),
+            (env_dir.clone(), &mut env_times),
+        ] {
+            let started = Instant::now();
+            let model =
+                sextant::manifest::load(std::slice::from_ref(&dir)).map_err(|d| d.render(false))?;
+            times.push(started.elapsed());
+            drop(model);
+        }
+    }
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (flat_median, env_median) = (median(&mut flat_times), median(&mut env_times));
+    let ratio = env_median.as_secs_f64() / flat_median.as_secs_f64() - 1.0;
+    Ok(Row {
+        scenario: name.to_string(),
+        resources,
+        wall: env_median,
+        note: format!(
+            "median of {RUNS}: flat {:.3} s ({:.3}–{:.3}), base + environment {:.3} s ({:.3}–{:.3}): {:+.1} % (target ≤ +10 %)",
+            flat_median.as_secs_f64(),
+            flat_times[0].as_secs_f64(),
+            flat_times[RUNS - 1].as_secs_f64(),
+            env_median.as_secs_f64(),
+            env_times[0].as_secs_f64(),
+            env_times[RUNS - 1].as_secs_f64(),
+            ratio * 100.0
+        ),
+        ..Row::default()
+    })
 }
 
 /// Runs this binary as `--child KIND` against the simulator at `url`.

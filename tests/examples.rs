@@ -41,10 +41,13 @@ fn manifest_sets() -> Vec<Vec<PathBuf>> {
     let gitops = examples.join("gitops");
     vec![
         vec![examples.join("quickstart")],
-        vec![gitops.join("connections"), gitops.join("envs/staging")],
-        vec![gitops.join("connections"), gitops.join("envs/prod")],
+        vec![gitops.join("envs/staging")],
+        vec![gitops.join("envs/prod")],
     ]
 }
+
+/// The environments of `examples/gitops`.
+const GITOPS_ENVIRONMENTS: [&str; 2] = ["staging", "prod"];
 
 #[test]
 fn every_example_manifest_directory_validates() {
@@ -59,12 +62,20 @@ fn every_example_manifest_directory_validates() {
             covered.extend(files);
         }
     }
-    // No manifest under examples/ escapes the sets above.
+    // The shared base is loaded through the environments that include it.
+    let mut base = Vec::new();
+    files_under(&root().join("examples/gitops/base"), &mut base);
+    covered.extend(base);
+    // No manifest under examples/ escapes the sets above (rendered snapshots aside: they
+    // are checked against the environments below).
     let mut all = Vec::new();
     files_under(&root().join("examples"), &mut all);
     for file in all {
         let is_yaml = file.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        if is_yaml && read(&file).lines().any(|l| l.starts_with("kind: ")) {
+        let rendered = file
+            .parent()
+            .is_some_and(|p| p.ends_with("gitops/rendered"));
+        if is_yaml && !rendered && read(&file).lines().any(|l| l.starts_with("kind: ")) {
             assert!(
                 covered.contains(&file),
                 "{} is not validated",
@@ -75,15 +86,14 @@ fn every_example_manifest_directory_validates() {
 }
 
 #[test]
-fn gitops_plan_snapshots_match_a_fresh_simulator() {
+fn gitops_rendered_snapshots_are_current() {
     let gitops = root().join("examples/gitops");
-    for env in ["staging", "prod"] {
-        let dir = tempfile::tempdir().unwrap();
+    for env in GITOPS_ENVIRONMENTS {
         let output = Command::new(BIN)
-            .args(["plan", "--sim", "--no-color"])
-            .arg(gitops.join("connections"))
-            .arg(gitops.join("envs").join(env))
-            .current_dir(dir.path())
+            .args(["render", "--check"])
+            .arg(format!("rendered/{env}.yaml"))
+            .arg(format!("envs/{env}"))
+            .current_dir(&gitops)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .output()
@@ -91,14 +101,36 @@ fn gitops_plan_snapshots_match_a_fresh_simulator() {
         assert_eq!(
             output.status.code(),
             Some(0),
+            "examples/gitops/rendered/{env}.yaml is stale: regenerate it with `sextant render envs/{env} > rendered/{env}.yaml` in examples/gitops\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn gitops_environments_plan_on_a_fresh_simulator() {
+    let gitops = root().join("examples/gitops");
+    for env in GITOPS_ENVIRONMENTS {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(BIN)
+            .args(["plan", "--sim", "--no-color"])
+            .arg(gitops.join("envs").join(env))
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let snapshot = read(&gitops.join(format!("plans/{env}.txt")));
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout),
-            snapshot,
-            "examples/gitops/plans/{env}.txt is stale: regenerate it with `sextant plan --sim --no-color connections envs/{env}`"
+        assert!(
+            stdout.contains(&format!("Sddc \"{env}-sddc\"")),
+            "{env}: {stdout}"
         );
     }
 }
@@ -278,11 +310,11 @@ fn ci_workflows_parse_and_call_real_commands() {
     }
     // What the issue asks the workflows to do is there.
     for needle in [
-        "plan --format markdown",
-        "plan --no-color connections envs/$ENV_NAME",
+        "plan --format markdown envs/$ENV_NAME",
+        "render --check rendered/$ENV_NAME.yaml envs/$ENV_NAME",
         "--detailed-exitcode",
         "apply --no-color reviewed.plan",
-        "validate connections",
+        "validate envs/staging envs/prod",
     ] {
         assert!(
             seen.iter().any(|c| c.contains(needle)),
@@ -445,8 +477,16 @@ const MANIFESTS_PREAMBLE: &str = "\
 A manifest file holds one or more YAML documents separated by `---`. Each document has a
 `kind`, a `name` and (except for `ensure: absent`) a `spec`. Managed objects are addressed as
 `Kind/name`; strings in a spec may read another object's attribute with
-`${Kind/name.attribute}`, which also makes that object a dependency. Secrets are never written
-inline: they are `{env: NAME}` or `{file: PATH}` and are read only when a connection is used.
+`${Kind/name.attribute}`, which also makes that object a dependency; `$${` is a literal `${`.
+Secrets are never written inline: they are `{env: NAME}` or `{file: PATH}` and are read only
+when a connection is used.
+
+An [Environment](#environment) document builds one estate from shared manifests: it includes
+files and directories, sets the values of `${var.NAME}` (anywhere a string may stand: a value
+that is exactly `${var.NAME}` takes the value's type, inside a longer string it is written as
+text; `--var NAME=VALUE` and then `--var-file FILE` override them) and patches documents by
+address. In the tables below, [Variable](#variable) marks the fields where a whole
+`${var.NAME}` stands for a value of another type.
 
 The editor-friendly JSON Schema is `schemas/manifest.schema.json` (`sextant schema` prints
 it); add `# yaml-language-server: $schema=<path>/manifest.schema.json` to a file for
@@ -455,7 +495,7 @@ credentials.
 
 Kinds: [Connection](#connection), [Sddc](#sddc), [SaltTarget](#salttarget),
 [SaltJob](#saltjob), [SaltSchedule](#saltschedule), [VcdApiToken](#vcdapitoken),
-[VirtualMachine](#virtualmachine). Shared types are at the end.
+[VirtualMachine](#virtualmachine), [Environment](#environment). Shared types are at the end.
 ";
 
 fn def_name(reference: &str) -> &str {
@@ -607,6 +647,21 @@ fn manifests_md() -> String {
             out.push_str(&def_section(&name, &defs[&name]));
             rendered.insert(name);
         }
+    }
+    let environment = &defs["EnvironmentDocument"];
+    rendered.insert("EnvironmentDocument".to_string());
+    out.push_str(&format!(
+        "\n## Environment\n\n{}\n\n",
+        description(environment)
+    ));
+    out.push_str(&properties_table(
+        environment,
+        environment["properties"].as_object().unwrap(),
+    ));
+    out.push('\n');
+    for name in ["EnvironmentSpec", "PatchSpec", "IncludePath"] {
+        out.push_str(&def_section(name, &defs[name]));
+        rendered.insert(name.to_string());
     }
     out.push_str("\n## Shared types\n\n");
     for (name, def) in &defs {

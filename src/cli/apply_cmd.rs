@@ -15,6 +15,7 @@ use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::apply::events::{EventSink, JsonSink, PlainSink, TerminalSink};
 use crate::apply::lock::{EstateKey, HeldLocks, Holder, LockBackend, Waiting, acquire_all};
 use crate::apply::{self, ApplyOptions, ApplyReport, ResourceOutcome};
+use crate::manifest::Overrides;
 use crate::plan::Plan;
 use crate::plan::render::{self, Style};
 use crate::plan::saved::SavedPlan;
@@ -40,12 +41,27 @@ pub async fn run(
     if let Some(saved) = &saved {
         refuse_changes_to_saved_plan(&args, saved)?;
     }
-    let (paths, targets): (Vec<PathBuf>, Vec<String>) = match &saved {
-        Some(saved) => (saved.paths.clone(), saved.targets.clone()),
-        None => (args.paths.clone(), args.targets.clone()),
+    let (paths, targets, overrides): (Vec<PathBuf>, Vec<String>, Overrides) = match &saved {
+        Some(saved) => (
+            saved.paths.clone(),
+            saved.targets.clone(),
+            saved.overrides(),
+        ),
+        None => (
+            args.paths.clone(),
+            args.targets.clone(),
+            args.vars.overrides(),
+        ),
     };
-    let workspace =
-        Workspace::open(&paths, &targets, args.sim.time_scale(), global, reporter).await?;
+    let workspace = Workspace::open(
+        &paths,
+        &overrides,
+        &targets,
+        args.sim.time_scale(),
+        global,
+        reporter,
+    )
+    .await?;
     if let Err(failure) = workspace.check_credentials(reporter) {
         workspace.close().await;
         return Err(failure);
@@ -84,6 +100,12 @@ fn refuse_changes_to_saved_plan(args: &ApplyArgs, saved: &SavedPlan) -> Result<(
     };
     if let Some(target) = args.targets.first() {
         return Err(replan(&format!("--target {target}")));
+    }
+    if let Some((name, _)) = args.vars.vars.first() {
+        return Err(replan(&format!("--var {name}=…")));
+    }
+    if let Some(file) = args.vars.var_files.first() {
+        return Err(replan(&format!("--var-file {}", file.display())));
     }
     if args.recreate_lost_secrets && !saved.recreate_lost_secrets {
         return Err(replan("--recreate-lost-secrets"));

@@ -91,6 +91,20 @@ pub enum Command {
     ///
     /// Example: sextant graph examples/quickstart | dot -Tsvg > graph.svg
     Graph(GraphArgs),
+    /// Print an environment's final documents as YAML, or check a committed copy.
+    ///
+    /// The documents after includes, `${var.NAME}` substitution and patches, sorted by
+    /// address with fields in a fixed order and secrets as their `{env}`/`{file}`
+    /// references: the same bytes whenever the documents are the same. Commit the output
+    /// per environment, and a pull request's diff shows what a change does to each one,
+    /// without credentials. With --check FILE, exit 1 and print a unified diff when FILE is
+    /// not what render prints.
+    ///
+    /// Examples:
+    ///   sextant render envs/prod > rendered/prod.yaml
+    ///   sextant render --check rendered/prod.yaml envs/prod
+    #[command(verbatim_doc_comment)]
+    Render(RenderArgs),
     /// Print the JSON Schema of a manifest document (or, with --plan, of `plan --format json`).
     ///
     /// Example: sextant schema > schemas/manifest.schema.json
@@ -269,6 +283,47 @@ pub enum PlanFormat {
     Markdown,
 }
 
+/// `--var` and `--var-file`: values that override an environment's.
+#[derive(Debug, Clone, Default, Args)]
+pub struct VarArgs {
+    /// Override the environment's value of `${var.NAME}` (repeatable; VALUE is read as YAML:
+    /// `6` is an integer, '"6"' a string).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Override values from a YAML file of `NAME: value` lines (repeatable; applied after
+    /// every --var, later files win).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+impl VarArgs {
+    pub fn overrides(&self) -> crate::manifest::Overrides {
+        crate::manifest::Overrides {
+            vars: self.vars.clone(),
+            var_files: self.var_files.clone(),
+        }
+    }
+}
+
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return Err(format!(
+            "`{name}` is not a variable name (letters, digits, `_` and `-`)"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
     /// Manifest files or directories, read recursively (default: the current directory's
@@ -276,6 +331,8 @@ pub struct PlanArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub sim: SimArgs,
+    #[command(flatten)]
+    pub vars: VarArgs,
     /// How to print the plan on stdout.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
@@ -302,6 +359,8 @@ pub struct ApplyArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub sim: SimArgs,
+    #[command(flatten)]
+    pub vars: VarArgs,
     /// Apply without asking for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
@@ -328,8 +387,11 @@ pub struct ApplyArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ValidateArgs {
     /// Manifest files or directories, read recursively (default: the current directory's
-    /// own YAML files that declare a sextant `kind`).
+    /// own YAML files that declare a sextant `kind`); each environment among them is
+    /// checked on its own.
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -345,9 +407,23 @@ pub struct GraphArgs {
     /// Manifest files or directories, read recursively (default: the current directory's
     /// own YAML files that declare a sextant `kind`).
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
     pub format: GraphFormatArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// The environment's directory or files (default: the current directory's own YAML files
+    /// that declare a sextant `kind`).
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Compare with FILE instead of printing: exit 1 with a unified diff when it differs.
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
 }
 
 /// The kinds `export --kind` accepts.
@@ -367,6 +443,8 @@ pub struct ExportArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub sim: SimArgs,
+    #[command(flatten)]
+    pub vars: VarArgs,
     /// The connection whose live objects to export.
     #[arg(long, value_name = "NAME")]
     pub connection: String,

@@ -9,7 +9,6 @@ use super::workspace::Workspace;
 use super::{Failure, GlobalArgs, Reporter, exit};
 use std::collections::BTreeSet;
 
-use super::workspace::load_model;
 use crate::export::{self, ExportFilter, KindExport, LeftOut};
 use crate::model::{Address, Connection, Kind};
 use crate::providers::{self, Provider};
@@ -21,6 +20,7 @@ pub async fn run(
 ) -> Result<i32, Failure> {
     let workspace = Workspace::open_with(
         &args.paths,
+        &args.vars.overrides(),
         &[],
         args.sim.time_scale(),
         Some(&args.connection),
@@ -101,18 +101,26 @@ fn declared_elsewhere(
     }
     let mut paths = super::workspace::manifest_paths(&args.paths, reporter)?;
     paths.extend(args.skip_declared.iter().cloned());
-    let model = load_model(&paths, global, reporter)?;
     let out = args
         .out
         .as_ref()
         .and_then(|dir| std::path::absolute(dir).ok());
-    Ok(model
-        .resources
-        .values()
-        .filter(|r| r.connection == args.connection)
-        .filter(|r| out.as_ref().is_none_or(|out| !r.base_dir.starts_with(out)))
-        .map(|r| r.address.clone())
-        .collect())
+    // Each environment among them declares its own estate: read each on its own.
+    let mut declared = BTreeSet::new();
+    for unit in crate::manifest::units(&paths, &Default::default(), &global.access()) {
+        let model = unit
+            .load()
+            .map_err(|d| super::workspace::manifest_failure(&d, reporter))?;
+        declared.extend(
+            model
+                .resources
+                .values()
+                .filter(|r| r.connection == args.connection)
+                .filter(|r| out.as_ref().is_none_or(|out| !r.base_dir.starts_with(out)))
+                .map(|r| r.address.clone()),
+        );
+    }
+    Ok(declared)
 }
 
 /// Lists and writes each kind; stdout gets everything at once, only when all succeeded.

@@ -4,12 +4,13 @@ use std::io::Write;
 
 use super::args::{GraphArgs, GraphFormatArg};
 use super::validate_cmd::report_diagnostics;
+use super::workspace::manifest_unit;
 use super::{Failure, GlobalArgs, Reporter, exit};
-use crate::manifest::{self, GraphFormat};
+use crate::manifest::GraphFormat;
 
 pub fn run(args: &GraphArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let paths = super::workspace::manifest_paths(&args.paths, reporter)?;
-    let model = match manifest::load_with(&paths, &global.access()) {
+    let unit = manifest_unit(&args.paths, &args.vars.overrides(), global, reporter)?;
+    let model = match unit.load() {
         Ok(model) => {
             for warning in &model.warnings {
                 reporter.warning(warning);
@@ -25,7 +26,7 @@ pub fn run(args: &GraphArgs, global: &GlobalArgs, reporter: &Reporter) -> Result
         GraphFormatArg::Dot => GraphFormat::Dot,
         GraphFormatArg::Mermaid => GraphFormat::Mermaid,
     };
-    let text = manifest::dependency_graph(&model).render(format);
+    let text = crate::manifest::dependency_graph(&model).render(format);
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())

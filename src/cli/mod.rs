@@ -13,6 +13,7 @@ mod graph_cmd;
 mod help_cmd;
 mod lock_cmd;
 mod plan_cmd;
+mod render_cmd;
 mod report;
 mod schema_cmd;
 mod sim_cmd;
@@ -98,6 +99,7 @@ async fn dispatch(
         Command::Apply(args) => apply_cmd::run(args, global, reporter).await,
         Command::Validate(args) => validate_cmd::run(&args, global, reporter),
         Command::Graph(args) => graph_cmd::run(&args, global, reporter),
+        Command::Render(args) => render_cmd::run(&args, global, reporter),
         Command::Schema(args) => schema_cmd::run(args.plan),
         Command::Export(args) => export_cmd::run(args, global, reporter).await,
         Command::Completions(args) => help_cmd::print_completions(args.shell),

@@ -12,6 +12,7 @@ use crate::plan::{Plan, ReadFailure, failed_plan};
 pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
     let workspace = Workspace::open(
         &args.paths,
+        &args.vars.overrides(),
         &args.targets,
         args.sim.time_scale(),
         global,
@@ -98,6 +99,7 @@ fn finish(
             &workspace.targets,
             context,
         )
+        .with_overrides(&args.vars.overrides())
         .save(out)?;
         reporter.note(&format!(
             "Saved the plan to `{}`; apply it with `sextant apply {}`.",

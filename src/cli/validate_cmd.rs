@@ -1,8 +1,10 @@
 //! `sextant validate [PATHS]`: load and check manifests, report every problem on stderr.
+//! Each environment among the paths is checked on its own.
 
 use std::io::Write;
 
 use super::args::ValidateArgs;
+use super::workspace::{check_overrides, manifest_paths};
 use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::manifest::{self, Diagnostics};
 
@@ -12,33 +14,46 @@ pub fn report_diagnostics(diagnostics: &Diagnostics, reporter: &Reporter) {
     let _ = stderr.write_all(diagnostics.render(reporter.color).as_bytes());
 }
 
+fn plural(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
 pub fn run(args: &ValidateArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let paths = super::workspace::manifest_paths(&args.paths, reporter)?;
-    match manifest::load_with(&paths, &global.access()) {
-        Ok(model) => {
-            for warning in &model.warnings {
-                reporter.warning(warning);
+    let paths = manifest_paths(&args.paths, reporter)?;
+    let overrides = args.vars.overrides();
+    let units = manifest::units(&paths, &overrides, &global.access());
+    if units.iter().all(|u| u.environment.is_none()) {
+        check_overrides(None, &overrides)?;
+    }
+    let mut code = exit::OK;
+    for unit in units {
+        let environment = unit.environment.clone();
+        let label = match &environment {
+            Some(env) => format!("environment `{}` ({}) is", env.name, env.file.display()),
+            None => "manifests are".to_string(),
+        };
+        match unit.load() {
+            Ok(model) => {
+                for warning in &model.warnings {
+                    reporter.warning(warning);
+                }
+                reporter.note(&format!(
+                    "{label} valid: {}, {}",
+                    plural(model.connections.len(), "connection", "connections"),
+                    plural(model.resources.len(), "resource", "resources"),
+                ));
             }
-            let resources = model.resources.len();
-            let connections = model.connections.len();
-            reporter.note(&format!(
-                "manifests are valid: {connections} {}, {resources} {}",
-                if connections == 1 {
-                    "connection"
-                } else {
-                    "connections"
-                },
-                if resources == 1 {
-                    "resource"
-                } else {
-                    "resources"
-                },
-            ));
-            Ok(exit::OK)
-        }
-        Err(diagnostics) => {
-            report_diagnostics(&diagnostics, reporter);
-            Ok(exit::ERROR)
+            Err(diagnostics) => {
+                report_diagnostics(&diagnostics, reporter);
+                if environment.is_some() {
+                    reporter.note(&format!(
+                        "{label} not valid: {}",
+                        plural(diagnostics.len(), "error", "errors")
+                    ));
+                }
+                code = exit::ERROR;
+            }
         }
     }
+    Ok(code)
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Failure, GlobalArgs, Reporter};
 use crate::apply::lock::EstateKey;
+use crate::manifest::{Diagnostics, EnvironmentInfo, Overrides, Unit};
 use crate::model::{Address, Connection, Model, SecretSource, SecretValue, SystemType};
 use crate::plan::saved::ManifestDigest;
 use crate::plan::{self, LiveState, Plan, ProviderSet};
@@ -31,26 +32,67 @@ pub struct Workspace {
     pub sim: Option<SimHandle>,
 }
 
-/// Loads and validates the manifests, rendering every diagnostic on failure and every
-/// warning on success.
+/// Loads and validates the manifests (one environment at most, its values overridden by
+/// `--var` and `--var-file`), rendering every diagnostic on failure and every warning on
+/// success.
 pub fn load_model(
     paths: &[PathBuf],
+    overrides: &Overrides,
     global: &GlobalArgs,
     reporter: &Reporter,
 ) -> Result<Model, Failure> {
-    let paths = manifest_paths(paths, reporter)?;
-    let model = crate::manifest::load_with(&paths, &global.access()).map_err(|diagnostics| {
-        eprint!("{}", diagnostics.render(reporter.color));
-        let count = diagnostics.len();
-        Failure::new(format!(
-            "{count} error{} in the manifests; nothing was changed",
-            if count == 1 { "" } else { "s" }
-        ))
-    })?;
+    let unit = manifest_unit(paths, overrides, global, reporter)?;
+    let model = unit.load().map_err(|d| manifest_failure(&d, reporter))?;
     for warning in &model.warnings {
         reporter.warning(warning);
     }
     Ok(model)
+}
+
+/// The run of `paths` (or of the current directory's manifests): fails when they hold
+/// several environments, or when variables are given and they hold none.
+pub fn manifest_unit(
+    paths: &[PathBuf],
+    overrides: &Overrides,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<Unit, Failure> {
+    let paths = manifest_paths(paths, reporter)?;
+    let unit = crate::manifest::unit(&paths, overrides, &global.access())
+        .map_err(|d| manifest_failure(&d, reporter))?;
+    check_overrides(unit.environment.as_ref(), overrides)?;
+    if let Some(environment) = &unit.environment {
+        tracing::info!(
+            environment = %environment.name,
+            file = %environment.file.display(),
+            "loading an environment"
+        );
+    }
+    Ok(unit)
+}
+
+/// `--var` and `--var-file` need an environment to override.
+pub fn check_overrides(
+    environment: Option<&EnvironmentInfo>,
+    overrides: &Overrides,
+) -> Result<(), Failure> {
+    if environment.is_none() && !overrides.is_empty() {
+        return Err(Failure::new(
+            "`--var` and `--var-file` override an environment's values, but no environment is loaded",
+        )
+        .with_hint("give the directory of a `kind: Environment` document"));
+    }
+    Ok(())
+}
+
+/// Prints the diagnostics and returns the failure that ends the command.
+pub fn manifest_failure(diagnostics: &Diagnostics, reporter: &Reporter) -> Failure {
+    eprint!("{}", diagnostics.render(reporter.color));
+    let count = diagnostics.len();
+    Failure::new(format!(
+        "{count} error{} in the manifests; nothing was changed",
+        if count == 1 { "" } else { "s" }
+    ))
 }
 
 /// The paths to read: those given, or without any, the current directory's own YAML files
@@ -97,25 +139,27 @@ pub fn manifest_paths(paths: &[PathBuf], reporter: &Reporter) -> Result<Vec<Path
 impl Workspace {
     pub async fn open(
         paths: &[PathBuf],
+        overrides: &Overrides,
         targets: &[String],
         sim: Option<f64>,
         global: &GlobalArgs,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        Self::open_with(paths, targets, sim, None, global, reporter).await
+        Self::open_with(paths, overrides, targets, sim, None, global, reporter).await
     }
 
     /// [`Workspace::open`] for one connection only (export): the scope is that connection's
     /// resources, and only its credentials are needed.
     pub async fn open_with(
         paths: &[PathBuf],
+        overrides: &Overrides,
         targets: &[String],
         sim: Option<f64>,
         only: Option<&str>,
         global: &GlobalArgs,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        let mut model = load_model(paths, global, reporter)?;
+        let mut model = load_model(paths, overrides, global, reporter)?;
         let targets = parse_targets(&model, targets)?;
         let mut scope = plan::scope(&model, &targets);
         if let Some(only) = only {

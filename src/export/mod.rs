@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::manifest::{document_def, manifest_schema};
+use crate::manifest::{checker_schema, document_def};
 use crate::model::Kind;
 use crate::providers::{LiveObject, LiveStatus};
 
@@ -116,7 +116,7 @@ pub fn file_name(kind: Kind) -> String {
 
 /// The spec fields a user may write for `kind`, in the schema's order.
 pub fn spec_fields(kind: Kind) -> Vec<String> {
-    let schema = manifest_schema();
+    let schema = checker_schema();
     let mut spec = &schema["$defs"][document_def(kind)]["properties"]["spec"];
     if let Some(reference) = spec.get("$ref").and_then(Value::as_str)
         && let Some(name) = reference.strip_prefix("#/$defs/")
@@ -239,9 +239,12 @@ fn document(
     Ok(format!("{comment}{yaml}"))
 }
 
-/// A copy with every nested object's keys sorted, so output never depends on server order.
+/// A copy with every nested object's keys sorted, so output never depends on server order,
+/// and every `${` in a string escaped as `$${`, so a manifest reads it as text rather than as
+/// a reference or a variable.
 fn sorted(value: &Value) -> Value {
     match value {
+        Value::String(text) if text.contains("${") => Value::String(text.replace("${", "$${")),
         Value::Object(map) => {
             let ordered: BTreeMap<&String, Value> =
                 map.iter().map(|(k, v)| (k, sorted(v))).collect();
@@ -404,6 +407,22 @@ mod tests {
             all.push_str("---\n");
         }
         insta::assert_snapshot!(all);
+    }
+
+    #[test]
+    fn a_live_dollar_brace_is_exported_escaped_and_loads_as_text() {
+        let spec =
+            json!({"fun": "cmd.run", "desc": "uses ${HOME}", "arg": {"arg": ["echo ${var.x}"]}});
+        let objects = vec![live(Kind::SaltJob, "j", spec, LiveStatus::Ready)];
+        let text = export_kind("salt", Kind::SaltJob, &objects).unwrap().text;
+        assert!(text.contains("desc: uses $${HOME}"), "{text}");
+        assert!(text.contains("echo $${var.x}"), "{text}");
+        let connection = "kind: Connection\nname: salt\nspec:\n  type: raas\n  url: https://salt.example.com\n  api_token: {env: T}\n---\n";
+        let model = crate::manifest::load_text("adopted.yaml", &format!("{connection}{text}"))
+            .unwrap_or_else(|d| panic!("{}", d.render(false)));
+        let job = &model.resources[&crate::model::Address::new(Kind::SaltJob, "j")];
+        assert!(job.references.is_empty());
+        assert_eq!(job.spec.value()["desc"], "uses $${HOME}");
     }
 
     #[test]

@@ -138,12 +138,21 @@ pub enum Interpolation {
     Invalid { text: String, reason: String },
 }
 
-/// Finds every `${...}` in a string.
+/// Finds every `${...}` in a string. `$${` is a literal `${`, and `${var.NAME}` is left to
+/// the variables layer (which substitutes it or reports it).
 pub fn interpolations(text: &str) -> Vec<Interpolation> {
     let mut found = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
+        if rest[..start].ends_with('$') {
+            rest = &rest[start + 2..];
+            continue;
+        }
         let after = &rest[start + 2..];
+        if after.starts_with("var.") {
+            rest = after;
+            continue;
+        }
         let Some(end) = after.find('}') else {
             found.push(Interpolation::Invalid {
                 text: rest[start..].to_string(),

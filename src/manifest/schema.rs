@@ -2,15 +2,17 @@
 //!
 //! The same schema drives the structural checks (`structure.rs`), so what the schema says
 //! and what `validate` accepts cannot drift apart. `schemas/manifest.schema.json` is this
-//! output, committed and pinned by a test.
+//! output, committed and pinned by a test. The published schema differs from the one the
+//! checks read in one way: a field that is not a plain string also accepts a whole
+//! `${var.NAME}` (editors see documents before substitution; the checks see them after).
 
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Value, json};
 
 use super::spec::{
-    ConnectionEnvelope, ConnectionSpec, ResourceEnvelope, SaltJobSpec, SaltScheduleSpec,
-    SaltTargetSpec, SddcSpec, VcdApiTokenSpec, VirtualMachineSpec,
+    ConnectionEnvelope, ConnectionSpec, EnvironmentEnvelope, EnvironmentSpec, ResourceEnvelope,
+    SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec, VcdApiTokenSpec, VirtualMachineSpec,
 };
 use crate::model::Kind;
 
@@ -112,31 +114,139 @@ fn document_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
     document
 }
 
-/// The whole manifest schema: one document of any kind.
-pub fn manifest_schema() -> Value {
+/// The name of the Environment document's schema in `$defs`.
+pub const ENVIRONMENT_DEF: &str = "EnvironmentDocument";
+
+/// The name of the schema of a whole `${var.NAME}` in `$defs` (published schema only).
+const VARIABLE_DEF: &str = "Variable";
+
+fn environment_schema(generator: &mut SchemaGenerator) -> Value {
+    let mut document = EnvironmentEnvelope::json_schema(generator).to_value();
+    let mut spec = generator.subschema_for::<EnvironmentSpec>().to_value();
+    if let Some(spec) = spec.as_object_mut() {
+        spec.insert(
+            "description".into(),
+            json!("What the environment includes, its values and its patches."),
+        );
+    }
+    if let Some(object) = document.as_object_mut() {
+        object.insert("title".into(), json!(ENVIRONMENT_DEF));
+        object.insert(
+            "description".into(),
+            json!(
+                "One estate built from shared manifests (one per environment directory): the \
+                 included documents with `${var.NAME}` substituted and patches applied. Every \
+                 command given the environment's directory loads it."
+            ),
+        );
+        if let Some(Value::Object(properties)) = object.get_mut("properties") {
+            let mut ordered = serde_json::Map::new();
+            if let Some(api) = properties.remove("apiVersion") {
+                ordered.insert("apiVersion".into(), api);
+            }
+            ordered.insert(
+                "kind".into(),
+                json!({ "description": "The kind of document.", "const": "Environment" }),
+            );
+            ordered.extend(std::mem::take(properties));
+            ordered.insert("spec".into(), spec);
+            *properties = ordered;
+        }
+        if let Some(Value::Array(list)) = object.get_mut("required") {
+            list.insert(0, json!("kind"));
+            list.push(json!("spec"));
+        }
+    }
+    document
+}
+
+fn schema(published: bool) -> Value {
     let mut generator = SchemaSettings::draft2020_12().into_generator();
     let mut documents = serde_json::Map::new();
     for kind in Kind::ALL {
         documents.insert(document_def(kind), document_schema(kind, &mut generator));
     }
+    documents.insert(ENVIRONMENT_DEF.into(), environment_schema(&mut generator));
     let mut defs = documents;
     let generated = generator.take_definitions(true);
     for (name, schema) in generated {
         defs.insert(name, schema);
     }
-    let one_of: Vec<Value> = Kind::ALL
+    if published {
+        for (name, def) in defs.iter_mut() {
+            // An environment's own fields are read as written (a patch's fields hold
+            // anything already).
+            if !name.starts_with("Environment") && name != "PatchSpec" && name != "IncludePath" {
+                accept_variables(def);
+            }
+        }
+        defs.insert(
+            VARIABLE_DEF.into(),
+            json!({
+                "description": "A whole `${var.NAME}`: replaced by the environment's value \
+                                of NAME, with its type, before the document is checked.",
+                "type": "string",
+                "pattern": "^\\$\\{var\\.[A-Za-z_][A-Za-z0-9_-]*\\}$",
+            }),
+        );
+    }
+    let mut one_of: Vec<Value> = Kind::ALL
         .iter()
         .map(|kind| json!({ "$ref": format!("#/$defs/{}", document_def(*kind)) }))
         .collect();
+    one_of.push(json!({ "$ref": format!("#/$defs/{ENVIRONMENT_DEF}") }));
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "sextant manifest",
         "description": "One document of a sextant manifest file (several documents per file \
                         are separated by `---`). Strings in a resource's spec may refer to \
-                        another resource's attribute with `${Kind/name.attribute}`.",
+                        another resource's attribute with `${Kind/name.attribute}`, and any \
+                        value may be `${var.NAME}` when an `Environment` includes the file; \
+                        `$${` is a literal `${`.",
         "oneOf": one_of,
         "$defs": defs,
     })
+}
+
+/// The published manifest schema: one document of any kind, a field that is not a plain
+/// string also accepting a whole `${var.NAME}`.
+pub fn manifest_schema() -> Value {
+    schema(true)
+}
+
+/// The schema the structural checks read: documents as they are after substitution.
+pub fn checker_schema() -> Value {
+    schema(false)
+}
+
+/// Lets every property of `def` that is not a plain string (nor `kind`, nor a secret) be a
+/// whole `${var.NAME}` instead.
+fn accept_variables(def: &mut Value) {
+    let Some(properties) = def.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (name, property) in properties.iter_mut() {
+        let plain_string = property.get("type") == Some(&json!("string"))
+            && property.get("enum").is_none()
+            && property.get("const").is_none();
+        let secret = property.get("x-sextant-secret") == Some(&json!(true));
+        if name == "kind" || plain_string || secret || *property == json!(true) {
+            continue;
+        }
+        let Some(object) = property.as_object_mut() else {
+            continue;
+        };
+        // The description stays outside, for editors and the generated reference.
+        let description = object.remove("description");
+        let original = Value::Object(std::mem::take(object));
+        object.insert(
+            "anyOf".into(),
+            json!([original, { "$ref": format!("#/$defs/{VARIABLE_DEF}") }]),
+        );
+        if let Some(description) = description {
+            object.insert("description".into(), description);
+        }
+    }
 }
 
 /// The schema as committed in `schemas/manifest.schema.json` (pretty JSON, trailing newline).

@@ -635,3 +635,61 @@ pub struct ConnectionEnvelope {
     #[schemars(length(min = 1))]
     pub name: String,
 }
+
+/// Fields of an Environment document (`kind` and `spec` are added).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentEnvelope {
+    /// Manifest language version, `sextant/v1` (optional).
+    #[serde(rename = "apiVersion")]
+    pub api_version: Option<ApiVersion>,
+    /// The environment's name (`staging`, `prod`), shown in messages and rendered files.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// One estate built from shared manifests: what to include, the `${var.NAME}` values, and
+/// patches by address.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentSpec {
+    /// Manifest files or directories to load, relative to this file's directory (directories
+    /// are read recursively). An included directory may hold another environment, whose
+    /// values and patches then apply first.
+    pub include: Option<Vec<IncludePath>>,
+    /// Values of `${var.NAME}` in every included document. A string that is exactly
+    /// `${var.NAME}` takes the value with its type; inside a longer string it is written as
+    /// text. `--var NAME=VALUE` and then `--var-file FILE` override them. Never secrets:
+    /// those stay `{env: NAME}` or `{file: PATH}`.
+    pub values: Option<BTreeMap<String, serde_json::Value>>,
+    /// JSON merge patches (RFC 7396) applied, in order, to the documents with the target
+    /// address after substitution.
+    pub patches: Option<Vec<PatchSpec>>,
+}
+
+/// A path of `Environment.spec.include`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct IncludePath(#[schemars(length(min = 1))] pub String);
+
+/// A JSON merge patch of the documents with one address: objects merge, `null` removes a
+/// field, anything else replaces it.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSpec {
+    /// The address the patch applies to, `Kind/name`, after substitution.
+    #[schemars(length(min = 1))]
+    pub target: String,
+    /// Merged into the document's `spec`.
+    pub spec: Option<serde_json::Value>,
+    /// Replaces the document's `connection`.
+    pub connection: Option<serde_json::Value>,
+    /// Replaces the document's `depends_on`.
+    pub depends_on: Option<serde_json::Value>,
+    /// Replaces the document's `ensure`.
+    pub ensure: Option<serde_json::Value>,
+    /// Merged into the document's `lifecycle`.
+    pub lifecycle: Option<serde_json::Value>,
+    /// Merged into the document's `timeouts`.
+    pub timeouts: Option<serde_json::Value>,
+}

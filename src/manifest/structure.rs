@@ -480,11 +480,11 @@ impl<'a> Checker<'a> {
 mod tests {
     use super::*;
     use crate::manifest::node::parse_documents;
-    use crate::manifest::schema::{document_def, manifest_schema};
+    use crate::manifest::schema::{checker_schema, document_def};
     use crate::model::Kind;
 
     fn check(kind: Kind, yaml: &str) -> Vec<String> {
-        let schema = manifest_schema();
+        let schema = checker_schema();
         let checker = Checker::new(&schema, Path::new("t.yaml"));
         let node = &parse_documents(yaml).unwrap()[0];
         let mut out = Vec::new();

@@ -16,13 +16,15 @@ use serde_json::Value as Json;
 use super::connection::ConnectionReader;
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
+use super::environment::Layer;
 use super::files::{Confinement, SourceFile, position_of};
 use super::node::{Node, Pos, Value, parse_documents_with};
 use super::references::{self, Declarations, Declared, Edge};
 use super::rules::{RuleContext, canonicalize};
-use super::schema::{document_def, manifest_schema};
+use super::schema::{checker_schema, document_def};
 use super::spec::{ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec};
 use super::structure::Checker;
+use super::variables::SourceText;
 use crate::model::{
     Address, Connection, Ensure, Kind, Lifecycle, Model, Resource, SourceLocation, SystemType,
     Timeouts, shown,
@@ -108,7 +110,7 @@ fn kinds_list() -> String {
         .join(", ")
 }
 
-fn read_file(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Option<String> {
+pub(super) fn read_file(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Option<String> {
     let bytes = match super::files::read_manifest(&source.path) {
         Ok(bytes) => bytes,
         Err(message) => {
@@ -734,19 +736,21 @@ impl Loader<'_> {
     }
 }
 
-/// Validates the given files into a model, or returns every problem found.
+/// Validates the given files into a model, or returns every problem found. Each document
+/// passes through `layer` (substitution and patches) before its structure is checked.
 pub fn validate_files(
     sources: &[SourceFile],
     confinement: &Confinement,
     mut errors: Vec<Diagnostic>,
+    layer: &Layer,
 ) -> Result<Model, Diagnostics> {
     tracing::debug!(files = sources.len(), "loading manifests");
-    let schema = manifest_schema();
+    let schema = checker_schema();
     let mut batches = Vec::new();
     for source in sources {
         // One text at a time: each is dropped once its documents are parsed.
         if let Some(text) = read_file(source, &mut errors) {
-            parse_file(source, &text, &schema, &mut batches, &mut errors);
+            parse_file(source, &text, &schema, layer, &mut batches, &mut errors);
         }
     }
     validate_documents(batches, &schema, confinement, errors)
@@ -758,11 +762,12 @@ pub fn validate_text(
     source: &SourceFile,
     confinement: &Confinement,
     text: &str,
+    layer: &Layer,
 ) -> Result<Model, Diagnostics> {
-    let schema = manifest_schema();
+    let schema = checker_schema();
     let mut errors = Vec::new();
     let mut batches = Vec::new();
-    parse_file(source, text, &schema, &mut batches, &mut errors);
+    parse_file(source, text, &schema, layer, &mut batches, &mut errors);
     validate_documents(batches, &schema, confinement, errors)
 }
 
@@ -774,6 +779,7 @@ fn parse_file(
     source: &SourceFile,
     text: &str,
     schema: &Json,
+    layer: &Layer,
     batches: &mut Vec<Vec<Document>>,
     errors: &mut Vec<Diagnostic>,
 ) {
@@ -782,10 +788,23 @@ fn parse_file(
         base_dir: Arc::from(source.base_dir.as_path()),
     });
     let checker = Checker::new(schema, &source.path);
-    // Each document is checked on the thread that parsed it, its errors kept beside it.
+    let source_text = SourceText::new(&origin.file, text);
+    // Each document is rewritten and checked on the thread that parsed it, its errors kept
+    // beside it.
     let classified = parse_documents_with(text, |node| {
         let mut found = Vec::new();
-        let doc = classify(&origin, node, &checker, &mut found);
+        let Some((node, notes)) = layer.prepare(&source_text, node, &mut found) else {
+            return (None, found);
+        };
+        let before = found.len();
+        let mut doc = classify(&origin, node, &checker, &mut found);
+        if !notes.failed.is_empty()
+            && let Some(doc) = doc.as_mut()
+        {
+            doc.valid = false;
+            doc.spec_valid = false;
+        }
+        layer.annotate(&notes, &mut found, before);
         (doc, found)
     });
     let classified = match classified {
@@ -962,7 +981,7 @@ pub(crate) mod tests {
         let paths = [dir.path().to_path_buf()];
         let confinement = Confinement::new(&paths, &crate::manifest::Access::default());
         let sources = discover(&paths, &confinement, &mut errors);
-        validate_files(&sources, &confinement, errors).map_err(|d| {
+        validate_files(&sources, &confinement, errors, &Layer::flat()).map_err(|d| {
             d.errors
                 .iter()
                 .map(|e| {
@@ -1281,7 +1300,8 @@ pub(crate) mod tests {
         let paths = [dir.path().to_path_buf()];
         let confinement = Confinement::new(&paths, &crate::manifest::Access::default());
         let sources = discover(&paths, &confinement, &mut errors);
-        let diagnostics = validate_files(&sources, &confinement, errors).unwrap_err();
+        let diagnostics =
+            validate_files(&sources, &confinement, errors, &Layer::flat()).unwrap_err();
         assert_eq!(
             (diagnostics.errors[0].line, diagnostics.errors[0].column),
             (2, 7)

@@ -344,7 +344,8 @@ pub fn resolve_references(
     decided: &[ResourceChange],
     live: &LiveState,
 ) -> CompactJson {
-    if references.is_empty() {
+    // `$${` (a literal `${`) is kept in the model and written out here.
+    if references.is_empty() && !spec.as_str().contains("$${") {
         return spec.clone();
     }
     let lookup = |reference: &Reference| -> Option<String> {
@@ -362,12 +363,19 @@ pub fn resolve_references(
 }
 
 /// Replaces references in strings using `value_of`; unresolved ones become [`UNKNOWN`].
+/// `$${` is an escaped `${` and becomes `${`.
 pub fn substitute(spec: &Value, value_of: &dyn Fn(&Reference) -> Option<String>) -> Value {
     match spec {
         Value::String(text) if text.contains("${") => {
             let mut out = String::new();
             let mut rest = text.as_str();
             while let Some(start) = rest.find("${") {
+                if rest[..start].ends_with('$') {
+                    out.push_str(&rest[..start - 1]);
+                    out.push_str("${");
+                    rest = &rest[start + 2..];
+                    continue;
+                }
                 out.push_str(&rest[..start]);
                 let after = &rest[start + 2..];
                 let Some(end) = after.find('}') else {
@@ -656,6 +664,26 @@ mod tests {
         let spec = json!({"a": "url=${Sddc/prod.vc_url}", "b": ["${Sddc/prod.id}"]});
         let out = substitute(&spec, &known);
         assert_eq!(out, json!({"a": "url=https://vc", "b": [UNKNOWN]}));
+    }
+
+    #[test]
+    fn escaped_dollar_braces_become_literal_text() {
+        let known = |r: &Reference| (r.attribute == "vc_url").then(|| "https://vc".to_string());
+        let spec = json!({"a": "echo $${HOME} at ${Sddc/prod.vc_url}", "b": "$$${x}", "c": "$${"});
+        let out = substitute(&spec, &known);
+        assert_eq!(
+            out,
+            json!({"a": "echo ${HOME} at https://vc", "b": "$${x}", "c": "${"})
+        );
+        // Without any reference the escapes are written out too.
+        let live = LiveState::default();
+        let resolved = resolve_references(
+            &CompactJson::new(&json!({"d": "$${HOME}"})),
+            &[],
+            &[],
+            &live,
+        );
+        assert_eq!(resolved.value(), json!({"d": "${HOME}"}));
     }
 
     #[test]

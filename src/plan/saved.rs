@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Plan, render};
+use crate::manifest::Overrides;
 use crate::model::{Address, Model};
 
 /// Marks a file as a sextant plan.
@@ -29,6 +30,12 @@ pub struct SavedPlan {
     /// The manifest paths the plan was made from (as given on the command line).
     pub paths: Vec<PathBuf>,
     pub targets: Vec<String>,
+    /// `--var NAME=VALUE` given to `plan` (values, never secrets), applied again by `apply`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<(String, String)>,
+    /// `--var-file` paths given to `plan`, read again by `apply`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub var_files: Vec<PathBuf>,
     /// Planned against the embedded simulator (`--sim`).
     pub sim: bool,
     /// Planned with `--recreate-lost-secrets`.
@@ -139,12 +146,29 @@ impl SavedPlan {
             sextant_version: env!("CARGO_PKG_VERSION").to_string(),
             paths: paths.to_vec(),
             targets: targets.iter().map(ToString::to_string).collect(),
+            vars: Vec::new(),
+            var_files: Vec::new(),
             sim: context.sim,
             recreate_lost_secrets: context.recreate_lost_secrets,
             manifest_hash: digest.hash(),
             manifest_digest: digest,
             fingerprints: plan.fingerprints(),
             plan: serde_json::to_value(render::json(plan)).unwrap_or_default(),
+        }
+    }
+
+    /// Records the variables the plan was made with.
+    pub fn with_overrides(mut self, overrides: &Overrides) -> Self {
+        self.vars = overrides.vars.clone();
+        self.var_files = overrides.var_files.clone();
+        self
+    }
+
+    /// The variables the plan was made with.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            vars: self.vars.clone(),
+            var_files: self.var_files.clone(),
         }
     }
 

@@ -539,7 +539,7 @@ async fn the_gitops_adoption_recipe_adopts_only_what_no_environment_declares() {
     for env in ["envs/prod", "envs/staging"] {
         let run = shell(
             dir.path(),
-            &format!("sextant apply --sim --sim-time-scale 7200 --auto-approve connections {env}"),
+            &format!("sextant apply --sim --sim-time-scale 7200 --auto-approve {env}"),
         )
         .await;
         ok(&run);
@@ -547,14 +547,11 @@ async fn the_gitops_adoption_recipe_adopts_only_what_no_environment_declares() {
     std::fs::create_dir_all(dir.path().join("by-hand")).unwrap();
     std::fs::write(
         dir.path().join("by-hand/job.yaml"),
-        "kind: SaltJob\nname: Rotate logs (prod)\nspec: { cmd: local, fun: logrotate.run, target: prod web }\n",
+        "kind: Connection\nname: salt\nspec: { type: raas, region: us, api_token: { env: SEXTANT_RAAS_TOKEN } }\n---\n\
+         kind: SaltJob\nname: Rotate logs (prod)\nspec: { cmd: local, fun: logrotate.run, target: prod web }\n",
     )
     .unwrap();
-    ok(&shell(
-        dir.path(),
-        "sextant apply --sim --auto-approve connections by-hand",
-    )
-    .await);
+    ok(&shell(dir.path(), "sextant apply --sim --auto-approve by-hand").await);
     std::fs::remove_dir_all(dir.path().join("by-hand")).unwrap();
 
     // The recipe as written, on the simulator.
@@ -607,6 +604,11 @@ async fn the_readme_tour_runs_as_written_after_the_quickstart() {
             std::fs::copy(entry.path(), to).unwrap();
         }
     }
+    // The environments step reads examples/gitops.
+    copy_tree(
+        &root.join("examples/gitops"),
+        &dir.path().join("examples/gitops"),
+    );
     let run = |script: String| {
         let dir = dir.path().to_path_buf();
         async move {
@@ -722,4 +724,40 @@ async fn a_raas_server_that_hangs_up_is_tried_max_retries_plus_one_times_not_mor
         "{}",
         run.stderr
     );
+}
+
+/// A live Salt job whose text holds `${` (a shell variable in its description) used to be
+/// exported as written, which the loader then read as a broken `${Kind/name.attr}`
+/// reference: the adopted manifests failed to load. Export now escapes it as `$${`, and plan
+/// writes the escape out again, so the adopted estate plans `No changes.`. A job's `desc` is a
+/// free string (`save_job(name, desc, …)`, /work/shared/api/raas.md, "Saved jobs").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_text_with_a_dollar_brace_loads_and_plans_no_changes() {
+    let estate = Estate::start(240.0).await;
+    estate.write(
+        "job.yaml",
+        "kind: SaltJob\nname: home report\nspec:\n  fun: cmd.run\n  desc: \"lists $${HOME} and $${PATH}\"\n",
+    );
+    let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let export = estate
+        .run(&[
+            "export",
+            "--connection",
+            "salt",
+            "--kind",
+            "SaltJob",
+            "--out",
+            "adopted",
+            "manifests/connections.yaml",
+        ])
+        .await;
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    let adopted = std::fs::read_to_string(estate.path().join("adopted/salt-job.yaml")).unwrap();
+    assert!(adopted.contains("lists $${HOME} and $${PATH}"), "{adopted}");
+    let plan: Run = estate
+        .run(&["plan", "manifests/connections.yaml", "adopted"])
+        .await;
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
 }

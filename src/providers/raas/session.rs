@@ -44,7 +44,7 @@ const MAX_RELOGINS: u32 = 3;
 /// How the connection authenticates.
 enum Credentials {
     /// Cloud: CSP API token → access token, sent as `Authorization: Bearer`.
-    Cloud(CspAuth),
+    Cloud(Box<CspAuth>),
     /// On-prem: JSON login → `Authorization: JWT`.
     OnPrem {
         username: String,
@@ -140,9 +140,11 @@ impl RaasSession {
     pub fn new(connection: &Connection, http: HttpClient) -> ProviderResult<Self> {
         let config = &connection.config;
         let credentials = match (&config.api_token, &config.username, &config.password) {
-            (Some(_), None, None) => {
-                Credentials::Cloud(CspAuth::new(&connection.name, config, http.clone()))
-            }
+            (Some(_), None, None) => Credentials::Cloud(Box::new(CspAuth::new(
+                &connection.name,
+                config,
+                http.clone(),
+            ))),
             (None, Some(username), Some(password)) => Credentials::OnPrem {
                 username: username.clone(),
                 password: password.clone(),
