@@ -119,6 +119,7 @@ const SCENARIOS: &[&str] = &[
     "plan-10k",
     "plan-10k-drift1%",
     "plan-100k-rss",
+    "load-10k-files",
     "apply-1000-jobs",
     "sddc-create-2h",
     "diff-order-100k",
@@ -149,6 +150,9 @@ async fn run_all(settings: &Settings) -> BenchResult<()> {
         if wanted(name) {
             rows.extend(plan_scenario(settings, name, (jobs, targets, sddcs), drift).await?);
         }
+    }
+    if wanted("load-10k-files") {
+        rows.push(load_files_scenario("load-10k-files", 10_000).await?);
     }
     if wanted("apply-1000-jobs") {
         rows.push(apply_jobs_scenario(settings, "apply-1000-jobs", 1_000).await?);
@@ -874,6 +878,42 @@ async fn apply_jobs_scenario(settings: &Settings, name: &str, jobs: usize) -> Be
 
 /// A 2-hour SDDC create compressed 1440× (5 s), with the executor's poll delays compressed by
 /// the same factor; latency is not injected (20 ms would be 29 simulated seconds).
+/// Loading `files` manifest files of one document each (a SaltJob), plus the connection: the
+/// cost of a file must be that of its document, not of a per-file buffer.
+async fn load_files_scenario(name: &str, files: usize) -> BenchResult<Row> {
+    let dir = tempfile::tempdir()?;
+    write_manifests(dir.path(), "https://salt.example.com", (0, 0, 0))?;
+    let jobs = dir.path().join("jobs");
+    std::fs::create_dir_all(&jobs)?;
+    for i in 0..files {
+        std::fs::write(
+            jobs.join(format!("job-{i:05}.yaml")),
+            format!(
+                "kind: SaltJob\nname: {}\nspec:\n  desc: {}\n  cmd: local\n  fun: test.ping\n  target: All Minions\n",
+                job_name(i),
+                job_desc(i)
+            ),
+        )?;
+    }
+    let report = run_child("load", "-", dir.path(), &[]).await?;
+    let loaded = report.planned.get("resources").copied().unwrap_or(0);
+    if loaded != files {
+        return Err(format!("{name}: loaded {loaded} resources, wrote {files}").into());
+    }
+    Ok(Row {
+        scenario: name.to_string(),
+        resources: files,
+        requests: None,
+        minimum: None,
+        wall: Duration::from_secs_f64(report.wall_ms / 1000.0),
+        cpu: Some(Duration::from_secs_f64(report.cpu_ms / 1000.0)),
+        rss_kb: Some(report.rss_kb),
+        note: format!(
+            "manifest load only: {files} files of one document each (budget ≤ 2 s, ≤ 150 MB)"
+        ),
+    })
+}
+
 async fn sddc_create_scenario(name: &str) -> BenchResult<Row> {
     let scale = 1440.0;
     let sim = start_sim(0, scale).await?;
@@ -1164,6 +1204,19 @@ async fn child_run(kind: &str, url: &str, dir: &Path, time_scale: f64) -> BenchR
         .map_err(|d| format!("manifests: {}", d.render(false)))?;
     report.load_ms = started.elapsed().as_secs_f64() * 1000.0;
     report.mark_stage("load");
+    if kind == "load" {
+        report.wall_ms = report.load_ms;
+        report.cpu_ms = cpu_time()
+            .unwrap_or_default()
+            .saturating_sub(cpu_start)
+            .as_secs_f64()
+            * 1000.0;
+        report.rss_kb = peak_rss_kb().unwrap_or(0);
+        report
+            .planned
+            .insert("resources".into(), model.resources.len());
+        return Ok(report);
+    }
     let scope = plan::scope(&model, &[]);
     let providers = ProviderSet::connect(&model, &scope)?;
     reset_counters(url).await?;

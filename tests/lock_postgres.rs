@@ -15,28 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use support::estate::{Estate, Run, command_in, run_in};
 
-const SALT: &str = r#"kind: SaltTarget
-name: web servers
-spec:
-  desc: Web tier
-  tgt: { "*": { tgt_type: glob, tgt: "web-*" } }
----
-kind: SaltJob
-name: Apply web state
-spec:
-  desc: Apply nginx
-  cmd: local
-  fun: state.apply
-  arg: { arg: [], kwarg: { mods: nginx } }
-  target: web servers
----
-kind: SaltSchedule
-name: Nightly
-spec:
-  job: Apply web state
-  target: web servers
-  schedule: { cron: "0 3 * * *" }
-"#;
+use support::SALT;
 
 async fn slow_estate(latency_ms: u64) -> Estate {
     let estate = Estate::start(60.0).await;

@@ -46,28 +46,7 @@ fn find_objects<'a>(value: &'a Value, marker: &str) -> Vec<&'a Value> {
     out
 }
 
-const SALT: &str = r#"kind: SaltTarget
-name: web servers
-spec:
-  desc: Web tier
-  tgt: { "*": { tgt_type: glob, tgt: "web-*" } }
----
-kind: SaltJob
-name: Apply web state
-spec:
-  desc: Apply nginx
-  cmd: local
-  fun: state.apply
-  arg: { arg: [], kwarg: { mods: nginx } }
-  target: web servers
----
-kind: SaltSchedule
-name: Nightly
-spec:
-  job: Apply web state
-  target: web servers
-  schedule: { cron: "0 3 * * *" }
-"#;
+use support::SALT;
 
 const VMS: &str = r#"kind: VirtualMachine
 name: web-01

@@ -822,7 +822,9 @@ fn parse_file(
     tracing::debug!(file = %source.path.display(), documents = classified.len(), "parsed");
     let mut classified = classified.into_iter().peekable();
     while classified.peek().is_some() {
-        let mut batch = Vec::with_capacity(DOCUMENT_BATCH);
+        // Sized to what is left: a file of one document must not reserve a whole batch
+        // (10,000 small files would hold 2 GB of empty slots).
+        let mut batch = Vec::with_capacity(classified.len().min(DOCUMENT_BATCH));
         for (doc, mut found) in classified.by_ref().take(DOCUMENT_BATCH) {
             errors.append(&mut found);
             batch.extend(doc);

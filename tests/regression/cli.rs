@@ -353,7 +353,7 @@ async fn sddc_progress_under_sim_shows_real_remaining_time() {
     let estate = Estate::start(240.0).await;
     estate.write(
         "sddc.yaml",
-        "kind: Sddc\nname: quick\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }\n",
+        "kind: Sddc\nname: quick\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal, account_link: { delay: true } }\n",
     );
     // 2 simulated hours at 480x: 15 real seconds; the first heartbeat comes after 10.
     let run = estate

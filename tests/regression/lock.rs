@@ -15,28 +15,7 @@ use sextant::sim::SimConfig;
 
 use crate::support::estate::Estate;
 
-const SALT: &str = r#"kind: SaltTarget
-name: web servers
-spec:
-  desc: Web tier
-  tgt: { "*": { tgt_type: glob, tgt: "web-*" } }
----
-kind: SaltJob
-name: Apply web state
-spec:
-  desc: Apply nginx
-  cmd: local
-  fun: state.apply
-  arg: { arg: [], kwarg: { mods: nginx } }
-  target: web servers
----
-kind: SaltSchedule
-name: Nightly
-spec:
-  job: Apply web state
-  target: web servers
-  schedule: { cron: "0 3 * * *" }
-"#;
+use crate::support::SALT;
 
 /// Objects of the simulator's RaaS `collection` (`target_groups`, `jobs`, `schedules`) named `name`.
 fn named(state: &Value, collection: &str, name: &str) -> Vec<String> {

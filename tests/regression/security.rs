@@ -55,16 +55,16 @@ async fn a_redirect_is_reported_naming_both_urls_and_no_credential_follows_it() 
             .with_state(seen.clone()),
     )
     .await;
-    // The first host lets sextant log in (vSphere `POST /rest/com/vmware/cis/session` answers
-    // `{"value": <session id>}`, `shared/api/vsphere.md`), then redirects every API call to
-    // the second one, over plain HTTP and with a query string.
+    // The first host lets sextant log in (vSphere `POST /api/session` answers the session id
+    // as a bare JSON string: the `/api` reference cited in the audit corrections of
+    // `shared/api/README.md`), then redirects every API call to the second one, over plain
+    // HTTP and with a query string.
     let target = format!("{elsewhere}/collect?stolen=1");
     let first = serve(axum::Router::new().fallback(move |request: Request| {
         let target = target.clone();
         async move {
-            if request.uri().path() == "/rest/com/vmware/cis/session" {
-                axum::Json(serde_json::json!({"value": "session-id-from-the-first-host"}))
-                    .into_response()
+            if request.uri().path() == "/api/session" {
+                axum::Json(serde_json::json!("session-id-from-the-first-host")).into_response()
             } else {
                 Response::builder()
                     .status(StatusCode::FOUND)
@@ -88,7 +88,7 @@ async fn a_redirect_is_reported_naming_both_urls_and_no_credential_follows_it() 
     );
     assert!(
         run.stderr
-            .contains(&format!("{first}/rest/vcenter/vm answered 302")),
+            .contains(&format!("{first}/api/vcenter/vm answered 302")),
         "{}",
         run.stderr
     );
@@ -539,7 +539,7 @@ async fn sigterm_during_an_apply_stops_cleanly_reports_the_running_task_and_exit
     let estate = Estate::start(480.0).await;
     estate.write(
         "sddc.yaml",
-        "kind: Sddc\nname: cancelled\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }\n",
+        "kind: Sddc\nname: cancelled\nspec: { region: us-west-2, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal, account_link: { delay: true } }\n",
     );
     let mut child = estate
         .command(&["apply", "--auto-approve", "manifests"])

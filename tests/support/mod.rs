@@ -5,6 +5,30 @@ pub mod estate;
 pub mod postgres;
 pub mod sdk;
 
+/// A target group, a job on it and a schedule of the job, on the connection `salt`.
+pub const SALT: &str = r#"kind: SaltTarget
+name: web servers
+spec:
+  desc: Web tier
+  tgt: { "*": { tgt_type: glob, tgt: "web-*" } }
+---
+kind: SaltJob
+name: Apply web state
+spec:
+  desc: Apply nginx
+  cmd: local
+  fun: state.apply
+  arg: { arg: [], kwarg: { mods: nginx } }
+  target: web servers
+---
+kind: SaltSchedule
+name: Nightly
+spec:
+  job: Apply web state
+  target: web servers
+  schedule: { cron: "0 3 * * *" }
+"#;
+
 /// One connection of each system, all pointing at the simulator at `url`, with secrets read
 /// from the `SEXTANT_T_*` environment variables; the RaaS connection is called `raas_name`.
 pub fn connections(url: &str, raas_name: &str) -> String {

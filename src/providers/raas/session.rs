@@ -418,7 +418,7 @@ impl RaasSession {
                     connection: self.connection.clone(),
                     message: format!("cannot read `password` from {}: {err}", password.describe()),
                 })?;
-                session = self.bootstrap_xsrf().await;
+                session = self.bootstrap_xsrf().await?;
                 self.onprem_login(&mut session, username, &password, config_name)
                     .await?;
             }
@@ -432,12 +432,13 @@ impl RaasSession {
     }
 
     /// The on-prem XSRF bootstrap: `GET /account/login` hands out the `_xsrf` cookie and the
-    /// `X-Xsrftoken` header (raas.md §2.1). Its failure (401, 403, 5xx, an HTML page, no
-    /// answer) is never fatal, as saltstack/raas-cli `salt_config_cli/api/client.py`
+    /// `X-Xsrftoken` header (raas.md §2.1). An answer that is a failure (401, 403, 5xx, an
+    /// HTML page) is never fatal, as saltstack/raas-cli `salt_config_cli/api/client.py`
     /// (`_init_xsrf`) ignores the status of its GET: cookies are taken from whatever came back,
     /// the older `GET /version` bootstrap (raas.md §1, D4) is tried for the token, and the
-    /// login is posted with what was found.
-    async fn bootstrap_xsrf(&self) -> Session {
+    /// login is posted with what was found. No answer at all (the request's retry budget
+    /// spent on a host that does not answer) is the error: the POST would meet the same host.
+    async fn bootstrap_xsrf(&self) -> ProviderResult<Session> {
         let mut session = Session::default();
         let login = match self
             .http
@@ -463,6 +464,9 @@ impl RaasSession {
             }
             other => other,
         };
+        if let Err(err @ ProviderError::Transport { .. }) = login {
+            return Err(err);
+        }
         let bootstrapped = match &login {
             Ok(response) => {
                 absorb(&mut session, response);
@@ -486,7 +490,7 @@ impl RaasSession {
                 absorb(&mut session, &version);
             }
         }
-        session
+        Ok(session)
     }
 
     /// Cloud login, exactly seed `000`'s cURL recipe: `POST {server}/account/login/` with
@@ -561,7 +565,7 @@ impl RaasSession {
                 }
                 403 if !xsrf_refreshed => {
                     xsrf_refreshed = true;
-                    *session = self.bootstrap_xsrf().await;
+                    *session = self.bootstrap_xsrf().await?;
                 }
                 status if (200..300).contains(&status) => {
                     absorb(session, &response);
