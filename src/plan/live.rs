@@ -19,18 +19,30 @@ pub struct ProviderSet {
 impl ProviderSet {
     /// Providers for the connections used by resources in `scope`.
     pub fn connect(model: &Model, scope: &BTreeSet<Address>) -> Result<Self, ProviderError> {
+        Self::connect_scanning(model, scope, &BTreeSet::new())
+    }
+
+    /// Providers for the connections used by resources in `scope` and by the listings of
+    /// `scan` (see [`read_live_state_scanning`]).
+    pub fn connect_scanning(
+        model: &Model,
+        scope: &BTreeSet<Address>,
+        scan: &BTreeSet<(String, Kind)>,
+    ) -> Result<Self, ProviderError> {
+        let used = scope
+            .iter()
+            .filter_map(|address| model.resources.get(address))
+            .map(|resource| resource.connection.as_str())
+            .chain(scan.iter().map(|(connection, _)| connection.as_str()));
         let mut providers = BTreeMap::new();
-        for address in scope {
-            let Some(resource) = model.resources.get(address) else {
-                continue;
-            };
-            if providers.contains_key(&resource.connection) {
+        for name in used {
+            if providers.contains_key(name) {
                 continue;
             }
-            let Some(connection) = model.connections.get(&resource.connection) else {
+            let Some(connection) = model.connections.get(name) else {
                 continue;
             };
-            providers.insert(resource.connection.clone(), providers::connect(connection)?);
+            providers.insert(name.to_string(), providers::connect(connection)?);
         }
         Ok(Self { providers })
     }
@@ -85,6 +97,9 @@ pub struct LiveState {
     matches: BTreeMap<Address, LiveMatch>,
     /// How many live objects carry each undeclared name a resource refers to, per connection.
     named: BTreeMap<(String, Address), usize>,
+    /// Live objects no resource of the model declares, per scanned connection and kind (only
+    /// for the listings [`read_live_state_scanning`] was asked to scan; deleted ones left out).
+    undeclared: BTreeMap<(String, Kind), Vec<LiveObject>>,
 }
 
 const MISSING: LiveMatch = LiveMatch::Missing { seen: 0 };
@@ -105,6 +120,28 @@ impl LiveState {
             .get(&(connection.to_string(), address.clone()))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The live objects on `connection` of `kind` that no resource of the model declares,
+    /// sorted by name (empty unless that listing was scanned).
+    pub fn undeclared(&self, connection: &str, kind: Kind) -> &[LiveObject] {
+        self.undeclared
+            .get(&(connection.to_string(), kind))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Every scanned listing's undeclared objects, by connection and kind.
+    pub fn undeclared_all(&self) -> impl Iterator<Item = (&str, Kind, &[LiveObject])> {
+        self.undeclared
+            .iter()
+            .map(|((connection, kind), objects)| (connection.as_str(), *kind, objects.as_slice()))
+    }
+
+    /// Whether the listing of `kind` on `connection` was scanned whole.
+    pub fn scanned(&self, connection: &str, kind: Kind) -> bool {
+        self.undeclared
+            .contains_key(&(connection.to_string(), kind))
     }
 
     /// Counts the live objects of a listing named by undeclared references.
@@ -228,7 +265,26 @@ pub async fn read_live_state(
     providers: &ProviderSet,
     parallelism: usize,
 ) -> Result<LiveState, ListFailure> {
+    read_live_state_scanning(model, scope, &BTreeSet::new(), providers, parallelism).await
+}
+
+/// [`read_live_state`], and also lists each `(connection, kind)` of `scan` whole (no name
+/// filter), keeping the live objects no resource of the model declares
+/// ([`LiveState::undeclared`]). A scanned listing the plan makes anyway costs no extra request
+/// for RaaS and VMC (their listings are never filtered); for Cloud Director and vSphere it
+/// replaces the name-filtered listing by an unfiltered one. Used by unmanaged-object
+/// reporting and pruning.
+pub async fn read_live_state_scanning(
+    model: &Model,
+    scope: &BTreeSet<Address>,
+    scan: &BTreeSet<(String, Kind)>,
+    providers: &ProviderSet,
+    parallelism: usize,
+) -> Result<LiveState, ListFailure> {
     let mut wanted: BTreeMap<(String, Kind), (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for key in scan {
+        wanted.entry(key.clone()).or_default();
+    }
     for address in scope {
         if let Some(resource) = model.resources.get(address) {
             wanted
@@ -250,8 +306,12 @@ pub async fn read_live_state(
     }
     let listings = stream::iter(wanted)
         .map(|((connection, kind), (declared, named))| async move {
-            let mut names = declared.clone();
-            names.extend(named.iter().cloned());
+            let whole = scan.contains(&(connection.clone(), kind));
+            let mut names = Vec::new();
+            if !whole {
+                names.extend(declared.iter().cloned());
+                names.extend(named.iter().cloned());
+            }
             let provider = providers.get(&connection).ok_or_else(|| ListError {
                 connection: connection.clone(),
                 kind,
@@ -267,7 +327,7 @@ pub async fn read_live_state(
                     kind,
                     source,
                 })?;
-            Ok::<_, ListError>((connection, kind, declared, named, listed))
+            Ok::<_, ListError>((connection, kind, declared, named, listed, whole))
         })
         .buffer_unordered(parallelism.max(1))
         .collect::<Vec<_>>()
@@ -276,8 +336,18 @@ pub async fn read_live_state(
     let mut errors = Vec::new();
     for listing in listings {
         match listing {
-            Ok((connection, kind, declared, named, listed)) => {
+            Ok((connection, kind, declared, named, mut listed, whole)) => {
                 state.count_named(&connection, kind, &named, &listed);
+                if whole {
+                    let owned = declared_names(model, &connection, kind);
+                    let (known, mut unknown): (Vec<_>, Vec<_>) = listed
+                        .into_iter()
+                        .partition(|o| owned.contains(o.name.as_str()));
+                    unknown.retain(|o| o.status != LiveStatus::Deleted);
+                    unknown.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+                    state.undeclared.insert((connection.clone(), kind), unknown);
+                    listed = known;
+                }
                 state.match_listing(kind, &declared, listed);
             }
             Err(err) => errors.push(err),
@@ -290,6 +360,16 @@ pub async fn read_live_state(
         errors.sort_by(|a, b| (&a.connection, a.kind).cmp(&(&b.connection, b.kind)));
         Err(ListFailure { errors })
     }
+}
+
+/// The names the whole model (not only the scope) declares for `kind` on `connection`.
+fn declared_names<'m>(model: &'m Model, connection: &str, kind: Kind) -> BTreeSet<&'m str> {
+    model
+        .resources
+        .iter()
+        .filter(|(address, resource)| address.kind == kind && resource.connection == connection)
+        .map(|(address, _)| address.name.as_str())
+        .collect()
 }
 
 #[cfg(test)]
