@@ -169,7 +169,8 @@ pub enum LockCommand {
 #[derive(Debug, Clone, Args)]
 pub struct LockBackendArgs {
     /// Where applies take their locks: a PostgreSQL URL (`postgres://…`, advisory locks
-    /// shared by every runner) or `file` (per-user lock files on this machine, the default).
+    /// shared by every runner) or `file` (per-user lock files on this machine). Overrides the
+    /// manifests' `kind: Lock` document; without either, lock files are used.
     #[arg(
         long,
         env = "SEXTANT_LOCK_URL",
@@ -183,6 +184,9 @@ pub struct LockBackendArgs {
 pub struct LockStatusArgs {
     #[command(flatten)]
     pub backend: LockBackendArgs,
+    /// Manifests whose `kind: Lock` document names the backend (read when `--lock` is not
+    /// given).
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -197,6 +201,9 @@ pub struct LockReleaseArgs {
     pub yes: bool,
     #[command(flatten)]
     pub backend: LockBackendArgs,
+    /// Manifests whose `kind: Lock` document names the backend (read when `--lock` is not
+    /// given).
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,9 +386,10 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub lock: LockBackendArgs,
     /// How long to wait for a lock another apply holds, e.g. `10m` (progress on stderr names
-    /// the holder); 0 fails at once, naming the holder.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s")]
-    pub lock_timeout: std::time::Duration,
+    /// the holder); 0 fails at once, naming the holder. Default: the `kind: Lock` document's
+    /// `timeout`, else 0.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -693,3 +693,44 @@ pub struct PatchSpec {
     /// Merged into the document's `timeouts`.
     pub timeouts: Option<serde_json::Value>,
 }
+
+/// Fields of a Lock document (`kind` and `spec` are added).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LockEnvelope {
+    /// Manifest language version, `sextant/v1` (optional).
+    #[serde(rename = "apiVersion")]
+    pub api_version: Option<ApiVersion>,
+    /// The lock's name, shown in messages.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// Where `apply` takes its locks (one per estate it changes), and how long it waits for one.
+/// `--lock` / `SEXTANT_LOCK_URL` and `--lock-timeout` override it.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LockSpec {
+    /// Session-level advisory locks on a PostgreSQL database every runner reaches.
+    pub postgres: PostgresLockSpec,
+    /// How long an apply waits for a lock another apply holds, e.g. `10m` (default `0s`:
+    /// fail at once, naming the holder).
+    pub timeout: Option<String>,
+}
+
+/// The PostgreSQL database that holds the locks.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresLockSpec {
+    /// `postgres://user@host:port/database`. A URL that carries a password is a secret:
+    /// write it as `{env: NAME}` or `{file: PATH}`.
+    pub url: LockUrl,
+}
+
+/// A lock database URL: written inline only when it holds no password.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LockUrl {
+    Secret(SecretRef),
+    Text(#[schemars(length(min = 1))] String),
+}

@@ -18,6 +18,7 @@ use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
 use super::environment::Layer;
 use super::files::{Confinement, SourceFile, position_of};
+use super::lock;
 use super::node::{Node, Pos, Value, parse_documents_with};
 use super::references::{self, Declarations, Declared, Edge};
 use super::rules::{RuleContext, canonicalize};
@@ -746,14 +747,14 @@ pub fn validate_files(
 ) -> Result<Model, Diagnostics> {
     tracing::debug!(files = sources.len(), "loading manifests");
     let schema = checker_schema();
-    let mut batches = Vec::new();
+    let mut parsed = Parsed::default();
     for source in sources {
         // One text at a time: each is dropped once its documents are parsed.
         if let Some(text) = read_file(source, &mut errors) {
-            parse_file(source, &text, &schema, layer, &mut batches, &mut errors);
+            parse_file(source, &text, &schema, layer, &mut parsed, &mut errors);
         }
     }
-    validate_documents(batches, &schema, confinement, errors)
+    validate_documents(parsed, &schema, confinement, errors)
 }
 
 /// Parses and validates one manifest text already read, as [`validate_files`] does for each
@@ -766,13 +767,27 @@ pub fn validate_text(
 ) -> Result<Model, Diagnostics> {
     let schema = checker_schema();
     let mut errors = Vec::new();
-    let mut batches = Vec::new();
-    parse_file(source, text, &schema, layer, &mut batches, &mut errors);
-    validate_documents(batches, &schema, confinement, errors)
+    let mut parsed = Parsed::default();
+    parse_file(source, text, &schema, layer, &mut parsed, &mut errors);
+    validate_documents(parsed, &schema, confinement, errors)
 }
 
 /// Documents are kept in batches of this many, each freed once its documents are consumed.
 const DOCUMENT_BATCH: usize = 4096;
+
+/// The classified documents of a run: resources and connections in batches, and the `Lock`
+/// documents apart (they are not resources).
+#[derive(Default)]
+struct Parsed {
+    batches: Vec<Vec<Document>>,
+    locks: Vec<lock::LockDocument>,
+}
+
+/// One parsed document, classified.
+enum Classified {
+    Document(Document),
+    Lock(lock::LockDocument),
+}
 
 /// Parses the documents of one file, checks their structure and adds them to `batches`.
 fn parse_file(
@@ -780,7 +795,7 @@ fn parse_file(
     text: &str,
     schema: &Json,
     layer: &Layer,
-    batches: &mut Vec<Vec<Document>>,
+    parsed: &mut Parsed,
     errors: &mut Vec<Diagnostic>,
 ) {
     let origin = Arc::new(FileOrigin {
@@ -797,6 +812,11 @@ fn parse_file(
             return (None, found);
         };
         let before = found.len();
+        if lock::is_lock(&node) {
+            let doc = lock::classify(&origin, node, &checker, &mut found);
+            layer.annotate(&notes, &mut found, before);
+            return (Some(Classified::Lock(doc)), found);
+        }
         let mut doc = classify(&origin, node, &checker, &mut found);
         if !notes.failed.is_empty()
             && let Some(doc) = doc.as_mut()
@@ -805,7 +825,7 @@ fn parse_file(
             doc.spec_valid = false;
         }
         layer.annotate(&notes, &mut found, before);
-        (doc, found)
+        (doc.map(Classified::Document), found)
     });
     let classified = match classified {
         Ok(classified) => classified,
@@ -827,20 +847,25 @@ fn parse_file(
         let mut batch = Vec::with_capacity(classified.len().min(DOCUMENT_BATCH));
         for (doc, mut found) in classified.by_ref().take(DOCUMENT_BATCH) {
             errors.append(&mut found);
-            batch.extend(doc);
+            match doc {
+                Some(Classified::Document(doc)) => batch.push(doc),
+                Some(Classified::Lock(lock)) => parsed.locks.push(lock),
+                None => {}
+            }
         }
-        batches.push(batch);
+        parsed.batches.push(batch);
     }
 }
 
 /// Builds connections and resources from the classified documents, in load order, consuming
 /// them: each document's tree is dropped once its resource is built.
 fn validate_documents(
-    batches: Vec<Vec<Document>>,
+    parsed: Parsed,
     schema: &Json,
     confinement: &Confinement,
     errors: Vec<Diagnostic>,
 ) -> Result<Model, Diagnostics> {
+    let Parsed { batches, locks } = parsed;
     let checker = Checker::new(schema, Path::new(""));
     let mut loader = Loader {
         checker: &checker,
@@ -851,6 +876,7 @@ fn validate_documents(
     let declarations = loader.declarations(&docs);
     let connections = loader.connections(&docs);
     drop(docs);
+    let lock = lock::settings(locks, confinement, &mut loader.errors);
 
     // Documents are consumed in load order: each tree is freed once its resource is built.
     let mut resources = DenseMap::default();
@@ -895,6 +921,7 @@ fn validate_documents(
             .map(|(name, (connection, _))| (name, connection))
             .collect(),
         resources,
+        lock,
     })
 }
 

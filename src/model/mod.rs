@@ -263,4 +263,17 @@ pub struct Model {
     pub resources: BTreeMap<Address, Resource>,
     /// Findings that did not stop the load (`file:line:column: message`), for the CLI to show.
     pub warnings: Vec<String>,
+    /// The run's `kind: Lock` document, when it has one.
+    pub lock: Option<LockSettings>,
+}
+
+/// A `kind: Lock` document: where `apply` takes its locks and how long it waits for one.
+#[derive(Clone, Debug)]
+pub struct LockSettings {
+    pub name: String,
+    /// The PostgreSQL URL: a secret, as it may carry a password (an inline URL without one
+    /// is a [`SecretSource::Fixed`]).
+    pub postgres_url: SecretSource,
+    pub timeout: Option<Duration>,
+    pub location: SourceLocation,
 }
