@@ -434,16 +434,6 @@ pub struct RenderArgs {
     pub check: Option<PathBuf>,
 }
 
-/// The kinds `export --kind` accepts.
-pub const EXPORTABLE_KINDS: [&str; 6] = [
-    "Sddc",
-    "SaltTarget",
-    "SaltJob",
-    "SaltSchedule",
-    "VcdApiToken",
-    "VirtualMachine",
-];
-
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
     /// Manifest files or directories that declare the connection (default: the current
@@ -458,7 +448,7 @@ pub struct ExportArgs {
     pub connection: String,
     /// Export only this kind (repeatable; default: every kind of the connection's system).
     #[arg(long = "kind", value_name = "KIND",
-          value_parser = clap::builder::PossibleValuesParser::new(EXPORTABLE_KINDS))]
+          value_parser = clap::builder::PossibleValuesParser::new(crate::model::Kind::RESOURCE_NAMES))]
     pub kinds: Vec<String>,
     /// Write one file per kind into this directory (created if missing; files of the
     /// exported kinds are replaced, and removed when the kind has no objects) instead of

@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 
 use super::spec::{
     ConnectionEnvelope, ConnectionSpec, EnvironmentEnvelope, EnvironmentSpec, LockEnvelope,
-    LockSpec, ResourceEnvelope, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec,
-    VcdApiTokenSpec, VirtualMachineSpec,
+    LockSpec, ResourceEnvelope,
 };
 use crate::model::Kind;
 
@@ -22,43 +21,20 @@ pub fn document_def(kind: Kind) -> String {
     format!("{kind}Document")
 }
 
-fn kind_description(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Connection => "Where and how to talk to one system (the token settings).",
-        Kind::Sddc => "A VMware Cloud on AWS SDDC (vmc connection).",
-        Kind::SaltTarget => "An Aria Automation Config target group (raas connection).",
-        Kind::SaltJob => "An Aria Automation Config saved job (raas connection).",
-        Kind::SaltSchedule => "An Aria Automation Config schedule (raas connection).",
-        Kind::VcdApiToken => {
-            "A Cloud Director API token (vcd connection with username and password)."
-        }
-        Kind::VirtualMachine => {
-            "An existing vSphere VM: power state, CPU and memory (vsphere connection). \
-             `ensure: absent` is not allowed."
-        }
-    }
-}
-
 fn envelope_and_spec(kind: Kind, generator: &mut SchemaGenerator) -> (Value, Value) {
     let envelope = match kind {
         Kind::Connection => ConnectionEnvelope::json_schema(generator),
         _ => ResourceEnvelope::json_schema(generator),
     };
-    let spec = match kind {
-        Kind::Connection => generator.subschema_for::<ConnectionSpec>(),
-        Kind::Sddc => generator.subschema_for::<SddcSpec>(),
-        Kind::SaltTarget => generator.subschema_for::<SaltTargetSpec>(),
-        Kind::SaltJob => generator.subschema_for::<SaltJobSpec>(),
-        Kind::SaltSchedule => generator.subschema_for::<SaltScheduleSpec>(),
-        Kind::VcdApiToken => generator.subschema_for::<VcdApiTokenSpec>(),
-        Kind::VirtualMachine => generator.subschema_for::<VirtualMachineSpec>(),
-    };
+    let spec = kind
+        .spec_schema(generator)
+        .unwrap_or_else(|| generator.subschema_for::<ConnectionSpec>());
     (envelope.to_value(), spec.to_value())
 }
 
 fn document_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
     let (mut document, spec) = envelope_and_spec(kind, generator);
-    let mut description = kind_description(kind).to_string();
+    let mut description = kind.description().to_string();
     let attributes = kind.attributes();
     if !attributes.is_empty() {
         let list: Vec<String> = attributes.iter().map(|a| format!("`{a}`")).collect();

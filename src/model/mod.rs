@@ -11,6 +11,7 @@
 
 pub mod compact;
 pub mod kind;
+pub mod kinds;
 pub mod rules;
 pub mod secret;
 pub mod shown;
@@ -22,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use compact::CompactJson;
-pub use kind::{Kind, SystemType};
+pub use kind::SystemType;
+pub use kinds::Kind;
 pub use secret::{SecretSource, SecretValue};
 
 /// `Kind/name`: how a resource is named everywhere (CLI, plan output, `depends_on`).
