@@ -23,7 +23,10 @@ use super::node::{Node, Pos, Value, parse_documents_with};
 use super::references::{self, Declarations, Declared, Edge};
 use super::rules::{RuleContext, canonicalize};
 use super::schema::{checker_schema, document_def};
-use super::spec::{ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec};
+use super::spec::{
+    ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec, VcdApiTokenSpec,
+    VirtualMachineSpec,
+};
 use super::structure::Checker;
 use super::variables::SourceText;
 use crate::model::{
@@ -224,6 +227,28 @@ fn classify(
         valid: errors.len() == before,
         spec_valid,
     })
+}
+
+/// The document's spec as its kind's typed spec. The structural checks read the same schema,
+/// so this fails only where the schema cannot say what serde expects; the failure is then a
+/// located error, never a silently skipped rule.
+fn typed_spec<S: serde::de::DeserializeOwned>(
+    doc: &Document,
+    spec_node: &Node,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<S> {
+    match serde_json::from_value::<S>(spec_node.to_json()) {
+        Ok(spec) => Some(spec),
+        Err(err) => {
+            errors.push(Diagnostic::new(
+                doc.file(),
+                spec_node.pos,
+                "spec",
+                format!("invalid `{}` spec: {err}", doc.kind),
+            ));
+            None
+        }
+    }
 }
 
 fn parse_duration(
@@ -668,26 +693,28 @@ impl Loader<'_> {
         match doc.kind {
             _ if !doc.spec_valid => {}
             Kind::Sddc => {
-                if let Ok(spec) = serde_json::from_value::<SddcSpec>(spec_json.clone()) {
+                if let Some(spec) = typed_spec::<SddcSpec>(doc, spec_node, &mut self.errors) {
                     rules.check_sddc(&spec);
                 }
             }
             Kind::SaltTarget => {
-                if let Ok(spec) = serde_json::from_value::<SaltTargetSpec>(spec_json.clone()) {
+                if let Some(spec) = typed_spec::<SaltTargetSpec>(doc, spec_node, &mut self.errors) {
                     rules.check_salt_target(&spec);
                 }
             }
             Kind::SaltJob => {
-                if let Ok(spec) = serde_json::from_value::<SaltJobSpec>(spec_json.clone()) {
+                if let Some(spec) = typed_spec::<SaltJobSpec>(doc, spec_node, &mut self.errors) {
                     rules.check_salt_job(&spec);
                 }
             }
             Kind::SaltSchedule => {
-                if let Ok(spec) = serde_json::from_value::<SaltScheduleSpec>(spec_json.clone()) {
+                if let Some(spec) = typed_spec::<SaltScheduleSpec>(doc, spec_node, &mut self.errors)
+                {
                     rules.check_salt_schedule(&spec);
                 }
             }
             Kind::VcdApiToken => {
+                typed_spec::<VcdApiTokenSpec>(doc, spec_node, &mut self.errors);
                 self.check_token_file(doc, spec_node);
                 if let Some(conn) = connection.as_ref().and_then(|c| connections.get(c))
                     && conn.1
@@ -715,7 +742,9 @@ impl Loader<'_> {
                     );
                 }
             }
-            Kind::VirtualMachine => {}
+            Kind::VirtualMachine => {
+                typed_spec::<VirtualMachineSpec>(doc, spec_node, &mut self.errors);
+            }
             Kind::Connection => return None,
         }
         self.errors.extend(rules.errors);
