@@ -616,6 +616,56 @@ impl Loader<'_> {
         }
     }
 
+    /// `previous_names`: each a different name, written once.
+    fn previous_names(&mut self, doc: &Document, name: &str) -> Vec<String> {
+        let Some(items) = doc.node.get("previous_names").and_then(Node::as_seq) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let Some(old) = item.as_str() else { continue };
+            let path = format!("previous_names[{index}]");
+            if old == name {
+                self.errors.push(Diagnostic::new(
+                    doc.file(),
+                    item.pos,
+                    path,
+                    format!(
+                        "`{}` is the document's own name",
+                        crate::model::shown::visible(old)
+                    ),
+                ));
+            } else if names.iter().any(|n| n == old) {
+                self.errors.push(Diagnostic::new(
+                    doc.file(),
+                    item.pos,
+                    path,
+                    format!("`{}` is listed twice", crate::model::shown::visible(old)),
+                ));
+            } else {
+                names.push(old.to_string());
+            }
+        }
+        if !names.is_empty() && doc.kind == Kind::VirtualMachine {
+            let pos = doc
+                .node
+                .get("previous_names")
+                .map_or(doc.node.pos, |n| n.pos);
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    pos,
+                    "previous_names",
+                    "a `VirtualMachine` cannot be renamed by sextant: it manages existing VMs only",
+                )
+                .with_hint(Some(
+                    "rename the VM in vCenter, then change `name`".to_string(),
+                )),
+            );
+        }
+        names
+    }
+
     fn resource(
         &mut self,
         doc: &Document,
@@ -730,6 +780,7 @@ impl Loader<'_> {
             spec: (&spec).into(),
             references: Vec::new(),
             named: Vec::new(),
+            previous_names: self.previous_names(doc, name),
             base_dir: Arc::clone(&doc.origin.base_dir),
             location: doc.location(),
         })

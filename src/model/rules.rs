@@ -93,6 +93,23 @@ pub trait KindRules: Sync {
         true
     }
 
+    /// Whether sextant chooses the ids of new objects (derived from connection, kind, name
+    /// and attempt), so that the id alone says sextant created an object.
+    fn client_chosen_id(&self) -> bool {
+        false
+    }
+
+    /// Whether an existing object can be given a new name in place (its id kept).
+    fn renames_in_place(&self) -> bool {
+        true
+    }
+
+    /// Spec fields that name another object of the same connection, with its kind: what
+    /// must not be pruned while an object still refers to it.
+    fn named_fields(&self) -> &'static [(&'static str, Kind)] {
+        &[]
+    }
+
     /// A problem with the local side of an object that exists on the server (a VCD token
     /// whose one-time secret file is missing). `None` when all is well.
     fn local_problem(&self, resource: &Resource) -> Option<String> {
@@ -173,6 +190,15 @@ impl KindRules for SaltTargetRules {
 struct SaltJobRules;
 
 impl KindRules for SaltJobRules {
+    /// `job_uuid` of `save_job` is client-chosen: "given but unknown → a new job is created with that UUID" (raas.md §5).
+    fn client_chosen_id(&self) -> bool {
+        true
+    }
+
+    fn named_fields(&self) -> &'static [(&'static str, Kind)] {
+        &[("target", Kind::SaltTarget)]
+    }
+
     fn local_fields(&self) -> &'static [&'static str] {
         &["access_exclusive"]
     }
@@ -197,6 +223,10 @@ impl KindRules for SaltJobRules {
 struct SaltScheduleRules;
 
 impl KindRules for SaltScheduleRules {
+    fn named_fields(&self) -> &'static [(&'static str, Kind)] {
+        &[("job", Kind::SaltJob), ("target", Kind::SaltTarget)]
+    }
+
     fn complete_objects(&self) -> &'static [CompleteObject] {
         // Defaults of `SchedulerScheduleSchema` (D2, saltstack/raas-mcp
         // `raas_mcp/data/api_discovery.json`, `schedule.save`/`schedule.update`).
@@ -216,6 +246,11 @@ impl KindRules for SaltScheduleRules {
 struct SddcRules;
 
 impl KindRules for SddcRules {
+    /// `sddc_id` of `AwsSddcConfig` is an optional client-chosen id (vmc.md, `AwsSddcConfig` table).
+    fn client_chosen_id(&self) -> bool {
+        true
+    }
+
     fn create_only_fields(&self) -> &'static [&'static str] {
         &["account_link"]
     }
@@ -334,6 +369,10 @@ impl PowerCycle {
 struct VirtualMachineRules;
 
 impl KindRules for VirtualMachineRules {
+    fn renames_in_place(&self) -> bool {
+        false
+    }
+
     fn local_fields(&self) -> &'static [&'static str] {
         &["allow_power_cycle"]
     }
@@ -392,6 +431,11 @@ impl KindRules for VirtualMachineRules {
 struct VcdApiTokenRules;
 
 impl KindRules for VcdApiTokenRules {
+    /// A token's name is fixed at registration (vcd.md §8 has no rename).
+    fn renames_in_place(&self) -> bool {
+        false
+    }
+
     fn local_fields(&self) -> &'static [&'static str] {
         &["file"]
     }
