@@ -472,5 +472,10 @@ fn point_at_sim(model: &mut Model, base_url: &str) {
 
 /// Whether `path` is a saved plan rather than a manifest.
 pub fn is_plan_file(path: &Path) -> bool {
-    path.is_file() && plan::saved::SavedPlan::load(path).is_ok_and(|p| p.is_some())
+    // A plan file of another format version is a plan too: applying it says why it cannot.
+    path.is_file()
+        && matches!(
+            plan::saved::SavedPlan::load(path),
+            Ok(Some(_)) | Err(plan::saved::SavedPlanError::Version { .. })
+        )
 }

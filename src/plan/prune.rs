@@ -535,6 +535,7 @@ pub fn force_replacements(plan: &mut Plan, model: &Model, replace: &[Address]) {
             && let Some(after) = &change.after
         {
             change.fields = diff::all_fields(&after.value(), diff::Side::After);
+            change.unchanged = 0;
         }
     }
 }
