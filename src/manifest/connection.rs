@@ -551,7 +551,7 @@ impl ConnectionReader<'_> {
 #[cfg(test)]
 mod tests {
     use crate::manifest::validate::tests::load;
-    use crate::model::{ApiFlavor, Model, SecretSource};
+    use crate::model::{ApiFlavor, Kind, Model, SecretSource};
 
     fn connection(spec: &str) -> Result<Model, Vec<String>> {
         load(&[(
@@ -709,6 +709,60 @@ mod tests {
             vec![
                 "c.yaml:6:16 spec.config_name: `config_name` does not apply to a `vmc` connection"
             ]
+        );
+    }
+
+    #[test]
+    fn prune_lists_kinds_of_the_system_and_needs_a_scope_for_server_chosen_ids() {
+        let raas = "  type: raas\n  url: https://s\n  api_token: {env: T}\n";
+        let model = connection(&format!(
+            "{raas}  prune: {{ kinds: [SaltJob, SaltTarget], scope: \"prod-*\" }}\n  max_destroy: 3\n"
+        ))
+        .unwrap();
+        let config = &model.connections["c"].config;
+        let policy = config.prune.clone().unwrap();
+        assert_eq!(policy.kinds, vec![Kind::SaltJob, Kind::SaltTarget]);
+        assert_eq!(policy.scope.as_deref(), Some("prod-*"));
+        assert_eq!(config.max_destroy, Some(3));
+        assert_eq!(
+            connection(&format!("{raas}  prune: {{ kinds: [SaltJob] }}\n"))
+                .unwrap()
+                .connections["c"]
+                .config
+                .prune
+                .clone()
+                .unwrap()
+                .scope,
+            None
+        );
+
+        let refused = errors(&format!("{raas}  prune: {{ kinds: [SaltSchedule] }}\n"));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].contains("spec.prune.kinds.0")
+                && refused[0].contains("pruning them needs `prune.scope`"),
+            "{refused:?}"
+        );
+        let refused = errors(&format!("{raas}  prune: {{ kinds: [Sddc] }}\n"));
+        assert!(
+            refused[0].contains("`Sddc` objects are not managed through a `raas` connection"),
+            "{refused:?}"
+        );
+        let refused = errors(&format!(
+            "{raas}  prune: {{ kinds: [SaltJob], scope: \"**\" }}\n"
+        ));
+        assert!(refused[0].contains("matches every name"), "{refused:?}");
+        let refused = errors(&format!("{raas}  prune: {{ kinds: [VirtualMachine] }}\n"));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].contains("spec.prune.kinds"), "{refused:?}");
+        let refused = errors(
+            "  type: vsphere\n  url: https://v\n  username: u\n  password: {env: P}\n  prune: { kinds: [Sddc] }\n",
+        );
+        assert!(
+            refused
+                .iter()
+                .any(|e| e.contains("`prune` does not apply to a `vsphere` connection")),
+            "{refused:?}"
         );
     }
 

@@ -1295,6 +1295,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn previous_names_are_other_names_each_written_once() {
+        let model = load(&[(
+            "a.yaml",
+            &format!(
+                "{RAAS}kind: SaltJob\nname: new\nprevious_names: [old, older]\nspec:\n  fun: test.ping\n"
+            ),
+        )])
+        .unwrap();
+        assert_eq!(
+            model.resources[&address("SaltJob/new")].previous_names,
+            vec!["old", "older"]
+        );
+        let errors = load(&[(
+            "a.yaml",
+            &format!(
+                "{RAAS}kind: SaltJob\nname: new\nprevious_names: [old, new, old]\nspec:\n  fun: test.ping\n"
+            ),
+        )])
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].contains("previous_names[1]: `new` is the document's own name"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("previous_names[2]: `old` is listed twice"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn lifecycle_timeouts_and_api_version() {
         let docs = format!(
             "{VMC}apiVersion: sextant/v1\nkind: Sddc\nname: lab\nlifecycle:\n  prevent_destroy: true\n  ignore_changes: [spec.size]\n\

@@ -191,6 +191,13 @@ pub fn prunes(model: &Model, live: &LiveState) -> Pruning {
                     // The rename of the declared resource takes it over.
                     continue;
                 }
+                if let Some(other) = model.resources.get(&address) {
+                    pruning.kept.push(keep(format!(
+                        "`{address}` is declared on connection `{}`, and a plan holds one change per address; rename one of the two objects",
+                        other.connection
+                    )));
+                    continue;
+                }
                 if counts[object.name.as_str()] > 1 {
                     pruning.kept.push(keep(format!(
                         "{} live objects on connection `{connection_name}` carry this name; sextant will not guess which one to delete",

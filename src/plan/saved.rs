@@ -394,6 +394,9 @@ impl ManifestDigest {
                     ("config_name", config.config_name.clone()),
                     ("api_token", secret(&config.api_token)),
                     ("password", secret(&config.password)),
+                    // What plans of the connection may delete.
+                    ("prune", format!("{:?}", config.prune)),
+                    ("max_destroy", format!("{:?}", config.max_destroy)),
                 ]
                 .into_iter()
                 .map(|(field, value)| (field.to_string(), short_hash(&[value.as_bytes()])))
@@ -410,13 +413,22 @@ impl ManifestDigest {
                     .iter()
                     .map(ToString::to_string)
                     .collect();
-                let hash = short_hash(&[
+                let previous = resource.previous_names.join("\n");
+                let ensure = format!("{:?}", resource.ensure);
+                let lifecycle = format!("{:?}", resource.lifecycle);
+                let depends_on = depends_on.join("\n");
+                let mut parts: Vec<&[u8]> = vec![
                     resource.connection.as_bytes(),
-                    format!("{:?}", resource.ensure).as_bytes(),
-                    format!("{:?}", resource.lifecycle).as_bytes(),
+                    ensure.as_bytes(),
+                    lifecycle.as_bytes(),
                     resource.spec.as_str().as_bytes(),
-                    depends_on.join("\n").as_bytes(),
-                ]);
+                    depends_on.as_bytes(),
+                ];
+                // Only when set, so that the hashes of documents without it stay as they were.
+                if !previous.is_empty() {
+                    parts.push(previous.as_bytes());
+                }
+                let hash = short_hash(&parts);
                 let declared = DeclaredDigest {
                     file: resource.location.file.display().to_string(),
                     hash,
