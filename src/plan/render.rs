@@ -651,6 +651,52 @@ mod tests {
         }
     }
 
+    /// A pruned delete, a requested replacement and a rename in place.
+    fn prune_rename_replace() -> Plan {
+        let mut pruned = change(Kind::SaltJob, "prod-old", Action::Delete);
+        pruned.live = live(&pruned, json!({"cmd": "local", "fun": "test.ping"}));
+        pruned.cause = Some(ActionCause::Pruned);
+        pruned.reason = Some("created by sextant, no longer declared".into());
+        pruned.fields = vec![
+            field("cmd", Some(json!("local")), None),
+            field("fun", Some(json!("test.ping")), None),
+        ];
+        let mut requested = change(Kind::SaltJob, "flaky", Action::Replace);
+        requested.live = live(&requested, json!({"fun": "test.ping"}));
+        requested.after = Some(json!({"fun": "test.ping"}).into());
+        requested.cause = Some(ActionCause::Requested);
+        requested.reason = Some("requested with `--replace`".into());
+        requested.fields = vec![field("fun", None, Some(json!("test.ping")))];
+        let mut renamed = change(Kind::SaltTarget, "web-2", Action::Update);
+        renamed.live = live(&renamed, json!({"desc": "web"}));
+        renamed.after = Some(json!({"desc": "web"}).into());
+        renamed.cause = Some(ActionCause::Renamed);
+        renamed.reason = Some("renamed from `web`".into());
+        renamed.fields = vec![field("name", Some(json!("web")), Some(json!("web-2")))];
+        renamed.unchanged = 1;
+        Plan {
+            changes: vec![pruned, requested, renamed],
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn prunes_renames_and_requested_replacements_say_why_in_every_format() {
+        let plan = prune_rename_replace();
+        let text = text(&plan, Style::default());
+        assert!(text.contains(
+            "# SaltJob/prod-old will be destroyed (pruned: created by sextant, no longer declared)"
+        ));
+        insta::assert_snapshot!(text);
+        let json = json(&plan);
+        assert_eq!(
+            json.resource_changes[0].action_reason.as_deref(),
+            Some("pruned")
+        );
+        insta::assert_json_snapshot!(json);
+        insta::assert_snapshot!(markdown(&plan));
+    }
+
     #[test]
     fn text_of_every_action() {
         insta::assert_snapshot!(text(&every_action(), Style::default()));
