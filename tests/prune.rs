@@ -523,7 +523,9 @@ async fn replace_plans_a_requested_replacement_and_respects_prevent_destroy() {
     estate.write(
         "jobs.yaml",
         &format!(
-            "{}---\nkind: SaltJob\nname: guarded\nlifecycle: {{ prevent_destroy: true }}\nspec: {{ cmd: local, fun: test.ping }}\n",
+            "{}---\nkind: SaltJob\nname: guarded\nlifecycle: {{ prevent_destroy: true }}\nspec: {{ cmd: local, fun: test.ping }}\n---\n\
+             kind: SaltTarget\nname: used\nspec: {{ tgt: {{ \"*\": {{ tgt_type: glob, tgt: \"db*\" }} }} }}\n---\n\
+             kind: SaltJob\nname: on-target\nspec: {{ cmd: local, fun: test.ping, target: used }}\n",
             job("flaky")
         ),
     );
@@ -586,6 +588,17 @@ async fn replace_plans_a_requested_replacement_and_respects_prevent_destroy() {
             .contains("`lifecycle.prevent_destroy` is set"),
         "{}",
         guarded.stderr
+    );
+    let used = estate
+        .run(&["plan", "--replace", "SaltTarget/used", "manifests"])
+        .await;
+    assert_eq!(used.code, 1, "{}\n{}", used.stdout, used.stderr);
+    assert!(
+        used.stderr.contains(
+            "`--replace` would delete it while `SaltJob/on-target` uses it on the server"
+        ),
+        "{}",
+        used.stderr
     );
     let unknown = estate
         .run(&["plan", "--replace", "SaltJob/nope", "manifests"])

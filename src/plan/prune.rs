@@ -333,6 +333,18 @@ fn named_by_declared(model: &Model, connection: &str, address: &Address) -> Opti
         .map(|r| r.address.clone())
 }
 
+/// A declared resource that refers to `address` on the server (a job to its target group, a
+/// schedule to its job).
+fn server_user(model: &Model, address: &Address) -> Option<Address> {
+    let connection = &model.resources.get(address)?.connection;
+    model
+        .resources
+        .values()
+        .filter(|r| &r.connection == connection && r.ensure == Ensure::Present)
+        .find(|r| referenced(r.address.kind, &r.spec.value()).contains(address))
+        .map(|r| r.address.clone())
+}
+
 /// The objects a live spec of `kind` names (a job's target group, a schedule's job).
 fn referenced(kind: Kind, spec: &serde_json::Value) -> Vec<Address> {
     rules_for(kind)
@@ -532,6 +544,12 @@ pub fn force_replacements(plan: &mut Plan, model: &Model, replace: &[Address]) {
             plan.problems.push(problem(
                 "`lifecycle.prevent_destroy` is set, but `--replace` would replace this resource; remove the setting or the flag".to_string(),
             ));
+            continue;
+        }
+        if let Some(user) = server_user(model, address) {
+            plan.problems.push(problem(format!(
+                "`--replace` would delete it while `{user}` uses it on the server, and the server refuses to delete an object in use (the new one would not be used either); change `{user}` first, or replace both by declaring them `ensure: absent` and then present again"
+            )));
             continue;
         }
         change.action = Action::Replace;
