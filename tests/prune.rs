@@ -889,3 +889,63 @@ async fn a_sigkill_in_the_middle_of_pruning_then_apply_converges() {
     );
     assert_converged(&estate, &keep, &before).await;
 }
+
+/// `sextant drift` lists what the next apply prunes through the library, without the CLI:
+/// [`sextant::plan::prunes`] over a live state read scanning [`sextant::plan::scan_set`].
+#[tokio::test(flavor = "multi_thread")]
+async fn the_library_lists_the_prunes_without_the_cli() {
+    let estate = estate_with(
+        &format!(
+            "raas:\n  jobs:\n{}",
+            hand_made_job("prod-handmade", "4fab6a7c-9b5e-4d4c-8edf-5a6b7c8d9eaf")
+        ),
+        PRUNE_JOBS,
+        240.0,
+    )
+    .await;
+    estate.write(
+        "jobs.yaml",
+        &format!("{}---\n{}", job("prod-keep"), job("prod-old")),
+    );
+    ok(
+        &estate.run(&["apply", "--auto-approve", "manifests"]).await,
+        "create",
+    );
+
+    // The same manifests, read by the library: the connection's token from a file.
+    let dir = estate.path().join("library");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("raas-token"), "raas-api-token-secret-2").unwrap();
+    std::fs::write(
+        dir.join("estate.yaml"),
+        format!(
+            "kind: Connection\nname: salt\nspec:\n  type: raas\n  url: {url}\n  csp_url: {url}\n  api_token: {{ file: raas-token }}\n{PRUNE_JOBS}---\n{}",
+            job("prod-keep"),
+            url = estate.sim.base_url
+        ),
+    )
+    .unwrap();
+    let model = sextant::manifest::load(&[dir]).unwrap();
+    let scope = sextant::plan::scope(&model, &[]);
+    let scan = sextant::plan::scan_set(&model);
+    let providers = sextant::plan::ProviderSet::connect_scanning(&model, &scope, &scan).unwrap();
+    let live = sextant::plan::read_live_state_scanning(&model, &scope, &scan, &providers, 4)
+        .await
+        .unwrap();
+    let pruning = sextant::plan::prunes(&model, &live);
+    let listed: Vec<(String, String)> = pruning
+        .prunes
+        .iter()
+        .map(|p| (p.address.to_string(), p.reason()))
+        .collect();
+    assert_eq!(
+        listed,
+        [(
+            "SaltJob/prod-old".to_string(),
+            "pruned: created by sextant, no longer declared".to_string()
+        )]
+    );
+    providers.close().await;
+    // Listing changed nothing.
+    assert_eq!(raas(&estate, "jobs").await.len(), 3);
+}
