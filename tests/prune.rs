@@ -949,3 +949,77 @@ async fn the_library_lists_the_prunes_without_the_cli() {
     // Listing changed nothing.
     assert_eq!(raas(&estate, "jobs").await.len(), 3);
 }
+
+/// A declared job moved to another group is updated before its old group is pruned; a group a
+/// manifest names but does not declare is never pruned.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_a_declared_job_leaves_is_pruned_after_the_job_moves_and_a_named_one_is_kept() {
+    let estate = estate_with(
+        "raas:\n  target_groups:\n    - uuid: 5abc7b8d-ac6f-4e5d-9fe0-6b7c8d9eafb0\n      name: prod-hand\n      tgt: { \"*\": { tgt_type: glob, tgt: \"hand*\" } }\n",
+        "  prune: { kinds: [SaltTarget], scope: \"prod-*\" }\n",
+        240.0,
+    )
+    .await;
+    let group = |name: &str| {
+        format!(
+            "kind: SaltTarget\nname: {name}\nspec: {{ tgt: {{ \"*\": {{ tgt_type: glob, tgt: \"{name}*\" }} }} }}\n"
+        )
+    };
+    let job_on = |name: &str, target: &str| {
+        format!(
+            "kind: SaltJob\nname: {name}\nspec: {{ cmd: local, fun: test.ping, target: {target} }}\n"
+        )
+    };
+    estate.write(
+        "salt.yaml",
+        &[
+            group("prod-a"),
+            group("prod-b"),
+            job_on("prod-j", "prod-a"),
+            job_on("prod-uses-hand", "prod-hand"),
+        ]
+        .join("---\n"),
+    );
+    let created = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    ok(&created, "create");
+    assert!(
+        created.stderr.contains(
+            "SaltTarget/prod-hand: not pruned: `SaltJob/prod-uses-hand` names it in its manifest"
+        ),
+        "{}",
+        created.stderr
+    );
+    estate.write(
+        "salt.yaml",
+        &[
+            group("prod-b"),
+            job_on("prod-j", "prod-b"),
+            job_on("prod-uses-hand", "prod-hand"),
+        ]
+        .join("---\n"),
+    );
+    let plan = estate.run(&["plan", "manifests"]).await;
+    ok(&plan, "plan");
+    let update = plan
+        .stdout
+        .find("# SaltJob/prod-j will be updated in-place")
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    let prune = plan
+        .stdout
+        .find("# SaltTarget/prod-a will be destroyed (pruned:")
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    assert!(update < prune, "{}", plan.stdout);
+    ok(
+        &estate.run(&["apply", "--auto-approve", "manifests"]).await,
+        "move and prune",
+    );
+    let groups = raas(&estate, "target_groups").await;
+    assert!(!groups.contains_key("prod-a"), "{groups:?}");
+    assert!(
+        groups.contains_key("prod-b") && groups.contains_key("prod-hand"),
+        "{groups:?}"
+    );
+    let again = estate.run(&["plan", "manifests"]).await;
+    ok(&again, "plan after");
+    assert!(again.stdout.contains(NO_CHANGES), "{}", again.stdout);
+}

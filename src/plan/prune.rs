@@ -154,6 +154,10 @@ pub fn glob_matches(pattern: &str, name: &str) -> bool {
 /// `sextant drift` lists these under `pending`.
 pub fn prunes(model: &Model, live: &LiveState) -> Pruning {
     let mut pruning = Pruning::default();
+    if model.connections.values().all(|c| c.config.prune.is_none()) {
+        return pruning;
+    }
+    let declared = DeclaredReferences::of(model, live);
     // Candidates by address, per connection.
     let mut candidates: BTreeMap<(String, Address), (Arc<LiveObject>, Ownership)> = BTreeMap::new();
     for (connection_name, connection) in &model.connections {
@@ -211,7 +215,10 @@ pub fn prunes(model: &Model, live: &LiveState) -> Pruning {
                     )));
                     continue;
                 }
-                if let Some(user) = named_by_declared(model, connection_name, &address) {
+                if let Some(user) = declared
+                    .kept
+                    .get(&(connection_name.clone(), address.clone()))
+                {
                     pruning
                         .kept
                         .push(keep(format!("`{user}` names it in its manifest")));
@@ -271,18 +278,11 @@ pub fn prunes(model: &Model, live: &LiveState) -> Pruning {
             .into_iter()
             .filter(|target| candidates.contains_key(&(connection.clone(), target.clone())))
             .collect();
-        let declared_users = model
-            .resources
-            .values()
-            .filter(|r| &r.connection == connection)
-            .filter(|r| match live.get(&r.address) {
-                LiveMatch::Found { object, .. } => {
-                    referenced(r.address.kind, &object.spec.value()).contains(address)
-                }
-                _ => false,
-            })
-            .map(|r| r.address.clone())
-            .collect();
+        let declared_users = declared
+            .live
+            .get(&(connection.clone(), address.clone()))
+            .cloned()
+            .unwrap_or_default();
         pruning.prunes.push(Prune {
             address: address.clone(),
             connection: connection.clone(),
@@ -306,31 +306,63 @@ fn previous_names<'m>(model: &'m Model, connection: &str, kind: Kind) -> BTreeSe
         .collect()
 }
 
-/// A declared resource that names `address` and keeps naming it after apply: in its
-/// manifest, or through `ignore_changes` on the naming field.
-fn named_by_declared(model: &Model, connection: &str, address: &Address) -> Option<Address> {
-    model
-        .resources
-        .values()
-        .filter(|r| r.connection == connection && r.ensure == Ensure::Present)
-        .find(|r| {
-            let spec = r.spec.value();
-            rules_for(r.address.kind)
-                .named_fields()
-                .iter()
-                .any(|(field, kind)| {
-                    let ignored = r
-                        .lifecycle
-                        .ignore_changes
-                        .iter()
-                        .any(|p| p.strip_prefix("spec.").unwrap_or(p) == *field);
-                    *kind == address.kind
-                        && (ignored
-                            || spec.get(*field).and_then(|v| v.as_str())
-                                == Some(address.name.as_str()))
-                })
-        })
-        .map(|r| r.address.clone())
+/// What declared resources refer to, by (connection, referenced address).
+struct DeclaredReferences {
+    /// Named after apply too: in the manifest, or, for a field under `ignore_changes`, by
+    /// the live object (which apply leaves as it is). The first such resource.
+    kept: BTreeMap<(String, Address), Address>,
+    /// Named by the live object now (its planned change may move it off).
+    live: BTreeMap<(String, Address), Vec<Address>>,
+}
+
+impl DeclaredReferences {
+    /// One pass over the model (never one per candidate: models hold 100,000 resources).
+    fn of(model: &Model, live: &LiveState) -> Self {
+        let mut refs = Self {
+            kept: BTreeMap::new(),
+            live: BTreeMap::new(),
+        };
+        for resource in model.resources.values() {
+            let rules = rules_for(resource.address.kind);
+            if rules.named_fields().is_empty() {
+                continue;
+            }
+            let object = match live.get(&resource.address) {
+                LiveMatch::Found { object, .. } => Some(object.spec.value()),
+                _ => None,
+            };
+            if let Some(object) = &object {
+                for target in referenced(resource.address.kind, object) {
+                    refs.live
+                        .entry((resource.connection.clone(), target))
+                        .or_default()
+                        .push(resource.address.clone());
+                }
+            }
+            if resource.ensure != Ensure::Present {
+                continue;
+            }
+            let spec = resource.spec.value();
+            for (field, kind) in rules.named_fields() {
+                let ignored = resource
+                    .lifecycle
+                    .ignore_changes
+                    .iter()
+                    .any(|p| p.strip_prefix("spec.").unwrap_or(p) == *field);
+                let source = if ignored {
+                    object.as_ref()
+                } else {
+                    Some(&spec)
+                };
+                if let Some(name) = source.and_then(|s| s.get(*field)).and_then(|v| v.as_str()) {
+                    refs.kept
+                        .entry((resource.connection.clone(), Address::new(*kind, name)))
+                        .or_insert_with(|| resource.address.clone());
+                }
+            }
+        }
+        refs
+    }
 }
 
 /// A declared resource that refers to `address` on the server (a job to its target group, a
