@@ -210,6 +210,10 @@ pub fn prunes(model: &Model, live: &LiveState) -> Pruning {
                     continue;
                 }
                 if let LiveStatus::Busy { activity, .. } = &object.status {
+                    // Already going away (an SDDC `DELETING`): nothing to say.
+                    if activity.to_ascii_uppercase().contains("DELET") {
+                        continue;
+                    }
                     pruning.kept.push(keep(format!(
                         "a task is running on it (`{activity}`); the next plan after it ends prunes it"
                     )));
