@@ -470,6 +470,24 @@ async fn both_names_live_is_an_error_naming_both_objects() {
         jobs["new-name"], jobs["old-name"]
     );
     assert!(plan.stderr.contains(&expected), "{}", plan.stderr);
+
+    // An old name another document declares belongs to that document.
+    estate.write(
+        "jobs.yaml",
+        &format!(
+            "{}---\nkind: SaltJob\nname: new-name\nprevious_names: [old-name]\nspec: {{ cmd: local, fun: test.ping }}\n",
+            job("old-name")
+        ),
+    );
+    let plan = estate.run(&["plan", "manifests"]).await;
+    assert_eq!(plan.code, 1, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stderr
+            .contains("`previous_names` lists `old-name`, but `SaltJob/old-name` is declared too"),
+        "{}",
+        plan.stderr
+    );
+    assert_eq!(raas(&estate, "jobs").await, jobs);
 }
 
 #[tokio::test(flavor = "multi_thread")]
