@@ -207,6 +207,11 @@ impl Workspace {
         let scan = if targets.is_empty() && only.is_none() {
             plan::prune::scan_set(&model)
         } else {
+            if !targets.is_empty() && !plan::prune::scan_set(&model).is_empty() {
+                reporter.note(
+                    "Pruning is skipped: with `--target` the plan does not cover every document.",
+                );
+            }
             BTreeSet::new()
         };
         in_use.extend(scan.iter().map(|(connection, _)| connection.clone()));
