@@ -36,6 +36,7 @@ pub fn build(n: usize, targets: usize) -> (Model, plan::LiveState) {
         spec: spec.into(),
         references: Vec::new(),
         named: Vec::new(),
+        previous_names: Vec::new(),
         base_dir: Arc::from(Path::new("")),
         location: Default::default(),
     };

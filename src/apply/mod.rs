@@ -694,6 +694,7 @@ fn prepare_step(
         .resources
         .get(address)
         .cloned()
+        .or_else(|| crate::plan::prune::stand_in(&node.change))
         .ok_or_else(|| "the resource is no longer declared".to_string())?;
     let desired = resolve_now(&resource, attributes);
     if step != Step::Delete

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-use super::args::ApplyArgs;
+use super::args::{ApplyArgs, DestroyArgs};
 use super::plan_cmd::report_problems;
 use super::workspace::{Workspace, is_plan_file};
 use super::{Failure, GlobalArgs, Reporter, exit};
@@ -53,7 +53,7 @@ pub async fn run(
             args.vars.overrides(),
         ),
     };
-    let workspace = Workspace::open(
+    let mut workspace = Workspace::open(
         &paths,
         &overrides,
         &targets,
@@ -62,6 +62,18 @@ pub async fn run(
         reporter,
     )
     .await?;
+    let destroy = match &saved {
+        Some(saved) => DestroyArgs {
+            replace: saved.replace.clone(),
+            max_destroy: saved.max_destroy,
+            allow_destroy: args.destroy.allow_destroy.clone(),
+        },
+        None => args.destroy.clone(),
+    };
+    if let Err(failure) = workspace.guard_destroys(&destroy, true) {
+        workspace.close().await;
+        return Err(failure);
+    }
     if let Err(failure) = workspace.check_credentials(reporter) {
         workspace.close().await;
         return Err(failure);
@@ -107,6 +119,12 @@ fn refuse_changes_to_saved_plan(args: &ApplyArgs, saved: &SavedPlan) -> Result<(
     }
     if let Some(file) = args.vars.var_files.first() {
         return Err(replan(&format!("--var-file {}", file.display())));
+    }
+    if let Some(address) = args.destroy.replace.first() {
+        return Err(replan(&format!("--replace {address}")));
+    }
+    if let Some(max) = args.destroy.max_destroy {
+        return Err(replan(&format!("--max-destroy {max}")));
     }
     if args.recreate_lost_secrets && !saved.recreate_lost_secrets {
         return Err(replan("--recreate-lost-secrets"));

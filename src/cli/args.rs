@@ -358,6 +358,25 @@ pub struct PlanArgs {
     /// Revoke and re-create VCD tokens whose secret file is missing (instead of warning).
     #[arg(long)]
     pub recreate_lost_secrets: bool,
+    #[command(flatten)]
+    pub destroy: DestroyArgs,
+}
+
+/// What a plan may destroy: `--replace`, `--max-destroy`, `--allow-destroy`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DestroyArgs {
+    /// Replace this resource (destroy it and create it again) even when nothing changed
+    /// (repeatable); `lifecycle.prevent_destroy` still refuses.
+    #[arg(long = "replace", value_name = "ADDR")]
+    pub replace: Vec<String>,
+    /// Refuse a plan that destroys more than N objects (deletes, replacements and pruned
+    /// objects together). Default: the Connections' `max_destroy`, else 10.
+    #[arg(long, value_name = "N")]
+    pub max_destroy: Option<u32>,
+    /// Allow destroying objects of this kind where sextant asks for confirmation: pruning
+    /// an `Sddc` needs `--allow-destroy Sddc` (repeatable).
+    #[arg(long = "allow-destroy", value_name = "KIND")]
+    pub allow_destroy: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -383,6 +402,8 @@ pub struct ApplyArgs {
     /// Revoke and re-create VCD tokens whose secret file is missing (instead of warning).
     #[arg(long)]
     pub recreate_lost_secrets: bool,
+    #[command(flatten)]
+    pub destroy: DestroyArgs,
     #[command(flatten)]
     pub lock: LockBackendArgs,
     /// How long to wait for a lock another apply holds, e.g. `10m` (progress on stderr names

@@ -10,7 +10,7 @@ use crate::plan::saved::{PlanContext, SavedPlan};
 use crate::plan::{Plan, ReadFailure, failed_plan};
 
 pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let workspace = Workspace::open(
+    let mut workspace = Workspace::open(
         &args.paths,
         &args.vars.overrides(),
         &args.targets,
@@ -19,6 +19,10 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Re
         reporter,
     )
     .await?;
+    if let Err(failure) = workspace.guard_destroys(&args.destroy, false) {
+        workspace.close().await;
+        return Err(failure);
+    }
     if !workspace.targets.is_empty() {
         reporter.warning(
             "resource targeting is in effect: this plan covers only the targets and what they depend on, so it may be incomplete",
@@ -100,6 +104,7 @@ fn finish(
             context,
         )
         .with_overrides(&args.vars.overrides())
+        .with_destroy_settings(&workspace.extras.replace, args.destroy.max_destroy)
         .save(out)?;
         reporter.note(&format!(
             "Saved the plan to `{}`; apply it with `sextant apply {}`.",

@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::args::DestroyArgs;
 use super::{Failure, GlobalArgs, Reporter};
 use crate::apply::lock::EstateKey;
 use crate::manifest::{Diagnostics, EnvironmentInfo, Overrides, Unit};
-use crate::model::{Address, Connection, Model, SecretSource, SecretValue, SystemType};
+use crate::model::{Address, Connection, Kind, Model, SecretSource, SecretValue, SystemType};
 use crate::plan::saved::ManifestDigest;
 use crate::plan::{self, LiveState, Plan, ProviderSet};
 use crate::sim::{SimConfig, SimHandle};
@@ -30,6 +31,10 @@ pub struct Workspace {
     pub estates: std::collections::BTreeMap<String, EstateKey>,
     /// Kept alive for the duration of the command.
     pub sim: Option<SimHandle>,
+    /// Listings read whole for pruning (empty when no Connection prunes, or with `--target`).
+    pub scan: BTreeSet<(String, Kind)>,
+    /// Pruning, `--replace` and the destroy guards, for every plan the command makes.
+    pub extras: plan::PlanExtras,
 }
 
 /// Loads and validates the manifests (one environment at most, its values overridden by
@@ -197,7 +202,24 @@ impl Workspace {
             .map(|r| r.connection.clone())
             .collect();
         in_use.extend(only.map(str::to_string));
-        let providers = ProviderSet::connect(&model, &scope)?;
+        // A partial run (`--target`, one connection) never prunes: it does not see
+        // everything the manifests declare.
+        let scan = if targets.is_empty() && only.is_none() {
+            plan::prune::scan_set(&model)
+        } else {
+            if !targets.is_empty() && !plan::prune::scan_set(&model).is_empty() {
+                reporter.note(
+                    "Pruning is skipped: with `--target` the plan does not cover every document.",
+                );
+            }
+            BTreeSet::new()
+        };
+        in_use.extend(scan.iter().map(|(connection, _)| connection.clone()));
+        let providers = ProviderSet::connect_scanning(&model, &scope, &scan)?;
+        let extras = plan::PlanExtras {
+            prune: !scan.is_empty(),
+            ..plan::PlanExtras::default()
+        };
         Ok(Self {
             model,
             scope,
@@ -207,13 +229,65 @@ impl Workspace {
             digest,
             estates,
             sim,
+            scan,
+            extras,
         })
+    }
+
+    /// Takes `--replace`, `--max-destroy` and `--allow-destroy` into every plan the command
+    /// makes. `applying`: the plan is about to be applied (an SDDC pruned without
+    /// `--allow-destroy Sddc` is refused, not only warned about).
+    pub fn guard_destroys(&mut self, args: &DestroyArgs, applying: bool) -> Result<(), Failure> {
+        let mut replace = Vec::new();
+        for text in &args.replace {
+            let address = Address::parse(text).ok_or_else(|| {
+                Failure::new(format!("`--replace {text}` is not an address"))
+                    .with_hint("addresses look like `Kind/name`, e.g. `SaltJob/Check disk usage`")
+            })?;
+            if !self.model.resources.contains_key(&address) {
+                return Err(
+                    Failure::new(format!("`--replace {text}` names no declared resource"))
+                        .with_hint("run `sextant graph` to list the declared addresses"),
+                );
+            }
+            if !self.scope.contains(&address) {
+                return Err(Failure::new(format!(
+                    "`--replace {text}` names a resource outside the `--target` scope"
+                ))
+                .with_hint("add it with `--target`, or drop `--target`"));
+            }
+            replace.push(address);
+        }
+        let mut allow_destroy = BTreeSet::new();
+        for text in &args.allow_destroy {
+            let kind = Kind::parse(text)
+                .filter(|k| *k != Kind::Connection)
+                .ok_or_else(|| {
+                    Failure::new(format!("`--allow-destroy {text}` is not a kind"))
+                        .with_hint("name a kind as manifests write it, e.g. `--allow-destroy Sddc`")
+                })?;
+            allow_destroy.insert(kind);
+        }
+        self.extras.replace = replace;
+        self.extras.guards = Some(plan::DestroyGuards {
+            max_destroy: args.max_destroy,
+            allow_destroy,
+            applying,
+        });
+        Ok(())
     }
 
     /// Reads live state and plans, printing the plan's warnings.
     /// Reads the live state of everything in scope.
     pub async fn read_live(&self, parallelism: usize) -> Result<LiveState, plan::ListFailure> {
-        plan::read_live_state(&self.model, &self.scope, &self.providers, parallelism).await
+        plan::read_live_state_scanning(
+            &self.model,
+            &self.scope,
+            &self.scan,
+            &self.providers,
+            parallelism,
+        )
+        .await
     }
 
     /// Plans against `live`, printing the plan's warnings.
@@ -223,7 +297,7 @@ impl Workspace {
         options: plan::PlanOptions,
         reporter: &Reporter,
     ) -> Plan {
-        let plan = plan::make_plan(&self.model, &self.scope, live, options);
+        let plan = plan::make_plan_with(&self.model, &self.scope, live, options, &self.extras);
         for warning in &plan.warnings {
             reporter.warning(&format!("{}: {}", warning.address, warning.message));
         }
@@ -241,7 +315,7 @@ impl Workspace {
             .read_live(parallelism)
             .await
             .map_err(|failure| listing_failure(failure, reporter))?;
-        let plan = plan::make_plan(&self.model, &self.scope, &live, options);
+        let plan = plan::make_plan_with(&self.model, &self.scope, &live, options, &self.extras);
         Ok((plan, live))
     }
 
@@ -403,5 +477,10 @@ fn point_at_sim(model: &mut Model, base_url: &str) {
 
 /// Whether `path` is a saved plan rather than a manifest.
 pub fn is_plan_file(path: &Path) -> bool {
-    path.is_file() && plan::saved::SavedPlan::load(path).is_ok_and(|p| p.is_some())
+    // A plan file of another format version is a plan too: applying it says why it cannot.
+    path.is_file()
+        && matches!(
+            plan::saved::SavedPlan::load(path),
+            Ok(Some(_)) | Err(plan::saved::SavedPlanError::Version { .. })
+        )
 }

@@ -9,8 +9,13 @@ use super::SECRET_DIRS_ENV;
 use super::diagnostics::Diagnostic;
 use super::files::Confinement;
 use super::node::{Node, Pos};
-use super::spec::{ConnectionSpec, ConnectionType, EnvOr, RaasRegion, SecretRef, VsphereApiFlavor};
-use crate::model::{ApiFlavor, ConnectionConfig, SecretSource, SystemType, shown};
+use super::spec::{
+    ConnectionSpec, ConnectionType, EnvOr, PrunableKind, PruneSpec, RaasRegion, SecretRef,
+    VsphereApiFlavor,
+};
+use crate::model::{
+    ApiFlavor, ConnectionConfig, Kind, PrunePolicy, SecretSource, SystemType, shown,
+};
 
 /// Regional Aria Automation Config (cloud) API endpoints.
 pub fn raas_region_url(region: RaasRegion) -> &'static str {
@@ -44,6 +49,7 @@ fn applies_to(field: &str) -> &'static [SystemType] {
         "username" | "password" => &[Raas, Vcd, Vsphere],
         "org" | "api_version" => &[Vcd],
         "api_flavor" => &[Vsphere],
+        "prune" => &[Vmc, Raas, Vcd],
         _ => &[Vmc, Raas, Vcd, Vsphere],
     }
 }
@@ -384,9 +390,70 @@ impl ConnectionReader<'_> {
             };
         }
 
+        if let Some(max) = &spec.max_destroy {
+            config.max_destroy = self.setting(&["max_destroy"], max);
+        }
+        if let Some(prune) = &spec.prune
+            && applies_to("prune").contains(&system)
+        {
+            config.prune = self.prune(prune, system);
+        }
+
         self.check_auth(spec, system);
         self.check_url(spec, system, &mut config);
         (self.errors.len() == before).then_some(config)
+    }
+
+    /// `prune`: kinds of this system; kinds whose ids the server assigns need a `scope`.
+    fn prune(&mut self, spec: &PruneSpec, system: SystemType) -> Option<PrunePolicy> {
+        let before = self.errors.len();
+        let mut kinds: Vec<Kind> = Vec::new();
+        for (index, prunable) in spec.kinds.iter().enumerate() {
+            let kind = match prunable {
+                PrunableKind::Sddc => Kind::Sddc,
+                PrunableKind::SaltTarget => Kind::SaltTarget,
+                PrunableKind::SaltJob => Kind::SaltJob,
+                PrunableKind::SaltSchedule => Kind::SaltSchedule,
+                PrunableKind::VcdApiToken => Kind::VcdApiToken,
+            };
+            let index = index.to_string();
+            let path = ["prune", "kinds", index.as_str()];
+            if kind.system() != Some(system) {
+                self.error(
+                    &path,
+                    format!("`{kind}` objects are not managed through a `{system}` connection"),
+                    None,
+                );
+            } else if !crate::model::rules::rules_for(kind).client_chosen_id()
+                && spec.scope.is_none()
+            {
+                self.error(
+                    &path,
+                    format!(
+                        "the server chooses the ids of `{kind}` objects, so sextant cannot tell which it created; pruning them needs `prune.scope`"
+                    ),
+                    Some(
+                        "set `scope` to the name glob your team reserves for sextant, e.g. `scope: \"prod-*\"`"
+                            .to_string(),
+                    ),
+                );
+            } else if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        if let Some(scope) = &spec.scope
+            && scope.chars().all(|c| c == '*')
+        {
+            self.error(
+                &["prune", "scope"],
+                format!("`{scope}` matches every name: it would prune every undeclared object, including those made by hand or by other teams"),
+                Some("reserve a prefix for sextant, e.g. `scope: \"sextant-*\"`".to_string()),
+            );
+        }
+        (self.errors.len() == before).then(|| PrunePolicy {
+            kinds,
+            scope: spec.scope.clone(),
+        })
     }
 
     fn check_auth(&mut self, spec: &ConnectionSpec, system: SystemType) {
@@ -497,7 +564,7 @@ pub(super) fn secret_source(
 #[cfg(test)]
 mod tests {
     use crate::manifest::validate::tests::load;
-    use crate::model::{ApiFlavor, Model, SecretSource};
+    use crate::model::{ApiFlavor, Kind, Model, SecretSource};
 
     fn connection(spec: &str) -> Result<Model, Vec<String>> {
         load(&[(
@@ -655,6 +722,60 @@ mod tests {
             vec![
                 "c.yaml:6:16 spec.config_name: `config_name` does not apply to a `vmc` connection"
             ]
+        );
+    }
+
+    #[test]
+    fn prune_lists_kinds_of_the_system_and_needs_a_scope_for_server_chosen_ids() {
+        let raas = "  type: raas\n  url: https://s\n  api_token: {env: T}\n";
+        let model = connection(&format!(
+            "{raas}  prune: {{ kinds: [SaltJob, SaltTarget], scope: \"prod-*\" }}\n  max_destroy: 3\n"
+        ))
+        .unwrap();
+        let config = &model.connections["c"].config;
+        let policy = config.prune.clone().unwrap();
+        assert_eq!(policy.kinds, vec![Kind::SaltJob, Kind::SaltTarget]);
+        assert_eq!(policy.scope.as_deref(), Some("prod-*"));
+        assert_eq!(config.max_destroy, Some(3));
+        assert_eq!(
+            connection(&format!("{raas}  prune: {{ kinds: [SaltJob] }}\n"))
+                .unwrap()
+                .connections["c"]
+                .config
+                .prune
+                .clone()
+                .unwrap()
+                .scope,
+            None
+        );
+
+        let refused = errors(&format!("{raas}  prune: {{ kinds: [SaltSchedule] }}\n"));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].contains("spec.prune.kinds.0")
+                && refused[0].contains("pruning them needs `prune.scope`"),
+            "{refused:?}"
+        );
+        let refused = errors(&format!("{raas}  prune: {{ kinds: [Sddc] }}\n"));
+        assert!(
+            refused[0].contains("`Sddc` objects are not managed through a `raas` connection"),
+            "{refused:?}"
+        );
+        let refused = errors(&format!(
+            "{raas}  prune: {{ kinds: [SaltJob], scope: \"**\" }}\n"
+        ));
+        assert!(refused[0].contains("matches every name"), "{refused:?}");
+        let refused = errors(&format!("{raas}  prune: {{ kinds: [VirtualMachine] }}\n"));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].contains("spec.prune.kinds"), "{refused:?}");
+        let refused = errors(
+            "  type: vsphere\n  url: https://v\n  username: u\n  password: {env: P}\n  prune: { kinds: [Sddc] }\n",
+        );
+        assert!(
+            refused
+                .iter()
+                .any(|e| e.contains("`prune` does not apply to a `vsphere` connection")),
+            "{refused:?}"
         );
     }
 

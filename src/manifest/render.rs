@@ -48,10 +48,11 @@ pub fn render_documents(environment: Option<&str>, documents: &[Node]) -> String
 }
 
 /// The order of a document's own fields.
-const DOCUMENT_ORDER: [&str; 9] = [
+const DOCUMENT_ORDER: [&str; 10] = [
     "apiVersion",
     "kind",
     "name",
+    "previous_names",
     "connection",
     "depends_on",
     "ensure",

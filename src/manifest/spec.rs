@@ -171,6 +171,39 @@ pub struct ConnectionSpec {
     /// `/api/session` answers 404), `api` (vSphere 7.0 U2 and later) or `rest` (the flavour
     /// of vSphere 6.5 to 7.0 U1, deprecated since 7.0 U2). vsphere only.
     pub api_flavor: Option<EnvOr<VsphereApiFlavor>>,
+    /// Pruning (off unless set): live objects of these kinds that sextant owns and no
+    /// manifest declares any longer are planned as deletes. vmc, raas and vcd.
+    pub prune: Option<PruneSpec>,
+    /// Most objects one plan may destroy (deletes and replacements, pruned objects
+    /// included), counted over the whole plan; `--max-destroy N` overrides it. Default 10.
+    pub max_destroy: Option<EnvOr<u32>>,
+}
+
+/// `Connection.spec.prune`: which undeclared objects a plan deletes.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PruneSpec {
+    /// Kinds to prune, of this connection's system. An `Sddc` is pruned only when the plan
+    /// is also applied with `--allow-destroy Sddc`. VMs are never pruned.
+    #[schemars(length(min = 1))]
+    pub kinds: Vec<PrunableKind>,
+    /// Names this connection reserves for sextant, as a glob (`*` any run of characters,
+    /// `?` one character), e.g. `prod-*`. When set, only objects whose name matches are
+    /// pruned, whoever created them. When not set, only objects sextant created (a job's or
+    /// SDDC's id derived from its connection, kind and name) are pruned; kinds whose ids the
+    /// server assigns (target groups, schedules, Cloud Director tokens) need a scope.
+    #[schemars(length(min = 1))]
+    pub scope: Option<String>,
+}
+
+/// A kind `prune.kinds` may list.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum PrunableKind {
+    Sddc,
+    SaltTarget,
+    SaltJob,
+    SaltSchedule,
+    VcdApiToken,
 }
 
 /// Which vSphere REST flavour a connection speaks.
@@ -245,7 +278,15 @@ pub struct ResourceEnvelope {
     pub lifecycle: Option<LifecycleSpec>,
     /// How long apply waits for long-running work.
     pub timeouts: Option<TimeoutsSpec>,
+    /// Names the object had before: when one of them exists live and `name` does not, the
+    /// plan renames it (in place where the API can, else a replacement that says why).
+    pub previous_names: Option<Vec<PreviousName>>,
 }
+
+/// One of `previous_names`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct PreviousName(#[schemars(length(min = 1))] pub String);
 
 /// Fields of a Connection document (`kind` and `spec` are added).
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

@@ -642,6 +642,56 @@ impl Loader<'_> {
         }
     }
 
+    /// `previous_names`: each a different name, written once.
+    fn previous_names(&mut self, doc: &Document, name: &str) -> Vec<String> {
+        let Some(items) = doc.node.get("previous_names").and_then(Node::as_seq) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let Some(old) = item.as_str() else { continue };
+            let path = format!("previous_names[{index}]");
+            if old == name {
+                self.errors.push(Diagnostic::new(
+                    doc.file(),
+                    item.pos,
+                    path,
+                    format!(
+                        "`{}` is the document's own name",
+                        crate::model::shown::visible(old)
+                    ),
+                ));
+            } else if names.iter().any(|n| n == old) {
+                self.errors.push(Diagnostic::new(
+                    doc.file(),
+                    item.pos,
+                    path,
+                    format!("`{}` is listed twice", crate::model::shown::visible(old)),
+                ));
+            } else {
+                names.push(old.to_string());
+            }
+        }
+        if !names.is_empty() && doc.kind == Kind::VirtualMachine {
+            let pos = doc
+                .node
+                .get("previous_names")
+                .map_or(doc.node.pos, |n| n.pos);
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    pos,
+                    "previous_names",
+                    "a `VirtualMachine` cannot be renamed by sextant: it manages existing VMs only",
+                )
+                .with_hint(Some(
+                    "rename the VM in vCenter, then change `name`".to_string(),
+                )),
+            );
+        }
+        names
+    }
+
     fn resource(
         &mut self,
         doc: &Document,
@@ -691,7 +741,8 @@ impl Loader<'_> {
         let spec_json = spec_node.to_json();
         let mut rules = RuleContext::new(doc.file(), spec_node);
         match doc.kind {
-            _ if !doc.spec_valid => {}
+            // An `ensure: absent` document may leave `spec` out: nothing to check.
+            _ if !doc.spec_valid || doc.spec_node().is_none() => {}
             Kind::Sddc => {
                 if let Some(spec) = typed_spec::<SddcSpec>(doc, spec_node, &mut self.errors) {
                     rules.check_sddc(&spec);
@@ -760,6 +811,7 @@ impl Loader<'_> {
             spec: (&spec).into(),
             references: Vec::new(),
             named: Vec::new(),
+            previous_names: self.previous_names(doc, name),
             base_dir: Arc::clone(&doc.origin.base_dir),
             location: doc.location(),
         })
@@ -1297,6 +1349,37 @@ pub(crate) mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn previous_names_are_other_names_each_written_once() {
+        let model = load(&[(
+            "a.yaml",
+            &format!(
+                "{RAAS}kind: SaltJob\nname: new\nprevious_names: [old, older]\nspec:\n  fun: test.ping\n"
+            ),
+        )])
+        .unwrap();
+        assert_eq!(
+            model.resources[&address("SaltJob/new")].previous_names,
+            vec!["old", "older"]
+        );
+        let errors = load(&[(
+            "a.yaml",
+            &format!(
+                "{RAAS}kind: SaltJob\nname: new\nprevious_names: [old, new, old]\nspec:\n  fun: test.ping\n"
+            ),
+        )])
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].contains("previous_names[1]: `new` is the document's own name"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("previous_names[2]: `old` is listed twice"),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -154,6 +154,8 @@ pub struct Resource {
     pub references: Vec<Reference>,
     /// Names of undeclared objects this one refers to; planning checks they are live.
     pub named: Vec<NamedReference>,
+    /// Names the object had before (`previous_names`), for renames.
+    pub previous_names: Vec<String>,
     /// Directory of the manifest file, for relative paths such as `VcdApiToken.spec.file`
     /// (shared by every resource of the file).
     pub base_dir: Arc<Path>,
@@ -210,6 +212,20 @@ pub struct ConnectionConfig {
     pub refresh_before_expiry: Duration,
     /// vSphere REST flavour (`auto` by default).
     pub api_flavor: ApiFlavor,
+    /// Which undeclared objects plans delete; `None`: pruning is off.
+    pub prune: Option<PrunePolicy>,
+    /// Most objects one plan may destroy (`--max-destroy` overrides it); `None`: the default.
+    pub max_destroy: Option<u32>,
+}
+
+/// `Connection.spec.prune`: which undeclared live objects of a connection a plan deletes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrunePolicy {
+    /// Kinds pruned (never `VirtualMachine`), of the connection's system.
+    pub kinds: Vec<Kind>,
+    /// A name glob (`*`, `?`) the team reserves for sextant: when set, exactly the undeclared
+    /// objects whose name matches are pruned.
+    pub scope: Option<String>,
 }
 
 /// Which vSphere REST flavour a connection speaks.
@@ -246,6 +262,8 @@ impl ConnectionConfig {
             max_concurrency: 10,
             refresh_before_expiry: Duration::from_secs(120),
             api_flavor: ApiFlavor::Auto,
+            prune: None,
+            max_destroy: None,
         }
     }
 }

@@ -95,6 +95,23 @@ pub trait KindRules: Sync {
         true
     }
 
+    /// Whether sextant chooses the ids of new objects (derived from connection, kind, name
+    /// and attempt), so that the id alone says sextant created an object.
+    fn client_chosen_id(&self) -> bool {
+        false
+    }
+
+    /// Whether an existing object can be given a new name in place (its id kept).
+    fn renames_in_place(&self) -> bool {
+        true
+    }
+
+    /// Spec fields that name another object of the same connection, with its kind: what
+    /// must not be pruned while an object still refers to it.
+    fn named_fields(&self) -> &'static [(&'static str, Kind)] {
+        &[]
+    }
+
     /// A problem with the local side of an object that exists on the server (a VCD token
     /// whose one-time secret file is missing). `None` when all is well.
     fn local_problem(&self, resource: &Resource) -> Option<String> {

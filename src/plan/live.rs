@@ -287,11 +287,16 @@ pub async fn read_live_state_scanning(
     }
     for address in scope {
         if let Some(resource) = model.resources.get(address) {
+            // Previous names too: a renamed object is still listed under its old one.
             wanted
                 .entry((resource.connection.clone(), address.kind))
                 .or_default()
                 .0
-                .push(address.name.clone());
+                .extend(
+                    std::iter::once(&address.name)
+                        .chain(&resource.previous_names)
+                        .cloned(),
+                );
             if resource.ensure == Ensure::Present {
                 for named in &resource.named {
                     let entry = wanted
@@ -362,13 +367,17 @@ pub async fn read_live_state_scanning(
     }
 }
 
-/// The names the whole model (not only the scope) declares for `kind` on `connection`.
+/// The names the whole model (not only the scope) declares for `kind` on `connection`, the
+/// previous names of renamed resources included.
 fn declared_names<'m>(model: &'m Model, connection: &str, kind: Kind) -> BTreeSet<&'m str> {
     model
         .resources
         .iter()
         .filter(|(address, resource)| address.kind == kind && resource.connection == connection)
-        .map(|(address, _)| address.name.as_str())
+        .flat_map(|(address, resource)| {
+            std::iter::once(address.name.as_str())
+                .chain(resource.previous_names.iter().map(String::as_str))
+        })
         .collect()
 }
 

@@ -7,6 +7,8 @@
 mod diff;
 mod live;
 mod order;
+pub mod prune;
+mod rename;
 pub mod render;
 pub mod saved;
 
@@ -19,10 +21,15 @@ use crate::model::rules::{UpdateKind, rules_for};
 use crate::model::{Address, CompactJson, Ensure, Model, Resource};
 use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 
+pub use prune::{DestroyGuards, Prune, Pruning, prunes, scan_set};
+
 pub use diff::{
     FieldChange, SpecDiff, UNKNOWN, diff_compact, diff_spec, resolve_references, substitute,
 };
-pub use live::{ListError, ListFailure, LiveMatch, LiveState, ProviderSet, Twin, read_live_state};
+pub use live::{
+    ListError, ListFailure, LiveMatch, LiveState, ProviderSet, Twin, read_live_state,
+    read_live_state_scanning,
+};
 pub use order::{OrderError, order_changes};
 
 /// What apply will do to one resource.
@@ -51,6 +58,29 @@ impl Action {
     }
 }
 
+/// Why an action was chosen when the manifests' fields alone do not say it; JSON's
+/// `action_reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionCause {
+    /// An undeclared object sextant owns (see [`prune`]).
+    Pruned,
+    /// `--replace ADDR`.
+    Requested,
+    /// `previous_names`: the object is renamed (or replaced under its new name).
+    Renamed,
+}
+
+impl ActionCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionCause::Pruned => "pruned",
+            ActionCause::Requested => "requested",
+            ActionCause::Renamed => "renamed",
+        }
+    }
+}
+
 /// The planned change of one resource.
 #[derive(Clone, Debug)]
 pub struct ResourceChange {
@@ -59,6 +89,8 @@ pub struct ResourceChange {
     pub action: Action,
     /// Why, when it is not obvious (`deployment failed`, a task in progress, …).
     pub reason: Option<String>,
+    /// What asked for the action beyond a diff of fields (pruning, `--replace`, a rename).
+    pub cause: Option<ActionCause>,
     /// Per-field changes (all desired fields for a create, live fields for a delete).
     pub fields: Vec<FieldChange>,
     /// Fields compared and found equal (counted as hidden).
@@ -240,12 +272,35 @@ pub fn scope(model: &Model, targets: &[Address]) -> BTreeSet<Address> {
     scope
 }
 
+/// What a plan does beyond the manifests' diff: pruning, forced replacements, destroy guards.
+#[derive(Clone, Debug, Default)]
+pub struct PlanExtras {
+    /// Delete the undeclared objects each Connection's `prune` owns (only when the plan
+    /// covers every resource, and the live state was read scanning [`prune::scan_set`]).
+    pub prune: bool,
+    /// `--replace ADDR`.
+    pub replace: Vec<Address>,
+    /// Refuse a plan destroying more than allowed; `None`: no limit.
+    pub guards: Option<prune::DestroyGuards>,
+}
+
 /// Chooses an action for every resource in `scope`, given what the live state holds.
 pub fn make_plan(
     model: &Model,
     scope: &BTreeSet<Address>,
     live: &LiveState,
     options: PlanOptions,
+) -> Plan {
+    make_plan_with(model, scope, live, options, &PlanExtras::default())
+}
+
+/// [`make_plan`], with pruning, `--replace` and the destroy guards of `extras`.
+pub fn make_plan_with(
+    model: &Model,
+    scope: &BTreeSet<Address>,
+    live: &LiveState,
+    options: PlanOptions,
+    extras: &PlanExtras,
 ) -> Plan {
     let mut plan = Plan {
         partial: scope.len() < model.resources.len(),
@@ -265,7 +320,7 @@ pub fn make_plan(
             continue;
         }
         let found = live.get(address);
-        match decide(resource, found, &changes, live) {
+        match decide(resource, model, found, &changes, live) {
             Ok(mut change) => {
                 if change.action == Action::NoOp
                     && let Some(problem) = rules_for(address.kind).local_problem(resource)
@@ -290,12 +345,21 @@ pub fn make_plan(
             }),
         }
     }
+    if extras.prune && !plan.partial {
+        let pruning = prune::prunes(model, live);
+        plan.warnings.extend(pruning.kept.iter().cloned());
+        prune::add_prunes(&mut changes, &pruning);
+    }
     match order_changes(changes) {
         Ok(ordered) => plan.changes = ordered,
         Err(err) => plan.problems.push(PlanProblem {
             address: err.first_address(),
             message: err.to_string(),
         }),
+    }
+    prune::force_replacements(&mut plan, model, &extras.replace);
+    if let Some(guards) = &extras.guards {
+        prune::check_destroys(&mut plan, model, guards);
     }
     plan
 }
@@ -326,6 +390,7 @@ fn missing_named_reference(resource: &Resource, live: &LiveState) -> Option<Stri
 
 fn decide(
     resource: &Resource,
+    model: &Model,
     found: &LiveMatch,
     decided: &[ResourceChange],
     live: &LiveState,
@@ -336,12 +401,18 @@ fn decide(
         LiveMatch::Missing { seen } => (None, *seen),
         LiveMatch::Found { object, seen } => (Some(object), *seen),
     };
+    // `previous_names`: the object may still carry an old name.
+    let (object, renamed_from) = match rename::previous_object(resource, model, live, object)? {
+        Some((old, previous)) => (Some(previous), Some(old)),
+        None => (object, None),
+    };
     let resolved = resolve_references(&resource.spec, &resource.references, decided, live);
     let mut change = ResourceChange {
         address: resource.address.clone(),
         connection: resource.connection.clone(),
         action: Action::NoOp,
         reason: None,
+        cause: None,
         fields: Vec::new(),
         unchanged: 0,
         steps: Vec::new(),
@@ -469,6 +540,9 @@ fn decide(
     compared.changes = changes;
     compared.unchanged += unchanged;
     change.unchanged = compared.unchanged;
+    if let Some(old) = &renamed_from {
+        return rename_change(change, resource, old, compared.changes, &resolved, object);
+    }
     if compared.changes.is_empty() {
         return Ok(change);
     }
@@ -491,6 +565,62 @@ fn decide(
                 .collect();
             protect(&change)?;
         }
+    }
+    Ok(change)
+}
+
+/// The change of a resource whose object carries the old name `old`: `~ name = "old" ->
+/// "new"` in place when the kind can be renamed (with any other in-place change), else a
+/// replacement that says why.
+fn rename_change(
+    mut change: ResourceChange,
+    resource: &Resource,
+    old: &str,
+    mut fields: Vec<FieldChange>,
+    resolved: &CompactJson,
+    object: &LiveObject,
+) -> Result<ResourceChange, String> {
+    let rules = rules_for(resource.address.kind);
+    let name = FieldChange {
+        field: "name".to_string(),
+        before: Some(Value::String(old.to_string())),
+        after: Some(Value::String(resource.address.name.clone())),
+        forces_replacement: !rules.renames_in_place(),
+    };
+    let changed: Vec<String> = fields.iter().map(|c| c.field.clone()).collect();
+    let update = if changed.is_empty() {
+        UpdateKind::InPlace { steps: Vec::new() }
+    } else {
+        rules.classify_update(&resolved.value(), &object.spec.value(), &changed)?
+    };
+    change.cause = Some(ActionCause::Renamed);
+    match update {
+        UpdateKind::InPlace { steps } if rules.renames_in_place() => {
+            change.action = Action::Update;
+            change.reason = Some(format!("renamed from `{old}`"));
+            change.steps = steps;
+        }
+        UpdateKind::InPlace { .. } => {
+            change.action = Action::Replace;
+            change.reason = Some(format!(
+                "renamed from `{old}`, and a {} cannot be renamed in place",
+                resource.address.kind
+            ));
+        }
+        UpdateKind::Replace { forced_by } => {
+            change.action = Action::Replace;
+            change.reason = Some(format!("renamed from `{old}`"));
+            for field in &mut fields {
+                field.forces_replacement = forced_by.contains(&field.field);
+            }
+        }
+    }
+    fields.insert(0, name);
+    change.fields = fields;
+    if change.action == Action::Replace && resource.lifecycle.prevent_destroy {
+        return Err(format!(
+            "`lifecycle.prevent_destroy` is set, but renaming from `{old}` replaces this resource; remove the setting, or rename the object on the server"
+        ));
     }
     Ok(change)
 }

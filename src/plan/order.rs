@@ -161,6 +161,7 @@ mod tests {
             connection: "c".into(),
             action,
             reason: None,
+            cause: None,
             fields: vec![],
             unchanged: 0,
             steps: vec![],

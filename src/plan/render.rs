@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{Action, FieldChange, Plan, ResourceChange, is_sensitive_key};
+use super::{Action, ActionCause, FieldChange, Plan, ResourceChange, is_sensitive_key};
 use crate::model::shown;
 
 /// The version of the JSON plan format (`format_version`).
@@ -74,6 +74,19 @@ fn legend(action: Action) -> &'static str {
 
 fn header(change: &ResourceChange) -> String {
     let address = shown::visible(&change.address.to_string()).into_owned();
+    let reason = change.reason.as_deref().map(shown::visible);
+    match (change.action, change.cause, reason) {
+        (Action::Delete, Some(ActionCause::Pruned), Some(reason)) => {
+            return format!("# {address} will be destroyed (pruned: {reason})");
+        }
+        (Action::Replace, Some(ActionCause::Requested), _) => {
+            return format!("# {address} will be replaced, as requested");
+        }
+        (Action::Update, Some(ActionCause::Renamed), Some(reason)) => {
+            return format!("# {address} will be updated in-place ({reason})");
+        }
+        _ => {}
+    }
     match change.action {
         Action::Create => format!("# {address} will be created"),
         Action::Update => format!("# {address} will be updated in-place"),
@@ -299,9 +312,15 @@ pub struct JsonResourceChange {
     pub name: String,
     pub connection: String,
     pub change: JsonChange,
-    /// Why this action was chosen, when it is not obvious.
+    /// Why this action was chosen, when it is not obvious: `pruned` (an undeclared object
+    /// sextant owns), `requested` (`--replace`), `renamed` (`previous_names`), or the
+    /// server's words (`deployment failed`, a task in progress).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action_reason: Option<String>,
+    /// The details of `pruned`, `requested` and `renamed` (`created by sextant, no longer
+    /// declared`, `renamed from \`old\``).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_reason_detail: Option<String>,
 }
 
 /// The change itself.
@@ -381,7 +400,11 @@ pub fn json(plan: &Plan) -> JsonPlan {
                     .collect(),
                 steps: change.steps.clone(),
             },
-            action_reason: change.reason.clone(),
+            action_reason: match change.cause {
+                Some(cause) => Some(cause.as_str().to_string()),
+                None => change.reason.clone(),
+            },
+            action_reason_detail: change.cause.and(change.reason.clone()),
         })
         .collect();
     let summary = plan.summary();
@@ -441,9 +464,13 @@ pub fn markdown(plan: &Plan) -> String {
     for change in listed.iter().take(MARKDOWN_LIST_MAX) {
         let _ = writeln!(
             out,
-            "- `{}` {}",
+            "- `{}` {}{}",
             symbol(change.action).trim(),
-            shown::markdown_code(&change.address.to_string())
+            shown::markdown_code(&change.address.to_string()),
+            change
+                .cause
+                .map(|cause| format!(" ({})", cause.as_str()))
+                .unwrap_or_default()
         );
     }
     if listed.len() > MARKDOWN_LIST_MAX {
@@ -509,6 +536,7 @@ mod tests {
             connection: "conn".into(),
             action,
             reason: None,
+            cause: None,
             fields: vec![],
             unchanged: 0,
             steps: vec![],
@@ -621,6 +649,52 @@ mod tests {
             warnings: vec![],
             partial: false,
         }
+    }
+
+    /// A pruned delete, a requested replacement and a rename in place.
+    fn prune_rename_replace() -> Plan {
+        let mut pruned = change(Kind::SaltJob, "prod-old", Action::Delete);
+        pruned.live = live(&pruned, json!({"cmd": "local", "fun": "test.ping"}));
+        pruned.cause = Some(ActionCause::Pruned);
+        pruned.reason = Some("created by sextant, no longer declared".into());
+        pruned.fields = vec![
+            field("cmd", Some(json!("local")), None),
+            field("fun", Some(json!("test.ping")), None),
+        ];
+        let mut requested = change(Kind::SaltJob, "flaky", Action::Replace);
+        requested.live = live(&requested, json!({"fun": "test.ping"}));
+        requested.after = Some(json!({"fun": "test.ping"}).into());
+        requested.cause = Some(ActionCause::Requested);
+        requested.reason = Some("requested with `--replace`".into());
+        requested.fields = vec![field("fun", None, Some(json!("test.ping")))];
+        let mut renamed = change(Kind::SaltTarget, "web-2", Action::Update);
+        renamed.live = live(&renamed, json!({"desc": "web"}));
+        renamed.after = Some(json!({"desc": "web"}).into());
+        renamed.cause = Some(ActionCause::Renamed);
+        renamed.reason = Some("renamed from `web`".into());
+        renamed.fields = vec![field("name", Some(json!("web")), Some(json!("web-2")))];
+        renamed.unchanged = 1;
+        Plan {
+            changes: vec![pruned, requested, renamed],
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn prunes_renames_and_requested_replacements_say_why_in_every_format() {
+        let plan = prune_rename_replace();
+        let text = text(&plan, Style::default());
+        assert!(text.contains(
+            "# SaltJob/prod-old will be destroyed (pruned: created by sextant, no longer declared)"
+        ));
+        insta::assert_snapshot!(text);
+        let json = json(&plan);
+        assert_eq!(
+            json.resource_changes[0].action_reason.as_deref(),
+            Some("pruned")
+        );
+        insta::assert_json_snapshot!(json);
+        insta::assert_snapshot!(markdown(&plan));
     }
 
     #[test]

@@ -18,8 +18,9 @@ use crate::model::{Address, Model};
 
 /// Marks a file as a sextant plan.
 pub const MARKER: &str = "sextant-plan";
-/// Version of the plan-file format.
-pub const FORMAT_VERSION: &str = "2";
+/// Version of the plan-file format. 3: plans record their prunes, `--replace` and
+/// `--max-destroy`; a version-2 file cannot say what it would prune, so it is refused.
+pub const FORMAT_VERSION: &str = "3";
 
 /// What a plan file holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +41,16 @@ pub struct SavedPlan {
     pub sim: bool,
     /// Planned with `--recreate-lost-secrets`.
     pub recreate_lost_secrets: bool,
+    /// `--replace` addresses given to `plan`, planned again by `apply`.
+    #[serde(default)]
+    pub replace: Vec<String>,
+    /// `--max-destroy` given to `plan`.
+    #[serde(default)]
+    pub max_destroy: Option<u32>,
+    /// Addresses of the undeclared objects the plan prunes: `apply` refuses the plan when
+    /// the objects it would prune now are not exactly these.
+    #[serde(default)]
+    pub prunes: Vec<String>,
     pub manifest_hash: String,
     /// What the manifests declared, hashed per connection setting and per resource, so a
     /// stale plan can say what changed. Holds no value, only hashes.
@@ -67,7 +78,7 @@ pub enum SavedPlanError {
     #[error("`{path}` is not a sextant plan file: {message}")]
     NotAPlan { path: PathBuf, message: String },
     #[error(
-        "plan file `{path}` has format version {found}; this sextant reads version {FORMAT_VERSION}"
+        "plan file `{path}` has format version {found}; this sextant reads version {FORMAT_VERSION} only (plans record what they prune since version 3); make the plan again with `sextant plan --out FILE`"
     )]
     Version { path: PathBuf, found: String },
 }
@@ -150,11 +161,21 @@ impl SavedPlan {
             var_files: Vec::new(),
             sim: context.sim,
             recreate_lost_secrets: context.recreate_lost_secrets,
+            replace: Vec::new(),
+            max_destroy: None,
+            prunes: pruned_addresses(plan),
             manifest_hash: digest.hash(),
             manifest_digest: digest,
             fingerprints: plan.fingerprints(),
             plan: serde_json::to_value(render::json(plan)).unwrap_or_default(),
         }
+    }
+
+    /// Records `--replace` and `--max-destroy`.
+    pub fn with_destroy_settings(mut self, replace: &[Address], max_destroy: Option<u32>) -> Self {
+        self.replace = replace.iter().map(ToString::to_string).collect();
+        self.max_destroy = max_destroy;
+        self
     }
 
     /// Records the variables the plan was made with.
@@ -251,7 +272,23 @@ impl SavedPlan {
         );
         changed.sort();
         changed.dedup();
-        let actions = self.action_differences(fresh);
+        let mut actions = self.action_differences(fresh);
+        let now = pruned_addresses(fresh);
+        if now != self.prunes {
+            let added: Vec<String> = now
+                .iter()
+                .filter(|a| !self.prunes.contains(a))
+                .map(|a| format!("`{a}` would be pruned now"))
+                .collect();
+            let gone: Vec<String> = self
+                .prunes
+                .iter()
+                .filter(|a| !now.contains(a))
+                .map(|a| format!("`{a}` was to be pruned, no longer"))
+                .collect();
+            actions.extend(added);
+            actions.extend(gone);
+        }
         if manifests.is_empty() && changed.is_empty() && actions.is_empty() {
             Ok(())
         } else {
@@ -306,6 +343,18 @@ impl SavedPlan {
     }
 }
 
+/// The addresses `plan` prunes, sorted.
+fn pruned_addresses(plan: &Plan) -> Vec<String> {
+    let mut pruned: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.cause == Some(super::ActionCause::Pruned))
+        .map(|c| c.address.to_string())
+        .collect();
+    pruned.sort();
+    pruned
+}
+
 /// Hashes of what the manifests declare: per connection, each setting that decides which
 /// estate is addressed; per resource, its file and everything it declares. Values are never
 /// stored (a URL may carry a user name), only short hashes.
@@ -345,6 +394,9 @@ impl ManifestDigest {
                     ("config_name", config.config_name.clone()),
                     ("api_token", secret(&config.api_token)),
                     ("password", secret(&config.password)),
+                    // What plans of the connection may delete.
+                    ("prune", format!("{:?}", config.prune)),
+                    ("max_destroy", format!("{:?}", config.max_destroy)),
                 ]
                 .into_iter()
                 .map(|(field, value)| (field.to_string(), short_hash(&[value.as_bytes()])))
@@ -361,13 +413,22 @@ impl ManifestDigest {
                     .iter()
                     .map(ToString::to_string)
                     .collect();
-                let hash = short_hash(&[
+                let previous = resource.previous_names.join("\n");
+                let ensure = format!("{:?}", resource.ensure);
+                let lifecycle = format!("{:?}", resource.lifecycle);
+                let depends_on = depends_on.join("\n");
+                let mut parts: Vec<&[u8]> = vec![
                     resource.connection.as_bytes(),
-                    format!("{:?}", resource.ensure).as_bytes(),
-                    format!("{:?}", resource.lifecycle).as_bytes(),
+                    ensure.as_bytes(),
+                    lifecycle.as_bytes(),
                     resource.spec.as_str().as_bytes(),
-                    depends_on.join("\n").as_bytes(),
-                ]);
+                    depends_on.as_bytes(),
+                ];
+                // Only when set, so that the hashes of documents without it stay as they were.
+                if !previous.is_empty() {
+                    parts.push(previous.as_bytes());
+                }
+                let hash = short_hash(&parts);
                 let declared = DeclaredDigest {
                     file: resource.location.file.display().to_string(),
                     hash,

@@ -930,10 +930,30 @@ impl Provider for VmcProvider {
     async fn update(&self, request: &UpdateRequest<'_>) -> ProviderResult<Outcome> {
         let name = &request.address.name;
         let sddc_id = request.live.id.as_str();
+        // A rename (`previous_names`): `PATCH …/sddcs/{sddc}` `{"name": …}`, synchronous,
+        // 200 `Sddc` (vmc.md §2 "rename SDDC", §7 `SddcPatchRequest`). Setting a name twice
+        // is harmless, so a resent PATCH is safe.
+        if request.live.name != *name {
+            let path = self
+                .org_path(&format!("/sddcs/{}", path_segment(sddc_id)))
+                .await?;
+            let response = self
+                .call(|| HttpRequest::patch(&path).json(serde_json::json!({ "name": name })))
+                .await?;
+            if !response.is_success() {
+                return Err(api_error(&response));
+            }
+            if request.changed.iter().all(|f| f == "name") {
+                return Ok(Outcome::Done {
+                    attributes: request.live.attributes.clone(),
+                    secret: None,
+                });
+            }
+        }
         if let Some(field) = request
             .changed
             .iter()
-            .find(|f| !matches!(f.as_str(), "num_hosts" | "sddc_type"))
+            .find(|f| !matches!(f.as_str(), "num_hosts" | "sddc_type" | "name"))
         {
             return Err(ProviderError::Invalid(format!(
                 "`{field}` of SDDC `{name}` cannot change in place; the SDDC must be replaced"

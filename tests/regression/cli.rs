@@ -761,3 +761,34 @@ async fn exported_text_with_a_dollar_brace_loads_and_plans_no_changes() {
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
 }
+
+/// A plan file saved by another sextant (another plan-file format version) was taken for a
+/// manifest: `apply FILE` answered "unknown kind `sextant-plan`" instead of saying the plan
+/// must be made again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_file_of_another_format_version_is_refused_as_a_plan_not_read_as_a_manifest() {
+    let estate = Estate::start(240.0).await;
+    estate.write("salt.yaml", SALT);
+    let out = estate.path().join("old.plan");
+    let out = out.to_str().unwrap();
+    let saved = estate.run(&["plan", "--out", out, "manifests"]).await;
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+    let mut file: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    file["format_version"] = Value::from("1");
+    std::fs::write(out, file.to_string()).unwrap();
+    let before = raas_names(&estate, "jobs").await;
+    let refused = estate.run(&["apply", out]).await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("has format version 1")
+            && refused.stderr.contains("make the plan again"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("unknown kind"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(raas_names(&estate, "jobs").await, before);
+}

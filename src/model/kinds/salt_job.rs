@@ -6,8 +6,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::ResourceKind;
-use crate::model::SystemType;
 use crate::model::rules::{CompleteObject, EXCLUSIVE_ACCESS, KindRules};
+use crate::model::{Kind, SystemType};
 
 /// The `SaltJob` kind: what the core knows of it ([`ResourceKind`]) and its planning rules
 /// ([`KindRules`]).
@@ -87,6 +87,15 @@ pub struct SaltJobSpec {
 /// A job's `arg` is its whole argument list: positional arguments and keyword arguments
 /// dropped from the manifest are removed (`save_job` is sent the whole `arg`).
 impl KindRules for SaltJob {
+    /// `job_uuid` of `save_job` is client-chosen: "given but unknown → a new job is created with that UUID" (raas.md §5).
+    fn client_chosen_id(&self) -> bool {
+        true
+    }
+
+    fn named_fields(&self) -> &'static [(&'static str, Kind)] {
+        &[("target", Kind::SaltTarget)]
+    }
+
     fn local_fields(&self) -> &'static [&'static str] {
         &["access_exclusive"]
     }

@@ -4,8 +4,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::ResourceKind;
-use crate::model::SystemType;
 use crate::model::rules::{CompleteObject, KindRules};
+use crate::model::{Kind, SystemType};
 
 /// The `SaltSchedule` kind: what the core knows of it ([`ResourceKind`]) and its planning rules
 /// ([`KindRules`]).
@@ -111,6 +111,10 @@ pub struct SaltScheduleSpec {
 /// none: keys dropped from the manifest (`cron` after a switch to an interval, `until`, the
 /// target) are removed through `schedule.update`'s `delete_fields`.
 impl KindRules for SaltSchedule {
+    fn named_fields(&self) -> &'static [(&'static str, Kind)] {
+        &[("job", Kind::SaltJob), ("target", Kind::SaltTarget)]
+    }
+
     fn complete_objects(&self) -> &'static [CompleteObject] {
         // Defaults of `SchedulerScheduleSchema` (D2, saltstack/raas-mcp
         // `raas_mcp/data/api_discovery.json`, `schedule.save`/`schedule.update`).

@@ -145,6 +145,11 @@ pub struct SddcSpec {
 }
 
 impl KindRules for Sddc {
+    /// `sddc_id` of `AwsSddcConfig` is an optional client-chosen id (vmc.md, `AwsSddcConfig` table).
+    fn client_chosen_id(&self) -> bool {
+        true
+    }
+
     fn create_only_fields(&self) -> &'static [&'static str] {
         &["account_link"]
     }

@@ -33,6 +33,11 @@ pub struct VcdApiTokenSpec {
 }
 
 impl KindRules for VcdApiToken {
+    /// A token's name is fixed at registration (vcd.md §8 has no rename).
+    fn renames_in_place(&self) -> bool {
+        false
+    }
+
     fn local_fields(&self) -> &'static [&'static str] {
         &["file"]
     }

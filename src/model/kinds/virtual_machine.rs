@@ -118,6 +118,10 @@ impl PowerCycle {
 }
 
 impl KindRules for VirtualMachine {
+    fn renames_in_place(&self) -> bool {
+        false
+    }
+
     fn local_fields(&self) -> &'static [&'static str] {
         &["allow_power_cycle"]
     }
