@@ -42,7 +42,7 @@ fn applies_to(field: &str) -> &'static [SystemType] {
         "org_id" => &[Vmc],
         "api_token" => &[Vmc, Raas, Vcd],
         "username" | "password" => &[Raas, Vcd, Vsphere],
-        "org" | "api_version" => &[Vcd],
+        "org" | "api_version" | "max_age" => &[Vcd],
         "api_flavor" => &[Vsphere],
         _ => &[Vmc, Raas, Vcd, Vsphere],
     }
@@ -403,6 +403,12 @@ impl ConnectionReader<'_> {
                 VsphereApiFlavor::Api => ApiFlavor::Api,
                 VsphereApiFlavor::Rest => ApiFlavor::Rest,
             };
+        }
+
+        if let Some(age) = &spec.max_age
+            && let Some(age) = self.duration(&["max_age"], age)
+        {
+            config.max_age = Some(age);
         }
 
         self.check_auth(spec, system);

@@ -157,6 +157,10 @@ pub struct ConnectionSpec {
     /// `/api/session` answers 404), `api` (vSphere 7.0 U2 and later) or `rest` (the flavour
     /// of vSphere 6.5 to 7.0 U1, deprecated since 7.0 U2). vsphere only.
     pub api_flavor: Option<EnvOr<VsphereApiFlavor>>,
+    /// Longest age of the Cloud Director API token in `api_token: {file: …}` (humantime,
+    /// e.g. `90d`): `plan` and `apply` warn when the file (its `updated_on`, or its
+    /// modification time) gets older than this minus `--warn-expiry`. vcd only.
+    pub max_age: Option<EnvOr<String>>,
 }
 
 /// Which vSphere REST flavour a connection speaks.
@@ -505,6 +509,10 @@ pub struct VcdApiTokenSpec {
     /// Local only, never compared with the server.
     #[schemars(length(min = 1))]
     pub file: String,
+    /// Rotate the token once its file's `updated_on` is older than this (humantime, e.g.
+    /// `90d`): apply creates a new token, writes its secret to `file`, and only then revokes
+    /// the old one. Local only, never compared with the server.
+    pub rotate_after: Option<String>,
 }
 
 /// Power state of a VM.

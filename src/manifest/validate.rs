@@ -616,6 +616,29 @@ impl Loader<'_> {
         }
     }
 
+    /// `VcdApiToken.spec.rotate_after`: a duration longer than zero.
+    fn check_rotate_after(&mut self, doc: &Document, spec_node: &Node) {
+        let Some(node) = spec_node.get("rotate_after") else {
+            return;
+        };
+        // A non-string was already reported by the structural checks.
+        let Some(text) = node.as_str() else { return };
+        if crate::model::token_file::parse_rotate_after(text).is_none() {
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    node.pos,
+                    "spec.rotate_after",
+                    format!(
+                        "`{}` is not a duration longer than zero",
+                        crate::model::shown::visible(text)
+                    ),
+                )
+                .with_hint(Some("write a duration like `90d` or `30d 12h`".to_string())),
+            );
+        }
+    }
+
     fn resource(
         &mut self,
         doc: &Document,
@@ -688,6 +711,7 @@ impl Loader<'_> {
             }
             Kind::VcdApiToken => {
                 self.check_token_file(doc, spec_node);
+                self.check_rotate_after(doc, spec_node);
                 if let Some(conn) = connection.as_ref().and_then(|c| connections.get(c))
                     && conn.1
                     && (conn.0.config.username.is_none() || conn.0.config.password.is_none())

@@ -2,7 +2,8 @@
 //!
 //! Everything here is already checked: the manifest loader (`crate::manifest`) turns raw YAML
 //! into these types, and the planner, providers and executor only ever see them. This module
-//! knows no wire format and does no I/O except resolving secret references on demand.
+//! knows no wire format and does no I/O except resolving secret references on demand and
+//! reading what is not secret in a VCD token file (`token_file`).
 //!
 //! A resource's `spec` is kept as a JSON object holding **only the fields the user wrote**, in
 //! the canonical spelling described on each kind (for example an SDDC region is `US_WEST_2`,
@@ -14,6 +15,7 @@ pub mod kind;
 pub mod rules;
 pub mod secret;
 pub mod shown;
+pub mod token_file;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -208,6 +210,8 @@ pub struct ConnectionConfig {
     pub refresh_before_expiry: Duration,
     /// vSphere REST flavour (`auto` by default).
     pub api_flavor: ApiFlavor,
+    /// Longest age of a Cloud Director API token file (`max_age`); `None`: not checked.
+    pub max_age: Option<Duration>,
 }
 
 /// Which vSphere REST flavour a connection speaks.
@@ -244,6 +248,7 @@ impl ConnectionConfig {
             max_concurrency: 10,
             refresh_before_expiry: Duration::from_secs(120),
             api_flavor: ApiFlavor::Auto,
+            max_age: None,
         }
     }
 }

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
+use super::token_file::{self, TokenState};
 use super::{Kind, Resource};
+use crate::providers::LiveObject;
 
 /// What a change to existing fields needs, as decided by the kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +101,23 @@ pub trait KindRules: Sync {
         let _ = resource;
         None
     }
+
+    /// What the local side of an up-to-date live object needs (a VCD token due for
+    /// rotation); asked only when [`KindRules::local_problem`] found none.
+    fn local_change(&self, resource: &Resource, live: &LiveObject) -> LocalChange {
+        let _ = (resource, live);
+        LocalChange::None
+    }
+}
+
+/// What [`KindRules::local_change`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalChange {
+    None,
+    /// Like [`KindRules::local_problem`]: the local side is lost.
+    Lost(String),
+    /// Rotate the object's credential ([`crate::plan::Action::Rotate`]).
+    Rotate { reason: String, steps: Vec<String> },
 }
 
 /// An object the manifest states whole (see [`KindRules::complete_objects`]).
@@ -393,11 +412,26 @@ struct VcdApiTokenRules;
 
 impl KindRules for VcdApiTokenRules {
     fn local_fields(&self) -> &'static [&'static str] {
-        &["file"]
+        &["file", "rotate_after"]
     }
 
     fn field_note(&self, field: &str) -> Option<&'static str> {
-        (field == "file").then_some("the one-time secret is written to this file (mode 0600)")
+        match field {
+            "file" => Some("the one-time secret is written to this file (mode 0600)"),
+            "rotate_after" => Some("a new token replaces this one once the file is this old"),
+            _ => None,
+        }
+    }
+
+    fn local_change(&self, resource: &Resource, live: &LiveObject) -> LocalChange {
+        match token_file::token_state(resource, live, chrono::Utc::now()) {
+            TokenState::Fine => LocalChange::None,
+            TokenState::Lost(message) => LocalChange::Lost(message),
+            TokenState::Rotate(rotation) => LocalChange::Rotate {
+                steps: rotation.steps(),
+                reason: rotation.reason,
+            },
+        }
     }
 
     fn local_problem(&self, resource: &Resource) -> Option<String> {

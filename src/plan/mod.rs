@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::model::rules::{UpdateKind, rules_for};
+use crate::model::rules::{LocalChange, UpdateKind, rules_for};
 use crate::model::{Address, CompactJson, Ensure, Model, Resource};
 use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 
@@ -34,6 +34,9 @@ pub enum Action {
     Replace,
     Delete,
     Wait,
+    /// Replace a credential without a gap: create the new one, hand its secret over, then
+    /// revoke the old one (a VCD token's `rotate_after`), or finish such a rotation.
+    Rotate,
     NoOp,
 }
 
@@ -46,6 +49,8 @@ impl Action {
             Action::Replace => &["delete", "create"],
             Action::Delete => &["delete"],
             Action::Wait => &["wait"],
+            // Terraform's create-before-destroy replacement.
+            Action::Rotate => &["create", "delete"],
             Action::NoOp => &["no-op"],
         }
     }
@@ -138,6 +143,7 @@ impl Plan {
                     s.destroy += 1;
                 }
                 Action::Delete => s.destroy += 1,
+                Action::Rotate => s.change += 1,
                 Action::Wait => s.wait += 1,
                 Action::NoOp => {}
             }
@@ -267,9 +273,24 @@ pub fn make_plan(
         let found = live.get(address);
         match decide(resource, found, &changes, live) {
             Ok(mut change) => {
-                if change.action == Action::NoOp
-                    && let Some(problem) = rules_for(address.kind).local_problem(resource)
-                {
+                let rules = rules_for(address.kind);
+                let local_problem = (change.action == Action::NoOp)
+                    .then(|| rules.local_problem(resource))
+                    .flatten()
+                    .or_else(|| match (&change.live, change.action) {
+                        (Some(live), Action::NoOp) => match rules.local_change(resource, live) {
+                            LocalChange::None => None,
+                            LocalChange::Lost(problem) => Some(problem),
+                            LocalChange::Rotate { reason, steps } => {
+                                change.action = Action::Rotate;
+                                change.reason = Some(reason);
+                                change.steps = steps;
+                                None
+                            }
+                        },
+                        _ => None,
+                    });
+                if let Some(problem) = local_problem {
                     if options.recreate_lost_secrets && !resource.lifecycle.prevent_destroy {
                         change.action = Action::Replace;
                         change.reason = Some(problem);

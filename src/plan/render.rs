@@ -33,7 +33,7 @@ impl Style {
         }
         let code = match action {
             Action::Create => "32",
-            Action::Update | Action::Wait => "33",
+            Action::Update | Action::Wait | Action::Rotate => "33",
             Action::Delete => "31",
             Action::Replace => "35",
             Action::NoOp => "0",
@@ -57,6 +57,7 @@ fn symbol(action: Action) -> &'static str {
         Action::Delete => "  -",
         Action::Replace => "-/+",
         Action::Wait => "  …",
+        Action::Rotate => "  ~",
         Action::NoOp => "   ",
     }
 }
@@ -68,6 +69,7 @@ fn legend(action: Action) -> &'static str {
         Action::Delete => "  - destroy",
         Action::Replace => "-/+ destroy and then create replacement",
         Action::Wait => "  … wait for a task already running on the server",
+        Action::Rotate => "  ~ rotate: create a new credential, hand over its secret, then revoke the old one",
         Action::NoOp => "",
     }
 }
@@ -85,6 +87,10 @@ fn header(change: &ResourceChange) -> String {
         Action::Wait => {
             format!("# {address} has a task in progress on the server; apply will wait for it")
         }
+        Action::Rotate => match &change.reason {
+            Some(reason) => format!("# {address} will be rotated ({})", shown::visible(reason)),
+            None => format!("# {address} will be rotated"),
+        },
         Action::NoOp => format!("# {address} is up to date"),
     }
 }
@@ -140,12 +146,21 @@ fn resource_block(out: &mut String, change: &ResourceChange, style: Style) {
         }
         return;
     }
-    if change.action == Action::Update && !change.steps.is_empty() {
-        let _ = writeln!(out, "    # steps: {}", change.steps.join(" → "));
+    if matches!(change.action, Action::Update | Action::Rotate) && !change.steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "    # steps: {}",
+            shown::visible(&change.steps.join(" → "))
+        );
     }
+    let verb = if change.action == Action::Rotate {
+        " rotate"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "{} {} \"{}\" {{",
+        "{}{verb} {} \"{}\" {{",
         style.paint(symbol(change.action), change.action),
         change.address.kind,
         shown::visible(&change.address.name)

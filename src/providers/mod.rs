@@ -170,6 +170,9 @@ pub enum TaskStatus {
 pub struct IssuedSecret {
     pub token_type: String,
     pub value: SecretValue,
+    /// The server's id of what the secret belongs to (written beside it, so the next plan
+    /// knows which token the file holds).
+    pub id: Option<String>,
 }
 
 /// The result of a create, update or delete call.
