@@ -46,10 +46,12 @@ pub async fn rotate(
             idempotency_key: uuid::Uuid::new_v4(),
             base_dir: &resource.base_dir,
         };
-        let outcome = provider
-            .create(&request)
-            .await
-            .map_err(|e| format!("creating the new token failed; the old one still works: {}", describe(&e)))?;
+        let outcome = provider.create(&request).await.map_err(|e| {
+            format!(
+                "creating the new token failed; the old one still works: {}",
+                describe(&e)
+            )
+        })?;
         let Outcome::Done {
             attributes,
             secret: Some(secret),

@@ -117,7 +117,10 @@ pub enum LocalChange {
     /// Like [`KindRules::local_problem`]: the local side is lost.
     Lost(String),
     /// Rotate the object's credential ([`crate::plan::Action::Rotate`]).
-    Rotate { reason: String, steps: Vec<String> },
+    Rotate {
+        reason: String,
+        steps: Vec<String>,
+    },
 }
 
 /// An object the manifest states whole (see [`KindRules::complete_objects`]).

@@ -179,7 +179,11 @@ pub fn token_state(resource: &Resource, live: &LiveObject, now: DateTime<Utc>) -
             path.display(),
             if generations.len() == 1 { "" } else { "s" },
             quoted(&generations),
-            if generations.len() == 1 { "has" } else { "have" }
+            if generations.len() == 1 {
+                "has"
+            } else {
+                "have"
+            }
         ));
     }
     let others: Vec<String> = generations.into_iter().filter(|g| *g != held).collect();
@@ -267,7 +271,8 @@ mod tests {
     }
 
     fn write(dir: &Path, id: Option<&str>, updated_on: &str) {
-        let mut body = json!({"token_type": "API Token", "refresh_token": "s3cret", "updated_on": updated_on});
+        let mut body =
+            json!({"token_type": "API Token", "refresh_token": "s3cret", "updated_on": updated_on});
         if let Some(id) = id {
             body["id"] = json!(id);
         }
@@ -298,7 +303,11 @@ mod tests {
         };
         assert!(rotation.create);
         assert_eq!(rotation.revoke, vec!["a".to_string(), "orphan".to_string()]);
-        assert!(rotation.reason.contains("2026-08-01"), "{}", rotation.reason);
+        assert!(
+            rotation.reason.contains("2026-08-01"),
+            "{}",
+            rotation.reason
+        );
         // Without `rotate_after` an old file is fine.
         let r = resource(dir.path(), json!({"file": "t.json"}));
         assert_eq!(token_state(&r, &live(&["a"]), now()), TokenState::Fine);

@@ -69,7 +69,9 @@ fn legend(action: Action) -> &'static str {
         Action::Delete => "  - destroy",
         Action::Replace => "-/+ destroy and then create replacement",
         Action::Wait => "  … wait for a task already running on the server",
-        Action::Rotate => "  ~ rotate: create a new credential, hand over its secret, then revoke the old one",
+        Action::Rotate => {
+            "  ~ rotate: create a new credential, hand over its secret, then revoke the old one"
+        }
         Action::NoOp => "",
     }
 }

@@ -874,9 +874,8 @@ fn generation_ids(live: &LiveObject) -> Vec<String> {
 /// One live object for the generations of token `base`: oldest first (the declared name
 /// sorts before its rotated forms, and those by time). The object's id is the newest.
 fn generations_object(base: &str, mut generations: Vec<&Token>) -> LiveObject {
-    generations.sort_by(|a, b| {
-        (a.name != base, &a.name, &a.id).cmp(&(b.name != base, &b.name, &b.id))
-    });
+    generations
+        .sort_by(|a, b| (a.name != base, &a.name, &a.id).cmp(&(b.name != base, &b.name, &b.id)));
     let Some(newest) = generations.last() else {
         return token_object(&Token {
             id: String::new(),

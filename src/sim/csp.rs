@@ -190,7 +190,10 @@ pub fn routes() -> Router<SimRef> {
     Router::new()
         .route(AUTHORIZE_PATH, post(authorize))
         .route(DETAILS_PATH, post(details))
-        .route("/_sim/csp/api-token-ttl", axum::routing::put(set_api_token_ttl))
+        .route(
+            "/_sim/csp/api-token-ttl",
+            axum::routing::put(set_api_token_ttl),
+        )
         .route("/_sim/csp/revoke-api-token", post(revoke_api_token))
         .route("/_sim/csp/org", get(default_org))
 }
