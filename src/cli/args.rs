@@ -351,6 +351,17 @@ pub struct PlanArgs {
     /// Revoke and re-create VCD tokens whose secret file is missing (instead of warning).
     #[arg(long)]
     pub recreate_lost_secrets: bool,
+    #[command(flatten)]
+    pub expiry: WarnExpiryArgs,
+}
+
+/// `--warn-expiry`: how early credentials that expire are reported.
+#[derive(Debug, Clone, Args)]
+pub struct WarnExpiryArgs {
+    /// Warn when a credential in use expires within this window (a CSP API token's expiry,
+    /// a VCD token file's `max_age`), e.g. `30d`; `0s` turns the check off.
+    #[arg(long = "warn-expiry", value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30d")]
+    pub warn_expiry: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -382,6 +393,8 @@ pub struct ApplyArgs {
     /// the holder); 0 fails at once, naming the holder.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s")]
     pub lock_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub expiry: WarnExpiryArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,6 +4,7 @@
 //! The planner knows no kind and no wire format: kinds speak through
 //! [`crate::model::rules`], systems through [`crate::providers::Provider`].
 
+pub mod credentials;
 mod diff;
 mod live;
 mod order;
@@ -127,6 +128,8 @@ pub struct Plan {
     pub problems: Vec<PlanProblem>,
     /// Things the user should know that do not stop the plan.
     pub warnings: Vec<PlanProblem>,
+    /// Credentials in use that expire soon ([`credentials::credential_warnings`]).
+    pub credentials: Vec<credentials::CredentialWarning>,
     /// `--target` was used: the plan covers only part of the manifests.
     pub partial: bool,
 }

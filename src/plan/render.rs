@@ -305,6 +305,62 @@ pub struct JsonPlan {
     pub resource_changes: Vec<JsonResourceChange>,
     pub summary: JsonSummary,
     pub errors: Vec<JsonPlanError>,
+    /// Things to know that do not stop the plan: credentials in use that expire soon, VCD
+    /// tokens whose secret file is lost. Never holds a secret.
+    pub warnings: Vec<JsonWarning>,
+}
+
+/// One warning of the plan.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonWarning {
+    /// `credential_expiry` (a credential expires within `--warn-expiry`) or `resource`.
+    pub kind: String,
+    /// The connection whose credential it is (`credential_expiry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// The resource it is about (`resource`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// When the credential expires, RFC 3339 (`credential_expiry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    pub message: String,
+}
+
+/// Every warning of `plan`: credentials first (by connection), then resources (by address).
+pub fn json_warnings(plan: &Plan) -> Vec<JsonWarning> {
+    let credentials = plan.credentials.iter().map(|w| JsonWarning {
+        kind: "credential_expiry".to_string(),
+        connection: Some(w.connection.clone()),
+        address: None,
+        expires_at: Some(
+            w.expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        message: w.message.clone(),
+    });
+    let resources = plan.warnings.iter().map(|w| JsonWarning {
+        kind: "resource".to_string(),
+        connection: None,
+        address: Some(w.address.to_string()),
+        expires_at: None,
+        message: w.message.clone(),
+    });
+    credentials.chain(resources).collect()
+}
+
+/// Warnings as Markdown quote lines, for the top of a comment.
+fn markdown_warnings(plan: &Plan) -> String {
+    let mut out = String::new();
+    for warning in json_warnings(plan) {
+        let _ = writeln!(
+            out,
+            "> **Warning:** {}
+",
+            shown::markdown_inline(&warning.message)
+        );
+    }
+    out
 }
 
 /// One resource's planned change.
@@ -422,6 +478,7 @@ pub fn json(plan: &Plan) -> JsonPlan {
                 message: p.message.clone(),
             })
             .collect(),
+        warnings: json_warnings(plan),
     }
 }
 
@@ -444,6 +501,11 @@ pub fn markdown(plan: &Plan) -> String {
         out.push_str(
             "### ✅ Sextant plan: no changes\n\nYour infrastructure matches the configuration.\n",
         );
+        let warnings = markdown_warnings(plan);
+        if !warnings.is_empty() {
+            out.push('\n');
+            out.push_str(&warnings);
+        }
         return out;
     }
     let _ = writeln!(
@@ -451,6 +513,7 @@ pub fn markdown(plan: &Plan) -> String {
         "### Sextant plan: {}\n",
         summary_line(plan).trim_start_matches("Plan: ")
     );
+    out.push_str(&markdown_warnings(plan));
     if plan.partial {
         out.push_str("> **Warning:** this plan is partial (`--target` was used).\n\n");
     }

@@ -314,6 +314,12 @@ pub trait Provider: Send + Sync {
 
     async fn poll(&self, task: &TaskHandle) -> ProviderResult<TaskStatus>;
 
+    /// When the connection's long-lived credential expires, where the vendor API reports it
+    /// (a CSP API token's `expiresAt`); `Ok(None)` when it does not.
+    async fn credential_expiry(&self) -> ProviderResult<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(None)
+    }
+
     /// Ends any server-side session this provider opened. Called once when a command is
     /// done; errors are only logged.
     async fn close(&self) -> ProviderResult<()> {
