@@ -306,3 +306,108 @@ async fn vcd_session(estate: &Estate) -> String {
         .unwrap()
         .to_string()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_csp_api_token_expiring_within_the_window_is_warned_about_without_its_value() {
+    let estate = Estate::start(1.0).await;
+    estate.write("salt.yaml", support::SALT);
+    // Six months by default (seed `000`): nothing to say within 30 days.
+    let quiet = estate.run(&["plan", "--format", "json", "manifests"]).await;
+    ok(&quiet);
+    let document: Value = serde_json::from_str(&quiet.stdout).unwrap();
+    assert_eq!(document["warnings"], json!([]), "{}", quiet.stdout);
+    assert!(!quiet.stderr.contains("expires on"), "{}", quiet.stderr);
+
+    estate
+        .admin(
+            reqwest::Method::PUT,
+            "/_sim/csp/api-token-ttl",
+            Some(json!({"seconds": 10 * 24 * 3600})),
+        )
+        .await;
+    let text = estate.run(&["plan", "manifests"]).await;
+    ok(&text);
+    let line = text
+        .stderr
+        .lines()
+        .find(|l| l.contains("CSP API token"))
+        .unwrap_or_else(|| panic!("no expiry warning:\n{}", text.stderr));
+    assert!(line.contains("connection `salt`"), "{line}");
+    assert!(line.contains("env `SEXTANT_T_RAAS_TOKEN`"), "{line}");
+    assert!(line.contains("expires on"), "{line}");
+    let json_plan = estate.run(&["plan", "--format", "json", "manifests"]).await;
+    ok(&json_plan);
+    let document: Value = serde_json::from_str(&json_plan.stdout).unwrap();
+    let warnings = document["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{}", json_plan.stdout);
+    assert_eq!(warnings[0]["kind"], "credential_expiry");
+    assert_eq!(warnings[0]["connection"], "salt");
+    assert!(warnings[0]["expires_at"].is_string());
+    let markdown = estate
+        .run(&["plan", "--format", "markdown", "manifests"])
+        .await;
+    ok(&markdown);
+    assert!(
+        markdown.stdout.contains("**Warning:**") && markdown.stdout.contains("CSP API token"),
+        "{}",
+        markdown.stdout
+    );
+    let applied = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    ok(&applied);
+    assert!(
+        applied.stderr.contains("CSP API token"),
+        "{}",
+        applied.stderr
+    );
+    let narrow = estate
+        .run(&["plan", "--warn-expiry", "5d", "manifests"])
+        .await;
+    ok(&narrow);
+    assert!(
+        !narrow.stderr.contains("CSP API token"),
+        "{}",
+        narrow.stderr
+    );
+    for run in [&text, &json_plan, &markdown, &applied, &narrow] {
+        assert_secrets_absent(&[&run.stdout, &run.stderr]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vcd_token_file_near_its_max_age_is_warned_about_without_its_value() {
+    let estate = estate_with_token().await;
+    let url = estate.sim.base_url.clone();
+    estate.write(
+        "token.yaml",
+        "kind: VcdApiToken\nname: ci\nconnection: vcd\nspec: { file: secrets/ci.json }\n",
+    );
+    estate.write(
+        "ci-connection.yaml",
+        &format!(
+            "kind: Connection\nname: vcd-ci\nspec:\n  type: vcd\n  url: {url}\n  api_token: {{ file: secrets/ci.json }}\n  max_age: 90d\n  username: administrator\n  password: {{ env: SEXTANT_T_VCD_PASSWORD }}\n---\nkind: VcdApiToken\nname: other\nconnection: vcd-ci\nspec: {{ file: secrets/other.json }}\n"
+        ),
+    );
+    let young = estate.run(&["plan", "manifests"]).await;
+    ok(&young);
+    assert!(!young.stderr.contains("max_age"), "{}", young.stderr);
+
+    estate.age_token_file(80);
+    let secret = secret_of(&estate.token_file_json());
+    let plan = estate.run(&["plan", "--format", "json", "manifests"]).await;
+    ok(&plan);
+    let line = plan
+        .stderr
+        .lines()
+        .find(|l| l.contains("max_age"))
+        .unwrap_or_else(|| panic!("no age warning:\n{}", plan.stderr));
+    assert!(line.contains("connection `vcd-ci`"), "{line}");
+    assert!(line.contains("ci.json"), "{line}");
+    let document: Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(
+        document["warnings"][0]["connection"], "vcd-ci",
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains(&secret) && !plan.stderr.contains(&secret));
+    assert_secrets_absent(&[&plan.stdout, &plan.stderr]);
+}
