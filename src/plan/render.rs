@@ -90,7 +90,10 @@ fn header(change: &ResourceChange) -> String {
             format!("# {address} has a task in progress on the server; apply will wait for it")
         }
         Action::Rotate => match &change.reason {
-            Some(reason) => format!("# {address} will be rotated ({})", shown::visible(reason)),
+            Some(reason) => format!(
+                "# {address} will be rotated: {}",
+                shown::visible(reason.strip_prefix("rotate: ").unwrap_or(reason))
+            ),
             None => format!("# {address} will be rotated"),
         },
         Action::NoOp => format!("# {address} is up to date"),
@@ -519,10 +522,14 @@ pub fn markdown(plan: &Plan) -> String {
     }
     let listed: Vec<&ResourceChange> = plan.changes.iter().filter(|c| c.is_change()).collect();
     for change in listed.iter().take(MARKDOWN_LIST_MAX) {
+        let marker = if change.action == Action::Rotate {
+            "~ rotate"
+        } else {
+            symbol(change.action).trim()
+        };
         let _ = writeln!(
             out,
-            "- `{}` {}",
-            symbol(change.action).trim(),
+            "- `{marker}` {}",
             shown::markdown_code(&change.address.to_string())
         );
     }
@@ -693,12 +700,34 @@ mod tests {
             Some(json!({"kwarg": {"vcenter": UNKNOWN}})),
         )];
         let noop = change(Kind::VirtualMachine, "db-01", Action::NoOp);
+        let mut rotate = change(Kind::VcdApiToken, "ci", Action::Rotate);
+        rotate.live = live(&rotate, json!({}));
+        rotate.after = Some(json!({"file": "secrets/ci.json", "rotate_after": "90d"}).into());
+        rotate.reason = Some(
+            "rotate: the secret file was written on 2026-08-01, longer ago than `rotate_after: 90d`"
+                .into(),
+        );
+        rotate.steps = vec![
+            "create a new token".into(),
+            "write its secret to the file (0600)".into(),
+            "revoke `urn:vcloud:token:1`".into(),
+        ];
         Plan {
             changes: vec![
-                create, update, replace, failed, delete, wait, cycle, unknown, noop,
+                create, update, replace, failed, delete, wait, cycle, unknown, rotate, noop,
             ],
             problems: vec![],
-            warnings: vec![],
+            warnings: vec![PlanProblem {
+                address: Address::new(Kind::VcdApiToken, "lost"),
+                message: "its secret file is missing".into(),
+            }],
+            credentials: vec![crate::plan::credentials::CredentialWarning {
+                connection: "vmc".into(),
+                credential: "CSP API token (env `VMC_TOKEN`)".into(),
+                expires_at: chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap(),
+                expired: false,
+                message: "connection `vmc`: the CSP API token (env `VMC_TOKEN`) expires on 2026-11-30, within the 30days warning window; create a new API token in the CSP console and hand it to sextant before then".into(),
+            }],
             partial: false,
         }
     }
