@@ -67,7 +67,7 @@ pub async fn credential_warnings(
                 format!(
                     "expires on {}, within the {} warning window",
                     day(expires_at),
-                    humantime::format_duration(window)
+                    short_duration(window)
                 )
             };
             CredentialWarning {
@@ -130,7 +130,7 @@ fn vcd_token_file(connection: &Connection) -> Option<Lifetime> {
             "Cloud Director API token file `{}` (written on {}, `max_age: {}`)",
             path.display(),
             day(written),
-            humantime::format_duration(max_age)
+            short_duration(max_age)
         ),
         expires_at,
         "rotate the token before then (a `VcdApiToken` with `rotate_after` rotates its file on apply)"
@@ -138,6 +138,30 @@ fn vcd_token_file(connection: &Connection) -> Option<Lifetime> {
     ))
 }
 
+/// `30d`, `36h`, `90m` or `45s`: the largest unit that divides `duration` (as written in a
+/// manifest or on the command line).
+fn short_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if seconds >= size && seconds % size == 0 {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
+}
+
 fn day(time: DateTime<Utc>) -> String {
     time.format("%Y-%m-%d").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_shown_as_written() {
+        assert_eq!(short_duration(Duration::from_secs(30 * 86_400)), "30d");
+        assert_eq!(short_duration(Duration::from_secs(36 * 3_600)), "36h");
+        assert_eq!(short_duration(Duration::from_secs(90)), "90s");
+    }
 }

@@ -356,12 +356,11 @@ pub fn json_warnings(plan: &Plan) -> Vec<JsonWarning> {
 fn markdown_warnings(plan: &Plan) -> String {
     let mut out = String::new();
     for warning in json_warnings(plan) {
-        let _ = writeln!(
-            out,
-            "> **Warning:** {}
-",
-            shown::markdown_inline(&warning.message)
-        );
+        let message = match &warning.address {
+            Some(address) => format!("{address}: {}", warning.message),
+            None => warning.message,
+        };
+        let _ = writeln!(out, "> **Warning:** {}\n", shown::markdown_inline(&message));
     }
     out
 }
@@ -726,7 +725,7 @@ mod tests {
                 credential: "CSP API token (env `VMC_TOKEN`)".into(),
                 expires_at: chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap(),
                 expired: false,
-                message: "connection `vmc`: the CSP API token (env `VMC_TOKEN`) expires on 2026-11-30, within the 30days warning window; create a new API token in the CSP console and hand it to sextant before then".into(),
+                message: "connection `vmc`: the CSP API token (env `VMC_TOKEN`) expires on 2026-11-30, within the 30d warning window; create a new API token in the CSP console and hand it to sextant before then".into(),
             }],
             partial: false,
         }
