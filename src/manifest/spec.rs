@@ -505,7 +505,7 @@ pub struct SaltScheduleSpec {
 #[serde(deny_unknown_fields)]
 pub struct VcdApiTokenSpec {
     /// Where the one-time secret is written on creation, as JSON `{token_type,
-    /// refresh_token, updated_on}` with mode 0600 (relative to the manifest's directory).
+    /// refresh_token, id, updated_on}` with mode 0600 (relative to the manifest's directory).
     /// Local only, never compared with the server.
     #[schemars(length(min = 1))]
     pub file: String,

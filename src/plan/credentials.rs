@@ -143,7 +143,7 @@ fn vcd_token_file(connection: &Connection) -> Option<Lifetime> {
 fn short_duration(duration: Duration) -> String {
     let seconds = duration.as_secs();
     for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if seconds >= size && seconds % size == 0 {
+        if seconds >= size && seconds.is_multiple_of(size) {
             return format!("{}{unit}", seconds / size);
         }
     }
