@@ -382,7 +382,8 @@ pub struct JsonResourceChange {
 /// The change itself.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct JsonChange {
-    /// `["create"]`, `["update"]`, `["delete"]`, `["delete","create"]` (replace), `["wait"]`
+    /// `["create"]`, `["update"]`, `["delete"]`, `["delete","create"]` (replace), `["wait"]`,
+    /// `["create","delete"]` (a credential rotation: the new one first, see `action_reason`)
     /// or `["no-op"]`.
     pub actions: Vec<String>,
     /// The live spec (normalized), or null when the object does not exist.

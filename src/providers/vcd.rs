@@ -975,6 +975,54 @@ mod tests {
     }
 
     #[test]
+    fn rotated_generations_belong_to_the_declared_name() {
+        let now = chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap();
+        let rotated = rotated_token_name("ci", now);
+        assert_eq!(rotated, "ci.rotated-20261130T005320Z");
+        assert_eq!(base_token_name(&rotated), "ci");
+        assert_eq!(rotated_token_name(&rotated, now), rotated);
+        assert_eq!(base_token_name("ci"), "ci");
+        assert_eq!(base_token_name("ci.rotated-soon"), "ci.rotated-soon");
+        assert_eq!(
+            base_token_name(".rotated-20261130T005320Z"),
+            ".rotated-20261130T005320Z"
+        );
+    }
+
+    #[test]
+    fn generations_are_one_live_object_oldest_first() {
+        let token = |id: &str, name: &str| Token {
+            id: id.to_string(),
+            name: name.to_string(),
+            owner: None,
+        };
+        let (a, b, c) = (
+            token("urn:vcloud:token:b", "ci.rotated-20261201T000000Z"),
+            token("urn:vcloud:token:a", "ci"),
+            token("urn:vcloud:token:c", "ci.rotated-20261202T000000Z"),
+        );
+        let live = generations_object("ci", vec![&c, &a, &b]);
+        assert_eq!(live.name, "ci");
+        assert_eq!(live.id, "urn:vcloud:token:c");
+        assert_eq!(
+            live.attributes["generations"],
+            "urn:vcloud:token:a urn:vcloud:token:b urn:vcloud:token:c"
+        );
+        let single = generations_object("ci", vec![&a]);
+        assert_eq!(single.id, "urn:vcloud:token:a");
+        assert!(!single.attributes.contains_key("generations"));
+    }
+
+    #[test]
+    fn a_token_file_gives_its_refresh_token() {
+        let file = SecretValue::new(
+            r#"{"token_type":"API Token","refresh_token":"s3cret","updated_on":"2026-12-01T00:00:00Z"}"#,
+        );
+        assert_eq!(token_file_secret(file).expose(), "s3cret");
+        assert_eq!(token_file_secret(SecretValue::new("bare")).expose(), "bare");
+    }
+
+    #[test]
     fn fiql_unsafe_names_are_detected() {
         assert!(fiql_safe("ci-token_1"));
         assert!(!fiql_safe("a;b"));
