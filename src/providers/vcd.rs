@@ -996,19 +996,19 @@ mod tests {
             name: name.to_string(),
             owner: None,
         };
-        let (a, b, c) = (
-            token("urn:vcloud:token:b", "ci.rotated-20261201T000000Z"),
+        let (first, second, third) = (
             token("urn:vcloud:token:a", "ci"),
+            token("urn:vcloud:token:b", "ci.rotated-20261201T000000Z"),
             token("urn:vcloud:token:c", "ci.rotated-20261202T000000Z"),
         );
-        let live = generations_object("ci", vec![&c, &a, &b]);
+        let live = generations_object("ci", vec![&third, &second, &first]);
         assert_eq!(live.name, "ci");
         assert_eq!(live.id, "urn:vcloud:token:c");
         assert_eq!(
             live.attributes["generations"],
             "urn:vcloud:token:a urn:vcloud:token:b urn:vcloud:token:c"
         );
-        let single = generations_object("ci", vec![&a]);
+        let single = generations_object("ci", vec![&first]);
         assert_eq!(single.id, "urn:vcloud:token:a");
         assert!(!single.attributes.contains_key("generations"));
     }
