@@ -249,13 +249,15 @@ async fn authorize(
 }
 
 /// Whether `value` is an accepted API token, not revoked and not expired at `now` (recording
-/// it when first seen).
+/// it when first seen). Expiry is enforced only once a lifetime was set (seed or admin hook):
+/// with time compressed (`--time-scale 200000`), six simulated months pass within minutes,
+/// and a long-lived simulator must not start refusing the dummy credentials of `--sim`.
 fn api_token_usable(sim: &SimRef, csp: &mut CspState, value: &str, now: DateTime<Utc>) -> bool {
     if !sim.credential_accepted(value) || csp.revoked_api_tokens.contains(value) {
         return false;
     }
     let created_at = csp.api_token(value, now).created_at;
-    csp.api_token_expiry(created_at) > now
+    csp.api_token_ttl_secs.is_none() || csp.api_token_expiry(created_at) > now
 }
 
 #[derive(serde::Deserialize)]
