@@ -411,3 +411,73 @@ async fn a_vcd_token_file_near_its_max_age_is_warned_about_without_its_value() {
     assert!(!plan.stdout.contains(&secret) && !plan.stderr.contains(&secret));
     assert_secrets_absent(&[&plan.stdout, &plan.stderr]);
 }
+
+/// `POST /csp/gateway/am/api/auth/api-tokens/details` for `token`: status and body.
+async fn csp_details(estate: &Estate, token: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/csp/gateway/am/api/auth/api-tokens/details",
+            estate.sim.base_url
+        ))
+        .json(&json!({"tokenValue": token}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn csp_exchange(estate: &Estate, token: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!(
+            "{}/csp/gateway/am/api/auth/api-tokens/authorize",
+            estate.sim.base_url
+        ))
+        .form(&[("api_token", token)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulated_csp_reports_api_token_lifetimes_and_refuses_expired_tokens_once_one_is_set()
+{
+    let estate = Estate::start(1.0).await;
+    let token = "csp-api-token-for-details";
+    assert_eq!(csp_exchange(&estate, token).await, 200);
+    let (status, details) = csp_details(&estate, token).await;
+    assert_eq!(status, 200, "{details}");
+    let lifetime = |d: &Value| d["expiresAt"].as_i64().unwrap() - d["createdAt"].as_i64().unwrap();
+    // Six months by default (seed `000`, `csp.md` §5), in epoch milliseconds.
+    assert_eq!(lifetime(&details), 183 * 24 * 3600 * 1000);
+    assert!(!details.to_string().contains(token));
+
+    estate
+        .admin(
+            reqwest::Method::PUT,
+            "/_sim/csp/api-token-ttl",
+            Some(json!({"seconds": 10 * 24 * 3600})),
+        )
+        .await;
+    let (_, details) = csp_details(&estate, token).await;
+    assert_eq!(lifetime(&details), 10 * 24 * 3600 * 1000);
+    estate
+        .admin(
+            reqwest::Method::POST,
+            "/_sim/clock/advance",
+            Some(json!({"seconds": 11 * 24 * 3600})),
+        )
+        .await;
+    assert_eq!(csp_exchange(&estate, token).await, 400);
+    let (status, body) = csp_details(&estate, token).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid_grant"),
+        "{body}"
+    );
+}
