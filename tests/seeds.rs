@@ -481,3 +481,38 @@ async fn the_simulated_csp_reports_api_token_lifetimes_and_refuses_expired_token
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_rotate_after_or_a_max_age_outside_vcd_is_a_located_error() {
+    let estate = Estate::start(1.0).await;
+    estate.write(
+        "token.yaml",
+        "kind: VcdApiToken\nname: ci\nspec:\n  file: secrets/ci.json\n  rotate_after: soon\n",
+    );
+    let run = estate.run(&["validate", "manifests"]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("manifests/token.yaml:5:")
+            && run.stderr.contains("spec.rotate_after")
+            && run.stderr.contains("`soon` is not a duration"),
+        "{}",
+        run.stderr
+    );
+
+    estate.write(
+        "token.yaml",
+        "kind: VcdApiToken\nname: ci\nspec: { file: secrets/ci.json, rotate_after: 90d }\n",
+    );
+    let url = estate.sim.base_url.clone();
+    estate.write(
+        "extra.yaml",
+        &format!("kind: Connection\nname: vs\nspec:\n  type: vsphere\n  url: {url}\n  username: u\n  password: {{ env: SEXTANT_T_VSPHERE_PASSWORD }}\n  max_age: 90d\n"),
+    );
+    let run = estate.run(&["validate", "manifests"]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("manifests/extra.yaml:") && run.stderr.contains("max_age"),
+        "{}",
+        run.stderr
+    );
+}
