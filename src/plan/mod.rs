@@ -276,24 +276,7 @@ pub fn make_plan(
         let found = live.get(address);
         match decide(resource, found, &changes, live) {
             Ok(mut change) => {
-                let rules = rules_for(address.kind);
-                let local_problem = (change.action == Action::NoOp)
-                    .then(|| rules.local_problem(resource))
-                    .flatten()
-                    .or_else(|| match (&change.live, change.action) {
-                        (Some(live), Action::NoOp) => match rules.local_change(resource, live) {
-                            LocalChange::None => None,
-                            LocalChange::Lost(problem) => Some(problem),
-                            LocalChange::Rotate { reason, steps } => {
-                                change.action = Action::Rotate;
-                                change.reason = Some(reason);
-                                change.steps = steps;
-                                None
-                            }
-                        },
-                        _ => None,
-                    });
-                if let Some(problem) = local_problem {
+                if let Some(problem) = local_side(resource, &mut change) {
                     if options.recreate_lost_secrets && !resource.lifecycle.prevent_destroy {
                         change.action = Action::Replace;
                         change.reason = Some(problem);
@@ -322,6 +305,29 @@ pub fn make_plan(
         }),
     }
     plan
+}
+
+/// Looks at the local side of an up-to-date object: returns a problem to report (a lost
+/// secret), or turns the change into a rotation the local side calls for.
+fn local_side(resource: &Resource, change: &mut ResourceChange) -> Option<String> {
+    if change.action != Action::NoOp {
+        return None;
+    }
+    let rules = rules_for(resource.address.kind);
+    if let Some(problem) = rules.local_problem(resource) {
+        return Some(problem);
+    }
+    let live = change.live.clone()?;
+    match rules.local_change(resource, &live) {
+        LocalChange::None => None,
+        LocalChange::Lost(problem) => Some(problem),
+        LocalChange::Rotate { reason, steps } => {
+            change.action = Action::Rotate;
+            change.reason = Some(reason);
+            change.steps = steps;
+            None
+        }
+    }
 }
 
 /// A name no manifest declares must be that of exactly one live object on the resource's
