@@ -515,4 +515,18 @@ async fn a_bad_rotate_after_or_a_max_age_outside_vcd_is_a_located_error() {
         "{}",
         run.stderr
     );
+
+    std::fs::remove_file(estate.path().join("manifests/extra.yaml")).unwrap();
+    estate.write(
+        "token.yaml",
+        "kind: VcdApiToken\nname: ci.rotated-20261201T000000Z\nspec: { file: secrets/ci.json }\n",
+    );
+    let run = estate.run(&["validate", "manifests"]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("manifests/token.yaml:2:")
+            && run.stderr.contains("rotated generation of API token `ci`"),
+        "{}",
+        run.stderr
+    );
 }

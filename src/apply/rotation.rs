@@ -9,9 +9,8 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::{describe, secret_file};
-use crate::model::token_file::{TokenState, token_state};
+use crate::model::token_file::{TokenState, rotated_token_name, token_state};
 use crate::model::{Address, Resource};
-use crate::providers::vcd::rotated_token_name;
 use crate::providers::{
     Attributes, CreateRequest, DeleteRequest, LiveObject, Outcome, Provider, TaskStatus,
 };

@@ -8,7 +8,7 @@
 //!
 //! Cloud Director token names are unique per user (`vcd.md` §6), so a rotation cannot create
 //! the new token under the old name: the new one is named `<name>.rotated-<UTC time>`
-//! ([`crate::providers::vcd::rotated_token_name`]), and every live token whose name is the
+//! ([`rotated_token_name`]), and every live token whose name is the
 //! declared name or a rotated form of it is a *generation* of the one declared resource. The
 //! provider lists them as one live object (attribute `generations`, oldest first).
 //!
@@ -32,6 +32,36 @@ use chrono::{DateTime, Utc};
 
 use super::Resource;
 use crate::providers::LiveObject;
+
+/// Marks the name of a rotated generation: `<name>.rotated-<UTC time>`.
+pub const ROTATED_MARK: &str = ".rotated-";
+/// The time format after [`ROTATED_MARK`].
+const ROTATED_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+
+/// The name of the token that replaces token `name` in a rotation at `now`. Cloud Director
+/// token names are unique per user (`vcd.md` §6, terraform-provider-vcd docs), so the new
+/// token cannot take the old one's name while the old one still works.
+pub fn rotated_token_name(name: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "{}{ROTATED_MARK}{}",
+        base_token_name(name),
+        now.format(ROTATED_TIME_FORMAT)
+    )
+}
+
+/// The declared name a live token belongs to: `name` itself, or the name a rotated
+/// generation was created for.
+pub fn base_token_name(name: &str) -> &str {
+    match name.rsplit_once(ROTATED_MARK) {
+        Some((base, time))
+            if !base.is_empty()
+                && chrono::NaiveDateTime::parse_from_str(time, ROTATED_TIME_FORMAT).is_ok() =>
+        {
+            base
+        }
+        _ => name,
+    }
+}
 
 /// Attribute of a live VcdApiToken listing every live generation's id, oldest first,
 /// separated by spaces (token URNs hold no space).

@@ -9,6 +9,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::model::token_file::base_token_name;
 use crate::model::{Connection, Kind, SecretSource, SecretValue};
 use crate::providers::http::{FormValue, HttpClient, HttpRequest, HttpResponse, truncate_body};
 use crate::providers::raas::session::jwt_lifetime;
@@ -836,36 +837,6 @@ fn token_file_secret(secret: SecretValue) -> SecretValue {
     }
 }
 
-/// Marks the name of a rotated generation: `<name>.rotated-<UTC time>`.
-pub const ROTATED_MARK: &str = ".rotated-";
-/// The time format after [`ROTATED_MARK`].
-const ROTATED_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
-
-/// The name of the token that replaces token `name` in a rotation at `now`. Cloud Director
-/// token names are unique per user (`vcd.md` §6, terraform-provider-vcd docs), so the new
-/// token cannot take the old one's name while the old one still works.
-pub fn rotated_token_name(name: &str, now: chrono::DateTime<chrono::Utc>) -> String {
-    format!(
-        "{}{ROTATED_MARK}{}",
-        base_token_name(name),
-        now.format(ROTATED_TIME_FORMAT)
-    )
-}
-
-/// The declared name a live token belongs to: `name` itself, or the name a rotated
-/// generation was created for.
-pub fn base_token_name(name: &str) -> &str {
-    match name.rsplit_once(ROTATED_MARK) {
-        Some((base, time))
-            if !base.is_empty()
-                && chrono::NaiveDateTime::parse_from_str(time, ROTATED_TIME_FORMAT).is_ok() =>
-        {
-            base
-        }
-        _ => name,
-    }
-}
-
 /// Every generation's id of a live token, oldest first.
 fn generation_ids(live: &LiveObject) -> Vec<String> {
     crate::model::token_file::generations(live)
@@ -976,6 +947,7 @@ mod tests {
 
     #[test]
     fn rotated_generations_belong_to_the_declared_name() {
+        use crate::model::token_file::rotated_token_name;
         let now = chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap();
         let rotated = rotated_token_name("ci", now);
         assert_eq!(rotated, "ci.rotated-20261130T005320Z");
