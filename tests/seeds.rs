@@ -530,3 +530,56 @@ async fn a_bad_rotate_after_or_a_max_age_outside_vcd_is_a_located_error() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_rotation_plan_applies_as_saved() {
+    let estate = estate_with_token().await;
+    let old = estate.token_file_json();
+    estate.age_token_file(100);
+    let plan = estate
+        .run(&["plan", "--out", "rotate.plan", "manifests"])
+        .await;
+    ok(&plan);
+    let saved = std::fs::read_to_string(estate.path().join("rotate.plan")).unwrap();
+    assert!(!saved.contains(&secret_of(&old)));
+    let applied = estate.run(&["apply", "rotate.plan"]).await;
+    ok(&applied);
+    let new = estate.token_file_json();
+    assert_ne!(new["id"], old["id"]);
+    assert_eq!(
+        estate.ci_tokens().await,
+        vec![new["id"].as_str().unwrap().to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_file_naming_a_token_no_longer_live_is_reported_then_replaced_on_request() {
+    let estate = estate_with_token().await;
+    let mut file = estate.token_file_json();
+    file["id"] = json!("urn:vcloud:token:00000000-0000-0000-0000-000000000000");
+    std::fs::write(estate.token_file(), file.to_string()).unwrap();
+    let plan = estate.run(&["plan", "manifests"]).await;
+    ok(&plan);
+    assert!(plan.stderr.contains("no longer live"), "{}", plan.stderr);
+    assert!(
+        plan.stderr.contains("--recreate-lost-secrets"),
+        "{}",
+        plan.stderr
+    );
+    let applied = estate
+        .run(&[
+            "apply",
+            "--auto-approve",
+            "--recreate-lost-secrets",
+            "manifests",
+        ])
+        .await;
+    ok(&applied);
+    let new = estate.token_file_json();
+    assert_eq!(
+        estate.ci_tokens().await,
+        vec![new["id"].as_str().unwrap().to_string()]
+    );
+    assert!(estate.token_works(&secret_of(&new)).await);
+    assert_secrets_absent(&[&plan.stderr, &applied.stdout, &applied.stderr]);
+}
