@@ -481,3 +481,119 @@ async fn a_lost_lock_starts_no_new_action_and_exits_1() {
         refused.stderr
     );
 }
+
+/// A `kind: Lock` document whose URL (with its password) comes from `SEXTANT_TEST_LOCK_DB`.
+fn lock_document(timeout: &str) -> String {
+    format!(
+        "kind: Lock\nname: shared\nspec:\n  postgres:\n    url: {{env: SEXTANT_TEST_LOCK_DB}}\n  timeout: {timeout}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_document_names_the_database_and_how_long_to_wait() {
+    let Some(pg) = support::postgres::url() else {
+        return;
+    };
+    let estate = Estate::start(20.0).await;
+    estate.write("salt.yaml", SALT);
+    estate.write(
+        "sddc.yaml",
+        "kind: Sddc\nname: contended\nspec: { region: us-west-2, provider: ZEROCLOUD, num_hosts: 1, sddc_type: 1NODE, host_instance_type: i3.metal }\n",
+    );
+    estate.write("lock.yaml", &lock_document("2m"));
+    set_latency(&estate, 50).await;
+    let second = checkout(&estate);
+    let key = raas_key(&estate);
+
+    // No `--lock`: the document names the database, and `lock status` reads it too.
+    let mut first = estate.command(&["apply", "--auto-approve", "manifests"]);
+    first.env("SEXTANT_TEST_LOCK_DB", &pg);
+    let (first, first_out) = spawn_until(first, "SaltTarget/web servers: Creating...").await;
+    let first_pid = first.id().unwrap();
+    let held = wait_held(second.path(), &pg, &key).await;
+    assert!(held.contains(&format!("pid {first_pid} ")), "{held}");
+    let mut from_document = command_in(second.path(), &["lock", "status", "manifests"]);
+    from_document.env("SEXTANT_TEST_LOCK_DB", &pg);
+    let listed = run_of(from_document.output().await.unwrap());
+    assert_eq!(listed.code, 0, "{}\n{}", listed.stdout, listed.stderr);
+    assert!(
+        listed.stdout.contains(&format!("{key}\t")),
+        "{}",
+        listed.stdout
+    );
+    assert_secret_free(&listed);
+
+    // The document's `timeout: 2m` makes the second checkout wait instead of failing at once
+    // (the default without it), then find nothing to do.
+    let mut waiting = command_in(second.path(), &["apply", "--auto-approve", "manifests"]);
+    waiting.env("SEXTANT_TEST_LOCK_DB", &pg);
+    let waiting = run_of(waiting.output().await.unwrap());
+    let first = run_of(first.wait_with_output().await.unwrap());
+    let first_stdout = first_out.await.unwrap();
+    assert_eq!(first.code, 0, "{first_stdout}\n{}", first.stderr);
+    assert_eq!(waiting.code, 0, "{}\n{}", waiting.stdout, waiting.stderr);
+    assert!(
+        waiting.stderr.contains("waiting for the lock on ")
+            && waiting
+                .stderr
+                .contains(&format!("held by pid {first_pid} ")),
+        "{}",
+        waiting.stderr
+    );
+    assert!(
+        waiting
+            .stdout
+            .contains("No changes. Your infrastructure matches the configuration."),
+        "{}",
+        waiting.stdout
+    );
+    assert_secret_free(&first);
+    assert_secret_free(&waiting);
+    let state = estate.state().await;
+    assert_eq!(named(&state, "jobs", "Apply web state"), 1);
+}
+
+#[tokio::test]
+async fn a_lock_document_whose_database_is_unreachable_stops_the_apply_before_any_api_call() {
+    let estate = Estate::start(60.0).await;
+    estate.write("salt.yaml", SALT);
+    estate.write("lock.yaml", &lock_document("0s"));
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("postgres://sextant:hunter2-db-pw@127.0.0.1:{port}/locks?sslmode=disable");
+    let mut command = estate.command(&["apply", "--auto-approve", "manifests"]);
+    command.env("SEXTANT_TEST_LOCK_DB", &url);
+    let run = run_of(command.output().await.unwrap());
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot connect to the lock database postgres://127.0.0.1:{port}/locks"
+        )) && run.stderr.contains("the URL of `Lock/shared` (")
+            && run.stderr.contains("lock.yaml:1:1)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hunter2") && !run.stdout.contains("hunter2"));
+    let counters = estate
+        .admin(reqwest::Method::GET, "/_sim/counters", None)
+        .await;
+    assert_eq!(counters["total"], 0, "an API was called: {counters}");
+
+    // The variable unset: a clear error naming it, nothing contacted.
+    let run = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot read the database URL of `Lock/shared`")
+            && run.stderr.contains("`SEXTANT_TEST_LOCK_DB` is not set"),
+        "{}",
+        run.stderr
+    );
+    // `--lock file` overrides the document.
+    let run = estate
+        .run(&["apply", "--auto-approve", "--lock", "file", "manifests"])
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+}

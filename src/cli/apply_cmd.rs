@@ -67,13 +67,14 @@ pub async fn run(
         return Err(failure);
     }
     // Connected before any API call: an unreachable lock database changes nothing.
-    let backend = match super::lock_cmd::open_backend(&args.lock).await {
-        Ok(backend) => backend,
-        Err(failure) => {
-            workspace.close().await;
-            return Err(failure);
-        }
-    };
+    let backend =
+        match super::lock_cmd::open_backend(&args.lock, workspace.model.lock.as_ref()).await {
+            Ok(backend) => backend,
+            Err(failure) => {
+                workspace.close().await;
+                return Err(failure);
+            }
+        };
     let code = run_in(
         &args,
         global,
@@ -159,7 +160,7 @@ async fn plan_under_lock(
         let all: BTreeSet<EstateKey> = held.union(&wanted).cloned().collect();
         locks.release().await;
         let progress = |line: &str| reporter.note(line);
-        locks = acquire_all(backend, &all, &me, Waiting::new(args.lock_timeout), &progress)
+        locks = acquire_all(backend, &all, &me, Waiting::new(lock_timeout(args, &workspace.model)), &progress)
             .await
             .map_err(|err| {
                 Failure::from(err).with_hint(
@@ -428,4 +429,11 @@ fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
     } else {
         exit::OK
     }
+}
+
+/// `--lock-timeout`, else the `kind: Lock` document's `timeout`, else 0 (fail at once).
+fn lock_timeout(args: &ApplyArgs, model: &crate::model::Model) -> std::time::Duration {
+    args.lock_timeout
+        .or_else(|| model.lock.as_ref().and_then(|lock| lock.timeout))
+        .unwrap_or_default()
 }

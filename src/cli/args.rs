@@ -169,7 +169,8 @@ pub enum LockCommand {
 #[derive(Debug, Clone, Args)]
 pub struct LockBackendArgs {
     /// Where applies take their locks: a PostgreSQL URL (`postgres://…`, advisory locks
-    /// shared by every runner) or `file` (per-user lock files on this machine, the default).
+    /// shared by every runner) or `file` (per-user lock files on this machine). Overrides the
+    /// manifests' `kind: Lock` document; without either, lock files are used.
     #[arg(
         long,
         env = "SEXTANT_LOCK_URL",
@@ -183,6 +184,9 @@ pub struct LockBackendArgs {
 pub struct LockStatusArgs {
     #[command(flatten)]
     pub backend: LockBackendArgs,
+    /// Manifests whose `kind: Lock` document names the backend (read when `--lock` is not
+    /// given).
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -197,6 +201,9 @@ pub struct LockReleaseArgs {
     pub yes: bool,
     #[command(flatten)]
     pub backend: LockBackendArgs,
+    /// Manifests whose `kind: Lock` document names the backend (read when `--lock` is not
+    /// given).
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,9 +397,10 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub lock: LockBackendArgs,
     /// How long to wait for a lock another apply holds, e.g. `10m` (progress on stderr names
-    /// the holder); 0 fails at once, naming the holder.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s")]
-    pub lock_timeout: std::time::Duration,
+    /// the holder); 0 fails at once, naming the holder. Default: the `kind: Lock` document's
+    /// `timeout`, else 0.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub expiry: WarnExpiryArgs,
 }
@@ -439,16 +447,6 @@ pub struct RenderArgs {
     pub check: Option<PathBuf>,
 }
 
-/// The kinds `export --kind` accepts.
-pub const EXPORTABLE_KINDS: [&str; 6] = [
-    "Sddc",
-    "SaltTarget",
-    "SaltJob",
-    "SaltSchedule",
-    "VcdApiToken",
-    "VirtualMachine",
-];
-
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
     /// Manifest files or directories that declare the connection (default: the current
@@ -463,7 +461,7 @@ pub struct ExportArgs {
     pub connection: String,
     /// Export only this kind (repeatable; default: every kind of the connection's system).
     #[arg(long = "kind", value_name = "KIND",
-          value_parser = clap::builder::PossibleValuesParser::new(EXPORTABLE_KINDS))]
+          value_parser = clap::builder::PossibleValuesParser::new(crate::model::Kind::RESOURCE_NAMES))]
     pub kinds: Vec<String>,
     /// Write one file per kind into this directory (created if missing; files of the
     /// exported kinds are replaced, and removed when the kind has no objects) instead of

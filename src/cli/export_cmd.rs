@@ -196,7 +196,7 @@ async fn export_kinds(
 /// The kinds asked for, checked against the connection's system; all of them by default.
 fn kinds(args: &ExportArgs, connection: &Connection) -> Result<Vec<Kind>, Failure> {
     let system = connection.config.system;
-    let of_system: Vec<Kind> = Kind::ALL
+    let of_system: Vec<Kind> = Kind::RESOURCES
         .into_iter()
         .filter(|k| k.system() == Some(system))
         .collect();

@@ -8,31 +8,105 @@ use super::{Failure, Reporter, exit};
 use crate::apply::lock::file::FileBackend;
 use crate::apply::lock::postgres::{PgBackend, is_postgres_url};
 use crate::apply::lock::{EstateKey, LockBackend};
+use crate::model::LockSettings;
 
-/// The backend `--lock` / `SEXTANT_LOCK_URL` names (per-user lock files when unset or
-/// `file`). A database is connected to here, so an unreachable one fails before any API call.
-pub async fn open_backend(args: &LockBackendArgs) -> Result<Box<dyn LockBackend>, Failure> {
-    match args.lock.as_deref().map(str::trim) {
-        None | Some("") | Some("file") => Ok(Box::new(FileBackend::per_user())),
-        Some(url) if is_postgres_url(url) => {
-            Ok(Box::new(PgBackend::connect(url).await.map_err(|err| {
-                Failure::from(err).with_hint(
-                    "nothing was changed; check that the database is up and the URL in `--lock` or `SEXTANT_LOCK_URL` is right",
-                )
-            })?))
-        }
+/// The URL of a `kind: Lock` document could not be read (the cause names the variable or
+/// file, never the value).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the database URL of `Lock/{name}` ({location})")]
+struct LockUrlError {
+    name: String,
+    location: String,
+    #[source]
+    source: crate::model::secret::SecretError,
+}
+
+/// The backend `--lock` / `SEXTANT_LOCK_URL` names, else the one the manifests' `kind: Lock`
+/// document declares, else per-user lock files. A database is connected to here, so an
+/// unreachable one fails before any API call.
+pub async fn open_backend(
+    args: &LockBackendArgs,
+    declared: Option<&LockSettings>,
+) -> Result<Box<dyn LockBackend>, Failure> {
+    let from_flag = args
+        .lock
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    match (from_flag, declared) {
+        (Some("file"), _) | (None, None) => Ok(Box::new(FileBackend::per_user())),
+        (Some(url), _) if is_postgres_url(url) => connect_postgres(
+            url,
+            "check that the database is up and the URL in `--lock` or `SEXTANT_LOCK_URL` is right",
+        )
+        .await,
         // The value is not echoed: it may carry a password.
-        Some(_) => Err(Failure::new(
+        (Some(_), _) => Err(Failure::new(
             "`--lock` (or `SEXTANT_LOCK_URL`) is neither `file` nor a `postgres://` URL",
         )
         .with_hint("e.g. `--lock postgres://sextant@db.example.com/sextant`")),
+        (None, Some(lock)) => {
+            let url = lock.postgres_url.resolve().map_err(|source| {
+                Failure::from(LockUrlError {
+                    name: lock.name.clone(),
+                    location: lock.location.to_string(),
+                    source,
+                })
+                .with_hint("nothing was changed; `--lock` overrides the document")
+            })?;
+            if !is_postgres_url(url.expose()) {
+                return Err(Failure::new(format!(
+                    "the database URL of `Lock/{}` ({}) is not a `postgres://` URL",
+                    lock.name, lock.location
+                ))
+                .with_hint("nothing was changed"));
+            }
+            connect_postgres(
+                url.expose(),
+                &format!(
+                    "check that the database is up and the URL of `Lock/{}` ({}) is right",
+                    lock.name, lock.location
+                ),
+            )
+            .await
+        }
     }
+}
+
+async fn connect_postgres(url: &str, check: &str) -> Result<Box<dyn LockBackend>, Failure> {
+    match PgBackend::connect(url).await {
+        Ok(backend) => Ok(Box::new(backend)),
+        Err(err) => Err(Failure::from(err).with_hint(format!("nothing was changed; {check}"))),
+    }
+}
+
+/// The `kind: Lock` document among `paths`, when `--lock` is not given (`lock status` and
+/// `lock release` read the same backend apply would).
+fn declared_lock(
+    args: &LockBackendArgs,
+    paths: &[std::path::PathBuf],
+    reporter: &Reporter,
+) -> Result<Option<LockSettings>, Failure> {
+    if args.lock.is_some() || paths.is_empty() {
+        return Ok(None);
+    }
+    let unit = crate::manifest::unit(
+        paths,
+        &crate::manifest::Overrides::default(),
+        &crate::manifest::Access::from_env(),
+    )
+    .map_err(|diagnostics| super::workspace::manifest_failure(&diagnostics, reporter))?;
+    let model = unit
+        .load()
+        .map_err(|diagnostics| super::workspace::manifest_failure(&diagnostics, reporter))?;
+    Ok(model.lock)
 }
 
 pub async fn run(command: LockCommand, reporter: &Reporter) -> Result<i32, Failure> {
     match command {
         LockCommand::Status(args) => {
-            let backend = open_backend(&args.backend).await?;
+            let declared = declared_lock(&args.backend, &args.paths, reporter)?;
+            let backend = open_backend(&args.backend, declared.as_ref()).await?;
             let held = backend.held().await?;
             if held.is_empty() {
                 println!("No locks are held ({}).", backend.describe());
@@ -61,7 +135,8 @@ pub async fn run(command: LockCommand, reporter: &Reporter) -> Result<i32, Failu
                 )
                 .with_hint("an apply that lost its lock starts no new action and exits 1"));
             }
-            let backend = open_backend(&args.backend).await?;
+            let declared = declared_lock(&args.backend, &args.paths, reporter)?;
+            let backend = open_backend(&args.backend, declared.as_ref()).await?;
             if !args.yes {
                 confirm(&args.key, backend.as_ref()).await?;
             }

@@ -164,32 +164,11 @@ impl ConnectionReader<'_> {
     }
 
     fn secret(&mut self, path: &[&str], secret: &SecretRef) -> Option<SecretSource> {
-        match secret {
-            SecretRef::Env(env) if env.env.trim().is_empty() => {
-                self.error(path, "environment variable name is empty", None);
+        match secret_source(self.base_dir, self.confinement, secret) {
+            Ok(source) => Some(source),
+            Err((message, hint)) => {
+                self.error(path, message, hint);
                 None
-            }
-            SecretRef::Env(env) => Some(SecretSource::Env(env.env.clone())),
-            SecretRef::File(file) if file.file.trim().is_empty() => {
-                self.error(path, "file path is empty", None);
-                None
-            }
-            SecretRef::File(file) => {
-                let file_path = self.base_dir.join(&file.file);
-                if !self.confinement.may_read_secret(&file_path) {
-                    self.error(
-                        path,
-                        format!(
-                            "secret file `{}` is outside the manifest folders and every secret directory",
-                            shown::visible(&file.file)
-                        ),
-                        Some(format!(
-                            "name its directory with `--secret-dir DIR` or `{SECRET_DIRS_ENV}`: manifests may read secrets elsewhere only from directories the operator names"
-                        )),
-                    );
-                    return None;
-                }
-                Some(SecretSource::File(file_path))
             }
         }
     }
@@ -483,6 +462,40 @@ impl ConnectionReader<'_> {
                 self.error(&[], format!("a `{system}` connection needs `url`"), hint);
             }
             _ => {}
+        }
+    }
+}
+
+/// Where a secret reference reads from: an environment variable, or a file (relative to the
+/// manifest's directory) inside the folders the manifests may read secrets from. The error is
+/// a message and a hint, for the caller to locate.
+pub(super) fn secret_source(
+    base_dir: &Path,
+    confinement: &Confinement,
+    secret: &SecretRef,
+) -> Result<SecretSource, (String, Option<String>)> {
+    match secret {
+        SecretRef::Env(env) if env.env.trim().is_empty() => {
+            Err(("environment variable name is empty".to_string(), None))
+        }
+        SecretRef::Env(env) => Ok(SecretSource::Env(env.env.clone())),
+        SecretRef::File(file) if file.file.trim().is_empty() => {
+            Err(("file path is empty".to_string(), None))
+        }
+        SecretRef::File(file) => {
+            let file_path = base_dir.join(&file.file);
+            if !confinement.may_read_secret(&file_path) {
+                return Err((
+                    format!(
+                        "secret file `{}` is outside the manifest folders and every secret directory",
+                        shown::visible(&file.file)
+                    ),
+                    Some(format!(
+                        "name its directory with `--secret-dir DIR` or `{SECRET_DIRS_ENV}`: manifests may read secrets elsewhere only from directories the operator names"
+                    )),
+                ));
+            }
+            Ok(SecretSource::File(file_path))
         }
     }
 }

@@ -13,6 +13,7 @@ mod did_you_mean;
 mod environment;
 mod files;
 mod graph;
+mod lock;
 mod node;
 mod patch;
 mod references;

@@ -11,8 +11,8 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Value, json};
 
 use super::spec::{
-    ConnectionEnvelope, ConnectionSpec, EnvironmentEnvelope, EnvironmentSpec, ResourceEnvelope,
-    SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec, VcdApiTokenSpec, VirtualMachineSpec,
+    ConnectionEnvelope, ConnectionSpec, EnvironmentEnvelope, EnvironmentSpec, LockEnvelope,
+    LockSpec, ResourceEnvelope,
 };
 use crate::model::Kind;
 
@@ -21,43 +21,20 @@ pub fn document_def(kind: Kind) -> String {
     format!("{kind}Document")
 }
 
-fn kind_description(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Connection => "Where and how to talk to one system (the token settings).",
-        Kind::Sddc => "A VMware Cloud on AWS SDDC (vmc connection).",
-        Kind::SaltTarget => "An Aria Automation Config target group (raas connection).",
-        Kind::SaltJob => "An Aria Automation Config saved job (raas connection).",
-        Kind::SaltSchedule => "An Aria Automation Config schedule (raas connection).",
-        Kind::VcdApiToken => {
-            "A Cloud Director API token (vcd connection with username and password)."
-        }
-        Kind::VirtualMachine => {
-            "An existing vSphere VM: power state, CPU and memory (vsphere connection). \
-             `ensure: absent` is not allowed."
-        }
-    }
-}
-
 fn envelope_and_spec(kind: Kind, generator: &mut SchemaGenerator) -> (Value, Value) {
     let envelope = match kind {
         Kind::Connection => ConnectionEnvelope::json_schema(generator),
         _ => ResourceEnvelope::json_schema(generator),
     };
-    let spec = match kind {
-        Kind::Connection => generator.subschema_for::<ConnectionSpec>(),
-        Kind::Sddc => generator.subschema_for::<SddcSpec>(),
-        Kind::SaltTarget => generator.subschema_for::<SaltTargetSpec>(),
-        Kind::SaltJob => generator.subschema_for::<SaltJobSpec>(),
-        Kind::SaltSchedule => generator.subschema_for::<SaltScheduleSpec>(),
-        Kind::VcdApiToken => generator.subschema_for::<VcdApiTokenSpec>(),
-        Kind::VirtualMachine => generator.subschema_for::<VirtualMachineSpec>(),
-    };
+    let spec = kind
+        .spec_schema(generator)
+        .unwrap_or_else(|| generator.subschema_for::<ConnectionSpec>());
     (envelope.to_value(), spec.to_value())
 }
 
 fn document_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
     let (mut document, spec) = envelope_and_spec(kind, generator);
-    let mut description = kind_description(kind).to_string();
+    let mut description = kind.description().to_string();
     let attributes = kind.attributes();
     if !attributes.is_empty() {
         let list: Vec<String> = attributes.iter().map(|a| format!("`{a}`")).collect();
@@ -120,25 +97,52 @@ pub const ENVIRONMENT_DEF: &str = "EnvironmentDocument";
 /// The name of the schema of a whole `${var.NAME}` in `$defs` (published schema only).
 const VARIABLE_DEF: &str = "Variable";
 
+/// The name of the Lock document's schema in `$defs`.
+pub const LOCK_DEF: &str = "LockDocument";
+
 fn environment_schema(generator: &mut SchemaGenerator) -> Value {
-    let mut document = EnvironmentEnvelope::json_schema(generator).to_value();
-    let mut spec = generator.subschema_for::<EnvironmentSpec>().to_value();
+    let document = EnvironmentEnvelope::json_schema(generator).to_value();
+    let spec = generator.subschema_for::<EnvironmentSpec>().to_value();
+    special_document_schema(
+        document,
+        spec,
+        "Environment",
+        "What the environment includes, its values and its patches.",
+        "One estate built from shared manifests (one per environment directory): the \
+         included documents with `${var.NAME}` substituted and patches applied. Every \
+         command given the environment's directory loads it.",
+    )
+}
+
+fn lock_schema(generator: &mut SchemaGenerator) -> Value {
+    let document = LockEnvelope::json_schema(generator).to_value();
+    let spec = generator.subschema_for::<LockSpec>().to_value();
+    special_document_schema(
+        document,
+        spec,
+        "Lock",
+        "The lock backend and how long to wait for a lock.",
+        "Where `apply` takes its locks, one per estate it changes, so that applies from any \
+         runner or repository never interleave (at most one per run; `--lock` and \
+         `--lock-timeout` override it). Not a resource: nothing is created.",
+    )
+}
+
+/// The schema of a document that is not a resource (`Environment`, `Lock`): its envelope's
+/// fields with `kind` first and `spec` last.
+fn special_document_schema(
+    mut document: Value,
+    mut spec: Value,
+    kind: &str,
+    spec_description: &str,
+    description: &str,
+) -> Value {
     if let Some(spec) = spec.as_object_mut() {
-        spec.insert(
-            "description".into(),
-            json!("What the environment includes, its values and its patches."),
-        );
+        spec.insert("description".into(), json!(spec_description));
     }
     if let Some(object) = document.as_object_mut() {
-        object.insert("title".into(), json!(ENVIRONMENT_DEF));
-        object.insert(
-            "description".into(),
-            json!(
-                "One estate built from shared manifests (one per environment directory): the \
-                 included documents with `${var.NAME}` substituted and patches applied. Every \
-                 command given the environment's directory loads it."
-            ),
-        );
+        object.insert("title".into(), json!(format!("{kind}Document")));
+        object.insert("description".into(), json!(description));
         if let Some(Value::Object(properties)) = object.get_mut("properties") {
             let mut ordered = serde_json::Map::new();
             if let Some(api) = properties.remove("apiVersion") {
@@ -146,7 +150,7 @@ fn environment_schema(generator: &mut SchemaGenerator) -> Value {
             }
             ordered.insert(
                 "kind".into(),
-                json!({ "description": "The kind of document.", "const": "Environment" }),
+                json!({ "description": "The kind of document.", "const": kind }),
             );
             ordered.extend(std::mem::take(properties));
             ordered.insert("spec".into(), spec);
@@ -167,6 +171,7 @@ fn schema(published: bool) -> Value {
         documents.insert(document_def(kind), document_schema(kind, &mut generator));
     }
     documents.insert(ENVIRONMENT_DEF.into(), environment_schema(&mut generator));
+    documents.insert(LOCK_DEF.into(), lock_schema(&mut generator));
     let mut defs = documents;
     let generated = generator.take_definitions(true);
     for (name, schema) in generated {
@@ -195,6 +200,7 @@ fn schema(published: bool) -> Value {
         .map(|kind| json!({ "$ref": format!("#/$defs/{}", document_def(*kind)) }))
         .collect();
     one_of.push(json!({ "$ref": format!("#/$defs/{ENVIRONMENT_DEF}") }));
+    one_of.push(json!({ "$ref": format!("#/$defs/{LOCK_DEF}") }));
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "sextant manifest",

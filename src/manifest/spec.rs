@@ -1,6 +1,7 @@
 //! The manifest's raw types: what a user may write, with one doc comment per field.
 //!
-//! These types are the single source of the JSON Schema (`sextant schema`), and the
+//! These types (with the kinds' specs, which live in their modules under `model::kinds` and
+//! are re-exported here) are the single source of the JSON Schema (`sextant schema`), and the
 //! structural checks read that schema, so a field documented here is a field the loader
 //! accepts. Semantic rules and canonical spelling live in `rules.rs` and `connection.rs`.
 
@@ -9,6 +10,19 @@ use std::collections::BTreeMap;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
+
+pub use crate::model::kinds::salt_job::{JobArgs, JobPermission, SaltCmd, SaltJobSpec};
+pub use crate::model::kinds::salt_schedule::{
+    SaltScheduleSpec, ScheduleTiming, Splay, Weekly, When,
+};
+pub use crate::model::kinds::salt_target::{SaltTargetSpec, TargetPermission, TgtEntry, TgtType};
+pub use crate::model::kinds::sddc::{
+    AccountLink, DeploymentType, HostInstanceType, SddcProvider, SddcSize, SddcSpec, SddcType,
+};
+pub use crate::model::kinds::vcd_api_token::VcdApiTokenSpec;
+pub use crate::model::kinds::virtual_machine::{
+    AllowPowerCycle, PowerCycleStop, PowerState, VirtualMachineSpec,
+};
 
 /// `{env: NAME}`: the value of an environment variable.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -175,401 +189,6 @@ pub enum VsphereApiFlavor {
     Rest,
 }
 
-/// SDDC hardware provider.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum SddcProvider {
-    /// Amazon Web Services (default).
-    #[serde(rename = "AWS")]
-    Aws,
-    /// Simulated hosts, for testing.
-    #[serde(rename = "ZEROCLOUD")]
-    Zerocloud,
-}
-
-/// ESXi host instance type.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum HostInstanceType {
-    #[serde(rename = "i3.metal")]
-    I3,
-    #[serde(rename = "i3en.metal")]
-    I3en,
-    #[serde(rename = "i4i.metal")]
-    I4i,
-    #[serde(rename = "c6i.metal")]
-    C6i,
-    #[serde(rename = "m7i.metal-24xl")]
-    M7i24,
-    #[serde(rename = "m7i.metal-48xl")]
-    M7i48,
-}
-
-/// SDDC type: `1NODE` is a single-host SDDC, `DEFAULT` a regular one.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum SddcType {
-    /// Exactly one host.
-    #[serde(rename = "1NODE")]
-    OneNode,
-    /// Two hosts or more.
-    #[serde(rename = "DEFAULT")]
-    Default,
-}
-
-/// Single or stretched (multi availability zone) cluster.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum DeploymentType {
-    /// One availability zone (default).
-    SingleAZ,
-    /// Stretched across two availability zones; host counts are even.
-    MultiAZ,
-    /// Same as `SingleAZ`.
-    #[serde(rename = "SINGLE_AZ")]
-    SingleAzUpper,
-    /// Same as `MultiAZ`.
-    #[serde(rename = "MULTI_AZ")]
-    MultiAzUpper,
-}
-
-impl DeploymentType {
-    pub fn is_multi_az(self) -> bool {
-        matches!(self, DeploymentType::MultiAZ | DeploymentType::MultiAzUpper)
-    }
-}
-
-/// Size of the management appliances.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SddcSize {
-    Medium,
-    Large,
-}
-
-/// Link to the customer's AWS account (create-only; the server never returns it). An `AWS`
-/// SDDC needs `connected_account_id` and `customer_subnet_ids`, or `delay: true`: VMC
-/// refuses to create it otherwise ("Invalid account linking configuration").
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AccountLink {
-    /// Create the SDDC now and link the AWS account later (`delay_account_link`). Default
-    /// `false`.
-    pub delay: Option<bool>,
-    /// Id of the connected AWS account (VMC console: Connected Accounts).
-    pub connected_account_id: Option<String>,
-    /// Subnets of the connected VPC: one for SingleAZ, two (one per zone) for MultiAZ.
-    pub customer_subnet_ids: Option<Vec<String>>,
-}
-
-/// A VMware Cloud on AWS SDDC. `num_hosts` and 1NODE→DEFAULT change in place; any other
-/// change replaces the SDDC.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SddcSpec {
-    /// AWS region, `us-west-2` or `US_WEST_2` (the same thing).
-    pub region: String,
-    /// `AWS` (default) or `ZEROCLOUD`.
-    pub provider: Option<SddcProvider>,
-    /// Number of ESXi hosts in the primary cluster: exactly 1 for `1NODE`, otherwise 2 to 16
-    /// (even for MultiAZ).
-    #[schemars(range(min = 1, max = 16))]
-    pub num_hosts: u32,
-    /// ESXi host instance type. Default `i3.metal`.
-    pub host_instance_type: Option<HostInstanceType>,
-    /// `1NODE` or `DEFAULT` (default).
-    pub sddc_type: Option<SddcType>,
-    /// `SingleAZ` (default) or `MultiAZ` (`SINGLE_AZ`/`MULTI_AZ` also accepted).
-    pub deployment_type: Option<DeploymentType>,
-    /// Management network CIDR with prefix /16, /20 or /23, e.g. `10.2.0.0/16`.
-    pub vpc_cidr: Option<String>,
-    /// Compute gateway logical network CIDR, e.g. `192.168.1.0/24`.
-    pub vxlan_subnet: Option<String>,
-    /// Do not create the default logical network. Default `true`.
-    pub skip_creating_vxlan: Option<bool>,
-    /// SSO domain of the vCenter. Default `vmc.local`.
-    pub sso_domain: Option<String>,
-    /// Appliance size, `medium` (default) or `large`.
-    pub size: Option<SddcSize>,
-    /// Link to the customer's AWS account; required for `AWS` (the default provider):
-    /// `connected_account_id` and `customer_subnet_ids`, or `delay: true`.
-    pub account_link: Option<AccountLink>,
-}
-
-/// How a target group selects minions.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum TgtType {
-    Compound,
-    Glob,
-    Grain,
-    GrainPcre,
-    Pillar,
-    PillarPcre,
-    List,
-    Ipcidr,
-    Pcre,
-    Node,
-}
-
-/// The targeting expression for one master (or `*` for all masters).
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TgtEntry {
-    /// Kind of expression: compound, glob, grain, grain_pcre, pillar, pillar_pcre, list,
-    /// ipcidr, pcre or node.
-    pub tgt_type: TgtType,
-    /// The expression, e.g. `G@os:CentOS` (compound) or `web*` (glob).
-    pub tgt: String,
-}
-
-/// A permission a role may have on a target group.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetPermission {
-    /// See the group and its definition.
-    Read,
-    /// Change the group.
-    Write,
-    /// Delete the group.
-    Delete,
-    /// RaaS's `discover` access to the group.
-    Discover,
-}
-
-/// A permission a role may have on a saved job.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum JobPermission {
-    /// See the job and its definition.
-    Read,
-    /// Change the job.
-    Write,
-    /// Delete the job.
-    Delete,
-    /// RaaS's `discover` access to the job.
-    Discover,
-    /// Run the job.
-    Run,
-}
-
-/// An Aria Automation Config target group.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SaltTargetSpec {
-    /// Description.
-    pub desc: Option<String>,
-    /// Master id (or `*` for every master) → targeting expression.
-    #[schemars(extend("minProperties" = 1))]
-    pub tgt: BTreeMap<String, TgtEntry>,
-    /// Role name → the permissions it has on the group, e.g. `{Ops: [read, write]}`; a role
-    /// given `[]` has none. Roles not named are left alone unless `access_exclusive: true`.
-    pub access: Option<BTreeMap<String, Vec<TargetPermission>>>,
-    /// Take every permission from roles not named in `access`. Default `false`.
-    pub access_exclusive: Option<bool>,
-}
-
-/// Which Salt client runs a job.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SaltCmd {
-    /// Run on minions (default).
-    Local,
-    /// Run a runner on the masters.
-    Runner,
-    /// Run a wheel function on the masters.
-    Wheel,
-}
-
-/// Arguments of a saved job.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JobArgs {
-    /// Positional arguments.
-    pub arg: Option<Vec<serde_json::Value>>,
-    /// Keyword arguments (values may be job-input definitions).
-    pub kwarg: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// An Aria Automation Config saved job.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SaltJobSpec {
-    /// Description.
-    pub desc: Option<String>,
-    /// `local` (default), `runner` or `wheel`.
-    pub cmd: Option<SaltCmd>,
-    /// Salt function, e.g. `test.ping` or `state.apply`.
-    #[schemars(length(min = 1))]
-    pub fun: String,
-    /// Arguments: `{arg: [...], kwarg: {...}}`.
-    pub arg: Option<JobArgs>,
-    /// Master ids that receive runner and wheel commands.
-    pub masters: Option<Vec<String>>,
-    /// Name of a target group: a declared SaltTarget or one that already exists (such as
-    /// `All Minions`).
-    pub target: Option<String>,
-    /// Role name → the permissions it has on the job, e.g. `{Ops: [read, run]}`; a role given
-    /// `[]` has none. Roles not named are left alone unless `access_exclusive: true`.
-    pub access: Option<BTreeMap<String, Vec<JobPermission>>>,
-    /// Take every permission from roles not named in `access`. Default `false`.
-    pub access_exclusive: Option<bool>,
-}
-
-/// `splay`: random delay in seconds.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Splay {
-    /// Lower bound in seconds. Default 0.
-    pub start: Option<u32>,
-    /// Upper bound in seconds.
-    pub end: u32,
-}
-
-/// Weekly times per day (`HH:MM`).
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Weekly {
-    /// Times on Mondays (`HH:MM`).
-    pub mon: Option<Vec<String>>,
-    /// Times on Tuesdays (`HH:MM`).
-    pub tue: Option<Vec<String>>,
-    /// Times on Wednesdays (`HH:MM`).
-    pub wed: Option<Vec<String>>,
-    /// Times on Thursdays (`HH:MM`).
-    pub thu: Option<Vec<String>>,
-    /// Times on Fridays (`HH:MM`).
-    pub fri: Option<Vec<String>>,
-    /// Times on Saturdays (`HH:MM`).
-    pub sat: Option<Vec<String>>,
-    /// Times on Sundays (`HH:MM`).
-    pub sun: Option<Vec<String>>,
-}
-
-/// Times of day the job runs.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct When {
-    /// Every day at these times (`HH:MM`).
-    pub daily: Option<Vec<String>>,
-    /// On these weekdays at these times.
-    pub weekly: Option<Weekly>,
-}
-
-/// When a schedule fires: an interval, a cron expression, a one-off time or times of day.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleTiming {
-    /// Interval in seconds (at least 60).
-    #[schemars(range(min = 60))]
-    pub seconds: Option<u32>,
-    /// Interval in minutes.
-    pub minutes: Option<u32>,
-    /// Interval in hours.
-    pub hours: Option<u32>,
-    /// Interval in days.
-    pub days: Option<u32>,
-    /// Cron expression, e.g. `0 3 * * *`.
-    pub cron: Option<String>,
-    /// Run once at this ISO 8601 date-time, e.g. `2026-06-25T23:00`.
-    pub once: Option<String>,
-    /// Times of day: `{daily: [...]}` or `{weekly: {mon: [...], ...}}`.
-    pub when: Option<When>,
-    /// Do not fire before this date-time.
-    pub after: Option<String>,
-    /// Do not fire after this date-time.
-    pub until: Option<String>,
-    /// IANA time zone name. Default `UTC`.
-    pub timezone: Option<String>,
-    /// Random delay: `{start, end}` in seconds.
-    pub splay: Option<Splay>,
-    /// Maximum number of concurrent runs.
-    pub maxrunning: Option<u32>,
-    /// Also run when the scheduler starts. Default `false`.
-    pub run_on_start: Option<bool>,
-}
-
-/// An Aria Automation Config schedule running a saved job.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SaltScheduleSpec {
-    /// Name of the SaltJob to run (declared in the manifests).
-    #[schemars(length(min = 1))]
-    pub job: String,
-    /// Name of the target group: a declared SaltTarget or an existing one.
-    pub target: Option<String>,
-    /// When it fires.
-    pub schedule: ScheduleTiming,
-    /// Whether the schedule is active. Default `true`.
-    pub enabled: Option<bool>,
-}
-
-/// A Cloud Director API token of the connection's user.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VcdApiTokenSpec {
-    /// Where the one-time secret is written on creation, as JSON `{token_type,
-    /// refresh_token, id, updated_on}` with mode 0600 (relative to the manifest's directory).
-    /// Local only, never compared with the server.
-    #[schemars(length(min = 1))]
-    pub file: String,
-    /// Rotate the token once its file's `updated_on` is older than this (humantime, e.g.
-    /// `90d`): apply creates a new token, writes its secret to `file`, and only then revokes
-    /// the old one. Local only, never compared with the server.
-    pub rotate_after: Option<String>,
-}
-
-/// Power state of a VM.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum PowerState {
-    #[serde(rename = "POWERED_ON")]
-    PoweredOn,
-    #[serde(rename = "POWERED_OFF")]
-    PoweredOff,
-    #[serde(rename = "SUSPENDED")]
-    Suspended,
-}
-
-/// An existing vSphere VM (sextant never creates or deletes VMs).
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VirtualMachineSpec {
-    /// `POWERED_ON`, `POWERED_OFF` or `SUSPENDED`.
-    pub power_state: Option<PowerState>,
-    /// Number of virtual CPUs.
-    #[schemars(range(min = 1))]
-    pub cpu_count: Option<u32>,
-    /// Memory in MiB.
-    #[serde(rename = "memory_size_MiB")]
-    #[schemars(range(min = 1))]
-    pub memory_size_mib: Option<u64>,
-    /// Allow a stop → change → start cycle when CPU or memory changes on a running or
-    /// suspended VM, and say how the VM stops: `true` (or `graceful`) shuts the guest OS down
-    /// through VMware Tools and waits up to `timeouts.update` for the VM to power off;
-    /// `hard` powers it off at once; `graceful_or_hard` shuts the guest down, or powers off
-    /// hard when VMware Tools is not running. Default `false` (the plan stops with an error
-    /// instead).
-    pub allow_power_cycle: Option<AllowPowerCycle>,
-}
-
-/// `allow_power_cycle`: `true`/`false`, or how to stop the VM.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum AllowPowerCycle {
-    /// `true`: guest shutdown; `false`: no power cycle.
-    Allowed(bool),
-    /// How to stop the VM.
-    Stop(PowerCycleStop),
-}
-
-/// How a power cycle stops the VM.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum PowerCycleStop {
-    /// Shut the guest OS down through VMware Tools (the same as `true`).
-    Graceful,
-    /// Power off without asking the guest.
-    Hard,
-    /// Guest shutdown, or a hard power-off when VMware Tools is not running.
-    GracefulOrHard,
-}
-
 /// `apiVersion`: only `sextant/v1` exists.
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
 pub enum ApiVersion {
@@ -700,4 +319,45 @@ pub struct PatchSpec {
     pub lifecycle: Option<serde_json::Value>,
     /// Merged into the document's `timeouts`.
     pub timeouts: Option<serde_json::Value>,
+}
+
+/// Fields of a Lock document (`kind` and `spec` are added).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LockEnvelope {
+    /// Manifest language version, `sextant/v1` (optional).
+    #[serde(rename = "apiVersion")]
+    pub api_version: Option<ApiVersion>,
+    /// The lock's name, shown in messages.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// Where `apply` takes its locks (one per estate it changes), and how long it waits for one.
+/// `--lock` / `SEXTANT_LOCK_URL` and `--lock-timeout` override it.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LockSpec {
+    /// Session-level advisory locks on a PostgreSQL database every runner reaches.
+    pub postgres: PostgresLockSpec,
+    /// How long an apply waits for a lock another apply holds, e.g. `10m` (default `0s`:
+    /// fail at once, naming the holder).
+    pub timeout: Option<String>,
+}
+
+/// The PostgreSQL database that holds the locks.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresLockSpec {
+    /// `postgres://user@host:port/database`. A URL that carries a password is a secret:
+    /// write it as `{env: NAME}` or `{file: PATH}`.
+    pub url: LockUrl,
+}
+
+/// A lock database URL: written inline only when it holds no password.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LockUrl {
+    Secret(SecretRef),
+    Text(#[schemars(length(min = 1))] String),
 }

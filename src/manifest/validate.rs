@@ -18,11 +18,15 @@ use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
 use super::environment::Layer;
 use super::files::{Confinement, SourceFile, position_of};
+use super::lock;
 use super::node::{Node, Pos, Value, parse_documents_with};
 use super::references::{self, Declarations, Declared, Edge};
 use super::rules::{RuleContext, canonicalize};
 use super::schema::{checker_schema, document_def};
-use super::spec::{ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec};
+use super::spec::{
+    ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec, VcdApiTokenSpec,
+    VirtualMachineSpec,
+};
 use super::structure::Checker;
 use super::variables::SourceText;
 use crate::model::{
@@ -223,6 +227,28 @@ fn classify(
         valid: errors.len() == before,
         spec_valid,
     })
+}
+
+/// The document's spec as its kind's typed spec. The structural checks read the same schema,
+/// so this fails only where the schema cannot say what serde expects; the failure is then a
+/// located error, never a silently skipped rule.
+fn typed_spec<S: serde::de::DeserializeOwned>(
+    doc: &Document,
+    spec_node: &Node,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<S> {
+    match serde_json::from_value::<S>(spec_node.to_json()) {
+        Ok(spec) => Some(spec),
+        Err(err) => {
+            errors.push(Diagnostic::new(
+                doc.file(),
+                spec_node.pos,
+                "spec",
+                format!("invalid `{}` spec: {err}", doc.kind),
+            ));
+            None
+        }
+    }
 }
 
 fn parse_duration(
@@ -715,26 +741,28 @@ impl Loader<'_> {
         match doc.kind {
             _ if !doc.spec_valid => {}
             Kind::Sddc => {
-                if let Ok(spec) = serde_json::from_value::<SddcSpec>(spec_json.clone()) {
+                if let Some(spec) = typed_spec::<SddcSpec>(doc, spec_node, &mut self.errors) {
                     rules.check_sddc(&spec);
                 }
             }
             Kind::SaltTarget => {
-                if let Ok(spec) = serde_json::from_value::<SaltTargetSpec>(spec_json.clone()) {
+                if let Some(spec) = typed_spec::<SaltTargetSpec>(doc, spec_node, &mut self.errors) {
                     rules.check_salt_target(&spec);
                 }
             }
             Kind::SaltJob => {
-                if let Ok(spec) = serde_json::from_value::<SaltJobSpec>(spec_json.clone()) {
+                if let Some(spec) = typed_spec::<SaltJobSpec>(doc, spec_node, &mut self.errors) {
                     rules.check_salt_job(&spec);
                 }
             }
             Kind::SaltSchedule => {
-                if let Ok(spec) = serde_json::from_value::<SaltScheduleSpec>(spec_json.clone()) {
+                if let Some(spec) = typed_spec::<SaltScheduleSpec>(doc, spec_node, &mut self.errors)
+                {
                     rules.check_salt_schedule(&spec);
                 }
             }
             Kind::VcdApiToken => {
+                typed_spec::<VcdApiTokenSpec>(doc, spec_node, &mut self.errors);
                 self.check_token_file(doc, spec_node);
                 self.check_rotate_after(doc, spec_node);
                 self.check_token_name(doc);
@@ -764,7 +792,9 @@ impl Loader<'_> {
                     );
                 }
             }
-            Kind::VirtualMachine => {}
+            Kind::VirtualMachine => {
+                typed_spec::<VirtualMachineSpec>(doc, spec_node, &mut self.errors);
+            }
             Kind::Connection => return None,
         }
         self.errors.extend(rules.errors);
@@ -796,14 +826,14 @@ pub fn validate_files(
 ) -> Result<Model, Diagnostics> {
     tracing::debug!(files = sources.len(), "loading manifests");
     let schema = checker_schema();
-    let mut batches = Vec::new();
+    let mut parsed = Parsed::default();
     for source in sources {
         // One text at a time: each is dropped once its documents are parsed.
         if let Some(text) = read_file(source, &mut errors) {
-            parse_file(source, &text, &schema, layer, &mut batches, &mut errors);
+            parse_file(source, &text, &schema, layer, &mut parsed, &mut errors);
         }
     }
-    validate_documents(batches, &schema, confinement, errors)
+    validate_documents(parsed, &schema, confinement, errors)
 }
 
 /// Parses and validates one manifest text already read, as [`validate_files`] does for each
@@ -816,13 +846,27 @@ pub fn validate_text(
 ) -> Result<Model, Diagnostics> {
     let schema = checker_schema();
     let mut errors = Vec::new();
-    let mut batches = Vec::new();
-    parse_file(source, text, &schema, layer, &mut batches, &mut errors);
-    validate_documents(batches, &schema, confinement, errors)
+    let mut parsed = Parsed::default();
+    parse_file(source, text, &schema, layer, &mut parsed, &mut errors);
+    validate_documents(parsed, &schema, confinement, errors)
 }
 
 /// Documents are kept in batches of this many, each freed once its documents are consumed.
 const DOCUMENT_BATCH: usize = 4096;
+
+/// The classified documents of a run: resources and connections in batches, and the `Lock`
+/// documents apart (they are not resources).
+#[derive(Default)]
+struct Parsed {
+    batches: Vec<Vec<Document>>,
+    locks: Vec<lock::LockDocument>,
+}
+
+/// One parsed document, classified.
+enum Classified {
+    Document(Document),
+    Lock(lock::LockDocument),
+}
 
 /// Parses the documents of one file, checks their structure and adds them to `batches`.
 fn parse_file(
@@ -830,7 +874,7 @@ fn parse_file(
     text: &str,
     schema: &Json,
     layer: &Layer,
-    batches: &mut Vec<Vec<Document>>,
+    parsed: &mut Parsed,
     errors: &mut Vec<Diagnostic>,
 ) {
     let origin = Arc::new(FileOrigin {
@@ -847,6 +891,11 @@ fn parse_file(
             return (None, found);
         };
         let before = found.len();
+        if lock::is_lock(&node) {
+            let doc = lock::classify(&origin, node, &checker, &mut found);
+            layer.annotate(&notes, &mut found, before);
+            return (Some(Classified::Lock(doc)), found);
+        }
         let mut doc = classify(&origin, node, &checker, &mut found);
         if !notes.failed.is_empty()
             && let Some(doc) = doc.as_mut()
@@ -855,7 +904,7 @@ fn parse_file(
             doc.spec_valid = false;
         }
         layer.annotate(&notes, &mut found, before);
-        (doc, found)
+        (doc.map(Classified::Document), found)
     });
     let classified = match classified {
         Ok(classified) => classified,
@@ -877,20 +926,25 @@ fn parse_file(
         let mut batch = Vec::with_capacity(classified.len().min(DOCUMENT_BATCH));
         for (doc, mut found) in classified.by_ref().take(DOCUMENT_BATCH) {
             errors.append(&mut found);
-            batch.extend(doc);
+            match doc {
+                Some(Classified::Document(doc)) => batch.push(doc),
+                Some(Classified::Lock(lock)) => parsed.locks.push(lock),
+                None => {}
+            }
         }
-        batches.push(batch);
+        parsed.batches.push(batch);
     }
 }
 
 /// Builds connections and resources from the classified documents, in load order, consuming
 /// them: each document's tree is dropped once its resource is built.
 fn validate_documents(
-    batches: Vec<Vec<Document>>,
+    parsed: Parsed,
     schema: &Json,
     confinement: &Confinement,
     errors: Vec<Diagnostic>,
 ) -> Result<Model, Diagnostics> {
+    let Parsed { batches, locks } = parsed;
     let checker = Checker::new(schema, Path::new(""));
     let mut loader = Loader {
         checker: &checker,
@@ -901,6 +955,7 @@ fn validate_documents(
     let declarations = loader.declarations(&docs);
     let connections = loader.connections(&docs);
     drop(docs);
+    let lock = lock::settings(locks, confinement, &mut loader.errors);
 
     // Documents are consumed in load order: each tree is freed once its resource is built.
     let mut resources = DenseMap::default();
@@ -945,6 +1000,7 @@ fn validate_documents(
             .map(|(name, (connection, _))| (name, connection))
             .collect(),
         resources,
+        lock,
     })
 }
 

@@ -12,6 +12,7 @@
 
 pub mod compact;
 pub mod kind;
+pub mod kinds;
 pub mod rules;
 pub mod secret;
 pub mod shown;
@@ -24,7 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use compact::CompactJson;
-pub use kind::{Kind, SystemType};
+pub use kind::SystemType;
+pub use kinds::Kind;
 pub use secret::{SecretSource, SecretValue};
 
 /// `Kind/name`: how a resource is named everywhere (CLI, plan output, `depends_on`).
@@ -268,4 +270,17 @@ pub struct Model {
     pub resources: BTreeMap<Address, Resource>,
     /// Findings that did not stop the load (`file:line:column: message`), for the CLI to show.
     pub warnings: Vec<String>,
+    /// The run's `kind: Lock` document, when it has one.
+    pub lock: Option<LockSettings>,
+}
+
+/// A `kind: Lock` document: where `apply` takes its locks and how long it waits for one.
+#[derive(Clone, Debug)]
+pub struct LockSettings {
+    pub name: String,
+    /// The PostgreSQL URL: a secret, as it may carry a password (an inline URL without one
+    /// is a [`SecretSource::Fixed`]).
+    pub postgres_url: SecretSource,
+    pub timeout: Option<Duration>,
+    pub location: SourceLocation,
 }

@@ -1,10 +1,11 @@
 //! Per-kind planning rules: which fields are local, create-only or force replacement, and
 //! what an in-place change of a kind needs. The planner calls these through [`rules_for`]
-//! and knows no kind itself, so adding a kind means adding its rules here.
+//! and knows no kind itself; each kind implements [`KindRules`] in its own module of
+//! [`super::kinds`].
 
 use serde_json::Value;
 
-use super::token_file::{self, TokenState};
+pub use super::kinds::virtual_machine::PowerCycle;
 use super::{Kind, Resource};
 use crate::providers::LiveObject;
 
@@ -136,7 +137,7 @@ pub struct CompleteObject {
 }
 
 impl CompleteObject {
-    const fn always(path: &'static str) -> Self {
+    pub const fn always(path: &'static str) -> Self {
         Self {
             path,
             when: None,
@@ -145,311 +146,23 @@ impl CompleteObject {
     }
 }
 
-/// The rules of `kind`.
+/// The rules of `kind` (each kind's module in [`super::kinds`] holds its own).
 pub fn rules_for(kind: Kind) -> &'static dyn KindRules {
-    match kind {
-        Kind::Sddc => &SddcRules,
-        Kind::VirtualMachine => &VirtualMachineRules,
-        Kind::VcdApiToken => &VcdApiTokenRules,
-        Kind::SaltTarget => &SaltTargetRules,
-        Kind::SaltJob => &SaltJobRules,
-        Kind::SaltSchedule => &SaltScheduleRules,
-        Kind::Connection => &PlainRules,
-    }
+    kind.rules()
 }
 
 /// Every field can change in place.
-struct PlainRules;
+pub struct PlainRules;
 
 impl KindRules for PlainRules {}
 
 /// `access` of a job or target group: roles not named are left alone unless
 /// `access_exclusive: true` (a local switch, never on the server) makes the map complete.
-const EXCLUSIVE_ACCESS: CompleteObject = CompleteObject {
+pub const EXCLUSIVE_ACCESS: CompleteObject = CompleteObject {
     path: "access",
     when: Some("access_exclusive"),
     defaults: &[],
 };
-
-/// A target group's `tgt` lists every master it targets: a master dropped from the manifest
-/// is removed (`save_target_group` replaces `tgt` whole).
-struct SaltTargetRules;
-
-impl KindRules for SaltTargetRules {
-    fn local_fields(&self) -> &'static [&'static str] {
-        &["access_exclusive"]
-    }
-
-    fn complete_objects(&self) -> &'static [CompleteObject] {
-        const COMPLETE: &[CompleteObject] = &[CompleteObject::always("tgt"), EXCLUSIVE_ACCESS];
-        COMPLETE
-    }
-
-    fn per_key_fields(&self) -> &'static [&'static str] {
-        &["access"]
-    }
-}
-
-/// A job's `arg` is its whole argument list: positional arguments and keyword arguments
-/// dropped from the manifest are removed (`save_job` is sent the whole `arg`).
-struct SaltJobRules;
-
-impl KindRules for SaltJobRules {
-    fn local_fields(&self) -> &'static [&'static str] {
-        &["access_exclusive"]
-    }
-
-    fn complete_objects(&self) -> &'static [CompleteObject] {
-        const COMPLETE: &[CompleteObject] = &[
-            CompleteObject::always("arg"),
-            CompleteObject::always("arg.kwarg"),
-            EXCLUSIVE_ACCESS,
-        ];
-        COMPLETE
-    }
-
-    fn per_key_fields(&self) -> &'static [&'static str] {
-        &["access"]
-    }
-}
-
-/// A schedule's `schedule` block is its whole timing, and a schedule without `target` has
-/// none: keys dropped from the manifest (`cron` after a switch to an interval, `until`, the
-/// target) are removed through `schedule.update`'s `delete_fields`.
-struct SaltScheduleRules;
-
-impl KindRules for SaltScheduleRules {
-    fn complete_objects(&self) -> &'static [CompleteObject] {
-        // Defaults of `SchedulerScheduleSchema` (D2, saltstack/raas-mcp
-        // `raas_mcp/data/api_discovery.json`, `schedule.save`/`schedule.update`).
-        const COMPLETE: &[CompleteObject] = &[CompleteObject {
-            path: "schedule",
-            when: None,
-            defaults: &[("timezone", "\"UTC\""), ("run_on_start", "false")],
-        }];
-        COMPLETE
-    }
-
-    fn cleared_when_absent(&self) -> &'static [&'static str] {
-        &["target"]
-    }
-}
-
-struct SddcRules;
-
-impl KindRules for SddcRules {
-    fn create_only_fields(&self) -> &'static [&'static str] {
-        &["account_link"]
-    }
-
-    fn replace_fields(&self) -> &'static [&'static str] {
-        &[
-            "region",
-            "provider",
-            "host_instance_type",
-            "deployment_type",
-            "vpc_cidr",
-            "vxlan_subnet",
-            "skip_creating_vxlan",
-            "sso_domain",
-            "size",
-        ]
-    }
-
-    fn classify_update(
-        &self,
-        desired: &Value,
-        live: &Value,
-        changed: &[String],
-    ) -> Result<UpdateKind, String> {
-        let mut forced_by: Vec<String> = changed
-            .iter()
-            .filter(|field| self.replace_fields().contains(&field.as_str()))
-            .cloned()
-            .collect();
-        let mut steps = Vec::new();
-        if changed.iter().any(|f| f == "sddc_type") {
-            let from = live.get("sddc_type").and_then(Value::as_str).unwrap_or("");
-            let to = desired
-                .get("sddc_type")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let hosts = desired
-                .get("num_hosts")
-                .and_then(Value::as_u64)
-                .or_else(|| live.get("num_hosts").and_then(Value::as_u64));
-            match (from, to, hosts) {
-                ("1NODE", "DEFAULT", Some(3)) => {
-                    steps.push("convert 1NODE to DEFAULT (3 hosts)".to_string())
-                }
-                ("1NODE", "DEFAULT", Some(2)) => forced_by.push("sddc_type".to_string()),
-                ("1NODE", "DEFAULT", _) => {
-                    return Err(
-                        "a 1NODE SDDC converts in place only to 3 hosts (or is replaced to get 2); set `num_hosts` to 3 or 2"
-                            .to_string(),
-                    );
-                }
-                _ => forced_by.push("sddc_type".to_string()),
-            }
-        } else if changed.iter().any(|f| f == "num_hosts") {
-            let from = live.get("num_hosts").and_then(Value::as_u64).unwrap_or(0);
-            let to = desired
-                .get("num_hosts")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            if to > from {
-                steps.push(format!("add {} host(s)", to - from));
-            } else {
-                steps.push(format!("remove {} host(s)", from - to));
-            }
-        }
-        if forced_by.is_empty() {
-            Ok(UpdateKind::InPlace { steps })
-        } else {
-            forced_by.sort();
-            forced_by.dedup();
-            Ok(UpdateKind::Replace { forced_by })
-        }
-    }
-}
-
-/// How a VM may be stopped for a CPU or memory change (`allow_power_cycle`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PowerCycle {
-    /// `true` or `graceful`: shut the guest OS down through VMware Tools; refuse when Tools
-    /// is not running.
-    Graceful,
-    /// `graceful_or_hard`: shut the guest down, or power the VM off hard when VMware Tools is
-    /// not running.
-    GracefulOrHard,
-    /// `hard`: power the VM off without asking the guest.
-    Hard,
-}
-
-impl PowerCycle {
-    /// The power cycle a desired `VirtualMachine` spec allows; `None` when it allows none.
-    pub fn of_spec(spec: &Value) -> Option<PowerCycle> {
-        match spec.get("allow_power_cycle")? {
-            Value::Bool(true) => Some(PowerCycle::Graceful),
-            Value::String(mode) => match mode.as_str() {
-                "graceful" => Some(PowerCycle::Graceful),
-                "graceful_or_hard" => Some(PowerCycle::GracefulOrHard),
-                "hard" => Some(PowerCycle::Hard),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    /// How the plan names the stop.
-    pub fn stop_step(self) -> &'static str {
-        match self {
-            PowerCycle::Graceful => "guest shutdown",
-            PowerCycle::GracefulOrHard => {
-                "guest shutdown (hard power-off if VMware Tools is not running)"
-            }
-            PowerCycle::Hard => "hard power-off",
-        }
-    }
-}
-
-struct VirtualMachineRules;
-
-impl KindRules for VirtualMachineRules {
-    fn local_fields(&self) -> &'static [&'static str] {
-        &["allow_power_cycle"]
-    }
-
-    fn classify_update(
-        &self,
-        desired: &Value,
-        live: &Value,
-        changed: &[String],
-    ) -> Result<UpdateKind, String> {
-        let hardware = changed
-            .iter()
-            .any(|f| f == "cpu_count" || f == "memory_size_MiB");
-        let live_power = live
-            .get("power_state")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let wanted_power = desired
-            .get("power_state")
-            .and_then(Value::as_str)
-            .unwrap_or(live_power);
-        let mut steps = Vec::new();
-        if hardware && (live_power == "POWERED_ON" || live_power == "SUSPENDED") {
-            let Some(cycle) = PowerCycle::of_spec(desired) else {
-                return Err(
-                    "changing `cpu_count` or `memory_size_MiB` needs the VM powered off; set `allow_power_cycle: true` to let sextant shut it down and start it again"
-                        .to_string(),
-                );
-            };
-            // A suspended guest cannot shut down: it is resumed first, unless the stop is hard.
-            if live_power == "SUSPENDED" && cycle != PowerCycle::Hard {
-                steps.push("start".to_string());
-            }
-            steps.push(cycle.stop_step().to_string());
-            steps.push("change CPU/memory".to_string());
-            if wanted_power == "POWERED_ON" {
-                steps.push("start".to_string());
-            } else if wanted_power == "SUSPENDED" {
-                steps.push("start".to_string());
-                steps.push("suspend".to_string());
-            }
-        }
-        Ok(UpdateKind::InPlace { steps })
-    }
-
-    fn deletable(&self) -> bool {
-        false
-    }
-
-    /// Sextant manages existing VMs only.
-    fn creatable(&self) -> bool {
-        false
-    }
-}
-
-struct VcdApiTokenRules;
-
-impl KindRules for VcdApiTokenRules {
-    fn local_fields(&self) -> &'static [&'static str] {
-        &["file", "rotate_after"]
-    }
-
-    fn field_note(&self, field: &str) -> Option<&'static str> {
-        match field {
-            "file" => Some("the one-time secret is written to this file (mode 0600)"),
-            "rotate_after" => Some("a new token replaces this one once the file is this old"),
-            _ => None,
-        }
-    }
-
-    fn local_change(&self, resource: &Resource, live: &LiveObject) -> LocalChange {
-        match token_file::token_state(resource, live, chrono::Utc::now()) {
-            TokenState::Fine => LocalChange::None,
-            TokenState::Lost(message) => LocalChange::Lost(message),
-            TokenState::Rotate(rotation) => LocalChange::Rotate {
-                steps: rotation.steps(),
-                reason: rotation.reason,
-            },
-        }
-    }
-
-    fn local_problem(&self, resource: &Resource) -> Option<String> {
-        let file = resource.spec.get("file")?;
-        let path = resource.base_dir.join(file.as_str()?);
-        if path.exists() {
-            None
-        } else {
-            Some(format!(
-                "the token exists on the server but its secret file `{}` is missing: the one-time secret was never written or was removed",
-                path.display()
-            ))
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,137 @@
+//! The kinds of managed objects, one module each, and the one registry that lists them.
+//!
+//! A kind's module holds its typed spec (the manifest's `spec:`, serde + JSON Schema), what
+//! the core needs to know about it ([`ResourceKind`]: name, system, attributes, description)
+//! and its planning rules ([`KindRules`]). [`registry!`] below is the only list of kinds:
+//! it generates [`Kind`], `Kind::ALL`, the kinds `export` accepts and the schema's arms.
+//! Adding a kind means writing its module, its provider's part and one line here.
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+use super::SystemType;
+use super::rules::KindRules;
+
+pub mod salt_job;
+pub mod salt_schedule;
+pub mod salt_target;
+pub mod sddc;
+pub mod vcd_api_token;
+pub mod virtual_machine;
+
+/// What the core knows of a kind of managed object.
+pub trait ResourceKind: KindRules {
+    /// The `kind` written in manifests and addresses.
+    const NAME: &'static str;
+    /// The system whose connection manages it.
+    const SYSTEM: SystemType;
+    /// Attributes other resources may read with `${Kind/name.attribute}`.
+    const ATTRIBUTES: &'static [&'static str];
+    /// One line for the schema and the manifest reference.
+    const DESCRIPTION: &'static str;
+    /// The typed spec a manifest writes.
+    type Spec: JsonSchema + serde::de::DeserializeOwned;
+}
+
+/// Generates [`Kind`] from the list of kinds: `Connection` (configuration, not a managed
+/// object) and one variant per kind module, `Variant in module` naming `module::Variant`.
+macro_rules! registry {
+    ($($variant:ident in $module:ident),+ $(,)?) => {
+        /// A manifest `kind`. `Connection` is configuration, the others are managed objects.
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize,
+            serde::Deserialize,
+        )]
+        pub enum Kind {
+            Connection,
+            $($variant,)+
+        }
+
+        impl Kind {
+            /// Every kind, `Connection` first.
+            pub const ALL: [Kind; 1 + [$(stringify!($variant)),+].len()] =
+                [Kind::Connection, $(Kind::$variant,)+];
+
+            /// The managed kinds (what `export --kind` accepts).
+            pub const RESOURCES: [Kind; [$(stringify!($variant)),+].len()] =
+                [$(Kind::$variant,)+];
+
+            /// The names of the managed kinds.
+            pub const RESOURCE_NAMES: [&'static str; [$(stringify!($variant)),+].len()] =
+                [$(<$module::$variant as ResourceKind>::NAME,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    Kind::Connection => "Connection",
+                    $(Kind::$variant => <$module::$variant as ResourceKind>::NAME,)+
+                }
+            }
+
+            /// The system whose connection manages this kind (`None` for `Connection`).
+            pub fn system(self) -> Option<SystemType> {
+                match self {
+                    Kind::Connection => None,
+                    $(Kind::$variant => Some(<$module::$variant as ResourceKind>::SYSTEM),)+
+                }
+            }
+
+            /// Attributes other resources may read with `${Kind/name.attribute}`.
+            pub fn attributes(self) -> &'static [&'static str] {
+                match self {
+                    Kind::Connection => &[],
+                    $(Kind::$variant => <$module::$variant as ResourceKind>::ATTRIBUTES,)+
+                }
+            }
+
+            /// One line for the schema and the manifest reference.
+            pub fn description(self) -> &'static str {
+                match self {
+                    Kind::Connection => {
+                        "Where and how to talk to one system (the token settings)."
+                    }
+                    $(Kind::$variant => <$module::$variant as ResourceKind>::DESCRIPTION,)+
+                }
+            }
+
+            /// The planning rules of the kind (`Connection`: every field changes in place).
+            pub fn rules(self) -> &'static dyn KindRules {
+                match self {
+                    Kind::Connection => &super::rules::PlainRules,
+                    $(Kind::$variant => &$module::$variant,)+
+                }
+            }
+
+            /// The JSON Schema of a managed kind's spec (`None` for `Connection`, whose spec
+            /// the manifest layer describes).
+            pub fn spec_schema(self, generator: &mut SchemaGenerator) -> Option<Schema> {
+                match self {
+                    Kind::Connection => None,
+                    $(Kind::$variant => Some(
+                        generator.subschema_for::<<$module::$variant as ResourceKind>::Spec>(),
+                    ),)+
+                }
+            }
+        }
+    };
+}
+
+// One line per kind: the variant, and the module holding its `ResourceKind` of that name.
+registry! {
+    Sddc in sddc,
+    SaltTarget in salt_target,
+    SaltJob in salt_job,
+    SaltSchedule in salt_schedule,
+    VcdApiToken in vcd_api_token,
+    VirtualMachine in virtual_machine,
+}
+
+impl Kind {
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
