@@ -49,6 +49,7 @@ fn verb(action: Action) -> &'static str {
         Action::Delete => "delete",
         Action::Replace => "replace",
         Action::Wait => "wait",
+        Action::Rotate => "rotate",
         Action::NoOp => "no-op",
     }
 }
@@ -123,6 +124,7 @@ pub fn plain_line(event: &Event) -> String {
                 "update" => "Modifying...",
                 "delete" => "Destroying...",
                 "replace" => "Replacing...",
+                "rotate" => "Rotating...",
                 _ => "Waiting for the task in progress...",
             };
             format!("{address}: {doing}")
@@ -140,6 +142,7 @@ pub fn plain_line(event: &Event) -> String {
                 "update" => "modifying",
                 "delete" => "destroying",
                 "replace" => "replacing",
+                "rotate" => "rotating",
                 _ => "waiting",
             };
             let mut details = Vec::new();
@@ -162,6 +165,7 @@ pub fn plain_line(event: &Event) -> String {
                 "update" => "Modifications complete",
                 "delete" => "Destruction complete",
                 "replace" => "Replacement complete",
+                "rotate" => "Rotation complete",
                 _ => "Task finished",
             };
             format!("{address}: {done} after {}", elapsed_text(*elapsed_seconds))

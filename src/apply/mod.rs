@@ -8,6 +8,7 @@
 
 pub mod events;
 pub mod lock;
+mod rotation;
 mod secret_file;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -111,6 +112,8 @@ enum Step {
     Delete,
     /// Wait for a task already running (or for the object to leave a busy state).
     Wait,
+    /// Rotate a credential: create, hand over the secret, revoke (`rotation.rs`).
+    Rotate,
 }
 
 fn steps_for(action: Action) -> Vec<Step> {
@@ -120,6 +123,7 @@ fn steps_for(action: Action) -> Vec<Step> {
         Action::Delete => vec![Step::Delete],
         Action::Replace => vec![Step::Delete, Step::Create],
         Action::Wait => vec![Step::Wait],
+        Action::Rotate => vec![Step::Rotate],
         Action::NoOp => vec![],
     }
 }
@@ -447,7 +451,7 @@ pub async fn apply(
                             events.emit(&Event::finished(&address, node.change.action, elapsed));
                             match node.change.action {
                                 Action::Create => report.added += 1,
-                                Action::Update => report.changed += 1,
+                                Action::Update | Action::Rotate => report.changed += 1,
                                 Action::Delete => report.destroyed += 1,
                                 Action::Replace => {
                                     report.added += 1;
@@ -560,7 +564,7 @@ fn handle_result(
     let step = node.steps[node.next_step];
     let timeout = match step {
         Step::Create => node.timeouts.create,
-        Step::Update | Step::Wait => node.timeouts.update,
+        Step::Update | Step::Wait | Step::Rotate => node.timeouts.update,
         Step::Delete => node.timeouts.delete,
     };
     match result {
@@ -886,6 +890,14 @@ async fn run_step(
                 );
             }
             outcome
+        }
+        Step::Rotate => {
+            let Some(live) = live else {
+                return Err("the token to rotate was not found".to_string());
+            };
+            return rotation::rotate(provider, resource, desired, live)
+                .await
+                .map(CallOutcome::StepDone);
         }
         Step::Wait => return Err("internal: a wait is not a call".to_string()),
     };

@@ -29,7 +29,7 @@ pub fn token_file(resource: &Resource) -> Option<PathBuf> {
     Some(resource.base_dir.join(file.as_str()?))
 }
 
-/// Writes `{token_type, refresh_token, updated_on}` as JSON with mode 0600 (temporary file,
+/// Writes `{token_type, refresh_token, updated_on, id}` as JSON with mode 0600 (temporary file,
 /// then rename, so a reader never sees half a file).
 pub fn write(resource: &Resource, secret: &IssuedSecret) -> Result<PathBuf, SecretFileError> {
     let address = resource.address.to_string();
@@ -41,11 +41,15 @@ pub fn write(resource: &Resource, secret: &IssuedSecret) -> Result<PathBuf, Secr
         path: path.clone(),
         source,
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "token_type": secret.token_type,
         "refresh_token": secret.value.expose(),
         "updated_on": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     });
+    // Which token the file holds: how a rotation a crash interrupted is recognised.
+    if let Some(id) = &secret.id {
+        body["id"] = serde_json::Value::String(id.clone());
+    }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(fail)?;
     }

@@ -215,7 +215,10 @@ async fn run_in(
     if !workspace.targets.is_empty() {
         reporter.warning("resource targeting is in effect: applied changes may be incomplete");
     }
-    let (plan, locks) = plan_under_lock(args, saved, reporter, workspace, backend).await?;
+    let (mut plan, locks) = plan_under_lock(args, saved, reporter, workspace, backend).await?;
+    plan.credentials = workspace
+        .credential_warnings(args.expiry.warn_expiry, reporter)
+        .await;
     let code = apply_locked(args, global, reporter, workspace, saved, &plan, &locks).await;
     locks.release().await;
     code

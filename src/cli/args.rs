@@ -360,6 +360,8 @@ pub struct PlanArgs {
     pub recreate_lost_secrets: bool,
     #[command(flatten)]
     pub destroy: DestroyArgs,
+    #[command(flatten)]
+    pub expiry: WarnExpiryArgs,
 }
 
 /// What a plan may destroy: `--replace`, `--max-destroy`, `--allow-destroy`.
@@ -377,6 +379,15 @@ pub struct DestroyArgs {
     /// an `Sddc` needs `--allow-destroy Sddc` (repeatable).
     #[arg(long = "allow-destroy", value_name = "KIND")]
     pub allow_destroy: Vec<String>,
+}
+
+/// `--warn-expiry`: how early credentials that expire are reported.
+#[derive(Debug, Clone, Args)]
+pub struct WarnExpiryArgs {
+    /// Warn when a credential in use expires within this window (a CSP API token's expiry,
+    /// a VCD token file's `max_age`), e.g. `30d`; `0s` turns the check off.
+    #[arg(long = "warn-expiry", value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30d")]
+    pub warn_expiry: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -411,6 +422,8 @@ pub struct ApplyArgs {
     /// `timeout`, else 0.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub lock_timeout: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub expiry: WarnExpiryArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -60,13 +60,16 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Re
             return Err(listing_failure(failure, reporter));
         }
     };
-    let plan = workspace.plan_from(
+    let mut plan = workspace.plan_from(
         &live,
         crate::plan::PlanOptions {
             recreate_lost_secrets: args.recreate_lost_secrets,
         },
         reporter,
     );
+    plan.credentials = workspace
+        .credential_warnings(args.expiry.warn_expiry, reporter)
+        .await;
     let code = finish(&args, global, reporter, &workspace, &plan);
     workspace.close().await;
     code

@@ -304,6 +304,27 @@ impl Workspace {
         plan
     }
 
+    /// The credentials of the connections in use that expire within `window`, each also
+    /// printed as a warning.
+    pub async fn credential_warnings(
+        &self,
+        window: std::time::Duration,
+        reporter: &Reporter,
+    ) -> Vec<plan::credentials::CredentialWarning> {
+        let warnings = plan::credentials::credential_warnings(
+            &self.model,
+            &self.in_use,
+            &self.providers,
+            window,
+            chrono::Utc::now(),
+        )
+        .await;
+        for warning in &warnings {
+            reporter.warning(&warning.message);
+        }
+        warnings
+    }
+
     /// Reads live state and plans; warnings stay in the plan.
     pub async fn plan_silently(
         &self,

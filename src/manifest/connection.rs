@@ -47,7 +47,7 @@ fn applies_to(field: &str) -> &'static [SystemType] {
         "org_id" => &[Vmc],
         "api_token" => &[Vmc, Raas, Vcd],
         "username" | "password" => &[Raas, Vcd, Vsphere],
-        "org" | "api_version" => &[Vcd],
+        "org" | "api_version" | "max_age" => &[Vcd],
         "api_flavor" => &[Vsphere],
         "prune" => &[Vmc, Raas, Vcd],
         _ => &[Vmc, Raas, Vcd, Vsphere],
@@ -397,6 +397,11 @@ impl ConnectionReader<'_> {
             && applies_to("prune").contains(&system)
         {
             config.prune = self.prune(prune, system);
+        }
+        if let Some(age) = &spec.max_age
+            && let Some(age) = self.duration(&["max_age"], age)
+        {
+            config.max_age = Some(age);
         }
 
         self.check_auth(spec, system);

@@ -177,6 +177,10 @@ pub struct ConnectionSpec {
     /// Most objects one plan may destroy (deletes and replacements, pruned objects
     /// included), counted over the whole plan; `--max-destroy N` overrides it. Default 10.
     pub max_destroy: Option<EnvOr<u32>>,
+    /// Longest age of the Cloud Director API token in `api_token: {file: …}` (humantime,
+    /// e.g. `90d`): `plan` and `apply` warn when the file (its `updated_on`, or its
+    /// modification time) gets older than this minus `--warn-expiry`. vcd only.
+    pub max_age: Option<EnvOr<String>>,
 }
 
 /// `Connection.spec.prune`: which undeclared objects a plan deletes.

@@ -692,6 +692,54 @@ impl Loader<'_> {
         names
     }
 
+    /// A `VcdApiToken` name sextant would take for a rotated generation of another token
+    /// (`<name>.rotated-<UTC time>`) would make the two one token.
+    fn check_token_name(&mut self, doc: &Document) {
+        let Some(name) = doc.name() else { return };
+        let base = crate::model::token_file::base_token_name(name);
+        if base != name {
+            let pos = doc.node.get("name").map_or(doc.node.pos, |n| n.pos);
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    pos,
+                    "name",
+                    format!(
+                        "`{}` is the name sextant gives a rotated generation of API token `{}`",
+                        crate::model::shown::visible(name),
+                        crate::model::shown::visible(base)
+                    ),
+                )
+                .with_hint(Some(
+                    "choose a name that does not end in `.rotated-<time>`".to_string(),
+                )),
+            );
+        }
+    }
+
+    /// `VcdApiToken.spec.rotate_after`: a duration longer than zero.
+    fn check_rotate_after(&mut self, doc: &Document, spec_node: &Node) {
+        let Some(node) = spec_node.get("rotate_after") else {
+            return;
+        };
+        // A non-string was already reported by the structural checks.
+        let Some(text) = node.as_str() else { return };
+        if crate::model::token_file::parse_rotate_after(text).is_none() {
+            self.errors.push(
+                Diagnostic::new(
+                    doc.file(),
+                    node.pos,
+                    "spec.rotate_after",
+                    format!(
+                        "`{}` is not a duration longer than zero",
+                        crate::model::shown::visible(text)
+                    ),
+                )
+                .with_hint(Some("write a duration like `90d` or `30d 12h`".to_string())),
+            );
+        }
+    }
+
     fn resource(
         &mut self,
         doc: &Document,
@@ -767,6 +815,8 @@ impl Loader<'_> {
             Kind::VcdApiToken => {
                 typed_spec::<VcdApiTokenSpec>(doc, spec_node, &mut self.errors);
                 self.check_token_file(doc, spec_node);
+                self.check_rotate_after(doc, spec_node);
+                self.check_token_name(doc);
                 if let Some(conn) = connection.as_ref().and_then(|c| connections.get(c))
                     && conn.1
                     && (conn.0.config.username.is_none() || conn.0.config.password.is_none())

@@ -2,7 +2,8 @@
 //!
 //! Everything here is already checked: the manifest loader (`crate::manifest`) turns raw YAML
 //! into these types, and the planner, providers and executor only ever see them. This module
-//! knows no wire format and does no I/O except resolving secret references on demand.
+//! knows no wire format and does no I/O except resolving secret references on demand and
+//! reading what is not secret in a VCD token file (`token_file`).
 //!
 //! A resource's `spec` is kept as a JSON object holding **only the fields the user wrote**, in
 //! the canonical spelling described on each kind (for example an SDDC region is `US_WEST_2`,
@@ -12,9 +13,11 @@
 pub mod compact;
 pub mod kind;
 pub mod kinds;
+pub mod live;
 pub mod rules;
 pub mod secret;
 pub mod shown;
+pub mod token_file;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -216,6 +219,8 @@ pub struct ConnectionConfig {
     pub prune: Option<PrunePolicy>,
     /// Most objects one plan may destroy (`--max-destroy` overrides it); `None`: the default.
     pub max_destroy: Option<u32>,
+    /// Longest age of a Cloud Director API token file (`max_age`); `None`: not checked.
+    pub max_age: Option<Duration>,
 }
 
 /// `Connection.spec.prune`: which undeclared live objects of a connection a plan deletes.
@@ -264,6 +269,7 @@ impl ConnectionConfig {
             api_flavor: ApiFlavor::Auto,
             prune: None,
             max_destroy: None,
+            max_age: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 pub use super::kinds::virtual_machine::PowerCycle;
 use super::{Kind, Resource};
+use crate::model::live::LiveObject;
 
 /// What a change to existing fields needs, as decided by the kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +119,26 @@ pub trait KindRules: Sync {
         let _ = resource;
         None
     }
+
+    /// What the local side of an up-to-date live object needs (a VCD token due for
+    /// rotation); asked only when [`KindRules::local_problem`] found none.
+    fn local_change(&self, resource: &Resource, live: &LiveObject) -> LocalChange {
+        let _ = (resource, live);
+        LocalChange::None
+    }
+}
+
+/// What [`KindRules::local_change`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalChange {
+    None,
+    /// Like [`KindRules::local_problem`]: the local side is lost.
+    Lost(String),
+    /// Rotate the object's credential ([`crate::plan::Action::Rotate`]).
+    Rotate {
+        reason: String,
+        steps: Vec<String>,
+    },
 }
 
 /// An object the manifest states whole (see [`KindRules::complete_objects`]).

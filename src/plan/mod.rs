@@ -4,6 +4,7 @@
 //! The planner knows no kind and no wire format: kinds speak through
 //! [`crate::model::rules`], systems through [`crate::providers::Provider`].
 
+pub mod credentials;
 mod diff;
 mod live;
 mod order;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::model::rules::{UpdateKind, rules_for};
+use crate::model::rules::{LocalChange, UpdateKind, rules_for};
 use crate::model::{Address, CompactJson, Ensure, Model, Resource};
 use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 
@@ -41,6 +42,9 @@ pub enum Action {
     Replace,
     Delete,
     Wait,
+    /// Replace a credential without a gap: create the new one, hand its secret over, then
+    /// revoke the old one (a VCD token's `rotate_after`), or finish such a rotation.
+    Rotate,
     NoOp,
 }
 
@@ -53,6 +57,8 @@ impl Action {
             Action::Replace => &["delete", "create"],
             Action::Delete => &["delete"],
             Action::Wait => &["wait"],
+            // Terraform's create-before-destroy replacement.
+            Action::Rotate => &["create", "delete"],
             Action::NoOp => &["no-op"],
         }
     }
@@ -154,6 +160,8 @@ pub struct Plan {
     pub problems: Vec<PlanProblem>,
     /// Things the user should know that do not stop the plan.
     pub warnings: Vec<PlanProblem>,
+    /// Credentials in use that expire soon ([`credentials::credential_warnings`]).
+    pub credentials: Vec<credentials::CredentialWarning>,
     /// `--target` was used: the plan covers only part of the manifests.
     pub partial: bool,
 }
@@ -170,6 +178,7 @@ impl Plan {
                     s.destroy += 1;
                 }
                 Action::Delete => s.destroy += 1,
+                Action::Rotate => s.change += 1,
                 Action::Wait => s.wait += 1,
                 Action::NoOp => {}
             }
@@ -322,9 +331,7 @@ pub fn make_plan_with(
         let found = live.get(address);
         match decide(resource, model, found, &changes, live) {
             Ok(mut change) => {
-                if change.action == Action::NoOp
-                    && let Some(problem) = rules_for(address.kind).local_problem(resource)
-                {
+                if let Some(problem) = local_side(resource, &mut change) {
                     if options.recreate_lost_secrets && !resource.lifecycle.prevent_destroy {
                         change.action = Action::Replace;
                         change.reason = Some(problem);
@@ -362,6 +369,29 @@ pub fn make_plan_with(
         prune::check_destroys(&mut plan, model, guards);
     }
     plan
+}
+
+/// Looks at the local side of an up-to-date object: returns a problem to report (a lost
+/// secret), or turns the change into a rotation the local side calls for.
+fn local_side(resource: &Resource, change: &mut ResourceChange) -> Option<String> {
+    if change.action != Action::NoOp {
+        return None;
+    }
+    let rules = rules_for(resource.address.kind);
+    if let Some(problem) = rules.local_problem(resource) {
+        return Some(problem);
+    }
+    let live = change.live.clone()?;
+    match rules.local_change(resource, &live) {
+        LocalChange::None => None,
+        LocalChange::Lost(problem) => Some(problem),
+        LocalChange::Rotate { reason, steps } => {
+            change.action = Action::Rotate;
+            change.reason = Some(reason);
+            change.steps = steps;
+            None
+        }
+    }
 }
 
 /// A name no manifest declares must be that of exactly one live object on the resource's

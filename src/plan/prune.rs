@@ -574,7 +574,9 @@ pub fn force_replacements(plan: &mut Plan, model: &Model, replace: &[Address]) {
         match change.action {
             Action::NoOp | Action::Update => {}
             // Created, replaced or waited for anyway.
-            Action::Create | Action::Replace | Action::Wait | Action::Delete => continue,
+            Action::Create | Action::Replace | Action::Wait | Action::Delete | Action::Rotate => {
+                continue;
+            }
         }
         if resource.lifecycle.prevent_destroy {
             plan.problems.push(problem(

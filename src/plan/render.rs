@@ -33,7 +33,7 @@ impl Style {
         }
         let code = match action {
             Action::Create => "32",
-            Action::Update | Action::Wait => "33",
+            Action::Update | Action::Wait | Action::Rotate => "33",
             Action::Delete => "31",
             Action::Replace => "35",
             Action::NoOp => "0",
@@ -57,6 +57,7 @@ fn symbol(action: Action) -> &'static str {
         Action::Delete => "  -",
         Action::Replace => "-/+",
         Action::Wait => "  …",
+        Action::Rotate => "  ~",
         Action::NoOp => "   ",
     }
 }
@@ -68,6 +69,9 @@ fn legend(action: Action) -> &'static str {
         Action::Delete => "  - destroy",
         Action::Replace => "-/+ destroy and then create replacement",
         Action::Wait => "  … wait for a task already running on the server",
+        Action::Rotate => {
+            "  ~ rotate: create a new credential, hand over its secret, then revoke the old one"
+        }
         Action::NoOp => "",
     }
 }
@@ -98,6 +102,13 @@ fn header(change: &ResourceChange) -> String {
         Action::Wait => {
             format!("# {address} has a task in progress on the server; apply will wait for it")
         }
+        Action::Rotate => match &change.reason {
+            Some(reason) => format!(
+                "# {address} will be rotated: {}",
+                shown::visible(reason.strip_prefix("rotate: ").unwrap_or(reason))
+            ),
+            None => format!("# {address} will be rotated"),
+        },
         Action::NoOp => format!("# {address} is up to date"),
     }
 }
@@ -153,12 +164,21 @@ fn resource_block(out: &mut String, change: &ResourceChange, style: Style) {
         }
         return;
     }
-    if change.action == Action::Update && !change.steps.is_empty() {
-        let _ = writeln!(out, "    # steps: {}", change.steps.join(" → "));
+    if matches!(change.action, Action::Update | Action::Rotate) && !change.steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "    # steps: {}",
+            shown::visible(&change.steps.join(" → "))
+        );
     }
+    let verb = if change.action == Action::Rotate {
+        " rotate"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "{} {} \"{}\" {{",
+        "{}{verb} {} \"{}\" {{",
         style.paint(symbol(change.action), change.action),
         change.address.kind,
         shown::visible(&change.address.name)
@@ -301,6 +321,61 @@ pub struct JsonPlan {
     pub resource_changes: Vec<JsonResourceChange>,
     pub summary: JsonSummary,
     pub errors: Vec<JsonPlanError>,
+    /// Things to know that do not stop the plan: credentials in use that expire soon, VCD
+    /// tokens whose secret file is lost. Never holds a secret.
+    pub warnings: Vec<JsonWarning>,
+}
+
+/// One warning of the plan.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct JsonWarning {
+    /// `credential_expiry` (a credential expires within `--warn-expiry`) or `resource`.
+    pub kind: String,
+    /// The connection whose credential it is (`credential_expiry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// The resource it is about (`resource`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// When the credential expires, RFC 3339 (`credential_expiry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    pub message: String,
+}
+
+/// Every warning of `plan`: credentials first (by connection), then resources (by address).
+pub fn json_warnings(plan: &Plan) -> Vec<JsonWarning> {
+    let credentials = plan.credentials.iter().map(|w| JsonWarning {
+        kind: "credential_expiry".to_string(),
+        connection: Some(w.connection.clone()),
+        address: None,
+        expires_at: Some(
+            w.expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        message: w.message.clone(),
+    });
+    let resources = plan.warnings.iter().map(|w| JsonWarning {
+        kind: "resource".to_string(),
+        connection: None,
+        address: Some(w.address.to_string()),
+        expires_at: None,
+        message: w.message.clone(),
+    });
+    credentials.chain(resources).collect()
+}
+
+/// Warnings as Markdown quote lines, for the top of a comment.
+fn markdown_warnings(plan: &Plan) -> String {
+    let mut out = String::new();
+    for warning in json_warnings(plan) {
+        let message = match &warning.address {
+            Some(address) => format!("{address}: {}", warning.message),
+            None => warning.message,
+        };
+        let _ = writeln!(out, "> **Warning:** {}\n", shown::markdown_inline(&message));
+    }
+    out
 }
 
 /// One resource's planned change.
@@ -326,7 +401,8 @@ pub struct JsonResourceChange {
 /// The change itself.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct JsonChange {
-    /// `["create"]`, `["update"]`, `["delete"]`, `["delete","create"]` (replace), `["wait"]`
+    /// `["create"]`, `["update"]`, `["delete"]`, `["delete","create"]` (replace), `["wait"]`,
+    /// `["create","delete"]` (a credential rotation: the new one first, see `action_reason`)
     /// or `["no-op"]`.
     pub actions: Vec<String>,
     /// The live spec (normalized), or null when the object does not exist.
@@ -428,6 +504,7 @@ pub fn json(plan: &Plan) -> JsonPlan {
                 message: p.message.clone(),
             })
             .collect(),
+        warnings: json_warnings(plan),
     }
 }
 
@@ -450,6 +527,11 @@ pub fn markdown(plan: &Plan) -> String {
         out.push_str(
             "### ✅ Sextant plan: no changes\n\nYour infrastructure matches the configuration.\n",
         );
+        let warnings = markdown_warnings(plan);
+        if !warnings.is_empty() {
+            out.push('\n');
+            out.push_str(&warnings);
+        }
         return out;
     }
     let _ = writeln!(
@@ -457,15 +539,20 @@ pub fn markdown(plan: &Plan) -> String {
         "### Sextant plan: {}\n",
         summary_line(plan).trim_start_matches("Plan: ")
     );
+    out.push_str(&markdown_warnings(plan));
     if plan.partial {
         out.push_str("> **Warning:** this plan is partial (`--target` was used).\n\n");
     }
     let listed: Vec<&ResourceChange> = plan.changes.iter().filter(|c| c.is_change()).collect();
     for change in listed.iter().take(MARKDOWN_LIST_MAX) {
+        let marker = if change.action == Action::Rotate {
+            "~ rotate"
+        } else {
+            symbol(change.action).trim()
+        };
         let _ = writeln!(
             out,
-            "- `{}` {}{}",
-            symbol(change.action).trim(),
+            "- `{marker}` {}{}",
             shown::markdown_code(&change.address.to_string()),
             change
                 .cause
@@ -641,12 +728,34 @@ mod tests {
             Some(json!({"kwarg": {"vcenter": UNKNOWN}})),
         )];
         let noop = change(Kind::VirtualMachine, "db-01", Action::NoOp);
+        let mut rotate = change(Kind::VcdApiToken, "ci", Action::Rotate);
+        rotate.live = live(&rotate, json!({}));
+        rotate.after = Some(json!({"file": "secrets/ci.json", "rotate_after": "90d"}).into());
+        rotate.reason = Some(
+            "rotate: the secret file was written on 2026-08-01, longer ago than `rotate_after: 90d`"
+                .into(),
+        );
+        rotate.steps = vec![
+            "create a new token".into(),
+            "write its secret to the file (0600)".into(),
+            "revoke `urn:vcloud:token:1`".into(),
+        ];
         Plan {
             changes: vec![
-                create, update, replace, failed, delete, wait, cycle, unknown, noop,
+                create, update, replace, failed, delete, wait, cycle, unknown, rotate, noop,
             ],
             problems: vec![],
-            warnings: vec![],
+            warnings: vec![PlanProblem {
+                address: Address::new(Kind::VcdApiToken, "lost"),
+                message: "its secret file is missing".into(),
+            }],
+            credentials: vec![crate::plan::credentials::CredentialWarning {
+                connection: "vmc".into(),
+                credential: "CSP API token (env `VMC_TOKEN`)".into(),
+                expires_at: chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap(),
+                expired: false,
+                message: "connection `vmc`: the CSP API token (env `VMC_TOKEN`) expires on 2026-11-30, within the 30d warning window; create a new API token in the CSP console and hand it to sextant before then".into(),
+            }],
             partial: false,
         }
     }

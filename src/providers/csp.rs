@@ -12,6 +12,41 @@ use super::{ProviderError, ProviderResult};
 
 /// Path of the exchange, below the CSP base URL.
 pub const AUTHORIZE_PATH: &str = "/csp/gateway/am/api/auth/api-tokens/authorize";
+/// Path of the API-token details, below the CSP base URL: anonymous `POST` of JSON
+/// `{"tokenValue": <API token>}` → `ApiTokenDetailsDto {createdAt, expiresAt, lastUsedAt,
+/// tokenId, tokenName, orgId, …}` for an unexpired token. Sources: Broadcom API reference,
+/// "CSP Authentication Operations Index" (developer.broadcom.com/xapis/tcsp-authn/latest:
+/// "Get details of an unexpired org scoped API-token", `GetApiTokenDetailsRequest`,
+/// `ApiTokenDetailsDto`); vmware-labs' VMware Image Builder GitHub action
+/// (`TOKEN_DETAILS_PATH`, warns 30 days before `expiresAt`); William Lam's VMware.VMC
+/// PowerShell module (`Get-CSPRefreshTokenExpiry` posts `tokenValue` and reads `expiresAt`).
+pub const DETAILS_PATH: &str = "/csp/gateway/am/api/auth/api-tokens/details";
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiTokenDetailsDto {
+    expires_at: Option<serde_json::Value>,
+}
+
+/// An epoch time of `ApiTokenDetailsDto`: milliseconds as the live service sends them
+/// (`Get-CSPRefreshTokenExpiry` reads them so), seconds as one Broadcom page describes
+/// `createdAt`; a value past 10^11 (the year 5138 in seconds) is taken as milliseconds.
+fn epoch_time(value: &serde_json::Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    let number = match value {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    if !number.is_finite() || number <= 0.0 {
+        return None;
+    }
+    let millis = if number >= 1e11 {
+        number
+    } else {
+        number * 1000.0
+    };
+    chrono::DateTime::from_timestamp_millis(millis as i64)
+}
 
 #[derive(serde::Deserialize)]
 struct AccessTokenDto {
@@ -99,6 +134,39 @@ impl CspAuth {
         Ok(response)
     }
 
+    /// When the connection's API token expires, as `api-tokens/details` reports it;
+    /// `Ok(None)` when the server does not say. Errors never hold the token.
+    pub async fn api_token_expiry(&self) -> ProviderResult<Option<chrono::DateTime<chrono::Utc>>> {
+        let Some(source) = self.api_token.as_ref() else {
+            return Ok(None);
+        };
+        let api_token = source.resolve().map_err(|err| ProviderError::Config {
+            connection: self.connection.clone(),
+            message: format!("cannot read `api_token` from {}: {err}", source.describe()),
+        })?;
+        let request = HttpRequest::post(format!("{}{DETAILS_PATH}", self.csp_url))
+            .secret_json(serde_json::json!({ "tokenValue": api_token.expose() }))
+            // Reading details changes nothing.
+            .idempotent(true);
+        let response = self.http.send(request).await?;
+        if !response.is_success() {
+            let body: CspErrorResponse = serde_json::from_slice(&response.body).unwrap_or_default();
+            let message = body
+                .message
+                .map(|m| m.replace(api_token.expose(), "[REDACTED]"))
+                .unwrap_or_else(|| format!("status {}", response.status));
+            return Err(ProviderError::Api {
+                method: response.method.to_string(),
+                path: response.path.clone(),
+                status: response.status,
+                message,
+                request_id: body.request_id.or_else(|| response.request_id()),
+            });
+        }
+        let dto: ApiTokenDetailsDto = response.json_redacted()?;
+        Ok(dto.expires_at.as_ref().and_then(epoch_time))
+    }
+
     async fn exchange(&self) -> ProviderResult<Credential<SecretValue>> {
         let source = self
             .api_token
@@ -177,6 +245,17 @@ pub fn parse_token_reply(response: &HttpResponse) -> ProviderResult<Credential<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn details_times_are_read_in_milliseconds_or_seconds() {
+        use serde_json::json;
+        let expected = chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap();
+        assert_eq!(epoch_time(&json!(1_796_000_000_000_i64)), Some(expected));
+        assert_eq!(epoch_time(&json!(1_796_000_000)), Some(expected));
+        assert_eq!(epoch_time(&json!("1796000000000")), Some(expected));
+        assert_eq!(epoch_time(&json!(null)), None);
+        assert_eq!(epoch_time(&json!(0)), None);
+    }
 
     #[test]
     fn expires_in_is_read_tolerantly() {

@@ -33,6 +33,8 @@ pub enum Body {
     Json(serde_json::Value),
     /// `application/x-www-form-urlencoded`; values may be secrets.
     Form(Vec<(String, FormValue)>),
+    /// JSON text holding a secret (never logged).
+    SecretJson(SecretValue),
 }
 
 /// A form field value: plain or secret.
@@ -102,6 +104,12 @@ impl HttpRequest {
 
     pub fn json(mut self, body: serde_json::Value) -> Self {
         self.body = Body::Json(body);
+        self
+    }
+
+    /// A JSON body that holds a secret: kept as a [`SecretValue`], so no `Debug` shows it.
+    pub fn secret_json(mut self, body: serde_json::Value) -> Self {
+        self.body = Body::SecretJson(SecretValue::new(body.to_string()));
         self
     }
 
@@ -548,6 +556,9 @@ impl HttpClient {
         builder = match &request.body {
             Body::Empty => builder,
             Body::Json(value) => builder.json(value),
+            Body::SecretJson(text) => builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(text.expose().to_string()),
             Body::Form(fields) => {
                 let encoded: Vec<(&str, &str)> = fields
                     .iter()

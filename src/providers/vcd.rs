@@ -9,6 +9,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::model::token_file::base_token_name;
 use crate::model::{Connection, Kind, SecretSource, SecretValue};
 use crate::providers::http::{FormValue, HttpClient, HttpRequest, HttpResponse, truncate_body};
 use crate::providers::raas::session::jwt_lifetime;
@@ -164,6 +165,7 @@ impl VcdProvider {
             connection: self.connection.clone(),
             message: format!("cannot read `api_token` from {}: {err}", source.describe()),
         })?;
+        let api_token = token_file_secret(api_token);
         let request = HttpRequest::post(format!("{}/token", self.oauth_base()))
             .header(ACCEPT, "application/json")
             .form(vec![
@@ -502,11 +504,20 @@ impl Provider for VcdProvider {
         if kind != Kind::VcdApiToken {
             return Err(unsupported(kind));
         }
-        let tokens = match names {
-            [one] => self.list_tokens(Some(one)).await?,
-            _ => self.list_tokens(None).await?,
-        };
-        Ok(tokens.iter().map(token_object).collect())
+        // Every generation of a rotated token is listed: they carry names of their own.
+        let tokens = self.list_tokens(None).await?;
+        let mut groups: std::collections::BTreeMap<&str, Vec<&Token>> = Default::default();
+        for token in &tokens {
+            groups
+                .entry(base_token_name(&token.name))
+                .or_default()
+                .push(token);
+        }
+        Ok(groups
+            .into_iter()
+            .filter(|(base, _)| !matches!(names, [one] if one != base))
+            .map(|(base, generations)| generations_object(base, generations))
+            .collect())
     }
 
     async fn create(&self, request: &CreateRequest<'_>) -> ProviderResult<Outcome> {
@@ -536,14 +547,13 @@ impl Provider for VcdProvider {
         }
         let client_id = self.register(name).await?;
         let secret = self.initial_grant(name, &client_id).await?;
+        let id = format!("{TOKEN_URN_PREFIX}{client_id}");
         Ok(Outcome::Done {
-            attributes: Attributes::from([(
-                "id".to_string(),
-                format!("{TOKEN_URN_PREFIX}{client_id}"),
-            )]),
+            attributes: Attributes::from([("id".to_string(), id.clone())]),
             secret: Some(IssuedSecret {
                 token_type: ISSUED_TOKEN_TYPE.to_string(),
                 value: secret,
+                id: Some(id),
             }),
         })
     }
@@ -559,7 +569,28 @@ impl Provider for VcdProvider {
         if request.address.kind != Kind::VcdApiToken {
             return Err(unsupported(request.address.kind));
         }
-        let id = request.live.id.clone();
+        let ids = generation_ids(request.live);
+        let (last, older) = ids.split_last().unwrap_or((&request.live.id, &[]));
+        for id in older {
+            if let Outcome::Task(task) = self.revoke(id).await? {
+                // Only the last revoke's task is handed to the executor: wait for this one.
+                while let TaskStatus::Pending { .. } = self.poll(&task).await? {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
+        self.revoke(last).await
+    }
+
+    async fn poll(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
+        self.poll_task(task).await
+    }
+}
+
+impl VcdProvider {
+    /// `DELETE /cloudapi/1.0.0/tokens/{id}`: revokes one generation.
+    async fn revoke(&self, id: &str) -> ProviderResult<Outcome> {
+        let id = id.to_string();
         let path = format!("{TOKENS_PATH}/{}", encode_segment(&id));
         let login = self.token_login();
         let response = self
@@ -580,11 +611,7 @@ impl Provider for VcdProvider {
             status if (200..300).contains(&status) => Ok(Outcome::done()),
             // Cloud Director answers 403 for an id it does not know: gone already?
             403 | 404 => {
-                let gone = self
-                    .list_tokens(Some(&request.live.name))
-                    .await?
-                    .iter()
-                    .all(|t| t.id != id);
+                let gone = self.list_tokens(None).await?.iter().all(|t| t.id != id);
                 if gone {
                     Ok(Outcome::done())
                 } else if login == Login::Default {
@@ -600,7 +627,7 @@ impl Provider for VcdProvider {
         }
     }
 
-    async fn poll(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
+    async fn poll_task(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
         let accept = if task.id.contains("/cloudapi/") {
             self.cloudapi_accept()
         } else {
@@ -793,6 +820,54 @@ fn encode_segment(text: &str) -> String {
     out
 }
 
+/// The API token in a secret: the secret itself, or the `refresh_token` of a token file as
+/// `VcdApiToken` writes it (and terraform-provider-vcd's `api_token_file` reads it, `vcd.md`
+/// §8), so one estate's token file can be another connection's `api_token: {file: …}`.
+fn token_file_secret(secret: SecretValue) -> SecretValue {
+    #[derive(serde::Deserialize)]
+    struct TokenFile {
+        refresh_token: WireSecret,
+    }
+    if !secret.expose().starts_with('{') {
+        return secret;
+    }
+    match serde_json::from_str::<TokenFile>(secret.expose()) {
+        Ok(file) => file.refresh_token.0,
+        Err(_) => secret,
+    }
+}
+
+/// Every generation's id of a live token, oldest first.
+fn generation_ids(live: &LiveObject) -> Vec<String> {
+    crate::model::token_file::generations(live)
+}
+
+/// One live object for the generations of token `base`: oldest first (the declared name
+/// sorts before its rotated forms, and those by time). The object's id is the newest.
+fn generations_object(base: &str, mut generations: Vec<&Token>) -> LiveObject {
+    generations
+        .sort_by(|a, b| (a.name != base, &a.name, &a.id).cmp(&(b.name != base, &b.name, &b.id)));
+    let Some(newest) = generations.last() else {
+        return token_object(&Token {
+            id: String::new(),
+            name: base.to_string(),
+            owner: None,
+        });
+    };
+    let mut object = token_object(newest);
+    object.name = base.to_string();
+    if generations.len() > 1 {
+        let ids: Vec<&str> = generations.iter().map(|t| t.id.as_str()).collect();
+        let text = json!({"generations": ids}).to_string();
+        object.fingerprint = hex::encode(Sha256::digest(text.as_bytes()));
+        object.attributes.insert(
+            crate::model::token_file::GENERATIONS_ATTRIBUTE.to_string(),
+            ids.join(" "),
+        );
+    }
+    object
+}
+
 fn token_object(token: &Token) -> LiveObject {
     let owner = token
         .owner
@@ -868,6 +943,55 @@ mod tests {
             encode_segment("urn:vcloud:token:1-2"),
             "urn:vcloud:token:1-2"
         );
+    }
+
+    #[test]
+    fn rotated_generations_belong_to_the_declared_name() {
+        use crate::model::token_file::rotated_token_name;
+        let now = chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap();
+        let rotated = rotated_token_name("ci", now);
+        assert_eq!(rotated, "ci.rotated-20261130T005320Z");
+        assert_eq!(base_token_name(&rotated), "ci");
+        assert_eq!(rotated_token_name(&rotated, now), rotated);
+        assert_eq!(base_token_name("ci"), "ci");
+        assert_eq!(base_token_name("ci.rotated-soon"), "ci.rotated-soon");
+        assert_eq!(
+            base_token_name(".rotated-20261130T005320Z"),
+            ".rotated-20261130T005320Z"
+        );
+    }
+
+    #[test]
+    fn generations_are_one_live_object_oldest_first() {
+        let token = |id: &str, name: &str| Token {
+            id: id.to_string(),
+            name: name.to_string(),
+            owner: None,
+        };
+        let (first, second, third) = (
+            token("urn:vcloud:token:a", "ci"),
+            token("urn:vcloud:token:b", "ci.rotated-20261201T000000Z"),
+            token("urn:vcloud:token:c", "ci.rotated-20261202T000000Z"),
+        );
+        let live = generations_object("ci", vec![&third, &second, &first]);
+        assert_eq!(live.name, "ci");
+        assert_eq!(live.id, "urn:vcloud:token:c");
+        assert_eq!(
+            live.attributes["generations"],
+            "urn:vcloud:token:a urn:vcloud:token:b urn:vcloud:token:c"
+        );
+        let single = generations_object("ci", vec![&first]);
+        assert_eq!(single.id, "urn:vcloud:token:a");
+        assert!(!single.attributes.contains_key("generations"));
+    }
+
+    #[test]
+    fn a_token_file_gives_its_refresh_token() {
+        let file = SecretValue::new(
+            r#"{"token_type":"API Token","refresh_token":"s3cret","updated_on":"2026-12-01T00:00:00Z"}"#,
+        );
+        assert_eq!(token_file_secret(file).expose(), "s3cret");
+        assert_eq!(token_file_secret(SecretValue::new("bare")).expose(), "bare");
     }
 
     #[test]

@@ -855,6 +855,10 @@ fn spec_text<'a>(spec: &'a Value, key: &str) -> Option<&'a str> {
 
 #[async_trait::async_trait]
 impl Provider for VmcProvider {
+    async fn credential_expiry(&self) -> ProviderResult<Option<chrono::DateTime<chrono::Utc>>> {
+        self.auth.api_token_expiry().await
+    }
+
     async fn list(&self, kind: Kind, _names: &[String]) -> ProviderResult<Vec<LiveObject>> {
         if kind != Kind::Sddc {
             return Err(ProviderError::Invalid(format!(

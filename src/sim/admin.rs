@@ -72,6 +72,9 @@ pub struct Faults {
     pub drop_rate: f64,
     /// How a dropped response looks to the client.
     pub drop_mode: DropMode,
+    /// Cloud Director token revokes (`DELETE /cloudapi/1.0.0/tokens/{id}`) wait, unanswered,
+    /// until this is switched off: a test can stop a client between its steps.
+    pub hold_token_revokes: bool,
 }
 
 impl Default for Faults {
@@ -88,6 +91,7 @@ impl Default for Faults {
             drop_next_mutations: 0,
             drop_rate: 0.0,
             drop_mode: DropMode::GatewayTimeout,
+            hold_token_revokes: false,
         }
     }
 }

@@ -1,9 +1,14 @@
 //! The simulated CSP API-token exchange (`csp.md`). VMC and cloud RaaS check the access
 //! tokens issued here with [`CspState::validate_access_token`].
 //!
+//! API tokens have a lifetime too (`csp.md` §5: configurable TTL, six months by default, seed
+//! `000` for cloud Salt tokens): a token is created the first time the simulator sees it, and
+//! `POST /csp/gateway/am/api/auth/api-tokens/details` reports its `expiresAt`.
+//!
 //! Admin hooks: `POST /_sim/csp/revoke-api-token {"api_token": …}` (new exchanges fail,
-//! issued access tokens stay valid until they expire) and `GET /_sim/csp/org` (the org every
-//! API token belongs to).
+//! issued access tokens stay valid until they expire), `PUT /_sim/csp/api-token-ttl
+//! {"seconds": n}` (the API-token lifetime) and `GET /_sim/csp/org` (the org every API token
+//! belongs to).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +28,13 @@ use super::SimRef;
 
 /// Path of the token exchange.
 pub const AUTHORIZE_PATH: &str = "/csp/gateway/am/api/auth/api-tokens/authorize";
+/// Path of the API-token details: `POST {"tokenValue": …}` → `ApiTokenDetailsDto`, anonymous
+/// (Broadcom API reference, CSP Authentication operation index: "Get details of an unexpired
+/// org scoped API-token", request `GetApiTokenDetailsRequest {tokenValue}`, reply
+/// `ApiTokenDetailsDto {createdAt, expiresAt, lastUsedAt, tokenId, tokenName, orgId, …}`).
+pub const DETAILS_PATH: &str = "/csp/gateway/am/api/auth/api-tokens/details";
+/// Default API-token lifetime: six months (`csp.md` §5; seed `000`).
+pub const DEFAULT_API_TOKEN_TTL_SECS: u64 = 183 * 24 * 3600;
 /// The org of the default estate.
 pub const DEFAULT_ORG_ID: &str = "2b6f1c3e-8d4a-4f7b-9c21-5e0a7d3f9b12";
 /// `token_type` as returned (casing unverified, `csp.md` §3).
@@ -56,6 +68,18 @@ pub struct CspState {
     pub access_tokens: BTreeMap<String, IssuedAccessToken>,
     /// API tokens revoked through the admin API: exchanges fail, issued tokens stay valid.
     pub revoked_api_tokens: BTreeSet<String>,
+    /// API tokens seen so far, by SHA-256 (hex) of their value.
+    pub api_tokens: BTreeMap<String, ApiTokenRecord>,
+    /// Lifetime of an API token from its creation; `None`: six months.
+    pub api_token_ttl_secs: Option<u64>,
+}
+
+/// An API token the simulator has seen (never its value).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ApiTokenRecord {
+    pub token_id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
 }
 
 /// The `csp` section of seed data.
@@ -64,6 +88,8 @@ pub struct CspState {
 pub struct CspSeed {
     pub org_id: Option<String>,
     pub revoked_api_tokens: BTreeSet<String>,
+    /// Lifetime of API tokens in seconds (default six months).
+    pub api_token_ttl_secs: Option<u64>,
 }
 
 impl std::fmt::Debug for CspState {
@@ -99,7 +125,30 @@ impl CspState {
             org_id: seed.org_id.unwrap_or_else(|| DEFAULT_ORG_ID.to_owned()),
             access_tokens: BTreeMap::new(),
             revoked_api_tokens: seed.revoked_api_tokens,
+            api_tokens: BTreeMap::new(),
+            api_token_ttl_secs: seed.api_token_ttl_secs,
         }
+    }
+
+    /// The record of API token `value`, created at `now` when first seen.
+    fn api_token(&mut self, value: &str, now: DateTime<Utc>) -> &mut ApiTokenRecord {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(value.as_bytes()));
+        self.api_tokens
+            .entry(digest)
+            .or_insert_with(|| ApiTokenRecord {
+                token_id: uuid::Uuid::new_v4().to_string(),
+                created_at: now,
+                last_used_at: now,
+            })
+    }
+
+    /// When an API token created at `created_at` expires.
+    fn api_token_expiry(&self, created_at: DateTime<Utc>) -> DateTime<Utc> {
+        let ttl = self
+            .api_token_ttl_secs
+            .unwrap_or(DEFAULT_API_TOKEN_TTL_SECS);
+        created_at + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX / 4))
     }
 
     /// Checks an access token presented to VMC or RaaS at simulated time `now`.
@@ -140,6 +189,11 @@ pub fn error_response(status: StatusCode, message: &str) -> Response {
 pub fn routes() -> Router<SimRef> {
     Router::new()
         .route(AUTHORIZE_PATH, post(authorize))
+        .route(DETAILS_PATH, post(details))
+        .route(
+            "/_sim/csp/api-token-ttl",
+            axum::routing::put(set_api_token_ttl),
+        )
         .route("/_sim/csp/revoke-api-token", post(revoke_api_token))
         .route("/_sim/csp/org", get(default_org))
 }
@@ -162,13 +216,14 @@ async fn authorize(
         return error_response(StatusCode::BAD_REQUEST, "Invalid request body");
     };
     let mut state = sim.state.lock().await;
-    if !sim.credential_accepted(api_token) || state.csp.revoked_api_tokens.contains(api_token) {
+    let now = sim.clock.now();
+    if !api_token_usable(&sim, &mut state.csp, api_token, now) {
         return error_response(
             StatusCode::BAD_REQUEST,
             "invalid_grant: Invalid refresh token: the API token is invalid, expired or revoked",
         );
     }
-    let now = sim.clock.now();
+    state.csp.api_token(api_token, now).last_used_at = now;
     let ttl = sim.token_ttl();
     let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 4);
     let expires_at = now + chrono::Duration::seconds(ttl_secs);
@@ -191,6 +246,87 @@ async fn authorize(
         "refresh_token": uuid::Uuid::new_v4().to_string(),
     }))
     .into_response()
+}
+
+/// Whether `value` is an accepted API token, not revoked and not expired at `now` (recording
+/// it when first seen). Expiry is enforced only once a lifetime was set (seed or admin hook):
+/// with time compressed (`--time-scale 200000`), six simulated months pass within minutes,
+/// and a long-lived simulator must not start refusing the dummy credentials of `--sim`.
+fn api_token_usable(sim: &SimRef, csp: &mut CspState, value: &str, now: DateTime<Utc>) -> bool {
+    if !sim.credential_accepted(value) || csp.revoked_api_tokens.contains(value) {
+        return false;
+    }
+    let created_at = csp.api_token(value, now).created_at;
+    csp.api_token_ttl_secs.is_none() || csp.api_token_expiry(created_at) > now
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DetailsRequest {
+    token_value: Option<String>,
+}
+
+/// `POST /csp/gateway/am/api/auth/api-tokens/details`: anonymous, JSON `{"tokenValue": …}`;
+/// the `ApiTokenDetailsDto` of an unexpired API token. Times are epoch milliseconds, as
+/// William Lam's `Get-CSPRefreshTokenExpiry` (VMware.VMC PowerShell module) reads them from
+/// the live service; one Broadcom page says seconds, so clients accept both.
+async fn details(State(sim): State<SimRef>, body: Bytes) -> Response {
+    let token = serde_json::from_slice::<DetailsRequest>(&body)
+        .ok()
+        .and_then(|r| r.token_value)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return error_response(StatusCode::BAD_REQUEST, "Invalid request body");
+    };
+    let mut state = sim.state.lock().await;
+    let now = sim.clock.now();
+    if !api_token_usable(&sim, &mut state.csp, &token, now) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant: the API token is invalid, expired or revoked",
+        );
+    }
+    let org_id = state.csp.org_id.clone();
+    let record = state.csp.api_token(&token, now).clone();
+    let expires_at = state.csp.api_token_expiry(record.created_at);
+    sim.persist(&mut state);
+    drop(state);
+    Json(json!({
+        "acct": "sim-user@example.com",
+        "createdAt": record.created_at.timestamp_millis(),
+        "domain": "example.com",
+        "expiresAt": expires_at.timestamp_millis(),
+        "firstName": "Sim",
+        "idpId": "sim-idp",
+        "lastName": "User",
+        "lastUsedAt": record.last_used_at.timestamp_millis(),
+        "orgId": org_id,
+        "scope": SCOPE.split(' ').collect::<Vec<_>>(),
+        "tokenId": record.token_id,
+        "tokenName": "sim-api-token",
+        "userId": "sim-user",
+        "username": "sim-user@example.com",
+    }))
+    .into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TtlRequest {
+    seconds: u64,
+}
+
+/// `PUT /_sim/csp/api-token-ttl {"seconds": n}`: the lifetime of every API token from its
+/// creation.
+async fn set_api_token_ttl(State(sim): State<SimRef>, body: Bytes) -> Response {
+    let request: TtlRequest = match super::admin::parse_admin_body(&body) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let mut state = sim.state.lock().await;
+    state.csp.api_token_ttl_secs = Some(request.seconds);
+    sim.persist(&mut state);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// An opaque token that looks like the JWTs CSP issues (header.payload.signature).

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use super::ResourceKind;
 use crate::model::Resource;
 use crate::model::SystemType;
-use crate::model::rules::KindRules;
+use crate::model::live::LiveObject;
+use crate::model::rules::{KindRules, LocalChange};
+use crate::model::token_file::{self, TokenState};
 
 /// The `VcdApiToken` kind: what the core knows of it ([`ResourceKind`]) and its planning rules
 /// ([`KindRules`]).
@@ -26,10 +28,14 @@ impl ResourceKind for VcdApiToken {
 #[serde(deny_unknown_fields)]
 pub struct VcdApiTokenSpec {
     /// Where the one-time secret is written on creation, as JSON `{token_type,
-    /// refresh_token, updated_on}` with mode 0600 (relative to the manifest's directory).
+    /// refresh_token, id, updated_on}` with mode 0600 (relative to the manifest's directory).
     /// Local only, never compared with the server.
     #[schemars(length(min = 1))]
     pub file: String,
+    /// Rotate the token once its file's `updated_on` is older than this (humantime, e.g.
+    /// `90d`): apply creates a new token, writes its secret to `file`, and only then revokes
+    /// the old one. Local only, never compared with the server.
+    pub rotate_after: Option<String>,
 }
 
 impl KindRules for VcdApiToken {
@@ -39,11 +45,26 @@ impl KindRules for VcdApiToken {
     }
 
     fn local_fields(&self) -> &'static [&'static str] {
-        &["file"]
+        &["file", "rotate_after"]
     }
 
     fn field_note(&self, field: &str) -> Option<&'static str> {
-        (field == "file").then_some("the one-time secret is written to this file (mode 0600)")
+        match field {
+            "file" => Some("the one-time secret is written to this file (mode 0600)"),
+            "rotate_after" => Some("a new token replaces this one once the file is this old"),
+            _ => None,
+        }
+    }
+
+    fn local_change(&self, resource: &Resource, live: &LiveObject) -> LocalChange {
+        match token_file::token_state(resource, live, chrono::Utc::now()) {
+            TokenState::Fine => LocalChange::None,
+            TokenState::Lost(message) => LocalChange::Lost(message),
+            TokenState::Rotate(rotation) => LocalChange::Rotate {
+                steps: rotation.steps(),
+                reason: rotation.reason,
+            },
+        }
     }
 
     fn local_problem(&self, resource: &Resource) -> Option<String> {

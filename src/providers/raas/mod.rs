@@ -645,6 +645,10 @@ impl References {
 
 #[async_trait::async_trait]
 impl Provider for RaasProvider {
+    async fn credential_expiry(&self) -> ProviderResult<Option<chrono::DateTime<chrono::Utc>>> {
+        self.session.api_token_expiry().await
+    }
+
     async fn list(&self, kind: Kind, _names: &[String]) -> ProviderResult<Vec<LiveObject>> {
         match kind {
             Kind::SaltTarget => Ok(self

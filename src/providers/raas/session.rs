@@ -381,6 +381,15 @@ impl RaasSession {
         request
     }
 
+    /// When a cloud connection's CSP API token expires (`None` on-prem or when CSP does not
+    /// say).
+    pub async fn api_token_expiry(&self) -> ProviderResult<Option<chrono::DateTime<chrono::Utc>>> {
+        match &self.credentials {
+            Credentials::Cloud(csp) => csp.api_token_expiry().await,
+            _ => Ok(None),
+        }
+    }
+
     async fn login(&self) -> ProviderResult<Credential<Session>> {
         let mut session = Session::default();
         match &self.credentials {

@@ -339,6 +339,9 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
+    while sim.admin.faults().hold_token_revokes {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let now = sim.clock.now();
     let mut guard = sim.state.lock().await;
     let state = &mut guard.vcd;
