@@ -313,3 +313,30 @@ spec:
             .await,
     );
 }
+
+/// A `cron` with five fields that are not cron values (`a b c d e`) passed the field count
+/// and reached RaaS, which takes any string (D2: saltstack/raas-mcp
+/// `raas_mcp/data/api_discovery.json`, `schedule.save`, `cron` is a plain string) and whose
+/// master then fails to schedule it. It is a located manifest error, and nothing is created.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cron_of_five_non_values_is_a_located_error() {
+    let estate = Estate::start(1.0).await;
+    let before = estate.state().await["raas"].clone();
+    for cron in ["a b c d e", "0 25 * * *"] {
+        estate.write(
+            "salt.yaml",
+            &crate::support::SALT.replace("0 3 * * *", cron),
+        );
+        let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+        assert_eq!(apply.code, 1, "{cron}: {}\n{}", apply.stdout, apply.stderr);
+        let line = crate::support::SALT
+            .lines()
+            .position(|l| l.contains("cron:"))
+            .unwrap()
+            + 1;
+        let at =
+            format!("salt.yaml:{line}:21: `spec.schedule.cron`: `{cron}` is not a cron expression");
+        assert!(apply.stderr.contains(&at), "{cron}: {}", apply.stderr);
+        assert_eq!(estate.state().await["raas"], before, "changed for `{cron}`");
+    }
+}
