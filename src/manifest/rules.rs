@@ -449,26 +449,17 @@ fn cron_reason(err: &croner::errors::CronError) -> String {
 
 /// Parses `a.b.c.d/p`; host bits must be zero.
 pub fn parse_cidr(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
-    let invalid = || format!("`{text}` is not an IPv4 CIDR block like `10.2.0.0/16`");
-    let (address, prefix) = text.trim().split_once('/').ok_or_else(invalid)?;
-    let address: std::net::Ipv4Addr = address.parse().map_err(|_| invalid())?;
-    let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
-    if prefix > 32 {
-        return Err(invalid());
-    }
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix))
-    };
-    let bits = u32::from(address);
-    if bits & !mask != 0 {
-        let network = std::net::Ipv4Addr::from(bits & mask);
+    let net: ipnet::Ipv4Net = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not an IPv4 CIDR block like `10.2.0.0/16`"))?;
+    if net != net.trunc() {
         return Err(format!(
-            "`{text}` has host bits set; the network is `{network}/{prefix}`"
+            "`{text}` has host bits set; the network is `{}`",
+            net.trunc()
         ));
     }
-    Ok((address, prefix))
+    Ok((net.addr(), net.prefix_len()))
 }
 
 /// `us-west-2` / `US_WEST_2` → `US_WEST_2`; `None` when it does not look like a region.
