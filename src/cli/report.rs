@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
 use super::GlobalArgs;
-use crate::model::shown::visible;
+use crate::model::shown::{self, visible};
 
 /// A command's failure: the error chain plus an optional hint.
 #[derive(Debug)]
@@ -76,12 +76,8 @@ impl Reporter {
             .try_init();
     }
 
-    fn paint(&self, text: &str, code: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+    fn paint(&self, text: &str, style: anstyle::Style) -> String {
+        shown::paint(text, style, self.color)
     }
 
     /// Renders a failure with its cause chain and hint.
@@ -91,7 +87,7 @@ impl Reporter {
         let _ = writeln!(
             out,
             "{} {}",
-            self.paint("error:", "1;31"),
+            self.paint("error:", shown::ERROR),
             visible(&failure.error.to_string())
         );
         let mut source = failure.error.source();
@@ -99,13 +95,18 @@ impl Reporter {
             let _ = writeln!(
                 out,
                 "  {} {}",
-                self.paint("Caused by:", "1"),
+                self.paint("Caused by:", shown::BOLD),
                 visible(&cause.to_string())
             );
             source = cause.source();
         }
         if let Some(hint) = &failure.hint {
-            let _ = writeln!(out, "{} {}", self.paint("hint:", "1;36"), visible(hint));
+            let _ = writeln!(
+                out,
+                "{} {}",
+                self.paint("hint:", shown::HINT),
+                visible(hint)
+            );
         }
         out
     }
@@ -119,7 +120,7 @@ impl Reporter {
             let _ = writeln!(
                 std::io::stderr(),
                 "{} {}",
-                self.paint("warning:", "1;33"),
+                self.paint("warning:", shown::WARNING),
                 visible(message)
             );
         }
