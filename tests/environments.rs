@@ -6,22 +6,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
-use support::estate::{Estate, run_in};
-
-const BIN: &str = env!("CARGO_BIN_EXE_sextant");
+use support::estate::{Estate, Run, run_blocking, run_in};
 
 /// A directory of manifests written for one test.
 struct Tree {
     dir: tempfile::TempDir,
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl Tree {
@@ -46,23 +37,8 @@ impl Tree {
     }
 
     /// Runs the binary in the tree's directory, without colour or inherited sextant variables.
-    fn run(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env("NO_COLOR", "1");
-        for (name, _) in std::env::vars() {
-            if name.starts_with("SEXTANT_") {
-                command.env_remove(name);
-            }
-        }
-        let output = command.output().unwrap();
-        Output {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+    fn run(&self, args: &[&str]) -> Run {
+        run_blocking(self.path(), args)
     }
 
     /// `render` that must succeed; its stdout.
@@ -76,7 +52,7 @@ impl Tree {
 }
 
 /// Exit code and stderr, for snapshots.
-fn outcome(output: &Output) -> String {
+fn outcome(output: &Run) -> String {
     format!(
         "exit code: {}\n----- stderr -----\n{}",
         output.code, output.stderr

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use support::estate::{BIN, Estate, assert_secrets_absent};
+use support::estate::{Estate, assert_secrets_absent, command_in};
 
 impl Estate {
     /// SDDCs of a name that are not deleted.
@@ -68,13 +68,8 @@ async fn quickstart_applies_on_the_embedded_simulator_then_plans_no_changes() {
         }
     }
     let run = |args: Vec<&'static str>| {
-        let mut command = tokio::process::Command::new(BIN);
-        command
-            .args(args)
-            .arg(&copy)
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
+        let mut command = command_in(dir.path(), &args);
+        command.arg(&copy);
         async move { command.output().await.unwrap() }
     };
     let apply = run(vec![
@@ -665,12 +660,7 @@ async fn salt_only_estates_survive_a_restart_of_the_embedded_simulator() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let mut command = tokio::process::Command::new(BIN);
-        command
-            .args(args)
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
+        let mut command = command_in(dir.path(), args);
         async move { command.output().await.unwrap() }
     };
     let apply = run(&["apply", "--sim", "--auto-approve", "salt.yaml"]).await;

@@ -523,11 +523,7 @@ async fn shell(dir: &std::path::Path, line: &str) -> Run {
         .output()
         .await
         .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::of(output)
 }
 
 #[tokio::test(flavor = "multi_thread")]
