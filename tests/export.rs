@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use sextant::sim::SimConfig;
-use support::estate::{Estate, SECRETS, command_in};
+use support::estate::{Estate, Run, SECRETS, command_in};
 
 /// A fast simulator keeping its state beside `conn/connections.yaml`.
 async fn start() -> Estate {
@@ -202,21 +202,11 @@ async fn kind_filter_stdout_and_errors() {
             "conn",
         ])
         .await;
-    assert_eq!(wrong.code, 1);
-    assert!(
-        wrong.stderr.contains("`vsphere` connection"),
-        "{}",
-        wrong.stderr
-    );
+    sextant_snapshot!("export-kind-of-another-system", wrong);
     let unknown = estate
         .run(&["export", "--connection", "nope", "conn"])
         .await;
-    assert_eq!(unknown.code, 1);
-    assert!(
-        unknown.stderr.contains("declared connections"),
-        "{}",
-        unknown.stderr
-    );
+    sextant_snapshot!("export-unknown-connection", unknown);
 
     // A kind with no objects removes its stale file.
     let stale = estate.path().join("out/vcd-api-token.yaml");
@@ -248,15 +238,7 @@ async fn export_with_sim_uses_the_embedded_simulator() {
     .output()
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("kind: VirtualMachine"), "{stdout}");
-    assert!(stdout.contains("connection: vcenter"), "{stdout}");
+    sextant_snapshot!("export-sim-vcenter", Run::of(output));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -158,28 +158,7 @@ async fn drift_in_one_field_is_one_in_place_change_with_exit_code_2() {
     let drift = estate
         .run(&["plan", "--detailed-exitcode", "manifests"])
         .await;
-    assert_eq!(drift.code, 2, "{}\n{}", drift.stdout, drift.stderr);
-    assert!(
-        drift
-            .stdout
-            .contains("# VirtualMachine/web-01 will be updated in-place"),
-        "{}",
-        drift.stdout
-    );
-    assert!(
-        drift
-            .stdout
-            .contains(r#"~ power_state = "POWERED_OFF" -> "POWERED_ON""#),
-        "{}",
-        drift.stdout
-    );
-    assert!(
-        drift
-            .stdout
-            .contains("Plan: 0 to add, 1 to change, 0 to destroy."),
-        "{}",
-        drift.stdout
-    );
+    sextant_snapshot!("plan-drift-in-one-field", drift);
 
     let json = estate.run(&["plan", "--format", "json", "manifests"]).await;
     let parsed: Value = serde_json::from_str(&json.stdout).expect("one JSON document on stdout");
