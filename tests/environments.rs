@@ -51,14 +51,6 @@ impl Tree {
     }
 }
 
-/// Exit code and stderr, for snapshots.
-fn outcome(output: &Run) -> String {
-    format!(
-        "exit code: {}\n----- stderr -----\n{}",
-        output.code, output.stderr
-    )
-}
-
 fn snapshot(name: &str, text: &str) {
     insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!(name, text);
@@ -187,7 +179,7 @@ fn overrides_apply_in_order_environment_then_var_then_var_file() {
     assert_eq!(hosts(&files), "num_hosts: 8");
     // A quoted number is a string, and `num_hosts` says so where it is used.
     let quoted = tree.run(&["validate", "env", "--var", "hosts=\"6\""]);
-    snapshot("environments-override-type-mismatch", &outcome(&quoted));
+    sextant_snapshot!("environments-override-type-mismatch", quoted);
 }
 
 // ---------------------------------------------------------------- patches
@@ -249,7 +241,7 @@ fn check_error(name: &str, tree: &Tree, needle: &str) {
     let validate = tree.run(&["validate", "envs/prod"]);
     assert_eq!(validate.code, 1, "{}", validate.stderr);
     assert!(validate.stderr.contains(needle), "{}", validate.stderr);
-    snapshot(&format!("environments-error-{name}"), &outcome(&validate));
+    sextant_snapshot!(format!("environments-error-{name}"), validate);
     let plan = tree.run(&["plan", "envs/prod"]);
     assert_eq!(plan.code, 1, "{}", plan.stderr);
     assert!(plan.stderr.contains(needle), "{}", plan.stderr);
@@ -368,7 +360,7 @@ fn unknown_overrides_and_variables_without_an_environment_are_errors() {
     let tree = broken(SDDC, ENV);
     let output = tree.run(&["validate", "envs/prod", "--var", "hsots=2"]);
     assert_eq!(output.code, 1);
-    snapshot("environments-error-unknown-override", &outcome(&output));
+    sextant_snapshot!("environments-error-unknown-override", output);
     // A value is inserted as written: one that uses a variable would never be substituted.
     let output = tree.run(&["validate", "envs/prod", "--var", "prefix=${var.hosts}"]);
     assert_eq!(output.code, 1);
@@ -388,7 +380,7 @@ fn unknown_overrides_and_variables_without_an_environment_are_errors() {
     );
     // Without an environment, a variable is an error where it is written.
     let output = tree.run(&["validate", "base"]);
-    snapshot("environments-error-no-environment", &outcome(&output));
+    sextant_snapshot!("environments-error-no-environment", output);
 }
 
 #[test]
@@ -416,7 +408,7 @@ fn commands_that_contact_apis_take_one_environment_and_validate_checks_each() {
         );
     }
     let output = tree.run(&["validate", "envs/prod", "envs/staging"]);
-    snapshot("environments-validate-each", &outcome(&output));
+    sextant_snapshot!("environments-validate-each", output);
     assert_eq!(output.code, 1);
     let output = tree.run(&["validate", "envs"]);
     assert!(
@@ -478,10 +470,7 @@ fn render_is_deterministic_and_independent_of_how_the_input_is_written() {
     );
     let check = one.run(&["render", "--check", "rendered/e.yaml", "env"]);
     assert_eq!(check.code, 1);
-    snapshot(
-        "environments-render-check-stale",
-        &format!("{}----- stdout -----\n{}", outcome(&check), check.stdout),
-    );
+    sextant_snapshot!("environments-render-check-stale", check);
     let check = one.run(&["render", "--check", "rendered/none.yaml", "env"]);
     assert_eq!(check.code, 1);
     assert!(check.stderr.contains("does not exist"), "{}", check.stderr);

@@ -1,5 +1,5 @@
 //! `sextant validate`, `graph` and `schema` through the real binary: every invalid fixture
-//! under `tests/fixtures/invalid/` is snapshotted (exit code + stderr), and the committed
+//! under `tests/fixtures/invalid/` is snapshotted (exit code, stdout, stderr), and the committed
 //! JSON Schema is current. The examples are validated in `tests/examples.rs`.
 
 mod support;
@@ -12,12 +12,6 @@ use support::estate::{Run, run_blocking};
 /// sextant variables.
 fn sextant(args: &[&str]) -> Run {
     run_blocking(Path::new(env!("CARGO_MANIFEST_DIR")), args)
-}
-
-/// Replaces absolute paths of the checkout with `[ROOT]` so snapshots are stable.
-fn filter(text: &str) -> String {
-    let root = env!("CARGO_MANIFEST_DIR");
-    text.replace(root, "[ROOT]")
 }
 
 fn fixtures() -> Vec<PathBuf> {
@@ -65,14 +59,7 @@ fn invalid_fixtures_fail_with_located_errors() {
                 "{name}: no line:column in {line:?}"
             );
         }
-        let snapshot = format!(
-            "exit code: {}\n----- stderr -----\n{}",
-            output.code,
-            filter(&output.stderr)
-        );
-        insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false }, {
-            insta::assert_snapshot!(format!("invalid-{name}"), snapshot, &relative);
-        });
+        sextant_snapshot!(format!("invalid-{name}"), output);
     }
 }
 

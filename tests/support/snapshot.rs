@@ -4,12 +4,13 @@
 
 use super::estate::Run;
 
-/// `(pattern, replacement)`: loopback URLs become `[URL]`, temporary directories `[TMP]` and
-/// elapsed times (`01m20s`, `1h02m03s`) `[ELAPSED]`.
+/// `(pattern, replacement)`: the checkout becomes `[ROOT]`, loopback URLs `[URL]`, temporary
+/// directories `[TMP]` and elapsed times (`01m20s`, `1h02m03s`) `[ELAPSED]`.
 pub fn filters() -> Vec<(String, String)> {
     let tmp = std::env::temp_dir();
     let tmp = regex::escape(tmp.to_str().unwrap_or("/tmp").trim_end_matches('/'));
     [
+        (regex::escape(env!("CARGO_MANIFEST_DIR")), "[ROOT]"),
         (
             r"(?:https?://)?(?:127\.0\.0\.1|localhost|\[::1\]):[0-9]+".to_string(),
             "[URL]",
