@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
 use super::GlobalArgs;
+use crate::manifest::Diagnostics;
 use crate::model::shown::{self, visible};
 
 /// A command's failure: the error chain plus an optional hint.
@@ -45,11 +46,17 @@ pub struct Reporter {
     pub quiet: bool,
 }
 
+/// Whether text written to `stream` is coloured: never with `--no-color` or a non-empty
+/// `NO_COLOR` (no-color.org), otherwise only on a terminal. The one place this is decided.
+pub fn color_for(global: &GlobalArgs, stream: &impl IsTerminal) -> bool {
+    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !global.no_color && !no_color_env && stream.is_terminal()
+}
+
 impl Reporter {
     pub fn new(global: &GlobalArgs) -> Self {
-        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Self {
-            color: !global.no_color && !no_color_env && std::io::stderr().is_terminal(),
+            color: color_for(global, &std::io::stderr()),
             verbose: global.verbose,
             quiet: global.quiet,
         }
@@ -109,6 +116,11 @@ impl Reporter {
             );
         }
         out
+    }
+
+    /// Manifest diagnostics, each naming its `file:line:column`, errors before warnings.
+    pub fn diagnostics(&self, diagnostics: &Diagnostics) {
+        let _ = std::io::stderr().write_all(diagnostics.render(self.color).as_bytes());
     }
 
     pub fn error(&self, failure: &Failure) {
