@@ -6,22 +6,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
-use support::estate::{Estate, run_in};
-
-const BIN: &str = env!("CARGO_BIN_EXE_sextant");
+use support::estate::{Estate, Run, run_blocking, run_in};
 
 /// A directory of manifests written for one test.
 struct Tree {
     dir: tempfile::TempDir,
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl Tree {
@@ -46,23 +37,8 @@ impl Tree {
     }
 
     /// Runs the binary in the tree's directory, without colour or inherited sextant variables.
-    fn run(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env("NO_COLOR", "1");
-        for (name, _) in std::env::vars() {
-            if name.starts_with("SEXTANT_") {
-                command.env_remove(name);
-            }
-        }
-        let output = command.output().unwrap();
-        Output {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+    fn run(&self, args: &[&str]) -> Run {
+        run_blocking(self.path(), args)
     }
 
     /// `render` that must succeed; its stdout.
@@ -73,14 +49,6 @@ impl Tree {
         assert_eq!(output.code, 0, "{}", output.stderr);
         output.stdout
     }
-}
-
-/// Exit code and stderr, for snapshots.
-fn outcome(output: &Output) -> String {
-    format!(
-        "exit code: {}\n----- stderr -----\n{}",
-        output.code, output.stderr
-    )
 }
 
 fn snapshot(name: &str, text: &str) {
@@ -211,7 +179,7 @@ fn overrides_apply_in_order_environment_then_var_then_var_file() {
     assert_eq!(hosts(&files), "num_hosts: 8");
     // A quoted number is a string, and `num_hosts` says so where it is used.
     let quoted = tree.run(&["validate", "env", "--var", "hosts=\"6\""]);
-    snapshot("environments-override-type-mismatch", &outcome(&quoted));
+    sextant_snapshot!("environments-override-type-mismatch", quoted);
 }
 
 // ---------------------------------------------------------------- patches
@@ -273,7 +241,7 @@ fn check_error(name: &str, tree: &Tree, needle: &str) {
     let validate = tree.run(&["validate", "envs/prod"]);
     assert_eq!(validate.code, 1, "{}", validate.stderr);
     assert!(validate.stderr.contains(needle), "{}", validate.stderr);
-    snapshot(&format!("environments-error-{name}"), &outcome(&validate));
+    sextant_snapshot!(format!("environments-error-{name}"), validate);
     let plan = tree.run(&["plan", "envs/prod"]);
     assert_eq!(plan.code, 1, "{}", plan.stderr);
     assert!(plan.stderr.contains(needle), "{}", plan.stderr);
@@ -392,7 +360,7 @@ fn unknown_overrides_and_variables_without_an_environment_are_errors() {
     let tree = broken(SDDC, ENV);
     let output = tree.run(&["validate", "envs/prod", "--var", "hsots=2"]);
     assert_eq!(output.code, 1);
-    snapshot("environments-error-unknown-override", &outcome(&output));
+    sextant_snapshot!("environments-error-unknown-override", output);
     // A value is inserted as written: one that uses a variable would never be substituted.
     let output = tree.run(&["validate", "envs/prod", "--var", "prefix=${var.hosts}"]);
     assert_eq!(output.code, 1);
@@ -412,7 +380,7 @@ fn unknown_overrides_and_variables_without_an_environment_are_errors() {
     );
     // Without an environment, a variable is an error where it is written.
     let output = tree.run(&["validate", "base"]);
-    snapshot("environments-error-no-environment", &outcome(&output));
+    sextant_snapshot!("environments-error-no-environment", output);
 }
 
 #[test]
@@ -440,7 +408,7 @@ fn commands_that_contact_apis_take_one_environment_and_validate_checks_each() {
         );
     }
     let output = tree.run(&["validate", "envs/prod", "envs/staging"]);
-    snapshot("environments-validate-each", &outcome(&output));
+    sextant_snapshot!("environments-validate-each", output);
     assert_eq!(output.code, 1);
     let output = tree.run(&["validate", "envs"]);
     assert!(
@@ -502,10 +470,7 @@ fn render_is_deterministic_and_independent_of_how_the_input_is_written() {
     );
     let check = one.run(&["render", "--check", "rendered/e.yaml", "env"]);
     assert_eq!(check.code, 1);
-    snapshot(
-        "environments-render-check-stale",
-        &format!("{}----- stdout -----\n{}", outcome(&check), check.stdout),
-    );
+    sextant_snapshot!("environments-render-check-stale", check);
     let check = one.run(&["render", "--check", "rendered/none.yaml", "env"]);
     assert_eq!(check.code, 1);
     assert!(check.stderr.contains("does not exist"), "{}", check.stderr);

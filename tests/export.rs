@@ -5,89 +5,23 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use sextant::sim::{self, SimConfig, SimHandle};
+use sextant::sim::SimConfig;
+use support::estate::{Estate, Run, SECRETS, command_in};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sextant");
-
-const SECRETS: [&str; 4] = [
-    "vmc-api-token-secret-1",
-    "raas-api-token-secret-2",
-    "vcd-password-secret-3",
-    "vsphere-password-secret-4",
-];
-
-struct Estate {
-    sim: SimHandle,
-    dir: tempfile::TempDir,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Estate {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = sim::start(SimConfig {
-            time_scale: 7200.0,
-            state_file: Some(dir.path().join("sim-state.json")),
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        let estate = Self { sim, dir };
-        estate.write(
-            "conn/connections.yaml",
-            &support::connections(&estate.sim.base_url, "salt"),
-        );
-        estate
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        let path = self.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path().join(name))
-            .unwrap_or_else(|err| panic!("{name}: {err}"))
-    }
-
-    async fn run(&self, args: &[&str]) -> Run {
-        let output = tokio::process::Command::new(BIN)
-            .args(args)
-            .current_dir(self.path())
-            .env("NO_COLOR", "1")
-            .env("SEXTANT_T_VMC_TOKEN", SECRETS[0])
-            .env("SEXTANT_T_RAAS_TOKEN", SECRETS[1])
-            .env("SEXTANT_T_VCD_PASSWORD", SECRETS[2])
-            .env("SEXTANT_T_VSPHERE_PASSWORD", SECRETS[3])
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    async fn ok(&self, args: &[&str]) -> Run {
-        let run = self.run(args).await;
-        assert_eq!(run.code, 0, "{args:?}\n{}\n{}", run.stdout, run.stderr);
-        run
-    }
+/// A fast simulator keeping its state beside `conn/connections.yaml`.
+async fn start() -> Estate {
+    let estate = Estate::empty(|dir| SimConfig {
+        time_scale: 7200.0,
+        state_file: Some(dir.join("sim-state.json")),
+        ..SimConfig::default()
+    })
+    .await;
+    estate.write_file(
+        "conn/connections.yaml",
+        &support::connections(&estate.sim.base_url, "salt"),
+    );
+    estate
 }
 
 /// One object of every kind, with fields that need canonical spelling (`us-west-2`).
@@ -142,8 +76,8 @@ spec:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_kind_round_trips_through_export_then_plans_no_changes() {
-    let estate = Estate::start().await;
-    estate.write("declared/estate.yaml", ESTATE);
+    let estate = start().await;
+    estate.write_file("declared/estate.yaml", ESTATE);
     estate
         .ok(&["apply", "--auto-approve", "conn", "declared"])
         .await;
@@ -189,7 +123,7 @@ async fn every_kind_round_trips_through_export_then_plans_no_changes() {
         for needle in needles {
             assert!(text.contains(needle), "{file} lacks `{needle}`:\n{text}");
         }
-        for secret in SECRETS {
+        for (_, secret) in SECRETS {
             assert!(!text.contains(secret), "{file} holds a secret");
         }
         texts.push(text);
@@ -234,7 +168,7 @@ async fn every_kind_round_trips_through_export_then_plans_no_changes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kind_filter_stdout_and_errors() {
-    let estate = Estate::start().await;
+    let estate = start().await;
     let run = estate
         .ok(&[
             "export",
@@ -268,25 +202,15 @@ async fn kind_filter_stdout_and_errors() {
             "conn",
         ])
         .await;
-    assert_eq!(wrong.code, 1);
-    assert!(
-        wrong.stderr.contains("`vsphere` connection"),
-        "{}",
-        wrong.stderr
-    );
+    sextant_snapshot!("export-kind-of-another-system", wrong);
     let unknown = estate
         .run(&["export", "--connection", "nope", "conn"])
         .await;
-    assert_eq!(unknown.code, 1);
-    assert!(
-        unknown.stderr.contains("declared connections"),
-        "{}",
-        unknown.stderr
-    );
+    sextant_snapshot!("export-unknown-connection", unknown);
 
     // A kind with no objects removes its stale file.
     let stale = estate.path().join("out/vcd-api-token.yaml");
-    estate.write(
+    estate.write_file(
         "out/vcd-api-token.yaml",
         "kind: VcdApiToken\nname: old\nspec: {file: x}\n",
     );
@@ -300,29 +224,26 @@ async fn kind_filter_stdout_and_errors() {
 async fn export_with_sim_uses_the_embedded_simulator() {
     let dir = tempfile::tempdir().unwrap();
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    let output = tokio::process::Command::new(BIN)
-        .args(["export", "--sim", "--connection", "vcenter"])
-        .arg(quickstart.join("connections.yaml"))
-        .current_dir(dir.path())
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("kind: VirtualMachine"), "{stdout}");
-    assert!(stdout.contains("connection: vcenter"), "{stdout}");
+    let connections = quickstart.join("connections.yaml");
+    let output = command_in(
+        dir.path(),
+        &[
+            "export",
+            "--sim",
+            "--connection",
+            "vcenter",
+            connections.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    sextant_snapshot!("export-sim-vcenter", Run::of(output));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vms_past_the_listing_cap_are_listed_by_power_state_with_a_warning() {
-    let estate = Estate::start().await;
+    let estate = start().await;
     let client = reqwest::Client::new();
     let set_cap = |cap: u64| {
         let client = client.clone();

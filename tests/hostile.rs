@@ -7,6 +7,8 @@
 //! give an error naming the request (method, path, status), never a panic. TLS runs the same
 //! proxy behind a certificate made for the test, driven through the real binary.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sextant");
+use support::estate::{Run, command_in};
 
 // ---------------------------------------------------------------------------------------
 // A scripted proxy in front of the simulator.
@@ -814,12 +816,6 @@ async fn serve_tls(scripted: &Scripted) -> (String, String, Arc<AtomicUsize>) {
     (url, certified.cert.pem(), connections)
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// `sextant plan` on a vSphere connection to `url` with `tls` settings and one VM.
 async fn plan_vsphere(dir: &Path, url: &str, tls: &str) -> Run {
     let manifests = dir.join("manifests");
@@ -831,21 +827,12 @@ async fn plan_vsphere(dir: &Path, url: &str, tls: &str) -> Run {
         ),
     )
     .unwrap();
-    let output = tokio::process::Command::new(BIN)
-        .args(["plan", "manifests"])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
+    let output = command_in(dir, &["plan", "manifests"])
         .env("SEXTANT_T_VSPHERE_PASSWORD", "tls-password-secret-5")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
         .output()
         .await
         .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::of(output)
 }
 
 #[tokio::test]

@@ -110,14 +110,6 @@ fn assert_secret_free(run: &Run) {
     support::estate::assert_secrets_absent(&[&run.stdout, &run.stderr]);
 }
 
-fn run_of(output: std::process::Output) -> Run {
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
 /// Spawns an apply and waits until its stdout shows `line`; the rest of its stdout is
 /// collected in the background.
 async fn spawn_until(
@@ -223,7 +215,7 @@ async fn two_checkouts_of_one_estate_never_both_mutate_and_a_waiting_apply_finds
         ],
     )
     .await;
-    let first = run_of(first.wait_with_output().await.unwrap());
+    let first = Run::of(first.wait_with_output().await.unwrap());
     let first_stdout = first_out.await.unwrap();
     assert_eq!(first.code, 0, "{first_stdout}\n{}", first.stderr);
     assert_eq!(added(&first_stdout), 4, "{first_stdout}");
@@ -383,7 +375,7 @@ async fn applies_to_unrelated_orgs_run_side_by_side() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let (a, b) = tokio::join!(a.wait_with_output(), b.wait_with_output());
-    for run in [run_of(a.unwrap()), run_of(b.unwrap())] {
+    for run in [Run::of(a.unwrap()), Run::of(b.unwrap())] {
         assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
         assert!(run.stdout.contains("1 added"), "{}", run.stdout);
     }
@@ -418,7 +410,7 @@ async fn an_unreachable_lock_database_fails_before_any_api_call() {
     // The same through the environment.
     let mut command = estate.command(&["apply", "--auto-approve", "manifests"]);
     command.env("SEXTANT_LOCK_URL", &url);
-    let run = run_of(command.output().await.unwrap());
+    let run = Run::of(command.output().await.unwrap());
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("cannot connect to the lock database"));
     assert!(!run.stderr.contains("hunter2"));
@@ -447,7 +439,7 @@ async fn a_lost_lock_starts_no_new_action_and_exits_1() {
         release.stdout
     );
     assert_secret_free(&release);
-    let holder = run_of(holder.wait_with_output().await.unwrap());
+    let holder = Run::of(holder.wait_with_output().await.unwrap());
     let stdout = out.await.unwrap();
     assert_eq!(holder.code, 1, "{stdout}\n{}", holder.stderr);
     assert!(
@@ -514,7 +506,7 @@ async fn a_lock_document_names_the_database_and_how_long_to_wait() {
     assert!(held.contains(&format!("pid {first_pid} ")), "{held}");
     let mut from_document = command_in(second.path(), &["lock", "status", "manifests"]);
     from_document.env("SEXTANT_TEST_LOCK_DB", &pg);
-    let listed = run_of(from_document.output().await.unwrap());
+    let listed = Run::of(from_document.output().await.unwrap());
     assert_eq!(listed.code, 0, "{}\n{}", listed.stdout, listed.stderr);
     assert!(
         listed.stdout.contains(&format!("{key}\t")),
@@ -527,8 +519,8 @@ async fn a_lock_document_names_the_database_and_how_long_to_wait() {
     // (the default without it), then find nothing to do.
     let mut waiting = command_in(second.path(), &["apply", "--auto-approve", "manifests"]);
     waiting.env("SEXTANT_TEST_LOCK_DB", &pg);
-    let waiting = run_of(waiting.output().await.unwrap());
-    let first = run_of(first.wait_with_output().await.unwrap());
+    let waiting = Run::of(waiting.output().await.unwrap());
+    let first = Run::of(first.wait_with_output().await.unwrap());
     let first_stdout = first_out.await.unwrap();
     assert_eq!(first.code, 0, "{first_stdout}\n{}", first.stderr);
     assert_eq!(waiting.code, 0, "{}\n{}", waiting.stdout, waiting.stderr);
@@ -565,7 +557,7 @@ async fn a_lock_document_whose_database_is_unreachable_stops_the_apply_before_an
     let url = format!("postgres://sextant:hunter2-db-pw@127.0.0.1:{port}/locks?sslmode=disable");
     let mut command = estate.command(&["apply", "--auto-approve", "manifests"]);
     command.env("SEXTANT_TEST_LOCK_DB", &url);
-    let run = run_of(command.output().await.unwrap());
+    let run = Run::of(command.output().await.unwrap());
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stderr.contains(&format!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use support::estate::{BIN, Estate, assert_secrets_absent};
+use support::estate::{Estate, assert_secrets_absent, command_in};
 
 impl Estate {
     /// SDDCs of a name that are not deleted.
@@ -68,13 +68,8 @@ async fn quickstart_applies_on_the_embedded_simulator_then_plans_no_changes() {
         }
     }
     let run = |args: Vec<&'static str>| {
-        let mut command = tokio::process::Command::new(BIN);
-        command
-            .args(args)
-            .arg(&copy)
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
+        let mut command = command_in(dir.path(), &args);
+        command.arg(&copy);
         async move { command.output().await.unwrap() }
     };
     let apply = run(vec![
@@ -163,28 +158,7 @@ async fn drift_in_one_field_is_one_in_place_change_with_exit_code_2() {
     let drift = estate
         .run(&["plan", "--detailed-exitcode", "manifests"])
         .await;
-    assert_eq!(drift.code, 2, "{}\n{}", drift.stdout, drift.stderr);
-    assert!(
-        drift
-            .stdout
-            .contains("# VirtualMachine/web-01 will be updated in-place"),
-        "{}",
-        drift.stdout
-    );
-    assert!(
-        drift
-            .stdout
-            .contains(r#"~ power_state = "POWERED_OFF" -> "POWERED_ON""#),
-        "{}",
-        drift.stdout
-    );
-    assert!(
-        drift
-            .stdout
-            .contains("Plan: 0 to add, 1 to change, 0 to destroy."),
-        "{}",
-        drift.stdout
-    );
+    sextant_snapshot!("plan-drift-in-one-field", drift);
 
     let json = estate.run(&["plan", "--format", "json", "manifests"]).await;
     let parsed: Value = serde_json::from_str(&json.stdout).expect("one JSON document on stdout");
@@ -665,12 +639,7 @@ async fn salt_only_estates_survive_a_restart_of_the_embedded_simulator() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let mut command = tokio::process::Command::new(BIN);
-        command
-            .args(args)
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
+        let mut command = command_in(dir.path(), args);
         async move { command.output().await.unwrap() }
     };
     let apply = run(&["apply", "--sim", "--auto-approve", "salt.yaml"]).await;

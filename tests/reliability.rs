@@ -9,29 +9,30 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sextant::sim::{self, SimConfig, SimHandle};
+use sextant::sim::SimConfig;
 use sha2::Digest;
+use support::estate::{SECRETS, admin, command_in};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-
-const BIN: &str = env!("CARGO_BIN_EXE_sextant");
-
-const VMC_TOKEN: &str = "vmc-api-token-secret-1";
-const RAAS_TOKEN: &str = "raas-api-token-secret-2";
-const VCD_PASSWORD: &str = "vcd-password-secret-3";
-const VSPHERE_PASSWORD: &str = "vsphere-password-secret-4";
 
 const NO_CHANGES: &str = "No changes. Your infrastructure matches the configuration.\n";
 
-/// A simulator plus a directory of manifests that point at it.
+/// The support estate (RaaS connection `salt-cloud`) plus what its manifests declare.
 struct Estate {
-    sim: SimHandle,
-    dir: tempfile::TempDir,
+    estate: support::estate::Estate,
     declared: Declared,
+}
+
+impl std::ops::Deref for Estate {
+    type Target = support::estate::Estate;
+
+    fn deref(&self) -> &Self::Target {
+        &self.estate
+    }
 }
 
 /// Names of what the manifests declare, per kind, to check the server against.
@@ -45,57 +46,12 @@ struct Declared {
     sddcs: Vec<String>,
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 impl Estate {
     async fn start(config: SimConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = sim::start(config).await.unwrap();
-        let estate = Self {
-            sim,
-            dir,
+        Self {
+            estate: support::estate::Estate::with_raas_name(config, "salt-cloud").await,
             declared: Declared::default(),
-        };
-        estate.write(
-            "connections.yaml",
-            &support::connections(&estate.sim.base_url, "salt-cloud"),
-        );
-        estate
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn manifests(&self) -> PathBuf {
-        self.path().join("manifests")
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        let path = self.manifests().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        command_in(self.path(), args)
-    }
-
-    async fn run(&self, args: &[&str]) -> Run {
-        let output = self.command(args).output().await.unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
-    }
-
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        admin(&self.sim.base_url, method, path, body).await
     }
 
     async fn faults(&self, faults: Value) {
@@ -120,10 +76,6 @@ impl Estate {
             elapsed >= 20 * lifetimes,
             "only {elapsed} simulated seconds passed: the access tokens expired fewer than {lifetimes} times"
         );
-    }
-
-    async fn state(&self) -> Value {
-        self.admin(reqwest::Method::GET, "/_sim/state", None).await
     }
 
     /// Writes the quickstart's Salt, VCD and VM manifests plus a ZEROCLOUD SDDC (100
@@ -276,36 +228,6 @@ impl Estate {
         self.assert_no_duplicates().await;
         self.assert_token_files_match().await;
     }
-}
-
-fn command_in(dir: &Path, args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(BIN);
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("SEXTANT_T_VMC_TOKEN", VMC_TOKEN)
-        .env("SEXTANT_T_RAAS_TOKEN", RAAS_TOKEN)
-        .env("SEXTANT_T_VCD_PASSWORD", VCD_PASSWORD)
-        .env("SEXTANT_T_VSPHERE_PASSWORD", VSPHERE_PASSWORD)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    command
-}
-
-async fn admin(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method, format!("{base}{path}"));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    assert!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.status()
-    );
-    response.json().await.unwrap_or(Value::Null)
 }
 
 fn sha256(text: &str) -> String {
@@ -810,9 +732,9 @@ async fn serve_simulator(dir: &Path) -> (tokio::process::Child, String) {
 /// Every secret value the simulator issued or accepted, plus the SHA-256 digests of those
 /// it keeps only hashed (Cloud Director access tokens and token secrets).
 fn issued_secrets(state: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
-    let mut values: BTreeSet<String> = [VMC_TOKEN, RAAS_TOKEN, VCD_PASSWORD, VSPHERE_PASSWORD]
+    let mut values: BTreeSet<String> = SECRETS
         .into_iter()
-        .map(str::to_string)
+        .map(|(_, secret)| secret.to_string())
         .collect();
     let keys = |v: &Value| -> Vec<String> {
         v.as_object()

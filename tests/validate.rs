@@ -1,44 +1,17 @@
 //! `sextant validate`, `graph` and `schema` through the real binary: every invalid fixture
-//! under `tests/fixtures/invalid/` is snapshotted (exit code + stderr), and the committed
+//! under `tests/fixtures/invalid/` is snapshotted (exit code, stdout, stderr), and the committed
 //! JSON Schema is current. The examples are validated in `tests/examples.rs`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sextant");
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use support::estate::{Run, run_blocking};
 
 /// Runs the binary from the crate root with relative paths, without colour or inherited
 /// sextant variables.
-fn sextant(args: &[&str]) -> Output {
-    sextant_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
-}
-
-fn sextant_in(dir: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(BIN);
-    command.args(args).current_dir(dir).env("NO_COLOR", "1");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("SEXTANT_") {
-            command.env_remove(name);
-        }
-    }
-    let output = command.output().expect("run sextant");
-    Output {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// Replaces absolute paths of the checkout with `[ROOT]` so snapshots are stable.
-fn filter(text: &str) -> String {
-    let root = env!("CARGO_MANIFEST_DIR");
-    text.replace(root, "[ROOT]")
+fn sextant(args: &[&str]) -> Run {
+    run_blocking(Path::new(env!("CARGO_MANIFEST_DIR")), args)
 }
 
 fn fixtures() -> Vec<PathBuf> {
@@ -86,14 +59,7 @@ fn invalid_fixtures_fail_with_located_errors() {
                 "{name}: no line:column in {line:?}"
             );
         }
-        let snapshot = format!(
-            "exit code: {}\n----- stderr -----\n{}",
-            output.code,
-            filter(&output.stderr)
-        );
-        insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false }, {
-            insta::assert_snapshot!(format!("invalid-{name}"), snapshot, &relative);
-        });
+        sextant_snapshot!(format!("invalid-{name}"), output);
     }
 }
 
@@ -119,17 +85,17 @@ fn validate_defaults_to_the_current_directory() {
             std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
         }
     }
-    let output = sextant_in(dir.path(), &["validate"]);
+    let output = run_blocking(dir.path(), &["validate"]);
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert_eq!(
         output.stderr,
         "Reading 5 manifest files of the current directory (no PATHS given; subdirectories are read only when named): `connections.yaml`, `salt.yaml`, `sddc.yaml`, `vcd.yaml`, `vms.yaml`.\n\
          manifests are valid: 4 connections, 9 resources\n"
     );
-    let output = sextant_in(dir.path(), &["-q", "validate"]);
+    let output = run_blocking(dir.path(), &["-q", "validate"]);
     assert_eq!((output.code, output.stderr.as_str()), (0, ""));
     std::fs::write(dir.path().join("zz.yaml"), "kind: Sddc\nname: x\n").unwrap();
-    let output = sextant_in(dir.path(), &["validate", "--quiet"]);
+    let output = run_blocking(dir.path(), &["validate", "--quiet"]);
     assert_eq!(output.code, 1);
     assert!(
         output.stderr.starts_with("error: zz.yaml:1:1: "),

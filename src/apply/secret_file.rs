@@ -2,8 +2,8 @@
 //! anything else can fail.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use crate::model::Resource;
 use crate::providers::IssuedSecret;
@@ -50,22 +50,20 @@ pub fn write(resource: &Resource, secret: &IssuedSecret) -> Result<PathBuf, Secr
     if let Some(id) = &secret.id {
         body["id"] = serde_json::Value::String(id.clone());
     }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(fail)?;
-    }
-    let tmp = path.with_extension("sextant-tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut file = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
         .map_err(fail)?;
     let mut text =
         serde_json::to_string_pretty(&body).map_err(|e| fail(std::io::Error::other(e)))?;
     text.push('\n');
     file.write_all(text.as_bytes()).map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    std::fs::rename(&tmp, &path).map_err(fail)?;
+    file.as_file().sync_all().map_err(fail)?;
+    file.persist(&path).map_err(|e| fail(e.error))?;
     Ok(path)
 }

@@ -243,9 +243,7 @@ async fn apply_locked(
         ))
         .with_hint("run `sextant plan --out FILE` again and review the new plan"));
     }
-    let color = !global.no_color
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::io::stdout().is_terminal();
+    let color = super::report::color_for(global, &std::io::stdout());
     if !args.json {
         print!("{}", render::text(plan, Style { color }));
     }

@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use super::args::{GraphArgs, GraphFormatArg};
-use super::validate_cmd::report_diagnostics;
 use super::workspace::manifest_unit;
 use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::manifest::GraphFormat;
@@ -18,7 +17,7 @@ pub fn run(args: &GraphArgs, global: &GlobalArgs, reporter: &Reporter) -> Result
             model
         }
         Err(diagnostics) => {
-            report_diagnostics(&diagnostics, reporter);
+            reporter.diagnostics(&diagnostics);
             return Ok(exit::ERROR);
         }
     };

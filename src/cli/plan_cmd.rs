@@ -1,6 +1,6 @@
 //! `sextant plan`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use super::args::{PlanArgs, PlanFormat};
 use super::workspace::{Workspace, listing_failure};
@@ -82,9 +82,7 @@ fn finish(
     workspace: &Workspace,
     plan: &Plan,
 ) -> Result<i32, Failure> {
-    let color = !global.no_color
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::io::stdout().is_terminal();
+    let color = super::report::color_for(global, &std::io::stdout());
     let output = match args.format {
         PlanFormat::Text => render::text(plan, Style { color }),
         PlanFormat::Json => json_text(plan)?,

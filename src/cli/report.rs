@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
 use super::GlobalArgs;
-use crate::model::shown::visible;
+use crate::manifest::Diagnostics;
+use crate::model::shown::{self, visible};
 
 /// A command's failure: the error chain plus an optional hint.
 #[derive(Debug)]
@@ -45,11 +46,17 @@ pub struct Reporter {
     pub quiet: bool,
 }
 
+/// Whether text written to `stream` is coloured: never with `--no-color` or a non-empty
+/// `NO_COLOR` (no-color.org), otherwise only on a terminal. The one place this is decided.
+pub fn color_for(global: &GlobalArgs, stream: &impl IsTerminal) -> bool {
+    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !global.no_color && !no_color_env && stream.is_terminal()
+}
+
 impl Reporter {
     pub fn new(global: &GlobalArgs) -> Self {
-        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Self {
-            color: !global.no_color && !no_color_env && std::io::stderr().is_terminal(),
+            color: color_for(global, &std::io::stderr()),
             verbose: global.verbose,
             quiet: global.quiet,
         }
@@ -76,12 +83,8 @@ impl Reporter {
             .try_init();
     }
 
-    fn paint(&self, text: &str, code: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+    fn paint(&self, text: &str, style: anstyle::Style) -> String {
+        shown::paint(text, style, self.color)
     }
 
     /// Renders a failure with its cause chain and hint.
@@ -91,7 +94,7 @@ impl Reporter {
         let _ = writeln!(
             out,
             "{} {}",
-            self.paint("error:", "1;31"),
+            self.paint("error:", shown::ERROR),
             visible(&failure.error.to_string())
         );
         let mut source = failure.error.source();
@@ -99,15 +102,25 @@ impl Reporter {
             let _ = writeln!(
                 out,
                 "  {} {}",
-                self.paint("Caused by:", "1"),
+                self.paint("Caused by:", shown::BOLD),
                 visible(&cause.to_string())
             );
             source = cause.source();
         }
         if let Some(hint) = &failure.hint {
-            let _ = writeln!(out, "{} {}", self.paint("hint:", "1;36"), visible(hint));
+            let _ = writeln!(
+                out,
+                "{} {}",
+                self.paint("hint:", shown::HINT),
+                visible(hint)
+            );
         }
         out
+    }
+
+    /// Manifest diagnostics, each naming its `file:line:column`, errors before warnings.
+    pub fn diagnostics(&self, diagnostics: &Diagnostics) {
+        let _ = std::io::stderr().write_all(diagnostics.render(self.color).as_bytes());
     }
 
     pub fn error(&self, failure: &Failure) {
@@ -119,7 +132,7 @@ impl Reporter {
             let _ = writeln!(
                 std::io::stderr(),
                 "{} {}",
-                self.paint("warning:", "1;33"),
+                self.paint("warning:", shown::WARNING),
                 visible(message)
             );
         }

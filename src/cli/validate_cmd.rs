@@ -1,18 +1,10 @@
 //! `sextant validate [PATHS]`: load and check manifests, report every problem on stderr.
 //! Each environment among the paths is checked on its own.
 
-use std::io::Write;
-
 use super::args::ValidateArgs;
 use super::workspace::{check_overrides, manifest_paths};
 use super::{Failure, GlobalArgs, Reporter, exit};
-use crate::manifest::{self, Diagnostics};
-
-/// Writes the diagnostics on stderr: every line names its `file:line:column`.
-pub fn report_diagnostics(diagnostics: &Diagnostics, reporter: &Reporter) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_all(diagnostics.render(reporter.color).as_bytes());
-}
+use crate::manifest;
 
 fn plural(count: usize, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
@@ -44,7 +36,7 @@ pub fn run(args: &ValidateArgs, global: &GlobalArgs, reporter: &Reporter) -> Res
                 ));
             }
             Err(diagnostics) => {
-                report_diagnostics(&diagnostics, reporter);
+                reporter.diagnostics(&diagnostics);
                 if environment.is_some() {
                     reporter.note(&format!(
                         "{label} not valid: {}",

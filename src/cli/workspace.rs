@@ -92,7 +92,7 @@ pub fn check_overrides(
 
 /// Prints the diagnostics and returns the failure that ends the command.
 pub fn manifest_failure(diagnostics: &Diagnostics, reporter: &Reporter) -> Failure {
-    eprint!("{}", diagnostics.render(reporter.color));
+    reporter.diagnostics(diagnostics);
     let count = diagnostics.len();
     Failure::new(format!(
         "{count} error{} in the manifests; nothing was changed",

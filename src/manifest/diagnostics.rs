@@ -63,26 +63,18 @@ impl Diagnostic {
 
     fn render_into(&self, out: &mut String, color: bool) {
         let label = if self.warning {
-            paint("warning:", "1;33", color)
+            shown::paint("warning:", shown::WARNING, color)
         } else {
-            paint("error:", "1;31", color)
+            shown::paint("error:", shown::ERROR, color)
         };
         out.push_str(&format!("{label} {}\n", self.text()));
         if let Some(hint) = &self.hint {
             out.push_str(&format!(
                 "  {} {}\n",
-                paint("hint:", "1;36", color),
+                shown::paint("hint:", shown::HINT, color),
                 shown::visible(hint)
             ));
         }
-    }
-}
-
-fn paint(text: &str, code: &str, color: bool) -> String {
-    if color {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_string()
     }
 }
 
@@ -167,6 +159,10 @@ mod tests {
             "error: a.yaml:1:1: invalid YAML\n\
              error: b.yaml:3:5: `spec.nmae`: unknown field `nmae`\n  hint: did you mean `name`?\n"
         );
-        assert!(diagnostics.render(true).contains("\x1b[1;31merror:\x1b[0m"));
+        assert!(
+            diagnostics
+                .render(true)
+                .contains("\x1b[1m\x1b[31merror:\x1b[0m")
+        );
     }
 }

@@ -1,7 +1,11 @@
 //! The dependency graph of a validated model, rendered as Graphviz dot or Mermaid.
 //! Edges point from a dependency to its dependant (the order apply creates them in).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+use petgraph::algo::TarjanScc;
+use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::model::{Address, Model};
 
@@ -18,6 +22,54 @@ pub struct DependencyGraph {
 pub enum GraphFormat {
     Dot,
     Mermaid,
+}
+
+/// One cycle per strongly connected component of `graph` (petgraph's Tarjan), each as a path
+/// that starts at the component's lowest node by `key` and follows the lowest successor
+/// inside the component until a node repeats, rotated to start at its lowest node. Sorted by
+/// that first node, so a cycle reads the same on every run.
+pub fn dependency_cycles<N, E, K: Ord>(
+    graph: &DiGraph<N, E>,
+    key: impl Fn(NodeIndex) -> K,
+) -> Vec<Vec<NodeIndex>> {
+    let mut components: Vec<Vec<NodeIndex>> = Vec::new();
+    TarjanScc::new().run(graph, |component: &[NodeIndex]| {
+        let cyclic = match component {
+            [node] => graph.contains_edge(*node, *node),
+            _ => true,
+        };
+        if cyclic {
+            components.push(component.to_vec());
+        }
+    });
+    let mut found: Vec<Vec<NodeIndex>> = Vec::new();
+    for mut component in components {
+        component.sort_unstable();
+        let inside = |node: &NodeIndex| component.binary_search(node).is_ok();
+        let Some(&start) = component.iter().min_by_key(|node| key(**node)) else {
+            continue;
+        };
+        let mut path = vec![start];
+        let mut seen = BTreeMap::from([(start, 0usize)]);
+        while let Some(next) = path.last().and_then(|&node| {
+            graph
+                .neighbors(node)
+                .filter(inside)
+                .min_by_key(|next| key(*next))
+        }) {
+            if let Some(&at) = seen.get(&next) {
+                let mut cycle = path.split_off(at);
+                let lowest = (0..cycle.len()).min_by_key(|&i| key(cycle[i])).unwrap_or(0);
+                cycle.rotate_left(lowest);
+                found.push(cycle);
+                break;
+            }
+            seen.insert(next, path.len());
+            path.push(next);
+        }
+    }
+    found.sort_by(|a, b| key(a[0]).cmp(&key(b[0])));
+    found
 }
 
 /// Builds the graph of every resource and its `depends_on` edges.

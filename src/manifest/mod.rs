@@ -31,7 +31,7 @@ pub use connection::raas_region_url;
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use environment::{EnvironmentInfo, Overrides, Unit};
 pub use files::{DefaultManifests, default_manifests};
-pub use graph::{DependencyGraph, GraphFormat, dependency_graph};
+pub use graph::{DependencyGraph, GraphFormat, dependency_cycles, dependency_graph};
 pub use schema::{checker_schema, document_def, manifest_schema, schema_json};
 
 use crate::model::Model;

@@ -6,7 +6,7 @@
 //! estate stay small once the documents they come from are dropped.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -92,10 +92,6 @@ impl Declarations {
 
     fn name_of(&self, entry: &Entry) -> &str {
         &self.names[entry.name.clone()]
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
     }
 
     /// Names declared with one kind, in order.
@@ -495,62 +491,17 @@ pub fn check_same_connection(
 
 /// Reports each dependency cycle once, as a path starting at its smallest address.
 pub fn check_cycles(declared: &Declarations, edges: &[Edge], errors: &mut Vec<Diagnostic>) {
-    // Successors of each node, sorted and without duplicates, in one list: node `n`'s are
-    // `pairs[offsets[n]..offsets[n + 1]]`. Indexes follow address order, so the walk visits
-    // nodes and successors in address order.
+    // Node `n` is declaration `n`: indexes follow address order.
     let mut pairs: Vec<(u32, u32)> = edges.iter().map(|e| (e.from, e.to)).collect();
     pairs.sort_unstable();
     pairs.dedup();
-    let nodes = declared.len();
-    let mut offsets = vec![0; nodes + 1];
-    for &(from, _) in &pairs {
-        offsets[from as usize + 1] += 1;
-    }
-    for node in 0..nodes {
-        offsets[node + 1] += offsets[node];
-    }
-    let successor = |node: u32, nth: usize| {
-        let at = offsets[node as usize] + nth;
-        (at < offsets[node as usize + 1]).then(|| pairs[at].1)
-    };
-    let mut reported: BTreeSet<Vec<u32>> = BTreeSet::new();
-    let mut done = vec![false; nodes];
-    let mut on_path = vec![false; nodes];
-    for start in (0..nodes).filter_map(|n| u32::try_from(n).ok()) {
-        if done[start as usize] {
-            continue;
-        }
-        // Iterative DFS keeping the current path and, per node on it, the next successor.
-        let mut path: Vec<u32> = vec![start];
-        let mut next_nth: Vec<usize> = vec![0];
-        on_path[start as usize] = true;
-        while let (Some(&node), Some(nth)) = (path.last(), next_nth.last_mut()) {
-            let Some(next) = successor(node, *nth) else {
-                next_nth.pop();
-                path.pop();
-                on_path[node as usize] = false;
-                done[node as usize] = true;
-                continue;
-            };
-            *nth += 1;
-            if on_path[next as usize] {
-                let index = path.iter().position(|&n| n == next).unwrap_or_default();
-                let mut cycle: Vec<u32> = path[index..].to_vec();
-                let min = cycle
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, n)| **n)
-                    .map_or(0, |(i, _)| i);
-                cycle.rotate_left(min);
-                if reported.insert(cycle.clone()) {
-                    report_cycle(declared, edges, &cycle, errors);
-                }
-            } else if !done[next as usize] {
-                path.push(next);
-                next_nth.push(0);
-                on_path[next as usize] = true;
-            }
-        }
+    let graph: petgraph::graph::DiGraph<(), ()> = petgraph::graph::DiGraph::from_edges(&pairs);
+    for cycle in super::graph::dependency_cycles(&graph, |node| node) {
+        let cycle: Vec<u32> = cycle
+            .iter()
+            .filter_map(|node| u32::try_from(node.index()).ok())
+            .collect();
+        report_cycle(declared, edges, &cycle, errors);
     }
 }
 
@@ -681,6 +632,24 @@ mod tests {
                 "dependency cycle: `SaltJob/a -> SaltJob/b -> SaltJob/c -> SaltJob/a`",
                 "dependency cycle: `SaltJob/e -> SaltJob/e`",
             ]
+        );
+    }
+
+    #[test]
+    fn a_component_with_two_cycles_is_reported_once_from_its_lowest_address() {
+        let (declared, edges) = graph(&[
+            ("SaltJob/a", "SaltJob/c"),
+            ("SaltJob/c", "SaltJob/a"),
+            ("SaltJob/a", "SaltJob/b"),
+            ("SaltJob/b", "SaltJob/a"),
+            ("SaltJob/0", "SaltJob/b"),
+        ]);
+        let mut errors = Vec::new();
+        check_cycles(&declared, &edges, &mut errors);
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            vec!["dependency cycle: `SaltJob/a -> SaltJob/b -> SaltJob/a`"]
         );
     }
 

@@ -270,26 +270,14 @@ impl<'a> RuleContext<'a> {
                 None,
             );
         }
-        if let Some(cron) = &timing.cron {
-            let fields = cron.split_whitespace().count();
-            let macros = [
-                "@yearly",
-                "@annually",
-                "@monthly",
-                "@weekly",
-                "@daily",
-                "@midnight",
-                "@hourly",
-            ];
-            if !(5..=6).contains(&fields) && !macros.contains(&cron.trim()) {
-                self.error(
-                    &["schedule", "cron"],
-                    format!(
-                        "`{cron}` is not a cron expression (5 fields expected, found {fields})"
-                    ),
-                    Some("e.g. `0 3 * * *` runs every day at 03:00"),
-                );
-            }
+        if let Some(cron) = &timing.cron
+            && let Err(message) = check_cron(cron)
+        {
+            self.error(
+                &["schedule", "cron"],
+                message,
+                Some("e.g. `0 3 * * *` runs every day at 03:00"),
+            );
         }
         if let Some(once) = &timing.once
             && parse_date_time(once).is_none()
@@ -371,28 +359,107 @@ fn parse_date_time(text: &str) -> Option<chrono::NaiveDateTime> {
     .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
 }
 
-/// Parses `a.b.c.d/p`; host bits must be zero.
-pub fn parse_cidr(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
-    let invalid = || format!("`{text}` is not an IPv4 CIDR block like `10.2.0.0/16`");
-    let (address, prefix) = text.trim().split_once('/').ok_or_else(invalid)?;
-    let address: std::net::Ipv4Addr = address.parse().map_err(|_| invalid())?;
-    let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
-    if prefix > 32 {
-        return Err(invalid());
+/// Checks a Salt schedule's `cron` as the master reads it: Salt hands it to `croniter`
+/// (saltstack/salt `doc/topics/jobs/schedule.rst`, "cron"), which takes five fields, a sixth
+/// for seconds written last, or an `@` macro. `croner` checks the values; it reads seconds
+/// first, so a sixth field is moved to the front.
+fn check_cron(cron: &str) -> Result<(), String> {
+    const MACROS: [&str; 7] = [
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@midnight",
+        "@hourly",
+    ];
+    const NAMES: [&str; 6] = [
+        "second",
+        "minute",
+        "hour",
+        "day of month",
+        "month",
+        "day of week",
+    ];
+    let mut fields: Vec<&str> = cron.split_whitespace().collect();
+    if fields.len() == 1 && fields[0].starts_with('@') {
+        return if MACROS.contains(&fields[0]) {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{cron}` is not a cron expression (macros are {})",
+                MACROS.join(", ")
+            ))
+        };
     }
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix))
-    };
-    let bits = u32::from(address);
-    if bits & !mask != 0 {
-        let network = std::net::Ipv4Addr::from(bits & mask);
+    if !(5..=6).contains(&fields.len()) {
         return Err(format!(
-            "`{text}` has host bits set; the network is `{network}/{prefix}`"
+            "`{cron}` is not a cron expression (5 fields expected, found {})",
+            fields.len()
         ));
     }
-    Ok((address, prefix))
+    if fields.len() == 6 {
+        fields.rotate_right(1);
+    }
+    let names = &NAMES[6 - fields.len()..];
+    let parser = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .year(croner::parser::Year::Disallowed)
+        .build();
+    let Err(whole) = parser.parse(&fields.join(" ")) else {
+        return Ok(());
+    };
+    // Name the first field croner refuses on its own, every other field a `*`.
+    let alone = |i: usize| {
+        let mut probe = vec!["*"; fields.len()];
+        probe[i] = fields[i];
+        parser.parse(&probe.join(" ")).err()
+    };
+    Err(match (0..fields.len()).find_map(|i| Some((i, alone(i)?))) {
+        Some((i, err)) => format!(
+            "`{cron}` is not a cron expression: the {} field `{}` is invalid ({})",
+            names[i],
+            fields[i],
+            cron_reason(&err)
+        ),
+        None => format!(
+            "`{cron}` is not a cron expression ({})",
+            cron_reason(&whole)
+        ),
+    })
+}
+
+/// croner's reason without its type-name prefix or closing period.
+fn cron_reason(err: &croner::errors::CronError) -> String {
+    use croner::errors::CronError;
+    let text = match err {
+        CronError::InvalidPattern(text)
+        | CronError::IllegalCharacters(text)
+        | CronError::ComponentError(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let text = text.trim_end_matches('.');
+    let text = text.strip_prefix("CronPattern ").unwrap_or(text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Parses `a.b.c.d/p`; host bits must be zero.
+pub fn parse_cidr(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let net: ipnet::Ipv4Net = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not an IPv4 CIDR block like `10.2.0.0/16`"))?;
+    if net != net.trunc() {
+        return Err(format!(
+            "`{text}` has host bits set; the network is `{}`",
+            net.trunc()
+        ));
+    }
+    Ok((net.addr(), net.prefix_len()))
 }
 
 /// `us-west-2` / `US_WEST_2` → `US_WEST_2`; `None` when it does not look like a region.
@@ -642,6 +709,30 @@ mod tests {
     fn schedule_values_are_checked() {
         let errors = schedule("job: j\nschedule:\n  cron: every day\n");
         assert_eq!(errors.len(), 1, "{errors:?}");
+        for bad in [
+            "a b c d e",
+            "61 * * * *",
+            "0 3 * * 8",
+            "0 0 3 * * * 2030",
+            "@sometimes",
+        ] {
+            let errors = schedule(&format!("job: j\nschedule:\n  cron: '{bad}'\n"));
+            assert_eq!(errors.len(), 1, "`{bad}` passed: {errors:?}");
+            assert!(
+                errors[0].starts_with("3:9 spec.schedule.cron: "),
+                "{errors:?}"
+            );
+        }
+        for good in [
+            "*/5 * * * *",
+            "0 3 * * 1-5",
+            "0 0 1 JAN *",
+            "0 3 * * * 30",
+            "@hourly",
+        ] {
+            let errors = schedule(&format!("job: j\nschedule:\n  cron: '{good}'\n"));
+            assert!(errors.is_empty(), "`{good}`: {errors:?}");
+        }
         let errors = schedule("job: j\nschedule:\n  once: tomorrow\n");
         assert_eq!(
             errors,

@@ -1,12 +1,32 @@
 //! Values from manifests and servers as they may be shown to a person: text with control and
 //! bidirectional-override characters made visible, URLs without credentials or query strings,
-//! and Markdown code fences no value can close.
+//! and Markdown code fences no value can close; and the colours (`anstyle`) of what is shown.
 //!
 //! Manifests come from pull requests and replies come from servers: neither may move a
 //! terminal's cursor, hide text, reorder a line or break out of a rendered code block.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+
+use anstyle::{AnsiColor, Style};
+
+/// `error:` labels.
+pub const ERROR: Style = AnsiColor::Red.on_default().bold();
+/// `warning:` labels.
+pub const WARNING: Style = AnsiColor::Yellow.on_default().bold();
+/// `hint:` labels.
+pub const HINT: Style = AnsiColor::Cyan.on_default().bold();
+/// Headings and `Caused by:`.
+pub const BOLD: Style = Style::new().bold();
+
+/// `text` in `style` when `color` is on, else `text` as it is.
+pub fn paint(text: &str, style: Style, color: bool) -> String {
+    if color {
+        format!("{style}{text}{style:#}")
+    } else {
+        text.to_string()
+    }
+}
 
 /// Whether `c` must not reach a terminal or a rendered comment raw: C0/C1 controls (ESC, CR,
 /// NUL, DEL …) and the Unicode format characters that reorder or hide text (bidi embeddings,

@@ -104,49 +104,21 @@ fn kahn(graph: &DiGraph<usize, ()>, changes: &[ResourceChange]) -> Result<Vec<us
         return Ok(order);
     }
     Err(OrderError {
-        path: find_cycle(graph, changes, &indegree),
+        path: find_cycle(graph, changes),
     })
 }
 
-/// A cycle among the nodes Kahn's algorithm could not place.
-fn find_cycle(
-    graph: &DiGraph<usize, ()>,
-    changes: &[ResourceChange],
-    indegree: &[usize],
-) -> Vec<Address> {
-    let stuck: BTreeSet<NodeIndex> = graph
-        .node_indices()
-        .filter(|n| indegree[n.index()] > 0)
-        .collect();
-    let Some(&start) = stuck.iter().min_by_key(|n| &changes[graph[**n]].address) else {
+/// The first dependency cycle, by address, among the nodes Kahn's algorithm could not place.
+fn find_cycle(graph: &DiGraph<usize, ()>, changes: &[ResourceChange]) -> Vec<Address> {
+    let address = |node: NodeIndex| &changes[graph[node]].address;
+    let cycles = crate::manifest::dependency_cycles(graph, address);
+    let Some(cycle) = cycles.first() else {
         return Vec::new();
     };
-    // Follow edges inside the stuck set until a node repeats.
-    let mut path = vec![start];
-    let mut seen = BTreeMap::from([(start, 0usize)]);
-    let mut current = start;
-    loop {
-        let next = graph
-            .neighbors_directed(current, petgraph::Direction::Outgoing)
-            .filter(|n| stuck.contains(n))
-            .min_by_key(|n| &changes[graph[*n]].address);
-        let Some(next) = next else {
-            break;
-        };
-        if let Some(&at) = seen.get(&next) {
-            let mut cycle: Vec<Address> = path[at..]
-                .iter()
-                .map(|n| changes[graph[*n]].address.clone())
-                .collect();
-            cycle.push(changes[graph[next]].address.clone());
-            return cycle;
-        }
-        seen.insert(next, path.len());
-        path.push(next);
-        current = next;
-    }
-    path.iter()
-        .map(|n| changes[graph[*n]].address.clone())
+    cycle
+        .iter()
+        .chain(cycle.first())
+        .map(|node| address(*node).clone())
         .collect()
 }
 
@@ -231,6 +203,20 @@ mod tests {
     #[test]
     fn a_cycle_is_reported_as_a_path() {
         let err = order_changes(vec![
+            change(Kind::SaltJob, "a", Action::Create, &[(Kind::SaltJob, "b")]),
+            change(Kind::SaltJob, "b", Action::Create, &[(Kind::SaltJob, "a")]),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dependency cycle: SaltJob/a -> SaltJob/b -> SaltJob/a"
+        );
+    }
+
+    #[test]
+    fn a_cycle_is_found_when_a_lower_address_waits_behind_it() {
+        let err = order_changes(vec![
+            change(Kind::SaltJob, "0", Action::Create, &[(Kind::SaltJob, "a")]),
             change(Kind::SaltJob, "a", Action::Create, &[(Kind::SaltJob, "b")]),
             change(Kind::SaltJob, "b", Action::Create, &[(Kind::SaltJob, "a")]),
         ])

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use anstyle::AnsiColor;
 use serde_json::Value;
 
 use super::{Action, ActionCause, FieldChange, Plan, ResourceChange, is_sensitive_key};
@@ -28,25 +29,18 @@ pub struct Style {
 
 impl Style {
     fn paint(self, text: &str, action: Action) -> String {
-        if !self.color {
-            return text.to_string();
-        }
-        let code = match action {
-            Action::Create => "32",
-            Action::Update | Action::Wait | Action::Rotate => "33",
-            Action::Delete => "31",
-            Action::Replace => "35",
-            Action::NoOp => "0",
+        let color = match action {
+            Action::Create => AnsiColor::Green,
+            Action::Update | Action::Wait | Action::Rotate => AnsiColor::Yellow,
+            Action::Delete => AnsiColor::Red,
+            Action::Replace => AnsiColor::Magenta,
+            Action::NoOp => return text.to_string(),
         };
-        format!("\x1b[{code}m{text}\x1b[0m")
+        shown::paint(text, color.on_default(), self.color)
     }
 
     fn bold(self, text: &str) -> String {
-        if self.color {
-            format!("\x1b[1m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+        shown::paint(text, shown::BOLD, self.color)
     }
 }
 

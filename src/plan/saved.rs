@@ -7,6 +7,8 @@
 //! connection at the embedded simulator (whose URL changes from run to run).
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -201,7 +203,7 @@ impl SavedPlan {
         }
     }
 
-    /// Writes the file (write to a temporary name, then rename).
+    /// Writes the file (write to a temporary file beside it, then rename).
     pub fn save(&self, path: &Path) -> Result<(), SavedPlanError> {
         let write = |source| SavedPlanError::Write {
             path: path.to_path_buf(),
@@ -210,9 +212,17 @@ impl SavedPlan {
         let mut text =
             serde_json::to_string_pretty(self).map_err(|e| write(std::io::Error::other(e)))?;
         text.push('\n');
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).map_err(write)?;
-        std::fs::rename(&tmp, path).map_err(write)
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut file = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)
+            .map_err(write)?;
+        file.write_all(text.as_bytes()).map_err(write)?;
+        file.persist(path).map_err(|e| write(e.error))?;
+        Ok(())
     }
 
     /// Reads a plan file; `Ok(None)` when the file is not JSON at all (so it may be a

@@ -703,17 +703,16 @@ pub fn warn_if_cleartext(connection: &str, url: &str) {
     }
 }
 
+/// What a URL path segment escapes: everything but RFC 3986's unreserved characters.
+pub const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes one path segment (an id placed in a URL path).
 pub fn path_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(segment, PATH_SEGMENT).to_string()
 }
 
 /// The path of a URL without its query string (query strings may carry secrets).
@@ -842,17 +841,16 @@ fn is_tls_failure(err: &reqwest::Error) -> bool {
     false
 }
 
-/// `Retry-After` as delay-seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3), capped at
+/// [`MAX_RETRY_AFTER`].
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
     let delay = match value.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => {
-            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-            (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-        }
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
     };
     Some(delay.min(MAX_RETRY_AFTER))
 }
@@ -977,6 +975,13 @@ mod tests {
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        let soon = std::time::SystemTime::now() + Duration::from_secs(60);
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_str(&httpdate::fmt_http_date(soon)).unwrap(),
+        );
+        let delay = retry_after(&headers).unwrap();
+        assert!(delay > Duration::from_secs(50) && delay <= Duration::from_secs(60));
         headers.insert("retry-after", HeaderValue::from_static("86400"));
         assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
     }
@@ -994,6 +999,7 @@ mod tests {
     fn path_segments_are_percent_encoded() {
         assert_eq!(path_segment("vm-42"), "vm-42");
         assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(path_segment("urn:x~é"), "urn%3Ax~%C3%A9");
     }
 
     #[test]

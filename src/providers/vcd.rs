@@ -809,15 +809,8 @@ fn fiql_safe(text: &str) -> bool {
 /// Percent-encodes one URL path segment, keeping `:` (allowed in a segment) so token URNs
 /// travel verbatim as Cloud Director's own clients send them.
 fn encode_segment(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b':') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    const SEGMENT: &percent_encoding::AsciiSet = &super::http::PATH_SEGMENT.remove(b':');
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 /// The API token in a secret: the secret itself, or the `refresh_token` of a token file as

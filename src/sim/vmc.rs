@@ -12,6 +12,7 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query};
@@ -21,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
 use super::SimRef;
@@ -1248,23 +1250,14 @@ fn validate_create(
 /// Management CIDR: a /16, /20 or /23 outside the reserved ranges (`vmc.md` §3).
 fn validate_management_cidr(cidr: &str) -> Result<(), String> {
     let invalid = || format!("Invalid management CIDR {cidr}: expected a.b.c.d/16, /20 or /23.");
-    let (addr, prefix) = cidr.split_once('/').ok_or_else(invalid)?;
-    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| invalid())?;
-    let prefix: u32 = prefix.parse().map_err(|_| invalid())?;
-    if ![16, 20, 23].contains(&prefix) {
+    let net: Ipv4Net = cidr.parse().map_err(|_| invalid())?;
+    if ![16, 20, 23].contains(&net.prefix_len()) || net != net.trunc() {
         return Err(invalid());
     }
-    let bits = u32::from(addr);
-    let mask = u32::MAX << (32 - prefix);
-    if bits & !mask != 0 {
-        return Err(invalid());
-    }
-    let overlaps = |net: u32, net_prefix: u32| {
-        let common = prefix.min(net_prefix);
-        let m = u32::MAX << (32 - common);
-        bits & m == net & m
-    };
-    if overlaps(0x0A00_0000, 15) || overlaps(0xAC1F_0000, 16) {
+    let overlaps = |reserved: Ipv4Net| reserved.contains(&net) || net.contains(&reserved);
+    if overlaps(Ipv4Net::new_assert(Ipv4Addr::new(10, 0, 0, 0), 15))
+        || overlaps(Ipv4Net::new_assert(Ipv4Addr::new(172, 31, 0, 0), 16))
+    {
         return Err(format!(
             "Invalid management CIDR {cidr}: 10.0.0.0/15 and 172.31.0.0/16 are reserved."
         ));

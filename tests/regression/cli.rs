@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::sextant_snapshot;
 use crate::support::estate::{Estate, Run};
 
 const SALT: &str = r#"kind: SaltTarget
@@ -73,14 +74,7 @@ async fn a_saved_plan_applied_with_target_is_refused_and_nothing_is_applied() {
     let run = estate
         .run(&["apply", "--target", "VirtualMachine/db-01", "all.plan"])
         .await;
-    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stderr
-            .contains("`--target VirtualMachine/db-01` cannot change a saved plan"),
-        "{}",
-        run.stderr
-    );
-    assert!(!run.stdout.contains("Apply complete"), "{}", run.stdout);
+    sextant_snapshot!("cli-saved-plan-with-target-is-refused", run);
     assert_eq!(raas_names(&estate, "target_groups").await, before);
     assert!(!before.contains(&"web servers".to_string()));
     let state = estate.state().await;
@@ -127,19 +121,7 @@ async fn a_stale_saved_plan_names_the_file_and_the_connection_setting_that_chang
     estate.write("salt.yaml", &SALT.replace("Apply nginx", "Apply nginx now"));
 
     let run = estate.run(&["apply", "p.plan"]).await;
-    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stderr
-            .contains("connection `vcenter`: `spec.username` changed"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("`SaltJob/Apply web state` changed in `manifests/salt.yaml`"),
-        "{}",
-        run.stderr
-    );
+    sextant_snapshot!("cli-stale-saved-plan", run);
     assert!(
         raas_names(&estate, "jobs")
             .await
@@ -158,13 +140,7 @@ async fn a_missing_raas_token_is_reported_before_any_request() {
         .output()
         .await
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("connection `salt`")
-            && stderr.contains("environment variable `SEXTANT_T_RAAS_TOKEN` is not set"),
-        "{stderr}"
-    );
+    sextant_snapshot!("cli-missing-raas-token", Run::of(output));
     let served = counters(&estate).await;
     assert_eq!(served.get("total"), Some(&0), "{served:?}");
 }
@@ -245,15 +221,7 @@ spec:
 "#,
     );
     let run = estate.run(&["plan", "manifests"]).await;
-    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    for expected in [
-        "SaltJob/Orphan: manifests/jobs.yaml:13:11 `spec.target` names `SaltTarget/No Such Target`, which is neither declared in the manifests nor live on connection `salt`",
-        "SaltSchedule/Hourly ping: manifests/jobs.yaml:19:11 `spec.target` names `SaltTarget/Nowhere`, which is neither declared in the manifests nor live on connection `salt`",
-    ] {
-        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
-    }
-    assert!(!run.stderr.contains("SaltJob/Everywhere"), "{}", run.stderr);
-    assert!(!run.stdout.contains("to add"), "{}", run.stdout);
+    sextant_snapshot!("cli-target-neither-declared-nor-live", run);
 }
 
 /// A vSphere connection to a port nobody listens on, failing at once (`max_retries: 0`).
@@ -273,19 +241,10 @@ async fn plan_json_fills_errored_and_errors_on_stdout_when_a_connection_fails() 
     estate.write("connections.yaml", &unreachable_vcenter());
     estate.write("vm.yaml", VM);
     let run = estate.run(&["plan", "--format", "json", "manifests"]).await;
-    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let plan: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", run.stdout));
     assert_eq!(plan["errored"], true, "{plan}");
-    let errors = plan["errors"].as_array().cloned().unwrap_or_default();
-    assert_eq!(errors.len(), 1, "{plan}");
-    assert_eq!(errors[0]["address"], "VirtualMachine/db-01");
-    let message = errors[0]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("connection `vcenter`") && message.contains("cannot connect to"),
-        "{message}"
-    );
-    assert_eq!(plan["resource_changes"], Value::Array(Vec::new()));
+    sextant_snapshot!("cli-plan-json-with-an-unreachable-connection", run);
 
     // A credential that cannot be read is a connection failure too.
     let output = estate
@@ -308,26 +267,17 @@ async fn plan_json_fills_errored_and_errors_on_stdout_when_a_connection_fails() 
 #[tokio::test(flavor = "multi_thread")]
 async fn sim_flags_are_refused_by_commands_they_do_not_affect() {
     let estate = Estate::start(240.0).await;
-    for args in [
-        &["validate", "--sim", "manifests"][..],
-        &["graph", "--sim-time-scale", "10", "manifests"],
-        &["schema", "--sim"],
-        &["sim", "serve", "--sim-time-scale", "10"],
+    for (name, args) in [
+        ("validate", &["validate", "--sim", "manifests"][..]),
+        ("graph", &["graph", "--sim-time-scale", "10", "manifests"]),
+        ("schema", &["schema", "--sim"]),
+        ("sim-serve", &["sim", "serve", "--sim-time-scale", "10"]),
+        // Where it does something, the time scale needs `--sim`.
+        ("plan", &["plan", "--sim-time-scale", "10", "manifests"]),
     ] {
         let run = estate.run(args).await;
-        assert_eq!(run.code, 1, "{args:?}\n{}\n{}", run.stdout, run.stderr);
-        assert!(
-            run.stderr.contains("unexpected argument '--sim"),
-            "{args:?}\n{}",
-            run.stderr
-        );
+        sextant_snapshot!(format!("cli-sim-flags-refused-by-{name}"), run);
     }
-    // Where it does something, the time scale needs `--sim`.
-    let run = estate
-        .run(&["plan", "--sim-time-scale", "10", "manifests"])
-        .await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("--sim"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -338,14 +288,7 @@ async fn the_vcd_token_plan_entry_shows_the_secret_file_it_will_write() {
         "kind: VcdApiToken\nname: ci\nspec:\n  file: .secrets/ci-token.json\n",
     );
     let run = estate.run(&["plan", "manifests"]).await;
-    ok(&run);
-    assert!(
-        run.stdout.contains(
-            "+ file = \".secrets/ci-token.json\" # the one-time secret is written to this file (mode 0600)"
-        ),
-        "{}",
-        run.stdout
-    );
+    sextant_snapshot!("cli-vcd-token-plan-entry", run);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -460,22 +403,7 @@ async fn plan_without_paths_reads_the_directorys_own_manifests_and_skips_other_y
         "kind: SaltJob\nname: broken\nspec: { no_such_field: 1 }\n",
     );
     let run = crate::support::estate::run_in(dir.path(), &["plan"]).await;
-    ok(&run);
-    assert!(run.stdout.contains("Plan: 2 to add"), "{}", run.stdout);
-    assert!(
-        run.stderr.contains(
-            "Reading 2 manifest files of the current directory (no PATHS given; subdirectories are read only when named): `connections.yaml`, `salt.yaml`."
-        ),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("Skipped 1 YAML file without a sextant `kind`: `ci.yml`."),
-        "{}",
-        run.stderr
-    );
-    assert!(!run.stderr.contains("error"), "{}", run.stderr);
+    sextant_snapshot!("cli-plan-without-paths", run);
 }
 
 /// Copies a directory tree (dot-files included).
@@ -523,11 +451,7 @@ async fn shell(dir: &std::path::Path, line: &str) -> Run {
         .output()
         .await
         .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::of(output)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::sextant_snapshot;
 use crate::support::estate::{Estate, Run};
 
 const GET: reqwest::Method = reqwest::Method::GET;
@@ -312,4 +313,23 @@ spec:
             .run(&["plan", "--detailed-exitcode", "manifests"])
             .await,
     );
+}
+
+/// A `cron` with five fields that are not cron values (`a b c d e`) passed the field count
+/// and reached RaaS, which takes any string (D2: saltstack/raas-mcp
+/// `raas_mcp/data/api_discovery.json`, `schedule.save`, `cron` is a plain string) and whose
+/// master then fails to schedule it. It is a located manifest error, and nothing is created.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cron_of_five_non_values_is_a_located_error() {
+    let estate = Estate::start(1.0).await;
+    let before = estate.state().await["raas"].clone();
+    for (name, cron) in [("letters", "a b c d e"), ("hour-25", "0 25 * * *")] {
+        estate.write(
+            "salt.yaml",
+            &crate::support::SALT.replace("0 3 * * *", cron),
+        );
+        let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+        sextant_snapshot!(format!("raas-cron-of-{name}"), apply);
+        assert_eq!(estate.state().await["raas"], before, "changed for `{cron}`");
+    }
 }

@@ -18,10 +18,10 @@ use sextant::sim::SimConfig;
 use sextant::sim::SimOptions;
 use sextant::sim::vsphere::ServedFlavors;
 
-use crate::support::estate::{Estate, Run};
+use crate::support::estate::{Estate, Run, SECRETS};
 
 const USER: &str = "administrator@vsphere.local";
-const PASSWORD: &str = "vsphere-password-secret-4";
+const PASSWORD: &str = SECRETS[3].1;
 
 /// web-01 (on, 2 CPUs, 4 GiB) gets 4 CPUs through a power cycle; db-01 (off) is started.
 const VMS: &str = r#"kind: VirtualMachine

@@ -1,7 +1,7 @@
 //! A simulator plus a directory of manifests pointing at it, and runs of the real binary in
 //! that directory: the estate every end-to-end test starts from.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::Value;
@@ -35,14 +35,25 @@ impl Estate {
     /// A simulator with `config` and a `manifests/connections.yaml` naming one connection of
     /// each system (the RaaS one is called `salt`).
     pub async fn with_config(config: SimConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = sim::start(config).await.unwrap();
-        let estate = Self { sim, dir };
+        Self::with_raas_name(config, "salt").await
+    }
+
+    /// [`Estate::with_config`] with the RaaS connection called `raas_name`.
+    pub async fn with_raas_name(config: SimConfig, raas_name: &str) -> Self {
+        let estate = Self::empty(|_| config).await;
         estate.write(
             "connections.yaml",
-            &super::connections(&estate.sim.base_url, "salt"),
+            &super::connections(&estate.sim.base_url, raas_name),
         );
         estate
+    }
+
+    /// A simulator configured by `config` (given the estate's directory) and an empty
+    /// directory: nothing written yet.
+    pub async fn empty(config: impl FnOnce(&Path) -> SimConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = sim::start(config(dir.path())).await.unwrap();
+        Self { sim, dir }
     }
 
     pub async fn start(time_scale: f64) -> Self {
@@ -57,11 +68,26 @@ impl Estate {
         self.dir.path()
     }
 
+    pub fn manifests(&self) -> PathBuf {
+        self.path().join("manifests")
+    }
+
     /// Writes `manifests/<name>`.
     pub fn write(&self, name: &str, text: &str) {
-        let path = self.path().join("manifests").join(name);
+        self.write_file(&format!("manifests/{name}"), text);
+    }
+
+    /// Writes `<name>` under the estate's directory.
+    pub fn write_file(&self, name: &str, text: &str) {
+        let path = self.path().join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
+    }
+
+    /// Reads `<name>` under the estate's directory.
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name))
+            .unwrap_or_else(|err| panic!("{name}: {err}"))
     }
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
@@ -72,25 +98,37 @@ impl Estate {
         run_in(self.path(), args).await
     }
 
+    /// A run that must exit 0.
+    pub async fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args).await;
+        assert_eq!(run.code, 0, "{args:?}\n{}\n{}", run.stdout, run.stderr);
+        run
+    }
+
     /// A call to the simulator's `/_sim/` admin API that must succeed.
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let client = reqwest::Client::new();
-        let mut request = client.request(method, format!("{}{path}", self.sim.base_url));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
+        admin(&self.sim.base_url, method, path, body).await
     }
 
     pub async fn state(&self) -> Value {
         self.admin(reqwest::Method::GET, "/_sim/state", None).await
     }
+}
+
+/// A call to the `/_sim/` admin API of the simulator at `base` that must succeed.
+pub async fn admin(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method, format!("{base}{path}"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap_or(Value::Null)
 }
 
 /// The binary in `dir`, without colour or a terminal, with the test secrets in its environment.
@@ -109,12 +147,31 @@ pub fn command_in(dir: &Path, args: &[&str]) -> tokio::process::Command {
 }
 
 pub async fn run_in(dir: &Path, args: &[&str]) -> Run {
-    let output = command_in(dir, args).output().await.unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    Run::of(command_in(dir, args).output().await.unwrap())
+}
+
+impl Run {
+    /// What a finished process printed and how it exited.
+    pub fn of(output: std::process::Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
+}
+
+/// The binary run to completion in `dir`, blocking, without colour or the `SEXTANT_*`
+/// variables of the environment the tests run in.
+pub fn run_blocking(dir: &Path, args: &[&str]) -> Run {
+    let mut command = std::process::Command::new(BIN);
+    command.args(args).current_dir(dir).env("NO_COLOR", "1");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SEXTANT_") {
+            command.env_remove(name);
+        }
+    }
+    Run::of(command.output().expect("run sextant"))
 }
 
 /// Fails when any test secret appears in `texts`.

@@ -4,6 +4,7 @@
 pub mod estate;
 pub mod postgres;
 pub mod sdk;
+pub mod snapshot;
 
 /// A target group, a job on it and a schedule of the job, on the connection `salt`.
 pub const SALT: &str = r#"kind: SaltTarget

@@ -175,13 +175,14 @@ pub fn ci_run_url(var: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     set("CI_JOB_URL")
 }
 
+/// This machine's name, as the lock holder's `host`.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "an unknown host".to_string())
+    let host = gethostname::gethostname();
+    let host = host.to_string_lossy();
+    match host.trim() {
+        "" => "an unknown host".to_string(),
+        host => host.to_string(),
+    }
 }
 
 /// The user name from the environment, else `uid N`.
@@ -407,6 +408,14 @@ pub async fn acquire_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_holder_host_is_the_kernel_hostname() {
+        if let Ok(kernel) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            assert_eq!(hostname(), kernel.trim());
+        }
+        assert!(!hostname().is_empty());
+    }
 
     fn config(system: SystemType, url: &str) -> ConnectionConfig {
         let mut config = ConnectionConfig::with_defaults(system);
