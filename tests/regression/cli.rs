@@ -685,3 +685,28 @@ async fn exported_text_with_a_dollar_brace_loads_and_plans_no_changes() {
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
 }
+
+/// Failures of the CLI itself flattened their cause into the message (`…: {err}`), so the
+/// reporter's `Caused by:` never showed and the cause's own chain was lost. The cause is now
+/// kept and shown once, under the message.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cli_failure_shows_its_cause_once_under_caused_by() {
+    let estate = Estate::start(240.0).await;
+    let options = estate
+        .run(&["sim", "serve", "--options", "{not json"])
+        .await;
+    sextant_snapshot!("cli-sim-options-not-json", options);
+    // `--out` names a file: the directory for the exported files cannot be created.
+    estate.write_file("taken", "");
+    let export = estate
+        .run(&[
+            "export",
+            "--connection",
+            "vcenter",
+            "--out",
+            "taken",
+            "manifests",
+        ])
+        .await;
+    sextant_snapshot!("cli-export-out-is-a-file", export);
+}
