@@ -4,15 +4,16 @@
 //! `docs/cli.md` names every command and flag, every command's help has an example, and
 //! completions and the man page are generated.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use clap::{CommandFactory, Parser};
 use serde_json::Value;
 use sextant::cli::Cli;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sextant");
+use support::estate::run_blocking;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -89,21 +90,13 @@ fn every_example_manifest_directory_validates() {
 fn gitops_rendered_snapshots_are_current() {
     let gitops = root().join("examples/gitops");
     for env in GITOPS_ENVIRONMENTS {
-        let output = Command::new(BIN)
-            .args(["render", "--check"])
-            .arg(format!("rendered/{env}.yaml"))
-            .arg(format!("envs/{env}"))
-            .current_dir(&gitops)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let rendered = format!("rendered/{env}.yaml");
+        let envs = format!("envs/{env}");
+        let output = run_blocking(&gitops, &["render", "--check", &rendered, &envs]);
         assert_eq!(
-            output.status.code(),
-            Some(0),
+            output.code, 0,
             "examples/gitops/rendered/{env}.yaml is stale: regenerate it with `sextant render envs/{env} > rendered/{env}.yaml` in examples/gitops\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+            output.stdout, output.stderr
         );
     }
 }
@@ -113,25 +106,17 @@ fn gitops_environments_plan_on_a_fresh_simulator() {
     let gitops = root().join("examples/gitops");
     for env in GITOPS_ENVIRONMENTS {
         let dir = tempfile::tempdir().unwrap();
-        let output = Command::new(BIN)
-            .args(["plan", "--sim", "--no-color"])
-            .arg(gitops.join("envs").join(env))
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+        let envs = gitops.join("envs").join(env);
+        let output = run_blocking(
+            dir.path(),
+            &["plan", "--sim", "--no-color", envs.to_str().unwrap()],
         );
         assert!(
-            stdout.contains(&format!("Sddc \"{env}-sddc\"")),
-            "{env}: {stdout}"
+            output.stdout.contains(&format!("Sddc \"{env}-sddc\"")),
+            "{env}: {}",
+            output.stdout
         );
+        sextant_snapshot!(format!("examples-gitops-{env}-plan"), output);
     }
 }
 
@@ -444,9 +429,9 @@ fn completions_and_man_page_name_every_subcommand() {
     }
     outputs.push(("man", vec!["man"]));
     for (label, args) in outputs {
-        let output = Command::new(BIN).args(&args).output().unwrap();
-        assert_eq!(output.status.code(), Some(0), "{label}");
-        let text = String::from_utf8(output.stdout).unwrap();
+        let output = run_blocking(&root(), &args);
+        assert_eq!(output.code, 0, "{label}");
+        let text = output.stdout;
         assert!(text.len() > 500, "{label}: {text}");
         for sub in &subcommands {
             assert!(text.contains(sub.as_str()), "{label} does not name `{sub}`");
@@ -459,11 +444,8 @@ fn completions_and_man_page_name_every_subcommand() {
             );
         }
     }
-    let bad = Command::new(BIN)
-        .args(["completions", "tcsh"])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(1));
+    let bad = run_blocking(&root(), &["completions", "tcsh"]);
+    assert_eq!(bad.code, 1);
 }
 
 // ---------------------------------------------------------------- docs/manifests.md

@@ -2,6 +2,8 @@
 //! operation and auth path, paging with request counts, XSRF rotation, expiry mid-sequence,
 //! lost replies that must not duplicate, and no secret in TRACE output.
 
+mod support;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +20,7 @@ use sextant::providers::{
 use sextant::sim::raas::RaasState;
 use sextant::sim::vcd::VcdState;
 use sextant::sim::{SimConfig, SimHandle};
+use support::estate::{advance, counters, set_faults};
 
 const PASSWORD: &str = "pw-Sextant-7f3a9c";
 
@@ -97,15 +100,6 @@ fn uuid_of(outcome: &Outcome) -> String {
         Outcome::Done { attributes, .. } => attributes["uuid"].clone(),
         Outcome::Task(task) => panic!("unexpected task {task:?}"),
     }
-}
-
-async fn counters(handle: &SimHandle) -> Value {
-    reqwest::get(format!("{}/_sim/counters", handle.base_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// How many requests the simulator counted for `key` (an API such as `raas`), wherever the
@@ -375,7 +369,7 @@ async fn xsrf_rotation_and_session_expiry_mid_sequence_log_in_again() {
     assert!(after_rotation.iter().any(|t| t.name == "All Minions"));
 
     // Simulated time passes every JWT's expiry: the next call gets 401 and logs in again.
-    advance_clock(&sim, 2 * 3600).await;
+    advance(&sim, 2 * 3600).await;
     create(
         &provider,
         Kind::SaltTarget,
@@ -597,30 +591,6 @@ async fn no_secret_appears_in_trace_output_or_errors() {
     }
 }
 
-async fn advance_clock(handle: &SimHandle, seconds: u64) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/_sim/clock/advance", handle.base_url))
-        .json(&json!({"seconds": seconds}))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-}
-
-async fn set_faults(handle: &SimHandle, faults: Value) {
-    let response = reqwest::Client::new()
-        .put(format!("{}/_sim/faults", handle.base_url))
-        .json(&faults)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{}",
-        response.text().await.unwrap()
-    );
-}
-
 /// The simulator really dropped a committed reply (the fault was used up).
 async fn assert_drop_consumed(handle: &SimHandle) {
     let faults: Value = reqwest::get(format!("{}/_sim/faults", handle.base_url))
@@ -711,7 +681,7 @@ async fn cloud_login_uses_the_csp_bearer_and_survives_access_token_expiry() {
 
     // Simulated time passes the access token's expiry (the client's own clock has not):
     // the next RPC gets 401 and the client exchanges the API token again, once.
-    advance_clock(&sim, 2 * 3600).await;
+    advance(&sim, 2 * 3600).await;
     let outcome = create(
         &provider,
         Kind::SaltTarget,
@@ -1035,7 +1005,7 @@ async fn vcd_tokens_are_created_listed_used_and_revoked() {
     assert_eq!(live[0].spec, json!({}));
     assert_eq!(live[0].attributes["id"], id);
     // The session JWT expires in simulated time: the next call logs in again.
-    advance_clock(&sim, 2 * 3600).await;
+    advance(&sim, 2 * 3600).await;
     let before = counters(&sim).await;
     assert_eq!(vcd_names(&admin).await, vec!["ci".to_string()]);
     let after = counters(&sim).await;
@@ -1322,7 +1292,7 @@ async fn an_html_login_page_instead_of_json_means_logging_in_again() {
         .html_login_page_when_unauthenticated = true;
     let provider = RaasProvider::new(&onprem(&sim.base_url)).unwrap();
     provider.list(Kind::SaltTarget, &[]).await.unwrap();
-    advance_clock(&sim, 2 * 3600).await;
+    advance(&sim, 2 * 3600).await;
     let before = counters(&sim).await;
     let targets = provider.list(Kind::SaltTarget, &[]).await.unwrap();
     find(&targets, "All Minions");

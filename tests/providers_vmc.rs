@@ -5,6 +5,8 @@
 //! Simulated time runs at real speed (`time_scale` 1) and is moved on with
 //! `/_sim/clock/advance`, so tasks finish and tokens expire exactly when a test says.
 
+mod support;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +21,7 @@ use sextant::providers::{
     TaskHandle, TaskStatus, UpdateRequest,
 };
 use sextant::sim::{self, SimConfig, SimHandle};
+use support::estate::{admin, advance, counters, reset_counters, set_faults};
 
 const API_TOKEN: &str = "sextant-test-api-token-5f1e9c";
 const VSPHERE_PASSWORD: &str = "sextant-test-vc-password-93ab";
@@ -59,43 +62,6 @@ fn vsphere_connection(
         config,
         location: SourceLocation::default(),
     }
-}
-
-async fn admin(sim: &SimHandle, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method, format!("{}{path}", sim.base_url));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    assert!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.status()
-    );
-    response.json().await.unwrap_or(Value::Null)
-}
-
-async fn set_faults(sim: &SimHandle, faults: Value) {
-    admin(sim, reqwest::Method::PUT, "/_sim/faults", Some(faults)).await;
-}
-
-async fn reset_counters(sim: &SimHandle) {
-    admin(sim, reqwest::Method::POST, "/_sim/counters/reset", None).await;
-}
-
-async fn counters(sim: &SimHandle) -> Value {
-    admin(sim, reqwest::Method::GET, "/_sim/counters", None).await
-}
-
-async fn advance(sim: &SimHandle, seconds: u64) {
-    admin(
-        sim,
-        reqwest::Method::POST,
-        "/_sim/clock/advance",
-        Some(json!({ "seconds": seconds })),
-    )
-    .await;
 }
 
 async fn list_sddcs(provider: &dyn Provider) -> Vec<LiveObject> {

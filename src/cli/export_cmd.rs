@@ -188,7 +188,7 @@ async fn export_kinds(
         stdout
             .write_all(stdout_text.as_bytes())
             .and_then(|()| stdout.flush())
-            .map_err(|err| Failure::new(format!("cannot write to stdout: {err}")))?;
+            .map_err(|err| Failure::with_source("cannot write to stdout", err))?;
     }
     Ok(exit::OK)
 }
@@ -234,19 +234,16 @@ fn write_file(
         reporter.note(&format!("No `{kind}` objects to export."));
         if path.is_file() {
             std::fs::remove_file(&path).map_err(|err| {
-                Failure::new(format!(
-                    "cannot remove the stale `{}`: {err}",
-                    path.display()
-                ))
+                Failure::with_source(format!("cannot remove the stale `{}`", path.display()), err)
             })?;
             reporter.note(&format!("Removed the stale `{}`.", path.display()));
         }
         return Ok(());
     }
     std::fs::create_dir_all(dir)
-        .map_err(|err| Failure::new(format!("cannot create `{}`: {err}", dir.display())))?;
+        .map_err(|err| Failure::with_source(format!("cannot create `{}`", dir.display()), err))?;
     std::fs::write(&path, &exported.text)
-        .map_err(|err| Failure::new(format!("cannot write `{}`: {err}", path.display())))?;
+        .map_err(|err| Failure::with_source(format!("cannot write `{}`", path.display()), err))?;
     let count = exported.exported.len();
     reporter.note(&format!(
         "Exported {count} `{kind}` object{} to `{}`.",

@@ -30,6 +30,6 @@ pub fn run(args: &GraphArgs, global: &GlobalArgs, reporter: &Reporter) -> Result
     stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
-        .map_err(|err| Failure::new(format!("cannot write the graph to stdout: {err}")))?;
+        .map_err(|err| Failure::with_source("cannot write the graph to stdout", err))?;
     Ok(exit::OK)
 }

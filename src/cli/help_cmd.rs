@@ -23,8 +23,7 @@ pub fn print_completions(shell: Shell) -> Result<i32, Failure> {
 
 /// Writes the man page (roff): `sextant` itself, then a section per subcommand.
 pub fn print_man_page() -> Result<i32, Failure> {
-    let out =
-        man_page().map_err(|err| Failure::new(format!("cannot render the man page: {err}")))?;
+    let out = man_page().map_err(|err| Failure::with_source("cannot render the man page", err))?;
     write_stdout(&out)
 }
 
@@ -56,6 +55,6 @@ fn write_stdout(bytes: &[u8]) -> Result<i32, Failure> {
     stdout
         .write_all(bytes)
         .and_then(|()| stdout.flush())
-        .map_err(|err| Failure::new(format!("cannot write to stdout: {err}")))?;
+        .map_err(|err| Failure::with_source("cannot write to stdout", err))?;
     Ok(exit::OK)
 }

@@ -73,9 +73,7 @@ pub fn run(cli: Cli) -> i32 {
     {
         Ok(rt) => rt,
         Err(err) => {
-            reporter.error(&Failure::new(format!(
-                "cannot start the async runtime: {err}"
-            )));
+            reporter.error(&Failure::with_source("cannot start the async runtime", err));
             return exit::ERROR;
         }
     };

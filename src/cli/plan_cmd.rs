@@ -122,7 +122,7 @@ fn finish(
 
 fn json_text(plan: &Plan) -> Result<String, Failure> {
     let mut text = serde_json::to_string_pretty(&render::json(plan))
-        .map_err(|e| Failure::new(format!("cannot render the plan as JSON: {e}")))?;
+        .map_err(|e| Failure::with_source("cannot render the plan as JSON", e))?;
     text.push('\n');
     Ok(text)
 }

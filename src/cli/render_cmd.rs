@@ -16,17 +16,17 @@ pub fn run(args: &RenderArgs, global: &GlobalArgs, reporter: &Reporter) -> Resul
         stdout
             .write_all(rendered.as_bytes())
             .and_then(|()| stdout.flush())
-            .map_err(|err| Failure::new(format!("cannot write to stdout: {err}")))?;
+            .map_err(|err| Failure::with_source("cannot write to stdout", err))?;
         return Ok(exit::OK);
     };
     let committed = match std::fs::read_to_string(check) {
         Ok(text) => Some(text),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
         Err(err) => {
-            return Err(Failure::new(format!(
-                "cannot read `{}`: {err}",
-                check.display()
-            )));
+            return Err(Failure::with_source(
+                format!("cannot read `{}`", check.display()),
+                err,
+            ));
         }
     };
     if committed.as_deref() == Some(rendered.as_str()) {

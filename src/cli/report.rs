@@ -23,6 +23,21 @@ impl Failure {
         }
     }
 
+    /// `message`, caused by `source`: rendered as `error: message` then `Caused by: source`
+    /// (and the source's own causes), so the cause is kept, not flattened into the message.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            error: Box::new(Context {
+                message: message.into(),
+                source: Box::new(source),
+            }),
+            hint: None,
+        }
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -36,6 +51,15 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Failure {
             hint: None,
         }
     }
+}
+
+/// A failure's message over the error that caused it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Context {
+    message: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// Writes diagnostics to stderr.
@@ -153,6 +177,23 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("cannot read `a.yaml`")]
     struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_failure_with_a_source_shows_it_as_the_cause() {
+        let reporter = Reporter {
+            color: false,
+            verbose: 0,
+            quiet: false,
+        };
+        let failure = Failure::with_source(
+            "cannot write `a.yaml`",
+            Outer(std::io::Error::other("disk on fire")),
+        );
+        assert_eq!(
+            reporter.render_error(&failure),
+            "error: cannot write `a.yaml`\n  Caused by: cannot read `a.yaml`\n  Caused by: disk on fire\n"
+        );
+    }
 
     #[test]
     fn renders_chain_and_hint_without_colour() {

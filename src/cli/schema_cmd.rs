@@ -17,6 +17,6 @@ pub fn run(plan: bool) -> Result<i32, Failure> {
     stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
-        .map_err(|err| Failure::new(format!("cannot write the schema to stdout: {err}")))?;
+        .map_err(|err| Failure::with_source("cannot write the schema to stdout", err))?;
     Ok(exit::OK)
 }

@@ -42,7 +42,7 @@ async fn serve(args: SimServeArgs, reporter: &Reporter) -> Result<i32, Failure> 
     config.faults.latency_ms = args.latency_ms;
     if let Some(options) = &args.options {
         config.options = serde_json::from_str(options).map_err(|err| {
-            Failure::new(format!("`--options` is not valid: {err}"))
+            Failure::with_source("`--options` is not valid", err)
                 .with_hint("run the simulator and `GET /_sim/options` to see every option")
         })?;
     }

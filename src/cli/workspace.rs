@@ -107,7 +107,7 @@ pub fn manifest_paths(paths: &[PathBuf], reporter: &Reporter) -> Result<Vec<Path
         return Ok(paths.to_vec());
     }
     let found = crate::manifest::default_manifests(Path::new("."))
-        .map_err(|err| Failure::new(format!("cannot read the current directory: {err}")))?;
+        .map_err(|err| Failure::with_source("cannot read the current directory", err))?;
     let list = |files: &[PathBuf]| {
         files
             .iter()
@@ -461,8 +461,9 @@ async fn start_sim(time_scale: f64) -> Result<SimHandle, Failure> {
     }
     let state = PathBuf::from(SIM_STATE_FILE);
     if let Some(dir) = state.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|err| Failure::new(format!("cannot create `{}`: {err}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|err| {
+            Failure::with_source(format!("cannot create `{}`", dir.display()), err)
+        })?;
     }
     let config = SimConfig {
         state_file: Some(state),

@@ -94,12 +94,7 @@ async fn a_plan_saved_under_sim_applies_under_sim() {
         .run(&["plan", "--sim", "--out", "sim.plan", "manifests"])
         .await);
     let run = estate.run(&["apply", "--sim", "sim.plan"]).await;
-    ok(&run);
-    assert!(
-        run.stdout.contains("Apply complete! Resources: 2 added"),
-        "{}",
-        run.stdout
-    );
+    sextant_snapshot!("cli-apply-a-plan-saved-under-sim", run);
     let again = estate.run(&["plan", "--sim", "manifests"]).await;
     ok(&again);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
@@ -715,4 +710,29 @@ async fn a_plan_file_of_another_format_version_is_refused_as_a_plan_not_read_as_
         refused.stderr
     );
     assert_eq!(raas_names(&estate, "jobs").await, before);
+}
+
+/// Failures of the CLI itself flattened their cause into the message (`…: {err}`), so the
+/// reporter's `Caused by:` never showed and the cause's own chain was lost. The cause is now
+/// kept and shown once, under the message.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cli_failure_shows_its_cause_once_under_caused_by() {
+    let estate = Estate::start(240.0).await;
+    let options = estate
+        .run(&["sim", "serve", "--options", "{not json"])
+        .await;
+    sextant_snapshot!("cli-sim-options-not-json", options);
+    // `--out` names a file: the directory for the exported files cannot be created.
+    estate.write_file("taken", "");
+    let export = estate
+        .run(&[
+            "export",
+            "--connection",
+            "vcenter",
+            "--out",
+            "taken",
+            "manifests",
+        ])
+        .await;
+    sextant_snapshot!("cli-export-out-is-a-file", export);
 }

@@ -3,10 +3,9 @@
 use serde_json::{Value, json};
 
 use crate::sextant_snapshot;
-use crate::support::estate::{Estate, Run};
+use crate::support::estate::{Estate, Run, advance};
 
 const GET: reqwest::Method = reqwest::Method::GET;
-const POST: reqwest::Method = reqwest::Method::POST;
 
 fn assert_ok(run: &Run) {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
@@ -26,16 +25,6 @@ fn assert_no_changes(run: &Run) {
 async fn sim_now(estate: &Estate) -> chrono::DateTime<chrono::Utc> {
     let clock = estate.admin(GET, "/_sim/clock", None).await;
     clock["now"].as_str().unwrap().parse().unwrap()
-}
-
-async fn advance(estate: &Estate, seconds: u64) {
-    estate
-        .admin(
-            POST,
-            "/_sim/clock/advance",
-            Some(json!({"seconds": seconds})),
-        )
-        .await;
 }
 
 /// The simulated RaaS objects of one kind (`target_groups`, `jobs`, `schedules`) named `name`.

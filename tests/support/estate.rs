@@ -107,7 +107,7 @@ impl Estate {
 
     /// A call to the simulator's `/_sim/` admin API that must succeed.
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        admin(&self.sim.base_url, method, path, body).await
+        admin(self, method, path, body).await
     }
 
     pub async fn state(&self) -> Value {
@@ -115,10 +115,44 @@ impl Estate {
     }
 }
 
-/// A call to the `/_sim/` admin API of the simulator at `base` that must succeed.
-pub async fn admin(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+/// A simulator the admin helpers can reach: a handle, an estate or its base URL.
+pub trait SimBase {
+    fn base(&self) -> &str;
+}
+
+impl SimBase for SimHandle {
+    fn base(&self) -> &str {
+        &self.base_url
+    }
+}
+
+impl SimBase for Estate {
+    fn base(&self) -> &str {
+        &self.sim.base_url
+    }
+}
+
+impl SimBase for str {
+    fn base(&self) -> &str {
+        self
+    }
+}
+
+impl SimBase for String {
+    fn base(&self) -> &str {
+        self
+    }
+}
+
+/// A call to the simulator's `/_sim/` admin API that must succeed.
+pub async fn admin(
+    sim: &(impl SimBase + ?Sized),
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
     let client = reqwest::Client::new();
-    let mut request = client.request(method, format!("{base}{path}"));
+    let mut request = client.request(method, format!("{}{path}", sim.base()));
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -129,6 +163,32 @@ pub async fn admin(base: &str, method: reqwest::Method, path: &str, body: Option
         response.status()
     );
     response.json().await.unwrap_or(Value::Null)
+}
+
+/// Moves the simulator's clock on by `seconds`.
+pub async fn advance(sim: &(impl SimBase + ?Sized), seconds: u64) {
+    let body = serde_json::json!({ "seconds": seconds });
+    admin(
+        sim,
+        reqwest::Method::POST,
+        "/_sim/clock/advance",
+        Some(body),
+    )
+    .await;
+}
+
+/// Replaces the simulator's injected faults.
+pub async fn set_faults(sim: &(impl SimBase + ?Sized), faults: Value) {
+    admin(sim, reqwest::Method::PUT, "/_sim/faults", Some(faults)).await;
+}
+
+/// The requests the simulator counted, per API.
+pub async fn counters(sim: &(impl SimBase + ?Sized)) -> Value {
+    admin(sim, reqwest::Method::GET, "/_sim/counters", None).await
+}
+
+pub async fn reset_counters(sim: &(impl SimBase + ?Sized)) {
+    admin(sim, reqwest::Method::POST, "/_sim/counters/reset", None).await;
 }
 
 /// The binary in `dir`, without colour or a terminal, with the test secrets in its environment.

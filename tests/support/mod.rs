@@ -1,4 +1,8 @@
-//! What the integration tests that drive the binary against a simulator share.
+//! What the integration tests that drive the binary against a simulator share: the estate,
+//! runs of the binary and the simulator's admin calls (`estate.rs`), one snapshot macro for
+//! a run (`snapshot.rs`, `sextant_snapshot!`; new snapshots are written with
+//! `INSTA_UPDATE=always` or `cargo insta review`), the Postgres lock server (`postgres.rs`)
+//! and the vendor SDK harness (`sdk.rs`).
 #![allow(dead_code)]
 
 pub mod estate;
