@@ -9,8 +9,21 @@ use super::SECRET_DIRS_ENV;
 use super::diagnostics::Diagnostic;
 use super::files::Confinement;
 use super::node::{Node, Pos};
-use super::spec::{ConnectionSpec, ConnectionType, EnvOr, RaasRegion, SecretRef, VsphereApiFlavor};
-use crate::model::{ApiFlavor, ConnectionConfig, SecretSource, SystemType, shown};
+use super::spec::{
+    ConnectionSpec, ConnectionType, EnvOr, RaasRegion, SecretRef, UnmanagedSpec, VsphereApiFlavor,
+};
+use crate::model::{
+    ApiFlavor, ConnectionConfig, Kind, SecretSource, SystemType, UnmanagedScope, shown,
+};
+
+/// The kinds a connection of `system` manages, as written in manifests.
+fn kinds_of(system: SystemType) -> Vec<&'static str> {
+    Kind::ALL
+        .into_iter()
+        .filter(|k| k.system() == Some(system))
+        .map(Kind::as_str)
+        .collect()
+}
 
 /// Regional Aria Automation Config (cloud) API endpoints.
 pub fn raas_region_url(region: RaasRegion) -> &'static str {
@@ -405,9 +418,123 @@ impl ConnectionReader<'_> {
             };
         }
 
+        if let Some(unmanaged) = &spec.unmanaged {
+            config.unmanaged = self.unmanaged(unmanaged, system);
+        }
+
         self.check_auth(spec, system);
         self.check_url(spec, system, &mut config);
         (self.errors.len() == before).then_some(config)
+    }
+
+    /// The position of item `index` of the list at `path`.
+    fn item_pos(&self, path: &[&str], index: usize) -> Pos {
+        let mut node = self.spec_node;
+        for key in path {
+            match node.get(key) {
+                Some(next) => node = next,
+                None => return node.pos,
+            }
+        }
+        node.as_seq()
+            .and_then(|items| items.get(index))
+            .map_or(node.pos, |item| item.pos)
+    }
+
+    fn item_error(&mut self, path: &[&str], index: usize, message: String, hint: Option<String>) {
+        let pos = self.item_pos(path, index);
+        self.errors.push(
+            Diagnostic::new(
+                self.file,
+                pos,
+                format!("{}[{index}]", spec_path(path)),
+                message,
+            )
+            .with_hint(hint),
+        );
+    }
+
+    /// `unmanaged`: kinds of this connection's system, and address globs that compile.
+    fn unmanaged(&mut self, spec: &UnmanagedSpec, system: SystemType) -> UnmanagedScope {
+        let mut scope = UnmanagedScope::default();
+        if let Some(names) = &spec.kinds {
+            let mut kinds = Vec::new();
+            for (index, name) in names.iter().enumerate() {
+                let path = ["unmanaged", "kinds"];
+                match Kind::parse(name) {
+                    Some(kind) if kind.system() == Some(system) => {
+                        if !kinds.contains(&kind) {
+                            kinds.push(kind);
+                        }
+                    }
+                    Some(kind) => {
+                        let own = kinds_of(system);
+                        self.item_error(
+                            &path,
+                            index,
+                            format!("`{kind}` is not a kind of a `{system}` connection"),
+                            Some(format!("a `{system}` connection has: {}", own.join(", "))),
+                        );
+                    }
+                    None => {
+                        let own = kinds_of(system);
+                        let hint =
+                            super::did_you_mean::hint(name, own.iter().copied()).or_else(|| {
+                                Some(format!("a `{system}` connection has: {}", own.join(", ")))
+                            });
+                        self.item_error(
+                            &path,
+                            index,
+                            format!("unknown kind `{}`", shown::visible(name)),
+                            hint,
+                        );
+                    }
+                }
+            }
+            kinds.sort();
+            scope.kinds = Some(kinds);
+        }
+        let mut builder = globset::GlobSetBuilder::new();
+        for (index, glob) in spec.ignore.iter().flatten().enumerate() {
+            let path = ["unmanaged", "ignore"];
+            let kind_part = glob.split_once('/').map(|(kind, _)| kind);
+            let known_kind = kind_part.is_some_and(|k| {
+                k.contains(['*', '?', '[', '{'])
+                    || Kind::parse(k).is_some_and(|k| k.system().is_some())
+            });
+            if !known_kind {
+                self.item_error(
+                    &path,
+                    index,
+                    format!(
+                        "`{}` is not an address glob",
+                        shown::visible(glob)
+                    ),
+                    Some("write `Kind/name`, where the name may hold `*`, `?`, `[abc]` or `{a,b}`, e.g. `SaltJob/tmp-*`".to_string()),
+                );
+                continue;
+            }
+            match UnmanagedScope::compile(glob) {
+                Ok(compiled) => {
+                    builder.add(compiled);
+                    scope.ignore.push(glob.clone());
+                }
+                Err(err) => self.item_error(
+                    &path,
+                    index,
+                    format!(
+                        "`{}` is not a valid glob: {}",
+                        shown::visible(glob),
+                        err.kind()
+                    ),
+                    Some("`*` and `?` match any characters, `[abc]` one of a set, `{a,b}` either; escape a literal one with `\\`".to_string()),
+                ),
+            }
+        }
+        scope.ignore_set = builder
+            .build()
+            .unwrap_or_else(|_| globset::GlobSet::empty());
+        scope
     }
 
     fn check_auth(&mut self, spec: &ConnectionSpec, system: SystemType) {

@@ -157,6 +157,23 @@ pub struct ConnectionSpec {
     /// `/api/session` answers 404), `api` (vSphere 7.0 U2 and later) or `rest` (the flavour
     /// of vSphere 6.5 to 7.0 U1, deprecated since 7.0 U2). vsphere only.
     pub api_flavor: Option<EnvOr<VsphereApiFlavor>>,
+    /// Which live objects of this connection `sextant drift` reports as unmanaged (live, but
+    /// declared by no manifest).
+    pub unmanaged: Option<UnmanagedSpec>,
+}
+
+/// `Connection.spec.unmanaged`: the scope of unmanaged-object reporting on one connection.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnmanagedSpec {
+    /// Kinds whose live objects are checked, e.g. `[SaltTarget, SaltJob]`. Default: the
+    /// kinds the manifests declare on this connection (their listings are made anyway).
+    /// `VirtualMachine` is checked only when named here (sextant does not create VMs).
+    pub kinds: Option<Vec<String>>,
+    /// Address globs of live objects never reported, e.g. `SaltTarget/All Minions` or
+    /// `SaltJob/tmp-*` (`*`, `?`, `[abc]`, `{a,b}`; `\` escapes). Ignored objects are
+    /// counted, not listed.
+    pub ignore: Option<Vec<String>>,
 }
 
 /// Which vSphere REST flavour a connection speaks.

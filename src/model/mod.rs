@@ -208,6 +208,37 @@ pub struct ConnectionConfig {
     pub refresh_before_expiry: Duration,
     /// vSphere REST flavour (`auto` by default).
     pub api_flavor: ApiFlavor,
+    /// Which live objects `sextant drift` reports as unmanaged.
+    pub unmanaged: UnmanagedScope,
+}
+
+/// `Connection.spec.unmanaged`, validated: which listings are checked for objects no
+/// manifest declares, and which of those objects are never reported.
+#[derive(Clone, Debug, Default)]
+pub struct UnmanagedScope {
+    /// The kinds named in `unmanaged.kinds`; `None`: the kinds declared on the connection.
+    pub kinds: Option<Vec<Kind>>,
+    /// `unmanaged.ignore`, as written (each a valid address glob).
+    pub ignore: Vec<String>,
+    /// The globs compiled, matched against `Kind/name`.
+    pub ignore_set: globset::GlobSet,
+}
+
+impl UnmanagedScope {
+    /// Compiles one address glob: `*`, `?`, `[…]` and `{a,b}`, matched against the whole
+    /// `Kind/name` (`*` crosses `/`, which names may hold).
+    pub fn compile(glob: &str) -> Result<globset::Glob, globset::Error> {
+        globset::GlobBuilder::new(glob)
+            .literal_separator(false)
+            .backslash_escape(true)
+            .empty_alternates(true)
+            .build()
+    }
+
+    /// Whether the live object at `address` is ignored.
+    pub fn ignores(&self, address: &Address) -> bool {
+        !self.ignore.is_empty() && self.ignore_set.is_match(address.to_string())
+    }
 }
 
 /// Which vSphere REST flavour a connection speaks.
@@ -244,6 +275,7 @@ impl ConnectionConfig {
             max_concurrency: 10,
             refresh_before_expiry: Duration::from_secs(120),
             api_flavor: ApiFlavor::Auto,
+            unmanaged: UnmanagedScope::default(),
         }
     }
 }

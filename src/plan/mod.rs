@@ -22,7 +22,10 @@ use crate::providers::{LiveObject, LiveStatus, TaskHandle};
 pub use diff::{
     FieldChange, SpecDiff, UNKNOWN, diff_compact, diff_spec, resolve_references, substitute,
 };
-pub use live::{ListError, ListFailure, LiveMatch, LiveState, ProviderSet, Twin, read_live_state};
+pub use live::{
+    ListError, ListFailure, LiveMatch, LiveState, ProviderSet, Twin, read_live_state,
+    read_live_state_scanning,
+};
 pub use order::{OrderError, order_changes};
 
 /// What apply will do to one resource.
@@ -422,6 +425,23 @@ fn decide(
         LiveStatus::Ready | LiveStatus::Deleted => {}
     }
 
+    compare_spec(resource, &resolved, &object.spec, &mut change)?;
+    if change.action == Action::Replace {
+        protect(&change)?;
+    }
+    Ok(change)
+}
+
+/// What apply would change to make an object whose (normalized) spec is `live_spec` match
+/// `resolved`, the resource's spec with references resolved: sets the action (no-op, update
+/// or replace), the changed fields, the steps and the count of unchanged fields of `change`.
+fn compare_spec(
+    resource: &Resource,
+    resolved: &CompactJson,
+    live_spec: &CompactJson,
+    change: &mut ResourceChange,
+) -> Result<(), String> {
+    let rules = rules_for(resource.address.kind);
     let skip: BTreeSet<&str> = rules
         .local_fields()
         .iter()
@@ -435,10 +455,10 @@ fn decide(
                 .map(|p| p.strip_prefix("spec.").unwrap_or(p)),
         )
         .collect();
-    let mut compared = diff::diff_compact(&resolved, &object.spec, &skip);
+    let mut compared = diff::diff_compact(resolved, live_spec, &skip);
     let dropped = diff::dropped_fields(
-        &resolved,
-        &object.spec,
+        resolved,
+        live_spec,
         rules.complete_objects(),
         rules.cleared_when_absent(),
         &skip,
@@ -470,10 +490,10 @@ fn decide(
     compared.unchanged += unchanged;
     change.unchanged = compared.unchanged;
     if compared.changes.is_empty() {
-        return Ok(change);
+        return Ok(());
     }
     let changed: Vec<String> = compared.changes.iter().map(|c| c.field.clone()).collect();
-    match rules.classify_update(&resolved.value(), &object.spec.value(), &changed)? {
+    match rules.classify_update(&resolved.value(), &live_spec.value(), &changed)? {
         UpdateKind::InPlace { steps } => {
             change.action = Action::Update;
             change.steps = steps;
@@ -489,10 +509,72 @@ fn decide(
                     c
                 })
                 .collect();
-            protect(&change)?;
         }
     }
-    Ok(change)
+    Ok(())
+}
+
+/// What the next apply would change in the declaration of one resource if the live object
+/// matched `before` exactly: the difference between two declarations of the same address
+/// (the manifests at a baseline commit and now), made without reading any live state.
+/// References are compared as written (`${Kind/name.attribute}`), not resolved. Create when
+/// `before` is absent or `ensure: absent`; delete when `after` is `ensure: absent` and
+/// `before` was present; `None` when apply would do nothing.
+pub fn compare_declared(before: Option<&Resource>, after: &Resource) -> Option<ResourceChange> {
+    let present = |r: &Resource| r.ensure == Ensure::Present;
+    let mut change = ResourceChange {
+        address: after.address.clone(),
+        connection: after.connection.clone(),
+        action: Action::NoOp,
+        reason: None,
+        fields: Vec::new(),
+        unchanged: 0,
+        steps: Vec::new(),
+        after: present(after).then(|| after.spec.clone()),
+        live: None,
+        task: None,
+        attempt: 0,
+        depends_on: after.depends_on.clone(),
+    };
+    let before = before.filter(|b| present(b));
+    let declared = |resource: &Resource| {
+        Arc::new(crate::providers::LiveObject {
+            kind: resource.address.kind,
+            name: resource.address.name.clone(),
+            id: String::new(),
+            spec: resource.spec.clone(),
+            attributes: crate::providers::Attributes::default(),
+            status: LiveStatus::Ready,
+            fingerprint: String::new(),
+        })
+    };
+    match (before, present(after)) {
+        (None, false) => return None,
+        (None, true) => {
+            change.action = Action::Create;
+            change.fields = diff::all_fields(&after.spec.value(), diff::Side::After);
+        }
+        (Some(before), false) => {
+            change.action = Action::Delete;
+            change.fields = diff::all_fields(&before.spec.value(), diff::Side::Before);
+            change.live = Some(declared(before));
+        }
+        (Some(before), true) => {
+            change.live = Some(declared(before));
+            if let Err(reason) = compare_spec(after, &after.spec, &before.spec, &mut change) {
+                change.action = Action::Update;
+                change.reason = Some(reason);
+            }
+            if before.connection != after.connection {
+                change.action = Action::Replace;
+                change.reason = Some(format!(
+                    "moved from connection `{}` to `{}`",
+                    before.connection, after.connection
+                ));
+            }
+        }
+    }
+    change.is_change().then_some(change)
 }
 
 /// Says which live objects share the resource's name and how to resolve it.

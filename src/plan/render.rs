@@ -305,7 +305,7 @@ pub struct JsonResourceChange {
 }
 
 /// The change itself.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct JsonChange {
     /// `["create"]`, `["update"]`, `["delete"]`, `["delete","create"]` (replace), `["wait"]`
     /// or `["no-op"]`.
@@ -316,10 +316,10 @@ pub struct JsonChange {
     /// `"(known after apply)"`; sensitive values are `"(sensitive value)"`.
     pub after: Option<Value>,
     /// Spec fields forcing a replacement, as paths.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replace_paths: Vec<Vec<String>>,
     /// Steps of an in-place change made of several calls.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<String>,
 }
 
@@ -347,6 +347,34 @@ pub fn json_schema() -> String {
     text
 }
 
+/// The `change` of one resource in the JSON plan (secrets masked).
+pub fn json_change(change: &ResourceChange) -> JsonChange {
+    JsonChange {
+        actions: change
+            .action
+            .json_actions()
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        before: change
+            .before()
+            .filter(|_| change.action != Action::Create)
+            .map(|before| mask(&before)),
+        after: change
+            .after
+            .as_ref()
+            .filter(|_| change.action != Action::Delete)
+            .map(|after| mask(&after.value())),
+        replace_paths: change
+            .fields
+            .iter()
+            .filter(|f| f.forces_replacement)
+            .map(|f| vec!["spec".to_string(), f.field.clone()])
+            .collect(),
+        steps: change.steps.clone(),
+    }
+}
+
 /// Terraform-`show -json`-like document.
 pub fn json(plan: &Plan) -> JsonPlan {
     let resource_changes = plan
@@ -357,30 +385,7 @@ pub fn json(plan: &Plan) -> JsonPlan {
             kind: change.address.kind.as_str().to_string(),
             name: change.address.name.clone(),
             connection: change.connection.clone(),
-            change: JsonChange {
-                actions: change
-                    .action
-                    .json_actions()
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect(),
-                before: change
-                    .before()
-                    .filter(|_| change.action != Action::Create)
-                    .map(|before| mask(&before)),
-                after: change
-                    .after
-                    .as_ref()
-                    .filter(|_| change.action != Action::Delete)
-                    .map(|after| mask(&after.value())),
-                replace_paths: change
-                    .fields
-                    .iter()
-                    .filter(|f| f.forces_replacement)
-                    .map(|f| vec!["spec".to_string(), f.field.clone()])
-                    .collect(),
-                steps: change.steps.clone(),
-            },
+            change: json_change(change),
             action_reason: change.reason.clone(),
         })
         .collect();

@@ -1,0 +1,224 @@
+//! `sextant drift`: the manifests of the working tree and (with `--baseline REF`) those at
+//! REF are loaded and checked before anything is contacted; the live state is then read once
+//! for both, with the listings of the unmanaged scan made whole, and the report printed.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::args::{DriftArgs, FailOn, ReportFormat};
+use super::workspace::{Workspace, check_overrides, listing_failure, manifest_paths};
+use super::{Failure, GlobalArgs, Reporter, exit};
+use crate::drift::baseline::BaselineTree;
+use crate::drift::{self, DriftInputs, DriftReport, Finding};
+use crate::manifest::{Diagnostics, Overrides};
+use crate::model::{Address, Model};
+use crate::plan::{self, ProviderSet};
+
+pub async fn run(
+    args: DriftArgs,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let overrides = args.vars.overrides();
+    let paths = manifest_paths(&args.paths, reporter)?;
+    let mut workspace = Workspace::open(
+        &paths,
+        &overrides,
+        &[],
+        args.sim.time_scale(),
+        global,
+        reporter,
+    )
+    .await?;
+    let result = drift(&args, &paths, &overrides, &mut workspace, global, reporter).await;
+    workspace.close().await;
+    let report = result?;
+    print(&report, args.format)?;
+    if let Some(out) = &args.out {
+        report.save(out).map_err(|err| {
+            Failure::new(format!(
+                "cannot write the drift report to `{}`: {err}",
+                out.display()
+            ))
+        })?;
+        reporter.note(&format!(
+            "Saved the report to `{}`; render it again with `sextant show {}`.",
+            out.display(),
+            out.display()
+        ));
+    }
+    let fail_on: Vec<Finding> = args
+        .fail_on
+        .iter()
+        .map(|f| match f {
+            FailOn::Drift => Finding::Drift,
+            FailOn::Pending => Finding::Pending,
+            FailOn::Unmanaged => Finding::Unmanaged,
+        })
+        .collect();
+    Ok(if report.has_any(&fail_on) {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+async fn drift(
+    args: &DriftArgs,
+    paths: &[PathBuf],
+    overrides: &Overrides,
+    workspace: &mut Workspace,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<DriftReport, Failure> {
+    let baseline = match &args.baseline {
+        Some(reference) => Some(load_baseline(
+            reference, paths, overrides, global, reporter,
+        )?),
+        None => None,
+    };
+    let baseline_model = baseline.as_ref().map(|(_, model)| model);
+    let listing = drift::listing(&workspace.model, baseline_model);
+    let scan = drift::scanned_listings(&workspace.model);
+    // The scanned listings' connections are used too, even when nothing is declared on them.
+    workspace.providers = ProviderSet::connect_scanning(&workspace.model, &workspace.scope, &scan)?;
+    workspace
+        .in_use
+        .extend(scan.iter().map(|(connection, _)| connection.clone()));
+    workspace.check_credentials(reporter)?;
+    let everything: BTreeSet<Address> = listing.model.resources.keys().cloned().collect();
+    let live = plan::read_live_state_scanning(
+        &listing.model,
+        &everything,
+        &scan,
+        &workspace.providers,
+        args.parallelism as usize,
+    )
+    .await
+    .map_err(|failure| listing_failure(failure, reporter))?;
+    let inputs = DriftInputs {
+        current: &workspace.model,
+        baseline: baseline
+            .as_ref()
+            .map(|(tree, model)| (model, tree.reference.as_str(), tree.commit.as_str())),
+        listing: &listing,
+        live: &live,
+    };
+    let report = drift::report(&inputs).map_err(|problems| {
+        for problem in &problems {
+            reporter.error(&Failure::new(format!(
+                "{}: {}",
+                problem.address, problem.message
+            )));
+        }
+        let count = problems.len();
+        Failure::new(format!(
+            "{count} resource{} could not be compared with the live state; nothing was changed",
+            if count == 1 { "" } else { "s" }
+        ))
+    })?;
+    for note in &report.notes {
+        reporter.warning(note);
+    }
+    Ok(report)
+}
+
+/// The manifests at `reference`, loaded and validated as the working tree's are; every
+/// problem is located as `REF:path:line:column`.
+fn load_baseline(
+    reference: &str,
+    paths: &[PathBuf],
+    overrides: &Overrides,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<(BaselineTree, Model), Failure> {
+    let tree = BaselineTree::read(reference, paths).map_err(|err| {
+        let hint = match &err {
+            drift::baseline::BaselineError::NotACommit { .. } => {
+                "name a commit, a tag or a branch of that repository (`git log --oneline` lists commits; fetch tags with `git fetch --tags` in shallow CI clones)"
+            }
+            drift::baseline::BaselineError::NotARepository { .. } => {
+                "run drift on a Git checkout, or leave out `--baseline`"
+            }
+            _ => "nothing was contacted",
+        };
+        Failure::from(err).with_hint(hint)
+    })?;
+    // Nothing at the baseline is read beyond its manifests: its secrets are never read and
+    // its token files never written, so its own tree may hold them.
+    let mut access = global.access();
+    access.secret_dirs.push(tree.dir.clone());
+    access.token_dirs.push(tree.dir.clone());
+    let unit = crate::manifest::unit(&tree.paths, overrides, &access)
+        .map_err(|d| baseline_failure(&tree, d, reporter))?;
+    check_overrides(unit.environment.as_ref(), overrides).map_err(|failure| {
+        Failure::new(format!(
+            "at `{reference}`: {}",
+            tree.relocate_text(&failure.error.to_string())
+        ))
+        .with_hint(failure.hint.unwrap_or_default())
+    })?;
+    let model = unit
+        .load()
+        .map_err(|d| baseline_failure(&tree, d, reporter))?;
+    tracing::info!(
+        baseline = %tree.reference,
+        commit = %tree.commit,
+        resources = model.resources.len(),
+        "loaded the manifests at the baseline"
+    );
+    Ok((tree, model))
+}
+
+/// Prints the baseline's diagnostics located as `REF:path:line:column`.
+fn baseline_failure(
+    tree: &BaselineTree,
+    mut diagnostics: Diagnostics,
+    reporter: &Reporter,
+) -> Failure {
+    for diagnostic in diagnostics
+        .errors
+        .iter_mut()
+        .chain(diagnostics.warnings.iter_mut())
+    {
+        if let Some(located) = tree.locate(&diagnostic.file) {
+            diagnostic.file = PathBuf::from(located);
+        }
+        diagnostic.message = tree.relocate_text(&diagnostic.message);
+        diagnostic.hint = diagnostic.hint.take().map(|h| tree.relocate_text(&h));
+    }
+    eprint!("{}", diagnostics.render(reporter.color));
+    let count = diagnostics.len();
+    Failure::new(format!(
+        "{count} error{} in the manifests at `{}` (commit {}); nothing was contacted",
+        if count == 1 { "" } else { "s" },
+        tree.reference,
+        tree.commit
+    ))
+    .with_hint("drift compares the live state with the manifests at the baseline, so they must load; fix them in a new commit and move the baseline to it once applied")
+}
+
+/// Prints `report` on stdout in `format`.
+pub fn print(report: &DriftReport, format: ReportFormat) -> Result<(), Failure> {
+    let text = render(report, format)?;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    Ok(())
+}
+
+/// `report` in `format`.
+pub fn render(report: &DriftReport, format: ReportFormat) -> Result<String, Failure> {
+    Ok(match format {
+        ReportFormat::Text => drift::render::text(report),
+        ReportFormat::Markdown => drift::render::markdown(report),
+        ReportFormat::Junit => drift::render::junit(report),
+        ReportFormat::Json => {
+            let mut text = serde_json::to_string_pretty(report)
+                .map_err(|e| Failure::new(format!("cannot render the report as JSON: {e}")))?;
+            text.push('\n');
+            text
+        }
+    })
+}
