@@ -50,11 +50,17 @@ fn connections_yaml(url: &str, extra_ignore: &[&str]) -> String {
 /// An estate whose directory is a Git repository holding `manifests/`.
 async fn repository() -> Estate {
     let estate = Estate::start(7200.0).await;
-    estate.write("connections.yaml", &connections_yaml(&estate.sim.base_url, &[]));
+    estate.write(
+        "connections.yaml",
+        &connections_yaml(&estate.sim.base_url, &[]),
+    );
     std::fs::write(estate.path().join(".gitignore"), ".secrets/\n.sextant/\n").unwrap();
     git(estate.path(), &["init", "-q", "-b", "main"]);
     git(estate.path(), &["config", "user.name", "Drift Test"]);
-    git(estate.path(), &["config", "user.email", "drift@example.com"]);
+    git(
+        estate.path(),
+        &["config", "user.email", "drift@example.com"],
+    );
     git(estate.path(), &["config", "commit.gpgsign", "false"]);
     estate
 }
@@ -81,9 +87,7 @@ fn commit(estate: &Estate, message: &str) -> String {
 
 /// Applies `manifests/`, then moves the tag to the applied commit.
 async fn apply_and_tag(estate: &Estate) {
-    let apply = estate
-        .run(&["apply", "--auto-approve", "manifests"])
-        .await;
+    let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     git(estate.path(), &["tag", "-f", TAG]);
 }
@@ -96,8 +100,12 @@ async fn drift(estate: &Estate, extra: &[&str]) -> Run {
 }
 
 fn parse(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("one JSON document on stdout ({e}):\n{}\n{}", run.stdout, run.stderr))
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "one JSON document on stdout ({e}):\n{}\n{}",
+            run.stdout, run.stderr
+        )
+    })
 }
 
 fn addresses(report: &Value, section: &str) -> Vec<String> {
@@ -187,7 +195,9 @@ async fn an_out_of_band_change_is_drifted_with_exactly_that_field_and_exits_2() 
     let clean = drift(&estate, &[]).await;
     assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
     assert!(
-        clean.stdout.contains("Drift: 0 drifted, 0 pending, 0 unmanaged (5 ignored), 4 in sync."),
+        clean
+            .stdout
+            .contains("Drift: 0 drifted, 0 pending, 0 unmanaged (5 ignored), 4 in sync."),
         "{}",
         clean.stdout
     );
@@ -261,7 +271,10 @@ async fn show_of_a_saved_report_prints_what_the_run_printed_in_every_format() {
     commit(&estate, "salt and a VM");
     apply_and_tag(&estate).await;
     power_off_behind_sextants_back(&estate).await;
-    estate.write("salt.yaml", &SALT.replace("desc: Web tier", "desc: Web tier, v2"));
+    estate.write(
+        "salt.yaml",
+        &SALT.replace("desc: Web tier", "desc: Web tier, v2"),
+    );
     commit(&estate, "a pending change");
     raas_rpc(
         &estate,
@@ -474,11 +487,12 @@ async fn drift_makes_the_requests_plan_makes() {
 async fn without_a_baseline_every_difference_is_drifted_and_a_note_says_so() {
     let estate = repository().await;
     estate.write("salt.yaml", SALT);
-    let apply = estate
-        .run(&["apply", "--auto-approve", "manifests"])
-        .await;
+    let apply = estate.run(&["apply", "--auto-approve", "manifests"]).await;
     assert_eq!(apply.code, 0, "{}", apply.stderr);
-    estate.write("salt.yaml", &SALT.replace("desc: Web tier", "desc: Web tier, v2"));
+    estate.write(
+        "salt.yaml",
+        &SALT.replace("desc: Web tier", "desc: Web tier, v2"),
+    );
     let run = estate
         .run(&["drift", "--format", "json", "manifests"])
         .await;
@@ -487,7 +501,11 @@ async fn without_a_baseline_every_difference_is_drifted_and_a_note_says_so() {
     assert_eq!(report["baseline"], Value::Null);
     assert_eq!(addresses(&report, "drifted"), ["SaltTarget/web servers"]);
     assert!(report["notes"][0].as_str().unwrap().contains("--baseline"));
-    assert!(run.stderr.contains("cannot be told from pending"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot be told from pending"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -529,7 +547,12 @@ async fn bad_baselines_and_unmanaged_settings_are_errors_that_contact_nothing() 
     )
     .unwrap();
     let no_repo = estate
-        .run(&["drift", "--baseline", "HEAD", outside.path().to_str().unwrap()])
+        .run(&[
+            "drift",
+            "--baseline",
+            "HEAD",
+            outside.path().to_str().unwrap(),
+        ])
         .await;
     assert_eq!(no_repo.code, 1);
     assert!(
@@ -539,7 +562,10 @@ async fn bad_baselines_and_unmanaged_settings_are_errors_that_contact_nothing() 
     );
 
     // Invalid manifests at the baseline are located there.
-    estate.write("broken.yaml", "kind: SaltJob\nname: x\nspec:\n  fun: test.ping\n  nmae: 1\n");
+    estate.write(
+        "broken.yaml",
+        "kind: SaltJob\nname: x\nspec:\n  fun: test.ping\n  nmae: 1\n",
+    );
     commit(&estate, "broken");
     git(estate.path(), &["tag", "broken"]);
     std::fs::remove_file(estate.path().join("manifests/broken.yaml")).unwrap();
@@ -555,7 +581,11 @@ async fn bad_baselines_and_unmanaged_settings_are_errors_that_contact_nothing() 
         "{}",
         broken.stderr
     );
-    assert!(!broken.stderr.contains("sextant-baseline-"), "{}", broken.stderr);
+    assert!(
+        !broken.stderr.contains("sextant-baseline-"),
+        "{}",
+        broken.stderr
+    );
 
     // A malformed glob and an unknown kind are located manifest errors.
     let connections = std::fs::read_to_string(estate.path().join("manifests/connections.yaml"))
@@ -565,18 +595,20 @@ async fn bad_baselines_and_unmanaged_settings_are_errors_that_contact_nothing() 
             "    kinds: [SaltTarget, SaltJobz]\n    ignore:\n      - \"SaltJob/[tmp\"\n",
         );
     estate.write("connections.yaml", &connections);
-    let invalid = estate
-        .run(&["drift", "--baseline", TAG, "manifests"])
-        .await;
+    let invalid = estate.run(&["drift", "--baseline", TAG, "manifests"]).await;
     assert_eq!(invalid.code, 1);
     assert!(
-        invalid.stderr.contains(
-            "connections.yaml:20:29: `spec.unmanaged.kinds[1]`: unknown kind `SaltJobz`"
-        ),
+        invalid
+            .stderr
+            .contains("connections.yaml:17:25: `spec.unmanaged.kinds[1]`: unknown kind `SaltJobz`"),
         "{}",
         invalid.stderr
     );
-    assert!(invalid.stderr.contains("did you mean `SaltJob`?"), "{}", invalid.stderr);
+    assert!(
+        invalid.stderr.contains("did you mean `SaltJob`?"),
+        "{}",
+        invalid.stderr
+    );
     assert!(
         invalid
             .stderr
@@ -593,7 +625,14 @@ async fn show_of_a_saved_plan_prints_what_plan_printed() {
     estate.write("salt.yaml", SALT);
     for format in ["text", "json", "markdown"] {
         let plan = estate
-            .run(&["plan", "--format", format, "--out", "saved.plan", "manifests"])
+            .run(&[
+                "plan",
+                "--format",
+                format,
+                "--out",
+                "saved.plan",
+                "manifests",
+            ])
             .await;
         assert_eq!(plan.code, 0, "{}", plan.stderr);
         let shown = estate
@@ -606,11 +645,13 @@ async fn show_of_a_saved_plan_prints_what_plan_printed() {
         .run(&["show", "--format", "junit", "saved.plan"])
         .await;
     assert_eq!(junit.code, 1);
-    assert!(junit.stderr.contains("JUnit renders drift reports"), "{}", junit.stderr);
+    assert!(
+        junit.stderr.contains("JUnit renders drift reports"),
+        "{}",
+        junit.stderr
+    );
     estate.write("not-a-report.yaml", "kind: SaltJob\n");
-    let neither = estate
-        .run(&["show", "manifests/not-a-report.yaml"])
-        .await;
+    let neither = estate.run(&["show", "manifests/not-a-report.yaml"]).await;
     assert_eq!(neither.code, 1);
     assert!(neither.stderr.contains("is not JSON"), "{}", neither.stderr);
 }
