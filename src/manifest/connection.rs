@@ -611,7 +611,7 @@ impl ConnectionReader<'_> {
 #[cfg(test)]
 mod tests {
     use crate::manifest::validate::tests::load;
-    use crate::model::{ApiFlavor, Model, SecretSource};
+    use crate::model::{ApiFlavor, Kind, Model, SecretSource};
 
     fn connection(spec: &str) -> Result<Model, Vec<String>> {
         load(&[(
@@ -768,6 +768,38 @@ mod tests {
             errors,
             vec![
                 "c.yaml:6:16 spec.config_name: `config_name` does not apply to a `vmc` connection"
+            ]
+        );
+    }
+
+    #[test]
+    fn unmanaged_takes_kinds_of_the_connection_and_valid_address_globs() {
+        let raas = "  type: raas\n  url: https://s\n  api_token: {env: T}\n";
+        let model = connection(&format!(
+            "{raas}  unmanaged:\n    kinds: [SaltJob, SaltTarget, SaltJob]\n    ignore: ['SaltTarget/All Minions', 'SaltJob/tmp-*']\n"
+        ))
+        .unwrap();
+        let scope = &model.connections["c"].config.unmanaged;
+        assert_eq!(scope.kinds, Some(vec![Kind::SaltTarget, Kind::SaltJob]));
+        let address = |text: &str| crate::model::Address::parse(text).unwrap();
+        assert!(scope.ignores(&address("SaltTarget/All Minions")));
+        assert!(scope.ignores(&address("SaltJob/tmp-a/b")));
+        assert!(!scope.ignores(&address("SaltJob/prod-tmp-a")));
+        assert!(!scope.ignores(&address("SaltTarget/All Minions 2")));
+        let unset = connection(raas).unwrap();
+        assert_eq!(unset.connections["c"].config.unmanaged.kinds, None);
+
+        let refused = errors(&format!(
+            "{raas}  unmanaged:\n    kinds: [Sddc, Saltjob]\n    ignore: ['SaltJob/[x', 'no-kind', 'Nope/x']\n"
+        ));
+        assert_eq!(
+            refused,
+            vec![
+                "c.yaml:8:13 spec.unmanaged.kinds[0]: `Sddc` is not a kind of a `raas` connection",
+                "c.yaml:8:19 spec.unmanaged.kinds[1]: unknown kind `Saltjob`",
+                "c.yaml:9:14 spec.unmanaged.ignore[0]: `SaltJob/[x` is not a valid glob: unclosed character class; missing ']'",
+                "c.yaml:9:27 spec.unmanaged.ignore[1]: `no-kind` is not an address glob",
+                "c.yaml:9:38 spec.unmanaged.ignore[2]: `Nope/x` is not an address glob",
             ]
         );
     }
