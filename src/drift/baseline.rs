@@ -89,7 +89,7 @@ impl BaselineTree {
         } else {
             first.parent().map(Path::to_path_buf).unwrap_or_default()
         };
-        let root = repository_root(&anchor).ok_or_else(|| BaselineError::NotARepository {
+        let root = repository_root(&anchor)?.ok_or_else(|| BaselineError::NotARepository {
             path: paths[0].clone(),
         })?;
         let mut relative = Vec::with_capacity(real.len());
@@ -252,11 +252,22 @@ fn display_relative(path: &Path) -> String {
     }
 }
 
-/// The top directory of the repository holding `dir`, symlinks resolved.
-fn repository_root(dir: &Path) -> Option<PathBuf> {
-    let out = git(dir, &["rev-parse", "--show-toplevel"]).ok()?;
-    let text = String::from_utf8(out).ok()?;
-    std::fs::canonicalize(text.trim_end_matches('\n')).ok()
+/// The top directory of the repository holding `dir`, symlinks resolved; `None` outside
+/// any repository.
+fn repository_root(dir: &Path) -> Result<Option<PathBuf>, BaselineError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--show-toplevel"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(BaselineError::Git)?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(std::fs::canonicalize(text.trim_end_matches('\n')).ok())
 }
 
 /// The commit `reference` names in the repository at `root`.

@@ -798,8 +798,8 @@ mod tests {
                 "c.yaml:8:13 spec.unmanaged.kinds[0]: `Sddc` is not a kind of a `raas` connection",
                 "c.yaml:8:19 spec.unmanaged.kinds[1]: unknown kind `Saltjob`",
                 "c.yaml:9:14 spec.unmanaged.ignore[0]: `SaltJob/[x` is not a valid glob: unclosed character class; missing ']'",
-                "c.yaml:9:27 spec.unmanaged.ignore[1]: `no-kind` is not an address glob",
-                "c.yaml:9:38 spec.unmanaged.ignore[2]: `Nope/x` is not an address glob",
+                "c.yaml:9:28 spec.unmanaged.ignore[1]: `no-kind` is not an address glob",
+                "c.yaml:9:39 spec.unmanaged.ignore[2]: `Nope/x` is not an address glob",
             ]
         );
     }
