@@ -381,6 +381,7 @@ fn load_git_scenario(name: &str, files: usize) -> BenchResult<Vec<Row>> {
                 at_git.as_secs_f64() - tree.as_secs_f64(),
                 extract.as_secs_f64()
             ),
+            ..Row::default()
         },
     ])
 }
