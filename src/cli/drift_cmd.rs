@@ -22,7 +22,13 @@ pub async fn run(
 ) -> Result<i32, Failure> {
     let overrides = args.vars.overrides();
     let paths = manifest_paths(&args.paths, reporter)?;
-    let mut workspace = Workspace::open(
+    // The manifests at the baseline load on another thread while the working tree's do:
+    // both are checked before anything is contacted.
+    let baseline_load = args.baseline.clone().map(|reference| {
+        let (paths, overrides, access) = (paths.clone(), overrides.clone(), global.access());
+        tokio::task::spawn_blocking(move || load_baseline(&reference, &paths, &overrides, access))
+    });
+    let opened = Workspace::open(
         &paths,
         &overrides,
         &[],
@@ -30,8 +36,28 @@ pub async fn run(
         global,
         reporter,
     )
-    .await?;
-    let result = drift(&args, &paths, &overrides, &mut workspace, global, reporter).await;
+    .await;
+    let baseline = match baseline_load {
+        Some(task) => Some(
+            task.await
+                .map_err(|err| Failure::new(format!("loading the baseline failed: {err}"))),
+        ),
+        None => None,
+    };
+    let mut workspace = opened?;
+    let baseline = match baseline {
+        None => None,
+        Some(Ok(Ok(loaded))) => Some(loaded),
+        Some(Ok(Err(failure))) => {
+            workspace.close().await;
+            return Err(failure.report(reporter));
+        }
+        Some(Err(failure)) => {
+            workspace.close().await;
+            return Err(failure);
+        }
+    };
+    let result = drift(&args, baseline, &mut workspace, reporter).await;
     workspace.close().await;
     let report = result?;
     print(&report, args.format)?;
@@ -66,18 +92,10 @@ pub async fn run(
 
 async fn drift(
     args: &DriftArgs,
-    paths: &[PathBuf],
-    overrides: &Overrides,
+    baseline: Option<(BaselineTree, Model)>,
     workspace: &mut Workspace,
-    global: &GlobalArgs,
     reporter: &Reporter,
 ) -> Result<DriftReport, Failure> {
-    let baseline = match &args.baseline {
-        Some(reference) => Some(load_baseline(
-            reference, paths, overrides, global, reporter,
-        )?),
-        None => None,
-    };
     let baseline_model = baseline.as_ref().map(|(_, model)| model);
     let listing = drift::listing(&workspace.model, baseline_model);
     let scan = drift::scanned_listings(&workspace.model);
@@ -124,15 +142,39 @@ async fn drift(
     Ok(report)
 }
 
-/// The manifests at `reference`, loaded and validated as the working tree's are; every
-/// problem is located as `REF:path:line:column`.
+/// Why the manifests at the baseline could not be loaded: a failure, and for invalid
+/// manifests their diagnostics (located as `REF:path:line:column`) to print first.
+struct BaselineFailure {
+    diagnostics: Option<Diagnostics>,
+    failure: Failure,
+}
+
+impl BaselineFailure {
+    /// Prints the diagnostics and returns the failure that ends the command.
+    fn report(self, reporter: &Reporter) -> Failure {
+        if let Some(diagnostics) = &self.diagnostics {
+            eprint!("{}", diagnostics.render(reporter.color));
+        }
+        self.failure
+    }
+}
+
+impl From<Failure> for BaselineFailure {
+    fn from(failure: Failure) -> Self {
+        Self {
+            diagnostics: None,
+            failure,
+        }
+    }
+}
+
+/// The manifests at `reference`, loaded and validated as the working tree's are.
 fn load_baseline(
     reference: &str,
     paths: &[PathBuf],
     overrides: &Overrides,
-    global: &GlobalArgs,
-    reporter: &Reporter,
-) -> Result<(BaselineTree, Model), Failure> {
+    mut access: crate::manifest::Access,
+) -> Result<(BaselineTree, Model), BaselineFailure> {
     let tree = BaselineTree::read(reference, paths).map_err(|err| {
         let hint = match &err {
             drift::baseline::BaselineError::NotACommit { .. } => {
@@ -147,11 +189,10 @@ fn load_baseline(
     })?;
     // Nothing at the baseline is read beyond its manifests: its secrets are never read and
     // its token files never written, so its own tree may hold them.
-    let mut access = global.access();
     access.secret_dirs.push(tree.dir.clone());
     access.token_dirs.push(tree.dir.clone());
     let unit = crate::manifest::unit(&tree.paths, overrides, &access)
-        .map_err(|d| baseline_failure(&tree, d, reporter))?;
+        .map_err(|d| baseline_failure(&tree, d))?;
     check_overrides(unit.environment.as_ref(), overrides).map_err(|failure| {
         Failure::new(format!(
             "at `{reference}`: {}",
@@ -159,9 +200,7 @@ fn load_baseline(
         ))
         .with_hint(failure.hint.unwrap_or_default())
     })?;
-    let model = unit
-        .load()
-        .map_err(|d| baseline_failure(&tree, d, reporter))?;
+    let model = unit.load().map_err(|d| baseline_failure(&tree, d))?;
     tracing::info!(
         baseline = %tree.reference,
         commit = %tree.commit,
@@ -171,12 +210,8 @@ fn load_baseline(
     Ok((tree, model))
 }
 
-/// Prints the baseline's diagnostics located as `REF:path:line:column`.
-fn baseline_failure(
-    tree: &BaselineTree,
-    mut diagnostics: Diagnostics,
-    reporter: &Reporter,
-) -> Failure {
+/// The baseline's diagnostics located as `REF:path:line:column`, and the failure.
+fn baseline_failure(tree: &BaselineTree, mut diagnostics: Diagnostics) -> BaselineFailure {
     for diagnostic in diagnostics
         .errors
         .iter_mut()
@@ -188,15 +223,18 @@ fn baseline_failure(
         diagnostic.message = tree.relocate_text(&diagnostic.message);
         diagnostic.hint = diagnostic.hint.take().map(|h| tree.relocate_text(&h));
     }
-    eprint!("{}", diagnostics.render(reporter.color));
     let count = diagnostics.len();
-    Failure::new(format!(
+    let failure = Failure::new(format!(
         "{count} error{} in the manifests at `{}` (commit {}); nothing was contacted",
         if count == 1 { "" } else { "s" },
         tree.reference,
         tree.commit
     ))
-    .with_hint("drift compares the live state with the manifests at the baseline, so they must load; fix them in a new commit and move the baseline to it once applied")
+    .with_hint("drift compares the live state with the manifests at the baseline, so they must load; fix them in a new commit and move the baseline to it once applied");
+    BaselineFailure {
+        diagnostics: Some(diagnostics),
+        failure,
+    }
 }
 
 /// Prints `report` on stdout in `format`.
