@@ -655,3 +655,61 @@ async fn show_of_a_saved_plan_prints_what_plan_printed() {
     assert_eq!(neither.code, 1);
     assert!(neither.stderr.contains("is not JSON"), "{}", neither.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environments_and_vars_apply_to_the_manifests_at_the_baseline_too() {
+    let estate = repository().await;
+    std::fs::rename(estate.path().join("manifests"), estate.path().join("base")).unwrap();
+    std::fs::write(
+        estate.path().join("base/salt.yaml"),
+        "kind: SaltTarget\nname: web\nspec:\n  desc: ${var.desc}\n  tgt: { \"*\": { tgt_type: glob, tgt: \"web-*\" } }\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(estate.path().join("envs/test")).unwrap();
+    std::fs::write(
+        estate.path().join("envs/test/env.yaml"),
+        "kind: Environment\nname: test\nspec:\n  include: [../../base]\n  values:\n    desc: from the environment\n",
+    )
+    .unwrap();
+    commit(&estate, "an environment");
+    let apply = estate
+        .run(&[
+            "apply",
+            "--auto-approve",
+            "--var",
+            "desc=given on the command line",
+            "envs/test",
+        ])
+        .await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    git(estate.path(), &["tag", TAG]);
+
+    let same = estate
+        .run(&[
+            "drift",
+            "--baseline",
+            TAG,
+            "--var",
+            "desc=given on the command line",
+            "envs/test",
+        ])
+        .await;
+    assert_eq!(same.code, 0, "{}\n{}", same.stdout, same.stderr);
+    assert!(
+        same.stdout.contains("0 drifted, 0 pending"),
+        "{}",
+        same.stdout
+    );
+    // Without the value apply was given, the manifests at the baseline say otherwise.
+    let other = estate
+        .run(&["drift", "--baseline", TAG, "--format", "json", "envs/test"])
+        .await;
+    assert_eq!(other.code, 2, "{}\n{}", other.stdout, other.stderr);
+    let report = parse(&other);
+    assert_eq!(addresses(&report, "drifted"), ["SaltTarget/web"]);
+    assert_eq!(
+        report["drifted"][0]["fields"][0]["before"],
+        "given on the command line"
+    );
+    assert!(addresses(&report, "pending").is_empty(), "{report}");
+}
