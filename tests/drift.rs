@@ -713,3 +713,38 @@ async fn environments_and_vars_apply_to_the_manifests_at_the_baseline_too() {
     );
     assert!(addresses(&report, "pending").is_empty(), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uncommitted_and_untracked_manifests_are_compared_with_the_baseline_too() {
+    let estate = repository().await;
+    estate.write("salt.yaml", SALT);
+    commit(&estate, "salt");
+    apply_and_tag(&estate).await;
+    let unchanged = drift(&estate, &["--format", "json", "-v"]).await;
+    assert_eq!(unchanged.code, 0, "{}", unchanged.stderr);
+    assert!(
+        unchanged
+            .stderr
+            .contains("the manifests at the baseline are the working tree's"),
+        "{}",
+        unchanged.stderr
+    );
+
+    // Neither change is committed: the working tree is what the next apply reads.
+    estate.write(
+        "salt.yaml",
+        &SALT.replace("desc: Web tier", "desc: Web tier, v2"),
+    );
+    estate.write(
+        "untracked.yaml",
+        "kind: SaltTarget\nname: db servers\nspec:\n  tgt: { \"*\": { tgt_type: glob, tgt: \"db-*\" } }\n",
+    );
+    let run = drift(&estate, &["--format", "json"]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = parse(&run);
+    assert_eq!(
+        addresses(&report, "pending"),
+        ["SaltTarget/db servers", "SaltTarget/web servers"]
+    );
+    assert!(addresses(&report, "drifted").is_empty(), "{report}");
+}

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::args::{DriftArgs, FailOn, ReportFormat};
 use super::workspace::{Workspace, check_overrides, listing_failure, manifest_paths};
 use super::{Failure, GlobalArgs, Reporter, exit};
-use crate::drift::baseline::BaselineTree;
+use crate::drift::baseline::{Baseline, BaselineTree};
 use crate::drift::{self, DriftInputs, DriftReport, Finding};
 use crate::manifest::{Diagnostics, Overrides};
 use crate::model::{Address, Model};
@@ -92,11 +92,15 @@ pub async fn run(
 
 async fn drift(
     args: &DriftArgs,
-    baseline: Option<(BaselineTree, Model)>,
+    baseline: Option<LoadedBaseline>,
     workspace: &mut Workspace,
     reporter: &Reporter,
 ) -> Result<DriftReport, Failure> {
-    let baseline_model = baseline.as_ref().map(|(_, model)| model);
+    let baseline_model = baseline.as_ref().map(|b| {
+        b.model
+            .as_ref()
+            .map_or(&workspace.model, |(_, model)| model)
+    });
     let listing = drift::listing(&workspace.model, baseline_model);
     let scan = drift::scanned_listings(&workspace.model);
     // The scanned listings' connections are used too, even when nothing is declared on them.
@@ -117,9 +121,13 @@ async fn drift(
     .map_err(|failure| listing_failure(failure, reporter))?;
     let inputs = DriftInputs {
         current: &workspace.model,
-        baseline: baseline
-            .as_ref()
-            .map(|(tree, model)| (model, tree.reference.as_str(), tree.commit.as_str())),
+        baseline: baseline.as_ref().zip(baseline_model).map(|(b, model)| {
+            (
+                model,
+                b.baseline.reference.as_str(),
+                b.baseline.commit.as_str(),
+            )
+        }),
         listing: &listing,
         live: &live,
     };
@@ -168,14 +176,23 @@ impl From<Failure> for BaselineFailure {
     }
 }
 
-/// The manifests at `reference`, loaded and validated as the working tree's are.
+/// The baseline, with its manifests unless they are the working tree's.
+struct LoadedBaseline {
+    baseline: Baseline,
+    /// `None` when every manifest at the baseline is the working tree's (byte for byte):
+    /// then the working tree's model is the baseline's.
+    model: Option<(BaselineTree, Model)>,
+}
+
+/// The manifests at `reference`, loaded and validated as the working tree's are (unless
+/// they are the working tree's).
 fn load_baseline(
     reference: &str,
     paths: &[PathBuf],
     overrides: &Overrides,
     mut access: crate::manifest::Access,
-) -> Result<(BaselineTree, Model), BaselineFailure> {
-    let tree = BaselineTree::read(reference, paths).map_err(|err| {
+) -> Result<LoadedBaseline, BaselineFailure> {
+    let hint = |err: drift::baseline::BaselineError| {
         let hint = match &err {
             drift::baseline::BaselineError::NotACommit { .. } => {
                 "name a commit, a tag or a branch of that repository (`git log --oneline` lists commits; fetch tags with `git fetch --tags` in shallow CI clones)"
@@ -186,7 +203,20 @@ fn load_baseline(
             _ => "nothing was contacted",
         };
         Failure::from(err).with_hint(hint)
-    })?;
+    };
+    let baseline = Baseline::resolve(reference, paths).map_err(hint)?;
+    if baseline.same_as_working_tree().map_err(hint)? {
+        tracing::info!(
+            baseline = %baseline.reference,
+            commit = %baseline.commit,
+            "the manifests at the baseline are the working tree's"
+        );
+        return Ok(LoadedBaseline {
+            baseline,
+            model: None,
+        });
+    }
+    let tree = baseline.clone().read().map_err(hint)?;
     // Nothing at the baseline is read beyond its manifests: its secrets are never read and
     // its token files never written, so its own tree may hold them.
     access.secret_dirs.push(tree.dir.clone());
@@ -207,7 +237,10 @@ fn load_baseline(
         resources = model.resources.len(),
         "loaded the manifests at the baseline"
     );
-    Ok((tree, model))
+    Ok(LoadedBaseline {
+        baseline,
+        model: Some((tree, model)),
+    })
 }
 
 /// The baseline's diagnostics located as `REF:path:line:column`, and the failure.

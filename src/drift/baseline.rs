@@ -67,10 +67,24 @@ impl Drop for BaselineTree {
     }
 }
 
-impl BaselineTree {
+/// `--baseline REF` resolved in the repository that holds the manifest paths.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    /// The revision as given (`sextant/applied/prod`).
+    pub reference: String,
+    /// The commit it resolves to (40 hex digits).
+    pub commit: String,
+    /// The repository's top directory in the working tree.
+    pub root: PathBuf,
+    /// The manifest paths as given, and relative to `root`.
+    given: Vec<PathBuf>,
+    relative: Vec<PathBuf>,
+}
+
+impl Baseline {
     /// Resolves `reference` in the repository holding `paths` (files or directories of the
-    /// working tree, all in one repository) and writes the manifests of that commit.
-    pub fn read(reference: &str, paths: &[PathBuf]) -> Result<Self, BaselineError> {
+    /// working tree, all in one repository).
+    pub fn resolve(reference: &str, paths: &[PathBuf]) -> Result<Self, BaselineError> {
         let mut real = Vec::with_capacity(paths.len());
         for path in paths {
             let canonical = std::fs::canonicalize(path).map_err(|source| BaselineError::Path {
@@ -104,16 +118,65 @@ impl BaselineTree {
             relative.push(inside.to_path_buf());
         }
         let commit = resolve(&root, reference)?;
-        let dir = private_dir()?;
-        let mut tree = Self {
+        Ok(Self {
             reference: reference.to_string(),
             commit,
             root,
+            given: paths.to_vec(),
+            relative,
+        })
+    }
+
+    /// Whether every manifest of the working tree (each `*.yaml`/`*.yml` file of the
+    /// repository, tracked or not, and the paths named) is byte for byte what the commit
+    /// holds, and the commit holds no other: then the manifests at the baseline are those of
+    /// the working tree, and need not be read again. The usual case of a nightly run when
+    /// nothing was merged since the last apply. Asks Git (`diff --quiet`, `ls-files
+    /// --others`), which compares only files whose stat data changed.
+    pub fn same_as_working_tree(&self) -> Result<bool, BaselineError> {
+        let mut specs: Vec<String> = vec!["*.yaml".into(), "*.yml".into()];
+        specs.extend(self.relative.iter().map(|p| {
+            let text = display_relative(p);
+            format!(":(literal){text}")
+        }));
+        let mut diff: Vec<&str> = vec![
+            "diff",
+            "--quiet",
+            "--no-ext-diff",
+            "--no-textconv",
+            &self.commit,
+            "--",
+        ];
+        diff.extend(specs.iter().map(String::as_str));
+        let status = Command::new("git")
+            .arg("-C")
+            .arg(&self.root)
+            .args(&diff)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(BaselineError::Git)?;
+        if !status.success() {
+            return Ok(false);
+        }
+        let mut others: Vec<&str> = vec!["ls-files", "--others", "-z", "--"];
+        others.extend(specs.iter().map(String::as_str));
+        Ok(git(&self.root, &others)?.is_empty())
+    }
+
+    /// Writes the commit's manifests into a temporary tree.
+    pub fn read(self) -> Result<BaselineTree, BaselineError> {
+        let dir = private_dir()?;
+        let mut tree = BaselineTree {
+            reference: self.reference,
+            commit: self.commit,
+            root: self.root,
             dir,
             paths: Vec::new(),
         };
-        tree.write_manifests(&relative)?;
-        for inside in &relative {
+        tree.write_manifests(&self.relative)?;
+        for (inside, _given) in self.relative.iter().zip(&self.given) {
             let at = tree.dir.join(inside);
             if std::fs::symlink_metadata(&at).is_err() {
                 return Err(BaselineError::Missing {
@@ -125,6 +188,14 @@ impl BaselineTree {
             tree.paths.push(at);
         }
         Ok(tree)
+    }
+}
+
+impl BaselineTree {
+    /// Resolves `reference` in the repository holding `paths` and writes the manifests of
+    /// that commit ([`Baseline::resolve`], then [`Baseline::read`]).
+    pub fn read(reference: &str, paths: &[PathBuf]) -> Result<Self, BaselineError> {
+        Baseline::resolve(reference, paths)?.read()
     }
 
     /// `path` of the temporary tree as the user knows it: `REF:path/in/repository`.
