@@ -129,6 +129,7 @@ const SCENARIOS: &[&str] = &[
     "sim-capacity",
     "load-10k-env",
     "drift-10k",
+    "drift-10k-pending",
     "load-10k-git",
 ];
 
@@ -187,7 +188,12 @@ async fn run_all(settings: &Settings) -> BenchResult<()> {
         rows.push(sim_capacity_scenario().await?);
     }
     if wanted("drift-10k") {
-        rows.extend(drift_scenario(settings, "drift-10k", (10_000, 1_000, 100)).await?);
+        rows.extend(drift_scenario(settings, "drift-10k", (10_000, 1_000, 100), false).await?);
+    }
+    if wanted("drift-10k-pending") {
+        rows.extend(
+            drift_scenario(settings, "drift-10k-pending", (10_000, 1_000, 100), true).await?,
+        );
     }
     if wanted("load-10k-git") {
         rows.extend(load_git_scenario("load-10k-git", 10_000)?);
@@ -220,16 +226,33 @@ fn commit_all(dir: &Path, tag: &str) -> BenchResult<()> {
 
 /// `sextant drift --baseline TAG` against `sextant plan` on the estate of `plan-10k`, both
 /// the binary from start to exit, runs interleaved, medians shown: requests and wall time.
+/// With `pending`, one job's description changed in a commit after the tag, so the
+/// manifests at the tag are read from Git and loaded too (without, they are the working
+/// tree's and Git only confirms it).
 async fn drift_scenario(
     settings: &Settings,
     name: &str,
     shape: (usize, usize, usize),
+    pending: bool,
 ) -> BenchResult<Vec<Row>> {
     let sim = start_sim(settings.latency_ms, 1.0).await?;
     seed(&sim, shape, 0.0).await?;
     let dir = tempfile::tempdir()?;
     write_manifests(dir.path(), &sim.base_url, shape)?;
     commit_all(dir.path(), "sextant/applied/bench")?;
+    if pending {
+        let jobs = dir.path().join("jobs.yaml");
+        let text = std::fs::read_to_string(&jobs)?.replacen(
+            &format!("desc: {}", job_desc(0)),
+            "desc: changed since the apply",
+            1,
+        );
+        std::fs::write(&jobs, text)?;
+        git(
+            dir.path(),
+            &["commit", "-q", "-a", "-m", "one pending change"],
+        )?;
+    }
     let resources = shape.0 + shape.1 + shape.2;
     let commands: [(&str, Vec<&str>); 2] = [
         ("plan", vec!["plan", "--no-color"]),
@@ -303,7 +326,12 @@ async fn drift_scenario(
             cpu: None,
             rss_kb: None,
             note: format!(
-                "`sextant drift --baseline sextant/applied/bench .` (working tree and baseline loaded, listings scanned whole for unmanaged objects), median of {BINARY_RUNS} runs: {:+} requests and {:+.1} % wall time against plan (budget: same requests, ≤ +15 %); it said: {}",
+                "`sextant drift --baseline sextant/applied/bench .` ({}, listings scanned whole for unmanaged objects), median of {BINARY_RUNS} runs: {:+} requests and {:+.1} % wall time against plan (budget: same requests, ≤ +15 %); it said: {}",
+                if pending {
+                    "one commit since the tag: the manifests at the tag read from Git and loaded beside the working tree's"
+                } else {
+                    "nothing changed since the tag: Git confirms the manifests are the working tree's"
+                },
                 drift_requests as i64 - plan_requests as i64,
                 (drift_wall.as_secs_f64() / plan_wall.as_secs_f64().max(1e-9) - 1.0) * 100.0,
                 said["drift"]
