@@ -96,19 +96,26 @@ async fn drift(
     workspace: &mut Workspace,
     reporter: &Reporter,
 ) -> Result<DriftReport, Failure> {
+    let scan = drift::scanned_listings(&workspace.model);
+    // The scanned listings' connections are used too, even when nothing is declared on them.
+    if scan
+        .iter()
+        .any(|(connection, _)| !workspace.in_use.contains(connection))
+    {
+        workspace.providers =
+            ProviderSet::connect_scanning(&workspace.model, &workspace.scope, &scan)?;
+        workspace
+            .in_use
+            .extend(scan.iter().map(|(connection, _)| connection.clone()));
+    }
+    workspace.check_credentials(reporter)?;
+    let workspace = &*workspace;
     let baseline_model = baseline.as_ref().map(|b| {
         b.model
             .as_ref()
             .map_or(&workspace.model, |(_, model)| model)
     });
     let listing = drift::listing(&workspace.model, baseline_model);
-    let scan = drift::scanned_listings(&workspace.model);
-    // The scanned listings' connections are used too, even when nothing is declared on them.
-    workspace.providers = ProviderSet::connect_scanning(&workspace.model, &workspace.scope, &scan)?;
-    workspace
-        .in_use
-        .extend(scan.iter().map(|(connection, _)| connection.clone()));
-    workspace.check_credentials(reporter)?;
     let everything: BTreeSet<Address> = listing.model.resources.keys().cloned().collect();
     let live = plan::read_live_state_scanning(
         &listing.model,

@@ -219,10 +219,11 @@ pub fn scanned_listings(model: &Model) -> BTreeSet<(String, Kind)> {
 }
 
 /// The model whose live state is read, and the addresses whose drift is reported.
-pub struct Listing {
+pub struct Listing<'m> {
     /// The working tree's resources, each replaced by its declaration at the baseline when
-    /// the baseline declares it on the same connection (drift compares against that).
-    pub model: Model,
+    /// the baseline declares it on the same connection (drift compares against that); the
+    /// working tree's model itself when nothing needs replacing.
+    pub model: std::borrow::Cow<'m, Model>,
     /// The addresses compared with the live state: those declared both at the baseline and
     /// in the working tree (all of the working tree's without a baseline).
     pub drift_scope: BTreeSet<Address>,
@@ -231,12 +232,15 @@ pub struct Listing {
 /// The listing model of `current` (the working tree) and `baseline`. Objects declared only
 /// at the baseline (their document was removed since) are not compared: apply leaves them
 /// alone, and they are unmanaged now.
-pub fn listing(current: &Model, baseline: Option<&Model>) -> Listing {
-    let mut model = current.clone();
-    let Some(baseline) = baseline else {
-        let drift_scope = current.resources.keys().cloned().collect();
-        return Listing { model, drift_scope };
+pub fn listing<'m>(current: &'m Model, baseline: Option<&Model>) -> Listing<'m> {
+    let everything = || current.resources.keys().cloned().collect();
+    let Some(baseline) = baseline.filter(|b| !std::ptr::eq(*b, current)) else {
+        return Listing {
+            model: std::borrow::Cow::Borrowed(current),
+            drift_scope: everything(),
+        };
     };
+    let mut model = current.clone();
     let mut drift_scope = BTreeSet::new();
     for (address, resource) in model.resources.iter_mut() {
         if let Some(before) = baseline.resources.get(address)
@@ -246,7 +250,10 @@ pub fn listing(current: &Model, baseline: Option<&Model>) -> Listing {
             drift_scope.insert(address.clone());
         }
     }
-    Listing { model, drift_scope }
+    Listing {
+        model: std::borrow::Cow::Owned(model),
+        drift_scope,
+    }
 }
 
 /// Everything [`report`] needs.
@@ -255,7 +262,7 @@ pub struct DriftInputs<'a> {
     pub current: &'a Model,
     /// The manifests at the baseline, with the baseline's ref and commit.
     pub baseline: Option<(&'a Model, &'a str, &'a str)>,
-    pub listing: &'a Listing,
+    pub listing: &'a Listing<'a>,
     pub live: &'a LiveState,
 }
 
@@ -285,6 +292,8 @@ pub fn report(inputs: &DriftInputs<'_>) -> Result<DriftReport, Vec<PlanProblem>>
     let mut notes = Vec::new();
     let mut pending = Vec::new();
     match inputs.baseline {
+        // The same manifests at the baseline: nothing is pending.
+        Some((baseline, _, _)) if std::ptr::eq(baseline, inputs.current) => {}
         Some((baseline, _, _)) => {
             for (address, resource) in &inputs.current.resources {
                 if let Some(change) =
