@@ -748,3 +748,48 @@ async fn uncommitted_and_untracked_manifests_are_compared_with_the_baseline_too(
     );
     assert!(addresses(&report, "drifted").is_empty(), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_deleted_outside_sextant_are_drifted_as_creates() {
+    let estate = repository().await;
+    estate.write("salt.yaml", SALT);
+    commit(&estate, "salt");
+    apply_and_tag(&estate).await;
+    let state = estate.state().await;
+    let job = state["raas"]["jobs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|job| job["name"] == "Apply web state")
+        .expect("the applied job")["uuid"]
+        .clone();
+    // Deleted by hand, with the schedule that runs it.
+    raas_rpc(
+        &estate,
+        "job",
+        "delete_job",
+        json!({"job_uuid": job, "force": true}),
+    )
+    .await;
+
+    let run = drift(&estate, &["--format", "json"]).await;
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let report = parse(&run);
+    assert_eq!(
+        addresses(&report, "drifted"),
+        ["SaltJob/Apply web state", "SaltSchedule/Nightly"]
+    );
+    for item in report["drifted"].as_array().unwrap() {
+        assert_eq!(item["change"]["actions"], json!(["create"]), "{item}");
+        assert_eq!(item["change"]["before"], Value::Null, "{item}");
+    }
+    assert!(addresses(&report, "pending").is_empty(), "{report}");
+    let text = drift(&estate, &[]).await;
+    assert!(
+        text.stdout.contains(
+            "+ SaltJob/Apply web state (connection `salt`) is missing: deleted outside sextant; apply creates it again"
+        ),
+        "{}",
+        text.stdout
+    );
+}
