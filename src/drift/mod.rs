@@ -438,3 +438,104 @@ pub fn load_saved(path: &Path) -> Result<Option<DriftReport>, String> {
     }
     Ok(Some(saved.report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Action;
+
+    const CONNECTION: &str = "kind: Connection\nname: salt\nspec: { type: raas, url: https://salt.example.com, api_token: { env: T } }\n";
+
+    fn model(documents: &str) -> Model {
+        crate::manifest::load_text("m.yaml", &format!("{CONNECTION}---\n{documents}"))
+            .unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn pending(before: &Model, after: &Model) -> Vec<(String, Action, Vec<String>)> {
+        after
+            .resources
+            .iter()
+            .filter_map(|(address, resource)| {
+                plan::compare_declared(before.resources.get(address), resource)
+            })
+            .map(|c| {
+                (
+                    c.address.to_string(),
+                    c.action,
+                    c.fields.iter().map(|f| f.field.clone()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    const JOB: &str =
+        "kind: SaltJob\nname: job\nspec: { desc: one, fun: test.ping, target: All Minions }\n";
+
+    #[test]
+    fn pending_is_what_apply_changes_in_the_declarations() {
+        let base = model(JOB);
+        assert!(pending(&base, &base).is_empty());
+        let edited = model(&JOB.replace("desc: one", "desc: two"));
+        assert_eq!(
+            pending(&base, &edited),
+            [(
+                "SaltJob/job".to_string(),
+                Action::Update,
+                vec!["desc".to_string()]
+            )]
+        );
+        // A field left out is the server's business: apply does not clear it.
+        let dropped = model(&JOB.replace("desc: one, ", ""));
+        assert!(pending(&base, &dropped).is_empty());
+        let added = model(&format!(
+            "{JOB}---\nkind: SaltTarget\nname: new\nspec: {{ tgt: {{ '*': {{ tgt_type: glob, tgt: 'x*' }} }} }}\n"
+        ));
+        assert_eq!(
+            pending(&base, &added),
+            [(
+                "SaltTarget/new".to_string(),
+                Action::Create,
+                vec!["tgt".to_string()]
+            )]
+        );
+        let absent = model(&format!("{JOB}ensure: absent\n"));
+        assert_eq!(pending(&base, &absent)[0].1, Action::Delete);
+    }
+
+    #[test]
+    fn listing_compares_only_what_both_declare_and_borrows_when_it_can() {
+        let base = model(JOB);
+        let same = listing(&base, Some(&base));
+        assert!(matches!(same.model, std::borrow::Cow::Borrowed(_)));
+        assert_eq!(same.drift_scope.len(), 1);
+        let now = model(&format!(
+            "{}---\nkind: SaltTarget\nname: new\nspec: {{ tgt: {{ '*': {{ tgt_type: glob, tgt: 'x*' }} }} }}\n",
+            JOB.replace("desc: one", "desc: two")
+        ));
+        let both = listing(&now, Some(&base));
+        let job = Address::new(Kind::SaltJob, "job");
+        assert_eq!(both.drift_scope, BTreeSet::from([job.clone()]));
+        // Drift compares the live job with its declaration at the baseline.
+        assert_eq!(
+            both.model.resources[&job].spec.as_str(),
+            base.resources[&job].spec.as_str()
+        );
+        assert_eq!(both.model.resources.len(), 2);
+    }
+
+    #[test]
+    fn virtual_machines_are_scanned_only_when_named() {
+        let vsphere = "kind: Connection\nname: vc\nspec: { type: vsphere, url: https://vc, username: u, password: { env: P } }\n---\nkind: VirtualMachine\nname: web\nspec: { power_state: POWERED_ON }\n";
+        let scan = scanned_listings(&model(&format!("{JOB}---\n{vsphere}")));
+        assert_eq!(scan, BTreeSet::from([("salt".to_string(), Kind::SaltJob)]));
+        let named = vsphere.replace(
+            "password: { env: P } }",
+            "password: { env: P }, unmanaged: { kinds: [VirtualMachine] } }",
+        );
+        let scan = scanned_listings(&model(&format!("{JOB}---\n{named}")));
+        assert!(
+            scan.contains(&("vc".to_string(), Kind::VirtualMachine)),
+            "{scan:?}"
+        );
+    }
+}
