@@ -458,7 +458,24 @@ async fn a_vcd_api_token_created_outside_sextant_is_unmanaged() {
     );
     assert_eq!(report["unmanaged"][0]["connection"], "vcd");
     assert!(addresses(&report, "drifted").is_empty(), "{report}");
-    assert_secrets_absent(&[&run.stdout, &run.stderr]);
+    let traced = drift(
+        &estate,
+        &["-vvv", "--format", "junit", "--out", "drift.json"],
+    )
+    .await;
+    assert_eq!(traced.code, 2, "{}", traced.stderr);
+    let saved = std::fs::read_to_string(estate.path().join("drift.json")).unwrap();
+    assert_secrets_absent(&[
+        &run.stdout,
+        &run.stderr,
+        &traced.stdout,
+        &traced.stderr,
+        &saved,
+    ]);
+    assert!(
+        !traced.stderr.contains(&bearer),
+        "the hand-made session's token leaked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
