@@ -128,6 +128,9 @@ const SCENARIOS: &[&str] = &[
     "executor-10k-instant",
     "sim-capacity",
     "load-10k-env",
+    "drift-10k",
+    "drift-10k-pending",
+    "load-10k-git",
 ];
 
 async fn run_all(settings: &Settings) -> BenchResult<()> {
@@ -184,7 +187,231 @@ async fn run_all(settings: &Settings) -> BenchResult<()> {
     if wanted("sim-capacity") {
         rows.push(sim_capacity_scenario().await?);
     }
+    if wanted("drift-10k") {
+        rows.extend(drift_scenario(settings, "drift-10k", (10_000, 1_000, 100), false).await?);
+    }
+    if wanted("drift-10k-pending") {
+        rows.extend(
+            drift_scenario(settings, "drift-10k-pending", (10_000, 1_000, 100), true).await?,
+        );
+    }
+    if wanted("load-10k-git") {
+        rows.extend(load_git_scenario("load-10k-git", 10_000)?);
+    }
     Ok(())
+}
+
+/// Runs `git ARGS` in `dir`.
+fn git(dir: &Path, args: &[&str]) -> BenchResult<()> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(())
+}
+
+/// Makes `dir` a Git repository whose one commit holds everything in it, tagged `tag`.
+fn commit_all(dir: &Path, tag: &str) -> BenchResult<()> {
+    git(dir, &["init", "-q"])?;
+    git(dir, &["config", "user.name", "bench"])?;
+    git(dir, &["config", "user.email", "bench@example.com"])?;
+    git(dir, &["config", "commit.gpgsign", "false"])?;
+    git(dir, &["add", "-A"])?;
+    git(dir, &["commit", "-q", "-m", "manifests"])?;
+    git(dir, &["tag", tag])
+}
+
+/// `sextant drift --baseline TAG` against `sextant plan` on the estate of `plan-10k`, both
+/// the binary from start to exit, runs interleaved, medians shown: requests and wall time.
+/// With `pending`, one job's description changed in a commit after the tag, so the
+/// manifests at the tag are read from Git and loaded too (without, they are the working
+/// tree's and Git only confirms it).
+async fn drift_scenario(
+    settings: &Settings,
+    name: &str,
+    shape: (usize, usize, usize),
+    pending: bool,
+) -> BenchResult<Vec<Row>> {
+    let sim = start_sim(settings.latency_ms, 1.0).await?;
+    seed(&sim, shape, 0.0).await?;
+    let dir = tempfile::tempdir()?;
+    write_manifests(dir.path(), &sim.base_url, shape)?;
+    commit_all(dir.path(), "sextant/applied/bench")?;
+    if pending {
+        let jobs = dir.path().join("jobs.yaml");
+        let text = std::fs::read_to_string(&jobs)?.replacen(
+            &format!("desc: {}", job_desc(0)),
+            "desc: changed since the apply",
+            1,
+        );
+        std::fs::write(&jobs, text)?;
+        git(
+            dir.path(),
+            &["commit", "-q", "-a", "-m", "one pending change"],
+        )?;
+    }
+    let resources = shape.0 + shape.1 + shape.2;
+    let commands: [(&str, Vec<&str>); 2] = [
+        ("plan", vec!["plan", "--no-color"]),
+        (
+            "drift",
+            vec!["drift", "--no-color", "--baseline", "sextant/applied/bench"],
+        ),
+    ];
+    let mut runs: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    let mut requests: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut said: BTreeMap<&str, String> = BTreeMap::new();
+    for _ in 0..BINARY_RUNS {
+        for (label, args) in &commands {
+            reset_counters(&sim.base_url).await?;
+            let started = Instant::now();
+            let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
+                .args(args)
+                .arg(".")
+                .current_dir(dir.path())
+                .env("SEXTANT_BENCH_TOKEN", "bench-api-token")
+                .output()
+                .await?;
+            let wall = started.elapsed();
+            if !matches!(run.status.code(), Some(0 | 2)) {
+                return Err(format!(
+                    "`sextant {label}` failed with {}: {}",
+                    run.status,
+                    String::from_utf8_lossy(&run.stderr)
+                )
+                .into());
+            }
+            runs.entry(label).or_default().push(wall);
+            requests.insert(label, counters(&sim.base_url).await?);
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            let last = stdout
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default();
+            said.insert(label, last.trim().to_string());
+        }
+    }
+    sim.stop().await;
+    let median = |label: &str| {
+        let mut walls = runs.get(label).cloned().unwrap_or_default();
+        walls.sort();
+        walls.get(walls.len() / 2).copied().unwrap_or_default()
+    };
+    let (plan_wall, drift_wall) = (median("plan"), median("drift"));
+    let (plan_requests, drift_requests) = (requests["plan"], requests["drift"]);
+    Ok(vec![
+        Row {
+            scenario: format!("{name} plan"),
+            resources,
+            requests: Some(plan_requests),
+            minimum: None,
+            wall: plan_wall,
+            cpu: None,
+            rss_kb: None,
+            note: format!(
+                "`sextant plan .` in the Git checkout, median of {BINARY_RUNS} runs interleaved with drift's; it said: {}",
+                said["plan"]
+            ),
+        },
+        Row {
+            scenario: name.to_string(),
+            resources,
+            requests: Some(drift_requests),
+            minimum: Some(plan_requests),
+            wall: drift_wall,
+            cpu: None,
+            rss_kb: None,
+            note: format!(
+                "`sextant drift --baseline sextant/applied/bench .` ({}, listings scanned whole for unmanaged objects), median of {BINARY_RUNS} runs: {:+} requests and {:+.1} % wall time against plan (budget: same requests, ≤ +15 %); it said: {}",
+                if pending {
+                    "one commit since the tag: the manifests at the tag read from Git and loaded beside the working tree's"
+                } else {
+                    "nothing changed since the tag: Git confirms the manifests are the working tree's"
+                },
+                drift_requests as i64 - plan_requests as i64,
+                (drift_wall.as_secs_f64() / plan_wall.as_secs_f64().max(1e-9) - 1.0) * 100.0,
+                said["drift"]
+            ),
+        },
+    ])
+}
+
+/// Reading 10,000 one-document manifests at a Git revision (`git ls-tree` and one `git
+/// cat-file --batch` into a temporary tree, then the one loader) against reading them from
+/// the working tree, in this process, medians of several runs.
+fn load_git_scenario(name: &str, files: usize) -> BenchResult<Vec<Row>> {
+    let dir = tempfile::tempdir()?;
+    write_manifests(dir.path(), "https://salt.example.com", (0, 0, 0))?;
+    let jobs = dir.path().join("jobs");
+    std::fs::create_dir_all(&jobs)?;
+    for i in 0..files {
+        std::fs::write(
+            jobs.join(format!("job-{i:05}.yaml")),
+            format!(
+                "kind: SaltJob\nname: {}\nspec:\n  desc: {}\n  cmd: local\n  fun: test.ping\n  target: All Minions\n",
+                job_name(i),
+                job_desc(i)
+            ),
+        )?;
+    }
+    commit_all(dir.path(), "baseline")?;
+    let paths = vec![dir.path().to_path_buf()];
+    const RUNS: usize = 5;
+    let mut tree_runs = Vec::new();
+    let mut git_runs = Vec::new();
+    let mut extract_runs = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let model = sextant::manifest::load(&paths).map_err(|d| d.to_string())?;
+        tree_runs.push(started.elapsed());
+        if model.resources.len() != files {
+            return Err(format!("{name}: loaded {} resources", model.resources.len()).into());
+        }
+        let started = Instant::now();
+        let tree = sextant::drift::baseline::BaselineTree::read("baseline", &paths)?;
+        let extracted = started.elapsed();
+        let model = sextant::manifest::load(&tree.paths).map_err(|d| d.to_string())?;
+        drop(tree);
+        git_runs.push(started.elapsed());
+        extract_runs.push(extracted);
+        if model.resources.len() != files {
+            return Err(format!("{name}: loaded {} at the baseline", model.resources.len()).into());
+        }
+    }
+    for runs in [&mut tree_runs, &mut git_runs, &mut extract_runs] {
+        runs.sort();
+    }
+    let (tree, at_git, extract) = (
+        tree_runs[RUNS / 2],
+        git_runs[RUNS / 2],
+        extract_runs[RUNS / 2],
+    );
+    Ok(vec![
+        Row {
+            scenario: format!("{name} working tree"),
+            resources: files,
+            wall: tree,
+            note: format!(
+                "manifest load of {files} one-document files from the working tree, median of {RUNS}"
+            ),
+            ..Row::default()
+        },
+        Row {
+            scenario: name.to_string(),
+            resources: files,
+            wall: at_git,
+            note: format!(
+                "the same files read at a Git tag and loaded (`BaselineTree::read` + load, temporary tree removed), median of {RUNS}: {:+.3} s against the working tree (budget ≤ +0.3 s), of which writing the tree out of Git {:.3} s",
+                at_git.as_secs_f64() - tree.as_secs_f64(),
+                extract.as_secs_f64()
+            ),
+            ..Row::default()
+        },
+    ])
 }
 
 /// Prints each row as soon as its scenario finished.

@@ -3,10 +3,12 @@
 //! ordered actions. There is no state file: the APIs are the state.
 //!
 //! Data flows one way: [`manifest`] → [`model`] → [`providers`] → [`plan`] → [`apply`], with
-//! the [`sim`]ulator beside them and [`cli`] on top.
+//! the [`sim`]ulator beside them and [`cli`] on top; [`drift`] compares the live state with
+//! the manifests at a baseline commit and now.
 
 pub mod apply;
 pub mod cli;
+pub mod drift;
 pub mod export;
 pub mod manifest;
 pub mod model;

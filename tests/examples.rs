@@ -295,9 +295,10 @@ fn ci_workflows_parse_and_call_real_commands() {
     }
     // What the issue asks the workflows to do is there.
     for needle in [
-        "plan --format markdown envs/$ENV_NAME",
+        "plan --no-color --out",
+        "show --format markdown",
         "render --check rendered/$ENV_NAME.yaml envs/$ENV_NAME",
-        "--detailed-exitcode",
+        "drift --baseline sextant/applied/$ENV_NAME --format junit --out",
         "apply --no-color reviewed.plan",
         "validate envs/staging envs/prod",
     ] {
@@ -310,6 +311,14 @@ fn ci_workflows_parse_and_call_real_commands() {
     assert!(github.contains("concurrency:") && github.contains("cancel-in-progress: false"));
     let gitlab = read(&root().join("examples/ci/gitlab/.gitlab-ci.yml"));
     assert!(gitlab.contains("resource_group:"));
+    // Applies record the applied commit in a tag, the baseline of the nightly drift job.
+    for apply in [&github, &gitlab] {
+        assert!(apply.contains("git tag -f \"sextant/applied/$ENV_NAME\""));
+        assert!(apply.contains("refs/tags/sextant/applied/$ENV_NAME"));
+    }
+    let nightly = read(&root().join("examples/ci/github/sextant-drift.yml"));
+    assert!(nightly.contains("junit") && !nightly.contains("--detailed-exitcode"));
+    assert!(gitlab.contains("junit: \"drift-$ENV_NAME.xml\""));
 }
 
 #[test]

@@ -74,6 +74,30 @@ pub enum Command {
     ///   sextant plan envs/prod --format markdown --out prod.plan --detailed-exitcode
     #[command(verbatim_doc_comment)]
     Plan(PlanArgs),
+    /// Tell drift (changed outside sextant) from pending changes and unmanaged objects.
+    ///
+    /// Reads the live state as `plan` does (the same listings) and reports: `drifted`,
+    /// declared objects whose live state differs from the manifests at the baseline commit
+    /// (the last applied one); `pending`, what the manifests changed since the baseline
+    /// (merged, not applied yet; no API call); `unmanaged`, live objects of the scanned kinds
+    /// that no manifest declares (see `unmanaged` on Connection). Exit 0 when nothing counted
+    /// by --fail-on was found, 2 when something was, 1 on error.
+    ///
+    /// Examples:
+    ///   sextant drift --baseline sextant/applied/prod envs/prod
+    ///   sextant drift --baseline origin/main~3 --format junit --out drift.json envs/prod > drift.xml
+    #[command(verbatim_doc_comment)]
+    Drift(DriftArgs),
+    /// Render a saved plan (`plan --out`) or drift report (`drift --out`) again.
+    ///
+    /// No API call and no credentials: CI computes once and renders the comment, the job
+    /// summary and the artifact from the same file.
+    ///
+    /// Examples:
+    ///   sextant show prod.plan --format markdown > comment.md
+    ///   sextant show drift.json --format junit > drift.xml
+    #[command(verbatim_doc_comment)]
+    Show(ShowArgs),
     /// Carry out the plan: create, update and delete in dependency order, polling tasks.
     ///
     /// Examples:
@@ -390,6 +414,67 @@ pub struct WarnExpiryArgs {
     pub warn_expiry: std::time::Duration,
 }
 
+/// Output format of `drift` and `show`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Markdown,
+    /// JUnit XML (drift reports only).
+    Junit,
+}
+
+/// What `drift --fail-on` may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Declared objects changed outside sextant.
+    #[value(alias = "drifted")]
+    Drift,
+    /// Manifest changes since the baseline, not applied yet.
+    Pending,
+    /// Live objects no manifest declares.
+    Unmanaged,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DriftArgs {
+    /// Manifest files or directories, read recursively (default: the current directory's
+    /// own YAML files that declare a sextant `kind`).
+    pub paths: Vec<PathBuf>,
+    /// The Git revision holding the manifests last applied (a tag such as
+    /// `sextant/applied/prod`, a commit, `origin/main~3`), in the repository of PATHS.
+    /// Without it, every difference is reported as drifted.
+    #[arg(long, value_name = "REF")]
+    pub baseline: Option<String>,
+    #[command(flatten)]
+    pub sim: SimArgs,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// How to print the report on stdout.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Also save the report to this file, for `sextant show`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// What makes the exit code 2 (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [FailOn::Drift, FailOn::Unmanaged])]
+    pub fail_on: Vec<FailOn>,
+    /// Listings in flight at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+    #[command(flatten)]
+    pub expiry: WarnExpiryArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// A plan file saved by `plan --out`, or a report saved by `drift --out`.
+    pub file: PathBuf,
+    /// How to print it (`junit` only for drift reports).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
     /// Manifest files or directories, or one plan file saved by `plan --out`.
@@ -518,6 +603,9 @@ pub struct CompletionsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SchemaArgs {
     /// Print the schema of the JSON plan instead of the manifest schema.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "drift")]
     pub plan: bool,
+    /// Print the schema of the JSON drift report instead of the manifest schema.
+    #[arg(long)]
+    pub drift: bool,
 }

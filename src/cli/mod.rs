@@ -3,11 +3,12 @@
 //!
 //! Data goes to stdout; errors, warnings and logs go to stderr. Exit codes are Terraform's:
 //! 0 success / no changes, 1 any error (usage errors included), 2 changes present (only with
-//! `plan --detailed-exitcode`), 130 interrupted (SIGINT), 143 terminated (SIGTERM) — both after
+//! `plan --detailed-exitcode`; for `drift`, findings that `--fail-on` counts), 130 interrupted (SIGINT), 143 terminated (SIGTERM) — both after
 //! a clean stop of `apply`.
 
 mod apply_cmd;
 mod args;
+mod drift_cmd;
 mod export_cmd;
 mod graph_cmd;
 mod help_cmd;
@@ -16,6 +17,7 @@ mod plan_cmd;
 mod render_cmd;
 mod report;
 mod schema_cmd;
+mod show_cmd;
 mod sim_cmd;
 mod validate_cmd;
 mod workspace;
@@ -98,7 +100,9 @@ async fn dispatch(
         Command::Validate(args) => validate_cmd::run(&args, global, reporter),
         Command::Graph(args) => graph_cmd::run(&args, global, reporter),
         Command::Render(args) => render_cmd::run(&args, global, reporter),
-        Command::Schema(args) => schema_cmd::run(args.plan),
+        Command::Schema(args) => schema_cmd::run(args.plan, args.drift),
+        Command::Drift(args) => drift_cmd::run(args, global, reporter).await,
+        Command::Show(args) => show_cmd::run(&args, global),
         Command::Export(args) => export_cmd::run(args, global, reporter).await,
         Command::Completions(args) => help_cmd::print_completions(args.shell),
         Command::Man => help_cmd::print_man_page(),

@@ -11,11 +11,20 @@ use super::files::Confinement;
 use super::node::{Node, Pos};
 use super::spec::{
     ConnectionSpec, ConnectionType, EnvOr, PrunableKind, PruneSpec, RaasRegion, SecretRef,
-    VsphereApiFlavor,
+    UnmanagedSpec, VsphereApiFlavor,
 };
 use crate::model::{
-    ApiFlavor, ConnectionConfig, Kind, PrunePolicy, SecretSource, SystemType, shown,
+    ApiFlavor, ConnectionConfig, Kind, PrunePolicy, SecretSource, SystemType, UnmanagedScope, shown,
 };
+
+/// The kinds a connection of `system` manages, as written in manifests.
+fn kinds_of(system: SystemType) -> Vec<&'static str> {
+    Kind::ALL
+        .into_iter()
+        .filter(|k| k.system() == Some(system))
+        .map(Kind::as_str)
+        .collect()
+}
 
 /// Regional Aria Automation Config (cloud) API endpoints.
 pub fn raas_region_url(region: RaasRegion) -> &'static str {
@@ -403,6 +412,9 @@ impl ConnectionReader<'_> {
         {
             config.max_age = Some(age);
         }
+        if let Some(unmanaged) = &spec.unmanaged {
+            config.unmanaged = self.unmanaged(unmanaged, system);
+        }
 
         self.check_auth(spec, system);
         self.check_url(spec, system, &mut config);
@@ -459,6 +471,116 @@ impl ConnectionReader<'_> {
             kinds,
             scope: spec.scope.clone(),
         })
+    }
+
+    /// The position of item `index` of the list at `path`.
+    fn item_pos(&self, path: &[&str], index: usize) -> Pos {
+        let mut node = self.spec_node;
+        for key in path {
+            match node.get(key) {
+                Some(next) => node = next,
+                None => return node.pos,
+            }
+        }
+        node.as_seq()
+            .and_then(|items| items.get(index))
+            .map_or(node.pos, |item| item.pos)
+    }
+
+    fn item_error(&mut self, path: &[&str], index: usize, message: String, hint: Option<String>) {
+        let pos = self.item_pos(path, index);
+        self.errors.push(
+            Diagnostic::new(
+                self.file,
+                pos,
+                format!("{}[{index}]", spec_path(path)),
+                message,
+            )
+            .with_hint(hint),
+        );
+    }
+
+    /// `unmanaged`: kinds of this connection's system, and address globs that compile.
+    fn unmanaged(&mut self, spec: &UnmanagedSpec, system: SystemType) -> UnmanagedScope {
+        let mut scope = UnmanagedScope::default();
+        if let Some(names) = &spec.kinds {
+            let mut kinds = Vec::new();
+            for (index, name) in names.iter().enumerate() {
+                let path = ["unmanaged", "kinds"];
+                match Kind::parse(name) {
+                    Some(kind) if kind.system() == Some(system) => {
+                        if !kinds.contains(&kind) {
+                            kinds.push(kind);
+                        }
+                    }
+                    Some(kind) => {
+                        let own = kinds_of(system);
+                        self.item_error(
+                            &path,
+                            index,
+                            format!("`{kind}` is not a kind of a `{system}` connection"),
+                            Some(format!("a `{system}` connection has: {}", own.join(", "))),
+                        );
+                    }
+                    None => {
+                        let own = kinds_of(system);
+                        let hint =
+                            super::did_you_mean::hint(name, own.iter().copied()).or_else(|| {
+                                Some(format!("a `{system}` connection has: {}", own.join(", ")))
+                            });
+                        self.item_error(
+                            &path,
+                            index,
+                            format!("unknown kind `{}`", shown::visible(name)),
+                            hint,
+                        );
+                    }
+                }
+            }
+            kinds.sort();
+            scope.kinds = Some(kinds);
+        }
+        let mut builder = globset::GlobSetBuilder::new();
+        for (index, glob) in spec.ignore.iter().flatten().enumerate() {
+            let path = ["unmanaged", "ignore"];
+            let kind_part = glob.split_once('/').map(|(kind, _)| kind);
+            let known_kind = kind_part.is_some_and(|k| {
+                k.contains(['*', '?', '[', '{'])
+                    || Kind::parse(k).is_some_and(|k| k.system().is_some())
+            });
+            if !known_kind {
+                self.item_error(
+                    &path,
+                    index,
+                    format!(
+                        "`{}` is not an address glob",
+                        shown::visible(glob)
+                    ),
+                    Some("write `Kind/name`, where the name may hold `*`, `?`, `[abc]` or `{a,b}`, e.g. `SaltJob/tmp-*`".to_string()),
+                );
+                continue;
+            }
+            match UnmanagedScope::compile(glob) {
+                Ok(compiled) => {
+                    builder.add(compiled);
+                    scope.ignore.push(glob.clone());
+                }
+                Err(err) => self.item_error(
+                    &path,
+                    index,
+                    format!(
+                        "`{}` is not a valid glob: {}",
+                        shown::visible(glob),
+                        err.kind()
+                    ),
+                    Some("`*` and `?` match any characters, `[abc]` one of a set, `{a,b}` either; escape a literal one with `\\`".to_string()),
+                ),
+            }
+        }
+        scope.ignore_set = builder
+            .build()
+            .unwrap_or_else(|_| globset::GlobSet::empty());
+        scope
     }
 
     fn check_auth(&mut self, spec: &ConnectionSpec, system: SystemType) {
@@ -781,6 +903,38 @@ mod tests {
                 .iter()
                 .any(|e| e.contains("`prune` does not apply to a `vsphere` connection")),
             "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn unmanaged_takes_kinds_of_the_connection_and_valid_address_globs() {
+        let raas = "  type: raas\n  url: https://s\n  api_token: {env: T}\n";
+        let model = connection(&format!(
+            "{raas}  unmanaged:\n    kinds: [SaltJob, SaltTarget, SaltJob]\n    ignore: ['SaltTarget/All Minions', 'SaltJob/tmp-*']\n"
+        ))
+        .unwrap();
+        let scope = &model.connections["c"].config.unmanaged;
+        assert_eq!(scope.kinds, Some(vec![Kind::SaltTarget, Kind::SaltJob]));
+        let address = |text: &str| crate::model::Address::parse(text).unwrap();
+        assert!(scope.ignores(&address("SaltTarget/All Minions")));
+        assert!(scope.ignores(&address("SaltJob/tmp-a/b")));
+        assert!(!scope.ignores(&address("SaltJob/prod-tmp-a")));
+        assert!(!scope.ignores(&address("SaltTarget/All Minions 2")));
+        let unset = connection(raas).unwrap();
+        assert_eq!(unset.connections["c"].config.unmanaged.kinds, None);
+
+        let refused = errors(&format!(
+            "{raas}  unmanaged:\n    kinds: [Sddc, Saltjob]\n    ignore: ['SaltJob/[x', 'no-kind', 'Nope/x']\n"
+        ));
+        assert_eq!(
+            refused,
+            vec![
+                "c.yaml:8:13 spec.unmanaged.kinds[0]: `Sddc` is not a kind of a `raas` connection",
+                "c.yaml:8:19 spec.unmanaged.kinds[1]: unknown kind `Saltjob`",
+                "c.yaml:9:14 spec.unmanaged.ignore[0]: `SaltJob/[x` is not a valid glob: unclosed character class; missing ']'",
+                "c.yaml:9:28 spec.unmanaged.ignore[1]: `no-kind` is not an address glob",
+                "c.yaml:9:39 spec.unmanaged.ignore[2]: `Nope/x` is not an address glob",
+            ]
         );
     }
 

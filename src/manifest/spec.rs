@@ -181,6 +181,9 @@ pub struct ConnectionSpec {
     /// e.g. `90d`): `plan` and `apply` warn when the file (its `updated_on`, or its
     /// modification time) gets older than this minus `--warn-expiry`. vcd only.
     pub max_age: Option<EnvOr<String>>,
+    /// Which live objects of this connection `sextant drift` reports as unmanaged (live, but
+    /// declared by no manifest).
+    pub unmanaged: Option<UnmanagedSpec>,
 }
 
 /// `Connection.spec.prune`: which undeclared objects a plan deletes.
@@ -208,6 +211,20 @@ pub enum PrunableKind {
     SaltJob,
     SaltSchedule,
     VcdApiToken,
+}
+
+/// `Connection.spec.unmanaged`: the scope of unmanaged-object reporting on one connection.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnmanagedSpec {
+    /// Kinds whose live objects are checked, e.g. `[SaltTarget, SaltJob]`. Default: the
+    /// kinds the manifests declare on this connection (their listings are made anyway).
+    /// `VirtualMachine` is checked only when named here (sextant does not create VMs).
+    pub kinds: Option<Vec<String>>,
+    /// Address globs of live objects never reported, e.g. `SaltTarget/All Minions` or
+    /// `SaltJob/tmp-*` (`*`, `?`, `[abc]`, `{a,b}`; `\` escapes). Ignored objects are
+    /// counted, not listed.
+    pub ignore: Option<Vec<String>>,
 }
 
 /// Which vSphere REST flavour a connection speaks.

@@ -221,6 +221,8 @@ pub struct ConnectionConfig {
     pub max_destroy: Option<u32>,
     /// Longest age of a Cloud Director API token file (`max_age`); `None`: not checked.
     pub max_age: Option<Duration>,
+    /// Which live objects `sextant drift` reports as unmanaged.
+    pub unmanaged: UnmanagedScope,
 }
 
 /// `Connection.spec.prune`: which undeclared live objects of a connection a plan deletes.
@@ -231,6 +233,35 @@ pub struct PrunePolicy {
     /// A name glob (`*`, `?`) the team reserves for sextant: when set, exactly the undeclared
     /// objects whose name matches are pruned.
     pub scope: Option<String>,
+}
+
+/// `Connection.spec.unmanaged`, validated: which listings are checked for objects no
+/// manifest declares, and which of those objects are never reported.
+#[derive(Clone, Debug, Default)]
+pub struct UnmanagedScope {
+    /// The kinds named in `unmanaged.kinds`; `None`: the kinds declared on the connection.
+    pub kinds: Option<Vec<Kind>>,
+    /// `unmanaged.ignore`, as written (each a valid address glob).
+    pub ignore: Vec<String>,
+    /// The globs compiled, matched against `Kind/name`.
+    pub ignore_set: globset::GlobSet,
+}
+
+impl UnmanagedScope {
+    /// Compiles one address glob: `*`, `?`, `[…]` and `{a,b}`, matched against the whole
+    /// `Kind/name` (`*` crosses `/`, which names may hold).
+    pub fn compile(glob: &str) -> Result<globset::Glob, globset::Error> {
+        globset::GlobBuilder::new(glob)
+            .literal_separator(false)
+            .backslash_escape(true)
+            .empty_alternates(true)
+            .build()
+    }
+
+    /// Whether the live object at `address` is ignored.
+    pub fn ignores(&self, address: &Address) -> bool {
+        !self.ignore.is_empty() && self.ignore_set.is_match(address.to_string())
+    }
 }
 
 /// Which vSphere REST flavour a connection speaks.
@@ -270,6 +301,7 @@ impl ConnectionConfig {
             prune: None,
             max_destroy: None,
             max_age: None,
+            unmanaged: UnmanagedScope::default(),
         }
     }
 }

@@ -523,6 +523,63 @@ fn decide(
         LiveStatus::Ready | LiveStatus::Deleted => {}
     }
 
+    if let Some(old) = &renamed_from {
+        let (fields, unchanged) = compared_fields(resource, &resolved, &object.spec);
+        change.unchanged = unchanged;
+        return rename_change(change, resource, old, fields, &resolved, object);
+    }
+    compare_spec(resource, &resolved, &object.spec, &mut change)?;
+    if change.action == Action::Replace {
+        protect(&change)?;
+    }
+    Ok(change)
+}
+
+/// What apply would change to make an object whose (normalized) spec is `live_spec` match
+/// `resolved`, the resource's spec with references resolved: sets the action (no-op, update
+/// or replace), the changed fields, the steps and the count of unchanged fields of `change`.
+fn compare_spec(
+    resource: &Resource,
+    resolved: &CompactJson,
+    live_spec: &CompactJson,
+    change: &mut ResourceChange,
+) -> Result<(), String> {
+    let rules = rules_for(resource.address.kind);
+    let (fields, unchanged) = compared_fields(resource, resolved, live_spec);
+    change.unchanged = unchanged;
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let changed: Vec<String> = fields.iter().map(|c| c.field.clone()).collect();
+    match rules.classify_update(&resolved.value(), &live_spec.value(), &changed)? {
+        UpdateKind::InPlace { steps } => {
+            change.action = Action::Update;
+            change.steps = steps;
+            change.fields = fields;
+        }
+        UpdateKind::Replace { forced_by } => {
+            change.action = Action::Replace;
+            change.fields = fields
+                .into_iter()
+                .map(|mut c| {
+                    c.forces_replacement = forced_by.contains(&c.field);
+                    c
+                })
+                .collect();
+        }
+    }
+    Ok(())
+}
+
+/// The fields of `live_spec` that differ from `resolved` under the kind's rules (local,
+/// create-only and ignored fields left out; dropped keys of complete objects included), and
+/// how many compared fields are unchanged.
+fn compared_fields(
+    resource: &Resource,
+    resolved: &CompactJson,
+    live_spec: &CompactJson,
+) -> (Vec<FieldChange>, usize) {
+    let rules = rules_for(resource.address.kind);
     let skip: BTreeSet<&str> = rules
         .local_fields()
         .iter()
@@ -536,10 +593,10 @@ fn decide(
                 .map(|p| p.strip_prefix("spec.").unwrap_or(p)),
         )
         .collect();
-    let mut compared = diff::diff_compact(&resolved, &object.spec, &skip);
+    let mut compared = diff::diff_compact(resolved, live_spec, &skip);
     let dropped = diff::dropped_fields(
-        &resolved,
-        &object.spec,
+        resolved,
+        live_spec,
         rules.complete_objects(),
         rules.cleared_when_absent(),
         &skip,
@@ -569,34 +626,71 @@ fn decide(
     );
     compared.changes = changes;
     compared.unchanged += unchanged;
-    change.unchanged = compared.unchanged;
-    if let Some(old) = &renamed_from {
-        return rename_change(change, resource, old, compared.changes, &resolved, object);
-    }
-    if compared.changes.is_empty() {
-        return Ok(change);
-    }
-    let changed: Vec<String> = compared.changes.iter().map(|c| c.field.clone()).collect();
-    match rules.classify_update(&resolved.value(), &object.spec.value(), &changed)? {
-        UpdateKind::InPlace { steps } => {
-            change.action = Action::Update;
-            change.steps = steps;
-            change.fields = compared.changes;
+    (compared.changes, compared.unchanged)
+}
+
+/// What the next apply would change in the declaration of one resource if the live object
+/// matched `before` exactly: the difference between two declarations of the same address
+/// (the manifests at a baseline commit and now), made without reading any live state.
+/// References are compared as written (`${Kind/name.attribute}`), not resolved. Create when
+/// `before` is absent or `ensure: absent`; delete when `after` is `ensure: absent` and
+/// `before` was present; `None` when apply would do nothing.
+pub fn compare_declared(before: Option<&Resource>, after: &Resource) -> Option<ResourceChange> {
+    let present = |r: &Resource| r.ensure == Ensure::Present;
+    let mut change = ResourceChange {
+        address: after.address.clone(),
+        connection: after.connection.clone(),
+        action: Action::NoOp,
+        reason: None,
+        cause: None,
+        fields: Vec::new(),
+        unchanged: 0,
+        steps: Vec::new(),
+        after: present(after).then(|| after.spec.clone()),
+        live: None,
+        task: None,
+        attempt: 0,
+        depends_on: after.depends_on.clone(),
+    };
+    let before = before.filter(|b| present(b));
+    let declared = |resource: &Resource| {
+        Arc::new(crate::providers::LiveObject {
+            kind: resource.address.kind,
+            name: resource.address.name.clone(),
+            id: String::new(),
+            spec: resource.spec.clone(),
+            attributes: crate::providers::Attributes::default(),
+            status: LiveStatus::Ready,
+            fingerprint: String::new(),
+        })
+    };
+    match (before, present(after)) {
+        (None, false) => return None,
+        (None, true) => {
+            change.action = Action::Create;
+            change.fields = diff::all_fields(&after.spec.value(), diff::Side::After);
         }
-        UpdateKind::Replace { forced_by } => {
-            change.action = Action::Replace;
-            change.fields = compared
-                .changes
-                .into_iter()
-                .map(|mut c| {
-                    c.forces_replacement = forced_by.contains(&c.field);
-                    c
-                })
-                .collect();
-            protect(&change)?;
+        (Some(before), false) => {
+            change.action = Action::Delete;
+            change.fields = diff::all_fields(&before.spec.value(), diff::Side::Before);
+            change.live = Some(declared(before));
+        }
+        (Some(before), true) => {
+            change.live = Some(declared(before));
+            if let Err(reason) = compare_spec(after, &after.spec, &before.spec, &mut change) {
+                change.action = Action::Update;
+                change.reason = Some(reason);
+            }
+            if before.connection != after.connection {
+                change.action = Action::Replace;
+                change.reason = Some(format!(
+                    "moved from connection `{}` to `{}`",
+                    before.connection, after.connection
+                ));
+            }
         }
     }
-    Ok(change)
+    change.is_change().then_some(change)
 }
 
 /// The change of a resource whose object carries the old name `old`: `~ name = "old" ->

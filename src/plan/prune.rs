@@ -418,21 +418,28 @@ pub fn add_prunes(changes: &mut Vec<ResourceChange>, pruning: &Pruning) {
                 None => {}
             }
         }
-        changes.push(ResourceChange {
-            address: prune.address.clone(),
-            connection: prune.connection.clone(),
+        changes.push(prune.change(depends_on));
+    }
+}
+
+impl Prune {
+    /// The planned delete of the pruned object, after `depends_on`.
+    pub fn change(&self, depends_on: Vec<Address>) -> ResourceChange {
+        ResourceChange {
+            address: self.address.clone(),
+            connection: self.connection.clone(),
             action: Action::Delete,
-            reason: Some(prune.ownership.describe()),
+            reason: Some(self.ownership.describe()),
             cause: Some(ActionCause::Pruned),
-            fields: diff::all_fields(&prune.object.spec.value(), diff::Side::Before),
+            fields: diff::all_fields(&self.object.spec.value(), diff::Side::Before),
             unchanged: 0,
             steps: Vec::new(),
             after: None,
-            live: Some(Arc::clone(&prune.object)),
+            live: Some(Arc::clone(&self.object)),
             task: None,
             attempt: 0,
             depends_on,
-        });
+        }
     }
 }
 

@@ -321,7 +321,7 @@ pub struct JsonPlan {
 }
 
 /// One warning of the plan.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct JsonWarning {
     /// `credential_expiry` (a credential expires within `--warn-expiry`) or `resource`.
     pub kind: String,
@@ -339,7 +339,22 @@ pub struct JsonWarning {
 
 /// Every warning of `plan`: credentials first (by connection), then resources (by address).
 pub fn json_warnings(plan: &Plan) -> Vec<JsonWarning> {
-    let credentials = plan.credentials.iter().map(|w| JsonWarning {
+    let mut warnings = credential_json_warnings(&plan.credentials);
+    warnings.extend(plan.warnings.iter().map(|w| JsonWarning {
+        kind: "resource".to_string(),
+        connection: None,
+        address: Some(w.address.to_string()),
+        expires_at: None,
+        message: w.message.clone(),
+    }));
+    warnings
+}
+
+/// Credential warnings as JSON (the plan's and the drift report's `warnings`).
+pub fn credential_json_warnings(
+    credentials: &[crate::plan::credentials::CredentialWarning],
+) -> Vec<JsonWarning> {
+    let credentials = credentials.iter().map(|w| JsonWarning {
         kind: "credential_expiry".to_string(),
         connection: Some(w.connection.clone()),
         address: None,
@@ -349,14 +364,7 @@ pub fn json_warnings(plan: &Plan) -> Vec<JsonWarning> {
         ),
         message: w.message.clone(),
     });
-    let resources = plan.warnings.iter().map(|w| JsonWarning {
-        kind: "resource".to_string(),
-        connection: None,
-        address: Some(w.address.to_string()),
-        expires_at: None,
-        message: w.message.clone(),
-    });
-    credentials.chain(resources).collect()
+    credentials.collect()
 }
 
 /// Warnings as Markdown quote lines, for the top of a comment.
@@ -393,7 +401,7 @@ pub struct JsonResourceChange {
 }
 
 /// The change itself.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct JsonChange {
     /// `["create"]`, `["update"]`, `["delete"]`, `["delete","create"]` (replace), `["wait"]`,
     /// `["create","delete"]` (a credential rotation: the new one first, see `action_reason`)
@@ -405,10 +413,10 @@ pub struct JsonChange {
     /// `"(known after apply)"`; sensitive values are `"(sensitive value)"`.
     pub after: Option<Value>,
     /// Spec fields forcing a replacement, as paths.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replace_paths: Vec<Vec<String>>,
     /// Steps of an in-place change made of several calls.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<String>,
 }
 
@@ -436,6 +444,34 @@ pub fn json_schema() -> String {
     text
 }
 
+/// The `change` of one resource in the JSON plan (secrets masked).
+pub fn json_change(change: &ResourceChange) -> JsonChange {
+    JsonChange {
+        actions: change
+            .action
+            .json_actions()
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        before: change
+            .before()
+            .filter(|_| change.action != Action::Create)
+            .map(|before| mask(&before)),
+        after: change
+            .after
+            .as_ref()
+            .filter(|_| change.action != Action::Delete)
+            .map(|after| mask(&after.value())),
+        replace_paths: change
+            .fields
+            .iter()
+            .filter(|f| f.forces_replacement)
+            .map(|f| vec!["spec".to_string(), f.field.clone()])
+            .collect(),
+        steps: change.steps.clone(),
+    }
+}
+
 /// Terraform-`show -json`-like document.
 pub fn json(plan: &Plan) -> JsonPlan {
     let resource_changes = plan
@@ -446,30 +482,7 @@ pub fn json(plan: &Plan) -> JsonPlan {
             kind: change.address.kind.as_str().to_string(),
             name: change.address.name.clone(),
             connection: change.connection.clone(),
-            change: JsonChange {
-                actions: change
-                    .action
-                    .json_actions()
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect(),
-                before: change
-                    .before()
-                    .filter(|_| change.action != Action::Create)
-                    .map(|before| mask(&before)),
-                after: change
-                    .after
-                    .as_ref()
-                    .filter(|_| change.action != Action::Delete)
-                    .map(|after| mask(&after.value())),
-                replace_paths: change
-                    .fields
-                    .iter()
-                    .filter(|f| f.forces_replacement)
-                    .map(|f| vec!["spec".to_string(), f.field.clone()])
-                    .collect(),
-                steps: change.steps.clone(),
-            },
+            change: json_change(change),
             action_reason: match change.cause {
                 Some(cause) => Some(cause.as_str().to_string()),
                 None => change.reason.clone(),

@@ -61,6 +61,17 @@ pub struct SavedPlan {
     pub fingerprints: BTreeMap<String, String>,
     /// The rendered JSON plan, for humans and tools (secrets masked).
     pub plan: serde_json::Value,
+    /// The plan as `plan` prints it as text (without colour) and Markdown, for
+    /// `sextant show` (secrets masked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered: Option<RenderedPlan>,
+}
+
+/// The plan's text and Markdown renderings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenderedPlan {
+    pub text: String,
+    pub markdown: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +181,10 @@ impl SavedPlan {
             manifest_digest: digest,
             fingerprints: plan.fingerprints(),
             plan: serde_json::to_value(render::json(plan)).unwrap_or_default(),
+            rendered: Some(RenderedPlan {
+                text: render::text(plan, render::Style::default()),
+                markdown: render::markdown(plan),
+            }),
         }
     }
 

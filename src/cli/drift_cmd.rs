@@ -1,0 +1,310 @@
+//! `sextant drift`: the manifests of the working tree and (with `--baseline REF`) those at
+//! REF are loaded and checked before anything is contacted; the live state is then read once
+//! for both, with the listings of the unmanaged scan made whole, and the report printed.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::args::{DriftArgs, FailOn, ReportFormat};
+use super::workspace::{Workspace, check_overrides, listing_failure, manifest_paths};
+use super::{Failure, GlobalArgs, Reporter, exit};
+use crate::drift::baseline::{Baseline, BaselineTree};
+use crate::drift::{self, DriftInputs, DriftReport, Finding};
+use crate::manifest::{Diagnostics, Overrides};
+use crate::model::{Address, Model};
+use crate::plan::{self, ProviderSet};
+
+pub async fn run(
+    args: DriftArgs,
+    global: &GlobalArgs,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let overrides = args.vars.overrides();
+    let paths = manifest_paths(&args.paths, reporter)?;
+    // The manifests at the baseline load on another thread while the working tree's do:
+    // both are checked before anything is contacted.
+    let baseline_load = args.baseline.clone().map(|reference| {
+        let (paths, overrides, access) = (paths.clone(), overrides.clone(), global.access());
+        tokio::task::spawn_blocking(move || load_baseline(&reference, &paths, &overrides, access))
+    });
+    let opened = Workspace::open(
+        &paths,
+        &overrides,
+        &[],
+        args.sim.time_scale(),
+        global,
+        reporter,
+    )
+    .await;
+    let baseline = match baseline_load {
+        Some(task) => Some(
+            task.await
+                .map_err(|err| Failure::new(format!("loading the baseline failed: {err}"))),
+        ),
+        None => None,
+    };
+    let mut workspace = opened?;
+    let baseline = match baseline {
+        None => None,
+        Some(Ok(Ok(loaded))) => Some(loaded),
+        Some(Ok(Err(failure))) => {
+            workspace.close().await;
+            return Err(failure.report(reporter));
+        }
+        Some(Err(failure)) => {
+            workspace.close().await;
+            return Err(failure);
+        }
+    };
+    let result = drift(&args, baseline, &mut workspace, reporter).await;
+    workspace.close().await;
+    let report = result?;
+    print(&report, args.format)?;
+    if let Some(out) = &args.out {
+        report.save(out).map_err(|err| {
+            Failure::new(format!(
+                "cannot write the drift report to `{}`: {err}",
+                out.display()
+            ))
+        })?;
+        reporter.note(&format!(
+            "Saved the report to `{}`; render it again with `sextant show {}`.",
+            out.display(),
+            out.display()
+        ));
+    }
+    let fail_on: Vec<Finding> = args
+        .fail_on
+        .iter()
+        .map(|f| match f {
+            FailOn::Drift => Finding::Drift,
+            FailOn::Pending => Finding::Pending,
+            FailOn::Unmanaged => Finding::Unmanaged,
+        })
+        .collect();
+    Ok(if report.has_any(&fail_on) {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+async fn drift(
+    args: &DriftArgs,
+    baseline: Option<LoadedBaseline>,
+    workspace: &mut Workspace,
+    reporter: &Reporter,
+) -> Result<DriftReport, Failure> {
+    // The unmanaged scan, and the listings pruning reads (what the next apply prunes is
+    // pending).
+    let mut scan = drift::scanned_listings(&workspace.model);
+    scan.extend(plan::prune::scan_set(&workspace.model));
+    // The scanned listings' connections are used too, even when nothing is declared on them.
+    if scan
+        .iter()
+        .any(|(connection, _)| !workspace.in_use.contains(connection))
+    {
+        workspace.providers =
+            ProviderSet::connect_scanning(&workspace.model, &workspace.scope, &scan)?;
+        workspace
+            .in_use
+            .extend(scan.iter().map(|(connection, _)| connection.clone()));
+    }
+    workspace.check_credentials(reporter)?;
+    let workspace = &*workspace;
+    let baseline_model = baseline.as_ref().map(|b| {
+        b.model
+            .as_ref()
+            .map_or(&workspace.model, |(_, model)| model)
+    });
+    let listing = drift::listing(&workspace.model, baseline_model);
+    let everything: BTreeSet<Address> = listing.model.resources.keys().cloned().collect();
+    let live = plan::read_live_state_scanning(
+        &listing.model,
+        &everything,
+        &scan,
+        &workspace.providers,
+        args.parallelism as usize,
+    )
+    .await
+    .map_err(|failure| listing_failure(failure, reporter))?;
+    let inputs = DriftInputs {
+        current: &workspace.model,
+        baseline: baseline.as_ref().zip(baseline_model).map(|(b, model)| {
+            (
+                model,
+                b.baseline.reference.as_str(),
+                b.baseline.commit.as_str(),
+            )
+        }),
+        listing: &listing,
+        live: &live,
+    };
+    let report = drift::report(&inputs).map_err(|problems| {
+        for problem in &problems {
+            reporter.error(&Failure::new(format!(
+                "{}: {}",
+                problem.address, problem.message
+            )));
+        }
+        let count = problems.len();
+        Failure::new(format!(
+            "{count} resource{} could not be compared with the live state; nothing was changed",
+            if count == 1 { "" } else { "s" }
+        ))
+    })?;
+    for note in &report.notes {
+        reporter.warning(note);
+    }
+    let mut report = report;
+    let credentials = workspace
+        .credential_warnings(args.expiry.warn_expiry, reporter)
+        .await;
+    report.warnings = crate::plan::render::credential_json_warnings(&credentials);
+    Ok(report)
+}
+
+/// Why the manifests at the baseline could not be loaded: a failure, and for invalid
+/// manifests their diagnostics (located as `REF:path:line:column`) to print first.
+struct BaselineFailure {
+    diagnostics: Option<Diagnostics>,
+    failure: Failure,
+}
+
+impl BaselineFailure {
+    /// Prints the diagnostics and returns the failure that ends the command.
+    fn report(self, reporter: &Reporter) -> Failure {
+        if let Some(diagnostics) = &self.diagnostics {
+            eprint!("{}", diagnostics.render(reporter.color));
+        }
+        self.failure
+    }
+}
+
+impl From<Failure> for BaselineFailure {
+    fn from(failure: Failure) -> Self {
+        Self {
+            diagnostics: None,
+            failure,
+        }
+    }
+}
+
+/// The baseline, with its manifests unless they are the working tree's.
+struct LoadedBaseline {
+    baseline: Baseline,
+    /// `None` when every manifest at the baseline is the working tree's (byte for byte):
+    /// then the working tree's model is the baseline's.
+    model: Option<(BaselineTree, Model)>,
+}
+
+/// The manifests at `reference`, loaded and validated as the working tree's are (unless
+/// they are the working tree's).
+fn load_baseline(
+    reference: &str,
+    paths: &[PathBuf],
+    overrides: &Overrides,
+    mut access: crate::manifest::Access,
+) -> Result<LoadedBaseline, BaselineFailure> {
+    let hint = |err: drift::baseline::BaselineError| {
+        let hint = match &err {
+            drift::baseline::BaselineError::NotACommit { .. } => {
+                "name a commit, a tag or a branch of that repository (`git log --oneline` lists commits; fetch tags with `git fetch --tags` in shallow CI clones)"
+            }
+            drift::baseline::BaselineError::NotARepository { .. } => {
+                "run drift on a Git checkout, or leave out `--baseline`"
+            }
+            _ => "nothing was contacted",
+        };
+        Failure::from(err).with_hint(hint)
+    };
+    let baseline = Baseline::resolve(reference, paths).map_err(hint)?;
+    if baseline.same_as_working_tree().map_err(hint)? {
+        tracing::info!(
+            baseline = %baseline.reference,
+            commit = %baseline.commit,
+            "the manifests at the baseline are the working tree's"
+        );
+        return Ok(LoadedBaseline {
+            baseline,
+            model: None,
+        });
+    }
+    let tree = baseline.clone().read().map_err(hint)?;
+    // Nothing at the baseline is read beyond its manifests: its secrets are never read and
+    // its token files never written, so its own tree may hold them.
+    access.secret_dirs.push(tree.dir.clone());
+    access.token_dirs.push(tree.dir.clone());
+    let unit = crate::manifest::unit(&tree.paths, overrides, &access)
+        .map_err(|d| baseline_failure(&tree, d))?;
+    check_overrides(unit.environment.as_ref(), overrides).map_err(|failure| {
+        Failure::new(format!(
+            "at `{reference}`: {}",
+            tree.relocate_text(&failure.error.to_string())
+        ))
+        .with_hint(failure.hint.unwrap_or_default())
+    })?;
+    let model = unit.load().map_err(|d| baseline_failure(&tree, d))?;
+    tracing::info!(
+        baseline = %tree.reference,
+        commit = %tree.commit,
+        resources = model.resources.len(),
+        "loaded the manifests at the baseline"
+    );
+    Ok(LoadedBaseline {
+        baseline,
+        model: Some((tree, model)),
+    })
+}
+
+/// The baseline's diagnostics located as `REF:path:line:column`, and the failure.
+fn baseline_failure(tree: &BaselineTree, mut diagnostics: Diagnostics) -> BaselineFailure {
+    for diagnostic in diagnostics
+        .errors
+        .iter_mut()
+        .chain(diagnostics.warnings.iter_mut())
+    {
+        if let Some(located) = tree.locate(&diagnostic.file) {
+            diagnostic.file = PathBuf::from(located);
+        }
+        diagnostic.message = tree.relocate_text(&diagnostic.message);
+        diagnostic.hint = diagnostic.hint.take().map(|h| tree.relocate_text(&h));
+    }
+    let count = diagnostics.len();
+    let failure = Failure::new(format!(
+        "{count} error{} in the manifests at `{}` (commit {}); nothing was contacted",
+        if count == 1 { "" } else { "s" },
+        tree.reference,
+        tree.commit
+    ))
+    .with_hint("drift compares the live state with the manifests at the baseline, so they must load; fix them in a new commit and move the baseline to it once applied");
+    BaselineFailure {
+        diagnostics: Some(diagnostics),
+        failure,
+    }
+}
+
+/// Prints `report` on stdout in `format`.
+pub fn print(report: &DriftReport, format: ReportFormat) -> Result<(), Failure> {
+    let text = render(report, format)?;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    Ok(())
+}
+
+/// `report` in `format`.
+pub fn render(report: &DriftReport, format: ReportFormat) -> Result<String, Failure> {
+    Ok(match format {
+        ReportFormat::Text => drift::render::text(report),
+        ReportFormat::Markdown => drift::render::markdown(report),
+        ReportFormat::Junit => drift::render::junit(report),
+        ReportFormat::Json => {
+            let mut text = serde_json::to_string_pretty(report)
+                .map_err(|e| Failure::new(format!("cannot render the report as JSON: {e}")))?;
+            text.push('\n');
+            text
+        }
+    })
+}
