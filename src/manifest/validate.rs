@@ -611,23 +611,6 @@ impl Loader<'_> {
                 names.push(old.to_string());
             }
         }
-        if !names.is_empty() && doc.kind == Kind::VirtualMachine {
-            let pos = doc
-                .node
-                .get("previous_names")
-                .map_or(doc.node.pos, |n| n.pos);
-            self.errors.push(
-                Diagnostic::new(
-                    doc.file(),
-                    pos,
-                    "previous_names",
-                    "a `VirtualMachine` cannot be renamed by sextant: it manages existing VMs only",
-                )
-                .with_hint(Some(
-                    "rename the VM in vCenter, then change `name`".to_string(),
-                )),
-            );
-        }
         names
     }
 
@@ -644,18 +627,6 @@ impl Loader<'_> {
         };
         let spec_node = doc.spec_node().unwrap_or(&empty);
         let ensure = doc.ensure();
-        if doc.kind == Kind::VirtualMachine && ensure == Ensure::Absent {
-            let pos = doc.node.get("ensure").map_or(doc.node.pos, |n| n.pos);
-            self.errors.push(
-                Diagnostic::new(
-                    doc.file(),
-                    pos,
-                    "ensure",
-                    "`ensure: absent` is not allowed on a `VirtualMachine`: sextant never deletes VMs",
-                )
-                .with_hint(Some("remove the document to stop managing the VM".to_string())),
-            );
-        }
         let lifecycle_node = doc.node.get("lifecycle");
         let lifecycle = Lifecycle {
             prevent_destroy: lifecycle_node
@@ -677,31 +648,38 @@ impl Loader<'_> {
             delete: parse_duration(doc, "delete", defaults.delete, &mut self.errors),
         };
 
+        let previous_names = self.previous_names(doc, name);
         let mut spec = spec_node.to_json();
+        let mut rules = RuleContext {
+            doc_node: &doc.node,
+            name,
+            base_dir: &doc.origin.base_dir,
+            confinement: Some(self.confinement),
+            connection: connection
+                .as_ref()
+                .and_then(|c| connections.get(c))
+                .filter(|(_, valid)| *valid)
+                .map(|(conn, _)| conn),
+            ..RuleContext::new(doc.file(), spec_node)
+        };
+        doc.kind.check_document(
+            ensure == Ensure::Absent,
+            !previous_names.is_empty(),
+            &mut rules,
+        );
         // An `ensure: absent` document may leave `spec` out: nothing to check.
-        if doc.spec_valid && doc.spec_node().is_some() {
-            let mut rules = RuleContext {
-                doc_node: &doc.node,
-                name,
-                base_dir: &doc.origin.base_dir,
-                confinement: Some(self.confinement),
-                connection: connection
-                    .as_ref()
-                    .and_then(|c| connections.get(c))
-                    .filter(|(_, valid)| *valid)
-                    .map(|(conn, _)| conn),
-                ..RuleContext::new(doc.file(), spec_node)
-            };
-            if let Err(err) = doc.kind.check_spec(&spec, &mut rules) {
-                self.errors.push(Diagnostic::new(
-                    doc.file(),
-                    spec_node.pos,
-                    "spec",
-                    format!("invalid `{}` spec: {err}", doc.kind),
-                ));
-            }
-            self.errors.extend(rules.errors);
+        if doc.spec_valid
+            && doc.spec_node().is_some()
+            && let Err(err) = doc.kind.check_spec(&spec, &mut rules)
+        {
+            self.errors.push(Diagnostic::new(
+                doc.file(),
+                spec_node.pos,
+                "spec",
+                format!("invalid `{}` spec: {err}", doc.kind),
+            ));
         }
+        self.errors.extend(rules.errors);
         doc.kind.canonicalize(&mut spec);
         Some(Resource {
             address: Address::new(doc.kind, name),
@@ -713,7 +691,7 @@ impl Loader<'_> {
             spec: (&spec).into(),
             references: Vec::new(),
             named: Vec::new(),
-            previous_names: self.previous_names(doc, name),
+            previous_names,
             base_dir: Arc::clone(&doc.origin.base_dir),
             location: doc.location(),
         })

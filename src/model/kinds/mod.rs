@@ -40,6 +40,12 @@ pub trait ResourceKind: KindRules {
         let _ = (spec, context);
     }
 
+    /// Checks of the document around the spec: `absent` when it says `ensure: absent`,
+    /// `renamed` when it lists `previous_names`. Default: none.
+    fn check_document(absent: bool, renamed: bool, context: &mut dyn CheckContext) {
+        let _ = (absent, renamed, context);
+    }
+
     /// Rewrites the user-written fields of a spec (nulls already dropped) into the kind's
     /// canonical spelling, the one the planner compares with the provider's. Default: as
     /// written.
@@ -133,6 +139,21 @@ macro_rules! registry {
                         <$module::$variant as ResourceKind>::check(&spec, context);
                         Ok(())
                     })+
+                }
+            }
+
+            /// Runs the kind's [`ResourceKind::check_document`].
+            pub fn check_document(
+                self,
+                absent: bool,
+                renamed: bool,
+                context: &mut dyn CheckContext,
+            ) {
+                match self {
+                    Kind::Connection => {}
+                    $(Kind::$variant => <$module::$variant as ResourceKind>::check_document(
+                        absent, renamed, context,
+                    ),)+
                 }
             }
 

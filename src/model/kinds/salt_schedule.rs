@@ -325,6 +325,12 @@ impl KindRules for SaltSchedule {
         &[("job", Kind::SaltJob), ("target", Kind::SaltTarget)]
     }
 
+    /// The job must be declared in the manifests (see `SaltScheduleSpec::job`); the target
+    /// group may be one that exists only on the server.
+    fn declared_fields(&self) -> &'static [&'static str] {
+        &["job"]
+    }
+
     fn complete_objects(&self) -> &'static [CompleteObject] {
         // Defaults of `SchedulerScheduleSchema` (D2, saltstack/raas-mcp
         // `raas_mcp/data/api_discovery.json`, `schedule.save`/`schedule.update`).
