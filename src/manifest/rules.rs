@@ -96,13 +96,12 @@ impl CheckContext for RuleContext<'_> {
 mod tests {
     use super::*;
     use crate::manifest::node::parse_documents;
-    use crate::manifest::spec::{SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec};
     use crate::model::Kind;
     use crate::model::kinds::ResourceKind;
-    use crate::model::kinds::salt_job::SaltJob;
-    use crate::model::kinds::salt_schedule::SaltSchedule;
-    use crate::model::kinds::salt_target::SaltTarget;
-    use crate::model::kinds::sddc::{Sddc, canonical_region};
+    use crate::model::kinds::salt_job::{SaltJob, SaltJobSpec};
+    use crate::model::kinds::salt_schedule::{SaltSchedule, SaltScheduleSpec};
+    use crate::model::kinds::salt_target::{SaltTarget, SaltTargetSpec};
+    use crate::model::kinds::sddc::{Sddc, SddcSpec, canonical_region};
 
     fn run<T: serde::de::DeserializeOwned>(
         yaml: &str,

@@ -1,28 +1,15 @@
 //! The manifest's raw types: what a user may write, with one doc comment per field.
 //!
-//! These types (with the kinds' specs, which live in their modules under `model::kinds` and
-//! are re-exported here) are the single source of the JSON Schema (`sextant schema`), and the
-//! structural checks read that schema, so a field documented here is a field the loader
-//! accepts. Semantic rules and canonical spelling live in `rules.rs` and `connection.rs`.
+//! These types (with the kinds' specs, which live in their modules under `model::kinds`) are
+//! the single source of the JSON Schema (`sextant schema`), and the structural checks read
+//! that schema, so a field documented here is a field the loader accepts. A kind's checks
+//! and canonical spelling live in its module; the connection's in `connection.rs`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
-
-pub use crate::model::kinds::salt_job::{JobArgs, JobPermission, SaltCmd, SaltJobSpec};
-pub use crate::model::kinds::salt_schedule::{
-    SaltScheduleSpec, ScheduleTiming, Splay, Weekly, When,
-};
-pub use crate::model::kinds::salt_target::{SaltTargetSpec, TargetPermission, TgtEntry, TgtType};
-pub use crate::model::kinds::sddc::{
-    AccountLink, DeploymentType, HostInstanceType, SddcProvider, SddcSize, SddcSpec, SddcType,
-};
-pub use crate::model::kinds::vcd_api_token::VcdApiTokenSpec;
-pub use crate::model::kinds::virtual_machine::{
-    AllowPowerCycle, PowerCycleStop, PowerState, VirtualMachineSpec,
-};
 
 /// `{env: NAME}`: the value of an environment variable.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

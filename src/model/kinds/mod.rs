@@ -46,6 +46,13 @@ pub trait ResourceKind: KindRules {
         let _ = (absent, renamed, context);
     }
 
+    /// What `export` adds to a live object's spec (fields the server never returns) and a
+    /// comment put above its document (`""`: none). Default: nothing.
+    fn exported(name: &str, spec: &mut Map<String, Value>) -> &'static str {
+        let _ = (name, spec);
+        ""
+    }
+
     /// Rewrites the user-written fields of a spec (nulls already dropped) into the kind's
     /// canonical spelling, the one the planner compares with the provider's. Default: as
     /// written.
@@ -139,6 +146,14 @@ macro_rules! registry {
                         <$module::$variant as ResourceKind>::check(&spec, context);
                         Ok(())
                     })+
+                }
+            }
+
+            /// [`ResourceKind::exported`] of the kind (`Connection`: nothing).
+            pub fn exported(self, name: &str, spec: &mut Map<String, Value>) -> &'static str {
+                match self {
+                    Kind::Connection => "",
+                    $(Kind::$variant => <$module::$variant as ResourceKind>::exported(name, spec),)+
                 }
             }
 

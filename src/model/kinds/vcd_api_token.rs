@@ -2,6 +2,7 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::ResourceKind;
 use super::checks::CheckContext;
@@ -52,6 +53,32 @@ impl ResourceKind for VcdApiToken {
             );
         }
     }
+
+    /// The secret is never readable again: `file` is a placeholder, and a comment says so.
+    fn exported(name: &str, spec: &mut Map<String, Value>) -> &'static str {
+        spec.insert("file".to_string(), Value::String(token_placeholder(name)));
+        "# The token's secret cannot be exported: Cloud Director hands it out once, when the\n\
+         # token is created. `file` is a placeholder; point it at where the secret is kept.\n\
+         # While the file is missing, plan warns; `--recreate-lost-secrets` would revoke\n\
+         # the token and create a new one.\n"
+    }
+}
+
+/// Where an exported token points its `file`: a placeholder under `.secrets/`.
+pub fn token_placeholder(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    let safe = if safe.is_empty() { "token" } else { safe };
+    format!(".secrets/{safe}.json")
 }
 
 /// `spec.file`: where sextant writes a secret, so inside the manifest tree (or a
