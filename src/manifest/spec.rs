@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 
+use crate::model::Kind;
+
 /// `{env: NAME}`: the value of an environment variable.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -187,14 +189,42 @@ pub struct PruneSpec {
     pub scope: Option<String>,
 }
 
-/// A kind `prune.kinds` may list.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum PrunableKind {
-    Sddc,
-    SaltTarget,
-    SaltJob,
-    SaltSchedule,
-    VcdApiToken,
+/// A kind `prune.kinds` may list: a managed kind that can be deleted (from the registry, so a
+/// new kind is listed without a change here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrunableKind(pub Kind);
+
+impl PrunableKind {
+    fn all() -> impl Iterator<Item = Kind> {
+        Kind::RESOURCES
+            .into_iter()
+            .filter(|kind| kind.rules().deletable())
+    }
+}
+
+impl<'de> Deserialize<'de> for PrunableKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        PrunableKind::all()
+            .find(|kind| kind.as_str() == text)
+            .map(PrunableKind)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&text, &[]))
+    }
+}
+
+impl JsonSchema for PrunableKind {
+    fn schema_name() -> Cow<'static, str> {
+        "PrunableKind".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = PrunableKind::all().map(Kind::as_str).collect();
+        json_schema!({
+            "type": "string",
+            "enum": names,
+            "description": "A kind `prune.kinds` may list.",
+        })
+    }
 }
 
 /// Which vSphere REST flavour a connection speaks.
