@@ -419,3 +419,19 @@ pub enum LockUrl {
     Secret(SecretRef),
     Text(#[schemars(length(min = 1))] String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prunable_kinds_are_the_deletable_managed_kinds() {
+        let listed: Vec<Kind> = PrunableKind::all().collect();
+        assert!(!listed.contains(&Kind::VirtualMachine));
+        assert!(!listed.contains(&Kind::Connection));
+        assert!(listed.contains(&Kind::Sddc) && listed.contains(&Kind::VcdApiToken));
+        let read: Vec<PrunableKind> = serde_json::from_str(r#"["SaltJob"]"#).unwrap();
+        assert_eq!(read, vec![PrunableKind(Kind::SaltJob)]);
+        assert!(serde_json::from_str::<PrunableKind>(r#""VirtualMachine""#).is_err());
+    }
+}

@@ -439,3 +439,45 @@ impl KindRules for Sddc {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_node_converts_in_place_only_to_the_converted_host_count() {
+        assert_eq!(
+            TypeChange::of("1NODE", "DEFAULT", Some(3)),
+            TypeChange::Convert
+        );
+        assert_eq!(
+            TypeChange::of("1NODE", "DEFAULT", Some(2)),
+            TypeChange::ReplaceForTwoHosts
+        );
+        assert_eq!(
+            TypeChange::of("1NODE", "DEFAULT", Some(4)),
+            TypeChange::WrongHosts
+        );
+        assert_eq!(
+            TypeChange::of("1NODE", "DEFAULT", None),
+            TypeChange::WrongHosts
+        );
+        assert_eq!(
+            TypeChange::of("DEFAULT", "1NODE", Some(1)),
+            TypeChange::Replace
+        );
+    }
+
+    #[test]
+    fn canonical_spelling_is_what_vmc_returns() {
+        let mut spec = serde_json::json!({
+            "region": "us-west-2", "deployment_type": "MULTI_AZ", "size": "LARGE"
+        });
+        crate::model::Kind::Sddc.canonicalize(&mut spec);
+        assert_eq!(
+            spec,
+            serde_json::json!({"region": "US_WEST_2", "deployment_type": "MultiAZ", "size": "large"})
+        );
+        assert_eq!(region_spelling(" eu-central-1 "), "EU_CENTRAL_1");
+    }
+}
