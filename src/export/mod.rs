@@ -129,23 +129,6 @@ pub fn spec_fields(kind: Kind) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Where an exported `VcdApiToken` points its `file`: a placeholder under `.secrets/`.
-pub fn token_placeholder(name: &str) -> String {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let safe = safe.trim_start_matches('.');
-    let safe = if safe.is_empty() { "token" } else { safe };
-    format!(".secrets/{safe}.json")
-}
-
 /// Writes the live objects of one kind of `connection` as manifest documents.
 ///
 /// Deleted objects are left out silently, failed ones and name clashes with a reason.
@@ -210,16 +193,8 @@ fn document(
             spec.insert(field.clone(), sorted(value));
         }
     }
-    let mut comment = String::new();
-    if object.kind == Kind::VcdApiToken {
-        let placeholder = token_placeholder(&object.name);
-        comment = "# The token's secret cannot be exported: Cloud Director hands it out once, when the\n\
-                   # token is created. `file` is a placeholder; point it at where the secret is kept.\n\
-                   # While the file is missing, plan warns; `--recreate-lost-secrets` would revoke\n\
-                   # the token and create a new one.\n"
-            .to_string();
-        spec.insert("file".to_string(), json!(placeholder));
-    }
+    // What the server cannot give back (a token's secret file), with a comment saying so.
+    let comment = object.kind.exported(&object.name, &mut spec);
     let value = json!({
         "kind": object.kind.as_str(),
         "name": object.name,

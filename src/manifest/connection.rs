@@ -426,13 +426,7 @@ impl ConnectionReader<'_> {
         let before = self.errors.len();
         let mut kinds: Vec<Kind> = Vec::new();
         for (index, prunable) in spec.kinds.iter().enumerate() {
-            let kind = match prunable {
-                PrunableKind::Sddc => Kind::Sddc,
-                PrunableKind::SaltTarget => Kind::SaltTarget,
-                PrunableKind::SaltJob => Kind::SaltJob,
-                PrunableKind::SaltSchedule => Kind::SaltSchedule,
-                PrunableKind::VcdApiToken => Kind::VcdApiToken,
-            };
+            let PrunableKind(kind) = *prunable;
             let index = index.to_string();
             let path = ["prune", "kinds", index.as_str()];
             if kind.system() != Some(system) {

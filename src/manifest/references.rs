@@ -299,11 +299,12 @@ impl Collector<'_> {
     }
 
     /// A `spec.<field>` naming an object of `kind`; `path` is `spec.<field>`.
-    fn named(&mut self, path: &'static str, kind: Kind, required: bool) {
-        let field = path.strip_prefix("spec.").unwrap_or(path);
+    /// The spec field `field` names an object of `kind`; `required`: it must be declared.
+    fn named(&mut self, field: &'static str, kind: Kind, required: bool) {
         let Some(node) = self.doc.spec_node().and_then(|s| s.get(field)) else {
             return;
         };
+        let path = format!("spec.{field}");
         let Some(name) = node.as_str() else { return };
         if name.contains("${") {
             return;
@@ -314,7 +315,7 @@ impl Collector<'_> {
         } else if !required {
             self.found.named.push(NamedReference {
                 target: address,
-                field: path,
+                field,
                 location: SourceLocation {
                     file: Arc::clone(self.doc.file()),
                     line: node.pos.line as usize,
@@ -325,7 +326,12 @@ impl Collector<'_> {
             let hint = self
                 .undeclared_hint(&address)
                 .or_else(|| Some(format!("declare a `{kind}` named `{name}`")));
-            self.error(node.pos, path, format!("`{address}` is not declared"), hint);
+            self.error(
+                node.pos,
+                &path,
+                format!("`{address}` is not declared"),
+                hint,
+            );
         }
     }
 
@@ -417,13 +423,9 @@ pub fn collect_edges(
         found: DocumentEdges::default(),
     };
     collector.depends_on();
-    match doc.kind {
-        Kind::SaltJob => collector.named("spec.target", Kind::SaltTarget, false),
-        Kind::SaltSchedule => {
-            collector.named("spec.job", Kind::SaltJob, true);
-            collector.named("spec.target", Kind::SaltTarget, false);
-        }
-        _ => {}
+    let rules = doc.kind.rules();
+    for &(field, kind) in rules.named_fields() {
+        collector.named(field, kind, rules.declared_fields().contains(&field));
     }
     if let Some(spec) = doc.spec_node() {
         collector.strings(spec, "spec");

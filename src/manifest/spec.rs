@@ -1,9 +1,9 @@
 //! The manifest's raw types: what a user may write, with one doc comment per field.
 //!
-//! These types (with the kinds' specs, which live in their modules under `model::kinds` and
-//! are re-exported here) are the single source of the JSON Schema (`sextant schema`), and the
-//! structural checks read that schema, so a field documented here is a field the loader
-//! accepts. Semantic rules and canonical spelling live in `rules.rs` and `connection.rs`.
+//! These types (with the kinds' specs, which live in their modules under `model::kinds`) are
+//! the single source of the JSON Schema (`sextant schema`), and the structural checks read
+//! that schema, so a field documented here is a field the loader accepts. A kind's checks
+//! and canonical spelling live in its module; the connection's in `connection.rs`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -11,18 +11,7 @@ use std::collections::BTreeMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 
-pub use crate::model::kinds::salt_job::{JobArgs, JobPermission, SaltCmd, SaltJobSpec};
-pub use crate::model::kinds::salt_schedule::{
-    SaltScheduleSpec, ScheduleTiming, Splay, Weekly, When,
-};
-pub use crate::model::kinds::salt_target::{SaltTargetSpec, TargetPermission, TgtEntry, TgtType};
-pub use crate::model::kinds::sddc::{
-    AccountLink, DeploymentType, HostInstanceType, SddcProvider, SddcSize, SddcSpec, SddcType,
-};
-pub use crate::model::kinds::vcd_api_token::VcdApiTokenSpec;
-pub use crate::model::kinds::virtual_machine::{
-    AllowPowerCycle, PowerCycleStop, PowerState, VirtualMachineSpec,
-};
+use crate::model::Kind;
 
 /// `{env: NAME}`: the value of an environment variable.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -203,14 +192,42 @@ pub struct PruneSpec {
     pub scope: Option<String>,
 }
 
-/// A kind `prune.kinds` may list.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum PrunableKind {
-    Sddc,
-    SaltTarget,
-    SaltJob,
-    SaltSchedule,
-    VcdApiToken,
+/// A kind `prune.kinds` may list: a managed kind that can be deleted (from the registry, so a
+/// new kind is listed without a change here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrunableKind(pub Kind);
+
+impl PrunableKind {
+    fn all() -> impl Iterator<Item = Kind> {
+        Kind::RESOURCES
+            .into_iter()
+            .filter(|kind| kind.rules().deletable())
+    }
+}
+
+impl<'de> Deserialize<'de> for PrunableKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        PrunableKind::all()
+            .find(|kind| kind.as_str() == text)
+            .map(PrunableKind)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&text, &[]))
+    }
+}
+
+impl JsonSchema for PrunableKind {
+    fn schema_name() -> Cow<'static, str> {
+        "PrunableKind".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = PrunableKind::all().map(Kind::as_str).collect();
+        json_schema!({
+            "type": "string",
+            "enum": names,
+            "description": "A kind `prune.kinds` may list.",
+        })
+    }
 }
 
 /// `Connection.spec.unmanaged`: the scope of unmanaged-object reporting on one connection.
@@ -418,4 +435,20 @@ pub struct PostgresLockSpec {
 pub enum LockUrl {
     Secret(SecretRef),
     Text(#[schemars(length(min = 1))] String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prunable_kinds_are_the_deletable_managed_kinds() {
+        let listed: Vec<Kind> = PrunableKind::all().collect();
+        assert!(!listed.contains(&Kind::VirtualMachine));
+        assert!(!listed.contains(&Kind::Connection));
+        assert!(listed.contains(&Kind::Sddc) && listed.contains(&Kind::VcdApiToken));
+        let read: Vec<PrunableKind> = serde_json::from_str(r#"["SaltJob"]"#).unwrap();
+        assert_eq!(read, vec![PrunableKind(Kind::SaltJob)]);
+        assert!(serde_json::from_str::<PrunableKind>(r#""VirtualMachine""#).is_err());
+    }
 }

@@ -21,12 +21,9 @@ use super::files::{Confinement, SourceFile, position_of};
 use super::lock;
 use super::node::{Node, Pos, Value, parse_documents_with};
 use super::references::{self, Declarations, Declared, Edge};
-use super::rules::{RuleContext, canonicalize};
+use super::rules::RuleContext;
 use super::schema::{checker_schema, document_def};
-use super::spec::{
-    ConnectionSpec, SaltJobSpec, SaltScheduleSpec, SaltTargetSpec, SddcSpec, VcdApiTokenSpec,
-    VirtualMachineSpec,
-};
+use super::spec::ConnectionSpec;
 use super::structure::Checker;
 use super::variables::SourceText;
 use crate::model::{
@@ -227,28 +224,6 @@ fn classify(
         valid: errors.len() == before,
         spec_valid,
     })
-}
-
-/// The document's spec as its kind's typed spec. The structural checks read the same schema,
-/// so this fails only where the schema cannot say what serde expects; the failure is then a
-/// located error, never a silently skipped rule.
-fn typed_spec<S: serde::de::DeserializeOwned>(
-    doc: &Document,
-    spec_node: &Node,
-    errors: &mut Vec<Diagnostic>,
-) -> Option<S> {
-    match serde_json::from_value::<S>(spec_node.to_json()) {
-        Ok(spec) => Some(spec),
-        Err(err) => {
-            errors.push(Diagnostic::new(
-                doc.file(),
-                spec_node.pos,
-                "spec",
-                format!("invalid `{}` spec: {err}", doc.kind),
-            ));
-            None
-        }
-    }
 }
 
 fn parse_duration(
@@ -606,42 +581,6 @@ impl Loader<'_> {
         }
     }
 
-    /// `VcdApiToken.spec.file`: where sextant writes a secret, so inside the manifest tree (or
-    /// a `--token-dir`), and a file, not a directory (the secret would be lost).
-    fn check_token_file(&mut self, doc: &Document, spec_node: &Node) {
-        let Some(node) = spec_node.get("file") else {
-            return;
-        };
-        let Some(file) = node.as_str() else { return };
-        let path = doc.origin.base_dir.join(file);
-        let shown = crate::model::shown::visible(file);
-        if !self.confinement.may_write_token(&path) {
-            self.errors.push(
-                Diagnostic::new(
-                    doc.file(),
-                    node.pos,
-                    "spec.file",
-                    format!("`{shown}` is outside the manifest folders"),
-                )
-                .with_hint(Some(
-                    "token files are written inside the manifest folders; pass `--token-dir DIR` to allow another directory".to_string(),
-                )),
-            );
-        } else if path.is_dir() {
-            self.errors.push(
-                Diagnostic::new(
-                    doc.file(),
-                    node.pos,
-                    "spec.file",
-                    format!("`{shown}` is a directory; the token's secret is written to a file"),
-                )
-                .with_hint(Some(
-                    "name a file, e.g. `.secrets/ci-token.json`".to_string(),
-                )),
-            );
-        }
-    }
-
     /// `previous_names`: each a different name, written once.
     fn previous_names(&mut self, doc: &Document, name: &str) -> Vec<String> {
         let Some(items) = doc.node.get("previous_names").and_then(Node::as_seq) else {
@@ -672,72 +611,7 @@ impl Loader<'_> {
                 names.push(old.to_string());
             }
         }
-        if !names.is_empty() && doc.kind == Kind::VirtualMachine {
-            let pos = doc
-                .node
-                .get("previous_names")
-                .map_or(doc.node.pos, |n| n.pos);
-            self.errors.push(
-                Diagnostic::new(
-                    doc.file(),
-                    pos,
-                    "previous_names",
-                    "a `VirtualMachine` cannot be renamed by sextant: it manages existing VMs only",
-                )
-                .with_hint(Some(
-                    "rename the VM in vCenter, then change `name`".to_string(),
-                )),
-            );
-        }
         names
-    }
-
-    /// A `VcdApiToken` name sextant would take for a rotated generation of another token
-    /// (`<name>.rotated-<UTC time>`) would make the two one token.
-    fn check_token_name(&mut self, doc: &Document) {
-        let Some(name) = doc.name() else { return };
-        let base = crate::model::token_file::base_token_name(name);
-        if base != name {
-            let pos = doc.node.get("name").map_or(doc.node.pos, |n| n.pos);
-            self.errors.push(
-                Diagnostic::new(
-                    doc.file(),
-                    pos,
-                    "name",
-                    format!(
-                        "`{}` is the name sextant gives a rotated generation of API token `{}`",
-                        crate::model::shown::visible(name),
-                        crate::model::shown::visible(base)
-                    ),
-                )
-                .with_hint(Some(
-                    "choose a name that does not end in `.rotated-<time>`".to_string(),
-                )),
-            );
-        }
-    }
-
-    /// `VcdApiToken.spec.rotate_after`: a duration longer than zero.
-    fn check_rotate_after(&mut self, doc: &Document, spec_node: &Node) {
-        let Some(node) = spec_node.get("rotate_after") else {
-            return;
-        };
-        // A non-string was already reported by the structural checks.
-        let Some(text) = node.as_str() else { return };
-        if crate::model::token_file::parse_rotate_after(text).is_none() {
-            self.errors.push(
-                Diagnostic::new(
-                    doc.file(),
-                    node.pos,
-                    "spec.rotate_after",
-                    format!(
-                        "`{}` is not a duration longer than zero",
-                        crate::model::shown::visible(text)
-                    ),
-                )
-                .with_hint(Some("write a duration like `90d` or `30d 12h`".to_string())),
-            );
-        }
     }
 
     fn resource(
@@ -753,18 +627,6 @@ impl Loader<'_> {
         };
         let spec_node = doc.spec_node().unwrap_or(&empty);
         let ensure = doc.ensure();
-        if doc.kind == Kind::VirtualMachine && ensure == Ensure::Absent {
-            let pos = doc.node.get("ensure").map_or(doc.node.pos, |n| n.pos);
-            self.errors.push(
-                Diagnostic::new(
-                    doc.file(),
-                    pos,
-                    "ensure",
-                    "`ensure: absent` is not allowed on a `VirtualMachine`: sextant never deletes VMs",
-                )
-                .with_hint(Some("remove the document to stop managing the VM".to_string())),
-            );
-        }
         let lifecycle_node = doc.node.get("lifecycle");
         let lifecycle = Lifecycle {
             prevent_destroy: lifecycle_node
@@ -786,71 +648,39 @@ impl Loader<'_> {
             delete: parse_duration(doc, "delete", defaults.delete, &mut self.errors),
         };
 
-        let spec_json = spec_node.to_json();
-        let mut rules = RuleContext::new(doc.file(), spec_node);
-        match doc.kind {
-            // An `ensure: absent` document may leave `spec` out: nothing to check.
-            _ if !doc.spec_valid || doc.spec_node().is_none() => {}
-            Kind::Sddc => {
-                if let Some(spec) = typed_spec::<SddcSpec>(doc, spec_node, &mut self.errors) {
-                    rules.check_sddc(&spec);
-                }
-            }
-            Kind::SaltTarget => {
-                if let Some(spec) = typed_spec::<SaltTargetSpec>(doc, spec_node, &mut self.errors) {
-                    rules.check_salt_target(&spec);
-                }
-            }
-            Kind::SaltJob => {
-                if let Some(spec) = typed_spec::<SaltJobSpec>(doc, spec_node, &mut self.errors) {
-                    rules.check_salt_job(&spec);
-                }
-            }
-            Kind::SaltSchedule => {
-                if let Some(spec) = typed_spec::<SaltScheduleSpec>(doc, spec_node, &mut self.errors)
-                {
-                    rules.check_salt_schedule(&spec);
-                }
-            }
-            Kind::VcdApiToken => {
-                typed_spec::<VcdApiTokenSpec>(doc, spec_node, &mut self.errors);
-                self.check_token_file(doc, spec_node);
-                self.check_rotate_after(doc, spec_node);
-                self.check_token_name(doc);
-                if let Some(conn) = connection.as_ref().and_then(|c| connections.get(c))
-                    && conn.1
-                    && (conn.0.config.username.is_none() || conn.0.config.password.is_none())
-                {
-                    let pos = doc
-                        .node
-                        .get("connection")
-                        .or_else(|| doc.node.get("kind"))
-                        .map_or(doc.node.pos, |n| n.pos);
-                    self.errors.push(
-                        Diagnostic::new(
-                            doc.file(),
-                            pos,
-                            "connection",
-                            format!(
-                                "managing API tokens needs a user session, but connection `{}` has no `username` and `password`",
-                                conn.0.name
-                            ),
-                        )
-                        .with_hint(Some(
-                            "add `username` and `password` to the vcd connection: a session opened from an API token may not list, create or revoke API tokens"
-                                .to_string(),
-                        )),
-                    );
-                }
-            }
-            Kind::VirtualMachine => {
-                typed_spec::<VirtualMachineSpec>(doc, spec_node, &mut self.errors);
-            }
-            Kind::Connection => return None,
+        let previous_names = self.previous_names(doc, name);
+        let mut spec = spec_node.to_json();
+        let mut rules = RuleContext {
+            doc_node: &doc.node,
+            name,
+            base_dir: &doc.origin.base_dir,
+            confinement: Some(self.confinement),
+            connection: connection
+                .as_ref()
+                .and_then(|c| connections.get(c))
+                .filter(|(_, valid)| *valid)
+                .map(|(conn, _)| conn),
+            ..RuleContext::new(doc.file(), spec_node)
+        };
+        doc.kind.check_document(
+            ensure == Ensure::Absent,
+            !previous_names.is_empty(),
+            &mut rules,
+        );
+        // An `ensure: absent` document may leave `spec` out: nothing to check.
+        if doc.spec_valid
+            && doc.spec_node().is_some()
+            && let Err(err) = doc.kind.check_spec(&spec, &mut rules)
+        {
+            self.errors.push(Diagnostic::new(
+                doc.file(),
+                spec_node.pos,
+                "spec",
+                format!("invalid `{}` spec: {err}", doc.kind),
+            ));
         }
         self.errors.extend(rules.errors);
-        let mut spec = spec_json;
-        canonicalize(doc.kind, &mut spec);
+        doc.kind.canonicalize(&mut spec);
         Some(Resource {
             address: Address::new(doc.kind, name),
             connection: connection.unwrap_or_default(),
@@ -861,7 +691,7 @@ impl Loader<'_> {
             spec: (&spec).into(),
             references: Vec::new(),
             named: Vec::new(),
-            previous_names: self.previous_names(doc, name),
+            previous_names,
             base_dir: Arc::clone(&doc.origin.base_dir),
             location: doc.location(),
         })

@@ -134,7 +134,7 @@ pub struct Reference {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedReference {
     pub target: Address,
-    /// Field path of the name, e.g. `spec.target`.
+    /// The spec field holding the name, e.g. `target` (shown as `spec.target`).
     pub field: &'static str,
     /// Where the name is written.
     pub location: SourceLocation,

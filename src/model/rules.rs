@@ -113,6 +113,12 @@ pub trait KindRules: Sync {
         &[]
     }
 
+    /// Those of [`KindRules::named_fields`] whose object must be declared in the manifests
+    /// (the others may name one that exists only on the server).
+    fn declared_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// A problem with the local side of an object that exists on the server (a VCD token
     /// whose one-time secret file is missing). `None` when all is well.
     fn local_problem(&self, resource: &Resource) -> Option<String> {

@@ -403,7 +403,7 @@ fn missing_named_reference(resource: &Resource, live: &LiveState) -> Option<Stri
     }
     resource.named.iter().find_map(|named| {
         let count = live.named_count(&resource.connection, &named.target);
-        let at = format!("{} `{}`", named.location, named.field);
+        let at = format!("{} `spec.{}`", named.location, named.field);
         match count {
             1 => None,
             0 => Some(format!(

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use crate::model::kinds::sddc::{CONVERTED_HOSTS, TypeChange, region_spelling};
 use crate::model::{Connection, Kind};
 
 use super::csp::CspAuth;
@@ -25,9 +26,6 @@ use super::{
 
 /// The header VMC reads the access token from (not `Authorization`).
 const CSP_AUTH_TOKEN: HeaderName = HeaderName::from_static("csp-auth-token");
-
-/// Hosts a 1NODE SDDC has after conversion with no body (`vmc.md` §10).
-const CONVERTED_HOSTS: i64 = 3;
 
 /// Part of the message VMC sends when a second mutation hits a busy SDDC (`vmc.md` §6).
 const CONCURRENT_UPDATE: &str = "Concurrent update";
@@ -514,11 +512,6 @@ pub fn task_handle(response: &HttpResponse, sddc_id: &str) -> ProviderResult<Tas
     })
 }
 
-/// `us-west-2` and `US_WEST_2` → `US_WEST_2`.
-fn canonical_region(region: &str) -> String {
-    region.trim().to_uppercase().replace('-', "_")
-}
-
 /// `SINGLE_AZ`/`SingleAZ` → `SingleAZ`; `MULTI_AZ`/`MultiAZ` → `MultiAZ`.
 fn canonical_deployment_type(value: &str) -> String {
     match value.to_uppercase().replace('_', "").as_str() {
@@ -551,7 +544,7 @@ fn normalize(sddc: Sddc, task: Option<&Task>) -> ProviderResult<LiveObject> {
     let rc = sddc.resource_config.unwrap_or_default();
     let mut spec = Map::new();
     if let Some(region) = rc.region.as_deref().filter(|r| !r.is_empty()) {
-        spec.insert("region".into(), json!(canonical_region(region)));
+        spec.insert("region".into(), json!(region_spelling(region)));
     }
     if let Some(provider) = sddc.provider.or(rc.provider).filter(|p| !p.is_empty()) {
         spec.insert("provider".into(), json!(provider.to_uppercase()));
@@ -754,7 +747,7 @@ fn create_body(name: &str, spec: &Value, sddc_id: &str) -> ProviderResult<Value>
         "provider".into(),
         json!(text("provider").map_or("AWS".to_string(), str::to_uppercase)),
     );
-    body.insert("region".into(), json!(canonical_region(region)));
+    body.insert("region".into(), json!(region_spelling(region)));
     body.insert("num_hosts".into(), json!(num_hosts));
     if let Some(sddc_type) = text("sddc_type").map(str::to_uppercase)
         && sddc_type != "DEFAULT"
@@ -971,15 +964,20 @@ impl Provider for VmcProvider {
 
         if request.changed.iter().any(|f| f == "sddc_type") {
             let desired_type = canonical_sddc_type(spec_text(desired, "sddc_type"));
-            if live_type != "1NODE" || desired_type != "DEFAULT" {
-                return Err(ProviderError::Invalid(format!(
-                    "`sddc_type` of SDDC `{name}` can change in place only from 1NODE to DEFAULT (not {live_type} to {desired_type}); the SDDC must be replaced"
-                )));
-            }
-            if desired_num.is_some_and(|n| n != CONVERTED_HOSTS) {
-                return Err(ProviderError::Invalid(format!(
-                    "converting 1NODE SDDC `{name}` gives it {CONVERTED_HOSTS} hosts; declare `num_hosts: {CONVERTED_HOSTS}` and change the count in a later apply (2 hosts need a replacement)"
-                )));
+            // The rule is the kind's (`TypeChange`); no declared count is the converted one.
+            let hosts = desired_num.map_or(Some(CONVERTED_HOSTS), |n| u64::try_from(n).ok());
+            match TypeChange::of(&live_type, &desired_type, hosts) {
+                TypeChange::Convert => {}
+                TypeChange::Replace => {
+                    return Err(ProviderError::Invalid(format!(
+                        "`sddc_type` of SDDC `{name}` can change in place only from 1NODE to DEFAULT (not {live_type} to {desired_type}); the SDDC must be replaced"
+                    )));
+                }
+                TypeChange::ReplaceForTwoHosts | TypeChange::WrongHosts => {
+                    return Err(ProviderError::Invalid(format!(
+                        "converting 1NODE SDDC `{name}` gives it {CONVERTED_HOSTS} hosts; declare `num_hosts: {CONVERTED_HOSTS}` and change the count in a later apply (2 hosts need a replacement)"
+                    )));
+                }
             }
             let path = self
                 .org_path(&format!("/sddcs/{}/convert", path_segment(sddc_id)))

@@ -7,10 +7,13 @@
 //! Adding a kind means writing its module, its provider's part and one line here.
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::{Map, Value};
 
 use super::SystemType;
 use super::rules::KindRules;
+pub use checks::CheckContext;
 
+pub mod checks;
 pub mod salt_job;
 pub mod salt_schedule;
 pub mod salt_target;
@@ -30,6 +33,32 @@ pub trait ResourceKind: KindRules {
     const DESCRIPTION: &'static str;
     /// The typed spec a manifest writes.
     type Spec: JsonSchema + serde::de::DeserializeOwned;
+
+    /// Checks of a spec beyond what the schema says (host counts, CIDR prefixes, cron
+    /// expressions, ...), reported with the spec path they concern. Default: none.
+    fn check(spec: &Self::Spec, context: &mut dyn CheckContext) {
+        let _ = (spec, context);
+    }
+
+    /// Checks of the document around the spec: `absent` when it says `ensure: absent`,
+    /// `renamed` when it lists `previous_names`. Default: none.
+    fn check_document(absent: bool, renamed: bool, context: &mut dyn CheckContext) {
+        let _ = (absent, renamed, context);
+    }
+
+    /// What `export` adds to a live object's spec (fields the server never returns) and a
+    /// comment put above its document (`""`: none). Default: nothing.
+    fn exported(name: &str, spec: &mut Map<String, Value>) -> &'static str {
+        let _ = (name, spec);
+        ""
+    }
+
+    /// Rewrites the user-written fields of a spec (nulls already dropped) into the kind's
+    /// canonical spelling, the one the planner compares with the provider's. Default: as
+    /// written.
+    fn canonicalize(spec: &mut Map<String, Value>) {
+        let _ = spec;
+    }
 }
 
 /// Generates [`Kind`] from the list of kinds: `Connection` (configuration, not a managed
@@ -97,6 +126,60 @@ macro_rules! registry {
                 match self {
                     Kind::Connection => &super::rules::PlainRules,
                     $(Kind::$variant => &$module::$variant,)+
+                }
+            }
+
+            /// Reads `spec` as the kind's typed spec and runs the kind's checks on it
+            /// ([`ResourceKind::check`]). `Err` when the spec is not the kind's (the caller
+            /// reports it at the spec); `Connection` has nothing to check here.
+            pub fn check_spec(
+                self,
+                spec: &Value,
+                context: &mut dyn CheckContext,
+            ) -> Result<(), serde_json::Error> {
+                use serde::Deserialize;
+                match self {
+                    Kind::Connection => Ok(()),
+                    $(Kind::$variant => {
+                        let spec =
+                            <<$module::$variant as ResourceKind>::Spec>::deserialize(spec)?;
+                        <$module::$variant as ResourceKind>::check(&spec, context);
+                        Ok(())
+                    })+
+                }
+            }
+
+            /// [`ResourceKind::exported`] of the kind (`Connection`: nothing).
+            pub fn exported(self, name: &str, spec: &mut Map<String, Value>) -> &'static str {
+                match self {
+                    Kind::Connection => "",
+                    $(Kind::$variant => <$module::$variant as ResourceKind>::exported(name, spec),)+
+                }
+            }
+
+            /// Runs the kind's [`ResourceKind::check_document`].
+            pub fn check_document(
+                self,
+                absent: bool,
+                renamed: bool,
+                context: &mut dyn CheckContext,
+            ) {
+                match self {
+                    Kind::Connection => {}
+                    $(Kind::$variant => <$module::$variant as ResourceKind>::check_document(
+                        absent, renamed, context,
+                    ),)+
+                }
+            }
+
+            /// Rewrites a spec (user-written fields only) into the kind's canonical spelling:
+            /// null fields dropped, then [`ResourceKind::canonicalize`].
+            pub fn canonicalize(self, spec: &mut Value) {
+                let Value::Object(map) = spec else { return };
+                map.retain(|_, value| !value.is_null());
+                match self {
+                    Kind::Connection => {}
+                    $(Kind::$variant => <$module::$variant as ResourceKind>::canonicalize(map),)+
                 }
             }
 

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use serde_json::{Map, Value};
+
 use super::ResourceKind;
+use super::checks::{CheckContext, canonical_access, check_access, has_reference};
 use crate::model::rules::{CompleteObject, EXCLUSIVE_ACCESS, KindRules};
 use crate::model::{Kind, SystemType};
 
@@ -19,6 +22,27 @@ impl ResourceKind for SaltJob {
     const ATTRIBUTES: &'static [&'static str] = &["uuid"];
     const DESCRIPTION: &'static str = "An Aria Automation Config saved job (raas connection).";
     type Spec = SaltJobSpec;
+
+    fn check(spec: &SaltJobSpec, context: &mut dyn CheckContext) {
+        let fun = spec.fun.trim();
+        if !has_reference(fun) && (!fun.contains('.') || fun.starts_with('.') || fun.ends_with('.'))
+        {
+            context.error(
+                &["fun"],
+                format!("`{fun}` is not a Salt function name"),
+                Some("write `module.function`, e.g. `test.ping` or `state.apply`".into()),
+            );
+        }
+        check_access(
+            spec.access.as_ref().map(|a| a.keys()),
+            spec.access_exclusive,
+            context,
+        );
+    }
+
+    fn canonicalize(spec: &mut Map<String, Value>) {
+        canonical_access(spec);
+    }
 }
 
 /// A permission a role may have on a saved job.

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use serde_json::{Map, Value};
+
 use super::ResourceKind;
+use super::checks::{CheckContext, canonical_access, check_access};
 use crate::model::SystemType;
 use crate::model::rules::{CompleteObject, EXCLUSIVE_ACCESS, KindRules};
 
@@ -19,6 +22,34 @@ impl ResourceKind for SaltTarget {
     const ATTRIBUTES: &'static [&'static str] = &["uuid"];
     const DESCRIPTION: &'static str = "An Aria Automation Config target group (raas connection).";
     type Spec = SaltTargetSpec;
+
+    fn check(spec: &SaltTargetSpec, context: &mut dyn CheckContext) {
+        for (master, entry) in &spec.tgt {
+            if entry.tgt.trim().is_empty() {
+                context.error(
+                    &["tgt", master, "tgt"],
+                    "targeting expression is empty".into(),
+                    None,
+                );
+            }
+        }
+        if spec.tgt.contains_key("*") && spec.tgt.len() > 1 {
+            context.error(
+                &["tgt"],
+                "`*` (every master) must be the only key of `tgt`".into(),
+                None,
+            );
+        }
+        check_access(
+            spec.access.as_ref().map(|a| a.keys()),
+            spec.access_exclusive,
+            context,
+        );
+    }
+
+    fn canonicalize(spec: &mut Map<String, Value>) {
+        canonical_access(spec);
+    }
 }
 
 /// How a target group selects minions.

@@ -2,13 +2,15 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::ResourceKind;
+use super::checks::CheckContext;
 use crate::model::Resource;
-use crate::model::SystemType;
 use crate::model::live::LiveObject;
 use crate::model::rules::{KindRules, LocalChange};
 use crate::model::token_file::{self, TokenState};
+use crate::model::{SystemType, shown};
 
 /// The `VcdApiToken` kind: what the core knows of it ([`ResourceKind`]) and its planning rules
 /// ([`KindRules`]).
@@ -21,6 +23,101 @@ impl ResourceKind for VcdApiToken {
     const DESCRIPTION: &'static str =
         "A Cloud Director API token (vcd connection with username and password).";
     type Spec = VcdApiTokenSpec;
+
+    fn check(spec: &VcdApiTokenSpec, context: &mut dyn CheckContext) {
+        check_token_file(&spec.file, context);
+        if let Some(text) = &spec.rotate_after
+            && token_file::parse_rotate_after(text).is_none()
+        {
+            context.error(
+                &["rotate_after"],
+                format!(
+                    "`{}` is not a duration longer than zero",
+                    shown::visible(text)
+                ),
+                Some("write a duration like `90d` or `30d 12h`".into()),
+            );
+        }
+        check_token_name(context);
+        if let Some(connection) = context.connection()
+            && (connection.config.username.is_none() || connection.config.password.is_none())
+        {
+            let message = format!(
+                "managing API tokens needs a user session, but connection `{}` has no `username` and `password`",
+                connection.name
+            );
+            context.document_error(
+                "connection",
+                message,
+                Some("add `username` and `password` to the vcd connection: a session opened from an API token may not list, create or revoke API tokens".into()),
+            );
+        }
+    }
+
+    /// The secret is never readable again: `file` is a placeholder, and a comment says so.
+    fn exported(name: &str, spec: &mut Map<String, Value>) -> &'static str {
+        spec.insert("file".to_string(), Value::String(token_placeholder(name)));
+        "# The token's secret cannot be exported: Cloud Director hands it out once, when the\n\
+         # token is created. `file` is a placeholder; point it at where the secret is kept.\n\
+         # While the file is missing, plan warns; `--recreate-lost-secrets` would revoke\n\
+         # the token and create a new one.\n"
+    }
+}
+
+/// Where an exported token points its `file`: a placeholder under `.secrets/`.
+pub fn token_placeholder(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    let safe = if safe.is_empty() { "token" } else { safe };
+    format!(".secrets/{safe}.json")
+}
+
+/// `spec.file`: where sextant writes a secret, so inside the manifest tree (or a
+/// `--token-dir`), and a file, not a directory (the secret would be lost).
+fn check_token_file(file: &str, context: &mut dyn CheckContext) {
+    let path = context.local_path(file);
+    let shown = shown::visible(file);
+    if !context.may_write(&path) {
+        context.error(
+            &["file"],
+            format!("`{shown}` is outside the manifest folders"),
+            Some("token files are written inside the manifest folders; pass `--token-dir DIR` to allow another directory".into()),
+        );
+    } else if path.is_dir() {
+        context.error(
+            &["file"],
+            format!("`{shown}` is a directory; the token's secret is written to a file"),
+            Some("name a file, e.g. `.secrets/ci-token.json`".into()),
+        );
+    }
+}
+
+/// A name sextant would take for a rotated generation of another token
+/// (`<name>.rotated-<UTC time>`) would make the two one token.
+fn check_token_name(context: &mut dyn CheckContext) {
+    let name = context.name().to_string();
+    let base = token_file::base_token_name(&name);
+    if base != name {
+        let message = format!(
+            "`{}` is the name sextant gives a rotated generation of API token `{}`",
+            shown::visible(&name),
+            shown::visible(base)
+        );
+        context.document_error(
+            "name",
+            message,
+            Some("choose a name that does not end in `.rotated-<time>`".into()),
+        );
+    }
 }
 
 /// A Cloud Director API token of the connection's user.

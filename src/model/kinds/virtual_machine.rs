@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::ResourceKind;
+use super::checks::CheckContext;
 use crate::model::SystemType;
 use crate::model::rules::{KindRules, UpdateKind};
 
@@ -20,6 +21,26 @@ impl ResourceKind for VirtualMachine {
     const DESCRIPTION: &'static str = "An existing vSphere VM: power state, CPU and memory (vsphere connection). \
          `ensure: absent` is not allowed.";
     type Spec = VirtualMachineSpec;
+
+    /// sextant manages existing VMs only: it never deletes one, nor renames one.
+    fn check_document(absent: bool, renamed: bool, context: &mut dyn CheckContext) {
+        if absent {
+            context.document_error(
+                "ensure",
+                "`ensure: absent` is not allowed on a `VirtualMachine`: sextant never deletes VMs"
+                    .into(),
+                Some("remove the document to stop managing the VM".into()),
+            );
+        }
+        if renamed {
+            context.document_error(
+                "previous_names",
+                "a `VirtualMachine` cannot be renamed by sextant: it manages existing VMs only"
+                    .into(),
+                Some("rename the VM in vCenter, then change `name`".into()),
+            );
+        }
+    }
 }
 
 /// Power state of a VM.
