@@ -9,6 +9,7 @@
 pub mod events;
 pub mod lock;
 mod rotation;
+pub mod schedule;
 mod secret_file;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +29,7 @@ use crate::providers::{
 };
 
 pub use events::{Event, EventSink};
+use schedule::Scheduler;
 
 /// Namespace of the deterministic ids of creates (UUIDv5 of address and attempt).
 pub const ID_NAMESPACE: uuid::Uuid =
@@ -192,15 +194,10 @@ pub async fn apply(
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
     let mut nodes: BTreeMap<Address, Node> = BTreeMap::new();
-    let order: Vec<Address> = plan
-        .changes
-        .iter()
-        .filter(|c| c.is_change())
-        .map(|c| c.address.clone())
-        .collect();
     let now = Instant::now();
     // Attributes known so far, for `${...}` of dependants.
     let mut attributes: BTreeMap<Address, Attributes> = BTreeMap::new();
+    let mut planned = Vec::new();
     for change in &plan.changes {
         if let Some(live) = &change.live {
             attributes.insert(change.address.clone(), live.attributes.clone());
@@ -208,6 +205,11 @@ pub async fn apply(
         if !change.is_change() {
             continue;
         }
+        planned.push(schedule::Planned {
+            address: change.address.clone(),
+            action: change.action,
+            depends_on: change.depends_on.iter().cloned().collect(),
+        });
         nodes.insert(
             change.address.clone(),
             Node {
@@ -228,57 +230,10 @@ pub async fn apply(
             },
         );
     }
-    // Dependencies among the planned changes, with deletes reversed.
-    let mut blockers: BTreeMap<Address, BTreeSet<Address>> = BTreeMap::new();
-    for address in &order {
-        let node = &nodes[address];
-        for dep in &node.change.depends_on {
-            let Some(dep_node) = nodes.get(dep) else {
-                continue;
-            };
-            if node.change.action == Action::Delete && dep_node.change.action == Action::Delete {
-                blockers
-                    .entry(dep.clone())
-                    .or_default()
-                    .insert(address.clone());
-            } else {
-                blockers
-                    .entry(address.clone())
-                    .or_default()
-                    .insert(dep.clone());
-            }
-        }
-    }
-
-    // Scheduling bookkeeping, so each loop turn costs what changed rather than a scan of
-    // every node: unfinished blockers per node, the reverse edges, the nodes whose blockers
-    // are all done (by plan position), and the nodes being polled.
-    let position: BTreeMap<&Address, usize> =
-        order.iter().enumerate().map(|(i, a)| (a, i)).collect();
-    let mut unfinished: BTreeMap<Address, usize> = BTreeMap::new();
-    let mut dependants: BTreeMap<Address, Vec<Address>> = BTreeMap::new();
-    for (address, deps) in &blockers {
-        unfinished.insert(address.clone(), deps.len());
-        for dep in deps {
-            dependants
-                .entry(dep.clone())
-                .or_default()
-                .push(address.clone());
-        }
-    }
-    let mut ready: BTreeSet<(usize, Address)> = order
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| unfinished.get(*a).is_none_or(|n| *n == 0))
-        .map(|(i, a)| (i, a.clone()))
-        .collect();
-    let mut pending_count = nodes.len();
+    let mut scheduler = Scheduler::new(planned, options.parallelism);
     let mut polling_set: BTreeSet<Address> = BTreeSet::new();
-    // A node failed or was skipped since its dependants were last checked.
-    let mut check_skips = false;
 
     let mut calls: JoinSet<Vec<CallResult>> = JoinSet::new();
-    let mut in_flight_actions = 0usize;
     let mut cancelled = false;
     loop {
         // Start what is ready.
@@ -286,30 +241,19 @@ pub async fn apply(
             // Ready creates of providers with a batched API, by connection; each batch holds
             // one slot.
             let mut batches: BTreeMap<String, Vec<(Address, PreparedStep)>> = BTreeMap::new();
-            let parallelism = options.parallelism.max(1);
             loop {
-                // Once the slots are taken, only an open batch may still grow.
-                let open_batch = batches.values().any(|b| !b.is_empty());
-                if in_flight_actions >= parallelism && !open_batch {
-                    break;
-                }
-                let Some((position, address)) = ready.pop_first() else {
+                let next = scheduler.next_ready(|address| {
+                    // Only a create joining an open batch goes without a slot of its own.
+                    batch_limit(&nodes[address], providers) <= 1
+                        || batches
+                            .get(&nodes[address].change.connection)
+                            .is_none_or(Vec::is_empty)
+                });
+                let Some(address) = next else {
                     break;
                 };
-                if !matches!(nodes[&address].state, NodeState::Pending) {
-                    continue;
-                }
-                let batch_limit = batch_limit(&nodes[&address], providers);
-                let needs_slot = batch_limit <= 1
-                    || batches
-                        .get(&nodes[&address].change.connection)
-                        .is_none_or(Vec::is_empty);
-                if needs_slot && in_flight_actions >= parallelism {
-                    ready.insert((position, address));
-                    break;
-                }
                 let address = &address;
-                pending_count -= 1;
+                let batch_limit = batch_limit(&nodes[address], providers);
                 let node = nodes.get_mut(address).expect("node exists");
                 node.started = Some(Instant::now());
                 events.emit(&Event::started(address, node.change.action));
@@ -319,7 +263,7 @@ pub async fn apply(
                         Ok(prepared) => {
                             let batch = batches.entry(node.change.connection.clone()).or_default();
                             if batch.is_empty() {
-                                in_flight_actions += 1;
+                                scheduler.take_slot();
                             }
                             batch.push((address.clone(), prepared));
                             if batch.len() >= batch_limit {
@@ -328,12 +272,12 @@ pub async fn apply(
                             }
                         }
                         Err(message) => {
-                            in_flight_actions += 1;
+                            scheduler.take_slot();
                             spawn_failure(address.clone(), message, &mut calls);
                         }
                     }
                 } else if start_step(node, model, providers, &attributes, options, &mut calls) {
-                    in_flight_actions += 1;
+                    scheduler.take_slot();
                 }
                 if matches!(node.state, NodeState::Polling { .. }) {
                     polling_set.insert(address.clone());
@@ -343,37 +287,17 @@ pub async fn apply(
                 spawn_batch(batch, &mut calls);
             }
             // Skip what can never run, following chains of dependants to the end.
-            while std::mem::take(&mut check_skips) {
-                let mut newly_skipped = Vec::new();
-                for address in &order {
-                    if !matches!(nodes[address].state, NodeState::Pending) {
-                        continue;
-                    }
-                    if let Some(deps) = blockers.get(address)
-                        && let Some(bad) = deps.iter().find(|d| {
-                            matches!(
-                                report.results.get(*d),
-                                Some(ResourceOutcome::Failed(_) | ResourceOutcome::Skipped { .. })
-                            )
-                        })
-                    {
-                        newly_skipped.push((address.clone(), bad.clone()));
-                    }
+            for (address, because) in scheduler.skips() {
+                if let Some(node) = nodes.get_mut(&address) {
+                    node.state = NodeState::Finished;
                 }
-                for (address, because) in newly_skipped {
-                    if let Some(node) = nodes.get_mut(&address) {
-                        node.state = NodeState::Finished;
-                    }
-                    events.emit(&Event::Skipped {
-                        address: address.to_string(),
-                        because: because.to_string(),
-                    });
-                    pending_count -= 1;
-                    check_skips = true;
-                    report
-                        .results
-                        .insert(address, ResourceOutcome::Skipped { because });
-                }
+                events.emit(&Event::Skipped {
+                    address: address.to_string(),
+                    because: because.to_string(),
+                });
+                report
+                    .results
+                    .insert(address, ResourceOutcome::Skipped { because });
             }
         }
 
@@ -384,20 +308,20 @@ pub async fn apply(
                 _ => None,
             })
             .collect();
-        let pending_left = pending_count > 0;
+        let pending_left = scheduler.pending() > 0;
         if calls.is_empty() && (polling.is_empty() || cancelled) && (!pending_left || cancelled) {
             break;
         }
         if calls.is_empty() && polling.is_empty() && pending_left {
             // Nothing runs and nothing can start: the remaining nodes wait on each other.
-            for (address, node) in nodes.iter_mut() {
-                if matches!(node.state, NodeState::Pending) {
+            for address in scheduler.give_up() {
+                if let Some(node) = nodes.get_mut(&address) {
                     node.state = NodeState::Finished;
-                    report.results.insert(
-                        address.clone(),
-                        ResourceOutcome::Failed("its dependencies never completed".into()),
-                    );
                 }
+                report.results.insert(
+                    address,
+                    ResourceOutcome::Failed("its dependencies never completed".into()),
+                );
             }
             break;
         }
@@ -424,7 +348,7 @@ pub async fn apply(
                     NodeProgress::Continue => {}
                     NodeProgress::Polling => {
                         if was_action {
-                            in_flight_actions -= 1;
+                            scheduler.free_slot();
                         }
                     }
                     NodeProgress::StepFinished(attrs) => {
@@ -432,7 +356,7 @@ pub async fn apply(
                             attributes.entry(address.clone()).or_default().extend(attrs);
                         }
                         if was_action {
-                            in_flight_actions -= 1;
+                            scheduler.free_slot();
                         }
                         if node.steps[node.next_step] == Step::Delete {
                             node.live = None;
@@ -443,7 +367,7 @@ pub async fn apply(
                                 node.state = NodeState::Finished;
                                 report.results.insert(address.clone(), ResourceOutcome::NotStarted);
                             } else if start_step(node, model, providers, &attributes, options, &mut calls) {
-                                in_flight_actions += 1;
+                                scheduler.take_slot();
                             }
                         } else {
                             node.state = NodeState::Finished;
@@ -460,19 +384,12 @@ pub async fn apply(
                                 Action::Wait | Action::NoOp => {}
                             }
                             report.results.insert(address.clone(), ResourceOutcome::Done);
-                            for dependant in dependants.get(&address).into_iter().flatten() {
-                                if let Some(left) = unfinished.get_mut(dependant) {
-                                    *left = left.saturating_sub(1);
-                                    if *left == 0 {
-                                        ready.insert((position[dependant], dependant.clone()));
-                                    }
-                                }
-                            }
+                            scheduler.done(&address);
                         }
                     }
                     NodeProgress::Failed(message) => {
                         if was_action {
-                            in_flight_actions -= 1;
+                            scheduler.free_slot();
                         }
                         node.state = NodeState::Finished;
                         events.emit(&Event::Failed {
@@ -480,7 +397,7 @@ pub async fn apply(
                             message: message.clone(),
                         });
                         report.results.insert(address.clone(), ResourceOutcome::Failed(message));
-                        check_skips = true;
+                        scheduler.failed(&address);
                     }
                 }
                 if matches!(nodes[&address].state, NodeState::Polling { .. }) {
@@ -505,7 +422,7 @@ pub async fn apply(
                         events.emit(&Event::Failed { address: address.to_string(), message: message.clone() });
                         report.results.insert(address.clone(), ResourceOutcome::Failed(message));
                         polling_set.remove(address);
-                        check_skips = true;
+                        scheduler.failed(address);
                         continue;
                     }
                     if *due <= now && !cancelled {
