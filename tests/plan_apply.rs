@@ -286,6 +286,14 @@ spec: { cmd: local, fun: test.ping, target: All Minions }
         apply.stdout
     );
     assert!(apply.stdout.contains("Apply failed."), "{}", apply.stdout);
+    // The failure is rendered once by the reporter, its cause on a `Caused by:` line.
+    assert!(
+        apply
+            .stderr
+            .contains("error: applying `Sddc/doomed` failed\n  Caused by: the server task failed"),
+        "{}",
+        apply.stderr
+    );
 
     // The failed SDDC is planned as a replacement, the independent job is done.
     let plan = estate.run(&["plan", "manifests"]).await;

@@ -392,30 +392,37 @@ async fn concurrent_update_rejections_are_retried() {
             .await
             .unwrap();
 
-        // The second mutation meets the running one; the clock moves on while it backs off.
-        let base_url = sim.base_url.clone();
-        let mover = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            reqwest::Client::new()
-                .post(format!("{base_url}/_sim/clock/advance"))
-                .json(&json!({"seconds": 4 * 3600}))
-                .send()
-                .await
-                .unwrap();
-        });
+        // The second mutation meets the running one. The call does not wait: it returns a
+        // task whose polls send the mutation again (the caller's loop owns the delay).
         let mut grown = live.clone();
         let mut spec_grown = grown.spec.value();
         spec_grown["num_hosts"] = json!(4);
         grown.spec = spec_grown.into();
-        reset_counters(&sim).await;
         let task = task_of(
             update(&*provider, &grown, &spec, &["num_hosts"], false)
                 .await
                 .unwrap_or_else(|err| panic!("{status}: {err}")),
         );
-        mover.await.unwrap();
-        // The primary-cluster read, at least one refused attempt and the accepted one.
-        assert!(counters(&sim).await["vmc"].as_u64().unwrap() >= 3);
+        // Still busy: the poll sends it again and is refused again.
+        reset_counters(&sim).await;
+        assert!(
+            matches!(
+                provider.poll(&task).await.unwrap(),
+                TaskStatus::Pending { .. }
+            ),
+            "{status}"
+        );
+        assert!(counters(&sim).await["vmc"].as_u64().unwrap() >= 1);
+        // Once the first mutation finished, the next poll's resend is accepted, and polls
+        // then follow the server's task to its end.
+        advance(&sim, 4 * 3600).await;
+        assert!(
+            matches!(
+                provider.poll(&task).await.unwrap(),
+                TaskStatus::Pending { .. }
+            ),
+            "{status}"
+        );
         assert_eq!(finish(&sim, &*provider, &task).await, TaskStatus::Done);
         assert_eq!(
             find(&*provider, Kind::Sddc, "prod").await.spec.value()["num_hosts"],

@@ -1,15 +1,21 @@
 //! The executor: walks the planned changes in dependency order with bounded concurrency,
 //! polls long-running tasks, and reports progress events.
 //!
-//! Steps never sleep: a provider call returns "done" or a task handle, and this loop alone
-//! owns timing — poll delays (backoff guided by the task's own estimate), deadlines and
-//! cancellation. A task being polled holds no parallelism slot, so a two-hour SDDC create never
-//! stalls unrelated work. A failure skips its dependants; independent work goes on.
+//! Three parts: [`schedule`] decides what may start (ready set, blockers, skips, the
+//! parallelism limit) and knows nothing of providers; `step` makes one provider call or poll
+//! and decides the next action (`Done`, `PollAfter(delay)` or `Failed(ApplyError)`); this
+//! loop alone owns timing — it sleeps until the next poll is due, enforces deadlines, and
+//! stops on cancellation (Ctrl-C, SIGTERM, a lost lock). A task being polled holds no
+//! parallelism slot, so a two-hour SDDC create never stalls unrelated work. A failure skips
+//! its dependants; independent work goes on.
 
+mod error;
 pub mod events;
 pub mod lock;
 mod rotation;
+pub mod schedule;
 mod secret_file;
+mod step;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,15 +25,16 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{Address, Kind, Model, Resource};
+use crate::model::{Address, Model, Resource};
 use crate::plan::substitute;
 use crate::plan::{Action, Plan, ProviderSet, ResourceChange};
-use crate::providers::{
-    Attributes, CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider,
-    ProviderError, TaskHandle, TaskStatus, UpdateRequest,
-};
+use crate::providers::{Attributes, CreateRequest, LiveObject, Provider, TaskHandle, TaskStatus};
 
+pub use error::{ApplyError, Call};
 pub use events::{Event, EventSink};
+use schedule::Scheduler;
+pub use step::poll_delay;
+use step::{CallOutcome, Next, PreparedStep, Step, Waiting, steps_for};
 
 /// Namespace of the deterministic ids of creates (UUIDv5 of address and attempt).
 pub const ID_NAMESPACE: uuid::Uuid =
@@ -69,10 +76,11 @@ impl Default for ApplyOptions {
 }
 
 /// How one resource ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum ResourceOutcome {
     Done,
-    Failed(String),
+    /// Shared: the report and the progress event both hold it.
+    Failed(Arc<ApplyError>),
     Skipped {
         because: Address,
     },
@@ -104,40 +112,14 @@ impl ApplyReport {
     }
 }
 
-/// One step of a node: a call to the provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    Create,
-    Update,
-    Delete,
-    /// Wait for a task already running (or for the object to leave a busy state).
-    Wait,
-    /// Rotate a credential: create, hand over the secret, revoke (`rotation.rs`).
-    Rotate,
-}
-
-fn steps_for(action: Action) -> Vec<Step> {
-    match action {
-        Action::Create => vec![Step::Create],
-        Action::Update => vec![Step::Update],
-        Action::Delete => vec![Step::Delete],
-        Action::Replace => vec![Step::Delete, Step::Create],
-        Action::Wait => vec![Step::Wait],
-        Action::Rotate => vec![Step::Rotate],
-        Action::NoOp => vec![],
-    }
-}
-
 /// Where a node is.
 enum NodeState {
     Pending,
     /// A provider call is in flight.
     Calling,
-    /// Polling a task; the next poll is due at `due`.
+    /// Waiting between polls (`Next::PollAfter`); the next poll is due at `due`.
     Polling {
-        task: Option<TaskHandle>,
         due: Instant,
-        polls: u32,
         deadline: Instant,
     },
     Finished,
@@ -150,8 +132,8 @@ struct Node {
     state: NodeState,
     started: Option<Instant>,
     last_heartbeat: Instant,
-    last_progress: Option<u8>,
-    last_eta: Option<Duration>,
+    /// The task waited on and what its polls reported.
+    waiting: Waiting,
     /// The live object as far as this run knows it (updated after a delete or create).
     live: Option<Arc<LiveObject>>,
     timeouts: crate::model::Timeouts,
@@ -160,24 +142,10 @@ struct Node {
 /// What a finished provider call reported back to the loop.
 struct CallResult {
     address: Address,
-    result: Result<CallOutcome, String>,
+    result: Result<CallOutcome, ApplyError>,
     /// This result frees the parallelism slot its call held (one per call, however many
     /// nodes a batched call carried; polls hold none).
     holds_slot: bool,
-}
-
-enum CallOutcome {
-    /// The step finished; attributes for dependants.
-    StepDone(Attributes),
-    /// Poll this task next.
-    Task(TaskHandle),
-    /// A poll answered.
-    Polled(TaskStatus),
-    /// A wait without a task handle re-read the object: still busy or not.
-    Reread {
-        busy: bool,
-        object: Option<Box<LiveObject>>,
-    },
 }
 
 /// Carries out `plan`. Returns when everything finished, failed or was skipped, or after
@@ -192,15 +160,10 @@ pub async fn apply(
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
     let mut nodes: BTreeMap<Address, Node> = BTreeMap::new();
-    let order: Vec<Address> = plan
-        .changes
-        .iter()
-        .filter(|c| c.is_change())
-        .map(|c| c.address.clone())
-        .collect();
     let now = Instant::now();
     // Attributes known so far, for `${...}` of dependants.
     let mut attributes: BTreeMap<Address, Attributes> = BTreeMap::new();
+    let mut planned = Vec::new();
     for change in &plan.changes {
         if let Some(live) = &change.live {
             attributes.insert(change.address.clone(), live.attributes.clone());
@@ -208,6 +171,11 @@ pub async fn apply(
         if !change.is_change() {
             continue;
         }
+        planned.push(schedule::Planned {
+            address: change.address.clone(),
+            action: change.action,
+            depends_on: change.depends_on.to_vec(),
+        });
         nodes.insert(
             change.address.clone(),
             Node {
@@ -217,8 +185,7 @@ pub async fn apply(
                 state: NodeState::Pending,
                 started: None,
                 last_heartbeat: now,
-                last_progress: None,
-                last_eta: None,
+                waiting: Waiting::default(),
                 live: change.live.clone(),
                 timeouts: model
                     .resources
@@ -228,57 +195,10 @@ pub async fn apply(
             },
         );
     }
-    // Dependencies among the planned changes, with deletes reversed.
-    let mut blockers: BTreeMap<Address, BTreeSet<Address>> = BTreeMap::new();
-    for address in &order {
-        let node = &nodes[address];
-        for dep in &node.change.depends_on {
-            let Some(dep_node) = nodes.get(dep) else {
-                continue;
-            };
-            if node.change.action == Action::Delete && dep_node.change.action == Action::Delete {
-                blockers
-                    .entry(dep.clone())
-                    .or_default()
-                    .insert(address.clone());
-            } else {
-                blockers
-                    .entry(address.clone())
-                    .or_default()
-                    .insert(dep.clone());
-            }
-        }
-    }
-
-    // Scheduling bookkeeping, so each loop turn costs what changed rather than a scan of
-    // every node: unfinished blockers per node, the reverse edges, the nodes whose blockers
-    // are all done (by plan position), and the nodes being polled.
-    let position: BTreeMap<&Address, usize> =
-        order.iter().enumerate().map(|(i, a)| (a, i)).collect();
-    let mut unfinished: BTreeMap<Address, usize> = BTreeMap::new();
-    let mut dependants: BTreeMap<Address, Vec<Address>> = BTreeMap::new();
-    for (address, deps) in &blockers {
-        unfinished.insert(address.clone(), deps.len());
-        for dep in deps {
-            dependants
-                .entry(dep.clone())
-                .or_default()
-                .push(address.clone());
-        }
-    }
-    let mut ready: BTreeSet<(usize, Address)> = order
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| unfinished.get(*a).is_none_or(|n| *n == 0))
-        .map(|(i, a)| (i, a.clone()))
-        .collect();
-    let mut pending_count = nodes.len();
+    let mut scheduler = Scheduler::new(planned, options.parallelism);
     let mut polling_set: BTreeSet<Address> = BTreeSet::new();
-    // A node failed or was skipped since its dependants were last checked.
-    let mut check_skips = false;
 
     let mut calls: JoinSet<Vec<CallResult>> = JoinSet::new();
-    let mut in_flight_actions = 0usize;
     let mut cancelled = false;
     loop {
         // Start what is ready.
@@ -286,30 +206,19 @@ pub async fn apply(
             // Ready creates of providers with a batched API, by connection; each batch holds
             // one slot.
             let mut batches: BTreeMap<String, Vec<(Address, PreparedStep)>> = BTreeMap::new();
-            let parallelism = options.parallelism.max(1);
             loop {
-                // Once the slots are taken, only an open batch may still grow.
-                let open_batch = batches.values().any(|b| !b.is_empty());
-                if in_flight_actions >= parallelism && !open_batch {
-                    break;
-                }
-                let Some((position, address)) = ready.pop_first() else {
+                let next = scheduler.next_ready(|address| {
+                    // Only a create joining an open batch goes without a slot of its own.
+                    batch_limit(&nodes[address], providers) <= 1
+                        || batches
+                            .get(&nodes[address].change.connection)
+                            .is_none_or(Vec::is_empty)
+                });
+                let Some(address) = next else {
                     break;
                 };
-                if !matches!(nodes[&address].state, NodeState::Pending) {
-                    continue;
-                }
-                let batch_limit = batch_limit(&nodes[&address], providers);
-                let needs_slot = batch_limit <= 1
-                    || batches
-                        .get(&nodes[&address].change.connection)
-                        .is_none_or(Vec::is_empty);
-                if needs_slot && in_flight_actions >= parallelism {
-                    ready.insert((position, address));
-                    break;
-                }
                 let address = &address;
-                pending_count -= 1;
+                let batch_limit = batch_limit(&nodes[address], providers);
                 let node = nodes.get_mut(address).expect("node exists");
                 node.started = Some(Instant::now());
                 events.emit(&Event::started(address, node.change.action));
@@ -319,7 +228,7 @@ pub async fn apply(
                         Ok(prepared) => {
                             let batch = batches.entry(node.change.connection.clone()).or_default();
                             if batch.is_empty() {
-                                in_flight_actions += 1;
+                                scheduler.take_slot();
                             }
                             batch.push((address.clone(), prepared));
                             if batch.len() >= batch_limit {
@@ -328,12 +237,12 @@ pub async fn apply(
                             }
                         }
                         Err(message) => {
-                            in_flight_actions += 1;
+                            scheduler.take_slot();
                             spawn_failure(address.clone(), message, &mut calls);
                         }
                     }
                 } else if start_step(node, model, providers, &attributes, options, &mut calls) {
-                    in_flight_actions += 1;
+                    scheduler.take_slot();
                 }
                 if matches!(node.state, NodeState::Polling { .. }) {
                     polling_set.insert(address.clone());
@@ -343,37 +252,17 @@ pub async fn apply(
                 spawn_batch(batch, &mut calls);
             }
             // Skip what can never run, following chains of dependants to the end.
-            while std::mem::take(&mut check_skips) {
-                let mut newly_skipped = Vec::new();
-                for address in &order {
-                    if !matches!(nodes[address].state, NodeState::Pending) {
-                        continue;
-                    }
-                    if let Some(deps) = blockers.get(address)
-                        && let Some(bad) = deps.iter().find(|d| {
-                            matches!(
-                                report.results.get(*d),
-                                Some(ResourceOutcome::Failed(_) | ResourceOutcome::Skipped { .. })
-                            )
-                        })
-                    {
-                        newly_skipped.push((address.clone(), bad.clone()));
-                    }
+            for (address, because) in scheduler.skips() {
+                if let Some(node) = nodes.get_mut(&address) {
+                    node.state = NodeState::Finished;
                 }
-                for (address, because) in newly_skipped {
-                    if let Some(node) = nodes.get_mut(&address) {
-                        node.state = NodeState::Finished;
-                    }
-                    events.emit(&Event::Skipped {
-                        address: address.to_string(),
-                        because: because.to_string(),
-                    });
-                    pending_count -= 1;
-                    check_skips = true;
-                    report
-                        .results
-                        .insert(address, ResourceOutcome::Skipped { because });
-                }
+                events.emit(&Event::Skipped {
+                    address: address.to_string(),
+                    because: because.to_string(),
+                });
+                report
+                    .results
+                    .insert(address, ResourceOutcome::Skipped { because });
             }
         }
 
@@ -384,20 +273,20 @@ pub async fn apply(
                 _ => None,
             })
             .collect();
-        let pending_left = pending_count > 0;
+        let pending_left = scheduler.pending() > 0;
         if calls.is_empty() && (polling.is_empty() || cancelled) && (!pending_left || cancelled) {
             break;
         }
         if calls.is_empty() && polling.is_empty() && pending_left {
             // Nothing runs and nothing can start: the remaining nodes wait on each other.
-            for (address, node) in nodes.iter_mut() {
-                if matches!(node.state, NodeState::Pending) {
+            for address in scheduler.give_up() {
+                if let Some(node) = nodes.get_mut(&address) {
                     node.state = NodeState::Finished;
-                    report.results.insert(
-                        address.clone(),
-                        ResourceOutcome::Failed("its dependencies never completed".into()),
-                    );
                 }
+                report.results.insert(
+                    address,
+                    ResourceOutcome::Failed(Arc::new(ApplyError::DependenciesNeverCompleted)),
+                );
             }
             break;
         }
@@ -420,19 +309,38 @@ pub async fn apply(
                 let address = result.address.clone();
                 let Some(node) = nodes.get_mut(&address) else { continue };
                 let was_action = result.holds_slot;
-                match handle_result(node, result.result, options, events) {
-                    NodeProgress::Continue => {}
-                    NodeProgress::Polling => {
+                let answer = result.result;
+                let poll_pending = matches!(&answer, Ok(CallOutcome::Polled(TaskStatus::Pending { .. })));
+                if let Ok(CallOutcome::Reread { busy: false, object }) = &answer {
+                    node.live = object.as_ref().map(|o| Arc::new(LiveObject::clone(o)));
+                }
+                match step::decide(answer, &mut node.waiting, options) {
+                    Next::PollAfter(delay) => {
                         if was_action {
-                            in_flight_actions -= 1;
+                            scheduler.free_slot();
                         }
+                        let now = Instant::now();
+                        // A call that answered with a task starts the step's deadline; a poll
+                        // keeps it.
+                        let deadline = match node.state {
+                            NodeState::Polling { deadline, .. } => deadline,
+                            _ => now + step_timeout(node),
+                        };
+                        if poll_pending
+                            && (events.wants_every_poll()
+                                || now.duration_since(node.last_heartbeat) >= options.heartbeat)
+                        {
+                            node.last_heartbeat = now;
+                            events.emit(&still_running(node));
+                        }
+                        node.state = NodeState::Polling { due: now + delay, deadline };
                     }
-                    NodeProgress::StepFinished(attrs) => {
+                    Next::Done(attrs) => {
                         if !attrs.is_empty() {
                             attributes.entry(address.clone()).or_default().extend(attrs);
                         }
                         if was_action {
-                            in_flight_actions -= 1;
+                            scheduler.free_slot();
                         }
                         if node.steps[node.next_step] == Step::Delete {
                             node.live = None;
@@ -443,7 +351,7 @@ pub async fn apply(
                                 node.state = NodeState::Finished;
                                 report.results.insert(address.clone(), ResourceOutcome::NotStarted);
                             } else if start_step(node, model, providers, &attributes, options, &mut calls) {
-                                in_flight_actions += 1;
+                                scheduler.take_slot();
                             }
                         } else {
                             node.state = NodeState::Finished;
@@ -460,27 +368,16 @@ pub async fn apply(
                                 Action::Wait | Action::NoOp => {}
                             }
                             report.results.insert(address.clone(), ResourceOutcome::Done);
-                            for dependant in dependants.get(&address).into_iter().flatten() {
-                                if let Some(left) = unfinished.get_mut(dependant) {
-                                    *left = left.saturating_sub(1);
-                                    if *left == 0 {
-                                        ready.insert((position[dependant], dependant.clone()));
-                                    }
-                                }
-                            }
+                            scheduler.done(&address);
                         }
                     }
-                    NodeProgress::Failed(message) => {
+                    Next::Failed(error) => {
                         if was_action {
-                            in_flight_actions -= 1;
+                            scheduler.free_slot();
                         }
                         node.state = NodeState::Finished;
-                        events.emit(&Event::Failed {
-                            address: address.to_string(),
-                            message: message.clone(),
-                        });
-                        report.results.insert(address.clone(), ResourceOutcome::Failed(message));
-                        check_skips = true;
+                        fail(&mut report, events, &address, error);
+                        scheduler.failed(&address);
                     }
                 }
                 if matches!(nodes[&address].state, NodeState::Polling { .. }) {
@@ -495,32 +392,20 @@ pub async fn apply(
                 for address in polling_set.clone() {
                     let Some(node) = nodes.get_mut(&address) else { continue };
                     let address = &address;
-                    let NodeState::Polling { task, due, deadline, .. } = &node.state else { continue };
-                    if *deadline <= now {
-                        let message = format!(
-                            "timed out after {} waiting for the server task",
-                            humantime::format_duration(Duration::from_secs(node.started.map(|s| s.elapsed().as_secs()).unwrap_or(0)))
-                        );
+                    let NodeState::Polling { due, deadline } = node.state else { continue };
+                    if deadline <= now {
+                        let waited = Duration::from_secs(node.started.map(|s| s.elapsed().as_secs()).unwrap_or(0));
                         node.state = NodeState::Finished;
-                        events.emit(&Event::Failed { address: address.to_string(), message: message.clone() });
-                        report.results.insert(address.clone(), ResourceOutcome::Failed(message));
+                        fail(&mut report, events, address, ApplyError::TimedOut { waited });
                         polling_set.remove(address);
-                        check_skips = true;
+                        scheduler.failed(address);
                         continue;
                     }
-                    if *due <= now && !cancelled {
-                        let task = task.clone();
-                        spawn_poll(node, address, task, providers, &mut calls);
+                    if due <= now && !cancelled {
+                        spawn_poll(node, providers, &mut calls);
                     } else if now.duration_since(node.last_heartbeat) >= options.heartbeat {
                         node.last_heartbeat = now;
-                        events.emit(&Event::still_running(
-                            address,
-                            node.change.action,
-                            node.started.map(|s| s.elapsed()).unwrap_or_default(),
-                            node.last_progress,
-                            node.last_eta,
-                            task.as_ref().map(|t| t.id.clone()),
-                        ));
+                        events.emit(&still_running(node));
                     }
                 }
             }
@@ -536,138 +421,13 @@ pub async fn apply(
         if report.results.contains_key(&address) {
             continue;
         }
-        let outcome = match node.state {
-            NodeState::Polling {
-                task: Some(task), ..
-            } => ResourceOutcome::StillRunning(task),
-            NodeState::Polling { task: None, .. } => ResourceOutcome::NotStarted,
+        let outcome = match (node.state, node.waiting.task) {
+            (NodeState::Polling { .. }, Some(task)) => ResourceOutcome::StillRunning(task),
             _ => ResourceOutcome::NotStarted,
         };
         report.results.insert(address, outcome);
     }
     report
-}
-
-enum NodeProgress {
-    Continue,
-    Polling,
-    StepFinished(Attributes),
-    Failed(String),
-}
-
-fn handle_result(
-    node: &mut Node,
-    result: Result<CallOutcome, String>,
-    options: &ApplyOptions,
-    events: &dyn EventSink,
-) -> NodeProgress {
-    let step = node.steps[node.next_step];
-    let timeout = match step {
-        Step::Create => node.timeouts.create,
-        Step::Update | Step::Wait | Step::Rotate => node.timeouts.update,
-        Step::Delete => node.timeouts.delete,
-    };
-    match result {
-        Err(message) => NodeProgress::Failed(message),
-        Ok(CallOutcome::StepDone(attrs)) => NodeProgress::StepFinished(attrs),
-        Ok(CallOutcome::Task(task)) => {
-            node.state = NodeState::Polling {
-                task: Some(task),
-                due: Instant::now() + options.first_poll,
-                polls: 0,
-                deadline: Instant::now() + timeout,
-            };
-            NodeProgress::Polling
-        }
-        Ok(CallOutcome::Polled(status)) => {
-            let NodeState::Polling {
-                task,
-                polls,
-                deadline,
-                ..
-            } = &node.state
-            else {
-                return NodeProgress::Continue;
-            };
-            let (task, polls, deadline) = (task.clone(), *polls + 1, *deadline);
-            match status {
-                TaskStatus::Done => {
-                    // A create or replace needs the new object's attributes.
-                    NodeProgress::StepFinished(Attributes::default())
-                }
-                TaskStatus::Failed(message) => {
-                    NodeProgress::Failed(format!("the server task failed: {message}"))
-                }
-                TaskStatus::Pending { progress, eta } => {
-                    let eta = eta.map(|eta| real_time(eta, options.server_time_scale));
-                    node.last_progress = progress.or(node.last_progress);
-                    let delay = poll_delay(options, polls, eta);
-                    let now = Instant::now();
-                    node.last_eta = eta;
-                    if events.wants_every_poll()
-                        || now.duration_since(node.last_heartbeat) >= options.heartbeat
-                    {
-                        node.last_heartbeat = now;
-                        events.emit(&Event::still_running(
-                            &node.change.address,
-                            node.change.action,
-                            node.started.map(|s| s.elapsed()).unwrap_or_default(),
-                            node.last_progress,
-                            eta,
-                            task.as_ref().map(|t| t.id.clone()),
-                        ));
-                    }
-                    node.state = NodeState::Polling {
-                        task,
-                        due: now + delay,
-                        polls,
-                        deadline,
-                    };
-                    NodeProgress::Continue
-                }
-            }
-        }
-        Ok(CallOutcome::Reread { busy, object }) => {
-            if busy {
-                let NodeState::Polling {
-                    task,
-                    polls,
-                    deadline,
-                    ..
-                } = &node.state
-                else {
-                    return NodeProgress::Continue;
-                };
-                let polls = *polls + 1;
-                node.state = NodeState::Polling {
-                    task: task.clone(),
-                    due: Instant::now() + poll_delay(options, polls, None),
-                    polls,
-                    deadline: *deadline,
-                };
-                NodeProgress::Continue
-            } else {
-                let attrs = object
-                    .as_ref()
-                    .map(|o| o.attributes.clone())
-                    .unwrap_or_default();
-                node.live = object.map(|o| Arc::new(*o));
-                NodeProgress::StepFinished(attrs)
-            }
-        }
-    }
-}
-
-/// Everything a provider call of one node needs, taken out of the loop's state.
-struct PreparedStep {
-    step: Step,
-    provider: Arc<dyn Provider>,
-    resource: Resource,
-    desired: serde_json::Value,
-    live: Option<Arc<LiveObject>>,
-    changed: Vec<String>,
-    connection: String,
-    attempt: u32,
 }
 
 /// How many creates the node's provider takes in one call, when the node's next step is a
@@ -687,26 +447,26 @@ fn prepare_step(
     model: &Model,
     providers: &ProviderSet,
     attributes: &BTreeMap<Address, Attributes>,
-) -> Result<PreparedStep, String> {
+) -> Result<PreparedStep, ApplyError> {
     let step = node.steps[node.next_step];
     let address = &node.change.address;
     let provider = providers
         .get(&node.change.connection)
         .cloned()
-        .ok_or_else(|| format!("no provider for connection `{}`", node.change.connection))?;
+        .ok_or_else(|| ApplyError::NoProvider {
+            connection: node.change.connection.clone(),
+        })?;
     let resource = model
         .resources
         .get(address)
         .cloned()
         .or_else(|| crate::plan::prune::stand_in(&node.change))
-        .ok_or_else(|| "the resource is no longer declared".to_string())?;
+        .ok_or(ApplyError::NotDeclared)?;
     let desired = resolve_now(&resource, attributes);
     if step != Step::Delete
         && let Some(reference) = unresolved(&resource, attributes)
     {
-        return Err(format!(
-            "`${{{reference}}}` is not known: its resource did not report it"
-        ));
+        return Err(ApplyError::Unresolved { reference });
     }
     Ok(PreparedStep {
         step,
@@ -720,11 +480,11 @@ fn prepare_step(
     })
 }
 
-fn spawn_failure(address: Address, message: String, calls: &mut JoinSet<Vec<CallResult>>) {
+fn spawn_failure(address: Address, error: ApplyError, calls: &mut JoinSet<Vec<CallResult>>) {
     calls.spawn(async move {
         vec![CallResult {
             address,
-            result: Err(message),
+            result: Err(error),
             holds_slot: true,
         }]
     });
@@ -744,10 +504,13 @@ fn start_step(
     let address = node.change.address.clone();
     if step == Step::Wait {
         let now = Instant::now();
-        node.state = NodeState::Polling {
+        node.waiting = Waiting {
             task: node.change.task.clone(),
-            due: now,
             polls: 0,
+            ..std::mem::take(&mut node.waiting)
+        };
+        node.state = NodeState::Polling {
+            due: now,
             deadline: now + node.timeouts.update.max(options.first_poll),
         };
         return false;
@@ -755,31 +518,52 @@ fn start_step(
     node.state = NodeState::Calling;
     let prepared = match prepare_step(node, model, providers, attributes) {
         Ok(prepared) => prepared,
-        Err(message) => {
-            spawn_failure(address, message, calls);
+        Err(error) => {
+            spawn_failure(address, error, calls);
             return true;
         }
     };
     calls.spawn(async move {
-        let p = prepared;
-        let result = run_step(
-            p.step,
-            p.provider.as_ref(),
-            &p.resource,
-            &p.desired,
-            p.live.as_deref(),
-            &p.changed,
-            &p.connection,
-            p.attempt,
-        )
-        .await;
         vec![CallResult {
             address,
-            result,
+            result: step::call(prepared).await,
             holds_slot: true,
         }]
     });
     true
+}
+
+/// The time the node's current step may take, from its first task on.
+fn step_timeout(node: &Node) -> Duration {
+    match node.steps[node.next_step] {
+        Step::Create => node.timeouts.create,
+        Step::Update | Step::Wait | Step::Rotate => node.timeouts.update,
+        Step::Delete => node.timeouts.delete,
+    }
+}
+
+/// A "still running" heartbeat of a node being waited on.
+fn still_running(node: &Node) -> Event {
+    Event::still_running(
+        &node.change.address,
+        node.change.action,
+        node.started.map(|s| s.elapsed()).unwrap_or_default(),
+        node.waiting.progress,
+        node.waiting.eta,
+        node.waiting.task.as_ref().map(|t| t.id.clone()),
+    )
+}
+
+/// Records a node's failure: one progress event with the whole chain on a line, and the
+/// error itself in the report for the CLI to render with its causes.
+fn fail(report: &mut ApplyReport, events: &dyn EventSink, address: &Address, error: ApplyError) {
+    events.emit(&Event::Failed {
+        address: address.to_string(),
+        message: error.chain(),
+    });
+    report
+        .results
+        .insert(address.clone(), ResourceOutcome::Failed(Arc::new(error)));
 }
 
 /// Creates several nodes with one [`Provider::create_many`] call (all on one connection).
@@ -801,8 +585,11 @@ fn spawn_batch(batch: Vec<(Address, PreparedStep)>, calls: &mut JoinSet<Vec<Call
         let mut results = Vec::with_capacity(batch.len());
         for (index, (address, p)) in batch.iter().enumerate() {
             let result = match outcomes.next() {
-                Some(outcome) => settle_outcome(&p.resource, outcome),
-                None => Err("the provider returned no result for this create".to_string()),
+                Some(outcome) => step::settle_outcome(
+                    &p.resource,
+                    outcome.map_err(ApplyError::call(Call::Create)),
+                ),
+                None => Err(ApplyError::NoResult),
             };
             results.push(CallResult {
                 address: address.clone(),
@@ -839,177 +626,24 @@ fn unresolved(resource: &Resource, attributes: &BTreeMap<Address, Attributes>) -
         .map(|r| format!("{}.{}", r.target, r.attribute))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_step(
-    step: Step,
-    provider: &dyn Provider,
-    resource: &Resource,
-    desired: &serde_json::Value,
-    live: Option<&LiveObject>,
-    changed: &[String],
-    connection: &str,
-    attempt: u32,
-) -> Result<CallOutcome, String> {
-    let address = &resource.address;
-    let outcome = match step {
-        Step::Create => {
-            let request = CreateRequest {
-                address,
-                spec: desired,
-                idempotency_key: idempotency_key(connection, address, attempt),
-                base_dir: &resource.base_dir,
-            };
-            provider.create(&request).await
-        }
-        Step::Update => {
-            let Some(live) = live else {
-                return Err("the object to update was not found".to_string());
-            };
-            let request = UpdateRequest {
-                address,
-                live,
-                spec: desired,
-                changed,
-                allow_power_cycle: crate::model::rules::PowerCycle::of_spec(desired).is_some(),
-            };
-            provider.update(&request).await
-        }
-        Step::Delete => {
-            let Some(live) = live else {
-                return Ok(CallOutcome::StepDone(Attributes::default()));
-            };
-            let outcome = provider.delete(&DeleteRequest { address, live }).await;
-            if outcome.is_ok()
-                && address.kind == Kind::VcdApiToken
-                && let Some(file) = secret_file::token_file(resource)
-                && file.exists()
-            {
-                tracing::warn!(
-                    "{address}: the token file `{}` was left in place",
-                    file.display()
-                );
-            }
-            outcome
-        }
-        Step::Rotate => {
-            let Some(live) = live else {
-                return Err("the token to rotate was not found".to_string());
-            };
-            return rotation::rotate(provider, resource, desired, live)
-                .await
-                .map(CallOutcome::StepDone);
-        }
-        Step::Wait => return Err("internal: a wait is not a call".to_string()),
-    };
-    settle_outcome(resource, outcome)
-}
-
-/// Turns a provider's answer into the loop's terms, keeping a one-time secret on disk.
-fn settle_outcome(
-    resource: &Resource,
-    outcome: Result<Outcome, ProviderError>,
-) -> Result<CallOutcome, String> {
-    match outcome.map_err(|e| describe(&e))? {
-        Outcome::Done { attributes, secret } => {
-            if let Some(secret) = secret {
-                secret_file::write(resource, &secret).map_err(|e| e.to_string())?;
-            }
-            Ok(CallOutcome::StepDone(attributes))
-        }
-        Outcome::Task(task) => Ok(CallOutcome::Task(task)),
-    }
-}
-
-fn describe(error: &ProviderError) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 /// Polls a node's task (or re-reads the object when there is no task handle).
-fn spawn_poll(
-    node: &mut Node,
-    address: &Address,
-    task: Option<TaskHandle>,
-    providers: &ProviderSet,
-    calls: &mut JoinSet<Vec<CallResult>>,
-) {
+fn spawn_poll(node: &mut Node, providers: &ProviderSet, calls: &mut JoinSet<Vec<CallResult>>) {
     if let NodeState::Polling { due, .. } = &mut node.state {
         // Not due again until this poll answers.
         *due = Instant::now() + Duration::from_secs(24 * 3600);
     }
     let provider: Option<Arc<dyn Provider>> = providers.get(&node.change.connection).cloned();
-    let address = address.clone();
+    let address = node.change.address.clone();
+    let connection = node.change.connection.clone();
+    let task = node.waiting.task.clone();
     let reread_after =
         node.steps[node.next_step] == Step::Create || node.steps[node.next_step] == Step::Wait;
     calls.spawn(async move {
-        let Some(provider) = provider else {
-            return vec![CallResult {
-                address,
-                result: Err("no provider for the connection".to_string()),
-                holds_slot: false,
-            }];
-        };
-        let result = match task {
-            Some(task) => match provider.poll(&task).await {
-                Ok(TaskStatus::Done) if reread_after => reread(provider.as_ref(), &address).await,
-                Ok(status) => Ok(CallOutcome::Polled(status)),
-                Err(err) => Err(describe(&err)),
-            },
-            None => reread(provider.as_ref(), &address).await,
-        };
+        let result = step::poll(provider, &connection, &address, task, reread_after).await;
         vec![CallResult {
             address,
             result,
             holds_slot: false,
         }]
     });
-}
-
-/// Lists the object again (for its attributes, or to see whether it is still busy).
-async fn reread(provider: &dyn Provider, address: &Address) -> Result<CallOutcome, String> {
-    let listed = provider
-        .list(address.kind, std::slice::from_ref(&address.name))
-        .await
-        .map_err(|e| describe(&e))?;
-    let object = listed
-        .into_iter()
-        .find(|o| o.name == address.name && o.status != LiveStatus::Deleted);
-    let busy = object
-        .as_ref()
-        .is_some_and(|o| matches!(o.status, LiveStatus::Busy { .. }));
-    if let Some(LiveStatus::Failed { reason }) = object.as_ref().map(|o| &o.status) {
-        return Err(format!("the server reports the object failed: {reason}"));
-    }
-    Ok(CallOutcome::Reread {
-        busy,
-        object: object.map(Box::new),
-    })
-}
-
-/// Exponential backoff from `first_poll`, capped by half the task's own estimate (never
-/// below the first delay) and by `max_poll_interval`.
-/// A server duration in real time, given the server's clock rate.
-fn real_time(server: Duration, server_time_scale: f64) -> Duration {
-    if server_time_scale.is_finite() && server_time_scale > 0.0 {
-        server.div_f64(server_time_scale)
-    } else {
-        server
-    }
-}
-
-pub fn poll_delay(options: &ApplyOptions, polls: u32, eta: Option<Duration>) -> Duration {
-    let exponential = options
-        .first_poll
-        .saturating_mul(1u32 << polls.min(20))
-        .min(options.max_poll_interval);
-    match eta {
-        Some(eta) => exponential.min((eta / 2).max(options.first_poll)),
-        None => exponential,
-    }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::{describe, secret_file};
+use super::error::{ApplyError, Call};
+use super::secret_file;
 use crate::model::token_file::{TokenState, rotated_token_name, token_state};
 use crate::model::{Address, Resource};
 use crate::providers::{
@@ -26,11 +27,16 @@ pub async fn rotate(
     resource: &Resource,
     desired: &serde_json::Value,
     live: &LiveObject,
-) -> Result<Attributes, String> {
+) -> Result<Attributes, ApplyError> {
     let rotation = match token_state(resource, live, Utc::now()) {
         TokenState::Rotate(rotation) => rotation,
         TokenState::Fine => return Ok(live.attributes.clone()),
-        TokenState::Lost(message) => return Err(message),
+        TokenState::Lost(message) => {
+            return Err(ApplyError::Rotation {
+                message,
+                source: None,
+            });
+        }
     };
     let mut kept = rotation.held.clone();
     if rotation.create {
@@ -45,23 +51,27 @@ pub async fn rotate(
             idempotency_key: uuid::Uuid::new_v4(),
             base_dir: &resource.base_dir,
         };
-        let outcome = provider.create(&request).await.map_err(|e| {
-            format!(
-                "creating the new token failed; the old one still works: {}",
-                describe(&e)
-            )
-        })?;
+        let outcome = provider
+            .create(&request)
+            .await
+            .map_err(|source| ApplyError::Rotation {
+                message: "creating the new token failed; the old one still works".to_string(),
+                source: Some(Box::new(ApplyError::call(Call::Create)(source))),
+            })?;
         let Outcome::Done {
             attributes,
             secret: Some(secret),
         } = outcome
         else {
-            return Err(format!(
-                "the server returned no secret for the new token `{}`; the old one still works",
-                address.name
-            ));
+            return Err(ApplyError::Rotation {
+                message: format!(
+                    "the server returned no secret for the new token `{}`; the old one still works",
+                    address.name
+                ),
+                source: None,
+            });
         };
-        secret_file::write(resource, &secret).map_err(|e| e.to_string())?;
+        secret_file::write(resource, &secret)?;
         kept = attributes
             .get("id")
             .cloned()
@@ -70,9 +80,12 @@ pub async fn rotate(
         tracing::info!("{}: the token file now holds `{kept}`", resource.address);
     }
     for id in rotation.revoke.iter().filter(|id| **id != kept) {
-        revoke(provider, resource, live, id).await.map_err(|message| {
-            format!("revoking `{id}` failed ({message}); the token file holds `{kept}`, which works; the next apply revokes the old token")
-        })?;
+        revoke(provider, resource, live, id)
+            .await
+            .map_err(|cause| ApplyError::Rotation {
+                message: format!("revoking `{id}` failed; the token file holds `{kept}`, which works; the next apply revokes the old token"),
+                source: Some(Box::new(cause)),
+            })?;
     }
     Ok(Attributes::from([("id".to_string(), kept)]))
 }
@@ -83,7 +96,7 @@ async fn revoke(
     resource: &Resource,
     live: &LiveObject,
     id: &str,
-) -> Result<(), String> {
+) -> Result<(), ApplyError> {
     let generation = LiveObject {
         id: id.to_string(),
         attributes: Attributes::from([("id".to_string(), id.to_string())]),
@@ -95,18 +108,25 @@ async fn revoke(
             live: &generation,
         })
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(ApplyError::call(Call::Delete))?;
     let Outcome::Task(task) = outcome else {
         return Ok(());
     };
     // A revoke task is short (Cloud Director answers it done at once); it is waited for
     // here so the step stays one call for the executor.
     for _ in 0..MAX_REVOKE_POLLS {
-        match provider.poll(&task).await.map_err(|e| describe(&e))? {
+        match provider
+            .poll(&task)
+            .await
+            .map_err(ApplyError::call(Call::Poll))?
+        {
             TaskStatus::Done => return Ok(()),
-            TaskStatus::Failed(message) => return Err(message),
+            TaskStatus::Failed(message) => return Err(ApplyError::TaskFailed { message }),
             TaskStatus::Pending { .. } => tokio::time::sleep(REVOKE_POLL_INTERVAL).await,
         }
     }
-    Err(format!("the revoke task `{}` did not finish", task.id))
+    Err(ApplyError::Rotation {
+        message: format!("the revoke task `{}` did not finish", task.id),
+        source: None,
+    })
 }

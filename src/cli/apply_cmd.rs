@@ -366,15 +366,34 @@ async fn next_signal(stream: Option<&mut tokio::signal::unix::Signal>) {
     }
 }
 
+/// One resource's change failed; the cause chain says why.
+#[derive(Debug, thiserror::Error)]
+#[error("applying `{address}` failed")]
+struct ResourceFailed {
+    address: crate::model::Address,
+    #[source]
+    source: Arc<apply::ApplyError>,
+}
+
 fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
     let mut failed = Vec::new();
     let mut skipped = Vec::new();
     let mut running = Vec::new();
     let mut not_started = Vec::new();
+    let mut errors = Vec::new();
     for (address, outcome) in &report.results {
         match outcome {
             ResourceOutcome::Done => {}
-            ResourceOutcome::Failed(message) => failed.push(format!("{address}: {message}")),
+            ResourceOutcome::Failed(error) if json => {
+                failed.push(format!("{address}: {}", error.chain()))
+            }
+            ResourceOutcome::Failed(error) => {
+                failed.push(address.to_string());
+                errors.push(ResourceFailed {
+                    address: address.clone(),
+                    source: error.clone(),
+                });
+            }
             ResourceOutcome::Skipped { because } => {
                 skipped.push(format!("{address} (because {because} did not complete)"))
             }
@@ -387,7 +406,7 @@ fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
     let done = report
         .results
         .values()
-        .filter(|o| **o == ResourceOutcome::Done)
+        .filter(|o| matches!(o, ResourceOutcome::Done))
         .count();
     let totals = format!(
         "Resources: {} added, {} changed, {} destroyed.",
@@ -432,6 +451,10 @@ fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
                 }
             }
         }
+    }
+    // Each failure once, with its causes, through the one renderer.
+    for error in errors {
+        reporter.error(&Failure::from(error));
     }
     if report.interrupted {
         if !running.is_empty() {

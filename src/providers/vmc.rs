@@ -211,9 +211,17 @@ fn is_concurrent_update(response: &HttpResponse) -> bool {
                 .any(|m| m.contains(CONCURRENT_UPDATE)))
 }
 
-/// Retries for calls on an existing SDDC: server-marked retryable and concurrent updates.
-fn mutation_retry_rule() -> RetryRule {
-    RetryRule::new(|response| server_says_retry(response) || is_concurrent_update(response))
+/// The id prefix of the stand-in task of a mutation refused as a concurrent update.
+const RESEND_TASK_PREFIX: &str = "resend/";
+
+/// A mutation VMC refused because another one runs on the SDDC. It is not waited for here:
+/// the mutation is returned as a stand-in task, and each poll of it (the executor's loop
+/// owns the delay between polls) sends it again until the SDDC accepts it; then polls follow
+/// the server's own task.
+#[derive(Clone, Debug)]
+enum Resend {
+    Waiting(HttpRequest),
+    Sent(TaskHandle),
 }
 
 /// The provider for one `vmc` connection.
@@ -223,6 +231,9 @@ pub struct VmcProvider {
     auth: CspAuth,
     configured_org: Option<String>,
     org: OnceCell<String>,
+    /// Mutations refused as concurrent updates, by stand-in task id.
+    resends: std::sync::Mutex<HashMap<String, Resend>>,
+    resend_count: std::sync::atomic::AtomicU64,
 }
 
 impl VmcProvider {
@@ -241,6 +252,8 @@ impl VmcProvider {
                 .clone()
                 .filter(|org| !org.is_empty()),
             org: OnceCell::new(),
+            resends: std::sync::Mutex::new(HashMap::new()),
+            resend_count: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -375,7 +388,12 @@ impl VmcProvider {
         sddc_id: &str,
         build: impl Fn() -> HttpRequest,
     ) -> ProviderResult<Outcome> {
-        let result = self.call(|| build().retry_if(mutation_retry_rule())).await;
+        let result = self.call(&build).await;
+        if let Ok(response) = &result
+            && is_concurrent_update(response)
+        {
+            return Ok(Outcome::Task(self.resend_later(sddc_id, build())));
+        }
         let lost = match &result {
             Ok(response) if response.is_success() => {
                 return Ok(Outcome::Task(task_handle(response, sddc_id)?));
@@ -445,6 +463,81 @@ impl VmcProvider {
                     .idempotent(true)
             })
             .await?;
+        task_status(&response, &task.id)
+    }
+
+    /// Keeps a mutation refused as a concurrent update for [`VmcProvider::poll_resend`].
+    fn resend_later(&self, sddc_id: &str, request: HttpRequest) -> TaskHandle {
+        let n = self
+            .resend_count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{RESEND_TASK_PREFIX}{sddc_id}/{n}");
+        tracing::debug!(connection = %self.connection, sddc = sddc_id, "a mutation met a concurrent update; it is sent again when polled");
+        self.resends().insert(id.clone(), Resend::Waiting(request));
+        TaskHandle {
+            kind: Kind::Sddc,
+            id,
+            object_id: sddc_id.to_string(),
+        }
+    }
+
+    fn resends(&self) -> std::sync::MutexGuard<'_, HashMap<String, Resend>> {
+        self.resends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A poll of a refused mutation: sends it again (pending while the SDDC is still busy),
+    /// or, once accepted, polls the server's task.
+    async fn poll_resend(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
+        let pending = TaskStatus::Pending {
+            progress: None,
+            eta: None,
+        };
+        let resend = self.resends().get(&task.id).cloned();
+        let request = match resend {
+            None => {
+                return Err(ProviderError::Invalid(format!(
+                    "there is no refused mutation `{}` to send again",
+                    task.id
+                )));
+            }
+            Some(Resend::Sent(accepted)) => {
+                let status = self.poll_server_task(&accepted).await?;
+                if !matches!(status, TaskStatus::Pending { .. }) {
+                    self.resends().remove(&task.id);
+                }
+                return Ok(status);
+            }
+            Some(Resend::Waiting(request)) => request,
+        };
+        let response = self.call(|| request.clone()).await?;
+        if is_concurrent_update(&response) {
+            return Ok(pending);
+        }
+        if response.is_success() {
+            let accepted = task_handle(&response, &task.object_id)?;
+            self.resends()
+                .insert(task.id.clone(), Resend::Sent(accepted));
+            return Ok(pending);
+        }
+        self.resends().remove(&task.id);
+        // A delete of an SDDC that went away meanwhile is done.
+        if request.method == reqwest::Method::DELETE && matches!(response.status, 404 | 410) {
+            return Ok(TaskStatus::Done);
+        }
+        Err(api_error(&response))
+    }
+
+    /// `GET /tasks/{id}`, or the SDDC's own state for a handle without a task id.
+    async fn poll_server_task(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
+        if task.id.is_empty() {
+            return self.poll_sddc_state(&task.object_id).await;
+        }
+        let path = self
+            .org_path(&format!("/tasks/{}", path_segment(&task.id)))
+            .await?;
+        let response = self.call(|| HttpRequest::get(&path)).await?;
         task_status(&response, &task.id)
     }
 
@@ -1045,9 +1138,12 @@ impl Provider for VmcProvider {
         let path = self
             .org_path(&format!("/sddcs/{}", path_segment(sddc_id)))
             .await?;
-        let response = self
-            .call(|| HttpRequest::delete(&path).retry_if(mutation_retry_rule()))
-            .await?;
+        let response = self.call(|| HttpRequest::delete(&path)).await?;
+        if is_concurrent_update(&response) {
+            return Ok(Outcome::Task(
+                self.resend_later(sddc_id, HttpRequest::delete(&path)),
+            ));
+        }
         if response.is_success() {
             return Ok(Outcome::Task(task_handle(&response, sddc_id)?));
         }
@@ -1071,14 +1167,10 @@ impl Provider for VmcProvider {
     }
 
     async fn poll(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
-        if task.id.is_empty() {
-            return self.poll_sddc_state(&task.object_id).await;
+        if task.id.starts_with(RESEND_TASK_PREFIX) {
+            return self.poll_resend(task).await;
         }
-        let path = self
-            .org_path(&format!("/tasks/{}", path_segment(&task.id)))
-            .await?;
-        let response = self.call(|| HttpRequest::get(&path)).await?;
-        task_status(&response, &task.id)
+        self.poll_server_task(task).await
     }
 }
 
