@@ -352,13 +352,33 @@ async fn a_csp_api_token_expiring_within_the_window_is_warned_about_without_its_
         "{}",
         markdown.stdout
     );
-    let applied = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    let applied = estate
+        .run(&["apply", "--auto-approve", "--json", "manifests"])
+        .await;
     ok(&applied);
     assert!(
         applied.stderr.contains("CSP API token"),
         "{}",
         applied.stderr
     );
+    // `apply --json`: the warning leads the event stream.
+    let first: Value = serde_json::from_str(applied.stdout.lines().next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {}", applied.stdout));
+    assert_eq!(first["type"], "warning", "{}", applied.stdout);
+    assert_eq!(first["kind"], "credential_expiry");
+    assert_eq!(first["connection"], "salt");
+    // `drift` warns the same way, in its report's `warnings`.
+    let drift = estate
+        .run(&["drift", "--format", "json", "manifests"])
+        .await;
+    // Exit 2: the simulator's own Salt objects are unmanaged here.
+    assert_ne!(drift.code, 1, "{}\n{}", drift.stdout, drift.stderr);
+    let report: Value = serde_json::from_str(&drift.stdout).unwrap();
+    assert_eq!(
+        report["warnings"][0]["kind"], "credential_expiry",
+        "{report}"
+    );
+    assert!(drift.stderr.contains("CSP API token"), "{}", drift.stderr);
     let narrow = estate
         .run(&["plan", "--warn-expiry", "5d", "manifests"])
         .await;
@@ -368,7 +388,7 @@ async fn a_csp_api_token_expiring_within_the_window_is_warned_about_without_its_
         "{}",
         narrow.stderr
     );
-    for run in [&text, &json_plan, &markdown, &applied, &narrow] {
+    for run in [&text, &json_plan, &markdown, &applied, &narrow, &drift] {
         assert_secrets_absent(&[&run.stdout, &run.stderr]);
     }
 }

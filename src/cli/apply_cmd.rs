@@ -312,6 +312,18 @@ async fn apply_locked(
     } else {
         Box::new(PlainSink::new(std::io::stdout()))
     };
+    if args.json {
+        // The plan's warnings (credentials expiring soon) lead the event stream.
+        for warning in crate::plan::render::credential_json_warnings(&plan.credentials) {
+            let mut line = serde_json::json!({ "type": "warning" });
+            if let (Some(line), Ok(serde_json::Value::Object(fields))) =
+                (line.as_object_mut(), serde_json::to_value(&warning))
+            {
+                line.extend(fields);
+            }
+            println!("{line}");
+        }
+    }
     let options = ApplyOptions {
         parallelism: args.parallelism as usize,
         server_time_scale: args.sim.time_scale().unwrap_or(1.0),
