@@ -72,34 +72,7 @@ impl ExportFilter {
 }
 
 /// Whether `name` matches the shell-style `pattern` (`*`, `?`; everything else literal).
-pub fn name_matches(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let name: Vec<char> = name.chars().collect();
-    // Classic two-pointer wildcard match, backtracking to the last `*`.
-    let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == '?' || c == name[n] => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|c| *c == '*')
-}
+pub use crate::model::wildcard::matches as name_matches;
 
 /// The file a kind is exported to, e.g. `salt-job.yaml`.
 pub fn file_name(kind: Kind) -> String {

@@ -18,6 +18,7 @@ pub mod rules;
 pub mod secret;
 pub mod shown;
 pub mod token_file;
+pub mod wildcard;
 
 use std::collections::BTreeMap;
 use std::fmt;

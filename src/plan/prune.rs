@@ -118,36 +118,8 @@ pub fn derived_attempt(connection: &str, kind: Kind, name: &str, id: &str) -> Op
     })
 }
 
-/// Whether `name` matches `pattern`: `*` any run of characters (none included), `?` one
-/// character, anything else itself.
-pub fn glob_matches(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let name: Vec<char> = name.chars().collect();
-    let (mut p, mut n) = (0, 0);
-    // Where the last `*` was, and the name position it has swallowed up to.
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(c) if *c == '?' || *c == name[n] => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                Some((star_p, star_n)) => {
-                    p = star_p + 1;
-                    n = star_n + 1;
-                    star = Some((star_p, star_n + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|c| *c == '*')
-}
+/// Whether `name` matches `pattern` (`*` any run of characters, `?` one character).
+pub use crate::model::wildcard::matches as glob_matches;
 
 /// The objects the next apply prunes, given the whole model and a live state read with
 /// [`scan_set`] (objects of listings not scanned are never pruned). Callable without the CLI:
