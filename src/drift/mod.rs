@@ -213,7 +213,8 @@ pub fn scanned_listings(model: &Model) -> BTreeSet<(String, Kind)> {
                 let kinds = declared.get(name.as_str()).into_iter().flatten();
                 scan.extend(
                     kinds
-                        .filter(|kind| **kind != Kind::VirtualMachine)
+                        // Kinds sextant never creates (VMs) only when named.
+                        .filter(|kind| crate::model::rules::rules_for(**kind).creatable())
                         .map(|kind| (name.clone(), *kind)),
                 );
             }

@@ -137,7 +137,8 @@ pub fn prunes(model: &Model, live: &LiveState) -> Pruning {
             continue;
         };
         for kind in &policy.kinds {
-            if *kind == Kind::VirtualMachine {
+            // What sextant may never delete (VMs) is never pruned.
+            if !rules_for(*kind).deletable() {
                 continue;
             }
             let objects = live.undeclared(connection_name, *kind);
