@@ -315,13 +315,12 @@ async fn apply_locked(
     if args.json {
         // The plan's warnings (credentials expiring soon) lead the event stream.
         for warning in crate::plan::render::credential_json_warnings(&plan.credentials) {
-            let mut line = serde_json::json!({ "type": "warning" });
-            if let (Some(line), Ok(serde_json::Value::Object(fields))) =
-                (line.as_object_mut(), serde_json::to_value(&warning))
-            {
+            let mut line = serde_json::Map::new();
+            line.insert("type".into(), "warning".into());
+            if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(&warning) {
                 line.extend(fields);
             }
-            println!("{line}");
+            println!("{}", serde_json::Value::Object(line));
         }
     }
     let options = ApplyOptions {

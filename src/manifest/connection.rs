@@ -131,14 +131,7 @@ fn shown_value<T>(value: &EnvOr<T>, shown: &str) -> String {
 
 impl ConnectionReader<'_> {
     fn pos(&self, path: &[&str]) -> Pos {
-        let mut node = self.spec_node;
-        for key in path {
-            match node.get(key) {
-                Some(next) => node = next,
-                None => break,
-            }
-        }
-        node.pos
+        self.spec_node.deepest(path.iter().copied()).pos
     }
 
     fn error(&mut self, path: &[&str], message: impl Into<String>, hint: Option<String>) {

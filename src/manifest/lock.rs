@@ -34,13 +34,7 @@ impl LockDocument {
     }
 
     fn error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        let mut node = &self.node;
-        for key in path.split('.').filter(|k| !k.is_empty()) {
-            match node.get(key) {
-                Some(next) => node = next,
-                None => break,
-            }
-        }
+        let node = self.node.deepest(path.split('.').filter(|k| !k.is_empty()));
         Diagnostic::new(&self.origin.file, node.pos, path, message)
     }
 }

@@ -189,6 +189,19 @@ impl Node {
         self.entry(key).map(|entry| &entry.value)
     }
 
+    /// The node at `path` (keys of nested mappings), or the deepest one on the way that
+    /// exists: where a message about that path points.
+    pub fn deepest<'k>(&self, path: impl IntoIterator<Item = &'k str>) -> &Node {
+        let mut node = self;
+        for key in path {
+            match node.get(key) {
+                Some(next) => node = next,
+                None => break,
+            }
+        }
+        node
+    }
+
     /// The entry under a string key of a mapping.
     pub fn entry(&self, key: &str) -> Option<&Entry> {
         self.as_map()?

@@ -43,14 +43,7 @@ impl<'a> RuleContext<'a> {
     }
 
     fn pos(&self, path: &[&str]) -> Pos {
-        let mut node = self.spec_node;
-        for key in path {
-            match node.get(key) {
-                Some(next) => node = next,
-                None => break,
-            }
-        }
-        node.pos
+        self.spec_node.deepest(path.iter().copied()).pos
     }
 }
 

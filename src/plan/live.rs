@@ -138,12 +138,6 @@ impl LiveState {
             .map(|((connection, kind), objects)| (connection.as_str(), *kind, objects.as_slice()))
     }
 
-    /// Whether the listing of `kind` on `connection` was scanned whole.
-    pub fn scanned(&self, connection: &str, kind: Kind) -> bool {
-        self.undeclared
-            .contains_key(&(connection.to_string(), kind))
-    }
-
     /// Counts the live objects of a listing named by undeclared references.
     fn count_named(
         &mut self,
