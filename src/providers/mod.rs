@@ -18,6 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::model::kinds::ResourceKind;
 use crate::model::{Address, Connection, Kind, SecretValue, SystemType};
 
 pub use crate::model::live::{Attributes, LiveObject, LiveStatus, TaskHandle};
@@ -91,6 +92,37 @@ pub struct UpdateRequest<'a> {
     pub changed: &'a [String],
     /// The user allowed a power cycle (VirtualMachine).
     pub allow_power_cycle: bool,
+}
+
+impl CreateRequest<'_> {
+    /// The desired spec as kind `K`'s typed spec ([`ResourceKind::Spec`]): what a provider
+    /// builds its wire body from.
+    pub fn typed<K: ResourceKind>(&self) -> ProviderResult<K::Spec> {
+        typed_spec::<K>(self.address, self.spec)
+    }
+}
+
+impl UpdateRequest<'_> {
+    /// The desired spec as kind `K`'s typed spec ([`ResourceKind::Spec`]).
+    pub fn typed<K: ResourceKind>(&self) -> ProviderResult<K::Spec> {
+        typed_spec::<K>(self.address, self.spec)
+    }
+}
+
+/// Reads a desired spec (references resolved) as `K`'s typed spec. The manifest loader has
+/// already read the same spec as that type, so a failure here is a defect, reported as an
+/// invalid request rather than a panic.
+fn typed_spec<K: ResourceKind>(
+    address: &Address,
+    spec: &serde_json::Value,
+) -> ProviderResult<K::Spec> {
+    use serde::Deserialize;
+    K::Spec::deserialize(spec).map_err(|err| {
+        ProviderError::Invalid(format!(
+            "{address}: the desired spec is not a `{}` spec: {err}",
+            K::NAME
+        ))
+    })
 }
 
 /// Inputs of a delete.
