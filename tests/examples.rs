@@ -620,12 +620,12 @@ fn manifests_md() -> String {
     let defs = schema["$defs"].as_object().unwrap().clone();
     let mut out = MANIFESTS_PREAMBLE.to_string();
     let mut rendered = BTreeSet::new();
-    for kind in sextant::model::Kind::ALL {
+    for kind in sextant::manifest::DocumentKind::declared() {
         let document_name = format!("{kind}Document");
         let document = &defs[&document_name];
         rendered.insert(document_name.clone());
         out.push_str(&format!("\n## {kind}\n\n{}\n\n", description(document)));
-        if kind != sextant::model::Kind::Connection {
+        if matches!(kind, sextant::manifest::DocumentKind::Resource(_)) {
             out.push_str("`spec` is required unless `ensure: absent`.\n\n");
         }
         out.push_str(&properties_table(

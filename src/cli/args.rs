@@ -567,7 +567,7 @@ pub struct ExportArgs {
     pub connection: String,
     /// Export only this kind (repeatable; default: every kind of the connection's system).
     #[arg(long = "kind", value_name = "KIND",
-          value_parser = clap::builder::PossibleValuesParser::new(crate::model::Kind::RESOURCE_NAMES))]
+          value_parser = clap::builder::PossibleValuesParser::new(crate::model::Kind::NAMES))]
     pub kinds: Vec<String>,
     /// Write one file per kind into this directory (created if missing; files of the
     /// exported kinds are replaced, and removed when the kind has no objects) instead of

@@ -196,9 +196,9 @@ async fn export_kinds(
 /// The kinds asked for, checked against the connection's system; all of them by default.
 fn kinds(args: &ExportArgs, connection: &Connection) -> Result<Vec<Kind>, Failure> {
     let system = connection.config.system;
-    let of_system: Vec<Kind> = Kind::RESOURCES
+    let of_system: Vec<Kind> = Kind::ALL
         .into_iter()
-        .filter(|k| k.system() == Some(system))
+        .filter(|k| k.system() == system)
         .collect();
     if args.kinds.is_empty() {
         return Ok(of_system);

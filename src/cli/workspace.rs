@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::args::DestroyArgs;
 use super::{Failure, GlobalArgs, Reporter};
 use crate::apply::lock::EstateKey;
-use crate::manifest::{Diagnostics, EnvironmentInfo, Overrides, Unit};
+use crate::manifest::{Diagnostics, DocumentAddress, EnvironmentInfo, Overrides, Unit};
 use crate::model::{Address, Connection, Kind, Model, SecretSource, SecretValue, SystemType};
 use crate::plan::saved::ManifestDigest;
 use crate::plan::{self, LiveState, Plan, ProviderSet};
@@ -240,16 +240,20 @@ impl Workspace {
     pub fn guard_destroys(&mut self, args: &DestroyArgs, applying: bool) -> Result<(), Failure> {
         let mut replace = Vec::new();
         for text in &args.replace {
-            let address = Address::parse(text).ok_or_else(|| {
+            let address = DocumentAddress::parse(text).ok_or_else(|| {
                 Failure::new(format!("`--replace {text}` is not an address"))
                     .with_hint("addresses look like `Kind/name`, e.g. `SaltJob/Check disk usage`")
             })?;
-            if !self.model.resources.contains_key(&address) {
+            // A connection's address is well formed, but names no resource.
+            let Some(address) = address
+                .into_resource()
+                .filter(|a| self.model.resources.contains_key(a))
+            else {
                 return Err(
                     Failure::new(format!("`--replace {text}` names no declared resource"))
                         .with_hint("run `sextant graph` to list the declared addresses"),
                 );
-            }
+            };
             if !self.scope.contains(&address) {
                 return Err(Failure::new(format!(
                     "`--replace {text}` names a resource outside the `--target` scope"
@@ -260,12 +264,10 @@ impl Workspace {
         }
         let mut allow_destroy = BTreeSet::new();
         for text in &args.allow_destroy {
-            let kind = Kind::parse(text)
-                .filter(|k| *k != Kind::Connection)
-                .ok_or_else(|| {
-                    Failure::new(format!("`--allow-destroy {text}` is not a kind"))
-                        .with_hint("name a kind as manifests write it, e.g. `--allow-destroy Sddc`")
-                })?;
+            let kind = Kind::parse(text).ok_or_else(|| {
+                Failure::new(format!("`--allow-destroy {text}` is not a kind"))
+                    .with_hint("name a kind as manifests write it, e.g. `--allow-destroy Sddc`")
+            })?;
             allow_destroy.insert(kind);
         }
         self.extras.replace = replace;
@@ -438,16 +440,20 @@ fn unreadable_credentials(connection: &Connection) -> Vec<CredentialProblem> {
 fn parse_targets(model: &Model, targets: &[String]) -> Result<Vec<Address>, Failure> {
     let mut out = Vec::new();
     for text in targets {
-        let address = Address::parse(text).ok_or_else(|| {
+        let address = DocumentAddress::parse(text).ok_or_else(|| {
             Failure::new(format!("`--target {text}` is not an address"))
                 .with_hint("addresses look like `Kind/name`, e.g. `SaltJob/Check disk usage`")
         })?;
-        if !model.resources.contains_key(&address) {
+        // A connection's address is well formed, but names no resource.
+        let Some(address) = address
+            .into_resource()
+            .filter(|a| model.resources.contains_key(a))
+        else {
             return Err(
                 Failure::new(format!("`--target {text}` names no declared resource"))
                     .with_hint("run `sextant graph` to list the declared addresses"),
             );
-        }
+        };
         out.push(address);
     }
     Ok(out)

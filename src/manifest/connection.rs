@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::SECRET_DIRS_ENV;
 use super::diagnostics::Diagnostic;
+use super::document_kind::DocumentKind;
 use super::files::Confinement;
 use super::node::{Node, Pos};
 use super::spec::{
@@ -21,7 +22,7 @@ use crate::model::{
 fn kinds_of(system: SystemType) -> Vec<&'static str> {
     Kind::ALL
         .into_iter()
-        .filter(|k| k.system() == Some(system))
+        .filter(|k| k.system() == system)
         .map(Kind::as_str)
         .collect()
 }
@@ -422,7 +423,7 @@ impl ConnectionReader<'_> {
             let PrunableKind(kind) = *prunable;
             let index = index.to_string();
             let path = ["prune", "kinds", index.as_str()];
-            if kind.system() != Some(system) {
+            if kind.system() != system {
                 self.error(
                     &path,
                     format!("`{kind}` objects are not managed through a `{system}` connection"),
@@ -494,8 +495,9 @@ impl ConnectionReader<'_> {
             let mut kinds = Vec::new();
             for (index, name) in names.iter().enumerate() {
                 let path = ["unmanaged", "kinds"];
-                match Kind::parse(name) {
-                    Some(kind) if kind.system() == Some(system) => {
+                // `Connection` is a kind of document, though not of a connection's objects.
+                match DocumentKind::parse_declared(name) {
+                    Some(DocumentKind::Resource(kind)) if kind.system() == system => {
                         if !kinds.contains(&kind) {
                             kinds.push(kind);
                         }
@@ -531,10 +533,8 @@ impl ConnectionReader<'_> {
         for (index, glob) in spec.ignore.iter().flatten().enumerate() {
             let path = ["unmanaged", "ignore"];
             let kind_part = glob.split_once('/').map(|(kind, _)| kind);
-            let known_kind = kind_part.is_some_and(|k| {
-                k.contains(['*', '?', '[', '{'])
-                    || Kind::parse(k).is_some_and(|k| k.system().is_some())
-            });
+            let known_kind = kind_part
+                .is_some_and(|k| k.contains(['*', '?', '[', '{']) || Kind::parse(k).is_some());
             if !known_kind {
                 self.item_error(
                     &path,

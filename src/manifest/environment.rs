@@ -20,6 +20,7 @@ use serde_json::Value as Json;
 use super::Access;
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
+use super::document_kind::DocumentAddress;
 use super::files::{self, Confinement, SourceFile};
 use super::node::{Entry, Node, Pos, Value, parse_documents_with};
 use super::patch::{self, Inserted};
@@ -29,7 +30,7 @@ use super::validate;
 use super::variables::{
     Notes, Origin, SourceText, Substitution, Variable, Variables, first_reference, is_name,
 };
-use crate::model::{Address, Model};
+use crate::model::Model;
 
 /// The `kind` of an environment document.
 pub const ENVIRONMENT_KIND: &str = "Environment";
@@ -698,7 +699,7 @@ fn ready_patch(
         .find(|e| e.key.as_str() == Some("target"))
         .map(|e| e.value.clone())?;
     let text = target.as_str()?.to_string();
-    if Address::parse(&text).is_none() {
+    if DocumentAddress::parse(&text).is_none() {
         errors.push(
             Diagnostic::new(
                 file,

@@ -260,9 +260,7 @@ fn declares_a_kind(text: &str) -> bool {
         };
         let value = value.split(" #").next().unwrap_or(value).trim();
         let value = value.trim_matches(|c| c == '"' || c == '\'');
-        crate::model::Kind::parse(value).is_some()
-            || value == super::environment::ENVIRONMENT_KIND
-            || value == super::lock::LOCK_KIND
+        super::document_kind::DocumentKind::parse(value).is_some()
     })
 }
 

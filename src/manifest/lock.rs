@@ -39,11 +39,6 @@ impl LockDocument {
     }
 }
 
-/// Whether a parsed document is a Lock document.
-pub fn is_lock(node: &Node) -> bool {
-    node.get("kind").and_then(Node::as_str) == Some(LOCK_KIND)
-}
-
 /// Checks a Lock document's fields against the schema (unknown fields, types), located.
 pub fn classify(
     origin: &Arc<FileOrigin>,

@@ -10,6 +10,7 @@
 mod connection;
 mod diagnostics;
 mod did_you_mean;
+mod document_kind;
 mod environment;
 mod files;
 mod graph;
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 
 pub use connection::raas_region_url;
 pub use diagnostics::{Diagnostic, Diagnostics};
+pub use document_kind::{DocumentAddress, DocumentKind};
 pub use environment::{EnvironmentInfo, Overrides, Unit};
 pub use files::{DefaultManifests, default_manifests};
 pub use graph::{DependencyGraph, GraphFormat, dependency_cycles, dependency_graph};

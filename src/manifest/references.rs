@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::diagnostics::Diagnostic;
 use super::did_you_mean;
+use super::document_kind::DocumentKind;
 use super::node::{Node, Pos, Value};
 use super::validate::Document;
 use crate::model::{Address, Ensure, Kind, NamedReference, Reference, Resource, SourceLocation};
@@ -130,8 +131,19 @@ pub struct DocumentEdges {
 /// One `${...}` occurrence found in a string.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Interpolation {
-    Reference { address: Address, attribute: String },
-    Invalid { text: String, reason: String },
+    Reference {
+        address: Address,
+        attribute: String,
+    },
+    /// `${Connection/name.attribute}`: a connection is no resource, it has no attributes.
+    Connection {
+        name: String,
+        attribute: String,
+    },
+    Invalid {
+        text: String,
+        reason: String,
+    },
 }
 
 /// Finds every `${...}` in a string. `$${` is a literal `${`, and `${var.NAME}` is left to
@@ -184,12 +196,16 @@ fn parse_reference(inner: &str) -> Interpolation {
     if name.is_empty() {
         return invalid("has an empty name");
     }
-    match Kind::parse(kind) {
-        Some(kind) => Interpolation::Reference {
+    match DocumentKind::parse_declared(kind) {
+        Some(DocumentKind::Resource(kind)) => Interpolation::Reference {
             address: Address::new(kind, name),
             attribute: attribute.to_string(),
         },
-        None => Interpolation::Invalid {
+        Some(DocumentKind::Connection) => Interpolation::Connection {
+            name: name.to_string(),
+            attribute: attribute.to_string(),
+        },
+        _ => Interpolation::Invalid {
             text: format!("${{{inner}}}"),
             reason: format!("names an unknown kind `{kind}`"),
         },
@@ -197,7 +213,7 @@ fn parse_reference(inner: &str) -> Interpolation {
 }
 
 fn kind_hint(kind: &str) -> Option<String> {
-    did_you_mean::hint(kind, Kind::ALL.iter().map(|k| k.as_str()))
+    did_you_mean::hint(kind, DocumentKind::declared().map(DocumentKind::as_str))
 }
 
 struct Collector<'a> {
@@ -265,24 +281,27 @@ impl Collector<'_> {
                 );
                 continue;
             };
-            let Some(kind) = Kind::parse(kind) else {
-                self.error(
-                    item.pos,
-                    &path,
-                    format!("unknown kind `{kind}` in `{text}`"),
-                    kind_hint(kind),
-                );
-                continue;
+            let kind = match DocumentKind::parse_declared(kind) {
+                Some(DocumentKind::Resource(kind)) => kind,
+                Some(DocumentKind::Connection) => {
+                    self.error(
+                        item.pos,
+                        &path,
+                        "a resource cannot depend on a `Connection`".to_string(),
+                        Some("use `connection:` to choose the connection".to_string()),
+                    );
+                    continue;
+                }
+                _ => {
+                    self.error(
+                        item.pos,
+                        &path,
+                        format!("unknown kind `{kind}` in `{text}`"),
+                        kind_hint(kind),
+                    );
+                    continue;
+                }
             };
-            if kind == Kind::Connection {
-                self.error(
-                    item.pos,
-                    &path,
-                    "a resource cannot depend on a `Connection`".to_string(),
-                    Some("use `connection:` to choose the connection".to_string()),
-                );
-                continue;
-            }
             let address = Address::new(kind, name);
             if let Some(to) = self.declared.find(&address) {
                 self.add(to, None, item.pos, path.into());
@@ -367,6 +386,17 @@ impl Collector<'_> {
                     Some("write `${Kind/name.attribute}`, e.g. `${Sddc/prod.vc_url}`".to_string()),
                 );
             }
+            Interpolation::Connection { name, attribute } => {
+                // Connections are not among the declarations a reference may name.
+                self.error(
+                    pos,
+                    path,
+                    format!(
+                        "reference `${{Connection/{name}.{attribute}}}` names `Connection/{name}`, which is not declared"
+                    ),
+                    None,
+                );
+            }
             Interpolation::Reference { address, attribute } => {
                 let shown = format!("${{{address}.{attribute}}}");
                 let Some(to) = self.declared.find(&address) else {
@@ -404,10 +434,11 @@ impl Collector<'_> {
     }
 }
 
-/// Every edge a document declares or implies, reporting references to nothing. `from` is
-/// the document's own index in `declared`.
+/// Every edge a document of `kind` declares or implies, reporting references to nothing.
+/// `from` is the document's own index in `declared`.
 pub fn collect_edges(
     doc: &Document,
+    kind: Kind,
     from: u32,
     declared: &Declarations,
     errors: &mut Vec<Diagnostic>,
@@ -423,7 +454,7 @@ pub fn collect_edges(
         found: DocumentEdges::default(),
     };
     collector.depends_on();
-    let rules = doc.kind.rules();
+    let rules = kind.rules();
     for &(field, kind) in rules.named_fields() {
         collector.named(field, kind, rules.declared_fields().contains(&field));
     }

@@ -7,9 +7,9 @@
 
 use serde_json::Value as Json;
 
+use super::document_kind::DocumentKind;
 use super::node::{Entry, Node, Value, parse_documents_with};
 use super::schema::{checker_schema, document_def};
-use crate::model::Kind;
 
 /// The text of `documents` (already validated) for environment `environment`.
 pub fn render_documents(environment: Option<&str>, documents: &[Node]) -> String {
@@ -18,10 +18,10 @@ pub fn render_documents(environment: Option<&str>, documents: &[Node]) -> String
         .iter()
         .map(|doc| {
             let kind = doc.get("kind").and_then(Node::as_str).unwrap_or_default();
-            let rank = Kind::ALL
-                .iter()
+            // Connections first, then resources by kind; anything else last.
+            let rank = DocumentKind::declared()
                 .position(|k| k.as_str() == kind)
-                .unwrap_or(Kind::ALL.len());
+                .unwrap_or(usize::MAX);
             let name = doc.get("name").and_then(Node::as_str).unwrap_or_default();
             (rank, name, doc)
         })
@@ -39,9 +39,9 @@ pub fn render_documents(environment: Option<&str>, documents: &[Node]) -> String
     let writer = Writer { root: &schema };
     for (rank, _, doc) in sorted {
         out.push_str("---\n");
-        let def = Kind::ALL
-            .get(rank)
-            .and_then(|kind| schema["$defs"].get(document_def(*kind)));
+        let def = DocumentKind::declared()
+            .nth(rank)
+            .and_then(|kind| schema["$defs"].get(document_def(kind)));
         writer.entries(&mut out, doc, def, 0);
     }
     out

@@ -10,32 +10,51 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Value, json};
 
+use super::document_kind::DocumentKind;
 use super::spec::{
     ConnectionEnvelope, ConnectionSpec, EnvironmentEnvelope, EnvironmentSpec, LockEnvelope,
     LockSpec, ResourceEnvelope,
 };
-use crate::model::Kind;
 
 /// The name of a kind's document schema in `$defs`.
-pub fn document_def(kind: Kind) -> String {
-    format!("{kind}Document")
+pub fn document_def(kind: impl Into<DocumentKind>) -> String {
+    format!("{}Document", kind.into())
 }
 
-fn envelope_and_spec(kind: Kind, generator: &mut SchemaGenerator) -> (Value, Value) {
-    let envelope = match kind {
-        Kind::Connection => ConnectionEnvelope::json_schema(generator),
-        _ => ResourceEnvelope::json_schema(generator),
-    };
-    let spec = kind
-        .spec_schema(generator)
-        .unwrap_or_else(|| generator.subschema_for::<ConnectionSpec>());
-    (envelope.to_value(), spec.to_value())
+/// The description of the Connection document.
+const CONNECTION_DESCRIPTION: &str = "Where and how to talk to one system (the token settings).";
+
+/// The schema of a document of any kind.
+fn document_schema(kind: DocumentKind, generator: &mut SchemaGenerator) -> Value {
+    match kind {
+        DocumentKind::Connection => declared_document_schema(
+            kind,
+            ConnectionEnvelope::json_schema(generator).to_value(),
+            generator.subschema_for::<ConnectionSpec>().to_value(),
+            CONNECTION_DESCRIPTION,
+            &[],
+        ),
+        DocumentKind::Resource(resource) => declared_document_schema(
+            kind,
+            ResourceEnvelope::json_schema(generator).to_value(),
+            resource.spec_schema(generator).to_value(),
+            resource.description(),
+            resource.attributes(),
+        ),
+        DocumentKind::Environment => environment_schema(generator),
+        DocumentKind::Lock => lock_schema(generator),
+    }
 }
 
-fn document_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
-    let (mut document, spec) = envelope_and_spec(kind, generator);
-    let mut description = kind.description().to_string();
-    let attributes = kind.attributes();
+/// The schema of a document declared by address (a connection or a resource).
+fn declared_document_schema(
+    kind: DocumentKind,
+    mut document: Value,
+    spec: Value,
+    description: &str,
+    attributes: &[&str],
+) -> Value {
+    let mut description = description.to_string();
     if !attributes.is_empty() {
         let list: Vec<String> = attributes.iter().map(|a| format!("`{a}`")).collect();
         description.push_str(&format!(
@@ -43,6 +62,8 @@ fn document_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
             list.join(", ")
         ));
     }
+    // A connection always has a spec; a resource may leave it out when it is to be deleted.
+    let resource = matches!(kind, DocumentKind::Resource(_));
     if let Some(object) = document.as_object_mut() {
         object.insert("title".into(), json!(document_def(kind)));
         object.insert("description".into(), json!(description));
@@ -75,11 +96,11 @@ fn document_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         if let Value::Array(list) = required {
             list.retain(|v| v != "kind" && v != "spec");
             list.insert(0, json!("kind"));
-            if kind == Kind::Connection {
+            if !resource {
                 list.push(json!("spec"));
             }
         }
-        if kind != Kind::Connection {
+        if resource {
             // `spec` may be left out only when the object is to be deleted.
             object.insert(
                 "if".into(),
@@ -166,13 +187,10 @@ fn special_document_schema(
 
 fn schema(published: bool) -> Value {
     let mut generator = SchemaSettings::draft2020_12().into_generator();
-    let mut documents = serde_json::Map::new();
-    for kind in Kind::ALL {
-        documents.insert(document_def(kind), document_schema(kind, &mut generator));
+    let mut defs = serde_json::Map::new();
+    for kind in DocumentKind::all() {
+        defs.insert(document_def(kind), document_schema(kind, &mut generator));
     }
-    documents.insert(ENVIRONMENT_DEF.into(), environment_schema(&mut generator));
-    documents.insert(LOCK_DEF.into(), lock_schema(&mut generator));
-    let mut defs = documents;
     let generated = generator.take_definitions(true);
     for (name, schema) in generated {
         defs.insert(name, schema);
@@ -195,12 +213,9 @@ fn schema(published: bool) -> Value {
             }),
         );
     }
-    let mut one_of: Vec<Value> = Kind::ALL
-        .iter()
-        .map(|kind| json!({ "$ref": format!("#/$defs/{}", document_def(*kind)) }))
+    let one_of: Vec<Value> = DocumentKind::all()
+        .map(|kind| json!({ "$ref": format!("#/$defs/{}", document_def(kind)) }))
         .collect();
-    one_of.push(json!({ "$ref": format!("#/$defs/{ENVIRONMENT_DEF}") }));
-    one_of.push(json!({ "$ref": format!("#/$defs/{LOCK_DEF}") }));
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "sextant manifest",
@@ -269,7 +284,7 @@ mod tests {
     #[test]
     fn every_kind_has_a_documented_document_schema() {
         let schema = manifest_schema();
-        for kind in Kind::ALL {
+        for kind in DocumentKind::all() {
             let document = &schema["$defs"][document_def(kind)];
             assert_eq!(document["properties"]["kind"]["const"], kind.as_str());
             assert_eq!(document["additionalProperties"], false);
@@ -278,7 +293,10 @@ mod tests {
                     .as_str()
                     .is_some_and(|d| !d.is_empty())
             );
-            for attribute in kind.attributes() {
+            let DocumentKind::Resource(resource) = kind else {
+                continue;
+            };
+            for attribute in resource.attributes() {
                 assert!(
                     document["description"]
                         .as_str()

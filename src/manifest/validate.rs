@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 use super::connection::ConnectionReader;
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::did_you_mean;
+use super::document_kind::{DocumentAddress, DocumentKind};
 use super::environment::Layer;
 use super::files::{Confinement, SourceFile, position_of};
 use super::lock;
@@ -31,12 +32,13 @@ use crate::model::{
     Timeouts, shown,
 };
 
-/// A document whose `kind` is known. Kept small (48 bytes): every document of the estate
-/// is held until the model is built.
+/// A document whose `kind` is known (a connection or a resource: environments and locks are
+/// read apart). Kept small (48 bytes): every document of the estate is held until the model
+/// is built.
 pub struct Document {
     pub origin: Arc<FileOrigin>,
     pub node: Node,
-    pub kind: Kind,
+    pub kind: DocumentKind,
     /// No structural error at all: the document becomes part of the model.
     pub valid: bool,
     /// No structural error under `spec`: typed deserialization and kind rules may run.
@@ -76,8 +78,8 @@ impl Document {
         self.node.get("spec")
     }
 
-    fn address(&self) -> Option<Address> {
-        self.name().map(|n| Address::new(self.kind, n))
+    fn address(&self) -> Option<DocumentAddress> {
+        self.name().and_then(|n| DocumentAddress::new(self.kind, n))
     }
 
     /// The ensure the document declares (for reference checks).
@@ -104,8 +106,7 @@ fn spelled_out(name: &str) -> String {
 }
 
 fn kinds_list() -> String {
-    Kind::ALL
-        .iter()
+    DocumentKind::declared()
         .map(|k| format!("`{k}`"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -165,10 +166,10 @@ fn classify(
             return None;
         }
         Some(kind_node) => match kind_node.as_str() {
-            Some(text) => match Kind::parse(text) {
+            Some(text) => match DocumentKind::parse_declared(text) {
                 Some(kind) => kind,
                 None => {
-                    let names = Kind::ALL.iter().map(|k| k.as_str());
+                    let names = DocumentKind::declared().map(DocumentKind::as_str);
                     let hint = did_you_mean::hint(text, names)
                         .unwrap_or_else(|| format!("kinds: {}", kinds_list()));
                     errors.push(
@@ -198,7 +199,7 @@ fn classify(
     if let Some(schema) = checker.definition(&document_def(kind)) {
         checker.check(schema, &node, "", errors);
     }
-    if kind != Kind::Connection
+    if matches!(kind, DocumentKind::Resource(_))
         && node.get("spec").is_none()
         && node.get("ensure").and_then(Node::as_str) != Some("absent")
     {
@@ -262,14 +263,22 @@ struct Loader<'a> {
     errors: Vec<Diagnostic>,
 }
 
+/// A document declaring an address, connection or resource.
+struct Declaration {
+    address: DocumentAddress,
+    /// Index of the declaring document in load order.
+    doc: usize,
+    ensure: Ensure,
+}
+
 impl Loader<'_> {
-    /// Reports addresses declared twice and returns the first declaration of every address
-    /// (connections aside, which are not resources).
+    /// Reports addresses declared twice and returns the first declaration of every resource
+    /// address (connections are checked alike, but are not resources).
     fn declarations(&mut self, docs: &[&Document]) -> Declarations {
-        let mut all: Vec<Declared> = Vec::with_capacity(docs.len());
+        let mut all: Vec<Declaration> = Vec::with_capacity(docs.len());
         for (index, doc) in docs.iter().enumerate() {
             if let Some(address) = doc.address() {
-                all.push(Declared {
+                all.push(Declaration {
                     address,
                     doc: index,
                     ensure: doc.ensure(),
@@ -298,22 +307,31 @@ impl Loader<'_> {
         }
         all.dedup_by(|later, first| later.address == first.address);
         self.check_names(docs, &all);
-        all.retain(|d| d.address.kind != Kind::Connection);
-        Declarations::new(all)
+        Declarations::new(
+            all.into_iter()
+                .filter_map(|d| {
+                    Some(Declared {
+                        address: d.address.into_resource()?,
+                        doc: d.doc,
+                        ensure: d.ensure,
+                    })
+                })
+                .collect(),
+        )
     }
 
     /// Names reach terminals and pull-request comments: one with a control or invisible
     /// character is refused, and one that only looks like another declared name of its kind
     /// (Unicode normalization, look-alike letters, surrounding spaces) is warned about.
-    fn check_names(&mut self, docs: &[&Document], declared: &[Declared]) {
+    fn check_names(&mut self, docs: &[&Document], declared: &[Declaration]) {
         use std::hash::{Hash, Hasher};
         let name_pos = |doc: &Document| doc.node.get("name").map_or(doc.node.pos, |n| n.pos);
         // By kind and a hash of the UTS #39 skeleton of the trimmed name: the first name seen.
-        let mut seen: std::collections::HashMap<(Kind, u64), usize> =
+        let mut seen: std::collections::HashMap<(DocumentKind, u64), usize> =
             std::collections::HashMap::new();
         for declaration in declared {
             let doc = docs[declaration.doc];
-            let name = declaration.address.name.as_str();
+            let name = declaration.address.name();
             if let Some(c) = name.chars().find(|c| shown::is_hidden_or_control(*c)) {
                 self.errors.push(
                     Diagnostic::new(
@@ -334,7 +352,7 @@ impl Loader<'_> {
             }
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             unicode_security::skeleton(name.trim()).for_each(|c| c.hash(&mut hasher));
-            let key = (declaration.address.kind, hasher.finish());
+            let key = (declaration.address.kind(), hasher.finish());
             let Some(&first) = seen.get(&key) else {
                 seen.insert(key, declaration.doc);
                 continue;
@@ -361,7 +379,7 @@ impl Loader<'_> {
                     )
                     .with_hint(Some(format!(
                         "if both are meant, rename one; a `{}` named like another is easy to mistake for it in a review",
-                        declaration.address.kind
+                        declaration.address.kind()
                     )))
                     .as_warning(),
                 );
@@ -371,7 +389,7 @@ impl Loader<'_> {
 
     fn connections(&mut self, docs: &[&Document]) -> BTreeMap<String, (Connection, bool)> {
         let mut connections = BTreeMap::new();
-        for doc in docs.iter().filter(|d| d.kind == Kind::Connection) {
+        for doc in docs.iter().filter(|d| d.kind == DocumentKind::Connection) {
             let Some(name) = doc.name() else { continue };
             if connections.contains_key(name) {
                 continue;
@@ -438,9 +456,10 @@ impl Loader<'_> {
     fn resolve_connection(
         &mut self,
         doc: &Document,
+        kind: Kind,
         connections: &BTreeMap<String, (Connection, bool)>,
     ) -> Option<String> {
-        let system = doc.kind.system()?;
+        let system = kind.system();
         match doc.node.get("connection") {
             Some(node) => {
                 let name = node.as_str()?;
@@ -470,7 +489,7 @@ impl Loader<'_> {
                             "connection",
                             format!(
                                 "connection `{name}` is a `{}` connection, but `{}` needs `{system}`",
-                                connection.config.system, doc.kind
+                                connection.config.system, kind
                             ),
                         ));
                         None
@@ -494,8 +513,7 @@ impl Loader<'_> {
                                 pos,
                                 "connection",
                                 format!(
-                                    "`{}` needs a `{system}` connection, and none is declared",
-                                    doc.kind
+                                    "`{kind}` needs a `{system}` connection, and none is declared",
                                 ),
                             )
                             .with_hint(Some(format!(
@@ -512,8 +530,7 @@ impl Loader<'_> {
                                 pos,
                                 "connection",
                                 format!(
-                                    "several `{system}` connections are declared; this `{}` must say which",
-                                    doc.kind
+                                    "several `{system}` connections are declared; this `{kind}` must say which",
                                 ),
                             )
                             .with_hint(Some(format!(
@@ -617,6 +634,7 @@ impl Loader<'_> {
     fn resource(
         &mut self,
         doc: &Document,
+        kind: Kind,
         connection: Option<String>,
         connections: &BTreeMap<String, (Connection, bool)>,
     ) -> Option<Resource> {
@@ -662,7 +680,7 @@ impl Loader<'_> {
                 .map(|(conn, _)| conn),
             ..RuleContext::new(doc.file(), spec_node)
         };
-        doc.kind.check_document(
+        kind.check_document(
             ensure == Ensure::Absent,
             !previous_names.is_empty(),
             &mut rules,
@@ -670,19 +688,19 @@ impl Loader<'_> {
         // An `ensure: absent` document may leave `spec` out: nothing to check.
         if doc.spec_valid
             && doc.spec_node().is_some()
-            && let Err(err) = doc.kind.check_spec(&spec, &mut rules)
+            && let Err(err) = kind.check_spec(&spec, &mut rules)
         {
             self.errors.push(Diagnostic::new(
                 doc.file(),
                 spec_node.pos,
                 "spec",
-                format!("invalid `{}` spec: {err}", doc.kind),
+                format!("invalid `{kind}` spec: {err}"),
             ));
         }
         self.errors.extend(rules.errors);
-        doc.kind.canonicalize(&mut spec);
+        kind.canonicalize(&mut spec);
         Some(Resource {
-            address: Address::new(doc.kind, name),
+            address: Address::new(kind, name),
             connection: connection.unwrap_or_default(),
             depends_on: Vec::new(),
             ensure,
@@ -773,7 +791,7 @@ fn parse_file(
             return (None, found);
         };
         let before = found.len();
-        if lock::is_lock(&node) {
+        if DocumentKind::of(&node) == Some(DocumentKind::Lock) {
             let doc = lock::classify(&origin, node, &checker, &mut found);
             layer.annotate(&notes, &mut found, before);
             return (Some(Classified::Lock(doc)), found);
@@ -843,10 +861,10 @@ fn validate_documents(
     let mut resources = DenseMap::default();
     let mut edges: Vec<Edge> = Vec::new();
     for (index, doc) in batches.into_iter().flatten().enumerate() {
-        if doc.kind == Kind::Connection {
+        let DocumentKind::Resource(kind) = doc.kind else {
             continue;
-        }
-        let Some(address) = doc.address() else {
+        };
+        let Some(address) = doc.name().map(|name| Address::new(kind, name)) else {
             continue;
         };
         // Only the first declaration of an address becomes a resource.
@@ -856,9 +874,10 @@ fn validate_documents(
         else {
             continue;
         };
-        let connection = loader.resolve_connection(&doc, &connections);
-        let mut found = references::collect_edges(&doc, from, &declarations, &mut loader.errors);
-        let resource = loader.resource(&doc, connection, &connections);
+        let connection = loader.resolve_connection(&doc, kind, &connections);
+        let mut found =
+            references::collect_edges(&doc, kind, from, &declarations, &mut loader.errors);
+        let resource = loader.resource(&doc, kind, connection, &connections);
         if let Some(mut resource) = resource.filter(|_| doc.valid) {
             found.apply(&mut resource, &declarations);
             resources.insert(address, resource);

@@ -141,7 +141,7 @@ pub struct NamedReference {
     pub location: SourceLocation,
 }
 
-/// One declared object (any kind but `Connection`).
+/// One declared managed object.
 #[derive(Clone, Debug)]
 pub struct Resource {
     pub address: Address,

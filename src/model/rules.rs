@@ -174,11 +174,6 @@ pub fn rules_for(kind: Kind) -> &'static dyn KindRules {
     kind.rules()
 }
 
-/// Every field can change in place.
-pub struct PlainRules;
-
-impl KindRules for PlainRules {}
-
 /// `access` of a job or target group: roles not named are left alone unless
 /// `access_exclusive: true` (a local switch, never on the server) makes the map complete.
 pub const EXCLUSIVE_ACCESS: CompleteObject = CompleteObject {

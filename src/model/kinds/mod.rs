@@ -61,52 +61,45 @@ pub trait ResourceKind: KindRules {
     }
 }
 
-/// Generates [`Kind`] from the list of kinds: `Connection` (configuration, not a managed
-/// object) and one variant per kind module, `Variant in module` naming `module::Variant`.
+/// Generates [`Kind`] from the list of kinds, one variant per kind module: `Variant in module`
+/// names `module::Variant`.
 macro_rules! registry {
     ($($variant:ident in $module:ident),+ $(,)?) => {
-        /// A manifest `kind`. `Connection` is configuration, the others are managed objects.
+        /// A kind of managed object, as `kind:` names it in manifests and addresses. The
+        /// documents that configure sextant (`Connection`, `Environment`, `Lock`) are the
+        /// manifest layer's concern, not kinds.
         #[derive(
             Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize,
             serde::Deserialize,
         )]
         pub enum Kind {
-            Connection,
             $($variant,)+
         }
 
         impl Kind {
-            /// Every kind, `Connection` first.
-            pub const ALL: [Kind; 1 + [$(stringify!($variant)),+].len()] =
-                [Kind::Connection, $(Kind::$variant,)+];
+            /// Every kind, in registry order (what `export --kind` accepts).
+            pub const ALL: [Kind; [$(stringify!($variant)),+].len()] = [$(Kind::$variant,)+];
 
-            /// The managed kinds (what `export --kind` accepts).
-            pub const RESOURCES: [Kind; [$(stringify!($variant)),+].len()] =
-                [$(Kind::$variant,)+];
-
-            /// The names of the managed kinds.
-            pub const RESOURCE_NAMES: [&'static str; [$(stringify!($variant)),+].len()] =
+            /// The names of every kind, in registry order.
+            pub const NAMES: [&'static str; [$(stringify!($variant)),+].len()] =
                 [$(<$module::$variant as ResourceKind>::NAME,)+];
 
             pub fn as_str(self) -> &'static str {
                 match self {
-                    Kind::Connection => "Connection",
                     $(Kind::$variant => <$module::$variant as ResourceKind>::NAME,)+
                 }
             }
 
-            /// The system whose connection manages this kind (`None` for `Connection`).
-            pub fn system(self) -> Option<SystemType> {
+            /// The system whose connection manages this kind.
+            pub fn system(self) -> SystemType {
                 match self {
-                    Kind::Connection => None,
-                    $(Kind::$variant => Some(<$module::$variant as ResourceKind>::SYSTEM),)+
+                    $(Kind::$variant => <$module::$variant as ResourceKind>::SYSTEM,)+
                 }
             }
 
             /// Attributes other resources may read with `${Kind/name.attribute}`.
             pub fn attributes(self) -> &'static [&'static str] {
                 match self {
-                    Kind::Connection => &[],
                     $(Kind::$variant => <$module::$variant as ResourceKind>::ATTRIBUTES,)+
                 }
             }
@@ -114,24 +107,20 @@ macro_rules! registry {
             /// One line for the schema and the manifest reference.
             pub fn description(self) -> &'static str {
                 match self {
-                    Kind::Connection => {
-                        "Where and how to talk to one system (the token settings)."
-                    }
                     $(Kind::$variant => <$module::$variant as ResourceKind>::DESCRIPTION,)+
                 }
             }
 
-            /// The planning rules of the kind (`Connection`: every field changes in place).
+            /// The planning rules of the kind.
             pub fn rules(self) -> &'static dyn KindRules {
                 match self {
-                    Kind::Connection => &super::rules::PlainRules,
                     $(Kind::$variant => &$module::$variant,)+
                 }
             }
 
             /// Reads `spec` as the kind's typed spec and runs the kind's checks on it
             /// ([`ResourceKind::check`]). `Err` when the spec is not the kind's (the caller
-            /// reports it at the spec); `Connection` has nothing to check here.
+            /// reports it at the spec).
             pub fn check_spec(
                 self,
                 spec: &Value,
@@ -139,7 +128,6 @@ macro_rules! registry {
             ) -> Result<(), serde_json::Error> {
                 use serde::Deserialize;
                 match self {
-                    Kind::Connection => Ok(()),
                     $(Kind::$variant => {
                         let spec =
                             <<$module::$variant as ResourceKind>::Spec>::deserialize(spec)?;
@@ -149,10 +137,9 @@ macro_rules! registry {
                 }
             }
 
-            /// [`ResourceKind::exported`] of the kind (`Connection`: nothing).
+            /// [`ResourceKind::exported`] of the kind.
             pub fn exported(self, name: &str, spec: &mut Map<String, Value>) -> &'static str {
                 match self {
-                    Kind::Connection => "",
                     $(Kind::$variant => <$module::$variant as ResourceKind>::exported(name, spec),)+
                 }
             }
@@ -165,7 +152,6 @@ macro_rules! registry {
                 context: &mut dyn CheckContext,
             ) {
                 match self {
-                    Kind::Connection => {}
                     $(Kind::$variant => <$module::$variant as ResourceKind>::check_document(
                         absent, renamed, context,
                     ),)+
@@ -178,19 +164,16 @@ macro_rules! registry {
                 let Value::Object(map) = spec else { return };
                 map.retain(|_, value| !value.is_null());
                 match self {
-                    Kind::Connection => {}
                     $(Kind::$variant => <$module::$variant as ResourceKind>::canonicalize(map),)+
                 }
             }
 
-            /// The JSON Schema of a managed kind's spec (`None` for `Connection`, whose spec
-            /// the manifest layer describes).
-            pub fn spec_schema(self, generator: &mut SchemaGenerator) -> Option<Schema> {
+            /// The JSON Schema of the kind's spec.
+            pub fn spec_schema(self, generator: &mut SchemaGenerator) -> Schema {
                 match self {
-                    Kind::Connection => None,
-                    $(Kind::$variant => Some(
-                        generator.subschema_for::<<$module::$variant as ResourceKind>::Spec>(),
-                    ),)+
+                    $(Kind::$variant => {
+                        generator.subschema_for::<<$module::$variant as ResourceKind>::Spec>()
+                    })+
                 }
             }
         }
