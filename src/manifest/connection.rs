@@ -495,7 +495,7 @@ impl ConnectionReader<'_> {
             let mut kinds = Vec::new();
             for (index, name) in names.iter().enumerate() {
                 let path = ["unmanaged", "kinds"];
-                // `Connection` is a kind of document, though not of a connection's objects.
+                // A kind of another system, or `Connection`, is known: said so, not "unknown".
                 match DocumentKind::parse_declared(name) {
                     Some(DocumentKind::Resource(kind)) if kind.system() == system => {
                         if !kinds.contains(&kind) {

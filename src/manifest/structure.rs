@@ -479,8 +479,8 @@ impl<'a> Checker<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::node::parse_documents;
     use crate::manifest::document_kind::DocumentKind;
+    use crate::manifest::node::parse_documents;
     use crate::manifest::schema::{checker_schema, document_def};
     use crate::model::Kind;
 

@@ -1034,6 +1034,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn documents_stay_small() {
+        assert!(std::mem::size_of::<Document>() <= 48);
+    }
+
+    /// A connection has an address (declared once, named in messages) but is no resource:
+    /// nothing may depend on it or read it, and it is no kind a connection manages.
+    #[test]
+    fn a_connection_is_declared_by_address_but_is_no_resource() {
+        let second = RAAS.replace("salt.example.com", "salt2.example.com");
+        let job = "kind: SaltJob\nname: ping\nconnection: salt\ndepends_on: [Connection/salt]\nspec:\n  fun: test.ping\n  arg: {arg: ['${Connection/salt.url}']}\n";
+        let unmanaged = "  unmanaged:\n    kinds: [Connection]\n---\n";
+        let errors = load(&[
+            ("a.yaml", &format!("{RAAS}{second}{job}")),
+            (
+                "b.yaml",
+                &RAAS
+                    .replace("name: salt", "name: other")
+                    .replace("---\n", unmanaged),
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "a.yaml:10:7 name: `Connection/salt` is declared twice",
+                "a.yaml:20:14 depends_on[0]: a resource cannot depend on a `Connection`",
+                "a.yaml:23:15 spec.arg.arg[0]: reference `${Connection/salt.url}` names `Connection/salt`, which is not declared",
+                "b.yaml:9:13 spec.unmanaged.kinds[0]: `Connection` is not a kind of a `raas` connection",
+            ]
+        );
+    }
+
+    #[test]
     fn single_connection_of_the_type_is_implied() {
         let model = load(&[(
             "a.yaml",
