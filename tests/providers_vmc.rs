@@ -119,13 +119,17 @@ async fn update(
 ) -> Result<Outcome, ProviderError> {
     let address = Address::new(live.kind, live.name.clone());
     let changed: Vec<String> = changed.iter().map(|s| s.to_string()).collect();
+    // The provider reads the permission from the desired spec, as the manifest writes it.
+    let mut spec = spec.clone();
+    if allow_power_cycle {
+        spec["allow_power_cycle"] = json!(true);
+    }
     provider
         .update(&UpdateRequest {
             address: &address,
             live,
-            spec,
+            spec: &spec,
             changed: &changed,
-            allow_power_cycle,
         })
         .await
 }

@@ -180,7 +180,6 @@ pub async fn call(p: PreparedStep) -> Result<CallOutcome, ApplyError> {
                 live,
                 spec: desired,
                 changed: &p.changed,
-                allow_power_cycle: crate::model::rules::PowerCycle::of_spec(desired).is_some(),
             };
             provider
                 .update(&request)
