@@ -1181,7 +1181,8 @@ async fn server_marked_retryable_errors_are_retried_and_creates_without_retry_ma
         status: LiveStatus::Ready,
         fingerprint: String::new(),
     };
-    let desired = json!({"num_hosts": 5});
+    // A whole desired spec, as the executor hands it (the provider reads it typed).
+    let desired = json!({"region": "US_WEST_2", "num_hosts": 5});
     let err = update(&*provider, &live, &desired, &["num_hosts"], false)
         .await
         .unwrap_err();
