@@ -249,7 +249,6 @@ async fn targets_jobs_and_schedules_round_trip_by_name() {
             live: live_target,
             spec: &desired,
             changed: &["desc".to_string()],
-            allow_power_cycle: false,
         })
         .await
         .unwrap();
@@ -267,7 +266,6 @@ async fn targets_jobs_and_schedules_round_trip_by_name() {
             live: live_schedule,
             spec: &desired,
             changed: &["enabled".to_string(), "schedule".to_string()],
-            allow_power_cycle: false,
         })
         .await
         .unwrap();

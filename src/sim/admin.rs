@@ -75,6 +75,9 @@ pub struct Faults {
     /// Cloud Director token revokes (`DELETE /cloudapi/1.0.0/tokens/{id}`) wait, unanswered,
     /// until this is switched off: a test can stop a client between its steps.
     pub hold_token_revokes: bool,
+    /// Cloud Director revoke tasks (`GET /api/task/{id}`, after a 202 revoke) answer
+    /// `running` until this is switched off.
+    pub hold_revoke_tasks: bool,
 }
 
 impl Default for Faults {
@@ -92,6 +95,7 @@ impl Default for Faults {
             drop_rate: 0.0,
             drop_mode: DropMode::GatewayTimeout,
             hold_token_revokes: false,
+            hold_revoke_tasks: false,
         }
     }
 }

@@ -359,6 +359,13 @@ pub struct SddcSpec {
     pub account_link: Option<AccountLink>,
 }
 
+impl SddcSpec {
+    /// The declared type, `DEFAULT` when none is.
+    pub fn sddc_type(&self) -> SddcType {
+        self.sddc_type.unwrap_or(SddcType::Default)
+    }
+}
+
 impl KindRules for Sddc {
     /// `sddc_id` of `AwsSddcConfig` is an optional client-chosen id (vmc.md, `AwsSddcConfig` table).
     fn client_chosen_id(&self) -> bool {

@@ -86,6 +86,30 @@ pub enum AllowPowerCycle {
     Stop(PowerCycleStop),
 }
 
+impl AllowPowerCycle {
+    /// The power cycle this setting allows; `None` for `false`.
+    pub fn power_cycle(self) -> Option<PowerCycle> {
+        match self {
+            AllowPowerCycle::Allowed(false) => None,
+            AllowPowerCycle::Allowed(true) | AllowPowerCycle::Stop(PowerCycleStop::Graceful) => {
+                Some(PowerCycle::Graceful)
+            }
+            AllowPowerCycle::Stop(PowerCycleStop::GracefulOrHard) => {
+                Some(PowerCycle::GracefulOrHard)
+            }
+            AllowPowerCycle::Stop(PowerCycleStop::Hard) => Some(PowerCycle::Hard),
+        }
+    }
+}
+
+impl VirtualMachineSpec {
+    /// The power cycle the spec allows for a CPU or memory change; `None` when it allows none.
+    pub fn power_cycle(&self) -> Option<PowerCycle> {
+        self.allow_power_cycle
+            .and_then(AllowPowerCycle::power_cycle)
+    }
+}
+
 /// How a power cycle stops the VM.
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -112,18 +136,13 @@ pub enum PowerCycle {
 }
 
 impl PowerCycle {
-    /// The power cycle a desired `VirtualMachine` spec allows; `None` when it allows none.
+    /// The power cycle a desired `VirtualMachine` spec (JSON, as the planner sees it)
+    /// allows; `None` when it allows none. The same rule as
+    /// [`VirtualMachineSpec::power_cycle`].
     pub fn of_spec(spec: &Value) -> Option<PowerCycle> {
-        match spec.get("allow_power_cycle")? {
-            Value::Bool(true) => Some(PowerCycle::Graceful),
-            Value::String(mode) => match mode.as_str() {
-                "graceful" => Some(PowerCycle::Graceful),
-                "graceful_or_hard" => Some(PowerCycle::GracefulOrHard),
-                "hard" => Some(PowerCycle::Hard),
-                _ => None,
-            },
-            _ => None,
-        }
+        AllowPowerCycle::deserialize(spec.get("allow_power_cycle")?)
+            .ok()?
+            .power_cycle()
     }
 
     /// How the plan names the stop.
