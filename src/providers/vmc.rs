@@ -930,12 +930,9 @@ fn provider_wire(provider: SddcProvider) -> &'static str {
     }
 }
 
-/// `sddc_type` (`vmc.md` §3: `1NODE`; `DEFAULT` also accepted).
+/// `sddc_type` (`vmc.md` §3: `1NODE`; `DEFAULT` also accepted): the manifest's spelling.
 fn sddc_type_wire(sddc_type: SddcType) -> &'static str {
-    match sddc_type {
-        SddcType::OneNode => "1NODE",
-        SddcType::Default => "DEFAULT",
-    }
+    sddc_type.as_str()
 }
 
 /// `deployment_type` as sent (`vmc.md` §3: `SingleAZ` | `MultiAZ`).
