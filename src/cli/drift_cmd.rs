@@ -7,7 +7,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::args::{DriftArgs, FailOn, ReportFormat};
-use super::workspace::{Workspace, check_overrides, listing_failure, manifest_paths};
+use super::workspace::{
+    Workspace, check_overrides, listing_failure, manifest_paths, manifest_unit,
+};
 use super::{Failure, GlobalArgs, Reporter, exit};
 use crate::drift::baseline::{Baseline, BaselineTree};
 use crate::drift::{self, DriftInputs, DriftReport, Finding};
@@ -22,21 +24,19 @@ pub async fn run(
 ) -> Result<i32, Failure> {
     let overrides = args.vars.overrides();
     let paths = manifest_paths(&args.paths, reporter)?;
+    let mut unit = manifest_unit(&paths, &overrides, global, reporter)?;
     // The manifests at the baseline load on another thread while the working tree's do:
-    // both are checked before anything is contacted.
+    // both are checked before anything is contacted. The working tree's documents are
+    // handed over once parsed, so the baseline parses only the documents that differ.
     let baseline_load = args.baseline.clone().map(|reference| {
         let (paths, overrides, access) = (paths.clone(), overrides.clone(), global.access());
-        tokio::task::spawn_blocking(move || load_baseline(&reference, &paths, &overrides, access))
+        let (documents, reuse) = std::sync::mpsc::sync_channel(1);
+        unit.share_documents(documents);
+        tokio::task::spawn_blocking(move || {
+            load_baseline(&reference, &paths, &overrides, access, reuse)
+        })
     });
-    let opened = Workspace::open(
-        &paths,
-        &overrides,
-        &[],
-        args.sim.time_scale(),
-        global,
-        reporter,
-    )
-    .await;
+    let opened = Workspace::open_unit(unit, &[], args.sim.time_scale(), None, reporter).await;
     let baseline = match baseline_load {
         Some(task) => Some(
             task.await
@@ -206,6 +206,7 @@ fn load_baseline(
     paths: &[PathBuf],
     overrides: &Overrides,
     mut access: crate::manifest::Access,
+    reuse: std::sync::mpsc::Receiver<crate::manifest::SharedDocuments>,
 ) -> Result<LoadedBaseline, BaselineFailure> {
     let hint = |err: drift::baseline::BaselineError| {
         let hint = match &err {
@@ -245,6 +246,8 @@ fn load_baseline(
         ))
         .with_hint(failure.hint.unwrap_or_default())
     })?;
+    let mut unit = unit;
+    unit.reuse_documents(reuse);
     let model = unit.load().map_err(|d| baseline_failure(&tree, d))?;
     tracing::info!(
         baseline = %tree.reference,
