@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::access::{AccessCalls, DesiredAccess};
@@ -91,33 +91,45 @@ impl From<&JobArgs> for Arg {
     }
 }
 
-impl<'a> JobFields<'a> {
-    /// The fields of a live job (its spec, as [`job_object`] writes it).
-    fn of_live(live: &'a Value) -> Self {
+/// What an update reads of a live job: its spec, as [`job_object`] writes it (`cmd` and
+/// `masters` as the server gives them).
+#[derive(Debug, Deserialize)]
+pub(super) struct LiveJob {
+    desc: Option<String>,
+    cmd: Option<String>,
+    fun: Option<String>,
+    masters: Option<Vec<Value>>,
+    arg: Option<LiveArgs>,
+    target: Option<String>,
+}
+
+/// A live job's `arg`: both lists, always written by [`job_object`].
+#[derive(Debug, Deserialize)]
+struct LiveArgs {
+    arg: Vec<Value>,
+    kwarg: Map<String, Value>,
+}
+
+impl<'a> From<&'a LiveJob> for JobFields<'a> {
+    fn from(live: &'a LiveJob) -> Self {
         JobFields {
-            desc: str_field(live, "desc"),
-            cmd: str_field(live, "cmd"),
-            fun: str_field(live, "fun"),
+            desc: live.desc.as_deref(),
+            cmd: live.cmd.as_deref(),
+            fun: live.fun.as_deref(),
             masters: live
-                .get("masters")
-                .and_then(Value::as_array)
+                .masters
+                .as_ref()
                 .map(|masters| masters.iter().filter_map(Value::as_str).collect()),
-            arg: live.get("arg").map(|arg| Arg {
-                arg: arg
-                    .get("arg")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-                kwarg: arg
-                    .get("kwarg")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default(),
+            arg: live.arg.as_ref().map(|arg| Arg {
+                arg: arg.arg.clone(),
+                kwarg: arg.kwarg.clone(),
             }),
-            target: str_field(live, "target"),
+            target: live.target.as_deref(),
         }
     }
+}
 
+impl<'a> JobFields<'a> {
     /// These fields, each one absent taken from `other`.
     fn or(self, other: Self) -> Self {
         JobFields {
@@ -157,6 +169,7 @@ impl RaasKind for SaltJob {
     /// `job_uuid` of `save_job` is client-chosen (raas.md §5).
     const CLIENT_CHOSEN_ID: bool = true;
     const ACCESS: Option<&'static AccessCalls> = Some(&ACCESS);
+    type Live = LiveJob;
 
     /// `get_jobs` narrows by one `name` only.
     fn name_filters(names: &[&str]) -> Map<String, Value> {
@@ -201,10 +214,10 @@ impl RaasKind for SaltJob {
     }
 
     /// The target of the updated job: the desired one, else the live one.
-    fn update_references<'a>(spec: &'a SaltJobSpec, live: &'a Value) -> Vec<(Kind, &'a str)> {
+    fn update_references<'a>(spec: &'a SaltJobSpec, live: &'a LiveJob) -> Vec<(Kind, &'a str)> {
         spec.target
             .as_deref()
-            .or_else(|| str_field(live, "target"))
+            .or(live.target.as_deref())
             .map(|target| (Kind::SaltTarget, target))
             .into_iter()
             .collect()
@@ -229,11 +242,11 @@ impl RaasKind for SaltJob {
     fn update_call(
         name: &str,
         spec: &SaltJobSpec,
-        live: &Value,
+        live: &LiveJob,
         uuid: &str,
         refs: &References,
     ) -> ProviderResult<RpcCall> {
-        let fields = JobFields::from(spec).or(JobFields::of_live(live));
+        let fields = JobFields::from(spec).or(JobFields::from(live));
         save_call(name, uuid, fields, refs)
     }
 
@@ -372,6 +385,11 @@ mod tests {
         assert_eq!(live.attributes["uuid"], "u1");
         let moved = job_object(&json!({"uuid": "u1", "name": "ping", "desc": "other"})).unwrap();
         assert_ne!(live.fingerprint, moved.fingerprint);
+        // What an update reads of a live job reads from every spec the listing writes.
+        for listed in [&live, &moved] {
+            let view: LiveJob = serde_json::from_value(listed.spec.value()).unwrap();
+            assert!(view.desc.is_some());
+        }
     }
 
     #[test]
@@ -394,8 +412,10 @@ mod tests {
 
     #[test]
     fn updates_send_the_desired_fields_over_the_live_ones() {
-        let live = json!({"desc": "old", "cmd": "local", "fun": "test.ping",
-            "arg": {"arg": ["a"], "kwarg": {"k": 1}}, "masters": ["m1"], "target": "web"});
+        let live =
+            serde_json::from_value(json!({"desc": "old", "cmd": "local", "fun": "test.ping",
+            "arg": {"arg": ["a"], "kwarg": {"k": 1}}, "masters": ["m1"], "target": "web"}))
+            .unwrap();
         let desired = spec(json!({"fun": "test.echo", "desc": "new"}));
         assert_eq!(
             SaltJob::update_references(&desired, &live),

@@ -28,7 +28,7 @@ use crate::providers::{
     Attributes, CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider,
     ProviderError, ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
 };
-use access::{AccessCalls, DesiredAccess};
+use access::{AccessCalls, DesiredAccess, LiveAccess};
 
 pub use session::{RaasSession, RpcCall, RpcError};
 
@@ -71,9 +71,11 @@ trait RaasKind: ResourceKind {
     /// The objects (kind, name) the save of `spec` refers to.
     fn references(spec: &Self::Spec) -> Vec<(Kind, &str)>;
 
-    /// The objects an update of `live` (its spec) to `spec` refers to. Default: those of
-    /// `spec`.
-    fn update_references<'a>(spec: &'a Self::Spec, live: &'a Value) -> Vec<(Kind, &'a str)> {
+    /// What an update reads of a live object: its spec, as this kind's listing writes it.
+    type Live: serde::de::DeserializeOwned;
+
+    /// The objects an update of `live` to `spec` refers to. Default: those of `spec`.
+    fn update_references<'a>(spec: &'a Self::Spec, live: &'a Self::Live) -> Vec<(Kind, &'a str)> {
         let _ = live;
         Self::references(spec)
     }
@@ -93,12 +95,12 @@ trait RaasKind: ResourceKind {
         refs: &References,
     ) -> ProviderResult<RpcCall>;
 
-    /// The call that updates live object `uuid` (`live`: its spec) to `spec`; `refs` holds
-    /// the uuids of [`RaasKind::update_references`].
+    /// The call that updates live object `uuid` (`live`: what its spec holds) to `spec`;
+    /// `refs` holds the uuids of [`RaasKind::update_references`].
     fn update_call(
         name: &str,
         spec: &Self::Spec,
-        live: &Value,
+        live: &Self::Live,
         uuid: &str,
         refs: &References,
     ) -> ProviderResult<RpcCall>;
@@ -295,7 +297,7 @@ impl RaasProvider {
                         .iter()
                         .find(|item| str_field(item, "uuid") == Some(uuid.as_str()))
                         .and_then(|item| item.get(ACCESS_KEY))
-                        .and_then(|access| calls.normalize(access)),
+                        .and_then(|access| calls.grants(access)),
                     Err(err) => {
                         results[*i] = Err(err);
                         continue;
@@ -655,7 +657,8 @@ impl RaasProvider {
     ) -> ProviderResult<Outcome> {
         let name = &request.address.name;
         let spec = request.typed::<K>()?;
-        let live = request.live.spec.value();
+        let live_spec = request.live.spec.value();
+        let live: K::Live = live_view(request.live, &live_spec)?;
         let uuid = request.live.id.clone();
         let desired_access = K::ACCESS.zip(K::desired_access(&spec));
         // Access is saved by its own call; the object itself only when more changed.
@@ -664,9 +667,13 @@ impl RaasProvider {
             || (request.changed.is_empty() && desired_access.is_some());
         let object_changed =
             request.changed.is_empty() || request.changed.iter().any(|f| !is_access(f));
-        let access_call = desired_access.map(|(calls, desired)| {
-            calls.save_call(&uuid, calls.payload(live.get("access"), &desired))
-        });
+        let access_call = match desired_access {
+            Some((calls, desired)) => {
+                let live: LiveAccess = live_view(request.live, &live_spec)?;
+                Some(calls.save_call(&uuid, calls.payload(live.access.as_ref(), &desired)))
+            }
+            None => None,
+        };
         if access_changed
             && let Some(call) = &access_call
             && !object_changed
@@ -724,6 +731,18 @@ fn desired_access(request: &CreateRequest<'_>) -> Option<(&'static AccessCalls, 
         .map(|spec| K::ACCESS.zip(K::desired_access(&spec))))
     .ok()
     .flatten()
+}
+
+/// What a [`RaasKind::update_call`] reads of live object `live` (its spec `spec`). The
+/// listing wrote that spec, so a spec that does not read is a defect, reported as an invalid
+/// request rather than a panic.
+fn live_view<T: serde::de::DeserializeOwned>(live: &LiveObject, spec: &Value) -> ProviderResult<T> {
+    T::deserialize(spec).map_err(|err| {
+        ProviderError::Invalid(format!(
+            "{} `{}`: the live spec is not as the listing writes it: {err}",
+            live.kind, live.name
+        ))
+    })
 }
 
 /// Memoized name → uuid lookups for one operation.

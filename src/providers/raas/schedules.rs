@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::access::AccessCalls;
@@ -176,12 +176,22 @@ struct UpdateSchedule<'a> {
     delete_fields: Vec<String>,
 }
 
+/// What an update reads of a live schedule: its spec, as [`schedule_object`] writes it.
+#[derive(Debug, Deserialize)]
+pub(super) struct LiveSchedule {
+    /// Every timing key the server holds, known to the manifest or not: each one the
+    /// manifest dropped goes in `delete_fields`.
+    schedule: Map<String, Value>,
+    target: Option<String>,
+}
+
 #[async_trait::async_trait]
 impl RaasKind for SaltSchedule {
     const KIND: Kind = Kind::SaltSchedule;
     const LIST: (&'static str, &'static str) = ("schedule", "get");
     const CLIENT_CHOSEN_ID: bool = false;
     const ACCESS: Option<&'static AccessCalls> = None;
+    type Live = LiveSchedule;
 
     /// `schedule.get` narrows by `names`; `show_past`: fired `once` schedules are hidden
     /// without it (the audit's correction, `api_discovery.json` `schedule.get`).
@@ -251,7 +261,7 @@ impl RaasKind for SaltSchedule {
     fn update_call(
         name: &str,
         spec: &SaltScheduleSpec,
-        live: &Value,
+        live: &LiveSchedule,
         uuid: &str,
         refs: &References,
     ) -> ProviderResult<RpcCall> {
@@ -262,14 +272,12 @@ impl RaasKind for SaltSchedule {
             ));
         };
         let mut delete_fields: Vec<String> = live
-            .get("schedule")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flat_map(|live_timing| live_timing.keys())
+            .schedule
+            .keys()
             .filter(|key| !timing.contains_key(key.as_str()))
             .cloned()
             .collect();
-        if tgt_uuid.is_none() && live.get("target").is_some() {
+        if tgt_uuid.is_none() && live.target.is_some() {
             delete_fields.push("tgt_uuid".to_string());
         }
         let body = UpdateSchedule {
@@ -386,6 +394,12 @@ mod tests {
             live.spec,
             json!({"job": "ping", "target": "web", "schedule": {"cron": "0 1 * * *"}, "enabled": false})
         );
+        // What an update reads of a live schedule reads from every spec the listing writes.
+        let bare = schedule_object(&json!({"uuid": "s2", "name": "bare"}), &jobs, &groups).unwrap();
+        for listed in [&live, &bare] {
+            let view: LiveSchedule = serde_json::from_value(listed.spec.value()).unwrap();
+            assert_eq!(view.target.is_some(), listed.name == "nightly");
+        }
     }
 
     #[test]
@@ -409,8 +423,9 @@ mod tests {
 
     #[test]
     fn schedule_updates_name_every_dropped_key_in_delete_fields() {
-        let live = json!({"job": "j", "target": "web", "enabled": false,
-            "schedule": {"cron": "0 3 * * *", "until": "2099-01-01T00:00", "splay": {"end": 5}}});
+        let live = serde_json::from_value(json!({"job": "j", "target": "web", "enabled": false,
+            "schedule": {"cron": "0 3 * * *", "until": "2099-01-01T00:00", "splay": {"end": 5}}}))
+        .unwrap();
         let refs = refs(&[(Kind::SaltJob, "j", "j1"), (Kind::SaltTarget, "web", "g1")]);
         let desired = spec(json!({"job": "j", "schedule": {"minutes": 30, "splay": {"end": 9}}}));
         let call = SaltSchedule::update_call("s", &desired, &live, "s1", &refs).unwrap();

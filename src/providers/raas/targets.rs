@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::access::{AccessCalls, DesiredAccess};
@@ -51,6 +51,12 @@ struct SaveTargetGroup<'a> {
     fields: TargetGroupFields<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tgt_uuid: Option<&'a str>,
+}
+
+/// What an update reads of a live group: its spec, as [`target_object`] writes it.
+#[derive(Debug, Deserialize)]
+pub(super) struct LiveGroup {
+    desc: Option<String>,
 }
 
 impl<'a> From<&'a SaltTargetSpec> for TargetGroupFields<'a> {
@@ -106,6 +112,7 @@ impl RaasKind for SaltTarget {
     const LIST: (&'static str, &'static str) = ("tgt", "get_target_group");
     const CLIENT_CHOSEN_ID: bool = false;
     const ACCESS: Option<&'static AccessCalls> = Some(&ACCESS);
+    type Live = LiveGroup;
 
     /// `get_target_group` narrows by one `name` only.
     fn name_filters(names: &[&str]) -> Map<String, Value> {
@@ -149,12 +156,12 @@ impl RaasKind for SaltTarget {
     fn update_call(
         name: &str,
         spec: &SaltTargetSpec,
-        live: &Value,
+        live: &LiveGroup,
         uuid: &str,
         _refs: &References,
     ) -> ProviderResult<RpcCall> {
         let mut fields = TargetGroupFields::from(spec);
-        fields.desc = fields.desc.or_else(|| str_field(live, "desc"));
+        fields.desc = fields.desc.or(live.desc.as_deref());
         save_call(name, fields, Some(uuid))
     }
 
@@ -232,6 +239,9 @@ mod tests {
             live.spec,
             json!({"desc": "", "tgt": {"*": {"tgt_type": "compound", "tgt": "*"}}})
         );
+        // What an update reads of a live group reads from the spec the listing writes.
+        let view: LiveGroup = serde_json::from_value(live.spec.value()).unwrap();
+        assert_eq!(view.desc.as_deref(), Some(""));
     }
 
     #[test]
@@ -248,7 +258,10 @@ mod tests {
 
     #[test]
     fn updates_send_the_whole_object() {
-        let live = json!({"desc": "old", "tgt": {"*": {"tgt_type": "glob", "tgt": "a*"}}});
+        let live = serde_json::from_value(
+            json!({"desc": "old", "tgt": {"*": {"tgt_type": "glob", "tgt": "a*"}}}),
+        )
+        .unwrap();
         let desired =
             spec(json!({"desc": "new", "tgt": {"m1": {"tgt_type": "glob", "tgt": "b*"}}}));
         let call =
