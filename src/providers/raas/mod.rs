@@ -56,6 +56,10 @@ trait RaasKind: ResourceKind {
     const CLIENT_CHOSEN_ID: bool;
     /// The per-role access calls; `None` when the kind has no access of its own.
     const ACCESS: Option<&'static AccessCalls>;
+    /// Keys of a save's body that hold a part of the spec under the same key, in the same
+    /// shape (a schedule's `schedule`, a group's `tgt`): their maps are sent in the order the
+    /// manifest wrote them ([`keep_written_order`]).
+    const WRITTEN_ORDER: &'static [&'static str] = &[];
 
     /// Listing filters narrowed to `names` where the API narrows by name (it may return
     /// more; callers match names themselves).
@@ -574,12 +578,14 @@ impl RaasProvider {
     ) -> ProviderResult<RpcCall> {
         let spec = request.typed::<K>()?;
         refs.resolve(self, &K::references(&spec)).await?;
-        K::create_call(
+        let mut call = K::create_call(
             &request.address.name,
             &spec,
             &request.idempotency_key.to_string(),
             refs,
-        )
+        )?;
+        keep_written_order(&mut call.kwarg, request.spec, K::WRITTEN_ORDER);
+        Ok(call)
     }
 
     /// Saves an object that has no client-chosen id. A save that may have reached the
@@ -686,7 +692,8 @@ impl RaasProvider {
         let mut refs = References::default();
         refs.resolve(self, &K::update_references(&spec, &live))
             .await?;
-        let call = K::update_call(name, &spec, &live, &uuid, &refs)?;
+        let mut call = K::update_call(name, &spec, &live, &uuid, &refs)?;
+        keep_written_order(&mut call.kwarg, request.spec, K::WRITTEN_ORDER);
         self.call_idempotent(&call)
             .await?
             .map_err(|err| rpc_failure(&call, &err))?;
@@ -731,6 +738,35 @@ fn desired_access(request: &CreateRequest<'_>) -> Option<(&'static AccessCalls, 
         .map(|spec| K::ACCESS.zip(K::desired_access(&spec))))
     .ok()
     .flatten()
+}
+
+/// Puts the maps under `keys` of a save's `body` in the order `written` (the desired spec as
+/// the manifest wrote it) holds them, at every depth. The typed spec keeps no order, but the
+/// server keeps the order a save sends and lists it back so (the simulator does, as a server
+/// storing the JSON it is sent would), and plans show a live map in that order: sending the
+/// manifest's order keeps what a plan shows after an apply as it always was.
+fn keep_written_order(body: &mut Value, written: &Value, keys: &[&str]) {
+    for key in keys {
+        if let (Some(sent), Some(written)) = (body.get_mut(*key), written.get(*key)) {
+            follow_order(sent, written);
+        }
+    }
+}
+
+/// [`keep_written_order`] of one value: the keys of `written` first, in its order, then any
+/// others in their own.
+fn follow_order(value: &mut Value, written: &Value) {
+    let (Value::Object(map), Value::Object(order)) = (value, written) else {
+        return;
+    };
+    let mut rest = std::mem::take(map);
+    for (key, written) in order {
+        if let Some((key, mut sent)) = rest.shift_remove_entry(key) {
+            follow_order(&mut sent, written);
+            map.insert(key, sent);
+        }
+    }
+    map.extend(rest);
 }
 
 /// What a [`RaasKind::update_call`] reads of live object `live` (its spec `spec`). The
@@ -1093,6 +1129,19 @@ mod tests {
         assert_ne!(
             fingerprint("web", "u-2", &spec),
             fingerprint("web", "u-1", &spec)
+        );
+    }
+
+    #[test]
+    fn saves_keep_the_order_the_manifest_wrote() {
+        let written = json!({"schedule": {"timezone": "UTC", "splay": {"end": 5, "start": 1},
+            "when": {"weekly": {"tue": ["04:00"], "mon": ["03:00"]}}}, "job": "j"});
+        let mut body = json!({"name": "s", "schedule": {"when": {"weekly": {"mon": ["03:00"],
+            "tue": ["04:00"]}}, "timezone": "UTC", "splay": {"start": 1, "end": 5}}, "job_uuid": "j1"});
+        keep_written_order(&mut body, &written, &["schedule", "tgt"]);
+        assert_eq!(
+            body.to_string(),
+            r#"{"name":"s","schedule":{"timezone":"UTC","splay":{"end":5,"start":1},"when":{"weekly":{"tue":["04:00"],"mon":["03:00"]}}},"job_uuid":"j1"}"#
         );
     }
 

@@ -191,6 +191,7 @@ impl RaasKind for SaltSchedule {
     const LIST: (&'static str, &'static str) = ("schedule", "get");
     const CLIENT_CHOSEN_ID: bool = false;
     const ACCESS: Option<&'static AccessCalls> = None;
+    const WRITTEN_ORDER: &'static [&'static str] = &["schedule"];
     type Live = LiveSchedule;
 
     /// `schedule.get` narrows by `names`; `show_past`: fired `once` schedules are hidden

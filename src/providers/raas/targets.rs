@@ -112,6 +112,7 @@ impl RaasKind for SaltTarget {
     const LIST: (&'static str, &'static str) = ("tgt", "get_target_group");
     const CLIENT_CHOSEN_ID: bool = false;
     const ACCESS: Option<&'static AccessCalls> = Some(&ACCESS);
+    const WRITTEN_ORDER: &'static [&'static str] = &["tgt"];
     type Live = LiveGroup;
 
     /// `get_target_group` narrows by one `name` only.
