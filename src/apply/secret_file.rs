@@ -1,9 +1,7 @@
 //! Writing the one-time secret of a new VCD API token to `spec.file`, mode 0600, before
 //! anything else can fail.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::model::Resource;
 use crate::providers::IssuedSecret;
@@ -50,20 +48,12 @@ pub fn write(resource: &Resource, secret: &IssuedSecret) -> Result<PathBuf, Secr
     if let Some(id) = &secret.id {
         body["id"] = serde_json::Value::String(id.clone());
     }
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let mut file = tempfile::Builder::new()
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(fail)?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
     let mut text =
         serde_json::to_string_pretty(&body).map_err(|e| fail(std::io::Error::other(e)))?;
     text.push('\n');
-    file.write_all(text.as_bytes()).map_err(fail)?;
-    file.as_file().sync_all().map_err(fail)?;
-    file.persist(&path).map_err(|e| fail(e.error))?;
+    crate::atomic_file::write(&path, text.as_bytes(), 0o600, true).map_err(fail)?;
     Ok(path)
 }

@@ -201,8 +201,8 @@ mod tests {
     fn sddc_region_forces_replacement() {
         let got = classify(
             Kind::Sddc,
-            json!({"region": "US_EAST_1"}),
-            json!({"region": "US_WEST_2"}),
+            json!({"region": "US_EAST_1", "num_hosts": 2}),
+            json!({"region": "US_WEST_2", "num_hosts": 2}),
             &["region"],
         );
         assert_eq!(
@@ -217,8 +217,8 @@ mod tests {
     fn sddc_host_count_changes_in_place() {
         let got = classify(
             Kind::Sddc,
-            json!({"num_hosts": 4}),
-            json!({"num_hosts": 2}),
+            json!({"region": "US_WEST_2", "num_hosts": 4}),
+            json!({"region": "US_WEST_2", "num_hosts": 2}),
             &["num_hosts"],
         );
         assert_eq!(
@@ -231,17 +231,17 @@ mod tests {
 
     #[test]
     fn one_node_to_three_hosts_converts_to_two_replaces_else_errors() {
-        let live = json!({"sddc_type": "1NODE", "num_hosts": 1});
+        let live = json!({"region": "US_WEST_2", "sddc_type": "1NODE", "num_hosts": 1});
         let three = classify(
             Kind::Sddc,
-            json!({"sddc_type": "DEFAULT", "num_hosts": 3}),
+            json!({"region": "US_WEST_2", "sddc_type": "DEFAULT", "num_hosts": 3}),
             live.clone(),
             &["sddc_type", "num_hosts"],
         );
         assert!(matches!(three, Ok(UpdateKind::InPlace { .. })));
         let two = classify(
             Kind::Sddc,
-            json!({"sddc_type": "DEFAULT", "num_hosts": 2}),
+            json!({"region": "US_WEST_2", "sddc_type": "DEFAULT", "num_hosts": 2}),
             live.clone(),
             &["sddc_type", "num_hosts"],
         );
@@ -253,11 +253,13 @@ mod tests {
         );
         let four = classify(
             Kind::Sddc,
-            json!({"sddc_type": "DEFAULT", "num_hosts": 4}),
-            live,
+            json!({"region": "US_WEST_2", "sddc_type": "DEFAULT", "num_hosts": 4}),
+            live.clone(),
             &["sddc_type", "num_hosts"],
         );
         assert!(four.is_err());
+        let not_a_spec = classify(Kind::Sddc, json!({"num_hosts": 4}), live, &["num_hosts"]);
+        assert!(not_a_spec.is_err_and(|e| e.contains("the desired spec is not a `Sddc` spec")),);
     }
 
     #[test]
