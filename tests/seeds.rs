@@ -638,3 +638,28 @@ async fn a_token_of_two_generations_whose_revokes_are_tasks_is_deleted_whole() {
         .await;
     assert_eq!(after.code, 0, "{}\n{}", after.stdout, after.stderr);
 }
+
+/// Deleting a token whose document still names its secret file leaves the file where it is
+/// (it may be the only copy a pipeline reads) and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_token_leaves_its_secret_file_in_place_with_a_warning() {
+    let estate = estate_with_token().await;
+    estate.write(
+        "token.yaml",
+        "kind: VcdApiToken\nname: ci\nensure: absent\nspec: { file: secrets/ci.json }\n",
+    );
+    let applied = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    ok(&applied);
+    assert!(applied.stdout.contains("1 destroyed"), "{}", applied.stdout);
+    assert_eq!(estate.ci_tokens().await, Vec::<String>::new());
+    assert!(estate.token_file().exists());
+    assert!(
+        applied.stderr.contains("VcdApiToken/ci: the token file `")
+            && applied
+                .stderr
+                .contains("secrets/ci.json` was left in place"),
+        "{}",
+        applied.stderr
+    );
+    assert_secrets_absent(&[&applied.stdout, &applied.stderr]);
+}

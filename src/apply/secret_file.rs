@@ -21,19 +21,18 @@ pub enum SecretFileError {
     },
 }
 
-/// The absolute path of a VcdApiToken's `spec.file`.
-pub fn token_file(resource: &Resource) -> Option<PathBuf> {
-    let file = resource.spec.get("file")?;
-    Some(resource.base_dir.join(file.as_str()?))
-}
-
 /// Writes `{token_type, refresh_token, updated_on, id}` as JSON with mode 0600 (temporary file,
 /// then rename, so a reader never sees half a file).
 pub fn write(resource: &Resource, secret: &IssuedSecret) -> Result<PathBuf, SecretFileError> {
     let address = resource.address.to_string();
-    let path = token_file(resource).ok_or_else(|| SecretFileError::NoFile {
-        address: address.clone(),
-    })?;
+    let path = resource
+        .address
+        .kind
+        .rules()
+        .secret_file(resource)
+        .ok_or_else(|| SecretFileError::NoFile {
+            address: address.clone(),
+        })?;
     let fail = |source| SecretFileError::Write {
         address: address.clone(),
         path: path.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::error::{ApplyError, Call};
 use super::{ApplyOptions, idempotency_key, rotation, secret_file};
-use crate::model::{Address, Kind, Resource};
+use crate::model::{Address, Resource};
 use crate::plan::Action;
 use crate::providers::{
     Attributes, CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider,
@@ -230,8 +230,7 @@ pub async fn call(p: PreparedStep) -> Result<CallOutcome, ApplyError> {
             };
             let outcome = provider.delete(&DeleteRequest { address, live }).await;
             if outcome.is_ok()
-                && address.kind == Kind::VcdApiToken
-                && let Some(file) = secret_file::token_file(resource)
+                && let Some(file) = address.kind.rules().secret_file(resource)
                 && file.exists()
             {
                 tracing::warn!(
@@ -334,6 +333,7 @@ async fn reread(provider: &dyn Provider, address: &Address) -> Result<CallOutcom
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Kind;
 
     fn options() -> ApplyOptions {
         ApplyOptions {

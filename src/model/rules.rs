@@ -119,6 +119,13 @@ pub trait KindRules: Sync {
         &[]
     }
 
+    /// A file on this machine that holds the object's secret (a VCD token's `spec.file`):
+    /// written on create, left in place (with a warning) when the object is deleted.
+    fn secret_file(&self, resource: &Resource) -> Option<std::path::PathBuf> {
+        let _ = resource;
+        None
+    }
+
     /// A problem with the local side of an object that exists on the server (a VCD token
     /// whose one-time secret file is missing). `None` when all is well.
     fn local_problem(&self, resource: &Resource) -> Option<String> {
