@@ -3,7 +3,7 @@
 //! Everything here is already checked: the manifest loader (`crate::manifest`) turns raw YAML
 //! into these types, and the planner, providers and executor only ever see them. This module
 //! knows no wire format and does no I/O except resolving secret references on demand and
-//! reading what is not secret in a VCD token file (`token_file`).
+//! reading what is not secret in a VCD token file (`kinds::vcd_api_token::token_file`).
 //!
 //! A resource's `spec` is kept as a JSON object holding **only the fields the user wrote**, in
 //! the canonical spelling described on each kind (for example an SDDC region is `US_WEST_2`,
@@ -17,7 +17,6 @@ pub mod live;
 pub mod rules;
 pub mod secret;
 pub mod shown;
-pub mod token_file;
 pub mod wildcard;
 
 use std::collections::BTreeMap;

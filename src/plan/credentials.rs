@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::ProviderSet;
-use crate::model::token_file::read_meta;
+use crate::model::kinds::vcd_api_token::token_file::read_meta;
 use crate::model::{Connection, Model, SecretSource, SystemType};
 
 /// A credential that expires (or reaches its `max_age`) within the warning window.

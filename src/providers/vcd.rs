@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::model::token_file::base_token_name;
+use crate::model::kinds::vcd_api_token::token_file::base_token_name;
 use crate::model::{Connection, Kind, SecretSource, SecretValue};
 use crate::providers::http::{FormValue, HttpClient, HttpRequest, HttpResponse, truncate_body};
 use crate::providers::raas::session::jwt_lifetime;
@@ -924,7 +924,7 @@ fn token_file_secret(secret: SecretValue) -> SecretValue {
 
 /// Every generation's id of a live token, oldest first.
 fn generation_ids(live: &LiveObject) -> Vec<String> {
-    crate::model::token_file::generations(live)
+    crate::model::kinds::vcd_api_token::token_file::generations(live)
 }
 
 /// One live object for the generations of token `base`: oldest first (the declared name
@@ -946,7 +946,7 @@ fn generations_object(base: &str, mut generations: Vec<&Token>) -> LiveObject {
         let text = json!({"generations": ids}).to_string();
         object.fingerprint = hex::encode(Sha256::digest(text.as_bytes()));
         object.attributes.insert(
-            crate::model::token_file::GENERATIONS_ATTRIBUTE.to_string(),
+            crate::model::kinds::vcd_api_token::token_file::GENERATIONS_ATTRIBUTE.to_string(),
             ids.join(" "),
         );
     }
@@ -1032,7 +1032,7 @@ mod tests {
 
     #[test]
     fn rotated_generations_belong_to_the_declared_name() {
-        use crate::model::token_file::rotated_token_name;
+        use crate::model::kinds::vcd_api_token::token_file::rotated_token_name;
         let now = chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap();
         let rotated = rotated_token_name("ci", now);
         assert_eq!(rotated, "ci.rotated-20261130T005320Z");

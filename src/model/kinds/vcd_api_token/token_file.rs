@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::Resource;
+use crate::model::Resource;
 use crate::model::live::LiveObject;
 
 /// Marks the name of a rotated generation: `<name>.rotated-<UTC time>`.
@@ -89,7 +89,7 @@ struct FileFields {
 /// resource is not a token).
 pub fn token_file_path(resource: &Resource) -> Option<PathBuf> {
     use serde::Deserialize;
-    let spec = super::kinds::vcd_api_token::VcdApiTokenSpec::deserialize(&resource.spec.value());
+    let spec = super::VcdApiTokenSpec::deserialize(&resource.spec.value());
     Some(resource.base_dir.join(spec.ok()?.file))
 }
 

@@ -9,8 +9,10 @@ use super::checks::CheckContext;
 use crate::model::Resource;
 use crate::model::live::LiveObject;
 use crate::model::rules::{KindRules, LocalChange};
-use crate::model::token_file::{self, TokenState};
+pub mod token_file;
+
 use crate::model::{SystemType, shown};
+use token_file::TokenState;
 
 /// The `VcdApiToken` kind: what the core knows of it ([`ResourceKind`]) and its planning rules
 /// ([`KindRules`]).
