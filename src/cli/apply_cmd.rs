@@ -199,7 +199,7 @@ async fn plan_under_lock(
         }
     }
     for warning in &plan.warnings {
-        reporter.warning(&format!("{}: {}", warning.address, warning.message));
+        reporter.warning(&warning.to_string());
     }
     Ok((plan, locks))
 }
@@ -237,11 +237,8 @@ async fn apply_locked(
     if let Some(saved) = saved
         && let Err(stale) = saved.check_fresh(&workspace.digest, plan)
     {
-        return Err(Failure::new(format!(
-            "the saved plan is stale: {}; nothing was changed",
-            stale.describe()
-        ))
-        .with_hint("run `sextant plan --out FILE` again and review the new plan"));
+        return Err(Failure::from(stale)
+            .with_hint("run `sextant plan --out FILE` again and review the new plan"));
     }
     let color = super::report::color_for(global, &std::io::stdout());
     if !args.json {

@@ -143,10 +143,7 @@ async fn drift(
     };
     let report = drift::report(&inputs).map_err(|problems| {
         for problem in &problems {
-            reporter.error(&Failure::new(format!(
-                "{}: {}",
-                problem.address, problem.message
-            )));
+            reporter.error(&Failure::from(problem.clone()));
         }
         let count = problems.len();
         Failure::new(format!(

@@ -138,10 +138,7 @@ fn print_json(plan: &Plan) -> Result<(), Failure> {
 /// Renders per-resource planning errors; any makes the command fail.
 pub fn report_problems(reporter: &Reporter, plan: &Plan) -> Result<(), Failure> {
     for problem in &plan.problems {
-        reporter.error(&Failure::new(format!(
-            "{}: {}",
-            problem.address, problem.message
-        )));
+        reporter.error(&Failure::from(problem.clone()));
     }
     if plan.problems.is_empty() {
         Ok(())

@@ -299,7 +299,7 @@ impl Workspace {
     ) -> Plan {
         let plan = plan::make_plan_with(&self.model, &self.scope, live, options, &self.extras);
         for warning in &plan.warnings {
-            reporter.warning(&format!("{}: {}", warning.address, warning.message));
+            reporter.warning(&warning.to_string());
         }
         plan
     }
