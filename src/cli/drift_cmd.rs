@@ -6,37 +6,34 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::args::{DriftArgs, FailOn, ReportFormat};
+use super::args::ReportFormat;
+use super::settings::{DriftSettings, GlobalSettings, Manifests};
 use super::workspace::{Workspace, check_overrides, listing_failure, manifest_paths};
-use super::{Failure, GlobalArgs, Reporter, exit};
+use super::{Failure, Reporter, exit};
 use crate::drift::baseline::{Baseline, BaselineTree};
-use crate::drift::{self, DriftInputs, DriftReport, Finding};
+use crate::drift::{self, DriftInputs, DriftReport};
 use crate::manifest::{Diagnostics, Overrides};
 use crate::model::{Address, Model};
 use crate::plan::{self, ProviderSet};
 
 pub async fn run(
-    args: DriftArgs,
-    global: &GlobalArgs,
+    args: DriftSettings,
+    global: &GlobalSettings,
     reporter: &Reporter,
 ) -> Result<i32, Failure> {
-    let overrides = args.vars.overrides();
-    let paths = manifest_paths(&args.paths, reporter)?;
+    let manifests = Manifests {
+        paths: manifest_paths(&args.manifests.paths, reporter)?,
+        overrides: args.manifests.overrides.clone(),
+    };
     // The manifests at the baseline load on another thread while the working tree's do:
     // both are checked before anything is contacted.
     let baseline_load = args.baseline.clone().map(|reference| {
-        let (paths, overrides, access) = (paths.clone(), overrides.clone(), global.access());
-        tokio::task::spawn_blocking(move || load_baseline(&reference, &paths, &overrides, access))
+        let (manifests, access) = (manifests.clone(), global.access.clone());
+        tokio::task::spawn_blocking(move || {
+            load_baseline(&reference, &manifests.paths, &manifests.overrides, access)
+        })
     });
-    let opened = Workspace::open(
-        &paths,
-        &overrides,
-        &[],
-        args.sim.time_scale(),
-        global,
-        reporter,
-    )
-    .await;
+    let opened = Workspace::open(&manifests, &[], args.sim, global, reporter).await;
     let baseline = match baseline_load {
         Some(task) => Some(
             task.await
@@ -74,16 +71,7 @@ pub async fn run(
             out.display()
         ));
     }
-    let fail_on: Vec<Finding> = args
-        .fail_on
-        .iter()
-        .map(|f| match f {
-            FailOn::Drift => Finding::Drift,
-            FailOn::Pending => Finding::Pending,
-            FailOn::Unmanaged => Finding::Unmanaged,
-        })
-        .collect();
-    Ok(if report.has_any(&fail_on) {
+    Ok(if report.has_any(&args.fail_on) {
         exit::CHANGES
     } else {
         exit::OK
@@ -91,7 +79,7 @@ pub async fn run(
 }
 
 async fn drift(
-    args: &DriftArgs,
+    args: &DriftSettings,
     baseline: Option<LoadedBaseline>,
     workspace: &mut Workspace,
     reporter: &Reporter,
@@ -125,7 +113,7 @@ async fn drift(
         &everything,
         &scan,
         &workspace.providers,
-        args.parallelism as usize,
+        args.parallelism,
     )
     .await
     .map_err(|failure| listing_failure(failure, reporter))?;
@@ -156,7 +144,7 @@ async fn drift(
     }
     let mut report = report;
     let credentials = workspace
-        .credential_warnings(args.expiry.warn_expiry, reporter)
+        .credential_warnings(args.warn_expiry, reporter)
         .await;
     report.warnings = crate::plan::render::credential_json_warnings(&credentials);
     Ok(report)

@@ -4,10 +4,10 @@
 use std::io::Write;
 
 use super::args::{ReportFormat, ShowArgs};
-use super::{Failure, GlobalArgs, exit};
+use super::{Failure, exit};
 use crate::plan::saved::SavedPlan;
 
-pub fn run(args: &ShowArgs, _global: &GlobalArgs) -> Result<i32, Failure> {
+pub fn run(args: &ShowArgs) -> Result<i32, Failure> {
     let text = match crate::drift::load_saved(&args.file) {
         Ok(Some(report)) => super::drift_cmd::render(&report, args.format)?,
         Ok(None) => plan_text(args)?,

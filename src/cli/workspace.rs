@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::args::DestroyArgs;
-use super::{Failure, GlobalArgs, Reporter};
+use super::report::Hinted;
+use super::settings::{DestroySettings, GlobalSettings, Manifests};
+use super::{Failure, Reporter};
 use crate::apply::lock::EstateKey;
 use crate::manifest::{Diagnostics, EnvironmentInfo, Overrides, Unit};
 use crate::model::{Address, Connection, Kind, Model, SecretSource, SecretValue, SystemType};
@@ -41,12 +42,11 @@ pub struct Workspace {
 /// `--var` and `--var-file`), rendering every diagnostic on failure and every warning on
 /// success.
 pub fn load_model(
-    paths: &[PathBuf],
-    overrides: &Overrides,
-    global: &GlobalArgs,
+    manifests: &Manifests,
+    global: &GlobalSettings,
     reporter: &Reporter,
 ) -> Result<Model, Failure> {
-    let unit = manifest_unit(paths, overrides, global, reporter)?;
+    let unit = manifest_unit(manifests, global, reporter)?;
     let model = unit.load().map_err(|d| manifest_failure(&d, reporter))?;
     for warning in &model.warnings {
         reporter.warning(warning);
@@ -57,15 +57,14 @@ pub fn load_model(
 /// The run of `paths` (or of the current directory's manifests): fails when they hold
 /// several environments, or when variables are given and they hold none.
 pub fn manifest_unit(
-    paths: &[PathBuf],
-    overrides: &Overrides,
-    global: &GlobalArgs,
+    manifests: &Manifests,
+    global: &GlobalSettings,
     reporter: &Reporter,
 ) -> Result<Unit, Failure> {
-    let paths = manifest_paths(paths, reporter)?;
-    let unit = crate::manifest::unit(&paths, overrides, &global.access())
+    let paths = manifest_paths(&manifests.paths, reporter)?;
+    let unit = crate::manifest::unit(&paths, &manifests.overrides, &global.access)
         .map_err(|d| manifest_failure(&d, reporter))?;
-    check_overrides(unit.environment.as_ref(), overrides)?;
+    check_overrides(unit.environment.as_ref(), &manifests.overrides)?;
     if let Some(environment) = &unit.environment {
         tracing::info!(
             environment = %environment.name,
@@ -143,29 +142,27 @@ pub fn manifest_paths(paths: &[PathBuf], reporter: &Reporter) -> Result<Vec<Path
 
 impl Workspace {
     pub async fn open(
-        paths: &[PathBuf],
-        overrides: &Overrides,
-        targets: &[String],
+        manifests: &Manifests,
+        targets: &[Address],
         sim: Option<f64>,
-        global: &GlobalArgs,
+        global: &GlobalSettings,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        Self::open_with(paths, overrides, targets, sim, None, global, reporter).await
+        Self::open_with(manifests, targets, sim, None, global, reporter).await
     }
 
     /// [`Workspace::open`] for one connection only (export): the scope is that connection's
     /// resources, and only its credentials are needed.
     pub async fn open_with(
-        paths: &[PathBuf],
-        overrides: &Overrides,
-        targets: &[String],
+        manifests: &Manifests,
+        targets: &[Address],
         sim: Option<f64>,
         only: Option<&str>,
-        global: &GlobalArgs,
+        global: &GlobalSettings,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        let mut model = load_model(paths, overrides, global, reporter)?;
-        let targets = parse_targets(&model, targets)?;
+        let mut model = load_model(manifests, global, reporter)?;
+        let targets = declared_targets(&model, targets)?;
         let mut scope = plan::scope(&model, &targets);
         if let Some(only) = only {
             scope.retain(|a| model.resources.get(a).is_some_and(|r| r.connection == only));
@@ -237,41 +234,28 @@ impl Workspace {
     /// Takes `--replace`, `--max-destroy` and `--allow-destroy` into every plan the command
     /// makes. `applying`: the plan is about to be applied (an SDDC pruned without
     /// `--allow-destroy Sddc` is refused, not only warned about).
-    pub fn guard_destroys(&mut self, args: &DestroyArgs, applying: bool) -> Result<(), Failure> {
-        let mut replace = Vec::new();
-        for text in &args.replace {
-            let address = Address::parse(text).ok_or_else(|| {
-                Failure::new(format!("`--replace {text}` is not an address"))
-                    .with_hint("addresses look like `Kind/name`, e.g. `SaltJob/Check disk usage`")
-            })?;
-            if !self.model.resources.contains_key(&address) {
-                return Err(
-                    Failure::new(format!("`--replace {text}` names no declared resource"))
-                        .with_hint("run `sextant graph` to list the declared addresses"),
-                );
+    pub fn guard_destroys(
+        &mut self,
+        settings: &DestroySettings,
+        applying: bool,
+    ) -> Result<(), Failure> {
+        for address in &settings.replace {
+            if !self.model.resources.contains_key(address) {
+                return Err(Failure::hinted(UndeclaredError::NotDeclared {
+                    flag: "--replace",
+                    address: address.clone(),
+                }));
             }
-            if !self.scope.contains(&address) {
-                return Err(Failure::new(format!(
-                    "`--replace {text}` names a resource outside the `--target` scope"
-                ))
-                .with_hint("add it with `--target`, or drop `--target`"));
+            if !self.scope.contains(address) {
+                return Err(Failure::hinted(UndeclaredError::OutsideTargets(
+                    address.clone(),
+                )));
             }
-            replace.push(address);
         }
-        let mut allow_destroy = BTreeSet::new();
-        for text in &args.allow_destroy {
-            let kind = Kind::parse(text)
-                .filter(|k| *k != Kind::Connection)
-                .ok_or_else(|| {
-                    Failure::new(format!("`--allow-destroy {text}` is not a kind"))
-                        .with_hint("name a kind as manifests write it, e.g. `--allow-destroy Sddc`")
-                })?;
-            allow_destroy.insert(kind);
-        }
-        self.extras.replace = replace;
+        self.extras.replace.clone_from(&settings.replace);
         self.extras.guards = Some(plan::DestroyGuards {
-            max_destroy: args.max_destroy,
-            allow_destroy,
+            max_destroy: settings.max_destroy,
+            allow_destroy: settings.allow_destroy.clone(),
             applying,
         });
         Ok(())
@@ -435,30 +419,45 @@ fn unreadable_credentials(connection: &Connection) -> Vec<CredentialProblem> {
     problems
 }
 
-fn parse_targets(model: &Model, targets: &[String]) -> Result<Vec<Address>, Failure> {
-    let mut out = Vec::new();
-    for text in targets {
-        let address = Address::parse(text).ok_or_else(|| {
-            Failure::new(format!("`--target {text}` is not an address"))
-                .with_hint("addresses look like `Kind/name`, e.g. `SaltJob/Check disk usage`")
-        })?;
-        if !model.resources.contains_key(&address) {
-            return Err(
-                Failure::new(format!("`--target {text}` names no declared resource"))
-                    .with_hint("run `sextant graph` to list the declared addresses"),
-            );
-        }
-        out.push(address);
-    }
-    Ok(out)
+/// `--target` or `--replace` names an address the manifests do not declare, or one the
+/// targets leave out.
+#[derive(Debug, thiserror::Error)]
+enum UndeclaredError {
+    #[error("`{flag} {address}` names no declared resource")]
+    NotDeclared {
+        flag: &'static str,
+        address: Address,
+    },
+    #[error("`--replace {0}` names a resource outside the `--target` scope")]
+    OutsideTargets(Address),
 }
 
-async fn start_sim(time_scale: f64) -> Result<SimHandle, Failure> {
-    if !(time_scale > 0.0 && time_scale.is_finite()) {
-        return Err(Failure::new(format!(
-            "`--sim-time-scale` must be a positive number, not {time_scale}"
-        )));
+impl Hinted for UndeclaredError {
+    fn hint(&self) -> Option<String> {
+        Some(
+            match self {
+                Self::NotDeclared { .. } => "run `sextant graph` to list the declared addresses",
+                Self::OutsideTargets(_) => "add it with `--target`, or drop `--target`",
+            }
+            .to_string(),
+        )
     }
+}
+
+fn declared_targets(model: &Model, targets: &[Address]) -> Result<Vec<Address>, Failure> {
+    for address in targets {
+        if !model.resources.contains_key(address) {
+            return Err(Failure::hinted(UndeclaredError::NotDeclared {
+                flag: "--target",
+                address: address.clone(),
+            }));
+        }
+    }
+    Ok(targets.to_vec())
+}
+
+/// Starts the simulator `--sim` asks for (its time scale checked with the settings).
+async fn start_sim(time_scale: f64) -> Result<SimHandle, Failure> {
     let state = PathBuf::from(SIM_STATE_FILE);
     if let Some(dir) = state.parent() {
         std::fs::create_dir_all(dir).map_err(|err| {
