@@ -39,9 +39,9 @@ pub async fn run(
             .unreadable_credentials()
             .into_iter()
             .map(|p| ReadFailure {
+                message: p.one_line(),
                 connection: p.connection,
                 kind: None,
-                message: p.message,
             })
             .collect();
         let printed = json_failure(&failures);

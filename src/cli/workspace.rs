@@ -339,10 +339,11 @@ impl Workspace {
     /// many there were.
     pub fn check_credentials(&self, reporter: &Reporter) -> Result<(), Failure> {
         let problems = self.unreadable_credentials();
-        for problem in &problems {
-            reporter.error(&Failure::new(problem.message.clone()).with_hint(problem.hint.clone()));
+        let count = problems.len();
+        for problem in problems {
+            reporter.error(&Failure::hinted(problem));
         }
-        match problems.len() {
+        match count {
             0 => Ok(()),
             count => Err(Failure::new(format!(
                 "{count} credential{} of the connections in use cannot be read; nothing was sent and nothing was changed",
@@ -385,11 +386,36 @@ pub fn listing_failure(mut failure: plan::ListFailure, reporter: &Reporter) -> F
     Failure::from(first).with_hint(hint)
 }
 
-/// A secret of a connection that cannot be read.
+/// A secret of a connection that cannot be read (the cause names the variable or file,
+/// never a value).
+#[derive(Debug, thiserror::Error)]
+#[error("connection `{connection}` ({location}): cannot read `spec.{field}` from {from}")]
 pub struct CredentialProblem {
     pub connection: String,
-    pub message: String,
-    pub hint: String,
+    location: String,
+    field: &'static str,
+    /// Where the secret is read from: `env `NAME`` or `file `path``.
+    from: String,
+    /// The variable when the secret comes from one (for the hint).
+    env: Option<String>,
+    #[source]
+    source: crate::model::secret::SecretError,
+}
+
+impl CredentialProblem {
+    /// The problem and its first cause on one line (a plan's JSON `errors`).
+    pub fn one_line(&self) -> String {
+        format!("{self}: {}", self.source)
+    }
+}
+
+impl Hinted for CredentialProblem {
+    fn hint(&self) -> Option<String> {
+        Some(match &self.env {
+            Some(name) => format!("export `{name}` before running sextant"),
+            None => "check the path and the file's permissions".to_string(),
+        })
+    }
 }
 
 fn unreadable_credentials(connection: &Connection) -> Vec<CredentialProblem> {
@@ -399,20 +425,18 @@ fn unreadable_credentials(connection: &Connection) -> Vec<CredentialProblem> {
         ("api_token", &config.api_token),
         ("password", &config.password),
     ] {
-        let Some(source) = source else { continue };
-        if let Err(err) = source.resolve() {
+        let Some(secret) = source else { continue };
+        if let Err(err) = secret.resolve() {
             problems.push(CredentialProblem {
                 connection: connection.name.clone(),
-                message: format!(
-                    "connection `{}` ({}): cannot read `spec.{field}` from {}: {err}",
-                    connection.name,
-                    connection.location,
-                    source.describe()
-                ),
-                hint: match source {
-                    SecretSource::Env(name) => format!("export `{name}` before running sextant"),
-                    _ => "check the path and the file's permissions".to_string(),
+                location: connection.location.to_string(),
+                field,
+                from: secret.describe(),
+                env: match secret {
+                    SecretSource::Env(name) => Some(name.clone()),
+                    _ => None,
                 },
+                source: err,
             });
         }
     }
