@@ -253,6 +253,15 @@ async fn drift_scenario(
             &["commit", "-q", "-a", "-m", "one pending change"],
         )?;
     }
+    if let Ok(seconds) = std::env::var("SEXTANT_BENCH_HOLD") {
+        // For profiling by hand: keep the estate and the simulator up for a while.
+        let seconds: u64 = seconds.parse().unwrap_or(600);
+        eprintln!(
+            "holding {seconds} s: estate in {}, SEXTANT_BENCH_TOKEN=bench-api-token",
+            dir.path().display()
+        );
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+    }
     let resources = shape.0 + shape.1 + shape.2;
     let commands: [(&str, Vec<&str>); 2] = [
         ("plan", vec!["plan", "--no-color"]),

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use super::args::ReportFormat;
 use super::settings::{DriftSettings, GlobalSettings, Manifests};
-use super::workspace::{Workspace, check_overrides, listing_failure, manifest_paths};
+use super::workspace::{
+    Workspace, check_overrides, listing_failure, manifest_paths, manifest_unit,
+};
 use super::{Failure, Reporter, exit};
 use crate::drift::baseline::{Baseline, BaselineTree};
 use crate::drift::{self, DriftInputs, DriftReport};
@@ -25,15 +27,25 @@ pub async fn run(
         paths: manifest_paths(&args.manifests.paths, reporter)?,
         overrides: args.manifests.overrides.clone(),
     };
+    let mut unit = manifest_unit(&manifests, global, reporter)?;
     // The manifests at the baseline load on another thread while the working tree's do:
-    // both are checked before anything is contacted.
+    // both are checked before anything is contacted. The working tree's documents are
+    // handed over once parsed, so the baseline parses only the documents that differ.
     let baseline_load = args.baseline.clone().map(|reference| {
         let (manifests, access) = (manifests.clone(), global.access.clone());
+        let (documents, reuse) = std::sync::mpsc::sync_channel(1);
+        unit.share_documents(documents);
         tokio::task::spawn_blocking(move || {
-            load_baseline(&reference, &manifests.paths, &manifests.overrides, access)
+            load_baseline(
+                &reference,
+                &manifests.paths,
+                &manifests.overrides,
+                access,
+                reuse,
+            )
         })
     });
-    let opened = Workspace::open(&manifests, &[], args.sim, global, reporter).await;
+    let opened = Workspace::open_unit(unit, &[], args.sim, None, reporter).await;
     let baseline = match baseline_load {
         Some(task) => Some(
             task.await
@@ -191,6 +203,7 @@ fn load_baseline(
     paths: &[PathBuf],
     overrides: &Overrides,
     mut access: crate::manifest::Access,
+    reuse: std::sync::mpsc::Receiver<crate::manifest::SharedDocuments>,
 ) -> Result<LoadedBaseline, BaselineFailure> {
     let hint = |err: drift::baseline::BaselineError| {
         let hint = match &err {
@@ -230,6 +243,8 @@ fn load_baseline(
         ))
         .with_hint(failure.hint.unwrap_or_default())
     })?;
+    let mut unit = unit;
+    unit.reuse_documents(reuse);
     let model = unit.load().map_err(|d| baseline_failure(&tree, d))?;
     tracing::info!(
         baseline = %tree.reference,

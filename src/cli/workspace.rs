@@ -38,15 +38,8 @@ pub struct Workspace {
     pub extras: plan::PlanExtras,
 }
 
-/// Loads and validates the manifests (one environment at most, its values overridden by
-/// `--var` and `--var-file`), rendering every diagnostic on failure and every warning on
-/// success.
-pub fn load_model(
-    manifests: &Manifests,
-    global: &GlobalSettings,
-    reporter: &Reporter,
-) -> Result<Model, Failure> {
-    let unit = manifest_unit(manifests, global, reporter)?;
+/// Loads and validates a run found with [`manifest_unit`], its warnings reported.
+pub fn load_unit(unit: Unit, reporter: &Reporter) -> Result<Model, Failure> {
     let model = unit.load().map_err(|d| manifest_failure(&d, reporter))?;
     for warning in &model.warnings {
         reporter.warning(warning);
@@ -161,7 +154,19 @@ impl Workspace {
         global: &GlobalSettings,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        let mut model = load_model(manifests, global, reporter)?;
+        let unit = manifest_unit(manifests, global, reporter)?;
+        Self::open_unit(unit, targets, sim, only, reporter).await
+    }
+
+    /// [`Workspace::open_with`] of a run already found with [`manifest_unit`].
+    pub async fn open_unit(
+        unit: Unit,
+        targets: &[Address],
+        sim: Option<f64>,
+        only: Option<&str>,
+        reporter: &Reporter,
+    ) -> Result<Self, Failure> {
+        let mut model = load_unit(unit, reporter)?;
         let targets = declared_targets(&model, targets)?;
         let mut scope = plan::scope(&model, &targets);
         if let Some(only) = only {

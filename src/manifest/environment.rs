@@ -25,7 +25,7 @@ use super::node::{Entry, Node, Pos, Value, parse_documents_with};
 use super::patch::{self, Inserted};
 use super::schema::{ENVIRONMENT_DEF, checker_schema};
 use super::structure::Checker;
-use super::validate;
+use super::validate::{self, Share, SharedDocuments};
 use super::variables::{
     Notes, Origin, SourceText, Substitution, Variable, Variables, first_reference, is_name,
 };
@@ -395,6 +395,7 @@ pub struct Unit {
     confinement: Confinement,
     layer: Layer,
     errors: Vec<Diagnostic>,
+    share: Share,
 }
 
 impl Unit {
@@ -405,6 +406,24 @@ impl Unit {
             confinement,
             layer: Layer::flat(),
             errors,
+            share: Share::None,
+        }
+    }
+
+    /// Hands this run's parsed documents to another run of nearly the same files (see
+    /// [`SharedDocuments`]), when both read the files as written (no environment): the
+    /// other run then parses only what differs.
+    pub fn share_documents(&mut self, to: std::sync::mpsc::SyncSender<SharedDocuments>) {
+        if self.environment.is_none() {
+            self.share = Share::Send(to);
+        }
+    }
+
+    /// Takes the documents another run hands over with [`Unit::share_documents`] (waiting
+    /// for them), when this run reads its files as written.
+    pub fn reuse_documents(&mut self, from: std::sync::mpsc::Receiver<SharedDocuments>) {
+        if self.environment.is_none() {
+            self.share = Share::Receive(from);
         }
     }
 
@@ -415,8 +434,13 @@ impl Unit {
 
     /// Loads and validates the unit's documents.
     pub fn load(self) -> Result<Model, Diagnostics> {
-        let result =
-            validate::validate_files(&self.files, &self.confinement, self.errors, &self.layer);
+        let result = validate::validate_files(
+            &self.files,
+            &self.confinement,
+            self.errors,
+            &self.layer,
+            self.share,
+        );
         self.layer.finish(result)
     }
 
@@ -425,8 +449,14 @@ impl Unit {
         if self.layer.kept.is_none() {
             self.keep_documents();
         }
-        let result =
-            validate::validate_files(&self.files, &self.confinement, self.errors, &self.layer);
+        let share = std::mem::replace(&mut self.share, Share::None);
+        let result = validate::validate_files(
+            &self.files,
+            &self.confinement,
+            self.errors,
+            &self.layer,
+            share,
+        );
         let model = self.layer.finish(result)?;
         let documents = self
             .layer
@@ -680,6 +710,7 @@ fn environment_unit(
         confinement,
         layer: Layer::new(vars, patches),
         errors,
+        share: Share::None,
     }
 }
 

@@ -33,6 +33,7 @@ pub use environment::{EnvironmentInfo, Overrides, Unit};
 pub use files::{DefaultManifests, default_manifests};
 pub use graph::{DependencyGraph, GraphFormat, dependency_cycles, dependency_graph};
 pub use schema::{checker_schema, document_def, manifest_schema, schema_json};
+pub use validate::SharedDocuments;
 
 use crate::model::Model;
 

@@ -388,6 +388,90 @@ fn next_document_start(text: &str, from: usize) -> Option<usize> {
     None
 }
 
+/// A run of whole lines of a text that starts at a document-start line (or at the start of
+/// the text) and ends before the next one: the unit in which one load of a file can reuse
+/// the documents another load parsed from the same lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Byte range in the text.
+    pub start: usize,
+    pub end: usize,
+    /// Its first line (1-based).
+    pub line: u32,
+}
+
+/// `text` cut at every document-start line. One segment when the text holds directives,
+/// which apply to the document after them.
+pub fn document_segments(text: &str) -> Vec<Segment> {
+    let whole = || {
+        vec![Segment {
+            start: 0,
+            end: text.len(),
+            line: 1,
+        }]
+    };
+    if text.starts_with('%') || text.contains("\n%") {
+        return whole();
+    }
+    let mut segments = Vec::new();
+    let (mut start, mut line) = (0, 1u32);
+    while let Some(cut) = next_document_start(text, start) {
+        segments.push(Segment {
+            start,
+            end: cut,
+            line,
+        });
+        let breaks = u32::try_from(line_breaks(&text[start..cut])).unwrap_or(u32::MAX);
+        line = line.saturating_add(breaks);
+        start = cut;
+    }
+    segments.push(Segment {
+        start,
+        end: text.len(),
+        line,
+    });
+    segments
+}
+
+/// [`parse_documents_with`] of the lines of a larger text that start at line `first_line`:
+/// positions are those in the larger text before `each` sees a document.
+pub fn parse_documents_at<T: Send>(
+    text: &str,
+    first_line: u32,
+    each: impl Fn(Node) -> T + Sync,
+) -> Result<Vec<T>, ParseError> {
+    let offset = first_line.saturating_sub(1);
+    parse_documents_with(text, |mut node| {
+        if offset != 0 {
+            shift_lines(&mut node, offset);
+        }
+        each(node)
+    })
+    .map_err(|mut err| {
+        err.pos.line = err.pos.line.saturating_add(offset);
+        err
+    })
+}
+
+/// Moves a node and everything under it by `delta` lines (up when negative).
+pub fn move_lines(node: &mut Node, delta: i64) {
+    if delta == 0 {
+        return;
+    }
+    if node.pos.line != 0 {
+        node.pos.line =
+            u32::try_from((i64::from(node.pos.line) + delta).max(1)).unwrap_or(u32::MAX);
+    }
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(|item| move_lines(item, delta)),
+        Value::Map(entries) => entries.iter_mut().for_each(|entry| {
+            move_lines(&mut entry.key, delta);
+            move_lines(&mut entry.value, delta);
+        }),
+        _ => {}
+    }
+}
+
 /// Line breaks in `text` as YAML counts them (`\n`, `\r\n` and a lone `\r`).
 fn line_breaks(text: &str) -> usize {
     let bytes = text.as_bytes();

@@ -19,7 +19,10 @@ use super::did_you_mean;
 use super::environment::Layer;
 use super::files::{Confinement, SourceFile, position_of};
 use super::lock;
-use super::node::{Node, Pos, Value, parse_documents_with};
+use super::node::{
+    Node, Pos, Segment, Value, document_segments, move_lines, parse_documents_at,
+    parse_documents_with,
+};
 use super::references::{self, Declarations, Declared, Edge};
 use super::rules::RuleContext;
 use super::schema::{checker_schema, document_def};
@@ -33,6 +36,7 @@ use crate::model::{
 
 /// A document whose `kind` is known. Kept small (48 bytes): every document of the estate
 /// is held until the model is built.
+#[derive(Clone)]
 pub struct Document {
     pub origin: Arc<FileOrigin>,
     pub node: Node,
@@ -705,17 +709,72 @@ pub fn validate_files(
     confinement: &Confinement,
     mut errors: Vec<Diagnostic>,
     layer: &Layer,
+    share: Share,
 ) -> Result<Model, Diagnostics> {
     tracing::debug!(files = sources.len(), "loading manifests");
     let schema = checker_schema();
     let mut parsed = Parsed::default();
+    let (mut record, mut reuse, send) = match share {
+        Share::None => (None, None, None),
+        Share::Send(sender) => (Some(SharedDocuments::default()), None, Some(sender)),
+        // Waits for the other load's documents; none when it stopped without sending them.
+        Share::Receive(receiver) => (None, receiver.recv().ok(), None),
+    };
+    if let Some(shared) = &reuse {
+        tracing::debug!(
+            segments = shared.segments.len(),
+            "reusing documents of another load"
+        );
+    }
     for source in sources {
         // One text at a time: each is dropped once its documents are parsed.
         if let Some(text) = read_file(source, &mut errors) {
-            parse_file(source, &text, &schema, layer, &mut parsed, &mut errors);
+            let sharing = Sharing {
+                record: record.as_mut(),
+                reuse: reuse.as_mut(),
+            };
+            parse_file(
+                source,
+                &text,
+                &schema,
+                layer,
+                sharing,
+                &mut parsed,
+                &mut errors,
+            );
         }
     }
+    if let (Some(sender), Some(record)) = (send, record) {
+        // The other load may have found it has nothing to reuse and gone.
+        let _ = sender.send(record);
+    }
     validate_documents(parsed, &schema, confinement, errors)
+}
+
+/// Whether a load hands its parsed documents to another load of nearly the same files, or
+/// takes them from one (`sextant drift` loads the manifests at the baseline beside the
+/// working tree's: most documents are the same text, and are parsed once).
+pub enum Share {
+    None,
+    /// Send the documents once every file is parsed (before the model is built, so the
+    /// other load runs beside this one's checks).
+    Send(std::sync::mpsc::SyncSender<SharedDocuments>),
+    /// Wait for the other load's documents, and reuse those of the same text.
+    Receive(std::sync::mpsc::Receiver<SharedDocuments>),
+}
+
+/// Documents of one load, by the text of the segment (see [`Segment`]) they were parsed
+/// from. Only segments whose documents raised no diagnostic at all are kept, so a reused
+/// document is exactly what parsing the same lines gives, moved to where they are now.
+#[derive(Default)]
+pub struct SharedDocuments {
+    segments: std::collections::HashMap<Box<str>, (u32, Vec<Document>)>,
+}
+
+/// What one file's parse records for, or takes from, another load.
+struct Sharing<'a> {
+    record: Option<&'a mut SharedDocuments>,
+    reuse: Option<&'a mut SharedDocuments>,
 }
 
 /// Parses and validates one manifest text already read, as [`validate_files`] does for each
@@ -729,7 +788,19 @@ pub fn validate_text(
     let schema = checker_schema();
     let mut errors = Vec::new();
     let mut parsed = Parsed::default();
-    parse_file(source, text, &schema, layer, &mut parsed, &mut errors);
+    let sharing = Sharing {
+        record: None,
+        reuse: None,
+    };
+    parse_file(
+        source,
+        text,
+        &schema,
+        layer,
+        sharing,
+        &mut parsed,
+        &mut errors,
+    );
     validate_documents(parsed, &schema, confinement, errors)
 }
 
@@ -750,12 +821,16 @@ enum Classified {
     Lock(lock::LockDocument),
 }
 
+/// One document's parse: what it became, its diagnostics, and a copy kept for another load.
+type ParsedEntry = (Option<Classified>, Vec<Diagnostic>, Option<Document>);
+
 /// Parses the documents of one file, checks their structure and adds them to `batches`.
 fn parse_file(
     source: &SourceFile,
     text: &str,
     schema: &Json,
     layer: &Layer,
+    sharing: Sharing<'_>,
     parsed: &mut Parsed,
     errors: &mut Vec<Diagnostic>,
 ) {
@@ -765,18 +840,19 @@ fn parse_file(
     });
     let checker = Checker::new(schema, &source.path);
     let source_text = SourceText::new(&origin.file, text);
+    let keep_copies = sharing.record.is_some();
     // Each document is rewritten and checked on the thread that parsed it, its errors kept
     // beside it.
-    let classified = parse_documents_with(text, |node| {
+    let each = |node| -> ParsedEntry {
         let mut found = Vec::new();
         let Some((node, notes)) = layer.prepare(&source_text, node, &mut found) else {
-            return (None, found);
+            return (None, found, None);
         };
         let before = found.len();
         if lock::is_lock(&node) {
             let doc = lock::classify(&origin, node, &checker, &mut found);
             layer.annotate(&notes, &mut found, before);
-            return (Some(Classified::Lock(doc)), found);
+            return (Some(Classified::Lock(doc)), found, None);
         }
         let mut doc = classify(&origin, node, &checker, &mut found);
         if !notes.failed.is_empty()
@@ -786,9 +862,20 @@ fn parse_file(
             doc.spec_valid = false;
         }
         layer.annotate(&notes, &mut found, before);
-        (doc.map(Classified::Document), found)
-    });
-    let classified = match classified {
+        let copy = doc
+            .as_ref()
+            .filter(|_| keep_copies && found.is_empty())
+            .cloned();
+        (doc.map(Classified::Document), found, copy)
+    };
+    let reused = sharing
+        .reuse
+        .and_then(|shared| reuse_documents(text, &origin, shared, &each));
+    let classified = match reused {
+        Some(classified) => Ok(classified),
+        None => parse_documents_with(text, each),
+    };
+    let mut classified = match classified {
         Ok(classified) => classified,
         Err(err) => {
             errors.push(Diagnostic::new(
@@ -800,13 +887,16 @@ fn parse_file(
             return;
         }
     };
+    if let Some(record) = sharing.record {
+        record_documents(text, &mut classified, record);
+    }
     tracing::debug!(file = %source.path.display(), documents = classified.len(), "parsed");
     let mut classified = classified.into_iter().peekable();
     while classified.peek().is_some() {
         // Sized to what is left: a file of one document must not reserve a whole batch
         // (10,000 small files would hold 2 GB of empty slots).
         let mut batch = Vec::with_capacity(classified.len().min(DOCUMENT_BATCH));
-        for (doc, mut found) in classified.by_ref().take(DOCUMENT_BATCH) {
+        for (doc, mut found, _) in classified.by_ref().take(DOCUMENT_BATCH) {
             errors.append(&mut found);
             match doc {
                 Some(Classified::Document(doc)) => batch.push(doc),
@@ -816,6 +906,84 @@ fn parse_file(
         }
         parsed.batches.push(batch);
     }
+}
+
+/// Keeps the copies of a file's documents for another load, by segment: a segment is kept
+/// only when each of its documents was parsed without any diagnostic (a `Lock` document, an
+/// error or a warning anywhere in the file: nothing of it is kept).
+fn record_documents(text: &str, classified: &mut [ParsedEntry], record: &mut SharedDocuments) {
+    let clean = classified
+        .iter()
+        .all(|(doc, found, copy)| found.is_empty() && (doc.is_none() || copy.is_some()));
+    if !clean {
+        return;
+    }
+    let segments = document_segments(text);
+    let mut copies = classified
+        .iter_mut()
+        .filter_map(|(_, _, copy)| copy.take())
+        .peekable();
+    for (index, segment) in segments.iter().enumerate() {
+        let next_line = segments.get(index + 1).map_or(u32::MAX, |s| s.line);
+        let mut docs = Vec::new();
+        while let Some(doc) = copies.next_if(|doc| doc.node.pos.line < next_line) {
+            docs.push(doc);
+        }
+        record
+            .segments
+            .entry(text[segment.start..segment.end].into())
+            .or_insert((segment.line, docs));
+    }
+}
+
+/// A file's documents with those of the segments another load parsed from the same text
+/// taken from it (moved to their lines here, and to this file), and the other segments
+/// parsed, runs of neighbours together. `None` when nothing is reused or a run does not
+/// parse alone: then the whole file is parsed as usual (and its errors located as usual).
+fn reuse_documents(
+    text: &str,
+    origin: &Arc<FileOrigin>,
+    shared: &mut SharedDocuments,
+    each: &(impl Fn(Node) -> ParsedEntry + Sync),
+) -> Option<Vec<ParsedEntry>> {
+    let segments = document_segments(text);
+    let reusable = |segment: &Segment| {
+        shared
+            .segments
+            .contains_key(&text[segment.start..segment.end])
+    };
+    if !segments.iter().any(reusable) {
+        return None;
+    }
+    let mut entries = Vec::new();
+    let mut run: Option<Segment> = None;
+    let parse_run = |run: Segment, entries: &mut Vec<ParsedEntry>| -> Option<()> {
+        let mut parsed = parse_documents_at(&text[run.start..run.end], run.line, each).ok()?;
+        entries.append(&mut parsed);
+        Some(())
+    };
+    for segment in &segments {
+        let Some((line, docs)) = shared.segments.remove(&text[segment.start..segment.end]) else {
+            run = Some(run.map_or(*segment, |r| Segment {
+                end: segment.end,
+                ..r
+            }));
+            continue;
+        };
+        if let Some(run) = run.take() {
+            parse_run(run, &mut entries)?;
+        }
+        let delta = i64::from(segment.line) - i64::from(line);
+        for mut doc in docs {
+            move_lines(&mut doc.node, delta);
+            doc.origin = Arc::clone(origin);
+            entries.push((Some(Classified::Document(doc)), Vec::new(), None));
+        }
+    }
+    if let Some(run) = run.take() {
+        parse_run(run, &mut entries)?;
+    }
+    (entries.len() <= super::node::MAX_DOCUMENTS).then_some(entries)
 }
 
 /// Builds connections and resources from the classified documents, in load order, consuming
@@ -969,7 +1137,7 @@ pub(crate) mod tests {
         let paths = [dir.path().to_path_buf()];
         let confinement = Confinement::new(&paths, &crate::manifest::Access::default());
         let sources = discover(&paths, &confinement, &mut errors);
-        validate_files(&sources, &confinement, errors, &Layer::flat()).map_err(|d| {
+        validate_files(&sources, &confinement, errors, &Layer::flat(), Share::None).map_err(|d| {
             d.errors
                 .iter()
                 .map(|e| {
@@ -1320,7 +1488,8 @@ pub(crate) mod tests {
         let confinement = Confinement::new(&paths, &crate::manifest::Access::default());
         let sources = discover(&paths, &confinement, &mut errors);
         let diagnostics =
-            validate_files(&sources, &confinement, errors, &Layer::flat()).unwrap_err();
+            validate_files(&sources, &confinement, errors, &Layer::flat(), Share::None)
+                .unwrap_err();
         assert_eq!(
             (diagnostics.errors[0].line, diagnostics.errors[0].column),
             (2, 7)
