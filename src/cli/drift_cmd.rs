@@ -49,7 +49,7 @@ pub async fn run(
     let baseline = match baseline_load {
         Some(task) => Some(
             task.await
-                .map_err(|err| Failure::new(format!("loading the baseline failed: {err}"))),
+                .map_err(|err| Failure::with_source("loading the baseline failed", err)),
         ),
         None => None,
     };
@@ -72,10 +72,10 @@ pub async fn run(
     print(&report, args.format)?;
     if let Some(out) = &args.out {
         report.save(out).map_err(|err| {
-            Failure::new(format!(
-                "cannot write the drift report to `{}`: {err}",
-                out.display()
-            ))
+            Failure::with_source(
+                format!("cannot write the drift report to `{}`", out.display()),
+                err,
+            )
         })?;
         reporter.note(&format!(
             "Saved the report to `{}`; render it again with `sextant show {}`.",
@@ -173,7 +173,7 @@ impl BaselineFailure {
     /// Prints the diagnostics and returns the failure that ends the command.
     fn report(self, reporter: &Reporter) -> Failure {
         if let Some(diagnostics) = &self.diagnostics {
-            eprint!("{}", diagnostics.render(reporter.color));
+            reporter.diagnostics(diagnostics);
         }
         self.failure
     }
@@ -302,7 +302,7 @@ pub fn render(report: &DriftReport, format: ReportFormat) -> Result<String, Fail
         ReportFormat::Junit => drift::render::junit(report),
         ReportFormat::Json => {
             let mut text = serde_json::to_string_pretty(report)
-                .map_err(|e| Failure::new(format!("cannot render the report as JSON: {e}")))?;
+                .map_err(|e| Failure::with_source("cannot render the report as JSON", e))?;
             text.push('\n');
             text
         }
