@@ -133,13 +133,14 @@ pub enum RenameError {
         ids: String,
     },
     #[error(
-        "both `{address}` (id `{id}`) and `{old_address}` (id `{old_id}`) exist live, and `previous_names` says they are one object; delete or rename one of them on the server, or remove `{old}` from `previous_names`"
+        "both `{address}` (id `{id}`) and `{}/{old}` (id `{old_id}`) exist live, and `previous_names` says they are one object; delete or rename one of them on the server, or remove `{old}` from `previous_names`",
+        .address.kind
     )]
     BothLive {
         address: Address,
         id: String,
+        /// The previous name: the other live object is `{address.kind}/{old}`.
         old: String,
-        old_address: Address,
         old_id: String,
     },
     #[error(

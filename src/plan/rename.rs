@@ -47,7 +47,6 @@ pub(super) fn previous_object<'l>(
             address: resource.address.clone(),
             id: own.id.clone(),
             old: old.to_string(),
-            old_address: Address::new(resource.address.kind, *old),
             old_id: object.id.clone(),
         }),
         (None, [(old, object)]) => Ok(Some((old.to_string(), *object))),
