@@ -7,6 +7,7 @@
 //! the manifests at a baseline commit and now.
 
 pub mod apply;
+pub mod atomic_file;
 pub mod cli;
 pub mod drift;
 pub mod export;

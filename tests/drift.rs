@@ -862,3 +862,36 @@ async fn an_object_the_next_apply_prunes_is_pending_not_unmanaged() {
         .collect();
     assert_eq!(pruned, ["SaltJob/old job"]);
 }
+
+/// The baseline load reuses the working tree's parsed documents where their text is the
+/// same; an error one of them raises at the baseline is still located in the baseline's file,
+/// at its line there.
+#[tokio::test]
+async fn an_error_in_a_document_shared_with_the_working_tree_is_located_at_the_baseline() {
+    let estate = repository().await;
+    let job =
+        "---\nkind: SaltJob\nname: uses-t\nspec:\n  fun: test.ping\ndepends_on: [SaltTarget/t]\n";
+    let first = "kind: SaltJob\nname: first\nspec:\n  fun: test.ping\n";
+    // At the baseline `SaltTarget/t` is declared nowhere, and `uses-t` is two lines lower.
+    estate.write(
+        "jobs.yaml",
+        &format!("{first}  desc: two more\n  cmd: local\n{job}"),
+    );
+    commit(&estate, "a dangling dependency");
+    git(estate.path(), &["tag", TAG]);
+    estate.write("jobs.yaml", &format!("{first}{job}"));
+    estate.write(
+        "targets.yaml",
+        "kind: SaltTarget\nname: t\nspec:\n  tgt: { \"*\": { tgt_type: glob, tgt: \"t-*\" } }\n",
+    );
+    let run = drift(&estate, &[]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "error: {TAG}:manifests/jobs.yaml:12:14: `depends_on[0]`: `SaltTarget/t` is not declared"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(":10:14"), "{}", run.stderr);
+}

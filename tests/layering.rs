@@ -66,5 +66,17 @@ fn providers_import_only_the_model() {
 
 #[test]
 fn the_simulator_imports_none_of_the_clients() {
-    assert_only("sim", &["model", "sim"]);
+    // `atomic_file` is a leaf: it imports nothing of the crate (checked below).
+    assert_only("sim", &["model", "sim", "atomic_file"]);
+}
+
+#[test]
+fn the_atomic_file_writer_is_a_leaf() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/atomic_file.rs");
+    let text = std::fs::read_to_string(path).unwrap();
+    let code = text
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default());
+    assert!(code.clone().count() > 10);
+    assert!(code.filter(|line| line.contains("crate::")).count() == 0);
 }

@@ -240,16 +240,15 @@ async fn targets_jobs_and_schedules_round_trip_by_name() {
     assert_eq!(live_schedule.spec, sched_spec);
     assert_eq!(live_schedule.id, uuid_of(&schedule));
 
-    // Update: only `desc` changes, the rest is sent again from the live object.
+    // Update: only `desc` changes. The desired spec is whole, as the executor passes it.
     let address = Address::new(Kind::SaltTarget, "web");
-    let desired = json!({"desc": "all web servers"});
+    let desired = json!({"desc": "all web servers", "tgt": tgt_spec["tgt"]});
     provider
         .update(&UpdateRequest {
             address: &address,
             live: live_target,
             spec: &desired,
             changed: &["desc".to_string()],
-            allow_power_cycle: false,
         })
         .await
         .unwrap();
@@ -260,14 +259,13 @@ async fn targets_jobs_and_schedules_round_trip_by_name() {
     assert_ne!(updated.fingerprint, live_target.fingerprint);
 
     let address = Address::new(Kind::SaltSchedule, "every-30");
-    let desired = json!({"schedule": {"minutes": 45}, "enabled": false});
+    let desired = json!({"job": "deploy-web", "schedule": {"minutes": 45}, "enabled": false});
     provider
         .update(&UpdateRequest {
             address: &address,
             live: live_schedule,
             spec: &desired,
             changed: &["enabled".to_string(), "schedule".to_string()],
-            allow_power_cycle: false,
         })
         .await
         .unwrap();

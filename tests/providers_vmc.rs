@@ -119,13 +119,17 @@ async fn update(
 ) -> Result<Outcome, ProviderError> {
     let address = Address::new(live.kind, live.name.clone());
     let changed: Vec<String> = changed.iter().map(|s| s.to_string()).collect();
+    // The provider reads the permission from the desired spec, as the manifest writes it.
+    let mut spec = spec.clone();
+    if allow_power_cycle {
+        spec["allow_power_cycle"] = json!(true);
+    }
     provider
         .update(&UpdateRequest {
             address: &address,
             live,
-            spec,
+            spec: &spec,
             changed: &changed,
-            allow_power_cycle,
         })
         .await
 }
@@ -1177,7 +1181,8 @@ async fn server_marked_retryable_errors_are_retried_and_creates_without_retry_ma
         status: LiveStatus::Ready,
         fingerprint: String::new(),
     };
-    let desired = json!({"num_hosts": 5});
+    // A whole desired spec, as the executor hands it (the provider reads it typed).
+    let desired = json!({"region": "US_WEST_2", "num_hosts": 5});
     let err = update(&*provider, &live, &desired, &["num_hosts"], false)
         .await
         .unwrap_err();

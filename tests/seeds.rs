@@ -603,3 +603,63 @@ async fn a_token_file_naming_a_token_no_longer_live_is_reported_then_replaced_on
     assert!(estate.token_works(&secret_of(&new)).await);
     assert_secrets_absent(&[&plan.stderr, &applied.stdout, &applied.stderr]);
 }
+
+/// Deleting a token revokes every generation in turn; when Cloud Director answers each revoke
+/// with a task (202 + `Location`), the provider hands the executor one task that its polls
+/// carry from one revoke to the next, and no generation is left behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_of_two_generations_whose_revokes_are_tasks_is_deleted_whole() {
+    let estate = estate_with_token().await;
+    let jwt = vcd_session(&estate).await;
+    let registered: Value = reqwest::Client::new()
+        .post(format!("{}/oauth/provider/register", estate.sim.base_url))
+        .bearer_auth(&jwt)
+        .json(&json!({"client_name": "ci.rotated-20261201T000000Z"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(registered["client_id"].is_string(), "{registered}");
+    assert_eq!(estate.ci_tokens().await.len(), 2);
+    estate.sim.sim.state.lock().await.vcd.options.revoke_status = 202;
+
+    estate.write(
+        "token.yaml",
+        "kind: VcdApiToken\nname: ci\nensure: absent\n",
+    );
+    let applied = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    ok(&applied);
+    assert!(applied.stdout.contains("1 destroyed"), "{}", applied.stdout);
+    assert_eq!(estate.ci_tokens().await, Vec::<String>::new());
+    let after = estate
+        .run(&["plan", "--detailed-exitcode", "manifests"])
+        .await;
+    assert_eq!(after.code, 0, "{}\n{}", after.stdout, after.stderr);
+}
+
+/// Deleting a token whose document still names its secret file leaves the file where it is
+/// (it may be the only copy a pipeline reads) and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_token_leaves_its_secret_file_in_place_with_a_warning() {
+    let estate = estate_with_token().await;
+    estate.write(
+        "token.yaml",
+        "kind: VcdApiToken\nname: ci\nensure: absent\nspec: { file: secrets/ci.json }\n",
+    );
+    let applied = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    ok(&applied);
+    assert!(applied.stdout.contains("1 destroyed"), "{}", applied.stdout);
+    assert_eq!(estate.ci_tokens().await, Vec::<String>::new());
+    assert!(estate.token_file().exists());
+    assert!(
+        applied.stderr.contains("VcdApiToken/ci: the token file `")
+            && applied
+                .stderr
+                .contains("secrets/ci.json` was left in place"),
+        "{}",
+        applied.stderr
+    );
+    assert_secrets_absent(&[&applied.stdout, &applied.stderr]);
+}

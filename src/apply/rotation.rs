@@ -2,35 +2,54 @@
 //! create the new token, write its secret and id to the token file (atomically, mode 0600),
 //! and only then revoke the generations the file no longer names. At every moment the file
 //! names a token that works. `crate::model::token_file` says how the next plan recognises a
-//! rotation a crash interrupted and finishes it.
-
-use std::time::Duration;
+//! rotation a crash interrupted and finishes it. A revoke the server answers with a task is
+//! not waited for here: it goes back to the executor's loop, which polls it.
 
 use chrono::Utc;
 
 use super::error::{ApplyError, Call};
 use super::secret_file;
-use crate::model::token_file::{TokenState, rotated_token_name, token_state};
+use crate::model::token_file::{
+    GENERATIONS_ATTRIBUTE, TokenState, rotated_token_name, token_state,
+};
 use crate::model::{Address, Resource};
 use crate::providers::{
-    Attributes, CreateRequest, DeleteRequest, LiveObject, Outcome, Provider, TaskStatus,
+    Attributes, CreateRequest, DeleteRequest, LiveObject, Outcome, Provider, TaskHandle,
 };
 
-/// Polls of a revoke the server answered with a task (Cloud Director's 202 + `Location`).
-const MAX_REVOKE_POLLS: u32 = 120;
-const REVOKE_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// What a rotation did.
+#[derive(Debug)]
+pub struct Rotated {
+    /// The attributes of the token kept.
+    pub attributes: Attributes,
+    /// The revoke still running on the server, when it answered with a task.
+    pub revoking: Option<Revoking>,
+}
+
+/// A revoke of old generations the server is still carrying out.
+#[derive(Debug)]
+pub struct Revoking {
+    pub task: TaskHandle,
+    /// What a failure of the task means (the token file already names a token that works).
+    pub failure: String,
+}
 
 /// Carries out the rotation the token file calls for now (a saved plan may be older than
-/// the file); returns the attributes of the token kept.
+/// the file).
 pub async fn rotate(
     provider: &dyn Provider,
     resource: &Resource,
     desired: &serde_json::Value,
     live: &LiveObject,
-) -> Result<Attributes, ApplyError> {
+) -> Result<Rotated, ApplyError> {
     let rotation = match token_state(resource, live, Utc::now()) {
         TokenState::Rotate(rotation) => rotation,
-        TokenState::Fine => return Ok(live.attributes.clone()),
+        TokenState::Fine => {
+            return Ok(Rotated {
+                attributes: live.attributes.clone(),
+                revoking: None,
+            });
+        }
         TokenState::Lost(message) => {
             return Err(ApplyError::Rotation {
                 message,
@@ -79,54 +98,47 @@ pub async fn rotate(
             .unwrap_or_default();
         tracing::info!("{}: the token file now holds `{kept}`", resource.address);
     }
-    for id in rotation.revoke.iter().filter(|id| **id != kept) {
-        revoke(provider, resource, live, id)
-            .await
-            .map_err(|cause| ApplyError::Rotation {
-                message: format!("revoking `{id}` failed; the token file holds `{kept}`, which works; the next apply revokes the old token"),
-                source: Some(Box::new(cause)),
-            })?;
-    }
-    Ok(Attributes::from([("id".to_string(), kept)]))
-}
-
-/// Revokes the one generation `id`, waiting for a task the server answers with.
-async fn revoke(
-    provider: &dyn Provider,
-    resource: &Resource,
-    live: &LiveObject,
-    id: &str,
-) -> Result<(), ApplyError> {
-    let generation = LiveObject {
-        id: id.to_string(),
-        attributes: Attributes::from([("id".to_string(), id.to_string())]),
+    let attributes = Attributes::from([("id".to_string(), kept.clone())]);
+    let revoke: Vec<String> = rotation
+        .revoke
+        .into_iter()
+        .filter(|id| *id != kept)
+        .collect();
+    let Some(last) = revoke.last().cloned() else {
+        return Ok(Rotated {
+            attributes,
+            revoking: None,
+        });
+    };
+    let quoted: Vec<String> = revoke.iter().map(|id| format!("`{id}`")).collect();
+    let failure = format!(
+        "revoking {} failed; the token file holds `{kept}`, which works; the next apply revokes the old token",
+        quoted.join(", ")
+    );
+    // One delete of the generations to revoke, oldest first (the provider revokes them in turn).
+    let generations = LiveObject {
+        id: last.clone(),
+        attributes: Attributes::from([
+            ("id".to_string(), last),
+            (GENERATIONS_ATTRIBUTE.to_string(), revoke.join(" ")),
+        ]),
         ..live.clone()
     };
     let outcome = provider
         .delete(&DeleteRequest {
             address: &resource.address,
-            live: &generation,
+            live: &generations,
         })
         .await
-        .map_err(ApplyError::call(Call::Delete))?;
-    let Outcome::Task(task) = outcome else {
-        return Ok(());
-    };
-    // A revoke task is short (Cloud Director answers it done at once); it is waited for
-    // here so the step stays one call for the executor.
-    for _ in 0..MAX_REVOKE_POLLS {
-        match provider
-            .poll(&task)
-            .await
-            .map_err(ApplyError::call(Call::Poll))?
-        {
-            TaskStatus::Done => return Ok(()),
-            TaskStatus::Failed(message) => return Err(ApplyError::TaskFailed { message }),
-            TaskStatus::Pending { .. } => tokio::time::sleep(REVOKE_POLL_INTERVAL).await,
-        }
-    }
-    Err(ApplyError::Rotation {
-        message: format!("the revoke task `{}` did not finish", task.id),
-        source: None,
+        .map_err(|source| ApplyError::Rotation {
+            message: failure.clone(),
+            source: Some(Box::new(ApplyError::call(Call::Delete)(source))),
+        })?;
+    Ok(Rotated {
+        attributes,
+        revoking: match outcome {
+            Outcome::Task(task) => Some(Revoking { task, failure }),
+            Outcome::Done { .. } => None,
+        },
     })
 }

@@ -1,9 +1,7 @@
 //! Writing the one-time secret of a new VCD API token to `spec.file`, mode 0600, before
 //! anything else can fail.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::model::Resource;
 use crate::providers::IssuedSecret;
@@ -23,19 +21,18 @@ pub enum SecretFileError {
     },
 }
 
-/// The absolute path of a VcdApiToken's `spec.file`.
-pub fn token_file(resource: &Resource) -> Option<PathBuf> {
-    let file = resource.spec.get("file")?;
-    Some(resource.base_dir.join(file.as_str()?))
-}
-
 /// Writes `{token_type, refresh_token, updated_on, id}` as JSON with mode 0600 (temporary file,
 /// then rename, so a reader never sees half a file).
 pub fn write(resource: &Resource, secret: &IssuedSecret) -> Result<PathBuf, SecretFileError> {
     let address = resource.address.to_string();
-    let path = token_file(resource).ok_or_else(|| SecretFileError::NoFile {
-        address: address.clone(),
-    })?;
+    let path = resource
+        .address
+        .kind
+        .rules()
+        .secret_file(resource)
+        .ok_or_else(|| SecretFileError::NoFile {
+            address: address.clone(),
+        })?;
     let fail = |source| SecretFileError::Write {
         address: address.clone(),
         path: path.clone(),
@@ -50,20 +47,12 @@ pub fn write(resource: &Resource, secret: &IssuedSecret) -> Result<PathBuf, Secr
     if let Some(id) = &secret.id {
         body["id"] = serde_json::Value::String(id.clone());
     }
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let mut file = tempfile::Builder::new()
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(fail)?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
     let mut text =
         serde_json::to_string_pretty(&body).map_err(|e| fail(std::io::Error::other(e)))?;
     text.push('\n');
-    file.write_all(text.as_bytes()).map_err(fail)?;
-    file.as_file().sync_all().map_err(fail)?;
-    file.persist(&path).map_err(|e| fail(e.error))?;
+    crate::atomic_file::write(&path, text.as_bytes(), 0o600, true).map_err(fail)?;
     Ok(path)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::error::{ApplyError, Call};
 use super::{ApplyOptions, idempotency_key, rotation, secret_file};
-use crate::model::{Address, Kind, Resource};
+use crate::model::{Address, Resource};
 use crate::plan::Action;
 use crate::providers::{
     Attributes, CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider,
@@ -56,6 +56,13 @@ pub enum CallOutcome {
     StepDone(Attributes),
     /// Poll this task next.
     Task(TaskHandle),
+    /// The step's work is done but for this task (a rotation's revoke): poll it; once it is
+    /// done the step reports `attributes`, and if it fails, `failure` says what still holds.
+    Finishing {
+        task: TaskHandle,
+        attributes: Attributes,
+        failure: String,
+    },
     /// A poll answered.
     Polled(TaskStatus),
     /// A wait without a task handle re-read the object: still busy or not.
@@ -76,6 +83,9 @@ pub struct Waiting {
     pub progress: Option<u8>,
     /// The server's last estimate of the remaining time, in real time.
     pub eta: Option<Duration>,
+    /// What the step reports when its task is done, and what a failure of the task means
+    /// ([`CallOutcome::Finishing`]).
+    pub finishing: Option<(Attributes, String)>,
 }
 
 /// The step function: turns one answer into the next action, updating what is known about
@@ -86,17 +96,34 @@ pub fn decide(
     options: &ApplyOptions,
 ) -> Next {
     match answer {
-        Err(error) => Next::Failed(error),
+        Err(error) => Next::Failed(explained(error, waiting)),
         Ok(CallOutcome::StepDone(attributes)) => Next::Done(attributes),
         Ok(CallOutcome::Task(task)) => {
             waiting.task = Some(task);
             waiting.polls = 0;
+            waiting.finishing = None;
+            Next::PollAfter(options.first_poll)
+        }
+        Ok(CallOutcome::Finishing {
+            task,
+            attributes,
+            failure,
+        }) => {
+            waiting.task = Some(task);
+            waiting.polls = 0;
+            waiting.finishing = Some((attributes, failure));
             Next::PollAfter(options.first_poll)
         }
         // A create or replace needs the new object's attributes: the poll re-read it.
-        Ok(CallOutcome::Polled(TaskStatus::Done)) => Next::Done(Attributes::default()),
+        Ok(CallOutcome::Polled(TaskStatus::Done)) => Next::Done(
+            waiting
+                .finishing
+                .take()
+                .map(|(attributes, _)| attributes)
+                .unwrap_or_default(),
+        ),
         Ok(CallOutcome::Polled(TaskStatus::Failed(message))) => {
-            Next::Failed(ApplyError::TaskFailed { message })
+            Next::Failed(explained(ApplyError::TaskFailed { message }, waiting))
         }
         Ok(CallOutcome::Polled(TaskStatus::Pending { progress, eta })) => {
             let eta = eta.map(|eta| real_time(eta, options.server_time_scale));
@@ -113,6 +140,17 @@ pub fn decide(
             busy: false,
             object,
         }) => Next::Done(object.map(|o| o.attributes).unwrap_or_default()),
+    }
+}
+
+/// A failure while finishing a step ([`CallOutcome::Finishing`]), with what it means.
+fn explained(error: ApplyError, waiting: &mut Waiting) -> ApplyError {
+    match waiting.finishing.take() {
+        Some((_, failure)) => ApplyError::Rotation {
+            message: failure,
+            source: Some(Box::new(error)),
+        },
+        None => error,
     }
 }
 
@@ -180,7 +218,6 @@ pub async fn call(p: PreparedStep) -> Result<CallOutcome, ApplyError> {
                 live,
                 spec: desired,
                 changed: &p.changed,
-                allow_power_cycle: crate::model::rules::PowerCycle::of_spec(desired).is_some(),
             };
             provider
                 .update(&request)
@@ -193,8 +230,7 @@ pub async fn call(p: PreparedStep) -> Result<CallOutcome, ApplyError> {
             };
             let outcome = provider.delete(&DeleteRequest { address, live }).await;
             if outcome.is_ok()
-                && address.kind == Kind::VcdApiToken
-                && let Some(file) = secret_file::token_file(resource)
+                && let Some(file) = address.kind.rules().secret_file(resource)
                 && file.exists()
             {
                 tracing::warn!(
@@ -210,9 +246,15 @@ pub async fn call(p: PreparedStep) -> Result<CallOutcome, ApplyError> {
                     what: "token to rotate",
                 });
             };
-            return rotation::rotate(provider, resource, desired, live)
-                .await
-                .map(CallOutcome::StepDone);
+            let rotated = rotation::rotate(provider, resource, desired, live).await?;
+            return Ok(match rotated.revoking {
+                None => CallOutcome::StepDone(rotated.attributes),
+                Some(revoking) => CallOutcome::Finishing {
+                    task: revoking.task,
+                    attributes: rotated.attributes,
+                    failure: revoking.failure,
+                },
+            });
         }
         Step::Wait => return Err(ApplyError::Internal("a wait is not a call")),
     };
@@ -291,6 +333,7 @@ async fn reread(provider: &dyn Provider, address: &Address) -> Result<CallOutcom
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Kind;
 
     fn options() -> ApplyOptions {
         ApplyOptions {
@@ -409,6 +452,48 @@ mod tests {
             Next::Failed(error) => {
                 assert_eq!(error.to_string(), "the server task failed: no capacity")
             }
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_finishing_task_reports_the_steps_attributes_or_explains_its_failure() {
+        let options = options();
+        let finishing = || {
+            Ok(CallOutcome::Finishing {
+                task: task(),
+                attributes: Attributes::from([("id".to_string(), "new".to_string())]),
+                failure: "revoking `old` failed; the token file holds `new`".to_string(),
+            })
+        };
+        let mut waiting = Waiting::default();
+        assert_eq!(
+            poll_after(decide(finishing(), &mut waiting, &options)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(waiting.task, Some(task()));
+        poll_after(decide(pending(None, None), &mut waiting, &options));
+        match decide(
+            Ok(CallOutcome::Polled(TaskStatus::Done)),
+            &mut waiting,
+            &options,
+        ) {
+            Next::Done(attributes) => assert_eq!(attributes["id"], "new"),
+            other => panic!("expected Done, got {other:?}"),
+        }
+
+        let mut waiting = Waiting::default();
+        decide(finishing(), &mut waiting, &options);
+        let failed = decide(
+            Ok(CallOutcome::Polled(TaskStatus::Failed("denied".into()))),
+            &mut waiting,
+            &options,
+        );
+        match failed {
+            Next::Failed(error) => assert_eq!(
+                error.chain(),
+                "revoking `old` failed; the token file holds `new`: the server task failed: denied"
+            ),
             other => panic!("expected Failed, got {other:?}"),
         }
     }

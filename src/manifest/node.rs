@@ -326,7 +326,7 @@ fn parse_documents_in<T: Send>(
                         parse_piece(&text[start..end]).map(|docs| {
                             docs.into_iter()
                                 .map(|mut node| {
-                                    shift_lines(&mut node, offset);
+                                    move_lines(&mut node, i64::from(offset));
                                     each(node)
                                 })
                                 .collect()
@@ -443,7 +443,7 @@ pub fn parse_documents_at<T: Send>(
     let offset = first_line.saturating_sub(1);
     parse_documents_with(text, |mut node| {
         if offset != 0 {
-            shift_lines(&mut node, offset);
+            move_lines(&mut node, i64::from(offset));
         }
         each(node)
     })
@@ -480,21 +480,6 @@ fn line_breaks(text: &str) -> usize {
         .enumerate()
         .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
         .count()
-}
-
-/// Moves a node and everything under it down by `offset` lines.
-fn shift_lines(node: &mut Node, offset: u32) {
-    if node.pos.line != 0 {
-        node.pos.line = node.pos.line.saturating_add(offset);
-    }
-    match &mut node.value {
-        Value::Seq(items) => items.iter_mut().for_each(|item| shift_lines(item, offset)),
-        Value::Map(entries) => entries.iter_mut().for_each(|entry| {
-            shift_lines(&mut entry.key, offset);
-            shift_lines(&mut entry.value, offset);
-        }),
-        _ => {}
-    }
 }
 
 fn parse_piece(text: &str) -> Result<Vec<Node>, ParseError> {
@@ -693,6 +678,55 @@ mod tests {
         let whole = parse_piece(&late).unwrap_err();
         assert!(whole.pos.line > 100, "{whole:?}");
         assert_eq!(parse_documents_in(&late, 4, &|n| n).unwrap_err(), whole);
+    }
+
+    #[test]
+    fn segments_cover_the_text_and_parse_to_the_documents_of_the_whole() {
+        let text = "# head\nkind: A\n---\nkind: B\r\n--- \n# only a comment\n---\nkind: C\nx: |\n  ---not a marker\n";
+        let segments = document_segments(text);
+        assert_eq!(
+            segments.iter().map(|s| s.line).collect::<Vec<_>>(),
+            vec![1, 3, 5, 7]
+        );
+        assert_eq!(segments[0].start, 0);
+        assert_eq!(segments.last().unwrap().end, text.len());
+        assert!(segments.windows(2).all(|w| w[0].end == w[1].start));
+        let whole = parse_piece(text).unwrap();
+        let mut pieces = Vec::new();
+        for segment in &segments {
+            let text = &text[segment.start..segment.end];
+            pieces.extend(parse_documents_at(text, segment.line, |n| n).unwrap());
+        }
+        assert_eq!(pieces, whole);
+        let directives = "%YAML 1.2\n---\na: 1\n---\nb: 2\n";
+        assert_eq!(document_segments(directives).len(), 1);
+    }
+
+    #[test]
+    fn a_parse_at_a_later_line_locates_errors_in_the_larger_text() {
+        let err = parse_documents_at("---\na: 1\n b: 2\n", 10, |n| n).unwrap_err();
+        assert_eq!(err.pos.line, 12, "{err:?}");
+    }
+
+    #[test]
+    fn moved_nodes_keep_their_columns() {
+        let mut doc = parse_piece("\n\nkind: A\nspec:\n  count: 1\n")
+            .unwrap()
+            .remove(0);
+        move_lines(&mut doc, -2);
+        let count = doc.get("spec").unwrap().entry("count").unwrap();
+        assert_eq!(count.key.pos, Pos { line: 3, column: 3 });
+        move_lines(&mut doc, 5);
+        assert_eq!(
+            doc.get("spec")
+                .unwrap()
+                .entry("count")
+                .unwrap()
+                .key
+                .pos
+                .line,
+            8
+        );
     }
 
     #[test]

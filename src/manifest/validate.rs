@@ -1500,6 +1500,138 @@ pub(crate) mod tests {
         );
     }
 
+    /// Loads `after` three ways from one directory: alone, reusing the documents of a load
+    /// of `before`, and returns both results (Debug-printed) for comparison.
+    fn load_reusing(before: &[(&str, &str)], after: &[(&str, &str)]) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |files: &[(&str, &str)]| {
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                std::fs::remove_file(entry.unwrap().path()).unwrap();
+            }
+            for (name, text) in files {
+                std::fs::write(dir.path().join(name), text).unwrap();
+            }
+        };
+        let run = |share: Share| {
+            let mut errors = Vec::new();
+            let paths = [dir.path().to_path_buf()];
+            let confinement = Confinement::new(&paths, &crate::manifest::Access::default());
+            let sources = discover(&paths, &confinement, &mut errors);
+            format!(
+                "{:?}",
+                validate_files(&sources, &confinement, errors, &Layer::flat(), share)
+            )
+        };
+        write(before);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        run(Share::Send(tx));
+        write(after);
+        (run(Share::None), run(Share::Receive(rx)))
+    }
+
+    #[test]
+    fn a_load_reusing_another_loads_documents_equals_a_load_of_its_own() {
+        let job = |name: &str, fun: &str| {
+            format!("kind: SaltJob\nname: {name}\nconnection: salt\nspec:\n  fun: {fun}\n")
+        };
+        let jobs = |names: &[(&str, &str)]| {
+            names
+                .iter()
+                .map(|(n, f)| job(n, f))
+                .collect::<Vec<_>>()
+                .join("---\n")
+        };
+        let before = jobs(&[("a", "test.ping"), ("b", "test.ping"), ("c", "test.ping")]);
+        let cases = [
+            // Unchanged.
+            before.clone(),
+            // Lines inserted above reused documents, one document changed.
+            format!(
+                "# moved\n\n{}",
+                jobs(&[("a", "test.ping"), ("b", "state.apply"), ("c", "test.ping")])
+            ),
+            // A document removed, one added in between.
+            jobs(&[("a", "test.ping"), ("new", "test.ping"), ("c", "test.ping")]),
+            // An error in a changed document beside reused ones: located in this file.
+            jobs(&[("a", "test.ping"), ("b", "test.ping"), ("c", "test.ping")]).replace(
+                "name: b\nconnection: salt\nspec:\n  fun: test.ping",
+                "name: b\nconnection: salt\nspec:\n  fun: test.ping\n  bogus: 1",
+            ),
+            // A syntax error in a changed document.
+            format!(
+                "{}---\nkind: [\n",
+                jobs(&[("a", "test.ping"), ("b", "test.ping")])
+            ),
+            // A reused document now refers to a connection that is gone.
+            jobs(&[("a", "test.ping"), ("b", "test.ping"), ("c", "test.ping")]),
+        ];
+        for (index, case) in cases.iter().enumerate() {
+            let conn = if index == cases.len() - 1 { "" } else { RAAS };
+            let (alone, reusing) = load_reusing(
+                &[("conn.yaml", RAAS), ("jobs.yaml", &before)],
+                &[("conn.yaml", conn), ("jobs.yaml", case)],
+            );
+            assert_eq!(reusing, alone, "case {index}");
+        }
+        let (alone, _) = load_reusing(&[], &[("conn.yaml", RAAS), ("jobs.yaml", &cases[3])]);
+        assert!(alone.contains("bogus"), "{alone}");
+        assert!(alone.contains("line: 12"), "{alone}");
+    }
+
+    #[test]
+    fn only_the_changed_documents_are_parsed_again() {
+        let job = |name: &str| format!("kind: SaltJob\nname: {name}\nspec:\n  fun: test.ping\n");
+        let before = [job("a"), job("b"), job("c")].join("---\n");
+        let source = SourceFile {
+            path: "jobs.yaml".into(),
+            base_dir: ".".into(),
+        };
+        let mut shared = SharedDocuments::default();
+        let (mut parsed, mut errors) = (Parsed::default(), Vec::new());
+        let sharing = Sharing {
+            record: Some(&mut shared),
+            reuse: None,
+        };
+        let schema = checker_schema();
+        parse_file(
+            &source,
+            &before,
+            &schema,
+            &Layer::flat(),
+            sharing,
+            &mut parsed,
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(shared.segments.len(), 3);
+        let changed = format!("# a comment\n{}", job("B"));
+        let after = [job("a"), changed, job("c")].join("---\n");
+        let origin = Arc::new(FileOrigin {
+            file: Arc::from(Path::new("jobs.yaml")),
+            base_dir: Arc::from(Path::new(".")),
+        });
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let each = |_node| -> ParsedEntry {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (None, Vec::new(), None)
+        };
+        let entries = reuse_documents(&after, &origin, &mut shared, &each).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(calls.into_inner(), 1, "only `B` is parsed");
+        let lines: Vec<u32> = entries
+            .iter()
+            .filter_map(|(doc, _, _)| match doc {
+                Some(Classified::Document(doc)) => Some(doc.node.pos.line),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            vec![1, 12],
+            "the reused `a` where it was, `c` moved down a line"
+        );
+    }
+
     #[test]
     fn empty_files_and_null_documents_are_fine() {
         let model = load(&[("a.yaml", ""), ("b.yaml", "---\n...\n")]).unwrap();

@@ -119,6 +119,13 @@ pub trait KindRules: Sync {
         &[]
     }
 
+    /// A file on this machine that holds the object's secret (a VCD token's `spec.file`):
+    /// written on create, left in place (with a warning) when the object is deleted.
+    fn secret_file(&self, resource: &Resource) -> Option<std::path::PathBuf> {
+        let _ = resource;
+        None
+    }
+
     /// A problem with the local side of an object that exists on the server (a VCD token
     /// whose one-time secret file is missing). `None` when all is well.
     fn local_problem(&self, resource: &Resource) -> Option<String> {
@@ -206,8 +213,8 @@ mod tests {
     fn sddc_region_forces_replacement() {
         let got = classify(
             Kind::Sddc,
-            json!({"region": "US_EAST_1"}),
-            json!({"region": "US_WEST_2"}),
+            json!({"region": "US_EAST_1", "num_hosts": 2}),
+            json!({"region": "US_WEST_2", "num_hosts": 2}),
             &["region"],
         );
         assert_eq!(
@@ -222,8 +229,8 @@ mod tests {
     fn sddc_host_count_changes_in_place() {
         let got = classify(
             Kind::Sddc,
-            json!({"num_hosts": 4}),
-            json!({"num_hosts": 2}),
+            json!({"region": "US_WEST_2", "num_hosts": 4}),
+            json!({"region": "US_WEST_2", "num_hosts": 2}),
             &["num_hosts"],
         );
         assert_eq!(
@@ -236,17 +243,17 @@ mod tests {
 
     #[test]
     fn one_node_to_three_hosts_converts_to_two_replaces_else_errors() {
-        let live = json!({"sddc_type": "1NODE", "num_hosts": 1});
+        let live = json!({"region": "US_WEST_2", "sddc_type": "1NODE", "num_hosts": 1});
         let three = classify(
             Kind::Sddc,
-            json!({"sddc_type": "DEFAULT", "num_hosts": 3}),
+            json!({"region": "US_WEST_2", "sddc_type": "DEFAULT", "num_hosts": 3}),
             live.clone(),
             &["sddc_type", "num_hosts"],
         );
         assert!(matches!(three, Ok(UpdateKind::InPlace { .. })));
         let two = classify(
             Kind::Sddc,
-            json!({"sddc_type": "DEFAULT", "num_hosts": 2}),
+            json!({"region": "US_WEST_2", "sddc_type": "DEFAULT", "num_hosts": 2}),
             live.clone(),
             &["sddc_type", "num_hosts"],
         );
@@ -258,11 +265,13 @@ mod tests {
         );
         let four = classify(
             Kind::Sddc,
-            json!({"sddc_type": "DEFAULT", "num_hosts": 4}),
-            live,
+            json!({"region": "US_WEST_2", "sddc_type": "DEFAULT", "num_hosts": 4}),
+            live.clone(),
             &["sddc_type", "num_hosts"],
         );
         assert!(four.is_err());
+        let not_a_spec = classify(Kind::Sddc, json!({"num_hosts": 4}), live, &["num_hosts"]);
+        assert!(not_a_spec.is_err_and(|e| e.contains("the desired spec is not a `Sddc` spec")),);
     }
 
     #[test]

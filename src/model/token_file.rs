@@ -85,10 +85,12 @@ struct FileFields {
     updated_on: Option<String>,
 }
 
-/// The absolute path of a VcdApiToken's `spec.file`.
+/// The absolute path of a VcdApiToken's `spec.file`, read from its typed spec (`None` when the
+/// resource is not a token).
 pub fn token_file_path(resource: &Resource) -> Option<PathBuf> {
-    let file = resource.spec.get("file")?;
-    Some(resource.base_dir.join(file.as_str()?))
+    use serde::Deserialize;
+    let spec = super::kinds::vcd_api_token::VcdApiTokenSpec::deserialize(&resource.spec.value());
+    Some(resource.base_dir.join(spec.ok()?.file))
 }
 
 /// Reads the non-secret fields of the token file at `path`; `Ok(None)` when there is no

@@ -7,8 +7,6 @@
 //! connection at the embedded simulator (whose URL changes from run to run).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -234,17 +232,7 @@ impl SavedPlan {
         let mut text =
             serde_json::to_string_pretty(self).map_err(|e| write(std::io::Error::other(e)))?;
         text.push('\n');
-        let dir = path
-            .parent()
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut file = tempfile::Builder::new()
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(dir)
-            .map_err(write)?;
-        file.write_all(text.as_bytes()).map_err(write)?;
-        file.persist(path).map_err(|e| write(e.error))?;
-        Ok(())
+        crate::atomic_file::write(path, text.as_bytes(), 0o666, false).map_err(write)
     }
 
     /// Reads a plan file; `Ok(None)` when the file is not JSON at all (so it may be a

@@ -90,8 +90,6 @@ pub struct UpdateRequest<'a> {
     pub spec: &'a serde_json::Value,
     /// Top-level spec fields that differ, sorted.
     pub changed: &'a [String],
-    /// The user allowed a power cycle (VirtualMachine).
-    pub allow_power_cycle: bool,
 }
 
 impl CreateRequest<'_> {

@@ -58,6 +58,22 @@ pub struct VcdProvider {
     sessions: TokenCache<SecretValue>,
     /// The logged-in user's name, once known.
     owner: tokio::sync::OnceCell<String>,
+    /// Revokes of several generations waiting on a task, by stand-in task id.
+    revokes: std::sync::Mutex<std::collections::HashMap<String, RevokesInTurn>>,
+    revokes_started: std::sync::atomic::AtomicU64,
+}
+
+/// The id prefix of the stand-in task of several revokes in turn.
+const REVOKES_TASK_PREFIX: &str = "revokes/";
+
+/// Generations revoked one after the other, the current one waiting on a server task. It is
+/// not waited for here: each poll of the stand-in task (the executor's loop owns the delay
+/// between polls) polls the current task and, once it is done, revokes the next generations.
+#[derive(Clone, Debug)]
+struct RevokesInTurn {
+    current: TaskHandle,
+    /// Generations still to revoke, in order.
+    rest: std::collections::VecDeque<String>,
 }
 
 /// Which login a call uses.
@@ -91,6 +107,8 @@ impl VcdProvider {
             grants: TokenCache::new(config.refresh_before_expiry),
             sessions: TokenCache::new(config.refresh_before_expiry),
             owner: tokio::sync::OnceCell::new(),
+            revokes: Default::default(),
+            revokes_started: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -569,25 +587,99 @@ impl Provider for VcdProvider {
         if request.address.kind != Kind::VcdApiToken {
             return Err(unsupported(request.address.kind));
         }
+        // Every generation, oldest first; the executor polls a revoke's task.
         let ids = generation_ids(request.live);
-        let (last, older) = ids.split_last().unwrap_or((&request.live.id, &[]));
-        for id in older {
-            if let Outcome::Task(task) = self.revoke(id).await? {
-                // Only the last revoke's task is handed to the executor: wait for this one.
-                while let TaskStatus::Pending { .. } = self.poll(&task).await? {
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-            }
-        }
-        self.revoke(last).await
+        self.revoke_in_turn(&request.live.id, ids.into()).await
     }
 
     async fn poll(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
+        if task.id.starts_with(REVOKES_TASK_PREFIX) {
+            return self.poll_revokes(task).await;
+        }
         self.poll_task(task).await
     }
 }
 
 impl VcdProvider {
+    /// Revokes `ids` in order until one answers with a task: that task when it was the last,
+    /// else a stand-in task whose polls carry on with the rest ([`VcdProvider::poll_revokes`]).
+    async fn revoke_in_turn(
+        &self,
+        object_id: &str,
+        ids: std::collections::VecDeque<String>,
+    ) -> ProviderResult<Outcome> {
+        let Some(waiting) = self.revoke_until_task(ids).await? else {
+            return Ok(Outcome::done());
+        };
+        if waiting.rest.is_empty() {
+            return Ok(Outcome::Task(waiting.current));
+        }
+        let n = self
+            .revokes_started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stand_in = TaskHandle {
+            kind: Kind::VcdApiToken,
+            id: format!("{REVOKES_TASK_PREFIX}{object_id}/{n}"),
+            object_id: object_id.to_string(),
+        };
+        self.revokes_waiting().insert(stand_in.id.clone(), waiting);
+        Ok(Outcome::Task(stand_in))
+    }
+
+    /// Revokes `ids` in order until one answers with a task; `None` when all are revoked.
+    async fn revoke_until_task(
+        &self,
+        mut ids: std::collections::VecDeque<String>,
+    ) -> ProviderResult<Option<RevokesInTurn>> {
+        while let Some(id) = ids.pop_front() {
+            if let Outcome::Task(task) = self.revoke(&id).await? {
+                return Ok(Some(RevokesInTurn {
+                    current: task,
+                    rest: ids,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    fn revokes_waiting(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, RevokesInTurn>> {
+        self.revokes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A poll of revokes in turn: polls the current revoke's task; once it is done, revokes
+    /// the next generations (pending again when one answers with a task).
+    async fn poll_revokes(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
+        let Some(waiting) = self.revokes_waiting().get(&task.id).cloned() else {
+            return Err(ProviderError::Invalid(format!(
+                "there are no revokes `{}` to carry on",
+                task.id
+            )));
+        };
+        match self.poll_task(&waiting.current).await {
+            Ok(TaskStatus::Done) => {}
+            Ok(pending @ TaskStatus::Pending { .. }) => return Ok(pending),
+            failed => {
+                self.revokes_waiting().remove(&task.id);
+                return failed;
+            }
+        }
+        self.revokes_waiting().remove(&task.id);
+        match self.revoke_until_task(waiting.rest).await? {
+            None => Ok(TaskStatus::Done),
+            Some(next) => {
+                self.revokes_waiting().insert(task.id.clone(), next);
+                Ok(TaskStatus::Pending {
+                    progress: None,
+                    eta: None,
+                })
+            }
+        }
+    }
+
     /// `DELETE /cloudapi/1.0.0/tokens/{id}`: revokes one generation.
     async fn revoke(&self, id: &str) -> ProviderResult<Outcome> {
         let id = id.to_string();

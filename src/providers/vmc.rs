@@ -14,7 +14,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use crate::model::kinds::sddc::{CONVERTED_HOSTS, TypeChange, region_spelling};
+use crate::model::kinds::sddc::{
+    self, CONVERTED_HOSTS, DeploymentType, HostInstanceType, Sddc as SddcKind, SddcProvider,
+    SddcSpec, SddcType, TypeChange, region_spelling,
+};
 use crate::model::{Connection, Kind};
 
 use super::csp::CspAuth;
@@ -820,79 +823,145 @@ fn is_alive(sddc: &Sddc) -> bool {
     )
 }
 
-/// The `AwsSddcConfig` for a desired spec, in the vendor's spellings (`vmc.md` §3).
-fn create_body(name: &str, spec: &Value, sddc_id: &str) -> ProviderResult<Value> {
-    let text = |key: &str| {
-        spec.get(key)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-    };
-    let num_hosts = spec
-        .get("num_hosts")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| ProviderError::Invalid(format!("SDDC `{name}` needs `num_hosts`")))?;
-    let region = text("region")
-        .ok_or_else(|| ProviderError::Invalid(format!("SDDC `{name}` needs `region`")))?;
-    let mut body = Map::new();
-    body.insert("name".into(), json!(name));
-    body.insert("sddc_id".into(), json!(sddc_id));
-    body.insert(
-        "provider".into(),
-        json!(text("provider").map_or("AWS".to_string(), str::to_uppercase)),
-    );
-    body.insert("region".into(), json!(region_spelling(region)));
-    body.insert("num_hosts".into(), json!(num_hosts));
-    if let Some(sddc_type) = text("sddc_type").map(str::to_uppercase)
-        && sddc_type != "DEFAULT"
-    {
-        body.insert("sddc_type".into(), json!(sddc_type));
-    }
-    if let Some(value) = text("deployment_type") {
-        body.insert(
-            "deployment_type".into(),
-            json!(canonical_deployment_type(value)),
-        );
-    }
-    for key in [
-        "host_instance_type",
-        "vpc_cidr",
-        "vxlan_subnet",
-        "sso_domain",
-    ] {
-        if let Some(value) = text(key) {
-            body.insert(key.into(), json!(value));
+/// `AwsSddcConfig`, the body of a create, in the vendor's spellings (`vmc.md` §3, fields in
+/// the order this client has always sent them).
+#[derive(serde::Serialize, Clone, Debug, PartialEq)]
+struct AwsSddcConfig {
+    name: String,
+    /// Optional client-chosen id: a resent create is recognised (`vmc.md` §3).
+    sddc_id: String,
+    provider: &'static str,
+    /// `US_WEST_2`, the VMC form (`vmc.md` §3).
+    region: String,
+    num_hosts: u32,
+    /// Left out for the default type (`vmc.md` §3: null/`""` = default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sddc_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deployment_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_instance_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vpc_cidr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vxlan_subnet: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sso_domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skip_creating_vxlan: Option<bool>,
+    account_link_config: AccountLinkConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_link_sddc_config: Option<[AccountLinkSddcConfig; 1]>,
+}
+
+/// `{"delay_account_link": bool}` (`vmc.md` §3).
+#[derive(serde::Serialize, Clone, Debug, PartialEq)]
+struct AccountLinkConfig {
+    delay_account_link: bool,
+}
+
+/// One entry of `account_link_sddc_config` (`vmc.md` §3).
+#[derive(serde::Serialize, Clone, Debug, PartialEq)]
+struct AccountLinkSddcConfig {
+    connected_account_id: String,
+    customer_subnet_ids: Vec<String>,
+}
+
+/// The create body of a desired spec; `name` and `sddc_id` are left empty for the caller.
+impl TryFrom<&SddcSpec> for AwsSddcConfig {
+    type Error = &'static str;
+
+    fn try_from(spec: &SddcSpec) -> Result<Self, Self::Error> {
+        let non_empty = |text: &Option<String>| text.clone().filter(|t| !t.is_empty());
+        if spec.region.is_empty() {
+            return Err("region");
         }
+        let link = spec.account_link.as_ref();
+        let account_link_sddc_config =
+            link.and_then(|l| non_empty(&l.connected_account_id))
+                .map(|account| {
+                    [AccountLinkSddcConfig {
+                        connected_account_id: account,
+                        customer_subnet_ids: link
+                            .and_then(|l| l.customer_subnet_ids.clone())
+                            .unwrap_or_default(),
+                    }]
+                });
+        Ok(AwsSddcConfig {
+            name: String::new(),
+            sddc_id: String::new(),
+            provider: spec.provider.map_or("AWS", provider_wire),
+            region: region_spelling(&spec.region),
+            num_hosts: spec.num_hosts,
+            sddc_type: Some(sddc_type_wire(spec.sddc_type())).filter(|t| *t != "DEFAULT"),
+            deployment_type: spec.deployment_type.map(deployment_type_wire),
+            host_instance_type: spec.host_instance_type.map(host_instance_type_wire),
+            vpc_cidr: non_empty(&spec.vpc_cidr),
+            vxlan_subnet: non_empty(&spec.vxlan_subnet),
+            sso_domain: non_empty(&spec.sso_domain),
+            size: spec.size.map(size_wire),
+            skip_creating_vxlan: spec.skip_creating_vxlan,
+            account_link_config: AccountLinkConfig {
+                delay_account_link: link.and_then(|l| l.delay).unwrap_or(false),
+            },
+            account_link_sddc_config,
+        })
     }
-    if let Some(size) = text("size") {
-        body.insert("size".into(), json!(size.to_lowercase()));
+}
+
+/// The create body for SDDC `name` with the client-chosen `sddc_id`.
+fn create_body(name: &str, spec: &SddcSpec, sddc_id: &str) -> ProviderResult<AwsSddcConfig> {
+    let body = AwsSddcConfig::try_from(spec)
+        .map_err(|field| ProviderError::Invalid(format!("SDDC `{name}` needs `{field}`")))?;
+    Ok(AwsSddcConfig {
+        name: name.to_string(),
+        sddc_id: sddc_id.to_string(),
+        ..body
+    })
+}
+
+/// `provider` (`vmc.md` §3: `AWS` | `ZEROCLOUD`).
+fn provider_wire(provider: SddcProvider) -> &'static str {
+    match provider {
+        SddcProvider::Aws => "AWS",
+        SddcProvider::Zerocloud => "ZEROCLOUD",
     }
-    if let Some(skip) = spec.get("skip_creating_vxlan").and_then(Value::as_bool) {
-        body.insert("skip_creating_vxlan".into(), json!(skip));
+}
+
+/// `sddc_type` (`vmc.md` §3: `1NODE`; `DEFAULT` also accepted): the manifest's spelling.
+fn sddc_type_wire(sddc_type: SddcType) -> &'static str {
+    sddc_type.as_str()
+}
+
+/// `deployment_type` as sent (`vmc.md` §3: `SingleAZ` | `MultiAZ`).
+fn deployment_type_wire(deployment: DeploymentType) -> &'static str {
+    if deployment.is_multi_az() {
+        "MultiAZ"
+    } else {
+        "SingleAZ"
     }
-    let link = spec.get("account_link");
-    let delay = link
-        .and_then(|l| l.get("delay"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    body.insert(
-        "account_link_config".into(),
-        json!({ "delay_account_link": delay }),
-    );
-    if let Some(account) = link
-        .and_then(|l| l.get("connected_account_id"))
-        .and_then(Value::as_str)
-        .filter(|a| !a.is_empty())
-    {
-        let subnets = link
-            .and_then(|l| l.get("customer_subnet_ids"))
-            .cloned()
-            .unwrap_or_else(|| json!([]));
-        body.insert(
-            "account_link_sddc_config".into(),
-            json!([{ "connected_account_id": account, "customer_subnet_ids": subnets }]),
-        );
+}
+
+/// `host_instance_type` (`vmc.md` §3, [SDK] `SddcConfig_HOST_INSTANCE_TYPE_*`).
+fn host_instance_type_wire(instance: HostInstanceType) -> &'static str {
+    match instance {
+        HostInstanceType::I3 => "i3.metal",
+        HostInstanceType::I3en => "i3en.metal",
+        HostInstanceType::I4i => "i4i.metal",
+        HostInstanceType::C6i => "c6i.metal",
+        HostInstanceType::M7i24 => "m7i.metal-24xl",
+        HostInstanceType::M7i48 => "m7i.metal-48xl",
     }
-    Ok(Value::Object(body))
+}
+
+/// `size` (`vmc.md` §3, [SDK] `SddcConfig_SIZE_*`).
+fn size_wire(size: sddc::SddcSize) -> &'static str {
+    match size {
+        sddc::SddcSize::Medium => "medium",
+        sddc::SddcSize::Large => "large",
+    }
 }
 
 /// The message of a failed or canceled task.
@@ -983,7 +1052,9 @@ impl Provider for VmcProvider {
     async fn create(&self, request: &CreateRequest<'_>) -> ProviderResult<Outcome> {
         let name = request.address.name.as_str();
         let sddc_id = request.idempotency_key.to_string();
-        let body = create_body(name, request.spec, &sddc_id)?;
+        let body =
+            serde_json::to_value(create_body(name, &request.typed::<SddcKind>()?, &sddc_id)?)
+                .map_err(|err| ProviderError::Invalid(format!("SDDC `{name}`: {err}")))?;
         let path = self.org_path("/sddcs").await?;
         let result = self
             .call(|| {
@@ -1050,16 +1121,15 @@ impl Provider for VmcProvider {
             )));
         }
         let live = &request.live.spec.value();
-        let desired = request.spec;
+        let desired = request.typed::<SddcKind>()?;
         let live_type = canonical_sddc_type(spec_text(live, "sddc_type"));
-        let desired_num = desired.get("num_hosts").and_then(Value::as_i64);
+        let desired_num = i64::from(desired.num_hosts);
         let live_num = live.get("num_hosts").and_then(Value::as_i64);
 
         if request.changed.iter().any(|f| f == "sddc_type") {
-            let desired_type = canonical_sddc_type(spec_text(desired, "sddc_type"));
-            // The rule is the kind's (`TypeChange`); no declared count is the converted one.
-            let hosts = desired_num.map_or(Some(CONVERTED_HOSTS), |n| u64::try_from(n).ok());
-            match TypeChange::of(&live_type, &desired_type, hosts) {
+            let desired_type = sddc_type_wire(desired.sddc_type());
+            // The rule is the kind's (`TypeChange`), the one the planner classified with.
+            match TypeChange::of(&live_type, desired_type, Some(u64::from(desired.num_hosts))) {
                 TypeChange::Convert => {}
                 TypeChange::Replace => {
                     return Err(ProviderError::Invalid(format!(
@@ -1078,12 +1148,12 @@ impl Provider for VmcProvider {
             return self.mutate(sddc_id, || HttpRequest::post(&path)).await;
         }
 
-        let (Some(want), Some(have)) = (desired_num, live_num) else {
+        let Some(have) = live_num else {
             return Err(ProviderError::Invalid(format!(
-                "SDDC `{name}`: cannot change `num_hosts` without both the declared and the live count"
+                "SDDC `{name}`: cannot change `num_hosts` without the live count"
             )));
         };
-        let delta = want - have;
+        let delta = desired_num - have;
         if delta == 0 {
             return Ok(Outcome::Done {
                 attributes: request.live.attributes.clone(),
@@ -1095,10 +1165,9 @@ impl Provider for VmcProvider {
                 "1NODE SDDC `{name}` has exactly one host; set `sddc_type: DEFAULT` to convert it"
             )));
         }
-        let multi_az = [desired, live]
-            .iter()
-            .filter_map(|s| spec_text(s, "deployment_type"))
-            .any(|t| canonical_deployment_type(t) == "MultiAZ");
+        let multi_az = desired.deployment_type.is_some_and(|d| d.is_multi_az())
+            || spec_text(live, "deployment_type")
+                .is_some_and(|t| canonical_deployment_type(t) == "MultiAZ");
         if multi_az && delta % 2 != 0 {
             return Err(ProviderError::Invalid(format!(
                 "MultiAZ SDDC `{name}`: hosts are added and removed in pairs across availability zones, but the change is {delta}"
@@ -1250,25 +1319,39 @@ mod tests {
 
     #[test]
     fn create_body_uses_vendor_spellings() {
+        let body = |name: &str, spec: Value, id: &str| {
+            let spec: SddcSpec = serde_json::from_value(spec).unwrap();
+            create_body(name, &spec, id).map(|b| serde_json::to_value(b).unwrap())
+        };
         let spec = json!({"region":"us-west-2","num_hosts":1,"sddc_type":"1NODE","deployment_type":"SINGLE_AZ",
             "size":"medium","vpc_cidr":"10.2.0.0/16",
             "account_link":{"delay":false,"connected_account_id":"acc","customer_subnet_ids":["subnet-1"]}});
-        let body = create_body("s1", &spec, "id-1").unwrap();
         assert_eq!(
-            body,
+            body("s1", spec, "id-1").unwrap().to_string(),
             json!({"name":"s1","sddc_id":"id-1","provider":"AWS","region":"US_WEST_2","num_hosts":1,
                 "sddc_type":"1NODE","deployment_type":"SingleAZ","vpc_cidr":"10.2.0.0/16","size":"medium",
                 "account_link_config":{"delay_account_link":false},
                 "account_link_sddc_config":[{"connected_account_id":"acc","customer_subnet_ids":["subnet-1"]}]})
+            .to_string()
         );
-        let default_type = create_body(
+        let default_type = body(
             "s2",
-            &json!({"region":"US_WEST_2","num_hosts":2,"sddc_type":"DEFAULT"}),
+            json!({"region":"US_WEST_2","num_hosts":2,"sddc_type":"DEFAULT","provider":"ZEROCLOUD",
+                "host_instance_type":"m7i.metal-24xl","deployment_type":"MULTI_AZ","size":"large"}),
             "id-2",
         )
         .unwrap();
         assert!(default_type.get("sddc_type").is_none());
-        assert!(create_body("s3", &json!({"region":"US_WEST_2"}), "id-3").is_err());
+        assert_eq!(default_type["provider"], "ZEROCLOUD");
+        assert_eq!(default_type["host_instance_type"], "m7i.metal-24xl");
+        assert_eq!(default_type["deployment_type"], "MultiAZ");
+        assert_eq!(default_type["size"], "large");
+        assert_eq!(
+            default_type["account_link_config"],
+            json!({"delay_account_link": false})
+        );
+        assert!(default_type.get("account_link_sddc_config").is_none());
+        assert!(body("s3", json!({"region":"","num_hosts":2}), "id-3").is_err());
     }
 
     #[test]

@@ -21,7 +21,9 @@ use reqwest::header::HeaderName;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::model::rules::PowerCycle;
+use crate::model::kinds::virtual_machine::{
+    PowerCycle, PowerState, VirtualMachine, VirtualMachineSpec,
+};
 use crate::model::{ApiFlavor, Connection, Kind, SecretSource, SecretValue};
 
 use super::http::{HttpClient, HttpRequest, HttpResponse, RetryRule, path_segment, truncate_body};
@@ -153,10 +155,71 @@ struct Session {
 #[derive(Clone, Debug)]
 struct PendingCycle {
     vm: String,
-    cpu: Option<i64>,
-    memory: Option<i64>,
+    hardware: HardwareChange,
     /// The power state to end in.
     target: String,
+}
+
+/// `Cpu.UpdateSpec`, the body of `PATCH …/hardware/cpu` (`vsphere.md` §4 "Update CPU";
+/// `vm/hardware_client.py`).
+#[derive(serde::Serialize, Clone, Copy, Debug, PartialEq)]
+struct CpuUpdate {
+    count: u32,
+}
+
+/// `Memory.UpdateSpec`, the body of `PATCH …/hardware/memory` (`vsphere.md` §4 "Update
+/// memory"); note the casing `size_MiB`.
+#[derive(serde::Serialize, Clone, Copy, Debug, PartialEq)]
+struct MemoryUpdate {
+    #[serde(rename = "size_MiB")]
+    size_mib: u64,
+}
+
+/// The CPU and memory updates of a desired spec: what it declares, then
+/// ([`HardwareChange::against`]) only what differs from the live VM.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct HardwareChange {
+    cpu: Option<CpuUpdate>,
+    memory: Option<MemoryUpdate>,
+}
+
+impl From<&VirtualMachineSpec> for HardwareChange {
+    fn from(spec: &VirtualMachineSpec) -> Self {
+        HardwareChange {
+            cpu: spec.cpu_count.map(|count| CpuUpdate { count }),
+            memory: spec
+                .memory_size_mib
+                .map(|size_mib| MemoryUpdate { size_mib }),
+        }
+    }
+}
+
+impl HardwareChange {
+    /// Keeps only the updates that change the live VM (its normalized spec).
+    fn against(self, live: &Value) -> Self {
+        HardwareChange {
+            cpu: self
+                .cpu
+                .filter(|c| Some(i64::from(c.count)) != spec_int(live, "cpu_count")),
+            memory: self
+                .memory
+                .filter(|m| i64::try_from(m.size_mib).ok() != spec_int(live, "memory_size_MiB")),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.cpu.is_none() && self.memory.is_none()
+    }
+}
+
+/// The wire spelling of a power state (`vsphere.md` §3: `POWERED_OFF | POWERED_ON |
+/// SUSPENDED`).
+fn power_state_wire(state: PowerState) -> &'static str {
+    match state {
+        PowerState::PoweredOn => POWERED_ON,
+        PowerState::PoweredOff => POWERED_OFF,
+        PowerState::Suspended => SUSPENDED,
+    }
 }
 
 #[derive(serde::Deserialize, Default, Debug)]
@@ -672,18 +735,12 @@ impl VsphereProvider {
         }
     }
 
-    async fn set_hardware(
-        &self,
-        vm: &str,
-        cpu: Option<i64>,
-        memory: Option<i64>,
-    ) -> ProviderResult<()> {
-        if let Some(count) = cpu {
-            self.patch(vm, "cpu", json!({ "count": count })).await?;
+    async fn set_hardware(&self, vm: &str, change: HardwareChange) -> ProviderResult<()> {
+        if let Some(cpu) = change.cpu {
+            self.patch(vm, "cpu", json!(cpu)).await?;
         }
-        if let Some(size) = memory {
-            self.patch(vm, "memory", json!({ "size_MiB": size }))
-                .await?;
+        if let Some(memory) = change.memory {
+            self.patch(vm, "memory", json!(memory)).await?;
         }
         Ok(())
     }
@@ -691,7 +748,7 @@ impl VsphereProvider {
     /// Changes CPU/memory of a VM that is off, then brings it to `target`, even when the
     /// change failed.
     async fn change_then_power(&self, cycle: &PendingCycle) -> ProviderResult<()> {
-        let changed = self.set_hardware(&cycle.vm, cycle.cpu, cycle.memory).await;
+        let changed = self.set_hardware(&cycle.vm, cycle.hardware).await;
         let restored = self.power_to(&cycle.vm, POWERED_OFF, &cycle.target).await;
         changed?;
         restored
@@ -806,23 +863,20 @@ impl Provider for VsphereProvider {
         let name = request.address.to_string();
         let vm = request.live.id.as_str();
         let live = &request.live.spec.value();
-        let desired = request.spec;
+        let desired = request.typed::<VirtualMachine>()?;
         let live_power = live
             .get("power_state")
             .and_then(Value::as_str)
             .unwrap_or(POWERED_OFF)
             .to_string();
-        let desired_power = desired.get("power_state").and_then(Value::as_str);
-        let cpu =
-            spec_int(desired, "cpu_count").filter(|c| Some(*c) != spec_int(live, "cpu_count"));
-        let memory = spec_int(desired, "memory_size_MiB")
-            .filter(|m| Some(*m) != spec_int(live, "memory_size_MiB"));
+        let desired_power = desired.power_state.map(power_state_wire);
+        let hardware = HardwareChange::from(&desired).against(live);
         let done = Outcome::Done {
             attributes: Attributes::from([("vm".to_string(), vm.to_string())]),
             secret: None,
         };
 
-        if cpu.is_none() && memory.is_none() {
+        if hardware.is_empty() {
             if let Some(target) = desired_power {
                 self.power_to(vm, &live_power, target).await?;
             }
@@ -830,8 +884,7 @@ impl Provider for VsphereProvider {
         }
         let cycle = PendingCycle {
             vm: vm.to_string(),
-            cpu,
-            memory,
+            hardware,
             // Back to the declared state, or the one it had.
             target: desired_power.unwrap_or(live_power.as_str()).to_string(),
         };
@@ -839,9 +892,7 @@ impl Provider for VsphereProvider {
             self.change_then_power(&cycle).await?;
             return Ok(done);
         }
-        let allowed = if request.allow_power_cycle {
-            PowerCycle::of_spec(desired).unwrap_or(PowerCycle::Graceful)
-        } else {
+        let Some(allowed) = desired.power_cycle() else {
             return Err(ProviderError::Invalid(format!(
                 "`{name}` is {live_power}: changing `cpu_count` or `memory_size_MiB` needs a power cycle (stop, change, start); set `allow_power_cycle: true` or power the VM off first"
             )));

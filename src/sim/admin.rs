@@ -17,8 +17,6 @@
 //! | `POST /_sim/vsphere/expire-sessions` | vSphere hook (`vsphere.rs`) |
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -77,6 +75,9 @@ pub struct Faults {
     /// Cloud Director token revokes (`DELETE /cloudapi/1.0.0/tokens/{id}`) wait, unanswered,
     /// until this is switched off: a test can stop a client between its steps.
     pub hold_token_revokes: bool,
+    /// Cloud Director revoke tasks (`GET /api/task/{id}`, after a 202 revoke) answer
+    /// `running` until this is switched off.
+    pub hold_revoke_tasks: bool,
 }
 
 impl Default for Faults {
@@ -94,6 +95,7 @@ impl Default for Faults {
             drop_rate: 0.0,
             drop_mode: DropMode::GatewayTimeout,
             hold_token_revokes: false,
+            hold_revoke_tasks: false,
         }
     }
 }
@@ -382,18 +384,7 @@ fn save_state(path: &Path, state: &SimState) -> Result<(), SimError> {
         source,
     };
     let bytes = serde_json::to_vec(state).map_err(|err| io(std::io::Error::other(err)))?;
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut file = tempfile::Builder::new()
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(io)?;
-    file.write_all(&bytes).map_err(io)?;
-    file.as_file().sync_all().map_err(io)?;
-    file.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    crate::atomic_file::write(path, &bytes, 0o666, true).map_err(io)
 }
 
 /// Seed data (`--seed-data`, YAML or JSON): a partial state document. Each top-level section

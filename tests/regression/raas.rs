@@ -322,3 +322,64 @@ async fn a_cron_of_five_non_values_is_a_located_error() {
         assert_eq!(estate.state().await["raas"], before, "changed for `{cron}`");
     }
 }
+
+/// Saves send a schedule's timing and a target group's `tgt` in the order the manifest wrote
+/// them, on create and on update: the typed spec keeps no order, and a server that stores the
+/// JSON it is sent (the simulator does; an update keeps the place of the keys it keeps) lists
+/// it back in that order, which is how a later plan shows the live value. Sending the typed
+/// spec's own order changed what plans show.
+#[tokio::test(flavor = "multi_thread")]
+async fn saves_keep_the_order_the_manifest_wrote_maps_in() {
+    let estate = Estate::start(240.0).await;
+    let manifest = r#"kind: SaltTarget
+name: ordered
+spec:
+  tgt:
+    zz: { tgt: "z-*", tgt_type: glob }
+    aa: { tgt_type: glob, tgt: "a-*" }
+---
+kind: SaltJob
+name: Ping
+spec:
+  fun: test.ping
+---
+kind: SaltSchedule
+name: Ping weekly
+spec:
+  job: Ping
+  schedule:
+    timezone: UTC
+    splay: { end: 5, start: 1 }
+    cron: "0 3 * * *"
+"#;
+    estate.write("salt.yaml", manifest);
+    assert_ok(&estate.run(&["apply", "--auto-approve", "manifests"]).await);
+    let (timing, _) = live_schedule(&estate, "Ping weekly").await;
+    assert_eq!(
+        timing.to_string(),
+        r#"{"timezone":"UTC","splay":{"end":5,"start":1},"cron":"0 3 * * *"}"#
+    );
+    let group = &raas_objects(&estate, "target_groups", "ordered").await[0];
+    let masters: Vec<&String> = group["tgt"].as_object().unwrap().keys().collect();
+    assert_eq!(masters, ["zz", "aa"]);
+
+    estate.write(
+        "salt.yaml",
+        &manifest
+            .replace("    zz: { tgt: \"z-*\", tgt_type: glob }\n", "")
+            .replace("    aa: { tgt_type: glob, tgt: \"a-*\" }\n", "    mm: { tgt_type: glob, tgt: \"m-*\" }\n    bb: { tgt_type: glob, tgt: \"b-*\" }\n")
+            .replace(
+                "    splay: { end: 5, start: 1 }\n    cron: \"0 3 * * *\"\n",
+                "    when: { weekly: { tue: [\"04:00\"], mon: [\"03:00\"] } }\n",
+            ),
+    );
+    assert_ok(&estate.run(&["apply", "--auto-approve", "manifests"]).await);
+    let (timing, _) = live_schedule(&estate, "Ping weekly").await;
+    assert_eq!(
+        timing.to_string(),
+        r#"{"timezone":"UTC","when":{"weekly":{"tue":["04:00"],"mon":["03:00"]}}}"#
+    );
+    let group = &raas_objects(&estate, "target_groups", "ordered").await[0];
+    let masters: Vec<&String> = group["tgt"].as_object().unwrap().keys().collect();
+    assert_eq!(masters, ["mm", "bb"]);
+}

@@ -388,3 +388,90 @@ async fn sim_serve_listen_vcd_gives_cloud_director_its_own_address() {
     assert!(!text.contains("<Session "), "{text}");
     let _ = child.start_kill();
 }
+
+/// A rotation whose revoke Cloud Director answers with a task (202 + `Location`) hands the
+/// task to the executor's loop instead of sleeping between polls inside the step: a SIGTERM
+/// while the task runs stops the apply and reports the task as still running (the step used
+/// to poll it in place, so the signal waited for the task or the step's own limit, and the
+/// apply then reported a failed rotation instead of the running task).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_waiting_on_its_revoke_task_stops_at_sigterm_and_reports_the_task() {
+    use tokio::io::AsyncReadExt;
+    let estate = Estate::start(1.0).await;
+    estate.write(
+        "token.yaml",
+        "kind: VcdApiToken\nname: ci\nspec: { file: secrets/ci.json, rotate_after: 90d }\n",
+    );
+    let created = estate.run(&["apply", "--auto-approve", "manifests"]).await;
+    assert_eq!(created.code, 0, "{}\n{}", created.stdout, created.stderr);
+    // The token file says the token is 100 days old: due for rotation.
+    let path = estate.path().join("manifests/secrets/ci.json");
+    let mut file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let old_id = file["id"].as_str().unwrap().to_string();
+    let then = chrono::Utc::now() - chrono::Duration::days(100);
+    file["updated_on"] = json!(then.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    std::fs::write(&path, file.to_string()).unwrap();
+    estate.sim.sim.state.lock().await.vcd.options.revoke_status = 202;
+    estate
+        .admin(
+            reqwest::Method::PUT,
+            "/_sim/faults",
+            Some(json!({"hold_revoke_tasks": true})),
+        )
+        .await;
+
+    let mut child = estate
+        .command(&["apply", "--auto-approve", "manifests"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the old token is revoked on the server, its task is what the apply waits on.
+    let revoked = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let state = estate.state().await;
+            let tokens = state["vcd"]["tokens"].as_object().unwrap();
+            if !tokens.contains_key(&old_id) && tokens.len() == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(revoked.is_ok(), "the old token was never revoked");
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    // A guard against a hang only, well past the minute the step used to poll on its own:
+    // the test tells the two behaviours apart by what the apply reports, not by its speed.
+    let status = tokio::time::timeout(std::time::Duration::from_secs(180), async {
+        let _ = out_pipe.read_to_string(&mut stdout).await;
+        let _ = err_pipe.read_to_string(&mut stderr).await;
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("the apply did not stop after SIGTERM");
+    assert_eq!(status.code(), Some(143), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("still running on the server: 1")
+            && stdout.contains("- VcdApiToken/ci (task /api/task/"),
+        "{stdout}\n{stderr}"
+    );
+    // The file names the new token, which the server keeps.
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_ne!(file["id"], json!(old_id));
+    let state = estate.state().await;
+    assert!(
+        state["vcd"]["tokens"]
+            .as_object()
+            .unwrap()
+            .contains_key(file["id"].as_str().unwrap())
+    );
+}

@@ -7,6 +7,7 @@
 //! Adding a kind means writing its module, its provider's part and one line here.
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Deserialize as _;
 use serde_json::{Map, Value};
 
 use super::SystemType;
@@ -217,4 +218,18 @@ impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The desired and live specs of an update read as kind `K`'s typed spec: what a kind's own
+/// [`KindRules::classify_update`] decides on, so its rule names fields the compiler checks.
+/// `Err` (a plan error for the resource) when either is not a spec of the kind.
+pub(crate) fn typed_specs<K: ResourceKind>(
+    desired: &Value,
+    live: &Value,
+) -> Result<(K::Spec, K::Spec), String> {
+    let read = |side: &str, spec: &Value| {
+        K::Spec::deserialize(spec)
+            .map_err(|err| format!("the {side} spec is not a `{}` spec: {err}", K::NAME))
+    };
+    Ok((read("desired", desired)?, read("live", live)?))
 }

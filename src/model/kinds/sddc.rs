@@ -5,8 +5,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::ResourceKind;
 use super::checks::{CheckContext, has_reference};
+use super::{ResourceKind, typed_specs};
 use crate::model::SystemType;
 use crate::model::rules::{KindRules, UpdateKind};
 
@@ -359,6 +359,23 @@ pub struct SddcSpec {
     pub account_link: Option<AccountLink>,
 }
 
+impl SddcType {
+    /// As manifests and the VMC API write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SddcType::OneNode => "1NODE",
+            SddcType::Default => "DEFAULT",
+        }
+    }
+}
+
+impl SddcSpec {
+    /// The declared type, `DEFAULT` when none is.
+    pub fn sddc_type(&self) -> SddcType {
+        self.sddc_type.unwrap_or(SddcType::Default)
+    }
+}
+
 impl KindRules for Sddc {
     /// `sddc_id` of `AwsSddcConfig` is an optional client-chosen id (vmc.md, `AwsSddcConfig` table).
     fn client_chosen_id(&self) -> bool {
@@ -394,18 +411,12 @@ impl KindRules for Sddc {
             .filter(|field| self.replace_fields().contains(&field.as_str()))
             .cloned()
             .collect();
+        let (desired, live) = typed_specs::<Self>(desired, live)?;
         let mut steps = Vec::new();
         if changed.iter().any(|f| f == "sddc_type") {
-            let from = live.get("sddc_type").and_then(Value::as_str).unwrap_or("");
-            let to = desired
-                .get("sddc_type")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let hosts = desired
-                .get("num_hosts")
-                .and_then(Value::as_u64)
-                .or_else(|| live.get("num_hosts").and_then(Value::as_u64));
-            match TypeChange::of(from, to, hosts) {
+            let name = |sddc_type: Option<SddcType>| sddc_type.map_or("", SddcType::as_str);
+            let hosts = Some(u64::from(desired.num_hosts));
+            match TypeChange::of(name(live.sddc_type), name(desired.sddc_type), hosts) {
                 TypeChange::Convert => steps.push(format!(
                     "convert 1NODE to DEFAULT ({CONVERTED_HOSTS} hosts)"
                 )),
@@ -419,11 +430,7 @@ impl KindRules for Sddc {
                 }
             }
         } else if changed.iter().any(|f| f == "num_hosts") {
-            let from = live.get("num_hosts").and_then(Value::as_u64).unwrap_or(0);
-            let to = desired
-                .get("num_hosts")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
+            let (from, to) = (live.num_hosts, desired.num_hosts);
             if to > from {
                 steps.push(format!("add {} host(s)", to - from));
             } else {

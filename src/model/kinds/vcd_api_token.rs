@@ -164,9 +164,12 @@ impl KindRules for VcdApiToken {
         }
     }
 
+    fn secret_file(&self, resource: &Resource) -> Option<std::path::PathBuf> {
+        token_file::token_file_path(resource)
+    }
+
     fn local_problem(&self, resource: &Resource) -> Option<String> {
-        let file = resource.spec.get("file")?;
-        let path = resource.base_dir.join(file.as_str()?);
+        let path = token_file::token_file_path(resource)?;
         if path.exists() {
             None
         } else {

@@ -5,8 +5,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::ResourceKind;
 use super::checks::CheckContext;
+use super::{ResourceKind, typed_specs};
 use crate::model::SystemType;
 use crate::model::rules::{KindRules, UpdateKind};
 
@@ -86,6 +86,30 @@ pub enum AllowPowerCycle {
     Stop(PowerCycleStop),
 }
 
+impl AllowPowerCycle {
+    /// The power cycle this setting allows; `None` for `false`.
+    pub fn power_cycle(self) -> Option<PowerCycle> {
+        match self {
+            AllowPowerCycle::Allowed(false) => None,
+            AllowPowerCycle::Allowed(true) | AllowPowerCycle::Stop(PowerCycleStop::Graceful) => {
+                Some(PowerCycle::Graceful)
+            }
+            AllowPowerCycle::Stop(PowerCycleStop::GracefulOrHard) => {
+                Some(PowerCycle::GracefulOrHard)
+            }
+            AllowPowerCycle::Stop(PowerCycleStop::Hard) => Some(PowerCycle::Hard),
+        }
+    }
+}
+
+impl VirtualMachineSpec {
+    /// The power cycle the spec allows for a CPU or memory change; `None` when it allows none.
+    pub fn power_cycle(&self) -> Option<PowerCycle> {
+        self.allow_power_cycle
+            .and_then(AllowPowerCycle::power_cycle)
+    }
+}
+
 /// How a power cycle stops the VM.
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -112,20 +136,6 @@ pub enum PowerCycle {
 }
 
 impl PowerCycle {
-    /// The power cycle a desired `VirtualMachine` spec allows; `None` when it allows none.
-    pub fn of_spec(spec: &Value) -> Option<PowerCycle> {
-        match spec.get("allow_power_cycle")? {
-            Value::Bool(true) => Some(PowerCycle::Graceful),
-            Value::String(mode) => match mode.as_str() {
-                "graceful" => Some(PowerCycle::Graceful),
-                "graceful_or_hard" => Some(PowerCycle::GracefulOrHard),
-                "hard" => Some(PowerCycle::Hard),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
     /// How the plan names the stop.
     pub fn stop_step(self) -> &'static str {
         match self {
@@ -153,36 +163,37 @@ impl KindRules for VirtualMachine {
         live: &Value,
         changed: &[String],
     ) -> Result<UpdateKind, String> {
+        let (desired, live) = typed_specs::<Self>(desired, live)?;
         let hardware = changed
             .iter()
             .any(|f| f == "cpu_count" || f == "memory_size_MiB");
-        let live_power = live
-            .get("power_state")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let wanted_power = desired
-            .get("power_state")
-            .and_then(Value::as_str)
-            .unwrap_or(live_power);
+        let live_power = live.power_state;
+        let wanted_power = desired.power_state.or(live_power);
         let mut steps = Vec::new();
-        if hardware && (live_power == "POWERED_ON" || live_power == "SUSPENDED") {
-            let Some(cycle) = PowerCycle::of_spec(desired) else {
+        let running = matches!(
+            live_power,
+            Some(PowerState::PoweredOn | PowerState::Suspended)
+        );
+        if hardware && running {
+            let Some(cycle) = desired.power_cycle() else {
                 return Err(
                     "changing `cpu_count` or `memory_size_MiB` needs the VM powered off; set `allow_power_cycle: true` to let sextant shut it down and start it again"
                         .to_string(),
                 );
             };
             // A suspended guest cannot shut down: it is resumed first, unless the stop is hard.
-            if live_power == "SUSPENDED" && cycle != PowerCycle::Hard {
+            if live_power == Some(PowerState::Suspended) && cycle != PowerCycle::Hard {
                 steps.push("start".to_string());
             }
             steps.push(cycle.stop_step().to_string());
             steps.push("change CPU/memory".to_string());
-            if wanted_power == "POWERED_ON" {
-                steps.push("start".to_string());
-            } else if wanted_power == "SUSPENDED" {
-                steps.push("start".to_string());
-                steps.push("suspend".to_string());
+            match wanted_power {
+                Some(PowerState::PoweredOn) => steps.push("start".to_string()),
+                Some(PowerState::Suspended) => {
+                    steps.push("start".to_string());
+                    steps.push("suspend".to_string());
+                }
+                Some(PowerState::PoweredOff) | None => {}
             }
         }
         Ok(UpdateKind::InPlace { steps })

@@ -3,21 +3,32 @@
 //! normalization into the manifest's spec shape, create / update / delete with the
 //! documented dependency rules, batched saves, and creates that never duplicate. Login and
 //! the RPC transport live in [`session`].
+//!
+//! Each kind is one [`RaasKind`] impl in its own module (`targets`, `jobs`, `schedules`): its
+//! calls, its wire bodies built from its typed spec, and its listing normalized into the spec
+//! shape. This module holds what every kind shares and picks the impl of a [`Kind`] in one
+//! place, [`for_kind!`].
 
+mod access;
+mod jobs;
+mod schedules;
 pub mod session;
+mod targets;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::model::kinds::ResourceKind;
 use crate::model::{Connection, Kind};
 use crate::providers::http::HttpClient;
 use crate::providers::{
     Attributes, CreateRequest, DeleteRequest, LiveObject, LiveStatus, Outcome, Provider,
     ProviderError, ProviderResult, TaskHandle, TaskStatus, UpdateRequest,
 };
+use access::{AccessCalls, DesiredAccess, LiveAccess};
 
 pub use session::{RaasSession, RpcCall, RpcError};
 
@@ -30,11 +41,107 @@ pub const MAX_CREATE_ATTEMPTS: u32 = 5;
 /// The built-in "All Minions" target group (`raas.md` §6).
 pub const ALL_MINIONS_UUID: &str = "7f93b928-388b-11e6-b133-346895ecb8f3";
 const RPC_PATH_FOR_ERRORS: &str = "/rpc";
-/// `show_past` of every `schedule.get`: without it the server leaves out each schedule whose
-/// `once` time or `until` date has passed (D2, `schedule.get`, `GetSchedulerSchema`:
-/// `show_past`, default false, "include entries that were scheduled to run in the past"),
-/// and a fired `once` schedule would look absent and be created again on every apply.
-const SHOW_PAST: bool = true;
+
+/// One kind this provider manages, implemented once per kind in its module: the calls it
+/// is listed, saved and deleted with, the wire body of a save built from its typed spec, and
+/// a listed item normalized into the spec shape.
+#[async_trait::async_trait]
+trait RaasKind: ResourceKind {
+    const KIND: Kind;
+    /// `(resource, method)` of the paged listing (raas.md §4).
+    const LIST: (&'static str, &'static str);
+    /// Whether a save names the new object's uuid (the request's idempotency key), so that
+    /// resending it never duplicates. Objects of other kinds are looked up by name before a
+    /// create and after a save whose reply was lost.
+    const CLIENT_CHOSEN_ID: bool;
+    /// The per-role access calls; `None` when the kind has no access of its own.
+    const ACCESS: Option<&'static AccessCalls>;
+    /// Keys of a save's body that hold a part of the spec under the same key, in the same
+    /// shape (a schedule's `schedule`, a group's `tgt`): their maps are sent in the order the
+    /// manifest wrote them ([`keep_written_order`]).
+    const WRITTEN_ORDER: &'static [&'static str] = &[];
+
+    /// Listing filters narrowed to `names` where the API narrows by name (it may return
+    /// more; callers match names themselves).
+    fn name_filters(names: &[&str]) -> Map<String, Value>;
+
+    /// One item of a listing page (after [`Page::parse`]) as a live object; references to
+    /// other objects stay uuids when the item does not name them.
+    fn live_object(item: &Value) -> Option<LiveObject>;
+
+    /// Every live object of the kind, references named.
+    async fn list(provider: &RaasProvider) -> ProviderResult<Vec<LiveObject>>;
+
+    /// The objects (kind, name) the save of `spec` refers to.
+    fn references(spec: &Self::Spec) -> Vec<(Kind, &str)>;
+
+    /// What an update reads of a live object: its spec, as this kind's listing writes it.
+    type Live: serde::de::DeserializeOwned;
+
+    /// The objects an update of `live` to `spec` refers to. Default: those of `spec`.
+    fn update_references<'a>(spec: &'a Self::Spec, live: &'a Self::Live) -> Vec<(Kind, &'a str)> {
+        let _ = live;
+        Self::references(spec)
+    }
+
+    /// The `access` the manifest asks for; `None` without one.
+    fn desired_access(spec: &Self::Spec) -> Option<DesiredAccess> {
+        let _ = spec;
+        None
+    }
+
+    /// The save that creates object `name`; `id` is the request's idempotency key, and
+    /// `refs` holds the uuids of [`RaasKind::references`].
+    fn create_call(
+        name: &str,
+        spec: &Self::Spec,
+        id: &str,
+        refs: &References,
+    ) -> ProviderResult<RpcCall>;
+
+    /// The call that updates live object `uuid` (`live`: what its spec holds) to `spec`;
+    /// `refs` holds the uuids of [`RaasKind::update_references`].
+    fn update_call(
+        name: &str,
+        spec: &Self::Spec,
+        live: &Self::Live,
+        uuid: &str,
+        refs: &References,
+    ) -> ProviderResult<RpcCall>;
+
+    /// The call that deletes object `uuid`. Never `force`: dependants are deleted by the
+    /// plan, in reverse order.
+    fn delete_call(uuid: &str) -> RpcCall;
+}
+
+/// Runs `$body` with `$K` naming the [`RaasKind`] impl of `$kind`: the one place a kind picks
+/// its impl. Other kinds give an "unsupported" error.
+macro_rules! for_kind {
+    ($kind:expr, $K:ident => $body:expr) => {
+        match $kind {
+            $crate::model::Kind::SaltTarget => {
+                type $K = $crate::model::kinds::salt_target::SaltTarget;
+                $body
+            }
+            $crate::model::Kind::SaltJob => {
+                type $K = $crate::model::kinds::salt_job::SaltJob;
+                $body
+            }
+            $crate::model::Kind::SaltSchedule => {
+                type $K = $crate::model::kinds::salt_schedule::SaltSchedule;
+                $body
+            }
+            other => Err(unsupported(other)),
+        }
+    };
+}
+
+/// An object just created whose manifest sets `access`.
+struct NewAccess {
+    calls: &'static AccessCalls,
+    uuid: String,
+    desired: DesiredAccess,
+}
 
 /// The RaaS provider of one connection.
 pub struct RaasProvider {
@@ -75,7 +182,10 @@ impl RaasProvider {
                 results[index] = Some(found.map(uuid_outcome));
                 continue;
             }
-            match self.create_call(request, &mut refs).await {
+            let call = for_kind!(request.address.kind, K => {
+                self.create_call::<K>(request, &mut refs).await
+            });
+            match call {
                 Ok(call) => pending.push((index, call)),
                 Err(err) => results[index] = Some(Err(err)),
             }
@@ -85,7 +195,7 @@ impl RaasProvider {
             // Resending is safe only when every save carries its own id (jobs).
             let idempotent = chunk
                 .iter()
-                .all(|(i, _)| requests[*i].address.kind == Kind::SaltJob);
+                .all(|(i, _)| client_chosen_id(requests[*i].address.kind));
             match self.session.call_many(&calls, idempotent).await {
                 Ok(replies) => {
                     for ((index, call), reply) in chunk.iter().zip(replies) {
@@ -101,13 +211,12 @@ impl RaasProvider {
                     tracing::debug!(connection = %self.connection, "a batch reply was lost; settling its saves one by one");
                     for (index, _) in chunk {
                         let request = &requests[*index];
-                        let kind = request.address.kind;
                         // A job names its own uuid and is simply saved again; others are
                         // looked up by name first.
-                        let found = match kind {
-                            Kind::SaltJob => Ok(None),
-                            _ => self.find_uuid(kind, &request.address.name).await,
-                        };
+                        let found = for_kind!(request.address.kind, K => match K::CLIENT_CHOSEN_ID {
+                            true => Ok(None),
+                            false => self.find_uuid::<K>(&request.address.name).await,
+                        });
                         let settled = match found {
                             Ok(Some(uuid)) => Ok(uuid_outcome(uuid)),
                             Ok(None) => self.create(request).await,
@@ -120,32 +229,30 @@ impl RaasProvider {
             }
         }
         // Objects created with `access` get it saved now that their uuids are known.
-        let created: Vec<(usize, (Kind, String, &Value))> = results
+        let created: Vec<(usize, NewAccess)> = results
             .iter()
             .enumerate()
-            .filter(|(index, _)| requests[*index].spec.get("access").is_some())
             .filter_map(|(index, result)| match result {
-                Some(Ok(Outcome::Done { attributes, .. })) => Some((
-                    index,
-                    (
-                        requests[index].address.kind,
-                        attributes.get("uuid")?.clone(),
-                        requests[index].spec,
-                    ),
-                )),
+                Some(Ok(Outcome::Done { attributes, .. })) => {
+                    let (calls, desired) = desired_access(&requests[index])?;
+                    Some((
+                        index,
+                        NewAccess {
+                            calls,
+                            uuid: attributes.get("uuid")?.clone(),
+                            desired,
+                        },
+                    ))
+                }
                 _ => None,
             })
             .collect();
-        let items: Vec<(Kind, String, &Value)> =
-            created.iter().map(|(_, item)| item.clone()).collect();
+        let (indices, items): (Vec<usize>, Vec<NewAccess>) = created.into_iter().unzip();
         let saved = self.save_new_access(&items).await;
-        for ((index, (kind, _, _)), result) in created.iter().zip(saved) {
+        for (index, result) in indices.into_iter().zip(saved) {
             if let Err(err) = result {
-                results[*index] = Some(Err(access_not_saved(
-                    *kind,
-                    &requests[*index].address.name,
-                    &err,
-                )));
+                let address = requests[index].address;
+                results[index] = Some(Err(access_not_saved(address.kind, &address.name, &err)));
             }
         }
         Ok(results
@@ -158,19 +265,16 @@ impl RaasProvider {
             .collect())
     }
 
-    /// Sets the access of objects just created (kind, uuid, desired spec) whose manifest has
-    /// `access`: reads each back for the access it got by default, puts the roles the
-    /// manifest names over it ([`access_payload`]) and saves it, in batches. One result per
-    /// object, in order.
-    async fn save_new_access(&self, created: &[(Kind, String, &Value)]) -> Vec<ProviderResult<()>> {
+    /// Sets the access of objects just created whose manifest has `access`: reads each
+    /// back for the access it got by default, puts the roles the manifest names over it
+    /// ([`AccessCalls::payload`]) and saves it, in batches. One result per object, in order.
+    async fn save_new_access(&self, created: &[NewAccess]) -> Vec<ProviderResult<()>> {
         let mut results: Vec<ProviderResult<()>> = created.iter().map(|_| Ok(())).collect();
-        let wanted: Vec<usize> = (0..created.len())
-            .filter(|i| created[*i].2.get("access").is_some())
-            .collect();
+        let wanted: Vec<usize> = (0..created.len()).collect();
         for chunk in wanted.chunks(BATCH_SIZE) {
             let reads: Vec<RpcCall> = chunk
                 .iter()
-                .map(|i| read_back_call(created[*i].0, &created[*i].1))
+                .map(|i| created[*i].calls.read_back_call(&created[*i].uuid))
                 .collect();
             let replies = match self.session.call_many(&reads, true).await {
                 Ok(replies) => replies,
@@ -183,7 +287,11 @@ impl RaasProvider {
             };
             let mut saves: Vec<(usize, RpcCall)> = Vec::new();
             for ((i, read), reply) in chunk.iter().zip(&reads).zip(replies) {
-                let (kind, uuid, spec) = &created[*i];
+                let NewAccess {
+                    calls,
+                    uuid,
+                    desired,
+                } = &created[*i];
                 let page = reply
                     .map_err(|err| rpc_failure(read, &err))
                     .and_then(|ret| Page::parse(read, ret));
@@ -193,15 +301,14 @@ impl RaasProvider {
                         .iter()
                         .find(|item| str_field(item, "uuid") == Some(uuid.as_str()))
                         .and_then(|item| item.get(ACCESS_KEY))
-                        .and_then(|access| normalize_access(*kind, access)),
+                        .and_then(|access| calls.grants(access)),
                     Err(err) => {
                         results[*i] = Err(err);
                         continue;
                     }
                 };
-                if let Some(payload) = access_payload(*kind, live.as_ref(), spec) {
-                    saves.push((*i, access_call(*kind, uuid, payload)));
-                }
+                let payload = calls.payload(live.as_ref(), desired);
+                saves.push((*i, calls.save_call(uuid, payload)));
             }
             let calls: Vec<RpcCall> = saves.iter().map(|(_, call)| call.clone()).collect();
             match self.session.call_many(&calls, true).await {
@@ -328,22 +435,22 @@ impl RaasProvider {
             .map_err(|err| rpc_failure(call, &err))
     }
 
-    /// The uuid of the one object of `kind` named exactly `name`, if any.
-    async fn find_uuid(&self, kind: Kind, name: &str) -> ProviderResult<Option<String>> {
-        let (resource, method, filters) = match kind {
-            Kind::SaltTarget => ("tgt", "get_target_group", json!({"name": name})),
-            Kind::SaltJob => ("job", "get_jobs", json!({"name": name})),
-            Kind::SaltSchedule => (
-                "schedule",
-                "get",
-                json!({"names": [name], "show_past": SHOW_PAST}),
-            ),
-            other => return Err(unsupported(other)),
-        };
-        let Value::Object(filters) = filters else {
-            return Ok(None);
-        };
-        let items = self.list_all(resource, method, filters).await?;
+    /// Every object of kind `K` the listing narrowed to `names` returns (all of them when
+    /// the API cannot narrow to those names).
+    async fn list_named<K: RaasKind>(&self, names: &[&str]) -> ProviderResult<Vec<Value>> {
+        self.list_all(K::LIST.0, K::LIST.1, K::name_filters(names))
+            .await
+    }
+
+    /// `uuid → name` of every object of kind `K`.
+    async fn uuid_names<K: RaasKind>(&self) -> ProviderResult<HashMap<String, String>> {
+        let items = self.list_all(K::LIST.0, K::LIST.1, Map::new()).await?;
+        Ok(uuid_names(&items))
+    }
+
+    /// The uuid of the one object of kind `K` named exactly `name`, if any.
+    async fn find_uuid<K: RaasKind>(&self, name: &str) -> ProviderResult<Option<String>> {
+        let items = self.list_named::<K>(&[name]).await?;
         let matches: Vec<&Value> = items
             .iter()
             .filter(|item| str_field(item, "name") == Some(name))
@@ -352,8 +459,9 @@ impl RaasProvider {
             [] => Ok(None),
             [one] => Ok(str_field(one, "uuid").map(str::to_string)),
             many => Err(ProviderError::Invalid(format!(
-                "{} live {kind} objects are named `{name}` on connection `{}`; rename or delete all but one",
+                "{} live {} objects are named `{name}` on connection `{}`; rename or delete all but one",
                 many.len(),
+                K::KIND,
                 self.connection
             ))),
         }
@@ -369,85 +477,91 @@ impl RaasProvider {
         requests: &[CreateRequest<'_>],
     ) -> ProviderResult<HashMap<usize, ProviderResult<String>>> {
         let mut found = HashMap::new();
-        for kind in [Kind::SaltTarget, Kind::SaltSchedule] {
-            let indices: Vec<usize> = (0..requests.len())
-                .filter(|i| requests[*i].address.kind == kind)
-                .collect();
-            let names: std::collections::BTreeSet<&str> = indices
-                .iter()
-                .map(|i| requests[*i].address.name.as_str())
-                .collect();
-            let uuids: HashMap<&str, Vec<String>> = match names.len() {
-                0 => continue,
-                1 => {
-                    let name = names.iter().next().copied().unwrap_or_default();
-                    match self.find_uuid(kind, name).await {
-                        Ok(uuid) => HashMap::from([(name, uuid.into_iter().collect())]),
-                        Err(err) => {
-                            let message = err.to_string();
-                            for index in indices {
-                                found.insert(index, Err(ProviderError::Invalid(message.clone())));
-                            }
-                            continue;
-                        }
-                    }
-                }
-                _ => {
-                    let items = match kind {
-                        Kind::SaltTarget => self.list_targets().await?,
-                        // `show_past`: fired `once` schedules are hidden without it (the
-                        // audit's correction, `api_discovery.json` `schedule.get`).
-                        _ => {
-                            let filters = json!({"names": names, "show_past": true});
-                            let Value::Object(filters) = filters else {
-                                continue;
-                            };
-                            self.list_all("schedule", "get", filters).await?
-                        }
-                    };
-                    let mut uuids: HashMap<&str, Vec<String>> = HashMap::new();
-                    for item in &items {
-                        if let (Some(name), Some(uuid)) =
-                            (str_field(item, "name"), str_field(item, "uuid"))
-                            && let Some(name) = names.get(name)
-                        {
-                            uuids.entry(name).or_default().push(uuid.to_string());
-                        }
-                    }
-                    uuids
-                }
-            };
-            for index in indices {
-                let name = requests[index].address.name.as_str();
-                match uuids.get(name).map(Vec::as_slice) {
-                    None | Some([]) => {}
-                    Some([uuid]) => {
-                        tracing::warn!(
-                            "{kind} `{name}` appeared on connection `{}` after the plan read it (uuid {uuid}); adopting it instead of creating a second one",
-                            self.connection
-                        );
-                        found.insert(index, Ok(uuid.clone()));
-                    }
-                    Some(many) => {
-                        found.insert(
-                            index,
-                            Err(ProviderError::Invalid(format!(
-                                "{} live {kind} objects are named `{name}` on connection `{}` (uuids {}); delete all but one, then run `sextant plan` again",
-                                many.len(),
-                                self.connection,
-                                many.join(", ")
-                            ))),
-                        );
-                    }
-                }
-            }
+        let kinds: BTreeSet<Kind> = requests.iter().map(|r| r.address.kind).collect();
+        for kind in kinds {
+            for_kind!(kind, K => self.find_twins_of::<K>(requests, &mut found).await)?;
         }
         Ok(found)
     }
 
+    /// [`Self::find_twins`] of the requests of kind `K`.
+    async fn find_twins_of<K: RaasKind>(
+        &self,
+        requests: &[CreateRequest<'_>],
+        found: &mut HashMap<usize, ProviderResult<String>>,
+    ) -> ProviderResult<()> {
+        if K::CLIENT_CHOSEN_ID {
+            return Ok(());
+        }
+        let kind = K::KIND;
+        let indices: Vec<usize> = (0..requests.len())
+            .filter(|i| requests[*i].address.kind == kind)
+            .collect();
+        let names: BTreeSet<&str> = indices
+            .iter()
+            .map(|i| requests[*i].address.name.as_str())
+            .collect();
+        let uuids: HashMap<&str, Vec<String>> = match names.len() {
+            0 => return Ok(()),
+            1 => {
+                let name = names.iter().next().copied().unwrap_or_default();
+                match self.find_uuid::<K>(name).await {
+                    Ok(uuid) => HashMap::from([(name, uuid.into_iter().collect())]),
+                    Err(err) => {
+                        let message = err.to_string();
+                        for index in indices {
+                            found.insert(index, Err(ProviderError::Invalid(message.clone())));
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+            _ => {
+                let names_list: Vec<&str> = names.iter().copied().collect();
+                let items = self.list_named::<K>(&names_list).await?;
+                let mut uuids: HashMap<&str, Vec<String>> = HashMap::new();
+                for item in &items {
+                    if let (Some(name), Some(uuid)) =
+                        (str_field(item, "name"), str_field(item, "uuid"))
+                        && let Some(name) = names.get(name)
+                    {
+                        uuids.entry(name).or_default().push(uuid.to_string());
+                    }
+                }
+                uuids
+            }
+        };
+        for index in indices {
+            let name = requests[index].address.name.as_str();
+            match uuids.get(name).map(Vec::as_slice) {
+                None | Some([]) => {}
+                Some([uuid]) => {
+                    tracing::warn!(
+                        "{kind} `{name}` appeared on connection `{}` after the plan read it (uuid {uuid}); adopting it instead of creating a second one",
+                        self.connection
+                    );
+                    found.insert(index, Ok(uuid.clone()));
+                }
+                Some(many) => {
+                    found.insert(
+                        index,
+                        Err(ProviderError::Invalid(format!(
+                            "{} live {kind} objects are named `{name}` on connection `{}` (uuids {}); delete all but one, then run `sextant plan` again",
+                            many.len(),
+                            self.connection,
+                            many.join(", ")
+                        ))),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The uuid behind a referenced name, or an error saying it does not exist.
     async fn require_uuid(&self, kind: Kind, name: &str) -> ProviderResult<String> {
-        self.find_uuid(kind, name).await?.ok_or_else(|| {
+        let found = for_kind!(kind, K => self.find_uuid::<K>(name).await)?;
+        found.ok_or_else(|| {
             ProviderError::Invalid(format!(
                 "{kind} `{name}` does not exist on connection `{}`",
                 self.connection
@@ -455,60 +569,33 @@ impl RaasProvider {
         })
     }
 
-    /// The save call that creates `request`'s object (references resolved to uuids).
-    async fn create_call(
+    /// The save call that creates `request`'s object of kind `K` (references resolved to
+    /// uuids).
+    async fn create_call<K: RaasKind>(
         &self,
         request: &CreateRequest<'_>,
         refs: &mut References,
     ) -> ProviderResult<RpcCall> {
-        let name = &request.address.name;
-        let spec = request.spec;
-        match request.address.kind {
-            Kind::SaltTarget => Ok(target_call(name, spec, None)),
-            Kind::SaltJob => {
-                let tgt_uuid = match str_field(spec, "target") {
-                    Some(target) => Some(refs.uuid(self, Kind::SaltTarget, target).await?),
-                    None => None,
-                };
-                Ok(job_call(
-                    name,
-                    spec,
-                    &request.idempotency_key.to_string(),
-                    tgt_uuid,
-                ))
-            }
-            Kind::SaltSchedule => {
-                let (job_uuid, tgt_uuid) = self.schedule_refs(spec, refs).await?;
-                Ok(schedule_save_call(name, spec, job_uuid, tgt_uuid))
-            }
-            other => Err(unsupported(other)),
-        }
-    }
-
-    async fn schedule_refs(
-        &self,
-        spec: &Value,
-        refs: &mut References,
-    ) -> ProviderResult<(Option<String>, Option<String>)> {
-        let job = match str_field(spec, "job") {
-            Some(job) => Some(refs.uuid(self, Kind::SaltJob, job).await?),
-            None => None,
-        };
-        let target = match str_field(spec, "target") {
-            Some(target) => Some(refs.uuid(self, Kind::SaltTarget, target).await?),
-            None => None,
-        };
-        Ok((job, target))
+        let spec = request.typed::<K>()?;
+        refs.resolve(self, &K::references(&spec)).await?;
+        let mut call = K::create_call(
+            &request.address.name,
+            &spec,
+            &request.idempotency_key.to_string(),
+            refs,
+        )?;
+        keep_written_order(&mut call.kwarg, request.spec, K::WRITTEN_ORDER);
+        Ok(call)
     }
 
     /// Saves an object that has no client-chosen id. A save that may have reached the
     /// server is never resent blindly: the name is looked up first and a match adopted.
-    async fn save_without_id(
+    async fn save_without_id<K: RaasKind>(
         &self,
-        kind: Kind,
         name: &str,
         call: &RpcCall,
     ) -> ProviderResult<String> {
+        let kind = K::KIND;
         let mut attempt = 1;
         loop {
             match self.session.call(call, false).await {
@@ -516,7 +603,7 @@ impl RaasProvider {
                 Ok(Err(err)) => return Err(rpc_failure(call, &err)),
                 Err(err) if may_have_committed(&err) => {
                     tracing::debug!(connection = %self.connection, %kind, name, attempt, "the save may have reached the server; looking it up by name");
-                    if let Some(uuid) = self.find_uuid(kind, name).await? {
+                    if let Some(uuid) = self.find_uuid::<K>(name).await? {
                         return Ok(uuid);
                     }
                     if attempt >= MAX_CREATE_ATTEMPTS {
@@ -529,13 +616,99 @@ impl RaasProvider {
         }
     }
 
-    /// Runs a delete call; an object already gone counts as deleted.
-    async fn delete_call(
+    async fn create_one<K: RaasKind>(
         &self,
-        kind: Kind,
-        live: &LiveObject,
-        call: RpcCall,
+        request: &CreateRequest<'_>,
     ) -> ProviderResult<Outcome> {
+        let name = &request.address.name;
+        if !K::CLIENT_CHOSEN_ID
+            && let Some(found) = self
+                .find_twins(std::slice::from_ref(request))
+                .await?
+                .remove(&0)
+        {
+            return found.map(uuid_outcome);
+        }
+        let call = self
+            .create_call::<K>(request, &mut References::default())
+            .await?;
+        let uuid = if K::CLIENT_CHOSEN_ID {
+            // The uuid is ours (`save_job` creates with a given uuid): resending is safe.
+            let ret = self
+                .call_idempotent(&call)
+                .await?
+                .map_err(|err| rpc_failure(&call, &err))?;
+            saved_uuid(&call, &ret)?
+        } else {
+            self.save_without_id::<K>(name, &call).await?
+        };
+        if let (Some(calls), Some(desired)) = (K::ACCESS, K::desired_access(&request.typed::<K>()?))
+            && let Some(Err(err)) = self
+                .save_new_access(&[NewAccess {
+                    calls,
+                    uuid: uuid.clone(),
+                    desired,
+                }])
+                .await
+                .pop()
+        {
+            return Err(access_not_saved(K::KIND, name, &err));
+        }
+        Ok(uuid_outcome(uuid))
+    }
+
+    async fn update_one<K: RaasKind>(
+        &self,
+        request: &UpdateRequest<'_>,
+    ) -> ProviderResult<Outcome> {
+        let name = &request.address.name;
+        let spec = request.typed::<K>()?;
+        let live_spec = request.live.spec.value();
+        let live: K::Live = live_view(request.live, &live_spec)?;
+        let uuid = request.live.id.clone();
+        let desired_access = K::ACCESS.zip(K::desired_access(&spec));
+        // Access is saved by its own call; the object itself only when more changed.
+        let is_access = |field: &String| field == "access" || field.starts_with("access.");
+        let access_changed = request.changed.iter().any(is_access)
+            || (request.changed.is_empty() && desired_access.is_some());
+        let object_changed =
+            request.changed.is_empty() || request.changed.iter().any(|f| !is_access(f));
+        let access_call = match desired_access {
+            Some((calls, desired)) => {
+                let live: LiveAccess = live_view(request.live, &live_spec)?;
+                Some(calls.save_call(&uuid, calls.payload(live.access.as_ref(), &desired)))
+            }
+            None => None,
+        };
+        if access_changed
+            && let Some(call) = &access_call
+            && !object_changed
+        {
+            self.call_idempotent(call)
+                .await?
+                .map_err(|err| rpc_failure(call, &err))?;
+            return Ok(uuid_outcome(uuid));
+        }
+        let mut refs = References::default();
+        refs.resolve(self, &K::update_references(&spec, &live))
+            .await?;
+        let mut call = K::update_call(name, &spec, &live, &uuid, &refs)?;
+        keep_written_order(&mut call.kwarg, request.spec, K::WRITTEN_ORDER);
+        self.call_idempotent(&call)
+            .await?
+            .map_err(|err| rpc_failure(&call, &err))?;
+        if access_changed && let Some(call) = &access_call {
+            self.call_idempotent(call)
+                .await?
+                .map_err(|err| rpc_failure(call, &err))?;
+        }
+        Ok(uuid_outcome(uuid))
+    }
+
+    /// Runs the delete call of `live`; an object already gone counts as deleted.
+    async fn delete_one<K: RaasKind>(&self, live: &LiveObject) -> ProviderResult<Outcome> {
+        let kind = K::KIND;
+        let call = K::delete_call(&live.id);
         match self.call_idempotent(&call).await? {
             Ok(_) => Ok(Outcome::done()),
             Err(err) if err.is_dependency_failure() => Err(ProviderError::Invalid(format!(
@@ -544,26 +717,68 @@ impl RaasProvider {
                 err.describe()
             ))),
             Err(err) => {
-                if self.find_uuid(kind, &live.name).await?.as_deref() != Some(live.id.as_str()) {
+                if self.find_uuid::<K>(&live.name).await?.as_deref() != Some(live.id.as_str()) {
                     return Ok(Outcome::done());
                 }
                 Err(rpc_failure(&call, &err))
             }
         }
     }
+}
 
-    async fn list_targets(&self) -> ProviderResult<Vec<Value>> {
-        self.list_all("tgt", "get_target_group", Map::new()).await
-    }
+/// Whether saves of `kind` name their own uuid ([`RaasKind::CLIENT_CHOSEN_ID`]).
+fn client_chosen_id(kind: Kind) -> bool {
+    for_kind!(kind, K => Ok(K::CLIENT_CHOSEN_ID)).unwrap_or(false)
+}
 
-    async fn list_jobs(&self) -> ProviderResult<Vec<Value>> {
-        self.list_all("job", "get_jobs", Map::new()).await
-    }
+/// The access calls of `request`'s kind and the access its manifest asks for, if both.
+fn desired_access(request: &CreateRequest<'_>) -> Option<(&'static AccessCalls, DesiredAccess)> {
+    for_kind!(request.address.kind, K => request
+        .typed::<K>()
+        .map(|spec| K::ACCESS.zip(K::desired_access(&spec))))
+    .ok()
+    .flatten()
+}
 
-    /// `uuid → name` of every target group.
-    async fn target_names(&self) -> ProviderResult<HashMap<String, String>> {
-        Ok(uuid_names(&self.list_targets().await?))
+/// Puts the maps under `keys` of a save's `body` in the order `written` (the desired spec as
+/// the manifest wrote it) holds them, at every depth. The typed spec keeps no order, but the
+/// server keeps the order a save sends and lists it back so (the simulator does, as a server
+/// storing the JSON it is sent would), and plans show a live map in that order: sending the
+/// manifest's order keeps what a plan shows after an apply as it always was.
+fn keep_written_order(body: &mut Value, written: &Value, keys: &[&str]) {
+    for key in keys {
+        if let (Some(sent), Some(written)) = (body.get_mut(*key), written.get(*key)) {
+            follow_order(sent, written);
+        }
     }
+}
+
+/// [`keep_written_order`] of one value: the keys of `written` first, in its order, then any
+/// others in their own.
+fn follow_order(value: &mut Value, written: &Value) {
+    let (Value::Object(map), Value::Object(order)) = (value, written) else {
+        return;
+    };
+    let mut rest = std::mem::take(map);
+    for (key, written) in order {
+        if let Some((key, mut sent)) = rest.shift_remove_entry(key) {
+            follow_order(&mut sent, written);
+            map.insert(key, sent);
+        }
+    }
+    map.extend(rest);
+}
+
+/// What a [`RaasKind::update_call`] reads of live object `live` (its spec `spec`). The
+/// listing wrote that spec, so a spec that does not read is a defect, reported as an invalid
+/// request rather than a panic.
+fn live_view<T: serde::de::DeserializeOwned>(live: &LiveObject, spec: &Value) -> ProviderResult<T> {
+    T::deserialize(spec).map_err(|err| {
+        ProviderError::Invalid(format!(
+            "{} `{}`: the live spec is not as the listing writes it: {err}",
+            live.kind, live.name
+        ))
+    })
 }
 
 /// Memoized name → uuid lookups for one operation.
@@ -575,41 +790,36 @@ struct References {
 impl References {
     /// Resolves the names `requests` refer to with one listing per kind instead of one
     /// lookup per name, when more than one name of a kind is needed. Names that match
-    /// several objects are left to [`References::uuid`], which reports them.
+    /// several objects are left to [`References::resolve`], which reports them.
     async fn prefetch(
         &mut self,
         provider: &RaasProvider,
         requests: &[CreateRequest<'_>],
     ) -> ProviderResult<()> {
-        let mut wanted: HashMap<Kind, std::collections::HashSet<&str>> = HashMap::new();
+        let mut wanted: HashMap<Kind, HashSet<String>> = HashMap::new();
         for request in requests {
-            let spec = request.spec;
-            let mut want = |kind: Kind, key: &str| {
-                if let Some(name) = str_field(spec, key) {
-                    wanted.entry(kind).or_default().insert(name);
-                }
-            };
-            match request.address.kind {
-                Kind::SaltJob => want(Kind::SaltTarget, "target"),
-                Kind::SaltSchedule => {
-                    want(Kind::SaltTarget, "target");
-                    want(Kind::SaltJob, "job");
-                }
-                _ => {}
+            // A spec that is not its kind's fails in `create_call`, which reports it.
+            let names = for_kind!(request.address.kind, K => {
+                let spec = request.typed::<K>()?;
+                Ok(K::references(&spec)
+                    .into_iter()
+                    .map(|(kind, name)| (kind, name.to_string()))
+                    .collect::<Vec<_>>())
+            });
+            for (kind, name) in names.unwrap_or_default() {
+                wanted.entry(kind).or_default().insert(name);
             }
         }
         for (kind, names) in wanted {
             if names.len() < 2 {
                 continue;
             }
-            let items = match kind {
-                Kind::SaltTarget => provider.list_targets().await?,
-                _ => provider.list_jobs().await?,
-            };
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let items = for_kind!(kind, K => provider.list_named::<K>(&names).await)?;
             let mut found: HashMap<&str, Option<&str>> = HashMap::new();
             for item in &items {
                 if let (Some(name), Some(uuid)) = (str_field(item, "name"), str_field(item, "uuid"))
-                    && names.contains(name)
+                    && names.contains(&name)
                 {
                     // A second object of the same name makes it ambiguous.
                     found
@@ -628,18 +838,31 @@ impl References {
         Ok(())
     }
 
-    async fn uuid(
+    /// Looks up the uuid of every (kind, name) not known yet; fails on the first that does
+    /// not exist or is ambiguous.
+    async fn resolve(
         &mut self,
         provider: &RaasProvider,
-        kind: Kind,
-        name: &str,
-    ) -> ProviderResult<String> {
-        if let Some(uuid) = self.known.get(&(kind, name.to_string())) {
-            return Ok(uuid.clone());
+        wanted: &[(Kind, &str)],
+    ) -> ProviderResult<()> {
+        for (kind, name) in wanted {
+            if let std::collections::hash_map::Entry::Vacant(entry) =
+                self.known.entry((*kind, name.to_string()))
+            {
+                entry.insert(provider.require_uuid(*kind, name).await?);
+            }
         }
-        let uuid = provider.require_uuid(kind, name).await?;
-        self.known.insert((kind, name.to_string()), uuid.clone());
-        Ok(uuid)
+        Ok(())
+    }
+
+    /// The uuid of a name [`References::resolve`] resolved.
+    fn uuid(&self, kind: Kind, name: &str) -> ProviderResult<String> {
+        self.known
+            .get(&(kind, name.to_string()))
+            .cloned()
+            .ok_or_else(|| {
+                ProviderError::Invalid(format!("{kind} `{name}` was not looked up before the save"))
+            })
     }
 }
 
@@ -650,94 +873,11 @@ impl Provider for RaasProvider {
     }
 
     async fn list(&self, kind: Kind, _names: &[String]) -> ProviderResult<Vec<LiveObject>> {
-        match kind {
-            Kind::SaltTarget => Ok(self
-                .list_all_map("tgt", "get_target_group", Map::new(), |item| {
-                    target_object(&item)
-                })
-                .await?),
-            Kind::SaltJob => {
-                // Each page becomes live objects as it arrives. A job names its group by
-                // `tgt_name` (documented); one that carries only `tgt_uuid` is given the
-                // group's name from one listing of the groups, made only when needed; its
-                // `target` holds the uuid until then.
-                let unnamed = std::sync::atomic::AtomicBool::new(false);
-                let mut jobs = self
-                    .list_all_map("job", "get_jobs", Map::new(), |job| {
-                        if str_field(&job, "tgt_uuid").is_some_and(|u| !u.is_empty())
-                            && str_field(&job, "tgt_name").is_none_or(str::is_empty)
-                        {
-                            unnamed.store(true, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        job_object(&job)
-                    })
-                    .await?;
-                if unnamed.into_inner() {
-                    name_job_targets(&mut jobs, &self.target_names().await?);
-                }
-                Ok(jobs)
-            }
-            Kind::SaltSchedule => {
-                let filters = Map::from_iter([("show_past".to_string(), json!(SHOW_PAST))]);
-                let schedules = self.list_all("schedule", "get", filters).await?;
-                let needs = |uuid_key: &str, name_key: &str| {
-                    schedules.iter().any(|s| {
-                        str_field(s, uuid_key).is_some_and(|u| !u.is_empty())
-                            && str_field(s, name_key).is_none_or(str::is_empty)
-                    })
-                };
-                let jobs = if needs("job_uuid", "job_name") {
-                    uuid_names(&self.list_jobs().await?)
-                } else {
-                    HashMap::new()
-                };
-                let groups = if needs("tgt_uuid", "tgt_name") {
-                    self.target_names().await?
-                } else {
-                    HashMap::new()
-                };
-                Ok(schedules
-                    .iter()
-                    .filter_map(|s| schedule_object(s, &jobs, &groups))
-                    .collect())
-            }
-            other => Err(unsupported(other)),
-        }
+        for_kind!(kind, K => K::list(self).await)
     }
 
     async fn create(&self, request: &CreateRequest<'_>) -> ProviderResult<Outcome> {
-        let kind = request.address.kind;
-        let name = &request.address.name;
-        if kind != Kind::SaltJob
-            && let Some(found) = self
-                .find_twins(std::slice::from_ref(request))
-                .await?
-                .remove(&0)
-        {
-            return found.map(uuid_outcome);
-        }
-        let call = self
-            .create_call(request, &mut References::default())
-            .await?;
-        let uuid = match kind {
-            // The job uuid is ours (`save_job` creates with a given uuid): resending is safe.
-            Kind::SaltJob => {
-                let ret = self
-                    .call_idempotent(&call)
-                    .await?
-                    .map_err(|err| rpc_failure(&call, &err))?;
-                saved_uuid(&call, &ret)?
-            }
-            _ => self.save_without_id(kind, name, &call).await?,
-        };
-        if let Some(Err(err)) = self
-            .save_new_access(&[(kind, uuid.clone(), request.spec)])
-            .await
-            .pop()
-        {
-            return Err(access_not_saved(kind, name, &err));
-        }
-        Ok(uuid_outcome(uuid))
+        for_kind!(request.address.kind, K => self.create_one::<K>(request).await)
     }
 
     fn create_batch_limit(&self) -> usize {
@@ -758,80 +898,11 @@ impl Provider for RaasProvider {
     }
 
     async fn update(&self, request: &UpdateRequest<'_>) -> ProviderResult<Outcome> {
-        let kind = request.address.kind;
-        let name = &request.address.name;
-        let live = request.live.spec.value();
-        let uuid = request.live.id.clone();
-        // Access is saved by its own call; the object itself only when more changed.
-        let is_access = |field: &String| field == "access" || field.starts_with("access.");
-        let access_changed = request.changed.iter().any(is_access)
-            || (request.changed.is_empty() && request.spec.get("access").is_some());
-        let object_changed =
-            request.changed.is_empty() || request.changed.iter().any(|f| !is_access(f));
-        if access_changed
-            && let Some(payload) = access_payload(kind, live.get("access"), request.spec)
-            && !object_changed
-        {
-            let call = access_call(kind, &uuid, payload);
-            self.call_idempotent(&call)
-                .await?
-                .map_err(|err| rpc_failure(&call, &err))?;
-            return Ok(uuid_outcome(uuid));
-        }
-        let mut refs = References::default();
-        let call = match kind {
-            // `save_target_group` and `save_job` are sent the whole object (whether they
-            // keep omitted fields is unverified, raas.md §5–§6): the desired fields over the
-            // live ones. `tgt` and `arg` go whole, so keys the manifest dropped from them go.
-            Kind::SaltTarget => target_call(name, &merged(&live, request.spec), Some(&uuid)),
-            Kind::SaltJob => {
-                let spec = merged(&live, request.spec);
-                let tgt_uuid = match str_field(&spec, "target") {
-                    Some(target) => Some(refs.uuid(self, Kind::SaltTarget, target).await?),
-                    None => None,
-                };
-                job_call(name, &spec, &uuid, tgt_uuid)
-            }
-            Kind::SaltSchedule => {
-                let (job_uuid, tgt_uuid) = self.schedule_refs(request.spec, &mut refs).await?;
-                schedule_update_call(name, request.spec, &live, &uuid, job_uuid, tgt_uuid)
-            }
-            other => return Err(unsupported(other)),
-        };
-        self.call_idempotent(&call)
-            .await?
-            .map_err(|err| rpc_failure(&call, &err))?;
-        if access_changed
-            && kind != Kind::SaltSchedule
-            && let Some(payload) = access_payload(kind, live.get("access"), request.spec)
-        {
-            let call = access_call(kind, &uuid, payload);
-            self.call_idempotent(&call)
-                .await?
-                .map_err(|err| rpc_failure(&call, &err))?;
-        }
-        Ok(uuid_outcome(uuid))
+        for_kind!(request.address.kind, K => self.update_one::<K>(request).await)
     }
 
     async fn delete(&self, request: &DeleteRequest<'_>) -> ProviderResult<Outcome> {
-        let kind = request.address.kind;
-        let uuid = request.live.id.clone();
-        // Never `force`: dependants are deleted by the plan, in reverse order.
-        let call = match kind {
-            Kind::SaltTarget => RpcCall::new(
-                "tgt",
-                "delete_target_group",
-                json!({"tgt_uuid": uuid, "force": false}),
-            ),
-            Kind::SaltJob => RpcCall::new(
-                "job",
-                "delete_job",
-                json!({"job_uuid": uuid, "force": false}),
-            ),
-            Kind::SaltSchedule => RpcCall::new("schedule", "remove", json!({"uuid": uuid})),
-            other => return Err(unsupported(other)),
-        };
-        self.delete_call(kind, request.live, call).await
+        for_kind!(request.address.kind, K => self.delete_one::<K>(request.live).await)
     }
 
     async fn poll(&self, task: &TaskHandle) -> ProviderResult<TaskStatus> {
@@ -851,17 +922,9 @@ pub fn parse_list_page(
     ret: &Value,
 ) -> ProviderResult<(u64, Vec<LiveObject>)> {
     let page = Page::parse(call, ret.clone())?;
-    let none = HashMap::new();
-    let objects = page
-        .results
-        .iter()
-        .filter_map(|item| match kind {
-            Kind::SaltTarget => target_object(item),
-            Kind::SaltJob => job_object(item),
-            Kind::SaltSchedule => schedule_object(item, &none, &none),
-            _ => None,
-        })
-        .collect();
+    type Convert = fn(&Value) -> Option<LiveObject>;
+    let convert: Convert = for_kind!(kind, K => Ok(K::live_object as Convert)).unwrap_or(|_| None);
+    let objects = page.results.iter().filter_map(convert).collect();
     Ok((page.count, objects))
 }
 
@@ -1006,15 +1069,10 @@ fn uuid_names(items: &[Value]) -> HashMap<String, String> {
         .collect()
 }
 
-/// `live` with every top-level field of `desired` put over it.
-fn merged(live: &Value, desired: &Value) -> Value {
-    let mut out = live.as_object().cloned().unwrap_or_default();
-    if let Some(desired) = desired.as_object() {
-        for (key, value) in desired {
-            out.insert(key.clone(), value.clone());
-        }
-    }
-    Value::Object(out)
+/// A wire body as the `kwarg` of a call.
+fn kwarg(body: &impl serde::Serialize) -> ProviderResult<Value> {
+    serde_json::to_value(body)
+        .map_err(|err| ProviderError::Invalid(format!("cannot encode a raas call: {err}")))
 }
 
 /// SHA-256 of `{"name": …, "uuid": …, "spec": …}` as compact JSON, hashed as it is written.
@@ -1053,455 +1111,12 @@ fn live_object(kind: Kind, name: &str, uuid: &str, spec: Value) -> LiveObject {
     }
 }
 
-/// `tgt` as the manifest writes it: `{master: {tgt_type, tgt}}`.
-fn normalize_tgt(tgt: &Value) -> Value {
-    let Some(map) = tgt.as_object() else {
-        return json!({});
-    };
-    let entries = map
-        .iter()
-        .map(|(master, entry)| {
-            let mut out = Map::new();
-            for key in ["tgt_type", "tgt"] {
-                if let Some(value) = entry.get(key).filter(|v| !v.is_null()) {
-                    out.insert(key.to_string(), value.clone());
-                }
-            }
-            (master.clone(), Value::Object(out))
-        })
-        .collect();
-    Value::Object(entries)
-}
-
 /// Where [`Page::parse`] keeps an item's `metadata.auth.access`.
 const ACCESS_KEY: &str = "__access";
-/// Permissions of a target group's access (raas.md §6: `read`, `write`, `discover`,
-/// `delete`), sorted as the manifest's canonical form sorts them.
-const TARGET_PERMISSIONS: &[&str] = &["delete", "discover", "read", "write"];
-/// Permissions of a job's access: those of a target group and `run` (the VMware Salt API
-/// names the job permissions `job-delete`, `job-read`, `job-run`, `job-write`:
-/// developer.broadcom.com/xapis/vmware-salt-raas/latest/permissions.html), sorted.
-const JOB_PERMISSIONS: &[&str] = &["delete", "discover", "read", "run", "write"];
-
-fn permissions_of(kind: Kind) -> &'static [&'static str] {
-    if kind == Kind::SaltJob {
-        JOB_PERMISSIONS
-    } else {
-        TARGET_PERMISSIONS
-    }
-}
-
-/// `metadata.auth.access` (role → permission → granted, raas.md §6) as the manifest writes
-/// it: role → the sorted permissions granted, roles with none left out.
-fn normalize_access(kind: Kind, access: &Value) -> Option<Value> {
-    let roles = access.as_object()?;
-    let known = permissions_of(kind);
-    let out: Map<String, Value> = roles
-        .iter()
-        .filter_map(|(role, perms)| {
-            let granted: Vec<Value> = known
-                .iter()
-                .filter(|perm| perms.get(**perm).and_then(Value::as_bool) == Some(true))
-                .map(|perm| json!(perm))
-                .collect();
-            (!granted.is_empty()).then(|| (role.clone(), Value::Array(granted)))
-        })
-        .collect();
-    Some(Value::Object(out))
-}
-
-/// The `access_payload` of a save: every role of `live` (the normalized live access; roles
-/// not named in `desired` keep theirs, or lose all with `access_exclusive: true`), with the
-/// roles `desired` names put over it, each as `{permission: granted}` for every permission
-/// of the kind (the shape listings show and a public sseapiclient script sends, raas.md §6).
-/// `None` when the manifest has no `access`.
-fn access_payload(kind: Kind, live: Option<&Value>, desired: &Value) -> Option<Value> {
-    let wanted = desired.get("access")?.as_object()?;
-    let exclusive = desired.get("access_exclusive").and_then(Value::as_bool) == Some(true);
-    let known = permissions_of(kind);
-    let as_flags = |granted: Option<&Value>| -> Value {
-        let granted: Vec<&str> = granted
-            .and_then(Value::as_array)
-            .map(|list| list.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        Value::Object(
-            known
-                .iter()
-                .map(|perm| (perm.to_string(), json!(granted.contains(perm))))
-                .collect(),
-        )
-    };
-    let mut payload = Map::new();
-    for (role, granted) in live.and_then(Value::as_object).into_iter().flatten() {
-        let kept = if exclusive { None } else { Some(granted) };
-        payload.insert(role.clone(), as_flags(kept));
-    }
-    for (role, granted) in wanted {
-        payload.insert(role.clone(), as_flags(Some(granted)));
-    }
-    Some(Value::Object(payload))
-}
-
-/// `job.save_job_access` / `tgt.save_target_group_access` of object `uuid` (raas.md §5–§6).
-fn access_call(kind: Kind, uuid: &str, payload: Value) -> RpcCall {
-    if kind == Kind::SaltJob {
-        RpcCall::new(
-            "job",
-            "save_job_access",
-            json!({"job_uuid": uuid, "access_payload": payload}),
-        )
-    } else {
-        RpcCall::new(
-            "tgt",
-            "save_target_group_access",
-            json!({"tgt_uuid": uuid, "access_payload": payload}),
-        )
-    }
-}
-
-/// The listing call that reads one object back by uuid, with its access.
-fn read_back_call(kind: Kind, uuid: &str) -> RpcCall {
-    if kind == Kind::SaltJob {
-        RpcCall::new("job", "get_jobs", json!({"job_uuid": uuid}))
-    } else {
-        RpcCall::new("tgt", "get_target_group", json!({"tgt_uuid": uuid}))
-    }
-}
-
-fn target_object(item: &Value) -> Option<LiveObject> {
-    let name = str_field(item, "name")?;
-    let uuid = str_field(item, "uuid")?;
-    let mut spec = json!({
-        "desc": str_field(item, "desc").unwrap_or_default(),
-        "tgt": normalize_tgt(item.get("tgt").unwrap_or(&Value::Null)),
-    });
-    if let Some(access) = item
-        .get(ACCESS_KEY)
-        .and_then(|a| normalize_access(Kind::SaltTarget, a))
-    {
-        spec["access"] = access;
-    }
-    Some(live_object(Kind::SaltTarget, name, uuid, spec))
-}
-
-/// A job as the manifest writes it. `target` is the group's name as the reply gives it
-/// (`tgt_name`); a reply without the name leaves the group's uuid there, for
-/// [`name_job_targets`] to replace, and a job pointing at a deleted group keeps the dangling
-/// uuid, shown as drift.
-fn job_object(item: &Value) -> Option<LiveObject> {
-    let name = str_field(item, "name")?;
-    let uuid = str_field(item, "uuid")?;
-    let arg = item.get("arg").unwrap_or(&Value::Null);
-    // Sized for the eight fields a job has: listings hold 100,000 of them.
-    let mut spec = Map::with_capacity(8);
-    spec.insert(
-        "desc".into(),
-        json!(str_field(item, "desc").unwrap_or_default()),
-    );
-    if let Some(cmd) = str_field(item, "cmd") {
-        spec.insert("cmd".into(), json!(cmd));
-    }
-    if let Some(fun) = str_field(item, "fun") {
-        spec.insert("fun".into(), json!(fun));
-    }
-    spec.insert(
-        "arg".into(),
-        Value::Object(Map::from_iter([
-            (
-                "arg".to_string(),
-                arg.get("arg")
-                    .filter(|v| v.is_array())
-                    .cloned()
-                    .unwrap_or(json!([])),
-            ),
-            (
-                "kwarg".to_string(),
-                arg.get("kwarg")
-                    .filter(|v| v.is_object())
-                    .cloned()
-                    .unwrap_or(json!({})),
-            ),
-        ])),
-    );
-    spec.insert(
-        "masters".into(),
-        item.get("masters")
-            .filter(|v| v.is_array())
-            .cloned()
-            .unwrap_or(json!([])),
-    );
-    if let Some(tgt_uuid) = str_field(item, "tgt_uuid").filter(|u| !u.is_empty()) {
-        let target = str_field(item, "tgt_name")
-            .filter(|n| !n.is_empty())
-            .unwrap_or(tgt_uuid);
-        spec.insert("target".into(), json!(target));
-    }
-    if let Some(access) = item
-        .get(ACCESS_KEY)
-        .and_then(|a| normalize_access(Kind::SaltJob, a))
-    {
-        spec.insert("access".into(), access);
-    }
-    Some(live_object(Kind::SaltJob, name, uuid, Value::Object(spec)))
-}
-
-/// Replaces a job `target` that is a group's uuid (`groups`: uuid → name) with the name.
-fn name_job_targets(jobs: &mut [LiveObject], groups: &HashMap<String, String>) {
-    for job in jobs {
-        let mut spec = job.spec.value();
-        let name = str_field(&spec, "target").and_then(|uuid| groups.get(uuid));
-        if let Some(name) = name.cloned() {
-            spec["target"] = json!(name);
-            job.fingerprint = fingerprint(&job.name, &job.id, &spec);
-            job.spec = spec.into();
-        }
-    }
-}
-
-/// A reference of a schedule item: `<key>_uuid` mapped through `names`, `<key>_name`, or
-/// a nested `{uuid, name}` object under `object_key`.
-fn schedule_reference(
-    item: &Value,
-    prefix: &str,
-    object_key: &str,
-    names: &HashMap<String, String>,
-) -> Option<String> {
-    if let Some(name) = str_field(item, &format!("{prefix}_name")).filter(|n| !n.is_empty()) {
-        return Some(name.to_string());
-    }
-    if let Some(uuid) = str_field(item, &format!("{prefix}_uuid")).filter(|u| !u.is_empty()) {
-        return Some(names.get(uuid).cloned().unwrap_or_else(|| uuid.to_string()));
-    }
-    let nested = item.get(object_key)?;
-    str_field(nested, "name").map(str::to_string)
-}
-
-fn schedule_object(
-    item: &Value,
-    jobs: &HashMap<String, String>,
-    groups: &HashMap<String, String>,
-) -> Option<LiveObject> {
-    let name = str_field(item, "name")?;
-    let uuid = str_field(item, "uuid")?;
-    let mut spec = Map::new();
-    if let Some(job) = schedule_reference(item, "job", "job", jobs) {
-        spec.insert("job".into(), json!(job));
-    }
-    if let Some(target) = schedule_reference(item, "tgt", "target", groups) {
-        spec.insert("target".into(), json!(target));
-    }
-    let schedule: Map<String, Value> = item
-        .get("schedule")
-        .and_then(Value::as_object)
-        .map(|s| {
-            s.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    spec.insert("schedule".into(), Value::Object(schedule));
-    spec.insert(
-        "enabled".into(),
-        json!(item.get("enabled").and_then(Value::as_bool).unwrap_or(true)),
-    );
-    Some(live_object(
-        Kind::SaltSchedule,
-        name,
-        uuid,
-        Value::Object(spec),
-    ))
-}
-
-fn target_call(name: &str, spec: &Value, tgt_uuid: Option<&str>) -> RpcCall {
-    let mut kwarg = Map::new();
-    kwarg.insert("name".into(), json!(name));
-    kwarg.insert("tgt".into(), spec.get("tgt").cloned().unwrap_or(json!({})));
-    if let Some(desc) = spec.get("desc") {
-        kwarg.insert("desc".into(), desc.clone());
-    }
-    if let Some(uuid) = tgt_uuid {
-        kwarg.insert("tgt_uuid".into(), json!(uuid));
-    }
-    RpcCall::new("tgt", "save_target_group", Value::Object(kwarg))
-}
-
-fn job_call(name: &str, spec: &Value, job_uuid: &str, tgt_uuid: Option<String>) -> RpcCall {
-    let mut kwarg = Map::new();
-    kwarg.insert("job_uuid".into(), json!(job_uuid));
-    kwarg.insert("name".into(), json!(name));
-    for key in ["desc", "cmd", "fun", "masters"] {
-        if let Some(value) = spec.get(key) {
-            kwarg.insert(key.into(), value.clone());
-        }
-    }
-    if let Some(arg) = spec.get("arg") {
-        kwarg.insert(
-            "arg".into(),
-            json!({
-                "arg": arg.get("arg").cloned().unwrap_or(json!([])),
-                "kwarg": arg.get("kwarg").cloned().unwrap_or(json!({})),
-            }),
-        );
-    }
-    if let Some(tgt_uuid) = tgt_uuid {
-        kwarg.insert("tgt_uuid".into(), json!(tgt_uuid));
-    }
-    RpcCall::new("job", "save_job", Value::Object(kwarg))
-}
-
-/// `schedule.save` of a new schedule.
-fn schedule_save_call(
-    name: &str,
-    spec: &Value,
-    job_uuid: Option<String>,
-    tgt_uuid: Option<String>,
-) -> RpcCall {
-    let mut kwarg = Map::new();
-    kwarg.insert("name".into(), json!(name));
-    kwarg.insert(
-        "schedule".into(),
-        spec.get("schedule").cloned().unwrap_or(json!({})),
-    );
-    if let Some(job_uuid) = job_uuid {
-        kwarg.insert("job_uuid".into(), json!(job_uuid));
-    }
-    if let Some(tgt_uuid) = tgt_uuid {
-        kwarg.insert("tgt_uuid".into(), json!(tgt_uuid));
-    }
-    kwarg.insert(
-        "enabled".into(),
-        json!(spec.get("enabled").and_then(Value::as_bool).unwrap_or(true)),
-    );
-    RpcCall::new("schedule", "save", Value::Object(kwarg))
-}
-
-/// `schedule.update` of schedule `uuid` from `live` to `desired`. The update is partial
-/// (D2, `schedule.update`, `UpdateSchedulerSchema`: no required field, `delete_fields` "List
-/// of fields to remove from the schedule"; README.md "Corrections after the audit"): the
-/// desired fields are sent, and every key the live schedule holds that the manifest dropped
-/// is named in `delete_fields` — timing keys (`cron` after a switch to an interval, `until`)
-/// and the target (`tgt_uuid`) — or its old value would stay live.
-fn schedule_update_call(
-    name: &str,
-    desired: &Value,
-    live: &Value,
-    uuid: &str,
-    job_uuid: Option<String>,
-    tgt_uuid: Option<String>,
-) -> RpcCall {
-    let timing = desired.get("schedule").cloned().unwrap_or(json!({}));
-    let mut kwarg = Map::new();
-    kwarg.insert("uuid".into(), json!(uuid));
-    kwarg.insert("name".into(), json!(name));
-    let mut delete_fields: Vec<String> = live
-        .get("schedule")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flat_map(|live_timing| live_timing.keys())
-        .filter(|key| timing.get(key.as_str()).is_none())
-        .cloned()
-        .collect();
-    kwarg.insert("schedule".into(), timing);
-    if let Some(job_uuid) = job_uuid {
-        kwarg.insert("job_uuid".into(), json!(job_uuid));
-    }
-    match tgt_uuid {
-        Some(tgt_uuid) => {
-            kwarg.insert("tgt_uuid".into(), json!(tgt_uuid));
-        }
-        None if live.get("target").is_some() => delete_fields.push("tgt_uuid".to_string()),
-        None => {}
-    }
-    if let Some(enabled) = desired.get("enabled").filter(|v| v.is_boolean()) {
-        kwarg.insert("enabled".into(), enabled.clone());
-    }
-    if !delete_fields.is_empty() {
-        kwarg.insert("delete_fields".into(), json!(delete_fields));
-    }
-    RpcCall::new("schedule", "update", Value::Object(kwarg))
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jobs_normalize_into_the_manifest_shape() {
-        let item = json!({
-            "uuid": "u1", "name": "ping", "desc": "d", "cmd": "local", "fun": "test.ping",
-            "tgt_uuid": "g1", "arg": {"arg": ["a"], "kwarg": null}, "masters": null,
-            "metadata": {"auth": {}}
-        });
-        let groups = HashMap::from([("g1".to_string(), "web".to_string())]);
-        let mut live = [job_object(&item).unwrap()];
-        name_job_targets(&mut live, &groups);
-        let [live] = live;
-        assert_eq!(
-            live.spec,
-            json!({"desc": "d", "cmd": "local", "fun": "test.ping",
-                   "arg": {"arg": ["a"], "kwarg": {}}, "masters": [], "target": "web"})
-        );
-        assert_eq!(live.attributes["uuid"], "u1");
-        let moved = job_object(&json!({"uuid": "u1", "name": "ping", "desc": "other"})).unwrap();
-        assert_ne!(live.fingerprint, moved.fingerprint);
-    }
-
-    #[test]
-    fn targets_keep_only_tgt_type_and_tgt() {
-        let item = json!({"uuid": ALL_MINIONS_UUID, "name": "All Minions", "desc": "",
-            "tgt": {"*": {"tgt_type": "compound", "tgt": "*", "extra": 1}}, "pillars": []});
-        let live = target_object(&item).unwrap();
-        assert_eq!(
-            live.spec,
-            json!({"desc": "", "tgt": {"*": {"tgt_type": "compound", "tgt": "*"}}})
-        );
-    }
-
-    #[test]
-    fn schedules_map_uuids_to_names() {
-        let item = json!({"uuid": "s1", "name": "nightly", "job_uuid": "j1", "tgt_uuid": "g1",
-            "schedule": {"cron": "0 1 * * *", "splay": null}, "enabled": false, "next_fire_time": "x"});
-        let jobs = HashMap::from([("j1".to_string(), "ping".to_string())]);
-        let groups = HashMap::from([("g1".to_string(), "web".to_string())]);
-        let live = schedule_object(&item, &jobs, &groups).unwrap();
-        assert_eq!(
-            live.spec,
-            json!({"job": "ping", "target": "web", "schedule": {"cron": "0 1 * * *"}, "enabled": false})
-        );
-    }
-
-    #[test]
-    fn updates_send_the_whole_object() {
-        let live = json!({"desc": "old", "tgt": {"*": {"tgt_type": "glob", "tgt": "a*"}}});
-        let desired = json!({"desc": "new"});
-        let call = target_call("web", &merged(&live, &desired), Some("g1"));
-        assert_eq!(
-            call.kwarg,
-            json!({"name": "web", "tgt": {"*": {"tgt_type": "glob", "tgt": "a*"}}, "desc": "new", "tgt_uuid": "g1"})
-        );
-    }
-
-    #[test]
-    fn schedule_updates_name_every_dropped_key_in_delete_fields() {
-        let live = json!({"job": "j", "target": "web", "enabled": false,
-            "schedule": {"cron": "0 3 * * *", "until": "2099-01-01T00:00", "splay": {"end": 5}}});
-        let desired = json!({"job": "j", "schedule": {"minutes": 30, "splay": {"end": 9}}});
-        let call = schedule_update_call("s", &desired, &live, "s1", Some("j1".into()), None);
-        assert_eq!(call.method, "update");
-        assert_eq!(
-            call.kwarg,
-            json!({"uuid": "s1", "name": "s", "schedule": {"minutes": 30, "splay": {"end": 9}},
-                   "job_uuid": "j1", "delete_fields": ["cron", "until", "tgt_uuid"]})
-        );
-        let kept = json!({"job": "j", "target": "web", "enabled": true, "schedule": {"cron": "0 3 * * *"}});
-        let call = schedule_update_call("s", &kept, &live, "s1", None, Some("g1".into()));
-        assert_eq!(
-            call.kwarg,
-            json!({"uuid": "s1", "name": "s", "schedule": {"cron": "0 3 * * *"},
-                   "tgt_uuid": "g1", "enabled": true, "delete_fields": ["until", "splay"]})
-        );
-    }
 
     #[test]
     fn fingerprints_hash_the_compact_json_of_name_uuid_and_spec() {
@@ -1514,6 +1129,19 @@ mod tests {
         assert_ne!(
             fingerprint("web", "u-2", &spec),
             fingerprint("web", "u-1", &spec)
+        );
+    }
+
+    #[test]
+    fn saves_keep_the_order_the_manifest_wrote() {
+        let written = json!({"schedule": {"timezone": "UTC", "splay": {"end": 5, "start": 1},
+            "when": {"weekly": {"tue": ["04:00"], "mon": ["03:00"]}}}, "job": "j"});
+        let mut body = json!({"name": "s", "schedule": {"when": {"weekly": {"mon": ["03:00"],
+            "tue": ["04:00"]}}, "timezone": "UTC", "splay": {"start": 1, "end": 5}}, "job_uuid": "j1"});
+        keep_written_order(&mut body, &written, &["schedule", "tgt"]);
+        assert_eq!(
+            body.to_string(),
+            r#"{"name":"s","schedule":{"timezone":"UTC","splay":{"end":5,"start":1},"when":{"weekly":{"tue":["04:00"],"mon":["03:00"]}}},"job_uuid":"j1"}"#
         );
     }
 

@@ -379,14 +379,20 @@ pub(super) async fn revoke(
     response
 }
 
-/// `GET /api/task/{id}`: the task a 202 revoke points at, already finished.
-pub(super) async fn task(Path(id): Path<String>) -> Response {
+/// `GET /api/task/{id}`: the task a 202 revoke points at, finished (the revoke itself took
+/// effect at once), or `running` while the `hold_revoke_tasks` fault is on.
+pub(super) async fn task(State(sim): State<SimRef>, Path(id): Path<String>) -> Response {
+    let (status, progress) = if sim.admin.faults().hold_revoke_tasks {
+        ("running", 50)
+    } else {
+        ("success", 100)
+    };
     let body = json!({
         "id": format!("urn:vcloud:task:{id}"),
         "name": "task",
         "operationName": "tokenRevoke",
-        "status": "success",
-        "progress": 100,
+        "status": status,
+        "progress": progress,
     });
     (StatusCode::OK, axum::Json(body)).into_response()
 }
