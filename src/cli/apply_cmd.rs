@@ -2,75 +2,29 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-use super::args::{ApplyArgs, DestroyArgs};
 use super::plan_cmd::report_problems;
-use super::workspace::{Workspace, is_plan_file};
-use super::{Failure, GlobalArgs, Reporter, exit};
+use super::settings::{ApplySettings, GlobalSettings};
+use super::workspace::Workspace;
+use super::{Failure, Reporter, exit};
 use crate::apply::events::{EventSink, JsonSink, PlainSink, TerminalSink};
 use crate::apply::lock::{EstateKey, HeldLocks, Holder, LockBackend, Waiting, acquire_all};
 use crate::apply::{self, ApplyOptions, ApplyReport, ResourceOutcome};
-use crate::manifest::Overrides;
 use crate::plan::Plan;
 use crate::plan::render::{self, Style};
-use crate::plan::saved::SavedPlan;
 
 pub async fn run(
-    args: ApplyArgs,
-    global: &GlobalArgs,
+    args: ApplySettings,
+    global: &GlobalSettings,
     reporter: &Reporter,
 ) -> Result<i32, Failure> {
-    let saved = match args.paths.as_slice() {
-        [single] if is_plan_file(single) => SavedPlan::load(single)?,
-        paths => {
-            if let Some(plan) = paths.iter().find(|p| is_plan_file(p)) {
-                return Err(Failure::new(format!(
-                    "`{}` is a saved plan, and a saved plan is applied alone",
-                    plan.display()
-                ))
-                .with_hint(format!("run `sextant apply {}`", plan.display())));
-            }
-            None
-        }
-    };
-    if let Some(saved) = &saved {
-        refuse_changes_to_saved_plan(&args, saved)?;
-    }
-    let (paths, targets, overrides): (Vec<PathBuf>, Vec<String>, Overrides) = match &saved {
-        Some(saved) => (
-            saved.paths.clone(),
-            saved.targets.clone(),
-            saved.overrides(),
-        ),
-        None => (
-            args.paths.clone(),
-            args.targets.clone(),
-            args.vars.overrides(),
-        ),
-    };
-    let mut workspace = Workspace::open(
-        &paths,
-        &overrides,
-        &targets,
-        args.sim.time_scale(),
-        global,
-        reporter,
-    )
-    .await?;
-    let destroy = match &saved {
-        Some(saved) => DestroyArgs {
-            replace: saved.replace.clone(),
-            max_destroy: saved.max_destroy,
-            allow_destroy: args.destroy.allow_destroy.clone(),
-        },
-        None => args.destroy.clone(),
-    };
-    if let Err(failure) = workspace.guard_destroys(&destroy, true) {
+    let mut workspace =
+        Workspace::open(&args.manifests, &args.targets, args.sim, global, reporter).await?;
+    if let Err(failure) = workspace.guard_destroys(&args.destroy, true) {
         workspace.close().await;
         return Err(failure);
     }
@@ -87,82 +41,22 @@ pub async fn run(
                 return Err(failure);
             }
         };
-    let code = run_in(
-        &args,
-        global,
-        reporter,
-        &workspace,
-        saved.as_ref(),
-        backend.as_ref(),
-    )
-    .await;
+    let code = run_in(&args, global, reporter, &workspace, backend.as_ref()).await;
     workspace.close().await;
     code
-}
-
-/// `apply FILE` carries out exactly the saved plan: a flag that would change what is applied
-/// is refused rather than ignored (ignoring `--target` would apply everything).
-fn refuse_changes_to_saved_plan(args: &ApplyArgs, saved: &SavedPlan) -> Result<(), Failure> {
-    let replan = |flag: &str| {
-        Failure::new(format!(
-            "`{flag}` cannot change a saved plan: `apply FILE` applies exactly what the plan file says; nothing was changed"
-        ))
-        .with_hint(format!(
-            "make a new plan with it: `sextant plan {flag} --out FILE`, then `sextant apply FILE`"
-        ))
-    };
-    if let Some(target) = args.targets.first() {
-        return Err(replan(&format!("--target {target}")));
-    }
-    if let Some((name, _)) = args.vars.vars.first() {
-        return Err(replan(&format!("--var {name}=…")));
-    }
-    if let Some(file) = args.vars.var_files.first() {
-        return Err(replan(&format!("--var-file {}", file.display())));
-    }
-    if let Some(address) = args.destroy.replace.first() {
-        return Err(replan(&format!("--replace {address}")));
-    }
-    if let Some(max) = args.destroy.max_destroy {
-        return Err(replan(&format!("--max-destroy {max}")));
-    }
-    if args.recreate_lost_secrets && !saved.recreate_lost_secrets {
-        return Err(replan("--recreate-lost-secrets"));
-    }
-    let sim = args.sim.time_scale().is_some();
-    if sim != saved.sim {
-        let (made, now) = if saved.sim {
-            ("on the embedded simulator (`--sim`)", "the real APIs")
-        } else {
-            ("against the real APIs", "the embedded simulator (`--sim`)")
-        };
-        return Err(Failure::new(format!(
-            "the saved plan was made {made}; it cannot be applied to {now}; nothing was changed"
-        ))
-        .with_hint(if saved.sim {
-            "apply it with `--sim`, or make a plan without `--sim`"
-        } else {
-            "apply it without `--sim`, or make a plan with `--sim`"
-        }));
-    }
-    Ok(())
 }
 
 /// Plans without a lock, then locks the estates the plan changes (in sorted order) and plans
 /// again under the locks, until the plan changes only locked estates. Returns the final plan
 /// and the locks; a plan without changes takes no lock.
 async fn plan_under_lock(
-    args: &ApplyArgs,
-    saved: Option<&SavedPlan>,
+    args: &ApplySettings,
     reporter: &Reporter,
     workspace: &Workspace,
     backend: &dyn LockBackend,
 ) -> Result<(Plan, HeldLocks), Failure> {
-    let parallelism = args.parallelism as usize;
-    let options = crate::plan::PlanOptions {
-        recreate_lost_secrets: saved
-            .map_or(args.recreate_lost_secrets, |s| s.recreate_lost_secrets),
-    };
+    let parallelism = args.parallelism;
+    let options = args.options;
     let (mut plan, _live) = workspace
         .plan_silently(parallelism, options, reporter)
         .await?;
@@ -199,53 +93,51 @@ async fn plan_under_lock(
         }
     }
     for warning in &plan.warnings {
-        reporter.warning(&format!("{}: {}", warning.address, warning.message));
+        reporter.warning(&warning.to_string());
     }
     Ok((plan, locks))
 }
 
 async fn run_in(
-    args: &ApplyArgs,
-    global: &GlobalArgs,
+    args: &ApplySettings,
+    global: &GlobalSettings,
     reporter: &Reporter,
     workspace: &Workspace,
-    saved: Option<&SavedPlan>,
     backend: &dyn LockBackend,
 ) -> Result<i32, Failure> {
     if !workspace.targets.is_empty() {
         reporter.warning("resource targeting is in effect: applied changes may be incomplete");
     }
-    let (mut plan, locks) = plan_under_lock(args, saved, reporter, workspace, backend).await?;
+    let (mut plan, locks) = plan_under_lock(args, reporter, workspace, backend).await?;
     plan.credentials = workspace
-        .credential_warnings(args.expiry.warn_expiry, reporter)
+        .credential_warnings(args.warn_expiry, reporter)
         .await;
-    let code = apply_locked(args, global, reporter, workspace, saved, &plan, &locks).await;
+    let code = apply_locked(args, global, reporter, workspace, &plan, &locks).await;
     locks.release().await;
     code
 }
 
 async fn apply_locked(
-    args: &ApplyArgs,
-    global: &GlobalArgs,
+    args: &ApplySettings,
+    global: &GlobalSettings,
     reporter: &Reporter,
     workspace: &Workspace,
-    saved: Option<&SavedPlan>,
     plan: &Plan,
     locks: &HeldLocks,
 ) -> Result<i32, Failure> {
     report_problems(reporter, plan)?;
+    let saved = args.saved.as_ref();
     if let Some(saved) = saved
         && let Err(stale) = saved.check_fresh(&workspace.digest, plan)
     {
-        return Err(Failure::new(format!(
-            "the saved plan is stale: {}; nothing was changed",
-            stale.describe()
-        ))
-        .with_hint("run `sextant plan --out FILE` again and review the new plan"));
+        return Err(Failure::from(stale)
+            .with_hint("run `sextant plan --out FILE` again and review the new plan"));
     }
-    let color = super::report::color_for(global, &std::io::stdout());
     if !args.json {
-        print!("{}", render::text(plan, Style { color }));
+        let style = Style {
+            color: global.colors.stdout,
+        };
+        print!("{}", render::text(plan, style));
     }
     if !plan.has_changes() {
         return Ok(exit::OK);
@@ -324,8 +216,8 @@ async fn apply_locked(
         }
     }
     let options = ApplyOptions {
-        parallelism: args.parallelism as usize,
-        server_time_scale: args.sim.time_scale().unwrap_or(1.0),
+        parallelism: args.parallelism,
+        server_time_scale: args.sim.unwrap_or(1.0),
         ..ApplyOptions::default()
     };
     let run = apply::apply(
@@ -482,7 +374,7 @@ fn summarize(report: &ApplyReport, json: bool, reporter: &Reporter) -> i32 {
 }
 
 /// `--lock-timeout`, else the `kind: Lock` document's `timeout`, else 0 (fail at once).
-fn lock_timeout(args: &ApplyArgs, model: &crate::model::Model) -> std::time::Duration {
+fn lock_timeout(args: &ApplySettings, model: &crate::model::Model) -> std::time::Duration {
     args.lock_timeout
         .or_else(|| model.lock.as_ref().and_then(|lock| lock.timeout))
         .unwrap_or_default()

@@ -1,4 +1,5 @@
-//! Raw command-line arguments (clap). Each command turns these into validated settings.
+//! Raw command-line arguments (clap), as typed: nothing here is checked beyond what clap
+//! parses. `settings.rs` turns them into each command's validated settings.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,16 +47,6 @@ pub struct SimArgs {
     /// With --sim: simulated seconds per real second (240: a 2-hour SDDC create takes 30 s).
     #[arg(long, default_value_t = 240.0, value_name = "N", requires = "sim")]
     pub sim_time_scale: f64,
-}
-
-impl GlobalArgs {
-    /// The directories outside the manifest folders that manifests may use.
-    pub fn access(&self) -> crate::manifest::Access {
-        let mut access = crate::manifest::Access::from_env();
-        access.secret_dirs.extend(self.secret_dirs.iter().cloned());
-        access.token_dirs.extend(self.token_dirs.iter().cloned());
-        access
-    }
 }
 
 impl SimArgs {

@@ -6,41 +6,50 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::args::{DriftArgs, FailOn, ReportFormat};
+use super::args::ReportFormat;
+use super::settings::{DriftSettings, GlobalSettings, Manifests};
 use super::workspace::{
     Workspace, check_overrides, listing_failure, manifest_paths, manifest_unit,
 };
-use super::{Failure, GlobalArgs, Reporter, exit};
+use super::{Failure, Reporter, exit};
 use crate::drift::baseline::{Baseline, BaselineTree};
-use crate::drift::{self, DriftInputs, DriftReport, Finding};
+use crate::drift::{self, DriftInputs, DriftReport};
 use crate::manifest::{Diagnostics, Overrides};
 use crate::model::{Address, Model};
 use crate::plan::{self, ProviderSet};
 
 pub async fn run(
-    args: DriftArgs,
-    global: &GlobalArgs,
+    args: DriftSettings,
+    global: &GlobalSettings,
     reporter: &Reporter,
 ) -> Result<i32, Failure> {
-    let overrides = args.vars.overrides();
-    let paths = manifest_paths(&args.paths, reporter)?;
-    let mut unit = manifest_unit(&paths, &overrides, global, reporter)?;
+    let manifests = Manifests {
+        paths: manifest_paths(&args.manifests.paths, reporter)?,
+        overrides: args.manifests.overrides.clone(),
+    };
+    let mut unit = manifest_unit(&manifests, global, reporter)?;
     // The manifests at the baseline load on another thread while the working tree's do:
     // both are checked before anything is contacted. The working tree's documents are
     // handed over once parsed, so the baseline parses only the documents that differ.
     let baseline_load = args.baseline.clone().map(|reference| {
-        let (paths, overrides, access) = (paths.clone(), overrides.clone(), global.access());
+        let (manifests, access) = (manifests.clone(), global.access.clone());
         let (documents, reuse) = std::sync::mpsc::sync_channel(1);
         unit.share_documents(documents);
         tokio::task::spawn_blocking(move || {
-            load_baseline(&reference, &paths, &overrides, access, reuse)
+            load_baseline(
+                &reference,
+                &manifests.paths,
+                &manifests.overrides,
+                access,
+                reuse,
+            )
         })
     });
-    let opened = Workspace::open_unit(unit, &[], args.sim.time_scale(), None, reporter).await;
+    let opened = Workspace::open_unit(unit, &[], args.sim, None, reporter).await;
     let baseline = match baseline_load {
         Some(task) => Some(
             task.await
-                .map_err(|err| Failure::new(format!("loading the baseline failed: {err}"))),
+                .map_err(|err| Failure::with_source("loading the baseline failed", err)),
         ),
         None => None,
     };
@@ -63,10 +72,10 @@ pub async fn run(
     print(&report, args.format)?;
     if let Some(out) = &args.out {
         report.save(out).map_err(|err| {
-            Failure::new(format!(
-                "cannot write the drift report to `{}`: {err}",
-                out.display()
-            ))
+            Failure::with_source(
+                format!("cannot write the drift report to `{}`", out.display()),
+                err,
+            )
         })?;
         reporter.note(&format!(
             "Saved the report to `{}`; render it again with `sextant show {}`.",
@@ -74,16 +83,7 @@ pub async fn run(
             out.display()
         ));
     }
-    let fail_on: Vec<Finding> = args
-        .fail_on
-        .iter()
-        .map(|f| match f {
-            FailOn::Drift => Finding::Drift,
-            FailOn::Pending => Finding::Pending,
-            FailOn::Unmanaged => Finding::Unmanaged,
-        })
-        .collect();
-    Ok(if report.has_any(&fail_on) {
+    Ok(if report.has_any(&args.fail_on) {
         exit::CHANGES
     } else {
         exit::OK
@@ -91,7 +91,7 @@ pub async fn run(
 }
 
 async fn drift(
-    args: &DriftArgs,
+    args: &DriftSettings,
     baseline: Option<LoadedBaseline>,
     workspace: &mut Workspace,
     reporter: &Reporter,
@@ -125,7 +125,7 @@ async fn drift(
         &everything,
         &scan,
         &workspace.providers,
-        args.parallelism as usize,
+        args.parallelism,
     )
     .await
     .map_err(|failure| listing_failure(failure, reporter))?;
@@ -143,10 +143,7 @@ async fn drift(
     };
     let report = drift::report(&inputs).map_err(|problems| {
         for problem in &problems {
-            reporter.error(&Failure::new(format!(
-                "{}: {}",
-                problem.address, problem.message
-            )));
+            reporter.error(&Failure::from(problem.clone()));
         }
         let count = problems.len();
         Failure::new(format!(
@@ -159,7 +156,7 @@ async fn drift(
     }
     let mut report = report;
     let credentials = workspace
-        .credential_warnings(args.expiry.warn_expiry, reporter)
+        .credential_warnings(args.warn_expiry, reporter)
         .await;
     report.warnings = crate::plan::render::credential_json_warnings(&credentials);
     Ok(report)
@@ -176,7 +173,7 @@ impl BaselineFailure {
     /// Prints the diagnostics and returns the failure that ends the command.
     fn report(self, reporter: &Reporter) -> Failure {
         if let Some(diagnostics) = &self.diagnostics {
-            eprint!("{}", diagnostics.render(reporter.color));
+            reporter.diagnostics(diagnostics);
         }
         self.failure
     }
@@ -305,7 +302,7 @@ pub fn render(report: &DriftReport, format: ReportFormat) -> Result<String, Fail
         ReportFormat::Junit => drift::render::junit(report),
         ReportFormat::Json => {
             let mut text = serde_json::to_string_pretty(report)
-                .map_err(|e| Failure::new(format!("cannot render the report as JSON: {e}")))?;
+                .map_err(|e| Failure::with_source("cannot render the report as JSON", e))?;
             text.push('\n');
             text
         }

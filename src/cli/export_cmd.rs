@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::args::ExportArgs;
+use super::settings::{ExportSettings, GlobalSettings};
 use super::workspace::Workspace;
-use super::{Failure, GlobalArgs, Reporter, exit};
+use super::{Failure, Reporter, exit};
 use std::collections::BTreeSet;
 
 use crate::export::{self, ExportFilter, KindExport, LeftOut};
@@ -14,15 +14,14 @@ use crate::model::{Address, Connection, Kind};
 use crate::providers::{self, Provider};
 
 pub async fn run(
-    args: ExportArgs,
-    global: &GlobalArgs,
+    args: ExportSettings,
+    global: &GlobalSettings,
     reporter: &Reporter,
 ) -> Result<i32, Failure> {
     let workspace = Workspace::open_with(
-        &args.paths,
-        &args.vars.overrides(),
+        &args.manifests,
         &[],
-        args.sim.time_scale(),
+        args.sim,
         Some(&args.connection),
         global,
         reporter,
@@ -38,8 +37,8 @@ pub async fn run(
 }
 
 async fn export(
-    args: &ExportArgs,
-    global: &GlobalArgs,
+    args: &ExportSettings,
+    global: &GlobalSettings,
     workspace: &Workspace,
     reporter: &Reporter,
 ) -> Result<i32, Failure> {
@@ -92,14 +91,14 @@ async fn export(
 /// leaving out those declared under `--out` (a previous export being refreshed). The
 /// manifests are read with `PATHS`, which declare the connections they use.
 fn declared_elsewhere(
-    args: &ExportArgs,
-    global: &GlobalArgs,
+    args: &ExportSettings,
+    global: &GlobalSettings,
     reporter: &Reporter,
 ) -> Result<BTreeSet<Address>, Failure> {
     if args.skip_declared.is_empty() {
         return Ok(BTreeSet::new());
     }
-    let mut paths = super::workspace::manifest_paths(&args.paths, reporter)?;
+    let mut paths = super::workspace::manifest_paths(&args.manifests.paths, reporter)?;
     paths.extend(args.skip_declared.iter().cloned());
     let out = args
         .out
@@ -107,7 +106,7 @@ fn declared_elsewhere(
         .and_then(|dir| std::path::absolute(dir).ok());
     // Each environment among them declares its own estate: read each on its own.
     let mut declared = BTreeSet::new();
-    for unit in crate::manifest::units(&paths, &Default::default(), &global.access()) {
+    for unit in crate::manifest::units(&paths, &Default::default(), &global.access) {
         let model = unit
             .load()
             .map_err(|d| super::workspace::manifest_failure(&d, reporter))?;
@@ -125,7 +124,7 @@ fn declared_elsewhere(
 
 /// Lists and writes each kind; stdout gets everything at once, only when all succeeded.
 async fn export_kinds(
-    args: &ExportArgs,
+    args: &ExportSettings,
     connection: &Connection,
     provider: &dyn Provider,
     kinds: &[Kind],
@@ -193,8 +192,9 @@ async fn export_kinds(
     Ok(exit::OK)
 }
 
-/// The kinds asked for, checked against the connection's system; all of them by default.
-fn kinds(args: &ExportArgs, connection: &Connection) -> Result<Vec<Kind>, Failure> {
+/// The kinds asked for, checked against the connection's system, sorted; all of them by
+/// default.
+fn kinds(args: &ExportSettings, connection: &Connection) -> Result<Vec<Kind>, Failure> {
     let system = connection.config.system;
     let of_system: Vec<Kind> = Kind::ALL
         .into_iter()
@@ -203,24 +203,17 @@ fn kinds(args: &ExportArgs, connection: &Connection) -> Result<Vec<Kind>, Failur
     if args.kinds.is_empty() {
         return Ok(of_system);
     }
-    let mut out = Vec::new();
-    for text in &args.kinds {
-        let kind = Kind::parse(text)
-            .ok_or_else(|| Failure::new(format!("`--kind {text}` is not a kind")))?;
-        if !of_system.contains(&kind) {
-            let names: Vec<&str> = of_system.iter().map(|k| k.as_str()).collect();
-            return Err(Failure::new(format!(
-                "connection `{}` is a `{system}` connection and has no `{kind}` objects",
-                connection.name
-            ))
-            .with_hint(format!("its kinds: `{}`", names.join("`, `"))));
-        }
-        if !out.contains(&kind) {
-            out.push(kind);
-        }
+    if let Some(&kind) = args.kinds.iter().find(|k| !of_system.contains(k)) {
+        let names: Vec<&str> = of_system.iter().map(|k| k.as_str()).collect();
+        return Err(Failure::new(format!(
+            "connection `{}` is a `{system}` connection and has no `{kind}` objects",
+            connection.name
+        ))
+        .with_hint(format!("its kinds: `{}`", names.join("`, `"))));
     }
-    out.sort();
-    Ok(out)
+    let mut kinds = args.kinds.clone();
+    kinds.sort();
+    Ok(kinds)
 }
 
 fn write_file(

@@ -2,13 +2,16 @@
 
 use std::io::Write;
 
-use super::args::{GraphArgs, GraphFormatArg};
+use super::settings::{GlobalSettings, GraphSettings};
 use super::workspace::manifest_unit;
-use super::{Failure, GlobalArgs, Reporter, exit};
-use crate::manifest::GraphFormat;
+use super::{Failure, Reporter, exit};
 
-pub fn run(args: &GraphArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let unit = manifest_unit(&args.paths, &args.vars.overrides(), global, reporter)?;
+pub fn run(
+    args: &GraphSettings,
+    global: &GlobalSettings,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let unit = manifest_unit(&args.manifests, global, reporter)?;
     let model = match unit.load() {
         Ok(model) => {
             for warning in &model.warnings {
@@ -21,11 +24,7 @@ pub fn run(args: &GraphArgs, global: &GlobalArgs, reporter: &Reporter) -> Result
             return Ok(exit::ERROR);
         }
     };
-    let format = match args.format {
-        GraphFormatArg::Dot => GraphFormat::Dot,
-        GraphFormatArg::Mermaid => GraphFormat::Mermaid,
-    };
-    let text = crate::manifest::dependency_graph(&model).render(format);
+    let text = crate::manifest::dependency_graph(&model).render(args.format);
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())

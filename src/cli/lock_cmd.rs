@@ -3,11 +3,12 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use super::args::{LockBackendArgs, LockCommand};
+use super::args::LockBackendArgs;
+use super::settings::{LockReleaseSettings, LockStatusSettings};
 use super::{Failure, Reporter, exit};
+use crate::apply::lock::LockBackend;
 use crate::apply::lock::file::FileBackend;
 use crate::apply::lock::postgres::{PgBackend, is_postgres_url};
-use crate::apply::lock::{EstateKey, LockBackend};
 use crate::model::LockSettings;
 
 /// The URL of a `kind: Lock` document could not be read (the cause names the variable or
@@ -102,56 +103,40 @@ fn declared_lock(
     Ok(model.lock)
 }
 
-pub async fn run(command: LockCommand, reporter: &Reporter) -> Result<i32, Failure> {
-    match command {
-        LockCommand::Status(args) => {
-            let declared = declared_lock(&args.backend, &args.paths, reporter)?;
-            let backend = open_backend(&args.backend, declared.as_ref()).await?;
-            let held = backend.held().await?;
-            if held.is_empty() {
-                println!("No locks are held ({}).", backend.describe());
-            }
-            for lock in held {
-                match lock.holder {
-                    Some(holder) => println!("{}\t{holder}", lock.key),
-                    None => println!("{}\tholder unknown", lock.key),
-                }
-            }
-            Ok(exit::OK)
-        }
-        LockCommand::Release(args) => {
-            if EstateKey::parse(&args.key).is_none() {
-                return Err(Failure::new(format!(
-                    "`{}` is not a lock key",
-                    args.key.escape_debug()
-                ))
-                .with_hint(
-                    "copy the key from `sextant lock status`, e.g. `raas:https://salt.example.com`",
-                ));
-            }
-            if !args.force {
-                return Err(Failure::new(
-                    "`lock release` ends another apply's session; pass `--force` to do so",
-                )
-                .with_hint("an apply that lost its lock starts no new action and exits 1"));
-            }
-            let declared = declared_lock(&args.backend, &args.paths, reporter)?;
-            let backend = open_backend(&args.backend, declared.as_ref()).await?;
-            if !args.yes {
-                confirm(&args.key, backend.as_ref()).await?;
-            }
-            match backend.force_release(&args.key).await? {
-                Some(held) => {
-                    let holder = held
-                        .holder
-                        .map_or_else(|| "an unknown holder".to_string(), |h| h.to_string());
-                    println!("Released `{}`: ended the session of {holder}.", args.key);
-                }
-                None => reporter.note(&format!("Nobody holds `{}`; nothing to do.", args.key)),
-            }
-            Ok(exit::OK)
+/// `lock status`: the locks held now and their holders.
+pub async fn status(args: LockStatusSettings, reporter: &Reporter) -> Result<i32, Failure> {
+    let declared = declared_lock(&args.backend, &args.paths, reporter)?;
+    let backend = open_backend(&args.backend, declared.as_ref()).await?;
+    let held = backend.held().await?;
+    if held.is_empty() {
+        println!("No locks are held ({}).", backend.describe());
+    }
+    for lock in held {
+        match lock.holder {
+            Some(holder) => println!("{}\t{holder}", lock.key),
+            None => println!("{}\tholder unknown", lock.key),
         }
     }
+    Ok(exit::OK)
+}
+
+/// `lock release`: ends the session holding a lock, after confirmation.
+pub async fn release(args: LockReleaseSettings, reporter: &Reporter) -> Result<i32, Failure> {
+    let declared = declared_lock(&args.backend, &args.paths, reporter)?;
+    let backend = open_backend(&args.backend, declared.as_ref()).await?;
+    if !args.yes {
+        confirm(&args.key, backend.as_ref()).await?;
+    }
+    match backend.force_release(&args.key).await? {
+        Some(held) => {
+            let holder = held
+                .holder
+                .map_or_else(|| "an unknown holder".to_string(), |h| h.to_string());
+            println!("Released `{}`: ended the session of {holder}.", args.key);
+        }
+        None => reporter.note(&format!("Nobody holds `{}`; nothing to do.", args.key)),
+    }
+    Ok(exit::OK)
 }
 
 async fn confirm(key: &str, backend: &dyn LockBackend) -> Result<(), Failure> {

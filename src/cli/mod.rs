@@ -17,6 +17,7 @@ mod plan_cmd;
 mod render_cmd;
 mod report;
 mod schema_cmd;
+mod settings;
 mod show_cmd;
 mod sim_cmd;
 mod validate_cmd;
@@ -25,7 +26,9 @@ mod workspace;
 use clap::Parser;
 
 pub use args::{Cli, Command, GlobalArgs};
+use args::{LockCommand, SimCommand};
 pub use report::{Failure, Reporter};
+pub use settings::GlobalSettings;
 
 /// Exit codes shared by every command.
 pub mod exit {
@@ -67,7 +70,8 @@ pub fn main() -> i32 {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> i32 {
-    let reporter = Reporter::new(&cli.global);
+    let global = GlobalSettings::new(&cli.global);
+    let reporter = Reporter::new(&global);
     reporter.init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -79,7 +83,7 @@ pub fn run(cli: Cli) -> i32 {
             return exit::ERROR;
         }
     };
-    let result = runtime.block_on(dispatch(cli.command, &cli.global, &reporter));
+    let result = runtime.block_on(dispatch(cli.command, &global, &reporter));
     match result {
         Ok(code) => code,
         Err(failure) => {
@@ -89,24 +93,66 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
+/// Turns each command's raw arguments into its settings (the one place they are checked),
+/// then runs it.
 async fn dispatch(
     command: Command,
-    global: &GlobalArgs,
+    global: &GlobalSettings,
     reporter: &Reporter,
 ) -> Result<i32, Failure> {
+    use settings::*;
     match command {
-        Command::Plan(args) => plan_cmd::run(args, global, reporter).await,
-        Command::Apply(args) => apply_cmd::run(args, global, reporter).await,
-        Command::Validate(args) => validate_cmd::run(&args, global, reporter),
-        Command::Graph(args) => graph_cmd::run(&args, global, reporter),
-        Command::Render(args) => render_cmd::run(&args, global, reporter),
+        Command::Plan(args) => {
+            plan_cmd::run(
+                PlanSettings::new(args).map_err(Failure::hinted)?,
+                global,
+                reporter,
+            )
+            .await
+        }
+        Command::Apply(args) => {
+            apply_cmd::run(
+                ApplySettings::new(args).map_err(Failure::hinted)?,
+                global,
+                reporter,
+            )
+            .await
+        }
+        Command::Validate(args) => validate_cmd::run(&validate_manifests(args), global, reporter),
+        Command::Graph(args) => graph_cmd::run(&GraphSettings::new(args), global, reporter),
+        Command::Render(args) => render_cmd::run(&RenderSettings::new(args), global, reporter),
         Command::Schema(args) => schema_cmd::run(args.plan, args.drift),
-        Command::Drift(args) => drift_cmd::run(args, global, reporter).await,
-        Command::Show(args) => show_cmd::run(&args, global),
-        Command::Export(args) => export_cmd::run(args, global, reporter).await,
+        Command::Drift(args) => {
+            drift_cmd::run(
+                DriftSettings::new(args).map_err(Failure::hinted)?,
+                global,
+                reporter,
+            )
+            .await
+        }
+        Command::Show(args) => show_cmd::run(&args),
+        Command::Export(args) => {
+            export_cmd::run(
+                ExportSettings::new(args).map_err(Failure::hinted)?,
+                global,
+                reporter,
+            )
+            .await
+        }
         Command::Completions(args) => help_cmd::print_completions(args.shell),
         Command::Man => help_cmd::print_man_page(),
-        Command::Lock(args) => lock_cmd::run(args, reporter).await,
-        Command::Sim(args) => sim_cmd::run(args, reporter).await,
+        Command::Lock(LockCommand::Status(args)) => {
+            lock_cmd::status(LockStatusSettings::new(args), reporter).await
+        }
+        Command::Lock(LockCommand::Release(args)) => {
+            lock_cmd::release(
+                LockReleaseSettings::new(args).map_err(Failure::hinted)?,
+                reporter,
+            )
+            .await
+        }
+        Command::Sim(SimCommand::Serve(args)) => {
+            sim_cmd::serve(sim_serve_config(args).map_err(Failure::hinted)?, reporter).await
+        }
     }
 }

@@ -2,23 +2,21 @@
 
 use std::io::Write;
 
-use super::args::{PlanArgs, PlanFormat};
+use super::args::PlanFormat;
+use super::settings::{GlobalSettings, PlanSettings};
 use super::workspace::{Workspace, listing_failure};
-use super::{Failure, GlobalArgs, Reporter, exit};
+use super::{Failure, Reporter, exit};
 use crate::plan::render::{self, Style};
 use crate::plan::saved::{PlanContext, SavedPlan};
 use crate::plan::{Plan, ReadFailure, failed_plan};
 
-pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let mut workspace = Workspace::open(
-        &args.paths,
-        &args.vars.overrides(),
-        &args.targets,
-        args.sim.time_scale(),
-        global,
-        reporter,
-    )
-    .await?;
+pub async fn run(
+    args: PlanSettings,
+    global: &GlobalSettings,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let mut workspace =
+        Workspace::open(&args.manifests, &args.targets, args.sim, global, reporter).await?;
     if let Err(failure) = workspace.guard_destroys(&args.destroy, false) {
         workspace.close().await;
         return Err(failure);
@@ -41,9 +39,9 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Re
             .unreadable_credentials()
             .into_iter()
             .map(|p| ReadFailure {
+                message: p.one_line(),
                 connection: p.connection,
                 kind: None,
-                message: p.message,
             })
             .collect();
         let printed = json_failure(&failures);
@@ -51,7 +49,7 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Re
         printed?;
         return Err(failure);
     }
-    let live = match workspace.read_live(args.parallelism as usize).await {
+    let live = match workspace.read_live(args.parallelism).await {
         Ok(live) => live,
         Err(failure) => {
             let printed = json_failure(&failure.read_failures());
@@ -60,15 +58,9 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Re
             return Err(listing_failure(failure, reporter));
         }
     };
-    let mut plan = workspace.plan_from(
-        &live,
-        crate::plan::PlanOptions {
-            recreate_lost_secrets: args.recreate_lost_secrets,
-        },
-        reporter,
-    );
+    let mut plan = workspace.plan_from(&live, args.options, reporter);
     plan.credentials = workspace
-        .credential_warnings(args.expiry.warn_expiry, reporter)
+        .credential_warnings(args.warn_expiry, reporter)
         .await;
     let code = finish(&args, global, reporter, &workspace, &plan);
     workspace.close().await;
@@ -76,15 +68,19 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs, reporter: &Reporter) -> Re
 }
 
 fn finish(
-    args: &PlanArgs,
-    global: &GlobalArgs,
+    args: &PlanSettings,
+    global: &GlobalSettings,
     reporter: &Reporter,
     workspace: &Workspace,
     plan: &Plan,
 ) -> Result<i32, Failure> {
-    let color = super::report::color_for(global, &std::io::stdout());
     let output = match args.format {
-        PlanFormat::Text => render::text(plan, Style { color }),
+        PlanFormat::Text => render::text(
+            plan,
+            Style {
+                color: global.colors.stdout,
+            },
+        ),
         PlanFormat::Json => json_text(plan)?,
         PlanFormat::Markdown => render::markdown(plan),
     };
@@ -95,16 +91,16 @@ fn finish(
     if let Some(out) = &args.out {
         let context = PlanContext {
             sim: workspace.sim.is_some(),
-            recreate_lost_secrets: args.recreate_lost_secrets,
+            recreate_lost_secrets: args.options.recreate_lost_secrets,
         };
         SavedPlan::new(
             plan,
             workspace.digest.clone(),
-            &args.paths,
+            &args.manifests.paths,
             &workspace.targets,
             context,
         )
-        .with_overrides(&args.vars.overrides())
+        .with_overrides(&args.manifests.overrides)
         .with_destroy_settings(&workspace.extras.replace, args.destroy.max_destroy)
         .save(out)?;
         reporter.note(&format!(
@@ -138,10 +134,7 @@ fn print_json(plan: &Plan) -> Result<(), Failure> {
 /// Renders per-resource planning errors; any makes the command fail.
 pub fn report_problems(reporter: &Reporter, plan: &Plan) -> Result<(), Failure> {
     for problem in &plan.problems {
-        reporter.error(&Failure::new(format!(
-            "{}: {}",
-            problem.address, problem.message
-        )));
+        reporter.error(&Failure::from(problem.clone()));
     }
     if plan.problems.is_empty() {
         Ok(())

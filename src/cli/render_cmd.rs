@@ -3,13 +3,17 @@
 
 use std::io::Write;
 
-use super::args::RenderArgs;
+use super::settings::{GlobalSettings, RenderSettings};
 use super::workspace::{manifest_failure, manifest_unit};
-use super::{Failure, GlobalArgs, Reporter, exit};
+use super::{Failure, Reporter, exit};
 use crate::manifest;
 
-pub fn run(args: &RenderArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let unit = manifest_unit(&args.paths, &args.vars.overrides(), global, reporter)?;
+pub fn run(
+    args: &RenderSettings,
+    global: &GlobalSettings,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let unit = manifest_unit(&args.manifests, global, reporter)?;
     let rendered = manifest::render_unit(unit).map_err(|d| manifest_failure(&d, reporter))?;
     let Some(check) = &args.check else {
         let mut stdout = std::io::stdout().lock();
@@ -43,7 +47,12 @@ pub fn run(args: &RenderArgs, global: &GlobalArgs, reporter: &Reporter) -> Resul
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(diff.as_bytes());
     let _ = stdout.flush();
-    let sources: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+    let sources: Vec<String> = args
+        .manifests
+        .paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let what = if committed.is_none() {
         format!("`{shown}` does not exist")
     } else {

@@ -2,9 +2,9 @@
 //! warnings and logs, on stderr, readable without colour and honouring `NO_COLOR`.
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
-use super::GlobalArgs;
+use super::settings::GlobalSettings;
 use crate::manifest::Diagnostics;
 use crate::model::shown::{self, visible};
 
@@ -44,6 +44,22 @@ impl Failure {
     }
 }
 
+/// An error that knows the hint to print under it.
+pub trait Hinted: std::error::Error + Send + Sync + 'static {
+    fn hint(&self) -> Option<String>;
+}
+
+impl Failure {
+    /// `error` with its own hint.
+    pub fn hinted(error: impl Hinted) -> Self {
+        let hint = error.hint();
+        Self {
+            error: Box::new(error),
+            hint,
+        }
+    }
+}
+
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for Failure {
     fn from(error: E) -> Self {
         Self {
@@ -70,17 +86,10 @@ pub struct Reporter {
     pub quiet: bool,
 }
 
-/// Whether text written to `stream` is coloured: never with `--no-color` or a non-empty
-/// `NO_COLOR` (no-color.org), otherwise only on a terminal. The one place this is decided.
-pub fn color_for(global: &GlobalArgs, stream: &impl IsTerminal) -> bool {
-    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    !global.no_color && !no_color_env && stream.is_terminal()
-}
-
 impl Reporter {
-    pub fn new(global: &GlobalArgs) -> Self {
+    pub fn new(global: &GlobalSettings) -> Self {
         Self {
-            color: color_for(global, &std::io::stderr()),
+            color: global.colors.stderr,
             verbose: global.verbose,
             quiet: global.quiet,
         }

@@ -4,15 +4,15 @@
 use std::io::Write;
 
 use super::args::{ReportFormat, ShowArgs};
-use super::{Failure, GlobalArgs, exit};
+use super::{Failure, exit};
 use crate::plan::saved::SavedPlan;
 
-pub fn run(args: &ShowArgs, _global: &GlobalArgs) -> Result<i32, Failure> {
+pub fn run(args: &ShowArgs) -> Result<i32, Failure> {
     let text = match crate::drift::load_saved(&args.file) {
         Ok(Some(report)) => super::drift_cmd::render(&report, args.format)?,
         Ok(None) => plan_text(args)?,
-        Err(message) => {
-            return Err(Failure::new(message)
+        Err(err) => {
+            return Err(Failure::from(err)
                 .with_hint("`sextant show` reads the files `plan --out` and `drift --out` write"));
         }
     };
@@ -40,7 +40,7 @@ fn plan_text(args: &ShowArgs) -> Result<String, Failure> {
     Ok(match args.format {
         ReportFormat::Json => {
             let mut text = serde_json::to_string_pretty(&saved.plan)
-                .map_err(|e| Failure::new(format!("cannot render the plan as JSON: {e}")))?;
+                .map_err(|e| Failure::with_source("cannot render the plan as JSON", e))?;
             text.push('\n');
             text
         }

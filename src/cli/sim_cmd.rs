@@ -3,62 +3,12 @@
 //! `<system> listening on http://ADDR` for each system asked to have an address of its own.
 
 use std::io::Write;
-use std::time::Duration;
 
-use super::args::{RaasLoginGet, SimCommand, SimServeArgs, VsphereFlavorArg};
 use super::{Failure, Reporter, exit};
-use crate::sim::{self, OwnPort, SimConfig};
+use crate::sim::{self, SimConfig};
 
-pub async fn run(command: SimCommand, reporter: &Reporter) -> Result<i32, Failure> {
-    match command {
-        SimCommand::Serve(args) => serve(args, reporter).await,
-    }
-}
-
-async fn serve(args: SimServeArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
-        return Err(Failure::new(format!(
-            "`--time-scale` must be a positive number, not {}",
-            args.time_scale
-        )));
-    }
-    let mut config = SimConfig {
-        listen: args.listen,
-        time_scale: args.time_scale,
-        token_ttl: Duration::from_secs(args.token_ttl.max(1)),
-        seed: args.seed,
-        state_file: args.state,
-        seed_data: args.seed_data,
-        credentials_file: args.credentials,
-        own_ports: [
-            (OwnPort::Vcd, args.listen_vcd),
-            (OwnPort::Vsphere, args.listen_vsphere),
-        ]
-        .into_iter()
-        .filter_map(|(system, addr)| Some((system, addr?)))
-        .collect(),
-        ..SimConfig::default()
-    };
-    config.faults.latency_ms = args.latency_ms;
-    if let Some(options) = &args.options {
-        config.options = serde_json::from_str(options).map_err(|err| {
-            Failure::with_source("`--options` is not valid", err)
-                .with_hint("run the simulator and `GET /_sim/options` to see every option")
-        })?;
-    }
-    if let Some(mode) = args.raas_login_get {
-        config.options.raas_login_get = match mode {
-            RaasLoginGet::Serve => sim::raas::LoginGet::Serve,
-            RaasLoginGet::Refuse => sim::raas::LoginGet::Refuse,
-        };
-    }
-    if let Some(flavor) = args.vsphere_flavor {
-        config.options.vsphere_flavors = match flavor {
-            VsphereFlavorArg::Both => sim::vsphere::ServedFlavors::Both,
-            VsphereFlavorArg::Api => sim::vsphere::ServedFlavors::Api,
-            VsphereFlavorArg::Rest => sim::vsphere::ServedFlavors::Rest,
-        };
-    }
+/// Serves the simulator `config` describes until SIGINT or SIGTERM.
+pub async fn serve(config: SimConfig, reporter: &Reporter) -> Result<i32, Failure> {
     let handle = sim::start(config).await?;
     {
         let mut stdout = std::io::stdout().lock();

@@ -1,21 +1,24 @@
 //! `sextant validate [PATHS]`: load and check manifests, report every problem on stderr.
 //! Each environment among the paths is checked on its own.
 
-use super::args::ValidateArgs;
+use super::settings::{GlobalSettings, Manifests};
 use super::workspace::{check_overrides, manifest_paths};
-use super::{Failure, GlobalArgs, Reporter, exit};
+use super::{Failure, Reporter, exit};
 use crate::manifest;
 
 fn plural(count: usize, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
 }
 
-pub fn run(args: &ValidateArgs, global: &GlobalArgs, reporter: &Reporter) -> Result<i32, Failure> {
-    let paths = manifest_paths(&args.paths, reporter)?;
-    let overrides = args.vars.overrides();
-    let units = manifest::units(&paths, &overrides, &global.access());
+pub fn run(
+    manifests: &Manifests,
+    global: &GlobalSettings,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let paths = manifest_paths(&manifests.paths, reporter)?;
+    let units = manifest::units(&paths, &manifests.overrides, &global.access);
     if units.iter().all(|u| u.environment.is_none()) {
-        check_overrides(None, &overrides)?;
+        check_overrides(None, &manifests.overrides)?;
     }
     let mut code = exit::OK;
     for unit in units {

@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::args::DestroyArgs;
-use super::{Failure, GlobalArgs, Reporter};
+use super::report::Hinted;
+use super::settings::{DestroySettings, GlobalSettings, Manifests};
+use super::{Failure, Reporter};
 use crate::apply::lock::EstateKey;
-use crate::manifest::{Diagnostics, DocumentAddress, EnvironmentInfo, Overrides, Unit};
+use crate::manifest::{Diagnostics, EnvironmentInfo, Overrides, Unit};
 use crate::model::{Address, Connection, Kind, Model, SecretSource, SecretValue, SystemType};
 use crate::plan::saved::ManifestDigest;
 use crate::plan::{self, LiveState, Plan, ProviderSet};
@@ -49,15 +50,14 @@ pub fn load_unit(unit: Unit, reporter: &Reporter) -> Result<Model, Failure> {
 /// The run of `paths` (or of the current directory's manifests): fails when they hold
 /// several environments, or when variables are given and they hold none.
 pub fn manifest_unit(
-    paths: &[PathBuf],
-    overrides: &Overrides,
-    global: &GlobalArgs,
+    manifests: &Manifests,
+    global: &GlobalSettings,
     reporter: &Reporter,
 ) -> Result<Unit, Failure> {
-    let paths = manifest_paths(paths, reporter)?;
-    let unit = crate::manifest::unit(&paths, overrides, &global.access())
+    let paths = manifest_paths(&manifests.paths, reporter)?;
+    let unit = crate::manifest::unit(&paths, &manifests.overrides, &global.access)
         .map_err(|d| manifest_failure(&d, reporter))?;
-    check_overrides(unit.environment.as_ref(), overrides)?;
+    check_overrides(unit.environment.as_ref(), &manifests.overrides)?;
     if let Some(environment) = &unit.environment {
         tracing::info!(
             environment = %environment.name,
@@ -135,41 +135,39 @@ pub fn manifest_paths(paths: &[PathBuf], reporter: &Reporter) -> Result<Vec<Path
 
 impl Workspace {
     pub async fn open(
-        paths: &[PathBuf],
-        overrides: &Overrides,
-        targets: &[String],
+        manifests: &Manifests,
+        targets: &[Address],
         sim: Option<f64>,
-        global: &GlobalArgs,
+        global: &GlobalSettings,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        Self::open_with(paths, overrides, targets, sim, None, global, reporter).await
+        Self::open_with(manifests, targets, sim, None, global, reporter).await
     }
 
     /// [`Workspace::open`] for one connection only (export): the scope is that connection's
     /// resources, and only its credentials are needed.
     pub async fn open_with(
-        paths: &[PathBuf],
-        overrides: &Overrides,
-        targets: &[String],
+        manifests: &Manifests,
+        targets: &[Address],
         sim: Option<f64>,
         only: Option<&str>,
-        global: &GlobalArgs,
+        global: &GlobalSettings,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
-        let unit = manifest_unit(paths, overrides, global, reporter)?;
+        let unit = manifest_unit(manifests, global, reporter)?;
         Self::open_unit(unit, targets, sim, only, reporter).await
     }
 
     /// [`Workspace::open_with`] of a run already found with [`manifest_unit`].
     pub async fn open_unit(
         unit: Unit,
-        targets: &[String],
+        targets: &[Address],
         sim: Option<f64>,
         only: Option<&str>,
         reporter: &Reporter,
     ) -> Result<Self, Failure> {
         let mut model = load_unit(unit, reporter)?;
-        let targets = parse_targets(&model, targets)?;
+        let targets = declared_targets(&model, targets)?;
         let mut scope = plan::scope(&model, &targets);
         if let Some(only) = only {
             scope.retain(|a| model.resources.get(a).is_some_and(|r| r.connection == only));
@@ -241,43 +239,28 @@ impl Workspace {
     /// Takes `--replace`, `--max-destroy` and `--allow-destroy` into every plan the command
     /// makes. `applying`: the plan is about to be applied (an SDDC pruned without
     /// `--allow-destroy Sddc` is refused, not only warned about).
-    pub fn guard_destroys(&mut self, args: &DestroyArgs, applying: bool) -> Result<(), Failure> {
-        let mut replace = Vec::new();
-        for text in &args.replace {
-            let address = DocumentAddress::parse(text).ok_or_else(|| {
-                Failure::new(format!("`--replace {text}` is not an address"))
-                    .with_hint("addresses look like `Kind/name`, e.g. `SaltJob/Check disk usage`")
-            })?;
-            // A connection's address is well formed, but names no resource.
-            let Some(address) = address
-                .into_resource()
-                .filter(|a| self.model.resources.contains_key(a))
-            else {
-                return Err(
-                    Failure::new(format!("`--replace {text}` names no declared resource"))
-                        .with_hint("run `sextant graph` to list the declared addresses"),
-                );
-            };
-            if !self.scope.contains(&address) {
-                return Err(Failure::new(format!(
-                    "`--replace {text}` names a resource outside the `--target` scope"
-                ))
-                .with_hint("add it with `--target`, or drop `--target`"));
+    pub fn guard_destroys(
+        &mut self,
+        settings: &DestroySettings,
+        applying: bool,
+    ) -> Result<(), Failure> {
+        for address in &settings.replace {
+            if !self.model.resources.contains_key(address) {
+                return Err(Failure::hinted(UndeclaredError::NotDeclared {
+                    flag: "--replace",
+                    address: address.clone(),
+                }));
             }
-            replace.push(address);
+            if !self.scope.contains(address) {
+                return Err(Failure::hinted(UndeclaredError::OutsideTargets(
+                    address.clone(),
+                )));
+            }
         }
-        let mut allow_destroy = BTreeSet::new();
-        for text in &args.allow_destroy {
-            let kind = Kind::parse(text).ok_or_else(|| {
-                Failure::new(format!("`--allow-destroy {text}` is not a kind"))
-                    .with_hint("name a kind as manifests write it, e.g. `--allow-destroy Sddc`")
-            })?;
-            allow_destroy.insert(kind);
-        }
-        self.extras.replace = replace;
+        self.extras.replace.clone_from(&settings.replace);
         self.extras.guards = Some(plan::DestroyGuards {
-            max_destroy: args.max_destroy,
-            allow_destroy,
+            max_destroy: settings.max_destroy,
+            allow_destroy: settings.allow_destroy.clone(),
             applying,
         });
         Ok(())
@@ -305,7 +288,7 @@ impl Workspace {
     ) -> Plan {
         let plan = plan::make_plan_with(&self.model, &self.scope, live, options, &self.extras);
         for warning in &plan.warnings {
-            reporter.warning(&format!("{}: {}", warning.address, warning.message));
+            reporter.warning(&warning.to_string());
         }
         plan
     }
@@ -361,10 +344,11 @@ impl Workspace {
     /// many there were.
     pub fn check_credentials(&self, reporter: &Reporter) -> Result<(), Failure> {
         let problems = self.unreadable_credentials();
-        for problem in &problems {
-            reporter.error(&Failure::new(problem.message.clone()).with_hint(problem.hint.clone()));
+        let count = problems.len();
+        for problem in problems {
+            reporter.error(&Failure::hinted(problem));
         }
-        match problems.len() {
+        match count {
             0 => Ok(()),
             count => Err(Failure::new(format!(
                 "{count} credential{} of the connections in use cannot be read; nothing was sent and nothing was changed",
@@ -407,11 +391,36 @@ pub fn listing_failure(mut failure: plan::ListFailure, reporter: &Reporter) -> F
     Failure::from(first).with_hint(hint)
 }
 
-/// A secret of a connection that cannot be read.
+/// A secret of a connection that cannot be read (the cause names the variable or file,
+/// never a value).
+#[derive(Debug, thiserror::Error)]
+#[error("connection `{connection}` ({location}): cannot read `spec.{field}` from {from}")]
 pub struct CredentialProblem {
     pub connection: String,
-    pub message: String,
-    pub hint: String,
+    location: String,
+    field: &'static str,
+    /// Where the secret is read from: `env `NAME`` or `file `path``.
+    from: String,
+    /// The variable when the secret comes from one (for the hint).
+    env: Option<String>,
+    #[source]
+    source: crate::model::secret::SecretError,
+}
+
+impl CredentialProblem {
+    /// The problem and its first cause on one line (a plan's JSON `errors`).
+    pub fn one_line(&self) -> String {
+        format!("{self}: {}", self.source)
+    }
+}
+
+impl Hinted for CredentialProblem {
+    fn hint(&self) -> Option<String> {
+        Some(match &self.env {
+            Some(name) => format!("export `{name}` before running sextant"),
+            None => "check the path and the file's permissions".to_string(),
+        })
+    }
 }
 
 fn unreadable_credentials(connection: &Connection) -> Vec<CredentialProblem> {
@@ -421,54 +430,63 @@ fn unreadable_credentials(connection: &Connection) -> Vec<CredentialProblem> {
         ("api_token", &config.api_token),
         ("password", &config.password),
     ] {
-        let Some(source) = source else { continue };
-        if let Err(err) = source.resolve() {
+        let Some(secret) = source else { continue };
+        if let Err(err) = secret.resolve() {
             problems.push(CredentialProblem {
                 connection: connection.name.clone(),
-                message: format!(
-                    "connection `{}` ({}): cannot read `spec.{field}` from {}: {err}",
-                    connection.name,
-                    connection.location,
-                    source.describe()
-                ),
-                hint: match source {
-                    SecretSource::Env(name) => format!("export `{name}` before running sextant"),
-                    _ => "check the path and the file's permissions".to_string(),
+                location: connection.location.to_string(),
+                field,
+                from: secret.describe(),
+                env: match secret {
+                    SecretSource::Env(name) => Some(name.clone()),
+                    _ => None,
                 },
+                source: err,
             });
         }
     }
     problems
 }
 
-fn parse_targets(model: &Model, targets: &[String]) -> Result<Vec<Address>, Failure> {
-    let mut out = Vec::new();
-    for text in targets {
-        let address = DocumentAddress::parse(text).ok_or_else(|| {
-            Failure::new(format!("`--target {text}` is not an address"))
-                .with_hint("addresses look like `Kind/name`, e.g. `SaltJob/Check disk usage`")
-        })?;
-        // A connection's address is well formed, but names no resource.
-        let Some(address) = address
-            .into_resource()
-            .filter(|a| model.resources.contains_key(a))
-        else {
-            return Err(
-                Failure::new(format!("`--target {text}` names no declared resource"))
-                    .with_hint("run `sextant graph` to list the declared addresses"),
-            );
-        };
-        out.push(address);
-    }
-    Ok(out)
+/// `--target` or `--replace` names an address the manifests do not declare, or one the
+/// targets leave out.
+#[derive(Debug, thiserror::Error)]
+enum UndeclaredError {
+    #[error("`{flag} {address}` names no declared resource")]
+    NotDeclared {
+        flag: &'static str,
+        address: Address,
+    },
+    #[error("`--replace {0}` names a resource outside the `--target` scope")]
+    OutsideTargets(Address),
 }
 
-async fn start_sim(time_scale: f64) -> Result<SimHandle, Failure> {
-    if !(time_scale > 0.0 && time_scale.is_finite()) {
-        return Err(Failure::new(format!(
-            "`--sim-time-scale` must be a positive number, not {time_scale}"
-        )));
+impl Hinted for UndeclaredError {
+    fn hint(&self) -> Option<String> {
+        Some(
+            match self {
+                Self::NotDeclared { .. } => "run `sextant graph` to list the declared addresses",
+                Self::OutsideTargets(_) => "add it with `--target`, or drop `--target`",
+            }
+            .to_string(),
+        )
     }
+}
+
+fn declared_targets(model: &Model, targets: &[Address]) -> Result<Vec<Address>, Failure> {
+    for address in targets {
+        if !model.resources.contains_key(address) {
+            return Err(Failure::hinted(UndeclaredError::NotDeclared {
+                flag: "--target",
+                address: address.clone(),
+            }));
+        }
+    }
+    Ok(targets.to_vec())
+}
+
+/// Starts the simulator `--sim` asks for (its time scale checked with the settings).
+async fn start_sim(time_scale: f64) -> Result<SimHandle, Failure> {
     let state = PathBuf::from(SIM_STATE_FILE);
     if let Some(dir) = state.parent() {
         std::fs::create_dir_all(dir).map_err(|err| {

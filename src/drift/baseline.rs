@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 /// Why the manifests at a revision cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
-    #[error("cannot run `git`: {0}")]
-    Git(std::io::Error),
+    #[error("cannot run `git`")]
+    Git(#[source] std::io::Error),
     #[error("`{path}` is not inside a Git repository, so `--baseline` has nothing to read")]
     NotARepository { path: PathBuf },
     #[error("`{path}` is not in the Git repository at `{root}` that holds `{first}`")]
@@ -24,7 +24,7 @@ pub enum BaselineError {
         root: PathBuf,
         first: PathBuf,
     },
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{path}`")]
     Path {
         path: PathBuf,
         source: std::io::Error,
@@ -39,7 +39,7 @@ pub enum BaselineError {
     },
     #[error("`git {command}` failed: {message}")]
     Failed { command: String, message: String },
-    #[error("cannot write the manifests at the baseline to `{path}`: {source}")]
+    #[error("cannot write the manifests at the baseline to `{path}`")]
     Write {
         path: PathBuf,
         source: std::io::Error,

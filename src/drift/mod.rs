@@ -440,25 +440,63 @@ fn field_diff(field: &FieldChange) -> FieldDiff {
 }
 
 /// Reads a saved report; `Ok(None)` when the file is JSON without the drift marker.
-pub fn load_saved(path: &Path) -> Result<Option<DriftReport>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| format!("cannot read `{}`: {err}", path.display()))?;
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|err| format!("`{}` is not JSON: {err}", path.display()))?;
+pub fn load_saved(path: &Path) -> Result<Option<DriftReport>, SavedDriftError> {
+    let path_buf = || path.to_path_buf();
+    let text = std::fs::read_to_string(path).map_err(|source| SavedDriftError::Read {
+        path: path_buf(),
+        source,
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|source| SavedDriftError::NotJson {
+        path: path_buf(),
+        source,
+    })?;
     if value.get("kind").and_then(Value::as_str) != Some(MARKER) {
         return Ok(None);
     }
-    let saved: SavedDrift = serde_json::from_value(value)
-        .map_err(|err| format!("`{}` is not a sextant drift report: {err}", path.display()))?;
+    let saved: SavedDrift =
+        serde_json::from_value(value).map_err(|source| SavedDriftError::Malformed {
+            path: path_buf(),
+            source,
+        })?;
     let major = |v: &str| v.split('.').next().unwrap_or_default().to_string();
     if major(&saved.report.format_version) != major(FORMAT_VERSION) {
-        return Err(format!(
-            "drift report `{}` has format version {}; this sextant reads version {FORMAT_VERSION}",
-            path.display(),
-            saved.report.format_version
-        ));
+        return Err(SavedDriftError::Version {
+            path: path_buf(),
+            found: saved.report.format_version,
+        });
     }
     Ok(Some(saved.report))
+}
+
+/// Why a file given to `sextant show` cannot be read as a saved drift report.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedDriftError {
+    #[error("cannot read `{}`", .path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` is not JSON", .path.display())]
+    NotJson {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("`{}` is not a sextant drift report", .path.display())]
+    Malformed {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "drift report `{}` has format version {found}; this sextant reads version {FORMAT_VERSION}",
+        .path.display()
+    )]
+    Version {
+        path: std::path::PathBuf,
+        found: String,
+    },
 }
 
 #[cfg(test)]

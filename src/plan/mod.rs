@@ -6,6 +6,7 @@
 
 pub mod credentials;
 mod diff;
+mod error;
 mod live;
 mod order;
 pub mod prune;
@@ -27,6 +28,7 @@ pub use prune::{DestroyGuards, Prune, Pruning, prunes, scan_set};
 pub use diff::{
     FieldChange, SpecDiff, UNKNOWN, diff_compact, diff_spec, resolve_references, substitute,
 };
+pub use error::{KeptReason, PlanError, PlanProblem, RenameError};
 pub use live::{
     ListError, ListFailure, LiveMatch, LiveState, ProviderSet, Twin, read_live_state,
     read_live_state_scanning,
@@ -127,13 +129,6 @@ impl ResourceChange {
     pub fn before(&self) -> Option<Value> {
         self.live.as_ref().map(|live| live.spec.value())
     }
-}
-
-/// A resource the planner could not plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanProblem {
-    pub address: Address,
-    pub message: String,
 }
 
 /// Counts for the summary line.
@@ -244,7 +239,7 @@ pub fn failed_plan(model: &Model, scope: &BTreeSet<Address>, failures: &[ReadFai
         for failure in affected {
             problems.push(PlanProblem {
                 address: address.clone(),
-                message: failure.message.clone(),
+                error: PlanError::Unreadable(failure.message.clone()),
             });
         }
     }
@@ -253,7 +248,7 @@ pub fn failed_plan(model: &Model, scope: &BTreeSet<Address>, failures: &[ReadFai
         if let Some(address) = scope.iter().next() {
             problems.extend(failures.iter().map(|f| PlanProblem {
                 address: address.clone(),
-                message: f.message.clone(),
+                error: PlanError::Unreadable(f.message.clone()),
             }));
         }
     }
@@ -321,10 +316,10 @@ pub fn make_plan_with(
         let Some(resource) = model.resources.get(address) else {
             continue;
         };
-        if let Some(message) = missing_named_reference(resource, live) {
+        if let Some(error) = missing_named_reference(resource, live) {
             plan.problems.push(PlanProblem {
                 address: address.clone(),
-                message,
+                error,
             });
             continue;
         }
@@ -338,17 +333,15 @@ pub fn make_plan_with(
                     } else {
                         plan.warnings.push(PlanProblem {
                             address: address.clone(),
-                            message: format!(
-                                "{problem}; run with `--recreate-lost-secrets` to revoke it and create a new one"
-                            ),
+                            error: PlanError::LostSecret { problem },
                         });
                     }
                 }
                 changes.push(change);
             }
-            Err(message) => plan.problems.push(PlanProblem {
+            Err(error) => plan.problems.push(PlanProblem {
                 address: address.clone(),
-                message,
+                error,
             }),
         }
     }
@@ -361,7 +354,7 @@ pub fn make_plan_with(
         Ok(ordered) => plan.changes = ordered,
         Err(err) => plan.problems.push(PlanProblem {
             address: err.first_address(),
-            message: err.to_string(),
+            error: PlanError::Cycle(err),
         }),
     }
     prune::force_replacements(&mut plan, model, &extras.replace);
@@ -397,7 +390,7 @@ fn local_side(resource: &Resource, change: &mut ResourceChange) -> Option<String
 /// A name no manifest declares must be that of exactly one live object on the resource's
 /// connection; otherwise apply would fail (or guess), so the plan fails now, naming where the
 /// name is written.
-fn missing_named_reference(resource: &Resource, live: &LiveState) -> Option<String> {
+fn missing_named_reference(resource: &Resource, live: &LiveState) -> Option<PlanError> {
     if resource.ensure == Ensure::Absent {
         return None;
     }
@@ -406,14 +399,17 @@ fn missing_named_reference(resource: &Resource, live: &LiveState) -> Option<Stri
         let at = format!("{} `spec.{}`", named.location, named.field);
         match count {
             1 => None,
-            0 => Some(format!(
-                "{at} names `{}`, which is neither declared in the manifests nor live on connection `{}`; declare it, or name one that exists",
-                named.target, resource.connection
-            )),
-            many => Some(format!(
-                "{at} names `{}`, and {many} live objects on connection `{}` carry that name; sextant will not guess which one is meant — rename or remove the extra ones",
-                named.target, resource.connection
-            )),
+            0 => Some(PlanError::NamedMissing {
+                at,
+                target: named.target.clone(),
+                connection: resource.connection.clone(),
+            }),
+            count => Some(PlanError::NamedAmbiguous {
+                at,
+                target: named.target.clone(),
+                count,
+                connection: resource.connection.clone(),
+            }),
         }
     })
 }
@@ -424,7 +420,7 @@ fn decide(
     found: &LiveMatch,
     decided: &[ResourceChange],
     live: &LiveState,
-) -> Result<ResourceChange, String> {
+) -> Result<ResourceChange, PlanError> {
     let rules = rules_for(resource.address.kind);
     let (object, attempt) = match found {
         LiveMatch::Ambiguous { objects } => return Err(ambiguity(resource, objects)),
@@ -452,18 +448,13 @@ fn decide(
         attempt,
         depends_on: resource.depends_on.clone(),
     };
-    let protect = |change: &ResourceChange| -> Result<(), String> {
+    let protect = |change: &ResourceChange| -> Result<(), PlanError> {
         if resource.lifecycle.prevent_destroy
             && matches!(change.action, Action::Delete | Action::Replace)
         {
-            return Err(format!(
-                "`lifecycle.prevent_destroy` is set, but the plan would {} this resource; remove the setting or change the manifest",
-                if change.action == Action::Delete {
-                    "destroy"
-                } else {
-                    "replace"
-                }
-            ));
+            return Err(PlanError::PreventDestroy {
+                replace: change.action == Action::Replace,
+            });
         }
         Ok(())
     };
@@ -471,10 +462,9 @@ fn decide(
     if resource.ensure == Ensure::Absent {
         change.after = None;
         if !rules.deletable() {
-            return Err(format!(
-                "`ensure: absent` is not supported for {}",
-                resource.address.kind
-            ));
+            return Err(PlanError::AbsentUnsupported {
+                kind: resource.address.kind,
+            });
         }
         if let Some(object) = object {
             if let LiveStatus::Busy { task, activity } = &object.status {
@@ -492,13 +482,10 @@ fn decide(
 
     let Some(object) = object else {
         if !rules.creatable() {
-            return Err(format!(
-                "no {} named `{}` exists on connection `{}`, and sextant does not create {} objects; check the name, or create it first",
-                resource.address.kind,
-                resource.address.name,
-                resource.connection,
-                resource.address.kind
-            ));
+            return Err(PlanError::NotCreatable {
+                address: resource.address.clone(),
+                connection: resource.connection.clone(),
+            });
         }
         change.action = Action::Create;
         // Local fields are shown too: they say what apply writes on this machine.
@@ -543,7 +530,7 @@ fn compare_spec(
     resolved: &CompactJson,
     live_spec: &CompactJson,
     change: &mut ResourceChange,
-) -> Result<(), String> {
+) -> Result<(), PlanError> {
     let rules = rules_for(resource.address.kind);
     let (fields, unchanged) = compared_fields(resource, resolved, live_spec);
     change.unchanged = unchanged;
@@ -551,7 +538,10 @@ fn compare_spec(
         return Ok(());
     }
     let changed: Vec<String> = fields.iter().map(|c| c.field.clone()).collect();
-    match rules.classify_update(&resolved.value(), &live_spec.value(), &changed)? {
+    match rules
+        .classify_update(&resolved.value(), &live_spec.value(), &changed)
+        .map_err(PlanError::Refused)?
+    {
         UpdateKind::InPlace { steps } => {
             change.action = Action::Update;
             change.steps = steps;
@@ -679,7 +669,7 @@ pub fn compare_declared(before: Option<&Resource>, after: &Resource) -> Option<R
             change.live = Some(declared(before));
             if let Err(reason) = compare_spec(after, &after.spec, &before.spec, &mut change) {
                 change.action = Action::Update;
-                change.reason = Some(reason);
+                change.reason = Some(reason.to_string());
             }
             if before.connection != after.connection {
                 change.action = Action::Replace;
@@ -703,7 +693,7 @@ fn rename_change(
     mut fields: Vec<FieldChange>,
     resolved: &CompactJson,
     object: &LiveObject,
-) -> Result<ResourceChange, String> {
+) -> Result<ResourceChange, PlanError> {
     let rules = rules_for(resource.address.kind);
     let name = FieldChange {
         field: "name".to_string(),
@@ -715,7 +705,9 @@ fn rename_change(
     let update = if changed.is_empty() {
         UpdateKind::InPlace { steps: Vec::new() }
     } else {
-        rules.classify_update(&resolved.value(), &object.spec.value(), &changed)?
+        rules
+            .classify_update(&resolved.value(), &object.spec.value(), &changed)
+            .map_err(PlanError::Refused)?
     };
     change.cause = Some(ActionCause::Renamed);
     match update {
@@ -742,15 +734,15 @@ fn rename_change(
     fields.insert(0, name);
     change.fields = fields;
     if change.action == Action::Replace && resource.lifecycle.prevent_destroy {
-        return Err(format!(
-            "`lifecycle.prevent_destroy` is set, but renaming from `{old}` replaces this resource; remove the setting, or rename the object on the server"
-        ));
+        return Err(PlanError::Rename(RenameError::PreventDestroy {
+            old: old.to_string(),
+        }));
     }
     Ok(change)
 }
 
 /// Says which live objects share the resource's name and how to resolve it.
-fn ambiguity(resource: &Resource, twins: &[Twin]) -> String {
+fn ambiguity(resource: &Resource, twins: &[Twin]) -> PlanError {
     let listed: Vec<String> = twins
         .iter()
         .map(|twin| match &twin.created {
@@ -758,17 +750,12 @@ fn ambiguity(resource: &Resource, twins: &[Twin]) -> String {
             None => format!("`{}`", twin.id),
         })
         .collect();
-    let when = if twins.iter().all(|t| t.created.is_none()) {
-        " (the server does not say when each was created)"
-    } else {
-        ""
-    };
-    format!(
-        "{} live objects are named `{}`: ids {}{when}; sextant will not guess which one is meant — keep one and delete the others on the server (when they are alike, they are usually a duplicate left by two applies at once: keep the oldest), or rename them, then run `sextant plan` again",
-        twins.len(),
-        resource.address.name,
-        listed.join(", ")
-    )
+    PlanError::AmbiguousLive {
+        count: twins.len(),
+        name: resource.address.name.clone(),
+        ids: listed.join(", "),
+        created_unknown: twins.iter().all(|t| t.created.is_none()),
+    }
 }
 
 /// Whether a spec key names a secret, whose value is masked leaf by leaf in every rendering.

@@ -10,7 +10,7 @@ use super::{Action, ResourceChange};
 use crate::model::Address;
 
 /// A dependency cycle, as a path `A -> B -> A`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("dependency cycle: {}", .path.iter().map(ToString::to_string).collect::<Vec<_>>().join(" -> "))]
 pub struct OrderError {
     pub path: Vec<Address>,

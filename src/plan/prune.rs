@@ -13,7 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::{Action, ActionCause, LiveMatch, LiveState, Plan, PlanProblem, ResourceChange, diff};
+use super::{
+    Action, ActionCause, KeptReason, LiveMatch, LiveState, Plan, PlanError, PlanProblem,
+    ResourceChange, diff,
+};
 use crate::model::rules::rules_for;
 use crate::model::{Address, Ensure, Kind, Model, Resource};
 use crate::providers::{LiveObject, LiveStatus};
@@ -160,26 +163,26 @@ pub fn prunes(model: &Model, live: &LiveState) -> Pruning {
                         None => continue,
                     },
                 };
-                let keep = |message: String| PlanProblem {
+                let keep = |reason: KeptReason| PlanProblem {
                     address: address.clone(),
-                    message: format!("not pruned: {message}"),
+                    error: PlanError::NotPruned(reason),
                 };
                 if renamed.contains(object.name.as_str()) {
                     // The rename of the declared resource takes it over.
                     continue;
                 }
                 if let Some(other) = model.resources.get(&address) {
-                    pruning.kept.push(keep(format!(
-                        "`{address}` is declared on connection `{}`, and a plan holds one change per address; rename one of the two objects",
-                        other.connection
-                    )));
+                    pruning.kept.push(keep(KeptReason::DeclaredElsewhere {
+                        address: address.clone(),
+                        connection: other.connection.clone(),
+                    }));
                     continue;
                 }
                 if counts[object.name.as_str()] > 1 {
-                    pruning.kept.push(keep(format!(
-                        "{} live objects on connection `{connection_name}` carry this name; sextant will not guess which one to delete",
-                        counts[object.name.as_str()]
-                    )));
+                    pruning.kept.push(keep(KeptReason::NameShared {
+                        count: counts[object.name.as_str()],
+                        connection: connection_name.clone(),
+                    }));
                     continue;
                 }
                 if let LiveStatus::Busy { activity, .. } = &object.status {
@@ -187,9 +190,9 @@ pub fn prunes(model: &Model, live: &LiveState) -> Pruning {
                     if activity.to_ascii_uppercase().contains("DELET") {
                         continue;
                     }
-                    pruning.kept.push(keep(format!(
-                        "a task is running on it (`{activity}`); the next plan after it ends prunes it"
-                    )));
+                    pruning.kept.push(keep(KeptReason::Busy {
+                        activity: activity.clone(),
+                    }));
                     continue;
                 }
                 if let Some(user) = declared
@@ -198,7 +201,7 @@ pub fn prunes(model: &Model, live: &LiveState) -> Pruning {
                 {
                     pruning
                         .kept
-                        .push(keep(format!("`{user}` names it in its manifest")));
+                        .push(keep(KeptReason::NamedByManifest { user: user.clone() }));
                     continue;
                 }
                 candidates.insert(
@@ -243,9 +246,7 @@ pub fn prunes(model: &Model, live: &LiveState) -> Pruning {
             candidates.remove(&key);
             pruning.kept.push(PlanProblem {
                 address: key.1.clone(),
-                message: format!(
-                    "not pruned: `{user}` still uses it, and no manifest declares that object or lets sextant prune it"
-                ),
+                error: PlanError::NotPruned(KeptReason::UsedByUndeclared { user }),
             });
         }
     }
@@ -496,9 +497,12 @@ pub fn check_destroys(plan: &mut Plan, model: &Model, guards: &DestroyGuards) {
             .count();
         problems.push(PlanProblem {
             address: first.address.clone(),
-            message: format!(
-                "the plan destroys {count} objects ({pruned} of them pruned), more than {limit}, the most {source} allows; nothing was changed. Check the manifests (a directory left out of the command prunes everything it declares), then pass `--max-destroy {count}` if it is intended"
-            ),
+            error: PlanError::TooManyDestroys {
+                count,
+                pruned,
+                limit,
+                allowed_by: source,
+            },
         });
     }
     let mut warnings = Vec::new();
@@ -509,7 +513,7 @@ pub fn check_destroys(plan: &mut Plan, model: &Model, guards: &DestroyGuards) {
         {
             let found = PlanProblem {
                 address: change.address.clone(),
-                message: "pruning an SDDC destroys its hosts and workloads, and no `lifecycle.prevent_destroy` can protect an object no manifest declares; apply with `--allow-destroy Sddc` to confirm".to_string(),
+                error: PlanError::SddcPruneUnconfirmed,
             };
             if guards.applying {
                 problems.push(found);
@@ -533,22 +537,18 @@ pub fn force_replacements(plan: &mut Plan, model: &Model, replace: &[Address]) {
         let Some(resource) = model.resources.get(address) else {
             continue;
         };
-        let problem = |message: String| PlanProblem {
+        let problem = |error: PlanError| PlanProblem {
             address: address.clone(),
-            message,
+            error,
         };
         if resource.ensure == Ensure::Absent {
-            plan.problems.push(problem(
-                "`--replace` names a resource declared `ensure: absent`; it is deleted, not replaced"
-                    .to_string(),
-            ));
+            plan.problems.push(problem(PlanError::ReplaceAbsent));
             continue;
         }
         if !rules_for(address.kind).creatable() {
-            plan.problems.push(problem(format!(
-                "`--replace` cannot replace a {}: sextant does not create or delete them",
-                address.kind
-            )));
+            plan.problems.push(problem(PlanError::ReplaceNotCreatable {
+                kind: address.kind,
+            }));
             continue;
         }
         match change.action {
@@ -559,15 +559,12 @@ pub fn force_replacements(plan: &mut Plan, model: &Model, replace: &[Address]) {
             }
         }
         if resource.lifecycle.prevent_destroy {
-            plan.problems.push(problem(
-                "`lifecycle.prevent_destroy` is set, but `--replace` would replace this resource; remove the setting or the flag".to_string(),
-            ));
+            plan.problems.push(problem(PlanError::ReplacePrevented));
             continue;
         }
         if let Some(user) = server_user(model, address) {
-            plan.problems.push(problem(format!(
-                "`--replace` would delete it while `{user}` uses it on the server, and the server refuses to delete an object in use (the new one would not be used either); change `{user}` first, or replace both by declaring them `ensure: absent` and then present again"
-            )));
+            plan.problems
+                .push(problem(PlanError::ReplaceInUse { user }));
             continue;
         }
         change.action = Action::Replace;

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use super::LiveMatch;
-use super::LiveState;
+use super::{LiveMatch, LiveState, RenameError};
 use crate::model::{Address, Model, Resource};
 use crate::providers::LiveObject;
 
@@ -17,25 +16,26 @@ pub(super) fn previous_object<'l>(
     model: &Model,
     live: &'l LiveState,
     own: Option<&Arc<LiveObject>>,
-) -> Result<Option<(String, &'l Arc<LiveObject>)>, String> {
+) -> Result<Option<(String, &'l Arc<LiveObject>)>, RenameError> {
     let mut found: Vec<(&str, &'l Arc<LiveObject>)> = Vec::new();
     for old in &resource.previous_names {
         let address = Address::new(resource.address.kind, old.clone());
         if let Some(other) = model.resources.get(&address) {
-            return Err(format!(
-                "`previous_names` lists `{old}`, but `{address}` is declared too ({}); a name belongs to one document: remove it from `previous_names` or remove the other document",
-                other.location
-            ));
+            return Err(RenameError::DeclaredToo {
+                old: old.clone(),
+                address,
+                location: other.location.to_string(),
+            });
         }
         match live.get(&address) {
             LiveMatch::Found { object, .. } => found.push((old.as_str(), object)),
             LiveMatch::Ambiguous { objects } => {
                 let ids: Vec<String> = objects.iter().map(|t| format!("`{}`", t.id)).collect();
-                return Err(format!(
-                    "previous name `{old}` is carried by {} live objects (ids {}); sextant will not guess which one to rename: delete the extra ones on the server",
-                    objects.len(),
-                    ids.join(", ")
-                ));
+                return Err(RenameError::OldNameAmbiguous {
+                    old: old.clone(),
+                    count: objects.len(),
+                    ids: ids.join(", "),
+                });
             }
             LiveMatch::Missing { .. } => {}
         }
@@ -43,23 +43,22 @@ pub(super) fn previous_object<'l>(
     let name = &resource.address.name;
     match (own, found.as_slice()) {
         (_, []) => Ok(None),
-        (Some(own), [(old, object), ..]) => Err(format!(
-            "both `{}` (id `{}`) and `{}` (id `{}`) exist live, and `previous_names` says they are one object; delete or rename one of them on the server, or remove `{old}` from `previous_names`",
-            resource.address,
-            own.id,
-            Address::new(resource.address.kind, *old),
-            object.id
-        )),
+        (Some(own), [(old, object), ..]) => Err(RenameError::BothLive {
+            address: resource.address.clone(),
+            id: own.id.clone(),
+            old: old.to_string(),
+            old_id: object.id.clone(),
+        }),
         (None, [(old, object)]) => Ok(Some((old.to_string(), *object))),
         (None, several) => {
             let listed: Vec<String> = several
                 .iter()
                 .map(|(old, object)| format!("`{old}` (id `{}`)", object.id))
                 .collect();
-            Err(format!(
-                "several previous names of `{name}` exist live: {}; sextant will not guess which one to rename: delete the others on the server, or list only one in `previous_names`",
-                listed.join(", ")
-            ))
+            Err(RenameError::SeveralLive {
+                name: name.clone(),
+                listed: listed.join(", "),
+            })
         }
     }
 }

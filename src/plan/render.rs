@@ -345,7 +345,7 @@ pub fn json_warnings(plan: &Plan) -> Vec<JsonWarning> {
         connection: None,
         address: Some(w.address.to_string()),
         expires_at: None,
-        message: w.message.clone(),
+        message: w.message(),
     }));
     warnings
 }
@@ -508,7 +508,7 @@ pub fn json(plan: &Plan) -> JsonPlan {
             .iter()
             .map(|p| JsonPlanError {
                 address: p.address.to_string(),
-                message: p.message.clone(),
+                message: p.message(),
             })
             .collect(),
         warnings: json_warnings(plan),
@@ -525,7 +525,7 @@ pub fn markdown(plan: &Plan) -> String {
                 out,
                 "- {}: {}",
                 shown::markdown_code(&problem.address.to_string()),
-                shown::markdown_inline(&problem.message)
+                shown::markdown_inline(&problem.message())
             );
         }
         return out;
@@ -754,7 +754,9 @@ mod tests {
             problems: vec![],
             warnings: vec![PlanProblem {
                 address: Address::new(Kind::VcdApiToken, "lost"),
-                message: "its secret file is missing".into(),
+                error: crate::plan::PlanError::LostSecret {
+                    problem: "its secret file is missing".into(),
+                },
             }],
             credentials: vec![crate::plan::credentials::CredentialWarning {
                 connection: "vmc".into(),
@@ -856,7 +858,7 @@ mod tests {
         let plan = Plan {
             problems: vec![PlanProblem {
                 address: Address::new(Kind::Sddc, "x"),
-                message: "two live objects".into(),
+                error: crate::plan::PlanError::Refused("two live objects".into()),
             }],
             ..Plan::default()
         };

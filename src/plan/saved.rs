@@ -86,8 +86,14 @@ pub enum SavedPlanError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{path}` is not a sextant plan file: {message}")]
-    NotAPlan { path: PathBuf, message: String },
+    #[error("`{path}` is not a sextant plan file: no `\"kind\": \"{MARKER}\"` marker")]
+    NoMarker { path: PathBuf },
+    #[error("`{path}` is not a sextant plan file")]
+    Malformed {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(
         "plan file `{path}` has format version {found}; this sextant reads version {FORMAT_VERSION} only (plans record what they prune since version 3); make the plan again with `sextant plan --out FILE`"
     )]
@@ -95,7 +101,8 @@ pub enum SavedPlanError {
 }
 
 /// What changed since a plan was saved, each item one fact ready to print.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the saved plan is stale: {}; nothing was changed", self.describe())]
 pub struct Staleness {
     /// Changes in the manifests: connection settings and declared resources.
     pub manifests: Vec<String>,
@@ -239,9 +246,8 @@ impl SavedPlan {
             return Ok(None);
         };
         if value.get("kind").and_then(|k| k.as_str()) != Some(MARKER) {
-            return Err(SavedPlanError::NotAPlan {
+            return Err(SavedPlanError::NoMarker {
                 path: path.to_path_buf(),
-                message: format!("no `\"kind\": \"{MARKER}\"` marker"),
             });
         }
         let found = value
@@ -257,9 +263,9 @@ impl SavedPlan {
         }
         serde_json::from_value(value)
             .map(Some)
-            .map_err(|err| SavedPlanError::NotAPlan {
+            .map_err(|source| SavedPlanError::Malformed {
                 path: path.to_path_buf(),
-                message: err.to_string(),
+                source,
             })
     }
 

@@ -735,4 +735,11 @@ async fn a_cli_failure_shows_its_cause_once_under_caused_by() {
         ])
         .await;
     sextant_snapshot!("cli-export-out-is-a-file", export);
+    // `show` of a file that cannot be read, and of one that is not JSON: the reading error
+    // and the JSON parser's own message are the causes.
+    let missing = estate.run(&["show", "missing.plan"]).await;
+    sextant_snapshot!("cli-show-unreadable-file", missing);
+    estate.write_file("notes.yaml", "kind: SaltJob\n");
+    let not_json = estate.run(&["show", "notes.yaml"]).await;
+    sextant_snapshot!("cli-show-not-json", not_json);
 }
