@@ -90,6 +90,12 @@ pub trait KindRules: Sync {
         true
     }
 
+    /// Pruning an object of the kind needs `--allow-destroy <Kind>` when this says what it
+    /// destroys (an SDDC's hosts and workloads): without it a plan warns and apply refuses.
+    fn prune_needs_confirmation(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether sextant creates objects of the kind; when not, a declared object that does
     /// not exist is a planning error, not a create that cannot succeed.
     fn creatable(&self) -> bool {

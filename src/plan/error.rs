@@ -92,9 +92,9 @@ pub enum PlanError {
         allowed_by: String,
     },
     #[error(
-        "pruning an SDDC destroys its hosts and workloads, and no `lifecycle.prevent_destroy` can protect an object no manifest declares; apply with `--allow-destroy Sddc` to confirm"
+        "{what}, and no `lifecycle.prevent_destroy` can protect an object no manifest declares; apply with `--allow-destroy {kind}` to confirm"
     )]
-    SddcPruneUnconfirmed,
+    PruneUnconfirmed { kind: Kind, what: &'static str },
     #[error("`--replace` names a resource declared `ensure: absent`; it is deleted, not replaced")]
     ReplaceAbsent,
     #[error("`--replace` cannot replace a {kind}: sextant does not create or delete them")]

@@ -507,13 +507,14 @@ pub fn check_destroys(plan: &mut Plan, model: &Model, guards: &DestroyGuards) {
     }
     let mut warnings = Vec::new();
     for change in &destroys {
-        if change.address.kind == Kind::Sddc
-            && change.cause == Some(ActionCause::Pruned)
-            && !guards.allow_destroy.contains(&Kind::Sddc)
+        let kind = change.address.kind;
+        if change.cause == Some(ActionCause::Pruned)
+            && let Some(what) = rules_for(kind).prune_needs_confirmation()
+            && !guards.allow_destroy.contains(&kind)
         {
             let found = PlanProblem {
                 address: change.address.clone(),
-                error: PlanError::SddcPruneUnconfirmed,
+                error: PlanError::PruneUnconfirmed { kind, what },
             };
             if guards.applying {
                 problems.push(found);

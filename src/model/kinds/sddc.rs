@@ -377,6 +377,10 @@ impl SddcSpec {
 }
 
 impl KindRules for Sddc {
+    fn prune_needs_confirmation(&self) -> Option<&'static str> {
+        Some("pruning an SDDC destroys its hosts and workloads")
+    }
+
     /// `sddc_id` of `AwsSddcConfig` is an optional client-chosen id (vmc.md, `AwsSddcConfig` table).
     fn client_chosen_id(&self) -> bool {
         true
