@@ -79,6 +79,24 @@ fn ok(run: &Run) {
 }
 
 /// Creates token `ci` and checks the file holds the one live token.
+/// Registers a newer generation of token `ci` on the server, as a rotation that never wrote
+/// its file leaves it.
+async fn register_newer_generation(estate: &Estate) {
+    let jwt = vcd_session(estate).await;
+    let registered: Value = reqwest::Client::new()
+        .post(format!("{}/oauth/provider/register", estate.sim.base_url))
+        .bearer_auth(&jwt)
+        .json(&json!({"client_name": "ci.rotated-20261201T000000Z"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(registered["client_id"].is_string(), "{registered}");
+    assert_eq!(estate.ci_tokens().await.len(), 2);
+}
+
 async fn estate_with_token() -> Estate {
     let estate = Estate::start(1.0).await;
     estate.write("token.yaml", TOKEN);
@@ -249,20 +267,7 @@ async fn a_rotated_generation_whose_secret_was_never_written_is_revoked_and_the_
     let file = estate.token_file_json();
     // What a crash between the new token's grant and the file write leaves: a newer
     // generation on the server that no file holds.
-    let jwt = vcd_session(&estate).await;
-    let client = reqwest::Client::new();
-    let registered: Value = client
-        .post(format!("{}/oauth/provider/register", estate.sim.base_url))
-        .bearer_auth(&jwt)
-        .json(&json!({"client_name": "ci.rotated-20261201T000000Z"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(registered["client_id"].is_string(), "{registered}");
-    assert_eq!(estate.ci_tokens().await.len(), 2);
+    register_newer_generation(&estate).await;
 
     let plan = estate.run(&["plan", "manifests"]).await;
     ok(&plan);
@@ -610,19 +615,7 @@ async fn a_token_file_naming_a_token_no_longer_live_is_reported_then_replaced_on
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_of_two_generations_whose_revokes_are_tasks_is_deleted_whole() {
     let estate = estate_with_token().await;
-    let jwt = vcd_session(&estate).await;
-    let registered: Value = reqwest::Client::new()
-        .post(format!("{}/oauth/provider/register", estate.sim.base_url))
-        .bearer_auth(&jwt)
-        .json(&json!({"client_name": "ci.rotated-20261201T000000Z"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(registered["client_id"].is_string(), "{registered}");
-    assert_eq!(estate.ci_tokens().await.len(), 2);
+    register_newer_generation(&estate).await;
     estate.sim.sim.state.lock().await.vcd.options.revoke_status = 202;
 
     estate.write(

@@ -357,15 +357,6 @@ mod tests {
         serde_json::from_value(value).unwrap()
     }
 
-    fn refs(known: &[(Kind, &str, &str)]) -> References {
-        References {
-            known: known
-                .iter()
-                .map(|(kind, name, uuid)| ((*kind, name.to_string()), uuid.to_string()))
-                .collect(),
-        }
-    }
-
     #[test]
     fn jobs_normalize_into_the_manifest_shape() {
         let item = json!({
@@ -399,7 +390,7 @@ mod tests {
             "arg": {"arg": ["nginx"]}, "masters": ["m1"], "access": {"Ops": ["run"]}}),
         );
         assert_eq!(SaltJob::references(&desired), [(Kind::SaltTarget, "web")]);
-        let refs = refs(&[(Kind::SaltTarget, "web", "g1")]);
+        let refs = References::known(&[(Kind::SaltTarget, "web", "g1")]);
         let call = SaltJob::create_call("apply", &desired, "j1", &refs).unwrap();
         assert_eq!(call.name(), "job.save_job");
         assert_eq!(
@@ -421,7 +412,7 @@ mod tests {
             SaltJob::update_references(&desired, &live),
             [(Kind::SaltTarget, "web")]
         );
-        let refs = refs(&[(Kind::SaltTarget, "web", "g1")]);
+        let refs = References::known(&[(Kind::SaltTarget, "web", "g1")]);
         let call = SaltJob::update_call("ping", &desired, &live, "u1", &refs).unwrap();
         assert_eq!(
             call.kwarg,

@@ -788,6 +788,17 @@ struct References {
 }
 
 impl References {
+    /// References already resolved: `(kind, name, uuid)`.
+    #[cfg(test)]
+    fn known(known: &[(Kind, &str, &str)]) -> Self {
+        Self {
+            known: known
+                .iter()
+                .map(|(kind, name, uuid)| ((*kind, name.to_string()), uuid.to_string()))
+                .collect(),
+        }
+    }
+
     /// Resolves the names `requests` refer to with one listing per kind instead of one
     /// lookup per name, when more than one name of a kind is needed. Names that match
     /// several objects are left to [`References::resolve`], which reports them.

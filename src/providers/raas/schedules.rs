@@ -375,15 +375,6 @@ mod tests {
         serde_json::from_value(value).unwrap()
     }
 
-    fn refs(known: &[(Kind, &str, &str)]) -> References {
-        References {
-            known: known
-                .iter()
-                .map(|(kind, name, uuid)| ((*kind, name.to_string()), uuid.to_string()))
-                .collect(),
-        }
-    }
-
     #[test]
     fn schedules_map_uuids_to_names() {
         let item = json!({"uuid": "s1", "name": "nightly", "job_uuid": "j1", "tgt_uuid": "g1",
@@ -411,7 +402,8 @@ mod tests {
             SaltSchedule::references(&desired),
             [(Kind::SaltJob, "j"), (Kind::SaltTarget, "web")]
         );
-        let refs = refs(&[(Kind::SaltJob, "j", "j1"), (Kind::SaltTarget, "web", "g1")]);
+        let refs =
+            References::known(&[(Kind::SaltJob, "j", "j1"), (Kind::SaltTarget, "web", "g1")]);
         let call = SaltSchedule::create_call("s", &desired, "key", &refs).unwrap();
         assert_eq!(call.name(), "schedule.save");
         assert_eq!(
@@ -427,7 +419,8 @@ mod tests {
         let live = serde_json::from_value(json!({"job": "j", "target": "web", "enabled": false,
             "schedule": {"cron": "0 3 * * *", "until": "2099-01-01T00:00", "splay": {"end": 5}}}))
         .unwrap();
-        let refs = refs(&[(Kind::SaltJob, "j", "j1"), (Kind::SaltTarget, "web", "g1")]);
+        let refs =
+            References::known(&[(Kind::SaltJob, "j", "j1"), (Kind::SaltTarget, "web", "g1")]);
         let desired = spec(json!({"job": "j", "schedule": {"minutes": 30, "splay": {"end": 9}}}));
         let call = SaltSchedule::update_call("s", &desired, &live, "s1", &refs).unwrap();
         assert_eq!(call.method, "update");
