@@ -140,10 +140,7 @@ impl CspAuth {
         let Some(source) = self.api_token.as_ref() else {
             return Ok(None);
         };
-        let api_token = source.resolve().map_err(|err| ProviderError::Config {
-            connection: self.connection.clone(),
-            message: format!("cannot read `api_token` from {}: {err}", source.describe()),
-        })?;
+        let api_token = crate::providers::read_secret(&self.connection, "api_token", source)?;
         let request = HttpRequest::post(format!("{}{DETAILS_PATH}", self.csp_url))
             .secret_json(serde_json::json!({ "tokenValue": api_token.expose() }))
             // Reading details changes nothing.
@@ -175,10 +172,7 @@ impl CspAuth {
                 connection: self.connection.clone(),
                 message: "`api_token` is required to log in to CSP".to_string(),
             })?;
-        let api_token = source.resolve().map_err(|err| ProviderError::Config {
-            connection: self.connection.clone(),
-            message: format!("cannot read `api_token` from {}: {err}", source.describe()),
-        })?;
+        let api_token = crate::providers::read_secret(&self.connection, "api_token", source)?;
         let api_token_text = api_token.expose().to_string();
         let request = HttpRequest::post(format!("{}{AUTHORIZE_PATH}", self.csp_url))
             .form(vec![(

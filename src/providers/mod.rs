@@ -173,12 +173,35 @@ pub enum ProviderError {
     /// A secret or setting of the connection could not be used.
     #[error("connection `{connection}`: {message}")]
     Config { connection: String, message: String },
+    /// A secret of the connection could not be read (its cause says why, never its value).
+    #[error("connection `{connection}`: cannot read `{field}` from {from}")]
+    Secret {
+        connection: String,
+        field: &'static str,
+        from: String,
+        #[source]
+        source: crate::model::secret::SecretError,
+    },
     /// The request itself cannot be carried out (e.g. two live objects share a name).
     #[error("{0}")]
     Invalid(String),
 }
 
 pub type ProviderResult<T> = Result<T, ProviderError>;
+
+/// Reads a connection's secret `field` from `source`; a failure is [`ProviderError::Secret`].
+pub fn read_secret(
+    connection: &str,
+    field: &'static str,
+    source: &crate::model::SecretSource,
+) -> ProviderResult<crate::model::SecretValue> {
+    source.resolve().map_err(|err| ProviderError::Secret {
+        connection: connection.to_string(),
+        field,
+        from: source.describe(),
+        source: err,
+    })
+}
 
 /// What every system implements. Methods never sleep between polls: long work is returned
 /// as a [`TaskHandle`] and the executor calls [`Provider::poll`] when it sees fit.
@@ -241,6 +264,21 @@ pub fn connect(connection: &Connection) -> ProviderResult<Arc<dyn Provider>> {
 #[cfg(test)]
 mod tests {
     use super::Attributes;
+
+    #[test]
+    fn an_unreadable_secret_keeps_why_as_its_cause() {
+        let source = crate::model::SecretSource::Env("SEXTANT_UNIT_SURELY_UNSET".into());
+        let err = super::read_secret("vc", "password", &source).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "connection `vc`: cannot read `password` from env `SEXTANT_UNIT_SURELY_UNSET`"
+        );
+        let cause = std::error::Error::source(&err).expect("a cause");
+        assert!(
+            cause.to_string().contains("SEXTANT_UNIT_SURELY_UNSET"),
+            "{cause}"
+        );
+    }
 
     #[test]
     fn attributes_behave_as_a_sorted_map() {

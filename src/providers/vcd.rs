@@ -179,10 +179,7 @@ impl VcdProvider {
                 connection: self.connection.clone(),
                 message: "`api_token` is required for the refresh grant".to_string(),
             })?;
-        let api_token = source.resolve().map_err(|err| ProviderError::Config {
-            connection: self.connection.clone(),
-            message: format!("cannot read `api_token` from {}: {err}", source.describe()),
-        })?;
+        let api_token = crate::providers::read_secret(&self.connection, "api_token", source)?;
         let api_token = token_file_secret(api_token);
         let request = HttpRequest::post(format!("{}/token", self.oauth_base()))
             .header(ACCEPT, "application/json")
@@ -231,10 +228,7 @@ impl VcdProvider {
                 message: "managing API tokens needs `username` and `password` on the connection (an API-token session cannot create or revoke tokens)".to_string(),
             });
         };
-        let password = source.resolve().map_err(|err| ProviderError::Config {
-            connection: self.connection.clone(),
-            message: format!("cannot read `password` from {}: {err}", source.describe()),
-        })?;
+        let password = crate::providers::read_secret(&self.connection, "password", source)?;
         let user = if username.contains('@') {
             username.clone()
         } else {

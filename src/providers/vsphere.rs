@@ -396,12 +396,7 @@ impl VsphereProvider {
             .password
             .as_ref()
             .ok_or_else(|| self.config_error("`password` is required to log in to vCenter"))?;
-        let password = source.resolve().map_err(|err| {
-            self.config_error(format!(
-                "cannot read `password` from {}: {err}",
-                source.describe()
-            ))
-        })?;
+        let password = crate::providers::read_secret(&self.connection, "password", source)?;
         let basic = SecretValue::new(format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD

@@ -423,10 +423,8 @@ impl RaasSession {
                 password,
                 config_name,
             } => {
-                let password = password.resolve().map_err(|err| ProviderError::Config {
-                    connection: self.connection.clone(),
-                    message: format!("cannot read `password` from {}: {err}", password.describe()),
-                })?;
+                let password =
+                    crate::providers::read_secret(&self.connection, "password", password)?;
                 session = self.bootstrap_xsrf().await?;
                 self.onprem_login(&mut session, username, &password, config_name)
                     .await?;
