@@ -44,7 +44,7 @@ impl CompactJson {
     }
 
     /// Whether both hold the same text (the same allocation or an identical serialization).
-    fn same_text(&self, other: &Self) -> bool {
+    pub fn same_text(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
     }
 }
