@@ -88,9 +88,13 @@ struct FileFields {
 /// The absolute path of a VcdApiToken's `spec.file`, read from its typed spec (`None` when the
 /// resource is not a token).
 pub fn token_file_path(resource: &Resource) -> Option<PathBuf> {
+    Some(resource.base_dir.join(token_spec(resource)?.file))
+}
+
+/// A VcdApiToken's typed spec (`None` when the resource is not a token).
+fn token_spec(resource: &Resource) -> Option<super::VcdApiTokenSpec> {
     use serde::Deserialize;
-    let spec = super::VcdApiTokenSpec::deserialize(&resource.spec.value());
-    Some(resource.base_dir.join(spec.ok()?.file))
+    super::VcdApiTokenSpec::deserialize(&resource.spec.value()).ok()
 }
 
 /// Reads the non-secret fields of the token file at `path`; `Ok(None)` when there is no
@@ -186,9 +190,10 @@ pub enum TokenState {
 
 /// Decides what the live token `live` of `resource` needs at `now`.
 pub fn token_state(resource: &Resource, live: &LiveObject, now: DateTime<Utc>) -> TokenState {
-    let Some(path) = token_file_path(resource) else {
+    let Some(spec) = token_spec(resource) else {
         return TokenState::Fine;
     };
+    let path = resource.base_dir.join(&spec.file);
     let meta = match read_meta(&path) {
         Ok(Some(meta)) => meta,
         Ok(None) => {
@@ -219,11 +224,7 @@ pub fn token_state(resource: &Resource, live: &LiveObject, now: DateTime<Utc>) -
         ));
     }
     let others: Vec<String> = generations.into_iter().filter(|g| *g != held).collect();
-    let rotate_after = resource
-        .spec
-        .get("rotate_after")
-        .and_then(|v| v.as_str().map(str::to_string));
-    let due = rotate_after.as_deref().and_then(|text| {
+    let due = spec.rotate_after.as_deref().and_then(|text| {
         let after = parse_rotate_after(text)?;
         let written = meta.updated_on?;
         let age = now.signed_duration_since(written).to_std().ok()?;
