@@ -7,10 +7,10 @@
 //! the manifests at a baseline commit and now.
 
 pub mod apply;
-pub mod atomic_file;
 pub mod cli;
 pub mod drift;
 pub mod export;
+pub mod local_file;
 pub mod manifest;
 pub mod model;
 pub mod plan;

@@ -66,13 +66,13 @@ fn providers_import_only_the_model() {
 
 #[test]
 fn the_simulator_imports_none_of_the_clients() {
-    // `atomic_file` is a leaf: it imports nothing of the crate (checked below).
-    assert_only("sim", &["model", "sim", "atomic_file"]);
+    // `local_file` is a leaf: it imports nothing of the crate (checked below).
+    assert_only("sim", &["model", "sim", "local_file"]);
 }
 
 #[test]
-fn the_atomic_file_writer_is_a_leaf() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/atomic_file.rs");
+fn the_local_file_module_is_a_leaf() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/local_file.rs");
     let text = std::fs::read_to_string(path).unwrap();
     let code = text
         .lines()

@@ -53,6 +53,6 @@ pub fn write(resource: &Resource, secret: &IssuedSecret) -> Result<PathBuf, Secr
     let mut text =
         serde_json::to_string_pretty(&body).map_err(|e| fail(std::io::Error::other(e)))?;
     text.push('\n');
-    crate::atomic_file::write(&path, text.as_bytes(), 0o600, true).map_err(fail)?;
+    crate::local_file::write_atomic(&path, text.as_bytes(), 0o600, true).map_err(fail)?;
     Ok(path)
 }

@@ -232,7 +232,7 @@ impl SavedPlan {
         let mut text =
             serde_json::to_string_pretty(self).map_err(|e| write(std::io::Error::other(e)))?;
         text.push('\n');
-        crate::atomic_file::write(path, text.as_bytes(), 0o666, false).map_err(write)
+        crate::local_file::write_atomic(path, text.as_bytes(), 0o666, false).map_err(write)
     }
 
     /// Reads a plan file; `Ok(None)` when the file is not JSON at all (so it may be a

@@ -384,7 +384,7 @@ fn save_state(path: &Path, state: &SimState) -> Result<(), SimError> {
         source,
     };
     let bytes = serde_json::to_vec(state).map_err(|err| io(std::io::Error::other(err)))?;
-    crate::atomic_file::write(path, &bytes, 0o666, true).map_err(io)
+    crate::local_file::write_atomic(path, &bytes, 0o666, true).map_err(io)
 }
 
 /// Seed data (`--seed-data`, YAML or JSON): a partial state document. Each top-level section

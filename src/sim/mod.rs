@@ -361,16 +361,9 @@ fn lock_state_file(state: &std::path::Path) -> Result<StateLock, SimError> {
         source,
     };
     loop {
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+        let mut file = match crate::local_file::try_lock(&path).map_err(io)? {
+            Ok(file) => file,
+            Err(mut file) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
@@ -383,8 +376,7 @@ fn lock_state_file(state: &std::path::Path) -> Result<StateLock, SimError> {
                     },
                 });
             }
-            Err(std::fs::TryLockError::Error(err)) => return Err(io(err)),
-        }
+        };
         // A simulator that stopped meanwhile removed the file this one locked: lock anew.
         let locked = file.metadata().map_err(io)?;
         let current = std::fs::metadata(&path).ok();

@@ -142,16 +142,9 @@ impl LockBackend for FileBackend {
             path: path.clone(),
             source,
         };
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+        let mut file = match crate::local_file::try_lock(&path).map_err(io)? {
+            Ok(file) => file,
+            Err(mut file) => {
                 for _ in 0..HOLDER_READS {
                     if let Some(content) = read_holder(&mut file) {
                         return Ok(Attempt::Held(Some(content.holder)));
@@ -160,8 +153,7 @@ impl LockBackend for FileBackend {
                 }
                 return Ok(Attempt::Held(None));
             }
-            Err(std::fs::TryLockError::Error(err)) => return Err(io(err)),
-        }
+        };
         let content = serde_json::to_vec(&Content {
             key: key.to_string(),
             holder: me.clone(),
