@@ -1,8 +1,8 @@
 //! Rotating a credential without a gap (`Action::Rotate`, a VCD token's `rotate_after`):
 //! create the new token, write its secret and id to the token file (atomically, mode 0600),
 //! and only then revoke the generations the file no longer names. At every moment the file
-//! names a token that works. `crate::model::kinds::vcd_api_token::token_file` says how the next plan recognises a
-//! rotation a crash interrupted and finishes it. A revoke the server answers with a task is
+//! names a token that works. `crate::model::kinds::vcd_api_token::token_file` says how the
+//! next plan recognises a rotation a crash interrupted and finishes it. A revoke the server answers with a task is
 //! not waited for here: it goes back to the executor's loop, which polls it.
 
 use chrono::Utc;
