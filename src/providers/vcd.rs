@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::model::kinds::vcd_api_token::token_file::base_token_name;
+use crate::model::kinds::vcd_api_token::token_file::{self, base_token_name};
 use crate::model::{Connection, Kind, SecretSource, SecretValue};
 use crate::providers::http::{FormValue, HttpClient, HttpRequest, HttpResponse, truncate_body};
 use crate::providers::raas::session::jwt_lifetime;
@@ -918,7 +918,7 @@ fn token_file_secret(secret: SecretValue) -> SecretValue {
 
 /// Every generation's id of a live token, oldest first.
 fn generation_ids(live: &LiveObject) -> Vec<String> {
-    crate::model::kinds::vcd_api_token::token_file::generations(live)
+    token_file::generations(live)
 }
 
 /// One live object for the generations of token `base`: oldest first (the declared name
@@ -939,10 +939,9 @@ fn generations_object(base: &str, mut generations: Vec<&Token>) -> LiveObject {
         let ids: Vec<&str> = generations.iter().map(|t| t.id.as_str()).collect();
         let text = json!({"generations": ids}).to_string();
         object.fingerprint = hex::encode(Sha256::digest(text.as_bytes()));
-        object.attributes.insert(
-            crate::model::kinds::vcd_api_token::token_file::GENERATIONS_ATTRIBUTE.to_string(),
-            ids.join(" "),
-        );
+        object
+            .attributes
+            .insert(token_file::GENERATIONS_ATTRIBUTE.to_string(), ids.join(" "));
     }
     object
 }
