@@ -8,6 +8,8 @@ mod support;
 mod cli;
 #[path = "regression/lock.rs"]
 mod lock;
+#[path = "regression/manifest.rs"]
+mod manifest;
 #[path = "regression/raas.rs"]
 mod raas;
 #[path = "regression/security.rs"]

@@ -387,14 +387,15 @@ impl Collector<'_> {
                 );
             }
             Interpolation::Connection { name, attribute } => {
-                // Connections are not among the declarations a reference may name.
+                // Connections are configuration, not objects with attributes: whether or not
+                // one of that name is declared, a reference cannot read it.
                 self.error(
                     pos,
                     path,
                     format!(
-                        "reference `${{Connection/{name}.{attribute}}}` names `Connection/{name}`, which is not declared"
+                        "reference `${{Connection/{name}.{attribute}}}` names a connection; references read the attributes of managed objects only"
                     ),
-                    None,
+                    Some("write the value itself (a connection's settings are in its own document)".to_string()),
                 );
             }
             Interpolation::Reference { address, attribute } => {
