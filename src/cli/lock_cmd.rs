@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use super::args::LockBackendArgs;
-use super::settings::{LockReleaseSettings, LockStatusSettings};
+use super::settings::{GlobalSettings, LockReleaseSettings, LockStatusSettings};
 use super::{Failure, Reporter, exit};
 use crate::apply::lock::LockBackend;
 use crate::apply::lock::file::FileBackend;
@@ -86,6 +86,7 @@ async fn connect_postgres(url: &str, check: &str) -> Result<Box<dyn LockBackend>
 fn declared_lock(
     args: &LockBackendArgs,
     paths: &[std::path::PathBuf],
+    global: &GlobalSettings,
     reporter: &Reporter,
 ) -> Result<Option<LockSettings>, Failure> {
     if args.lock.is_some() || paths.is_empty() {
@@ -94,7 +95,7 @@ fn declared_lock(
     let unit = crate::manifest::unit(
         paths,
         &crate::manifest::Overrides::default(),
-        &crate::manifest::Access::from_env(),
+        &global.access,
     )
     .map_err(|diagnostics| super::workspace::manifest_failure(&diagnostics, reporter))?;
     let model = unit
@@ -104,8 +105,12 @@ fn declared_lock(
 }
 
 /// `lock status`: the locks held now and their holders.
-pub async fn status(args: LockStatusSettings, reporter: &Reporter) -> Result<i32, Failure> {
-    let declared = declared_lock(&args.backend, &args.paths, reporter)?;
+pub async fn status(
+    args: LockStatusSettings,
+    global: &GlobalSettings,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let declared = declared_lock(&args.backend, &args.paths, global, reporter)?;
     let backend = open_backend(&args.backend, declared.as_ref()).await?;
     let held = backend.held().await?;
     if held.is_empty() {
@@ -121,8 +126,12 @@ pub async fn status(args: LockStatusSettings, reporter: &Reporter) -> Result<i32
 }
 
 /// `lock release`: ends the session holding a lock, after confirmation.
-pub async fn release(args: LockReleaseSettings, reporter: &Reporter) -> Result<i32, Failure> {
-    let declared = declared_lock(&args.backend, &args.paths, reporter)?;
+pub async fn release(
+    args: LockReleaseSettings,
+    global: &GlobalSettings,
+    reporter: &Reporter,
+) -> Result<i32, Failure> {
+    let declared = declared_lock(&args.backend, &args.paths, global, reporter)?;
     let backend = open_backend(&args.backend, declared.as_ref()).await?;
     if !args.yes {
         confirm(&args.key, backend.as_ref()).await?;

@@ -142,11 +142,12 @@ async fn dispatch(
         Command::Completions(args) => help_cmd::print_completions(args.shell),
         Command::Man => help_cmd::print_man_page(),
         Command::Lock(LockCommand::Status(args)) => {
-            lock_cmd::status(LockStatusSettings::new(args), reporter).await
+            lock_cmd::status(LockStatusSettings::new(args), global, reporter).await
         }
         Command::Lock(LockCommand::Release(args)) => {
             lock_cmd::release(
                 LockReleaseSettings::new(args).map_err(Failure::hinted)?,
+                global,
                 reporter,
             )
             .await

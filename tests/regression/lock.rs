@@ -290,3 +290,51 @@ async fn two_live_objects_of_one_name_are_reported_with_their_ids() {
     }
     assert!(line.contains("keep one and delete the others"), "{line}");
 }
+
+/// `lock status` and `lock release` read the `Lock` document with the directories the operator
+/// named (`--secret-dir`), as `apply` does: they used to ignore them and refuse a database URL
+/// kept in a secret file outside the manifest folders.
+#[tokio::test]
+async fn lock_status_reads_the_lock_document_with_the_secret_dirs_apply_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let url_file = outside.path().join("lock-url");
+    // Nothing listens on port 1: the command gets as far as connecting, then fails.
+    std::fs::write(&url_file, "postgres://sextant@127.0.0.1:1/locks\n").unwrap();
+    std::fs::create_dir(dir.path().join("manifests")).unwrap();
+    std::fs::write(
+        dir.path().join("manifests/lock.yaml"),
+        format!(
+            "kind: Lock\nname: shared\nspec:\n  postgres:\n    url: {{ file: {} }}\n",
+            url_file.display()
+        ),
+    )
+    .unwrap();
+    let outside_dir = outside.path().to_str().unwrap();
+    for command in [
+        vec!["lock", "status", "--secret-dir", outside_dir, "manifests"],
+        vec![
+            "lock",
+            "release",
+            "--force",
+            "--yes",
+            "--secret-dir",
+            outside_dir,
+            "raas:https://salt.example.com",
+            "manifests",
+        ],
+    ] {
+        let run = crate::support::estate::run_in(dir.path(), &command).await;
+        assert_eq!(run.code, 1, "{command:?}\n{}", run.stderr);
+        assert!(
+            !run.stderr.contains("outside the manifest folders"),
+            "{command:?}\n{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("check that the database is up"),
+            "{command:?}\n{}",
+            run.stderr
+        );
+    }
+}
