@@ -135,8 +135,10 @@ pub enum Interpolation {
         address: Address,
         attribute: String,
     },
-    /// `${Connection/name.attribute}`: a connection is no resource, it has no attributes.
-    Connection {
+    /// `${Connection/name.attribute}` (or `Environment`, `Lock`): a document that configures
+    /// sextant is no resource, it has no attributes.
+    Configuration {
+        kind: DocumentKind,
         name: String,
         attribute: String,
     },
@@ -196,16 +198,17 @@ fn parse_reference(inner: &str) -> Interpolation {
     if name.is_empty() {
         return invalid("has an empty name");
     }
-    match DocumentKind::parse_declared(kind) {
+    match DocumentKind::parse(kind) {
         Some(DocumentKind::Resource(kind)) => Interpolation::Reference {
             address: Address::new(kind, name),
             attribute: attribute.to_string(),
         },
-        Some(DocumentKind::Connection) => Interpolation::Connection {
+        Some(kind) => Interpolation::Configuration {
+            kind,
             name: name.to_string(),
             attribute: attribute.to_string(),
         },
-        _ => Interpolation::Invalid {
+        None => Interpolation::Invalid {
             text: format!("${{{inner}}}"),
             reason: format!("names an unknown kind `{kind}`"),
         },
@@ -281,7 +284,7 @@ impl Collector<'_> {
                 );
                 continue;
             };
-            let kind = match DocumentKind::parse_declared(kind) {
+            let kind = match DocumentKind::parse(kind) {
                 Some(DocumentKind::Resource(kind)) => kind,
                 Some(DocumentKind::Connection) => {
                     self.error(
@@ -292,7 +295,18 @@ impl Collector<'_> {
                     );
                     continue;
                 }
-                _ => {
+                Some(other) => {
+                    self.error(
+                        item.pos,
+                        &path,
+                        format!(
+                            "a resource cannot depend on a `{other}`, which configures sextant"
+                        ),
+                        None,
+                    );
+                    continue;
+                }
+                None => {
                     self.error(
                         item.pos,
                         &path,
@@ -386,16 +400,20 @@ impl Collector<'_> {
                     Some("write `${Kind/name.attribute}`, e.g. `${Sddc/prod.vc_url}`".to_string()),
                 );
             }
-            Interpolation::Connection { name, attribute } => {
-                // Connections are configuration, not objects with attributes: whether or not
-                // one of that name is declared, a reference cannot read it.
+            Interpolation::Configuration {
+                kind,
+                name,
+                attribute,
+            } => {
+                // Connections, environments and locks configure sextant; they have no
+                // attributes, whether or not one of that name is declared.
                 self.error(
                     pos,
                     path,
                     format!(
-                        "reference `${{Connection/{name}.{attribute}}}` names a connection; references read the attributes of managed objects only"
+                        "reference `${{{kind}/{name}.{attribute}}}` names a `{kind}`, which configures sextant; references read the attributes of managed objects only"
                     ),
-                    Some("write the value itself (a connection's settings are in its own document)".to_string()),
+                    Some(format!("write the value itself (a `{kind}`'s settings are in its own document)")),
                 );
             }
             Interpolation::Reference { address, attribute } => {

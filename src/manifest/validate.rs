@@ -1228,7 +1228,7 @@ pub(crate) mod tests {
             vec![
                 "a.yaml:10:7 name: `Connection/salt` is declared twice",
                 "a.yaml:20:14 depends_on[0]: a resource cannot depend on a `Connection`",
-                "a.yaml:23:15 spec.arg.arg[0]: reference `${Connection/salt.url}` names a connection; references read the attributes of managed objects only",
+                "a.yaml:23:15 spec.arg.arg[0]: reference `${Connection/salt.url}` names a `Connection`, which configures sextant; references read the attributes of managed objects only",
                 "b.yaml:9:13 spec.unmanaged.kinds[0]: `Connection` is not a kind of a `raas` connection",
             ]
         );
