@@ -399,11 +399,19 @@ impl<'a> Checker<'a> {
         let mut suggested: Vec<&str> = Vec::new();
         for entry in entries {
             let Some(key) = entry.key.as_str() else {
-                self.error(
-                    out,
-                    &entry.key,
-                    path,
-                    format!("keys must be strings, found {}", entry.key.value.describe()),
+                // YAML reads some plain words as booleans, numbers or null (`y`, `n`, `on`,
+                // `off`, `1`, `~`): the user meant a name, and quoting keeps it one.
+                let found = entry.key.value.describe();
+                out.push(
+                    Diagnostic::new(
+                        self.file,
+                        entry.key.pos,
+                        path,
+                        format!("keys must be strings, found {found}"),
+                    )
+                    .with_hint(Some(format!(
+                        "YAML reads this key as {found}; quote it to make it a name (unquoted `y`, `no`, `off`, `1` and `~` are not strings)"
+                    ))),
                 );
                 continue;
             };
