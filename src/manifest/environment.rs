@@ -622,7 +622,7 @@ fn environment_unit(
         file: env.source.path.clone(),
     };
     let mut builder = Builder {
-        schema: &schema,
+        schema,
         access,
         included: Vec::new(),
         errors,

@@ -36,7 +36,7 @@ pub fn render_documents(environment: Option<&str>, documents: &[Node]) -> String
             "# Rendered by `sextant render`. Regenerate it instead of editing it.\n",
         ),
     }
-    let writer = Writer { root: &schema };
+    let writer = Writer { root: schema };
     for (rank, _, doc) in sorted {
         out.push_str("---\n");
         let def = DocumentKind::declared()

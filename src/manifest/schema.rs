@@ -235,9 +235,11 @@ pub fn manifest_schema() -> Value {
     schema(true)
 }
 
-/// The schema the structural checks read: documents as they are after substitution.
-pub fn checker_schema() -> Value {
-    schema(false)
+/// The schema the structural checks read: documents as they are after substitution. Built
+/// once per process (`drift` loads two sets of manifests with it).
+pub fn checker_schema() -> &'static Value {
+    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| schema(false))
 }
 
 /// Lets every property of `def` that is not a plain string (nor `kind`, nor a secret) be a

@@ -494,7 +494,7 @@ mod tests {
 
     fn check(kind: impl Into<DocumentKind>, yaml: &str) -> Vec<String> {
         let schema = checker_schema();
-        let checker = Checker::new(&schema, Path::new("t.yaml"));
+        let checker = Checker::new(schema, Path::new("t.yaml"));
         let node = &parse_documents(yaml).unwrap()[0];
         let mut out = Vec::new();
         checker.check(

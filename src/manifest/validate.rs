@@ -754,7 +754,7 @@ pub fn validate_files(
             parse_file(
                 source,
                 &text,
-                &schema,
+                schema,
                 layer,
                 sharing,
                 &mut parsed,
@@ -766,7 +766,7 @@ pub fn validate_files(
         // The other load may have found it has nothing to reuse and gone.
         let _ = sender.send(record);
     }
-    validate_documents(parsed, &schema, confinement, errors)
+    validate_documents(parsed, schema, confinement, errors)
 }
 
 /// Whether a load hands its parsed documents to another load of nearly the same files, or
@@ -813,13 +813,13 @@ pub fn validate_text(
     parse_file(
         source,
         text,
-        &schema,
+        schema,
         layer,
         sharing,
         &mut parsed,
         &mut errors,
     );
-    validate_documents(parsed, &schema, confinement, errors)
+    validate_documents(parsed, schema, confinement, errors)
 }
 
 /// Documents are kept in batches of this many, each freed once its documents are consumed.
@@ -1648,7 +1648,7 @@ pub(crate) mod tests {
         parse_file(
             &source,
             &before,
-            &schema,
+            schema,
             &Layer::flat(),
             sharing,
             &mut parsed,
