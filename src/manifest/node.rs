@@ -358,7 +358,7 @@ fn parse_documents_in<T: Send>(
 /// document-start line. None when the text holds directives (`%YAML`, `%TAG`), which apply
 /// to the document after them.
 fn split_documents(text: &str, pieces: usize) -> Vec<(usize, usize)> {
-    if pieces < 2 || text.starts_with('%') || text.contains("\n%") {
+    if pieces < 2 || has_directives(text) {
         return vec![(0, text.len())];
     }
     let mut cuts = vec![0];
@@ -372,6 +372,12 @@ fn split_documents(text: &str, pieces: usize) -> Vec<(usize, usize)> {
     cuts.push(text.len());
     cuts.dedup();
     cuts.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+/// Whether `text` holds a directive line (`%YAML`, `%TAG`): it applies to the document after
+/// it, so such a text is never cut.
+fn has_directives(text: &str) -> bool {
+    text.starts_with('%') || text.contains("\n%")
 }
 
 /// The byte offset of the first `---` line starting at or after `from`.
@@ -412,7 +418,7 @@ pub fn document_segments(text: &str) -> Vec<Segment> {
             line: 1,
         }]
     };
-    if text.starts_with('%') || text.contains("\n%") {
+    if has_directives(text) {
         return whole();
     }
     let mut segments = Vec::new();

@@ -789,7 +789,8 @@ pub struct SharedDocuments {
     segments: std::collections::HashMap<Box<str>, (u32, Vec<Document>)>,
 }
 
-/// What one file's parse records for, or takes from, another load.
+/// What one file's parse records for, or takes from, another load (default: nothing).
+#[derive(Default)]
 struct Sharing<'a> {
     record: Option<&'a mut SharedDocuments>,
     reuse: Option<&'a mut SharedDocuments>,
@@ -806,16 +807,12 @@ pub fn validate_text(
     let schema = checker_schema();
     let mut errors = Vec::new();
     let mut parsed = Parsed::default();
-    let sharing = Sharing {
-        record: None,
-        reuse: None,
-    };
     parse_file(
         source,
         text,
         schema,
         layer,
-        sharing,
+        Sharing::default(),
         &mut parsed,
         &mut errors,
     );

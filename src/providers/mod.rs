@@ -114,13 +114,8 @@ fn typed_spec<K: ResourceKind>(
     address: &Address,
     spec: &serde_json::Value,
 ) -> ProviderResult<K::Spec> {
-    use serde::Deserialize;
-    K::Spec::deserialize(spec).map_err(|err| {
-        ProviderError::Invalid(format!(
-            "{address}: the desired spec is not a `{}` spec: {err}",
-            K::NAME
-        ))
-    })
+    crate::model::kinds::typed::<K>("desired", spec)
+        .map_err(|message| ProviderError::Invalid(format!("{address}: {message}")))
 }
 
 /// Inputs of a delete.

@@ -210,9 +210,12 @@ pub(crate) fn typed_specs<K: ResourceKind>(
     desired: &Value,
     live: &Value,
 ) -> Result<(K::Spec, K::Spec), String> {
-    let read = |side: &str, spec: &Value| {
-        K::Spec::deserialize(spec)
-            .map_err(|err| format!("the {side} spec is not a `{}` spec: {err}", K::NAME))
-    };
-    Ok((read("desired", desired)?, read("live", live)?))
+    Ok((typed::<K>("desired", desired)?, typed::<K>("live", live)?))
+}
+
+/// `spec` read as kind `K`'s typed spec; `Err` says that the `side` ("desired", "live") is
+/// not a spec of the kind, and why.
+pub fn typed<K: ResourceKind>(side: &str, spec: &Value) -> Result<K::Spec, String> {
+    K::Spec::deserialize(spec)
+        .map_err(|err| format!("the {side} spec is not a `{}` spec: {err}", K::NAME))
 }
