@@ -245,18 +245,29 @@ pub fn listing<'m>(current: &'m Model, baseline: Option<&Model>) -> Listing<'m> 
             drift_scope: everything(),
         };
     };
-    let mut model = current.clone();
     let mut drift_scope = BTreeSet::new();
-    for (address, resource) in model.resources.iter_mut() {
-        if let Some(before) = baseline.resources.get(address)
-            && before.connection == resource.connection
-        {
-            *resource = before.clone();
-            drift_scope.insert(address.clone());
-        }
-    }
+    // Each resource is copied once, from the baseline or the working tree, in address order
+    // (a sorted map is built in one pass).
+    let resources = current
+        .resources
+        .iter()
+        .map(
+            |(address, resource)| match baseline.resources.get(address) {
+                Some(before) if before.connection == resource.connection => {
+                    drift_scope.insert(address.clone());
+                    (address.clone(), before.clone())
+                }
+                _ => (address.clone(), resource.clone()),
+            },
+        )
+        .collect();
     Listing {
-        model: std::borrow::Cow::Owned(model),
+        model: std::borrow::Cow::Owned(Model {
+            connections: current.connections.clone(),
+            resources,
+            warnings: current.warnings.clone(),
+            lock: current.lock.clone(),
+        }),
         drift_scope,
     }
 }

@@ -298,47 +298,87 @@ pub fn parse_documents_with<T: Send>(
     } else {
         1
     };
-    parse_documents_in(text, threads.min(text.len() / MIN_PIECE), &each)
+    let threads = threads.min(text.len() / MIN_PIECE);
+    // More pieces than threads, each thread taking the next one left: a thread slowed by
+    // other work (the other load of `drift`, a neighbour on a CI runner) leaves its share to
+    // the others instead of holding the whole parse up.
+    let pieces = (text.len() / MIN_SHARE).min(threads * SHARES_PER_THREAD);
+    parse_documents_in(text, pieces, threads, &each)
 }
 
-/// Smallest piece of a text worth a thread of its own.
+/// Smallest text worth a thread, per thread.
 const MIN_PIECE: usize = 256 * 1024;
+/// Smallest piece the threads share out.
+const MIN_SHARE: usize = 64 * 1024;
+/// Pieces per thread, at most.
+const SHARES_PER_THREAD: usize = 4;
 
-/// Parses `text` in up to `pieces` pieces, one thread each.
+/// Parses `text` in up to `pieces` pieces on up to `threads` threads (this one included),
+/// each taking the next piece left.
 fn parse_documents_in<T: Send>(
     text: &str,
     pieces: usize,
+    threads: usize,
     each: &(impl Fn(Node) -> T + Sync),
 ) -> Result<Vec<T>, ParseError> {
     let one_parse = || parse_piece(text).map(|docs| docs.into_iter().map(each).collect());
     let pieces = split_documents(text, pieces);
-    if pieces.len() < 2 {
+    if pieces.len() < 2 || threads < 2 {
         return one_parse();
     }
-    let results: Vec<Option<Result<Vec<T>, ParseError>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = pieces
-            .iter()
-            .map(|&(start, end)| {
+    // The line each piece starts at, counted once.
+    let mut offsets = Vec::with_capacity(pieces.len());
+    let mut counted = (0, 0u32);
+    for &(start, _) in &pieces {
+        let breaks = u32::try_from(line_breaks(&text[counted.0..start])).unwrap_or(u32::MAX);
+        counted = (start, counted.1.saturating_add(breaks));
+        offsets.push(counted.1);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (Some(&(start, end)), Some(&offset)) = (pieces.get(index), offsets.get(index))
+            else {
+                break;
+            };
+            let parsed = parse_piece(&text[start..end]).map(|docs| {
+                docs.into_iter()
+                    .map(|mut node| {
+                        move_lines(&mut node, i64::from(offset));
+                        each(node)
+                    })
+                    .collect::<Vec<T>>()
+            });
+            let failed = parsed.is_err();
+            done.push((index, parsed));
+            if failed {
+                break;
+            }
+        }
+        done
+    };
+    let mut results: Vec<Option<Result<Vec<T>, ParseError>>> =
+        std::iter::repeat_with(|| None).take(pieces.len()).collect();
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads.min(pieces.len()))
+            .filter_map(|_| {
                 std::thread::Builder::new()
                     .name("sextant-yaml".into())
-                    .spawn_scoped(scope, move || {
-                        let offset = u32::try_from(line_breaks(&text[..start])).unwrap_or(u32::MAX);
-                        parse_piece(&text[start..end]).map(|docs| {
-                            docs.into_iter()
-                                .map(|mut node| {
-                                    move_lines(&mut node, i64::from(offset));
-                                    each(node)
-                                })
-                                .collect()
-                        })
-                    })
+                    .spawn_scoped(scope, work)
                     .ok()
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.and_then(|h| h.join().ok()))
-            .collect()
+        let mut done = work();
+        for helper in helpers {
+            if let Ok(mut more) = helper.join() {
+                done.append(&mut more);
+            }
+        }
+        for (index, parsed) in done {
+            results[index] = Some(parsed);
+        }
     });
     let mut docs = Vec::new();
     for result in results {
@@ -483,11 +523,10 @@ pub fn move_lines(node: &mut Node, delta: i64) {
 /// Line breaks in `text` as YAML counts them (`\n`, `\r\n` and a lone `\r`).
 fn line_breaks(text: &str) -> usize {
     let bytes = text.as_bytes();
-    bytes
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
-        .count()
+    let lone_returns = memchr::memchr_iter(b'\r', bytes)
+        .filter(|&i| bytes.get(i + 1) != Some(&b'\n'))
+        .count();
+    memchr::memchr_iter(b'\n', bytes).count() + lone_returns
 }
 
 fn parse_piece(text: &str) -> Result<Vec<Node>, ParseError> {
@@ -661,11 +700,13 @@ mod tests {
         assert!(whole.len() > 40);
         for pieces in [2, 3, 5, 16] {
             assert!(split_documents(&text, pieces).len() > 1);
-            assert_eq!(
-                parse_documents_in(&text, pieces, &|n| n).unwrap(),
-                whole,
-                "{pieces} pieces"
-            );
+            for threads in [2, 3, 8] {
+                assert_eq!(
+                    parse_documents_in(&text, pieces, threads, &|n| n).unwrap(),
+                    whole,
+                    "{pieces} pieces, {threads} threads"
+                );
+            }
         }
     }
 
@@ -677,15 +718,17 @@ mod tests {
             format!("{good}---\ndesc: \"open\n--- still quoted\"\n{good}---\na: 1\n b: 2\n{good}");
         let whole = parse_piece(&text).unwrap_err();
         for pieces in [2, 4, 8] {
-            assert_eq!(
-                parse_documents_in(&text, pieces, &|n| n).unwrap_err(),
-                whole
-            );
+            for threads in [2, 3] {
+                assert_eq!(
+                    parse_documents_in(&text, pieces, threads, &|n| n).unwrap_err(),
+                    whole
+                );
+            }
         }
         let late = format!("{good}{good}---\na: 1\n b: 2\n");
         let whole = parse_piece(&late).unwrap_err();
         assert!(whole.pos.line > 100, "{whole:?}");
-        assert_eq!(parse_documents_in(&late, 4, &|n| n).unwrap_err(), whole);
+        assert_eq!(parse_documents_in(&late, 4, 2, &|n| n).unwrap_err(), whole);
     }
 
     #[test]

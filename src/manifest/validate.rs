@@ -41,7 +41,8 @@ use crate::model::{
 #[derive(Clone)]
 pub struct Document {
     pub origin: Arc<FileOrigin>,
-    pub node: Node,
+    /// Shared, so that handing a document to another load (see [`Share`]) copies no tree.
+    pub node: Arc<Node>,
     pub kind: DocumentKind,
     /// No structural error at all: the document becomes part of the model.
     pub valid: bool,
@@ -224,7 +225,7 @@ fn classify(
         .any(|e| e.path == "spec" || e.path.starts_with("spec.") || e.path.starts_with("spec["));
     Some(Document {
         origin: Arc::clone(origin),
-        node,
+        node: Arc::new(node),
         kind,
         valid: errors.len() == before,
         spec_valid,
@@ -732,23 +733,29 @@ pub fn validate_files(
     tracing::debug!(files = sources.len(), "loading manifests");
     let schema = checker_schema();
     let mut parsed = Parsed::default();
-    let (mut record, mut reuse, send) = match share {
+    let (mut record, received, send) = match share {
         Share::None => (None, None, None),
         Share::Send(sender) => (Some(SharedDocuments::default()), None, Some(sender)),
         // Waits for the other load's documents; none when it stopped without sending them.
         Share::Receive(receiver) => (None, receiver.recv().ok(), None),
     };
-    if let Some(shared) = &reuse {
+    let (texts, documents): (Vec<String>, Vec<Vec<Document>>) = received
+        .map(|shared| shared.files.into_iter().unzip())
+        .unwrap_or_default();
+    let mut reuse = (!texts.is_empty()).then(|| SegmentIndex::new(&texts, documents));
+    if let Some(index) = &reuse {
         tracing::debug!(
-            segments = shared.segments.len(),
+            segments = index.segments.len(),
             "reusing documents of another load"
         );
     }
     for source in sources {
-        // One text at a time: each is dropped once its documents are parsed.
+        // One text at a time: each is dropped once its documents are parsed (unless it is
+        // kept with them for another load).
         if let Some(text) = read_file(source, &mut errors) {
+            let mut copies = Vec::new();
             let sharing = Sharing {
-                record: record.as_mut(),
+                record: record.is_some().then_some(&mut copies),
                 reuse: reuse.as_mut(),
             };
             parse_file(
@@ -760,6 +767,11 @@ pub fn validate_files(
                 &mut parsed,
                 &mut errors,
             );
+            if let Some(record) = record.as_mut()
+                && !copies.is_empty()
+            {
+                record.files.push((text, copies));
+            }
         }
     }
     if let (Some(sender), Some(record)) = (send, record) {
@@ -781,19 +793,50 @@ pub enum Share {
     Receive(std::sync::mpsc::Receiver<SharedDocuments>),
 }
 
-/// Documents of one load, by the text of the segment (see [`Segment`]) they were parsed
-/// from. Only segments whose documents raised no diagnostic at all are kept, so a reused
-/// document is exactly what parsing the same lines gives, moved to where they are now.
+/// Documents of one load, file by file: the text of the file and its documents, in order
+/// (their trees shared, not copied). Only files whose documents raised no diagnostic at all
+/// are kept, so a reused document is exactly what parsing the same lines gives, moved to
+/// where they are now.
 #[derive(Default)]
 pub struct SharedDocuments {
-    segments: std::collections::HashMap<Box<str>, (u32, Vec<Document>)>,
+    files: Vec<(String, Vec<Document>)>,
+}
+
+/// The documents another load shared, by the text of the segment (see [`Segment`]) they
+/// were parsed from. Built by the load that reuses them, so that the load that shares them
+/// only hands them over.
+struct SegmentIndex<'t> {
+    segments: std::collections::HashMap<&'t str, (u32, Vec<Document>), rustc_hash::FxBuildHasher>,
+}
+
+impl<'t> SegmentIndex<'t> {
+    /// `documents[i]` are the documents parsed from `texts[i]`, in order.
+    fn new(texts: &'t [String], documents: Vec<Vec<Document>>) -> Self {
+        let mut segments = std::collections::HashMap::default();
+        for (text, documents) in texts.iter().zip(documents) {
+            let cuts = document_segments(text);
+            let mut documents = documents.into_iter().peekable();
+            for (index, segment) in cuts.iter().enumerate() {
+                let next_line = cuts.get(index + 1).map_or(u32::MAX, |s| s.line);
+                let mut docs = Vec::new();
+                while let Some(doc) = documents.next_if(|doc| doc.node.pos.line < next_line) {
+                    docs.push(doc);
+                }
+                segments
+                    .entry(&text[segment.start..segment.end])
+                    .or_insert((segment.line, docs));
+            }
+        }
+        Self { segments }
+    }
 }
 
 /// What one file's parse records for, or takes from, another load (default: nothing).
 #[derive(Default)]
-struct Sharing<'a> {
-    record: Option<&'a mut SharedDocuments>,
-    reuse: Option<&'a mut SharedDocuments>,
+struct Sharing<'a, 't> {
+    /// Receives the file's documents when none of them raised a diagnostic.
+    record: Option<&'a mut Vec<Document>>,
+    reuse: Option<&'a mut SegmentIndex<'t>>,
 }
 
 /// Parses and validates one manifest text already read, as [`validate_files`] does for each
@@ -836,8 +879,8 @@ enum Classified {
     Lock(lock::LockDocument),
 }
 
-/// One document's parse: what it became, its diagnostics, and a copy kept for another load.
-type ParsedEntry = (Option<Classified>, Vec<Diagnostic>, Option<Document>);
+/// One document's parse: what it became, and its diagnostics.
+type ParsedEntry = (Option<Classified>, Vec<Diagnostic>);
 
 /// Parses the documents of one file, checks their structure and adds them to `batches`.
 fn parse_file(
@@ -845,7 +888,7 @@ fn parse_file(
     text: &str,
     schema: &Json,
     layer: &Layer,
-    sharing: Sharing<'_>,
+    sharing: Sharing<'_, '_>,
     parsed: &mut Parsed,
     errors: &mut Vec<Diagnostic>,
 ) {
@@ -855,19 +898,18 @@ fn parse_file(
     });
     let checker = Checker::new(schema, &source.path);
     let source_text = SourceText::new(&origin.file, text);
-    let keep_copies = sharing.record.is_some();
     // Each document is rewritten and checked on the thread that parsed it, its errors kept
     // beside it.
     let each = |node| -> ParsedEntry {
         let mut found = Vec::new();
         let Some((node, notes)) = layer.prepare(&source_text, node, &mut found) else {
-            return (None, found, None);
+            return (None, found);
         };
         let before = found.len();
         if DocumentKind::of(&node) == Some(DocumentKind::Lock) {
             let doc = lock::classify(&origin, node, &checker, &mut found);
             layer.annotate(&notes, &mut found, before);
-            return (Some(Classified::Lock(doc)), found, None);
+            return (Some(Classified::Lock(doc)), found);
         }
         let mut doc = classify(&origin, node, &checker, &mut found);
         if !notes.failed.is_empty()
@@ -877,11 +919,7 @@ fn parse_file(
             doc.spec_valid = false;
         }
         layer.annotate(&notes, &mut found, before);
-        let copy = doc
-            .as_ref()
-            .filter(|_| keep_copies && found.is_empty())
-            .cloned();
-        (doc.map(Classified::Document), found, copy)
+        (doc.map(Classified::Document), found)
     };
     let reused = sharing
         .reuse
@@ -890,7 +928,7 @@ fn parse_file(
         Some(classified) => Ok(classified),
         None => parse_documents_with(text, each),
     };
-    let mut classified = match classified {
+    let classified = match classified {
         Ok(classified) => classified,
         Err(err) => {
             errors.push(Diagnostic::new(
@@ -903,7 +941,7 @@ fn parse_file(
         }
     };
     if let Some(record) = sharing.record {
-        record_documents(text, &mut classified, record);
+        record_documents(&classified, record);
     }
     tracing::debug!(file = %source.path.display(), documents = classified.len(), "parsed");
     let mut classified = classified.into_iter().peekable();
@@ -911,7 +949,7 @@ fn parse_file(
         // Sized to what is left: a file of one document must not reserve a whole batch
         // (10,000 small files would hold 2 GB of empty slots).
         let mut batch = Vec::with_capacity(classified.len().min(DOCUMENT_BATCH));
-        for (doc, mut found, _) in classified.by_ref().take(DOCUMENT_BATCH) {
+        for (doc, mut found) in classified.by_ref().take(DOCUMENT_BATCH) {
             errors.append(&mut found);
             match doc {
                 Some(Classified::Document(doc)) => batch.push(doc),
@@ -923,31 +961,18 @@ fn parse_file(
     }
 }
 
-/// Keeps the copies of a file's documents for another load, by segment: a segment is kept
-/// only when each of its documents was parsed without any diagnostic (a `Lock` document, an
-/// error or a warning anywhere in the file: nothing of it is kept).
-fn record_documents(text: &str, classified: &mut [ParsedEntry], record: &mut SharedDocuments) {
+/// Keeps a file's documents for another load (their trees shared) when each was parsed
+/// without any diagnostic (a `Lock` document, an error or a warning anywhere in the file:
+/// nothing of it is kept).
+fn record_documents(classified: &[ParsedEntry], record: &mut Vec<Document>) {
     let clean = classified
         .iter()
-        .all(|(doc, found, copy)| found.is_empty() && (doc.is_none() || copy.is_some()));
-    if !clean {
-        return;
-    }
-    let segments = document_segments(text);
-    let mut copies = classified
-        .iter_mut()
-        .filter_map(|(_, _, copy)| copy.take())
-        .peekable();
-    for (index, segment) in segments.iter().enumerate() {
-        let next_line = segments.get(index + 1).map_or(u32::MAX, |s| s.line);
-        let mut docs = Vec::new();
-        while let Some(doc) = copies.next_if(|doc| doc.node.pos.line < next_line) {
-            docs.push(doc);
-        }
-        record
-            .segments
-            .entry(text[segment.start..segment.end].into())
-            .or_insert((segment.line, docs));
+        .all(|(doc, found)| found.is_empty() && !matches!(doc, Some(Classified::Lock(_))));
+    if clean {
+        record.extend(classified.iter().filter_map(|(doc, _)| match doc {
+            Some(Classified::Document(doc)) => Some(doc.clone()),
+            _ => None,
+        }));
     }
 }
 
@@ -958,7 +983,7 @@ fn record_documents(text: &str, classified: &mut [ParsedEntry], record: &mut Sha
 fn reuse_documents(
     text: &str,
     origin: &Arc<FileOrigin>,
-    shared: &mut SharedDocuments,
+    shared: &mut SegmentIndex<'_>,
     each: &(impl Fn(Node) -> ParsedEntry + Sync),
 ) -> Option<Vec<ParsedEntry>> {
     let segments = document_segments(text);
@@ -990,9 +1015,12 @@ fn reuse_documents(
         }
         let delta = i64::from(segment.line) - i64::from(line);
         for mut doc in docs {
-            move_lines(&mut doc.node, delta);
+            if delta != 0 {
+                // The tree is copied here only when its lines moved.
+                move_lines(Arc::make_mut(&mut doc.node), delta);
+            }
             doc.origin = Arc::clone(origin);
-            entries.push((Some(Classified::Document(doc)), Vec::new(), None));
+            entries.push((Some(Classified::Document(doc)), Vec::new()));
         }
     }
     if let Some(run) = run.take() {
@@ -1635,10 +1663,10 @@ pub(crate) mod tests {
             path: "jobs.yaml".into(),
             base_dir: ".".into(),
         };
-        let mut shared = SharedDocuments::default();
+        let mut copies = Vec::new();
         let (mut parsed, mut errors) = (Parsed::default(), Vec::new());
         let sharing = Sharing {
-            record: Some(&mut shared),
+            record: Some(&mut copies),
             reuse: None,
         };
         let schema = checker_schema();
@@ -1652,6 +1680,8 @@ pub(crate) mod tests {
             &mut errors,
         );
         assert!(errors.is_empty(), "{errors:?}");
+        let texts = [before.clone()];
+        let mut shared = SegmentIndex::new(&texts, vec![copies]);
         assert_eq!(shared.segments.len(), 3);
         let changed = format!("# a comment\n{}", job("B"));
         let after = [job("a"), changed, job("c")].join("---\n");
@@ -1662,14 +1692,14 @@ pub(crate) mod tests {
         let calls = std::sync::atomic::AtomicUsize::new(0);
         let each = |_node| -> ParsedEntry {
             calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            (None, Vec::new(), None)
+            (None, Vec::new())
         };
         let entries = reuse_documents(&after, &origin, &mut shared, &each).unwrap();
         assert_eq!(entries.len(), 3);
         assert_eq!(calls.into_inner(), 1, "only `B` is parsed");
         let lines: Vec<u32> = entries
             .iter()
-            .filter_map(|(doc, _, _)| match doc {
+            .filter_map(|(doc, _)| match doc {
                 Some(Classified::Document(doc)) => Some(doc.node.pos.line),
                 _ => None,
             })

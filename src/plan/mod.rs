@@ -627,6 +627,17 @@ fn compared_fields(
 /// `before` was present; `None` when apply would do nothing.
 pub fn compare_declared(before: Option<&Resource>, after: &Resource) -> Option<ResourceChange> {
     let present = |r: &Resource| r.ensure == Ensure::Present;
+    let before = before.filter(|b| present(b));
+    // The same spec text on the same connection compares equal field by field: skip
+    // decoding it, and building the change (most documents at a baseline are the working
+    // tree's).
+    if let Some(before) = before
+        && present(after)
+        && before.connection == after.connection
+        && before.spec.same_text(&after.spec)
+    {
+        return None;
+    }
     let mut change = ResourceChange {
         address: after.address.clone(),
         connection: after.connection.clone(),
@@ -642,7 +653,6 @@ pub fn compare_declared(before: Option<&Resource>, after: &Resource) -> Option<R
         attempt: 0,
         depends_on: after.depends_on.clone(),
     };
-    let before = before.filter(|b| present(b));
     let declared = |resource: &Resource| {
         Arc::new(crate::providers::LiveObject {
             kind: resource.address.kind,
@@ -666,11 +676,6 @@ pub fn compare_declared(before: Option<&Resource>, after: &Resource) -> Option<R
             change.live = Some(declared(before));
         }
         (Some(before), true) => {
-            // The same spec text on the same connection compares equal field by field:
-            // skip decoding it (most documents at a baseline are the working tree's).
-            if before.connection == after.connection && before.spec.same_text(&after.spec) {
-                return None;
-            }
             change.live = Some(declared(before));
             if let Err(reason) = compare_spec(after, &after.spec, &before.spec, &mut change) {
                 change.action = Action::Update;
