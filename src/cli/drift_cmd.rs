@@ -2,7 +2,6 @@
 //! REF are loaded and checked before anything is contacted; the live state is then read once
 //! for both, with the listings of the unmanaged scan made whole, and the report printed.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -15,7 +14,7 @@ use super::{Failure, Reporter, exit};
 use crate::drift::baseline::{Baseline, BaselineTree};
 use crate::drift::{self, DriftInputs, DriftReport};
 use crate::manifest::{Diagnostics, Overrides};
-use crate::model::{Address, Model};
+use crate::model::Model;
 use crate::plan::{self, ProviderSet};
 
 pub async fn run(
@@ -113,16 +112,20 @@ async fn drift(
     }
     workspace.check_credentials(reporter)?;
     let workspace = &*workspace;
-    let baseline_model = baseline.as_ref().map(|b| {
-        b.model
-            .as_ref()
-            .map_or(&workspace.model, |(_, model)| model)
-    });
+    // The baseline's tree stays until the report is made (its resources point into it).
+    let (baseline, baseline_model) = match baseline {
+        Some(LoadedBaseline { baseline, model }) => {
+            let (tree, model) = model.unzip();
+            (Some((baseline, tree)), model)
+        }
+        None => (None, None),
+    };
     let listing = drift::listing(&workspace.model, baseline_model);
-    let everything: BTreeSet<Address> = listing.model.resources.keys().cloned().collect();
+    // Without `--target`, the working tree's scope is every address it declares: the
+    // listing model's.
     let live = plan::read_live_state_scanning(
         &listing.model,
-        &everything,
+        &workspace.scope,
         &scan,
         &workspace.providers,
         args.parallelism,
@@ -131,13 +134,9 @@ async fn drift(
     .map_err(|failure| listing_failure(failure, reporter))?;
     let inputs = DriftInputs {
         current: &workspace.model,
-        baseline: baseline.as_ref().zip(baseline_model).map(|(b, model)| {
-            (
-                model,
-                b.baseline.reference.as_str(),
-                b.baseline.commit.as_str(),
-            )
-        }),
+        baseline: baseline
+            .as_ref()
+            .map(|(b, _)| (b.reference.as_str(), b.commit.as_str())),
         listing: &listing,
         live: &live,
     };

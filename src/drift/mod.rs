@@ -22,7 +22,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{Address, Kind, Model};
+use crate::model::{Address, Kind, Model, Resource};
 use crate::plan::render::{JsonChange, JsonWarning, json_change, mask};
 use crate::plan::{
     self, FieldChange, LiveState, Plan, PlanProblem, ResourceChange, is_sensitive_key,
@@ -227,48 +227,87 @@ pub fn scanned_listings(model: &Model) -> BTreeSet<(String, Kind)> {
 pub struct Listing<'m> {
     /// The working tree's resources, each replaced by its declaration at the baseline when
     /// the baseline declares it on the same connection (drift compares against that); the
-    /// working tree's model itself when nothing needs replacing.
+    /// working tree's model itself when there is no other baseline.
     pub model: std::borrow::Cow<'m, Model>,
     /// The addresses compared with the live state: those declared both at the baseline and
     /// in the working tree (all of the working tree's without a baseline).
     pub drift_scope: BTreeSet<Address>,
+    /// The baseline's declarations of the resources the working tree moved to another
+    /// connection (compared for pending, not for drift).
+    moved: BTreeMap<Address, Resource>,
+    /// Whether the baseline's manifests are not the working tree's (then they can differ).
+    separate: bool,
 }
 
-/// The listing model of `current` (the working tree) and `baseline`. Objects declared only
-/// at the baseline (their document was removed since) are not compared: apply leaves them
-/// alone, and they are unmanaged now.
-pub fn listing<'m>(current: &'m Model, baseline: Option<&Model>) -> Listing<'m> {
-    let everything = || current.resources.keys().cloned().collect();
-    let Some(baseline) = baseline.filter(|b| !std::ptr::eq(*b, current)) else {
+/// The listing model of `current` (the working tree) and `baseline` (`None` without one,
+/// or when the manifests at the baseline are the working tree's). The baseline's resources
+/// are moved into it, not copied. Objects declared only at the baseline (their document was
+/// removed since) are not compared: apply leaves them alone, and they are unmanaged now.
+pub fn listing(current: &Model, baseline: Option<Model>) -> Listing<'_> {
+    let Some(baseline) = baseline else {
         return Listing {
             model: std::borrow::Cow::Borrowed(current),
-            drift_scope: everything(),
+            drift_scope: current.resources.keys().cloned().collect(),
+            moved: BTreeMap::new(),
+            separate: false,
         };
     };
     let mut drift_scope = BTreeSet::new();
-    // Each resource is copied once, from the baseline or the working tree, in address order
-    // (a sorted map is built in one pass).
-    let resources = current
-        .resources
-        .iter()
-        .map(
-            |(address, resource)| match baseline.resources.get(address) {
-                Some(before) if before.connection == resource.connection => {
-                    drift_scope.insert(address.clone());
-                    (address.clone(), before.clone())
-                }
-                _ => (address.clone(), resource.clone()),
-            },
-        )
-        .collect();
+    let mut moved = BTreeMap::new();
+    let mut resources = Vec::with_capacity(current.resources.len());
+    // One pass over both, in address order.
+    let mut before = baseline.resources.into_iter().peekable();
+    for (address, resource) in &current.resources {
+        // Declared only at the baseline: dropped.
+        while before.next_if(|(at, _)| at < address).is_some() {}
+        match before.next_if(|(at, _)| at == address) {
+            Some((at, declared)) if declared.connection == resource.connection => {
+                drift_scope.insert(address.clone());
+                resources.push((at, declared));
+            }
+            Some((at, declared)) => {
+                moved.insert(at, declared);
+                resources.push((address.clone(), resource.clone()));
+            }
+            None => resources.push((address.clone(), resource.clone())),
+        }
+    }
     Listing {
         model: std::borrow::Cow::Owned(Model {
             connections: current.connections.clone(),
-            resources,
+            resources: resources.into_iter().collect(),
             warnings: current.warnings.clone(),
             lock: current.lock.clone(),
         }),
         drift_scope,
+        moved,
+        separate: true,
+    }
+}
+
+impl Listing<'_> {
+    /// What the next apply changes in the declarations since the baseline (`current`'s
+    /// resources compared with their declarations at the baseline), in address order;
+    /// nothing when the baseline's manifests are the working tree's.
+    pub fn pending(&self, current: &Model) -> Vec<ResourceChange> {
+        if !self.separate {
+            return Vec::new();
+        }
+        let mut compared = self.drift_scope.iter().peekable();
+        // The listing model holds exactly `current`'s addresses, in the same order.
+        current
+            .resources
+            .iter()
+            .zip(self.model.resources.values())
+            .filter_map(|((address, resource), listed)| {
+                let before = if compared.next_if(|at| *at == address).is_some() {
+                    Some(listed)
+                } else {
+                    self.moved.get(address)
+                };
+                plan::compare_declared(before, resource)
+            })
+            .collect()
     }
 }
 
@@ -276,8 +315,8 @@ pub fn listing<'m>(current: &'m Model, baseline: Option<&Model>) -> Listing<'m> 
 pub struct DriftInputs<'a> {
     /// The manifests of the working tree.
     pub current: &'a Model,
-    /// The manifests at the baseline, with the baseline's ref and commit.
-    pub baseline: Option<(&'a Model, &'a str, &'a str)>,
+    /// The baseline's ref and commit (its manifests are in `listing`).
+    pub baseline: Option<(&'a str, &'a str)>,
     pub listing: &'a Listing<'a>,
     pub live: &'a LiveState,
 }
@@ -308,17 +347,7 @@ pub fn report(inputs: &DriftInputs<'_>) -> Result<DriftReport, Vec<PlanProblem>>
     let mut notes = Vec::new();
     let mut pending = Vec::new();
     match inputs.baseline {
-        // The same manifests at the baseline: nothing is pending.
-        Some((baseline, _, _)) if std::ptr::eq(baseline, inputs.current) => {}
-        Some((baseline, _, _)) => {
-            for (address, resource) in &inputs.current.resources {
-                if let Some(change) =
-                    plan::compare_declared(baseline.resources.get(address), resource)
-                {
-                    pending.push(item(&change));
-                }
-            }
-        }
+        Some(_) => pending.extend(inputs.listing.pending(inputs.current).iter().map(item)),
         None => notes.push(
             "no `--baseline` was given: every difference from the manifests is reported as drifted, and drift (changed outside sextant) cannot be told from pending (merged, not applied yet); run `sextant drift --baseline <last applied commit>`".to_string(),
         ),
@@ -381,10 +410,8 @@ pub fn report(inputs: &DriftInputs<'_>) -> Result<DriftReport, Vec<PlanProblem>>
     Ok(DriftReport {
         format_version: FORMAT_VERSION.to_string(),
         sextant_version: env!("CARGO_PKG_VERSION").to_string(),
-        baseline: inputs.baseline.map(|(_, _, commit)| commit.to_string()),
-        baseline_ref: inputs
-            .baseline
-            .map(|(_, reference, _)| reference.to_string()),
+        baseline: inputs.baseline.map(|(_, commit)| commit.to_string()),
+        baseline_ref: inputs.baseline.map(|(reference, _)| reference.to_string()),
         notes,
         summary,
         drifted,
@@ -576,14 +603,14 @@ mod tests {
     #[test]
     fn listing_compares_only_what_both_declare_and_borrows_when_it_can() {
         let base = model(JOB);
-        let same = listing(&base, Some(&base));
+        let same = listing(&base, None);
         assert!(matches!(same.model, std::borrow::Cow::Borrowed(_)));
         assert_eq!(same.drift_scope.len(), 1);
         let now = model(&format!(
             "{}---\nkind: SaltTarget\nname: new\nspec: {{ tgt: {{ '*': {{ tgt_type: glob, tgt: 'x*' }} }} }}\n",
             JOB.replace("desc: one", "desc: two")
         ));
-        let both = listing(&now, Some(&base));
+        let both = listing(&now, Some(base.clone()));
         let job = Address::new(Kind::SaltJob, "job");
         assert_eq!(both.drift_scope, BTreeSet::from([job.clone()]));
         // Drift compares the live job with its declaration at the baseline.
@@ -592,6 +619,34 @@ mod tests {
             base.resources[&job].spec.as_str()
         );
         assert_eq!(both.model.resources.len(), 2);
+        // Pending compares the working tree with the baseline's declarations moved in.
+        let changes = |listing: &Listing<'_>, current: &Model| -> Vec<(String, Action)> {
+            listing
+                .pending(current)
+                .iter()
+                .map(|c| (c.address.to_string(), c.action))
+                .collect()
+        };
+        assert!(changes(&same, &base).is_empty());
+        assert_eq!(
+            changes(&both, &now),
+            [
+                ("SaltTarget/new".to_string(), Action::Create),
+                ("SaltJob/job".to_string(), Action::Update)
+            ]
+        );
+        // A job moved to another connection: listed there, not compared for drift, and
+        // replaced by the next apply.
+        let other = "kind: Connection\nname: other\nspec: { type: raas, url: https://other.example.com, api_token: { env: T } }\n";
+        let moved = model(&format!("{other}---\n{JOB}connection: other\n"));
+        let base = model(&format!("{other}---\n{JOB}connection: salt\n"));
+        let listed = listing(&moved, Some(base));
+        assert!(listed.drift_scope.is_empty());
+        assert_eq!(listed.model.resources[&job].connection, "other");
+        assert_eq!(
+            changes(&listed, &moved),
+            [("SaltJob/job".to_string(), Action::Replace)]
+        );
     }
 
     #[test]
