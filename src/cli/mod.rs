@@ -70,9 +70,6 @@ pub fn main() -> i32 {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> i32 {
-    if !matches!(cli.command, Command::Sim(_)) {
-        disable_transparent_huge_pages();
-    }
     let global = GlobalSettings::new(&cli.global);
     let reporter = Reporter::new(&global);
     reporter.init_logging();
@@ -94,20 +91,6 @@ pub fn run(cli: Cli) -> i32 {
             exit::ERROR
         }
     }
-}
-
-/// Turns transparent huge pages off for the process (on Linux; elsewhere it does nothing),
-/// for every command but the simulator's server. mimalloc asks the kernel for huge pages on
-/// its arenas (`MADV_HUGEPAGE`), and the kernel then zeroes 2 MiB at each first touch: a
-/// command that runs for a second and touches its memory once paid for pages it never used.
-/// `plan` of 10,000 resources peaked at about 118 MB instead of 66 MB, and a random run
-/// spent 0.1–0.3 s of kernel time clearing pages (BENCHMARKS.md, "Transparent huge pages").
-/// This is what mimalloc's own `MIMALLOC_ALLOW_THP=0` does; the flag holds for every thread
-/// and is inherited by child processes (`git`).
-fn disable_transparent_huge_pages() {
-    // Kernels before 3.15 do not know the flag: then the pages stay as they were.
-    #[cfg(target_os = "linux")]
-    let _ = rustix::thread::disable_transparent_huge_pages(true);
 }
 
 /// Turns each command's raw arguments into its settings (the one place they are checked),
