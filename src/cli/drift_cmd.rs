@@ -34,22 +34,34 @@ pub async fn run(
         let (manifests, access) = (manifests.clone(), global.access.clone());
         let (documents, reuse) = std::sync::mpsc::sync_channel(1);
         unit.share_documents(documents);
-        tokio::task::spawn_blocking(move || {
-            load_baseline(
-                &reference,
-                &manifests.paths,
-                &manifests.overrides,
-                access,
-                reuse,
-            )
-        })
+        // A thread of its own, not the runtime's blocking pool: it ends with the load, so
+        // the memory it freed goes back to the other threads (a pooled thread would idle on
+        // it, and the listings would take fresh pages from the kernel).
+        let (done, loaded) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("sextant-baseline".into())
+            .spawn(move || {
+                let _ = done.send(load_baseline(
+                    &reference,
+                    &manifests.paths,
+                    &manifests.overrides,
+                    access,
+                    reuse,
+                ));
+            });
+        spawned.map(|_| loaded)
     });
     let opened = Workspace::open_unit(unit, &[], args.sim, None, reporter).await;
     let baseline = match baseline_load {
-        Some(task) => Some(
-            task.await
+        Some(Ok(loaded)) => Some(
+            loaded
+                .await
                 .map_err(|err| Failure::with_source("loading the baseline failed", err)),
         ),
+        Some(Err(err)) => Some(Err(Failure::with_source(
+            "cannot start the thread that loads the baseline",
+            err,
+        ))),
         None => None,
     };
     let mut workspace = opened?;
