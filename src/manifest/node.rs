@@ -322,8 +322,11 @@ fn parse_documents_in<T: Send>(
     each: &(impl Fn(Node) -> T + Sync),
 ) -> Result<Vec<T>, ParseError> {
     let one_parse = || parse_piece(text).map(|docs| docs.into_iter().map(each).collect());
+    if threads < 2 {
+        return one_parse();
+    }
     let pieces = split_documents(text, pieces);
-    if pieces.len() < 2 || threads < 2 {
+    if pieces.len() < 2 {
         return one_parse();
     }
     // The line each piece starts at, counted once.
