@@ -525,11 +525,14 @@ pub fn move_lines(node: &mut Node, delta: i64) {
 
 /// Line breaks in `text` as YAML counts them (`\n`, `\r\n` and a lone `\r`).
 fn line_breaks(text: &str) -> usize {
-    let bytes = text.as_bytes();
-    let lone_returns = memchr::memchr_iter(b'\r', bytes)
-        .filter(|&i| bytes.get(i + 1) != Some(&b'\n'))
-        .count();
-    memchr::memchr_iter(b'\n', bytes).count() + lone_returns
+    line_break_ends(text.as_bytes()).count()
+}
+
+/// The offset of the last byte of each line break in `bytes`, in order, as YAML counts them
+/// (`\n`, `\r\n` and a lone `\r`): a line starts at the byte after each.
+pub(super) fn line_break_ends(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    memchr::memchr2_iter(b'\n', b'\r', bytes)
+        .filter(|&i| bytes[i] == b'\n' || bytes.get(i + 1) != Some(&b'\n'))
 }
 
 fn parse_piece(text: &str) -> Result<Vec<Node>, ParseError> {

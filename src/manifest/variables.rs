@@ -137,14 +137,9 @@ impl<'a> SourceText<'a> {
     /// Byte offsets where lines start, counting breaks as YAML does (`\n`, `\r\n`, `\r`).
     fn lines(&self) -> &[usize] {
         self.lines.get_or_init(|| {
-            let bytes = self.text.as_bytes();
-            let mut starts = vec![0];
-            for (i, &b) in bytes.iter().enumerate() {
-                if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
-                    starts.push(i + 1);
-                }
-            }
-            starts
+            std::iter::once(0)
+                .chain(super::node::line_break_ends(self.text.as_bytes()).map(|end| end + 1))
+                .collect()
         })
     }
 
@@ -494,6 +489,13 @@ impl Walk<'_, '_> {
 mod tests {
     use super::*;
     use crate::manifest::node::parse_documents;
+
+    #[test]
+    fn lines_start_after_each_break_as_yaml_counts_them() {
+        let file: Arc<Path> = Arc::from(Path::new("m.yaml"));
+        let source = SourceText::new(&file, "a\r\nb\rc\n\nd");
+        assert_eq!(source.lines(), [0, 3, 5, 7, 8]);
+    }
 
     fn vars(yaml: &str) -> Variables {
         let mut vars = Variables::of_environment("test");
